@@ -1,0 +1,586 @@
+//! The one typed configuration of the exchange.
+//!
+//! Owns: every entity the admin edits (extensions, SIP accounts, users), their validation
+//! against the whole configuration, the versioned JSON document used by export/import,
+//! and the immutable [`Snapshot`] the runtime reads. Must not touch: storage, sockets, time.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Name written into every exported document, so an import can refuse foreign JSON.
+pub const FORMAT: &str = "pbx-config";
+/// Version of the document layout; bumped when a field changes meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole configuration, as exported and imported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Layout version, [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Extensions, each with its number.
+    #[serde(default)]
+    pub extensions: Vec<Extension>,
+    /// SIP accounts; each belongs to one extension.
+    #[serde(default)]
+    pub accounts: Vec<SipAccount>,
+    /// People who log in to the web admin or the user portal.
+    #[serde(default)]
+    pub users: Vec<User>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            extensions: Vec::new(),
+            accounts: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// How the caller's number is shown on external calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "mode", content = "number", rename_all = "snake_case")]
+pub enum CallerIdPresentation {
+    /// The extension's own number.
+    #[default]
+    Show,
+    /// Anonymous.
+    Hide,
+    /// Another extension's number (for example a reception desk).
+    Present(String),
+}
+
+/// An extension: a number people dial, rung on all its SIP accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    /// Digits only, unique in the box.
+    pub number: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub mobile: String,
+    /// Digits used for voicemail and feature codes; empty when unset.
+    #[serde(default)]
+    pub service_pin: String,
+    /// Most calls the extension may have at once, 0 = no limit.
+    #[serde(default)]
+    pub call_limit: u32,
+    /// With this many calls in progress new calls get 486 Busy Here; 0 = no busy level.
+    #[serde(default)]
+    pub busy_level: u32,
+    #[serde(default)]
+    pub caller_id: CallerIdPresentation,
+    /// Calls must use TLS and SRTP (stored; enforced by the encryption work).
+    #[serde(default)]
+    pub encrypt_calls: bool,
+}
+
+impl Extension {
+    /// A new enabled extension with defaults for everything but the number.
+    pub fn new(number: &str) -> Self {
+        Extension {
+            number: number.into(),
+            enabled: true,
+            first_name: String::new(),
+            last_name: String::new(),
+            email: String::new(),
+            mobile: String::new(),
+            service_pin: String::new(),
+            call_limit: 0,
+            busy_level: 0,
+            caller_id: CallerIdPresentation::Show,
+            encrypt_calls: false,
+        }
+    }
+
+    /// "First Last", or empty.
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name).trim().to_string()
+    }
+}
+
+/// SIP transports a phone may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+        })
+    }
+}
+
+/// Audio codecs an account may be offered, by their SDP encoding names.
+pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "G729", "opus", "GSM"];
+
+/// A SIP account: credentials a phone registers with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipAccount {
+    /// Unique in the box.
+    pub username: String,
+    pub secret: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Number of the extension this account belongs to.
+    pub extension: String,
+    /// Address or subnet (CIDR) the phone must come from; empty = anywhere.
+    #[serde(default)]
+    pub allowed_source: String,
+    /// INVITEs must come from the address and port that registered.
+    #[serde(default)]
+    pub registration_check: bool,
+    /// Answer to the packet's source address and latch RTP to where it really comes from.
+    #[serde(default = "yes")]
+    pub nat: bool,
+    /// Let media flow phone to phone (off: the box relays).
+    #[serde(default)]
+    pub direct_media: bool,
+    #[serde(default = "default_transports")]
+    pub transports: Vec<Transport>,
+    /// Preferred first.
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+}
+
+impl SipAccount {
+    /// An account with the defaults a phone on the LAN needs.
+    pub fn new(username: &str, secret: &str, extension: &str) -> Self {
+        SipAccount {
+            username: username.into(),
+            secret: secret.into(),
+            enabled: true,
+            extension: extension.into(),
+            allowed_source: String::new(),
+            registration_check: false,
+            nat: true,
+            direct_media: false,
+            transports: default_transports(),
+            codecs: default_codecs(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_transports() -> Vec<Transport> {
+    vec![Transport::Udp, Transport::Tcp]
+}
+fn default_codecs() -> Vec<String> {
+    vec!["PCMU".into(), "PCMA".into()]
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Administrator,
+    Auditor,
+    User,
+}
+
+/// A person who logs in to the web admin or user portal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    #[serde(default)]
+    pub full_name: String,
+    pub role: Role,
+    /// Numbers of the extensions this user owns.
+    #[serde(default)]
+    pub extensions: Vec<String>,
+}
+
+/// One problem found by validation, naming the entity and the field to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// For example `extension 101` or `account 101a`.
+    pub entity: String,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.entity, self.field, self.message)
+    }
+}
+
+/// Validation failed; every problem found is listed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+pub struct ValidationError(pub Vec<FieldError>);
+
+/// Why a secret is refused, or `None` when it is strong enough.
+pub fn weak_secret_reason(secret: &str) -> Option<String> {
+    if secret.chars().count() < 10 {
+        return Some("must be at least 10 characters long".into());
+    }
+    let classes = [
+        secret.chars().any(|c| c.is_ascii_lowercase()),
+        secret.chars().any(|c| c.is_ascii_uppercase()),
+        secret.chars().any(|c| c.is_ascii_digit()),
+        secret.chars().any(|c| !c.is_ascii_alphanumeric()),
+    ];
+    if classes.iter().filter(|c| **c).count() < 3 {
+        return Some(
+            "must mix at least three of: lower case, upper case, digits, symbols".into(),
+        );
+    }
+    if secret.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        return Some("must not contain quotes, backslashes or control characters".into());
+    }
+    None
+}
+
+/// A strong random SIP secret of 16 characters with every character class.
+pub fn generate_secret<R: Rng>(rng: &mut R) -> String {
+    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
+    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGIT: &[u8] = b"23456789";
+    const SYMBOL: &[u8] = b"-_.+=*!";
+    let all: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL].concat();
+    let mut out: Vec<u8> = vec![
+        LOWER[rng.gen_range(0..LOWER.len())],
+        UPPER[rng.gen_range(0..UPPER.len())],
+        DIGIT[rng.gen_range(0..DIGIT.len())],
+        SYMBOL[rng.gen_range(0..SYMBOL.len())],
+    ];
+    while out.len() < 16 {
+        out.push(all[rng.gen_range(0..all.len())]);
+    }
+    // Shuffle so the classes do not always sit in front.
+    for i in (1..out.len()).rev() {
+        out.swap(i, rng.gen_range(0..=i));
+    }
+    String::from_utf8(out).expect("ascii")
+}
+
+/// An address or CIDR subnet, as allowed in `allowed_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    /// Parses `192.168.1.10` or `192.168.1.0/24` (IPv6 too).
+    pub fn parse(s: &str) -> Result<Subnet, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("prefix length must be 0 to {max}"))?,
+        };
+        Ok(Subnet { addr, prefix })
+    }
+
+    /// Whether `ip` lies inside the subnet.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                u32::from(n) & mask == u32::from(i) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                u128::from(n) & mask == u128::from(i) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn valid_username(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+}
+
+impl Config {
+    /// Checks the whole configuration: unique numbers and names, references that exist,
+    /// values in range, strong secrets. Lists every problem, not only the first.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let mut errs = Vec::new();
+        let mut err = |entity: String, field: &str, message: String| {
+            errs.push(FieldError { entity, field: field.into(), message })
+        };
+        if self.format != FORMAT {
+            err("document".into(), "format", format!("must be {FORMAT:?}"));
+        }
+        if self.version != FORMAT_VERSION {
+            err(
+                "document".into(),
+                "version",
+                format!("version {} is not supported (this firmware reads {FORMAT_VERSION})", self.version),
+            );
+        }
+        let mut numbers = HashSet::new();
+        for e in &self.extensions {
+            let ent = format!("extension {}", e.number);
+            if !is_digits(&e.number) || e.number.len() > 20 {
+                err(ent.clone(), "number", "must be 1 to 20 digits".into());
+            }
+            if !numbers.insert(e.number.as_str()) {
+                err(ent.clone(), "number", "is used by another extension".into());
+            }
+            if !e.service_pin.is_empty() && (!is_digits(&e.service_pin) || e.service_pin.len() < 4) {
+                err(ent.clone(), "service_pin", "must be at least 4 digits".into());
+            }
+            if !e.email.is_empty() && !e.email.contains('@') {
+                err(ent.clone(), "email", "is not an e-mail address".into());
+            }
+            if !e.mobile.is_empty()
+                && !e.mobile.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit())
+            {
+                err(ent.clone(), "mobile", "must be digits, optionally after +".into());
+            }
+            if let CallerIdPresentation::Present(n) = &e.caller_id {
+                if !self.extensions.iter().any(|o| &o.number == n) {
+                    err(ent.clone(), "caller_id", format!("extension {n} does not exist"));
+                }
+            }
+            for (field, v) in [("first_name", &e.first_name), ("last_name", &e.last_name)] {
+                if v.chars().any(|c| c.is_control() || c == '"' || c == '<' || c == '>') {
+                    err(ent.clone(), field, "must not contain quotes, < > or control characters".into());
+                }
+            }
+        }
+        let mut usernames = HashSet::new();
+        for a in &self.accounts {
+            let ent = format!("account {}", a.username);
+            if !valid_username(&a.username) {
+                err(ent.clone(), "username", "must be 1 to 64 letters, digits or - _ . +".into());
+            }
+            if !usernames.insert(a.username.as_str()) {
+                err(ent.clone(), "username", "is used by another account".into());
+            }
+            if let Some(why) = weak_secret_reason(&a.secret) {
+                err(ent.clone(), "secret", why);
+            }
+            if !numbers.contains(a.extension.as_str()) {
+                err(ent.clone(), "extension", format!("extension {} does not exist", a.extension));
+            }
+            if !a.allowed_source.is_empty() {
+                if let Err(why) = Subnet::parse(&a.allowed_source) {
+                    err(ent.clone(), "allowed_source", why);
+                }
+            }
+            if a.transports.is_empty() {
+                err(ent.clone(), "transports", "must allow at least one transport".into());
+            }
+            if a.codecs.is_empty() {
+                err(ent.clone(), "codecs", "must list at least one codec".into());
+            }
+            let mut seen = HashSet::new();
+            for c in &a.codecs {
+                if !KNOWN_CODECS.iter().any(|k| k.eq_ignore_ascii_case(c)) {
+                    err(ent.clone(), "codecs", format!("unknown codec {c:?} (known: {})", KNOWN_CODECS.join(", ")));
+                }
+                if !seen.insert(c.to_ascii_uppercase()) {
+                    err(ent.clone(), "codecs", format!("{c} is listed twice"));
+                }
+            }
+        }
+        let mut users = HashSet::new();
+        for u in &self.users {
+            let ent = format!("user {}", u.username);
+            if !valid_username(&u.username) {
+                err(ent.clone(), "username", "must be 1 to 64 letters, digits or - _ . +".into());
+            }
+            if !users.insert(u.username.to_ascii_lowercase()) {
+                err(ent.clone(), "username", "is used by another user".into());
+            }
+            for n in &u.extensions {
+                if !numbers.contains(n.as_str()) {
+                    err(ent.clone(), "extensions", format!("extension {n} does not exist"));
+                }
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError(errs))
+        }
+    }
+
+    /// Parses a document and validates it as a whole.
+    pub fn from_json(text: &str) -> Result<Config, ValidationError> {
+        let cfg: Config = serde_json::from_str(text).map_err(|e| {
+            ValidationError(vec![FieldError {
+                entity: "document".into(),
+                field: format!("line {} column {}", e.line(), e.column()),
+                message: e.to_string(),
+            }])
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The document as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+/// The immutable configuration the runtime reads, with look-up indexes.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Store revision this snapshot was made from.
+    pub revision: u64,
+    pub config: Config,
+    extension_by_number: BTreeMap<String, usize>,
+    account_by_username: BTreeMap<String, usize>,
+}
+
+impl Snapshot {
+    /// Indexes a validated configuration.
+    pub fn new(revision: u64, config: Config) -> Snapshot {
+        let extension_by_number =
+            config.extensions.iter().enumerate().map(|(i, e)| (e.number.clone(), i)).collect();
+        let account_by_username =
+            config.accounts.iter().enumerate().map(|(i, a)| (a.username.clone(), i)).collect();
+        Snapshot { revision, config, extension_by_number, account_by_username }
+    }
+
+    /// The extension with this number.
+    pub fn extension(&self, number: &str) -> Option<&Extension> {
+        self.extension_by_number.get(number).map(|i| &self.config.extensions[*i])
+    }
+
+    /// The account with this user name.
+    pub fn account(&self, username: &str) -> Option<&SipAccount> {
+        self.account_by_username.get(username).map(|i| &self.config.accounts[*i])
+    }
+
+    /// All accounts of an extension, in configuration order.
+    pub fn accounts_of<'a>(&'a self, number: &'a str) -> impl Iterator<Item = &'a SipAccount> + 'a {
+        self.config.accounts.iter().filter(move |a| a.extension == number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn sample() -> Config {
+        let mut c = Config::default();
+        c.extensions.push(Extension::new("101"));
+        c.extensions.push(Extension::new("102"));
+        c.accounts.push(SipAccount::new("101", "Str0ng-Secret", "101"));
+        c
+    }
+
+    #[test]
+    fn sample_is_valid_and_round_trips() {
+        let c = sample();
+        c.validate().unwrap();
+        assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn weak_secrets_are_refused() {
+        assert!(weak_secret_reason("short1A").is_some());
+        assert!(weak_secret_reason("alllowercaseletters").is_some());
+        assert!(weak_secret_reason("lowerUPPERonly").is_some());
+        assert!(weak_secret_reason("lowerUPPER123").is_none());
+        assert!(weak_secret_reason("lower-123-symbols").is_none());
+    }
+
+    #[test]
+    fn generated_secrets_are_strong() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..1000 {
+            let s = generate_secret(&mut rng);
+            assert_eq!(weak_secret_reason(&s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn errors_name_entity_and_field() {
+        let mut c = sample();
+        c.extensions.push(Extension::new("101"));
+        c.extensions.push(Extension::new("12a"));
+        c.accounts.push(SipAccount::new("101", "weak", "999"));
+        let errs = c.validate().unwrap_err().0;
+        let has = |ent: &str, field: &str| errs.iter().any(|e| e.entity == ent && e.field == field);
+        assert!(has("extension 101", "number"), "{errs:?}");
+        assert!(has("extension 12a", "number"));
+        assert!(has("account 101", "username"));
+        assert!(has("account 101", "secret"));
+        assert!(has("account 101", "extension"));
+    }
+
+    #[test]
+    fn broken_json_and_foreign_documents_are_refused() {
+        let e = Config::from_json("{\"format\": ").unwrap_err();
+        assert_eq!(e.0[0].entity, "document");
+        let e = Config::from_json(r#"{"format":"other","version":1}"#).unwrap_err();
+        assert_eq!(e.0[0].field, "format");
+        let e = Config::from_json(r#"{"format":"pbx-config","version":1,"bogus":[]}"#).unwrap_err();
+        assert!(e.0[0].message.contains("bogus"));
+    }
+
+    #[test]
+    fn subnets() {
+        let s = Subnet::parse("192.168.1.0/24").unwrap();
+        assert!(s.contains("192.168.1.77".parse().unwrap()));
+        assert!(!s.contains("192.168.2.1".parse().unwrap()));
+        assert!(Subnet::parse("10.0.0.1/33").is_err());
+        assert!(Subnet::parse("nonsense").is_err());
+        assert!(Subnet::parse("::1").unwrap().contains("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn snapshot_indexes() {
+        let s = Snapshot::new(3, sample());
+        assert_eq!(s.extension("102").unwrap().number, "102");
+        assert_eq!(s.account("101").unwrap().extension, "101");
+        assert_eq!(s.accounts_of("101").count(), 1);
+        assert!(s.extension("999").is_none());
+    }
+}

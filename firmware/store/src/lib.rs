@@ -1,0 +1,180 @@
+//! Persistence on the data partition, in sled.
+//!
+//! Owns: the configuration with its revision number, the config log (who, when, what),
+//! the persisted registrations and the schema version. A commit returns only once the
+//! data is on disk, so an acknowledged change survives a power cut. Must not touch:
+//! validation rules (that is `config`), sockets.
+
+use config::Config;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Version of the on-disk layout; a newer database is refused rather than misread.
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: &str = "meta";
+const CONFIG: &str = "config";
+const LOG: &str = "config_log";
+const REGISTRATIONS: &str = "registrations";
+
+/// Local failures of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sled::Error),
+    #[error("database schema {found} is newer than this firmware understands ({SCHEMA_VERSION})")]
+    SchemaTooNew { found: u64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("configuration changed meanwhile (expected revision {expected}, found {found})")]
+    Conflict { expected: u64, found: u64 },
+}
+
+/// One entry of the config log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub revision: u64,
+    /// Who made the change (`pbxctl`, a user name, ...).
+    pub who: String,
+    /// Seconds since the Unix epoch.
+    pub when: u64,
+    /// What changed, in words.
+    pub what: String,
+}
+
+/// The store, open on one directory.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn read_u64(v: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt("bad number".into()))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir.join("db")).mode(sled::Mode::LowSpace).open()?;
+        let meta = db.open_tree(META)?;
+        match meta.get("schema")? {
+            None => {
+                meta.insert("schema", &be(SCHEMA_VERSION))?;
+                db.flush()?;
+            }
+            Some(v) => {
+                let found = read_u64(&v)?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::SchemaTooNew { found });
+                }
+            }
+        }
+        Ok(Store { db })
+    }
+
+    /// The current configuration and its revision (0 and an empty one when new).
+    pub fn config(&self) -> Result<(u64, Config), StoreError> {
+        let t = self.db.open_tree(CONFIG)?;
+        let rev = match t.get("revision")? {
+            Some(v) => read_u64(&v)?,
+            None => return Ok((0, Config::default())),
+        };
+        let doc = t.get("current")?.ok_or_else(|| StoreError::Corrupt("revision without configuration".into()))?;
+        let cfg: Config =
+            serde_json::from_slice(&doc).map_err(|e| StoreError::Corrupt(format!("configuration: {e}")))?;
+        Ok((rev, cfg))
+    }
+
+    /// Stores `cfg` as the next revision with a log entry, atomically, and returns the
+    /// new revision once it is durable. `expected` guards against lost updates.
+    pub fn commit(&self, expected: u64, cfg: &Config, who: &str, what: &str, when: u64) -> Result<u64, StoreError> {
+        use sled::Transactional;
+        let t = self.db.open_tree(CONFIG)?;
+        let log = self.db.open_tree(LOG)?;
+        let doc = serde_json::to_vec(cfg).expect("config serialises");
+        let res = (&t, &log).transaction(|(t, log)| {
+            let found = match t.get("revision")? {
+                Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+                None => 0,
+            };
+            if found != expected {
+                return sled::transaction::abort(StoreError::Conflict { expected, found });
+            }
+            let rev = found + 1;
+            t.insert("current", doc.as_slice())?;
+            t.insert("revision", &be(rev))?;
+            let entry = LogEntry { revision: rev, who: who.into(), when, what: what.into() };
+            log.insert(&be(rev), serde_json::to_vec(&entry).expect("log serialises"))?;
+            Ok(rev)
+        });
+        let rev = match res {
+            Ok(rev) => rev,
+            Err(sled::transaction::TransactionError::Abort(e)) => return Err(e),
+            Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(rev)
+    }
+
+    /// The config log, oldest first.
+    pub fn log(&self) -> Result<Vec<LogEntry>, StoreError> {
+        let log = self.db.open_tree(LOG)?;
+        log.iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("config log: {e}")))
+            })
+            .collect()
+    }
+
+    /// Replaces the persisted registrations (a JSON blob owned by the registrar).
+    pub fn save_registrations(&self, blob: &[u8]) -> Result<(), StoreError> {
+        self.db.open_tree(REGISTRATIONS)?.insert("all", blob)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The persisted registrations, if any.
+    pub fn registrations(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.open_tree(REGISTRATIONS)?.get("all")?.map(|v| v.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::Extension;
+
+    #[test]
+    fn commit_read_and_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.config().unwrap().0, 0);
+        let mut c = Config::default();
+        c.extensions.push(Extension::new("101"));
+        assert_eq!(s.commit(0, &c, "test", "add 101", 5).unwrap(), 1);
+        assert!(matches!(s.commit(0, &c, "test", "again", 6), Err(StoreError::Conflict { .. })));
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let (rev, got) = s.config().unwrap();
+        assert_eq!((rev, got), (1, c));
+        assert_eq!(s.log().unwrap()[0].what, "add 101");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.db.open_tree(META).unwrap().insert("schema", &be(99)).unwrap();
+            s.db.flush().unwrap();
+        }
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::SchemaTooNew { found: 99 })));
+    }
+}
