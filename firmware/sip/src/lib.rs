@@ -1,1 +1,14 @@
+//! SIP on rsip.
+//!
+//! Owns: message framing, normalisation and validation (`message`), digest
+//! authentication (`auth`), the RFC 3261 transaction state machines as sans-IO cores
+//! (`transaction`), and the tokio UDP/TCP drivers (`transport`). Must not touch: call
+//! routing, registrations or configuration (that is `pbx`).
 
+pub mod auth;
+pub mod message;
+pub mod transaction;
+pub mod transport;
+
+pub use message::{parse, ParseError};
+pub use rsip;

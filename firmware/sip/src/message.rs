@@ -1,0 +1,561 @@
+//! Framing, normalisation and validation of SIP messages in front of rsip, plus the
+//! header helpers the rest of the stack uses.
+//!
+//! rsip parses a start line, URIs and `Name: value` headers. It does not unfold
+//! continuation lines, expand compact header names or apply Content-Length, and it
+//! accepts messages that lack the headers RFC 3261 requires; this module does those.
+
+use rsip::headers::UntypedHeader;
+use rsip::{Header, Headers, SipMessage};
+use std::borrow::Cow;
+
+/// Why a message was refused, and the status to answer with when a reply is possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {reason}")]
+pub struct ParseError {
+    /// 400, or 505 for a SIP version we do not speak.
+    pub status: u16,
+    pub reason: String,
+}
+
+fn bad(reason: impl Into<String>) -> ParseError {
+    ParseError { status: 400, reason: reason.into() }
+}
+
+/// Largest message accepted, on any transport.
+pub const MAX_MESSAGE: usize = 65_535;
+
+const COMPACT: &[(&str, &str)] = &[
+    ("i", "Call-ID"),
+    ("m", "Contact"),
+    ("e", "Content-Encoding"),
+    ("l", "Content-Length"),
+    ("c", "Content-Type"),
+    ("f", "From"),
+    ("s", "Subject"),
+    ("k", "Supported"),
+    ("t", "To"),
+    ("v", "Via"),
+    ("o", "Event"),
+    ("u", "Allow-Events"),
+];
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// A header line after unfolding: canonical name and trimmed value.
+struct RawHeader {
+    name: String,
+    value: String,
+}
+
+/// Splits header text into unfolded headers and validates names.
+fn unfold(head: &str) -> Result<(String, Vec<RawHeader>), ParseError> {
+    let mut lines = head.split("\r\n");
+    let start = lines.next().unwrap_or_default().to_string();
+    let mut out: Vec<RawHeader> = Vec::new();
+    for line in lines {
+        if line.starts_with(' ') || line.starts_with('\t') {
+            let Some(last) = out.last_mut() else {
+                return Err(bad("continuation line before any header"));
+            };
+            let more = line.trim();
+            if !more.is_empty() {
+                if !last.value.is_empty() {
+                    last.value.push(' ');
+                }
+                last.value.push_str(more);
+            }
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(bad(format!("header line without a colon: {:.40}", line)));
+        };
+        let name = name.trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err(bad(format!("malformed header name {:.40}", name)));
+        }
+        let name = COMPACT
+            .iter()
+            .find(|(short, _)| short.eq_ignore_ascii_case(name))
+            .map(|(_, long)| (*long).to_string())
+            .unwrap_or_else(|| name.to_string());
+        out.push(RawHeader { name, value: value.trim().to_string() });
+    }
+    Ok((start, out))
+}
+
+fn find<'a>(headers: &'a [RawHeader], name: &str) -> impl Iterator<Item = &'a RawHeader> + 'a {
+    let name = name.to_string();
+    headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(&name))
+}
+
+fn parse_u32(field: &str, v: &str, max: u64) -> Result<u64, ParseError> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(format!("{field} is not a number")));
+    }
+    let n: u64 = v.parse().map_err(|_| bad(format!("{field} is not a number")))?;
+    if n > max {
+        return Err(bad(format!("{field} out of range")));
+    }
+    Ok(n)
+}
+
+/// How many bytes of `buf` the first complete message takes on a stream transport:
+/// `Ok(None)` when more bytes are needed. Leading CRLF keep-alives are counted in.
+pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+    let mut skip = 0;
+    while buf[skip..].starts_with(b"\r\n") {
+        skip += 2;
+    }
+    let rest = &buf[skip..];
+    let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if rest.len() > MAX_MESSAGE {
+            return Err(bad("headers too long"));
+        }
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&rest[..end]).map_err(|_| bad("headers are not UTF-8"))?;
+    let (_, headers) = unfold(head)?;
+    let len = match find(&headers, "Content-Length").next() {
+        Some(h) => parse_u32("Content-Length", &h.value, MAX_MESSAGE as u64)? as usize,
+        None => return Err(bad("Content-Length is required on stream transports")),
+    };
+    let total = skip + end + 4 + len;
+    Ok(if buf.len() >= total { Some(total) } else { None })
+}
+
+/// Parses and validates one message (one datagram, or one framed stream message).
+pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(bad("message too large"));
+    }
+    let split = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no empty line after the headers"))?;
+    let head = std::str::from_utf8(&bytes[..split]).map_err(|_| bad("headers are not UTF-8"))?;
+    if head.contains('\0') {
+        return Err(bad("NUL byte in headers"));
+    }
+    let mut body = &bytes[split + 4..];
+    let (start, headers) = unfold(head)?;
+
+    if let Some(h) = find(&headers, "Content-Length").next() {
+        let len = parse_u32("Content-Length", &h.value, MAX_MESSAGE as u64)? as usize;
+        if len > body.len() {
+            return Err(bad("Content-Length is larger than the body"));
+        }
+        body = &body[..len];
+    }
+    if find(&headers, "Content-Length").count() > 1 {
+        return Err(bad("more than one Content-Length"));
+    }
+
+    let is_response = start.starts_with("SIP/");
+    let parts: Vec<&str> = start.splitn(3, ' ').collect();
+    if parts.len() < 3 && !(is_response && parts.len() == 2) {
+        return Err(bad("malformed start line"));
+    }
+    let method = if is_response {
+        if parts[0] != "SIP/2.0" {
+            return Err(bad("unsupported SIP version"));
+        }
+        let code = parts[1];
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || code.starts_with('0') {
+            return Err(bad("malformed status code"));
+        }
+        None
+    } else {
+        if parts[2] != "SIP/2.0" {
+            return Err(ParseError { status: 505, reason: "Version Not Supported".into() });
+        }
+        if !parts[0].bytes().all(is_token_char) {
+            return Err(bad("malformed method"));
+        }
+        if parts[1].contains(['<', '>', '"']) {
+            return Err(bad("malformed Request-URI"));
+        }
+        Some(parts[0].to_string())
+    };
+
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if find(&headers, name).next().is_none() {
+            return Err(bad(format!("missing {name} header")));
+        }
+    }
+    for name in ["From", "To", "Call-ID", "CSeq", "Max-Forwards"] {
+        if find(&headers, name).count() > 1 {
+            return Err(bad(format!("more than one {name} header")));
+        }
+    }
+    let cseq = &find(&headers, "CSeq").next().expect("checked").value;
+    let mut it = cseq.split_whitespace();
+    let (Some(num), Some(cseq_method), None) = (it.next(), it.next(), it.next()) else {
+        return Err(bad("malformed CSeq"));
+    };
+    parse_u32("CSeq", num, (1 << 31) - 1)?;
+    if let Some(m) = &method {
+        if m != cseq_method {
+            return Err(bad("CSeq method does not match the request method"));
+        }
+    }
+    if let Some(h) = find(&headers, "Max-Forwards").next() {
+        parse_u32("Max-Forwards", &h.value, 255)?;
+    }
+    if let Some(h) = find(&headers, "Expires").next() {
+        parse_u32("Expires", &h.value, u32::MAX as u64)?;
+    }
+    for name in ["From", "To"] {
+        let v = &find(&headers, name).next().expect("checked").value;
+        check_name_addr(name, v)?;
+    }
+    for h in find(&headers, "Contact") {
+        if h.value.trim() != "*" {
+            for part in split_list(&h.value) {
+                check_name_addr("Contact", part)?;
+            }
+        }
+    }
+
+    // Rebuild in canonical form for rsip.
+    let mut canon = Vec::with_capacity(bytes.len() + 64);
+    canon.extend_from_slice(start.as_bytes());
+    canon.extend_from_slice(b"\r\n");
+    for h in &headers {
+        if h.name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        canon.extend_from_slice(h.name.as_bytes());
+        canon.extend_from_slice(b": ");
+        canon.extend_from_slice(h.value.as_bytes());
+        canon.extend_from_slice(b"\r\n");
+    }
+    canon.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    canon.extend_from_slice(body);
+    let msg = std::panic::catch_unwind(|| SipMessage::try_from(canon.as_slice()))
+        .map_err(|_| bad("unparseable message"))?
+        .map_err(|e| bad(format!("unparseable message: {}", short(&e.to_string()))))?;
+    if let SipMessage::Request(r) = &msg {
+        if r.uri.host_with_port.host.to_string().is_empty() {
+            return Err(bad("Request-URI has no host"));
+        }
+    }
+    Ok(msg)
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Splits a comma-separated header value, ignoring commas inside quotes and `<>`.
+pub fn split_list(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
+    for (i, c) in v.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                out.push(v[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(v[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Checks the shape of a name-addr / addr-spec (From, To, Contact).
+fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
+    let (mut quoted, mut escaped, mut lt, mut gt) = (false, false, 0, 0);
+    for c in v.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => lt += 1,
+            '>' if !quoted => gt += 1,
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err(bad(format!("unbalanced quotes in {field}")));
+    }
+    if lt != gt || lt > 1 {
+        return Err(bad(format!("malformed {field}")));
+    }
+    let uri = uri_part(v);
+    if !uri.contains(':') {
+        return Err(bad(format!("{field} has no URI")));
+    }
+    if uri.contains(' ') {
+        return Err(bad(format!("whitespace inside the {field} URI")));
+    }
+    if lt == 0 && v.contains(['"']) {
+        return Err(bad(format!("display name without <> in {field}")));
+    }
+    Ok(())
+}
+
+/// The URI inside a name-addr: between `<` and `>` if present, else up to the first `;`.
+pub fn uri_part(v: &str) -> &str {
+    if let (Some(a), Some(b)) = (v.find('<'), v.rfind('>')) {
+        if a < b {
+            return v[a + 1..b].trim();
+        }
+    }
+    v.split(';').next().unwrap_or("").trim()
+}
+
+/// The value of `;name=value` among the parameters after the URI of a name-addr.
+pub fn header_param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
+    let params = match v.rfind('>') {
+        Some(i) => &v[i + 1..],
+        None => v.find(';').map(|i| &v[i..]).unwrap_or(""),
+    };
+    params.split(';').skip(1).find_map(|p| {
+        let (k, val) = p.split_once('=').unwrap_or((p, ""));
+        k.trim().eq_ignore_ascii_case(name).then(|| val.trim())
+    })
+}
+
+/// User part of a `sip:` URI string.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    let (user, _) = rest.split_once('@')?;
+    Some(user.split(';').next().unwrap_or(user).split(':').next().unwrap_or(user))
+}
+
+/// Canonical header name and its value.
+pub fn name_value(h: &Header) -> (Cow<'_, str>, &str) {
+    macro_rules! arms {
+        ($($v:ident => $n:literal),* $(,)?) => {
+            match h {
+                $(Header::$v(x) => (Cow::Borrowed($n), x.value()),)*
+                Header::Other(k, v) => (Cow::Borrowed(k.as_str()), v.as_str()),
+            }
+        };
+    }
+    arms!(
+        Accept => "Accept", AcceptEncoding => "Accept-Encoding", AcceptLanguage => "Accept-Language",
+        AlertInfo => "Alert-Info", Allow => "Allow", AuthenticationInfo => "Authentication-Info",
+        Authorization => "Authorization", CSeq => "CSeq", CallId => "Call-ID", CallInfo => "Call-Info",
+        Contact => "Contact", ContentDisposition => "Content-Disposition",
+        ContentEncoding => "Content-Encoding", ContentLanguage => "Content-Language",
+        ContentLength => "Content-Length", ContentType => "Content-Type", Date => "Date",
+        ErrorInfo => "Error-Info", Event => "Event", Expires => "Expires", From => "From",
+        InReplyTo => "In-Reply-To", MaxForwards => "Max-Forwards", MimeVersion => "MIME-Version",
+        MinExpires => "Min-Expires", Organization => "Organization", Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate", ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require", RecordRoute => "Record-Route", ReplyTo => "Reply-To",
+        Require => "Require", RetryAfter => "Retry-After", Route => "Route", Server => "Server",
+        Subject => "Subject", SubscriptionState => "Subscription-State", Supported => "Supported",
+        Timestamp => "Timestamp", To => "To", Unsupported => "Unsupported",
+        UserAgent => "User-Agent", Via => "Via", Warning => "Warning",
+        WwwAuthenticate => "WWW-Authenticate",
+    )
+}
+
+/// First value of the named header.
+pub fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().map(name_value).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// All values of the named header, comma lists split, in order.
+pub fn get_all<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .map(name_value)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| split_list(v))
+        .collect()
+}
+
+/// Makes a header from a name and a value, typed where rsip knows the name.
+pub fn header(name: &str, value: impl Into<String>) -> Header {
+    use rsip::headers::*;
+    let v = value.into();
+    match name {
+        "Via" => Header::Via(Via::new(v)),
+        "From" => Header::From(From::new(v)),
+        "To" => Header::To(To::new(v)),
+        "Call-ID" => Header::CallId(CallId::new(v)),
+        "CSeq" => Header::CSeq(CSeq::new(v)),
+        "Contact" => Header::Contact(Contact::new(v)),
+        "Max-Forwards" => Header::MaxForwards(MaxForwards::new(v)),
+        "Content-Type" => Header::ContentType(ContentType::new(v)),
+        "Content-Length" => Header::ContentLength(ContentLength::new(v)),
+        "Expires" => Header::Expires(Expires::new(v)),
+        "Min-Expires" => Header::MinExpires(MinExpires::new(v)),
+        "WWW-Authenticate" => Header::WwwAuthenticate(WwwAuthenticate::new(v)),
+        "Proxy-Authenticate" => Header::ProxyAuthenticate(ProxyAuthenticate::new(v)),
+        "Allow" => Header::Allow(Allow::new(v)),
+        "Supported" => Header::Supported(Supported::new(v)),
+        "User-Agent" => Header::UserAgent(UserAgent::new(v)),
+        "Server" => Header::Server(Server::new(v)),
+        "Route" => Header::Route(Route::new(v)),
+        "Record-Route" => Header::RecordRoute(RecordRoute::new(v)),
+        "Accept" => Header::Accept(Accept::new(v)),
+        _ => Header::Other(name.into(), v),
+    }
+}
+
+/// The parts of a request or response the stack keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub call_id: String,
+    pub from_tag: String,
+    pub to_tag: String,
+    pub cseq: u32,
+    pub cseq_method: String,
+    /// Branch of the top Via.
+    pub branch: String,
+}
+
+/// Reads [`Key`] from a validated message.
+pub fn key(headers: &Headers) -> Key {
+    let cseq = get(headers, "CSeq").unwrap_or("");
+    let mut it = cseq.split_whitespace();
+    let num = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let via = get_all(headers, "Via").first().copied().unwrap_or("");
+    Key {
+        call_id: get(headers, "Call-ID").unwrap_or("").to_string(),
+        from_tag: get(headers, "From").and_then(|v| header_param(v, "tag")).unwrap_or("").to_string(),
+        to_tag: get(headers, "To").and_then(|v| header_param(v, "tag")).unwrap_or("").to_string(),
+        cseq: num,
+        cseq_method: it.next().unwrap_or("").to_string(),
+        branch: via_param(via, "branch").unwrap_or("").to_string(),
+    }
+}
+
+/// A parameter of a Via value (`branch`, `rport`, `received`).
+pub fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
+    via.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Builds a response to `req`: Via, From, To, Call-ID and CSeq copied, a To tag added
+/// when given and absent, and `extra` headers appended. Returns the wire bytes.
+pub fn response(req: &rsip::Request, status: u16, reason: &str, to_tag: Option<&str>, extra: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
+    for h in req.headers.iter() {
+        let (n, v) = name_value(h);
+        match &*n {
+            "Via" | "From" | "Call-ID" | "CSeq" => out.push_str(&format!("{n}: {v}\r\n")),
+            "To" => {
+                if let (Some(tag), None) = (to_tag, header_param(v, "tag")) {
+                    out.push_str(&format!("To: {v};tag={tag}\r\n"));
+                } else {
+                    out.push_str(&format!("To: {v}\r\n"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (n, v) in extra {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str("Server: pbxd\r\n");
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Answers a message we could not parse, if enough of it is readable to address a reply.
+/// Responses and ACKs are never answered.
+pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+    let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
+    if head.starts_with("SIP/") || head.starts_with("ACK ") {
+        return None;
+    }
+    let (_, headers) = unfold(head).ok()?;
+    let mut out = format!("SIP/2.0 {} {}\r\n", err.status, sanitize(&err.reason));
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        let mut found = false;
+        for h in find(&headers, name) {
+            out.push_str(&format!("{}: {}\r\n", name, sanitize(&h.value)));
+            found = true;
+        }
+        if !found {
+            return None;
+        }
+    }
+    out.push_str("Server: pbxd\r\nContent-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsip::message::HasHeaders;
+
+    const REG: &str = "REGISTER sip:pbx SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKa;rport\r\nf: <sip:101@pbx>;tag=x\r\nt: <sip:101@pbx>\r\ni: abc\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nm: <sip:101@10.0.0.2:5060>\r\nl: 0\r\n\r\n";
+
+    #[test]
+    fn compact_names_expand() {
+        let m = parse(REG.as_bytes()).unwrap();
+        let k = key(m.headers());
+        assert_eq!(k.call_id, "abc");
+        assert_eq!(k.from_tag, "x");
+        assert_eq!(k.branch, "z9hG4bKa");
+        assert_eq!(get(m.headers(), "Contact"), Some("<sip:101@10.0.0.2:5060>"));
+    }
+
+    #[test]
+    fn missing_and_bad_headers_are_refused() {
+        let no_callid = REG.replace("i: abc\r\n", "");
+        assert!(parse(no_callid.as_bytes()).unwrap_err().reason.contains("Call-ID"));
+        let mismatch = REG.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
+        assert!(parse(mismatch.as_bytes()).is_err());
+        let long = REG.replace("l: 0", "l: 99");
+        assert!(parse(long.as_bytes()).is_err());
+        assert!(parse(b"garbage").is_err());
+        assert!(parse(b"\r\n\r\n").is_err());
+        assert!(parse(&[0xff; 300]).is_err());
+    }
+
+    #[test]
+    fn reply_to_unparsed_request() {
+        let bad_cseq = REG.replace("CSeq: 1 REGISTER", "CSeq: x REGISTER");
+        let e = parse(bad_cseq.as_bytes()).unwrap_err();
+        let reply = reject_unparsed(bad_cseq.as_bytes(), &e).unwrap();
+        assert!(String::from_utf8(reply).unwrap().starts_with("SIP/2.0 400 CSeq is not a number"));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let two = format!("\r\n\r\n{REG}{REG}");
+        let n = stream_frame_len(two.as_bytes()).unwrap().unwrap();
+        assert_eq!(n, 4 + REG.len());
+        assert_eq!(stream_frame_len(&two.as_bytes()[..10]).unwrap(), None);
+    }
+
+    #[test]
+    fn list_and_params() {
+        assert_eq!(split_list("\"a,b\" <sip:x>, <sip:y;p=1,2>"), vec!["\"a,b\" <sip:x>", "<sip:y;p=1,2>"]);
+        assert_eq!(header_param("\"A\" <sip:a@b;x=y>;tag=12;expires=30", "expires"), Some("30"));
+        assert_eq!(uri_user("sip:101@pbx:5060;transport=udp"), Some("101"));
+    }
+}
