@@ -1,0 +1,313 @@
+//! The RTP/RTCP relay: each call gets two port pairs on the box, one facing each party.
+//!
+//! Packets are relayed from side to side with symmetric RTP (we send from the port we
+//! receive on), latching to the real source for phones behind NAT, payload-type mapping
+//! and G.711 transcoding in place. The hot path reuses one buffer per socket: no
+//! allocation per packet.
+
+use crate::g711;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdp};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+/// Payload conversion applied to one payload type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Xcode {
+    #[default]
+    None,
+    UlawToAlaw,
+    AlawToUlaw,
+}
+
+/// Payload-type rewrite for one direction: incoming PT -> (outgoing PT, conversion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtMap(pub [(u8, Xcode); 128]);
+
+impl Default for PtMap {
+    fn default() -> Self {
+        PtMap(std::array::from_fn(|i| (i as u8, Xcode::None)))
+    }
+}
+
+impl PtMap {
+    /// Sets the rewrite for one payload type.
+    pub fn set(&mut self, from: u8, to: u8, x: Xcode) {
+        if from < 128 && to < 128 {
+            self.0[from as usize] = (to, x);
+        }
+    }
+}
+
+/// Where one side's media goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SideConfig {
+    /// RTP address from the party's SDP.
+    pub remote: Option<SocketAddr>,
+    /// Follow the address packets really come from (NAT mode).
+    pub latch: bool,
+}
+
+/// The whole relay configuration of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionConfig {
+    pub a: SideConfig,
+    pub b: SideConfig,
+    pub a_to_b: PtMap,
+    pub b_to_a: PtMap,
+}
+
+/// Packet counters of one session.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub a_to_b: AtomicU64,
+    pub b_to_a: AtomicU64,
+    pub transcoded: AtomicU64,
+}
+
+/// A call's relay; dropping it frees the ports.
+pub struct Session {
+    /// RTP port facing party A (RTCP is the next one).
+    pub a_port: u16,
+    /// RTP port facing party B.
+    pub b_port: u16,
+    cfg: watch::Sender<SessionConfig>,
+    pub stats: Arc<Stats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// Applies a new configuration (after an answer or a re-INVITE).
+    pub fn configure(&self, f: impl FnOnce(&mut SessionConfig)) {
+        self.cfg.send_modify(f);
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> SessionConfig {
+        *self.cfg.borrow()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Hands out port pairs from a range and starts relay tasks.
+#[derive(Clone)]
+pub struct Relay {
+    ip: IpAddr,
+    low: u16,
+    high: u16,
+    cursor: Arc<Mutex<u16>>,
+}
+
+impl Relay {
+    /// A relay binding on `ip`, using RTP ports `low..=high` (RTP even, RTCP odd).
+    pub fn new(ip: IpAddr, low: u16, high: u16) -> Relay {
+        let low = low + (low % 2);
+        Relay { ip, low, high, cursor: Arc::new(Mutex::new(low)) }
+    }
+
+    fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {
+        let mut cur = self.cursor.lock().unwrap();
+        let span = ((self.high.saturating_sub(self.low)) / 2 + 1) as usize;
+        for _ in 0..span {
+            let p = *cur;
+            *cur = if p + 3 > self.high { self.low } else { p + 2 };
+            if p == 0 || p as u32 + 1 > self.high as u32 {
+                continue;
+            }
+            let Ok(rtp) = StdUdp::bind(SocketAddr::new(self.ip, p)) else { continue };
+            let Ok(rtcp) = StdUdp::bind(SocketAddr::new(self.ip, p + 1)) else { continue };
+            return Ok((rtp, rtcp, p));
+        }
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free RTP ports in the range"))
+    }
+
+    /// Allocates two port pairs and starts relaying. Must run inside a tokio runtime.
+    pub fn allocate(&self) -> io::Result<Session> {
+        let (a_rtp, a_rtcp, a_port) = self.bind_pair()?;
+        let (b_rtp, b_rtcp, b_port) = self.bind_pair()?;
+        let mut socks = Vec::with_capacity(4);
+        for s in [a_rtp, a_rtcp, b_rtp, b_rtcp] {
+            s.set_nonblocking(true)?;
+            socks.push(UdpSocket::from_std(s)?);
+        }
+        let (tx, rx) = watch::channel(SessionConfig::default());
+        let stats = Arc::new(Stats::default());
+        let task = tokio::spawn(run(socks, rx, stats.clone()));
+        Ok(Session { a_port, b_port, cfg: tx, stats, task })
+    }
+}
+
+#[derive(Default)]
+struct Latched {
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+}
+
+fn target(side: &SideConfig, latched: &Option<SocketAddr>, rtcp: bool) -> Option<SocketAddr> {
+    let signalled = side.remote.map(|mut a| {
+        if rtcp {
+            a.set_port(a.port().wrapping_add(1));
+        }
+        a
+    });
+    if side.latch {
+        latched.or(signalled)
+    } else {
+        signalled.or(*latched)
+    }
+}
+
+/// Rewrites an RTP packet in place for the other side. Returns false to drop it.
+fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
+    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
+        return false;
+    }
+    let pt = pkt[1] & 0x7f;
+    let (out, x) = map.0[pt as usize];
+    pkt[1] = (pkt[1] & 0x80) | out;
+    if x != Xcode::None {
+        let cc = (pkt[0] & 0x0f) as usize;
+        let mut off = 12 + 4 * cc;
+        if pkt[0] & 0x10 != 0 {
+            if pkt.len() < off + 4 {
+                return false;
+            }
+            off += 4 + 4 * u16::from_be_bytes([pkt[off + 2], pkt[off + 3]]) as usize;
+        }
+        let mut end = pkt.len();
+        if pkt[0] & 0x20 != 0 {
+            end = end.saturating_sub(*pkt.last().unwrap_or(&0) as usize);
+        }
+        if off > end {
+            return false;
+        }
+        let table = match x {
+            Xcode::UlawToAlaw => g711::ulaw_to_alaw_table(),
+            Xcode::AlawToUlaw => g711::alaw_to_ulaw_table(),
+            Xcode::None => unreachable!(),
+        };
+        for b in &mut pkt[off..end] {
+            *b = table[*b as usize];
+        }
+        stats.transcoded.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+async fn run(socks: Vec<UdpSocket>, mut cfg_rx: watch::Receiver<SessionConfig>, stats: Arc<Stats>) {
+    let [a_rtp, a_rtcp, b_rtp, b_rtcp]: [UdpSocket; 4] = match socks.try_into() {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let mut cfg = *cfg_rx.borrow();
+    let (mut la, mut lb) = (Latched::default(), Latched::default());
+    let mut bufs = [[0u8; 2048]; 4];
+    let [b0, b1, b2, b3] = &mut bufs;
+    loop {
+        tokio::select! {
+            changed = cfg_rx.changed() => {
+                if changed.is_err() { return; }
+                cfg = *cfg_rx.borrow();
+            }
+            r = a_rtp.recv_from(b0) => if let Ok((n, src)) = r {
+                la.rtp = Some(src);
+                if let Some(dst) = target(&cfg.b, &lb.rtp, false) {
+                    if rewrite(&mut b0[..n], &cfg.a_to_b, &stats) {
+                        let _ = b_rtp.try_send_to(&b0[..n], dst);
+                        stats.a_to_b.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            r = b_rtp.recv_from(b2) => if let Ok((n, src)) = r {
+                lb.rtp = Some(src);
+                if let Some(dst) = target(&cfg.a, &la.rtp, false) {
+                    if rewrite(&mut b2[..n], &cfg.b_to_a, &stats) {
+                        let _ = a_rtp.try_send_to(&b2[..n], dst);
+                        stats.b_to_a.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            r = a_rtcp.recv_from(b1) => if let Ok((n, src)) = r {
+                la.rtcp = Some(src);
+                if let Some(dst) = target(&cfg.b, &lb.rtcp, true) {
+                    let _ = b_rtcp.try_send_to(&b1[..n], dst);
+                }
+            },
+            r = b_rtcp.recv_from(b3) => if let Ok((n, src)) = r {
+                lb.rtcp = Some(src);
+                if let Some(dst) = target(&cfg.a, &la.rtcp, true) {
+                    let _ = a_rtcp.try_send_to(&b3[..n], dst);
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[tokio::test]
+    async fn relays_latches_and_transcodes() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31000, 31100);
+        let s = relay.allocate().unwrap();
+        let phone_a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let phone_b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A's SDP claims a private address it cannot be reached on: latching must fix it.
+        let mut map = PtMap::default();
+        map.set(0, 8, Xcode::UlawToAlaw);
+        let mut back = PtMap::default();
+        back.set(8, 0, Xcode::AlawToUlaw);
+        s.configure(|c| {
+            c.a = SideConfig { remote: Some("127.0.0.1:9".parse().unwrap()), latch: true };
+            c.b = SideConfig { remote: Some(phone_b.local_addr().unwrap()), latch: false };
+            c.a_to_b = map;
+            c.b_to_a = back;
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let a_side: SocketAddr = format!("127.0.0.1:{}", s.a_port).parse().unwrap();
+        let b_side: SocketAddr = format!("127.0.0.1:{}", s.b_port).parse().unwrap();
+        phone_a.send_to(&rtp(0, &[0xff; 160]), a_side).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(from, b_side, "symmetric: sent from the B-facing port");
+        assert_eq!(buf[1] & 0x7f, 8);
+        assert!(buf[12..n].iter().all(|b| *b == 0xd5), "u-law silence became A-law silence");
+        phone_b.send_to(&rtp(8, &[0xd5; 160]), b_side).await.unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_a.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(from, a_side);
+        assert_eq!(buf[1] & 0x7f, 0);
+        assert!(buf[12..n].iter().all(|b| crate::g711::ulaw_to_linear(*b).abs() <= 8));
+        assert_eq!(s.stats.transcoded.load(Ordering::Relaxed), 2);
+        // Garbage is dropped, not relayed, and does not stop the relay.
+        phone_a.send_to(b"junk", a_side).await.unwrap();
+        phone_a.send_to(&rtp(101, &[1, 2, 3, 4]), a_side).await.unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf[12..n], &[1, 2, 3, 4], "telephone-event passes unchanged");
+    }
+
+    #[test]
+    fn ports_are_exhausted_cleanly() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let relay = Relay::new("127.0.0.1".parse().unwrap(), 31200, 31203);
+            let s = relay.allocate().unwrap();
+            assert!(relay.allocate().is_err());
+            drop(s);
+        });
+    }
+}

@@ -1,0 +1,236 @@
+//! The parts of SDP (RFC 4566, RFC 3264) the exchange needs: the audio stream's address,
+//! port, codecs and direction. Anything else in an offer is dropped by the relay.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// One payload type of the audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    pub pt: u8,
+    /// Encoding name as in rtpmap (`PCMU`, `telephone-event`).
+    pub name: String,
+    pub rate: u32,
+    pub fmtp: Option<String>,
+}
+
+impl Codec {
+    /// Whether this is the RFC 4733 event codec.
+    pub fn is_dtmf(&self) -> bool {
+        self.name.eq_ignore_ascii_case("telephone-event")
+    }
+}
+
+/// Media direction attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    fn attr(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction an answer mirrors.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+}
+
+/// The audio stream of a session description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audio {
+    /// Where the party wants to receive RTP (address 0.0.0.0 = on hold, old style).
+    pub addr: IpAddr,
+    pub port: u16,
+    pub codecs: Vec<Codec>,
+    pub direction: Direction,
+    pub ptime: Option<u32>,
+}
+
+impl Audio {
+    /// Where RTP goes, unless the port is 0 or the address is unspecified.
+    pub fn rtp_target(&self) -> Option<SocketAddr> {
+        (self.port != 0 && !self.addr.is_unspecified()).then(|| SocketAddr::new(self.addr, self.port))
+    }
+}
+
+/// Why a body is not usable SDP.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad SDP: {0}")]
+pub struct SdpError(pub String);
+
+fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
+    Some(match pt {
+        0 => ("PCMU", 8000),
+        3 => ("GSM", 8000),
+        8 => ("PCMA", 8000),
+        9 => ("G722", 8000),
+        18 => ("G729", 8000),
+        _ => return None,
+    })
+}
+
+/// Reads the first audio stream of an SDP body.
+pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| SdpError("not UTF-8".into()))?;
+    let mut session_addr: Option<IpAddr> = None;
+    let mut audio: Option<Audio> = None;
+    let mut in_audio = false;
+    let mut seen_audio = false;
+    let mut session_dir = Direction::SendRecv;
+    for line in text.lines() {
+        let line = line.trim_end();
+        let Some((k, v)) = line.split_once('=') else { continue };
+        match k {
+            "c" => {
+                let ip = v.split_whitespace().nth(2).ok_or_else(|| SdpError("malformed c= line".into()))?;
+                let ip: IpAddr = ip.split('/').next().unwrap_or(ip).parse().map_err(|_| SdpError(format!("c= address {ip:?} is not an IP address")))?;
+                if in_audio {
+                    if let Some(a) = audio.as_mut() {
+                        a.addr = ip;
+                    }
+                } else if !seen_audio {
+                    session_addr = Some(ip);
+                }
+            }
+            "m" => {
+                let mut it = v.split_whitespace();
+                let media = it.next().unwrap_or("");
+                let port = it.next().unwrap_or("");
+                let _proto = it.next();
+                in_audio = media == "audio" && audio.is_none();
+                seen_audio = seen_audio || media == "audio";
+                if in_audio {
+                    let port: u16 = port.split('/').next().unwrap_or("").parse().map_err(|_| SdpError("bad m= port".into()))?;
+                    let mut codecs = Vec::new();
+                    for pt in it {
+                        let pt: u8 = pt.parse().ok().filter(|p| *p < 128).ok_or_else(|| SdpError(format!("bad payload type {pt:?}")))?;
+                        let (name, rate) = static_codec(pt).unwrap_or(("", 8000));
+                        codecs.push(Codec { pt, name: name.into(), rate, fmtp: None });
+                    }
+                    audio = Some(Audio {
+                        addr: session_addr.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                        port,
+                        codecs,
+                        direction: session_dir,
+                        ptime: None,
+                    });
+                }
+            }
+            "a" => {
+                let (name, val) = v.split_once(':').unwrap_or((v, ""));
+                let dir = match name {
+                    "sendrecv" => Some(Direction::SendRecv),
+                    "sendonly" => Some(Direction::SendOnly),
+                    "recvonly" => Some(Direction::RecvOnly),
+                    "inactive" => Some(Direction::Inactive),
+                    _ => None,
+                };
+                if !seen_audio {
+                    if let Some(d) = dir {
+                        session_dir = d;
+                    }
+                    continue;
+                }
+                let Some(a) = audio.as_mut().filter(|_| in_audio) else { continue };
+                if let Some(d) = dir {
+                    a.direction = d;
+                }
+                match name {
+                    "rtpmap" => {
+                        let (pt, enc) = val.split_once(' ').unwrap_or((val, ""));
+                        let Ok(pt) = pt.parse::<u8>() else { continue };
+                        let mut parts = enc.split('/');
+                        let n = parts.next().unwrap_or("").to_string();
+                        let rate = parts.next().and_then(|r| r.parse().ok()).unwrap_or(8000);
+                        if let Some(c) = a.codecs.iter_mut().find(|c| c.pt == pt) {
+                            c.name = n;
+                            c.rate = rate;
+                        }
+                    }
+                    "fmtp" => {
+                        let (pt, f) = val.split_once(' ').unwrap_or((val, ""));
+                        let Ok(pt) = pt.parse::<u8>() else { continue };
+                        if let Some(c) = a.codecs.iter_mut().find(|c| c.pt == pt) {
+                            c.fmtp = Some(f.to_string());
+                        }
+                    }
+                    "ptime" => a.ptime = val.trim().parse().ok(),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut a = audio.ok_or_else(|| SdpError("no audio stream".into()))?;
+    if a.addr.is_unspecified() && session_addr.is_none() && a.port != 0 {
+        return Err(SdpError("no connection address".into()));
+    }
+    a.codecs.retain(|c| !c.name.is_empty());
+    Ok(a)
+}
+
+/// Writes a session description with one audio stream.
+pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
+    let fam = if audio.addr.is_ipv4() { "IP4" } else { "IP6" };
+    let mut s = format!(
+        "v=0\r\no=pbxd {origin_id} {version} IN {fam} {ip}\r\ns=pbxd\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP",
+        ip = audio.addr,
+        port = audio.port
+    );
+    for c in &audio.codecs {
+        s.push_str(&format!(" {}", c.pt));
+    }
+    s.push_str("\r\n");
+    for c in &audio.codecs {
+        s.push_str(&format!("a=rtpmap:{} {}/{}\r\n", c.pt, c.name, c.rate));
+        if let Some(f) = &c.fmtp {
+            s.push_str(&format!("a=fmtp:{} {}\r\n", c.pt, f));
+        }
+    }
+    if let Some(p) = audio.ptime {
+        s.push_str(&format!("a=ptime:{p}\r\n"));
+    }
+    s.push_str(&format!("a={}\r\n", audio.direction.attr()));
+    s.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendonly\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+
+    #[test]
+    fn parse_and_write() {
+        let a = parse(OFFER.as_bytes()).unwrap();
+        assert_eq!(a.rtp_target(), Some("10.0.0.2:4000".parse().unwrap()));
+        assert_eq!(a.codecs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["PCMU", "PCMA", "telephone-event"]);
+        assert_eq!(a.direction, Direction::SendOnly);
+        assert_eq!(a.ptime, Some(20));
+        assert!(a.codecs[2].is_dtmf());
+        let again = parse(&write(1, 2, &a)).unwrap();
+        assert_eq!(again, a);
+    }
+
+    #[test]
+    fn bad_sdp() {
+        assert!(parse(b"v=0\r\n").is_err());
+        assert!(parse(b"v=0\r\nc=IN IP4 nonsense\r\nm=audio 1 RTP/AVP 0\r\n").is_err());
+        assert!(parse(b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n").is_err());
+        assert!(parse(&[0xff, 0xfe]).is_err());
+    }
+}
