@@ -111,7 +111,9 @@ impl Extension {
 
     /// "First Last", or empty.
     pub fn display_name(&self) -> String {
-        format!("{} {}", self.first_name, self.last_name).trim().to_string()
+        format!("{} {}", self.first_name, self.last_name)
+            .trim()
+            .to_string()
     }
 }
 
@@ -253,11 +255,12 @@ pub fn weak_secret_reason(secret: &str) -> Option<String> {
         secret.chars().any(|c| !c.is_ascii_alphanumeric()),
     ];
     if classes.iter().filter(|c| **c).count() < 3 {
-        return Some(
-            "must mix at least three of: lower case, upper case, digits, symbols".into(),
-        );
+        return Some("must mix at least three of: lower case, upper case, digits, symbols".into());
     }
-    if secret.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+    if secret
+        .chars()
+        .any(|c| c.is_control() || c == '"' || c == '\\')
+    {
         return Some("must not contain quotes, backslashes or control characters".into());
     }
     None
@@ -300,7 +303,10 @@ impl Subnet {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an IP address"))?;
+        let addr: IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             None => max,
@@ -318,11 +324,19 @@ impl Subnet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(i)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
                 u32::from(n) & mask == u32::from(i) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(i)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
                 u128::from(n) & mask == u128::from(i) & mask
             }
             _ => false,
@@ -337,7 +351,8 @@ fn is_digits(s: &str) -> bool {
 fn valid_username(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
 }
 
 impl Config {
@@ -346,7 +361,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ValidationError> {
         let mut errs = Vec::new();
         let mut err = |entity: String, field: &str, message: String| {
-            errs.push(FieldError { entity, field: field.into(), message })
+            errs.push(FieldError {
+                entity,
+                field: field.into(),
+                message,
+            })
         };
         if self.format != FORMAT {
             err("document".into(), "format", format!("must be {FORMAT:?}"));
@@ -355,7 +374,10 @@ impl Config {
             err(
                 "document".into(),
                 "version",
-                format!("version {} is not supported (this firmware reads {FORMAT_VERSION})", self.version),
+                format!(
+                    "version {} is not supported (this firmware reads {FORMAT_VERSION})",
+                    self.version
+                ),
             );
         }
         let mut numbers = HashSet::new();
@@ -367,25 +389,48 @@ impl Config {
             if !numbers.insert(e.number.as_str()) {
                 err(ent.clone(), "number", "is used by another extension".into());
             }
-            if !e.service_pin.is_empty() && (!is_digits(&e.service_pin) || e.service_pin.len() < 4) {
-                err(ent.clone(), "service_pin", "must be at least 4 digits".into());
+            if !e.service_pin.is_empty() && (!is_digits(&e.service_pin) || e.service_pin.len() < 4)
+            {
+                err(
+                    ent.clone(),
+                    "service_pin",
+                    "must be at least 4 digits".into(),
+                );
             }
             if !e.email.is_empty() && !e.email.contains('@') {
                 err(ent.clone(), "email", "is not an e-mail address".into());
             }
             if !e.mobile.is_empty()
-                && !e.mobile.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit())
+                && !e
+                    .mobile
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
             {
-                err(ent.clone(), "mobile", "must be digits, optionally after +".into());
+                err(
+                    ent.clone(),
+                    "mobile",
+                    "must be digits, optionally after +".into(),
+                );
             }
             if let CallerIdPresentation::Present(n) = &e.caller_id {
                 if !self.extensions.iter().any(|o| &o.number == n) {
-                    err(ent.clone(), "caller_id", format!("extension {n} does not exist"));
+                    err(
+                        ent.clone(),
+                        "caller_id",
+                        format!("extension {n} does not exist"),
+                    );
                 }
             }
             for (field, v) in [("first_name", &e.first_name), ("last_name", &e.last_name)] {
-                if v.chars().any(|c| c.is_control() || c == '"' || c == '<' || c == '>') {
-                    err(ent.clone(), field, "must not contain quotes, < > or control characters".into());
+                if v.chars()
+                    .any(|c| c.is_control() || c == '"' || c == '<' || c == '>')
+                {
+                    err(
+                        ent.clone(),
+                        field,
+                        "must not contain quotes, < > or control characters".into(),
+                    );
                 }
             }
         }
@@ -393,7 +438,11 @@ impl Config {
         for a in &self.accounts {
             let ent = format!("account {}", a.username);
             if !valid_username(&a.username) {
-                err(ent.clone(), "username", "must be 1 to 64 letters, digits or - _ . +".into());
+                err(
+                    ent.clone(),
+                    "username",
+                    "must be 1 to 64 letters, digits or - _ . +".into(),
+                );
             }
             if !usernames.insert(a.username.as_str()) {
                 err(ent.clone(), "username", "is used by another account".into());
@@ -402,7 +451,11 @@ impl Config {
                 err(ent.clone(), "secret", why);
             }
             if !numbers.contains(a.extension.as_str()) {
-                err(ent.clone(), "extension", format!("extension {} does not exist", a.extension));
+                err(
+                    ent.clone(),
+                    "extension",
+                    format!("extension {} does not exist", a.extension),
+                );
             }
             if !a.allowed_source.is_empty() {
                 if let Err(why) = Subnet::parse(&a.allowed_source) {
@@ -410,7 +463,11 @@ impl Config {
                 }
             }
             if a.transports.is_empty() {
-                err(ent.clone(), "transports", "must allow at least one transport".into());
+                err(
+                    ent.clone(),
+                    "transports",
+                    "must allow at least one transport".into(),
+                );
             }
             if a.codecs.is_empty() {
                 err(ent.clone(), "codecs", "must list at least one codec".into());
@@ -418,7 +475,11 @@ impl Config {
             let mut seen = HashSet::new();
             for c in &a.codecs {
                 if !KNOWN_CODECS.iter().any(|k| k.eq_ignore_ascii_case(c)) {
-                    err(ent.clone(), "codecs", format!("unknown codec {c:?} (known: {})", KNOWN_CODECS.join(", ")));
+                    err(
+                        ent.clone(),
+                        "codecs",
+                        format!("unknown codec {c:?} (known: {})", KNOWN_CODECS.join(", ")),
+                    );
                 }
                 if !seen.insert(c.to_ascii_uppercase()) {
                     err(ent.clone(), "codecs", format!("{c} is listed twice"));
@@ -429,14 +490,22 @@ impl Config {
         for u in &self.users {
             let ent = format!("user {}", u.username);
             if !valid_username(&u.username) {
-                err(ent.clone(), "username", "must be 1 to 64 letters, digits or - _ . +".into());
+                err(
+                    ent.clone(),
+                    "username",
+                    "must be 1 to 64 letters, digits or - _ . +".into(),
+                );
             }
             if !users.insert(u.username.to_ascii_lowercase()) {
                 err(ent.clone(), "username", "is used by another user".into());
             }
             for n in &u.extensions {
                 if !numbers.contains(n.as_str()) {
-                    err(ent.clone(), "extensions", format!("extension {n} does not exist"));
+                    err(
+                        ent.clone(),
+                        "extensions",
+                        format!("extension {n} does not exist"),
+                    );
                 }
             }
         }
@@ -479,26 +548,46 @@ pub struct Snapshot {
 impl Snapshot {
     /// Indexes a validated configuration.
     pub fn new(revision: u64, config: Config) -> Snapshot {
-        let extension_by_number =
-            config.extensions.iter().enumerate().map(|(i, e)| (e.number.clone(), i)).collect();
-        let account_by_username =
-            config.accounts.iter().enumerate().map(|(i, a)| (a.username.clone(), i)).collect();
-        Snapshot { revision, config, extension_by_number, account_by_username }
+        let extension_by_number = config
+            .extensions
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.number.clone(), i))
+            .collect();
+        let account_by_username = config
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.username.clone(), i))
+            .collect();
+        Snapshot {
+            revision,
+            config,
+            extension_by_number,
+            account_by_username,
+        }
     }
 
     /// The extension with this number.
     pub fn extension(&self, number: &str) -> Option<&Extension> {
-        self.extension_by_number.get(number).map(|i| &self.config.extensions[*i])
+        self.extension_by_number
+            .get(number)
+            .map(|i| &self.config.extensions[*i])
     }
 
     /// The account with this user name.
     pub fn account(&self, username: &str) -> Option<&SipAccount> {
-        self.account_by_username.get(username).map(|i| &self.config.accounts[*i])
+        self.account_by_username
+            .get(username)
+            .map(|i| &self.config.accounts[*i])
     }
 
     /// All accounts of an extension, in configuration order.
     pub fn accounts_of<'a>(&'a self, number: &'a str) -> impl Iterator<Item = &'a SipAccount> + 'a {
-        self.config.accounts.iter().filter(move |a| a.extension == number)
+        self.config
+            .accounts
+            .iter()
+            .filter(move |a| a.extension == number)
     }
 }
 
@@ -511,7 +600,8 @@ mod tests {
         let mut c = Config::default();
         c.extensions.push(Extension::new("101"));
         c.extensions.push(Extension::new("102"));
-        c.accounts.push(SipAccount::new("101", "Str0ng-Secret", "101"));
+        c.accounts
+            .push(SipAccount::new("101", "Str0ng-Secret", "101"));
         c
     }
 
@@ -572,7 +662,9 @@ mod tests {
         assert!(!s.contains("192.168.2.1".parse().unwrap()));
         assert!(Subnet::parse("10.0.0.1/33").is_err());
         assert!(Subnet::parse("nonsense").is_err());
-        assert!(Subnet::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Subnet::parse("::1")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
     }
 
     #[test]

@@ -14,7 +14,12 @@ pub fn linear_to_ulaw(pcm: i16) -> u8 {
     const BIAS: i32 = 0x84;
     const CLIP: i32 = 32635;
     let mut v = pcm as i32;
-    let sign = if v < 0 { v = -v; 0x80 } else { 0 };
+    let sign = if v < 0 {
+        v = -v;
+        0x80
+    } else {
+        0
+    };
     v = v.min(CLIP) + BIAS;
     let mut exp = 7;
     let mut mask = 0x4000;
@@ -45,7 +50,12 @@ pub fn alaw_to_linear(a: u8) -> i16 {
 /// Encodes 16-bit linear to A-law.
 pub fn linear_to_alaw(pcm: i16) -> u8 {
     let mut v = pcm as i32;
-    let mask = if v >= 0 { 0xd5 } else { v = -v - 1; 0x55 };
+    let mask = if v >= 0 {
+        0xd5
+    } else {
+        v = -v - 1;
+        0x55
+    };
     v = v.min(32767);
     let seg_ends = [0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff, 0x3fff, 0x7fff];
     let seg = seg_ends.iter().position(|e| v <= *e).unwrap_or(8) as i32;
@@ -100,7 +110,10 @@ mod tests {
         for b in 0..=255u8 {
             let lin = ulaw_to_linear(b) as i32;
             let back = alaw_to_linear(ulaw_to_alaw_table()[b as usize]) as i32;
-            assert!((lin - back).abs() <= lin.abs() / 8 + 16, "{b}: {lin} vs {back}");
+            assert!(
+                (lin - back).abs() <= lin.abs() / 8 + 16,
+                "{b}: {lin} vs {back}"
+            );
         }
     }
 }

@@ -109,7 +109,12 @@ impl Relay {
     /// A relay binding on `ip`, using RTP ports `low..=high` (RTP even, RTCP odd).
     pub fn new(ip: IpAddr, low: u16, high: u16) -> Relay {
         let low = low + (low % 2);
-        Relay { ip, low, high, cursor: Arc::new(Mutex::new(low)) }
+        Relay {
+            ip,
+            low,
+            high,
+            cursor: Arc::new(Mutex::new(low)),
+        }
     }
 
     fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {
@@ -121,11 +126,18 @@ impl Relay {
             if p == 0 || p as u32 + 1 > self.high as u32 {
                 continue;
             }
-            let Ok(rtp) = StdUdp::bind(SocketAddr::new(self.ip, p)) else { continue };
-            let Ok(rtcp) = StdUdp::bind(SocketAddr::new(self.ip, p + 1)) else { continue };
+            let Ok(rtp) = StdUdp::bind(SocketAddr::new(self.ip, p)) else {
+                continue;
+            };
+            let Ok(rtcp) = StdUdp::bind(SocketAddr::new(self.ip, p + 1)) else {
+                continue;
+            };
             return Ok((rtp, rtcp, p));
         }
-        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free RTP ports in the range"))
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "no free RTP ports in the range",
+        ))
     }
 
     /// Allocates two port pairs and starts relaying. Must run inside a tokio runtime.
@@ -140,7 +152,13 @@ impl Relay {
         let (tx, rx) = watch::channel(SessionConfig::default());
         let stats = Arc::new(Stats::default());
         let task = tokio::spawn(run(socks, rx, stats.clone()));
-        Ok(Session { a_port, b_port, cfg: tx, stats, task })
+        Ok(Session {
+            a_port,
+            b_port,
+            cfg: tx,
+            stats,
+            task,
+        })
     }
 }
 
@@ -273,36 +291,72 @@ mod tests {
         let mut back = PtMap::default();
         back.set(8, 0, Xcode::AlawToUlaw);
         s.configure(|c| {
-            c.a = SideConfig { remote: Some("127.0.0.1:9".parse().unwrap()), latch: true };
-            c.b = SideConfig { remote: Some(phone_b.local_addr().unwrap()), latch: false };
+            c.a = SideConfig {
+                remote: Some("127.0.0.1:9".parse().unwrap()),
+                latch: true,
+            };
+            c.b = SideConfig {
+                remote: Some(phone_b.local_addr().unwrap()),
+                latch: false,
+            };
             c.a_to_b = map;
             c.b_to_a = back;
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         let a_side: SocketAddr = format!("127.0.0.1:{}", s.a_port).parse().unwrap();
         let b_side: SocketAddr = format!("127.0.0.1:{}", s.b_port).parse().unwrap();
-        phone_a.send_to(&rtp(0, &[0xff; 160]), a_side).await.unwrap();
+        phone_a
+            .send_to(&rtp(0, &[0xff; 160]), a_side)
+            .await
+            .unwrap();
         let mut buf = [0u8; 2048];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf)).await.unwrap().unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(from, b_side, "symmetric: sent from the B-facing port");
         assert_eq!(buf[1] & 0x7f, 8);
-        assert!(buf[12..n].iter().all(|b| *b == 0xd5), "u-law silence became A-law silence");
-        phone_b.send_to(&rtp(8, &[0xd5; 160]), b_side).await.unwrap();
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_a.recv_from(&mut buf)).await.unwrap().unwrap();
+        assert!(
+            buf[12..n].iter().all(|b| *b == 0xd5),
+            "u-law silence became A-law silence"
+        );
+        phone_b
+            .send_to(&rtp(8, &[0xd5; 160]), b_side)
+            .await
+            .unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_a.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(from, a_side);
         assert_eq!(buf[1] & 0x7f, 0);
-        assert!(buf[12..n].iter().all(|b| crate::g711::ulaw_to_linear(*b).abs() <= 8));
+        assert!(buf[12..n]
+            .iter()
+            .all(|b| crate::g711::ulaw_to_linear(*b).abs() <= 8));
         assert_eq!(s.stats.transcoded.load(Ordering::Relaxed), 2);
         // Garbage is dropped, not relayed, and does not stop the relay.
         phone_a.send_to(b"junk", a_side).await.unwrap();
-        phone_a.send_to(&rtp(101, &[1, 2, 3, 4]), a_side).await.unwrap();
-        let (n, _) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf)).await.unwrap().unwrap();
-        assert_eq!(&buf[12..n], &[1, 2, 3, 4], "telephone-event passes unchanged");
+        phone_a
+            .send_to(&rtp(101, &[1, 2, 3, 4]), a_side)
+            .await
+            .unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            &buf[12..n],
+            &[1, 2, 3, 4],
+            "telephone-event passes unchanged"
+        );
     }
 
     #[test]
     fn ports_are_exhausted_cleanly() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let relay = Relay::new("127.0.0.1".parse().unwrap(), 31200, 31203);
             let s = relay.allocate().unwrap();

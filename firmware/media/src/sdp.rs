@@ -63,7 +63,8 @@ pub struct Audio {
 impl Audio {
     /// Where RTP goes, unless the port is 0 or the address is unspecified.
     pub fn rtp_target(&self) -> Option<SocketAddr> {
-        (self.port != 0 && !self.addr.is_unspecified()).then(|| SocketAddr::new(self.addr, self.port))
+        (self.port != 0 && !self.addr.is_unspecified())
+            .then(|| SocketAddr::new(self.addr, self.port))
     }
 }
 
@@ -93,11 +94,21 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let mut session_dir = Direction::SendRecv;
     for line in text.lines() {
         let line = line.trim_end();
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         match k {
             "c" => {
-                let ip = v.split_whitespace().nth(2).ok_or_else(|| SdpError("malformed c= line".into()))?;
-                let ip: IpAddr = ip.split('/').next().unwrap_or(ip).parse().map_err(|_| SdpError(format!("c= address {ip:?} is not an IP address")))?;
+                let ip = v
+                    .split_whitespace()
+                    .nth(2)
+                    .ok_or_else(|| SdpError("malformed c= line".into()))?;
+                let ip: IpAddr = ip
+                    .split('/')
+                    .next()
+                    .unwrap_or(ip)
+                    .parse()
+                    .map_err(|_| SdpError(format!("c= address {ip:?} is not an IP address")))?;
                 if in_audio {
                     if let Some(a) = audio.as_mut() {
                         a.addr = ip;
@@ -114,12 +125,26 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 in_audio = media == "audio" && audio.is_none();
                 seen_audio = seen_audio || media == "audio";
                 if in_audio {
-                    let port: u16 = port.split('/').next().unwrap_or("").parse().map_err(|_| SdpError("bad m= port".into()))?;
+                    let port: u16 = port
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .parse()
+                        .map_err(|_| SdpError("bad m= port".into()))?;
                     let mut codecs = Vec::new();
                     for pt in it {
-                        let pt: u8 = pt.parse().ok().filter(|p| *p < 128).ok_or_else(|| SdpError(format!("bad payload type {pt:?}")))?;
+                        let pt: u8 = pt
+                            .parse()
+                            .ok()
+                            .filter(|p| *p < 128)
+                            .ok_or_else(|| SdpError(format!("bad payload type {pt:?}")))?;
                         let (name, rate) = static_codec(pt).unwrap_or(("", 8000));
-                        codecs.push(Codec { pt, name: name.into(), rate, fmtp: None });
+                        codecs.push(Codec {
+                            pt,
+                            name: name.into(),
+                            rate,
+                            fmtp: None,
+                        });
                     }
                     audio = Some(Audio {
                         addr: session_addr.unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -145,7 +170,9 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     }
                     continue;
                 }
-                let Some(a) = audio.as_mut().filter(|_| in_audio) else { continue };
+                let Some(a) = audio.as_mut().filter(|_| in_audio) else {
+                    continue;
+                };
                 if let Some(d) = dir {
                     a.direction = d;
                 }
@@ -218,7 +245,10 @@ mod tests {
     fn parse_and_write() {
         let a = parse(OFFER.as_bytes()).unwrap();
         assert_eq!(a.rtp_target(), Some("10.0.0.2:4000".parse().unwrap()));
-        assert_eq!(a.codecs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["PCMU", "PCMA", "telephone-event"]);
+        assert_eq!(
+            a.codecs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["PCMU", "PCMA", "telephone-event"]
+        );
         assert_eq!(a.direction, Direction::SendOnly);
         assert_eq!(a.ptime, Some(20));
         assert!(a.codecs[2].is_dtmf());

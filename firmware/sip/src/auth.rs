@@ -53,7 +53,11 @@ pub fn parse_credentials(value: &str) -> Option<Credentials> {
     for part in crate::message::split_list(&rest[6..]) {
         let (k, v) = part.split_once('=')?;
         let v = v.trim();
-        let v = if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') { &v[1..v.len() - 1] } else { v };
+        let v = if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+            &v[1..v.len() - 1]
+        } else {
+            v
+        };
         let v = v.to_string();
         match k.trim().to_ascii_lowercase().as_str() {
             "username" => c.username = v,
@@ -87,15 +91,39 @@ impl Credentials {
 
     /// Whether the response matches `secret` for a request with this method.
     pub fn verify(&self, method: &str, secret: &str) -> bool {
-        let Some(alg) = self.algorithm() else { return false };
-        let expected = digest_response(alg, &self.username, &self.realm, secret, method, &self.uri, &self.nonce, &self.qop, &self.nc, &self.cnonce);
+        let Some(alg) = self.algorithm() else {
+            return false;
+        };
+        let expected = digest_response(
+            alg,
+            &self.username,
+            &self.realm,
+            secret,
+            method,
+            &self.uri,
+            &self.nonce,
+            &self.qop,
+            &self.nc,
+            &self.cnonce,
+        );
         constant_time_eq(expected.as_bytes(), self.response.as_bytes())
     }
 }
 
 /// The `response` value a client computes.
 #[allow(clippy::too_many_arguments)]
-pub fn digest_response(alg: Algorithm, user: &str, realm: &str, secret: &str, method: &str, uri: &str, nonce: &str, qop: &str, nc: &str, cnonce: &str) -> String {
+pub fn digest_response(
+    alg: Algorithm,
+    user: &str,
+    realm: &str,
+    secret: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    qop: &str,
+    nc: &str,
+    cnonce: &str,
+) -> String {
     let ha1 = alg.hash(&format!("{user}:{realm}:{secret}"));
     let ha2 = alg.hash(&format!("{method}:{uri}"));
     if qop.eq_ignore_ascii_case("auth") {
@@ -148,8 +176,12 @@ impl Nonces {
     /// Whether a nonce is ours and fresh at `now_secs`. Unknown nonces count as stale:
     /// the client is told to retry with a new one rather than that its password is wrong.
     pub fn check(&self, nonce: &str, now_secs: u64) -> NonceState {
-        let Some((ts, mac)) = nonce.split_once('.') else { return NonceState::Stale };
-        let Ok(ts) = u64::from_str_radix(ts, 16) else { return NonceState::Stale };
+        let Some((ts, mac)) = nonce.split_once('.') else {
+            return NonceState::Stale;
+        };
+        let Ok(ts) = u64::from_str_radix(ts, 16) else {
+            return NonceState::Stale;
+        };
         if !constant_time_eq(mac.as_bytes(), self.mac(ts).as_bytes()) {
             return NonceState::Stale;
         }
@@ -184,12 +216,23 @@ pub enum AuthOutcome {
 }
 
 /// Checks `creds` for `method` against `secret` (None = unknown user).
-pub fn check(nonces: &Nonces, realm: &str, creds: Option<&Credentials>, method: &str, secret: Option<&str>, now_secs: u64) -> AuthOutcome {
-    let Some(c) = creds else { return AuthOutcome::Missing };
+pub fn check(
+    nonces: &Nonces,
+    realm: &str,
+    creds: Option<&Credentials>,
+    method: &str,
+    secret: Option<&str>,
+    now_secs: u64,
+) -> AuthOutcome {
+    let Some(c) = creds else {
+        return AuthOutcome::Missing;
+    };
     if c.realm != realm || c.algorithm().is_none() {
         return AuthOutcome::Missing;
     }
-    let Some(secret) = secret else { return AuthOutcome::Wrong };
+    let Some(secret) = secret else {
+        return AuthOutcome::Wrong;
+    };
     if !c.verify(method, secret) {
         return AuthOutcome::Wrong;
     }
@@ -207,8 +250,16 @@ mod tests {
     fn rfc2617_example() {
         // The worked example of RFC 2617 section 3.5.
         let r = digest_response(
-            Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life", "GET", "/dir/index.html",
-            "dcd98b7102dd2f0e8b11d0f600bfb0c093", "auth", "00000001", "0a4f113b",
+            Algorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+            "GET",
+            "/dir/index.html",
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "auth",
+            "00000001",
+            "0a4f113b",
         );
         assert_eq!(r, "6629fae49393a05397450978507c4ef1");
     }
@@ -217,10 +268,21 @@ mod tests {
     fn rfc7616_sha256_example() {
         // The SHA-256 example of RFC 7616 section 3.9.1.
         let r = digest_response(
-            Algorithm::Sha256, "Mufasa", "http-auth@example.org", "Circle of Life", "GET", "/dir/index.html",
-            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", "auth", "00000001", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            Algorithm::Sha256,
+            "Mufasa",
+            "http-auth@example.org",
+            "Circle of Life",
+            "GET",
+            "/dir/index.html",
+            "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
+            "auth",
+            "00000001",
+            "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
         );
-        assert_eq!(r, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
+        assert_eq!(
+            r,
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
     }
 
     #[test]
@@ -238,14 +300,40 @@ mod tests {
     fn check_outcomes() {
         let n = Nonces::new([1; 32], 300);
         let nonce = n.issue(10);
-        let resp = digest_response(Algorithm::Sha256, "101", "pbx", "Secret-123", "REGISTER", "sip:pbx", &nonce, "auth", "00000001", "abc");
+        let resp = digest_response(
+            Algorithm::Sha256,
+            "101",
+            "pbx",
+            "Secret-123",
+            "REGISTER",
+            "sip:pbx",
+            &nonce,
+            "auth",
+            "00000001",
+            "abc",
+        );
         let hdr = format!("Digest username=\"101\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"sip:pbx\", response=\"{resp}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\"");
         let c = parse_credentials(&hdr).unwrap();
-        assert_eq!(check(&n, "pbx", Some(&c), "REGISTER", Some("Secret-123"), 20), AuthOutcome::Ok);
-        assert_eq!(check(&n, "pbx", Some(&c), "REGISTER", Some("wrong"), 20), AuthOutcome::Wrong);
-        assert_eq!(check(&n, "pbx", Some(&c), "REGISTER", Some("Secret-123"), 1000), AuthOutcome::Stale);
-        assert_eq!(check(&n, "pbx", None, "REGISTER", Some("x"), 20), AuthOutcome::Missing);
-        assert_eq!(check(&n, "other", Some(&c), "REGISTER", Some("Secret-123"), 20), AuthOutcome::Missing);
+        assert_eq!(
+            check(&n, "pbx", Some(&c), "REGISTER", Some("Secret-123"), 20),
+            AuthOutcome::Ok
+        );
+        assert_eq!(
+            check(&n, "pbx", Some(&c), "REGISTER", Some("wrong"), 20),
+            AuthOutcome::Wrong
+        );
+        assert_eq!(
+            check(&n, "pbx", Some(&c), "REGISTER", Some("Secret-123"), 1000),
+            AuthOutcome::Stale
+        );
+        assert_eq!(
+            check(&n, "pbx", None, "REGISTER", Some("x"), 20),
+            AuthOutcome::Missing
+        );
+        assert_eq!(
+            check(&n, "other", Some(&c), "REGISTER", Some("Secret-123"), 20),
+            AuthOutcome::Missing
+        );
         assert!(parse_credentials("Basic abc").is_none());
         assert!(parse_credentials("Digest garbage").is_none());
     }

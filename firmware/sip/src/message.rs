@@ -19,7 +19,10 @@ pub struct ParseError {
 }
 
 fn bad(reason: impl Into<String>) -> ParseError {
-    ParseError { status: 400, reason: reason.into() }
+    ParseError {
+        status: 400,
+        reason: reason.into(),
+    }
 }
 
 /// Largest message accepted, on any transport.
@@ -81,14 +84,19 @@ fn unfold(head: &str) -> Result<(String, Vec<RawHeader>), ParseError> {
             .find(|(short, _)| short.eq_ignore_ascii_case(name))
             .map(|(_, long)| (*long).to_string())
             .unwrap_or_else(|| name.to_string());
-        out.push(RawHeader { name, value: value.trim().to_string() });
+        out.push(RawHeader {
+            name,
+            value: value.trim().to_string(),
+        });
     }
     Ok((start, out))
 }
 
 fn find<'a>(headers: &'a [RawHeader], name: &str) -> impl Iterator<Item = &'a RawHeader> + 'a {
     let name = name.to_string();
-    headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(&name))
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(&name))
 }
 
 fn parse_u32(field: &str, v: &str, max: u64) -> Result<u64, ParseError> {
@@ -96,7 +104,9 @@ fn parse_u32(field: &str, v: &str, max: u64) -> Result<u64, ParseError> {
     if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(format!("{field} is not a number")));
     }
-    let n: u64 = v.parse().map_err(|_| bad(format!("{field} is not a number")))?;
+    let n: u64 = v
+        .parse()
+        .map_err(|_| bad(format!("{field} is not a number")))?;
     if n > max {
         return Err(bad(format!("{field} out of range")));
     }
@@ -124,7 +134,11 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
         None => return Err(bad("Content-Length is required on stream transports")),
     };
     let total = skip + end + 4 + len;
-    Ok(if buf.len() >= total { Some(total) } else { None })
+    Ok(if buf.len() >= total {
+        Some(total)
+    } else {
+        None
+    })
 }
 
 /// Parses and validates one message (one datagram, or one framed stream message).
@@ -170,7 +184,10 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         None
     } else {
         if parts[2] != "SIP/2.0" {
-            return Err(ParseError { status: 505, reason: "Version Not Supported".into() });
+            return Err(ParseError {
+                status: 505,
+                reason: "Version Not Supported".into(),
+            });
         }
         if !parts[0].bytes().all(is_token_char) {
             return Err(bad("malformed method"));
@@ -337,7 +354,14 @@ pub fn header_param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
 pub fn uri_user(uri: &str) -> Option<&str> {
     let rest = uri.split_once(':')?.1;
     let (user, _) = rest.split_once('@')?;
-    Some(user.split(';').next().unwrap_or(user).split(':').next().unwrap_or(user))
+    Some(
+        user.split(';')
+            .next()
+            .unwrap_or(user)
+            .split(':')
+            .next()
+            .unwrap_or(user),
+    )
 }
 
 /// Canonical header name and its value.
@@ -372,7 +396,11 @@ pub fn name_value(h: &Header) -> (Cow<'_, str>, &str) {
 
 /// First value of the named header.
 pub fn get<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers.iter().map(name_value).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    headers
+        .iter()
+        .map(name_value)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// All values of the named header, comma lists split, in order.
@@ -434,8 +462,14 @@ pub fn key(headers: &Headers) -> Key {
     let via = get_all(headers, "Via").first().copied().unwrap_or("");
     Key {
         call_id: get(headers, "Call-ID").unwrap_or("").to_string(),
-        from_tag: get(headers, "From").and_then(|v| header_param(v, "tag")).unwrap_or("").to_string(),
-        to_tag: get(headers, "To").and_then(|v| header_param(v, "tag")).unwrap_or("").to_string(),
+        from_tag: get(headers, "From")
+            .and_then(|v| header_param(v, "tag"))
+            .unwrap_or("")
+            .to_string(),
+        to_tag: get(headers, "To")
+            .and_then(|v| header_param(v, "tag"))
+            .unwrap_or("")
+            .to_string(),
         cseq: num,
         cseq_method: it.next().unwrap_or("").to_string(),
         branch: via_param(via, "branch").unwrap_or("").to_string(),
@@ -452,7 +486,14 @@ pub fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
 
 /// Builds a response to `req`: Via, From, To, Call-ID and CSeq copied, a To tag added
 /// when given and absent, and `extra` headers appended. Returns the wire bytes.
-pub fn response(req: &rsip::Request, status: u16, reason: &str, to_tag: Option<&str>, extra: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+pub fn response(
+    req: &rsip::Request,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, String)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     for h in req.headers.iter() {
         let (n, v) = name_value(h);
@@ -481,7 +522,10 @@ pub fn response(req: &rsip::Request, status: u16, reason: &str, to_tag: Option<&
 /// Answers a message we could not parse, if enough of it is readable to address a reply.
 /// Responses and ACKs are never answered.
 pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
     let head = std::str::from_utf8(&bytes[..head_end]).ok()?;
     if head.starts_with("SIP/") || head.starts_with("ACK ") {
         return None;
@@ -526,7 +570,10 @@ mod tests {
     #[test]
     fn missing_and_bad_headers_are_refused() {
         let no_callid = REG.replace("i: abc\r\n", "");
-        assert!(parse(no_callid.as_bytes()).unwrap_err().reason.contains("Call-ID"));
+        assert!(parse(no_callid.as_bytes())
+            .unwrap_err()
+            .reason
+            .contains("Call-ID"));
         let mismatch = REG.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
         assert!(parse(mismatch.as_bytes()).is_err());
         let long = REG.replace("l: 0", "l: 99");
@@ -541,7 +588,9 @@ mod tests {
         let bad_cseq = REG.replace("CSeq: 1 REGISTER", "CSeq: x REGISTER");
         let e = parse(bad_cseq.as_bytes()).unwrap_err();
         let reply = reject_unparsed(bad_cseq.as_bytes(), &e).unwrap();
-        assert!(String::from_utf8(reply).unwrap().starts_with("SIP/2.0 400 CSeq is not a number"));
+        assert!(String::from_utf8(reply)
+            .unwrap()
+            .starts_with("SIP/2.0 400 CSeq is not a number"));
     }
 
     #[test]
@@ -554,8 +603,14 @@ mod tests {
 
     #[test]
     fn list_and_params() {
-        assert_eq!(split_list("\"a,b\" <sip:x>, <sip:y;p=1,2>"), vec!["\"a,b\" <sip:x>", "<sip:y;p=1,2>"]);
-        assert_eq!(header_param("\"A\" <sip:a@b;x=y>;tag=12;expires=30", "expires"), Some("30"));
+        assert_eq!(
+            split_list("\"a,b\" <sip:x>, <sip:y;p=1,2>"),
+            vec!["\"a,b\" <sip:x>", "<sip:y;p=1,2>"]
+        );
+        assert_eq!(
+            header_param("\"A\" <sip:a@b;x=y>;tag=12;expires=30", "expires"),
+            Some("30")
+        );
         assert_eq!(uri_user("sip:101@pbx:5060;transport=udp"), Some("101"));
     }
 }

@@ -20,7 +20,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -69,7 +73,13 @@ pub struct ClientTransaction {
 
 impl ClientTransaction {
     /// Starts a transaction; the request goes out on the first [`Self::poll_transmit`].
-    pub fn new(now: Instant, request: Vec<u8>, invite: bool, reliable: bool, timers: Timers) -> Self {
+    pub fn new(
+        now: Instant,
+        request: Vec<u8>,
+        invite: bool,
+        reliable: bool,
+        timers: Timers,
+    ) -> Self {
         let retransmit = (!reliable).then_some((now + timers.t1, timers.t1));
         ClientTransaction {
             invite,
@@ -99,7 +109,12 @@ impl ClientTransaction {
     /// A response matched this transaction. For a non-2xx final to an INVITE, `ack`
     /// builds the ACK the transaction sends (and resends on retransmissions).
     #[must_use]
-    pub fn handle_response(&mut self, now: Instant, status: u16, ack: impl FnOnce() -> Vec<u8>) -> ClientEvent {
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        status: u16,
+        ack: impl FnOnce() -> Vec<u8>,
+    ) -> ClientEvent {
         match self.state {
             State::Trying | State::Proceeding => {
                 if status < 200 {
@@ -122,10 +137,18 @@ impl ClientTransaction {
                     self.outbox.push(a.clone());
                     self.ack = Some(a);
                     self.state = State::Completed;
-                    self.linger = Some(if self.reliable { now } else { now + Duration::from_secs(32) });
+                    self.linger = Some(if self.reliable {
+                        now
+                    } else {
+                        now + Duration::from_secs(32)
+                    });
                 } else {
                     self.state = State::Completed;
-                    self.linger = Some(if self.reliable { now } else { now + self.timers.t4 });
+                    self.linger = Some(if self.reliable {
+                        now
+                    } else {
+                        now + self.timers.t4
+                    });
                 }
                 ClientEvent::Response
             }
@@ -155,7 +178,11 @@ impl ClientTransaction {
         if let Some((at, interval)) = self.retransmit {
             if now >= at {
                 self.outbox.push(self.request.clone());
-                let next = if self.invite { interval * 2 } else { (interval * 2).min(self.timers.t2) };
+                let next = if self.invite {
+                    interval * 2
+                } else {
+                    (interval * 2).min(self.timers.t2)
+                };
                 self.retransmit = Some((now + next, next));
             }
         }
@@ -182,7 +209,10 @@ impl ClientTransaction {
     /// When to call [`Self::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit.map(|r| r.0), self.timeout, self.linger].into_iter().flatten().min()
+        [self.retransmit.map(|r| r.0), self.timeout, self.linger]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -220,7 +250,11 @@ impl ServerTransaction {
             invite,
             reliable,
             timers,
-            state: if invite { State::Proceeding } else { State::Trying },
+            state: if invite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
             last: None,
             outbox: Vec::new(),
             retransmit: None,
@@ -261,7 +295,11 @@ impl ServerTransaction {
             self.ack_timeout = Some(now + self.timers.t1 * 64);
         } else {
             self.state = State::Completed;
-            self.linger = Some(if self.reliable { now } else { now + self.timers.t1 * 64 });
+            self.linger = Some(if self.reliable {
+                now
+            } else {
+                now + self.timers.t1 * 64
+            });
         }
         true
     }
@@ -282,7 +320,11 @@ impl ServerTransaction {
             self.state = State::Confirmed;
             self.retransmit = None;
             self.ack_timeout = None;
-            self.linger = Some(if self.reliable { now } else { now + self.timers.t4 });
+            self.linger = Some(if self.reliable {
+                now
+            } else {
+                now + self.timers.t4
+            });
             return ServerEvent::Acked;
         }
         ServerEvent::Absorbed
@@ -325,7 +367,10 @@ impl ServerTransaction {
     /// When to call [`Self::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit.map(|r| r.0), self.ack_timeout, self.linger].into_iter().flatten().min()
+        [self.retransmit.map(|r| r.0), self.ack_timeout, self.linger]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -398,7 +443,10 @@ mod tests {
         // Proceeding: no retransmissions, no Timer B.
         assert_eq!(run_client(&mut t, t0, t0 + Duration::from_secs(100)).0, 0);
         assert!(!t.timed_out());
-        assert_eq!(t.handle_response(t0, 486, || b"ACK".to_vec()), ClientEvent::Response);
+        assert_eq!(
+            t.handle_response(t0, 486, || b"ACK".to_vec()),
+            ClientEvent::Response
+        );
         assert_eq!(t.poll_transmit().unwrap(), b"ACK");
         // A retransmitted 486 is absorbed and ACKed again.
         assert_eq!(t.handle_response(t0, 486, Vec::new), ClientEvent::Absorbed);
@@ -462,7 +510,10 @@ mod tests {
         let mut s = ServerTransaction::new(true, false, Timers::default());
         s.respond(t0, 404, b"404".to_vec());
         drain_s(&mut s);
-        assert_eq!(s.handle_ack(t0 + Duration::from_millis(100)), ServerEvent::Acked);
+        assert_eq!(
+            s.handle_ack(t0 + Duration::from_millis(100)),
+            ServerEvent::Acked
+        );
         assert_eq!(s.state(), State::Confirmed);
         assert_eq!(s.handle_ack(t0), ServerEvent::Absorbed);
         let d = s.poll_timeout().unwrap();

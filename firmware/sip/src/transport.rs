@@ -82,7 +82,12 @@ impl Transports {
                             continue;
                         }
                         let local = t2.local_for(remote);
-                        let m = Incoming { proto: Proto::Udp, remote, local, bytes: buf[..n].to_vec() };
+                        let m = Incoming {
+                            proto: Proto::Udp,
+                            remote,
+                            local,
+                            bytes: buf[..n].to_vec(),
+                        };
                         if t2.tx.send(m).await.is_err() {
                             return;
                         }
@@ -124,7 +129,9 @@ impl Transports {
         }
         let ip = {
             let mut routes = self.routes.lock().unwrap();
-            *routes.entry(remote.ip()).or_insert_with(|| route_source(remote).unwrap_or(self.local.ip()))
+            *routes
+                .entry(remote.ip())
+                .or_insert_with(|| route_source(remote).unwrap_or(self.local.ip()))
         };
         SocketAddr::new(ip, self.local.port())
     }
@@ -157,9 +164,17 @@ impl Transports {
                     match crate::message::stream_frame_len(&buf) {
                         Ok(Some(len)) => {
                             let mut msg: Vec<u8> = buf.drain(..len).collect();
-                            let lead = msg.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+                            let lead = msg
+                                .iter()
+                                .take_while(|b| **b == b'\r' || **b == b'\n')
+                                .count();
                             msg.drain(..lead);
-                            let m = Incoming { proto: Proto::Tcp, remote, local, bytes: msg };
+                            let m = Incoming {
+                                proto: Proto::Tcp,
+                                remote,
+                                local,
+                                bytes: msg,
+                            };
                             if tx.send(m).await.is_err() {
                                 break 'conn;
                             }
@@ -206,7 +221,12 @@ impl Transports {
                 }
                 let me = self.clone();
                 tokio::spawn(async move {
-                    match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(dest)).await {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        TcpStream::connect(dest),
+                    )
+                    .await
+                    {
                         Ok(Ok(s)) => {
                             me.serve_tcp(s, dest);
                             if let Some(c) = me.conns.lock().unwrap().get(&dest) {
@@ -223,7 +243,11 @@ impl Transports {
 
 /// The source address the kernel would use towards `remote` (no packet is sent).
 fn route_source(remote: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
+    let bind: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0".parse().ok()?
+    } else {
+        "[::]:0".parse().ok()?
+    };
     let s = std::net::UdpSocket::bind(bind).ok()?;
     s.connect(remote).ok()?;
     Some(s.local_addr().ok()?.ip())

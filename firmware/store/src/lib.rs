@@ -53,14 +53,19 @@ fn be(n: u64) -> [u8; 8] {
 }
 
 fn read_u64(v: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = v.try_into().map_err(|_| StoreError::Corrupt("bad number".into()))?;
+    let arr: [u8; 8] = v
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("bad number".into()))?;
     Ok(u64::from_be_bytes(arr))
 }
 
 impl Store {
     /// Opens (creating if needed) the database under `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir.join("db")).mode(sled::Mode::LowSpace).open()?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::LowSpace)
+            .open()?;
         let meta = db.open_tree(META)?;
         match meta.get("schema")? {
             None => {
@@ -84,15 +89,24 @@ impl Store {
             Some(v) => read_u64(&v)?,
             None => return Ok((0, Config::default())),
         };
-        let doc = t.get("current")?.ok_or_else(|| StoreError::Corrupt("revision without configuration".into()))?;
-        let cfg: Config =
-            serde_json::from_slice(&doc).map_err(|e| StoreError::Corrupt(format!("configuration: {e}")))?;
+        let doc = t
+            .get("current")?
+            .ok_or_else(|| StoreError::Corrupt("revision without configuration".into()))?;
+        let cfg: Config = serde_json::from_slice(&doc)
+            .map_err(|e| StoreError::Corrupt(format!("configuration: {e}")))?;
         Ok((rev, cfg))
     }
 
     /// Stores `cfg` as the next revision with a log entry, atomically, and returns the
     /// new revision once it is durable. `expected` guards against lost updates.
-    pub fn commit(&self, expected: u64, cfg: &Config, who: &str, what: &str, when: u64) -> Result<u64, StoreError> {
+    pub fn commit(
+        &self,
+        expected: u64,
+        cfg: &Config,
+        who: &str,
+        what: &str,
+        when: u64,
+    ) -> Result<u64, StoreError> {
         use sled::Transactional;
         let t = self.db.open_tree(CONFIG)?;
         let log = self.db.open_tree(LOG)?;
@@ -108,8 +122,16 @@ impl Store {
             let rev = found + 1;
             t.insert("current", doc.as_slice())?;
             t.insert("revision", &be(rev))?;
-            let entry = LogEntry { revision: rev, who: who.into(), when, what: what.into() };
-            log.insert(&be(rev), serde_json::to_vec(&entry).expect("log serialises"))?;
+            let entry = LogEntry {
+                revision: rev,
+                who: who.into(),
+                when,
+                what: what.into(),
+            };
+            log.insert(
+                &be(rev),
+                serde_json::to_vec(&entry).expect("log serialises"),
+            )?;
             Ok(rev)
         });
         let rev = match res {
@@ -128,7 +150,8 @@ impl Store {
             .values()
             .map(|v| {
                 let v = v?;
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("config log: {e}")))
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("config log: {e}")))
             })
             .collect()
     }
@@ -142,7 +165,11 @@ impl Store {
 
     /// The persisted registrations, if any.
     pub fn registrations(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.open_tree(REGISTRATIONS)?.get("all")?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .open_tree(REGISTRATIONS)?
+            .get("all")?
+            .map(|v| v.to_vec()))
     }
 }
 
@@ -159,7 +186,10 @@ mod tests {
         let mut c = Config::default();
         c.extensions.push(Extension::new("101"));
         assert_eq!(s.commit(0, &c, "test", "add 101", 5).unwrap(), 1);
-        assert!(matches!(s.commit(0, &c, "test", "again", 6), Err(StoreError::Conflict { .. })));
+        assert!(matches!(
+            s.commit(0, &c, "test", "again", 6),
+            Err(StoreError::Conflict { .. })
+        ));
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         let (rev, got) = s.config().unwrap();
@@ -172,9 +202,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            s.db.open_tree(META).unwrap().insert("schema", &be(99)).unwrap();
+            s.db.open_tree(META)
+                .unwrap()
+                .insert("schema", &be(99))
+                .unwrap();
             s.db.flush().unwrap();
         }
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::SchemaTooNew { found: 99 })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::SchemaTooNew { found: 99 })
+        ));
     }
 }

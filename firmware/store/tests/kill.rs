@@ -13,13 +13,17 @@ const ROUNDS: usize = 200;
 /// The writer: runs only when the parent test starts this binary with STORE_KILL_DIR.
 #[test]
 fn writer_child() {
-    let Ok(dir) = std::env::var("STORE_KILL_DIR") else { return };
+    let Ok(dir) = std::env::var("STORE_KILL_DIR") else {
+        return;
+    };
     let store = Store::open(std::path::Path::new(&dir)).unwrap();
     let (mut rev, mut cfg) = store.config().unwrap();
     loop {
         let n = format!("{}", 1000 + rev);
         cfg.extensions.push(Extension::new(&n));
-        rev = store.commit(rev, &cfg, "kill-test", &format!("add {n}"), 0).unwrap();
+        rev = store
+            .commit(rev, &cfg, "kill-test", &format!("add {n}"), 0)
+            .unwrap();
         println!("ACK {rev}");
     }
 }
@@ -51,20 +55,39 @@ fn acknowledged_commits_survive_sigkill() {
             }
         });
         std::thread::sleep(delay);
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
         for n in rx.try_iter() {
             last_acked = last_acked.max(n);
         }
-        let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("round {round}: database does not open: {e}"));
+        let store = Store::open(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: database does not open: {e}"));
         let (rev, cfg): (u64, Config) = store.config().unwrap();
-        assert!(rev >= last_acked, "round {round}: acknowledged revision {last_acked} lost, found {rev}");
+        assert!(
+            rev >= last_acked,
+            "round {round}: acknowledged revision {last_acked} lost, found {rev}"
+        );
         cfg.validate().unwrap();
-        assert_eq!(cfg.extensions.len() as u64, rev, "round {round}: configuration does not match its revision");
+        assert_eq!(
+            cfg.extensions.len() as u64,
+            rev,
+            "round {round}: configuration does not match its revision"
+        );
         let log = store.log().unwrap();
-        assert_eq!(log.len() as u64, rev, "round {round}: config log does not match the revision");
+        assert_eq!(
+            log.len() as u64,
+            rev,
+            "round {round}: config log does not match the revision"
+        );
         last_acked = rev;
     }
-    eprintln!("{ROUNDS} kill rounds, {last_acked} commits, {:?}", started.elapsed());
+    eprintln!(
+        "{ROUNDS} kill rounds, {last_acked} commits, {:?}",
+        started.elapsed()
+    );
 }

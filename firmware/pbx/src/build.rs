@@ -1,0 +1,185 @@
+//! Building the requests the exchange sends.
+
+use rsip::Header;
+use sip::message::{get_all, via_param};
+use std::net::SocketAddr;
+
+/// Methods we accept, for Allow.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// Allow, Accept and Supported, for OPTIONS answers and 405s.
+pub fn capabilities() -> Vec<(&'static str, String)> {
+    vec![
+        ("Allow", ALLOW.into()),
+        ("Accept", "application/sdp".into()),
+    ]
+}
+
+/// Adds `received` and fills `rport` (RFC 3581) in the top Via, so responses carry
+/// where the request really came from.
+pub fn stamp_via(req: &mut rsip::Request, remote: SocketAddr) {
+    for h in req.headers.iter_mut() {
+        if let Header::Via(v) = h {
+            use rsip::headers::UntypedHeader;
+            let vals = sip::message::split_list(v.value());
+            let Some(top) = vals.first() else { return };
+            let mut top = top.to_string();
+            let rest: Vec<String> = vals[1..].iter().map(|s| s.to_string()).collect();
+            let has_rport = via_param(&top, "rport").is_some();
+            if has_rport {
+                top = top
+                    .split(';')
+                    .map(|p| {
+                        if p.trim().eq_ignore_ascii_case("rport") {
+                            format!("rport={}", remote.port())
+                        } else {
+                            p.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(";");
+            }
+            if via_param(&top, "received").is_none() {
+                top.push_str(&format!(";received={}", remote.ip()));
+            }
+            let mut all = vec![top];
+            all.extend(rest);
+            *v = rsip::headers::Via::new(all.join(", "));
+            return;
+        }
+    }
+}
+
+/// The Via value of a request we send.
+pub fn via(proto: sip::transport::Proto, local: SocketAddr, branch: &str) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={};rport",
+        proto.via_name(),
+        local,
+        branch
+    )
+}
+
+/// Our Contact for a dialog.
+pub fn contact(user: &str, proto: sip::transport::Proto, local: SocketAddr) -> String {
+    let t = if proto == sip::transport::Proto::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    format!("<sip:{user}@{local}{t}>")
+}
+
+/// Fields of an outgoing INVITE that the ACK to a non-2xx answer repeats.
+#[derive(Debug, Clone)]
+pub struct AckBase {
+    pub ruri: String,
+    pub via: String,
+    pub from: String,
+    pub call_id: String,
+    pub cseq: u32,
+}
+
+impl AckBase {
+    /// The ACK, with To taken from the response.
+    pub fn ack(&self, to: &str) -> Vec<u8> {
+        format!(
+            "ACK {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+            self.ruri, self.via, self.from, to, self.call_id, self.cseq
+        )
+        .into_bytes()
+    }
+
+    /// The CANCEL for this INVITE (RFC 3261 9.1).
+    pub fn cancel(&self, to: &str) -> Vec<u8> {
+        format!(
+            "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
+            self.ruri, self.via, self.from, to, self.call_id, self.cseq
+        )
+        .into_bytes()
+    }
+}
+
+/// A request with the usual headers; `extra` goes after them, `body` is SDP when present.
+#[allow(clippy::too_many_arguments)]
+pub fn request(
+    method: &str,
+    ruri: &str,
+    via: &str,
+    from: &str,
+    to: &str,
+    call_id: &str,
+    cseq: u32,
+    contact: Option<&str>,
+    extra: &[(&str, String)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut s = format!(
+        "{method} {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+    );
+    if let Some(c) = contact {
+        s.push_str(&format!("Contact: {c}\r\n"));
+    }
+    for (n, v) in extra {
+        s.push_str(&format!("{n}: {v}\r\n"));
+    }
+    s.push_str("User-Agent: pbxd\r\n");
+    if !body.is_empty() {
+        s.push_str("Content-Type: application/sdp\r\n");
+    }
+    s.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut b = s.into_bytes();
+    b.extend_from_slice(body);
+    b
+}
+
+/// The first Contact URI of a message, if any.
+pub fn contact_uri(headers: &rsip::Headers) -> Option<String> {
+    get_all(headers, "Contact")
+        .first()
+        .map(|c| sip::message::uri_part(c).to_string())
+}
+
+/// `host:port` of a SIP URI when the host is an IP literal.
+pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.split_once(':')?.1;
+    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    let hostport = hostport.split([';', '?', '>']).next()?;
+    if let Ok(a) = hostport.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let ip: std::net::IpAddr = hostport.trim_matches(['[', ']']).parse().ok()?;
+    Some(SocketAddr::new(ip, 5060))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rport_is_filled() {
+        let raw = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKx;rport\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let rsip::SipMessage::Request(mut r) = sip::parse(raw.as_bytes()).unwrap() else {
+            panic!()
+        };
+        stamp_via(&mut r, "192.0.2.9:4444".parse().unwrap());
+        let v = sip::message::get(&r.headers, "Via").unwrap();
+        assert_eq!(
+            v,
+            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKx;rport=4444;received=192.0.2.9"
+        );
+    }
+
+    #[test]
+    fn uri_addresses() {
+        assert_eq!(
+            uri_addr("sip:101@127.0.0.1:5062;transport=udp"),
+            Some("127.0.0.1:5062".parse().unwrap())
+        );
+        assert_eq!(
+            uri_addr("sip:10.0.0.1"),
+            Some("10.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(uri_addr("sip:101@phone.example"), None);
+    }
+}

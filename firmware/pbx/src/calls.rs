@@ -1,0 +1,1162 @@
+//! Call control: a call is the caller's leg (A, where we are the UAS) and one leg per
+//! device of the called extension (B, where we are the UAC). All devices ring in
+//! parallel; the first to answer wins and the others are cancelled. Media always flows
+//! through the relay, with the SDP on each side carrying the box's address on that side.
+
+use crate::build::{self, AckBase};
+use crate::negotiate;
+use crate::{CallInfo, Owner, Pbx, SKey, Source, Target, TimerRef};
+use media::sdp::{self, Audio};
+use sip::message::{get, key, response, uri_user};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    A,
+    B,
+}
+
+/// One SIP dialog of a call, seen from our end.
+pub(crate) struct Dialog {
+    pub call_id: String,
+    /// Our From/To value, with our tag.
+    pub local: String,
+    /// Their From/To value, with their tag once known.
+    pub remote: String,
+    /// Request-URI for requests inside the dialog (their Contact).
+    pub target_uri: String,
+    pub to: Target,
+    pub local_addr: SocketAddr,
+    pub contact: String,
+    pub cseq: u32,
+    pub sdp_version: u64,
+    /// The session description we last gave this side.
+    pub sent_sdp: Option<Audio>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegState {
+    Calling,
+    Ringing,
+    Answered,
+    Done(u16),
+}
+
+pub(crate) struct Leg {
+    pub account: String,
+    pub dialog: Dialog,
+    pub branch: String,
+    pub ack: AckBase,
+    /// To of the INVITE, without tag (for CANCEL).
+    pub to_initial: String,
+    pub offer: Audio,
+    pub state: LegState,
+    pub got_provisional: bool,
+    pub cancel_wanted: bool,
+}
+
+/// A 2xx we resend until its ACK comes (RFC 3261 13.3.1.4).
+pub(crate) struct OkRetx {
+    bytes: Vec<u8>,
+    target: Target,
+    call_id: String,
+    cseq: u32,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+/// A re-INVITE forwarded to the other side, waiting for its answer.
+pub(crate) struct Reinvite {
+    from: Side,
+    key: SKey,
+    req: rsip::Request,
+    offer: Audio,
+}
+
+pub(crate) struct Call {
+    pub id: u64,
+    pub caller_ext: String,
+    pub caller_account: String,
+    pub callee_ext: String,
+    pub a: Dialog,
+    pub a_key: SKey,
+    pub a_req: rsip::Request,
+    pub a_offer: Audio,
+    pub legs: Vec<Leg>,
+    pub answered: Option<usize>,
+    pub media: media::Session,
+    pub created: Instant,
+    pub answered_at: Option<Instant>,
+    pub ring_deadline: Option<Instant>,
+    pub ok: Option<OkRetx>,
+    pub reinvite: Option<Reinvite>,
+    pub transcoding: bool,
+    /// The caller already has its final answer; only unsettled legs keep the call.
+    pub finished: bool,
+}
+
+impl Call {
+    pub(crate) fn info(&self, now: Instant) -> CallInfo {
+        use std::sync::atomic::Ordering::Relaxed;
+        CallInfo {
+            id: self.id,
+            caller: self.caller_ext.clone(),
+            callee: self.callee_ext.clone(),
+            state: if self.answered.is_some() {
+                "answered".into()
+            } else {
+                "ringing".into()
+            },
+            seconds: now
+                .saturating_duration_since(self.answered_at.unwrap_or(self.created))
+                .as_secs(),
+            packets_a_to_b: self.media.stats.a_to_b.load(Relaxed),
+            packets_b_to_a: self.media.stats.b_to_a.load(Relaxed),
+            transcoding: self.transcoding,
+        }
+    }
+
+    fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.answered.map(|i| &mut self.legs[i].dialog),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.ring_deadline, self.ok.as_ref().map(|o| o.next)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        _ if status < 200 => "Progress",
+        _ if status < 300 => "OK",
+        _ => "Failed",
+    }
+}
+
+/// The status the caller gets when every device failed.
+fn summarize(statuses: &[u16]) -> u16 {
+    if statuses.iter().any(|s| *s == 486 || *s == 600) {
+        486
+    } else if statuses.iter().any(|s| *s == 603) {
+        603
+    } else if statuses.iter().all(|s| *s == 408 || *s == 487 || *s == 480) {
+        480
+    } else {
+        statuses.first().copied().unwrap_or(480)
+    }
+}
+
+impl Pbx {
+    fn active_calls(&self, ext: &str) -> u32 {
+        self.calls
+            .values()
+            .filter(|c| !c.finished && (c.caller_ext == ext || c.callee_ext == ext))
+            .count() as u32
+    }
+
+    fn account_busy(&self, username: &str) -> bool {
+        self.calls.values().any(|c| {
+            !c.finished
+                && (c.caller_account == username
+                    || c.answered.is_some_and(|i| c.legs[i].account == username))
+        })
+    }
+
+    fn reply(&mut self, now: Instant, key: &SKey, req: &rsip::Request, status: u16, why: &str) {
+        let tag = self.random_hex(10);
+        let text = if why.is_empty() {
+            reason(status).to_string()
+        } else {
+            format!("{} ({why})", reason(status))
+        };
+        let r = response(req, status, &text, Some(&tag), &[], b"");
+        self.respond(now, key, status, r);
+    }
+
+    pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &SKey, req: rsip::Request) {
+        let account = match self.authenticate(now, src, key, &req, "Proxy-Authorization") {
+            crate::registrar::Authn::Account(a) => a,
+            crate::registrar::Authn::Answered => return,
+        };
+        if account.registration_check
+            && self
+                .registrations
+                .get(&account.username)
+                .is_none_or(|r| r.source != src.remote)
+        {
+            return self.reply(now, key, &req, 403, "not from the registered address");
+        }
+        let snap = self.snapshot.clone();
+        let caller = snap
+            .extension(&account.extension)
+            .expect("authenticated accounts have extensions")
+            .clone();
+        let ruri = req.uri.to_string();
+        let dialed = uri_user(&ruri).unwrap_or("").to_string();
+        if caller.call_limit > 0 && self.active_calls(&caller.number) >= caller.call_limit {
+            return self.reply(now, key, &req, 403, "call limit reached");
+        }
+        if req.body.is_empty() {
+            return self.reply(now, key, &req, 488, "an SDP offer is required");
+        }
+        let a_offer = match sdp::parse(&req.body) {
+            Ok(a) => a,
+            Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
+        };
+        let Some(callee) = snap.extension(&dialed).cloned() else {
+            return self.reply(now, key, &req, 404, "no such number");
+        };
+        if !callee.enabled {
+            return self.reply(now, key, &req, 403, "extension disabled");
+        }
+        let load = self.active_calls(&callee.number);
+        if (callee.call_limit > 0 && load >= callee.call_limit)
+            || (callee.busy_level > 0 && load >= callee.busy_level)
+        {
+            return self.reply(now, key, &req, 486, "");
+        }
+        let registered: Vec<_> = snap
+            .accounts_of(&callee.number)
+            .filter(|a| a.enabled)
+            .filter_map(|a| {
+                self.registrations
+                    .get(&a.username)
+                    .map(|r| (a.clone(), r.clone()))
+            })
+            .collect();
+        if registered.is_empty() {
+            return self.reply(now, key, &req, 480, "nobody registered");
+        }
+        let free: Vec<_> = registered
+            .into_iter()
+            .filter(|(a, _)| !self.account_busy(&a.username))
+            .collect();
+        if free.is_empty() {
+            return self.reply(now, key, &req, 486, "");
+        }
+        let session = match self.relay.allocate() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("media relay: {e}");
+                return self.reply(now, key, &req, 503, "no media ports");
+            }
+        };
+        session.configure(|c| {
+            c.a = media::SideConfig {
+                remote: a_offer.rtp_target(),
+                latch: account.nat,
+            };
+        });
+        let id = self.next_call;
+        self.next_call += 1;
+        let a_tag = self.random_hex(10);
+        let a_contact_uri = build::contact_uri(&req.headers).unwrap_or_else(|| {
+            sip::message::uri_part(get(&req.headers, "From").unwrap_or("")).to_string()
+        });
+        let a_dest = if account.nat {
+            src.remote
+        } else {
+            build::uri_addr(&a_contact_uri).unwrap_or(src.remote)
+        };
+        let a = Dialog {
+            call_id: key_of(&req).call_id,
+            local: format!("{};tag={a_tag}", get(&req.headers, "To").unwrap_or("")),
+            remote: get(&req.headers, "From").unwrap_or("").to_string(),
+            target_uri: a_contact_uri,
+            to: Target {
+                proto: src.proto,
+                dest: a_dest,
+            },
+            local_addr: src.local,
+            contact: build::contact(&callee.number, src.proto, src.local),
+            cseq: 0,
+            sdp_version: 1,
+            sent_sdp: None,
+        };
+        let display = caller.display_name().replace('"', "");
+        let mut legs = Vec::new();
+        let mut starts = Vec::new();
+        for (acct, reg) in free {
+            let Some(offer) =
+                negotiate::offer(&a_offer, &acct.codecs, reg.local.ip(), session.b_port)
+            else {
+                continue;
+            };
+            let proto = reg.proto();
+            let branch = self.branch();
+            let call_id = format!("{}@pbxd", self.random_hex(24));
+            let tag = self.random_hex(10);
+            let host = reg.local;
+            let from = if display.is_empty() {
+                format!("<sip:{}@{host}>;tag={tag}", caller.number)
+            } else {
+                format!("\"{display}\" <sip:{}@{host}>;tag={tag}", caller.number)
+            };
+            let to = format!("<sip:{}@{host}>", callee.number);
+            let via = build::via(proto, reg.local, &branch);
+            let contact = build::contact(&caller.number, proto, reg.local);
+            let body = sdp::write(id, 1, &offer);
+            let bytes = build::request(
+                "INVITE",
+                &reg.contact,
+                &via,
+                &from,
+                &to,
+                &call_id,
+                1,
+                Some(&contact),
+                &[("Allow", build::ALLOW.into())],
+                &body,
+            );
+            let dest = if acct.nat {
+                reg.source
+            } else {
+                build::uri_addr(&reg.contact).unwrap_or(reg.source)
+            };
+            let target = Target { proto, dest };
+            let ack = AckBase {
+                ruri: reg.contact.clone(),
+                via,
+                from: from.clone(),
+                call_id: call_id.clone(),
+                cseq: 1,
+            };
+            starts.push((
+                format!("{branch}/INVITE"),
+                bytes,
+                target,
+                legs.len(),
+                ack.clone(),
+            ));
+            legs.push(Leg {
+                account: acct.username.clone(),
+                dialog: Dialog {
+                    call_id,
+                    local: from,
+                    remote: to.clone(),
+                    target_uri: reg.contact.clone(),
+                    to: target,
+                    local_addr: reg.local,
+                    contact,
+                    cseq: 1,
+                    sdp_version: 1,
+                    sent_sdp: Some(offer.clone()),
+                },
+                branch,
+                ack,
+                to_initial: to,
+                offer,
+                state: LegState::Calling,
+                got_provisional: false,
+                cancel_wanted: false,
+            });
+        }
+        if legs.is_empty() {
+            return self.reply(now, key, &req, 488, "no codec in common");
+        }
+        tracing::info!(call = id, caller = %caller.number, callee = %callee.number, devices = legs.len(), "call");
+        self.dialogs.insert(a.call_id.clone(), id);
+        for l in &legs {
+            self.dialogs.insert(l.dialog.call_id.clone(), id);
+        }
+        let ring_deadline = now + self.settings.ring_timeout;
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                caller_ext: caller.number.clone(),
+                caller_account: account.username.clone(),
+                callee_ext: callee.number.clone(),
+                a,
+                a_key: key.clone(),
+                a_req: req,
+                a_offer,
+                legs,
+                answered: None,
+                media: session,
+                created: now,
+                answered_at: None,
+                ring_deadline: Some(ring_deadline),
+                ok: None,
+                reinvite: None,
+                transcoding: false,
+                finished: false,
+            },
+        );
+        self.arm(Some(ring_deadline), TimerRef::Call(id));
+        for (branch, bytes, target, idx, ack) in starts {
+            self.start_client(
+                now,
+                branch,
+                bytes,
+                true,
+                target,
+                Owner::Leg(id, idx),
+                Some(ack),
+            );
+        }
+    }
+
+    /// Sends a request inside one side's dialog and returns nothing; `owner` gets the answer.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        method: &str,
+        body: &[u8],
+        owner: Owner,
+    ) {
+        let branch = self.branch();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(d) = call.dialog(side) else { return };
+        d.cseq += 1;
+        let via = build::via(d.to.proto, d.local_addr, &branch);
+        let contact = (method == "INVITE").then(|| d.contact.clone());
+        let bytes = build::request(
+            method,
+            &d.target_uri,
+            &via,
+            &d.local,
+            &d.remote,
+            &d.call_id,
+            d.cseq,
+            contact.as_deref(),
+            &[],
+            body,
+        );
+        let ack = (method == "INVITE").then(|| AckBase {
+            ruri: d.target_uri.clone(),
+            via,
+            from: d.local.clone(),
+            call_id: d.call_id.clone(),
+            cseq: d.cseq,
+        });
+        let target = d.to;
+        self.start_client(
+            now,
+            format!("{branch}/{method}"),
+            bytes,
+            method == "INVITE",
+            target,
+            owner,
+            ack,
+        );
+    }
+
+    /// BYE to a leg that answered but lost (or whose call is gone).
+    fn bye_leg(&mut self, now: Instant, leg: &Leg) {
+        let branch = self.branch();
+        let d = &leg.dialog;
+        let via = build::via(d.to.proto, d.local_addr, &branch);
+        let bytes = build::request(
+            "BYE",
+            &d.target_uri,
+            &via,
+            &d.local,
+            &d.remote,
+            &d.call_id,
+            d.cseq + 1,
+            None,
+            &[],
+            b"",
+        );
+        self.start_client(
+            now,
+            format!("{branch}/BYE"),
+            bytes,
+            false,
+            d.to,
+            Owner::Fire,
+            None,
+        );
+    }
+
+    fn ack_2xx(&mut self, d: &Dialog, cseq: u32) {
+        let branch = self.branch();
+        let via = build::via(d.to.proto, d.local_addr, &branch);
+        let bytes = build::request(
+            "ACK",
+            &d.target_uri,
+            &via,
+            &d.local,
+            &d.remote,
+            &d.call_id,
+            cseq,
+            None,
+            &[],
+            b"",
+        );
+        self.send(d.to, bytes);
+    }
+
+    fn cancel_leg(&mut self, now: Instant, id: u64, idx: usize) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let leg = &mut call.legs[idx];
+        if !matches!(leg.state, LegState::Calling | LegState::Ringing) {
+            return;
+        }
+        leg.cancel_wanted = true;
+        // RFC 3261 9.1: no CANCEL before a provisional response.
+        if !leg.got_provisional {
+            return;
+        }
+        let bytes = leg.ack.cancel(&leg.to_initial);
+        let (target, via_branch) = (leg.dialog.to, leg.branch.clone());
+        // CANCEL has the INVITE's branch; keep its transaction apart by method.
+        let ckey = format!("{via_branch}/CANCEL");
+        self.start_client(now, ckey, bytes, false, target, Owner::Fire, None);
+    }
+
+    fn end_call(&mut self, id: u64) -> Option<Call> {
+        let call = self.calls.remove(&id)?;
+        self.dialogs.remove(&call.a.call_id);
+        for l in &call.legs {
+            self.dialogs.remove(&l.dialog.call_id);
+        }
+        tracing::info!(call = id, "call ended");
+        Some(call)
+    }
+
+    /// The caller gets a final failure and the call goes.
+    fn fail_call(&mut self, now: Instant, id: u64, status: u16, why: &str) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (key, req, tag) = (
+            call.a_key.clone(),
+            call.a_req.clone(),
+            call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string()),
+        );
+        for i in 0..call.legs.len() {
+            self.cancel_leg(now, id, i);
+        }
+        let text = if why.is_empty() {
+            reason(status).to_string()
+        } else {
+            format!("{} ({why})", reason(status))
+        };
+        let r = response(&req, status, &text, tag.as_deref(), &[], b"");
+        self.respond(now, &key, status, r);
+        // Legs still waiting for a provisional will be cancelled when it comes: keep the
+        // call until every leg is settled.
+        let pending = self.calls.get(&id).is_some_and(|c| {
+            c.legs.iter().any(|l| {
+                l.cancel_wanted && !l.got_provisional && matches!(l.state, LegState::Calling)
+            })
+        });
+        if pending {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.ring_deadline = Some(now + Duration::from_secs(32));
+                c.answered = None;
+            }
+            self.arm(Some(now + Duration::from_secs(32)), TimerRef::Call(id));
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.finished = true;
+            }
+        } else {
+            self.end_call(id);
+        }
+    }
+
+    pub(crate) fn leg_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        idx: usize,
+        resp: &rsip::Response,
+        status: u16,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let finished = call.finished;
+        let leg = &mut call.legs[idx];
+        if let Some(to) = get(&resp.headers, "To") {
+            if sip::message::header_param(to, "tag").is_some() {
+                leg.dialog.remote = to.to_string();
+            }
+        }
+        if let Some(c) = build::contact_uri(&resp.headers) {
+            leg.dialog.target_uri = c;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                leg.got_provisional = true;
+                if leg.state == LegState::Calling {
+                    leg.state = LegState::Ringing;
+                }
+                if leg.cancel_wanted {
+                    self.cancel_leg(now, id, idx);
+                    return;
+                }
+                if finished || call.answered.is_some() {
+                    return;
+                }
+                let mut body = Vec::new();
+                if !resp.body.is_empty() {
+                    if let Ok(ans) = sdp::parse(&resp.body) {
+                        if let Some(br) = negotiate::bridge(
+                            &call.a_offer,
+                            &ans,
+                            call.a.local_addr.ip(),
+                            call.media.a_port,
+                        ) {
+                            let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
+                            call.media.configure(|c| {
+                                c.b = media::SideConfig {
+                                    remote: ans.rtp_target(),
+                                    latch,
+                                };
+                                c.a_to_b = br.forward;
+                                c.b_to_a = br.backward;
+                            });
+                            body = sdp::write(id, call.a.sdp_version, &br.answer);
+                            call.a.sent_sdp = Some(br.answer);
+                        }
+                    }
+                }
+                let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
+                let extra = [("Contact", call.a.contact.clone())];
+                let r = response(
+                    &call.a_req,
+                    status,
+                    reason(status),
+                    tag.as_deref(),
+                    &extra,
+                    &body,
+                );
+                let key = call.a_key.clone();
+                self.respond(now, &key, status, r);
+            }
+            200..=299 => {
+                let leg_dialog_cseq = 1;
+                leg.got_provisional = true;
+                let answered_elsewhere = call.answered.is_some_and(|i| i != idx);
+                if call.answered == Some(idx) {
+                    // A retransmitted 2xx: ACK it again.
+                    let d = clone_dialog(&call.legs[idx].dialog);
+                    self.ack_2xx(&d, leg_dialog_cseq);
+                    return;
+                }
+                let d = clone_dialog(&leg.dialog);
+                self.ack_2xx(&d, leg_dialog_cseq);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let leg = &mut call.legs[idx];
+                if answered_elsewhere || leg.cancel_wanted || finished {
+                    leg.state = LegState::Done(200);
+                    let l = clone_leg_for_bye(leg);
+                    self.bye_leg(now, &l);
+                    self.settle_if_finished(id);
+                    return;
+                }
+                let ans = sdp::parse(&resp.body).ok();
+                let br = ans.as_ref().and_then(|ans| {
+                    negotiate::bridge(
+                        &call.a_offer,
+                        ans,
+                        call.a.local_addr.ip(),
+                        call.media.a_port,
+                    )
+                });
+                let (Some(ans), Some(br)) = (ans, br) else {
+                    leg.state = LegState::Done(488);
+                    let l = clone_leg_for_bye(leg);
+                    self.bye_leg(now, &l);
+                    self.leg_failed(now, id);
+                    return;
+                };
+                leg.state = LegState::Answered;
+                let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
+                call.media.configure(|c| {
+                    c.b = media::SideConfig {
+                        remote: ans.rtp_target(),
+                        latch,
+                    };
+                    c.a_to_b = br.forward;
+                    c.b_to_a = br.backward;
+                });
+                call.transcoding = br.transcoding;
+                call.answered = Some(idx);
+                call.answered_at = Some(now);
+                call.ring_deadline = None;
+                let body = sdp::write(id, call.a.sdp_version, &br.answer);
+                call.a.sent_sdp = Some(br.answer);
+                let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
+                let extra = [
+                    ("Contact", call.a.contact.clone()),
+                    ("Allow", build::ALLOW.into()),
+                ];
+                let r = response(&call.a_req, 200, "OK", tag.as_deref(), &extra, &body);
+                let key = call.a_key.clone();
+                let cseq = key_of(&call.a_req).cseq;
+                if !call.a.to.proto.reliable() {
+                    let t1 = self.settings.timers.t1;
+                    call.ok = Some(OkRetx {
+                        bytes: r.clone(),
+                        target: call.a.to,
+                        call_id: call.a.call_id.clone(),
+                        cseq,
+                        next: now + t1,
+                        interval: t1,
+                        give_up: now + t1 * 64,
+                    });
+                }
+                let deadline = call.next_deadline();
+                let others: Vec<usize> = (0..call.legs.len()).filter(|i| *i != idx).collect();
+                tracing::info!(call = id, account = %call.legs[idx].account, transcoding = call.transcoding, "answered");
+                self.respond(now, &key, 200, r);
+                self.arm(deadline, TimerRef::Call(id));
+                for i in others {
+                    self.cancel_leg(now, id, i);
+                }
+            }
+            _ => {
+                leg.state = LegState::Done(status);
+                leg.cancel_wanted = false;
+                if finished {
+                    self.settle_if_finished(id);
+                } else if call.answered.is_none() {
+                    self.leg_failed(now, id);
+                }
+            }
+        }
+    }
+
+    /// After a call failed towards the caller, drops it once no leg is still pending.
+    fn settle_if_finished(&mut self, id: u64) {
+        let done = self.calls.get(&id).is_some_and(|c| {
+            c.finished && c.legs.iter().all(|l| matches!(l.state, LegState::Done(_)))
+        });
+        if done {
+            self.end_call(id);
+        }
+    }
+
+    fn leg_failed(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.answered.is_some() {
+            return;
+        }
+        let statuses: Vec<u16> = call
+            .legs
+            .iter()
+            .filter_map(|l| {
+                if let LegState::Done(s) = l.state {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        if statuses.len() == call.legs.len() {
+            let s = summarize(&statuses);
+            self.fail_call(now, id, s, "");
+        }
+    }
+
+    pub(crate) fn client_timed_out(&mut self, now: Instant, owner: Owner) {
+        match owner {
+            Owner::Leg(id, idx) => {
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.legs[idx].state = LegState::Done(408);
+                    call.legs[idx].cancel_wanted = false;
+                    if call.finished {
+                        self.settle_if_finished(id);
+                    } else {
+                        self.leg_failed(now, id);
+                    }
+                }
+            }
+            Owner::Reinvite(id) => {
+                if let Some(ri) = self.calls.get_mut(&id).and_then(|c| c.reinvite.take()) {
+                    let r = response(&ri.req, 408, "Request Timeout", None, &[], b"");
+                    self.respond(now, &ri.key, 408, r);
+                }
+            }
+            Owner::Fire => {}
+        }
+    }
+
+    pub(crate) fn call_timeout(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.ring_deadline.is_some_and(|d| d <= now) {
+            call.ring_deadline = None;
+            if call.finished {
+                // Legs that never answered anything: give up on them.
+                self.end_call(id);
+                return;
+            }
+            if call.answered.is_none() {
+                tracing::info!(call = id, "no answer");
+                self.fail_call(now, id, 480, "no answer");
+                return;
+            }
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let mut resend = None;
+        let mut hang_up = false;
+        if let Some(ok) = call.ok.as_mut() {
+            if ok.next <= now {
+                if ok.give_up <= now {
+                    hang_up = true;
+                } else {
+                    resend = Some((ok.target, ok.bytes.clone()));
+                    ok.interval = (ok.interval * 2).min(self.settings.timers.t2);
+                    ok.next = now + ok.interval;
+                }
+            }
+        }
+        if hang_up {
+            call.ok = None;
+            tracing::info!(call = id, "no ACK for 200 OK: hanging up");
+            self.hang_up(now, id, None);
+            return;
+        }
+        let deadline = call.next_deadline();
+        if let Some((t, b)) = resend {
+            self.send(t, b);
+        }
+        self.arm(deadline, TimerRef::Call(id));
+    }
+
+    /// Ends an answered call: BYE to every side except `except`.
+    fn hang_up(&mut self, now: Instant, id: u64, except: Option<Side>) {
+        if except != Some(Side::A) {
+            self.send_in_dialog(now, id, Side::A, "BYE", b"", Owner::Fire);
+        }
+        if except != Some(Side::B) {
+            self.send_in_dialog(now, id, Side::B, "BYE", b"", Owner::Fire);
+        }
+        self.end_call(id);
+    }
+
+    pub(crate) fn dialog_ack(&mut self, _now: Instant, k: &sip::message::Key) {
+        let Some(&id) = self.dialogs.get(&k.call_id) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call
+            .ok
+            .as_ref()
+            .is_some_and(|o| o.call_id == k.call_id && o.cseq == k.cseq)
+        {
+            call.ok = None;
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
+        let inv = SKey {
+            branch: key.branch.clone(),
+            method: "INVITE".into(),
+            remote: src.remote,
+        };
+        let k = key_of(req);
+        let call = self
+            .dialogs
+            .get(&k.call_id)
+            .copied()
+            .filter(|id| self.calls.get(id).is_some_and(|c| c.a_key == inv));
+        let Some(id) = call else {
+            return self.reply(now, key, req, 481, "");
+        };
+        let tag = self.random_hex(10);
+        let r = response(req, 200, "OK", Some(&tag), &[], b"");
+        self.respond(now, key, 200, r);
+        if self.calls.get(&id).is_some_and(|c| c.answered.is_none()) {
+            tracing::info!(call = id, "cancelled by the caller");
+            self.fail_call(now, id, 487, "");
+        }
+    }
+
+    pub(crate) fn in_dialog(&mut self, now: Instant, _src: Source, key: &SKey, req: rsip::Request) {
+        let k = key_of(&req);
+        let method = req.method.to_string();
+        let Some(&id) = self.dialogs.get(&k.call_id) else {
+            return self.reply(now, key, &req, 481, "");
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return self.reply(now, key, &req, 481, "");
+        };
+        let side = if call.a.call_id == k.call_id {
+            Side::A
+        } else if call
+            .answered
+            .is_some_and(|i| call.legs[i].dialog.call_id == k.call_id)
+        {
+            Side::B
+        } else {
+            return self.reply(now, key, &req, 481, "");
+        };
+        let other = if side == Side::A { Side::B } else { Side::A };
+        let answered = call.answered.is_some();
+        match method.as_str() {
+            "BYE" => {
+                let tag = None;
+                let r = response(&req, 200, "OK", tag, &[], b"");
+                self.respond(now, key, 200, r);
+                if !answered {
+                    // BYE on an early dialog: treat as a cancel.
+                    self.fail_call(now, id, 487, "");
+                } else {
+                    tracing::info!(call = id, side = ?side, "hung up");
+                    self.hang_up(now, id, Some(side));
+                }
+            }
+            "INVITE" => self.reinvite(now, id, side, other, key, req),
+            "OPTIONS" | "INFO" => {
+                let r = response(&req, 200, "OK", None, &build::capabilities(), b"");
+                self.respond(now, key, 200, r);
+            }
+            _ => {
+                let r = response(
+                    &req,
+                    501,
+                    "Not Implemented",
+                    None,
+                    &build::capabilities(),
+                    b"",
+                );
+                self.respond(now, key, 501, r);
+            }
+        }
+    }
+
+    fn reinvite(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        other: Side,
+        key: &SKey,
+        req: rsip::Request,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.answered.is_none() || call.reinvite.is_some() || call.ok.is_some() {
+            return self.reply(now, key, &req, 491, "");
+        }
+        if let (Some(c), Some(d)) = (build::contact_uri(&req.headers), call.dialog(side)) {
+            d.target_uri = c; // target refresh
+        }
+        if req.body.is_empty() {
+            // No offer: answer with the description this side already has.
+            let d = call.dialog(side).expect("answered");
+            let Some(sdp_prev) = d.sent_sdp.clone() else {
+                return self.reply(now, key, &req, 488, "");
+            };
+            d.sdp_version += 1;
+            let body = sdp::write(id, d.sdp_version, &sdp_prev);
+            let contact = d.contact.clone();
+            let r = response(&req, 200, "OK", None, &[("Contact", contact)], &body);
+            return self.respond(now, key, 200, r);
+        }
+        let offer = match sdp::parse(&req.body) {
+            Ok(o) => o,
+            Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
+        };
+        let other_account = match other {
+            Side::A => call.caller_account.clone(),
+            Side::B => call.legs[call.answered.expect("answered")].account.clone(),
+        };
+        let codecs = self
+            .snapshot
+            .account(&other_account)
+            .map(|a| a.codecs.clone())
+            .unwrap_or_else(|| vec!["PCMU".into(), "PCMA".into()]);
+        let port = if other == Side::A {
+            call.media.a_port
+        } else {
+            call.media.b_port
+        };
+        let d = call.dialog(other).expect("answered");
+        let Some(fwd) = negotiate::offer(&offer, &codecs, d.local_addr.ip(), port) else {
+            return self.reply(now, key, &req, 488, "no codec in common");
+        };
+        d.sdp_version += 1;
+        let body = sdp::write(id, d.sdp_version, &fwd);
+        d.sent_sdp = Some(fwd);
+        call.reinvite = Some(Reinvite {
+            from: side,
+            key: key.clone(),
+            req,
+            offer,
+        });
+        self.send_in_dialog(now, id, other, "INVITE", &body, Owner::Reinvite(id));
+    }
+
+    pub(crate) fn reinvite_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        resp: &rsip::Response,
+        status: u16,
+    ) {
+        if status < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(ri) = call.reinvite.take() else {
+            // A retransmitted 2xx: ACK again.
+            if (200..300).contains(&status) {
+                let side = if call.a.call_id == key(&resp.headers).call_id {
+                    Side::A
+                } else {
+                    Side::B
+                };
+                if let Some(d) = call.dialog(side) {
+                    let (d, cseq) = (clone_dialog(d), key(&resp.headers).cseq);
+                    self.ack_2xx(&d, cseq);
+                }
+            }
+            return;
+        };
+        let other = if ri.from == Side::A { Side::B } else { Side::A };
+        if status >= 300 {
+            let r = response(&ri.req, status, reason(status), None, &[], b"");
+            return self.respond(now, &ri.key, status, r);
+        }
+        let cseq = key(&resp.headers).cseq;
+        if let Some(d) = call.dialog(other) {
+            if let Some(c) = build::contact_uri(&resp.headers) {
+                d.target_uri = c;
+            }
+            let d = clone_dialog(d);
+            self.ack_2xx(&d, cseq);
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let (port, origin) = if ri.from == Side::A {
+            (call.media.a_port, &call.a)
+        } else {
+            (
+                call.media.b_port,
+                &call.legs[call.answered.expect("answered")].dialog,
+            )
+        };
+        let ip = origin.local_addr.ip();
+        let Some((ans, br)) = sdp::parse(&resp.body)
+            .ok()
+            .and_then(|a| negotiate::bridge(&ri.offer, &a, ip, port).map(|b| (a, b)))
+        else {
+            let r = response(&ri.req, 488, "Not Acceptable Here", None, &[], b"");
+            return self.respond(now, &ri.key, 488, r);
+        };
+        let from_a = ri.from == Side::A;
+        call.media.configure(|c| {
+            let (offerer, answerer) = if from_a {
+                (&mut c.a, &mut c.b)
+            } else {
+                (&mut c.b, &mut c.a)
+            };
+            offerer.remote = ri.offer.rtp_target();
+            answerer.remote = ans.rtp_target();
+            if from_a {
+                c.a_to_b = br.forward;
+                c.b_to_a = br.backward;
+            } else {
+                c.b_to_a = br.forward;
+                c.a_to_b = br.backward;
+            }
+        });
+        call.transcoding = br.transcoding;
+        let d = call.dialog(ri.from).expect("answered");
+        d.sdp_version += 1;
+        let body = sdp::write(id, d.sdp_version, &br.answer);
+        d.sent_sdp = Some(br.answer);
+        let (contact, target, call_id) = (d.contact.clone(), d.to, d.call_id.clone());
+        let r = response(&ri.req, 200, "OK", None, &[("Contact", contact)], &body);
+        if !target.proto.reliable() {
+            let t1 = self.settings.timers.t1;
+            let cseq = key_of(&ri.req).cseq;
+            call.ok = Some(OkRetx {
+                bytes: r.clone(),
+                target,
+                call_id,
+                cseq,
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            });
+        }
+        let deadline = call.next_deadline();
+        self.respond(now, &ri.key, 200, r);
+        self.arm(deadline, TimerRef::Call(id));
+    }
+}
+
+fn key_of(req: &rsip::Request) -> sip::message::Key {
+    key(&req.headers)
+}
+
+fn clone_dialog(d: &Dialog) -> Dialog {
+    Dialog {
+        call_id: d.call_id.clone(),
+        local: d.local.clone(),
+        remote: d.remote.clone(),
+        target_uri: d.target_uri.clone(),
+        to: d.to,
+        local_addr: d.local_addr,
+        contact: d.contact.clone(),
+        cseq: d.cseq,
+        sdp_version: d.sdp_version,
+        sent_sdp: None,
+    }
+}
+
+fn clone_leg_for_bye(l: &Leg) -> Leg {
+    Leg {
+        account: l.account.clone(),
+        dialog: clone_dialog(&l.dialog),
+        branch: l.branch.clone(),
+        ack: l.ack.clone(),
+        to_initial: l.to_initial.clone(),
+        offer: l.offer.clone(),
+        state: l.state,
+        got_provisional: l.got_provisional,
+        cancel_wanted: l.cancel_wanted,
+    }
+}

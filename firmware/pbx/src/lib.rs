@@ -1,0 +1,529 @@
+//! The exchange.
+//!
+//! Owns: the registrar (locations of SIP accounts), number routing and call control as a
+//! back-to-back user agent over legs. It is a sans-IO core: datagrams and `now` come in
+//! through [`Pbx::handle_message`] and [`Pbx::handle_timeout`]; datagrams to send come
+//! out of [`Pbx::poll_transmit`], and [`Pbx::poll_timeout`] says when to call again.
+//! The only side effect it has is asking the media relay for ports. Must not touch:
+//! sockets, the clock, storage.
+
+mod build;
+mod calls;
+pub mod negotiate;
+mod registrar;
+
+pub use registrar::Registration;
+pub use sip::transport::Proto;
+
+use config::Snapshot;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rsip::SipMessage;
+use serde::Serialize;
+use sip::transaction::{ClientTransaction, ServerTransaction, Timers};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a message came from and on which of our addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub proto: Proto,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub proto: Proto,
+    pub dest: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// Tunables of the exchange.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Digest realm.
+    pub realm: String,
+    /// Shortest registration accepted (shorter gets 423).
+    pub min_expires: u32,
+    /// Longest registration granted (longer is cut down).
+    pub max_expires: u32,
+    /// Granted when the phone asks for nothing.
+    pub default_expires: u32,
+    /// How long an extension rings before the caller gets 480.
+    pub ring_timeout: Duration,
+    /// How long a nonce stays fresh, seconds.
+    pub nonce_lifetime: u64,
+    /// Digest algorithms offered in challenges, in order.
+    pub digest: Vec<sip::auth::Algorithm>,
+    pub timers: Timers,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            realm: "pbx".into(),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            ring_timeout: Duration::from_secs(60),
+            nonce_lifetime: 300,
+            digest: vec![sip::auth::Algorithm::Md5],
+            timers: Timers::default(),
+        }
+    }
+}
+
+/// A call as `pbxctl calls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallInfo {
+    pub id: u64,
+    pub caller: String,
+    pub callee: String,
+    pub state: String,
+    pub seconds: u64,
+    pub packets_a_to_b: u64,
+    pub packets_b_to_a: u64,
+    pub transcoding: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct SKey {
+    branch: String,
+    /// ACK is filed under INVITE.
+    method: String,
+    remote: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    proto: Proto,
+    dest: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Client(String),
+    Server(SKey),
+    Call(u64),
+}
+
+struct STx {
+    tx: ServerTransaction,
+    target: Target,
+}
+
+/// What a client transaction's responses are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// INVITE to callee leg `leg` of a call.
+    Leg(u64, usize),
+    /// A re-INVITE we forwarded into a call's dialog.
+    Reinvite(u64),
+    /// BYE, CANCEL and the like: nothing waits for the answer.
+    Fire,
+}
+
+struct CTx {
+    tx: ClientTransaction,
+    target: Target,
+    owner: Owner,
+    /// For an INVITE: the fields the transaction's own ACK to a non-2xx needs.
+    ack: Option<build::AckBase>,
+}
+
+/// The exchange core.
+pub struct Pbx {
+    snapshot: Arc<Snapshot>,
+    settings: Settings,
+    nonces: sip::auth::Nonces,
+    relay: media::Relay,
+    rng: StdRng,
+    /// `now` and Unix seconds at creation, to tell wall time from `now`.
+    epoch: (Instant, u64),
+    registrations: HashMap<String, Registration>,
+    registrations_dirty: bool,
+    server: HashMap<SKey, STx>,
+    client: HashMap<String, CTx>,
+    calls: HashMap<u64, calls::Call>,
+    dialogs: HashMap<String, u64>,
+    next_call: u64,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    outbox: VecDeque<Transmit>,
+    next_sweep: Instant,
+}
+
+impl Pbx {
+    /// A core starting at `now` (`unix_now` seconds since the epoch), with a seeded RNG.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        settings: Settings,
+        relay: media::Relay,
+        seed: u64,
+        now: Instant,
+        unix_now: u64,
+    ) -> Pbx {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let key: [u8; 32] = rng.gen();
+        Pbx {
+            snapshot,
+            nonces: sip::auth::Nonces::new(key, settings.nonce_lifetime),
+            settings,
+            relay,
+            rng,
+            epoch: (now, unix_now),
+            registrations: HashMap::new(),
+            registrations_dirty: false,
+            server: HashMap::new(),
+            client: HashMap::new(),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            next_call: 1,
+            timers: BinaryHeap::new(),
+            outbox: VecDeque::new(),
+            next_sweep: now + Duration::from_secs(1),
+        }
+    }
+
+    /// Publishes a new configuration; calls in progress carry on.
+    pub fn set_snapshot(&mut self, s: Arc<Snapshot>) {
+        self.snapshot = s;
+        // Locations of accounts that no longer exist go away.
+        let snap = self.snapshot.clone();
+        let before = self.registrations.len();
+        self.registrations.retain(|u, _| snap.account(u).is_some());
+        if self.registrations.len() != before {
+            self.registrations_dirty = true;
+        }
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
+    }
+
+    fn random_hex(&mut self, n: usize) -> String {
+        (0..n)
+            .map(|_| char::from_digit(self.rng.gen_range(0..16), 16).unwrap())
+            .collect()
+    }
+
+    fn branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.random_hex(16))
+    }
+
+    fn send(&mut self, t: Target, bytes: Vec<u8>) {
+        self.outbox.push_back(Transmit {
+            proto: t.proto,
+            dest: t.dest,
+            bytes,
+        });
+    }
+
+    /// Next message to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] is due next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        let t = self.timers.peek().map(|Reverse((t, _))| *t);
+        t.map_or(self.next_sweep, |t| t.min(self.next_sweep))
+    }
+
+    fn arm(&mut self, at: Option<Instant>, r: TimerRef) {
+        if let Some(at) = at {
+            self.timers.push(Reverse((at, r)));
+        }
+    }
+
+    /// Drains a server transaction's output and re-arms its timer.
+    fn touch_server(&mut self, key: &SKey) {
+        let Some(s) = self.server.get_mut(key) else {
+            return;
+        };
+        let target = s.target;
+        let mut out = Vec::new();
+        while let Some(b) = s.tx.poll_transmit() {
+            out.push(b);
+        }
+        let at = s.tx.poll_timeout();
+        for b in out {
+            self.send(target, b);
+        }
+        self.arm(at, TimerRef::Server(key.clone()));
+    }
+
+    fn touch_client(&mut self, branch: &str) {
+        let Some(c) = self.client.get_mut(branch) else {
+            return;
+        };
+        let target = c.target;
+        let mut out = Vec::new();
+        while let Some(b) = c.tx.poll_transmit() {
+            out.push(b);
+        }
+        let at = c.tx.poll_timeout();
+        for b in out {
+            self.send(target, b);
+        }
+        self.arm(at, TimerRef::Client(branch.to_string()));
+    }
+
+    /// Answers a request through its server transaction.
+    fn respond(&mut self, now: Instant, key: &SKey, status: u16, bytes: Vec<u8>) {
+        if let Some(s) = self.server.get_mut(key) {
+            s.tx.respond(now, status, bytes);
+        }
+        self.touch_server(key);
+    }
+
+    /// Starts a client transaction for an outgoing request.
+    fn start_client(
+        &mut self,
+        now: Instant,
+        branch: String,
+        bytes: Vec<u8>,
+        invite: bool,
+        target: Target,
+        owner: Owner,
+        ack: Option<build::AckBase>,
+    ) {
+        let tx = ClientTransaction::new(
+            now,
+            bytes,
+            invite,
+            target.proto.reliable(),
+            self.settings.timers,
+        );
+        self.client.insert(
+            branch.clone(),
+            CTx {
+                tx,
+                target,
+                owner,
+                ack,
+            },
+        );
+        self.touch_client(&branch);
+    }
+
+    /// Runs everything that is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, r)) = self.timers.pop().expect("peeked");
+            match r {
+                TimerRef::Client(b) => {
+                    let Some(c) = self.client.get_mut(&b) else {
+                        continue;
+                    };
+                    if c.tx.poll_timeout().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    c.tx.handle_timeout(now);
+                    let (timed_out, owner, terminated) = (
+                        c.tx.timed_out(),
+                        c.owner,
+                        c.tx.state() == sip::transaction::State::Terminated,
+                    );
+                    self.touch_client(&b);
+                    if timed_out {
+                        self.client_timed_out(now, owner);
+                    }
+                    if terminated {
+                        self.client.remove(&b);
+                    }
+                }
+                TimerRef::Server(k) => {
+                    let Some(s) = self.server.get_mut(&k) else {
+                        continue;
+                    };
+                    if s.tx.poll_timeout().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    s.tx.handle_timeout(now);
+                    let terminated = s.tx.state() == sip::transaction::State::Terminated;
+                    self.touch_server(&k);
+                    if terminated {
+                        self.server.remove(&k);
+                    }
+                }
+                TimerRef::Call(id) => self.call_timeout(now, id),
+            }
+        }
+        if now >= self.next_sweep {
+            self.next_sweep = now + Duration::from_secs(1);
+            self.expire_registrations(now);
+        }
+    }
+
+    /// Handles one received message.
+    pub fn handle_message(&mut self, now: Instant, src: Source, bytes: &[u8]) {
+        let msg = match sip::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(remote = %src.remote, "refused message: {e}");
+                if let Some(reply) = sip::message::reject_unparsed(bytes, &e) {
+                    self.send(
+                        Target {
+                            proto: src.proto,
+                            dest: src.remote,
+                        },
+                        reply,
+                    );
+                }
+                return;
+            }
+        };
+        match msg {
+            SipMessage::Request(req) => self.handle_request(now, src, req),
+            SipMessage::Response(resp) => self.handle_response(now, resp),
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, src: Source, mut req: rsip::Request) {
+        build::stamp_via(&mut req, src.remote);
+        let k = sip::message::key(&req.headers);
+        let method = req.method.to_string();
+        let target = Target {
+            proto: src.proto,
+            dest: src.remote,
+        };
+        if method == "ACK" {
+            let key = SKey {
+                branch: k.branch.clone(),
+                method: "INVITE".into(),
+                remote: src.remote,
+            };
+            if let Some(s) = self.server.get_mut(&key) {
+                if s.tx.state() == sip::transaction::State::Completed {
+                    s.tx.handle_ack(now);
+                    self.touch_server(&key);
+                    return;
+                }
+            }
+            self.dialog_ack(now, &k);
+            return;
+        }
+        let key = SKey {
+            branch: k.branch.clone(),
+            method: method.clone(),
+            remote: src.remote,
+        };
+        if let Some(s) = self.server.get_mut(&key) {
+            s.tx.handle_retransmission();
+            self.touch_server(&key);
+            return;
+        }
+        let tx = ServerTransaction::new(
+            method == "INVITE",
+            src.proto.reliable(),
+            self.settings.timers,
+        );
+        self.server.insert(key.clone(), STx { tx, target });
+        if method == "INVITE" {
+            let trying = sip::message::response(&req, 100, "Trying", None, &[], b"");
+            self.respond(now, &key, 100, trying);
+        }
+        match method.as_str() {
+            "REGISTER" => self.register(now, src, &key, &req),
+            "OPTIONS" if k.to_tag.is_empty() => {
+                let r = sip::message::response(
+                    &req,
+                    200,
+                    "OK",
+                    Some(&self.random_hex(8)),
+                    &build::capabilities(),
+                    b"",
+                );
+                self.respond(now, &key, 200, r);
+            }
+            "CANCEL" => self.cancel(now, src, &key, &req),
+            "INVITE" if k.to_tag.is_empty() => self.invite(now, src, &key, req),
+            _ if !k.to_tag.is_empty() => self.in_dialog(now, src, &key, req),
+            _ => {
+                let r = sip::message::response(
+                    &req,
+                    405,
+                    "Method Not Allowed",
+                    None,
+                    &build::capabilities(),
+                    b"",
+                );
+                self.respond(now, &key, 405, r);
+            }
+        }
+    }
+
+    fn handle_response(&mut self, now: Instant, resp: rsip::Response) {
+        let k = sip::message::key(&resp.headers);
+        let status = u16::from(resp.status_code.clone());
+        let ckey = format!("{}/{}", k.branch, k.cseq_method);
+        let Some(c) = self.client.get_mut(&ckey) else {
+            tracing::debug!(branch = %k.branch, "response matches no transaction");
+            return;
+        };
+        let to = sip::message::get(&resp.headers, "To")
+            .unwrap_or("")
+            .to_string();
+        let ack = c.ack.clone();
+        let ev =
+            c.tx.handle_response(now, status, || ack.map(|a| a.ack(&to)).unwrap_or_default());
+        let owner = c.owner;
+        self.touch_client(&ckey);
+        if ev == sip::transaction::ClientEvent::Absorbed {
+            return;
+        }
+        match owner {
+            Owner::Leg(call, leg) => self.leg_response(now, call, leg, &resp, status),
+            Owner::Reinvite(call) => self.reinvite_response(now, call, &resp, status),
+            Owner::Fire => {}
+        }
+    }
+
+    /// Current locations, for `pbxctl registrations`.
+    pub fn registrations(&self) -> Vec<Registration> {
+        let mut v: Vec<_> = self.registrations.values().cloned().collect();
+        v.sort_by(|a, b| a.username.cmp(&b.username));
+        v
+    }
+
+    /// Calls in progress, for `pbxctl calls`.
+    pub fn calls(&self, now: Instant) -> Vec<CallInfo> {
+        let mut v: Vec<_> = self.calls.values().map(|c| c.info(now)).collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// True once after the locations changed; the driver then persists them.
+    pub fn take_registrations_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.registrations_dirty)
+    }
+
+    /// The locations as a JSON blob for the store.
+    pub fn export_registrations(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.registrations()).expect("registrations serialise")
+    }
+
+    /// Restores persisted locations, dropping expired ones and unknown accounts.
+    pub fn import_registrations(&mut self, blob: &[u8], now: Instant) {
+        let Ok(list) = serde_json::from_slice::<Vec<Registration>>(blob) else {
+            tracing::warn!("persisted registrations unreadable; starting without");
+            return;
+        };
+        let unix = self.unix(now);
+        for r in list {
+            if r.expires_at > unix && self.snapshot.account(&r.username).is_some() {
+                self.registrations.insert(r.username.clone(), r);
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! SDP offer/answer across the two legs of a call: what we offer the callee, what we
+//! answer the caller, and the relay's payload mapping between them.
+
+use media::sdp::{Audio, Codec};
+use media::{PtMap, Xcode};
+use std::net::IpAddr;
+
+fn g711(name: &str) -> Option<u8> {
+    if name.eq_ignore_ascii_case("PCMU") {
+        Some(0)
+    } else if name.eq_ignore_ascii_case("PCMA") {
+        Some(8)
+    } else {
+        None
+    }
+}
+
+fn static_codec(name: &str) -> Codec {
+    Codec {
+        pt: g711(name).unwrap_or(0),
+        name: name.to_ascii_uppercase(),
+        rate: 8000,
+        fmtp: None,
+    }
+}
+
+/// The offer sent to a party whose account allows `allowed` codecs (preferred first),
+/// made from the other party's offer. `None` when no codec can work.
+pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<Audio> {
+    let mut codecs: Vec<Codec> = Vec::new();
+    for name in allowed {
+        if let Some(c) = from
+            .codecs
+            .iter()
+            .find(|c| !c.is_dtmf() && c.name.eq_ignore_ascii_case(name))
+        {
+            codecs.push(c.clone());
+        }
+    }
+    // No codec in common: offer the allowed G.711 law and transcode from the other one.
+    if codecs.is_empty() && from.codecs.iter().any(|c| g711(&c.name).is_some()) {
+        for name in allowed {
+            if g711(name).is_some() {
+                codecs.push(static_codec(name));
+            }
+        }
+    }
+    if codecs.is_empty() {
+        return None;
+    }
+    if let Some(te) = from.codecs.iter().find(|c| c.is_dtmf()) {
+        codecs.push(te.clone());
+    }
+    Some(Audio {
+        addr: ip,
+        port,
+        codecs,
+        direction: from.direction,
+        ptime: from.ptime,
+    })
+}
+
+/// Result of matching an answer against the original offer.
+#[derive(Debug, Clone)]
+pub struct Bridged {
+    /// The answer to send back to the offerer.
+    pub answer: Audio,
+    /// Payload mapping offerer -> answerer.
+    pub forward: PtMap,
+    /// Payload mapping answerer -> offerer.
+    pub backward: PtMap,
+    /// True when G.711 is transcoded.
+    pub transcoding: bool,
+}
+
+/// Builds the answer for the offerer (`offer`) from the other party's answer (`answer`).
+pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Bridged> {
+    let chosen = answer.codecs.iter().find(|c| !c.is_dtmf())?;
+    let mut forward = PtMap::default();
+    let mut backward = PtMap::default();
+    let mut transcoding = false;
+    let mine = if let Some(c) = offer
+        .codecs
+        .iter()
+        .find(|c| !c.is_dtmf() && c.name.eq_ignore_ascii_case(&chosen.name))
+    {
+        c.clone()
+    } else {
+        // The answerer picked the other G.711 law: transcode.
+        let theirs = g711(&chosen.name)?;
+        let c = offer
+            .codecs
+            .iter()
+            .find(|c| g711(&c.name).is_some_and(|p| p != theirs))?
+            .clone();
+        transcoding = true;
+        c
+    };
+    let (fx, bx) = match (transcoding, g711(&mine.name)) {
+        (true, Some(0)) => (Xcode::UlawToAlaw, Xcode::AlawToUlaw),
+        (true, _) => (Xcode::AlawToUlaw, Xcode::UlawToAlaw),
+        _ => (Xcode::None, Xcode::None),
+    };
+    forward.set(mine.pt, chosen.pt, fx);
+    backward.set(chosen.pt, mine.pt, bx);
+    let mut codecs = vec![mine];
+    if let (Some(a), Some(o)) = (
+        answer.codecs.iter().find(|c| c.is_dtmf()),
+        offer.codecs.iter().find(|c| c.is_dtmf()),
+    ) {
+        forward.set(o.pt, a.pt, Xcode::None);
+        backward.set(a.pt, o.pt, Xcode::None);
+        codecs.push(o.clone());
+    }
+    Some(Bridged {
+        answer: Audio {
+            addr: ip,
+            port,
+            codecs,
+            direction: answer.direction,
+            ptime: answer.ptime.or(offer.ptime),
+        },
+        forward,
+        backward,
+        transcoding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::sdp::Direction;
+
+    fn audio(codecs: &[(u8, &str)]) -> Audio {
+        Audio {
+            addr: "10.0.0.5".parse().unwrap(),
+            port: 4000,
+            codecs: codecs
+                .iter()
+                .map(|(pt, n)| Codec {
+                    pt: *pt,
+                    name: n.to_string(),
+                    rate: 8000,
+                    fmtp: None,
+                })
+                .collect(),
+            direction: Direction::SendRecv,
+            ptime: None,
+        }
+    }
+
+    #[test]
+    fn common_codec_passes_through() {
+        let a = audio(&[(0, "PCMU"), (8, "PCMA"), (101, "telephone-event")]);
+        let o = offer(
+            &a,
+            &["PCMA".into(), "PCMU".into()],
+            "10.0.0.1".parse().unwrap(),
+            20000,
+        )
+        .unwrap();
+        assert_eq!(
+            o.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(),
+            [8, 0, 101]
+        );
+        let b_answer = audio(&[(8, "PCMA"), (96, "telephone-event")]);
+        let br = bridge(&a, &b_answer, "10.0.0.1".parse().unwrap(), 20002).unwrap();
+        assert!(!br.transcoding);
+        assert_eq!(
+            br.answer.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(),
+            [8, 101]
+        );
+        assert_eq!(br.forward.0[101], (96, Xcode::None));
+        assert_eq!(br.backward.0[96], (101, Xcode::None));
+    }
+
+    #[test]
+    fn no_common_g711_transcodes() {
+        let a = audio(&[(0, "PCMU")]);
+        let o = offer(&a, &["PCMA".into()], "10.0.0.1".parse().unwrap(), 20000).unwrap();
+        assert_eq!(o.codecs[0].name, "PCMA");
+        let br = bridge(
+            &a,
+            &audio(&[(8, "PCMA")]),
+            "10.0.0.1".parse().unwrap(),
+            20002,
+        )
+        .unwrap();
+        assert!(br.transcoding);
+        assert_eq!(br.answer.codecs[0].name, "PCMU");
+        assert_eq!(br.forward.0[0], (8, Xcode::UlawToAlaw));
+        assert_eq!(br.backward.0[8], (0, Xcode::AlawToUlaw));
+    }
+
+    #[test]
+    fn nothing_in_common() {
+        let a = audio(&[(9, "G722")]);
+        assert!(offer(&a, &["PCMA".into()], "10.0.0.1".parse().unwrap(), 1).is_none());
+    }
+}

@@ -1,0 +1,283 @@
+//! The registrar: digest-authenticated REGISTER, Expires negotiation, one location per
+//! account (the last registration wins), expiry.
+
+use crate::{build, Pbx, SKey, Source};
+use serde::{Deserialize, Serialize};
+use sip::auth::{self, AuthOutcome};
+use sip::message::{get, get_all, header_param, response, uri_part, uri_user};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Where an account can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub username: String,
+    pub extension: String,
+    /// Contact URI the phone registered.
+    pub contact: String,
+    /// Where the REGISTER came from (what NAT mode answers to).
+    pub source: SocketAddr,
+    /// Our address the phone reached.
+    pub local: SocketAddr,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    pub user_agent: String,
+}
+
+impl Registration {
+    /// Transport as the core's enum.
+    pub fn proto(&self) -> sip::transport::Proto {
+        if self.transport == "tcp" {
+            sip::transport::Proto::Tcp
+        } else {
+            sip::transport::Proto::Udp
+        }
+    }
+}
+
+/// The outcome of checking a request's credentials against the configuration.
+pub(crate) enum Authn {
+    /// Authenticated as this account.
+    Account(config::SipAccount),
+    /// A response was sent (challenge or refusal).
+    Answered,
+}
+
+impl Pbx {
+    /// Checks digest credentials in `header` ("Authorization" or "Proxy-Authorization")
+    /// and the account's own rules; answers with a challenge or a refusal if needed.
+    pub(crate) fn authenticate(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &SKey,
+        req: &rsip::Request,
+        header: &str,
+    ) -> Authn {
+        let (code, reason, challenge_header) = if header == "Authorization" {
+            (401, "Unauthorized", "WWW-Authenticate")
+        } else {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        };
+        let method = req.method.to_string();
+        // Phones put credentials in either header; take the first for our realm.
+        let creds = req
+            .headers
+            .iter()
+            .map(sip::message::name_value)
+            .filter(|(n, _)| {
+                n.eq_ignore_ascii_case("Authorization")
+                    || n.eq_ignore_ascii_case("Proxy-Authorization")
+            })
+            .filter_map(|(_, v)| auth::parse_credentials(v))
+            .find(|c| c.realm == self.settings.realm);
+        let unix = self.unix(now);
+        let account = creds
+            .as_ref()
+            .and_then(|c| self.snapshot.account(&c.username))
+            .cloned();
+        let outcome = auth::check(
+            &self.nonces,
+            &self.settings.realm,
+            creds.as_ref(),
+            &method,
+            account.as_ref().map(|a| a.secret.as_str()),
+            unix,
+        );
+        let challenge = |pbx: &mut Pbx, stale: bool| {
+            let realm = pbx.settings.realm.clone();
+            // One challenge per configured algorithm, in order. Older phones (libre/baresip
+            // 1.x among them) fail on any challenge whose algorithm they do not know, so
+            // the default offers MD5 only; SHA-256 answers are accepted either way.
+            let extra: Vec<(&str, String)> = pbx
+                .settings
+                .digest
+                .clone()
+                .into_iter()
+                .map(|alg| {
+                    (
+                        challenge_header,
+                        pbx.nonces.challenge(&realm, alg, unix, stale),
+                    )
+                })
+                .collect();
+            let tag = pbx.random_hex(10);
+            let r = response(req, code, reason, Some(&tag), &extra, b"");
+            pbx.respond(now, key, code, r);
+            Authn::Answered
+        };
+        match outcome {
+            AuthOutcome::Missing => return challenge(self, false),
+            AuthOutcome::Stale => return challenge(self, true),
+            AuthOutcome::Wrong => {
+                tracing::info!(remote = %src.remote, user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or(""), "wrong SIP credentials");
+                return self.refuse(
+                    now,
+                    key,
+                    req,
+                    403,
+                    "Forbidden (wrong user name or password)",
+                );
+            }
+            AuthOutcome::Ok => {}
+        }
+        let account = account.expect("Ok implies an account");
+        let ext = self.snapshot.extension(&account.extension).cloned();
+        if !account.enabled {
+            return self.refuse(now, key, req, 403, "Forbidden (account disabled)");
+        }
+        if !ext.as_ref().is_some_and(|e| e.enabled) {
+            return self.refuse(now, key, req, 403, "Forbidden (extension disabled)");
+        }
+        if !account.allowed_source.is_empty() {
+            let ok = config::Subnet::parse(&account.allowed_source)
+                .is_ok_and(|s| s.contains(src.remote.ip()));
+            if !ok {
+                return self.refuse(now, key, req, 403, "Forbidden (source address not allowed)");
+            }
+        }
+        let proto_ok = account.transports.iter().any(|t| match src.proto {
+            sip::transport::Proto::Udp => *t == config::Transport::Udp,
+            sip::transport::Proto::Tcp => *t == config::Transport::Tcp,
+        });
+        if !proto_ok {
+            return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
+        }
+        Authn::Account(account)
+    }
+
+    pub(crate) fn refuse(
+        &mut self,
+        now: Instant,
+        key: &SKey,
+        req: &rsip::Request,
+        code: u16,
+        reason: &str,
+    ) -> Authn {
+        let tag = self.random_hex(10);
+        let r = response(req, code, reason, Some(&tag), &[], b"");
+        self.respond(now, key, code, r);
+        Authn::Answered
+    }
+
+    pub(crate) fn register(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
+        let account = match self.authenticate(now, src, key, req, "Authorization") {
+            Authn::Account(a) => a,
+            Authn::Answered => return,
+        };
+        let to_user = get(&req.headers, "To")
+            .map(uri_part)
+            .and_then(uri_user)
+            .unwrap_or("");
+        if to_user != account.username {
+            self.refuse(
+                now,
+                key,
+                req,
+                403,
+                "Forbidden (To does not name the authenticated account)",
+            );
+            return;
+        }
+        let unix = self.unix(now);
+        let contacts = get_all(&req.headers, "Contact");
+        let header_expires: Option<u32> =
+            get(&req.headers, "Expires").and_then(|e| e.trim().parse().ok());
+        let tag = self.random_hex(10);
+        if contacts.iter().any(|c| c.trim() == "*") {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                self.refuse(
+                    now,
+                    key,
+                    req,
+                    400,
+                    "Bad Request (Contact * needs Expires: 0 and no other contact)",
+                );
+                return;
+            }
+            if self.registrations.remove(&account.username).is_some() {
+                self.registrations_dirty = true;
+            }
+            let r = response(req, 200, "OK", Some(&tag), &[], b"");
+            self.respond(now, key, 200, r);
+            return;
+        }
+        if let Some(c) = contacts.first() {
+            let uri = uri_part(c).to_string();
+            let asked = header_param(c, "expires")
+                .and_then(|e| e.parse::<u32>().ok())
+                .or(header_expires)
+                .unwrap_or(self.settings.default_expires);
+            if asked == 0 {
+                let same = self
+                    .registrations
+                    .get(&account.username)
+                    .is_some_and(|r| r.contact == uri);
+                if same || contacts.len() == 1 {
+                    if self.registrations.remove(&account.username).is_some() {
+                        self.registrations_dirty = true;
+                    }
+                }
+            } else if asked < self.settings.min_expires {
+                let min = self.settings.min_expires.to_string();
+                let r = response(
+                    req,
+                    423,
+                    "Interval Too Brief",
+                    Some(&tag),
+                    &[("Min-Expires", min)],
+                    b"",
+                );
+                self.respond(now, key, 423, r);
+                return;
+            } else {
+                let granted = asked.min(self.settings.max_expires);
+                let reg = Registration {
+                    username: account.username.clone(),
+                    extension: account.extension.clone(),
+                    contact: uri,
+                    source: src.remote,
+                    local: src.local,
+                    transport: if src.proto == sip::transport::Proto::Tcp {
+                        "tcp".into()
+                    } else {
+                        "udp".into()
+                    },
+                    expires_at: unix + granted as u64,
+                    user_agent: get(&req.headers, "User-Agent")
+                        .unwrap_or("")
+                        .chars()
+                        .take(100)
+                        .collect(),
+                };
+                self.registrations.insert(account.username.clone(), reg);
+                self.registrations_dirty = true;
+            }
+        }
+        let mut extra = Vec::new();
+        if let Some(r) = self.registrations.get(&account.username) {
+            extra.push((
+                "Contact",
+                format!(
+                    "<{}>;expires={}",
+                    r.contact,
+                    r.expires_at.saturating_sub(unix)
+                ),
+            ));
+        }
+        extra.push(("Allow", build::ALLOW.into()));
+        let r = response(req, 200, "OK", Some(&tag), &extra, b"");
+        self.respond(now, key, 200, r);
+    }
+
+    pub(crate) fn expire_registrations(&mut self, now: Instant) {
+        let unix = self.unix(now);
+        let before = self.registrations.len();
+        self.registrations.retain(|_, r| r.expires_at > unix);
+        if self.registrations.len() != before {
+            self.registrations_dirty = true;
+        }
+    }
+}

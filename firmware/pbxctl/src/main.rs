@@ -1,0 +1,237 @@
+//! pbxctl: the technician's command line, speaking to pbxd over `DATA/control.sock`.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "pbxctl", version, about = "Control a running pbxd")]
+struct Cli {
+    /// pbxd's data directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Exits 0 when the daemon is ready.
+    Status,
+    /// Extensions.
+    Extension {
+        #[command(subcommand)]
+        cmd: ExtCmd,
+    },
+    /// SIP accounts.
+    Account {
+        #[command(subcommand)]
+        cmd: AccountCmd,
+    },
+    /// Registered SIP accounts and where they are.
+    Registrations,
+    /// Calls in progress.
+    Calls,
+    /// The whole configuration as one JSON document.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExtCmd {
+    /// Adds an extension; with --password also its first SIP account, named like the number.
+    Add {
+        number: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Lists extensions and their accounts.
+    List,
+    /// Removes an extension and its accounts.
+    Remove { number: String },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Adds a SIP account to an extension (a strong password is generated when none is given).
+    Add {
+        username: String,
+        #[arg(long)]
+        extension: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Writes the configuration document to standard output.
+    Export,
+    /// Replaces the configuration with a document (validated as a whole: all or nothing).
+    Import { file: PathBuf },
+}
+
+fn call(cli: &Cli, req: Value) -> Result<Value> {
+    let path = cli.data_dir.join("control.sock");
+    let mut s = UnixStream::connect(&path)
+        .with_context(|| format!("pbxd is not running (cannot connect to {})", path.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = req.to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(s)
+        .read_line(&mut answer)
+        .context("no answer from pbxd")?;
+    serde_json::from_str(&answer).context("pbxd answered something that is not JSON")
+}
+
+fn run(cli: &Cli) -> Result<bool> {
+    let req = match &cli.cmd {
+        Cmd::Status => json!({"cmd": "status"}),
+        Cmd::Extension {
+            cmd:
+                ExtCmd::Add {
+                    number,
+                    name,
+                    password,
+                },
+        } => json!({"cmd": "extension_add", "number": number, "name": name, "password": password}),
+        Cmd::Extension { cmd: ExtCmd::List } => json!({"cmd": "extension_list"}),
+        Cmd::Extension {
+            cmd: ExtCmd::Remove { number },
+        } => json!({"cmd": "extension_remove", "number": number}),
+        Cmd::Account {
+            cmd:
+                AccountCmd::Add {
+                    username,
+                    extension,
+                    password,
+                },
+        } => {
+            json!({"cmd": "account_add", "username": username, "extension": extension, "password": password})
+        }
+        Cmd::Registrations => json!({"cmd": "registrations"}),
+        Cmd::Calls => json!({"cmd": "calls"}),
+        Cmd::Config {
+            cmd: ConfigCmd::Export,
+        } => json!({"cmd": "config_export"}),
+        Cmd::Config {
+            cmd: ConfigCmd::Import { file },
+        } => {
+            let doc = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            json!({"cmd": "config_import", "document": doc})
+        }
+    };
+    let answer = call(cli, req)?;
+    if answer["ok"] != json!(true) {
+        for e in answer["errors"].as_array().into_iter().flatten() {
+            eprintln!("error: {}", e.as_str().unwrap_or_default());
+        }
+        return Ok(false);
+    }
+    let data = &answer["data"];
+    match &cli.cmd {
+        Cmd::Status => println!(
+            "ready: revision {}, {} extensions, {} registrations, {} calls",
+            data["revision"], data["extensions"], data["registrations"], data["calls"]
+        ),
+        Cmd::Extension { cmd: ExtCmd::List } => {
+            println!("{:<10} {:<24} {:<8} ACCOUNTS", "NUMBER", "NAME", "ENABLED");
+            for e in data.as_array().into_iter().flatten() {
+                let accounts: Vec<String> = e["accounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        format!(
+                            "{}{}",
+                            a["username"].as_str().unwrap_or(""),
+                            if a["registered"] == json!(true) {
+                                " (registered)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<10} {:<24} {:<8} {}",
+                    e["number"].as_str().unwrap_or(""),
+                    e["name"].as_str().unwrap_or(""),
+                    e["enabled"],
+                    accounts.join(", ")
+                );
+            }
+        }
+        Cmd::Registrations => {
+            println!(
+                "{:<16} {:<10} {:<22} {:<5} CONTACT",
+                "ACCOUNT", "EXTENSION", "SOURCE", "PROTO"
+            );
+            for r in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<10} {:<22} {:<5} {}",
+                    r["username"].as_str().unwrap_or(""),
+                    r["extension"].as_str().unwrap_or(""),
+                    r["source"].as_str().unwrap_or(""),
+                    r["transport"].as_str().unwrap_or(""),
+                    r["contact"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Calls => {
+            println!(
+                "{:<6} {:<10} {:<10} {:<9} {:>7} {:>9} {:>9} TRANSCODING",
+                "ID", "CALLER", "CALLEE", "STATE", "SECONDS", "PKT A>B", "PKT B>A"
+            );
+            for c in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<6} {:<10} {:<10} {:<9} {:>7} {:>9} {:>9} {}",
+                    c["id"],
+                    c["caller"].as_str().unwrap_or(""),
+                    c["callee"].as_str().unwrap_or(""),
+                    c["state"].as_str().unwrap_or(""),
+                    c["seconds"],
+                    c["packets_a_to_b"],
+                    c["packets_b_to_a"],
+                    c["transcoding"]
+                );
+            }
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Export,
+        } => println!("{}", serde_json::to_string_pretty(data)?),
+        Cmd::Account { .. } if data.get("password").is_some() => {
+            println!(
+                "revision {}; generated password: {}",
+                data["revision"],
+                data["password"].as_str().unwrap_or("")
+            )
+        }
+        _ => println!("ok: revision {}", data["revision"]),
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The local control socket: one JSON request per line, one JSON answer per line.
+//!
+//! Requests are `{"cmd": NAME, ...}`; answers are `{"ok": true, "data": ...}` or
+//! `{"ok": false, "errors": ["...", ...]}`. Only the owner of the data directory can
+//! connect (the socket is mode 0600).
+
+use crate::ControlRequest;
+use anyhow::{Context, Result};
+use config::{Config, Extension, SipAccount, Snapshot};
+use pbx::Pbx;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest request accepted (a whole configuration import).
+const MAX_REQUEST: usize = 16 << 20;
+
+/// What the control handlers change.
+pub struct State {
+    pub store: store::Store,
+    pub snapshot: Arc<Snapshot>,
+}
+
+/// Binds the socket with mode 0600, replacing a stale one.
+pub fn listen(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another pbxd is already running on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale {}", path.display()))?;
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let l = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let l = l.with_context(|| format!("cannot create control socket {}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Accepts connections and forwards their requests to the core's loop.
+pub async fn serve(l: UnixListener, tx: mpsc::Sender<ControlRequest>) {
+    loop {
+        let Ok((stream, _)) = l.accept().await else {
+            continue;
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let (rd, mut wr) = stream.into_split();
+            let mut rd = BufReader::new(rd).take(MAX_REQUEST as u64);
+            let mut line = String::new();
+            let answer = match rd.read_line(&mut line).await {
+                Ok(_) => match serde_json::from_str::<Value>(&line) {
+                    Ok(body) => {
+                        let (rtx, rrx) = oneshot::channel();
+                        if tx.send(ControlRequest { body, reply: rtx }).await.is_err() {
+                            return;
+                        }
+                        rrx.await
+                            .unwrap_or_else(|_| fail("daemon is shutting down"))
+                    }
+                    Err(e) => fail(&format!("request is not JSON: {e}")),
+                },
+                Err(e) => fail(&format!("cannot read request: {e}")),
+            };
+            let mut out = answer.to_string();
+            out.push('\n');
+            let _ = wr.write_all(out.as_bytes()).await;
+        });
+    }
+}
+
+fn fail(msg: &str) -> Value {
+    json!({"ok": false, "errors": [msg]})
+}
+
+fn ok(data: Value) -> Value {
+    json!({"ok": true, "data": data})
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn str_arg<'a>(body: &'a Value, name: &str) -> Result<&'a str, Value> {
+    body.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| fail(&format!("missing argument {name}")))
+}
+
+/// Validates and commits a change, then publishes the new snapshot to the core.
+fn change(
+    state: &mut State,
+    core: &mut Pbx,
+    what: &str,
+    f: impl FnOnce(&mut Config) -> Result<(), String>,
+) -> Value {
+    let mut cfg = state.snapshot.config.clone();
+    if let Err(e) = f(&mut cfg) {
+        return fail(&e);
+    }
+    if let Err(e) = cfg.validate() {
+        return json!({"ok": false, "errors": e.0.iter().map(|f| f.to_string()).collect::<Vec<_>>()});
+    }
+    match state
+        .store
+        .commit(state.snapshot.revision, &cfg, "pbxctl", what, unix_now())
+    {
+        Ok(rev) => {
+            let snap = Arc::new(Snapshot::new(rev, cfg));
+            core.set_snapshot(snap.clone());
+            state.snapshot = snap;
+            tracing::info!(revision = rev, "configuration changed: {what}");
+            ok(json!({"revision": rev}))
+        }
+        Err(e) => fail(&format!("cannot store the change: {e}")),
+    }
+}
+
+/// Runs one control request against the core.
+pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
+    let cmd = body
+        .get("cmd")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let r: Result<Value, Value> = (|| {
+        Ok(match cmd.as_str() {
+            "status" => ok(json!({
+                "ready": true,
+                "revision": state.snapshot.revision,
+                "extensions": state.snapshot.config.extensions.len(),
+                "registrations": core.registrations().len(),
+                "calls": core.calls(Instant::now()).len(),
+            })),
+            "extension_add" => {
+                let number = str_arg(&body, "number")?.to_string();
+                let name = body
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                let password = body
+                    .get("password")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                change(state, core, &format!("add extension {number}"), |c| {
+                    if c.extensions.iter().any(|e| e.number == number) {
+                        return Err(format!("extension {number}: number: already exists"));
+                    }
+                    let mut e = Extension::new(&number);
+                    let (first, last) = name.split_once(' ').unwrap_or((&name, ""));
+                    e.first_name = first.trim().into();
+                    e.last_name = last.trim().into();
+                    c.extensions.push(e);
+                    if let Some(p) = password {
+                        if c.accounts.iter().any(|a| a.username == number) {
+                            return Err(format!("account {number}: username: already exists"));
+                        }
+                        c.accounts.push(SipAccount::new(&number, &p, &number));
+                    }
+                    Ok(())
+                })
+            }
+            "extension_remove" => {
+                let number = str_arg(&body, "number")?.to_string();
+                change(state, core, &format!("remove extension {number}"), |c| {
+                    let before = c.extensions.len();
+                    c.extensions.retain(|e| e.number != number);
+                    if c.extensions.len() == before {
+                        return Err(format!("extension {number} does not exist"));
+                    }
+                    c.accounts.retain(|a| a.extension != number);
+                    for u in &mut c.users {
+                        u.extensions.retain(|n| *n != number);
+                    }
+                    for e in &mut c.extensions {
+                        if e.caller_id == config::CallerIdPresentation::Present(number.clone()) {
+                            e.caller_id = config::CallerIdPresentation::Show;
+                        }
+                    }
+                    Ok(())
+                })
+            }
+            "extension_list" => {
+                let snap = &state.snapshot;
+                let regs = core.registrations();
+                let list: Vec<Value> = snap
+                    .config
+                    .extensions
+                    .iter()
+                    .map(|e| {
+                        let accounts: Vec<Value> = snap
+                            .accounts_of(&e.number)
+                            .map(|a| json!({"username": a.username, "enabled": a.enabled, "registered": regs.iter().any(|r| r.username == a.username)}))
+                            .collect();
+                        json!({"number": e.number, "name": e.display_name(), "enabled": e.enabled, "accounts": accounts})
+                    })
+                    .collect();
+                ok(Value::Array(list))
+            }
+            "account_add" => {
+                let username = str_arg(&body, "username")?.to_string();
+                let extension = str_arg(&body, "extension")?.to_string();
+                let generated = body.get("password").and_then(Value::as_str).is_none();
+                let password = match body.get("password").and_then(Value::as_str) {
+                    Some(p) => p.to_string(),
+                    None => config::generate_secret(&mut rand::thread_rng()),
+                };
+                let r = change(
+                    state,
+                    core,
+                    &format!("add account {username} to extension {extension}"),
+                    |c| {
+                        if c.accounts.iter().any(|a| a.username == username) {
+                            return Err(format!("account {username}: username: already exists"));
+                        }
+                        c.accounts
+                            .push(SipAccount::new(&username, &password, &extension));
+                        Ok(())
+                    },
+                );
+                if generated && r["ok"] == json!(true) {
+                    ok(json!({"revision": r["data"]["revision"], "password": password}))
+                } else {
+                    r
+                }
+            }
+            "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
+            "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
+            "config_export" => {
+                ok(serde_json::to_value(&state.snapshot.config).expect("serialises"))
+            }
+            "config_import" => {
+                let doc = str_arg(&body, "document")?;
+                let cfg = match Config::from_json(doc) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        return Err(
+                            json!({"ok": false, "errors": e.0.iter().map(|f| f.to_string()).collect::<Vec<_>>()}),
+                        )
+                    }
+                };
+                change(state, core, "import configuration", |c| {
+                    *c = cfg;
+                    Ok(())
+                })
+            }
+            "" => fail("missing cmd"),
+            other => fail(&format!("unknown command {other:?}")),
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}

@@ -1,0 +1,181 @@
+//! pbxd: the exchange daemon.
+//!
+//! Owns the runtime: opens the store, publishes configuration snapshots, drives the
+//! sans-IO exchange core with the SIP transports and a clock, serves the local control
+//! socket (`DATA/control.sock`, mode 0600) and persists registrations sparingly.
+
+mod control;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use config::Snapshot;
+use pbx::{Pbx, Settings, Source};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(name = "pbxd", version, about = "PBX appliance daemon")]
+struct Args {
+    /// Data directory: the store, the control socket.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// SIP address for UDP and TCP.
+    #[arg(long, default_value = "0.0.0.0:5060")]
+    sip: SocketAddr,
+    /// RTP port range, LOW-HIGH.
+    #[arg(long, default_value = "10000-20000")]
+    rtp_ports: String,
+    /// Digest realm.
+    #[arg(long, default_value = "pbx")]
+    realm: String,
+    /// Digest algorithms offered in challenges, in order (md5, sha-256). Both are always
+    /// accepted in answers; older phones fail when offered one they do not know.
+    #[arg(long, default_value = "md5", value_delimiter = ',')]
+    digest: Vec<String>,
+    /// Seconds an extension rings before the caller gets 480.
+    #[arg(long, default_value_t = 60)]
+    ring_timeout: u64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s
+        .split_once('-')
+        .context("--rtp-ports must be LOW-HIGH, for example 10000-20000")?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().context("--rtp-ports LOW is not a port")?,
+        b.trim().parse().context("--rtp-ports HIGH is not a port")?,
+    );
+    if a < 1024 || b <= a + 4 {
+        bail!("--rtp-ports must lie above 1023 and hold at least two port pairs");
+    }
+    Ok((a, b))
+}
+
+/// A request from the control socket with its reply channel.
+pub struct ControlRequest {
+    pub body: serde_json::Value,
+    pub reply: oneshot::Sender<serde_json::Value>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let (low, high) = parse_range(&args.rtp_ports)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args, low, high))
+}
+
+async fn run(args: Args, low: u16, high: u16) -> Result<()> {
+    let store = store::Store::open(&args.data_dir)
+        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+    let (rev, cfg) = store.config()?;
+    if let Err(e) = cfg.validate() {
+        tracing::error!("stored configuration does not validate: {e}");
+    }
+    let snapshot = Arc::new(Snapshot::new(rev, cfg));
+    let (transports, mut incoming) = sip::transport::Transports::bind(args.sip)
+        .await
+        .with_context(|| format!("cannot bind SIP on {}", args.sip))?;
+    let relay = media::Relay::new(args.sip.ip(), low, high);
+    let mut digest = Vec::new();
+    for d in &args.digest {
+        digest.push(match d.to_ascii_lowercase().as_str() {
+            "md5" => sip::auth::Algorithm::Md5,
+            "sha-256" | "sha256" => sip::auth::Algorithm::Sha256,
+            other => bail!("--digest: unknown algorithm {other:?} (use md5 and/or sha-256)"),
+        });
+    }
+    let settings = Settings {
+        realm: args.realm.clone(),
+        ring_timeout: Duration::from_secs(args.ring_timeout),
+        digest,
+        ..Settings::default()
+    };
+    let seed: u64 = rand::random();
+    let mut core = Pbx::new(
+        snapshot.clone(),
+        settings,
+        relay,
+        seed,
+        Instant::now(),
+        unix_now(),
+    );
+    if let Some(blob) = store.registrations()? {
+        core.import_registrations(&blob, Instant::now());
+        tracing::info!(count = core.registrations().len(), "registrations restored");
+    }
+
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(64);
+    let sock_path = args.data_dir.join("control.sock");
+    let listener = control::listen(&sock_path)?;
+    tokio::spawn(control::serve(listener, ctl_tx));
+    tracing::info!(sip = %transports.local_addr(), rtp = %format!("{low}-{high}"), revision = rev, "pbxd ready");
+
+    let mut state = control::State { store, snapshot };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut persist = tokio::time::interval(Duration::from_secs(30));
+    persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let deadline = tokio::time::Instant::from_std(core.poll_timeout());
+        tokio::select! {
+            m = incoming.recv() => {
+                let Some(m) = m else { break };
+                let src = Source { proto: m.proto, remote: m.remote, local: m.local };
+                core.handle_message(Instant::now(), src, &m.bytes);
+                // Drain what else is queued before looking at timers: batches under load.
+                for _ in 0..256 {
+                    let Ok(m) = incoming.try_recv() else { break };
+                    let src = Source { proto: m.proto, remote: m.remote, local: m.local };
+                    core.handle_message(Instant::now(), src, &m.bytes);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            r = ctl_rx.recv() => {
+                let Some(r) = r else { break };
+                let answer = control::handle(&mut state, &mut core, r.body);
+                let _ = r.reply.send(answer);
+            }
+            _ = persist.tick() => {
+                if core.take_registrations_dirty() {
+                    if let Err(e) = state.store.save_registrations(&core.export_registrations()) {
+                        tracing::warn!("saving registrations: {e}");
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+        while let Some(t) = core.poll_transmit() {
+            transports.send(t.proto, t.dest, t.bytes);
+        }
+    }
+    tracing::info!("shutting down");
+    if let Err(e) = state.store.save_registrations(&core.export_registrations()) {
+        tracing::warn!("saving registrations: {e}");
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(())
+}
