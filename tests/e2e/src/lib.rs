@@ -1,0 +1,381 @@
+//! Harness for end-to-end tests: starts pbxd on loopback with its own data directory,
+//! runs pbxctl, SIPp and baresip against it, and reads what they recorded.
+//!
+//! Every process binds to 127.0.0.1, every wait is bounded, and every child is killed
+//! when its handle drops.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Directory holding the built pbxd and pbxctl (`PBX_BIN_DIR`, else the workspace's target/debug).
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("PBX_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("debug")
+}
+
+fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", p.display());
+    p
+}
+
+/// A free loopback port for UDP and TCP alike.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+static RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// A distinct RTP range for each daemon started by this process.
+fn rtp_range() -> (u16, u16) {
+    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst);
+    let base = 40000 + (std::process::id() as u16 % 20) * 1000 + block * 100;
+    (base, base + 99)
+}
+
+/// Waits until `f` is true, polling; false on timeout.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A running pbxd.
+pub struct Pbxd {
+    pub child: Child,
+    pub data: tempfile::TempDir,
+    pub sip: SocketAddr,
+    pub log: PathBuf,
+    pub rtp: (u16, u16),
+}
+
+impl Pbxd {
+    /// Starts pbxd on a free loopback port and waits until `pbxctl status` succeeds.
+    pub fn start() -> Pbxd {
+        let data = tempfile::tempdir().unwrap();
+        Self::start_in(data, free_port(), &[])
+    }
+
+    /// Starts pbxd with a given data directory, port and extra arguments.
+    pub fn start_in(data: tempfile::TempDir, port: u16, extra: &[&str]) -> Pbxd {
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let rtp = rtp_range();
+        let log = data.path().join("pbxd.log");
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let child = Command::new(bin("pbxd"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--sip", &sip.to_string(), "--rtp-ports", &format!("{}-{}", rtp.0, rtp.1)])
+            .args(extra)
+            .env("RUST_LOG", "info,pbx=debug,sled=warn")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().unwrap())
+            .stderr(logf)
+            .spawn()
+            .expect("start pbxd");
+        let mut d = Pbxd { child, data, sip, log, rtp };
+        let ready = wait_until(Duration::from_secs(20), || d.ctl(&["status"]).status.success());
+        assert!(ready, "pbxd did not become ready:\n{}", d.log_text());
+        let _ = d.child.try_wait();
+        d
+    }
+
+    /// Runs pbxctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("pbxctl")).arg("--data-dir").arg(self.data.path()).args(args).output().expect("run pbxctl")
+    }
+
+    /// Runs pbxctl and asserts success; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(o.status.success(), "pbxctl {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the daemon with SIGTERM and returns its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+        let stopped = wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        assert!(stopped, "pbxd did not stop on SIGTERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "pbxd exited with {status}:\n{}", self.log_text());
+        let data = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data, data)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Pbxd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- pbxd log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// Runs a SIPp scenario from tests/e2e/sipp against the daemon; returns SIPp's output.
+pub fn sipp(pbx: &Pbxd, scenario: &str, user: &str, password: &str, extra: &[&str]) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(scenario);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    Command::new("sipp")
+        .current_dir(dir.path())
+        .arg(pbx.sip.to_string())
+        .arg("-sf")
+        .arg(&path)
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-l", "1"])
+        .args(["-s", user, "-au", user, "-ap", password])
+        .args(["-timeout", "20s", "-timeout_error", "-recv_timeout", "10000", "-nostdin", "-trace_err"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipp (apt package sip-tester)")
+}
+
+/// One event or response from baresip's ctrl_tcp.
+type Events = Arc<Mutex<Vec<Value>>>;
+
+/// A baresip softphone registered to the daemon, controlled over ctrl_tcp.
+pub struct Phone {
+    pub name: String,
+    child: Child,
+    dir: tempfile::TempDir,
+    ctrl: TcpStream,
+    events: Events,
+    token: u32,
+}
+
+/// How a phone is set up.
+pub struct PhoneSpec<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    /// Tone the phone sends, Hz.
+    pub tone: u32,
+    pub auto_answer: bool,
+    /// baresip audio_codecs, e.g. "PCMU,PCMA".
+    pub codecs: &'a str,
+}
+
+impl Phone {
+    /// Starts baresip with a sine source at `spec.tone` and recording of what it hears.
+    pub fn start(pbx: &Pbxd, spec: PhoneSpec) -> Phone {
+        let dir = tempfile::tempdir().unwrap();
+        let sip_port = free_port();
+        let ctrl_port = free_port();
+        let rtp = rtp_range();
+        let rec = dir.path().join("rec");
+        std::fs::create_dir_all(&rec).unwrap();
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nsip_transports udp\nnet_interface 127.0.0.1\n\
+             audio_player aubridge,none\naudio_source ausine,{tone}\naudio_alert aubridge,none\n\
+             ausrc_srate 48000\nausrc_channels 2\nauplay_srate 8000\naudio_channels 1\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule ausine.so\nmodule aubridge.so\nmodule sndfile.so\n\
+             module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
+             snd_path {rec}\nrtp_ports {lo}-{hi}\n",
+            tone = spec.tone,
+            rec = rec.display(),
+            lo = rtp.0,
+            hi = rtp.1
+        );
+        std::fs::write(dir.path().join("config"), config).unwrap();
+        let answer = if spec.auto_answer { ";answermode=auto" } else { ";answermode=manual" };
+        let account = format!(
+            "<sip:{user}@{pbx};transport=udp>;auth_pass={pass}{answer};regint=300;audio_codecs={codecs}\n",
+            user = spec.user,
+            pbx = pbx.sip,
+            pass = spec.password,
+            codecs = spec.codecs
+        );
+        std::fs::write(dir.path().join("accounts"), account).unwrap();
+        let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("run baresip (apt package baresip-core)");
+        let mut ctrl = None;
+        wait_until(Duration::from_secs(10), || {
+            ctrl = TcpStream::connect(("127.0.0.1", ctrl_port)).ok();
+            ctrl.is_some()
+        });
+        let ctrl = ctrl.expect("baresip ctrl_tcp did not come up");
+        let events: Events = Arc::default();
+        let ev2 = events.clone();
+        let rd = ctrl.try_clone().unwrap();
+        rd.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        std::thread::spawn(move || {
+            // Netstrings: LEN ":" JSON ","
+            let mut r = BufReader::new(rd);
+            loop {
+                let mut len = Vec::new();
+                if r.read_until(b':', &mut len).unwrap_or(0) == 0 {
+                    return;
+                }
+                let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1]).trim().parse::<usize>() else { return };
+                let mut buf = vec![0u8; n + 1];
+                if r.read_exact(&mut buf).is_err() {
+                    return;
+                }
+                if let Ok(v) = serde_json::from_slice::<Value>(&buf[..n]) {
+                    ev2.lock().unwrap().push(v);
+                }
+            }
+        });
+        Phone { name: spec.user.to_string(), child, dir, ctrl, events, token: 0 }
+    }
+
+    /// Sends a ctrl_tcp command (`dial`, `accept`, `hangup`).
+    pub fn command(&mut self, cmd: &str, params: &str) {
+        self.token += 1;
+        let body = serde_json::json!({"command": cmd, "params": params, "token": self.token.to_string()}).to_string();
+        let msg = format!("{}:{},", body.len(), body);
+        self.ctrl.write_all(msg.as_bytes()).unwrap();
+    }
+
+    /// Waits for an event of `kind` (e.g. `REGISTER_OK`, `CALL_ESTABLISHED`); returns it.
+    pub fn wait_event(&self, kind: &str, timeout: Duration) -> Option<Value> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self.events.lock().unwrap().iter().find(|e| e["type"] == kind).cloned();
+            found.is_some()
+        });
+        found
+    }
+
+    /// Forgets the events seen so far.
+    pub fn clear_events(&self) {
+        self.events.lock().unwrap().clear();
+    }
+
+    /// All events so far (for assertion messages).
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// baresip's own log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+    }
+
+    /// Recordings of decoded (heard) audio, oldest first.
+    pub fn heard(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("rec"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with("-dec.wav")).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- baresip {} log (tail) ---", self.name);
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains("audio=")).collect();
+            eprintln!("{}", tail[tail.len().saturating_sub(60)..].join("\n"));
+        }
+    }
+}
+
+/// 16-bit mono/stereo PCM samples of a WAV file (first channel) and its rate.
+pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert!(b.len() >= 44 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE", "{} is not a WAV file", path.display());
+    let mut i = 12;
+    let (mut rate, mut channels, mut data) = (8000u32, 1usize, Vec::new());
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+        let body = &b[i + 8..(i + 8 + len).min(b.len())];
+        if id == b"fmt " {
+            channels = u16::from_le_bytes([body[2], body[3]]) as usize;
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            data = body.chunks_exact(2 * channels).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+        }
+        i += 8 + len + (len & 1);
+    }
+    (data, rate)
+}
+
+/// Goertzel power of frequency `f` in `samples`.
+pub fn tone_power(samples: &[i16], rate: u32, f: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * f / rate as f64).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+/// The frequency (of `candidates`) that dominates the recording's loud part, with the
+/// number of samples above a whisper.
+pub fn dominant_tone(path: &Path, candidates: &[f64]) -> (f64, usize) {
+    let (s, rate) = read_wav(path);
+    let loud: Vec<i16> = s.iter().copied().filter(|x| x.unsigned_abs() > 300).collect();
+    let window = &s[s.len() / 4..(s.len() / 4 + 4000).min(s.len())];
+    let best = candidates
+        .iter()
+        .copied()
+        .max_by(|a, b| tone_power(window, rate, *a).total_cmp(&tone_power(window, rate, *b)))
+        .unwrap();
+    // The winner must clearly beat every other candidate.
+    let p = tone_power(window, rate, best);
+    for c in candidates {
+        if *c != best {
+            assert!(p > 100.0 * tone_power(window, rate, *c).max(1.0), "no clear tone in {}", path.display());
+        }
+    }
+    (best, loud.len())
+}
+
+/// Sends a raw datagram to the daemon and returns the answer, if one comes in 2 s.
+pub fn udp_exchange(pbx: &Pbxd, bytes: &[u8]) -> Option<String> {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(bytes, pbx.sip).unwrap();
+    let mut buf = [0u8; 65536];
+    s.recv_from(&mut buf).ok().map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
