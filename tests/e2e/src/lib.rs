@@ -19,13 +19,19 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
     target.join("debug")
 }
 
 fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        p.display()
+    );
     p
 }
 
@@ -83,11 +89,20 @@ impl Pbxd {
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let rtp = rtp_range();
         let log = data.path().join("pbxd.log");
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let child = Command::new(bin("pbxd"))
             .arg("--data-dir")
             .arg(data.path())
-            .args(["--sip", &sip.to_string(), "--rtp-ports", &format!("{}-{}", rtp.0, rtp.1)])
+            .args([
+                "--sip",
+                &sip.to_string(),
+                "--rtp-ports",
+                &format!("{}-{}", rtp.0, rtp.1),
+            ])
             .args(extra)
             .env("RUST_LOG", "info,pbx=debug,sled=warn")
             .stdin(Stdio::null())
@@ -95,8 +110,16 @@ impl Pbxd {
             .stderr(logf)
             .spawn()
             .expect("start pbxd");
-        let mut d = Pbxd { child, data, sip, log, rtp };
-        let ready = wait_until(Duration::from_secs(20), || d.ctl(&["status"]).status.success());
+        let mut d = Pbxd {
+            child,
+            data,
+            sip,
+            log,
+            rtp,
+        };
+        let ready = wait_until(Duration::from_secs(20), || {
+            d.ctl(&["status"]).status.success()
+        });
         assert!(ready, "pbxd did not become ready:\n{}", d.log_text());
         let _ = d.child.try_wait();
         d
@@ -104,13 +127,23 @@ impl Pbxd {
 
     /// Runs pbxctl against this daemon.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("pbxctl")).arg("--data-dir").arg(self.data.path()).args(args).output().expect("run pbxctl")
+        Command::new(bin("pbxctl"))
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(args)
+            .output()
+            .expect("run pbxctl")
     }
 
     /// Runs pbxctl and asserts success; returns stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let o = self.ctl(args);
-        assert!(o.status.success(), "pbxctl {args:?} failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "pbxctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -123,10 +156,16 @@ impl Pbxd {
     pub fn stop(mut self) -> tempfile::TempDir {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
-        let stopped = wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_))));
+        let stopped = wait_until(Duration::from_secs(10), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
         assert!(stopped, "pbxd did not stop on SIGTERM");
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "pbxd exited with {status}:\n{}", self.log_text());
+        assert!(
+            status.success(),
+            "pbxd exited with {status}:\n{}",
+            self.log_text()
+        );
         let data = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.data, data)
     }
@@ -149,7 +188,9 @@ impl Drop for Pbxd {
 
 /// Runs a SIPp scenario from tests/e2e/sipp against the daemon; returns SIPp's output.
 pub fn sipp(pbx: &Pbxd, scenario: &str, user: &str, password: &str, extra: &[&str]) -> Output {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(scenario);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(scenario);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     Command::new("sipp")
@@ -157,9 +198,26 @@ pub fn sipp(pbx: &Pbxd, scenario: &str, user: &str, password: &str, extra: &[&st
         .arg(pbx.sip.to_string())
         .arg("-sf")
         .arg(&path)
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1", "-l", "1"])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            "1",
+            "-l",
+            "1",
+        ])
         .args(["-s", user, "-au", user, "-ap", password])
-        .args(["-timeout", "20s", "-timeout_error", "-recv_timeout", "10000", "-nostdin", "-trace_err"])
+        .args([
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-recv_timeout",
+            "10000",
+            "-nostdin",
+            "-trace_err",
+        ])
         .args(extra)
         .stdin(Stdio::null())
         .output()
@@ -212,7 +270,11 @@ impl Phone {
             hi = rtp.1
         );
         std::fs::write(dir.path().join("config"), config).unwrap();
-        let answer = if spec.auto_answer { ";answermode=auto" } else { ";answermode=manual" };
+        let answer = if spec.auto_answer {
+            ";answermode=auto"
+        } else {
+            ";answermode=manual"
+        };
         let account = format!(
             "<sip:{user}@{pbx};transport=udp>;auth_pass={pass}{answer};regint=300;audio_codecs={codecs}\n",
             user = spec.user,
@@ -248,7 +310,12 @@ impl Phone {
                 if r.read_until(b':', &mut len).unwrap_or(0) == 0 {
                     return;
                 }
-                let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1]).trim().parse::<usize>() else { return };
+                let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1])
+                    .trim()
+                    .parse::<usize>()
+                else {
+                    return;
+                };
                 let mut buf = vec![0u8; n + 1];
                 if r.read_exact(&mut buf).is_err() {
                     return;
@@ -258,13 +325,22 @@ impl Phone {
                 }
             }
         });
-        Phone { name: spec.user.to_string(), child, dir, ctrl, events, token: 0 }
+        Phone {
+            name: spec.user.to_string(),
+            child,
+            dir,
+            ctrl,
+            events,
+            token: 0,
+        }
     }
 
     /// Sends a ctrl_tcp command (`dial`, `accept`, `hangup`).
     pub fn command(&mut self, cmd: &str, params: &str) {
         self.token += 1;
-        let body = serde_json::json!({"command": cmd, "params": params, "token": self.token.to_string()}).to_string();
+        let body =
+            serde_json::json!({"command": cmd, "params": params, "token": self.token.to_string()})
+                .to_string();
         let msg = format!("{}:{},", body.len(), body);
         self.ctrl.write_all(msg.as_bytes()).unwrap();
     }
@@ -273,7 +349,13 @@ impl Phone {
     pub fn wait_event(&self, kind: &str, timeout: Duration) -> Option<Value> {
         let mut found = None;
         wait_until(timeout, || {
-            found = self.events.lock().unwrap().iter().find(|e| e["type"] == kind).cloned();
+            found = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| e["type"] == kind)
+                .cloned();
             found.is_some()
         });
         found
@@ -297,7 +379,11 @@ impl Phone {
     /// Recordings of decoded (heard) audio, oldest first.
     pub fn heard(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("rec"))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().ends_with("-dec.wav")).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -320,7 +406,11 @@ impl Drop for Phone {
 /// 16-bit mono/stereo PCM samples of a WAV file (first channel) and its rate.
 pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
     let b = std::fs::read(path).unwrap();
-    assert!(b.len() >= 44 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE", "{} is not a WAV file", path.display());
+    assert!(
+        b.len() >= 44 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE",
+        "{} is not a WAV file",
+        path.display()
+    );
     let mut i = 12;
     let (mut rate, mut channels, mut data) = (8000u32, 1usize, Vec::new());
     while i + 8 <= b.len() {
@@ -331,7 +421,10 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
             channels = u16::from_le_bytes([body[2], body[3]]) as usize;
             rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
         } else if id == b"data" {
-            data = body.chunks_exact(2 * channels).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+            data = body
+                .chunks_exact(2 * channels)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
         }
         i += 8 + len + (len & 1);
     }
@@ -354,7 +447,11 @@ pub fn tone_power(samples: &[i16], rate: u32, f: f64) -> f64 {
 /// number of samples above a whisper.
 pub fn dominant_tone(path: &Path, candidates: &[f64]) -> (f64, usize) {
     let (s, rate) = read_wav(path);
-    let loud: Vec<i16> = s.iter().copied().filter(|x| x.unsigned_abs() > 300).collect();
+    let loud: Vec<i16> = s
+        .iter()
+        .copied()
+        .filter(|x| x.unsigned_abs() > 300)
+        .collect();
     let window = &s[s.len() / 4..(s.len() / 4 + 4000).min(s.len())];
     let best = candidates
         .iter()
@@ -365,7 +462,11 @@ pub fn dominant_tone(path: &Path, candidates: &[f64]) -> (f64, usize) {
     let p = tone_power(window, rate, best);
     for c in candidates {
         if *c != best {
-            assert!(p > 100.0 * tone_power(window, rate, *c).max(1.0), "no clear tone in {}", path.display());
+            assert!(
+                p > 100.0 * tone_power(window, rate, *c).max(1.0),
+                "no clear tone in {}",
+                path.display()
+            );
         }
     }
     (best, loud.len())
@@ -377,5 +478,7 @@ pub fn udp_exchange(pbx: &Pbxd, bytes: &[u8]) -> Option<String> {
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     s.send_to(bytes, pbx.sip).unwrap();
     let mut buf = [0u8; 65536];
-    s.recv_from(&mut buf).ok().map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
 }

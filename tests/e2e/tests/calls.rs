@@ -6,9 +6,29 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-fn phone(pbx: &Pbxd, user: &str, password: &str, tone: u32, auto_answer: bool, codecs: &str) -> Phone {
-    let p = Phone::start(pbx, PhoneSpec { user, password, tone, auto_answer, codecs });
-    let registered = wait_until(T, || pbx.ctl_ok(&["registrations"]).lines().any(|l| l.split_whitespace().next() == Some(user)));
+fn phone(
+    pbx: &Pbxd,
+    user: &str,
+    password: &str,
+    tone: u32,
+    auto_answer: bool,
+    codecs: &str,
+) -> Phone {
+    let p = Phone::start(
+        pbx,
+        PhoneSpec {
+            user,
+            password,
+            tone,
+            auto_answer,
+            codecs,
+        },
+    );
+    let registered = wait_until(T, || {
+        pbx.ctl_ok(&["registrations"])
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(user))
+    });
     assert!(registered, "{user} did not register:\n{}", p.log());
     p
 }
@@ -19,40 +39,85 @@ fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
 
 /// The reason baresip gives when a call closes, e.g. "486 Busy Here".
 fn closed_reason(p: &Phone) -> String {
-    let e = p.wait_event("CALL_CLOSED", T).unwrap_or_else(|| panic!("{}: call did not close: {:?}", p.name, p.events()));
+    let e = p
+        .wait_event("CALL_CLOSED", T)
+        .unwrap_or_else(|| panic!("{}: call did not close: {:?}", p.name, p.events()));
     e["param"].as_str().unwrap_or_default().to_string()
 }
 
 fn assert_heard(p: &Phone, tone: f64) {
     let files = p.heard();
-    let f = files.last().unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let f = files
+        .last()
+        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
     let (best, loud) = dominant_tone(f, &[440.0, 1000.0, 700.0]);
-    assert!(loud > 8000, "{} heard almost nothing ({loud} loud samples)", p.name);
+    assert!(
+        loud > 8000,
+        "{} heard almost nothing ({loud} loud samples)",
+        p.name
+    );
     assert_eq!(best, tone, "{} heard the wrong tone", p.name);
 }
 
 #[test]
 fn two_phones_talk_and_either_side_hangs_up() {
     let pbx = Pbxd::start();
-    pbx.ctl_ok(&["extension", "add", "101", "--name", "Alice Smith", "--password", "Secret-101x"]);
-    pbx.ctl_ok(&["extension", "add", "102", "--name", "Bob Jones", "--password", "Secret-102x"]);
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "101",
+        "--name",
+        "Alice Smith",
+        "--password",
+        "Secret-101x",
+    ]);
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "102",
+        "--name",
+        "Bob Jones",
+        "--password",
+        "Secret-102x",
+    ]);
     let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
     let mut b = phone(&pbx, "102", "Secret-102x", 440, true, "PCMU,PCMA");
 
     dial(&mut a, &pbx, "102");
-    assert!(b.wait_event("CALL_ESTABLISHED", T).is_some(), "callee never answered: {:?}", b.events());
-    assert!(a.wait_event("CALL_ESTABLISHED", T).is_some(), "caller never connected: {:?}", a.events());
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "callee never answered: {:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "caller never connected: {:?}",
+        a.events()
+    );
     let calls = pbx.ctl_ok(&["calls"]);
-    assert!(calls.lines().any(|l| l.contains("101") && l.contains("102") && l.contains("answered")), "{calls}");
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.contains("101") && l.contains("102") && l.contains("answered")),
+        "{calls}"
+    );
     std::thread::sleep(Duration::from_secs(3));
     let calls = pbx.ctl_ok(&["calls"]);
     a.command("hangup", "");
     closed_reason(&b);
     assert_heard(&b, 1000.0);
     assert_heard(&a, 440.0);
-    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1), "call still listed");
+    assert!(
+        wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1),
+        "call still listed"
+    );
     // Both directions were relayed by the box, not phone to phone.
-    let row = calls.lines().nth(1).unwrap().split_whitespace().collect::<Vec<_>>();
+    let row = calls
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
     let (ab, ba): (u64, u64) = (row[5].parse().unwrap(), row[6].parse().unwrap());
     assert!(ab > 50 && ba > 50, "relay counters too low: {calls}");
 
@@ -60,8 +125,16 @@ fn two_phones_talk_and_either_side_hangs_up() {
     a.clear_events();
     b.clear_events();
     dial(&mut a, &pbx, "102");
-    assert!(b.wait_event("CALL_ESTABLISHED", T).is_some(), "{:?}", b.events());
-    assert!(a.wait_event("CALL_ESTABLISHED", T).is_some(), "{:?}", a.events());
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
     std::thread::sleep(Duration::from_secs(1));
     b.command("hangup", "");
     closed_reason(&a);
@@ -73,18 +146,40 @@ fn extension_with_two_accounts_rings_both_and_first_answer_wins() {
     let pbx = Pbxd::start();
     pbx.ctl_ok(&["extension", "add", "101", "--password", "Secret-101x"]);
     pbx.ctl_ok(&["extension", "add", "102", "--password", "Secret-102x"]);
-    pbx.ctl_ok(&["account", "add", "102-desk", "--extension", "102", "--password", "Secret-102-desk"]);
+    pbx.ctl_ok(&[
+        "account",
+        "add",
+        "102-desk",
+        "--extension",
+        "102",
+        "--password",
+        "Secret-102-desk",
+    ]);
     let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
     let b1 = phone(&pbx, "102", "Secret-102x", 440, false, "PCMU,PCMA");
     let mut b2 = phone(&pbx, "102-desk", "Secret-102-desk", 700, false, "PCMU,PCMA");
     dial(&mut a, &pbx, "102");
-    assert!(b1.wait_event("CALL_INCOMING", T).is_some(), "first device did not ring: {:?}", b1.events());
-    assert!(b2.wait_event("CALL_INCOMING", T).is_some(), "second device did not ring: {:?}", b2.events());
+    assert!(
+        b1.wait_event("CALL_INCOMING", T).is_some(),
+        "first device did not ring: {:?}",
+        b1.events()
+    );
+    assert!(
+        b2.wait_event("CALL_INCOMING", T).is_some(),
+        "second device did not ring: {:?}",
+        b2.events()
+    );
     b2.command("accept", "");
-    assert!(a.wait_event("CALL_ESTABLISHED", T).is_some(), "{:?}", a.events());
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
     // The device that did not answer stops ringing.
     closed_reason(&b1);
-    assert!(b1.wait_event("CALL_ESTABLISHED", Duration::from_millis(10)).is_none());
+    assert!(b1
+        .wait_event("CALL_ESTABLISHED", Duration::from_millis(10))
+        .is_none());
     std::thread::sleep(Duration::from_secs(2));
     a.command("hangup", "");
     closed_reason(&b2);
@@ -95,7 +190,12 @@ fn extension_with_two_accounts_rings_both_and_first_answer_wins() {
 #[test]
 fn busy_unregistered_unknown_and_disabled() {
     let pbx = Pbxd::start();
-    for (n, p) in [("101", "Secret-101x"), ("102", "Secret-102x"), ("103", "Secret-103x"), ("104", "Secret-104x")] {
+    for (n, p) in [
+        ("101", "Secret-101x"),
+        ("102", "Secret-102x"),
+        ("103", "Secret-103x"),
+        ("104", "Secret-104x"),
+    ] {
         pbx.ctl_ok(&["extension", "add", n, "--password", p]);
     }
     let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
@@ -161,15 +261,32 @@ fn no_common_codec_is_transcoded() {
     let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU");
     let b = phone(&pbx, "102", "Secret-102x", 440, true, "PCMA");
     dial(&mut a, &pbx, "102");
-    assert!(b.wait_event("CALL_ESTABLISHED", T).is_some(), "{:?}", b.events());
-    assert!(a.wait_event("CALL_ESTABLISHED", T).is_some(), "{:?}", a.events());
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
     std::thread::sleep(Duration::from_secs(3));
     let calls = pbx.ctl_ok(&["calls"]);
-    assert!(calls.lines().nth(1).is_some_and(|l| l.trim_end().ends_with("true")), "not transcoding: {calls}");
+    assert!(
+        calls
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.trim_end().ends_with("true")),
+        "not transcoding: {calls}"
+    );
     a.command("hangup", "");
     closed_reason(&b);
     assert!(b.log().contains("PCMA"), "callee did not use A-law");
-    assert!(a.log().contains("Set audio encoder: PCMU"), "caller did not use u-law");
+    assert!(
+        a.log().contains("Set audio encoder: PCMU"),
+        "caller did not use u-law"
+    );
     assert_heard(&b, 1000.0);
     assert_heard(&a, 440.0);
 }

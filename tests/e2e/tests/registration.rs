@@ -10,7 +10,12 @@ fn sipp_ok(o: &std::process::Output, what: &str) {
         o.status.success(),
         "SIPp {what} failed ({}):\n{}\n{}",
         o.status,
-        String::from_utf8_lossy(&o.stdout).lines().rev().take(40).collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n"),
         String::from_utf8_lossy(&o.stderr)
     );
 }
@@ -18,17 +23,31 @@ fn sipp_ok(o: &std::process::Output, what: &str) {
 #[test]
 fn sipp_registers_with_digest_and_unregisters() {
     let pbx = Pbxd::start();
-    pbx.ctl_ok(&["extension", "add", "101", "--name", "Alice Smith", "--password", PASS]);
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "101",
+        "--name",
+        "Alice Smith",
+        "--password",
+        PASS,
+    ]);
     let o = sipp(&pbx, "register.xml", "101", PASS, &[]);
     sipp_ok(&o, "register.xml");
     let regs = pbx.ctl_ok(&["registrations"]);
-    assert!(regs.lines().any(|l| l.starts_with("101 ")), "101 not registered:\n{regs}");
+    assert!(
+        regs.lines().any(|l| l.starts_with("101 ")),
+        "101 not registered:\n{regs}"
+    );
     let list = pbx.ctl_ok(&["extension", "list"]);
     assert!(list.contains("101 (registered)"), "{list}");
     let o = sipp(&pbx, "unregister.xml", "101", PASS, &[]);
     sipp_ok(&o, "unregister.xml");
     let regs = pbx.ctl_ok(&["registrations"]);
-    assert!(!regs.lines().any(|l| l.starts_with("101 ")), "101 still registered:\n{regs}");
+    assert!(
+        !regs.lines().any(|l| l.starts_with("101 ")),
+        "101 still registered:\n{regs}"
+    );
 }
 
 #[test]
@@ -50,22 +69,47 @@ fn registrations_survive_a_restart() {
     let port = free_port();
     let pbx = Pbxd::start_in(data, port, &[]);
     pbx.ctl_ok(&["extension", "add", "101", "--password", PASS]);
-    sipp_ok(&sipp(&pbx, "register.xml", "101", PASS, &[]), "register.xml");
+    sipp_ok(
+        &sipp(&pbx, "register.xml", "101", PASS, &[]),
+        "register.xml",
+    );
     let data = pbx.stop();
     let pbx = Pbxd::start_in(data, port, &[]);
     let regs = pbx.ctl_ok(&["registrations"]);
-    assert!(regs.lines().any(|l| l.starts_with("101 ")), "registration lost over restart:\n{regs}");
+    assert!(
+        regs.lines().any(|l| l.starts_with("101 ")),
+        "registration lost over restart:\n{regs}"
+    );
     let list = pbx.ctl_ok(&["extension", "list"]);
-    assert!(list.contains("101"), "configuration lost over restart:\n{list}");
+    assert!(
+        list.contains("101"),
+        "configuration lost over restart:\n{list}"
+    );
 }
 
 #[test]
 fn pbxctl_contract_and_config_round_trip() {
     let pbx = Pbxd::start();
     assert!(pbx.ctl_ok(&["status"]).starts_with("ready"));
-    pbx.ctl_ok(&["extension", "add", "101", "--name", "Alice Smith", "--password", PASS]);
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "101",
+        "--name",
+        "Alice Smith",
+        "--password",
+        PASS,
+    ]);
     pbx.ctl_ok(&["extension", "add", "102"]);
-    pbx.ctl_ok(&["account", "add", "102-desk", "--extension", "102", "--password", "Desk-Phone-22"]);
+    pbx.ctl_ok(&[
+        "account",
+        "add",
+        "102-desk",
+        "--extension",
+        "102",
+        "--password",
+        "Desk-Phone-22",
+    ]);
     // A generated password is strong and printed once.
     let out = pbx.ctl_ok(&["account", "add", "102-mobile", "--extension", "102"]);
     assert!(out.contains("generated password: "), "{out}");
@@ -75,7 +119,15 @@ fn pbxctl_contract_and_config_round_trip() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("account 103: secret"), "{err}");
-    let o = pbx.ctl(&["account", "add", "x", "--extension", "999", "--password", PASS]);
+    let o = pbx.ctl(&[
+        "account",
+        "add",
+        "x",
+        "--extension",
+        "999",
+        "--password",
+        PASS,
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("extension 999 does not exist"));
     let o = pbx.ctl(&["extension", "remove", "555"]);
     assert!(!o.status.success());
@@ -89,7 +141,10 @@ fn pbxctl_contract_and_config_round_trip() {
     // A bad document is refused as a whole, naming entity and field; nothing changes.
     let dir = tempfile::tempdir().unwrap();
     let mut bad = v.clone();
-    bad["extensions"].as_array_mut().unwrap().push(serde_json::json!({"number": "101"}));
+    bad["extensions"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"number": "101"}));
     bad["accounts"][0]["codecs"] = serde_json::json!(["PCMU", "SPEEX-9"]);
     let bad_path = dir.path().join("bad.json");
     std::fs::write(&bad_path, bad.to_string()).unwrap();
@@ -103,12 +158,22 @@ fn pbxctl_contract_and_config_round_trip() {
     let o = pbx.ctl(&["config", "import", broken.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("document"));
-    assert_eq!(pbx.ctl_ok(&["config", "export"]), doc, "a refused import changed the configuration");
+    assert_eq!(
+        pbx.ctl_ok(&["config", "export"]),
+        doc,
+        "a refused import changed the configuration"
+    );
 
     // A good document replaces everything.
     let mut good = v.clone();
-    good["extensions"].as_array_mut().unwrap().retain(|e| e["number"] == "101");
-    good["accounts"].as_array_mut().unwrap().retain(|a| a["extension"] == "101");
+    good["extensions"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["number"] == "101");
+    good["accounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a["extension"] == "101");
     let good_path = dir.path().join("good.json");
     std::fs::write(&good_path, good.to_string()).unwrap();
     pbx.ctl_ok(&["config", "import", good_path.to_str().unwrap()]);
@@ -121,7 +186,12 @@ fn pbxctl_contract_and_config_round_trip() {
 #[test]
 fn pbxctl_without_daemon_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(bin_dir().join("pbxctl")).arg("--data-dir").arg(dir.path()).arg("status").output().unwrap();
+    let o = std::process::Command::new(bin_dir().join("pbxctl"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("status")
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("pbxd is not running"));
 }
@@ -130,7 +200,10 @@ fn pbxctl_without_daemon_says_so() {
 fn control_socket_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let pbx = Pbxd::start();
-    let mode = std::fs::metadata(pbx.data.path().join("control.sock")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(pbx.data.path().join("control.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -139,14 +212,25 @@ fn malformed_sip_gets_400_and_never_kills_the_daemon() {
     let mut pbx = Pbxd::start();
     let bad_cseq = "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: bad1\r\nCSeq: abc INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let answer = udp_exchange(&pbx, bad_cseq.as_bytes()).expect("a 400 for a bad CSeq");
-    assert!(answer.starts_with("SIP/2.0 400 CSeq is not a number"), "{answer}");
+    assert!(
+        answer.starts_with("SIP/2.0 400 CSeq is not a number"),
+        "{answer}"
+    );
     let no_callid = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad2\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    assert!(udp_exchange(&pbx, no_callid.as_bytes()).is_none(), "nothing to address a reply with: dropped");
+    assert!(
+        udp_exchange(&pbx, no_callid.as_bytes()).is_none(),
+        "nothing to address a reply with: dropped"
+    );
     let version = "OPTIONS sip:127.0.0.1 SIP/7.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad3\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: v\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    assert!(udp_exchange(&pbx, version.as_bytes()).unwrap().starts_with("SIP/2.0 505"));
+    assert!(udp_exchange(&pbx, version.as_bytes())
+        .unwrap()
+        .starts_with("SIP/2.0 505"));
     let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKok1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: ok1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let answer = udp_exchange(&pbx, options.as_bytes()).unwrap();
-    assert!(answer.starts_with("SIP/2.0 200") && answer.contains("Allow: INVITE"), "{answer}");
+    assert!(
+        answer.starts_with("SIP/2.0 200") && answer.contains("Allow: INVITE"),
+        "{answer}"
+    );
 
     // A storm of mangled messages: random bytes, truncations and byte flips of a valid one.
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -173,7 +257,9 @@ fn malformed_sip_gets_400_and_never_kills_the_daemon() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(pbx.alive(), "pbxd died:\n{}", pbx.log_text());
-    assert!(udp_exchange(&pbx, options.as_bytes()).unwrap().starts_with("SIP/2.0 200"));
+    assert!(udp_exchange(&pbx, options.as_bytes())
+        .unwrap()
+        .starts_with("SIP/2.0 200"));
 
     // Over TCP, a message that cannot be framed gets a 400 and the connection closes.
     use std::io::{Read, Write};
@@ -186,7 +272,8 @@ fn malformed_sip_gets_400_and_never_kills_the_daemon() {
     // And a good one over TCP works.
     let mut t = std::net::TcpStream::connect(pbx.sip).unwrap();
     t.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    t.write_all(options.replace("UDP", "TCP").as_bytes()).unwrap();
+    t.write_all(options.replace("UDP", "TCP").as_bytes())
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = t.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));

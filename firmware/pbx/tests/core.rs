@@ -1,0 +1,402 @@
+//! The exchange core driven with raw SIP on a virtual clock: no sockets for signalling,
+//! and timers that take seconds run in microseconds.
+
+use config::{Config, Extension, SipAccount, Snapshot};
+use pbx::{Pbx, Proto, Settings, Source, Transmit};
+use sip::auth::{digest_response, Algorithm};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PBX: &str = "127.0.0.1:5060";
+const A: &str = "127.0.0.1:7001";
+const B: &str = "127.0.0.1:7002";
+
+fn config() -> Config {
+    let mut c = Config::default();
+    for n in ["101", "102", "103"] {
+        c.extensions.push(Extension::new(n));
+        c.accounts
+            .push(SipAccount::new(n, &format!("Secret-{n}x"), n));
+    }
+    c
+}
+
+struct Rig {
+    pbx: Pbx,
+    now: Instant,
+    out: Vec<Transmit>,
+}
+
+impl Rig {
+    fn new(settings: Settings) -> Rig {
+        let now = Instant::now();
+        let relay = media::Relay::new("127.0.0.1".parse().unwrap(), 32000, 32999);
+        let pbx = Pbx::new(
+            Arc::new(Snapshot::new(1, config())),
+            settings,
+            relay,
+            42,
+            now,
+            1_700_000_000,
+        );
+        Rig {
+            pbx,
+            now,
+            out: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, from: &str, msg: &str) {
+        let src = Source {
+            proto: Proto::Udp,
+            remote: from.parse().unwrap(),
+            local: PBX.parse().unwrap(),
+        };
+        self.pbx.handle_message(self.now, src, msg.as_bytes());
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(t) = self.pbx.poll_transmit() {
+            self.out.push(t);
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = self.pbx.poll_timeout();
+            if next > end {
+                break;
+            }
+            self.now = next.max(self.now);
+            self.pbx.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+        self.pbx.handle_timeout(self.now);
+        self.drain();
+    }
+
+    /// Messages sent to `to` since the last call, as text.
+    fn take(&mut self, to: &str) -> Vec<String> {
+        let to: SocketAddr = to.parse().unwrap();
+        let (mine, rest): (Vec<_>, Vec<_>) = self.out.drain(..).partition(|t| t.dest == to);
+        self.out = rest;
+        mine.into_iter()
+            .map(|t| String::from_utf8(t.bytes).unwrap())
+            .collect()
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn param<'a>(challenge: &'a str, name: &str) -> &'a str {
+    let i = challenge.find(&format!("{name}=")).unwrap() + name.len() + 1;
+    let rest = &challenge[i..];
+    if let Some(r) = rest.strip_prefix('"') {
+        &r[..r.find('"').unwrap()]
+    } else {
+        rest.split([',', ' ']).next().unwrap()
+    }
+}
+
+fn authorization(
+    hdr: &str,
+    challenge: &str,
+    user: &str,
+    pass: &str,
+    method: &str,
+    uri: &str,
+    alg: Algorithm,
+) -> String {
+    let nonce = param(challenge, "nonce");
+    let r = digest_response(
+        alg, user, "pbx", pass, method, uri, nonce, "auth", "00000001", "c0ffee",
+    );
+    format!("{hdr}: Digest username=\"{user}\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n", alg.name())
+}
+
+fn register(user: &str, from: &str, cseq: u32, expires: u32, auth: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKreg{user}x{n};rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{user}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{from}>\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Registers `user` from `from` and returns the 200 OK.
+fn do_register(rig: &mut Rig, user: &str, from: &str, expires: u32, alg: Algorithm) -> String {
+    rig.send(from, &register(user, from, 1, expires, ""));
+    let r = rig.take(from).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 401"), "{r}");
+    let ch = header(&r, "WWW-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Authorization",
+        &ch,
+        user,
+        &format!("Secret-{user}x"),
+        "REGISTER",
+        "sip:127.0.0.1",
+        alg,
+    );
+    rig.send(from, &register(user, from, 2, expires, &auth));
+    rig.take(from).pop().unwrap()
+}
+
+#[tokio::test]
+async fn registrar_negotiates_expires_and_expires_locations() {
+    let mut rig = Rig::new(Settings::default());
+    let r = do_register(&mut rig, "101", A, 30, Algorithm::Md5);
+    assert!(r.starts_with("SIP/2.0 423"), "{r}");
+    assert_eq!(header(&r, "Min-Expires"), Some("60"));
+    let r = do_register(&mut rig, "101", A, 7200, Algorithm::Md5);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert!(
+        header(&r, "Contact").unwrap().ends_with("expires=3600"),
+        "{r}"
+    );
+    assert!(
+        header(&r, "Via")
+            .unwrap()
+            .contains("rport=7001;received=127.0.0.1"),
+        "{r}"
+    );
+    // The last registration wins: one location per account.
+    let r = do_register(&mut rig, "101", B, 120, Algorithm::Sha256);
+    assert!(r.starts_with("SIP/2.0 200"), "SHA-256 accepted: {r}");
+    let regs = rig.pbx.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].source, B.parse().unwrap());
+    assert!(rig.pbx.take_registrations_dirty());
+    rig.advance(Duration::from_secs(119));
+    assert_eq!(rig.pbx.registrations().len(), 1);
+    rig.advance(Duration::from_secs(3));
+    assert!(rig.pbx.registrations().is_empty(), "expired location kept");
+}
+
+#[tokio::test]
+async fn stale_nonce_is_rechallenged_and_unregister_works() {
+    let mut rig = Rig::new(Settings::default());
+    rig.send(A, &register("101", A, 1, 120, ""));
+    let ch = header(&rig.take(A).pop().unwrap(), "WWW-Authenticate")
+        .unwrap()
+        .to_string();
+    let auth = authorization(
+        "Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "REGISTER",
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &register("101", A, 2, 120, &auth));
+    assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
+    rig.advance(Duration::from_secs(301));
+    // Refresh with the old nonce: right password, stale nonce.
+    rig.send(A, &register("101", A, 3, 120, &auth));
+    let r = rig.take(A).pop().unwrap();
+    assert!(
+        r.starts_with("SIP/2.0 401") && r.contains("stale=true"),
+        "{r}"
+    );
+    let wrong = authorization(
+        "Authorization",
+        &ch,
+        "101",
+        "bad",
+        "REGISTER",
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &register("101", A, 4, 120, &wrong));
+    assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 403"));
+    let ch = header(&r, "WWW-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "REGISTER",
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &register("101", A, 5, 0, &auth));
+    assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
+    assert!(rig.pbx.registrations().is_empty());
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn invite(branch: &str, cseq: u32, auth: &str) -> String {
+    format!(
+        "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch};rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+/// A response from B to a request the exchange sent it.
+fn answer(req: &str, status: &str, to_tag: &str, body: &str) -> String {
+    let mut s = format!("SIP/2.0 {status}\r\n");
+    for h in ["Via", "From", "Call-ID", "CSeq"] {
+        s.push_str(&format!("{h}: {}\r\n", header(req, h).unwrap()));
+    }
+    let to = header(req, "To").unwrap();
+    if to.contains("tag=") {
+        s.push_str(&format!("To: {to}\r\n"));
+    } else {
+        s.push_str(&format!("To: {to};tag={to_tag}\r\n"));
+    }
+    s.push_str(&format!("Contact: <sip:102@{B}>\r\n"));
+    if !body.is_empty() {
+        s.push_str("Content-Type: application/sdp\r\n");
+    }
+    s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s
+}
+
+/// 101 calls 102 (registered at B); returns the INVITE B received.
+fn start_call(rig: &mut Rig) -> String {
+    assert!(do_register(rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    rig.send(A, &invite("z9hG4bKinv1", 1, ""));
+    let got = rig.take(A);
+    assert!(got[0].starts_with("SIP/2.0 100"), "{got:?}");
+    assert!(got[1].starts_with("SIP/2.0 407"), "{got:?}");
+    let ch = header(&got[1], "Proxy-Authenticate").unwrap().to_string();
+    rig.send(A, &format!("ACK sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKinv1;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag=x\r\nCall-ID: call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"));
+    let auth = authorization(
+        "Proxy-Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "INVITE",
+        "sip:102@127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &invite("z9hG4bKinv2", 2, &auth));
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 100"));
+    let to_b = rig.take(B);
+    assert_eq!(to_b.len(), 1, "{to_b:?}");
+    let inv = to_b[0].clone();
+    assert!(
+        inv.starts_with(&format!("INVITE sip:102@{B} SIP/2.0")),
+        "{inv}"
+    );
+    assert!(
+        inv.contains("c=IN IP4 127.0.0.1") && !inv.contains("m=audio 9000"),
+        "SDP must point at the relay: {inv}"
+    );
+    inv
+}
+
+#[tokio::test]
+async fn call_is_connected_relayed_and_hung_up() {
+    let mut rig = Rig::new(Settings::default());
+    let inv = start_call(&mut rig);
+    // Timer A: the INVITE to B is retransmitted until B answers.
+    rig.advance(Duration::from_millis(600));
+    assert_eq!(rig.take(B).len(), 1, "one retransmission after T1");
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 180"));
+    rig.advance(Duration::from_secs(5));
+    assert!(
+        rig.take(B).is_empty(),
+        "no retransmissions after a provisional"
+    );
+    let b_sdp = SDP.replace("9000", "9002");
+    rig.send(B, &answer(&inv, "200 OK", "callee", &b_sdp));
+    let acks = rig.take(B);
+    assert!(acks[0].starts_with(&format!("ACK sip:102@{B}")), "{acks:?}");
+    let ok = rig.take(A).pop().unwrap();
+    assert!(
+        ok.starts_with("SIP/2.0 200") && ok.contains("m=audio ") && ok.contains("RTP/AVP 0 101"),
+        "{ok}"
+    );
+    assert_eq!(rig.pbx.calls(rig.now)[0].state, "answered");
+    // No ACK yet: the 200 is retransmitted.
+    rig.advance(Duration::from_millis(600));
+    assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 200")));
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &format!("ACK sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKack2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 2 ACK\r\nContent-Length: 0\r\n\r\n"));
+    rig.advance(Duration::from_secs(2));
+    assert!(rig.take(A).is_empty(), "200 retransmitted after the ACK");
+    // The caller hangs up.
+    rig.send(A, &format!("BYE sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKbye;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 200"));
+    let bye = rig.take(B).pop().unwrap();
+    assert!(
+        bye.starts_with("BYE ") && bye.contains("tag=callee"),
+        "{bye}"
+    );
+    assert!(rig.pbx.calls(rig.now).is_empty());
+    rig.send(B, &answer(&bye, "200 OK", "callee", ""));
+    // Late retransmissions of the caller's BYE are absorbed with the same 200.
+    rig.send(A, &format!("BYE sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKbye;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 200"));
+}
+
+#[tokio::test]
+async fn caller_cancels_and_unanswered_calls_time_out() {
+    let mut rig = Rig::new(Settings {
+        ring_timeout: Duration::from_secs(20),
+        ..Settings::default()
+    });
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig.take(A);
+    rig.send(A, &format!("CANCEL sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKinv2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    let got = rig.take(A);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("SIP/2.0 200") && m.contains("CSeq: 2 CANCEL")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with("SIP/2.0 487")), "{got:?}");
+    let cancel = rig.take(B).pop().unwrap();
+    assert!(
+        cancel.starts_with("CANCEL sip:102@") && cancel.contains("CSeq: 1 CANCEL"),
+        "{cancel}"
+    );
+    rig.send(B, &answer(&cancel, "200 OK", "callee", ""));
+    rig.send(B, &answer(&inv, "487 Request Terminated", "callee", ""));
+    assert!(
+        rig.take(B).iter().any(|m| m.starts_with("ACK ")),
+        "487 must be ACKed"
+    );
+
+    // A second call nobody answers: 480 after the ring timeout.
+    let mut rig = Rig::new(Settings {
+        ring_timeout: Duration::from_secs(20),
+        ..Settings::default()
+    });
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig.take(A);
+    rig.advance(Duration::from_secs(21));
+    assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 480")));
+    assert!(rig.take(B).iter().any(|m| m.starts_with("CANCEL ")));
+}
+
+#[tokio::test]
+async fn callee_timeout_gives_the_caller_480() {
+    let mut rig = Rig::new(Settings::default());
+    start_call(&mut rig);
+    // B never answers: Timer B fires after 64*T1.
+    rig.advance(Duration::from_secs(33));
+    let sent_to_b = rig.take(B);
+    assert_eq!(
+        sent_to_b.len(),
+        6,
+        "Timer A retransmissions: {}",
+        sent_to_b.len()
+    );
+    assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 480")));
+    assert!(rig.pbx.calls(rig.now).is_empty());
+}
