@@ -161,7 +161,7 @@ fn reason(status: u16) -> &'static str {
 fn summarize(statuses: &[u16]) -> u16 {
     if statuses.iter().any(|s| *s == 486 || *s == 600) {
         486
-    } else if statuses.iter().any(|s| *s == 603) {
+    } else if statuses.contains(&603) {
         603
     } else if statuses.iter().all(|s| *s == 408 || *s == 487 || *s == 480) {
         480

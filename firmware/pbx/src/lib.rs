@@ -284,6 +284,7 @@ impl Pbx {
     }
 
     /// Starts a client transaction for an outgoing request.
+    #[allow(clippy::too_many_arguments)]
     fn start_client(
         &mut self,
         now: Instant,

@@ -215,10 +215,10 @@ impl Pbx {
                     .registrations
                     .get(&account.username)
                     .is_some_and(|r| r.contact == uri);
-                if same || contacts.len() == 1 {
-                    if self.registrations.remove(&account.username).is_some() {
-                        self.registrations_dirty = true;
-                    }
+                if (same || contacts.len() == 1)
+                    && self.registrations.remove(&account.username).is_some()
+                {
+                    self.registrations_dirty = true;
                 }
             } else if asked < self.settings.min_expires {
                 let min = self.settings.min_expires.to_string();

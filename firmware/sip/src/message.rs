@@ -169,31 +169,51 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     }
 
     let is_response = start.starts_with("SIP/");
-    let parts: Vec<&str> = start.splitn(3, ' ').collect();
-    if parts.len() < 3 && !(is_response && parts.len() == 2) {
-        return Err(bad("malformed start line"));
-    }
     let method = if is_response {
-        if parts[0] != "SIP/2.0" {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (may be empty)
+        let mut parts = start.splitn(3, ' ');
+        let (version, code) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        if version != "SIP/2.0" {
             return Err(bad("unsupported SIP version"));
         }
-        let code = parts[1];
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || code.starts_with('0') {
             return Err(bad("malformed status code"));
         }
         None
     } else {
-        if parts[2] != "SIP/2.0" {
-            return Err(ParseError {
-                status: 505,
-                reason: "Version Not Supported".into(),
+        // Request-Line = Method SP Request-URI SP SIP-Version, single spaces, nothing more.
+        let parts: Vec<&str> = start.split(' ').collect();
+        if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+            return Err(bad("malformed Request-Line"));
+        }
+        let version = parts[2];
+        if version != "SIP/2.0" {
+            let looks_like_version = version.strip_prefix("SIP/").is_some_and(|v| {
+                v.split('.').count() == 2
+                    && v.split('.')
+                        .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+            return Err(if looks_like_version {
+                ParseError {
+                    status: 505,
+                    reason: "Version Not Supported".into(),
+                }
+            } else {
+                bad("malformed Request-Line")
             });
         }
-        if !parts[0].bytes().all(is_token_char) {
+        if parts[0].is_empty() || !parts[0].bytes().all(is_token_char) {
             return Err(bad("malformed method"));
         }
-        if parts[1].contains(['<', '>', '"']) {
+        let ruri = parts[1];
+        if ruri.contains(['<', '>', '"']) || !ruri.contains(':') {
             return Err(bad("malformed Request-URI"));
+        }
+        let scheme = ruri.split(':').next().unwrap_or("");
+        if (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
+            && ruri.contains('?')
+        {
+            return Err(bad("headers are not allowed in the Request-URI"));
         }
         Some(parts[0].to_string())
     };
@@ -229,6 +249,14 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         let v = &find(&headers, name).next().expect("checked").value;
         check_name_addr(name, v)?;
     }
+    for h in find(&headers, "Via") {
+        check_via(&h.value)?;
+    }
+    if let Some(h) = find(&headers, "Date").next() {
+        if !h.value.trim_end().ends_with("GMT") {
+            return Err(bad("Date must be in GMT"));
+        }
+    }
     for h in find(&headers, "Contact") {
         if h.value.trim() != "*" {
             for part in split_list(&h.value) {
@@ -239,7 +267,7 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
 
     // Rebuild in canonical form for rsip.
     let mut canon = Vec::with_capacity(bytes.len() + 64);
-    canon.extend_from_slice(start.as_bytes());
+    canon.extend_from_slice(escape_ruri_user(&start).as_bytes());
     canon.extend_from_slice(b"\r\n");
     for h in &headers {
         if h.name.eq_ignore_ascii_case("Content-Length") {
@@ -252,6 +280,14 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     }
     canon.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     canon.extend_from_slice(body);
+    if let Some(m) = &method {
+        if m.parse::<rsip::Method>().is_err() {
+            return Err(ParseError {
+                status: 501,
+                reason: "Not Implemented".into(),
+            });
+        }
+    }
     let msg = std::panic::catch_unwind(|| SipMessage::try_from(canon.as_slice()))
         .map_err(|_| bad("unparseable message"))?
         .map_err(|e| bad(format!("unparseable message: {}", short(&e.to_string()))))?;
@@ -261,6 +297,29 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
         }
     }
     Ok(msg)
+}
+
+/// rsip's URI tokenizer stops at `;` in a user part (legal per RFC 3261, e.g.
+/// `sip:user;par=x@host`): hand it those characters %-escaped.
+fn escape_ruri_user(start: &str) -> Cow<'_, str> {
+    let mut parts = start.splitn(3, ' ');
+    let (Some(m), Some(uri), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+        return Cow::Borrowed(start);
+    };
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Cow::Borrowed(start);
+    };
+    let Some((user, host)) = rest.rsplit_once('@') else {
+        return Cow::Borrowed(start);
+    };
+    if !user.contains([';', '=', ',']) {
+        return Cow::Borrowed(start);
+    }
+    let user = user
+        .replace(';', "%3B")
+        .replace('=', "%3D")
+        .replace(',', "%2C");
+    Cow::Owned(format!("{m} {scheme}:{user}@{host} {v}"))
 }
 
 fn short(s: &str) -> String {
@@ -293,6 +352,45 @@ pub fn split_list(v: &str) -> Vec<&str> {
     out
 }
 
+/// Checks one Via header value: `SIP / 2.0 / TRANSPORT host[:port] *(; param)`, comma lists.
+fn check_via(v: &str) -> Result<(), ParseError> {
+    if v.trim().is_empty() || v.trim_end().ends_with(',') || v.contains(",,") {
+        return Err(bad("malformed Via"));
+    }
+    for part in split_list(v) {
+        let mut params = part.split(';');
+        let sent = params.next().unwrap_or("");
+        // Protocol: three tokens around two slashes, LWS allowed around them.
+        let mut it = sent.splitn(3, '/');
+        let (Some(name), Some(version), Some(rest)) = (it.next(), it.next(), it.next()) else {
+            return Err(bad("malformed Via"));
+        };
+        if !name.trim().eq_ignore_ascii_case("SIP") {
+            return Err(bad("malformed Via"));
+        }
+        if version.trim() != "2.0" {
+            return Err(ParseError {
+                status: 505,
+                reason: "Version Not Supported".into(),
+            });
+        }
+        let mut words = rest.split_whitespace();
+        let (Some(transport), Some(host)) = (words.next(), words.next()) else {
+            return Err(bad("malformed Via"));
+        };
+        if !transport.bytes().all(is_token_char) || words.next().is_some() || host.is_empty() {
+            return Err(bad("malformed Via"));
+        }
+        for p in params {
+            let p = p.trim();
+            if p.is_empty() || p.starts_with('=') {
+                return Err(bad("malformed Via parameter"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks the shape of a name-addr / addr-spec (From, To, Contact).
 fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
     let (mut quoted, mut escaped, mut lt, mut gt) = (false, false, 0, 0);
@@ -315,15 +413,51 @@ fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
     if lt != gt || lt > 1 {
         return Err(bad(format!("malformed {field}")));
     }
+    let malformed = || bad(format!("malformed {field}"));
+    let params = if lt == 1 {
+        let (a, b) = (v.find('<').unwrap_or(0), v.rfind('>').unwrap_or(0));
+        if a > b {
+            return Err(malformed());
+        }
+        let inner = &v[a + 1..b];
+        if inner.trim() != inner || inner.contains(char::is_whitespace) {
+            return Err(bad(format!("whitespace inside the {field} URI")));
+        }
+        // An unquoted display name is tokens separated by whitespace.
+        let display = v[..a].trim();
+        if !display.starts_with('"')
+            && !display
+                .bytes()
+                .all(|b| is_token_char(b) || b == b' ' || b == b'\t')
+        {
+            return Err(bad(format!("display name of {field} must be quoted")));
+        }
+        &v[b + 1..]
+    } else {
+        if v.contains('"') {
+            return Err(bad(format!("display name without <> in {field}")));
+        }
+        let uri = v.split(';').next().unwrap_or("");
+        // Without <>, the URI cannot carry its own parameters, headers or commas.
+        if uri.contains(['?', ',']) || uri.trim().contains(char::is_whitespace) {
+            return Err(malformed());
+        }
+        &v[uri.len()..]
+    };
     let uri = uri_part(v);
     if !uri.contains(':') {
         return Err(bad(format!("{field} has no URI")));
     }
-    if uri.contains(' ') {
-        return Err(bad(format!("whitespace inside the {field} URI")));
-    }
-    if lt == 0 && v.contains(['"']) {
-        return Err(bad(format!("display name without <> in {field}")));
+    if !params.trim().is_empty() {
+        if !params.trim_start().starts_with(';') {
+            return Err(malformed());
+        }
+        if params.trim_start()[1..]
+            .split(';')
+            .any(|p| p.trim().is_empty() || p.trim().starts_with('='))
+        {
+            return Err(bad(format!("empty parameter in {field}")));
+        }
     }
     Ok(())
 }
