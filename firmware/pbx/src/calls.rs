@@ -95,6 +95,8 @@ pub(crate) struct Call {
     pub transcoding: bool,
     /// The caller already has its final answer; only unsettled legs keep the call.
     pub finished: bool,
+    /// The deadline in the timer heap for this call; other entries are stale.
+    pub armed: Option<Instant>,
 }
 
 impl Call {
@@ -171,6 +173,18 @@ fn summarize(statuses: &[u16]) -> u16 {
 }
 
 impl Pbx {
+    /// Puts the call's next deadline in the timer heap unless it is already there.
+    fn arm_call(&mut self, id: u64) {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let at = c.next_deadline();
+        if at.is_some() && at != c.armed {
+            c.armed = at;
+            self.arm(at, TimerRef::Call(id));
+        }
+    }
+
     fn active_calls(&self, ext: &str) -> u32 {
         self.calls
             .values()
@@ -378,7 +392,7 @@ impl Pbx {
         if legs.is_empty() {
             return self.reply(now, key, &req, 488, "no codec in common");
         }
-        tracing::info!(call = id, caller = %caller.number, callee = %callee.number, devices = legs.len(), "call");
+        tracing::debug!(call = id, caller = %caller.number, callee = %callee.number, devices = legs.len(), "call");
         self.dialogs.insert(a.call_id.clone(), id);
         for l in &legs {
             self.dialogs.insert(l.dialog.call_id.clone(), id);
@@ -405,9 +419,10 @@ impl Pbx {
                 reinvite: None,
                 transcoding: false,
                 finished: false,
+                armed: None,
             },
         );
-        self.arm(Some(ring_deadline), TimerRef::Call(id));
+        self.arm_call(id);
         for (branch, bytes, target, idx, ack) in starts {
             self.start_client(
                 now,
@@ -542,7 +557,7 @@ impl Pbx {
         for l in &call.legs {
             self.dialogs.remove(&l.dialog.call_id);
         }
-        tracing::info!(call = id, "call ended");
+        tracing::debug!(call = id, "call ended");
         Some(call)
     }
 
@@ -578,10 +593,10 @@ impl Pbx {
                 c.ring_deadline = Some(now + Duration::from_secs(32));
                 c.answered = None;
             }
-            self.arm(Some(now + Duration::from_secs(32)), TimerRef::Call(id));
             if let Some(c) = self.calls.get_mut(&id) {
                 c.finished = true;
             }
+            self.arm_call(id);
         } else {
             self.end_call(id);
         }
@@ -733,11 +748,10 @@ impl Pbx {
                         give_up: now + t1 * 64,
                     });
                 }
-                let deadline = call.next_deadline();
                 let others: Vec<usize> = (0..call.legs.len()).filter(|i| *i != idx).collect();
-                tracing::info!(call = id, account = %call.legs[idx].account, transcoding = call.transcoding, "answered");
+                tracing::debug!(call = id, account = %call.legs[idx].account, transcoding = call.transcoding, "answered");
                 self.respond(now, &key, 200, r);
-                self.arm(deadline, TimerRef::Call(id));
+                self.arm_call(id);
                 for i in others {
                     self.cancel_leg(now, id, i);
                 }
@@ -850,11 +864,10 @@ impl Pbx {
             self.hang_up(now, id, None);
             return;
         }
-        let deadline = call.next_deadline();
         if let Some((t, b)) = resend {
             self.send(t, b);
         }
-        self.arm(deadline, TimerRef::Call(id));
+        self.arm_call(id);
     }
 
     /// Ends an answered call: BYE to every side except `except`.
@@ -903,7 +916,7 @@ impl Pbx {
         let r = response(req, 200, "OK", Some(&tag), &[], b"");
         self.respond(now, key, 200, r);
         if self.calls.get(&id).is_some_and(|c| c.answered.is_none()) {
-            tracing::info!(call = id, "cancelled by the caller");
+            tracing::debug!(call = id, "cancelled by the caller");
             self.fail_call(now, id, 487, "");
         }
     }
@@ -938,7 +951,7 @@ impl Pbx {
                     // BYE on an early dialog: treat as a cancel.
                     self.fail_call(now, id, 487, "");
                 } else {
-                    tracing::info!(call = id, side = ?side, "hung up");
+                    tracing::debug!(call = id, side = ?side, "hung up");
                     self.hang_up(now, id, Some(side));
                 }
             }
@@ -1122,9 +1135,8 @@ impl Pbx {
                 give_up: now + t1 * 64,
             });
         }
-        let deadline = call.next_deadline();
         self.respond(now, &ri.key, 200, r);
-        self.arm(deadline, TimerRef::Call(id));
+        self.arm_call(id);
     }
 }
 

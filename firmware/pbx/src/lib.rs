@@ -115,6 +115,8 @@ enum TimerRef {
 struct STx {
     tx: ServerTransaction,
     target: Target,
+    /// The deadline in the timer heap for this transaction; other entries are stale.
+    armed: Option<Instant>,
 }
 
 /// What a client transaction's responses are for.
@@ -134,6 +136,8 @@ struct CTx {
     owner: Owner,
     /// For an INVITE: the fields the transaction's own ACK to a non-2xx needs.
     ack: Option<build::AckBase>,
+    /// The deadline in the timer heap for this transaction; other entries are stale.
+    armed: Option<Instant>,
 }
 
 /// The exchange core.
@@ -253,10 +257,16 @@ impl Pbx {
             out.push(b);
         }
         let at = s.tx.poll_timeout();
+        let rearm = at.is_some() && at != s.armed;
+        if rearm {
+            s.armed = at;
+        }
         for b in out {
             self.send(target, b);
         }
-        self.arm(at, TimerRef::Server(key.clone()));
+        if rearm {
+            self.arm(at, TimerRef::Server(key.clone()));
+        }
     }
 
     fn touch_client(&mut self, branch: &str) {
@@ -269,10 +279,16 @@ impl Pbx {
             out.push(b);
         }
         let at = c.tx.poll_timeout();
+        let rearm = at.is_some() && at != c.armed;
+        if rearm {
+            c.armed = at;
+        }
         for b in out {
             self.send(target, b);
         }
-        self.arm(at, TimerRef::Client(branch.to_string()));
+        if rearm {
+            self.arm(at, TimerRef::Client(branch.to_string()));
+        }
     }
 
     /// Answers a request through its server transaction.
@@ -309,6 +325,7 @@ impl Pbx {
                 target,
                 owner,
                 ack,
+                armed: None,
             },
         );
         self.touch_client(&branch);
@@ -320,15 +337,16 @@ impl Pbx {
             if *at > now {
                 break;
             }
-            let Reverse((_, r)) = self.timers.pop().expect("peeked");
+            let Reverse((at, r)) = self.timers.pop().expect("peeked");
             match r {
                 TimerRef::Client(b) => {
                     let Some(c) = self.client.get_mut(&b) else {
                         continue;
                     };
-                    if c.tx.poll_timeout().is_none_or(|d| d > now) {
-                        continue;
+                    if c.armed != Some(at) {
+                        continue; // superseded by a later entry
                     }
+                    c.armed = None;
                     c.tx.handle_timeout(now);
                     let (timed_out, owner, terminated) = (
                         c.tx.timed_out(),
@@ -347,9 +365,10 @@ impl Pbx {
                     let Some(s) = self.server.get_mut(&k) else {
                         continue;
                     };
-                    if s.tx.poll_timeout().is_none_or(|d| d > now) {
-                        continue;
+                    if s.armed != Some(at) {
+                        continue; // superseded by a later entry
                     }
+                    s.armed = None;
                     s.tx.handle_timeout(now);
                     let terminated = s.tx.state() == sip::transaction::State::Terminated;
                     self.touch_server(&k);
@@ -357,7 +376,16 @@ impl Pbx {
                         self.server.remove(&k);
                     }
                 }
-                TimerRef::Call(id) => self.call_timeout(now, id),
+                TimerRef::Call(id) => {
+                    let Some(c) = self.calls.get_mut(&id) else {
+                        continue;
+                    };
+                    if c.armed != Some(at) {
+                        continue; // superseded by a later entry
+                    }
+                    c.armed = None;
+                    self.call_timeout(now, id);
+                }
             }
         }
         if now >= self.next_sweep {
@@ -429,7 +457,14 @@ impl Pbx {
             src.proto.reliable(),
             self.settings.timers,
         );
-        self.server.insert(key.clone(), STx { tx, target });
+        self.server.insert(
+            key.clone(),
+            STx {
+                tx,
+                target,
+                armed: None,
+            },
+        );
         if method == "INVITE" {
             let trying = sip::message::response(&req, 100, "Trying", None, &[], b"");
             self.respond(now, &key, 100, trying);

@@ -664,7 +664,26 @@ pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     if head.starts_with("SIP/") || head.starts_with("ACK ") {
         return None;
     }
-    let (_, headers) = unfold(head).ok()?;
+    // Be lenient here: junk lines are skipped, so a request broken in one header still
+    // gets its 400 when the headers that address the reply are readable.
+    let headers: Vec<RawHeader> = head
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.starts_with([' ', '\t']))
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            let n = n.trim();
+            let n = COMPACT
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case(n))
+                .map(|(_, long)| *long)
+                .unwrap_or(n);
+            Some(RawHeader {
+                name: n.to_string(),
+                value: v.trim().to_string(),
+            })
+        })
+        .collect();
     let mut out = format!("SIP/2.0 {} {}\r\n", err.status, sanitize(&err.reason));
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         let mut found = false;
@@ -725,6 +744,21 @@ mod tests {
         assert!(String::from_utf8(reply)
             .unwrap()
             .starts_with("SIP/2.0 400 CSeq is not a number"));
+    }
+
+    #[test]
+    fn reply_despite_a_junk_header_line() {
+        let junk = REG.replace(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nthis line has no colon\r\n",
+        );
+        let e = parse(junk.as_bytes()).unwrap_err();
+        let reply = String::from_utf8(reject_unparsed(junk.as_bytes(), &e).unwrap()).unwrap();
+        assert!(
+            reply.starts_with("SIP/2.0 400 header line without a colon"),
+            "{reply}"
+        );
+        assert!(reply.contains("Call-ID: abc"));
     }
 
     #[test]

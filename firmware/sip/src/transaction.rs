@@ -129,6 +129,8 @@ impl ClientTransaction {
                 }
                 self.retransmit = None;
                 self.timeout = None;
+                // Never sent again: free it while the transaction lingers.
+                self.request = Vec::new();
                 if self.invite && status < 300 {
                     self.state = State::Accepted;
                     self.linger = Some(now + self.timers.t1 * 64);
@@ -284,7 +286,9 @@ impl ServerTransaction {
         if status < 200 {
             self.state = State::Proceeding;
         } else if self.invite && status < 300 {
-            // The owner retransmits the 2xx until the ACK (RFC 6026 Accepted, Timer L).
+            // The owner retransmits the 2xx until the ACK (RFC 6026 Accepted, Timer L);
+            // retransmitted INVITEs are absorbed silently, so the bytes need not be kept.
+            self.last = None;
             self.state = State::Accepted;
             self.linger = Some(now + self.timers.t1 * 64);
         } else if self.invite {
