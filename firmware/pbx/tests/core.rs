@@ -30,10 +30,14 @@ struct Rig {
 
 impl Rig {
     fn new(settings: Settings) -> Rig {
+        Rig::with_config(settings, config())
+    }
+
+    fn with_config(settings: Settings, cfg: Config) -> Rig {
         let now = Instant::now();
         let relay = media::Relay::new("127.0.0.1".parse().unwrap(), 32000, 32999);
         let pbx = Pbx::new(
-            Arc::new(Snapshot::new(1, config())),
+            Arc::new(Snapshot::new(1, cfg)),
             settings,
             relay,
             42,
@@ -399,4 +403,57 @@ async fn callee_timeout_gives_the_caller_480() {
     );
     assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 480")));
     assert!(rig.pbx.calls(rig.now).is_empty());
+}
+
+/// `user` (at `from`) calls `to`, answering the 407; returns the final answer it got.
+fn call_as(rig: &mut Rig, user: &str, from: &str, to: &str, call_id: &str) -> String {
+    let inv = |branch: &str, cseq: u32, auth: &str| {
+        format!(
+            "INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:{to}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@{from}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    };
+    rig.send(from, &inv(&format!("z9hG4bK{call_id}a"), 1, ""));
+    let ch = rig
+        .take(from)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 407"))
+        .expect("407");
+    let ch = header(&ch, "Proxy-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Proxy-Authorization",
+        &ch,
+        user,
+        &format!("Secret-{user}x"),
+        "INVITE",
+        &format!("sip:{to}@127.0.0.1"),
+        Algorithm::Md5,
+    );
+    rig.send(from, &inv(&format!("z9hG4bK{call_id}b"), 2, &auth));
+    rig.take(from)
+        .into_iter()
+        .find(|m| !m.starts_with("SIP/2.0 100"))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn busy_level_and_call_limit() {
+    let mut cfg = config();
+    cfg.extensions[0].call_limit = 1; // 101
+    cfg.extensions[1].busy_level = 1; // 102
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    start_call(&mut rig); // 101 -> 102, ringing: one call for each
+    assert_eq!(rig.pbx.calls(rig.now).len(), 1);
+    let r = call_as(&mut rig, "103", "127.0.0.1:7003", "102", "busy-1");
+    assert!(r.starts_with("SIP/2.0 486"), "busy level: {r}");
+    let r = call_as(&mut rig, "101", A, "103", "limit-1");
+    assert!(
+        r.starts_with("SIP/2.0 403") && r.contains("call limit"),
+        "call limit: {r}"
+    );
+    let r = call_as(&mut rig, "103", "127.0.0.1:7003", "999", "nobody-1");
+    assert!(r.starts_with("SIP/2.0 404"), "{r}");
+    // 101 is at its call limit as a callee too.
+    let r = call_as(&mut rig, "103", "127.0.0.1:7003", "101", "limit-2");
+    assert!(r.starts_with("SIP/2.0 486"), "{r}");
 }

@@ -284,7 +284,9 @@ impl Phone {
         );
         std::fs::write(dir.path().join("accounts"), account).unwrap();
         let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+        // -s: SIP trace into the log, so tests can check what the phone was sent.
         let child = Command::new("baresip")
+            .arg("-s")
             .arg("-f")
             .arg(dir.path())
             .stdin(Stdio::null())

@@ -51,9 +51,19 @@ fn assert_heard(p: &Phone, tone: f64) {
         .last()
         .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
     let (best, loud) = dominant_tone(f, &[440.0, 1000.0, 700.0]);
+    let sizes: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f.display(),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)
+            )
+        })
+        .collect();
     assert!(
         loud > 8000,
-        "{} heard almost nothing ({loud} loud samples)",
+        "{} heard almost nothing ({loud} loud samples): {sizes:?}",
         p.name
     );
     assert_eq!(best, tone, "{} heard the wrong tone", p.name);
@@ -289,4 +299,95 @@ fn no_common_codec_is_transcoded() {
     );
     assert_heard(&b, 1000.0);
     assert_heard(&a, 440.0);
+}
+
+#[test]
+fn hold_resume_and_dtmf_pass_through() {
+    let pbx = Pbxd::start();
+    pbx.ctl_ok(&["extension", "add", "101", "--password", "Secret-101x"]);
+    pbx.ctl_ok(&["extension", "add", "102", "--password", "Secret-102x"]);
+    let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
+    let b = phone(&pbx, "102", "Secret-102x", 440, true, "PCMU,PCMA");
+    dial(&mut a, &pbx, "102");
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    a.clear_events();
+    b.clear_events();
+
+    // Hold: the caller's re-INVITE (sendonly) reaches the callee as a new offer, and the
+    // answer comes back to the caller.
+    a.command("hold", "");
+    let offer = b
+        .wait_event("CALL_REMOTE_SDP", T)
+        .unwrap_or_else(|| panic!("callee never saw the hold offer: {:?}", b.events()));
+    assert_eq!(offer["param"], "offer", "{offer}");
+    let answer = a
+        .wait_event("CALL_REMOTE_SDP", T)
+        .unwrap_or_else(|| panic!("caller got no answer to its hold: {:?}", a.events()));
+    assert_eq!(answer["param"], "answer", "{answer}");
+    assert!(
+        b.log().contains("a=sendonly"),
+        "the hold offer to the callee must be sendonly"
+    );
+    assert!(
+        a.log().contains("a=recvonly"),
+        "the answer to the caller must be recvonly"
+    );
+    a.clear_events();
+    b.clear_events();
+    a.command("resume", "");
+    assert!(
+        b.wait_event("CALL_REMOTE_SDP", T).is_some(),
+        "callee never saw the resume offer: {:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_REMOTE_SDP", T).is_some(),
+        "caller got no answer to resume: {:?}",
+        a.events()
+    );
+    assert!(
+        b.wait_event("CALL_CLOSED", Duration::from_millis(200))
+            .is_none(),
+        "call dropped on re-INVITE"
+    );
+
+    // RFC 4733 telephone-events reach the other side through the relay.
+    std::thread::sleep(Duration::from_millis(500));
+    a.command("sndcode", "5");
+    let dtmf = b
+        .wait_event("CALL_DTMF_START", T)
+        .unwrap_or_else(|| panic!("no DTMF at the callee: {:?}", b.events()));
+    assert_eq!(dtmf["param"], "5", "{dtmf}");
+
+    // Audio flows both ways again after the resume: the relay's counters keep rising.
+    let counters = |pbx: &Pbxd| -> (u64, u64) {
+        let calls = pbx.ctl_ok(&["calls"]);
+        let row: Vec<String> = calls
+            .lines()
+            .nth(1)
+            .expect("call listed")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        (row[5].parse().unwrap(), row[6].parse().unwrap())
+    };
+    let before = counters(&pbx);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = counters(&pbx);
+    assert!(
+        after.0 >= before.0 + 50 && after.1 >= before.1 + 50,
+        "no audio after resume: {before:?} -> {after:?}"
+    );
+    a.command("hangup", "");
+    closed_reason(&b);
 }

@@ -278,3 +278,17 @@ fn malformed_sip_gets_400_and_never_kills_the_daemon() {
     let n = t.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
 }
+
+#[test]
+fn sipp_registers_over_tcp() {
+    let pbx = Pbxd::start();
+    pbx.ctl_ok(&["extension", "add", "101", "--password", PASS]);
+    let o = sipp(&pbx, "register.xml", "101", PASS, &["-t", "t1"]);
+    sipp_ok(&o, "register.xml over TCP");
+    let regs = pbx.ctl_ok(&["registrations"]);
+    assert!(
+        regs.lines()
+            .any(|l| l.starts_with("101 ") && l.contains(" tcp ")),
+        "{regs}"
+    );
+}
