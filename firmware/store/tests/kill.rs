@@ -44,7 +44,6 @@ fn acknowledged_commits_survive_sigkill() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let delay = Duration::from_micros(rng.gen_range(0..40_000));
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -54,15 +53,22 @@ fn acknowledged_commits_survive_sigkill() {
                 }
             }
         });
-        std::thread::sleep(delay);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::SIGKILL,
-        )
-        .unwrap();
+        let mut acked = Vec::new();
+        if round % 5 == 0 {
+            // Kill during start-up and recovery.
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..60_000)));
+        } else {
+            // Kill in the middle of writing: after the first acknowledged commit.
+            if let Ok(n) = rx.recv_timeout(Duration::from_secs(10)) {
+                acked.push(n);
+            }
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..20_000)));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL).unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
-        for n in rx.try_iter() {
+        acked.extend(rx.try_iter());
+        for n in acked {
             last_acked = last_acked.max(n);
         }
         let store = Store::open(dir.path())
