@@ -365,17 +365,32 @@ mod tests {
             }
         };
         s.configure(|c| {
-            c.a = SideConfig { remote: Some(a.local_addr().unwrap()), latch: true };
-            c.b = SideConfig { remote: Some(b_rtp.local_addr().unwrap()), latch: false };
+            c.a = SideConfig {
+                remote: Some(a.local_addr().unwrap()),
+                latch: true,
+            };
+            c.b = SideConfig {
+                remote: Some(b_rtp.local_addr().unwrap()),
+                latch: false,
+            };
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let report = [0x81, 200, 0, 6, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9];
+        let report = [
+            0x81, 200, 0, 6, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
+        ];
         let a_rtcp_side: SocketAddr = format!("127.0.0.1:{}", s.a_port + 1).parse().unwrap();
         a.send_to(&report, a_rtcp_side).await.unwrap();
         let mut buf = [0u8; 256];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), b_rtcp.recv_from(&mut buf)).await.unwrap().unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(2), b_rtcp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(&buf[..n], &report, "RTCP passes unchanged");
-        assert_eq!(from.port(), s.b_port + 1, "sent from the B-facing RTCP port");
+        assert_eq!(
+            from.port(),
+            s.b_port + 1,
+            "sent from the B-facing RTCP port"
+        );
     }
 
     #[test]

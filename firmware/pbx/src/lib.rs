@@ -60,6 +60,12 @@ pub struct Settings {
     pub nonce_lifetime: u64,
     /// Digest algorithms offered in challenges, in order.
     pub digest: Vec<sip::auth::Algorithm>,
+    /// Wrong digest answers from one address within `ban_window` that get it banned
+    /// (0 = never). Challenges (401/407) and stale nonces never count.
+    pub ban_after: u32,
+    pub ban_window: Duration,
+    /// How long a banned address is ignored.
+    pub ban_time: Duration,
     pub timers: Timers,
 }
 
@@ -73,6 +79,9 @@ impl Default for Settings {
             ring_timeout: Duration::from_secs(60),
             nonce_lifetime: 300,
             digest: vec![sip::auth::Algorithm::Md5],
+            ban_after: 10,
+            ban_window: Duration::from_secs(60),
+            ban_time: Duration::from_secs(600),
             timers: Timers::default(),
         }
     }
@@ -159,6 +168,10 @@ pub struct Pbx {
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     outbox: VecDeque<Transmit>,
     next_sweep: Instant,
+    /// Wrong answers per source address: count and start of the window.
+    failures: HashMap<std::net::IpAddr, (u32, Instant)>,
+    /// Banned source addresses and until when.
+    bans: HashMap<std::net::IpAddr, Instant>,
 }
 
 impl Pbx {
@@ -190,6 +203,8 @@ impl Pbx {
             timers: BinaryHeap::new(),
             outbox: VecDeque::new(),
             next_sweep: now + Duration::from_secs(1),
+            failures: HashMap::new(),
+            bans: HashMap::new(),
         }
     }
 
@@ -391,11 +406,52 @@ impl Pbx {
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_secs(1);
             self.expire_registrations(now);
+            let window = self.settings.ban_window;
+            self.bans.retain(|_, until| *until > now);
+            self.failures
+                .retain(|_, (_, since)| now.saturating_duration_since(*since) < window);
         }
+    }
+
+    /// Counts a wrong digest answer from `ip`; bans it once there are too many.
+    pub(crate) fn note_auth_failure(&mut self, now: Instant, ip: std::net::IpAddr) {
+        if self.settings.ban_after == 0 {
+            return;
+        }
+        let window = self.settings.ban_window;
+        let e = self.failures.entry(ip).or_insert((0, now));
+        if now.saturating_duration_since(e.1) >= window {
+            *e = (0, now);
+        }
+        e.0 += 1;
+        if e.0 >= self.settings.ban_after {
+            self.failures.remove(&ip);
+            self.bans.insert(ip, now + self.settings.ban_time);
+            tracing::warn!(%ip, minutes = self.settings.ban_time.as_secs() / 60, "too many wrong SIP passwords: address banned");
+        }
+    }
+
+    /// Addresses banned for wrong passwords, with the seconds left.
+    pub fn bans(&self, now: Instant) -> Vec<(std::net::IpAddr, u64)> {
+        let mut v: Vec<_> = self
+            .bans
+            .iter()
+            .filter(|(_, u)| **u > now)
+            .map(|(ip, u)| (*ip, u.saturating_duration_since(now).as_secs()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Handles one received message.
     pub fn handle_message(&mut self, now: Instant, src: Source, bytes: &[u8]) {
+        if self
+            .bans
+            .get(&src.remote.ip())
+            .is_some_and(|until| *until > now)
+        {
+            return; // banned: not even an answer
+        }
         let msg = match sip::parse(bytes) {
             Ok(m) => m,
             Err(e) => {

@@ -112,6 +112,7 @@ impl Pbx {
             AuthOutcome::Missing => return challenge(self, false),
             AuthOutcome::Stale => return challenge(self, true),
             AuthOutcome::Wrong => {
+                self.note_auth_failure(now, src.remote.ip());
                 tracing::info!(remote = %src.remote, user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or(""), "wrong SIP credentials");
                 return self.refuse(
                     now,

@@ -457,3 +457,55 @@ async fn busy_level_and_call_limit() {
     let r = call_as(&mut rig, "103", "127.0.0.1:7003", "101", "limit-2");
     assert!(r.starts_with("SIP/2.0 486"), "{r}");
 }
+
+#[tokio::test]
+async fn brute_force_bans_the_address_but_challenges_never_count() {
+    let mut rig = Rig::new(Settings::default());
+    // A phone that keeps getting challenged (no credentials yet) is never banned.
+    for i in 0..50 {
+        rig.send(A, &register("101", A, 100 + i, 120, ""));
+        assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 401"));
+    }
+    // An attacker guessing passwords from another address.
+    const EVIL: &str = "127.0.0.9:6666";
+    rig.send(EVIL, &register("101", EVIL, 1, 120, ""));
+    let ch = header(&rig.take(EVIL).pop().unwrap(), "WWW-Authenticate")
+        .unwrap()
+        .to_string();
+    for i in 0..10 {
+        let wrong = authorization(
+            "Authorization",
+            &ch,
+            "101",
+            &format!("guess-{i}"),
+            "REGISTER",
+            "sip:127.0.0.1",
+            Algorithm::Md5,
+        );
+        rig.send(EVIL, &register("101", EVIL, 2 + i, 120, &wrong));
+        assert!(
+            rig.take(EVIL).pop().unwrap().starts_with("SIP/2.0 403"),
+            "guess {i}"
+        );
+    }
+    // Banned: nothing is answered any more, even a right password.
+    let right = authorization(
+        "Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "REGISTER",
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(EVIL, &register("101", EVIL, 50, 120, &right));
+    assert!(rig.take(EVIL).is_empty(), "banned address answered");
+    assert_eq!(rig.pbx.bans(rig.now).len(), 1);
+    // The phone elsewhere is unaffected.
+    assert!(do_register(&mut rig, "101", A, 120, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    // The ban ends.
+    rig.advance(Duration::from_secs(601));
+    assert!(rig.pbx.bans(rig.now).is_empty());
+    rig.send(EVIL, &register("101", EVIL, 60, 120, ""));
+    assert!(rig.take(EVIL).pop().unwrap().starts_with("SIP/2.0 401"));
+}

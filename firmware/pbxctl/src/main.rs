@@ -142,10 +142,20 @@ fn run(cli: &Cli) -> Result<bool> {
     }
     let data = &answer["data"];
     match &cli.cmd {
-        Cmd::Status => println!(
-            "ready: revision {}, {} extensions, {} registrations, {} calls",
-            data["revision"], data["extensions"], data["registrations"], data["calls"]
-        ),
+        Cmd::Status => {
+            println!(
+                "ready: revision {}, {} extensions, {} registrations, {} calls",
+                data["revision"], data["extensions"], data["registrations"], data["calls"]
+            );
+            for b in data["banned"].as_array().into_iter().flatten() {
+                println!(
+                    "banned for wrong passwords: {} ({} s left)",
+                    b["address"].as_str().unwrap_or(""),
+                    b["seconds_left"]
+                );
+            }
+        }
+
         Cmd::Extension { cmd: ExtCmd::List } => {
             println!("{:<10} {:<24} {:<8} ACCOUNTS", "NUMBER", "NAME", "ENABLED");
             for e in data.as_array().into_iter().flatten() {

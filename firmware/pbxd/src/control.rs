@@ -140,6 +140,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 "extensions": state.snapshot.config.extensions.len(),
                 "registrations": core.registrations().len(),
                 "calls": core.calls(Instant::now()).len(),
+                "banned": core.bans(Instant::now()).iter().map(|(ip, secs)| json!({"address": ip.to_string(), "seconds_left": secs})).collect::<Vec<_>>(),
             })),
             "extension_add" => {
                 let number = str_arg(&body, "number")?.to_string();

@@ -36,6 +36,10 @@ struct Args {
     /// accepted in answers; older phones fail when offered one they do not know.
     #[arg(long, default_value = "md5", value_delimiter = ',')]
     digest: Vec<String>,
+    /// Wrong SIP passwords from one address within a minute before it is ignored for ten
+    /// minutes (0 disables). Challenges never count.
+    #[arg(long, default_value_t = 10)]
+    ban_after: u32,
     /// Seconds an extension rings before the caller gets 480.
     #[arg(long, default_value_t = 60)]
     ring_timeout: u64,
@@ -111,6 +115,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         realm: args.realm.clone(),
         ring_timeout: Duration::from_secs(args.ring_timeout),
         digest,
+        ban_after: args.ban_after,
         ..Settings::default()
     };
     let seed: u64 = rand::random();

@@ -64,7 +64,11 @@ fn acknowledged_commits_survive_sigkill() {
             }
             std::thread::sleep(Duration::from_micros(rng.gen_range(0..20_000)));
         }
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::SIGKILL,
+        )
+        .unwrap();
         child.wait().unwrap();
         reader.join().unwrap();
         acked.extend(rx.try_iter());
