@@ -18,6 +18,34 @@ fn cpu_seconds() -> f64 {
     t(u.user_time()) + t(u.system_time())
 }
 
+/// CPU seconds used by the tokio worker threads (the relay), from /proc/self/task.
+fn relay_cpu_seconds() -> f64 {
+    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let mut total = 0.0;
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("tokio-r") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the ")" that ends the thread name: utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 12 {
+            total +=
+                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
+        }
+    }
+    total
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -88,6 +116,7 @@ fn run(rt: &tokio::runtime::Runtime, relay: &Relay, calls: usize, seconds: u64) 
     pkt[12..].fill(0xff);
     let mut sent = 0u64;
     let cpu0 = cpu_seconds();
+    let relay0 = relay_cpu_seconds();
     let start = Instant::now();
     let mut tick = start;
     let mut seq: u16 = 0;
@@ -108,6 +137,7 @@ fn run(rt: &tokio::runtime::Runtime, relay: &Relay, calls: usize, seconds: u64) 
     let elapsed = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
     let cpu = cpu_seconds() - cpu0;
+    let relay_cpu = relay_cpu_seconds() - relay0;
     stop.store(true, Ordering::Relaxed);
     rx.join().unwrap();
     let got = received.load(Ordering::Relaxed);
@@ -118,9 +148,15 @@ fn run(rt: &tokio::runtime::Runtime, relay: &Relay, calls: usize, seconds: u64) 
     };
     let rate = sent as f64 / elapsed;
     let nominal = calls as f64 * 100.0;
+    let us_per_pkt = if got > 0 {
+        relay_cpu * 1e6 / got as f64
+    } else {
+        0.0
+    };
     println!(
-        "relayed calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, CPU {:.0} % of one core (generator + relay), RSS {} MiB",
+        "relayed calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, CPU {:.0} % of one core in all, relay {:.0} % = {us_per_pkt:.1} us per packet, RSS {} MiB",
         100.0 * cpu / elapsed,
+        100.0 * relay_cpu / elapsed,
         rss_kib() / 1024
     );
     drop(sessions);

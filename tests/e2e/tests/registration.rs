@@ -295,18 +295,34 @@ fn sipp_registers_over_tcp() {
 
 #[test]
 fn password_guessing_gets_the_address_banned() {
-    let pbx = Pbxd::start_in(tempfile::tempdir().unwrap(), free_port(), &["--ban-after", "3"]);
+    let pbx = Pbxd::start_in(
+        tempfile::tempdir().unwrap(),
+        free_port(),
+        &["--ban-after", "3"],
+    );
     pbx.ctl_ok(&["extension", "add", "101", "--password", PASS]);
     let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKban\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: ban1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     // Challenges alone never ban: many registrations without credentials first.
     for _ in 0..5 {
-        sipp_ok(&sipp(&pbx, "register.xml", "101", PASS, &[]), "register.xml");
+        sipp_ok(
+            &sipp(&pbx, "register.xml", "101", PASS, &[]),
+            "register.xml",
+        );
     }
     assert!(udp_exchange(&pbx, options.as_bytes()).is_some());
     for _ in 0..3 {
-        sipp_ok(&sipp(&pbx, "register_wrong.xml", "101", "Guess-Guess-1", &[]), "register_wrong.xml");
+        sipp_ok(
+            &sipp(&pbx, "register_wrong.xml", "101", "Guess-Guess-1", &[]),
+            "register_wrong.xml",
+        );
     }
-    assert!(udp_exchange(&pbx, options.as_bytes()).is_none(), "banned address still answered");
+    assert!(
+        udp_exchange(&pbx, options.as_bytes()).is_none(),
+        "banned address still answered"
+    );
     let status = pbx.ctl_ok(&["status"]);
-    assert!(status.contains("banned for wrong passwords: 127.0.0.1"), "{status}");
+    assert!(
+        status.contains("banned for wrong passwords: 127.0.0.1"),
+        "{status}"
+    );
 }
