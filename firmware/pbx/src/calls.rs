@@ -647,14 +647,7 @@ impl Pbx {
                             call.media.a_port,
                         ) {
                             let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
-                            call.media.configure(|c| {
-                                c.b = media::SideConfig {
-                                    remote: ans.rtp_target(),
-                                    latch,
-                                };
-                                c.a_to_b = br.forward;
-                                c.b_to_a = br.backward;
-                            });
+                            connect_callee(&call.media, &ans, &br, latch);
                             body = sdp::write(id, call.a.sdp_version, &br.answer);
                             call.a.sent_sdp = Some(br.answer);
                         }
@@ -714,14 +707,7 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
-                call.media.configure(|c| {
-                    c.b = media::SideConfig {
-                        remote: ans.rtp_target(),
-                        latch,
-                    };
-                    c.a_to_b = br.forward;
-                    c.b_to_a = br.backward;
-                });
+                connect_callee(&call.media, &ans, &br, latch);
                 call.transcoding = br.transcoding;
                 call.answered = Some(idx);
                 call.answered_at = Some(now);
@@ -1138,6 +1124,18 @@ impl Pbx {
         self.respond(now, &ri.key, 200, r);
         self.arm_call(id);
     }
+}
+
+/// Points the relay's callee side at the callee's answer, with the payload maps of `br`.
+fn connect_callee(media: &media::Session, ans: &Audio, br: &negotiate::Bridged, latch: bool) {
+    media.configure(|c| {
+        c.b = media::SideConfig {
+            remote: ans.rtp_target(),
+            latch,
+        };
+        c.a_to_b = br.forward;
+        c.b_to_a = br.backward;
+    });
 }
 
 fn key_of(req: &rsip::Request) -> sip::message::Key {

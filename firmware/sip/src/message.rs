@@ -326,21 +326,50 @@ fn short(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// The characters of a header value outside quoted strings, with their byte offsets.
+/// `\\` escapes inside quotes are skipped; `quoted` tells afterwards whether a quote was
+/// left open.
+struct Unquoted<'a> {
+    chars: std::str::CharIndices<'a>,
+    quoted: bool,
+}
+
+impl<'a> Unquoted<'a> {
+    fn new(v: &'a str) -> Self {
+        Unquoted {
+            chars: v.char_indices(),
+            quoted: false,
+        }
+    }
+}
+
+impl Iterator for Unquoted<'_> {
+    type Item = (usize, char);
+    fn next(&mut self) -> Option<(usize, char)> {
+        loop {
+            let (i, c) = self.chars.next()?;
+            match (self.quoted, c) {
+                (true, '\\') => {
+                    self.chars.next();
+                }
+                (true, '"') => self.quoted = false,
+                (true, _) => {}
+                (false, '"') => self.quoted = true,
+                (false, _) => return Some((i, c)),
+            }
+        }
+    }
+}
+
 /// Splits a comma-separated header value, ignoring commas inside quotes and `<>`.
 pub fn split_list(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
-    for (i, c) in v.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in Unquoted::new(v) {
         match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => depth += 1,
-            '>' if !quoted => depth -= 1,
-            ',' if !quoted && depth == 0 => {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
                 out.push(v[start..i].trim());
                 start = i + 1;
             }
@@ -393,20 +422,16 @@ fn check_via(v: &str) -> Result<(), ParseError> {
 
 /// Checks the shape of a name-addr / addr-spec (From, To, Contact).
 fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
-    let (mut quoted, mut escaped, mut lt, mut gt) = (false, false, 0, 0);
-    for c in v.chars() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    let (mut lt, mut gt) = (0, 0);
+    let mut scan = Unquoted::new(v);
+    for (_, c) in scan.by_ref() {
         match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => lt += 1,
-            '>' if !quoted => gt += 1,
+            '<' => lt += 1,
+            '>' => gt += 1,
             _ => {}
         }
     }
+    let quoted = scan.quoted;
     if quoted {
         return Err(bad(format!("unbalanced quotes in {field}")));
     }

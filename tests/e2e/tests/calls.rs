@@ -33,6 +33,17 @@ fn phone(
     p
 }
 
+/// Changes the configuration the way a technician would: export, edit, import.
+fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    edit(&mut v);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.json");
+    std::fs::write(&f, v.to_string()).unwrap();
+    pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
+}
+
 fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
     from.command("dial", &format!("sip:{number}@{}", pbx.sip));
 }
@@ -233,17 +244,13 @@ fn busy_unregistered_unknown_and_disabled() {
     assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
 
     // A disabled extension answers 403.
-    let doc = pbx.ctl_ok(&["config", "export"]);
-    let mut v: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    for e in v["extensions"].as_array_mut().unwrap() {
-        if e["number"] == "102" {
-            e["enabled"] = serde_json::json!(false);
+    edit_config(&pbx, |v| {
+        for e in v["extensions"].as_array_mut().unwrap() {
+            if e["number"] == "102" {
+                e["enabled"] = serde_json::json!(false);
+            }
         }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("c.json");
-    std::fs::write(&f, v.to_string()).unwrap();
-    pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
+    });
     c.clear_events();
     dial(&mut c, &pbx, "102");
     let r = closed_reason(&c);
@@ -256,17 +263,13 @@ fn no_common_codec_is_transcoded() {
     pbx.ctl_ok(&["extension", "add", "101", "--password", "Secret-101x"]);
     pbx.ctl_ok(&["extension", "add", "102", "--password", "Secret-102x"]);
     // 102's account allows only A-law.
-    let doc = pbx.ctl_ok(&["config", "export"]);
-    let mut v: serde_json::Value = serde_json::from_str(&doc).unwrap();
-    for a in v["accounts"].as_array_mut().unwrap() {
-        if a["username"] == "102" {
-            a["codecs"] = serde_json::json!(["PCMA"]);
+    edit_config(&pbx, |v| {
+        for a in v["accounts"].as_array_mut().unwrap() {
+            if a["username"] == "102" {
+                a["codecs"] = serde_json::json!(["PCMA"]);
+            }
         }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("c.json");
-    std::fs::write(&f, v.to_string()).unwrap();
-    pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
+    });
 
     let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU");
     let b = phone(&pbx, "102", "Secret-102x", 440, true, "PCMA");
