@@ -569,16 +569,81 @@ impl Pbx {
         let ack = c.ack.clone();
         let ev =
             c.tx.handle_response(now, status, || ack.map(|a| a.ack(&to)).unwrap_or_default());
-        let owner = c.owner;
+        let (owner, target) = (c.owner, c.target);
         self.touch_client(&ckey);
         if ev == sip::transaction::ClientEvent::Absorbed {
             return;
         }
         match owner {
+            Owner::Leg(call, _)
+                if (200..300).contains(&status) && !self.calls.contains_key(&call) =>
+            {
+                self.orphan_2xx(now, &resp, target)
+            }
             Owner::Leg(call, leg) => self.leg_response(now, call, leg, &resp, status),
             Owner::Reinvite(call) => self.reinvite_response(now, call, &resp, status),
             Owner::Fire => {}
         }
+    }
+
+    /// A device answered after its call was gone (it lost a race with our CANCEL): ACK
+    /// the 2xx and hang up, so the phone does not stay off-hook.
+    fn orphan_2xx(&mut self, now: Instant, resp: &rsip::Response, target: Target) {
+        let h = &resp.headers;
+        let (Some(from), Some(to), Some(call_id), Some(contact)) = (
+            sip::message::get(h, "From"),
+            sip::message::get(h, "To"),
+            sip::message::get(h, "Call-ID"),
+            build::contact_uri(h),
+        ) else {
+            return;
+        };
+        let k = sip::message::key(h);
+        // Our own Via came back on top: its sent-by is where we are.
+        let via = sip::message::get_all(h, "Via")
+            .first()
+            .copied()
+            .unwrap_or("")
+            .to_string();
+        let sent_by = via.split(';').next().unwrap_or("").to_string();
+        let ack_via = format!("{sent_by};branch={};rport", self.branch());
+        let ack = build::request(
+            "ACK",
+            &contact,
+            &ack_via,
+            from,
+            to,
+            call_id,
+            k.cseq,
+            None,
+            &[],
+            b"",
+        );
+        self.send(target, ack);
+        let branch = self.branch();
+        let bye_via = format!("{sent_by};branch={branch};rport");
+        let bye = build::request(
+            "BYE",
+            &contact,
+            &bye_via,
+            from,
+            to,
+            call_id,
+            k.cseq + 1,
+            None,
+            &[],
+            b"",
+        );
+        tracing::debug!(call_id, "late answer to a finished call: ACK and BYE");
+        self.start_client(
+            now,
+            format!("{branch}/BYE"),
+            bye,
+            false,
+            target,
+            Owner::Fire,
+            None,
+        );
     }
 
     /// Current locations, for `pbxctl registrations`.

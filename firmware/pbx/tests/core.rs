@@ -509,3 +509,31 @@ async fn brute_force_bans_the_address_but_challenges_never_count() {
     rig.send(EVIL, &register("101", EVIL, 60, 120, ""));
     assert!(rig.take(EVIL).pop().unwrap().starts_with("SIP/2.0 401"));
 }
+
+#[tokio::test]
+async fn a_late_answer_after_cancel_is_acked_and_hung_up() {
+    let mut rig = Rig::new(Settings::default());
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig.take(A);
+    rig.send(A, &format!("CANCEL sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKinv2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 487")));
+    assert!(rig.take(B).iter().any(|m| m.starts_with("CANCEL ")));
+    assert!(rig.pbx.calls(rig.now).is_empty());
+    // The phone had already answered: its 200 crosses our CANCEL.
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &SDP.replace("9000", "9002")),
+    );
+    let to_b = rig.take(B);
+    assert!(
+        to_b.iter()
+            .any(|m| m.starts_with(&format!("ACK sip:102@{B}"))),
+        "{to_b:?}"
+    );
+    assert!(
+        to_b.iter()
+            .any(|m| m.starts_with(&format!("BYE sip:102@{B}")) && m.contains("tag=callee")),
+        "{to_b:?}"
+    );
+}
