@@ -18,7 +18,7 @@ fn cpu_seconds() -> f64 {
     t(u.user_time()) + t(u.system_time())
 }
 
-/// CPU seconds used by the tokio worker threads (the relay), from /proc/self/task.
+/// CPU seconds used by the relay threads (`pbx-relay-N`), from /proc/self/task.
 fn relay_cpu_seconds() -> f64 {
     let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
@@ -31,7 +31,7 @@ fn relay_cpu_seconds() -> f64 {
         .flatten()
     {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("tokio-r") {
+        if !comm.starts_with("pbx-relay") {
             continue;
         }
         let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
@@ -58,8 +58,7 @@ fn rss_kib() -> u64 {
 }
 
 /// Runs one load step; true when the full nominal rate was offered and loss stayed under 0.1 %.
-fn run(rt: &tokio::runtime::Runtime, relay: &Relay, calls: usize, seconds: u64) -> bool {
-    let _guard = rt.enter();
+fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
     let mut sessions = Vec::with_capacity(calls);
     let mut phones = Vec::with_capacity(calls * 2);
     for _ in 0..calls {
@@ -184,15 +183,11 @@ fn main() {
     let need = calls.iter().max().copied().unwrap_or(0) as u64 * 6 + 1024;
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, need, need);
     // Two worker threads, as in pbxd.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+
     let relay = Relay::new("127.0.0.1".parse().unwrap(), 20000, 59999);
     let mut best = 0;
     for c in calls {
-        if run(&rt, &relay, c, seconds) {
+        if run(&relay, c, seconds) {
             best = best.max(c);
         }
     }

@@ -2,16 +2,19 @@
 //!
 //! Packets are relayed from side to side with symmetric RTP (we send from the port we
 //! receive on), latching to the real source for phones behind NAT, payload-type mapping
-//! and G.711 transcoding in place. The hot path reuses one buffer per socket: no
-//! allocation per packet.
+//! and G.711 transcoding in place. Relaying runs on dedicated threads, one per core, each
+//! with one epoll set over the sockets of its sessions: a ready socket is drained in a
+//! loop with one reused buffer, so there is no allocation and no task wake-up per packet.
 
 use crate::g711;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdp};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Payload conversion applied to one payload type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,56 +76,223 @@ pub struct Session {
     pub a_port: u16,
     /// RTP port facing party B.
     pub b_port: u16,
-    cfg: watch::Sender<SessionConfig>,
     pub stats: Arc<Stats>,
-    task: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
+    id: u64,
+    engine: Arc<Engine>,
 }
 
 impl Session {
     /// Applies a new configuration (after an answer or a re-INVITE).
     pub fn configure(&self, f: impl FnOnce(&mut SessionConfig)) {
-        self.cfg.send_modify(f);
+        f(&mut self.shared.cfg.write().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The current configuration.
     pub fn config(&self) -> SessionConfig {
-        *self.cfg.borrow()
+        *self.shared.cfg.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.task.abort();
+        self.engine.command(Cmd::Remove(self.id));
     }
 }
 
-/// Hands out port pairs from a range and starts relay tasks.
+/// What a relay thread and the session handle share.
+struct Shared {
+    /// A RTP, A RTCP, B RTP, B RTCP.
+    socks: [StdUdp; 4],
+    cfg: RwLock<SessionConfig>,
+    stats: Arc<Stats>,
+}
+
+enum Cmd {
+    Add(u64, Arc<Shared>),
+    Remove(u64),
+}
+
+/// One relay thread: an epoll set over the sockets of its sessions.
+struct Engine {
+    epoll: Epoll,
+    wake: EventFd,
+    cmds: Mutex<Vec<Cmd>>,
+}
+
+const WAKE: u64 = u64::MAX;
+
+impl Engine {
+    fn start(n: usize) -> io::Result<Arc<Engine>> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        let e = Arc::new(Engine {
+            epoll,
+            wake,
+            cmds: Mutex::new(Vec::new()),
+        });
+        let e2 = e.clone();
+        std::thread::Builder::new()
+            .name(format!("pbx-relay-{n}"))
+            .spawn(move || e2.run())?;
+        Ok(e)
+    }
+
+    fn command(&self, c: Cmd) {
+        self.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        let _ = self.wake.write(1);
+    }
+
+    /// The relay loop: never returns; one thread per engine.
+    fn run(&self) {
+        let mut sessions: HashMap<u64, Entry> = HashMap::new();
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut buf = [0u8; 2048];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::error!("relay epoll: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            for ev in &events[..n] {
+                let token = ev.data();
+                if token == WAKE {
+                    let _ = self.wake.read();
+                    let cmds =
+                        std::mem::take(&mut *self.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+                    for c in cmds {
+                        match c {
+                            Cmd::Add(id, shared) => {
+                                for (i, s) in shared.socks.iter().enumerate() {
+                                    if let Err(e) = self.epoll.add(
+                                        s.as_fd(),
+                                        EpollEvent::new(EpollFlags::EPOLLIN, id << 2 | i as u64),
+                                    ) {
+                                        tracing::warn!("relay: cannot watch a socket: {e}");
+                                    }
+                                }
+                                sessions.insert(
+                                    id,
+                                    Entry {
+                                        shared,
+                                        latched: [None; 4],
+                                    },
+                                );
+                            }
+                            Cmd::Remove(id) => {
+                                if let Some(e) = sessions.remove(&id) {
+                                    for s in &e.shared.socks {
+                                        let _ = self.epoll.delete(s.as_fd());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let (id, idx) = (token >> 2, (token & 3) as usize);
+                let Some(entry) = sessions.get_mut(&id) else {
+                    continue;
+                };
+                // Drain the socket: several packets may wait after a busy moment.
+                for _ in 0..64 {
+                    match entry.shared.socks[idx].recv_from(&mut buf) {
+                        Ok((len, src)) => entry.relay(idx, &mut buf[..len], src),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A session as its relay thread sees it.
+struct Entry {
+    shared: Arc<Shared>,
+    /// Where packets really came from, per socket.
+    latched: [Option<SocketAddr>; 4],
+}
+
+impl Entry {
+    fn relay(&mut self, idx: usize, pkt: &mut [u8], src: SocketAddr) {
+        self.latched[idx] = Some(src);
+        let cfg = self.shared.cfg.read().unwrap_or_else(|e| e.into_inner());
+        let stats = &self.shared.stats;
+        // A side is sockets 0/1, B side 2/3; RTP even, RTCP odd.
+        let (to_side, out, rtcp) = match idx {
+            0 => (&cfg.b, 2, false),
+            1 => (&cfg.b, 3, true),
+            2 => (&cfg.a, 0, false),
+            _ => (&cfg.a, 1, true),
+        };
+        let Some(dst) = target(to_side, &self.latched[out], rtcp) else {
+            return;
+        };
+        if !rtcp {
+            let map = if idx == 0 { &cfg.a_to_b } else { &cfg.b_to_a };
+            if !rewrite(pkt, map, stats) {
+                return;
+            }
+        }
+        if self.shared.socks[out].send_to(pkt, dst).is_ok() && !rtcp {
+            let counter = if idx == 0 {
+                &stats.a_to_b
+            } else {
+                &stats.b_to_a
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Hands out port pairs from a range; relaying runs on one thread per core.
 #[derive(Clone)]
 pub struct Relay {
     ip: IpAddr,
     low: u16,
     high: u16,
     cursor: Arc<Mutex<u16>>,
+    engines: Arc<Vec<Arc<Engine>>>,
+    next_id: Arc<AtomicU64>,
 }
 
 impl Relay {
-    /// A relay binding on `ip`, using RTP ports `low..=high` (RTP even, RTCP odd).
+    /// A relay binding on `ip`, using RTP ports `low..=high` (RTP even, RTCP odd), with
+    /// one relay thread per available core.
     pub fn new(ip: IpAddr, low: u16, high: u16) -> Relay {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let engines = (0..threads)
+            .map(|n| Engine::start(n).expect("relay thread"))
+            .collect();
         let low = low + (low % 2);
         Relay {
             ip,
             low,
             high,
             cursor: Arc::new(Mutex::new(low)),
+            engines: Arc::new(engines),
+            next_id: Arc::new(AtomicU64::new(1)),
         }
     }
 
     fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {
-        let mut cur = self.cursor.lock().unwrap();
+        let mut cur = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
         let span = ((self.high.saturating_sub(self.low)) / 2 + 1) as usize;
         for _ in 0..span {
             let p = *cur;
-            *cur = if p + 3 > self.high { self.low } else { p + 2 };
+            *cur = if p as u32 + 3 > self.high as u32 {
+                self.low
+            } else {
+                p + 2
+            };
             if p == 0 || p as u32 + 1 > self.high as u32 {
                 continue;
             }
@@ -140,32 +310,31 @@ impl Relay {
         ))
     }
 
-    /// Allocates two port pairs and starts relaying. Must run inside a tokio runtime.
+    /// Allocates two port pairs and starts relaying them.
     pub fn allocate(&self) -> io::Result<Session> {
         let (a_rtp, a_rtcp, a_port) = self.bind_pair()?;
         let (b_rtp, b_rtcp, b_port) = self.bind_pair()?;
-        let mut socks = Vec::with_capacity(4);
-        for s in [a_rtp, a_rtcp, b_rtp, b_rtcp] {
+        for s in [&a_rtp, &a_rtcp, &b_rtp, &b_rtcp] {
             s.set_nonblocking(true)?;
-            socks.push(UdpSocket::from_std(s)?);
         }
-        let (tx, rx) = watch::channel(SessionConfig::default());
         let stats = Arc::new(Stats::default());
-        let task = tokio::spawn(run(socks, rx, stats.clone()));
+        let shared = Arc::new(Shared {
+            socks: [a_rtp, a_rtcp, b_rtp, b_rtcp],
+            cfg: RwLock::new(SessionConfig::default()),
+            stats: stats.clone(),
+        });
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let engine = self.engines[(id as usize) % self.engines.len()].clone();
+        engine.command(Cmd::Add(id, shared.clone()));
         Ok(Session {
             a_port,
             b_port,
-            cfg: tx,
             stats,
-            task,
+            shared,
+            id,
+            engine,
         })
     }
-}
-
-#[derive(Default)]
-struct Latched {
-    rtp: Option<SocketAddr>,
-    rtcp: Option<SocketAddr>,
 }
 
 fn target(side: &SideConfig, latched: &Option<SocketAddr>, rtcp: bool) -> Option<SocketAddr> {
@@ -217,55 +386,6 @@ fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
         stats.transcoded.fetch_add(1, Ordering::Relaxed);
     }
     true
-}
-
-async fn run(socks: Vec<UdpSocket>, mut cfg_rx: watch::Receiver<SessionConfig>, stats: Arc<Stats>) {
-    let [a_rtp, a_rtcp, b_rtp, b_rtcp]: [UdpSocket; 4] = match socks.try_into() {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let mut cfg = *cfg_rx.borrow();
-    let (mut la, mut lb) = (Latched::default(), Latched::default());
-    let mut bufs = [[0u8; 2048]; 4];
-    let [b0, b1, b2, b3] = &mut bufs;
-    loop {
-        tokio::select! {
-            changed = cfg_rx.changed() => {
-                if changed.is_err() { return; }
-                cfg = *cfg_rx.borrow();
-            }
-            r = a_rtp.recv_from(b0) => if let Ok((n, src)) = r {
-                la.rtp = Some(src);
-                if let Some(dst) = target(&cfg.b, &lb.rtp, false) {
-                    if rewrite(&mut b0[..n], &cfg.a_to_b, &stats) {
-                        let _ = b_rtp.try_send_to(&b0[..n], dst);
-                        stats.a_to_b.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            },
-            r = b_rtp.recv_from(b2) => if let Ok((n, src)) = r {
-                lb.rtp = Some(src);
-                if let Some(dst) = target(&cfg.a, &la.rtp, false) {
-                    if rewrite(&mut b2[..n], &cfg.b_to_a, &stats) {
-                        let _ = a_rtp.try_send_to(&b2[..n], dst);
-                        stats.b_to_a.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            },
-            r = a_rtcp.recv_from(b1) => if let Ok((n, src)) = r {
-                la.rtcp = Some(src);
-                if let Some(dst) = target(&cfg.b, &lb.rtcp, true) {
-                    let _ = b_rtcp.try_send_to(&b1[..n], dst);
-                }
-            },
-            r = b_rtcp.recv_from(b3) => if let Ok((n, src)) = r {
-                lb.rtcp = Some(src);
-                if let Some(dst) = target(&cfg.a, &la.rtcp, true) {
-                    let _ = a_rtcp.try_send_to(&b3[..n], dst);
-                }
-            },
-        }
-    }
 }
 
 #[cfg(test)]
