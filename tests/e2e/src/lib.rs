@@ -49,11 +49,13 @@ pub fn free_port() -> u16 {
 
 static RTP_BLOCK: AtomicU16 = AtomicU16::new(0);
 
-/// A distinct RTP range for each daemon started by this process.
+/// A distinct RTP range for each daemon or phone started by this process, below the
+/// kernel's ephemeral ports (32768 and up) that `free_port` hands out, so the two never
+/// collide.
 fn rtp_range() -> (u16, u16) {
-    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst);
-    let base = 40000 + (std::process::id() as u16 % 20) * 1000 + block * 100;
-    (base, base + 99)
+    let block = RTP_BLOCK.fetch_add(1, Ordering::SeqCst) % 25;
+    let base = 20000 + (std::process::id() % 12) as u16 * 1000 + block * 40;
+    (base, base + 39)
 }
 
 /// Waits until `f` is true, polling; false on timeout.
@@ -250,7 +252,17 @@ pub struct PhoneSpec<'a> {
 
 impl Phone {
     /// Starts baresip with a sine source at `spec.tone` and recording of what it hears.
+    /// A baresip that dies while starting (a port taken meanwhile) is retried on new ports.
     pub fn start(pbx: &Pbxd, spec: PhoneSpec) -> Phone {
+        for _ in 0..2 {
+            if let Some(p) = Self::try_start(pbx, &spec) {
+                return p;
+            }
+        }
+        Self::try_start(pbx, &spec).expect("baresip did not start (its ctrl_tcp never came up)")
+    }
+
+    fn try_start(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
         let dir = tempfile::tempdir().unwrap();
         let sip_port = free_port();
         let ctrl_port = free_port();
@@ -294,12 +306,19 @@ impl Phone {
             .stderr(log)
             .spawn()
             .expect("run baresip (apt package baresip-core)");
+        let mut child = child;
         let mut ctrl = None;
         wait_until(Duration::from_secs(10), || {
             ctrl = TcpStream::connect(("127.0.0.1", ctrl_port)).ok();
-            ctrl.is_some()
+            ctrl.is_some() || !matches!(child.try_wait(), Ok(None))
         });
-        let ctrl = ctrl.expect("baresip ctrl_tcp did not come up");
+        let Some(ctrl) = ctrl else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+            eprintln!("baresip {} failed to start, retrying:\n{log}", spec.user);
+            return None;
+        };
         let events: Events = Arc::default();
         let ev2 = events.clone();
         let rd = ctrl.try_clone().unwrap();
@@ -327,14 +346,14 @@ impl Phone {
                 }
             }
         });
-        Phone {
+        Some(Phone {
             name: spec.user.to_string(),
             child,
             dir,
             ctrl,
             events,
             token: 0,
-        }
+        })
     }
 
     /// Sends a ctrl_tcp command (`dial`, `accept`, `hangup`).
