@@ -46,7 +46,8 @@ pub struct Credentials {
 /// Parses `Digest k=v, k="v"...`; `None` when it is not a Digest header.
 pub fn parse_credentials(value: &str) -> Option<Credentials> {
     let rest = value.trim();
-    if rest.len() < 7 || !rest[..6].eq_ignore_ascii_case("digest") {
+    // Compare bytes: slicing the str could cut a multi-byte character and panic.
+    if rest.len() < 7 || !rest.as_bytes()[..6].eq_ignore_ascii_case(b"digest") {
         return None;
     }
     let mut c = Credentials::default();
@@ -335,6 +336,10 @@ mod tests {
             AuthOutcome::Missing
         );
         assert!(parse_credentials("Basic abc").is_none());
+        assert!(
+            parse_credentials("Diges\u{e9} username=x").is_none(),
+            "multi-byte text must not panic"
+        );
         assert!(parse_credentials("Digest garbage").is_none());
     }
 }
