@@ -514,6 +514,39 @@ mod tests {
     }
 
     #[test]
+    fn rewrite_survives_any_packet() {
+        // Random headers (CSRC count, extension, padding bits) with transcoding on.
+        let mut map = PtMap::default();
+        for pt in 0..128 {
+            map.set(
+                pt,
+                pt,
+                if pt % 2 == 0 {
+                    Xcode::UlawToAlaw
+                } else {
+                    Xcode::AlawToUlaw
+                },
+            );
+        }
+        let stats = Stats::default();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut buf = [0u8; 300];
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 300) as usize;
+            for (i, b) in buf[..len].iter_mut().enumerate() {
+                *b = (x >> (i % 8 * 8)) as u8 ^ i as u8;
+            }
+            if len > 0 {
+                buf[0] = 0x80 | (x as u8 & 0x3f); // version 2, random P/X/CC
+            }
+            let _ = rewrite(&mut buf[..len], &map, &stats);
+        }
+    }
+
+    #[test]
     fn ports_are_exhausted_cleanly() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
