@@ -50,7 +50,6 @@ pub(crate) struct Leg {
     pub ack: AckBase,
     /// To of the INVITE, without tag (for CANCEL).
     pub to_initial: String,
-    pub offer: Audio,
     pub state: LegState,
     pub got_provisional: bool,
     pub cancel_wanted: bool,
@@ -378,12 +377,11 @@ impl Pbx {
                     contact,
                     cseq: 1,
                     sdp_version: 1,
-                    sent_sdp: Some(offer.clone()),
+                    sent_sdp: Some(offer),
                 },
                 branch,
                 ack,
                 to_initial: to,
-                offer,
                 state: LegState::Calling,
                 got_provisional: false,
                 cancel_wanted: false,
@@ -485,23 +483,28 @@ impl Pbx {
         );
     }
 
-    /// BYE to a leg that answered but lost (or whose call is gone).
-    fn bye_leg(&mut self, now: Instant, leg: &Leg) {
+    /// A request inside dialog `d` with a new branch; returns the branch and the bytes.
+    fn dialog_request(&mut self, d: &Dialog, method: &str, cseq: u32) -> (String, Vec<u8>) {
         let branch = self.branch();
-        let d = &leg.dialog;
         let via = build::via(d.to.proto, d.local_addr, &branch);
         let bytes = build::request(
-            "BYE",
+            method,
             &d.target_uri,
             &via,
             &d.local,
             &d.remote,
             &d.call_id,
-            d.cseq + 1,
+            cseq,
             None,
             &[],
             b"",
         );
+        (branch, bytes)
+    }
+
+    /// BYE to a leg that answered but lost (or whose call is gone).
+    fn bye_leg(&mut self, now: Instant, d: &Dialog) {
+        let (branch, bytes) = self.dialog_request(d, "BYE", d.cseq + 1);
         self.start_client(
             now,
             format!("{branch}/BYE"),
@@ -513,21 +516,9 @@ impl Pbx {
         );
     }
 
+    /// ACK for a 2xx: end to end, outside any transaction.
     fn ack_2xx(&mut self, d: &Dialog, cseq: u32) {
-        let branch = self.branch();
-        let via = build::via(d.to.proto, d.local_addr, &branch);
-        let bytes = build::request(
-            "ACK",
-            &d.target_uri,
-            &via,
-            &d.local,
-            &d.remote,
-            &d.call_id,
-            cseq,
-            None,
-            &[],
-            b"",
-        );
+        let (_, bytes) = self.dialog_request(d, "ACK", cseq);
         self.send(d.to, bytes);
     }
 
@@ -589,11 +580,9 @@ impl Pbx {
             })
         });
         if pending {
+            // The ring deadline now bounds how long unsettled legs may take (64*T1).
             if let Some(c) = self.calls.get_mut(&id) {
-                c.ring_deadline = Some(now + Duration::from_secs(32));
-                c.answered = None;
-            }
-            if let Some(c) = self.calls.get_mut(&id) {
+                c.ring_deadline = Some(now + self.settings.timers.t1 * 64);
                 c.finished = true;
             }
             self.arm_call(id);
@@ -684,7 +673,7 @@ impl Pbx {
                 let leg = &mut call.legs[idx];
                 if answered_elsewhere || leg.cancel_wanted || finished {
                     leg.state = LegState::Done(200);
-                    let l = clone_leg_for_bye(leg);
+                    let l = clone_dialog(&leg.dialog);
                     self.bye_leg(now, &l);
                     self.settle_if_finished(id);
                     return;
@@ -700,7 +689,7 @@ impl Pbx {
                 });
                 let (Some(ans), Some(br)) = (ans, br) else {
                     leg.state = LegState::Done(488);
-                    let l = clone_leg_for_bye(leg);
+                    let l = clone_dialog(&leg.dialog);
                     self.bye_leg(now, &l);
                     self.leg_failed(now, id);
                     return;
@@ -1154,19 +1143,5 @@ fn clone_dialog(d: &Dialog) -> Dialog {
         cseq: d.cseq,
         sdp_version: d.sdp_version,
         sent_sdp: None,
-    }
-}
-
-fn clone_leg_for_bye(l: &Leg) -> Leg {
-    Leg {
-        account: l.account.clone(),
-        dialog: clone_dialog(&l.dialog),
-        branch: l.branch.clone(),
-        ack: l.ack.clone(),
-        to_initial: l.to_initial.clone(),
-        offer: l.offer.clone(),
-        state: l.state,
-        got_provisional: l.got_provisional,
-        cancel_wanted: l.cancel_wanted,
     }
 }

@@ -127,6 +127,19 @@ fn authorization(
     format!("{hdr}: Digest username=\"{user}\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{r}\", algorithm={}, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n", alg.name())
 }
 
+/// Authorization for a REGISTER of `user` with `pass`, answering challenge `ch`.
+fn reg_auth(ch: &str, user: &str, pass: &str) -> String {
+    authorization(
+        "Authorization",
+        ch,
+        user,
+        pass,
+        "REGISTER",
+        "sip:127.0.0.1",
+        Algorithm::Md5,
+    )
+}
+
 fn register(user: &str, from: &str, cseq: u32, expires: u32, auth: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -192,15 +205,7 @@ async fn stale_nonce_is_rechallenged_and_unregister_works() {
     let ch = header(&rig.take(A).pop().unwrap(), "WWW-Authenticate")
         .unwrap()
         .to_string();
-    let auth = authorization(
-        "Authorization",
-        &ch,
-        "101",
-        "Secret-101x",
-        "REGISTER",
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-    );
+    let auth = reg_auth(&ch, "101", "Secret-101x");
     rig.send(A, &register("101", A, 2, 120, &auth));
     assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
     rig.advance(Duration::from_secs(301));
@@ -211,27 +216,11 @@ async fn stale_nonce_is_rechallenged_and_unregister_works() {
         r.starts_with("SIP/2.0 401") && r.contains("stale=true"),
         "{r}"
     );
-    let wrong = authorization(
-        "Authorization",
-        &ch,
-        "101",
-        "bad",
-        "REGISTER",
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-    );
+    let wrong = reg_auth(&ch, "101", "bad");
     rig.send(A, &register("101", A, 4, 120, &wrong));
     assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 403"));
     let ch = header(&r, "WWW-Authenticate").unwrap().to_string();
-    let auth = authorization(
-        "Authorization",
-        &ch,
-        "101",
-        "Secret-101x",
-        "REGISTER",
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-    );
+    let auth = reg_auth(&ch, "101", "Secret-101x");
     rig.send(A, &register("101", A, 5, 0, &auth));
     assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
     assert!(rig.pbx.registrations().is_empty());
@@ -473,15 +462,7 @@ async fn brute_force_bans_the_address_but_challenges_never_count() {
         .unwrap()
         .to_string();
     for i in 0..10 {
-        let wrong = authorization(
-            "Authorization",
-            &ch,
-            "101",
-            &format!("guess-{i}"),
-            "REGISTER",
-            "sip:127.0.0.1",
-            Algorithm::Md5,
-        );
+        let wrong = reg_auth(&ch, "101", &format!("guess-{i}"));
         rig.send(EVIL, &register("101", EVIL, 2 + i, 120, &wrong));
         assert!(
             rig.take(EVIL).pop().unwrap().starts_with("SIP/2.0 403"),
@@ -489,15 +470,7 @@ async fn brute_force_bans_the_address_but_challenges_never_count() {
         );
     }
     // Banned: nothing is answered any more, even a right password.
-    let right = authorization(
-        "Authorization",
-        &ch,
-        "101",
-        "Secret-101x",
-        "REGISTER",
-        "sip:127.0.0.1",
-        Algorithm::Md5,
-    );
+    let right = reg_auth(&ch, "101", "Secret-101x");
     rig.send(EVIL, &register("101", EVIL, 50, 120, &right));
     assert!(rig.take(EVIL).is_empty(), "banned address answered");
     assert_eq!(rig.pbx.bans(rig.now).len(), 1);
@@ -604,21 +577,7 @@ async fn mangled_traffic_in_every_call_state_never_panics() {
         rig.take(A).pop().unwrap()
     };
     let ch = header(&ch_msg, "WWW-Authenticate").unwrap().to_string();
-    let reg = register(
-        "101",
-        A,
-        2,
-        120,
-        &authorization(
-            "Authorization",
-            &ch,
-            "101",
-            "Secret-101x",
-            "REGISTER",
-            "sip:127.0.0.1",
-            Algorithm::Md5,
-        ),
-    );
+    let reg = register("101", A, 2, 120, &reg_auth(&ch, "101", "Secret-101x"));
     let pch = {
         rig.send(A, &invite("z9hG4bKfz0", 1, ""));
         rig.take(A)

@@ -54,7 +54,16 @@ pub async fn serve(l: UnixListener, tx: mpsc::Sender<ControlRequest>) {
             let (rd, mut wr) = stream.into_split();
             let mut rd = BufReader::new(rd).take(MAX_REQUEST as u64);
             let mut line = String::new();
-            let answer = match rd.read_line(&mut line).await {
+            // A client that connects and sends nothing must not hold a task forever.
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(10), rd.read_line(&mut line))
+                    .await;
+            let answer = match read.unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request within 10 s",
+                ))
+            }) {
                 Ok(_) => match serde_json::from_str::<Value>(&line) {
                     Ok(body) => {
                         let (rtx, rrx) = oneshot::channel();

@@ -326,3 +326,25 @@ fn password_guessing_gets_the_address_banned() {
         "{status}"
     );
 }
+
+#[test]
+fn a_silent_control_client_neither_blocks_nor_lingers() {
+    use std::io::Read;
+    let pbx = Pbxd::start();
+    let mut silent =
+        std::os::unix::net::UnixStream::connect(pbx.data.path().join("control.sock")).unwrap();
+    // Others are served meanwhile.
+    assert!(pbx.ctl_ok(&["status"]).starts_with("ready"));
+    // The daemon gives up on the silent one with an error answer and closes it.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    silent
+        .read_to_string(&mut answer)
+        .expect("connection closed by the daemon");
+    assert!(
+        answer.contains("\"ok\":false") && answer.contains("no request"),
+        "{answer}"
+    );
+}
