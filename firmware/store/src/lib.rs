@@ -62,10 +62,27 @@ fn read_u64(v: &[u8]) -> Result<u64, StoreError> {
 impl Store {
     /// Opens (creating if needed) the database under `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        // No background flusher: every commit flushes before it is acknowledged, and
+        // without the flusher thread dropping the store releases the database at once
+        // (with it, a reopen right after a drop could fail on sled's file lock).
+        let config = sled::Config::new()
             .path(dir.join("db"))
             .mode(sled::Mode::LowSpace)
-            .open()?;
+            .flush_every_ms(None);
+        // sled's worker threads can hold the file lock for a moment after a store is
+        // dropped, and a previous pbxd may still be exiting: wait a little for the lock.
+        let mut tries = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
         let meta = db.open_tree(META)?;
         match meta.get("schema")? {
             None => {
