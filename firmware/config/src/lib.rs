@@ -210,6 +210,17 @@ pub enum Role {
     User,
 }
 
+impl Role {
+    /// The name used in the API and the documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Administrator => "administrator",
+            Role::Auditor => "auditor",
+            Role::User => "user",
+        }
+    }
+}
+
 /// A person who logs in to the web admin or user portal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -218,9 +229,40 @@ pub struct User {
     #[serde(default)]
     pub full_name: String,
     pub role: Role,
+    /// A disabled user cannot log in (Kerio 8.5); the account and its settings stay.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Argon2id PHC string; empty = no password set, so the user cannot log in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password_hash: String,
     /// Numbers of the extensions this user owns.
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// Ringing rules (Kerio 8.3): external numbers rung at the same time as the user's
+    /// extensions.
+    #[serde(default)]
+    pub ring_also: Vec<String>,
+}
+
+impl User {
+    /// A new enabled user without a password.
+    pub fn new(username: &str, role: Role) -> Self {
+        User {
+            username: username.into(),
+            full_name: String::new(),
+            role,
+            enabled: true,
+            password_hash: String::new(),
+            extensions: Vec::new(),
+            ring_also: Vec::new(),
+        }
+    }
+}
+
+/// Whether `s` is a dialable external number: digits, optionally after one `+`.
+pub fn is_phone_number(s: &str) -> bool {
+    let d = s.strip_prefix('+').unwrap_or(s);
+    !d.is_empty() && d.len() <= 32 && d.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// One problem found by validation, naming the entity and the field to fix.
@@ -487,6 +529,7 @@ impl Config {
             }
         }
         let mut users = HashSet::new();
+        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
         for u in &self.users {
             let ent = format!("user {}", u.username);
             if !valid_username(&u.username) {
@@ -499,12 +542,56 @@ impl Config {
             if !users.insert(u.username.to_ascii_lowercase()) {
                 err(ent.clone(), "username", "is used by another user".into());
             }
+            let mut owned = HashSet::new();
             for n in &u.extensions {
                 if !numbers.contains(n.as_str()) {
                     err(
                         ent.clone(),
                         "extensions",
                         format!("extension {n} does not exist"),
+                    );
+                }
+                if !owned.insert(n.as_str()) {
+                    err(ent.clone(), "extensions", format!("{n} is listed twice"));
+                } else if let Some(other) = owners.insert(n.as_str(), u.username.as_str()) {
+                    err(
+                        ent.clone(),
+                        "extensions",
+                        format!("extension {n} already belongs to user {other}"),
+                    );
+                }
+            }
+            if !u.password_hash.is_empty() && !u.password_hash.starts_with("$argon2") {
+                err(
+                    ent.clone(),
+                    "password_hash",
+                    "must be an Argon2 PHC string".into(),
+                );
+            }
+            if u.full_name.chars().count() > 100
+                || u.full_name
+                    .chars()
+                    .any(|c| c.is_control() || c == '<' || c == '>')
+            {
+                err(
+                    ent.clone(),
+                    "full_name",
+                    "must be at most 100 characters, without < > or control characters".into(),
+                );
+            }
+            if u.ring_also.len() > 5 {
+                err(
+                    ent.clone(),
+                    "ring_also",
+                    "at most 5 numbers ring at the same time".into(),
+                );
+            }
+            for n in &u.ring_also {
+                if !is_phone_number(n) {
+                    err(
+                        ent.clone(),
+                        "ring_also",
+                        format!("{n:?} is not a phone number (digits, optionally after +)"),
                     );
                 }
             }

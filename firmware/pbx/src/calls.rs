@@ -845,6 +845,25 @@ impl Pbx {
         self.arm_call(id);
     }
 
+    /// Ends a call on the administrator's order: an answered call gets BYE on both sides,
+    /// a ringing one answers the caller 480 and cancels the ringing phones. False when
+    /// no such call is in progress.
+    pub(crate) fn terminate(&mut self, now: Instant, id: u64) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        if call.finished {
+            return false;
+        }
+        tracing::info!(call = id, "hung up by the administrator");
+        if call.answered.is_some() {
+            self.hang_up(now, id, None);
+        } else {
+            self.fail_call(now, id, 480, "hung up by the administrator");
+        }
+        true
+    }
+
     /// Ends an answered call: BYE to every side except `except`.
     fn hang_up(&mut self, now: Instant, id: u64, except: Option<Side>) {
         if except != Some(Side::A) {

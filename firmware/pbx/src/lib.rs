@@ -660,6 +660,11 @@ impl Pbx {
         v
     }
 
+    /// Hangs up call `id` (see `pbxctl calls`); false when it is not in progress.
+    pub fn hang_up_call(&mut self, now: Instant, id: u64) -> bool {
+        self.terminate(now, id)
+    }
+
     /// True once after the locations changed; the driver then persists them.
     pub fn take_registrations_dirty(&mut self) -> bool {
         std::mem::take(&mut self.registrations_dirty)

@@ -636,3 +636,39 @@ async fn mangled_traffic_in_every_call_state_never_panics() {
         rig.pbx.bans(rig.now)
     );
 }
+
+#[tokio::test]
+async fn the_administrator_hangs_up_ringing_and_answered_calls() {
+    // Ringing: the caller gets 480 and the ringing phone a CANCEL.
+    let mut rig = Rig::new(Settings::default());
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig.take(A);
+    let id = rig.pbx.calls(rig.now)[0].id;
+    assert!(!rig.pbx.hang_up_call(rig.now, id + 1000), "unknown id");
+    assert!(rig.pbx.hang_up_call(rig.now, id));
+    rig.drain();
+    let to_a = rig.take(A);
+    assert!(
+        to_a.iter().any(|m| m.starts_with("SIP/2.0 480")),
+        "{to_a:?}"
+    );
+    assert!(rig.take(B).iter().any(|m| m.starts_with("CANCEL ")));
+    assert!(!rig.pbx.hang_up_call(rig.now, id), "only once");
+
+    // Answered: both sides get BYE and the call is gone.
+    let mut rig = Rig::new(Settings::default());
+    let inv = start_call(&mut rig);
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &SDP.replace("9000", "9002")),
+    );
+    rig.take(B);
+    rig.take(A);
+    let id = rig.pbx.calls(rig.now)[0].id;
+    assert!(rig.pbx.hang_up_call(rig.now, id));
+    rig.drain();
+    assert!(rig.take(A).iter().any(|m| m.starts_with("BYE ")));
+    assert!(rig.take(B).iter().any(|m| m.starts_with("BYE ")));
+    assert!(rig.pbx.calls(rig.now).is_empty());
+}

@@ -16,6 +16,13 @@ const META: &str = "meta";
 const CONFIG: &str = "config";
 const LOG: &str = "config_log";
 const REGISTRATIONS: &str = "registrations";
+const SECURITY: &str = "security_log";
+
+/// Entries the security log keeps; older ones are dropped.
+pub const SECURITY_LOG_KEEP: usize = 5000;
+
+mod changes;
+pub use changes::{ChangeError, Configurator};
 
 /// Local failures of the store.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,19 @@ pub struct LogEntry {
     pub when: u64,
     /// What changed, in words.
     pub what: String,
+}
+
+/// One entry of the security log: an attempt to get into the administration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEntry {
+    /// Seconds since the Unix epoch.
+    pub when: u64,
+    /// Client address.
+    pub address: String,
+    /// User name given (may be unknown or empty).
+    pub username: String,
+    /// What happened, in words: "login failed", "session opened", ...
+    pub event: String,
 }
 
 /// The store, open on one directory.
@@ -180,6 +200,38 @@ impl Store {
         Ok(())
     }
 
+    /// Appends to the security log (durable before it returns), dropping the oldest
+    /// entries beyond [`SECURITY_LOG_KEEP`].
+    pub fn security_event(&self, e: &SecurityEntry) -> Result<(), StoreError> {
+        self.security_event_keeping(e, SECURITY_LOG_KEEP)
+    }
+
+    fn security_event_keeping(&self, e: &SecurityEntry, keep: usize) -> Result<(), StoreError> {
+        let t = self.db.open_tree(SECURITY)?;
+        let id = self.db.generate_id()?;
+        t.insert(be(id), serde_json::to_vec(e).expect("entry serialises"))?;
+        while t.len() > keep {
+            if t.pop_min()?.is_none() {
+                break;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The security log, oldest first.
+    pub fn security_log(&self) -> Result<Vec<SecurityEntry>, StoreError> {
+        let t = self.db.open_tree(SECURITY)?;
+        t.iter()
+            .values()
+            .map(|v| {
+                let v = v?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("security log: {e}")))
+            })
+            .collect()
+    }
+
     /// The persisted registrations, if any.
     pub fn registrations(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -212,6 +264,28 @@ mod tests {
         let (rev, got) = s.config().unwrap();
         assert_eq!((rev, got), (1, c));
         assert_eq!(s.log().unwrap()[0].what, "add 101");
+    }
+
+    #[test]
+    fn security_log_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for i in 0..13 {
+            s.security_event_keeping(
+                &SecurityEntry {
+                    when: i as u64,
+                    address: "127.0.0.1".into(),
+                    username: "x".into(),
+                    event: "login failed".into(),
+                },
+                10,
+            )
+            .unwrap();
+        }
+        let log = s.security_log().unwrap();
+        assert_eq!(log.len(), 10);
+        assert_eq!(log[0].when, 3);
+        assert_eq!(log.last().unwrap().when, 12);
     }
 
     #[test]
