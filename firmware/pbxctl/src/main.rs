@@ -37,6 +37,11 @@ enum Cmd {
     Registrations,
     /// Calls in progress.
     Calls,
+    /// Hangs up a call in progress (its ID as `calls` shows it).
+    Hangup { id: u64 },
+    /// Sets a new password for the web administrator `Admin` (the recovery path), read
+    /// from standard input (asked twice on a terminal). Works with pbxd stopped too.
+    AdminPassword,
     /// The whole configuration as one JSON document.
     Config {
         #[command(subcommand)]
@@ -95,8 +100,65 @@ fn call(cli: &Cli, req: Value) -> Result<Value> {
     serde_json::from_str(&answer).context("pbxd answered something that is not JSON")
 }
 
+/// Reads the new password: twice without echo on a terminal, one line otherwise.
+fn read_password() -> Result<String> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let old = tcgetattr(&stdin).context("cannot read the terminal settings")?;
+    let mut quiet = old.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    let ask = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet)?;
+        let mut line = String::new();
+        let r = stdin.lock().read_line(&mut line);
+        tcsetattr(&stdin, SetArg::TCSANOW, &old)?;
+        eprintln!();
+        r?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let a = ask("New administrator password: ")?;
+    let b = ask("Again: ")?;
+    if a != b {
+        anyhow::bail!("the two passwords differ");
+    }
+    Ok(a)
+}
+
+/// With pbxd stopped, changes the store directly (it holds the store's lock otherwise).
+fn admin_password_offline(cli: &Cli, password: &str) -> Result<bool> {
+    let store = store::Store::open(&cli.data_dir)
+        .with_context(|| format!("cannot open the store in {}", cli.data_dir.display()))?;
+    let (rev, cfg) = store.config()?;
+    let c = store::Configurator::new(store, std::sync::Arc::new(config::Snapshot::new(rev, cfg)));
+    match web::reset_admin_password(&c, "pbxctl", password) {
+        Ok(rev) => {
+            println!("ok: revision {rev}; log in as Admin");
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(false)
+        }
+    }
+}
+
 fn run(cli: &Cli) -> Result<bool> {
     let req = match &cli.cmd {
+        Cmd::AdminPassword => {
+            let password = read_password()?;
+            if !cli.data_dir.join("control.sock").exists() {
+                return admin_password_offline(cli, &password);
+            }
+            json!({"cmd": "admin_password", "password": password})
+        }
+        Cmd::Hangup { id } => json!({"cmd": "call_hangup", "id": id}),
         Cmd::Status => json!({"cmd": "status"}),
         Cmd::Extension {
             cmd:
@@ -229,6 +291,8 @@ fn run(cli: &Cli) -> Result<bool> {
                 data["password"].as_str().unwrap_or("")
             )
         }
+        Cmd::AdminPassword => println!("ok: revision {}; log in as Admin", data["revision"]),
+        Cmd::Hangup { id } => println!("ok: call {id} hung up"),
         _ => println!("ok: revision {}", data["revision"]),
     }
     Ok(true)

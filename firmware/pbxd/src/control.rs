@@ -6,7 +6,7 @@
 
 use crate::ControlRequest;
 use anyhow::{Context, Result};
-use config::{Config, Extension, SipAccount, Snapshot};
+use config::{Config, Extension, SipAccount};
 use pbx::Pbx;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -21,8 +21,7 @@ const MAX_REQUEST: usize = 16 << 20;
 
 /// What the control handlers change.
 pub struct State {
-    pub store: store::Store,
-    pub snapshot: Arc<Snapshot>,
+    pub cfg: Arc<store::Configurator>,
 }
 
 /// Binds the socket with mode 0600, replacing a stale one.
@@ -105,32 +104,28 @@ fn str_arg<'a>(body: &'a Value, name: &str) -> Result<&'a str, Value> {
         .ok_or_else(|| fail(&format!("missing argument {name}")))
 }
 
-/// Validates and commits a change, then publishes the new snapshot to the core.
+/// Validates and commits a change; the configurator publishes the new snapshot, and the
+/// core takes it before it handles anything else.
 fn change(
     state: &mut State,
     core: &mut Pbx,
     what: &str,
     f: impl FnOnce(&mut Config) -> Result<(), String>,
 ) -> Value {
-    let mut cfg = state.snapshot.config.clone();
-    if let Err(e) = f(&mut cfg) {
-        return fail(&e);
-    }
-    if let Err(e) = cfg.validate() {
-        return json!({"ok": false, "errors": e.0.iter().map(|f| f.to_string()).collect::<Vec<_>>()});
-    }
-    match state
-        .store
-        .commit(state.snapshot.revision, &cfg, "pbxctl", what, unix_now())
-    {
-        Ok(rev) => {
-            let snap = Arc::new(Snapshot::new(rev, cfg));
-            core.set_snapshot(snap.clone());
-            state.snapshot = snap;
+    let r = state.cfg.change("pbxctl", what, unix_now(), |c| {
+        f(c).map_err(|m| store::ChangeError::field("", m))
+    });
+    match r {
+        Ok((rev, ())) => {
+            core.set_snapshot(state.cfg.snapshot());
             tracing::info!(revision = rev, "configuration changed: {what}");
             ok(json!({"revision": rev}))
         }
-        Err(e) => fail(&format!("cannot store the change: {e}")),
+        Err(store::ChangeError::Invalid(e)) => {
+            json!({"ok": false, "errors": e.0.iter().map(|f| f.to_string()).collect::<Vec<_>>()})
+        }
+        Err(store::ChangeError::Field { message, .. }) => fail(&message),
+        Err(e) => fail(&e.to_string()),
     }
 }
 
@@ -145,8 +140,8 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
         Ok(match cmd.as_str() {
             "status" => ok(json!({
                 "ready": true,
-                "revision": state.snapshot.revision,
-                "extensions": state.snapshot.config.extensions.len(),
+                "revision": state.cfg.snapshot().revision,
+                "extensions": state.cfg.snapshot().config.extensions.len(),
                 "registrations": core.registrations().len(),
                 "calls": core.calls(Instant::now()).len(),
                 "banned": core.bans(Instant::now()).iter().map(|(ip, secs)| json!({"address": ip.to_string(), "seconds_left": secs})).collect::<Vec<_>>(),
@@ -202,7 +197,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 })
             }
             "extension_list" => {
-                let snap = &state.snapshot;
+                let snap = &state.cfg.snapshot();
                 let regs = core.registrations();
                 let list: Vec<Value> = snap
                     .config
@@ -248,7 +243,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
             "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
             "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
             "config_export" => {
-                ok(serde_json::to_value(&state.snapshot.config).expect("serialises"))
+                ok(serde_json::to_value(&state.cfg.snapshot().config).expect("serialises"))
             }
             "config_import" => {
                 let doc = str_arg(&body, "document")?;
@@ -264,6 +259,27 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                     *c = cfg;
                     Ok(())
                 })
+            }
+            "admin_password" => {
+                let password = str_arg(&body, "password")?;
+                match web::reset_admin_password(&state.cfg, "pbxctl", password) {
+                    Ok(rev) => {
+                        core.set_snapshot(state.cfg.snapshot());
+                        ok(json!({"revision": rev, "username": "Admin"}))
+                    }
+                    Err(e) => fail(&e),
+                }
+            }
+            "call_hangup" => {
+                let id = body
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| fail("missing argument id"))?;
+                if core.hang_up_call(Instant::now(), id) {
+                    ok(json!({"id": id}))
+                } else {
+                    fail(&format!("no call {id} in progress"))
+                }
             }
             "" => fail("missing cmd"),
             other => fail(&format!("unknown command {other:?}")),

@@ -43,6 +43,15 @@ struct Args {
     /// Seconds an extension rings before the caller gets 480.
     #[arg(long, default_value_t = 60)]
     ring_timeout: u64,
+    /// HTTPS address of the web admin (/admin), user portal (/) and API (/api/v1).
+    #[arg(long, default_value = "0.0.0.0:4021")]
+    web: SocketAddr,
+    /// Plain HTTP address that redirects to HTTPS (the box uses 0.0.0.0:80).
+    #[arg(long)]
+    web_redirect: Option<SocketAddr>,
+    /// Minutes without a request before a web session ends.
+    #[arg(long, default_value_t = 30)]
+    web_idle: u64,
 }
 
 fn unix_now() -> u64 {
@@ -99,6 +108,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         tracing::error!("stored configuration does not validate: {e}");
     }
     let snapshot = Arc::new(Snapshot::new(rev, cfg));
+    let configurator = Arc::new(store::Configurator::new(store.clone(), snapshot.clone()));
+    let mut snapshots = configurator.subscribe();
     let (transports, mut incoming) = sip::transport::Transports::bind(args.sip)
         .await
         .with_context(|| format!("cannot bind SIP on {}", args.sip))?;
@@ -138,7 +149,34 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     tokio::spawn(control::serve(listener, ctl_tx));
     tracing::info!(sip = %transports.local_addr(), rtp = %format!("{low}-{high}"), revision = rev, "pbxd ready");
 
-    let mut state = control::State { store, snapshot };
+    // The web admin: certificate first (made once), then HTTPS and the redirect.
+    let (certs, key, made) = web::tls::load_or_make(&args.data_dir, &[args.web.ip()])
+        .context("cannot make or read the web certificate")?;
+    let tls = web::tls::server_config(certs, key)?;
+    let web_listener = tokio::net::TcpListener::bind(args.web)
+        .await
+        .with_context(|| format!("cannot bind the web admin on {}", args.web))?;
+    let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
+    let app = web::App::new(
+        configurator.clone(),
+        web_tx,
+        web::Settings {
+            idle_timeout: Duration::from_secs(args.web_idle.max(1) * 60),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            data_dir: args.data_dir.clone(),
+        },
+    );
+    let web_addr = web_listener.local_addr()?;
+    tokio::spawn(web::serve(web_listener, tls, app));
+    if let Some(addr) = args.web_redirect {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind the HTTP redirect on {addr}"))?;
+        tokio::spawn(web::serve_redirect(l, web_addr.port()));
+    }
+    tracing::info!(web = %web_addr, new_certificate = made, "web admin at https://{web_addr}/admin");
+
+    let mut state = control::State { cfg: configurator };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut persist = tokio::time::interval(Duration::from_secs(30));
@@ -158,6 +196,25 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            r = web_rx.recv() => {
+                let Some(r) = r else { break };
+                match r {
+                    web::CoreRequest::Registrations(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.registrations()).expect("serialises"));
+                    }
+                    web::CoreRequest::Calls(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.calls(Instant::now())).expect("serialises"));
+                    }
+                    web::CoreRequest::HangUp(id, tx) => {
+                        let _ = tx.send(core.hang_up_call(Instant::now(), id));
+                    }
+                }
+            }
+            Ok(()) = snapshots.changed() => {
+                let snap = snapshots.borrow_and_update().clone();
+                tracing::info!(revision = snap.revision, "configuration in force");
+                core.set_snapshot(snap);
+            }
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, r.body);
@@ -165,7 +222,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             }
             _ = persist.tick() => {
                 if core.take_registrations_dirty() {
-                    if let Err(e) = state.store.save_registrations(&core.export_registrations()) {
+                    if let Err(e) = state.cfg.store().save_registrations(&core.export_registrations()) {
                         tracing::warn!("saving registrations: {e}");
                     }
                 }
@@ -178,7 +235,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
-    if let Err(e) = state.store.save_registrations(&core.export_registrations()) {
+    if let Err(e) = state
+        .cfg
+        .store()
+        .save_registrations(&core.export_registrations())
+    {
         tracing::warn!("saving registrations: {e}");
     }
     let _ = std::fs::remove_file(&sock_path);

@@ -1,0 +1,606 @@
+//! The web admin (`/admin`), the user portal (`/`) and the REST API (`/api/v1`), over
+//! HTTPS only.
+//!
+//! Owns: the HTTP surface, sessions, CSRF, the login rate limit, the security log
+//! entries for logins, the certificate. Changes configuration only through
+//! [`store::Configurator`], and asks the exchange for live state (registrations, calls)
+//! through [`CoreRequest`] messages. Must not touch: SIP, media, the store's layout.
+//!
+//! warp 0.4 has no TLS of its own: we accept TCP, finish the rustls handshake, and let
+//! hyper serve warp's filter on the TLS stream, passing the client address along.
+
+mod api;
+pub mod auth;
+pub mod openapi;
+mod ops;
+mod pages;
+pub mod tls;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+/// Largest request body accepted (a configuration is far smaller).
+pub const MAX_BODY: usize = 1 << 20;
+/// Name of the session cookie.
+pub const COOKIE: &str = "pbx_session";
+
+/// Live state the web asks the exchange's loop for.
+pub enum CoreRequest {
+    /// Current registrations as JSON.
+    Registrations(oneshot::Sender<Value>),
+    /// Calls in progress as JSON.
+    Calls(oneshot::Sender<Value>),
+    /// Hang a call up; answers whether it was in progress.
+    HangUp(u64, oneshot::Sender<bool>),
+}
+
+/// Knobs of the web server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Sessions end after this long without a request.
+    pub idle_timeout: Duration,
+    /// Firmware version shown on the dashboard.
+    pub version: String,
+    /// Data directory (for the disk figures).
+    pub data_dir: PathBuf,
+}
+
+/// Everything the handlers share.
+pub struct App {
+    cfg: Arc<store::Configurator>,
+    core: mpsc::Sender<CoreRequest>,
+    sessions: Mutex<auth::Sessions>,
+    limiter: Mutex<auth::LoginLimiter>,
+    started: Instant,
+    settings: Settings,
+}
+
+impl App {
+    /// A web application over the configurator and the exchange's request channel.
+    pub fn new(
+        cfg: Arc<store::Configurator>,
+        core: mpsc::Sender<CoreRequest>,
+        settings: Settings,
+    ) -> Arc<App> {
+        Arc::new(App {
+            cfg,
+            core,
+            sessions: Mutex::new(auth::Sessions::new(settings.idle_timeout)),
+            limiter: Mutex::new(auth::LoginLimiter::new()),
+            started: Instant::now(),
+            settings,
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, auth::Sessions> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, auth::LoginLimiter> {
+        self.limiter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the exchange; `None` when it does not answer within five seconds.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> CoreRequest) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.core.send(make(tx)).await.ok()?;
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    fn security(&self, address: IpAddr, username: &str, event: &str) {
+        tracing::info!(%address, username, "security: {event}");
+        let e = store::SecurityEntry {
+            when: unix_now(),
+            address: address.to_string(),
+            username: username.chars().take(64).collect(),
+            event: event.into(),
+        };
+        if let Err(err) = self.cfg.store().security_event(&e) {
+            tracing::warn!("security log: {err}");
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One HTTP request, read whole.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub addr: IpAddr,
+}
+
+impl Req {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    fn changes_state(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+
+    /// A cross-site request announces another origin; refuse those outright.
+    fn origin_ok(&self) -> bool {
+        let Some(origin) = self.header("origin") else {
+            return true;
+        };
+        let Some(host) = self.header("host") else {
+            return false;
+        };
+        let o = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .unwrap_or("");
+        o.eq_ignore_ascii_case(host)
+    }
+
+    /// Name/value pairs of an urlencoded form body.
+    fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+}
+
+/// Who is asking: a live session and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    token: String,
+    session: auth::Session,
+    user: config::User,
+}
+
+impl Caller {
+    fn role(&self) -> config::Role {
+        self.user.role
+    }
+    fn can_read_admin(&self) -> bool {
+        matches!(
+            self.role(),
+            config::Role::Administrator | config::Role::Auditor
+        )
+    }
+    fn can_write_admin(&self) -> bool {
+        self.role() == config::Role::Administrator
+    }
+}
+
+/// The session behind the request's cookie, if it is live and its user may still log in.
+fn caller(app: &App, req: &Req) -> Option<Caller> {
+    let token = req.cookie(COOKIE)?;
+    let session = app.sessions().touch(Instant::now(), token)?;
+    let snap = app.cfg.snapshot();
+    let user = snap
+        .config
+        .users
+        .iter()
+        .find(|u| u.username.eq_ignore_ascii_case(&session.username))
+        .filter(|u| u.enabled && !u.password_hash.is_empty())
+        .cloned();
+    match user {
+        Some(user) => Some(Caller {
+            token: token.to_string(),
+            session,
+            user,
+        }),
+        None => {
+            app.sessions().close(token);
+            None
+        }
+    }
+}
+
+/// Whether a state-changing request carries the session's CSRF token (header, or the
+/// `csrf` field of a form).
+fn csrf_ok(req: &Req, c: &Caller, form: Option<&[(String, String)]>) -> bool {
+    let sent = req
+        .header("x-csrf-token")
+        .map(str::to_string)
+        .or_else(|| form.and_then(|f| f.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.clone())));
+    sent.is_some_and(|t| auth::same(&t, &c.session.csrf))
+}
+
+/// Why a login failed.
+enum LoginError {
+    Blocked(u64),
+    Wrong,
+}
+
+/// Checks a user name and password, with the rate limit and the security log; opens a
+/// session on success.
+async fn login(
+    app: &Arc<App>,
+    addr: IpAddr,
+    username: &str,
+    password: &str,
+) -> Result<(String, auth::Session, config::User), LoginError> {
+    if let Some(secs) = app.limiter().blocked(Instant::now(), addr) {
+        return Err(LoginError::Blocked(secs));
+    }
+    let user = app
+        .cfg
+        .snapshot()
+        .config
+        .users
+        .iter()
+        .find(|u| u.username.eq_ignore_ascii_case(username))
+        .cloned();
+    let pw = password.to_string();
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || match hash {
+        Some(h) => auth::verify_password(&h, &pw),
+        None => {
+            auth::verify_nobody(&pw);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false);
+    match user {
+        Some(u) if ok && u.enabled => {
+            app.limiter().succeeded(addr);
+            let (token, s) = app.sessions().open(Instant::now(), &u.username, addr);
+            app.security(addr, &u.username, "session opened");
+            Ok((token, s, u))
+        }
+        other => {
+            let why = match other {
+                Some(u) if ok && !u.enabled => "login refused: account disabled",
+                Some(_) => "login failed: wrong password",
+                None => "login failed: unknown user",
+            };
+            app.security(addr, username, why);
+            if app.limiter().failed(Instant::now(), addr) {
+                app.security(
+                    addr,
+                    username,
+                    "address blocked after repeated failed logins",
+                );
+            }
+            Err(LoginError::Wrong)
+        }
+    }
+}
+
+fn session_cookie(token: &str, max_age: Option<u64>) -> HeaderValue {
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+    ))
+    .expect("cookie is ASCII")
+}
+
+/// A JSON answer with a status.
+fn json_reply(status: StatusCode, v: &Value) -> Response {
+    warp::reply::with_status(warp::reply::json(v), status).into_response()
+}
+
+/// An error as the API reports it: `{"error": ..., "field": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            field: None,
+        }
+    }
+    fn field(status: StatusCode, field: &str, error: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error: error.into(),
+            field: Some(field.into()),
+        }
+    }
+    fn bad(field: &str, error: impl Into<String>) -> Self {
+        Self::field(StatusCode::BAD_REQUEST, field, error)
+    }
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, what)
+    }
+    fn into_response(self) -> Response {
+        let mut v = json!({"error": self.error});
+        if let Some(f) = self.field {
+            v["field"] = Value::String(f);
+        }
+        json_reply(self.status, &v)
+    }
+}
+
+impl From<store::ChangeError> for ApiError {
+    fn from(e: store::ChangeError) -> Self {
+        use store::ChangeError as C;
+        match e {
+            C::NotFound(m) => ApiError::not_found(m),
+            C::Conflict { field, message } => {
+                ApiError::field(StatusCode::CONFLICT, &field, message)
+            }
+            C::Field { field, message } => ApiError::bad(&field, message),
+            C::Invalid(v) => {
+                let field = v.0.first().map(|f| f.field.clone()).unwrap_or_default();
+                ApiError::bad(&field, v.to_string())
+            }
+            C::Store(s) => {
+                tracing::error!("store: {s}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot store the change: {s}"),
+                )
+            }
+        }
+    }
+}
+
+fn add_security_headers(r: &mut Response) {
+    let h = r.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(h, "strict-transport-security", "max-age=31536000");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "same-origin");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
+    }
+}
+
+/// Routes one request.
+pub async fn handle(app: Arc<App>, req: Req) -> Response {
+    let mut r = if req.path == "/api/v1" || req.path.starts_with("/api/v1/") {
+        api::handle(&app, &req).await
+    } else if req.path.starts_with("/api/") {
+        ApiError::not_found("no such API route").into_response()
+    } else {
+        pages::handle(&app, &req).await
+    };
+    add_security_headers(&mut r);
+    r
+}
+
+/// The client address a connection carried, put on each request by [`serve`].
+#[derive(Debug, Clone, Copy)]
+struct ClientAddr(SocketAddr);
+
+/// The whole site as one warp filter (also what the tests drive).
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    let addr = warp::ext::optional::<ClientAddr>()
+        .and(warp::addr::remote())
+        .map(|mine: Option<ClientAddr>, warp_addr: Option<SocketAddr>| {
+            mine.map(|c| c.0)
+                .or(warp_addr)
+                .map(|a| a.ip())
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        });
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::any()
+        .map(move || app.clone())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .and(addr)
+        .then(
+            |app: Arc<App>,
+             method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body: Bytes,
+             addr: IpAddr| async move {
+                let req = Req {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    headers,
+                    body,
+                    addr,
+                };
+                handle(app, req).await
+            },
+        )
+        .recover(|_rej: warp::Rejection| async move {
+            // Only the body can be refused before our handler runs: too large or broken.
+            let mut r = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body unreadable or larger than {MAX_BODY} bytes"),
+            )
+            .into_response();
+            add_security_headers(&mut r);
+            Ok::<_, std::convert::Infallible>(r)
+        })
+        .unify()
+}
+
+/// Serves the site over TLS on `listener` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let service = warp::service(routes(app));
+    // Bounds the memory a flood of connections can take.
+    let slots = Arc::new(tokio::sync::Semaphore::new(256));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("web accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(tcp);
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    let req = req.map(|b| http_body_util::Limited::new(b, MAX_BODY));
+                    let mut service = service.clone();
+                    async move { tower_service::Service::call(&mut service, req).await }
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(20))
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(tls), svc);
+            // Nobody keeps a connection for more than ten minutes.
+            let _ = tokio::time::timeout(Duration::from_secs(600), conn).await;
+        });
+    }
+}
+
+/// Answers plain HTTP on `listener` with a redirect to the same path over HTTPS on
+/// `https_port`, so typing the box's address is enough (Kerio 3.1).
+pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) {
+    let filter = warp::path::full()
+        .and(warp::header::optional::<String>("host"))
+        .map(move |path: warp::path::FullPath, host: Option<String>| {
+            let host = host
+                .as_deref()
+                .map(strip_port)
+                .filter(|h| valid_host(h))
+                .unwrap_or("10.10.10.1")
+                .to_string();
+            let location = format!("https://{host}:{https_port}{}", path.as_str());
+            let mut r = warp::reply::with_status("", StatusCode::MOVED_PERMANENTLY).into_response();
+            r.headers_mut().insert(
+                header::LOCATION,
+                HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")),
+            );
+            r
+        });
+    warp::serve(filter).incoming(listener).run().await;
+}
+
+fn strip_port(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        // [v6]:port
+        return rest
+            .split(']')
+            .next()
+            .map(|_| &h[..h.find(']').map_or(h.len(), |i| i + 1)])
+            .unwrap_or(h);
+    }
+    h.rsplit_once(':').map_or(h, |(a, _)| a)
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+}
+
+/// The console's recovery path (`pbxctl admin-password`): gives the administrator
+/// account `Admin` a new password, creating or re-enabling it as an administrator.
+pub fn reset_admin_password(
+    cfg: &store::Configurator,
+    who: &str,
+    password: &str,
+) -> Result<u64, String> {
+    if let Some(why) = config::weak_secret_reason(password) {
+        return Err(format!("password too weak: {why}"));
+    }
+    let hash = auth::hash_password(password);
+    cfg.change(who, "reset the administrator password", unix_now(), |c| {
+        match c
+            .users
+            .iter_mut()
+            .find(|u| u.username.eq_ignore_ascii_case(ops::ADMIN))
+        {
+            Some(u) => {
+                u.role = config::Role::Administrator;
+                u.enabled = true;
+                u.password_hash = hash;
+            }
+            None => {
+                let mut u = config::User::new(ops::ADMIN, config::Role::Administrator);
+                u.full_name = "Administrator".into();
+                u.password_hash = hash;
+                c.users.push(u);
+            }
+        }
+        Ok(())
+    })
+    .map(|(rev, ())| rev)
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_hosts() {
+        assert_eq!(strip_port("10.0.0.1:80"), "10.0.0.1");
+        assert_eq!(strip_port("pbx.local"), "pbx.local");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert!(!valid_host("evil.com/x"));
+        assert!(valid_host("[::1]"));
+    }
+}

@@ -1,0 +1,211 @@
+//! The OpenAPI 3.0 document of `/api/v1`, served at `/api/v1/openapi.json`.
+
+use serde_json::{json, Value};
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn err(desc: &str) -> Value {
+    ok(desc, r("Error"))
+}
+
+/// Reads need the session cookie; writes also the CSRF header.
+fn read_op(summary: &str, out: Value) -> Value {
+    json!({
+        "summary": summary,
+        "security": [{"session": []}],
+        "responses": {"200": ok("OK", out), "401": err("not logged in"), "403": err("role may not read this"), "404": err("not found")}
+    })
+}
+
+fn write_op(summary: &str, input: Option<Value>, status: &str, out: Option<Value>) -> Value {
+    let mut responses = json!({
+        "400": err("a field is wrong; `field` names it"),
+        "401": err("not logged in"),
+        "403": err("missing CSRF token or role may not change this"),
+        "404": err("not found"),
+        "409": err("conflicts with the configuration")
+    });
+    responses[status] = match out {
+        Some(s) => ok("done", s),
+        None => json!({"description": "done"}),
+    };
+    let mut op = json!({
+        "summary": summary,
+        "security": [{"session": [], "csrf": []}],
+        "responses": responses
+    });
+    if let Some(i) = input {
+        op["requestBody"] = body(i);
+    }
+    op
+}
+
+fn number_param() -> Value {
+    json!({"name": "number", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"}})
+}
+
+fn username_param() -> Value {
+    json!({"name": "username", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"}})
+}
+
+/// The document.
+pub fn document() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let str_array = json!({"type": "array", "items": {"type": "string"}});
+    let extension_props = json!({
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+        "enabled": s("boolean"),
+        "first_name": s("string"),
+        "last_name": s("string"),
+        "email": s("string"),
+        "mobile": s("string"),
+        "service_pin": {"type": "string", "description": "voicemail and feature-code PIN, 4+ digits or empty"},
+        "call_limit": {"type": "integer", "minimum": 0, "maximum": 4294967295u64},
+        "busy_level": {"type": "integer", "minimum": 0, "maximum": 4294967295u64},
+        "caller_id": {"type": "object", "properties": {
+            "mode": {"type": "string", "enum": ["show", "hide", "present"]},
+            "number": s("string")}, "required": ["mode"]},
+        "encrypt_calls": s("boolean")
+    });
+    let account_props = json!({
+        "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},
+        "secret": {"type": "string", "description": "SIP password; generated when left out"},
+        "enabled": s("boolean"),
+        "extension": s("string"),
+        "allowed_source": {"type": "string", "description": "address or CIDR subnet; empty = anywhere"},
+        "registration_check": s("boolean"),
+        "nat": s("boolean"),
+        "direct_media": s("boolean"),
+        "transports": {"type": "array", "items": {"type": "string", "enum": ["udp", "tcp", "tls", "ws", "wss"]}},
+        "codecs": str_array
+    });
+    let role = json!({"type": "string", "enum": ["administrator", "auditor", "user"]});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "PBX appliance API",
+            "version": "1",
+            "description": "Administration of the exchange. Log in with POST /login, send the session cookie on every request and the returned csrf_token as X-CSRF-Token on every POST, PUT and DELETE."
+        },
+        "servers": [{"url": "/api/v1"}],
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::COOKIE},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": s("string"), "field": s("string")}},
+                "Extension": {"type": "object", "properties": extension_props.clone(), "required": ["number"]},
+                "ExtensionUpdate": {"type": "object", "properties": extension_props, "additionalProperties": false},
+                "Account": {"type": "object", "properties": account_props.clone(), "required": ["username"]},
+                "AccountInput": {"type": "object", "properties": account_props, "additionalProperties": false},
+                "User": {"type": "object", "properties": {
+                    "username": s("string"), "full_name": s("string"), "role": role.clone(),
+                    "enabled": s("boolean"), "extensions": str_array.clone(), "ring_also": str_array.clone(),
+                    "has_password": s("boolean")}},
+                "UserInput": {"type": "object", "additionalProperties": false, "properties": {
+                    "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},
+                    "full_name": s("string"),
+                    "password": {"type": "string", "writeOnly": true, "description": "10+ characters mixing three of lower, upper, digits, symbols"},
+                    "role": role, "enabled": s("boolean"), "extensions": str_array.clone(), "ring_also": str_array.clone()}},
+                "Registration": {"type": "object", "properties": {
+                    "username": s("string"), "extension": s("string"), "contact": s("string"),
+                    "source": s("string"), "local": s("string"), "transport": s("string"),
+                    "expires_at": s("integer"), "user_agent": s("string")}},
+                "Call": {"type": "object", "properties": {
+                    "id": s("integer"), "caller": s("string"), "callee": s("string"), "state": s("string"),
+                    "seconds": s("integer"), "packets_a_to_b": s("integer"), "packets_b_to_a": s("integer"),
+                    "transcoding": s("boolean")}},
+                "Health": {"type": "object", "properties": {
+                    "version": s("string"), "uptime_seconds": s("integer"), "system_uptime_seconds": s("integer"),
+                    "cpu": s("object"), "memory": s("object"), "disk": s("object"),
+                    "extensions": s("integer"), "users": s("integer"), "registrations": s("integer"),
+                    "calls": s("integer"), "revision": s("integer"), "warnings": str_array}},
+                "ConfigLogEntry": {"type": "object", "properties": {"revision": s("integer"), "who": s("string"), "when": s("integer"), "what": s("string")}},
+                "SecurityLogEntry": {"type": "object", "properties": {"when": s("integer"), "address": s("string"), "username": s("string"), "event": s("string")}},
+                "DialPlanEntry": {"type": "object", "properties": {"number": s("string"), "type_id": s("integer"), "type": s("string"), "description": s("string")}}
+            }
+        },
+        "paths": {
+            "/setup": {"post": {
+                "summary": "First run: create the administrator (user name Admin)",
+                "security": [],
+                "requestBody": body(json!({"type": "object", "required": ["password"], "additionalProperties": false, "properties": {"password": s("string")}})),
+                "responses": {"201": ok("created", json!({"type": "object", "properties": {"username": s("string")}})),
+                              "400": err("password too weak"), "409": err("an administrator already exists")}
+            }},
+            "/login": {"post": {
+                "summary": "Log in; sets the session cookie",
+                "security": [],
+                "requestBody": body(json!({"type": "object", "required": ["username", "password"], "additionalProperties": false,
+                    "properties": {"username": s("string"), "password": s("string")}})),
+                "responses": {"200": ok("logged in", json!({"type": "object", "properties": {"csrf_token": s("string"), "username": s("string"), "role": s("string")}})),
+                              "400": err("malformed body"), "401": err("wrong user name or password"),
+                              "429": err("too many failed logins from this address")}
+            }},
+            "/logout": {"post": write_op("Log out", None, "204", None)},
+            "/session": {"get": read_op("Who is logged in, and the CSRF token", s("object"))},
+            "/me": {
+                "get": read_op("The portal: own user, extensions and SIP credentials", s("object")),
+                "put": write_op("The portal: ringing rules and own password",
+                    Some(json!({"type": "object", "additionalProperties": false, "properties": {"ring_also": str_array, "password": s("string")}})), "204", None)
+            },
+            "/me/extensions/{number}": {
+                "parameters": [number_param()],
+                "put": write_op("The portal: voicemail PIN of an own extension",
+                    Some(json!({"type": "object", "required": ["service_pin"], "additionalProperties": false, "properties": {"service_pin": s("string")}})), "204", None)
+            },
+            "/extensions": {
+                "get": read_op("Extensions", json!({"type": "array", "items": r("Extension")})),
+                "post": write_op("Add an extension", Some(r("Extension")), "201", Some(r("Extension")))
+            },
+            "/extensions/{number}": {
+                "parameters": [number_param()],
+                "get": read_op("One extension", r("Extension")),
+                "put": write_op("Replace an extension's settings (the number stays)", Some(r("ExtensionUpdate")), "200", Some(r("Extension"))),
+                "delete": write_op("Remove an extension with its SIP accounts", None, "204", None)
+            },
+            "/extensions/{number}/accounts": {
+                "parameters": [number_param()],
+                "get": read_op("SIP accounts of an extension", json!({"type": "array", "items": r("Account")})),
+                "post": write_op("Add a SIP account (user name and secret proposed when left out)", Some(r("AccountInput")), "201", Some(r("Account")))
+            },
+            "/extensions/{number}/accounts/{username}": {
+                "parameters": [number_param(), username_param()],
+                "get": read_op("One SIP account", r("Account")),
+                "put": write_op("Replace a SIP account's settings (the secret stays when left out)", Some(r("AccountInput")), "200", Some(r("Account"))),
+                "delete": write_op("Remove a SIP account", None, "204", None)
+            },
+            "/users": {
+                "get": read_op("Users", json!({"type": "array", "items": r("User")})),
+                "post": write_op("Add a user", Some(r("UserInput")), "201", Some(r("User")))
+            },
+            "/users/{username}": {
+                "parameters": [username_param()],
+                "get": read_op("One user", r("User")),
+                "put": write_op("Change a user (fields left out keep their value)", Some(r("UserInput")), "200", Some(r("User"))),
+                "delete": write_op("Remove a user", None, "204", None)
+            },
+            "/dialplan": {"get": read_op("Every used number with its type", json!({"type": "array", "items": r("DialPlanEntry")}))},
+            "/status/registrations": {"get": read_op("Registered phones", json!({"type": "array", "items": r("Registration")}))},
+            "/status/calls": {"get": read_op("Calls in progress", json!({"type": "array", "items": r("Call")}))},
+            "/status/calls/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
+                "delete": write_op("Hang a call up", None, "204", None)
+            },
+            "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
+            "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
+            "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
+        }
+    })
+}

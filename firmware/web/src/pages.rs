@@ -1,0 +1,1340 @@
+//! Server-rendered pages: the admin (`/admin/...`) and the user portal (`/`). Forms post
+//! back with the session's CSRF token in a hidden field; the only JavaScript shows a
+//! hidden password when its key icon is clicked.
+
+use crate::ops::{self, UserInput};
+use crate::{caller, csrf_ok, login, session_cookie, ApiError, App, Caller, LoginError, Req};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+const STYLE: &str = include_str!("../static/style.css");
+const SCRIPT: &str = include_str!("../static/app.js");
+
+fn page_response(status: StatusCode, m: Markup) -> Response {
+    warp::reply::with_status(warp::reply::html(m.into_string()), status).into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
+    r.headers_mut().insert(
+        header::LOCATION,
+        HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/")),
+    );
+    r
+}
+
+fn asset(body: &'static str, ctype: &'static str) -> Response {
+    let mut r = warp::reply::with_header(body, "content-type", ctype).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    r
+}
+
+/// Where a message goes at the top of a page.
+enum Note {
+    None,
+    Error(String),
+    Done(String),
+}
+
+impl From<ApiError> for Note {
+    fn from(e: ApiError) -> Self {
+        match e.field {
+            Some(f) if !e.error.starts_with(&f) && !f.is_empty() => {
+                Note::Error(format!("{f}: {}", e.error))
+            }
+            _ => Note::Error(e.error),
+        }
+    }
+}
+
+fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · PBX" }
+                link rel="stylesheet" href="/static/style.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href=(if admin { "/admin" } else { "/" }) { "PBX" }
+                    @if let Some(c) = c {
+                        nav {
+                            @if admin && c.can_read_admin() {
+                                a href="/admin" { "Dashboard" }
+                                a href="/admin/users" { "Users" }
+                                a href="/admin/extensions" { "Extensions" }
+                                a href="/admin/dialplan" { "Dial plan" }
+                                a href="/admin/status" { "Status" }
+                                a href="/admin/logs" { "Logs" }
+                                a href="/" { "MyPhone" }
+                            } @else {
+                                a href="/" { "MyPhone" }
+                                @if c.can_read_admin() { a href="/admin" { "Administration" } }
+                            }
+                        }
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(c.session.csrf);
+                            input type="hidden" name="to" value=(if admin { "/admin" } else { "/" });
+                            span.who { (c.user.username) " (" (c.user.role.as_str()) ")" }
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    @match note {
+                        Note::Error(m) => { p.error role="alert" { (m) } }
+                        Note::Done(m) => { p.done role="status" { (m) } }
+                        Note::None => {}
+                    }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+fn csrf_field(c: &Caller) -> Markup {
+    html! { input type="hidden" name="csrf" value=(c.session.csrf); }
+}
+
+/// A password box with the key icon that shows it.
+fn secret_field(id: &str, name: &str, value: &str, readonly: bool) -> Markup {
+    html! {
+        span.secret {
+            input type="password" id=(id) name=(name) value=(value) readonly[readonly] autocomplete="off";
+            button.reveal type="button" data-target=(id) title="Show the password" aria-label="Show the password" { "\u{1F511}" }
+        }
+    }
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60);
+    if d > 0 {
+        format!("{d} d {h} h {m} min")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else {
+        format!("{m} min {} s", secs % 60)
+    }
+}
+
+fn when(unix: u64) -> String {
+    // UTC, like the box's logs.
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    let (y, mo, d) = civil(days as i64);
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to a date (Howard Hinnant's algorithm).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn read_file(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// CPU, memory, disk, uptime and version, as `GET /api/v1/status/health` answers.
+pub(crate) async fn health(app: &Arc<App>) -> Value {
+    let load: Vec<f64> = read_file("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let meminfo = read_file("/proc/meminfo");
+    let mem = |key: &str| -> u64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    let rss = read_file("/proc/self/status")
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024;
+    #[allow(clippy::useless_conversion)] // the field types differ between 32- and 64-bit boards
+    let (disk_total, disk_free) = nix::sys::statvfs::statvfs(&app.settings.data_dir)
+        .map(|s| {
+            // u64::from: the field types differ between 32- and 64-bit boards.
+            let f = u64::from(s.fragment_size());
+            (
+                u64::from(s.blocks()) * f,
+                u64::from(s.blocks_available()) * f,
+            )
+        })
+        .unwrap_or((0, 0));
+    let system_uptime = read_file("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let regs = app.ask(crate::CoreRequest::Registrations).await;
+    let calls = app.ask(crate::CoreRequest::Calls).await;
+    let snap = app.cfg.snapshot();
+    json!({
+        "version": app.settings.version,
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "system_uptime_seconds": system_uptime,
+        "cpu": {"cores": cores, "load_1": load.first().copied().unwrap_or(0.0),
+                "load_5": load.get(1).copied().unwrap_or(0.0), "load_15": load.get(2).copied().unwrap_or(0.0)},
+        "memory": {"total_bytes": mem("MemTotal:"), "available_bytes": mem("MemAvailable:"), "pbxd_rss_bytes": rss},
+        "disk": {"path": app.settings.data_dir.display().to_string(), "total_bytes": disk_total, "free_bytes": disk_free},
+        "extensions": snap.config.extensions.len(),
+        "users": snap.config.users.len(),
+        "registrations": regs.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
+        "calls": calls.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
+        "revision": snap.revision,
+        "warnings": warnings(&snap.config),
+    })
+}
+
+/// What the dashboard warns about (Kerio 28.7's kind of warnings).
+fn warnings(c: &config::Config) -> Vec<String> {
+    let mut w = Vec::new();
+    for u in &c.users {
+        if u.password_hash.is_empty() {
+            let what = if u.role == config::Role::Administrator {
+                "administrator"
+            } else {
+                "user"
+            };
+            w.push(format!(
+                "{what} {} has no password and cannot log in",
+                u.username
+            ));
+        }
+    }
+    for e in &c.extensions {
+        if !c.accounts.iter().any(|a| a.extension == e.number) {
+            w.push(format!(
+                "extension {} has no SIP account, so no phone can use it",
+                e.number
+            ));
+        }
+    }
+    w
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / 1_048_576.0)
+}
+
+/// Routes one page request.
+pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
+    let p = req.path.as_str();
+    match (&req.method, p) {
+        (&Method::GET, "/static/style.css") => return asset(STYLE, "text/css; charset=utf-8"),
+        (&Method::GET, "/static/app.js") => return asset(SCRIPT, "text/javascript; charset=utf-8"),
+        (&Method::GET, "/favicon.ico") => {
+            return warp::reply::with_status("", StatusCode::NOT_FOUND).into_response()
+        }
+        _ => {}
+    }
+    if req.changes_state() && !req.origin_ok() {
+        return page_response(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Refused",
+                None,
+                false,
+                &Note::Error("cross-site request refused".into()),
+                html! {},
+            ),
+        );
+    }
+    let admin = p == "/admin" || p.starts_with("/admin/");
+    let snap = app.cfg.snapshot();
+    let has_admin = ops::has_admin(&snap.config);
+    match (&req.method, p) {
+        (&Method::POST, "/admin/setup") => return setup_post(app, req).await,
+        (&Method::POST, "/admin/login") | (&Method::POST, "/login") => {
+            return login_post(app, req, admin).await
+        }
+        _ => {}
+    }
+    let Some(c) = caller(app, req) else {
+        if req.changes_state() {
+            return see_other(if admin { "/admin" } else { "/" });
+        }
+        if admin && !has_admin {
+            return setup_page(&Note::None, StatusCode::OK);
+        }
+        if admin && p != "/admin" {
+            return see_other("/admin");
+        }
+        if !admin && p != "/" {
+            return see_other("/");
+        }
+        return login_page(admin, &Note::None, StatusCode::OK);
+    };
+    let form = req.form();
+    if req.changes_state() && !csrf_ok(req, &c, Some(&form)) {
+        return page_response(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Refused",
+                Some(&c),
+                admin,
+                &Note::Error("the form expired; reload the page and try again".into()),
+                html! {},
+            ),
+        );
+    }
+    if p == "/logout" && req.method == Method::POST {
+        app.sessions().close(&c.token);
+        app.security(req.addr, &c.user.username, "session closed");
+        let to = form
+            .iter()
+            .find(|(k, _)| k == "to")
+            .map(|(_, v)| v.as_str())
+            .filter(|v| *v == "/admin")
+            .unwrap_or("/");
+        let mut r = see_other(to);
+        r.headers_mut()
+            .insert(header::SET_COOKIE, session_cookie("", Some(0)));
+        return r;
+    }
+    if !admin {
+        return portal(app, req, &c, &form).await;
+    }
+    if !c.can_read_admin() {
+        return page_response(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Administration",
+                Some(&c),
+                false,
+                &Note::Error("This account may use the user portal only.".into()),
+                html! { p { a href="/" { "Go to MyPhone" } } },
+            ),
+        );
+    }
+    if req.changes_state() && !c.can_write_admin() {
+        return page_response(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Read only",
+                Some(&c),
+                true,
+                &Note::Error("Auditors may look but not change anything.".into()),
+                html! {},
+            ),
+        );
+    }
+    let segs: Vec<String> = p
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let who = c.user.username.clone();
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    match (get, segs.as_slice()) {
+        (true, []) => dashboard(app, &c).await,
+        (true, ["users"]) => users_page(app, &c, Note::None, StatusCode::OK),
+        (false, ["users"]) => {
+            let r = match user_input(&form, true) {
+                Ok(i) => ops::create_user(app, &who, i).await.map(|u| u.username),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(u) => users_page(
+                    app,
+                    &c,
+                    Note::Done(format!("User {u} added.")),
+                    StatusCode::OK,
+                ),
+                Err(e) => users_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (true, ["users", u]) => user_page(app, &c, u, Note::None, StatusCode::OK),
+        (false, ["users", u]) => {
+            let r = match user_input(&form, false) {
+                Ok(i) => ops::update_user(app, &who, u, i).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => user_page(app, &c, u, Note::Done("Saved.".into()), StatusCode::OK),
+                Err(e) => user_page(app, &c, u, e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (false, ["users", u, "delete"]) => match ops::delete_user(app, &who, u).await {
+            Ok(()) => users_page(
+                app,
+                &c,
+                Note::Done(format!("User {u} removed.")),
+                StatusCode::OK,
+            ),
+            Err(e) => users_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
+        },
+        (true, ["extensions"]) => extensions_page(app, &c, Note::None, StatusCode::OK),
+        (false, ["extensions"]) => match add_extension(app, &who, &form).await {
+            Ok(n) => extensions_page(
+                app,
+                &c,
+                Note::Done(format!("Extension {n} added.")),
+                StatusCode::OK,
+            ),
+            Err(e) => extensions_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
+        },
+        (true, ["extensions", n]) => extension_page(app, &c, n, Note::None, StatusCode::OK),
+        (false, ["extensions", n]) => {
+            let r = match extension_form(&form, n) {
+                Ok(m) => ops::update_extension(app, &who, n, m).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => extension_page(app, &c, n, Note::Done("Saved.".into()), StatusCode::OK),
+                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (false, ["extensions", n, "delete"]) => match ops::delete_extension(app, &who, n).await {
+            Ok(()) => extensions_page(
+                app,
+                &c,
+                Note::Done(format!("Extension {n} removed.")),
+                StatusCode::OK,
+            ),
+            Err(e) => extensions_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
+        },
+        (false, ["extensions", n, "accounts"]) => {
+            let mut m = Map::new();
+            if let Some(u) = field(&form, "username").filter(|u| !u.is_empty()) {
+                m.insert("username".into(), json!(u));
+            }
+            if let Some(s) = field(&form, "secret").filter(|s| !s.is_empty()) {
+                m.insert("secret".into(), json!(s));
+            }
+            match ops::create_account(app, &who, n, m).await {
+                Ok(a) => extension_page(
+                    app,
+                    &c,
+                    n,
+                    Note::Done(format!("SIP account {} added.", a.username)),
+                    StatusCode::OK,
+                ),
+                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (false, ["extensions", n, "accounts", u, "delete"]) => {
+            match ops::delete_account(app, &who, n, u).await {
+                Ok(()) => extension_page(
+                    app,
+                    &c,
+                    n,
+                    Note::Done(format!("SIP account {u} removed.")),
+                    StatusCode::OK,
+                ),
+                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (true, ["dialplan"]) => dialplan_page(app, &c),
+        (true, ["dialplan.csv"]) => {
+            let mut r = warp::reply::with_header(
+                ops::dial_plan_csv(&app.cfg.snapshot()),
+                "content-type",
+                "text/csv; charset=utf-8",
+            )
+            .into_response();
+            r.headers_mut().insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"dialplan.csv\""),
+            );
+            r
+        }
+        (true, ["status"]) => status_page(app, &c, Note::None).await,
+        (false, ["status", "calls", id, "hangup"]) => {
+            let done = match id.parse::<u64>() {
+                Ok(id) => app
+                    .ask(|tx| crate::CoreRequest::HangUp(id, tx))
+                    .await
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            let note = if done {
+                Note::Done(format!("Call {id} hung up."))
+            } else {
+                Note::Error(format!("Call {id} is no longer in progress."))
+            };
+            status_page(app, &c, note).await
+        }
+        (true, ["logs"]) => logs_page(app, &c),
+        _ => page_response(
+            StatusCode::NOT_FOUND,
+            layout(
+                "Not found",
+                Some(&c),
+                true,
+                &Note::Error("There is no such page.".into()),
+                html! {},
+            ),
+        ),
+    }
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    form.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn numbers_list(s: &str) -> Vec<String> {
+    s.split([',', ' ', '\n', '\r', ';'])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn user_input(form: &[(String, String)], new: bool) -> Result<UserInput, ApiError> {
+    let password = field(form, "password").filter(|p| !p.is_empty());
+    if let Some(p) = password {
+        if field(form, "confirm") != Some(p) {
+            return Err(ApiError::bad("confirm", "the two passwords differ"));
+        }
+    }
+    let role = match field(form, "role") {
+        Some("administrator") => Some(config::Role::Administrator),
+        Some("auditor") => Some(config::Role::Auditor),
+        Some("user") => Some(config::Role::User),
+        None => None,
+        Some(_) => {
+            return Err(ApiError::bad(
+                "role",
+                "must be administrator, auditor or user",
+            ))
+        }
+    };
+    Ok(UserInput {
+        username: if new {
+            field(form, "username").map(|s| s.trim().to_string())
+        } else {
+            None
+        },
+        full_name: field(form, "full_name").map(|s| s.trim().to_string()),
+        password: password.map(str::to_string),
+        role,
+        enabled: Some(field(form, "enabled").is_some()),
+        extensions: Some(
+            fields(form, "extensions")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        ),
+        ring_also: field(form, "ring_also").map(numbers_list),
+    })
+}
+
+fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String, Value>, ApiError> {
+    let mut m = Map::new();
+    m.insert("number".into(), json!(number));
+    m.insert("enabled".into(), json!(field(form, "enabled").is_some()));
+    m.insert(
+        "encrypt_calls".into(),
+        json!(field(form, "encrypt_calls").is_some()),
+    );
+    for k in ["first_name", "last_name", "email", "mobile", "service_pin"] {
+        m.insert(k.into(), json!(field(form, k).unwrap_or("").trim()));
+    }
+    for k in ["call_limit", "busy_level"] {
+        let v = field(form, k).unwrap_or("0").trim();
+        let v: u32 = if v.is_empty() {
+            0
+        } else {
+            v.parse()
+                .map_err(|_| ApiError::bad(k, "must be a whole number (0 = no limit)"))?
+        };
+        m.insert(k.into(), json!(v));
+    }
+    let cid = match field(form, "caller_id").unwrap_or("show") {
+        "hide" => json!({"mode": "hide"}),
+        "present" => {
+            json!({"mode": "present", "number": field(form, "caller_id_number").unwrap_or("").trim()})
+        }
+        _ => json!({"mode": "show"}),
+    };
+    m.insert("caller_id".into(), cid);
+    Ok(m)
+}
+
+async fn add_extension(
+    app: &Arc<App>,
+    who: &str,
+    form: &[(String, String)],
+) -> Result<String, ApiError> {
+    let number = field(form, "number").unwrap_or("").trim().to_string();
+    let mut m = Map::new();
+    m.insert("number".into(), json!(number));
+    m.insert(
+        "first_name".into(),
+        json!(field(form, "first_name").unwrap_or("").trim()),
+    );
+    m.insert(
+        "last_name".into(),
+        json!(field(form, "last_name").unwrap_or("").trim()),
+    );
+    let secret = field(form, "secret").unwrap_or("").to_string();
+    if !secret.is_empty() {
+        if let Some(why) = config::weak_secret_reason(&secret) {
+            return Err(ApiError::bad(
+                "secret",
+                format!("SIP password too weak: {why}"),
+            ));
+        }
+    }
+    let owner = field(form, "owner").unwrap_or("").to_string();
+    let e = ops::parse::<config::Extension>(Value::Object(m))?;
+    let n = e.number.clone();
+    let n2 = n.clone();
+    ops::change(app, who, format!("added extension {n}"), move |c| {
+        if c.extensions.iter().any(|x| x.number == e.number) {
+            return Err(store::ChangeError::conflict(
+                "number",
+                format!("extension {} already exists", e.number),
+            ));
+        }
+        c.extensions.push(e);
+        if !secret.is_empty() {
+            if c.accounts.iter().any(|a| a.username == n2) {
+                return Err(store::ChangeError::conflict(
+                    "number",
+                    format!("SIP account {n2} already exists"),
+                ));
+            }
+            c.accounts.push(config::SipAccount::new(&n2, &secret, &n2));
+        }
+        if !owner.is_empty() {
+            let u = c
+                .users
+                .iter_mut()
+                .find(|u| u.username == owner)
+                .ok_or_else(|| {
+                    store::ChangeError::field("owner", format!("user {owner} does not exist"))
+                })?;
+            u.extensions.push(n2.clone());
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(n)
+}
+
+fn setup_page(note: &Note, status: StatusCode) -> Response {
+    page_response(
+        status,
+        layout(
+            "Create the administrator account",
+            None,
+            true,
+            note,
+            html! {
+                p.warn { "Please set up the password for the administration account." }
+                form.card method="post" action="/admin/setup" {
+                    label { "User name" input name="username" value=(ops::ADMIN) readonly; }
+                    label { "Password" input type="password" name="password" required autocomplete="new-password"; }
+                    label { "Confirm password" input type="password" name="confirm" required autocomplete="new-password"; }
+                    p.hint { "At least 10 characters, mixing three of: lower case, upper case, digits, symbols." }
+                    button type="submit" { "Create account" }
+                }
+            },
+        ),
+    )
+}
+
+fn login_page(admin: bool, note: &Note, status: StatusCode) -> Response {
+    let (title, action) = if admin {
+        ("Administration", "/admin/login")
+    } else {
+        ("MyPhone", "/login")
+    };
+    page_response(
+        status,
+        layout(
+            title,
+            None,
+            admin,
+            note,
+            html! {
+                form.card method="post" action=(action) {
+                    label { "User name" input name="username" required autocomplete="username" autofocus; }
+                    label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+                    button type="submit" { "Log in" }
+                }
+            },
+        ),
+    )
+}
+
+async fn setup_post(app: &Arc<App>, req: &Req) -> Response {
+    let form = req.form();
+    let pw = field(&form, "password").unwrap_or("");
+    if field(&form, "confirm") != Some(pw) {
+        return setup_page(
+            &Note::Error("The two passwords differ.".into()),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    match ops::setup(app, pw).await {
+        Ok(()) => {
+            app.security(req.addr, ops::ADMIN, "administrator account created");
+            see_other("/admin")
+        }
+        Err(e) if e.status == StatusCode::CONFLICT => see_other("/admin"),
+        Err(e) => setup_page(&e.into(), StatusCode::BAD_REQUEST),
+    }
+}
+
+async fn login_post(app: &Arc<App>, req: &Req, admin: bool) -> Response {
+    let form = req.form();
+    let (u, p) = (
+        field(&form, "username").unwrap_or(""),
+        field(&form, "password").unwrap_or(""),
+    );
+    match login(app, req.addr, u, p).await {
+        Ok((token, _, user)) => {
+            let to = if admin && user.role != config::Role::User {
+                "/admin"
+            } else {
+                "/"
+            };
+            let mut r = see_other(to);
+            r.headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&token, None));
+            r
+        }
+        Err(LoginError::Blocked(s)) => login_page(
+            admin,
+            &Note::Error(format!(
+                "Too many failed logins from this address. Try again in {s} seconds."
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(LoginError::Wrong) => login_page(
+            admin,
+            &Note::Error("Wrong user name or password.".into()),
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
+}
+
+async fn dashboard(app: &Arc<App>, c: &Caller) -> Response {
+    let h = health(app).await;
+    let g = |p: &str| h.pointer(p).cloned().unwrap_or(Value::Null);
+    let warnings: Vec<String> = serde_json::from_value(g("/warnings")).unwrap_or_default();
+    page_response(
+        StatusCode::OK,
+        layout(
+            "Dashboard",
+            Some(c),
+            true,
+            &Note::None,
+            html! {
+                section.cards {
+                    div.stat { span { "Version" } strong { (g("/version").as_str().unwrap_or("")) } }
+                    div.stat { span { "Uptime" } strong { (uptime(g("/uptime_seconds").as_u64().unwrap_or(0))) } }
+                    div.stat { span { "Extensions" } strong { (g("/extensions")) } }
+                    div.stat { span { "Users" } strong { (g("/users")) } }
+                    div.stat { span { "Registered phones" } strong { (g("/registrations")) } }
+                    div.stat { span { "Calls now" } strong { (g("/calls")) } }
+                }
+                h2 { "Warnings" }
+                @if warnings.is_empty() {
+                    p { "None." }
+                } @else {
+                    ul.warnings { @for w in &warnings { li { (w) } } }
+                }
+            },
+        ),
+    )
+}
+
+fn users_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response {
+    let snap = app.cfg.snapshot();
+    let write = c.can_write_admin();
+    let owned: std::collections::HashSet<&str> = snap
+        .config
+        .users
+        .iter()
+        .flat_map(|u| u.extensions.iter().map(String::as_str))
+        .collect();
+    page_response(
+        status,
+        layout(
+            "Users",
+            Some(c),
+            true,
+            &note,
+            html! {
+                table {
+                    thead { tr { th { "User name" } th { "Full name" } th { "Role" } th { "Enabled" } th { "Extensions" } } }
+                    tbody {
+                        @for u in &snap.config.users {
+                            tr {
+                                td { a href={ "/admin/users/" (u.username) } { (u.username) } }
+                                td { (u.full_name) }
+                                td { (u.role.as_str()) }
+                                td { (if u.enabled { "yes" } else { "no" }) }
+                                td { (u.extensions.join(", ")) }
+                            }
+                        }
+                    }
+                }
+                @if write {
+                    details.dialog open[matches!(note, Note::Error(_))] {
+                        summary { "Add user" }
+                        form.card method="post" action="/admin/users" {
+                            (csrf_field(c))
+                            label { "User name" input name="username" required pattern="[A-Za-z0-9._+-]{1,64}"; }
+                            label { "Full name" input name="full_name"; }
+                            label { "Password" input type="password" name="password" required autocomplete="new-password"; }
+                            label { "Confirm password" input type="password" name="confirm" required autocomplete="new-password"; }
+                            label { "Role"
+                                select name="role" {
+                                    option value="user" selected { "user (MyPhone only)" }
+                                    option value="auditor" { "auditor (read-only administration)" }
+                                    option value="administrator" { "administrator" }
+                                }
+                            }
+                            label.check { input type="checkbox" name="enabled" checked; "Account is enabled" }
+                            fieldset {
+                                legend { "Extensions" }
+                                @for e in snap.config.extensions.iter().filter(|e| !owned.contains(e.number.as_str())) {
+                                    label.check { input type="checkbox" name="extensions" value=(e.number); (e.number) " " (e.display_name()) }
+                                }
+                            }
+                            label { "Also ring these numbers (comma separated)" input name="ring_also"; }
+                            button type="submit" { "Add" }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn user_page(app: &Arc<App>, c: &Caller, name: &str, note: Note, status: StatusCode) -> Response {
+    let snap = app.cfg.snapshot();
+    let Some(u) = snap
+        .config
+        .users
+        .iter()
+        .find(|u| u.username.eq_ignore_ascii_case(name))
+    else {
+        return users_page(
+            app,
+            c,
+            Note::Error(format!("User {name} does not exist.")),
+            StatusCode::NOT_FOUND,
+        );
+    };
+    let write = c.can_write_admin();
+    let others: std::collections::HashSet<&str> = snap
+        .config
+        .users
+        .iter()
+        .filter(|o| o.username != u.username)
+        .flat_map(|o| o.extensions.iter().map(String::as_str))
+        .collect();
+    let title = format!("User {}", u.username);
+    page_response(
+        status,
+        layout(
+            &title,
+            Some(c),
+            true,
+            &note,
+            html! {
+                form.card method="post" action={ "/admin/users/" (u.username) } {
+                    (csrf_field(c))
+                    fieldset disabled[!write] {
+                        label { "Full name" input name="full_name" value=(u.full_name); }
+                        label { "New password (empty keeps it)" input type="password" name="password" autocomplete="new-password"; }
+                        label { "Confirm new password" input type="password" name="confirm" autocomplete="new-password"; }
+                        label { "Role"
+                            select name="role" {
+                                @for r in [config::Role::User, config::Role::Auditor, config::Role::Administrator] {
+                                    option value=(r.as_str()) selected[u.role == r] { (r.as_str()) }
+                                }
+                            }
+                        }
+                        label.check { input type="checkbox" name="enabled" checked[u.enabled]; "Account is enabled" }
+                        fieldset {
+                            legend { "Extensions" }
+                            @for e in snap.config.extensions.iter().filter(|e| !others.contains(e.number.as_str())) {
+                                label.check { input type="checkbox" name="extensions" value=(e.number) checked[u.extensions.contains(&e.number)]; (e.number) " " (e.display_name()) }
+                            }
+                        }
+                        label { "Ringing rules: also ring (comma separated)" input name="ring_also" value=(u.ring_also.join(", ")); }
+                        @if write { button type="submit" { "Save" } }
+                    }
+                }
+                @if write {
+                    form.inline method="post" action={ "/admin/users/" (u.username) "/delete" } {
+                        (csrf_field(c))
+                        button.danger type="submit" { "Remove user" }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn extensions_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response {
+    let snap = app.cfg.snapshot();
+    let write = c.can_write_admin();
+    let next = ops::next_free_number(&snap);
+    let secret = config::generate_secret(&mut rand::thread_rng());
+    page_response(
+        status,
+        layout(
+            "Extensions",
+            Some(c),
+            true,
+            &note,
+            html! {
+                table id="extensions" {
+                    thead { tr { th { "Number" } th { "Name" } th { "User" } th { "SIP accounts" } th { "Enabled" } } }
+                    tbody {
+                        @for e in &snap.config.extensions {
+                            tr {
+                                td { a href={ "/admin/extensions/" (e.number) } { (e.number) } }
+                                td { (e.display_name()) }
+                                td { (snap.config.users.iter().find(|u| u.extensions.contains(&e.number)).map(|u| u.username.as_str()).unwrap_or("")) }
+                                td { (snap.accounts_of(&e.number).map(|a| a.username.as_str()).collect::<Vec<_>>().join(", ")) }
+                                td { (if e.enabled { "yes" } else { "no" }) }
+                            }
+                        }
+                    }
+                }
+                @if write {
+                    details.dialog open[matches!(note, Note::Error(_))] {
+                        summary { "Add extension" }
+                        form.card id="add-extension" method="post" action="/admin/extensions" {
+                            (csrf_field(c))
+                            label { "Extension number" input name="number" value=(next) required pattern="[0-9]{1,20}" inputmode="numeric"; }
+                            label { "First name" input name="first_name"; }
+                            label { "Last name" input name="last_name"; }
+                            label { "SIP password" (secret_field("new-secret", "secret", &secret, false)) }
+                            label { "User"
+                                select name="owner" {
+                                    option value="" { "(none)" }
+                                    @for u in &snap.config.users { option value=(u.username) { (u.username) } }
+                                }
+                            }
+                            button type="submit" { "Add" }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: StatusCode) -> Response {
+    let snap = app.cfg.snapshot();
+    let Some(e) = snap.extension(n) else {
+        return extensions_page(
+            app,
+            c,
+            Note::Error(format!("Extension {n} does not exist.")),
+            StatusCode::NOT_FOUND,
+        );
+    };
+    let write = c.can_write_admin();
+    let (mode, cid_num) = match &e.caller_id {
+        config::CallerIdPresentation::Show => ("show", ""),
+        config::CallerIdPresentation::Hide => ("hide", ""),
+        config::CallerIdPresentation::Present(x) => ("present", x.as_str()),
+    };
+    let title = format!("Extension {}", e.number);
+    page_response(
+        status,
+        layout(
+            &title,
+            Some(c),
+            true,
+            &note,
+            html! {
+                form.card method="post" action={ "/admin/extensions/" (e.number) } {
+                    (csrf_field(c))
+                    fieldset disabled[!write] {
+                        label.check { input type="checkbox" name="enabled" checked[e.enabled]; "Enabled" }
+                        label { "First name" input name="first_name" value=(e.first_name); }
+                        label { "Last name" input name="last_name" value=(e.last_name); }
+                        label { "E-mail" input type="email" name="email" value=(e.email); }
+                        label { "Mobile" input name="mobile" value=(e.mobile); }
+                        label { "Voicemail / service PIN" input name="service_pin" value=(if write { e.service_pin.as_str() } else { "" }) inputmode="numeric"; }
+                        label { "Call limit (0 = none)" input name="call_limit" value=(e.call_limit) inputmode="numeric"; }
+                        label { "Busy level (0 = none)" input name="busy_level" value=(e.busy_level) inputmode="numeric"; }
+                        label { "Caller ID on external calls"
+                            select name="caller_id" {
+                                option value="show" selected[mode == "show"] { "show own number" }
+                                option value="hide" selected[mode == "hide"] { "hide number" }
+                                option value="present" selected[mode == "present"] { "show another extension" }
+                            }
+                        }
+                        label { "Other extension shown" input name="caller_id_number" value=(cid_num); }
+                        label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
+                        @if write { button type="submit" { "Save" } }
+                    }
+                }
+                h2 { "SIP accounts" }
+                table {
+                    thead { tr { th { "User name" } th { "Password" } th { "Transports" } th { "Codecs" } @if write { th {} } } }
+                    tbody {
+                        @for (i, a) in snap.accounts_of(&e.number).enumerate() {
+                            tr {
+                                td { (a.username) }
+                                td {
+                                    @if write { (secret_field(&format!("secret-{i}"), "", &a.secret, true)) } @else { "********" }
+                                }
+                                td { (a.transports.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")) }
+                                td { (a.codecs.join(", ")) }
+                                @if write {
+                                    td {
+                                        form.inline method="post" action={ "/admin/extensions/" (e.number) "/accounts/" (a.username) "/delete" } {
+                                            (csrf_field(c))
+                                            button.danger type="submit" { "Remove" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if write {
+                    details.dialog {
+                        summary { "Add SIP account" }
+                        form.card method="post" action={ "/admin/extensions/" (e.number) "/accounts" } {
+                            (csrf_field(c))
+                            label { "User name (empty: proposed)" input name="username"; }
+                            label { "Password (empty: generated)" input type="password" name="secret" autocomplete="new-password"; }
+                            button type="submit" { "Add" }
+                        }
+                    }
+                    form.inline method="post" action={ "/admin/extensions/" (e.number) "/delete" } {
+                        (csrf_field(c))
+                        button.danger type="submit" { "Remove extension" }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn dialplan_page(app: &Arc<App>, c: &Caller) -> Response {
+    let snap = app.cfg.snapshot();
+    page_response(
+        StatusCode::OK,
+        layout(
+            "Dial plan",
+            Some(c),
+            true,
+            &Note::None,
+            html! {
+                p { a.button href="/admin/dialplan.csv" download="dialplan.csv" { "Export to CSV" } }
+                table id="dialplan" {
+                    thead { tr { th { "Number" } th { "Type" } th { "Description" } } }
+                    tbody {
+                        @for (n, _, t, d) in ops::dial_plan(&snap) {
+                            tr { td { (n) } td { (t) } td { (d) } }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
+    let calls = app
+        .ask(crate::CoreRequest::Calls)
+        .await
+        .unwrap_or(Value::Null);
+    let regs = app
+        .ask(crate::CoreRequest::Registrations)
+        .await
+        .unwrap_or(Value::Null);
+    let h = health(app).await;
+    let g = |p: &str| h.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let gf = |p: &str| h.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
+    let write = c.can_write_admin();
+    let empty = Vec::new();
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .map(|x| match x {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    page_response(
+        StatusCode::OK,
+        layout(
+            "Status",
+            Some(c),
+            true,
+            &note,
+            html! {
+                (PreEscaped("<meta http-equiv=\"refresh\" content=\"5\">"))
+                h2 { "Calls" }
+                table id="calls" {
+                    thead { tr { th { "Id" } th { "From" } th { "To" } th { "State" } th { "Duration" } @if write { th {} } } }
+                    tbody {
+                        @for call in calls.as_array().unwrap_or(&empty) {
+                            tr {
+                                td { (s(call, "id")) } td { (s(call, "caller")) } td { (s(call, "callee")) }
+                                td { (s(call, "state")) } td { (s(call, "seconds")) " s" }
+                                @if write {
+                                    td {
+                                        form.inline method="post" action={ "/admin/status/calls/" (s(call, "id")) "/hangup" } {
+                                            (csrf_field(c))
+                                            button.danger type="submit" { "Hang up" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                h2 { "Registrations" }
+                table id="registrations" {
+                    thead { tr { th { "Account" } th { "Contact" } th { "Source" } th { "Phone" } } }
+                    tbody {
+                        @for r in regs.as_array().unwrap_or(&empty) {
+                            tr { td { (s(r, "username")) } td { (s(r, "contact")) } td { (s(r, "source")) } td { (s(r, "user_agent")) } }
+                        }
+                    }
+                }
+                h2 { "System health" }
+                dl.health {
+                    dt { "CPU load (1/5/15 min)" } dd { (format!("{:.2} / {:.2} / {:.2} on {} cores", gf("/cpu/load_1"), gf("/cpu/load_5"), gf("/cpu/load_15"), g("/cpu/cores"))) }
+                    dt { "Memory available" } dd { (mib(g("/memory/available_bytes"))) " of " (mib(g("/memory/total_bytes"))) " (pbxd uses " (mib(g("/memory/pbxd_rss_bytes"))) ")" }
+                    dt { "Data disk free" } dd { (mib(g("/disk/free_bytes"))) " of " (mib(g("/disk/total_bytes"))) }
+                    dt { "pbxd uptime" } dd { (uptime(g("/uptime_seconds"))) }
+                    dt { "System uptime" } dd { (uptime(g("/system_uptime_seconds"))) }
+                }
+            },
+        ),
+    )
+}
+
+fn logs_page(app: &Arc<App>, c: &Caller) -> Response {
+    let store = app.cfg.store();
+    let config_log = store.log().unwrap_or_default();
+    let security = store.security_log().unwrap_or_default();
+    page_response(
+        StatusCode::OK,
+        layout(
+            "Logs",
+            Some(c),
+            true,
+            &Note::None,
+            html! {
+                h2 { "Config" }
+                table id="config-log" {
+                    thead { tr { th { "When (UTC)" } th { "Who" } th { "Revision" } th { "What" } } }
+                    tbody {
+                        @for e in config_log.iter().rev().take(200) {
+                            tr { td { (when(e.when)) } td { (e.who) } td { (e.revision) } td { (e.what) } }
+                        }
+                    }
+                }
+                h2 { "Security" }
+                table id="security-log" {
+                    thead { tr { th { "When (UTC)" } th { "Address" } th { "User" } th { "Event" } } }
+                    tbody {
+                        @for e in security.iter().rev().take(200) {
+                            tr { td { (when(e.when)) } td { (e.address) } td { (e.username) } td { (e.event) } }
+                        }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+/// The user portal (Kerio MyPhone): own extensions and SIP credentials, ringing rules,
+/// voicemail PINs, own password.
+async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]) -> Response {
+    let post = req.method == Method::POST;
+    let who = c.user.username.clone();
+    let (note, status) = match (post, req.path.as_str()) {
+        (false, "/") => (Note::None, StatusCode::OK),
+        (true, "/ringing") => {
+            let list = numbers_list(field(form, "ring_also").unwrap_or(""));
+            match ops::update_me(app, &who, Some(list), None).await {
+                Ok(()) => (Note::Done("Ringing rules saved.".into()), StatusCode::OK),
+                Err(e) => (e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (true, "/pin") => {
+            let n = field(form, "extension").unwrap_or("");
+            let pin = field(form, "service_pin").unwrap_or("").trim();
+            match ops::set_pin(app, &c.user, n, pin).await {
+                Ok(()) => (
+                    Note::Done(format!("PIN of extension {n} saved.")),
+                    StatusCode::OK,
+                ),
+                Err(e) => (e.into(), StatusCode::BAD_REQUEST),
+            }
+        }
+        (true, "/password") => {
+            let p = field(form, "password").unwrap_or("");
+            if field(form, "confirm") != Some(p) {
+                (
+                    Note::Error("The two passwords differ.".into()),
+                    StatusCode::BAD_REQUEST,
+                )
+            } else {
+                match ops::update_me(app, &who, None, Some(p.to_string())).await {
+                    Ok(()) => {
+                        app.security(req.addr, &who, "password changed");
+                        // Changing the password logs out every session, this one too.
+                        let mut r = see_other("/");
+                        r.headers_mut()
+                            .insert(header::SET_COOKIE, session_cookie("", Some(0)));
+                        return r;
+                    }
+                    Err(e) => (e.into(), StatusCode::BAD_REQUEST),
+                }
+            }
+        }
+        _ => {
+            return page_response(
+                StatusCode::NOT_FOUND,
+                layout(
+                    "Not found",
+                    Some(c),
+                    false,
+                    &Note::Error("There is no such page.".into()),
+                    html! {},
+                ),
+            )
+        }
+    };
+    let snap = app.cfg.snapshot();
+    let user = snap
+        .config
+        .users
+        .iter()
+        .find(|u| u.username == c.user.username)
+        .cloned()
+        .unwrap_or_else(|| c.user.clone());
+    let title = format!(
+        "MyPhone: {}",
+        if user.full_name.is_empty() {
+            &user.username
+        } else {
+            &user.full_name
+        }
+    );
+    page_response(
+        status,
+        layout(
+            &title,
+            Some(c),
+            false,
+            &note,
+            html! {
+                h2 { "My extensions" }
+                @if user.extensions.is_empty() { p { "No extension is assigned to you yet; ask your administrator." } }
+                @for (i, n) in user.extensions.iter().enumerate() {
+                    @if let Some(e) = snap.extension(n) {
+                        section.card {
+                            h3 { "Extension " (e.number) " " (e.display_name()) }
+                            table {
+                                thead { tr { th { "SIP user name" } th { "SIP password" } } }
+                                tbody {
+                                    @for (j, a) in snap.accounts_of(&e.number).enumerate() {
+                                        tr { td { (a.username) } td { (secret_field(&format!("my-secret-{i}-{j}"), "", &a.secret, true)) } }
+                                    }
+                                }
+                            }
+                            form method="post" action="/pin" {
+                                (csrf_field(c))
+                                input type="hidden" name="extension" value=(e.number);
+                                label { "Voicemail PIN (4 or more digits)" input name="service_pin" value=(e.service_pin) inputmode="numeric" autocomplete="off"; }
+                                button type="submit" { "Save PIN" }
+                            }
+                        }
+                    }
+                }
+                h2 { "Ringing rules" }
+                form.card method="post" action="/ringing" {
+                    (csrf_field(c))
+                    p { "Calls to your extensions ring your phones and, at the same time, these numbers:" }
+                    label { "External numbers (comma separated, up to 5)" input name="ring_also" value=(user.ring_also.join(", ")); }
+                    button type="submit" { "Save" }
+                }
+                h2 { "Password" }
+                form.card method="post" action="/password" {
+                    (csrf_field(c))
+                    label { "New password" input type="password" name="password" required autocomplete="new-password"; }
+                    label { "Confirm" input type="password" name="confirm" required autocomplete="new-password"; }
+                    button type="submit" { "Change password" }
+                }
+            },
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(when(0), "1970-01-01 00:00:00");
+        assert_eq!(when(1_700_000_000), "2023-11-14 22:13:20");
+        assert_eq!(when(951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,695 @@
+//! Every API route against every role, CSRF, the login rate limit and bad input, driven
+//! through the same warp filter the HTTPS server runs (the TLS path is covered by the
+//! end-to-end tests against pbxd).
+
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use warp::Filter;
+
+const ADMIN_PW: &str = "Adm1n-Secret!";
+const PW: &str = "Us3r-Secret!x";
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
+    cfg: Arc<store::Configurator>,
+}
+
+/// A web app on a fresh store; the exchange side answers like an idle box.
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::open(dir.path()).unwrap();
+    let cfg = Arc::new(store::Configurator::new(
+        store,
+        Arc::new(config::Snapshot::default()),
+    ));
+    let (tx, mut rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            match r {
+                web::CoreRequest::Registrations(t) | web::CoreRequest::Calls(t) => {
+                    let _ = t.send(json!([]));
+                }
+                web::CoreRequest::HangUp(_, t) => {
+                    let _ = t.send(false);
+                }
+            }
+        }
+    });
+    let app = web::App::new(
+        cfg.clone(),
+        tx,
+        web::Settings {
+            idle_timeout: Duration::from_secs(600),
+            version: "test".into(),
+            data_dir: dir.path().to_path_buf(),
+        },
+    );
+    Rig {
+        _dir: dir,
+        filter: web::routes(app).boxed(),
+        cfg,
+    }
+}
+
+/// A logged-in client: cookie and CSRF token.
+#[derive(Clone, Default)]
+struct Who {
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    text: String,
+    headers: warp::http::HeaderMap,
+}
+
+impl Rig {
+    async fn req(
+        &self,
+        who: &Who,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        from: &str,
+    ) -> Answer {
+        let mut r = warp::test::request()
+            .method(method)
+            .path(path)
+            .header("host", "127.0.0.1:4021")
+            .remote_addr(format!("{from}:40000").parse::<SocketAddr>().unwrap());
+        if let Some(c) = &who.cookie {
+            r = r.header("cookie", format!("pbx_session={c}"));
+        }
+        if let Some(t) = &who.csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = r.reply(&self.filter).await;
+        let text = String::from_utf8_lossy(resp.body()).to_string();
+        Answer {
+            status: resp.status().as_u16(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+            headers: resp.headers().clone(),
+        }
+    }
+
+    async fn call(&self, who: &Who, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.req(who, method, path, body, "127.0.0.1").await
+    }
+
+    async fn login(&self, user: &str, pw: &str) -> Who {
+        let a = self
+            .call(
+                &Who::default(),
+                "POST",
+                "/api/v1/login",
+                Some(json!({"username": user, "password": pw})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let set = a.headers["set-cookie"].to_str().unwrap().to_string();
+        for flag in ["Secure", "HttpOnly", "SameSite=Strict"] {
+            assert!(set.contains(flag), "cookie lacks {flag}: {set}");
+        }
+        let cookie = set
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        Who {
+            cookie: Some(cookie),
+            csrf: Some(a.body["csrf_token"].as_str().unwrap().to_string()),
+        }
+    }
+
+    /// Admin, an auditor, a user; extension 101 with an account.
+    async fn populated(&self) -> (Who, Who, Who) {
+        let a = self
+            .call(
+                &Who::default(),
+                "POST",
+                "/api/v1/setup",
+                Some(json!({"password": ADMIN_PW})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let admin = self.login("Admin", ADMIN_PW).await;
+        assert_eq!(
+            self.call(
+                &admin,
+                "POST",
+                "/api/v1/extensions",
+                Some(json!({"number": "101", "first_name": "Ann"}))
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(
+            self.call(
+                &admin,
+                "POST",
+                "/api/v1/extensions/101/accounts",
+                Some(json!({}))
+            )
+            .await
+            .status,
+            201
+        );
+        for (u, role) in [("audrey", "auditor"), ("ursula", "user")] {
+            let a = self
+                .call(
+                    &admin,
+                    "POST",
+                    "/api/v1/users",
+                    Some(json!({"username": u, "password": PW, "role": role})),
+                )
+                .await;
+            assert_eq!(a.status, 201, "{}", a.text);
+        }
+        let a = self
+            .call(
+                &admin,
+                "PUT",
+                "/api/v1/users/ursula",
+                Some(json!({"extensions": ["101"]})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        (
+            admin,
+            self.login("audrey", PW).await,
+            self.login("ursula", PW).await,
+        )
+    }
+}
+
+/// Admin routes: (method, path, body) with bodies that would succeed for an admin.
+fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
+    vec![
+        ("GET", "/api/v1/extensions", None),
+        ("POST", "/api/v1/extensions", Some(json!({"number": "150"}))),
+        ("GET", "/api/v1/extensions/101", None),
+        (
+            "PUT",
+            "/api/v1/extensions/101",
+            Some(json!({"first_name": "Anna"})),
+        ),
+        ("GET", "/api/v1/extensions/101/accounts", None),
+        (
+            "POST",
+            "/api/v1/extensions/101/accounts",
+            Some(json!({"username": "101-desk"})),
+        ),
+        ("GET", "/api/v1/extensions/101/accounts/101", None),
+        (
+            "PUT",
+            "/api/v1/extensions/101/accounts/101",
+            Some(json!({"nat": false})),
+        ),
+        ("DELETE", "/api/v1/extensions/101/accounts/101-desk", None),
+        ("GET", "/api/v1/users", None),
+        (
+            "POST",
+            "/api/v1/users",
+            Some(json!({"username": "new", "password": PW, "role": "user"})),
+        ),
+        ("GET", "/api/v1/users/ursula", None),
+        (
+            "PUT",
+            "/api/v1/users/ursula",
+            Some(json!({"full_name": "Ursula U"})),
+        ),
+        ("DELETE", "/api/v1/users/new", None),
+        ("GET", "/api/v1/status/registrations", None),
+        ("GET", "/api/v1/status/calls", None),
+        ("DELETE", "/api/v1/status/calls/7", None),
+        ("GET", "/api/v1/status/health", None),
+        ("GET", "/api/v1/logs/config", None),
+        ("GET", "/api/v1/logs/security", None),
+        ("GET", "/api/v1/dialplan", None),
+        ("DELETE", "/api/v1/extensions/150", None),
+    ]
+}
+
+#[tokio::test]
+async fn every_admin_route_checks_the_role() {
+    let rig = rig();
+    let (admin, auditor, user) = rig.populated().await;
+    for (m, p, b) in admin_routes() {
+        let anon = rig.call(&Who::default(), m, p, b.clone()).await;
+        assert_eq!(anon.status, 401, "anonymous {m} {p}: {}", anon.text);
+        assert!(anon.body["error"].is_string());
+        let u = rig.call(&user, m, p, b.clone()).await;
+        assert_eq!(u.status, 403, "user {m} {p}: {}", u.text);
+        let a = rig.call(&auditor, m, p, b.clone()).await;
+        if m == "GET" {
+            assert_eq!(a.status, 200, "auditor {m} {p}: {}", a.text);
+        } else {
+            assert_eq!(a.status, 403, "auditor {m} {p}: {}", a.text);
+        }
+    }
+    // The administrator may do everything (the hang-up of a call that is not there is 404).
+    for (m, p, b) in admin_routes() {
+        let a = rig.call(&admin, m, p, b).await;
+        let want = match (m, p) {
+            ("POST", _) => 201,
+            ("DELETE", "/api/v1/status/calls/7") => 404,
+            ("DELETE", _) => 204,
+            _ => 200,
+        };
+        assert_eq!(a.status, want, "admin {m} {p}: {}", a.text);
+    }
+    // Auditors do not see secrets; administrators do.
+    let a = rig
+        .call(&auditor, "GET", "/api/v1/extensions/101/accounts/101", None)
+        .await;
+    assert_eq!(a.body["secret"], "********");
+    let a = rig
+        .call(&admin, "GET", "/api/v1/extensions/101/accounts/101", None)
+        .await;
+    assert!(config::weak_secret_reason(a.body["secret"].as_str().unwrap()).is_none());
+    // The user has the portal.
+    let me = rig.call(&user, "GET", "/api/v1/me", None).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["extensions"][0]["number"], "101");
+    assert!(me.body["extensions"][0]["accounts"][0]["secret"].is_string());
+    let a = rig
+        .call(
+            &user,
+            "PUT",
+            "/api/v1/me",
+            Some(json!({"ring_also": ["+420602111111"]})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let a = rig
+        .call(
+            &user,
+            "PUT",
+            "/api/v1/me/extensions/101",
+            Some(json!({"service_pin": "4711"})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let a = rig
+        .call(
+            &user,
+            "PUT",
+            "/api/v1/me/extensions/102",
+            Some(json!({"service_pin": "4711"})),
+        )
+        .await;
+    assert_eq!(a.status, 403, "not the user's extension: {}", a.text);
+    assert_eq!(
+        rig.cfg.snapshot().extension("101").unwrap().service_pin,
+        "4711"
+    );
+    // Nothing ever shows a password hash.
+    let all = rig.call(&admin, "GET", "/api/v1/users", None).await;
+    assert!(!all.text.contains("argon2"), "{}", all.text);
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let mut no_token = admin.clone();
+    no_token.csrf = None;
+    let mut wrong = admin.clone();
+    wrong.csrf = Some("0".repeat(64));
+    for who in [&no_token, &wrong] {
+        for (m, p, b) in admin_routes().into_iter().filter(|r| r.0 != "GET") {
+            let a = rig.call(who, m, p, b).await;
+            assert_eq!(a.status, 403, "{m} {p} without a good token: {}", a.text);
+        }
+        assert_eq!(
+            rig.call(who, "POST", "/api/v1/logout", None).await.status,
+            403
+        );
+    }
+    assert_eq!(
+        rig.cfg.snapshot().config.extensions.len(),
+        1,
+        "nothing changed"
+    );
+    // A request from another site is refused even with the token.
+    let a = rig
+        .filter_request_with_origin(&admin, "https://evil.example")
+        .await;
+    assert_eq!(a, 403);
+    // Logout ends the session.
+    assert_eq!(
+        rig.call(&admin, "POST", "/api/v1/logout", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        rig.call(&admin, "GET", "/api/v1/extensions", None)
+            .await
+            .status,
+        401
+    );
+}
+
+impl Rig {
+    async fn filter_request_with_origin(&self, who: &Who, origin: &str) -> u16 {
+        warp::test::request()
+            .method("POST")
+            .path("/api/v1/extensions")
+            .header("host", "127.0.0.1:4021")
+            .header("origin", origin)
+            .header(
+                "cookie",
+                format!("pbx_session={}", who.cookie.as_ref().unwrap()),
+            )
+            .header("x-csrf-token", who.csrf.as_ref().unwrap())
+            .body(json!({"number": "555"}).to_string())
+            .reply(&self.filter)
+            .await
+            .status()
+            .as_u16()
+    }
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_address_and_logged() {
+    let rig = rig();
+    rig.populated().await;
+    let bad = json!({"username": "Admin", "password": "wrong-password-1"});
+    for i in 0..5 {
+        let a = rig
+            .req(
+                &Who::default(),
+                "POST",
+                "/api/v1/login",
+                Some(bad.clone()),
+                "10.9.9.9",
+            )
+            .await;
+        assert_eq!(a.status, 401, "attempt {i}: {}", a.text);
+    }
+    let good = json!({"username": "Admin", "password": ADMIN_PW});
+    let a = rig
+        .req(
+            &Who::default(),
+            "POST",
+            "/api/v1/login",
+            Some(good.clone()),
+            "10.9.9.9",
+        )
+        .await;
+    assert_eq!(
+        a.status, 429,
+        "blocked even with the right password: {}",
+        a.text
+    );
+    assert!(a.headers.contains_key("retry-after"));
+    let a = rig
+        .req(
+            &Who::default(),
+            "POST",
+            "/api/v1/login",
+            Some(good),
+            "10.9.9.10",
+        )
+        .await;
+    assert_eq!(a.status, 200, "other addresses are not blocked");
+    let log = rig.cfg.store().security_log().unwrap();
+    assert!(
+        log.iter()
+            .filter(|e| e.address == "10.9.9.9" && e.event.starts_with("login failed"))
+            .count()
+            >= 5
+    );
+    assert!(log.iter().any(|e| e.event.contains("blocked")));
+    assert!(log
+        .iter()
+        .any(|e| e.address == "10.9.9.10" && e.event == "session opened"));
+    // Unknown users fail the same way and are logged too.
+    let a = rig
+        .call(
+            &Who::default(),
+            "POST",
+            "/api/v1/login",
+            Some(json!({"username": "nobody", "password": "x"})),
+        )
+        .await;
+    assert_eq!(a.status, 401);
+    assert!(rig
+        .cfg
+        .store()
+        .security_log()
+        .unwrap()
+        .iter()
+        .any(|e| e.username == "nobody"));
+}
+
+#[tokio::test]
+async fn setup_happens_once_and_refuses_weak_passwords() {
+    let rig = rig();
+    let anon = Who::default();
+    let a = rig.call(&anon, "GET", "/api/v1/extensions", None).await;
+    assert_eq!(a.status, 401);
+    let a = rig
+        .call(
+            &anon,
+            "POST",
+            "/api/v1/setup",
+            Some(json!({"password": "password"})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["field"].as_str()),
+        (400, Some("password")),
+        "{}",
+        a.text
+    );
+    let page = rig.call(&anon, "GET", "/admin", None).await;
+    assert!(page.text.contains("Create the administrator account"));
+    let a = rig
+        .call(
+            &anon,
+            "POST",
+            "/api/v1/setup",
+            Some(json!({"password": ADMIN_PW})),
+        )
+        .await;
+    assert_eq!(a.status, 201);
+    let a = rig
+        .call(
+            &anon,
+            "POST",
+            "/api/v1/setup",
+            Some(json!({"password": ADMIN_PW})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    let page = rig.call(&anon, "GET", "/admin", None).await;
+    assert!(page.text.contains("Log in") && !page.text.contains("Create the administrator"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_an_error_naming_the_field() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let cases = [
+        ("POST", "/api/v1/extensions", "{not json", 400, "body"),
+        ("POST", "/api/v1/extensions", "[1,2]", 400, "body"),
+        (
+            "POST",
+            "/api/v1/extensions",
+            r#"{"number":"12a"}"#,
+            400,
+            "number",
+        ),
+        (
+            "POST",
+            "/api/v1/extensions",
+            r#"{"number":"101"}"#,
+            409,
+            "number",
+        ),
+        (
+            "POST",
+            "/api/v1/extensions",
+            r#"{"number":"102","bogus":1}"#,
+            400,
+            "bogus",
+        ),
+        (
+            "POST",
+            "/api/v1/extensions",
+            r#"{"number":"102","call_limit":-1}"#,
+            400,
+            "call_limit",
+        ),
+        (
+            "PUT",
+            "/api/v1/extensions/101",
+            r#"{"number":"999"}"#,
+            400,
+            "number",
+        ),
+        (
+            "POST",
+            "/api/v1/extensions/101/accounts",
+            r#"{"secret":"weak"}"#,
+            400,
+            "secret",
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            r#"{"username":"x","role":"user","password":"short"}"#,
+            400,
+            "password",
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            r#"{"username":"x y","role":"user","password":"Us3r-Secret!x"}"#,
+            400,
+            "username",
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            r#"{"username":"z","role":"root","password":"Us3r-Secret!x"}"#,
+            400,
+            "role",
+        ),
+        (
+            "PUT",
+            "/api/v1/users/ursula",
+            r#"{"ring_also":["call me"]}"#,
+            400,
+            "ring_also",
+        ),
+        (
+            "PUT",
+            "/api/v1/users/Admin",
+            r#"{"role":"user"}"#,
+            409,
+            "role",
+        ),
+        (
+            "PUT",
+            "/api/v1/users/ursula",
+            r#"{"extensions":["999"]}"#,
+            400,
+            "extensions",
+        ),
+    ];
+    for (m, p, body, status, field) in cases {
+        let r = warp::test::request()
+            .method(m)
+            .path(p)
+            .header("host", "127.0.0.1:4021")
+            .header(
+                "cookie",
+                format!("pbx_session={}", admin.cookie.as_ref().unwrap()),
+            )
+            .header("x-csrf-token", admin.csrf.as_ref().unwrap())
+            .body(body)
+            .reply(&rig.filter)
+            .await;
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(r.status().as_u16(), status, "{m} {p} {body}: {v}");
+        let got = v["field"].as_str().unwrap_or("body");
+        assert!(
+            got.contains(field) || v["error"].as_str().unwrap().contains(field),
+            "{m} {p} {body}: {v}"
+        );
+    }
+    let a = rig
+        .call(&admin, "GET", "/api/v1/extensions/999", None)
+        .await;
+    assert_eq!(a.status, 404);
+    let a = rig.call(&admin, "GET", "/api/v1/nowhere", None).await;
+    assert_eq!(a.status, 404);
+    assert_eq!(
+        rig.cfg.snapshot().config.extensions.len(),
+        1,
+        "nothing half-done"
+    );
+}
+
+#[tokio::test]
+async fn pages_follow_the_roles() {
+    let rig = rig();
+    let (_, auditor, user) = rig.populated().await;
+    let page = rig.call(&auditor, "GET", "/admin/extensions", None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains("101") && !page.text.contains("Add extension"),
+        "read only"
+    );
+    let page = rig.call(&user, "GET", "/admin/extensions", None).await;
+    assert_eq!(page.status, 403);
+    let page = rig.call(&user, "GET", "/", None).await;
+    assert!(page.text.contains("Extension 101"), "{}", page.text);
+    // A form post without the token changes nothing.
+    let r = warp::test::request()
+        .method("POST")
+        .path("/ringing")
+        .header("host", "127.0.0.1:4021")
+        .header(
+            "cookie",
+            format!("pbx_session={}", user.cookie.as_ref().unwrap()),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("ring_also=123")
+        .reply(&rig.filter)
+        .await;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = warp::test::request()
+        .method("POST")
+        .path("/ringing")
+        .header("host", "127.0.0.1:4021")
+        .header(
+            "cookie",
+            format!("pbx_session={}", user.cookie.as_ref().unwrap()),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={}&ring_also=0602111111",
+            user.csrf.as_ref().unwrap()
+        ))
+        .reply(&rig.filter)
+        .await;
+    assert_eq!(r.status().as_u16(), 200);
+    let u = rig
+        .cfg
+        .snapshot()
+        .config
+        .users
+        .iter()
+        .find(|u| u.username == "ursula")
+        .unwrap()
+        .clone();
+    assert_eq!(u.ring_also, vec!["0602111111"]);
+    // Dial plan CSV in Kerio's layout.
+    let csv = rig.call(&auditor, "GET", "/admin/dialplan.csv", None).await;
+    assert!(
+        csv.text
+            .starts_with("Extension Number,Type ID,Description\r\n101,1,Ann"),
+        "{}",
+        csv.text
+    );
+}
