@@ -77,6 +77,33 @@ pub struct Pbxd {
     pub sip: SocketAddr,
     pub log: PathBuf,
     pub rtp: (u16, u16),
+    /// The HTTPS web admin (on loopback unless the test chose otherwise).
+    pub web: SocketAddr,
+}
+
+/// An HTTP answer as curl saw it.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The body as JSON (Null when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// A response header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
 }
 
 impl Pbxd {
@@ -89,6 +116,16 @@ impl Pbxd {
     /// Starts pbxd with a given data directory, port and extra arguments.
     pub fn start_in(data: tempfile::TempDir, port: u16, extra: &[&str]) -> Pbxd {
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let web: SocketAddr = match extra.iter().position(|a| *a == "--web") {
+            Some(i) => extra[i + 1].parse().unwrap(),
+            None => format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        };
+        let web_arg = web.to_string();
+        let web_args: Vec<&str> = if extra.contains(&"--web") {
+            vec![]
+        } else {
+            vec!["--web", &web_arg]
+        };
         let rtp = rtp_range();
         let log = data.path().join("pbxd.log");
         let logf = std::fs::OpenOptions::new()
@@ -105,6 +142,7 @@ impl Pbxd {
                 "--rtp-ports",
                 &format!("{}-{}", rtp.0, rtp.1),
             ])
+            .args(&web_args)
             .args(extra)
             .env("RUST_LOG", "info,pbx=debug,sled=warn")
             .stdin(Stdio::null())
@@ -118,6 +156,7 @@ impl Pbxd {
             sip,
             log,
             rtp,
+            web,
         };
         let ready = wait_until(Duration::from_secs(20), || {
             d.ctl(&["status"]).status.success()
@@ -125,6 +164,67 @@ impl Pbxd {
         assert!(ready, "pbxd did not become ready:\n{}", d.log_text());
         let _ = d.child.try_wait();
         d
+    }
+
+    /// An HTTPS request to the web admin with curl, trusting the box's own certificate
+    /// (so the name check is real). `headers` are `Name: value` lines.
+    pub fn https(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[&str],
+    ) -> HttpAnswer {
+        let cert = self.data.path().join("web/cert.pem");
+        let hdr = tempfile::NamedTempFile::new().unwrap();
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "20", "-X", method, "--cacert"])
+            .arg(&cert)
+            .arg("-D")
+            .arg(hdr.path())
+            .args(["-w", "\n%{http_code}"]);
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        c.arg(format!("https://{}{path}", self.web));
+        let out = c.output().expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "curl {method} {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        HttpAnswer {
+            status: code.trim().parse().unwrap_or(0),
+            headers: std::fs::read_to_string(hdr.path()).unwrap_or_default(),
+            body: body.to_string(),
+        }
+    }
+
+    /// Creates the administrator (first run) and logs in; returns the headers a
+    /// state-changing request needs (cookie and CSRF token).
+    pub fn admin_session(&self, password: &str) -> Vec<String> {
+        let body = serde_json::json!({"password": password}).to_string();
+        let a = self.https("POST", "/api/v1/setup", Some(&body), &[]);
+        assert!(a.status == 201 || a.status == 409, "setup: {a:?}");
+        self.login("Admin", password)
+    }
+
+    /// Logs in; returns the cookie and CSRF headers.
+    pub fn login(&self, user: &str, password: &str) -> Vec<String> {
+        let body = serde_json::json!({"username": user, "password": password}).to_string();
+        let a = self.https("POST", "/api/v1/login", Some(&body), &[]);
+        assert_eq!(a.status, 200, "login as {user}: {a:?}");
+        let cookie = a.header("set-cookie").expect("a session cookie");
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        vec![
+            format!("Cookie: {cookie}"),
+            format!("X-CSRF-Token: {}", a.json()["csrf_token"].as_str().unwrap()),
+        ]
     }
 
     /// Runs pbxctl against this daemon.

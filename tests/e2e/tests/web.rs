@@ -1,0 +1,360 @@
+//! The web admin over real HTTPS against pbxd: the certificate, TLS versions, the
+//! redirect, the recovery path, a real call watched and hung up through the API,
+//! schemathesis against the OpenAPI document and Chromium driven by playwright-core.
+
+use e2e::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const PW: &str = "Adm1n-Secret!";
+const T: Duration = Duration::from_secs(15);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn curl_tls(pbx: &Pbxd, flags: &[&str]) -> bool {
+    Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--max-time", "10", "--cacert"])
+        .arg(pbx.data.path().join("web/cert.pem"))
+        .args(flags)
+        .arg(format!("https://{}/admin", pbx.web))
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn https_certificate_tls_versions_and_redirect() {
+    let redirect = format!("127.0.0.1:{}", free_port());
+    let pbx = Pbxd::start_in(
+        tempfile::tempdir().unwrap(),
+        free_port(),
+        &["--web-redirect", &redirect],
+    );
+    // The certificate names 127.0.0.1: curl verifies it against the box's own cert.
+    let page = pbx.https("GET", "/admin", None, &[]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Create the administrator account"));
+    assert!(curl_tls(&pbx, &["--tlsv1.3"]), "TLS 1.3");
+    assert!(
+        curl_tls(&pbx, &["--tlsv1.2", "--tls-max", "1.2"]),
+        "TLS 1.2"
+    );
+    assert!(
+        !curl_tls(&pbx, &["--tlsv1.0", "--tls-max", "1.1"]),
+        "TLS 1.1 must be refused"
+    );
+    // Plain HTTP is redirected to HTTPS on the web port, path kept.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+        ])
+        .arg(format!("http://{redirect}/admin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        text,
+        format!("301 https://127.0.0.1:{}/admin", pbx.web.port())
+    );
+
+    // The certificate is made once and survives a restart, and so does the admin.
+    let cert = std::fs::read(pbx.data.path().join("web/cert.pem")).unwrap();
+    pbx.admin_session(PW);
+    let web = pbx.web.to_string();
+    let data = pbx.stop();
+    let pbx = Pbxd::start_in(data, free_port(), &["--web", &web]);
+    assert_eq!(
+        std::fs::read(pbx.data.path().join("web/cert.pem")).unwrap(),
+        cert
+    );
+    let h = pbx.login("Admin", PW);
+    let hr: Vec<&str> = h.iter().map(String::as_str).collect();
+    let health = pbx.https("GET", "/api/v1/status/health", None, &hr);
+    assert_eq!(health.status, 200);
+    assert!(health.json()["memory"]["total_bytes"].as_u64().unwrap() > 0);
+    assert!(health.json()["disk"]["free_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn pbxctl_resets_the_administrator_password_running_or_stopped() {
+    let pbx = Pbxd::start();
+    pbx.admin_session(PW);
+    let reset = |pbx_dir: &std::path::Path, pw: &str| {
+        use std::io::Write;
+        let mut c = Command::new(bin_dir().join("pbxctl"))
+            .arg("--data-dir")
+            .arg(pbx_dir)
+            .arg("admin-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{pw}\n").as_bytes())
+            .unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let weak = reset(pbx.data.path(), "admin");
+    assert_eq!(weak.status.code(), Some(1), "weak passwords are refused");
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("too weak"));
+    let out = reset(pbx.data.path(), "N3w-Admin-Pass");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pbx.login("Admin", "N3w-Admin-Pass");
+    let bad = pbx.https(
+        "POST",
+        "/api/v1/login",
+        Some(&json!({"username": "Admin", "password": PW}).to_string()),
+        &[],
+    );
+    assert_eq!(bad.status, 401, "the old password no longer works");
+    // With pbxd stopped the store is changed directly (the console's case).
+    let data = pbx.stop();
+    let out = reset(data.path(), "Th1rd-Admin-Pass");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pbx = Pbxd::start_in(data, free_port(), &[]);
+    pbx.login("Admin", "Th1rd-Admin-Pass");
+    let log = pbx.https(
+        "GET",
+        "/api/v1/logs/config",
+        None,
+        &pbx.login("Admin", "Th1rd-Admin-Pass")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        log.body.contains("reset the administrator password"),
+        "{}",
+        log.body
+    );
+}
+
+fn phone(pbx: &Pbxd, user: &str, password: &str, auto_answer: bool) -> Phone {
+    let p = Phone::start(
+        pbx,
+        PhoneSpec {
+            user,
+            password,
+            tone: 440,
+            auto_answer,
+            codecs: "PCMU",
+        },
+    );
+    assert!(
+        wait_until(T, || pbx
+            .ctl_ok(&["registrations"])
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(user))),
+        "{user} did not register:\n{}",
+        p.log()
+    );
+    p
+}
+
+#[test]
+fn a_call_is_watched_and_hung_up_from_the_api() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    // Extensions and accounts made through the API, as an admin would in the pages.
+    let mut secrets = Vec::new();
+    for n in ["201", "202"] {
+        let a = pbx.https(
+            "POST",
+            "/api/v1/extensions",
+            Some(&json!({"number": n, "first_name": format!("Phone {n}")}).to_string()),
+            &h,
+        );
+        assert_eq!(a.status, 201, "{a:?}");
+        let a = pbx.https(
+            "POST",
+            &format!("/api/v1/extensions/{n}/accounts"),
+            Some("{}"),
+            &h,
+        );
+        assert_eq!(a.status, 201, "{a:?}");
+        secrets.push(a.json()["secret"].as_str().unwrap().to_string());
+    }
+    let mut a = phone(&pbx, "201", &secrets[0], false);
+    let b = phone(&pbx, "202", &secrets[1], true);
+    let regs = pbx
+        .https("GET", "/api/v1/status/registrations", None, &h)
+        .json();
+    assert_eq!(regs.as_array().unwrap().len(), 2, "{regs}");
+    a.command("dial", &format!("sip:202@{}", pbx.sip));
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        b.events()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    let calls = pbx.https("GET", "/api/v1/status/calls", None, &h).json();
+    let call = &calls.as_array().unwrap()[0];
+    assert_eq!(
+        (
+            call["caller"].as_str(),
+            call["callee"].as_str(),
+            call["state"].as_str()
+        ),
+        (Some("201"), Some("202"), Some("answered"))
+    );
+    // The status page lists it with a hang-up button.
+    let page = pbx.https("GET", "/admin/status", None, &h);
+    assert!(
+        page.body.contains("Hang up") && page.body.contains("202"),
+        "{}",
+        page.body
+    );
+    let id = call["id"].as_u64().unwrap();
+    let r = pbx.https("DELETE", &format!("/api/v1/status/calls/{id}"), None, &h);
+    assert_eq!(r.status, 204, "{r:?}");
+    assert!(
+        a.wait_event("CALL_CLOSED", T).is_some(),
+        "caller hung up: {:?}",
+        a.events()
+    );
+    assert!(
+        b.wait_event("CALL_CLOSED", T).is_some(),
+        "callee hung up: {:?}",
+        b.events()
+    );
+    assert!(pbx
+        .https("GET", "/api/v1/status/calls", None, &h)
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let r = pbx.https("DELETE", &format!("/api/v1/status/calls/{id}"), None, &h);
+    assert_eq!(r.status, 404);
+}
+
+/// Python tools live in a virtualenv that scripts/test makes.
+fn schemathesis() -> PathBuf {
+    std::env::var_os("SCHEMATHESIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/pyenv/bin/schemathesis"))
+}
+
+#[test]
+fn schemathesis_finds_no_server_errors() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    // Something to read and change.
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "101",
+        "--name",
+        "Ann Example",
+        "--password",
+        "Str0ng-Secret-101",
+    ]);
+    let url = format!("https://{}/api/v1/openapi.json", pbx.web);
+    let mut c = Command::new(schemathesis());
+    c.args([
+        "run",
+        &url,
+        "--checks",
+        "not_a_server_error",
+        "--tls-verify",
+        "false",
+    ])
+    .args([
+        "--max-examples",
+        "25",
+        "--seed",
+        "4021",
+        "--exclude-path",
+        "/logout",
+        "--exclude-path",
+        "/setup",
+        "--exclude-path",
+        "/login",
+    ])
+    .args(["--request-timeout", "10"]);
+    for x in &h {
+        c.args(["-H", x]);
+    }
+    let out = c.output().unwrap_or_else(|e| {
+        panic!(
+            "run schemathesis ({}): {e}; scripts/test installs it",
+            schemathesis().display()
+        )
+    });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\npbxd log:\n{}",
+        pbx.log_text()
+    );
+    assert!(pbx.ctl(&["status"]).status.success(), "pbxd survived");
+    // It really exercised the API: the operations ran and the admin's writes landed.
+    assert!(text.contains("/extensions"), "{text}");
+}
+
+#[test]
+fn chromium_first_run_extensions_dial_plan_and_auditor() {
+    let pbx = Pbxd::start();
+    let dir = repo().join("tests/web");
+    let artifacts = repo().join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let out = Command::new("node")
+        .arg(dir.join("browser.mjs"))
+        .env("BASE_URL", format!("https://{}", pbx.web))
+        .env("ARTIFACTS", &artifacts)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .current_dir(&dir)
+        .output()
+        .expect("run node (scripts/test installs playwright-core)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{text}\npbxd log:\n{}",
+        pbx.log_text()
+    );
+    assert!(text.contains("browser test passed"), "{text}");
+    assert!(artifacts.join("extensions.png").exists());
+    // What the browser did is really in the configuration.
+    let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    assert!(cfg["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["number"] == "101"));
+    assert!(cfg["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "audrey" && u["role"] == "auditor"));
+}

@@ -1,0 +1,116 @@
+// Chromium (Debian's) driven by playwright-core through the admin as a newcomer would:
+// first-run account, login, a user, extension 101 in the list and the dial plan, log
+// out; then an auditor who sees but cannot change. Run by tests/e2e/tests/web.rs.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const base = process.env.BASE_URL;
+const artifacts = process.env.ARTIFACTS || ".";
+const ADMIN_PW = "Adm1n-Browser!";
+const AUDITOR_PW = "Aud1tor-Browser!";
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  // First run: create the administrator account.
+  await page.goto(`${base}/admin`);
+  await page.getByRole("heading", { name: "Create the administrator account" }).waitFor();
+  assert.equal(await page.inputValue("input[name=username]"), "Admin");
+  await page.fill("input[name=password]", "weak");
+  await page.fill("input[name=confirm]", "weak");
+  await page.click("button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.textContent("p.error"), /too weak/);
+  await page.fill("input[name=password]", ADMIN_PW);
+  await page.fill("input[name=confirm]", ADMIN_PW);
+  await page.click("button[type=submit]");
+
+  // Login.
+  await page.getByRole("heading", { name: "Administration" }).waitFor();
+  await page.fill("input[name=username]", "Admin");
+  await page.fill("input[name=password]", ADMIN_PW);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+
+  // An auditor.
+  await page.click("nav >> text=Users");
+  await page.click("summary:has-text('Add user')");
+  await page.fill("form[action='/admin/users'] input[name=username]", "audrey");
+  await page.fill("form[action='/admin/users'] input[name=full_name]", "Audrey Auditor");
+  await page.fill("form[action='/admin/users'] input[name=password]", AUDITOR_PW);
+  await page.fill("form[action='/admin/users'] input[name=confirm]", AUDITOR_PW);
+  await page.selectOption("form[action='/admin/users'] select[name=role]", "auditor");
+  await page.click("form[action='/admin/users'] button[type=submit]");
+  await page.locator("p.done").waitFor();
+
+  // Extension 101: the dialog proposes the number and a hidden strong password.
+  await page.click("nav >> text=Extensions");
+  await page.click("summary:has-text('Add extension')");
+  assert.equal(await page.inputValue("#add-extension input[name=number]"), "101");
+  const secret = page.locator("#new-secret");
+  assert.equal(await secret.getAttribute("type"), "password");
+  assert.ok((await secret.inputValue()).length >= 16);
+  await page.click("#add-extension button.reveal");
+  assert.equal(await secret.getAttribute("type"), "text");
+  await page.fill("#add-extension input[name=first_name]", "Winston");
+  await page.fill("#add-extension input[name=last_name]", "Smith");
+  await page.click("#add-extension button[type=submit]");
+  await page.locator("p.done").waitFor();
+  const row = page.locator("#extensions tbody tr", { hasText: "101" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /Winston Smith/);
+  await page.screenshot({ path: `${artifacts}/extensions.png`, fullPage: true });
+
+  // The dial plan lists it, and exports Kerio's CSV.
+  await page.click("nav >> text=Dial plan");
+  const dp = page.locator("#dialplan tbody tr", { hasText: "101" });
+  await dp.waitFor();
+  assert.match(await dp.textContent(), /extension.*Winston Smith/);
+  const csv = await page.evaluate(async () => (await fetch("/admin/dialplan.csv")).text());
+  assert.match(csv, /^Extension Number,Type ID,Description\r\n101,1,Winston Smith/);
+
+  // On a phone screen nothing runs off the side.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click("nav >> text=Extensions");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // Log out.
+  await page.click("form.logout button");
+  await page.getByRole("heading", { name: "Administration" }).waitFor();
+  assert.equal(await page.locator("input[name=password]").count(), 1);
+
+  // The auditor sees everything but cannot change it.
+  await page.fill("input[name=username]", "audrey");
+  await page.fill("input[name=password]", AUDITOR_PW);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+  await page.click("nav >> text=Extensions");
+  await page.locator("#extensions tbody tr", { hasText: "101" }).waitFor();
+  assert.equal(await page.locator("summary:has-text('Add extension')").count(), 0);
+  await page.click("#extensions >> text=101");
+  assert.equal(await page.locator("fieldset[disabled]").count() > 0, true);
+  assert.equal(await page.locator("button:has-text('Save')").count(), 0);
+  assert.equal(await page.locator("button:has-text('Remove')").count(), 0);
+  const status = await page.evaluate(async () => {
+    const s = await (await fetch("/api/v1/session")).json();
+    const r = await fetch("/api/v1/extensions/101", {
+      method: "DELETE", headers: { "X-CSRF-Token": s.csrf_token },
+    });
+    return r.status;
+  });
+  assert.equal(status, 403, "auditor DELETE must be refused");
+  await page.click("form.logout button");
+  console.log("browser test passed");
+} finally {
+  clearTimeout(timer);
+  await browser.close();
+}
