@@ -603,6 +603,26 @@ impl Config {
         }
     }
 
+    /// Removes an extension with its SIP accounts, its owners' references to it and
+    /// caller IDs that present it; false when there is no such extension.
+    pub fn remove_extension(&mut self, number: &str) -> bool {
+        let before = self.extensions.len();
+        self.extensions.retain(|e| e.number != number);
+        if self.extensions.len() == before {
+            return false;
+        }
+        self.accounts.retain(|a| a.extension != number);
+        for u in &mut self.users {
+            u.extensions.retain(|n| n != number);
+        }
+        for e in &mut self.extensions {
+            if matches!(&e.caller_id, CallerIdPresentation::Present(n) if n == number) {
+                e.caller_id = CallerIdPresentation::Show;
+            }
+        }
+        true
+    }
+
     /// Parses a document and validates it as a whole.
     pub fn from_json(text: &str) -> Result<Config, ValidationError> {
         let cfg: Config = serde_json::from_str(text).map_err(|e| {
@@ -740,6 +760,42 @@ mod tests {
         assert_eq!(e.0[0].field, "format");
         let e = Config::from_json(r#"{"format":"pbx-config","version":1,"bogus":[]}"#).unwrap_err();
         assert!(e.0[0].message.contains("bogus"));
+    }
+
+    #[test]
+    fn removing_an_extension_leaves_no_dangling_reference() {
+        let mut c = sample();
+        c.extensions[1].caller_id = CallerIdPresentation::Present("101".into());
+        let mut u = User::new("ann", Role::User);
+        u.extensions = vec!["101".into(), "102".into()];
+        c.users.push(u);
+        assert!(c.remove_extension("101"));
+        assert!(!c.remove_extension("101"));
+        assert!(c.accounts.is_empty());
+        assert_eq!(c.users[0].extensions, vec!["102"]);
+        assert_eq!(c.extensions[0].caller_id, CallerIdPresentation::Show);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn users_are_validated() {
+        let mut c = sample();
+        let mut a = User::new("ann", Role::User);
+        a.extensions = vec!["101".into()];
+        a.ring_also = vec!["+420602111111".into(), "call me".into()];
+        let mut b = User::new("ANN", Role::Auditor);
+        b.extensions = vec!["101".into()];
+        b.password_hash = "plaintext".into();
+        c.users = vec![a, b];
+        let errs = c.validate().unwrap_err().0;
+        let has = |ent: &str, field: &str| errs.iter().any(|e| e.entity == ent && e.field == field);
+        assert!(has("user ann", "ring_also"), "{errs:?}");
+        assert!(
+            has("user ANN", "username"),
+            "names are unique ignoring case"
+        );
+        assert!(has("user ANN", "extensions"), "an extension has one owner");
+        assert!(has("user ANN", "password_hash"));
     }
 
     #[test]

@@ -105,10 +105,9 @@ fn str_arg<'a>(body: &'a Value, name: &str) -> Result<&'a str, Value> {
 }
 
 /// Validates and commits a change; the configurator publishes the new snapshot, and the
-/// core takes it before it handles anything else.
+/// core loop takes it before it handles anything else.
 fn change(
     state: &mut State,
-    core: &mut Pbx,
     what: &str,
     f: impl FnOnce(&mut Config) -> Result<(), String>,
 ) -> Value {
@@ -117,7 +116,6 @@ fn change(
     });
     match r {
         Ok((rev, ())) => {
-            core.set_snapshot(state.cfg.snapshot());
             tracing::info!(revision = rev, "configuration changed: {what}");
             ok(json!({"revision": rev}))
         }
@@ -158,7 +156,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                     .get("password")
                     .and_then(Value::as_str)
                     .map(str::to_string);
-                change(state, core, &format!("add extension {number}"), |c| {
+                change(state, &format!("add extension {number}"), |c| {
                     if c.extensions.iter().any(|e| e.number == number) {
                         return Err(format!("extension {number}: number: already exists"));
                     }
@@ -178,22 +176,12 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
             }
             "extension_remove" => {
                 let number = str_arg(&body, "number")?.to_string();
-                change(state, core, &format!("remove extension {number}"), |c| {
-                    let before = c.extensions.len();
-                    c.extensions.retain(|e| e.number != number);
-                    if c.extensions.len() == before {
-                        return Err(format!("extension {number} does not exist"));
+                change(state, &format!("remove extension {number}"), |c| {
+                    if c.remove_extension(&number) {
+                        Ok(())
+                    } else {
+                        Err(format!("extension {number} does not exist"))
                     }
-                    c.accounts.retain(|a| a.extension != number);
-                    for u in &mut c.users {
-                        u.extensions.retain(|n| *n != number);
-                    }
-                    for e in &mut c.extensions {
-                        if e.caller_id == config::CallerIdPresentation::Present(number.clone()) {
-                            e.caller_id = config::CallerIdPresentation::Show;
-                        }
-                    }
-                    Ok(())
                 })
             }
             "extension_list" => {
@@ -223,7 +211,6 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 };
                 let r = change(
                     state,
-                    core,
                     &format!("add account {username} to extension {extension}"),
                     |c| {
                         if c.accounts.iter().any(|a| a.username == username) {
@@ -255,7 +242,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                         )
                     }
                 };
-                change(state, core, "import configuration", |c| {
+                change(state, "import configuration", |c| {
                     *c = cfg;
                     Ok(())
                 })
@@ -263,10 +250,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
             "admin_password" => {
                 let password = str_arg(&body, "password")?;
                 match web::reset_admin_password(&state.cfg, "pbxctl", password) {
-                    Ok(rev) => {
-                        core.set_snapshot(state.cfg.snapshot());
-                        ok(json!({"revision": rev, "username": "Admin"}))
-                    }
+                    Ok(rev) => ok(json!({"revision": rev, "username": "Admin"})),
                     Err(e) => fail(&e),
                 }
             }

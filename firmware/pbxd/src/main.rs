@@ -75,6 +75,13 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
     Ok((a, b))
 }
 
+/// Puts the newest published configuration in force.
+fn take_snapshot(rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>, core: &mut Pbx) {
+    let snap = rx.borrow_and_update().clone();
+    tracing::info!(revision = snap.revision, "configuration in force");
+    core.set_snapshot(snap);
+}
+
 /// A request from the control socket with its reply channel.
 pub struct ControlRequest {
     pub body: serde_json::Value,
@@ -182,6 +189,12 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let mut persist = tokio::time::interval(Duration::from_secs(30));
     persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A configuration committed by the web or the control socket is in force before
+        // the core handles anything that came after it (a phone registering to a new
+        // account, say); the `changed()` branch below covers an idle loop.
+        if snapshots.has_changed().unwrap_or(false) {
+            take_snapshot(&mut snapshots, &mut core);
+        }
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
             m = incoming.recv() => {
@@ -210,11 +223,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                 }
             }
-            Ok(()) = snapshots.changed() => {
-                let snap = snapshots.borrow_and_update().clone();
-                tracing::info!(revision = snap.revision, "configuration in force");
-                core.set_snapshot(snap);
-            }
+            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core),
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, r.body);

@@ -220,7 +220,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
         }
         (&Method::POST, ["extensions"]) => {
             need_admin_write(&c)?;
-            let e = ops::create_extension(app, &who, ops::object(&req.body)?).await?;
+            let e = ops::create_extension(app, &who, ops::object(&req.body)?, None, None).await?;
             created(ops::extension_json(&e, true))
         }
         (&Method::GET, ["extensions", n]) => {

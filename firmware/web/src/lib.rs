@@ -405,6 +405,25 @@ pub async fn handle(app: Arc<App>, req: Req) -> Response {
 #[derive(Debug, Clone, Copy)]
 struct ClientAddr(SocketAddr);
 
+#[derive(Debug)]
+struct TooLarge;
+impl warp::reject::Reject for TooLarge {}
+
+/// Refuses a declared body over [`MAX_BODY`] before reading it, so the client gets the
+/// 413 instead of a reset in the middle of its upload (and no `100 Continue`). Chunked
+/// bodies are cut off at the limit while they are read.
+fn declared_length_ok() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(|len: Option<u64>| async move {
+            if len.is_some_and(|l| l > MAX_BODY as u64) {
+                Err(warp::reject::custom(TooLarge))
+            } else {
+                Ok(())
+            }
+        })
+        .untuple_one()
+}
+
 /// The whole site as one warp filter (also what the tests drive).
 pub fn routes(
     app: Arc<App>,
@@ -424,6 +443,7 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
+        .and(declared_length_ok())
         .and(warp::body::bytes())
         .and(addr)
         .then(
@@ -538,13 +558,9 @@ pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) 
 }
 
 fn strip_port(h: &str) -> &str {
-    if let Some(rest) = h.strip_prefix('[') {
-        // [v6]:port
-        return rest
-            .split(']')
-            .next()
-            .map(|_| &h[..h.find(']').map_or(h.len(), |i| i + 1)])
-            .unwrap_or(h);
+    if h.starts_with('[') {
+        // [v6] or [v6]:port
+        return h.find(']').map_or(h, |i| &h[..=i]);
     }
     h.rsplit_once(':').map_or(h, |(a, _)| a)
 }
@@ -568,23 +584,7 @@ pub fn reset_admin_password(
     }
     let hash = auth::hash_password(password);
     cfg.change(who, "reset the administrator password", unix_now(), |c| {
-        match c
-            .users
-            .iter_mut()
-            .find(|u| u.username.eq_ignore_ascii_case(ops::ADMIN))
-        {
-            Some(u) => {
-                u.role = config::Role::Administrator;
-                u.enabled = true;
-                u.password_hash = hash;
-            }
-            None => {
-                let mut u = config::User::new(ops::ADMIN, config::Role::Administrator);
-                u.full_name = "Administrator".into();
-                u.password_hash = hash;
-                c.users.push(u);
-            }
-        }
+        ops::set_admin(c, hash);
         Ok(())
     })
     .map(|(rev, ())| rev)

@@ -99,27 +99,33 @@ pub(crate) async fn setup(app: &Arc<App>, password: &str) -> Result<(), ApiError
                     "the administrator account already exists",
                 ));
             }
-            match c
-                .users
-                .iter_mut()
-                .find(|u| u.username.eq_ignore_ascii_case(ADMIN))
-            {
-                Some(u) => {
-                    u.role = Role::Administrator;
-                    u.enabled = true;
-                    u.password_hash = h;
-                }
-                None => {
-                    let mut u = User::new(ADMIN, Role::Administrator);
-                    u.full_name = "Administrator".into();
-                    u.password_hash = h;
-                    c.users.push(u);
-                }
-            }
+            set_admin(c, h);
             Ok(())
         },
     )
     .await
+}
+
+/// Gives `Admin` this password hash, creating the user or making it an enabled
+/// administrator again (first-run setup and the console's recovery path).
+pub(crate) fn set_admin(c: &mut Config, hash: String) {
+    match c
+        .users
+        .iter_mut()
+        .find(|u| u.username.eq_ignore_ascii_case(ADMIN))
+    {
+        Some(u) => {
+            u.role = Role::Administrator;
+            u.enabled = true;
+            u.password_hash = hash;
+        }
+        None => {
+            let mut u = User::new(ADMIN, Role::Administrator);
+            u.full_name = "Administrator".into();
+            u.password_hash = hash;
+            c.users.push(u);
+        }
+    }
 }
 
 /// Proposes the next free extension number: one above the highest of the most common
@@ -196,10 +202,14 @@ fn extension_from(
     parse(Value::Object(m))
 }
 
+/// Adds an extension; the add dialog can also give it a first SIP account named like
+/// the number (with this secret) and assign it to a user.
 pub(crate) async fn create_extension(
     app: &Arc<App>,
     who: &str,
     m: serde_json::Map<String, Value>,
+    account_secret: Option<String>,
+    owner: Option<String>,
 ) -> Result<Extension, ApiError> {
     let e = extension_from(m, None)?;
     let out = e.clone();
@@ -208,13 +218,33 @@ pub(crate) async fn create_extension(
         who,
         format!("added extension {}", e.number),
         move |c| {
-            if c.extensions.iter().any(|x| x.number == e.number) {
+            let n = e.number.clone();
+            if c.extensions.iter().any(|x| x.number == n) {
                 return Err(ChangeError::conflict(
                     "number",
-                    format!("extension {} already exists", e.number),
+                    format!("extension {n} already exists"),
                 ));
             }
             c.extensions.push(e);
+            if let Some(secret) = account_secret {
+                if c.accounts.iter().any(|a| a.username == n) {
+                    return Err(ChangeError::conflict(
+                        "number",
+                        format!("SIP account {n} already exists"),
+                    ));
+                }
+                c.accounts.push(SipAccount::new(&n, &secret, &n));
+            }
+            if let Some(owner) = owner {
+                let u = c
+                    .users
+                    .iter_mut()
+                    .find(|u| u.username == owner)
+                    .ok_or_else(|| {
+                        ChangeError::field("owner", format!("user {owner} does not exist"))
+                    })?;
+                u.extensions.push(n);
+            }
             Ok(())
         },
     )

@@ -54,6 +54,14 @@ impl From<ApiError> for Note {
     }
 }
 
+/// A form's result as the note on the page it returns to, with the status to send.
+fn outcome<T>(r: Result<T, ApiError>, done: impl FnOnce(T) -> String) -> (Note, StatusCode) {
+    match r {
+        Ok(t) => (Note::Done(done(t)), StatusCode::OK),
+        Err(e) => (e.into(), StatusCode::BAD_REQUEST),
+    }
+}
+
 fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -163,6 +171,13 @@ fn read_file(path: &str) -> String {
 
 /// CPU, memory, disk, uptime and version, as `GET /api/v1/status/health` answers.
 pub(crate) async fn health(app: &Arc<App>) -> Value {
+    let regs = app.ask(crate::CoreRequest::Registrations).await;
+    let calls = app.ask(crate::CoreRequest::Calls).await;
+    health_of(app, regs.as_ref(), calls.as_ref())
+}
+
+/// The health figures with the registrations and calls already fetched.
+fn health_of(app: &Arc<App>, regs: Option<&Value>, calls: Option<&Value>) -> Value {
     let load: Vec<f64> = read_file("/proc/loadavg")
         .split_whitespace()
         .take(3)
@@ -204,8 +219,6 @@ pub(crate) async fn health(app: &Arc<App>) -> Value {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let regs = app.ask(crate::CoreRequest::Registrations).await;
-    let calls = app.ask(crate::CoreRequest::Calls).await;
     let snap = app.cfg.snapshot();
     json!({
         "version": app.settings.version,
@@ -217,8 +230,8 @@ pub(crate) async fn health(app: &Arc<App>) -> Value {
         "disk": {"path": app.settings.data_dir.display().to_string(), "total_bytes": disk_total, "free_bytes": disk_free},
         "extensions": snap.config.extensions.len(),
         "users": snap.config.users.len(),
-        "registrations": regs.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
-        "calls": calls.as_ref().and_then(Value::as_array).map_or(0, Vec::len),
+        "registrations": regs.and_then(Value::as_array).map_or(0, Vec::len),
+        "calls": calls.and_then(Value::as_array).map_or(0, Vec::len),
         "revision": snap.revision,
         "warnings": warnings(&snap.config),
     })
@@ -374,100 +387,54 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         (true, []) => dashboard(app, &c).await,
         (true, ["users"]) => users_page(app, &c, Note::None, StatusCode::OK),
         (false, ["users"]) => {
-            let r = match user_input(&form, true) {
-                Ok(i) => ops::create_user(app, &who, i).await.map(|u| u.username),
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(u) => users_page(
-                    app,
-                    &c,
-                    Note::Done(format!("User {u} added.")),
-                    StatusCode::OK,
-                ),
-                Err(e) => users_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = async { ops::create_user(app, &who, user_input(&form, true)?).await }.await;
+            let (note, st) = outcome(r, |u| format!("User {} added.", u.username));
+            users_page(app, &c, note, st)
         }
         (true, ["users", u]) => user_page(app, &c, u, Note::None, StatusCode::OK),
         (false, ["users", u]) => {
-            let r = match user_input(&form, false) {
-                Ok(i) => ops::update_user(app, &who, u, i).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(()) => user_page(app, &c, u, Note::Done("Saved.".into()), StatusCode::OK),
-                Err(e) => user_page(app, &c, u, e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = async { ops::update_user(app, &who, u, user_input(&form, false)?).await }.await;
+            let (note, st) = outcome(r, |_| "Saved.".into());
+            user_page(app, &c, u, note, st)
         }
-        (false, ["users", u, "delete"]) => match ops::delete_user(app, &who, u).await {
-            Ok(()) => users_page(
-                app,
-                &c,
-                Note::Done(format!("User {u} removed.")),
-                StatusCode::OK,
-            ),
-            Err(e) => users_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
-        },
+        (false, ["users", u, "delete"]) => {
+            let r = ops::delete_user(app, &who, u).await;
+            let (note, st) = outcome(r, |()| format!("User {u} removed."));
+            users_page(app, &c, note, st)
+        }
         (true, ["extensions"]) => extensions_page(app, &c, Note::None, StatusCode::OK),
-        (false, ["extensions"]) => match add_extension(app, &who, &form).await {
-            Ok(n) => extensions_page(
-                app,
-                &c,
-                Note::Done(format!("Extension {n} added.")),
-                StatusCode::OK,
-            ),
-            Err(e) => extensions_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
-        },
+        (false, ["extensions"]) => {
+            let r = add_extension(app, &who, &form).await;
+            let (note, st) = outcome(r, |n| format!("Extension {n} added."));
+            extensions_page(app, &c, note, st)
+        }
         (true, ["extensions", n]) => extension_page(app, &c, n, Note::None, StatusCode::OK),
         (false, ["extensions", n]) => {
-            let r = match extension_form(&form, n) {
-                Ok(m) => ops::update_extension(app, &who, n, m).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match r {
-                Ok(()) => extension_page(app, &c, n, Note::Done("Saved.".into()), StatusCode::OK),
-                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = async { ops::update_extension(app, &who, n, extension_form(&form, n)?).await }
+                .await;
+            let (note, st) = outcome(r, |_| "Saved.".into());
+            extension_page(app, &c, n, note, st)
         }
-        (false, ["extensions", n, "delete"]) => match ops::delete_extension(app, &who, n).await {
-            Ok(()) => extensions_page(
-                app,
-                &c,
-                Note::Done(format!("Extension {n} removed.")),
-                StatusCode::OK,
-            ),
-            Err(e) => extensions_page(app, &c, e.into(), StatusCode::BAD_REQUEST),
-        },
+        (false, ["extensions", n, "delete"]) => {
+            let r = ops::delete_extension(app, &who, n).await;
+            let (note, st) = outcome(r, |()| format!("Extension {n} removed."));
+            extensions_page(app, &c, note, st)
+        }
         (false, ["extensions", n, "accounts"]) => {
             let mut m = Map::new();
-            if let Some(u) = field(&form, "username").filter(|u| !u.is_empty()) {
-                m.insert("username".into(), json!(u));
+            for k in ["username", "secret"] {
+                if let Some(v) = field(&form, k).filter(|v| !v.is_empty()) {
+                    m.insert(k.into(), json!(v));
+                }
             }
-            if let Some(s) = field(&form, "secret").filter(|s| !s.is_empty()) {
-                m.insert("secret".into(), json!(s));
-            }
-            match ops::create_account(app, &who, n, m).await {
-                Ok(a) => extension_page(
-                    app,
-                    &c,
-                    n,
-                    Note::Done(format!("SIP account {} added.", a.username)),
-                    StatusCode::OK,
-                ),
-                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = ops::create_account(app, &who, n, m).await;
+            let (note, st) = outcome(r, |a| format!("SIP account {} added.", a.username));
+            extension_page(app, &c, n, note, st)
         }
         (false, ["extensions", n, "accounts", u, "delete"]) => {
-            match ops::delete_account(app, &who, n, u).await {
-                Ok(()) => extension_page(
-                    app,
-                    &c,
-                    n,
-                    Note::Done(format!("SIP account {u} removed.")),
-                    StatusCode::OK,
-                ),
-                Err(e) => extension_page(app, &c, n, e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = ops::delete_account(app, &who, n, u).await;
+            let (note, st) = outcome(r, |()| format!("SIP account {u} removed."));
+            extension_page(app, &c, n, note, st)
         }
         (true, ["dialplan"]) => dialplan_page(app, &c),
         (true, ["dialplan.csv"]) => {
@@ -610,61 +577,13 @@ async fn add_extension(
     who: &str,
     form: &[(String, String)],
 ) -> Result<String, ApiError> {
-    let number = field(form, "number").unwrap_or("").trim().to_string();
     let mut m = Map::new();
-    m.insert("number".into(), json!(number));
-    m.insert(
-        "first_name".into(),
-        json!(field(form, "first_name").unwrap_or("").trim()),
-    );
-    m.insert(
-        "last_name".into(),
-        json!(field(form, "last_name").unwrap_or("").trim()),
-    );
-    let secret = field(form, "secret").unwrap_or("").to_string();
-    if !secret.is_empty() {
-        if let Some(why) = config::weak_secret_reason(&secret) {
-            return Err(ApiError::bad(
-                "secret",
-                format!("SIP password too weak: {why}"),
-            ));
-        }
+    for k in ["number", "first_name", "last_name"] {
+        m.insert(k.into(), json!(field(form, k).unwrap_or("").trim()));
     }
-    let owner = field(form, "owner").unwrap_or("").to_string();
-    let e = ops::parse::<config::Extension>(Value::Object(m))?;
-    let n = e.number.clone();
-    let n2 = n.clone();
-    ops::change(app, who, format!("added extension {n}"), move |c| {
-        if c.extensions.iter().any(|x| x.number == e.number) {
-            return Err(store::ChangeError::conflict(
-                "number",
-                format!("extension {} already exists", e.number),
-            ));
-        }
-        c.extensions.push(e);
-        if !secret.is_empty() {
-            if c.accounts.iter().any(|a| a.username == n2) {
-                return Err(store::ChangeError::conflict(
-                    "number",
-                    format!("SIP account {n2} already exists"),
-                ));
-            }
-            c.accounts.push(config::SipAccount::new(&n2, &secret, &n2));
-        }
-        if !owner.is_empty() {
-            let u = c
-                .users
-                .iter_mut()
-                .find(|u| u.username == owner)
-                .ok_or_else(|| {
-                    store::ChangeError::field("owner", format!("user {owner} does not exist"))
-                })?;
-            u.extensions.push(n2.clone());
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(n)
+    let nonempty = |k: &str| field(form, k).filter(|v| !v.is_empty()).map(str::to_string);
+    let e = ops::create_extension(app, who, m, nonempty("secret"), nonempty("owner")).await?;
+    Ok(e.number)
 }
 
 fn setup_page(note: &Note, status: StatusCode) -> Response {
@@ -1103,7 +1022,7 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
         .ask(crate::CoreRequest::Registrations)
         .await
         .unwrap_or(Value::Null);
-    let h = health(app).await;
+    let h = health_of(app, Some(&regs), Some(&calls));
     let g = |p: &str| h.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let gf = |p: &str| h.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
     let write = c.can_write_admin();
@@ -1211,21 +1130,14 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
         (false, "/") => (Note::None, StatusCode::OK),
         (true, "/ringing") => {
             let list = numbers_list(field(form, "ring_also").unwrap_or(""));
-            match ops::update_me(app, &who, Some(list), None).await {
-                Ok(()) => (Note::Done("Ringing rules saved.".into()), StatusCode::OK),
-                Err(e) => (e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = ops::update_me(app, &who, Some(list), None).await;
+            outcome(r, |()| "Ringing rules saved.".into())
         }
         (true, "/pin") => {
             let n = field(form, "extension").unwrap_or("");
             let pin = field(form, "service_pin").unwrap_or("").trim();
-            match ops::set_pin(app, &c.user, n, pin).await {
-                Ok(()) => (
-                    Note::Done(format!("PIN of extension {n} saved.")),
-                    StatusCode::OK,
-                ),
-                Err(e) => (e.into(), StatusCode::BAD_REQUEST),
-            }
+            let r = ops::set_pin(app, &c.user, n, pin).await;
+            outcome(r, |()| format!("PIN of extension {n} saved."))
         }
         (true, "/password") => {
             let p = field(form, "password").unwrap_or("");

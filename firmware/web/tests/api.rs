@@ -70,12 +70,14 @@ struct Answer {
 }
 
 impl Rig {
-    async fn req(
+    /// Sends one request: `body` is (content type, text); `extra` adds headers.
+    async fn raw(
         &self,
         who: &Who,
         method: &str,
         path: &str,
-        body: Option<Value>,
+        body: Option<(&str, String)>,
+        extra: &[(&str, &str)],
         from: &str,
     ) -> Answer {
         let mut r = warp::test::request()
@@ -89,10 +91,11 @@ impl Rig {
         if let Some(t) = &who.csrf {
             r = r.header("x-csrf-token", t);
         }
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_string());
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        if let Some((ctype, b)) = body {
+            r = r.header("content-type", ctype).body(b);
         }
         let resp = r.reply(&self.filter).await;
         let text = String::from_utf8_lossy(resp.body()).to_string();
@@ -102,6 +105,18 @@ impl Rig {
             text,
             headers: resp.headers().clone(),
         }
+    }
+
+    async fn req(
+        &self,
+        who: &Who,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        from: &str,
+    ) -> Answer {
+        let body = body.map(|b| ("application/json", b.to_string()));
+        self.raw(who, method, path, body, &[], from).await
     }
 
     async fn call(&self, who: &Who, method: &str, path: &str, body: Option<Value>) -> Answer {
@@ -348,10 +363,18 @@ async fn state_changes_need_the_csrf_token() {
         "nothing changed"
     );
     // A request from another site is refused even with the token.
+    let body = Some(("application/json", json!({"number": "555"}).to_string()));
     let a = rig
-        .filter_request_with_origin(&admin, "https://evil.example")
+        .raw(
+            &admin,
+            "POST",
+            "/api/v1/extensions",
+            body,
+            &[("origin", "https://evil.example")],
+            "127.0.0.1",
+        )
         .await;
-    assert_eq!(a, 403);
+    assert_eq!(a.status, 403, "{}", a.text);
     // Logout ends the session.
     assert_eq!(
         rig.call(&admin, "POST", "/api/v1/logout", None)
@@ -365,26 +388,6 @@ async fn state_changes_need_the_csrf_token() {
             .status,
         401
     );
-}
-
-impl Rig {
-    async fn filter_request_with_origin(&self, who: &Who, origin: &str) -> u16 {
-        warp::test::request()
-            .method("POST")
-            .path("/api/v1/extensions")
-            .header("host", "127.0.0.1:4021")
-            .header("origin", origin)
-            .header(
-                "cookie",
-                format!("pbx_session={}", who.cookie.as_ref().unwrap()),
-            )
-            .header("x-csrf-token", who.csrf.as_ref().unwrap())
-            .body(json!({"number": "555"}).to_string())
-            .reply(&self.filter)
-            .await
-            .status()
-            .as_u16()
-    }
 }
 
 #[tokio::test]
@@ -597,25 +600,19 @@ async fn bad_input_gets_an_error_naming_the_field() {
         ),
     ];
     for (m, p, body, status, field) in cases {
-        let r = warp::test::request()
-            .method(m)
-            .path(p)
-            .header("host", "127.0.0.1:4021")
-            .header(
-                "cookie",
-                format!("pbx_session={}", admin.cookie.as_ref().unwrap()),
+        let a = rig
+            .raw(
+                &admin,
+                m,
+                p,
+                Some(("application/json", body.to_string())),
+                &[],
+                "127.0.0.1",
             )
-            .header("x-csrf-token", admin.csrf.as_ref().unwrap())
-            .body(body)
-            .reply(&rig.filter)
             .await;
-        let v: Value = serde_json::from_slice(r.body()).unwrap();
-        assert_eq!(r.status().as_u16(), status, "{m} {p} {body}: {v}");
-        let got = v["field"].as_str().unwrap_or("body");
-        assert!(
-            got.contains(field) || v["error"].as_str().unwrap().contains(field),
-            "{m} {p} {body}: {v}"
-        );
+        assert_eq!(a.status, status, "{m} {p} {body}: {}", a.text);
+        assert_eq!(a.body["field"], field, "{m} {p} {body}: {}", a.text);
+        assert!(a.body["error"].is_string());
     }
     let a = rig
         .call(&admin, "GET", "/api/v1/extensions/999", None)
@@ -645,35 +642,34 @@ async fn pages_follow_the_roles() {
     let page = rig.call(&user, "GET", "/", None).await;
     assert!(page.text.contains("Extension 101"), "{}", page.text);
     // A form post without the token changes nothing.
-    let r = warp::test::request()
-        .method("POST")
-        .path("/ringing")
-        .header("host", "127.0.0.1:4021")
-        .header(
-            "cookie",
-            format!("pbx_session={}", user.cookie.as_ref().unwrap()),
+    let form = "application/x-www-form-urlencoded";
+    let no_token = Who {
+        csrf: None,
+        ..user.clone()
+    };
+    let a = rig
+        .raw(
+            &no_token,
+            "POST",
+            "/ringing",
+            Some((form, "ring_also=123".into())),
+            &[],
+            "127.0.0.1",
         )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("ring_also=123")
-        .reply(&rig.filter)
         .await;
-    assert_eq!(r.status().as_u16(), 403);
-    let r = warp::test::request()
-        .method("POST")
-        .path("/ringing")
-        .header("host", "127.0.0.1:4021")
-        .header(
-            "cookie",
-            format!("pbx_session={}", user.cookie.as_ref().unwrap()),
+    assert_eq!(a.status, 403);
+    let body = format!("csrf={}&ring_also=0602111111", user.csrf.as_ref().unwrap());
+    let a = rig
+        .raw(
+            &no_token,
+            "POST",
+            "/ringing",
+            Some((form, body)),
+            &[],
+            "127.0.0.1",
         )
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "csrf={}&ring_also=0602111111",
-            user.csrf.as_ref().unwrap()
-        ))
-        .reply(&rig.filter)
         .await;
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(a.status, 200, "{}", a.text);
     let u = rig
         .cfg
         .snapshot()

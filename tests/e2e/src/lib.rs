@@ -603,3 +603,55 @@ pub fn udp_exchange(pbx: &Pbxd, bytes: &[u8]) -> Option<String> {
         .ok()
         .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
 }
+
+/// How long a phone may take to register, answer or connect.
+pub const PHONE_WAIT: Duration = Duration::from_secs(15);
+
+/// A baresip phone that has registered (checked through `pbxctl registrations`).
+pub fn phone(
+    pbx: &Pbxd,
+    user: &str,
+    password: &str,
+    tone: u32,
+    auto_answer: bool,
+    codecs: &str,
+) -> Phone {
+    let p = Phone::start(
+        pbx,
+        PhoneSpec {
+            user,
+            password,
+            tone,
+            auto_answer,
+            codecs,
+        },
+    );
+    let registered = wait_until(PHONE_WAIT, || {
+        pbx.ctl_ok(&["registrations"])
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(user))
+    });
+    assert!(registered, "{user} did not register:\n{}", p.log());
+    p
+}
+
+pub fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
+    from.command("dial", &format!("sip:{number}@{}", pbx.sip));
+}
+
+/// `from` dials `number`; both it and `to` reach CALL_ESTABLISHED.
+pub fn connect(from: &mut Phone, to: &Phone, pbx: &Pbxd, number: &str) {
+    dial(from, pbx, number);
+    assert!(
+        to.wait_event("CALL_ESTABLISHED", PHONE_WAIT).is_some(),
+        "{} never answered: {:?}",
+        to.name,
+        to.events()
+    );
+    assert!(
+        from.wait_event("CALL_ESTABLISHED", PHONE_WAIT).is_some(),
+        "{} never connected: {:?}",
+        from.name,
+        from.events()
+    );
+}

@@ -6,33 +6,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-fn phone(
-    pbx: &Pbxd,
-    user: &str,
-    password: &str,
-    tone: u32,
-    auto_answer: bool,
-    codecs: &str,
-) -> Phone {
-    let p = Phone::start(
-        pbx,
-        PhoneSpec {
-            user,
-            password,
-            tone,
-            auto_answer,
-            codecs,
-        },
-    );
-    let registered = wait_until(T, || {
-        pbx.ctl_ok(&["registrations"])
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(user))
-    });
-    assert!(registered, "{user} did not register:\n{}", p.log());
-    p
-}
-
 /// Changes the configuration the way a technician would: export, edit, import.
 fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
     let mut v: serde_json::Value =
@@ -42,27 +15,6 @@ fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
     let f = dir.path().join("config.json");
     std::fs::write(&f, v.to_string()).unwrap();
     pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
-}
-
-fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
-    from.command("dial", &format!("sip:{number}@{}", pbx.sip));
-}
-
-/// `from` dials `number`; both it and `to` reach CALL_ESTABLISHED.
-fn connect(from: &mut Phone, to: &Phone, pbx: &Pbxd, number: &str) {
-    dial(from, pbx, number);
-    assert!(
-        to.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{} never answered: {:?}",
-        to.name,
-        to.events()
-    );
-    assert!(
-        from.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{} never connected: {:?}",
-        from.name,
-        from.events()
-    );
 }
 
 /// Packets the relay moved A->B and B->A in the one call listed.

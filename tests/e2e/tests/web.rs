@@ -148,28 +148,6 @@ fn pbxctl_resets_the_administrator_password_running_or_stopped() {
     );
 }
 
-fn phone(pbx: &Pbxd, user: &str, password: &str, auto_answer: bool) -> Phone {
-    let p = Phone::start(
-        pbx,
-        PhoneSpec {
-            user,
-            password,
-            tone: 440,
-            auto_answer,
-            codecs: "PCMU",
-        },
-    );
-    assert!(
-        wait_until(T, || pbx
-            .ctl_ok(&["registrations"])
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(user))),
-        "{user} did not register:\n{}",
-        p.log()
-    );
-    p
-}
-
 #[test]
 fn a_call_is_watched_and_hung_up_from_the_api() {
     let pbx = Pbxd::start();
@@ -194,23 +172,13 @@ fn a_call_is_watched_and_hung_up_from_the_api() {
         assert_eq!(a.status, 201, "{a:?}");
         secrets.push(a.json()["secret"].as_str().unwrap().to_string());
     }
-    let mut a = phone(&pbx, "201", &secrets[0], false);
-    let b = phone(&pbx, "202", &secrets[1], true);
+    let mut a = phone(&pbx, "201", &secrets[0], 440, false, "PCMU");
+    let b = phone(&pbx, "202", &secrets[1], 700, true, "PCMU");
     let regs = pbx
         .https("GET", "/api/v1/status/registrations", None, &h)
         .json();
     assert_eq!(regs.as_array().unwrap().len(), 2, "{regs}");
-    a.command("dial", &format!("sip:202@{}", pbx.sip));
-    assert!(
-        b.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{:?}",
-        b.events()
-    );
-    assert!(
-        a.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{:?}",
-        a.events()
-    );
+    connect(&mut a, &b, &pbx, "202");
     let calls = pbx.https("GET", "/api/v1/status/calls", None, &h).json();
     let call = &calls.as_array().unwrap()[0];
     assert_eq!(
@@ -357,4 +325,65 @@ fn chromium_first_run_extensions_dial_plan_and_auditor() {
         .unwrap()
         .iter()
         .any(|u| u["username"] == "audrey" && u["role"] == "auditor"));
+}
+
+#[test]
+fn bad_connections_and_oversized_bodies_never_hang_the_web() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let pbx = Pbxd::start();
+    // Plain HTTP and garbage on the TLS port: dropped at once (a TLS alert at most).
+    for junk in [
+        b"GET /admin HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    ] {
+        let mut s = TcpStream::connect(pbx.web).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&junk).unwrap();
+        let mut buf = Vec::new();
+        let r = s.read_to_end(&mut buf);
+        assert!(r.is_ok(), "connection not closed within 5 s: {r:?}");
+        assert!(buf.len() < 64, "no page over plain TCP: {buf:?}");
+    }
+    // A client that connects and says nothing holds no slot for long, and others are
+    // served meanwhile.
+    let mut silent = TcpStream::connect(pbx.web).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    assert_eq!(pbx.https("GET", "/admin", None, &[]).status, 200);
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(silent.read(&mut buf), Ok(0)),
+        "the silent client is dropped after the 10 s handshake limit"
+    );
+    // A body over 1 MiB gets 413, chunked or not.
+    let big = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(big.path(), vec![b'a'; 2 << 20]).unwrap();
+    for chunked in [false, true] {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(pbx.data.path().join("web/cert.pem"))
+            .args(["-X", "POST", "--data-binary"])
+            .arg(format!("@{}", big.path().display()));
+        if chunked {
+            c.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let out = c
+            .arg(format!("https://{}/api/v1/login", pbx.web))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "413",
+            "chunked={chunked}"
+        );
+    }
+    assert_eq!(
+        pbx.https("GET", "/admin", None, &[]).status,
+        200,
+        "still serving"
+    );
 }
