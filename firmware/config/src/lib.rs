@@ -10,6 +10,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
+mod phones;
+pub use phones::{
+    format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
+    PhoneState, Provisioning, PHONE_MODELS,
+};
+
 /// Name written into every exported document, so an import can refuse foreign JSON.
 pub const FORMAT: &str = "pbx-config";
 /// Version of the document layout; bumped when a field changes meaning.
@@ -32,6 +38,12 @@ pub struct Config {
     /// People who log in to the web admin or the user portal.
     #[serde(default)]
     pub users: Vec<User>,
+    /// Phone provisioning settings (Kerio 10.1).
+    #[serde(default)]
+    pub provisioning: Provisioning,
+    /// The Provisioned Phones table.
+    #[serde(default)]
+    pub phones: Vec<Phone>,
 }
 
 impl Default for Config {
@@ -42,6 +54,8 @@ impl Default for Config {
             extensions: Vec::new(),
             accounts: Vec::new(),
             users: Vec::new(),
+            provisioning: Provisioning::default(),
+            phones: Vec::new(),
         }
     }
 }
@@ -390,6 +404,20 @@ fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A DNS host name or an IP address.
+pub fn valid_host(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+        || (!s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
+}
+
 fn valid_username(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -596,11 +624,154 @@ impl Config {
                 }
             }
         }
+        self.validate_provisioning(&numbers, &mut err);
         if errs.is_empty() {
             Ok(())
         } else {
             Err(ValidationError(errs))
         }
+    }
+
+    fn validate_provisioning(
+        &self,
+        numbers: &HashSet<&str>,
+        err: &mut impl FnMut(String, &str, String),
+    ) {
+        let p = &self.provisioning;
+        let ent = || "provisioning".to_string();
+        if !is_digits(&p.first_extension) || p.first_extension.len() > 20 {
+            err(ent(), "first_extension", "must be 1 to 20 digits".into());
+        }
+        if !p.phone_password.is_empty() {
+            if let Some(why) = weak_secret_reason(&p.phone_password) {
+                err(ent(), "phone_password", why);
+            }
+        } else if p.enabled {
+            err(
+                ent(),
+                "phone_password",
+                "is needed while provisioning is enabled".into(),
+            );
+        }
+        for s in &p.allowed_sources {
+            if let Err(why) = Subnet::parse(s) {
+                err(ent(), "allowed_sources", why);
+            }
+        }
+        if !p.ntp_server.is_empty() && !valid_host(&p.ntp_server) {
+            err(
+                ent(),
+                "ntp_server",
+                "must be a host name or an IP address".into(),
+            );
+        }
+        if p.time_zone.is_empty()
+            || p.time_zone.len() > 64
+            || !p
+                .time_zone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_-+".contains(&b))
+        {
+            err(
+                ent(),
+                "time_zone",
+                "must be a time zone name such as Europe/Prague".into(),
+            );
+        }
+        if parse_utc_offset(&p.utc_offset).is_none() {
+            err(
+                ent(),
+                "utc_offset",
+                "must be +HH:MM or -HH:MM, at most 14 hours".into(),
+            );
+        }
+        let mut macs = HashSet::new();
+        let mut on_phone: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut accounts_used = HashSet::new();
+        for ph in &self.phones {
+            let ent = || format!("phone {}", ph.mac);
+            if normalize_mac(&ph.mac).as_deref() != Some(ph.mac.as_str()) {
+                err(
+                    ent(),
+                    "mac",
+                    "must be 12 lower-case hex digits of a unicast MAC address".into(),
+                );
+            }
+            if !macs.insert(ph.mac.as_str()) {
+                err(ent(), "mac", "is listed twice".into());
+            }
+            match phone_model(&ph.model) {
+                Some(m) if m.name == ph.model => {
+                    if ph.lines.len() > m.lines {
+                        err(
+                            ent(),
+                            "lines",
+                            format!("a {} carries at most {} extensions", m.name, m.lines),
+                        );
+                    }
+                }
+                _ => err(ent(), "model", format!("unknown model {:?}", ph.model)),
+            }
+            if ph.disabled && !ph.lines.is_empty() {
+                err(
+                    ent(),
+                    "lines",
+                    "a removed phone carries no extensions".into(),
+                );
+            }
+            for l in &ph.lines {
+                if !numbers.contains(l.extension.as_str()) {
+                    err(
+                        ent(),
+                        "lines",
+                        format!("extension {} does not exist", l.extension),
+                    );
+                } else if let Some(other) = on_phone.insert(l.extension.as_str(), &ph.mac) {
+                    err(
+                        ent(),
+                        "lines",
+                        format!(
+                            "extension {} is already on phone {}",
+                            l.extension,
+                            format_mac(other)
+                        ),
+                    );
+                }
+                match self.accounts.iter().find(|a| a.username == l.account) {
+                    Some(a) if a.extension == l.extension => {}
+                    Some(_) => err(
+                        ent(),
+                        "lines",
+                        format!(
+                            "account {} does not belong to extension {}",
+                            l.account, l.extension
+                        ),
+                    ),
+                    None => err(
+                        ent(),
+                        "lines",
+                        format!("account {} does not exist", l.account),
+                    ),
+                }
+                if !accounts_used.insert(l.account.as_str()) {
+                    err(
+                        ent(),
+                        "lines",
+                        format!("account {} is used by two lines", l.account),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Removes a SIP account and the phone line that used it; false when there is none.
+    pub fn remove_account(&mut self, username: &str) -> bool {
+        let before = self.accounts.len();
+        self.accounts.retain(|a| a.username != username);
+        for p in &mut self.phones {
+            p.lines.retain(|l| l.account != username);
+        }
+        self.accounts.len() != before
     }
 
     /// Removes an extension with its SIP accounts, its owners' references to it and
@@ -612,6 +783,9 @@ impl Config {
             return false;
         }
         self.accounts.retain(|a| a.extension != number);
+        for p in &mut self.phones {
+            p.lines.retain(|l| l.extension != number);
+        }
         for u in &mut self.users {
             u.extensions.retain(|n| n != number);
         }
@@ -817,5 +991,91 @@ mod tests {
         assert_eq!(s.account("101").unwrap().extension, "101");
         assert_eq!(s.accounts_of("101").count(), 1);
         assert!(s.extension("999").is_none());
+    }
+}
+
+#[cfg(test)]
+mod phone_tests {
+    use super::*;
+
+    fn with_phone() -> Config {
+        let mut c = Config::default();
+        c.extensions.push(Extension::new("111"));
+        c.extensions.push(Extension::new("112"));
+        c.accounts
+            .push(SipAccount::new("111", "Str0ng-Secret", "111"));
+        c.accounts
+            .push(SipAccount::new("112", "Str0ng-Secret", "112"));
+        let mut p = Phone::new("001aa0be1ecd", "794X");
+        p.lines = vec![
+            PhoneLine {
+                extension: "111".into(),
+                account: "111".into(),
+            },
+            PhoneLine {
+                extension: "112".into(),
+                account: "112".into(),
+            },
+        ];
+        c.phones.push(p);
+        c
+    }
+
+    #[test]
+    fn phones_are_validated() {
+        let mut c = with_phone();
+        c.validate().unwrap();
+        assert_eq!(c.phones[0].state(), PhoneState::Provisioned);
+        c.phones[0].model = "SPA922".into();
+        let e = c.validate().unwrap_err().0;
+        assert!(
+            e.iter()
+                .any(|e| e.field == "lines" && e.message.contains("at most 1")),
+            "{e:?}"
+        );
+        c.phones[0].model = "7970".into();
+        c.phones.push(Phone::new("001AA0BE1ECD", "794X"));
+        let e = c.validate().unwrap_err().0;
+        assert!(e.iter().any(|e| e.field == "model"), "{e:?}");
+        assert!(e.iter().any(|e| e.field == "mac"), "{e:?}");
+        let mut c = with_phone();
+        let mut other = Phone::new("001bb0cde1ca", "796X");
+        other.lines.push(PhoneLine {
+            extension: "111".into(),
+            account: "111".into(),
+        });
+        c.phones.push(other);
+        let e = c.validate().unwrap_err().0;
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("already on phone 00:1a:a0:be:1e:cd")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn provisioning_needs_a_strong_phone_password() {
+        let mut c = Config::default();
+        c.provisioning.enabled = true;
+        let e = c.validate().unwrap_err().0;
+        assert_eq!(e[0].field, "phone_password");
+        c.provisioning.phone_password = "weak".into();
+        assert!(c.validate().is_err());
+        c.provisioning.phone_password = "Str0ng-Phones".into();
+        c.provisioning.allowed_sources = vec!["10.0.0.0/8".into(), "bogus".into()];
+        c.provisioning.utc_offset = "+1".into();
+        let e = c.validate().unwrap_err().0;
+        assert!(e.iter().any(|e| e.field == "allowed_sources"));
+        assert!(e.iter().any(|e| e.field == "utc_offset"));
+    }
+
+    #[test]
+    fn removing_an_extension_or_account_frees_the_phone_line() {
+        let mut c = with_phone();
+        assert!(c.remove_extension("111"));
+        assert_eq!(c.phones[0].lines.len(), 1);
+        assert!(c.remove_account("112"));
+        assert_eq!(c.phones[0].state(), PhoneState::Pending);
+        c.validate().unwrap();
     }
 }

@@ -17,6 +17,7 @@ const CONFIG: &str = "config";
 const LOG: &str = "config_log";
 const REGISTRATIONS: &str = "registrations";
 const SECURITY: &str = "security_log";
+const PHONES_SEEN: &str = "phones_seen";
 
 /// Entries the security log keeps; older ones are dropped.
 pub const SECURITY_LOG_KEEP: usize = 5000;
@@ -230,6 +231,32 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("security log: {e}")))
             })
             .collect()
+    }
+
+    /// Records what a provisioned phone last fetched (a JSON blob owned by `provision`),
+    /// keyed by its MAC address. Phones fetch at boot, so this writes rarely.
+    pub fn save_phone_seen(&self, mac: &str, blob: &[u8]) -> Result<(), StoreError> {
+        self.db.open_tree(PHONES_SEEN)?.insert(mac, blob)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every phone's last fetch record, by MAC address.
+    pub fn phones_seen(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.db
+            .open_tree(PHONES_SEEN)?
+            .iter()
+            .map(|r| {
+                let (k, v) = r?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Forgets a phone's fetch record.
+    pub fn forget_phone_seen(&self, mac: &str) -> Result<(), StoreError> {
+        self.db.open_tree(PHONES_SEEN)?.remove(mac)?;
+        Ok(())
     }
 
     /// The persisted registrations, if any.
