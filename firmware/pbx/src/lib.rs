@@ -646,6 +646,55 @@ impl Pbx {
         );
     }
 
+    /// Asks a registered phone to fetch its configuration again (and restart), with an
+    /// out-of-dialog NOTIFY carrying the vendor's `Event` (`check-sync`, `resync`, ...).
+    /// False when the account is not registered.
+    pub fn notify_resync(&mut self, now: Instant, username: &str, event: &str) -> bool {
+        let Some(reg) = self.registrations.get(username).cloned() else {
+            return false;
+        };
+        let nat = self.snapshot.account(username).is_none_or(|a| a.nat);
+        let proto = reg.proto();
+        let branch = self.branch();
+        let call_id = format!("{}@pbxd", self.random_hex(24));
+        let tag = self.random_hex(10);
+        let host = reg.local;
+        let from = format!("<sip:pbx@{host}>;tag={tag}");
+        let to = format!("<sip:{username}@{host}>");
+        let via = build::via(proto, reg.local, &branch);
+        let bytes = build::request(
+            "NOTIFY",
+            &reg.contact,
+            &via,
+            &from,
+            &to,
+            &call_id,
+            1,
+            None,
+            &[
+                ("Event", event.to_string()),
+                ("Subscription-State", "terminated".into()),
+            ],
+            b"",
+        );
+        let dest = if nat {
+            reg.source
+        } else {
+            build::uri_addr(&reg.contact).unwrap_or(reg.source)
+        };
+        tracing::info!(username, event, %dest, "asking the phone to resync");
+        self.start_client(
+            now,
+            format!("{branch}/NOTIFY"),
+            bytes,
+            false,
+            Target { proto, dest },
+            Owner::Fire,
+            None,
+        );
+        true
+    }
+
     /// Current locations, for `pbxctl registrations`.
     pub fn registrations(&self) -> Vec<Registration> {
         let mut v: Vec<_> = self.registrations.values().cloned().collect();

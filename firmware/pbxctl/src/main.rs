@@ -42,6 +42,16 @@ enum Cmd {
     /// Sets a new password for the web administrator `Admin` (the recovery path), read
     /// from standard input (asked twice on a terminal). Works with pbxd stopped too.
     AdminPassword,
+    /// Phone provisioning settings (Kerio 10.1).
+    Provisioning {
+        #[command(subcommand)]
+        cmd: ProvCmd,
+    },
+    /// The Provisioned Phones table (Kerio 10.2-10.5).
+    Phone {
+        #[command(subcommand)]
+        cmd: PhoneCmd,
+    },
     /// The whole configuration as one JSON document.
     Config {
         #[command(subcommand)]
@@ -75,6 +85,57 @@ enum AccountCmd {
         #[arg(long)]
         password: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ProvCmd {
+    /// Sets the provisioning settings. Without --phone-password a strong one is generated
+    /// the first time provisioning is enabled.
+    Set {
+        /// Serve configuration files to phones.
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        /// Stop serving configuration files.
+        #[arg(long)]
+        disable: bool,
+        /// New phones get numbers from here up, skipping used ones.
+        #[arg(long)]
+        first_extension: Option<String>,
+        /// Create an extension for every new phone (otherwise it waits, pending).
+        #[arg(long)]
+        auto_create: bool,
+        /// The SIP password of every provisioned phone.
+        #[arg(long)]
+        phone_password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PhoneCmd {
+    /// Adds a phone by MAC address and model, with its extensions (missing ones are made).
+    Add {
+        mac: String,
+        /// As in the CSV: 794X, 796X, SPA942, snom360, T4X, VVX, GXP21XX, ...
+        #[arg(long)]
+        model: String,
+        #[arg(long = "extension")]
+        extensions: Vec<String>,
+    },
+    /// Imports phones from a CSV file in Kerio's format
+    /// (hwAddress;phoneManufacturer;phoneType;extension1;...), all or nothing.
+    Import {
+        file: PathBuf,
+        /// Only check the file and list every line with its error.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Lists the phones.
+    List,
+    /// Removes a phone that has no extensions left; it is not provisioned again until
+    /// added back.
+    Remove { mac: String },
+    /// Makes registered phones fetch their configuration and restart (all without MAC).
+    Restart { macs: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -184,6 +245,54 @@ fn run(cli: &Cli) -> Result<bool> {
         }
         Cmd::Registrations => json!({"cmd": "registrations"}),
         Cmd::Calls => json!({"cmd": "calls"}),
+        Cmd::Provisioning {
+            cmd:
+                ProvCmd::Set {
+                    enable,
+                    disable,
+                    first_extension,
+                    auto_create,
+                    phone_password,
+                },
+        } => {
+            let mut r = json!({"cmd": "provisioning_set", "auto_create": auto_create});
+            if *enable || *disable {
+                r["enabled"] = json!(*enable);
+            }
+            if let Some(n) = first_extension {
+                r["first_extension"] = json!(n);
+            }
+            if let Some(p) = phone_password {
+                r["phone_password"] = json!(p);
+            }
+            r
+        }
+        Cmd::Phone {
+            cmd:
+                PhoneCmd::Add {
+                    mac,
+                    model,
+                    extensions,
+                },
+        } => json!({"cmd": "phone_add", "mac": mac, "model": model, "extensions": extensions}),
+        Cmd::Phone {
+            cmd: PhoneCmd::Import { file, dry_run },
+        } => {
+            let csv =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let csv = String::from_utf8(csv)
+                .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
+            json!({"cmd": "phone_import", "csv": csv, "dry_run": dry_run})
+        }
+        Cmd::Phone {
+            cmd: PhoneCmd::List,
+        } => json!({"cmd": "phone_list"}),
+        Cmd::Phone {
+            cmd: PhoneCmd::Remove { mac },
+        } => json!({"cmd": "phone_remove", "mac": mac}),
+        Cmd::Phone {
+            cmd: PhoneCmd::Restart { macs },
+        } => json!({"cmd": "phone_restart", "macs": macs}),
         Cmd::Config {
             cmd: ConfigCmd::Export,
         } => json!({"cmd": "config_export"}),
@@ -196,6 +305,17 @@ fn run(cli: &Cli) -> Result<bool> {
         }
     };
     let answer = call(cli, req)?;
+    if let Some(lines) = answer.get("lines").or(answer["data"].as_array().and(
+        matches!(
+            cli.cmd,
+            Cmd::Phone {
+                cmd: PhoneCmd::Import { .. }
+            }
+        )
+        .then_some(&answer["data"]),
+    )) {
+        print_import(lines);
+    }
     if answer["ok"] != json!(true) {
         for e in answer["errors"].as_array().into_iter().flatten() {
             eprintln!("error: {}", e.as_str().unwrap_or_default());
@@ -292,10 +412,104 @@ fn run(cli: &Cli) -> Result<bool> {
             )
         }
         Cmd::AdminPassword => println!("ok: revision {}; log in as Admin", data["revision"]),
+        Cmd::Provisioning { .. } => println!(
+            "ok: revision {}; provisioning {}, first extension {}, auto-create {}",
+            data["revision"],
+            if data["enabled"] == json!(true) {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            data["first_extension"].as_str().unwrap_or(""),
+            if data["auto_create"] == json!(true) {
+                "on"
+            } else {
+                "off"
+            }
+        ),
+        Cmd::Phone {
+            cmd: PhoneCmd::List,
+        } => {
+            println!(
+                "{:<18} {:<10} {:<12} {:<16} {:<16} {:<20} RESTART",
+                "MAC", "MODEL", "STATE", "EXTENSIONS", "IP", "LAST FETCH"
+            );
+            for p in data.as_array().into_iter().flatten() {
+                let exts: Vec<&str> = p["extensions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{:<18} {:<10} {:<12} {:<16} {:<16} {:<20} {}",
+                    p["mac"].as_str().unwrap_or(""),
+                    p["model"].as_str().unwrap_or(""),
+                    p["state"].as_str().unwrap_or(""),
+                    exts.join(","),
+                    p["ip"].as_str().unwrap_or("-"),
+                    p["last_file"].as_str().unwrap_or("-"),
+                    if p["needs_restart"] == json!(true) {
+                        "needed"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Cmd::Phone {
+            cmd: PhoneCmd::Import { dry_run, .. },
+        } => {
+            let bad = data
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| !l["error"].is_null())
+                .count();
+            if *dry_run {
+                if bad > 0 {
+                    eprintln!("{bad} line(s) have errors; nothing would be imported");
+                    return Ok(false);
+                }
+                println!("ok: the file can be imported");
+            } else {
+                println!("ok: imported");
+            }
+        }
+        Cmd::Phone {
+            cmd: PhoneCmd::Restart { .. },
+        } => println!(
+            "ok: {} of {} phones were registered and asked to restart",
+            data["notified"], data["phones"]
+        ),
         Cmd::Hangup { id } => println!("ok: call {id} hung up"),
         _ => println!("ok: revision {}", data["revision"]),
     }
     Ok(true)
+}
+
+/// The CSV preview, a line per phone with its error.
+fn print_import(lines: &Value) {
+    for l in lines.as_array().into_iter().flatten() {
+        let exts: Vec<&str> = l["extensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let what = format!(
+            "line {}: {} {} {} [{}]",
+            l["line"],
+            l["mac"].as_str().unwrap_or(""),
+            l["manufacturer"].as_str().unwrap_or(""),
+            l["model"].as_str().unwrap_or(""),
+            exts.join(",")
+        );
+        match l["error"].as_str() {
+            Some(e) => println!("{what}: error: {e}"),
+            None => println!("{what}: ok"),
+        }
+    }
 }
 
 fn main() -> ExitCode {

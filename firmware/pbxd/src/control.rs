@@ -22,6 +22,7 @@ const MAX_REQUEST: usize = 16 << 20;
 /// What the control handlers change.
 pub struct State {
     pub cfg: Arc<store::Configurator>,
+    pub prov: Arc<provision::Provisioner>,
 }
 
 /// Binds the socket with mode 0600, replacing a stale one.
@@ -111,9 +112,18 @@ fn change(
     what: &str,
     f: impl FnOnce(&mut Config) -> Result<(), String>,
 ) -> Value {
-    let r = state.cfg.change("pbxctl", what, unix_now(), |c| {
+    change_with(state, what, |c| {
         f(c).map_err(|m| store::ChangeError::field("", m))
-    });
+    })
+}
+
+/// Like [`change`], for changes that already say which field is wrong.
+fn change_with(
+    state: &mut State,
+    what: &str,
+    f: impl FnOnce(&mut Config) -> Result<(), store::ChangeError>,
+) -> Value {
+    let r = state.cfg.change("pbxctl", what, unix_now(), f);
     match r {
         Ok((rev, ())) => {
             tracing::info!(revision = rev, "configuration changed: {what}");
@@ -264,6 +274,123 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 } else {
                     fail(&format!("no call {id} in progress"))
                 }
+            }
+            "provisioning_set" => {
+                let i = provision::phones::SettingsInput {
+                    enabled: body.get("enabled").and_then(Value::as_bool),
+                    first_extension: body
+                        .get("first_extension")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    auto_create: body.get("auto_create").and_then(Value::as_bool),
+                    phone_password: body
+                        .get("phone_password")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    ..Default::default()
+                };
+                let r = change_with(state, "changed provisioning settings", |c| {
+                    provision::phones::set_settings(c, i)
+                });
+                if r["ok"] == json!(true) {
+                    let p = &state.cfg.snapshot().config.provisioning;
+                    ok(
+                        json!({"revision": r["data"]["revision"], "enabled": p.enabled,
+                        "first_extension": p.first_extension, "auto_create": p.auto_create}),
+                    )
+                } else {
+                    r
+                }
+            }
+            "phone_add" => {
+                let mac = str_arg(&body, "mac")?.to_string();
+                let model = str_arg(&body, "model")?.to_string();
+                let exts: Vec<String> = body
+                    .get("extensions")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(m) = config::normalize_mac(&mac) {
+                    if state
+                        .cfg
+                        .snapshot()
+                        .config
+                        .phones
+                        .iter()
+                        .any(|p| p.mac == m && !p.lines.is_empty())
+                    {
+                        return Err(fail(&format!(
+                            "phone {} is already in the table",
+                            config::format_mac(&m)
+                        )));
+                    }
+                }
+                change_with(state, &format!("add phone {mac}"), |c| {
+                    provision::phones::put_phone(c, &mac, &model, &exts).map(|_| ())
+                })
+            }
+            "phone_remove" => {
+                let mac = str_arg(&body, "mac")?.to_string();
+                let r = change_with(state, &format!("remove phone {mac}"), |c| {
+                    provision::phones::remove_phone(c, &mac)
+                });
+                if let (true, Some(m)) = (r["ok"] == json!(true), config::normalize_mac(&mac)) {
+                    state.prov.forget(&m);
+                }
+                r
+            }
+            "phone_list" => {
+                let rows = state.prov.rows(&state.cfg.snapshot());
+                ok(serde_json::to_value(rows).expect("serialises"))
+            }
+            "phone_import" => {
+                let csv = str_arg(&body, "csv")?.to_string();
+                let dry = body
+                    .get("dry_run")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let preview = match provision::phones::preview(
+                    &state.cfg.snapshot().config,
+                    csv.as_bytes(),
+                ) {
+                    Ok(p) => p,
+                    Err(e) => return Err(fail(&e)),
+                };
+                if dry {
+                    ok(serde_json::to_value(preview).expect("serialises"))
+                } else {
+                    let r = change_with(state, "import phones from CSV", |c| {
+                        provision::phones::import(c, csv.as_bytes(), None).map(|_| ())
+                    });
+                    if r["ok"] == json!(true) {
+                        ok(serde_json::to_value(preview).expect("serialises"))
+                    } else {
+                        json!({"ok": false, "errors": r["errors"], "lines": preview})
+                    }
+                }
+            }
+            "phone_restart" => {
+                let macs: Vec<String> = body
+                    .get("macs")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .filter_map(config::normalize_mac)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let targets = state.prov.restart_targets(&state.cfg.snapshot(), &macs);
+                let n = targets
+                    .iter()
+                    .filter(|(a, e)| core.notify_resync(Instant::now(), a, e))
+                    .count();
+                ok(json!({"notified": n, "phones": targets.len()}))
             }
             "" => fail("missing cmd"),
             other => fail(&format!("unknown command {other:?}")),

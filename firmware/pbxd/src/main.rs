@@ -52,6 +52,9 @@ struct Args {
     /// Minutes without a request before a web session ends.
     #[arg(long, default_value_t = 30)]
     web_idle: u64,
+    /// TFTP address phones fetch their configuration from (DHCP option 66).
+    #[arg(long, default_value = "0.0.0.0:69")]
+    tftp: SocketAddr,
 }
 
 fn unix_now() -> u64 {
@@ -80,6 +83,14 @@ fn take_snapshot(rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>, core: &mu
     let snap = rx.borrow_and_update().clone();
     tracing::info!(revision = snap.revision, "configuration in force");
     core.set_snapshot(snap);
+}
+
+/// Sends the resync NOTIFYs; returns how many phones were registered to receive one.
+fn resync(core: &mut Pbx, targets: &[(String, String)]) -> usize {
+    targets
+        .iter()
+        .filter(|(account, event)| core.notify_resync(Instant::now(), account, event))
+        .count()
 }
 
 /// A request from the control socket with its reply channel.
@@ -163,6 +174,17 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let web_listener = tokio::net::TcpListener::bind(args.web)
         .await
         .with_context(|| format!("cannot bind the web admin on {}", args.web))?;
+    // Phone provisioning: the same files over TFTP and at https://<box>:4021/prov/.
+    let prov = Arc::new(provision::Provisioner::new(
+        configurator.clone(),
+        transports.local_addr().port(),
+        &args.data_dir,
+    ));
+    let tftp = tokio::net::UdpSocket::bind(args.tftp)
+        .await
+        .with_context(|| format!("cannot bind TFTP on {}", args.tftp))?;
+    tracing::info!(tftp = %tftp.local_addr()?, "provisioning over TFTP");
+    tokio::spawn(provision::server::serve(tftp, prov.clone()));
     let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
     let app = web::App::new(
         configurator.clone(),
@@ -172,6 +194,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_dir: args.data_dir.clone(),
         },
+        prov.clone(),
     );
     let web_addr = web_listener.local_addr()?;
     tokio::spawn(web::serve(web_listener, tls, app));
@@ -183,7 +206,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     }
     tracing::info!(web = %web_addr, new_certificate = made, "web admin at https://{web_addr}/admin");
 
-    let mut state = control::State { cfg: configurator };
+    let mut state = control::State {
+        cfg: configurator,
+        prov: prov.clone(),
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut persist = tokio::time::interval(Duration::from_secs(30));
@@ -221,6 +247,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::HangUp(id, tx) => {
                         let _ = tx.send(core.hang_up_call(Instant::now(), id));
                     }
+                    web::CoreRequest::Resync(targets, tx) => {
+                        let _ = tx.send(resync(&mut core, &targets));
+                    }
                 }
             }
             Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core),
@@ -230,6 +259,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 let _ = r.reply.send(answer);
             }
             _ = persist.tick() => {
+                if let Some(macs) = prov.take_due_restart(unix_now()) {
+                    let targets = prov.restart_targets(&state.cfg.snapshot(), &macs);
+                    let n = resync(&mut core, &targets);
+                    tracing::info!(phones = n, "scheduled phone restart sent");
+                }
                 if core.take_registrations_dirty() {
                     if let Err(e) = state.cfg.store().save_registrations(&core.export_registrations()) {
                         tracing::warn!("saving registrations: {e}");

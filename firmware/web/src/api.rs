@@ -157,6 +157,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             "missing or wrong X-CSRF-Token header",
         ));
     }
+    if segs.first() == Some(&"provisioning") {
+        return crate::provisioning::api(app, req, &c, &segs[1..]).await;
+    }
     let who = c.user.username.clone();
     let reveal = c.can_write_admin();
     let snap = app.cfg.snapshot();

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod openapi;
 mod ops;
 mod pages;
+mod provisioning;
 pub mod tls;
 
 use bytes::Bytes;
@@ -40,6 +41,8 @@ pub enum CoreRequest {
     Calls(oneshot::Sender<Value>),
     /// Hang a call up; answers whether it was in progress.
     HangUp(u64, oneshot::Sender<bool>),
+    /// NOTIFY these accounts with these resync events; answers how many were registered.
+    Resync(Vec<(String, String)>, oneshot::Sender<usize>),
 }
 
 /// Knobs of the web server.
@@ -56,6 +59,7 @@ pub struct Settings {
 /// Everything the handlers share.
 pub struct App {
     cfg: Arc<store::Configurator>,
+    prov: Arc<provision::Provisioner>,
     core: mpsc::Sender<CoreRequest>,
     sessions: Mutex<auth::Sessions>,
     limiter: Mutex<auth::LoginLimiter>,
@@ -69,9 +73,11 @@ impl App {
         cfg: Arc<store::Configurator>,
         core: mpsc::Sender<CoreRequest>,
         settings: Settings,
+        prov: Arc<provision::Provisioner>,
     ) -> Arc<App> {
         Arc::new(App {
             cfg,
+            prov,
             core,
             sessions: Mutex::new(auth::Sessions::new(settings.idle_timeout)),
             limiter: Mutex::new(auth::LoginLimiter::new()),
@@ -127,6 +133,8 @@ pub struct Req {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub addr: IpAddr,
+    /// The box address and port the client connected to.
+    pub local: SocketAddr,
 }
 
 impl Req {
@@ -390,7 +398,11 @@ fn add_security_headers(r: &mut Response) {
 
 /// Routes one request.
 pub async fn handle(app: Arc<App>, req: Req) -> Response {
-    let mut r = if req.path == "/api/v1" || req.path.starts_with("/api/v1/") {
+    let prov_get = req.method == Method::GET || req.method == Method::HEAD;
+    let mut r = if let (Some(name), true) = (req.path.strip_prefix("/prov/"), prov_get) {
+        let name = name.to_string();
+        provisioning::prov(&app, &req, &name).await
+    } else if req.path == "/api/v1" || req.path.starts_with("/api/v1/") {
         api::handle(&app, &req).await
     } else if req.path.starts_with("/api/") {
         ApiError::not_found("no such API route").into_response()
@@ -403,7 +415,7 @@ pub async fn handle(app: Arc<App>, req: Req) -> Response {
 
 /// The client address a connection carried, put on each request by [`serve`].
 #[derive(Debug, Clone, Copy)]
-struct ClientAddr(SocketAddr);
+struct ClientAddr(SocketAddr, SocketAddr);
 
 #[derive(Debug)]
 struct TooLarge;
@@ -414,14 +426,27 @@ impl warp::reject::Reject for TooLarge {}
 /// bodies are cut off at the limit while they are read.
 fn declared_length_ok() -> impl Filter<Extract = (), Error = warp::Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
-        .and_then(|len: Option<u64>| async move {
-            if len.is_some_and(|l| l > MAX_BODY as u64) {
-                Err(warp::reject::custom(TooLarge))
-            } else {
-                Ok(())
-            }
-        })
+        .and(warp::method())
+        .and(warp::path::full())
+        .and_then(
+            |len: Option<u64>, m: Method, p: warp::path::FullPath| async move {
+                if len.is_some_and(|l| l > body_limit(&m, p.as_str()) as u64) {
+                    Err(warp::reject::custom(TooLarge))
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .untuple_one()
+}
+
+/// The largest body a request may carry: firmware uploads are big, the rest is small.
+fn body_limit(m: &Method, path: &str) -> usize {
+    if provisioning::big_body(m, path) {
+        provisioning::MAX_FIRMWARE
+    } else {
+        MAX_BODY
+    }
 }
 
 /// The whole site as one warp filter (also what the tests drive).
@@ -431,10 +456,15 @@ pub fn routes(
     let addr = warp::ext::optional::<ClientAddr>()
         .and(warp::addr::remote())
         .map(|mine: Option<ClientAddr>, warp_addr: Option<SocketAddr>| {
-            mine.map(|c| c.0)
+            let peer = mine
+                .map(|c| c.0)
                 .or(warp_addr)
                 .map(|a| a.ip())
-                .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            let local = mine
+                .map(|c| c.1)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4021)));
+            (peer, local)
         });
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
@@ -453,7 +483,7 @@ pub fn routes(
              query: String,
              headers: HeaderMap,
              body: Bytes,
-             addr: IpAddr| async move {
+             (addr, local): (IpAddr, SocketAddr)| async move {
                 let req = Req {
                     method,
                     path: path.as_str().to_string(),
@@ -461,6 +491,7 @@ pub fn routes(
                     headers,
                     body,
                     addr,
+                    local,
                 };
                 handle(app, req).await
             },
@@ -489,6 +520,8 @@ pub async fn serve(
     let service = warp::service(routes(app));
     // Bounds the memory a flood of connections can take.
     let slots = Arc::new(tokio::sync::Semaphore::new(256));
+    // One firmware-sized upload at a time bounds what uploads can take.
+    let uploads = Arc::new(tokio::sync::Semaphore::new(1));
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -504,6 +537,10 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let service = service.clone();
+        let uploads = uploads.clone();
+        let local = tcp
+            .local_addr()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
         tokio::spawn(async move {
             let _permit = permit;
             let tls =
@@ -517,10 +554,19 @@ pub async fn serve(
                 };
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ClientAddr(peer));
-                    let req = req.map(|b| http_body_util::Limited::new(b, MAX_BODY));
+                    req.extensions_mut().insert(ClientAddr(peer, local));
+                    let limit = body_limit(req.method(), req.uri().path());
+                    let req = req.map(|b| http_body_util::Limited::new(b, limit));
                     let mut service = service.clone();
-                    async move { tower_service::Service::call(&mut service, req).await }
+                    let uploads = uploads.clone();
+                    async move {
+                        let _big = if limit > MAX_BODY {
+                            Some(uploads.acquire_owned().await)
+                        } else {
+                            None
+                        };
+                        tower_service::Service::call(&mut service, req).await
+                    }
                 },
             );
             let conn = hyper::server::conn::http1::Builder::new()

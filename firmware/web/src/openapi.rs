@@ -60,6 +60,71 @@ fn username_param() -> Value {
 
 /// The document.
 pub fn document() -> Value {
+    let mut d = base();
+    if let (Some(paths), Value::Object(more)) = (d["paths"].as_object_mut(), provisioning_paths()) {
+        paths.extend(more);
+    }
+    d
+}
+
+/// `/provisioning/...` (phone provisioning, Kerio chapter 10).
+fn provisioning_paths() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let str_array = json!({"type": "array", "items": {"type": "string"}});
+    let settings = json!({
+    "type": "object", "additionalProperties": false, "properties": {
+        "enabled": s("boolean"),
+        "first_extension": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+        "auto_create": s("boolean"),
+        "phone_password": s("string"),
+        "allowed_sources": str_array.clone(),
+        "ntp_server": s("string"),
+        "time_zone": s("string"),
+        "utc_offset": {"type": "string", "pattern": "^[+-][0-9]{2}:[0-9]{2}$"}
+    }});
+    let phone_in = json!({
+        "type": "object", "additionalProperties": false, "required": ["mac", "model"],
+        "properties": {"mac": s("string"), "model": s("string"), "extensions": str_array.clone()}});
+    let phone_edit = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {"model": s("string"), "extensions": str_array.clone()}});
+    let import = json!({
+        "type": "object", "additionalProperties": false, "required": ["csv"],
+        "properties": {"csv": s("string"), "lines": {"type": "array", "items": {"type": "integer", "minimum": 1}}, "dry_run": s("boolean")}});
+    let restart = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {"phones": str_array.clone(), "at": {"type": "integer", "minimum": 0}, "cancel": s("boolean")}});
+    let list = json!({"type": "array", "items": s("object")});
+    let mac = json!({"name": "mac", "in": "path", "required": true, "schema": {"type": "string"}});
+    let model =
+        json!({"name": "model", "in": "path", "required": true, "schema": {"type": "string"}});
+    json!({
+        "/provisioning": {
+            "get": read_op("Provisioning settings (Kerio 10.1)", s("object")),
+            "put": write_op("Change provisioning settings; absent fields keep their value", Some(settings), "200", Some(s("object")))
+        },
+        "/provisioning/models": {"get": read_op("Phone models and how many extensions each carries", list.clone())},
+        "/provisioning/phones": {
+            "get": read_op("The Provisioned Phones table", list.clone()),
+            "post": write_op("Add a phone by MAC and model (10.2)", Some(phone_in), "201", Some(s("object")))
+        },
+        "/provisioning/phones/{mac}": {
+            "parameters": [mac],
+            "get": read_op("One phone", s("object")),
+            "put": write_op("Change a phone's model or extensions", Some(phone_edit), "200", Some(s("object"))),
+            "delete": write_op("Remove a phone without extensions (10.4)", None, "204", None)
+        },
+        "/provisioning/import": {"post": write_op("Import phones from Kerio's CSV (10.3); dry_run previews", Some(import), "201", Some(list.clone()))},
+        "/provisioning/restart": {"post": write_op("Restart phones now or at a Unix time (10.5)", Some(restart), "200", Some(s("object")))},
+        "/provisioning/firmware": {"get": read_op("Uploaded phone firmware", list)},
+        "/provisioning/firmware/{model}": {
+            "parameters": [model],
+            "delete": write_op("Remove a model's firmware", None, "204", None)
+        }
+    })
+}
+
+fn base() -> Value {
     let s = |t: &str| json!({"type": t});
     let str_array = json!({"type": "array", "items": {"type": "string"}});
     let extension_props = json!({

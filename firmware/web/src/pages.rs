@@ -82,6 +82,7 @@ fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Marku
                                 a href="/admin" { "Dashboard" }
                                 a href="/admin/users" { "Users" }
                                 a href="/admin/extensions" { "Extensions" }
+                                a href="/admin/phones" { "Phones" }
                                 a href="/admin/dialplan" { "Dial plan" }
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/logs" { "Logs" }
@@ -467,6 +468,11 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             status_page(app, &c, note).await
         }
         (true, ["logs"]) => logs_page(app, &c),
+        (true, ["phones"]) => phones_page(app, &c, Note::None, StatusCode::OK, None),
+        (false, ["phones", action]) => {
+            let (note, st, preview) = phones_post(app, &who, action, &form).await;
+            phones_page(app, &c, note, st, preview)
+        }
         _ => page_response(
             StatusCode::NOT_FOUND,
             layout(
@@ -1239,6 +1245,302 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
     )
 }
 
+/// Days since 1970-01-01 of a date (the inverse of [`civil`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD HH:MM` (or with `T`), UTC, as Unix seconds.
+fn parse_when(s: &str) -> Option<u64> {
+    let s = s.trim().replace('T', " ");
+    let (date, time) = s.split_once(' ')?;
+    let mut d = date.split('-');
+    let (y, mo, da): (i64, u32, u32) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (h, mi) = time.split_once(':')?;
+    let (h, mi): (u64, u64) = (h.parse().ok()?, mi.get(..2)?.parse().ok()?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || h > 23 || mi > 59 || y < 1970 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, da);
+    Some(days as u64 * 86_400 + h * 3600 + mi * 60)
+}
+
+/// The result of a Phones form; a CSV preview comes back with the CSV it was made of.
+async fn phones_post(
+    app: &Arc<App>,
+    who: &str,
+    action: &str,
+    form: &[(String, String)],
+) -> (
+    Note,
+    StatusCode,
+    Option<(String, Vec<provision::phones::ImportLine>)>,
+) {
+    use provision::phones;
+    let who = who.to_string();
+    let r: Result<String, ApiError> = async {
+        match action {
+            "settings" => {
+                let on = |k: &str| Some(field(form, k).is_some());
+                let txt = |k: &str| field(form, k).map(str::to_string);
+                let i = phones::SettingsInput {
+                    enabled: on("enabled"),
+                    first_extension: txt("first_extension"),
+                    auto_create: on("auto_create"),
+                    phone_password: txt("phone_password"),
+                    allowed_sources: field(form, "allowed_sources").map(numbers_list),
+                    ntp_server: txt("ntp_server"),
+                    time_zone: txt("time_zone"),
+                    utc_offset: txt("utc_offset"),
+                };
+                ops::change(
+                    app,
+                    &who,
+                    "changed provisioning settings".into(),
+                    move |c| phones::set_settings(c, i),
+                )
+                .await?;
+                Ok("Provisioning settings saved.".into())
+            }
+            "add" | "edit" => {
+                let mac = field(form, "mac").unwrap_or("").to_string();
+                let model = field(form, "model").unwrap_or("").to_string();
+                let exts = numbers_list(field(form, "extensions").unwrap_or(""));
+                let m2 = mac.clone();
+                ops::change(app, &who, format!("set phone {mac}"), move |c| {
+                    phones::put_phone(c, &m2, &model, &exts)
+                })
+                .await?;
+                Ok(format!("Phone {mac} saved."))
+            }
+            "remove" => {
+                let mac = field(form, "mac").unwrap_or("").to_string();
+                let m2 = mac.clone();
+                ops::change(app, &who, format!("removed phone {mac}"), move |c| {
+                    phones::remove_phone(c, &m2)
+                })
+                .await?;
+                if let Some(m) = config::normalize_mac(&mac) {
+                    app.prov.forget(&m);
+                }
+                Ok(format!("Phone {mac} removed."))
+            }
+            "import" => {
+                let csv = field(form, "csv").unwrap_or("").to_string();
+                let chosen: Vec<usize> = fields(form, "line")
+                    .iter()
+                    .filter_map(|l| l.parse().ok())
+                    .collect();
+                let n = chosen.len();
+                ops::change(app, &who, "imported phones from CSV".into(), move |c| {
+                    phones::import(c, csv.as_bytes(), Some(&chosen))
+                })
+                .await?;
+                Ok(format!("{n} phones imported."))
+            }
+            "restart" => {
+                let macs: Vec<String> = fields(form, "mac")
+                    .iter()
+                    .filter_map(|m| config::normalize_mac(m))
+                    .collect();
+                match field(form, "at").map(str::trim).filter(|s| !s.is_empty()) {
+                    Some(at) => {
+                        let t = parse_when(at)
+                            .ok_or_else(|| ApiError::bad("at", "use YYYY-MM-DD HH:MM (UTC)"))?;
+                        app.prov.schedule_restart(Some((t, macs)));
+                        Ok(format!("Phones restart at {} UTC.", when(t)))
+                    }
+                    None => {
+                        let n = crate::provisioning::restart_now(app, macs).await?;
+                        Ok(format!("Restart sent to {n} registered phones."))
+                    }
+                }
+            }
+            "cancel-restart" => {
+                app.prov.schedule_restart(None);
+                Ok("Scheduled restart cancelled.".into())
+            }
+            _ => Err(ApiError::not_found("no such action")),
+        }
+    }
+    .await;
+    if action == "preview" {
+        let csv = field(form, "csv").unwrap_or("").to_string();
+        return match phones::preview(&app.cfg.snapshot().config, csv.as_bytes()) {
+            Ok(lines) => (Note::None, StatusCode::OK, Some((csv, lines))),
+            Err(e) => (Note::Error(e), StatusCode::BAD_REQUEST, None),
+        };
+    }
+    let (note, st) = outcome(r, |m| m);
+    (note, st, None)
+}
+
+fn phones_page(
+    app: &Arc<App>,
+    c: &Caller,
+    note: Note,
+    status: StatusCode,
+    preview: Option<(String, Vec<provision::phones::ImportLine>)>,
+) -> Response {
+    let snap = app.cfg.snapshot();
+    let p = &snap.config.provisioning;
+    let write = c.can_write_admin();
+    let rows = app.prov.rows(&snap);
+    let stale = rows.iter().filter(|r| r.needs_restart).count();
+    let firmware = app.prov.firmware_list();
+    page_response(
+        status,
+        layout(
+            "Provisioned phones",
+            Some(c),
+            true,
+            &note,
+            html! {
+                @if stale > 0 {
+                    p.warning id="restart-needed" { (stale) " phone(s) have a changed configuration and need a restart." }
+                }
+                @if let Some((at, _)) = app.prov.scheduled_restart() {
+                    p id="scheduled" { "Phones restart at " (when(at)) " UTC." }
+                }
+                table id="phones" {
+                    thead { tr { th { "MAC" } th { "Model" } th { "Extensions" } th { "State" } th { "IP address" } th { "Last fetch (UTC)" } th { "Restart" } @if write { th {} } } }
+                    tbody {
+                        @for r in &rows {
+                            tr {
+                                td { (r.mac) }
+                                td { (r.manufacturer) " " (r.model) }
+                                td {
+                                    @if write && r.state != config::PhoneState::Disabled {
+                                        form.inline method="post" action="/admin/phones/edit" {
+                                            (csrf_field(c))
+                                            input type="hidden" name="mac" value=(r.mac);
+                                            input type="hidden" name="model" value=(r.model);
+                                            input name="extensions" value=(r.extensions.join(", ")) aria-label="Extensions" size="12";
+                                            button type="submit" { "Set" }
+                                        }
+                                    } @else { (r.extensions.join(", ")) }
+                                }
+                                td { (serde_json::to_value(r.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                                td { (r.ip.as_deref().unwrap_or("")) }
+                                td { (r.last_fetch.map(when).unwrap_or_default()) " " (r.last_file.as_deref().unwrap_or("")) }
+                                td { (if r.needs_restart { "needed" } else { "" }) }
+                                @if write {
+                                    td {
+                                        @if r.state != config::PhoneState::Disabled {
+                                            form.inline method="post" action="/admin/phones/remove" {
+                                                (csrf_field(c))
+                                                input type="hidden" name="mac" value=(r.mac);
+                                                button.danger type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if write {
+                    form.card method="post" action="/admin/phones/restart" {
+                        (csrf_field(c))
+                        label { "Restart all phones at (UTC, YYYY-MM-DD HH:MM; empty = now)" input name="at" placeholder="2026-12-24 02:00"; }
+                        button type="submit" { "Restart all phones" }
+                    }
+                    @if app.prov.scheduled_restart().is_some() {
+                        form.inline method="post" action="/admin/phones/cancel-restart" {
+                            (csrf_field(c))
+                            button type="submit" { "Cancel the scheduled restart" }
+                        }
+                    }
+                    details.dialog {
+                        summary { "Add manually" }
+                        form.card id="add-phone" method="post" action="/admin/phones/add" {
+                            (csrf_field(c))
+                            label { "MAC address" input name="mac" required placeholder="00:1a:a0:be:1e:cd"; }
+                            label { "Phone type"
+                                select name="model" {
+                                    @for m in config::PHONE_MODELS {
+                                        option value=(m.name) { (m.manufacturer) " " (m.name) " (" (m.lines) " extensions)" }
+                                    }
+                                }
+                            }
+                            label { "Extensions (comma-separated; missing ones are created)" input name="extensions"; }
+                            button type="submit" { "Add" }
+                        }
+                    }
+                    details.dialog open[preview.is_some()] {
+                        summary { "Import from CSV" }
+                        @if let Some((csv, lines)) = &preview {
+                            form.card id="import" method="post" action="/admin/phones/import" {
+                                (csrf_field(c))
+                                input type="hidden" name="csv" value=(csv);
+                                table id="preview" {
+                                    thead { tr { th { "Import" } th { "Line" } th { "MAC" } th { "Type" } th { "Extensions" } th { "Error" } } }
+                                    tbody {
+                                        @for l in lines {
+                                            tr {
+                                                td { input type="checkbox" name="line" value=(l.line) checked[l.error.is_none()] disabled[l.error.is_some()] aria-label={ "line " (l.line) }; }
+                                                td { (l.line) }
+                                                td { (l.mac) }
+                                                td { (l.manufacturer) " " (l.model) }
+                                                td { (l.extensions.join(", ")) }
+                                                td.error { (l.error.as_deref().unwrap_or("")) }
+                                            }
+                                        }
+                                    }
+                                }
+                                button type="submit" { "Import the checked phones" }
+                            }
+                        } @else {
+                            form.card method="post" action="/admin/phones/preview" {
+                                (csrf_field(c))
+                                label { "hwAddress;phoneManufacturer;phoneType;extension1;extension2;..." textarea name="csv" rows="6" required {} }
+                                button type="submit" { "Preview" }
+                            }
+                        }
+                    }
+                    form.card method="post" action="/admin/phones/settings" {
+                        h2 { "Provisioning" }
+                        (csrf_field(c))
+                        label { input type="checkbox" name="enabled" checked[p.enabled]; " Enable provisioning" }
+                        label { "First extension" input name="first_extension" value=(p.first_extension) pattern="[0-9]{1,20}"; }
+                        label { input type="checkbox" name="auto_create" checked[p.auto_create]; " Create new extension for newly registered phones" }
+                        label { "Password for phones" (secret_field("phone-password", "phone_password", &p.phone_password, false)) }
+                        label { "Allowed addresses (empty = any)" input name="allowed_sources" value=(p.allowed_sources.join(", ")); }
+                        label { "NTP server (empty = this box)" input name="ntp_server" value=(p.ntp_server); }
+                        label { "Time zone" input name="time_zone" value=(p.time_zone); }
+                        label { "UTC offset" input name="utc_offset" value=(p.utc_offset) pattern="[+-][0-9]{2}:[0-9]{2}"; }
+                        button type="submit" { "Save" }
+                    }
+                } @else {
+                    p { "Provisioning is " (if p.enabled { "enabled" } else { "disabled" }) ", first extension " (p.first_extension) "." }
+                }
+                h2 { "Firmware" }
+                table id="firmware" {
+                    thead { tr { th { "Model" } th { "File" } th { "Size" } } }
+                    tbody {
+                        @for (m, f, size) in &firmware {
+                            tr { td { (m) } td { (f) } td { (mib(*size)) } }
+                        }
+                    }
+                }
+                @if write {
+                    p { "Upload a phone firmware with " code { "PUT /api/v1/provisioning/firmware/MODEL/FILE" } "; each model's configuration names it." }
+                }
+            },
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1248,5 +1550,24 @@ mod tests {
         assert_eq!(when(0), "1970-01-01 00:00:00");
         assert_eq!(when(1_700_000_000), "2023-11-14 22:13:20");
         assert_eq!(when(951_782_400), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn restart_times_parse_as_utc() {
+        assert_eq!(parse_when("1970-01-01 00:01"), Some(60));
+        assert_eq!(parse_when("2026-12-24T02:00"), Some(1_798_077_600));
+        assert_eq!(
+            when(parse_when("2026-02-28 23:59").unwrap()),
+            "2026-02-28 23:59:00"
+        );
+        for bad in [
+            "",
+            "2026-13-01 00:00",
+            "2026-12-24",
+            "24.12.2026 02:00",
+            "2026-12-24 25:00",
+        ] {
+            assert_eq!(parse_when(bad), None, "{bad}");
+        }
     }
 }

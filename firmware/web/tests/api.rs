@@ -36,6 +36,9 @@ fn rig() -> Rig {
                 web::CoreRequest::HangUp(_, t) => {
                     let _ = t.send(false);
                 }
+                web::CoreRequest::Resync(targets, t) => {
+                    let _ = t.send(targets.len());
+                }
             }
         }
     });
@@ -47,6 +50,7 @@ fn rig() -> Rig {
             version: "test".into(),
             data_dir: dir.path().to_path_buf(),
         },
+        Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
     );
     Rig {
         _dir: dir,
@@ -258,6 +262,37 @@ fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
         ("GET", "/api/v1/logs/security", None),
         ("GET", "/api/v1/dialplan", None),
         ("DELETE", "/api/v1/extensions/150", None),
+        (
+            "PUT",
+            "/api/v1/provisioning",
+            Some(json!({"enabled": true, "first_extension": "300", "auto_create": true})),
+        ),
+        ("GET", "/api/v1/provisioning", None),
+        ("GET", "/api/v1/provisioning/models", None),
+        (
+            "POST",
+            "/api/v1/provisioning/phones",
+            Some(json!({"mac": "00:1a:a0:be:1e:cd", "model": "794X", "extensions": ["310"]})),
+        ),
+        ("GET", "/api/v1/provisioning/phones", None),
+        ("GET", "/api/v1/provisioning/phones/001AA0BE1ECD", None),
+        (
+            "PUT",
+            "/api/v1/provisioning/phones/001aa0be1ecd",
+            Some(json!({"extensions": []})),
+        ),
+        (
+            "DELETE",
+            "/api/v1/provisioning/phones/00-1a-a0-be-1e-cd",
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/import",
+            Some(json!({"csv": "00:1b:b0:cd:e1:ca;Cisco;796X;320\n"})),
+        ),
+        ("POST", "/api/v1/provisioning/restart", Some(json!({}))),
+        ("GET", "/api/v1/provisioning/firmware", None),
     ]
 }
 
@@ -272,7 +307,10 @@ async fn every_admin_route_checks_the_role() {
         let u = rig.call(&user, m, p, b.clone()).await;
         assert_eq!(u.status, 403, "user {m} {p}: {}", u.text);
         let a = rig.call(&auditor, m, p, b.clone()).await;
-        if m == "GET" {
+        if m == "GET" && p.starts_with("/api/v1/provisioning/phones/") {
+            // The phone is only added by the administrator's pass below.
+            assert_eq!(a.status, 404, "auditor {m} {p}: {}", a.text);
+        } else if m == "GET" {
             assert_eq!(a.status, 200, "auditor {m} {p}: {}", a.text);
         } else {
             assert_eq!(a.status, 403, "auditor {m} {p}: {}", a.text);
@@ -282,6 +320,7 @@ async fn every_admin_route_checks_the_role() {
     for (m, p, b) in admin_routes() {
         let a = rig.call(&admin, m, p, b).await;
         let want = match (m, p) {
+            ("POST", "/api/v1/provisioning/restart") => 200,
             ("POST", _) => 201,
             ("DELETE", "/api/v1/status/calls/7") => 404,
             ("DELETE", _) => 204,
@@ -598,6 +637,55 @@ async fn bad_input_gets_an_error_naming_the_field() {
             400,
             "extensions",
         ),
+        (
+            "PUT",
+            "/api/v1/provisioning",
+            r#"{"utc_offset":"1"}"#,
+            400,
+            "utc_offset",
+        ),
+        (
+            "PUT",
+            "/api/v1/provisioning",
+            r#"{"bogus":1}"#,
+            400,
+            "bogus",
+        ),
+        (
+            "PUT",
+            "/api/v1/provisioning",
+            r#"{"phone_password":"weak"}"#,
+            400,
+            "phone_password",
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/phones",
+            r#"{"mac":"zz","model":"794X"}"#,
+            400,
+            "mac",
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/phones",
+            r#"{"mac":"00:1a:a0:be:1e:cd","model":"7970"}"#,
+            400,
+            "model",
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/import",
+            r#"{"csv":"garbage;x"}"#,
+            400,
+            "file",
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/import",
+            r#"{"csv":"","dry_run":true}"#,
+            400,
+            "csv",
+        ),
     ];
     for (m, p, body, status, field) in cases {
         let a = rig
@@ -639,6 +727,17 @@ async fn pages_follow_the_roles() {
     );
     let page = rig.call(&user, "GET", "/admin/extensions", None).await;
     assert_eq!(page.status, 403);
+    let page = rig.call(&auditor, "GET", "/admin/phones", None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text.contains("Provisioned phones") && !page.text.contains("Import from CSV"),
+        "read only: {}",
+        page.text
+    );
+    assert_eq!(
+        rig.call(&user, "GET", "/admin/phones", None).await.status,
+        403
+    );
     let page = rig.call(&user, "GET", "/", None).await;
     assert!(page.text.contains("Extension 101"), "{}", page.text);
     // A form post without the token changes nothing.
@@ -687,5 +786,86 @@ async fn pages_follow_the_roles() {
             .starts_with("Extension Number,Type ID,Description\r\n101,1,Ann"),
         "{}",
         csv.text
+    );
+}
+
+#[tokio::test]
+async fn the_phones_page_enables_adds_previews_and_imports() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let form = "application/x-www-form-urlencoded";
+    let csrf = admin.csrf.clone().unwrap();
+    let post = |path: &'static str, body: String| {
+        let admin = admin.clone();
+        let rig = &rig;
+        async move {
+            rig.raw(&admin, "POST", path, Some((form, body)), &[], "127.0.0.1")
+                .await
+        }
+    };
+    let a = post(
+        "/admin/phones/settings",
+        format!("csrf={csrf}&enabled=on&first_extension=200&auto_create=on&phone_password=Ph0ne-Secret%21&allowed_sources=10.0.0.0%2F8&ntp_server=&time_zone=Europe%2FPrague&utc_offset=%2B01%3A00"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = rig.cfg.snapshot().config.provisioning.clone();
+    assert!(p.enabled && p.auto_create && p.first_extension == "200");
+    assert_eq!(p.allowed_sources, vec!["10.0.0.0/8"]);
+    let a = post(
+        "/admin/phones/add",
+        format!("csrf={csrf}&mac=00%3A04%3A13%3Aaa%3Abb%3Acc&model=snom360&extensions=210%2C+211"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains("00:04:13:aa:bb:cc"));
+    // Too many extensions for the model: the form says so and nothing changes.
+    let a = post(
+        "/admin/phones/add",
+        format!("csrf={csrf}&mac=00%3A0e%3A08%3Aaa%3Abb%3Acc&model=SPA922&extensions=220%2C221"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.text.contains("at most 1"), "{}", a.text);
+    let csv = "00:1a:a0:be:1e:cd;Cisco;794X;111;112\n00:1b:b0:cd:e1:ca;Cisco;796X;210\n00:1c:c0:ab:a2:24;Linksys;SPA942;113;114\n";
+    let enc: String = form_urlencoded::byte_serialize(csv.as_bytes()).collect();
+    let a = post("/admin/phones/preview", format!("csrf={csrf}&csv={enc}")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.text.contains("id=\"preview\""));
+    assert!(
+        a.text
+            .contains("extension 210 is taken by phone 00:04:13:aa:bb:cc"),
+        "{}",
+        a.text
+    );
+    // Import the good lines only.
+    let a = post(
+        "/admin/phones/import",
+        format!("csrf={csrf}&csv={enc}&line=1&line=3"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(rig.cfg.snapshot().config.phones.len(), 3);
+    // Choosing the bad line refuses the whole import.
+    let a = post(
+        "/admin/phones/import",
+        format!("csrf={csrf}&csv={enc}&line=2"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert_eq!(rig.cfg.snapshot().config.phones.len(), 3);
+    // A restart at a bad time is refused; a good one is scheduled.
+    let a = post("/admin/phones/restart", format!("csrf={csrf}&at=tomorrow")).await;
+    assert_eq!(a.status, 400);
+    let a = post(
+        "/admin/phones/restart",
+        format!("csrf={csrf}&at=2099-01-01+02%3A00"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(
+        a.text.contains("Phones restart at 2099-01-01 02:00:00"),
+        "{}",
+        a.text
     );
 }
