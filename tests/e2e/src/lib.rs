@@ -79,6 +79,8 @@ pub struct Pbxd {
     pub rtp: (u16, u16),
     /// The HTTPS web admin (on loopback unless the test chose otherwise).
     pub web: SocketAddr,
+    /// The TFTP server (on loopback unless the test chose otherwise).
+    pub tftp: SocketAddr,
 }
 
 /// An HTTP answer as curl saw it.
@@ -116,6 +118,17 @@ impl Pbxd {
     /// Starts pbxd with a given data directory, port and extra arguments.
     pub fn start_in(data: tempfile::TempDir, port: u16, extra: &[&str]) -> Pbxd {
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Self::launch(data, sip, extra, &[])
+    }
+
+    /// Starts pbxd on `sip`, run through `prefix` (for example `ip netns exec NS`), with
+    /// extra arguments; `--web` and `--tftp` on loopback unless `extra` names them.
+    pub fn launch(
+        data: tempfile::TempDir,
+        sip: SocketAddr,
+        extra: &[&str],
+        prefix: &[&str],
+    ) -> Pbxd {
         let web: SocketAddr = match extra.iter().position(|a| *a == "--web") {
             Some(i) => extra[i + 1].parse().unwrap(),
             None => format!("127.0.0.1:{}", free_port()).parse().unwrap(),
@@ -126,6 +139,16 @@ impl Pbxd {
         } else {
             vec!["--web", &web_arg]
         };
+        let tftp: SocketAddr = match extra.iter().position(|a| *a == "--tftp") {
+            Some(i) => extra[i + 1].parse().unwrap(),
+            None => format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        };
+        let tftp_arg = tftp.to_string();
+        let tftp_args: Vec<&str> = if extra.contains(&"--tftp") {
+            vec![]
+        } else {
+            vec!["--tftp", &tftp_arg]
+        };
         let rtp = rtp_range();
         let log = data.path().join("pbxd.log");
         let logf = std::fs::OpenOptions::new()
@@ -133,7 +156,18 @@ impl Pbxd {
             .append(true)
             .open(&log)
             .unwrap();
-        let child = Command::new(bin("pbxd"))
+        let (program, pre_args): (PathBuf, Vec<PathBuf>) = match prefix.split_first() {
+            Some((p, rest)) => (
+                PathBuf::from(p),
+                rest.iter()
+                    .map(PathBuf::from)
+                    .chain([bin("pbxd")])
+                    .collect(),
+            ),
+            None => (bin("pbxd"), vec![]),
+        };
+        let child = Command::new(program)
+            .args(&pre_args)
             .arg("--data-dir")
             .arg(data.path())
             .args([
@@ -143,6 +177,7 @@ impl Pbxd {
                 &format!("{}-{}", rtp.0, rtp.1),
             ])
             .args(&web_args)
+            .args(&tftp_args)
             .args(extra)
             .env("RUST_LOG", "info,pbx=debug,sled=warn")
             .stdin(Stdio::null())
@@ -157,6 +192,7 @@ impl Pbxd {
             log,
             rtp,
             web,
+            tftp,
         };
         let ready = wait_until(Duration::from_secs(20), || {
             d.ctl(&["status"]).status.success()
