@@ -764,6 +764,18 @@ impl Config {
         }
     }
 
+    /// A free account user name for an extension: the number, then `number-2`, ...
+    pub fn free_username(&self, number: &str) -> String {
+        let taken = |u: &str| self.accounts.iter().any(|a| a.username == u);
+        if !taken(number) {
+            return number.to_string();
+        }
+        (2..)
+            .map(|i| format!("{number}-{i}"))
+            .find(|u| !taken(u))
+            .expect("some suffix is free")
+    }
+
     /// Removes a SIP account and the phone line that used it; false when there is none.
     pub fn remove_account(&mut self, username: &str) -> bool {
         let before = self.accounts.len();

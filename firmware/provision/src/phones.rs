@@ -25,18 +25,6 @@ pub fn next_number(c: &Config) -> Result<String, ChangeError> {
         .ok_or_else(|| ChangeError::conflict("first_extension", "no free number left"))
 }
 
-/// A free account user name for a phone line: the number, then `number-2`, ...
-fn free_username(c: &Config, number: &str) -> String {
-    let taken = |u: &str| c.accounts.iter().any(|a| a.username == u);
-    if !taken(number) {
-        return number.to_string();
-    }
-    (2..)
-        .map(|i| format!("{number}-{i}"))
-        .find(|u| !taken(u))
-        .expect("some suffix is free")
-}
-
 /// Gives every account a phone line uses the shared phone password.
 pub fn sync_phone_passwords(c: &mut Config) {
     let pw = c.provisioning.phone_password.clone();
@@ -86,7 +74,7 @@ fn new_line(c: &mut Config, number: &str) -> Result<PhoneLine, ChangeError> {
     if !c.extensions.iter().any(|e| e.number == number) {
         c.extensions.push(Extension::new(number));
     }
-    let username = free_username(c, number);
+    let username = c.free_username(number);
     let secret = c.provisioning.phone_password.clone();
     c.accounts.push(SipAccount::new(&username, &secret, number));
     Ok(PhoneLine {

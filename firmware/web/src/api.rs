@@ -66,7 +66,7 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     }
 }
 
-fn need_admin_read(c: &Caller) -> Result<(), ApiError> {
+pub(crate) fn need_admin_read(c: &Caller) -> Result<(), ApiError> {
     if c.can_read_admin() {
         Ok(())
     } else {
@@ -77,7 +77,7 @@ fn need_admin_read(c: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn need_admin_write(c: &Caller) -> Result<(), ApiError> {
+pub(crate) fn need_admin_write(c: &Caller) -> Result<(), ApiError> {
     need_admin_read(c)?;
     if c.can_write_admin() {
         Ok(())

@@ -307,18 +307,6 @@ pub(crate) async fn delete_extension(
     .await
 }
 
-/// A free account user name for an extension: the number, then `number-2`, ...
-fn free_username(c: &Config, number: &str) -> String {
-    let taken = |u: &str| c.accounts.iter().any(|a| a.username == u);
-    if !taken(number) {
-        return number.to_string();
-    }
-    (2..)
-        .map(|i| format!("{number}-{i}"))
-        .find(|u| !taken(u))
-        .expect("some suffix is free")
-}
-
 fn account_from(
     c: &Config,
     mut m: serde_json::Map<String, Value>,
@@ -349,7 +337,7 @@ fn account_from(
             ))
         }
         (None, None) => {
-            m.insert("username".into(), json!(free_username(c, number)));
+            m.insert("username".into(), json!(c.free_username(number)));
         }
         (None, Some(_)) => {}
     }

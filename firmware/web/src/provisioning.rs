@@ -137,22 +137,10 @@ pub(crate) async fn api(
     c: &Caller,
     segs: &[&str],
 ) -> Result<Response, ApiError> {
-    let read = |c: &Caller| {
-        if c.can_read_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "this account may use the user portal only",
-            ))
-        }
-    };
-    read(c)?;
-    if req.changes_state() && !c.can_write_admin() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "auditors may look but not change anything",
-        ));
+    if req.changes_state() {
+        crate::api::need_admin_write(c)?;
+    } else {
+        crate::api::need_admin_read(c)?;
     }
     let who = c.user.username.clone();
     let okj = |v: Value| Ok(json_reply(StatusCode::OK, &v));
