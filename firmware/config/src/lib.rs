@@ -13,7 +13,7 @@ use std::net::IpAddr;
 mod phones;
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
-    PhoneState, Provisioning, PHONE_MODELS,
+    PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
 };
 
 /// Name written into every exported document, so an import can refuse foreign JSON.
@@ -685,6 +685,13 @@ impl Config {
                 "must be +HH:MM or -HH:MM, at most 14 hours".into(),
             );
         }
+        if self.phones.len() > MAX_PHONES {
+            err(
+                "phones".into(),
+                "mac",
+                format!("the table holds at most {MAX_PHONES} phones"),
+            );
+        }
         let mut macs = HashSet::new();
         let mut on_phone: BTreeMap<&str, &str> = BTreeMap::new();
         let mut accounts_used = HashSet::new();
@@ -762,6 +769,13 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// The user with this name, ignoring letter case.
+    pub fn user(&self, username: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.username.eq_ignore_ascii_case(username))
     }
 
     /// A free account user name for an extension: the number, then `number-2`, ...

@@ -207,6 +207,10 @@ pub struct Phone {
     pub disabled: bool,
 }
 
+/// Most phones the table holds. Phones add themselves by asking for a file, so the table
+/// needs a bound a flood of made-up MAC addresses cannot pass.
+pub const MAX_PHONES: usize = 1000;
+
 /// Where a phone stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -217,6 +221,17 @@ pub enum PhoneState {
     Provisioned,
     /// Removed; gets nothing.
     Disabled,
+}
+
+impl PhoneState {
+    /// The name used in the API, pbxctl and the pages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneState::Pending => "pending",
+            PhoneState::Provisioned => "provisioned",
+            PhoneState::Disabled => "disabled",
+        }
+    }
 }
 
 impl Phone {

@@ -305,16 +305,12 @@ fn run(cli: &Cli) -> Result<bool> {
         }
     };
     let answer = call(cli, req)?;
-    if let Some(lines) = answer.get("lines").or(answer["data"].as_array().and(
-        matches!(
-            cli.cmd,
-            Cmd::Phone {
-                cmd: PhoneCmd::Import { .. }
-            }
-        )
-        .then_some(&answer["data"]),
-    )) {
-        print_import(lines);
+    if let Cmd::Phone {
+        cmd: PhoneCmd::Import { .. },
+    } = &cli.cmd
+    {
+        // The preview comes as the data, or beside the errors of a refused import.
+        print_import(answer.get("lines").unwrap_or(&answer["data"]));
     }
     if answer["ok"] != json!(true) {
         for e in answer["errors"].as_array().into_iter().flatten() {

@@ -105,6 +105,19 @@ fn str_arg<'a>(body: &'a Value, name: &str) -> Result<&'a str, Value> {
         .ok_or_else(|| fail(&format!("missing argument {name}")))
 }
 
+/// A list of strings argument; absent = empty.
+fn str_list(body: &Value, name: &str) -> Vec<String> {
+    body.get(name)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Validates and commits a change; the configurator publishes the new snapshot, and the
 /// core loop takes it before it handles anything else.
 fn change(
@@ -305,33 +318,9 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
             "phone_add" => {
                 let mac = str_arg(&body, "mac")?.to_string();
                 let model = str_arg(&body, "model")?.to_string();
-                let exts: Vec<String> = body
-                    .get("extensions")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(m) = config::normalize_mac(&mac) {
-                    if state
-                        .cfg
-                        .snapshot()
-                        .config
-                        .phones
-                        .iter()
-                        .any(|p| p.mac == m && !p.lines.is_empty())
-                    {
-                        return Err(fail(&format!(
-                            "phone {} is already in the table",
-                            config::format_mac(&m)
-                        )));
-                    }
-                }
+                let exts = str_list(&body, "extensions");
                 change_with(state, &format!("add phone {mac}"), |c| {
-                    provision::phones::put_phone(c, &mac, &model, &exts).map(|_| ())
+                    provision::phones::add_phone(c, &mac, &model, &exts).map(|_| ())
                 })
             }
             "phone_remove" => {
@@ -375,16 +364,9 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 }
             }
             "phone_restart" => {
-                let macs: Vec<String> = body
-                    .get("macs")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .filter_map(config::normalize_mac)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                // A mistyped MAC is an error, not "no MAC" (which means every phone).
+                let macs = provision::phones::parse_macs(&str_list(&body, "macs"))
+                    .map_err(|e| fail(&e.to_string()))?;
                 let targets = state.prov.restart_targets(&state.cfg.snapshot(), &macs);
                 let n = targets
                     .iter()

@@ -145,6 +145,30 @@ pub fn put_phone(
     Ok(mac)
 }
 
+/// Adds a phone (Kerio 10.2): a new MAC, or one that waits without extensions (pending
+/// or removed). A phone that already has extensions is edited with [`put_phone`] instead.
+pub fn add_phone(
+    c: &mut Config,
+    mac: &str,
+    model: &str,
+    extensions: &[String],
+) -> Result<String, ChangeError> {
+    let m = parse_mac(mac)?;
+    if c.phones.iter().any(|p| p.mac == m && !p.lines.is_empty()) {
+        return Err(ChangeError::conflict(
+            "mac",
+            format!("phone {} is already in the table", format_mac(&m)),
+        ));
+    }
+    put_phone(c, &m, model, extensions)
+}
+
+/// MAC addresses as given by an admin, each checked: a typo must not widen a restart
+/// of some phones to all of them.
+pub fn parse_macs(list: &[String]) -> Result<Vec<String>, ChangeError> {
+    list.iter().map(|m| parse_mac(m)).collect()
+}
+
 /// Removes a phone (Kerio 10.4): refused while it has extensions; afterwards the phone
 /// is kept as disabled, so it is not provisioned again until added back.
 pub fn remove_phone(c: &mut Config, mac: &str) -> Result<(), ChangeError> {
@@ -180,6 +204,12 @@ pub fn auto_add(c: &mut Config, mac: &str, model: &str) -> Result<bool, ChangeEr
     }
     let model = phone_model(model)
         .ok_or_else(|| ChangeError::field("model", format!("unknown model {model}")))?;
+    if c.phones.len() >= config::MAX_PHONES {
+        return Err(ChangeError::conflict(
+            "mac",
+            format!("the table is full ({} phones)", config::MAX_PHONES),
+        ));
+    }
     c.phones.push(Phone::new(mac, model.name));
     if c.provisioning.auto_create {
         let n = next_number(c)?;
@@ -425,6 +455,36 @@ mod tests {
         auto_add(&mut c, "001aa0be1ece", "794X").unwrap();
         assert!(c.phones[1].lines.is_empty());
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_macs_are_checked() {
+        let mut c = cfg();
+        for i in 0..config::MAX_PHONES {
+            auto_add(&mut c, &format!("0004{i:08x}"), "snom360").unwrap();
+        }
+        assert!(matches!(
+            auto_add(&mut c, "0004ffffffff", "snom360"),
+            Err(ChangeError::Conflict { .. })
+        ));
+        c.validate().unwrap();
+        assert!(parse_macs(&["00:04:13:aa:bb:cc".into(), "bogus".into()]).is_err());
+        assert_eq!(
+            parse_macs(&["00-04-13-AA-BB-CC".into()]).unwrap(),
+            vec!["000413aabbcc"]
+        );
+    }
+
+    #[test]
+    fn adding_a_provisioned_phone_again_is_refused() {
+        let mut c = cfg();
+        add_phone(&mut c, "001aa0be1ecd", "794X", &[]).unwrap();
+        add_phone(&mut c, "00:1a:a0:be:1e:cd", "794X", &["111".into()]).unwrap();
+        assert!(matches!(
+            add_phone(&mut c, "001aa0be1ecd", "794X", &["112".into()]),
+            Err(ChangeError::Conflict { .. })
+        ));
+        assert_eq!(c.phones[0].lines.len(), 1);
     }
 
     #[test]

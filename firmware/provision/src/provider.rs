@@ -5,6 +5,7 @@
 
 use crate::phones;
 use crate::templates::{self, Context, LineView, Match, PhoneView};
+use bytes::Bytes;
 use config::{format_mac, phone_model, Phone, Snapshot, Subnet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,7 +37,7 @@ impl Via {
 /// The answer to a file request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fetch {
-    File(Vec<u8>),
+    File(Bytes),
     /// TFTP error 1, HTTP 404.
     NotFound(String),
     /// TFTP error 2, HTTP 403.
@@ -100,6 +101,9 @@ fn hash(bytes: &[u8]) -> String {
 
 /// How long a generic file's request tells which model asks from that address.
 const HINT_SECS: u64 = 600;
+/// Addresses remembered for hints; older ones are dropped beyond this (UDP sources can
+/// be forged, so the map must not grow without end).
+const MAX_HINTS: usize = 4096;
 
 /// Serves phone files; shared by the TFTP server and the web.
 pub struct Provisioner {
@@ -109,6 +113,9 @@ pub struct Provisioner {
     seen: Mutex<BTreeMap<String, Seen>>,
     /// Address -> (family, model, when) of the last generic file it fetched.
     hints: Mutex<HashMap<IpAddr, (&'static str, &'static str, u64)>>,
+    /// The firmware images read so far, by path, with their modification time: many
+    /// phones fetching one image share one copy.
+    images: Mutex<HashMap<PathBuf, (std::time::SystemTime, Bytes)>>,
     /// A restart set for later: Unix time and MAC addresses (empty = all phones).
     scheduled: Mutex<Option<(u64, Vec<String>)>>,
 }
@@ -134,6 +141,7 @@ impl Provisioner {
             seen: Mutex::new(seen),
             hints: Mutex::new(HashMap::new()),
             scheduled: Mutex::new(None),
+            images: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,10 +177,15 @@ impl Provisioner {
                     .model
                     .or_else(|| templates::models_of(m.family.name).next())
                     .expect("every family has a model");
-                self.hints
-                    .lock()
-                    .expect("hints")
-                    .insert(client, (m.family.name, model.name, now));
+                let mut hints = self.hints.lock().expect("hints");
+                if hints.len() >= MAX_HINTS {
+                    hints.retain(|_, h| now.saturating_sub(h.2) < HINT_SECS);
+                    if hints.len() >= MAX_HINTS {
+                        hints.clear();
+                    }
+                }
+                hints.insert(client, (m.family.name, model.name, now));
+                drop(hints);
                 let ctx = self.context(&snap, local, via, model, None);
                 finish(templates::render(m.rule, &ctx))
             }
@@ -560,10 +573,26 @@ impl Provisioner {
                 )));
             }
         }
-        Some(match std::fs::read(self.model_dir(&model).join(file)) {
+        Some(match self.image(&self.model_dir(&model).join(file)) {
             Ok(b) => Fetch::File(b),
             Err(e) => Fetch::Failed(format!("cannot read firmware: {e}")),
         })
+    }
+
+    /// A firmware image, read once while it is unchanged; only the newest image of each
+    /// path is kept.
+    fn image(&self, path: &Path) -> std::io::Result<Bytes> {
+        let mtime = std::fs::metadata(path)?.modified()?;
+        let mut images = self.images.lock().expect("images");
+        if let Some((t, b)) = images.get(path) {
+            if *t == mtime {
+                return Ok(b.clone());
+            }
+        }
+        let b = Bytes::from(std::fs::read(path)?);
+        images.retain(|p, _| p.exists());
+        images.insert(path.to_path_buf(), (mtime, b.clone()));
+        Ok(b)
     }
 }
 
@@ -583,7 +612,7 @@ fn allowed(sources: &[String], ip: IpAddr) -> bool {
 fn finish(r: Result<String, String>) -> Fetch {
     match r {
         Ok(t) if t.trim().is_empty() => Fetch::NotFound("nothing to send for this phone".into()),
-        Ok(t) => Fetch::File(t.into_bytes()),
+        Ok(t) => Fetch::File(t.into_bytes().into()),
         Err(e) => {
             tracing::error!("{e}");
             Fetch::Failed(e)

@@ -3,6 +3,7 @@
 
 use crate::provider::{Fetch, Provisioner, Via};
 use crate::tftp::{self, code, Session, TftpError};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ pub const MAX_SESSION_TIME: Duration = Duration::from_secs(600);
 /// Where a server gets its files. [`Provisioner`] is the real one.
 pub trait Files: Send + Sync + 'static {
     /// The file for `name`, asked by `client` of the box at `local`.
-    fn read(&self, name: &str, client: IpAddr, local: IpAddr) -> Result<Vec<u8>, TftpError>;
+    fn read(&self, name: &str, client: IpAddr, local: IpAddr) -> Result<Bytes, TftpError>;
 }
 
 fn unix_now() -> u64 {
@@ -30,7 +31,7 @@ fn unix_now() -> u64 {
 }
 
 impl Files for Provisioner {
-    fn read(&self, name: &str, client: IpAddr, local: IpAddr) -> Result<Vec<u8>, TftpError> {
+    fn read(&self, name: &str, client: IpAddr, local: IpAddr) -> Result<Bytes, TftpError> {
         match self.fetch(name, client, local, Via::Tftp, unix_now()) {
             Fetch::File(b) => Ok(b),
             Fetch::NotFound(m) => Err(TftpError::new(code::FILE_NOT_FOUND, m)),
@@ -171,7 +172,7 @@ async fn transfer(bound: IpAddr, client: SocketAddr, req: tftp::Request, files: 
             return;
         }
     };
-    let mut s = Session::new(&req, &data, Instant::now());
+    let mut s = Session::new(&req, data, Instant::now());
     let mut buf = vec![0u8; 65536];
     loop {
         while let Some(p) = s.poll_transmit() {

@@ -10,6 +10,7 @@
 //! window forward is ignored, so a duplicated ACK never doubles the traffic (the
 //! Sorcerer's Apprentice bug of RFC 1350, fixed as RFC 1123 4.2.3.1 says).
 
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -234,7 +235,8 @@ enum State {
 /// One file served to one client.
 #[derive(Debug)]
 pub struct Session {
-    data: Vec<u8>,
+    /// Shared, not copied: a firmware image served to many phones is in memory once.
+    data: Bytes,
     blksize: usize,
     window: u64,
     timeout: Duration,
@@ -257,10 +259,11 @@ pub struct Session {
 impl Session {
     /// Starts serving `data` (the file as stored; converted here for netascii) for the
     /// request. The first packet (OACK, or DATA 1 without options) is ready at once.
-    pub fn new(req: &Request, data: &[u8], now: Instant) -> Session {
+    pub fn new(req: &Request, data: impl Into<Bytes>, now: Instant) -> Session {
+        let data: Bytes = data.into();
         let data = match req.mode {
-            Mode::Octet => data.to_vec(),
-            Mode::Netascii => to_netascii(data),
+            Mode::Octet => data,
+            Mode::Netascii => to_netascii(&data).into(),
         };
         let o = &req.options;
         let blksize = o.blksize.unwrap_or(DEFAULT_BLKSIZE);
@@ -535,7 +538,7 @@ mod tests {
         let t0 = Instant::now();
         let req = parse_request(&rrq("SIPDefault.cnf", "octet", &[])).unwrap();
         let data = file(1300);
-        let mut s = Session::new(&req, &data, t0);
+        let mut s = Session::new(&req, data.clone(), t0);
         assert_eq!(run_client(&mut s, t0, 512), data);
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
         assert_eq!(s.packets_sent, 3);
@@ -546,7 +549,7 @@ mod tests {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[])).unwrap();
         let data = file(1024);
-        let mut s = Session::new(&req, &data, t0);
+        let mut s = Session::new(&req, data.clone(), t0);
         assert_eq!(run_client(&mut s, t0, 512), data);
         assert_eq!(s.packets_sent, 3, "two full blocks and an empty one");
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
@@ -577,7 +580,7 @@ mod tests {
             }
         );
         let data = file(10_000);
-        let mut s = Session::new(&req, &data, t0);
+        let mut s = Session::new(&req, data.clone(), t0);
         let oack = s.poll_transmit().unwrap();
         assert_eq!(
             oack,
@@ -617,7 +620,7 @@ mod tests {
     fn lost_data_is_resent_on_timeout_only() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[])).unwrap();
-        let mut s = Session::new(&req, &file(700), t0);
+        let mut s = Session::new(&req, file(700), t0);
         let first = drain(&mut s);
         assert_eq!(first.len(), 1);
         // The DATA was lost: nothing happens before the deadline ...
@@ -634,7 +637,7 @@ mod tests {
     fn lost_ack_makes_the_client_see_the_block_again() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[])).unwrap();
-        let mut s = Session::new(&req, &file(1200), t0);
+        let mut s = Session::new(&req, file(1200), t0);
         drain(&mut s);
         s.handle(t0, &ack(1));
         let b2 = drain(&mut s);
@@ -650,7 +653,7 @@ mod tests {
     fn duplicate_acks_are_ignored() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[])).unwrap();
-        let mut s = Session::new(&req, &file(5000), t0);
+        let mut s = Session::new(&req, file(5000), t0);
         drain(&mut s);
         s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s).len(), 1);
@@ -669,7 +672,7 @@ mod tests {
     fn window_partial_ack_goes_on_after_it() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[("windowsize", "8")])).unwrap();
-        let mut s = Session::new(&req, &file(512 * 20), t0);
+        let mut s = Session::new(&req, file(512 * 20), t0);
         drain(&mut s);
         s.handle(t0, &ack(0));
         assert_eq!(drain(&mut s).len(), 8);
@@ -690,7 +693,7 @@ mod tests {
     fn lost_oack_is_resent_then_the_session_times_out() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[("tsize", "0")])).unwrap();
-        let mut s = Session::new(&req, &file(10), t0);
+        let mut s = Session::new(&req, file(10), t0);
         let oack = drain(&mut s);
         let mut t = t0;
         for _ in 0..MAX_RETRIES {
@@ -710,7 +713,7 @@ mod tests {
     fn client_declining_options_ends_the_session() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[("blksize", "1024")])).unwrap();
-        let mut s = Session::new(&req, &file(10), t0);
+        let mut s = Session::new(&req, file(10), t0);
         drain(&mut s);
         s.handle(t0, &error_packet(code::OPTION_REFUSED, "no"));
         assert!(matches!(s.outcome(), Some(Outcome::ClientError(e)) if e.code == 8));
@@ -721,7 +724,7 @@ mod tests {
     fn unexpected_packets_get_an_error() {
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[])).unwrap();
-        let mut s = Session::new(&req, &file(10), t0);
+        let mut s = Session::new(&req, file(10), t0);
         drain(&mut s);
         s.handle(t0, b"\x00\x03\x00\x01data");
         let e = drain(&mut s);
@@ -738,7 +741,7 @@ mod tests {
         let req = parse_request(&rrq("f", "octet", &[("blksize", "8")])).unwrap();
         // 70,000 blocks of 8 octets: past 65535 the numbers go on from 0.
         let data = file(8 * 70_000 + 3);
-        let mut s = Session::new(&req, &data, t0);
+        let mut s = Session::new(&req, data.clone(), t0);
         assert_eq!(run_client(&mut s, t0, 8), data);
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
     }
@@ -748,7 +751,7 @@ mod tests {
         assert_eq!(to_netascii(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\0d");
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "netascii", &[("tsize", "0")])).unwrap();
-        let mut s = Session::new(&req, b"x\ny\n", t0);
+        let mut s = Session::new(&req, &b"x\ny\n"[..], t0);
         assert!(drain(&mut s)[0].ends_with(b"tsize\x006\x00"));
     }
 
@@ -797,7 +800,7 @@ mod tests {
         };
         let t0 = Instant::now();
         let req = parse_request(&rrq("f", "octet", &[("windowsize", "4")])).unwrap();
-        let mut s = Session::new(&req, &file(3000), t0);
+        let mut s = Session::new(&req, file(3000), t0);
         for _ in 0..20_000 {
             let len = (next() % 40) as usize;
             let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();

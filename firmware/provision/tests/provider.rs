@@ -43,7 +43,7 @@ fn get(p: &Provisioner, name: &str) -> Fetch {
 
 fn text(f: Fetch) -> String {
     match f {
-        Fetch::File(b) => String::from_utf8(b).unwrap(),
+        Fetch::File(b) => String::from_utf8(b.to_vec()).unwrap(),
         other => panic!("expected a file, got {other:?}"),
     }
 }
@@ -207,6 +207,15 @@ fn firmware_is_served_to_its_model() {
     assert!(p.put_firmware("794X", "../x", b"X").is_err());
     assert!(p.put_firmware("794X", "SIPDefault.cnf", b"X").is_err());
     assert_eq!(text(get(&p, "OS79XX.TXT")).trim(), "P0S3-08-12-00");
+    // Every phone fetching the image shares one copy in memory.
+    let (Fetch::File(a), Fetch::File(b)) = (
+        get(&p, "P0S3-08-12-00.loads"),
+        get(&p, "P0S3-08-12-00.loads"),
+    ) else {
+        panic!("the image is served")
+    };
+    assert_eq!(&a[..], b"IMAGE");
+    assert_eq!(a.as_ptr(), b.as_ptr());
     assert_eq!(text(get(&p, "P0S3-08-12-00.loads")), "IMAGE");
     // A phone known at that address as another model does not get it.
     text(get(&p, "snom360-000413AABBCC.htm"));
@@ -214,4 +223,20 @@ fn firmware_is_served_to_its_model() {
     assert_eq!(p.firmware_list().len(), 1);
     assert!(p.remove_firmware("794X"));
     assert!(p.firmware_list().is_empty());
+}
+
+#[test]
+fn a_scheduled_restart_fires_once_when_due() {
+    let (_d, p) = setup(false);
+    assert_eq!(p.take_due_restart(1000), None);
+    p.schedule_restart(Some((2000, vec!["000413aabbcc".into()])));
+    assert_eq!(p.take_due_restart(1999), None);
+    assert_eq!(
+        p.take_due_restart(2000),
+        Some(vec!["000413aabbcc".to_string()])
+    );
+    assert_eq!(p.take_due_restart(3000), None, "once");
+    p.schedule_restart(Some((2000, vec![])));
+    p.schedule_restart(None);
+    assert_eq!(p.take_due_restart(3000), None, "cancelled");
 }

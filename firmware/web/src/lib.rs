@@ -210,9 +210,7 @@ fn caller(app: &App, req: &Req) -> Option<Caller> {
     let snap = app.cfg.snapshot();
     let user = snap
         .config
-        .users
-        .iter()
-        .find(|u| u.username.eq_ignore_ascii_case(&session.username))
+        .user(&session.username)
         .filter(|u| u.enabled && !u.password_hash.is_empty())
         .cloned();
     match user {
@@ -255,14 +253,7 @@ async fn login(
     if let Some(secs) = app.limiter().blocked(Instant::now(), addr) {
         return Err(LoginError::Blocked(secs));
     }
-    let user = app
-        .cfg
-        .snapshot()
-        .config
-        .users
-        .iter()
-        .find(|u| u.username.eq_ignore_ascii_case(username))
-        .cloned();
+    let user = app.cfg.snapshot().config.user(username).cloned();
     let pw = password.to_string();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = tokio::task::spawn_blocking(move || match hash {

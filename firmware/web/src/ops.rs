@@ -511,15 +511,7 @@ pub(crate) async fn update_user(
     username: &str,
     i: UserInput,
 ) -> Result<User, ApiError> {
-    let Some(old) = app
-        .cfg
-        .snapshot()
-        .config
-        .users
-        .iter()
-        .find(|u| u.username.eq_ignore_ascii_case(username))
-        .cloned()
-    else {
+    let Some(old) = app.cfg.snapshot().config.user(username).cloned() else {
         return Err(ApiError::not_found(format!(
             "user {username} does not exist"
         )));

@@ -787,12 +787,7 @@ fn users_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Res
 
 fn user_page(app: &Arc<App>, c: &Caller, name: &str, note: Note, status: StatusCode) -> Response {
     let snap = app.cfg.snapshot();
-    let Some(u) = snap
-        .config
-        .users
-        .iter()
-        .find(|u| u.username.eq_ignore_ascii_case(name))
-    else {
+    let Some(u) = snap.config.user(name) else {
         return users_page(
             app,
             c,
@@ -1316,9 +1311,13 @@ async fn phones_post(
                 let mac = field(form, "mac").unwrap_or("").to_string();
                 let model = field(form, "model").unwrap_or("").to_string();
                 let exts = numbers_list(field(form, "extensions").unwrap_or(""));
-                let m2 = mac.clone();
+                let (m2, add) = (mac.clone(), action == "add");
                 ops::change(app, &who, format!("set phone {mac}"), move |c| {
-                    phones::put_phone(c, &m2, &model, &exts)
+                    if add {
+                        phones::add_phone(c, &m2, &model, &exts)
+                    } else {
+                        phones::put_phone(c, &m2, &model, &exts)
+                    }
                 })
                 .await?;
                 Ok(format!("Phone {mac} saved."))
@@ -1349,10 +1348,12 @@ async fn phones_post(
                 Ok(format!("{n} phones imported."))
             }
             "restart" => {
-                let macs: Vec<String> = fields(form, "mac")
-                    .iter()
-                    .filter_map(|m| config::normalize_mac(m))
-                    .collect();
+                let macs = phones::parse_macs(
+                    &fields(form, "mac")
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<Vec<_>>(),
+                )?;
                 match field(form, "at").map(str::trim).filter(|s| !s.is_empty()) {
                     Some(at) => {
                         let t = parse_when(at)
@@ -1430,7 +1431,7 @@ fn phones_page(
                                         }
                                     } @else { (r.extensions.join(", ")) }
                                 }
-                                td { (serde_json::to_value(r.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                                td { (r.state.as_str()) }
                                 td { (r.ip.as_deref().unwrap_or("")) }
                                 td { (r.last_fetch.map(when).unwrap_or_default()) " " (r.last_file.as_deref().unwrap_or("")) }
                                 td { (if r.needs_restart { "needed" } else { "" }) }

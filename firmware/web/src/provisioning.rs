@@ -108,15 +108,6 @@ struct RestartBody {
     cancel: bool,
 }
 
-fn macs(list: &[String]) -> Result<Vec<String>, ApiError> {
-    list.iter()
-        .map(|m| {
-            config::normalize_mac(m)
-                .ok_or_else(|| ApiError::bad("phones", format!("{m:?} is not a MAC address")))
-        })
-        .collect()
-}
-
 /// Asks the exchange to NOTIFY the phones now; answers how many were reached.
 pub(crate) async fn restart_now(app: &Arc<App>, phones: Vec<String>) -> Result<usize, ApiError> {
     let targets = app.prov.restart_targets(&app.cfg.snapshot(), &phones);
@@ -158,7 +149,9 @@ pub(crate) async fn api(
             okj(settings_json(app, true))
         }
         (&Method::GET, ["models"]) => okj(models_json()),
-        (&Method::GET, ["phones"]) => okj(phone_rows(app, c.can_write_admin())),
+        (&Method::GET, ["phones"]) => {
+            okj(serde_json::to_value(app.prov.rows(&app.cfg.snapshot())).expect("serialises"))
+        }
         (&Method::POST, ["phones"]) => {
             let b: PhoneBody = ops::parse(Value::Object(ops::object(&req.body)?))?;
             let mac = b
@@ -252,7 +245,11 @@ pub(crate) async fn api(
                 app.prov.schedule_restart(None);
                 return okj(json!({"scheduled": null}));
             }
-            let list = macs(&b.phones)?;
+            let list = phones::parse_macs(&b.phones).map_err(|e| {
+                let mut e = ApiError::from(e);
+                e.field = Some("phones".into());
+                e
+            })?;
             match b.at {
                 Some(at) if at > crate::unix_now() => {
                     app.prov.schedule_restart(Some((at, list.clone())));
@@ -292,10 +289,6 @@ pub(crate) async fn api(
         }
         _ => Err(ApiError::not_found("no such route")),
     }
-}
-
-fn phone_rows(app: &Arc<App>, _reveal: bool) -> Value {
-    serde_json::to_value(app.prov.rows(&app.cfg.snapshot())).expect("serialises")
 }
 
 fn phone_row(app: &Arc<App>, mac: &str) -> Value {

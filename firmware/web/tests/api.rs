@@ -674,6 +674,13 @@ async fn bad_input_gets_an_error_naming_the_field() {
         ),
         (
             "POST",
+            "/api/v1/provisioning/restart",
+            r#"{"phones":["00:1a:a0:be:1e"]}"#,
+            400,
+            "phones",
+        ),
+        (
+            "POST",
             "/api/v1/provisioning/import",
             r#"{"csv":"garbage;x"}"#,
             400,

@@ -393,6 +393,13 @@ fn pbxctl_contract_csv_import_and_restart_notify() {
     assert!(pbx.ctl_ok(&["registrations"]).contains("111"));
     let mut sipp: Child = sipp_cmd("notify_uas.xml", &user, &pw).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
+    // A mistyped MAC is refused, not taken as "every phone".
+    let o = pbx.ctl(&["phone", "restart", "00:1a:a0:be:1e"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a MAC address"),
+        "{o:?}"
+    );
     let out = pbx.ctl_ok(&["phone", "restart", "00:1a:a0:be:1e:cd"]);
     assert!(out.contains("1 of 1"), "{out}");
     let done = wait_until(Duration::from_secs(20), || {
