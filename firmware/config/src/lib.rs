@@ -11,9 +11,15 @@ use std::fmt;
 use std::net::IpAddr;
 
 mod phones;
+mod routing;
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
+};
+pub use routing::{
+    emergency_preset, matches_pattern, Conflict, Destination, DidMapping, Emergency,
+    EmergencyNumber, Link, LinkMode, OutboundRoute, PermissionGroup, PermissionRule, Rewrite,
+    RingGroup, SipInterface, EMERGENCY_COUNTRIES,
 };
 
 /// Name written into every exported document, so an import can refuse foreign JSON.
@@ -44,6 +50,24 @@ pub struct Config {
     /// The Provisioned Phones table.
     #[serde(default)]
     pub phones: Vec<Phone>,
+    /// Interfaces to SIP providers (Kerio 6.1).
+    #[serde(default)]
+    pub sip_interfaces: Vec<SipInterface>,
+    /// Links to other PBXs (Kerio 6.2, Kerauno System Connector, Ivoz Friends).
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Outbound routes by dial-out prefix, each with its interfaces in order.
+    #[serde(default)]
+    pub outbound_routes: Vec<OutboundRoute>,
+    /// Call permission groups (Kerio 23.2).
+    #[serde(default)]
+    pub permission_groups: Vec<PermissionGroup>,
+    /// Emergency numbers (Kerio 18).
+    #[serde(default)]
+    pub emergency: Emergency,
+    /// Ring groups (Kerio 15).
+    #[serde(default)]
+    pub ring_groups: Vec<RingGroup>,
 }
 
 impl Default for Config {
@@ -56,6 +80,12 @@ impl Default for Config {
             users: Vec::new(),
             provisioning: Provisioning::default(),
             phones: Vec::new(),
+            sip_interfaces: Vec::new(),
+            links: Vec::new(),
+            outbound_routes: Vec::new(),
+            permission_groups: Vec::new(),
+            emergency: Emergency::default(),
+            ring_groups: Vec::new(),
         }
     }
 }
@@ -103,6 +133,13 @@ pub struct Extension {
     /// Calls must use TLS and SRTP (stored; enforced by the encryption work).
     #[serde(default)]
     pub encrypt_calls: bool,
+    /// Every call to the extension goes to this number instead (unconditional forward);
+    /// empty = off.
+    #[serde(default)]
+    pub forward: String,
+    /// Call permission group for calls leaving the box; empty = no restriction.
+    #[serde(default)]
+    pub permission_group: String,
 }
 
 impl Extension {
@@ -120,6 +157,8 @@ impl Extension {
             busy_level: 0,
             caller_id: CallerIdPresentation::Show,
             encrypt_calls: false,
+            forward: String::new(),
+            permission_group: String::new(),
         }
     }
 
@@ -400,7 +439,7 @@ impl Subnet {
     }
 }
 
-fn is_digits(s: &str) -> bool {
+pub(crate) fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -418,7 +457,7 @@ pub fn valid_host(s: &str) -> bool {
             }))
 }
 
-fn valid_username(s: &str) -> bool {
+pub(crate) fn valid_username(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -625,6 +664,7 @@ impl Config {
             }
         }
         self.validate_provisioning(&numbers, &mut err);
+        self.validate_routing(&numbers, &mut err);
         if errs.is_empty() {
             Ok(())
         } else {
@@ -850,6 +890,8 @@ pub struct Snapshot {
     pub config: Config,
     extension_by_number: BTreeMap<String, usize>,
     account_by_username: BTreeMap<String, usize>,
+    /// Each link's patterns, compiled, in link order.
+    link_patterns: Vec<Vec<regex::Regex>>,
 }
 
 impl Snapshot {
@@ -869,6 +911,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             revision,
+            link_patterns: routing::compile_links(&config.links),
             config,
             extension_by_number,
             account_by_username,
