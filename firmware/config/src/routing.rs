@@ -1138,6 +1138,14 @@ impl crate::Snapshot {
         self.config.links.iter().find(|l| l.name == name)
     }
 
+    /// The enabled link whose credentials use this user name.
+    pub fn link_by_user(&self, username: &str) -> Option<&Link> {
+        self.config
+            .links
+            .iter()
+            .find(|l| l.enabled && !l.username.is_empty() && l.username == username)
+    }
+
     pub fn permission_group(&self, name: &str) -> Option<&PermissionGroup> {
         self.config
             .permission_groups

@@ -44,7 +44,10 @@ pub(crate) enum LegState {
 }
 
 pub(crate) struct Leg {
+    /// The device's account; empty for a leg to a provider or link.
     pub account: String,
+    /// A leg to a provider or link, with its interfaces to try.
+    pub peer: Option<crate::route::PeerLeg>,
     pub dialog: Dialog,
     pub branch: String,
     pub ack: AckBase,
@@ -78,6 +81,10 @@ pub(crate) struct Call {
     pub id: u64,
     pub caller_ext: String,
     pub caller_account: String,
+    /// The provider or link the call came from.
+    pub caller_peer: Option<String>,
+    /// Codecs of the caller's side, preferred first.
+    pub caller_codecs: Vec<String>,
     pub callee_ext: String,
     pub a: Dialog,
     pub a_key: SKey,
@@ -184,14 +191,14 @@ impl Pbx {
         }
     }
 
-    fn active_calls(&self, ext: &str) -> u32 {
+    pub(crate) fn active_calls(&self, ext: &str) -> u32 {
         self.calls
             .values()
             .filter(|c| !c.finished && (c.caller_ext == ext || c.callee_ext == ext))
             .count() as u32
     }
 
-    fn account_busy(&self, username: &str) -> bool {
+    pub(crate) fn account_busy(&self, username: &str) -> bool {
         self.calls.values().any(|c| {
             !c.finished
                 && (c.caller_account == username
@@ -211,28 +218,91 @@ impl Pbx {
     }
 
     pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &SKey, req: rsip::Request) {
-        let account = match self.authenticate(now, src, key, &req, "Proxy-Authorization") {
-            crate::registrar::Authn::Account(a) => a,
-            crate::registrar::Authn::Answered => return,
+        use crate::route::{Dest, Origin};
+        // Who is calling: a provider or an open link by its address (never challenged),
+        // else a phone or a link by its credentials.
+        let origin = match self.peer_from(src.remote.ip()) {
+            Some((name, false)) => Origin::Trunk(name),
+            Some((name, true)) => Origin::Link(name),
+            None => match self.authenticate(now, src, key, &req, "Proxy-Authorization") {
+                crate::registrar::Authn::Account(a) => Origin::Phone(a),
+                crate::registrar::Authn::Link(l) => Origin::Link(l.name),
+                crate::registrar::Authn::Answered => return,
+            },
         };
-        if account.registration_check
-            && self
-                .registrations
-                .get(&account.username)
-                .is_none_or(|r| r.source != src.remote)
-        {
-            return self.reply(now, key, &req, 403, "not from the registered address");
-        }
         let snap = self.snapshot.clone();
-        let caller = snap
-            .extension(&account.extension)
-            .expect("authenticated accounts have extensions")
-            .clone();
-        let ruri = req.uri.to_string();
-        let dialed = uri_user(&ruri).unwrap_or("").to_string();
-        if caller.call_limit > 0 && self.active_calls(&caller.number) >= caller.call_limit {
-            return self.reply(now, key, &req, 403, "call limit reached");
+        if let Origin::Phone(account) = &origin {
+            if account.registration_check
+                && self
+                    .registrations
+                    .get(&account.username)
+                    .is_none_or(|r| r.source != src.remote)
+            {
+                return self.reply(now, key, &req, 403, "not from the registered address");
+            }
+            let ext = snap
+                .extension(&account.extension)
+                .expect("authenticated accounts have extensions");
+            if ext.call_limit > 0 && self.active_calls(&ext.number) >= ext.call_limit {
+                return self.reply(now, key, &req, 403, "call limit reached");
+            }
         }
+        let ruri = req.uri.to_string();
+        let ruri_user = uri_user(&ruri).unwrap_or("").to_string();
+        let to_user = get(&req.headers, "To")
+            .map(sip::message::uri_part)
+            .and_then(uri_user)
+            .unwrap_or("")
+            .to_string();
+        let (dialed, caller_peer, caller_codecs, caller_latch, caller_account, caller_ext) =
+            match &origin {
+                Origin::Phone(a) => (
+                    ruri_user,
+                    None,
+                    a.codecs.clone(),
+                    a.nat,
+                    a.username.clone(),
+                    a.extension.clone(),
+                ),
+                Origin::Trunk(name) => {
+                    let i = snap.interface(name).expect("matched").clone();
+                    if i.max_calls > 0 && self.peer_calls(name) >= i.max_calls {
+                        return self.reply(now, key, &req, 503, "no free channel");
+                    }
+                    // Calls to our registration's Contact carry the DID in To.
+                    let called = if ruri_user.is_empty()
+                        || ruri_user == i.username
+                        || ruri_user == i.auth_name()
+                    {
+                        to_user
+                    } else {
+                        ruri_user
+                    };
+                    let Some(target) = i.inbound_target(&called, |n| snap.is_local(n)) else {
+                        return self.reply(now, key, &req, 404, "no such number");
+                    };
+                    tracing::info!(interface = %name, called, target, "incoming call");
+                    (
+                        target,
+                        Some(name.clone()),
+                        i.codecs.clone(),
+                        false,
+                        String::new(),
+                        String::new(),
+                    )
+                }
+                Origin::Link(name) => {
+                    let l = snap.link(name).expect("matched").clone();
+                    (
+                        l.from_link(&ruri_user),
+                        Some(name.clone()),
+                        l.codecs.clone(),
+                        l.nat,
+                        String::new(),
+                        String::new(),
+                    )
+                }
+            };
         if req.body.is_empty() {
             return self.reply(now, key, &req, 488, "an SDP offer is required");
         }
@@ -240,36 +310,29 @@ impl Pbx {
             Ok(a) => a,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
-        let Some(callee) = snap.extension(&dialed).cloned() else {
-            return self.reply(now, key, &req, 404, "no such number");
-        };
-        if !callee.enabled {
-            return self.reply(now, key, &req, 403, "extension disabled");
-        }
-        let load = self.active_calls(&callee.number);
-        if (callee.call_limit > 0 && load >= callee.call_limit)
-            || (callee.busy_level > 0 && load >= callee.busy_level)
-        {
-            return self.reply(now, key, &req, 486, "");
-        }
-        let registered: Vec<_> = snap
-            .accounts_of(&callee.number)
-            .filter(|a| a.enabled)
-            .filter_map(|a| {
-                self.registrations
-                    .get(&a.username)
-                    .map(|r| (a.clone(), r.clone()))
-            })
-            .collect();
-        if registered.is_empty() {
-            return self.reply(now, key, &req, 480, "nobody registered");
-        }
-        let free: Vec<_> = registered
-            .into_iter()
-            .filter(|(a, _)| !self.account_busy(&a.username))
-            .collect();
-        if free.is_empty() {
-            return self.reply(now, key, &req, 486, "");
+        let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
+        let caller = self.caller(&origin, &from_hdr);
+        let mut dests = Vec::new();
+        let mut errs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.expand(
+            &dialed,
+            &caller,
+            &caller.groups.clone(),
+            0,
+            &mut seen,
+            &mut dests,
+            &mut errs,
+        );
+        if dests.is_empty() {
+            let (status, why) = errs
+                .iter()
+                .find(|e| e.0 == 403)
+                .or(errs.iter().find(|e| e.0 == 486))
+                .or(errs.first())
+                .cloned()
+                .unwrap_or((404, "no such number".into()));
+            return self.reply(now, key, &req, status, &why);
         }
         let session = match self.relay.allocate() {
             Ok(s) => s,
@@ -281,7 +344,7 @@ impl Pbx {
         session.configure(|c| {
             c.a = media::SideConfig {
                 remote: a_offer.rtp_target(),
-                latch: account.nat,
+                latch: caller_latch,
             };
         });
         let id = self.next_call;
@@ -290,7 +353,8 @@ impl Pbx {
         let a_contact_uri = build::contact_uri(&req.headers).unwrap_or_else(|| {
             sip::message::uri_part(get(&req.headers, "From").unwrap_or("")).to_string()
         });
-        let a_dest = if account.nat {
+        let a_dest = if caller_latch || caller_peer.is_some() && !matches!(origin, Origin::Link(_))
+        {
             src.remote
         } else {
             build::uri_addr(&a_contact_uri).unwrap_or(src.remote)
@@ -298,22 +362,34 @@ impl Pbx {
         let a = Dialog {
             call_id: key_of(&req).call_id,
             local: format!("{};tag={a_tag}", get(&req.headers, "To").unwrap_or("")),
-            remote: get(&req.headers, "From").unwrap_or("").to_string(),
+            remote: from_hdr.clone(),
             target_uri: a_contact_uri,
             to: Target {
                 proto: src.proto,
                 dest: a_dest,
             },
             local_addr: src.local,
-            contact: build::contact(&callee.number, src.proto, src.local),
+            contact: build::contact(&dialed, src.proto, src.local),
             cseq: 0,
             sdp_version: 1,
             sent_sdp: None,
         };
-        let display = caller.display_name().replace('"', "");
+        let display = caller.display.clone();
         let mut legs = Vec::new();
         let mut starts = Vec::new();
-        for (acct, reg) in free {
+        let mut peer_legs = Vec::new();
+        for d in dests {
+            let (acct, reg) = match d {
+                Dest::Peer(hops) => {
+                    peer_legs.push(legs.len());
+                    legs.push(Pbx::peer_leg(hops, &caller, src.local));
+                    continue;
+                }
+                Dest::Device(d) => *d,
+            };
+            if legs.iter().any(|l: &Leg| l.account == acct.username) {
+                continue; // rung already (a group and a forward reaching the same phone)
+            }
             let Some(offer) =
                 negotiate::offer(&a_offer, &acct.codecs, reg.local.ip(), session.b_port)
             else {
@@ -329,7 +405,7 @@ impl Pbx {
             } else {
                 format!("\"{display}\" <sip:{}@{host}>;tag={tag}", caller.number)
             };
-            let to = format!("<sip:{}@{host}>", callee.number);
+            let to = format!("<sip:{}@{host}>", reg.extension);
             let via = build::via(proto, reg.local, &branch);
             let contact = build::contact(&caller.number, proto, reg.local);
             let body = sdp::write(id, 1, &offer);
@@ -367,6 +443,7 @@ impl Pbx {
             ));
             legs.push(Leg {
                 account: acct.username.clone(),
+                peer: None,
                 dialog: Dialog {
                     call_id,
                     local: from,
@@ -390,9 +467,9 @@ impl Pbx {
         if legs.is_empty() {
             return self.reply(now, key, &req, 488, "no codec in common");
         }
-        tracing::debug!(call = id, caller = %caller.number, callee = %callee.number, devices = legs.len(), "call");
+        tracing::debug!(call = id, caller = %caller.number, callee = %dialed, legs = legs.len(), "call");
         self.dialogs.insert(a.call_id.clone(), id);
-        for l in &legs {
+        for l in legs.iter().filter(|l| l.peer.is_none()) {
             self.dialogs.insert(l.dialog.call_id.clone(), id);
         }
         let ring_deadline = now + self.settings.ring_timeout;
@@ -400,9 +477,15 @@ impl Pbx {
             id,
             Call {
                 id,
-                caller_ext: caller.number.clone(),
-                caller_account: account.username.clone(),
-                callee_ext: callee.number.clone(),
+                caller_ext: if caller_ext.is_empty() {
+                    caller.number.clone()
+                } else {
+                    caller_ext
+                },
+                caller_account,
+                caller_peer,
+                caller_codecs,
+                callee_ext: dialed,
                 a,
                 a_key: key.clone(),
                 a_req: req,
@@ -432,6 +515,10 @@ impl Pbx {
                 Some(ack),
             );
         }
+        for idx in peer_legs {
+            self.send_peer_invite(now, id, idx, None);
+        }
+        self.leg_failed(now, id);
     }
 
     /// Sends a request inside one side's dialog and returns nothing; `owner` gets the answer.
@@ -635,7 +722,7 @@ impl Pbx {
                             call.a.local_addr.ip(),
                             call.media.a_port,
                         ) {
-                            let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
+                            let latch = crate::route::leg_latch(&self.snapshot, leg);
                             connect_callee(&call.media, &ans, &br, latch);
                             body = sdp::write(id, call.a.sdp_version, &br.answer);
                             call.a.sent_sdp = Some(br.answer);
@@ -695,7 +782,7 @@ impl Pbx {
                     return;
                 };
                 leg.state = LegState::Answered;
-                let latch = self.snapshot.account(&leg.account).is_some_and(|a| a.nat);
+                let latch = crate::route::leg_latch(&self.snapshot, leg);
                 connect_callee(&call.media, &ans, &br, latch);
                 call.transcoding = br.transcoding;
                 call.answered = Some(idx);
@@ -732,6 +819,13 @@ impl Pbx {
                 }
             }
             _ => {
+                if leg.peer.is_some() && self.peer_leg_failed(now, id, idx, Some(resp), status) {
+                    return;
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let leg = &mut call.legs[idx];
                 leg.state = LegState::Done(status);
                 leg.cancel_wanted = false;
                 if finished {
@@ -780,6 +874,9 @@ impl Pbx {
     pub(crate) fn client_timed_out(&mut self, now: Instant, owner: Owner) {
         match owner {
             Owner::Leg(id, idx) => {
+                if self.peer_leg_failed(now, id, idx, None, 408) {
+                    return;
+                }
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.legs[idx].state = LegState::Done(408);
                     call.legs[idx].cancel_wanted = false;
@@ -796,6 +893,8 @@ impl Pbx {
                     self.respond(now, &ri.key, 408, r);
                 }
             }
+            Owner::Register(name) => self.register_timed_out(now, &name),
+            Owner::Options(name) => self.options_result(&name, false),
             Owner::Fire => {}
         }
     }
@@ -1002,15 +1101,16 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
-        let other_account = match other {
-            Side::A => call.caller_account.clone(),
-            Side::B => call.legs[call.answered.expect("answered")].account.clone(),
+        let codecs = match other {
+            Side::A => call.caller_codecs.clone(),
+            Side::B => {
+                let leg = &call.legs[call.answered.expect("answered")];
+                crate::route::leg_codecs(&self.snapshot, leg)
+            }
         };
-        let codecs = self
-            .snapshot
-            .account(&other_account)
-            .map(|a| a.codecs.clone())
-            .unwrap_or_else(|| vec!["PCMU".into(), "PCMA".into()]);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let port = if other == Side::A {
             call.media.a_port
         } else {

@@ -11,9 +11,12 @@ mod build;
 mod calls;
 pub mod negotiate;
 mod registrar;
+mod route;
+mod trunks;
 
 pub use registrar::Registration;
 pub use sip::transport::Proto;
+pub use trunks::{Lookup, PeerStatus};
 
 use config::Snapshot;
 use rand::rngs::StdRng;
@@ -67,6 +70,9 @@ pub struct Settings {
     /// How long a banned address is ignored.
     pub ban_time: Duration,
     pub timers: Timers,
+    /// First wait before a failed registration to a provider or link is tried again;
+    /// it doubles up to 30 minutes.
+    pub register_retry: Duration,
 }
 
 impl Default for Settings {
@@ -83,6 +89,7 @@ impl Default for Settings {
             ban_window: Duration::from_secs(60),
             ban_time: Duration::from_secs(600),
             timers: Timers::default(),
+            register_retry: Duration::from_secs(30),
         }
     }
 }
@@ -129,12 +136,16 @@ struct STx {
 }
 
 /// What a client transaction's responses are for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
     /// INVITE to callee leg `leg` of a call.
     Leg(u64, usize),
     /// A re-INVITE we forwarded into a call's dialog.
     Reinvite(u64),
+    /// Our REGISTER to a provider or link.
+    Register(String),
+    /// A keepalive OPTIONS to a peer.
+    Options(String),
     /// BYE, CANCEL and the like: nothing waits for the answer.
     Fire,
 }
@@ -172,6 +183,12 @@ pub struct Pbx {
     failures: HashMap<std::net::IpAddr, (u32, Instant)>,
     /// Banned source addresses and until when.
     bans: HashMap<std::net::IpAddr, Instant>,
+    /// Providers and links: addresses, registrations, keepalives.
+    peers: trunks::Peers,
+    /// Our address towards a destination (the driver knows the routes).
+    local_for: Box<dyn Fn(SocketAddr) -> SocketAddr + Send>,
+    /// The latest `now` seen, for work started outside a handler.
+    last_now: Instant,
 }
 
 impl Pbx {
@@ -186,7 +203,7 @@ impl Pbx {
     ) -> Pbx {
         let mut rng = StdRng::seed_from_u64(seed);
         let key: [u8; 32] = rng.gen();
-        Pbx {
+        let mut pbx = Pbx {
             snapshot,
             nonces: sip::auth::Nonces::new(key, settings.nonce_lifetime),
             settings,
@@ -205,7 +222,17 @@ impl Pbx {
             next_sweep: now + Duration::from_secs(1),
             failures: HashMap::new(),
             bans: HashMap::new(),
-        }
+            peers: HashMap::new(),
+            local_for: Box::new(|_| SocketAddr::from(([127, 0, 0, 1], 5060))),
+            last_now: now,
+        };
+        pbx.sync_peers(now);
+        pbx
+    }
+
+    /// How to find our address towards a destination (pbxd asks the kernel's routes).
+    pub fn set_local_for(&mut self, f: Box<dyn Fn(SocketAddr) -> SocketAddr + Send>) {
+        self.local_for = f;
     }
 
     /// Publishes a new configuration; calls in progress carry on.
@@ -214,10 +241,12 @@ impl Pbx {
         // Locations of accounts that no longer exist go away.
         let snap = self.snapshot.clone();
         let before = self.registrations.len();
-        self.registrations.retain(|u, _| snap.account(u).is_some());
+        self.registrations
+            .retain(|u, _| snap.account(u).is_some() || snap.link_by_user(u).is_some());
         if self.registrations.len() != before {
             self.registrations_dirty = true;
         }
+        self.sync_peers(self.last_now);
     }
 
     fn unix(&self, now: Instant) -> u64 {
@@ -348,6 +377,7 @@ impl Pbx {
 
     /// Runs everything that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -365,7 +395,7 @@ impl Pbx {
                     c.tx.handle_timeout(now);
                     let (timed_out, owner, terminated) = (
                         c.tx.timed_out(),
-                        c.owner,
+                        c.owner.clone(),
                         c.tx.state() == sip::transaction::State::Terminated,
                     );
                     self.touch_client(&b);
@@ -406,6 +436,7 @@ impl Pbx {
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_secs(1);
             self.expire_registrations(now);
+            self.run_peers(now);
             let window = self.settings.ban_window;
             self.bans.retain(|_, until| *until > now);
             self.failures
@@ -445,6 +476,7 @@ impl Pbx {
 
     /// Handles one received message.
     pub fn handle_message(&mut self, now: Instant, src: Source, bytes: &[u8]) {
+        self.last_now = now;
         if self
             .bans
             .get(&src.remote.ip())
@@ -569,7 +601,7 @@ impl Pbx {
         let ack = c.ack.clone();
         let ev =
             c.tx.handle_response(now, status, || ack.map(|a| a.ack(&to)).unwrap_or_default());
-        let (owner, target) = (c.owner, c.target);
+        let (owner, target) = (c.owner.clone(), c.target);
         self.touch_client(&ckey);
         if ev == sip::transaction::ClientEvent::Absorbed {
             return;
@@ -582,7 +614,9 @@ impl Pbx {
             }
             Owner::Leg(call, leg) => self.leg_response(now, call, leg, &resp, status),
             Owner::Reinvite(call) => self.reinvite_response(now, call, &resp, status),
-            Owner::Fire => {}
+            Owner::Register(name) => self.register_response(now, &name, &resp, status),
+            Owner::Options(name) if status >= 200 => self.options_result(&name, true),
+            Owner::Options(_) | Owner::Fire => {}
         }
     }
 
@@ -732,7 +766,10 @@ impl Pbx {
         };
         let unix = self.unix(now);
         for r in list {
-            if r.expires_at > unix && self.snapshot.account(&r.username).is_some() {
+            if r.expires_at > unix
+                && (self.snapshot.account(&r.username).is_some()
+                    || self.snapshot.link_by_user(&r.username).is_some())
+            {
                 self.registrations.insert(r.username.clone(), r);
             }
         }

@@ -41,6 +41,8 @@ impl Registration {
 pub(crate) enum Authn {
     /// Authenticated as this account.
     Account(config::SipAccount),
+    /// Authenticated with a link's credentials.
+    Link(Box<config::Link>),
     /// A response was sent (challenge or refusal).
     Answered,
 }
@@ -78,12 +80,22 @@ impl Pbx {
             .as_ref()
             .and_then(|c| self.snapshot.account(&c.username))
             .cloned();
+        let link = creds
+            .as_ref()
+            .filter(|_| account.is_none())
+            .and_then(|c| self.snapshot.link_by_user(&c.username))
+            .filter(|l| !l.password.is_empty())
+            .cloned();
+        let secret = account
+            .as_ref()
+            .map(|a| a.secret.as_str())
+            .or(link.as_ref().map(|l| l.password.as_str()));
         let outcome = auth::check(
             &self.nonces,
             &self.settings.realm,
             creds.as_ref(),
             &method,
-            account.as_ref().map(|a| a.secret.as_str()),
+            secret,
             unix,
         );
         let challenge = |pbx: &mut Pbx, stale: bool| {
@@ -123,6 +135,9 @@ impl Pbx {
                 );
             }
             AuthOutcome::Ok => {}
+        }
+        if let Some(l) = link {
+            return Authn::Link(Box::new(l));
         }
         let account = account.expect("Ok implies an account");
         let ext = self.snapshot.extension(&account.extension).cloned();
@@ -166,6 +181,23 @@ impl Pbx {
     pub(crate) fn register(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
         let account = match self.authenticate(now, src, key, req, "Authorization") {
             Authn::Account(a) => a,
+            Authn::Link(l) if l.mode == config::LinkMode::PeerRegisters => {
+                // The other PBX registers to us like a phone (Ivoz's friends behind NAT).
+                let mut a =
+                    config::SipAccount::new(&l.username, &l.password, &format!("link:{}", l.name));
+                a.nat = l.nat;
+                a
+            }
+            Authn::Link(_) => {
+                self.refuse(
+                    now,
+                    key,
+                    req,
+                    403,
+                    "Forbidden (this link does not register to us)",
+                );
+                return;
+            }
             Authn::Answered => return,
         };
         let to_user = get(&req.headers, "To")

@@ -37,6 +37,14 @@ enum Cmd {
     Registrations,
     /// Calls in progress.
     Calls,
+    /// SIP interfaces and links: address, registration, keepalive, calls.
+    Peers {
+        /// Print the JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local numbers that fall inside a link's numbers, and which side wins.
+    Conflicts,
     /// Hangs up a call in progress (its ID as `calls` shows it).
     Hangup { id: u64 },
     /// Sets a new password for the web administrator `Admin` (the recovery path), read
@@ -244,6 +252,8 @@ fn run(cli: &Cli) -> Result<bool> {
             json!({"cmd": "account_add", "username": username, "extension": extension, "password": password})
         }
         Cmd::Registrations => json!({"cmd": "registrations"}),
+        Cmd::Peers { .. } => json!({"cmd": "peers"}),
+        Cmd::Conflicts => json!({"cmd": "link_conflicts"}),
         Cmd::Calls => json!({"cmd": "calls"}),
         Cmd::Provisioning {
             cmd:
@@ -359,6 +369,37 @@ fn run(cli: &Cli) -> Result<bool> {
                     e["name"].as_str().unwrap_or(""),
                     e["enabled"],
                     accounts.join(", ")
+                );
+            }
+        }
+        Cmd::Peers { json: true } => println!("{data}"),
+        Cmd::Peers { json: false } => {
+            println!(
+                "{:<16} {:<9} {:<22} {:<12} {:<8} {:>5} DETAIL",
+                "NAME", "KIND", "ADDRESS", "REGISTRATION", "ALIVE", "CALLS"
+            );
+            for r in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<9} {:<22} {:<12} {:<8} {:>5} {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["kind"].as_str().unwrap_or(""),
+                    r["address"].as_str().unwrap_or("-"),
+                    r["registration"].as_str().unwrap_or(""),
+                    r["keepalive"].as_str().unwrap_or(""),
+                    r["calls"],
+                    r["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Conflicts => {
+            println!("{:<16} {:<10} {:<18} WINNER", "LINK", "NUMBER", "KIND");
+            for r in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} {:<10} {:<18} {}",
+                    r["link"].as_str().unwrap_or(""),
+                    r["number"].as_str().unwrap_or(""),
+                    r["kind"].as_str().unwrap_or(""),
+                    r["winner"].as_str().unwrap_or("")
                 );
             }
         }

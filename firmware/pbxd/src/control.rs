@@ -166,7 +166,9 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                 "registrations": core.registrations().len(),
                 "calls": core.calls(Instant::now()).len(),
                 "banned": core.bans(Instant::now()).iter().map(|(ip, secs)| json!({"address": ip.to_string(), "seconds_left": secs})).collect::<Vec<_>>(),
+                "peers": core.peers(Instant::now()),
             })),
+            "peers" => ok(serde_json::to_value(core.peers(Instant::now())).expect("serialises")),
             "extension_add" => {
                 let number = str_arg(&body, "number")?.to_string();
                 let name = body
@@ -250,6 +252,10 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                     r
                 }
             }
+            "link_conflicts" => ok(serde_json::to_value(
+                state.cfg.snapshot().config.link_conflicts(),
+            )
+            .expect("serialises")),
             "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
             "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
             "config_export" => {

@@ -5,6 +5,7 @@
 //! socket (`DATA/control.sock`, mode 0600) and persists registrations sparingly.
 
 mod control;
+mod dns;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -55,6 +56,13 @@ struct Args {
     /// TFTP address phones fetch their configuration from (DHCP option 66).
     #[arg(long, default_value = "0.0.0.0:69")]
     tftp: SocketAddr,
+    /// Name server for providers' and links' host names (default: the system's).
+    #[arg(long)]
+    dns: Option<SocketAddr>,
+    /// Seconds before a failed registration to a provider is tried again (doubles up
+    /// to 30 minutes).
+    #[arg(long, default_value_t = 30)]
+    register_retry: u64,
 }
 
 fn unix_now() -> u64 {
@@ -79,10 +87,30 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
 }
 
 /// Puts the newest published configuration in force.
-fn take_snapshot(rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>, core: &mut Pbx) {
+fn take_snapshot(
+    rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    core: &mut Pbx,
+    dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>,
+) {
     let snap = rx.borrow_and_update().clone();
     tracing::info!(revision = snap.revision, "configuration in force");
     core.set_snapshot(snap);
+    resolve(core, dns);
+}
+
+/// Looks up the peers whose host is a DNS name (RFC 3263: NAPTR, SRV, then A/AAAA);
+/// the answers come back to the loop through `dns`.
+fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>) {
+    for l in core.lookups() {
+        let tx = dns.clone();
+        tokio::spawn(async move {
+            let addrs = dns::resolve(&l.host, l.port, l.tcp).await;
+            if addrs.is_empty() {
+                tracing::warn!(peer = %l.peer, host = %l.host, "cannot resolve the peer's host");
+            }
+            let _ = tx.send((l, addrs)).await;
+        });
+    }
 }
 
 /// Sends the resync NOTIFYs; returns how many phones were registered to receive one.
@@ -145,6 +173,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         ring_timeout: Duration::from_secs(args.ring_timeout),
         digest,
         ban_after: args.ban_after,
+        register_retry: Duration::from_secs(args.register_retry.max(1)),
         ..Settings::default()
     };
     let seed: u64 = rand::random();
@@ -156,6 +185,12 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         Instant::now(),
         unix_now(),
     );
+    let t = transports.clone();
+    core.set_local_for(Box::new(move |dest| t.local_for(dest)));
+    dns::init(args.dns);
+    let (dns_tx, mut dns_rx) = mpsc::channel::<(pbx::Lookup, Vec<SocketAddr>)>(64);
+    resolve(&core, &dns_tx);
+    let mut rounds = 0u32;
     if let Some(blob) = store.registrations()? {
         core.import_registrations(&blob, Instant::now());
         tracing::info!(count = core.registrations().len(), "registrations restored");
@@ -219,7 +254,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         // the core handles anything that came after it (a phone registering to a new
         // account, say); the `changed()` branch below covers an idle loop.
         if snapshots.has_changed().unwrap_or(false) {
-            take_snapshot(&mut snapshots, &mut core);
+            take_snapshot(&mut snapshots, &mut core, &dns_tx);
         }
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
@@ -252,13 +287,18 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                 }
             }
-            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core),
+            Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
+            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &dns_tx),
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, r.body);
                 let _ = r.reply.send(answer);
             }
             _ = persist.tick() => {
+                rounds += 1;
+                if rounds.is_multiple_of(10) {
+                    resolve(&core, &dns_tx); // every 5 minutes: DNS answers change
+                }
                 if let Some(macs) = prov.take_due_restart(unix_now()) {
                     let targets = prov.restart_targets(&state.cfg.snapshot(), &macs);
                     let n = resync(&mut core, &targets);

@@ -499,3 +499,14 @@ mod client_tests {
             .is_none());
     }
 }
+
+/// The Digest challenges in a response's `name` header (WWW-Authenticate or
+/// Proxy-Authenticate), whole: their values are comma lists themselves.
+pub fn challenges(headers: &rsip::Headers, name: &str) -> Vec<Challenge> {
+    headers
+        .iter()
+        .map(crate::message::name_value)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .filter_map(|(_, v)| parse_challenge(v))
+        .collect()
+}
