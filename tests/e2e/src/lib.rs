@@ -691,3 +691,117 @@ pub fn connect(from: &mut Phone, to: &Phone, pbx: &Pbxd, number: &str) {
         from.events()
     );
 }
+
+/// Changes the configuration the way a technician would: export, edit, import.
+pub fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    edit(&mut v);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("config.json");
+    std::fs::write(&f, v.to_string()).unwrap();
+    pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
+}
+
+/// Packets the relay moved A->B and B->A in the one call listed.
+pub fn relay_counters(pbx: &Pbxd) -> (u64, u64) {
+    let calls = pbx.ctl_ok(&["calls"]);
+    let row: Vec<&str> = calls
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no call listed: {calls}"))
+        .split_whitespace()
+        .collect();
+    (row[5].parse().unwrap(), row[6].parse().unwrap())
+}
+
+/// The reason baresip gives when a call closes, e.g. "486 Busy Here".
+pub fn closed_reason(p: &Phone) -> String {
+    let e = p
+        .wait_event("CALL_CLOSED", PHONE_WAIT)
+        .unwrap_or_else(|| panic!("{}: call did not close: {:?}", p.name, p.events()));
+    e["param"].as_str().unwrap_or_default().to_string()
+}
+
+pub fn assert_heard(p: &Phone, tone: f64) {
+    let files = p.heard();
+    let f = files
+        .last()
+        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let (best, loud) = dominant_tone(f, &[440.0, 1000.0, 700.0]);
+    let sizes: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}",
+                f.display(),
+                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)
+            )
+        })
+        .collect();
+    assert!(
+        loud > 8000,
+        "{} heard almost nothing ({loud} loud samples): {sizes:?}",
+        p.name
+    );
+    assert_eq!(best, tone, "{} heard the wrong tone", p.name);
+}
+
+/// Runs SIPp with a scenario given as text against `remote`, bound to `ip:port`.
+/// `extra` adds arguments (`-m`, `-au`, ...). Spawned, so UAS scenarios can wait.
+pub fn sipp_spawn(
+    xml: &str,
+    remote: &str,
+    ip: &str,
+    port: u16,
+    extra: &[&str],
+) -> (Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scenario.xml");
+    std::fs::write(&path, xml).unwrap();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir.path());
+    if !remote.is_empty() {
+        cmd.arg(remote);
+    }
+    let child = cmd
+        .arg("-sf")
+        .arg(&path)
+        .args([
+            "-i",
+            ip,
+            "-p",
+            &port.to_string(),
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sipp (apt package sip-tester)");
+    (child, dir)
+}
+
+/// Waits for a spawned SIPp; panics with its messages unless it passed.
+pub fn sipp_wait(name: &str, child: Child, dir: &tempfile::TempDir) {
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        let mut logs = String::new();
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            logs.push_str(&format!("== {}\n", e.path().display()));
+            logs.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+        panic!(
+            "SIPp {name} failed ({}):\n{}\n{}\n{logs}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -6,61 +6,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-/// Changes the configuration the way a technician would: export, edit, import.
-fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
-    edit(&mut v);
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("config.json");
-    std::fs::write(&f, v.to_string()).unwrap();
-    pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
-}
-
-/// Packets the relay moved A->B and B->A in the one call listed.
-fn relay_counters(pbx: &Pbxd) -> (u64, u64) {
-    let calls = pbx.ctl_ok(&["calls"]);
-    let row: Vec<&str> = calls
-        .lines()
-        .nth(1)
-        .unwrap_or_else(|| panic!("no call listed: {calls}"))
-        .split_whitespace()
-        .collect();
-    (row[5].parse().unwrap(), row[6].parse().unwrap())
-}
-
-/// The reason baresip gives when a call closes, e.g. "486 Busy Here".
-fn closed_reason(p: &Phone) -> String {
-    let e = p
-        .wait_event("CALL_CLOSED", T)
-        .unwrap_or_else(|| panic!("{}: call did not close: {:?}", p.name, p.events()));
-    e["param"].as_str().unwrap_or_default().to_string()
-}
-
-fn assert_heard(p: &Phone, tone: f64) {
-    let files = p.heard();
-    let f = files
-        .last()
-        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
-    let (best, loud) = dominant_tone(f, &[440.0, 1000.0, 700.0]);
-    let sizes: Vec<String> = files
-        .iter()
-        .map(|f| {
-            format!(
-                "{} {}",
-                f.display(),
-                std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)
-            )
-        })
-        .collect();
-    assert!(
-        loud > 8000,
-        "{} heard almost nothing ({loud} loud samples): {sizes:?}",
-        p.name
-    );
-    assert_eq!(best, tone, "{} heard the wrong tone", p.name);
-}
-
 #[test]
 fn two_phones_talk_and_either_side_hangs_up() {
     let pbx = Pbxd::start();
