@@ -672,3 +672,50 @@ async fn the_administrator_hangs_up_ringing_and_answered_calls() {
     assert!(rig.take(B).iter().any(|m| m.starts_with("BYE ")));
     assert!(rig.pbx.calls(rig.now).is_empty());
 }
+
+#[test]
+fn keepalives_notice_a_dead_trunk_and_a_live_one() {
+    // Documentation addresses: the core only queues datagrams, nothing is sent.
+    let mut cfg = config();
+    let mut dead = config::SipInterface::new("dead", "192.0.2.1");
+    dead.keepalive = 5;
+    let mut live = config::SipInterface::new("live", "192.0.2.2");
+    live.keepalive = 5;
+    cfg.sip_interfaces = vec![dead, live];
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    rig.advance(Duration::from_secs(2));
+    let options: Vec<String> = rig
+        .out
+        .iter()
+        .filter(|t| t.bytes.starts_with(b"OPTIONS"))
+        .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
+        .collect();
+    assert!(
+        options
+            .iter()
+            .any(|o| o.starts_with("OPTIONS sip:192.0.2.1 ")),
+        "{options:?}"
+    );
+    // The live one answers (even 404 means the server is there).
+    let live_opt = options
+        .iter()
+        .find(|o| o.starts_with("OPTIONS sip:192.0.2.2 "))
+        .unwrap()
+        .clone();
+    let answer = answer(&live_opt, "404 Not Found", "x", "");
+    rig.send("192.0.2.2:5060", &answer);
+    let state = |rig: &Rig, n: &str| {
+        let peers = rig.pbx.peers(rig.now);
+        peers
+            .iter()
+            .find(|p| p.name == n)
+            .unwrap()
+            .keepalive
+            .clone()
+    };
+    assert_eq!(state(&rig, "live"), "up");
+    assert_eq!(state(&rig, "dead"), "unknown");
+    // No answer within the transaction timeout (32 s): down.
+    rig.advance(Duration::from_secs(40));
+    assert_eq!(state(&rig, "dead"), "down");
+}

@@ -45,6 +45,11 @@ enum Cmd {
     },
     /// Local numbers that fall inside a link's numbers, and which side wins.
     Conflicts,
+    /// Overwrites the emergency numbers with a country's preset list (Kerio 18.2).
+    EmergencyPreset {
+        /// ISO code or English name: CZ, DE, SK, US, GB, AT, AU, CA, ES, FR, IT, NL, PL.
+        country: String,
+    },
     /// Hangs up a call in progress (its ID as `calls` shows it).
     Hangup { id: u64 },
     /// Sets a new password for the web administrator `Admin` (the recovery path), read
@@ -254,6 +259,7 @@ fn run(cli: &Cli) -> Result<bool> {
         Cmd::Registrations => json!({"cmd": "registrations"}),
         Cmd::Peers { .. } => json!({"cmd": "peers"}),
         Cmd::Conflicts => json!({"cmd": "link_conflicts"}),
+        Cmd::EmergencyPreset { country } => json!({"cmd": "emergency_preset", "country": country}),
         Cmd::Calls => json!({"cmd": "calls"}),
         Cmd::Provisioning {
             cmd:
@@ -446,6 +452,12 @@ fn run(cli: &Cli) -> Result<bool> {
                 "revision {}; generated password: {}",
                 data["revision"],
                 data["password"].as_str().unwrap_or("")
+            )
+        }
+        Cmd::EmergencyPreset { country } => {
+            println!(
+                "ok: revision {}; emergency numbers of {country} in place",
+                data["revision"]
             )
         }
         Cmd::AdminPassword => println!("ok: revision {}; log in as Admin", data["revision"]),

@@ -294,6 +294,22 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
                     fail(&format!("no call {id} in progress"))
                 }
             }
+            "emergency_preset" => {
+                let country = str_arg(&body, "country")?.to_string();
+                let Some(list) = config::emergency_preset(&country) else {
+                    return Err(
+                        json!({"ok": false, "error": format!("no preset for {country:?} (known: {})", config::EMERGENCY_COUNTRIES.iter().map(|c| c.0).collect::<Vec<_>>().join(", "))}),
+                    );
+                };
+                return Ok(change_with(
+                    state,
+                    &format!("emergency numbers of {country}"),
+                    |c| {
+                        c.emergency.numbers = list;
+                        Ok(())
+                    },
+                ));
+            }
             "provisioning_set" => {
                 let i = provision::phones::SettingsInput {
                     enabled: body.get("enabled").and_then(Value::as_bool),

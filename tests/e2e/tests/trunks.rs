@@ -419,6 +419,17 @@ fn permission_groups_hold_direct_calls_forwards_ring_groups_and_emergency() {
         String::from_utf8_lossy(&out.stderr).contains("emergency"),
         "{out:?}"
     );
+    // A country preset overwrites the list (Kerio 18.2); an unknown country is refused.
+    pbx.ctl_ok(&["emergency-preset", "United Kingdom"]);
+    let doc: Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    let numbers: Vec<&str> = doc["emergency"]["numbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["999", "112", "111", "101"]);
+    assert!(!pbx.ctl(&["emergency-preset", "Atlantis"]).status.success());
 }
 
 #[test]
