@@ -353,8 +353,8 @@ impl Pbx {
         let a_contact_uri = build::contact_uri(&req.headers).unwrap_or_else(|| {
             sip::message::uri_part(get(&req.headers, "From").unwrap_or("")).to_string()
         });
-        let a_dest = if caller_latch || caller_peer.is_some() && !matches!(origin, Origin::Link(_))
-        {
+        // Providers and NAT'ed callers are answered where the request came from.
+        let a_dest = if caller_latch || matches!(origin, Origin::Trunk(_)) {
             src.remote
         } else {
             build::uri_addr(&a_contact_uri).unwrap_or(src.remote)

@@ -63,8 +63,11 @@ pub(crate) struct RegClient {
 
 #[derive(Default)]
 pub(crate) struct Peer {
-    /// Host and port as configured, to notice a change.
+    /// Host, port and TCP as configured, to notice a change.
     host: (String, u16, bool),
+    /// What the registration depends on (user, auth user, password, expires, external
+    /// address), to start it afresh when one changes.
+    reg_key: [String; 5],
     pub addrs: Vec<SocketAddr>,
     pub reg: Option<RegClient>,
     /// Keepalive: `None` = off; `Some(None)` = not known yet.
@@ -164,7 +167,9 @@ impl Pbx {
             .collect()
     }
 
-    /// Brings the peers in line with the configuration (after a new snapshot).
+    /// Brings the peers in line with the configuration (after a new snapshot). A new
+    /// host forgets the addresses; new credentials or registration settings start the
+    /// registration afresh, so a corrected password does not wait out the back-off.
     pub(crate) fn sync_peers(&mut self, now: Instant) {
         let names = self.peer_names();
         self.peers.retain(|n, _| names.contains(n));
@@ -173,7 +178,16 @@ impl Pbx {
                 continue;
             };
             let host = (pc.host.clone(), pc.port, pc.tcp);
-            let p = self.peers.entry(name.clone()).or_default();
+            let reg_key = [
+                pc.user.clone(),
+                pc.auth_user.clone(),
+                pc.password.clone(),
+                pc.expires.to_string(),
+                pc.external_ip.clone(),
+            ];
+            let (call_id, tag) = (format!("{}@pbxd", self.random_hex(24)), self.random_hex(10));
+            let retry = self.settings.register_retry;
+            let p = self.peers.entry(name).or_default();
             if p.host != host {
                 p.addrs.clear();
                 if let Ok(ip) = pc.host.parse::<IpAddr>() {
@@ -184,19 +198,23 @@ impl Pbx {
                 p.reg = None;
                 p.alive = None;
             }
-            if pc.register && p.reg.is_none() {
+            if p.reg_key != reg_key {
+                p.reg_key = reg_key;
+                p.reg = None;
+            }
+            if !pc.register {
+                p.reg = None;
+            } else if p.reg.is_none() {
                 p.reg = Some(RegClient {
-                    call_id: String::new(),
-                    tag: String::new(),
+                    call_id,
+                    tag,
                     cseq: 0,
                     state: RegState::Registering,
                     next: now,
-                    backoff: self.settings.register_retry,
+                    backoff: retry,
                     authed: false,
                     pending: false,
                 });
-            } else if !pc.register {
-                p.reg = None;
             }
             if pc.keepalive == 0 {
                 p.alive = None;
@@ -204,21 +222,6 @@ impl Pbx {
             } else if p.alive.is_none() {
                 p.alive = Some(None);
                 p.next_options = Some(now);
-            }
-        }
-        let mut fresh = Vec::new();
-        for (name, p) in &mut self.peers {
-            if let Some(r) = &mut p.reg {
-                if r.call_id.is_empty() {
-                    fresh.push(name.clone());
-                }
-            }
-        }
-        for name in fresh {
-            let (cid, tag) = (format!("{}@pbxd", self.random_hex(24)), self.random_hex(10));
-            if let Some(r) = self.peers.get_mut(&name).and_then(|p| p.reg.as_mut()) {
-                r.call_id = cid;
-                r.tag = tag;
             }
         }
     }
@@ -277,12 +280,10 @@ impl Pbx {
         let p = self.peers.get(&pc.name)?;
         let dest = *p.addrs.first()?;
         let proto = if pc.tcp { Proto::Tcp } else { Proto::Udp };
+        // Without a port the host alone is the target (5060, or the domain's SRV).
         let hostport = if pc.port != 0 {
             format!("{}:{}", pc.host, pc.port)
-        } else if pc.host.parse::<IpAddr>().is_ok() {
-            pc.host.clone()
         } else {
-            // Reached through SRV: the domain is the target.
             pc.host.clone()
         };
         Some((Target { proto, dest }, hostport))

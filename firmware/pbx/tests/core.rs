@@ -719,3 +719,54 @@ fn keepalives_notice_a_dead_trunk_and_a_live_one() {
     rig.advance(Duration::from_secs(40));
     assert_eq!(state(&rig, "dead"), "down");
 }
+
+#[test]
+fn a_corrected_provider_password_registers_at_once() {
+    let provider = "192.0.2.3:5060";
+    let mut cfg = config();
+    let mut i = config::SipInterface::new("prov", "192.0.2.3");
+    i.keepalive = 0;
+    i.register = true;
+    i.username = "trunkuser".into();
+    i.password = "Wrong-Pass-999".into();
+    cfg.sip_interfaces = vec![i];
+    let mut rig = Rig::with_config(Settings::default(), cfg.clone());
+    let registers = |rig: &Rig| -> Vec<String> {
+        rig.out
+            .iter()
+            .filter(|t| t.bytes.starts_with(b"REGISTER"))
+            .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
+            .collect()
+    };
+    let challenge = |req: &str| {
+        answer(req, "401 Unauthorized", "p1", "").replacen(
+            "Content-Length:",
+            "WWW-Authenticate: Digest realm=\"provider\", nonce=\"n1\"\r\nContent-Length:",
+            1,
+        )
+    };
+    rig.advance(Duration::from_millis(1500));
+    let first = registers(&rig).last().unwrap().clone();
+    assert!(!first.contains("Authorization:"));
+    rig.send(provider, &challenge(&first));
+    let second = registers(&rig).last().unwrap().clone();
+    assert!(
+        second.contains("Authorization: Digest username=\"trunkuser\""),
+        "{second}"
+    );
+    // The provider refuses the answer: wrong password, retried only after the back-off.
+    rig.send(provider, &challenge(&second));
+    let failed = rig.pbx.peers(rig.now)[0].clone();
+    assert_eq!(failed.registration, "failed");
+    assert!(failed.detail.contains("password"), "{}", failed.detail);
+    let sent = registers(&rig).len();
+    rig.advance(Duration::from_secs(5));
+    assert_eq!(registers(&rig).len(), sent, "retried before the back-off: {:#?}", registers(&rig));
+    // The admin corrects the password: a new REGISTER goes out within the next sweep.
+    cfg.sip_interfaces[0].password = "Provider-Pass-1".into();
+    rig.pbx.set_snapshot(Arc::new(Snapshot::new(2, cfg)));
+    rig.advance(Duration::from_millis(1500));
+    // (With its UDP retransmission, Timer E, there may be two.)
+    assert!(registers(&rig).len() > sent, "no REGISTER after the fix");
+    assert_eq!(rig.pbx.peers(rig.now)[0].registration, "registering");
+}
