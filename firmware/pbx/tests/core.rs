@@ -761,7 +761,12 @@ fn a_corrected_provider_password_registers_at_once() {
     assert!(failed.detail.contains("password"), "{}", failed.detail);
     let sent = registers(&rig).len();
     rig.advance(Duration::from_secs(5));
-    assert_eq!(registers(&rig).len(), sent, "retried before the back-off: {:#?}", registers(&rig));
+    assert_eq!(
+        registers(&rig).len(),
+        sent,
+        "retried before the back-off: {:#?}",
+        registers(&rig)
+    );
     // The admin corrects the password: a new REGISTER goes out within the next sweep.
     cfg.sip_interfaces[0].password = "Provider-Pass-1".into();
     rig.pbx.set_snapshot(Arc::new(Snapshot::new(2, cfg)));
