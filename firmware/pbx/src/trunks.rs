@@ -436,7 +436,7 @@ impl Pbx {
                 })
                 .or_else(|| sip::message::get(h, "Expires").and_then(|e| e.trim().parse().ok()))
                 .unwrap_or(pc.expires as u64)
-                .max(1);
+                .clamp(1, 86_400); // a provider's absurd Expires must not overflow the clock
             r.state = RegState::Registered(now + Duration::from_secs(granted));
             r.next = now + Duration::from_secs((granted / 2).max(5).min(granted));
             r.backoff = retry;

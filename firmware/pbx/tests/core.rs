@@ -774,4 +774,16 @@ fn a_corrected_provider_password_registers_at_once() {
     // (With its UDP retransmission, Timer E, there may be two.)
     assert!(registers(&rig).len() > sent, "no REGISTER after the fix");
     assert_eq!(rig.pbx.peers(rig.now)[0].registration, "registering");
+    // A provider granting an absurd lifetime: registered, refreshed within a day.
+    let third = registers(&rig).last().unwrap().clone();
+    // (An Expires header that large is refused by the parser; a Contact parameter is not.)
+    let ok = answer(&third, "200 OK", "p2", "").replacen(
+        &format!("<sip:102@{B}>"),
+        &format!("<sip:102@{B}>;expires=18446744073709551615"),
+        1,
+    );
+    rig.send(provider, &ok);
+    let p = rig.pbx.peers(rig.now)[0].clone();
+    assert_eq!(p.registration, "registered");
+    assert!(p.expires_in <= 86_400, "{}", p.expires_in);
 }
