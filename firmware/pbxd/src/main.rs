@@ -285,6 +285,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::Resync(targets, tx) => {
                         let _ = tx.send(resync(&mut core, &targets));
                     }
+                    web::CoreRequest::Peers(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.peers(Instant::now())).expect("serialises"));
+                    }
                 }
             }
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),

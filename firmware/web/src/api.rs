@@ -160,6 +160,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.first() == Some(&"provisioning") {
         return crate::provisioning::api(app, req, &c, &segs[1..]).await;
     }
+    if segs.first() == Some(&"routing") {
+        return crate::routing::api(app, req, &c, &segs[1..]).await;
+    }
     let who = c.user.username.clone();
     let reveal = c.can_write_admin();
     let snap = app.cfg.snapshot();
@@ -340,6 +343,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 Err(ApiError::not_found(format!("no call {id} in progress")))
             }
         }
+        (&Method::GET, ["status", "peers"]) => crate::routing::peers_api(app, &c).await,
         (&Method::GET, ["status", "health"]) => {
             need_admin_read(&c)?;
             ok(crate::pages::health(app).await)

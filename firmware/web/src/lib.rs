@@ -15,6 +15,8 @@ pub mod openapi;
 mod ops;
 mod pages;
 mod provisioning;
+mod routing;
+mod routing_pages;
 pub mod tls;
 
 use bytes::Bytes;
@@ -43,6 +45,8 @@ pub enum CoreRequest {
     HangUp(u64, oneshot::Sender<bool>),
     /// NOTIFY these accounts with these resync events; answers how many were registered.
     Resync(Vec<(String, String)>, oneshot::Sender<usize>),
+    /// Registration and keepalive state of SIP interfaces and links as JSON.
+    Peers(oneshot::Sender<Value>),
 }
 
 /// Knobs of the web server.

@@ -61,10 +61,143 @@ fn username_param() -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut d = base();
-    if let (Some(paths), Value::Object(more)) = (d["paths"].as_object_mut(), provisioning_paths()) {
-        paths.extend(more);
+    for more in [provisioning_paths(), routing_paths()] {
+        if let (Some(paths), Value::Object(more)) = (d["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     d
+}
+
+/// `/routing/...` (trunks and number routing, Kerio chapters 6, 18, 23) and `/status/peers`.
+fn routing_paths() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let str_array = json!({"type": "array", "items": {"type": "string"}});
+    let uint = |max: u64| json!({"type": "integer", "minimum": 0, "maximum": max});
+    let name = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"});
+    let transport = json!({"type": "string", "enum": ["udp", "tcp"]});
+    let rewrite = json!({"type": "object", "additionalProperties": false, "properties": {
+        "strip": uint(4294967295), "prefix": s("string")}});
+    let interface = json!({"type": "object", "additionalProperties": false, "properties": {
+        "name": name.clone(), "enabled": s("boolean"), "description": s("string"),
+        "numbers": str_array.clone(), "operator": s("string"),
+        "did": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["number", "target"], "properties": {"number": s("string"), "target": s("string")}}},
+        "called_rewrite": rewrite.clone(), "calling_rewrite": rewrite.clone(),
+        "host": s("string"), "port": uint(65535), "transport": transport.clone(),
+        "username": s("string"), "password": s("string"), "auth_user": s("string"),
+        "register": s("boolean"), "register_expires": uint(4294967295), "external_ip": s("string"),
+        "keepalive": uint(4294967295), "codecs": str_array.clone(), "max_calls": uint(4294967295),
+        "inbound_sources": str_array.clone()}});
+    let mut interface_new = interface.clone();
+    interface_new["required"] = json!(["name", "host"]);
+    let link = json!({"type": "object", "additionalProperties": false, "properties": {
+        "name": name.clone(), "enabled": s("boolean"), "description": s("string"),
+        "prefix": s("string"), "range_min": s("string"), "range_max": s("string"),
+        "patterns": str_array.clone(), "priority": uint(4294967295),
+        "mode": {"type": "string", "enum": ["direct", "peer_registers", "we_register"]},
+        "host": s("string"), "port": uint(65535), "transport": transport,
+        "username": s("string"), "password": s("string"),
+        "register_string": {"type": "string", "description": "Kerauno's {username}@{host or IP}:{password}; fills the three fields"},
+        "register_expires": uint(4294967295), "nat": s("boolean"), "codecs": str_array.clone(),
+        "from_domain": s("string"), "fallback_ddi": s("string"), "country_code": s("string"),
+        "area_code": s("string"), "permission_group": s("string"), "remote_wins": str_array.clone(),
+        "keepalive": uint(4294967295)}});
+    let mut link_new = link.clone();
+    link_new["required"] = json!(["name"]);
+    let route = json!({"type": "object", "additionalProperties": false, "required": ["interfaces"], "properties": {
+        "prefix": s("string"), "description": s("string"), "interfaces": str_array.clone(),
+        "called_rewrite": rewrite.clone(), "calling_rewrite": rewrite}});
+    let group = json!({"type": "object", "additionalProperties": false, "properties": {
+        "name": s("string"), "description": s("string"), "default_allow": s("boolean"),
+        "rules": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["prefix", "allow"], "properties": {"prefix": s("string"), "allow": s("boolean")}}}}});
+    let mut group_new = group.clone();
+    group_new["required"] = json!(["name"]);
+    let emergency = json!({"type": "object", "additionalProperties": false, "properties": {
+        "numbers": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["number"], "properties": {"number": s("string"), "description": s("string")}}},
+        "direct_dialing": s("boolean"), "routes": str_array.clone()}});
+    let ring = json!({"type": "object", "additionalProperties": false, "properties": {
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$"}, "name": s("string"), "members": str_array}});
+    let mut ring_new = ring.clone();
+    ring_new["required"] = json!(["number", "members"]);
+    let conflict = json!({"type": "object", "properties": {
+        "link": s("string"), "number": s("string"), "kind": s("string"),
+        "winner": {"type": "string", "enum": ["local", "remote"]}}});
+    let peer = json!({"type": "object", "properties": {
+        "name": s("string"), "kind": {"type": "string", "enum": ["interface", "link"]}, "enabled": s("boolean"),
+        "address": {"type": "string", "nullable": true},
+        "registration": {"type": "string", "enum": ["off", "registering", "registered", "failed"]},
+        "detail": s("string"), "expires_in": s("integer"),
+        "keepalive": {"type": "string", "enum": ["off", "unknown", "up", "down"]}, "calls": s("integer")}});
+    let arr = |x: &Value| json!({"type": "array", "items": x});
+    let param = |n: &str| json!([{"name": n, "in": "path", "required": true, "schema": {"type": "string"}}]);
+    json!({
+        "/routing/interfaces": {
+            "get": read_op("SIP interfaces to providers (Kerio 6.1)", arr(&interface)),
+            "post": write_op("Add a SIP interface", Some(interface_new), "201", Some(interface.clone()))
+        },
+        "/routing/interfaces/{name}": {
+            "parameters": param("name"),
+            "get": read_op("One SIP interface", interface.clone()),
+            "put": write_op("Change a SIP interface (fields left out keep their value; a new name renames it in the outbound routes too)", Some(interface.clone()), "200", Some(interface)),
+            "delete": write_op("Remove a SIP interface no outbound route uses", None, "204", None)
+        },
+        "/routing/links": {
+            "get": read_op("Links to other PBXs (Kerio 6.2, Kerauno's System Connector, Ivoz's Friends)", arr(&link)),
+            "post": write_op("Add a link", Some(link_new), "201", Some(link.clone()))
+        },
+        "/routing/links/{name}": {
+            "parameters": param("name"),
+            "get": read_op("One link", link.clone()),
+            "put": write_op("Change a link (fields left out keep their value)", Some(link.clone()), "200", Some(link.clone())),
+            "delete": write_op("Remove a link", None, "204", None)
+        },
+        "/routing/conflicts": {
+            "get": read_op("Local numbers inside links' numbers, with the winner", arr(&conflict)),
+            "post": {
+                "summary": "Conflicts a link would have if saved (nothing is stored); a known name is merged over the stored link",
+                "security": [{"session": [], "csrf": []}],
+                "requestBody": body(link),
+                "responses": {"200": ok("the conflicts", arr(&conflict)), "400": err("a field is wrong"),
+                    "401": err("not logged in"), "403": err("missing CSRF token or role")}
+            }
+        },
+        "/routing/outbound": {
+            "get": read_op("Outbound routes (Kerio 6.6)", arr(&route)),
+            "put": write_op("Replace the outbound routes", Some(arr(&route)), "200", Some(arr(&route)))
+        },
+        "/routing/permission_groups": {
+            "get": read_op("Call permission groups (Kerio 23.2)", arr(&group)),
+            "post": write_op("Add a permission group", Some(group_new), "201", Some(group.clone()))
+        },
+        "/routing/permission_groups/{name}": {
+            "parameters": param("name"),
+            "get": read_op("One permission group", group.clone()),
+            "put": write_op("Change a permission group (a new name follows to extensions and links)", Some(group.clone()), "200", Some(group)),
+            "delete": write_op("Remove a permission group nobody uses", None, "204", None)
+        },
+        "/routing/emergency": {
+            "get": read_op("Emergency numbers (Kerio 18)", emergency.clone()),
+            "put": write_op("Change the emergency numbers (fields left out keep their value)", Some(emergency.clone()), "200", Some(emergency.clone()))
+        },
+        "/routing/emergency/presets": {"get": read_op("Countries with preset emergency numbers", arr(&s("object")))},
+        "/routing/emergency/preset": {"post": write_op("Replace the emergency numbers with a country's (code or name)",
+            Some(json!({"type": "object", "additionalProperties": false, "required": ["country"], "properties": {"country": s("string")}})),
+            "200", Some(emergency))},
+        "/routing/ring_groups": {
+            "get": read_op("Ring groups", arr(&ring)),
+            "post": write_op("Add a ring group", Some(ring_new), "201", Some(ring.clone()))
+        },
+        "/routing/ring_groups/{number}": {
+            "parameters": [number_param()],
+            "get": read_op("One ring group", ring.clone()),
+            "put": write_op("Change a ring group (fields left out keep their value)", Some(ring.clone()), "200", Some(ring)),
+            "delete": write_op("Remove a ring group", None, "204", None)
+        },
+        "/status/peers": {"get": read_op("Registration and keepalive state of SIP interfaces and links", arr(&peer))}
+    })
 }
 
 /// `/provisioning/...` (phone provisioning, Kerio chapter 10).
@@ -140,7 +273,9 @@ fn base() -> Value {
         "caller_id": {"type": "object", "properties": {
             "mode": {"type": "string", "enum": ["show", "hide", "present"]},
             "number": s("string")}, "required": ["mode"]},
-        "encrypt_calls": s("boolean")
+        "encrypt_calls": s("boolean"),
+        "forward": {"type": "string", "description": "forward every call to this number; empty = ring here"},
+        "permission_group": {"type": "string", "description": "call permission group; empty = every number"}
     });
     let account_props = json!({
         "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},

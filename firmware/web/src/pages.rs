@@ -14,11 +14,11 @@ use warp::Reply;
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
 
-fn page_response(status: StatusCode, m: Markup) -> Response {
+pub(crate) fn page_response(status: StatusCode, m: Markup) -> Response {
     warp::reply::with_status(warp::reply::html(m.into_string()), status).into_response()
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     let mut r = warp::reply::with_status("", StatusCode::SEE_OTHER).into_response();
     r.headers_mut().insert(
         header::LOCATION,
@@ -37,7 +37,7 @@ fn asset(body: &'static str, ctype: &'static str) -> Response {
 }
 
 /// Where a message goes at the top of a page.
-enum Note {
+pub(crate) enum Note {
     None,
     Error(String),
     Done(String),
@@ -55,14 +55,23 @@ impl From<ApiError> for Note {
 }
 
 /// A form's result as the note on the page it returns to, with the status to send.
-fn outcome<T>(r: Result<T, ApiError>, done: impl FnOnce(T) -> String) -> (Note, StatusCode) {
+pub(crate) fn outcome<T>(
+    r: Result<T, ApiError>,
+    done: impl FnOnce(T) -> String,
+) -> (Note, StatusCode) {
     match r {
         Ok(t) => (Note::Done(done(t)), StatusCode::OK),
         Err(e) => (e.into(), StatusCode::BAD_REQUEST),
     }
 }
 
-fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Markup) -> Markup {
+pub(crate) fn layout(
+    title: &str,
+    c: Option<&Caller>,
+    admin: bool,
+    note: &Note,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -83,6 +92,7 @@ fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Marku
                                 a href="/admin/users" { "Users" }
                                 a href="/admin/extensions" { "Extensions" }
                                 a href="/admin/phones" { "Phones" }
+                                a href="/admin/routing" { "Call routing" }
                                 a href="/admin/dialplan" { "Dial plan" }
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/logs" { "Logs" }
@@ -114,12 +124,12 @@ fn layout(title: &str, c: Option<&Caller>, admin: bool, note: &Note, body: Marku
     }
 }
 
-fn csrf_field(c: &Caller) -> Markup {
+pub(crate) fn csrf_field(c: &Caller) -> Markup {
     html! { input type="hidden" name="csrf" value=(c.session.csrf); }
 }
 
 /// A password box with the key icon that shows it.
-fn secret_field(id: &str, name: &str, value: &str, readonly: bool) -> Markup {
+pub(crate) fn secret_field(id: &str, name: &str, value: &str, readonly: bool) -> Markup {
     html! {
         span.secret {
             input type="password" id=(id) name=(name) value=(value) readonly[readonly] autocomplete="off";
@@ -468,6 +478,9 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             status_page(app, &c, note).await
         }
         (true, ["logs"]) => logs_page(app, &c),
+        (_, ["routing", rest @ ..]) => {
+            crate::routing_pages::handle(app, &c, get, rest, &form).await
+        }
         (true, ["phones"]) => phones_page(app, &c, Note::None, StatusCode::OK, None),
         (false, ["phones", action]) => {
             let (note, st, preview) = phones_post(app, &who, action, &form).await;
@@ -486,20 +499,20 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     }
 }
 
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+pub(crate) fn fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     form.iter()
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
         .collect()
 }
 
-fn numbers_list(s: &str) -> Vec<String> {
+pub(crate) fn numbers_list(s: &str) -> Vec<String> {
     s.split([',', ' ', '\n', '\r', ';'])
         .map(str::trim)
         .filter(|x| !x.is_empty())
@@ -554,7 +567,15 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         "encrypt_calls".into(),
         json!(field(form, "encrypt_calls").is_some()),
     );
-    for k in ["first_name", "last_name", "email", "mobile", "service_pin"] {
+    for k in [
+        "first_name",
+        "last_name",
+        "email",
+        "mobile",
+        "service_pin",
+        "forward",
+        "permission_group",
+    ] {
         m.insert(k.into(), json!(field(form, k).unwrap_or("").trim()));
     }
     for k in ["call_limit", "busy_level"] {
@@ -943,6 +964,15 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         }
                         label { "Other extension shown" input name="caller_id_number" value=(cid_num); }
                         label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
+                        label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
+                        label { "Call permission group"
+                            select name="permission_group" {
+                                option value="" { "(none: every number)" }
+                                @for g in &snap.config.permission_groups {
+                                    option value=(g.name) selected[g.name == e.permission_group] { (g.name) }
+                                }
+                            }
+                        }
                         @if write { button type="submit" { "Save" } }
                     }
                 }

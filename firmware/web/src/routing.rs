@@ -1,0 +1,523 @@
+//! Trunks and number routing in the web: `/api/v1/routing/...` (SIP interfaces, links,
+//! conflicts, outbound routes, permission groups, emergency numbers, ring groups) and
+//! `/api/v1/status/peers`. The Call routing pages (`routing_pages.rs`) use the same
+//! operations.
+//!
+//! Writes of one entity take the fields given and keep the rest (`PUT` merges over the
+//! stored entity); outbound routes are one ordered list and are replaced whole.
+
+use crate::ops::{self, change};
+use crate::{json_reply, ApiError, App, Caller, Req};
+use config::{Config, Emergency, Link, OutboundRoute, PermissionGroup, RingGroup, SipInterface};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use store::ChangeError;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+/// Shown instead of a password to auditors.
+pub(crate) const HIDDEN: &str = "********";
+
+/// A routing entity kept as a list in the configuration, named by one key.
+pub(crate) trait Entity:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
+    /// "interface", "link", ... as messages name it.
+    const WHAT: &'static str;
+    /// The key field: `name` or `number`.
+    const KEY: &'static str;
+    fn key(&self) -> &str;
+    fn list(c: &Config) -> &Vec<Self>;
+    fn list_mut(c: &mut Config) -> &mut Vec<Self>;
+    /// Follows a rename in the rest of the configuration.
+    fn renamed(_c: &mut Config, _old: &str, _new: &str) {}
+    /// JSON as the API shows it; secrets only with `reveal`.
+    fn to_json(&self, _reveal: bool) -> Value {
+        serde_json::to_value(self).expect("serialises")
+    }
+    /// From JSON as the API takes it.
+    fn from_json(m: Map<String, Value>) -> Result<Self, ApiError> {
+        ops::parse(Value::Object(m))
+    }
+    /// Fields `to_json` adds that are not stored.
+    const DERIVED: &'static [&'static str] = &[];
+}
+
+impl Entity for SipInterface {
+    const WHAT: &'static str = "interface";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.sip_interfaces
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.sip_interfaces
+    }
+    fn renamed(c: &mut Config, old: &str, new: &str) {
+        for r in &mut c.outbound_routes {
+            for i in &mut r.interfaces {
+                if i == old {
+                    *i = new.to_string();
+                }
+            }
+        }
+    }
+    fn to_json(&self, reveal: bool) -> Value {
+        let mut v = serde_json::to_value(self).expect("serialises");
+        if !reveal && !self.password.is_empty() {
+            v["password"] = json!(HIDDEN);
+        }
+        v
+    }
+}
+
+impl Entity for Link {
+    const WHAT: &'static str = "link";
+    const KEY: &'static str = "name";
+    const DERIVED: &'static [&'static str] = &["register_string"];
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.links
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.links
+    }
+    fn to_json(&self, reveal: bool) -> Value {
+        let mut v = serde_json::to_value(self).expect("serialises");
+        v["register_string"] = json!(self.register_string());
+        if !reveal && !self.password.is_empty() {
+            v["password"] = json!(HIDDEN);
+            v["register_string"] = json!(format!("{}@{}:{HIDDEN}", self.username, self.host));
+        }
+        v
+    }
+    /// Kerauno's register string, when given, fills user name, host and password.
+    fn from_json(mut m: Map<String, Value>) -> Result<Self, ApiError> {
+        let rs = match m.remove("register_string") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => return Err(ApiError::bad("register_string", "must be a string")),
+        };
+        let mut l: Link = ops::parse(Value::Object(m))?;
+        if !rs.is_empty() {
+            l.set_register_string(&rs)
+                .map_err(|e| ApiError::bad("register_string", e))?;
+        }
+        Ok(l)
+    }
+}
+
+impl Entity for PermissionGroup {
+    const WHAT: &'static str = "permission group";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.permission_groups
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.permission_groups
+    }
+    fn renamed(c: &mut Config, old: &str, new: &str) {
+        for e in &mut c.extensions {
+            if e.permission_group == old {
+                e.permission_group = new.to_string();
+            }
+        }
+        for l in &mut c.links {
+            if l.permission_group == old {
+                l.permission_group = new.to_string();
+            }
+        }
+    }
+}
+
+impl Entity for RingGroup {
+    const WHAT: &'static str = "ring group";
+    const KEY: &'static str = "number";
+    fn key(&self) -> &str {
+        &self.number
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.ring_groups
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.ring_groups
+    }
+}
+
+fn missing<E: Entity>(key: &str) -> ApiError {
+    ApiError::not_found(format!("{} {key} does not exist", E::WHAT))
+}
+
+pub(crate) fn list_json<E: Entity>(c: &Config, reveal: bool) -> Value {
+    Value::Array(E::list(c).iter().map(|e| e.to_json(reveal)).collect())
+}
+
+pub(crate) fn find<'a, E: Entity>(c: &'a Config, key: &str) -> Option<&'a E> {
+    E::list(c).iter().find(|e| e.key() == key)
+}
+
+/// `m` over the stored entity `key` (its derived fields dropped), as an entity.
+pub(crate) fn merged<E: Entity>(
+    c: &Config,
+    key: &str,
+    m: Map<String, Value>,
+) -> Result<E, ApiError> {
+    let old = find::<E>(c, key).ok_or_else(|| missing::<E>(key))?;
+    let Value::Object(mut base) = old.to_json(true) else {
+        unreachable!("entities are objects")
+    };
+    for d in E::DERIVED {
+        base.remove(*d);
+    }
+    base.extend(m);
+    E::from_json(base)
+}
+
+pub(crate) async fn create<E: Entity>(
+    app: &Arc<App>,
+    who: &str,
+    m: Map<String, Value>,
+) -> Result<E, ApiError> {
+    let e = E::from_json(m)?;
+    let out = e.clone();
+    change(
+        app,
+        who,
+        format!("added {} {}", E::WHAT, e.key()),
+        move |c| {
+            if find::<E>(c, e.key()).is_some() {
+                return Err(ChangeError::conflict(
+                    E::KEY,
+                    format!("{} {} already exists", E::WHAT, e.key()),
+                ));
+            }
+            E::list_mut(c).push(e);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(out)
+}
+
+pub(crate) async fn update<E: Entity>(
+    app: &Arc<App>,
+    who: &str,
+    key: &str,
+    m: Map<String, Value>,
+) -> Result<E, ApiError> {
+    let e: E = merged(&app.cfg.snapshot().config, key, m)?;
+    let out = e.clone();
+    let key = key.to_string();
+    let what = if e.key() == key {
+        format!("changed {} {key}", E::WHAT)
+    } else {
+        format!("renamed {} {key} to {}", E::WHAT, e.key())
+    };
+    change(app, who, what, move |c| {
+        if e.key() != key && find::<E>(c, e.key()).is_some() {
+            return Err(ChangeError::conflict(
+                E::KEY,
+                format!("{} {} already exists", E::WHAT, e.key()),
+            ));
+        }
+        let slot = E::list_mut(c)
+            .iter_mut()
+            .find(|x| x.key() == key)
+            .ok_or_else(|| ChangeError::NotFound(format!("{} {key} does not exist", E::WHAT)))?;
+        let new = e.key().to_string();
+        *slot = e;
+        if new != key {
+            E::renamed(c, &key, &new);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
+pub(crate) async fn delete<E: Entity>(
+    app: &Arc<App>,
+    who: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    let k = key.to_string();
+    change(app, who, format!("removed {} {key}", E::WHAT), move |c| {
+        let l = E::list_mut(c);
+        let before = l.len();
+        l.retain(|x| x.key() != k);
+        if l.len() == before {
+            return Err(ChangeError::NotFound(format!(
+                "{} {k} does not exist",
+                E::WHAT
+            )));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// The conflicts `link` would have if it were saved (replacing the link of its name).
+pub(crate) fn preview_conflicts(c: &Config, link: Link) -> Result<Vec<config::Conflict>, ApiError> {
+    link.compile().map_err(|e| ApiError::bad("patterns", e))?;
+    let mut c = c.clone();
+    let name = link.name.clone();
+    match c.links.iter_mut().find(|l| l.name == name) {
+        Some(slot) => *slot = link,
+        None => c.links.push(link),
+    }
+    Ok(c.link_conflicts()
+        .into_iter()
+        .filter(|x| x.link == name)
+        .collect())
+}
+
+/// A link from a preview body: merged over the stored one of that name, if any.
+pub(crate) fn candidate_link(c: &Config, m: Map<String, Value>) -> Result<Link, ApiError> {
+    let name = m
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if find::<Link>(c, &name).is_some() {
+        merged(c, &name, m)
+    } else {
+        Link::from_json(m)
+    }
+}
+
+pub(crate) async fn set_outbound(
+    app: &Arc<App>,
+    who: &str,
+    routes: Vec<OutboundRoute>,
+) -> Result<(), ApiError> {
+    change(app, who, "changed outbound routes".into(), move |c| {
+        c.outbound_routes = routes;
+        Ok(())
+    })
+    .await
+}
+
+pub(crate) async fn set_emergency(app: &Arc<App>, who: &str, e: Emergency) -> Result<(), ApiError> {
+    change(app, who, "changed emergency numbers".into(), move |c| {
+        c.emergency = e;
+        Ok(())
+    })
+    .await
+}
+
+/// Overwrites the emergency list with a country's preset (Kerio 18.2).
+pub(crate) async fn load_preset(
+    app: &Arc<App>,
+    who: &str,
+    country: &str,
+) -> Result<Emergency, ApiError> {
+    let list = config::emergency_preset(country).ok_or_else(|| {
+        ApiError::bad(
+            "country",
+            format!(
+                "no preset for {country:?}; known: {}",
+                config::EMERGENCY_COUNTRIES
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    change(
+        app,
+        who,
+        format!("loaded the emergency numbers of {country}"),
+        move |c| {
+            c.emergency.numbers = list;
+            Ok(c.emergency.clone())
+        },
+    )
+    .await
+}
+
+fn presets_json() -> Value {
+    Value::Array(
+        config::EMERGENCY_COUNTRIES
+            .iter()
+            .map(|(code, name)| {
+                json!({"code": code, "name": name, "numbers": config::emergency_preset(code).unwrap_or_default()})
+            })
+            .collect(),
+    )
+}
+
+/// Registration and keepalive state of interfaces and links, from the exchange.
+pub(crate) async fn peers(app: &Arc<App>) -> Option<Value> {
+    app.ask(crate::CoreRequest::Peers).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PresetBody {
+    country: String,
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the exchange did not answer",
+    )
+}
+
+/// Routes `/api/v1/routing/...` (`segs` after `routing`).
+pub(crate) async fn api(
+    app: &Arc<App>,
+    req: &Req,
+    c: &Caller,
+    segs: &[&str],
+) -> Result<Response, ApiError> {
+    if req.changes_state() && !(req.method == Method::POST && segs == ["conflicts"]) {
+        crate::api::need_admin_write(c)?;
+    } else {
+        crate::api::need_admin_read(c)?;
+    }
+    let who = c.user.username.clone();
+    let reveal = c.can_write_admin();
+    let snap = app.cfg.snapshot();
+    let cfg = &snap.config;
+    let reply = |s: StatusCode, v: Value| Ok(json_reply(s, &v));
+    let ok = |v: Value| reply(StatusCode::OK, v);
+    let created = |v: Value| reply(StatusCode::CREATED, v);
+    let body = || ops::object(&req.body);
+    let m = &req.method;
+    match (m, segs) {
+        (&Method::GET, ["interfaces"]) => ok(list_json::<SipInterface>(cfg, reveal)),
+        (&Method::POST, ["interfaces"]) => created(
+            create::<SipInterface>(app, &who, body()?)
+                .await?
+                .to_json(true),
+        ),
+        (&Method::GET, ["interfaces", n]) => ok(find::<SipInterface>(cfg, n)
+            .ok_or_else(|| missing::<SipInterface>(n))?
+            .to_json(reveal)),
+        (&Method::PUT, ["interfaces", n]) => ok(update::<SipInterface>(app, &who, n, body()?)
+            .await?
+            .to_json(true)),
+        (&Method::DELETE, ["interfaces", n]) => {
+            delete::<SipInterface>(app, &who, n).await?;
+            Ok(no_content())
+        }
+
+        (&Method::GET, ["links"]) => ok(list_json::<Link>(cfg, reveal)),
+        (&Method::POST, ["links"]) => {
+            created(create::<Link>(app, &who, body()?).await?.to_json(true))
+        }
+        (&Method::GET, ["links", n]) => ok(find::<Link>(cfg, n)
+            .ok_or_else(|| missing::<Link>(n))?
+            .to_json(reveal)),
+        (&Method::PUT, ["links", n]) => {
+            ok(update::<Link>(app, &who, n, body()?).await?.to_json(true))
+        }
+        (&Method::DELETE, ["links", n]) => {
+            delete::<Link>(app, &who, n).await?;
+            Ok(no_content())
+        }
+        (&Method::GET, ["conflicts"]) => {
+            ok(serde_json::to_value(cfg.link_conflicts()).expect("serialises"))
+        }
+        (&Method::POST, ["conflicts"]) => {
+            let l = candidate_link(cfg, body()?)?;
+            ok(serde_json::to_value(preview_conflicts(cfg, l)?).expect("serialises"))
+        }
+
+        (&Method::GET, ["outbound"]) => {
+            ok(serde_json::to_value(&cfg.outbound_routes).expect("serialises"))
+        }
+        (&Method::PUT, ["outbound"]) => {
+            let v: Value = serde_json::from_slice(&req.body)
+                .map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))?;
+            if !v.is_array() {
+                return Err(ApiError::bad("body", "must be a JSON array of routes"));
+            }
+            let routes: Vec<OutboundRoute> = ops::parse(v)?;
+            set_outbound(app, &who, routes.clone()).await?;
+            ok(serde_json::to_value(routes).expect("serialises"))
+        }
+
+        (&Method::GET, ["permission_groups"]) => ok(list_json::<PermissionGroup>(cfg, reveal)),
+        (&Method::POST, ["permission_groups"]) => created(
+            create::<PermissionGroup>(app, &who, body()?)
+                .await?
+                .to_json(true),
+        ),
+        (&Method::GET, ["permission_groups", n]) => ok(find::<PermissionGroup>(cfg, n)
+            .ok_or_else(|| missing::<PermissionGroup>(n))?
+            .to_json(reveal)),
+        (&Method::PUT, ["permission_groups", n]) => {
+            ok(update::<PermissionGroup>(app, &who, n, body()?)
+                .await?
+                .to_json(true))
+        }
+        (&Method::DELETE, ["permission_groups", n]) => {
+            delete::<PermissionGroup>(app, &who, n).await?;
+            Ok(no_content())
+        }
+
+        (&Method::GET, ["emergency"]) => {
+            ok(serde_json::to_value(&cfg.emergency).expect("serialises"))
+        }
+        (&Method::PUT, ["emergency"]) => {
+            let Value::Object(mut base) = serde_json::to_value(&cfg.emergency).expect("serialises")
+            else {
+                unreachable!("an object")
+            };
+            base.extend(body()?);
+            let e: Emergency = ops::parse(Value::Object(base))?;
+            set_emergency(app, &who, e.clone()).await?;
+            ok(serde_json::to_value(e).expect("serialises"))
+        }
+        (&Method::GET, ["emergency", "presets"]) => ok(presets_json()),
+        (&Method::POST, ["emergency", "preset"]) => {
+            let b: PresetBody = ops::parse(Value::Object(body()?))?;
+            ok(
+                serde_json::to_value(load_preset(app, &who, &b.country).await?)
+                    .expect("serialises"),
+            )
+        }
+
+        (&Method::GET, ["ring_groups"]) => ok(list_json::<RingGroup>(cfg, reveal)),
+        (&Method::POST, ["ring_groups"]) => {
+            created(create::<RingGroup>(app, &who, body()?).await?.to_json(true))
+        }
+        (&Method::GET, ["ring_groups", n]) => ok(find::<RingGroup>(cfg, n)
+            .ok_or_else(|| missing::<RingGroup>(n))?
+            .to_json(reveal)),
+        (&Method::PUT, ["ring_groups", n]) => ok(update::<RingGroup>(app, &who, n, body()?)
+            .await?
+            .to_json(true)),
+        (&Method::DELETE, ["ring_groups", n]) => {
+            delete::<RingGroup>(app, &who, n).await?;
+            Ok(no_content())
+        }
+        _ => Err(ApiError::not_found("no such route")),
+    }
+}
+
+/// `GET /api/v1/status/peers`.
+pub(crate) async fn peers_api(app: &Arc<App>, c: &Caller) -> Result<Response, ApiError> {
+    crate::api::need_admin_read(c)?;
+    Ok(json_reply(
+        StatusCode::OK,
+        &peers(app).await.ok_or_else(busy)?,
+    ))
+}
+
+fn no_content() -> Response {
+    use warp::Reply;
+    warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+}
