@@ -99,6 +99,8 @@ fn caller_uac(number: &str, from: &str, status: u16) -> String {
     scenario(&s)
 }
 
+const WEB_PW: &str = "Adm1n-Trunks!x";
+
 fn sip_of(p: &Pbxd) -> String {
     p.sip.to_string()
 }
@@ -220,32 +222,59 @@ fn providers(pbx: &Pbxd, primary: u16, backup: u16, password: &str, register: bo
 
 #[test]
 fn provider_registration_with_right_and_wrong_password() {
+    // Set up as an administrator would: through the web API, whose status shows the
+    // registration the exchange keeps.
     let pbx = Pbxd::start();
+    let h = pbx.admin_session(WEB_PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
     add_ext(&pbx, "100");
     let port = free_port();
     let (uas, dir) = sipp_spawn(&provider_registrar(2), "", "127.0.0.4", port, &["-m", "1"]);
     std::thread::sleep(Duration::from_millis(300));
-    providers(&pbx, port, free_port(), "Provider-Pass-1", true);
+    let iface = json!({"name": "provider1", "host": "127.0.0.4", "port": port,
+        "numbers": ["800225XXX"], "operator": "100", "username": "trunkuser",
+        "password": "Provider-Pass-1", "register": true, "register_expires": 60, "keepalive": 0});
+    let a = pbx.https(
+        "POST",
+        "/api/v1/routing/interfaces",
+        Some(&iface.to_string()),
+        &h,
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    let web_state = || {
+        let a = pbx.https("GET", "/api/v1/status/peers", None, &h);
+        a.json()[0]["registration"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
     assert!(
-        wait_until(Duration::from_secs(10), || peer_state(&pbx, "provider1").0
-            == "registered"),
+        wait_until(Duration::from_secs(10), || web_state() == "registered"),
         "{}",
         peers(&pbx)
     );
+    let page = pbx.https("GET", "/admin/routing", None, &h);
+    assert!(page.body.contains("registered"), "{}", page.body);
     // The second round (the refresh, due after 10 of the 20 s granted) must come
     // before the first registration runs out: SIPp waits 19 s at most.
     sipp_wait("registrar", uas, &dir);
     assert_eq!(peer_state(&pbx, "provider1").0, "registered");
 
-    // A wrong password: the registration fails and says so.
+    // A wrong password typed in later: the registration fails at once and says so.
     let port = free_port();
     let (uas, dir) = sipp_spawn(&provider_registrar(1), "", "127.0.0.4", port, &["-m", "1"]);
     std::thread::sleep(Duration::from_millis(300));
-    providers(&pbx, port, free_port(), "Wrong-Pass-999", true);
+    let change = json!({"port": port, "password": "Wrong-Pass-999"});
+    let a = pbx.https(
+        "PUT",
+        "/api/v1/routing/interfaces/provider1",
+        Some(&change.to_string()),
+        &h,
+    );
+    assert_eq!(a.status, 200, "{a:?}");
     sipp_wait("registrar (wrong password)", uas, &dir);
     assert!(
-        wait_until(Duration::from_secs(10), || peer_state(&pbx, "provider1").0
-            == "failed"),
+        wait_until(Duration::from_secs(10), || web_state() == "failed"),
         "{}",
         peers(&pbx)
     );

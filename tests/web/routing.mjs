@@ -1,0 +1,97 @@
+// Chromium through the Call routing pages as a technician would: a provider, a link to
+// a second office whose range holds a local extension (checked before saving, Remote
+// chosen), an outbound route, a country's emergency numbers. Run by
+// tests/e2e/tests/web.rs, which checks the stored configuration afterwards.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const base = process.env.BASE_URL;
+const artifacts = process.env.ARTIFACTS || ".";
+const ADMIN_PW = process.env.ADMIN_PW;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+
+  await page.goto(`${base}/admin`);
+  await page.fill("input[name=username]", "Admin");
+  await page.fill("input[name=password]", ADMIN_PW);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+
+  // A provider (Kerio 6.1).
+  await page.click("nav >> text=Call routing");
+  await page.getByRole("heading", { name: "Call routing" }).waitFor();
+  await page.click("text=Add SIP interface");
+  await page.fill("#interface input[name=name]", "voipex");
+  await page.fill("#interface input[name=numbers]", "800225XXX");
+  await page.fill("#interface input[name=host]", "127.0.0.4");
+  await page.fill("#interface input[name=keepalive]", "0");
+  await page.fill("#interface input[name=did_number] >> nth=0", "800225111");
+  await page.fill("#interface input[name=did_target] >> nth=0", "101");
+  await page.fill("#interface input[name=calling_prefix]", "9");
+  await page.click("#interface button[type=submit]");
+  await page.locator("p.done", { hasText: "Interface voipex added." }).waitFor();
+  await page.getByRole("heading", { name: "SIP interface voipex" }).waitFor();
+
+  // A link to the branch office; 101 falls inside its range.
+  await page.click("text=← Call routing");
+  await page.click("text=Add link");
+  await page.fill("#link input[name=name]", "branch");
+  await page.fill("#link input[name=range_min]", "100");
+  await page.fill("#link input[name=range_max]", "150");
+  await page.fill("#link input[name=host]", "127.0.0.3");
+  await page.fill("#link input[name=keepalive]", "0");
+  await page.click("#link button[value=check]");
+  await page.locator("p.done", { hasText: "Not saved yet" }).waitFor();
+  const conflict = page.locator("#link-conflicts tbody tr", { hasText: "101" });
+  await conflict.waitFor();
+  assert.match(await conflict.textContent(), /extension/);
+  await conflict.locator("select").selectOption("remote");
+  await page.click("#link button[value=save]");
+  await page.locator("p.done", { hasText: "Link branch added." }).waitFor();
+
+  // The overview lists both, and the conflict with its winner.
+  await page.click("text=← Call routing");
+  await page.locator("#interfaces tbody tr", { hasText: "voipex" }).waitFor();
+  assert.match(await page.locator("#links tbody tr", { hasText: "branch" }).textContent(), /100–150/);
+  assert.match(await page.locator("#conflicts tbody tr", { hasText: "101" }).textContent(), /remote/);
+
+  // An outbound route: 9 and the number, out through voipex with the 9 stripped.
+  await page.fill("#outbound input[name=out_prefix] >> nth=0", "9");
+  await page.fill("#outbound input[name=out_interfaces] >> nth=0", "voipex");
+  await page.fill("#outbound input[name=out_called_strip] >> nth=0", "1");
+  await page.click("#outbound button[type=submit]");
+  await page.locator("p.done", { hasText: "Outbound routes saved." }).waitFor();
+  assert.equal(await page.inputValue("#outbound input[name=out_prefix] >> nth=0"), "9");
+  await page.screenshot({ path: `${artifacts}/routing-overview.png`, fullPage: true });
+
+  // Emergency numbers of a country, dialled directly through route 9.
+  await page.click("text=Edit emergency numbers");
+  await page.getByRole("heading", { name: "Emergency numbers" }).waitFor();
+  await page.selectOption("#preset select[name=country]", "CZ");
+  await page.click("#preset button[type=submit]");
+  await page.locator("p.done", { hasText: "replaced the list" }).waitFor();
+  assert.equal(await page.inputValue("#emergency input[name=em_number] >> nth=0"), "112");
+  await page.check("#emergency input[name=direct_dialing]");
+  await page.fill("#emergency input[name=routes]", "9");
+  await page.click("#emergency button[type=submit]");
+  await page.locator("p.done", { hasText: "Emergency numbers saved." }).waitFor();
+  await page.screenshot({ path: `${artifacts}/routing.png`, fullPage: true });
+
+  // On a phone screen nothing runs off the side.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click("nav >> text=Call routing");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
+  console.log("browser test passed");
+} finally {
+  clearTimeout(timer);
+  await browser.close();
+}
