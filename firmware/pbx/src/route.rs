@@ -36,6 +36,8 @@ pub(crate) struct Hop {
 pub(crate) struct PeerLeg {
     pub hops: Vec<Hop>,
     pub hop: usize,
+    /// Which of the current hop's addresses (DNS order) the INVITE went to.
+    pub addr: usize,
     /// The INVITE to the current hop carried credentials.
     pub authed: bool,
     pub display: String,
@@ -319,6 +321,7 @@ impl Pbx {
             let Some(pl) = leg.peer.clone() else {
                 return false;
             };
+            let addr = pl.addr;
             let Some(hop) = pl.hops.get(pl.hop).cloned() else {
                 let s = if pl.last_status == 0 {
                     503
@@ -337,6 +340,7 @@ impl Pbx {
                     .and_then(|c| c.legs[idx].peer.as_mut())
                 {
                     p.hop += 1;
+                    p.addr = 0;
                     p.authed = false;
                     p.last_status = status;
                 }
@@ -351,7 +355,7 @@ impl Pbx {
                     continue;
                 }
             }
-            let Some((target, hostport)) = self.peer_target(&pc) else {
+            let Some((target, hostport)) = self.peer_target_at(&pc, addr) else {
                 skip(self, 480, "unreachable");
                 continue;
             };
@@ -514,11 +518,23 @@ impl Pbx {
         if !fails_over(status) {
             return false;
         }
+        // RFC 3263 4.3: no answer or 503 from one of the peer's addresses: its next one.
+        let more = matches!(status, 408 | 503)
+            && self
+                .peer_conf(pl.current())
+                .is_some_and(|pc| self.address_count(&pc) > pl.addr + 1);
         let call = self.calls.get_mut(&id).expect("checked");
         let p = call.legs[idx].peer.as_mut().expect("peer leg");
+        p.authed = false;
+        if more {
+            p.addr += 1;
+            p.last_status = status;
+            tracing::info!(call = id, peer = %p.current(), status, address = p.addr, "address failed; trying the peer's next address");
+            return self.send_peer_invite(now, id, idx, None);
+        }
         tracing::info!(call = id, peer = %p.current(), status, "interface failed; trying the next");
         p.hop += 1;
-        p.authed = false;
+        p.addr = 0;
         p.last_status = status;
         if p.hop >= p.hops.len() {
             return false;
@@ -533,6 +549,7 @@ impl Pbx {
             peer: Some(PeerLeg {
                 hops,
                 hop: 0,
+                addr: 0,
                 authed: false,
                 display: caller.display.clone(),
                 privacy: caller.privacy,

@@ -243,15 +243,41 @@ impl Pbx {
     /// The driver's answer to a [`Lookup`]: addresses in the order to try.
     pub fn set_peer_addresses(&mut self, peer: &str, host: &str, addrs: Vec<SocketAddr>) {
         if let Some(p) = self.peers.get_mut(peer).filter(|p| p.host.0 == host) {
-            if p.addrs != addrs {
+            let (mut old, mut new) = (p.addrs.clone(), addrs.clone());
+            old.sort();
+            new.sort();
+            // The same addresses again: keep the order failures have taught us.
+            if old != new {
                 tracing::info!(peer, ?addrs, "peer address resolved");
+                p.addrs = addrs;
             }
-            p.addrs = addrs;
         }
+    }
+
+    /// The peer's first address failed (no answer, 503): the next one goes first now
+    /// (RFC 3263 4.3); the failed one is tried last.
+    pub(crate) fn next_address(&mut self, name: &str) {
+        if let Some(p) = self.peers.get_mut(name).filter(|p| p.addrs.len() > 1) {
+            p.addrs.rotate_left(1);
+            tracing::info!(peer = name, next = %p.addrs[0], "trying the peer's next address");
+        }
+    }
+
+    /// How many addresses the peer has (1 for a peer that registers to us).
+    pub(crate) fn address_count(&self, pc: &PeerConf) -> usize {
+        if pc.peer_registers {
+            return 1;
+        }
+        self.peers.get(&pc.name).map_or(0, |p| p.addrs.len())
     }
 
     /// Where to send to a peer now, and how; `None` when it cannot be reached.
     pub(crate) fn peer_target(&self, pc: &PeerConf) -> Option<(Target, String)> {
+        self.peer_target_at(pc, 0)
+    }
+
+    /// The same with the peer's `n`th address (DNS order).
+    pub(crate) fn peer_target_at(&self, pc: &PeerConf, n: usize) -> Option<(Target, String)> {
         if pc.peer_registers {
             let user = &pc.user;
             let reg = self.registrations.get(user)?;
@@ -278,7 +304,7 @@ impl Pbx {
             ));
         }
         let p = self.peers.get(&pc.name)?;
-        let dest = *p.addrs.first()?;
+        let dest = *p.addrs.get(n)?;
         let proto = if pc.tcp { Proto::Tcp } else { Proto::Udp };
         // Without a port the host alone is the target (5060, or the domain's SRV).
         let hostport = if pc.port != 0 {
@@ -471,6 +497,9 @@ impl Pbx {
                 return self.send_register(now, name, Some((h, a)));
             }
         }
+        if status == 503 {
+            self.next_address(name);
+        }
         let why = match status {
             401 | 407 => "wrong user name or password".to_string(),
             408 => "no answer".to_string(),
@@ -488,6 +517,7 @@ impl Pbx {
     }
 
     pub(crate) fn register_timed_out(&mut self, now: Instant, name: &str) {
+        self.next_address(name);
         if let Some(r) = self.peers.get_mut(name).and_then(|p| p.reg.as_mut()) {
             r.pending = false;
             r.state = RegState::Failed("no answer".into());
@@ -538,6 +568,9 @@ impl Pbx {
     }
 
     pub(crate) fn options_result(&mut self, name: &str, alive: bool) {
+        if !alive {
+            self.next_address(name);
+        }
         if let Some(p) = self.peers.get_mut(name) {
             p.options_pending = false;
             if p.alive.is_some() {

@@ -721,6 +721,45 @@ fn keepalives_notice_a_dead_trunk_and_a_live_one() {
 }
 
 #[test]
+fn a_silent_server_hands_over_to_the_domains_next_one() {
+    // RFC 3263 4.3: a provider named by domain with two servers (SRV order). The first
+    // never answers the keepalive: the next OPTIONS goes to the second, which answers.
+    let mut cfg = config();
+    let mut i = config::SipInterface::new("prov", "provider.test");
+    i.keepalive = 5;
+    cfg.sip_interfaces = vec![i];
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    let (first, second): (std::net::SocketAddr, std::net::SocketAddr) = (
+        "192.0.2.10:5060".parse().unwrap(),
+        "192.0.2.11:5060".parse().unwrap(),
+    );
+    rig.pbx
+        .set_peer_addresses("prov", "provider.test", vec![first, second]);
+    let options_to = |rig: &Rig, a: std::net::SocketAddr| -> Vec<String> {
+        rig.out
+            .iter()
+            .filter(|t| t.bytes.starts_with(b"OPTIONS") && t.dest == a)
+            .map(|t| String::from_utf8_lossy(&t.bytes).into_owned())
+            .collect()
+    };
+    rig.advance(Duration::from_secs(2));
+    assert!(!options_to(&rig, first).is_empty());
+    assert!(options_to(&rig, second).is_empty());
+    rig.advance(Duration::from_secs(40));
+    assert_eq!(rig.pbx.peers(rig.now)[0].keepalive, "down");
+    assert_eq!(rig.pbx.peers(rig.now)[0].address, Some(second));
+    // The periodic lookup answering the same two does not put the silent one first.
+    rig.pbx
+        .set_peer_addresses("prov", "provider.test", vec![first, second]);
+    rig.advance(Duration::from_secs(6));
+    let to_second = options_to(&rig, second);
+    assert!(!to_second.is_empty(), "no OPTIONS to the next server");
+    let a = answer(to_second.last().unwrap(), "200 OK", "x", "");
+    rig.send("192.0.2.11:5060", &a);
+    assert_eq!(rig.pbx.peers(rig.now)[0].keepalive, "up");
+}
+
+#[test]
 fn a_corrected_provider_password_registers_at_once() {
     let provider = "192.0.2.3:5060";
     let mut cfg = config();

@@ -535,9 +535,9 @@ impl Drop for Dns {
 
 #[test]
 fn a_provider_named_by_domain_is_found_through_naptr_and_srv() {
-    // RFC 3263: NAPTR names the UDP SRV record, which names host and port. A decoy
-    // _sip._udp record at the domain itself shows that NAPTR was followed.
-    let (dns_port, sip_port, decoy) = (free_port(), free_port(), free_port());
+    // RFC 3263: NAPTR names the UDP SRV record, which names two servers by priority. A
+    // decoy _sip._udp record at the domain itself shows that NAPTR was followed.
+    let (dns_port, sip_port, second, decoy) = (free_port(), free_port(), free_port(), free_port());
     let dns = Dns(std::process::Command::new("dnsmasq")
         .args([
             "--no-daemon",
@@ -549,9 +549,13 @@ fn a_provider_named_by_domain_is_found_through_naptr_and_srv() {
         .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
         .arg(format!("--port={dns_port}"))
         .arg("--host-record=sip1.provider.test,127.0.0.4")
+        .arg("--host-record=sip2.provider.test,127.0.0.5")
         .arg("--naptr-record=provider.test,10,10,s,SIP+D2U,,_sip._udp.naptr.provider.test")
         .arg(format!(
             "--srv-host=_sip._udp.naptr.provider.test,sip1.provider.test,{sip_port},0,5"
+        ))
+        .arg(format!(
+            "--srv-host=_sip._udp.naptr.provider.test,sip2.provider.test,{second},1,5"
         ))
         .arg(format!(
             "--srv-host=_sip._udp.provider.test,sip1.provider.test,{decoy},0,5"
@@ -565,9 +569,12 @@ fn a_provider_named_by_domain_is_found_through_naptr_and_srv() {
     let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dns_arg = format!("127.0.0.1:{dns_port}");
     let pbx = Pbxd::launch(data, sip, &["--dns", &dns_arg], &[]);
+    let pw = add_ext(&pbx, "111");
     edit_config(&pbx, |v| {
         v["sip_interfaces"] =
             json!([{"name": "provider1", "host": "provider.test", "keepalive": 0}]);
+        v["outbound_routes"] = json!([{"prefix": "9", "interfaces": ["provider1"],
+            "called_rewrite": {"strip": 1}}]);
     });
     let want = format!("127.0.0.4:{sip_port}");
     let address = || peers(&pbx)[0]["address"].as_str().unwrap_or("").to_string();
@@ -576,6 +583,23 @@ fn a_provider_named_by_domain_is_found_through_naptr_and_srv() {
         "{} (wanted {want})",
         peers(&pbx)
     );
+    // The first server answers 503: the call goes to the domain's next server, which
+    // answers 486 (without the failover the caller would hear the 503).
+    let (s1, d1) = sipp_spawn(
+        &provider_uas("5550199", None, false, "503 Service Unavailable"),
+        "",
+        "127.0.0.4",
+        sip_port,
+        &["-m", "1"],
+    );
+    let (s2, d2) = sipp_spawn(&busy_provider(), "", "127.0.0.5", second, &["-m", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut p111 = phone(&pbx, "111", &pw, 440, false, "PCMU,PCMA");
+    let r = outcome(&mut p111, &pbx, "95550199");
+    sipp_wait("first server (503)", s1, &d1);
+    sipp_wait("second server", s2, &d2);
+    assert!(r.starts_with("486"), "{r}\n{}", pbx.log_text());
+
     // An unknown name leaves the interface without an address (and routes skip it).
     edit_config(&pbx, |v| {
         v["sip_interfaces"][0]["host"] = json!("nowhere.provider.test");
