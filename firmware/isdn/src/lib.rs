@@ -1,0 +1,7 @@
+//! ISDN signalling for PRI and BRI spans, as sans-IO state machines driven on a
+//! virtual clock (`std::time::Instant` handed in by the caller): bytes and time in,
+//! frames to send and events out. Nothing here touches a socket, a file or a clock.
+//!
+//! - [`q921`]: LAPD, the data link on the D-channel (ITU-T Q.921 / ETSI EN 300 125).
+
+pub mod q921;
