@@ -3,5 +3,8 @@
 //! frames to send and events out. Nothing here touches a socket, a file or a clock.
 //!
 //! - [`q921`]: LAPD, the data link on the D-channel (ITU-T Q.921 / ETSI EN 300 125).
+//! - [`q931`]: call-control messages and information elements, and causes to and from
+//!   SIP (RFC 3398).
 
 pub mod q921;
+pub mod q931;

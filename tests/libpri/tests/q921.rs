@@ -53,6 +53,22 @@ fn libpri_network_and_we_the_user_on_a_pri() {
     p.run(&mut l, Duration::from_secs(5), |p| replies(p) >= 20);
     assert!(replies(&p) >= 20, "{:?}\n{}", p.our_events, libpri_log());
     assert!(up(&p, &l));
+    // Our Q.931 decoder reads libpri's answers: a call reference nobody uses gets a
+    // clearing message with cause 81 (invalid call reference value) or a STATUS.
+    for e in &p.our_events {
+        if let Event::Data(d) = e {
+            let m = isdn::q931::Message::parse(d).unwrap_or_else(|err| panic!("{d:02x?}: {err}"));
+            assert!(
+                matches!(
+                    m.msg_type,
+                    isdn::q931::MsgType::ReleaseComplete | isdn::q931::MsgType::Status
+                ),
+                "{m:?}"
+            );
+            assert!(m.call_ref.from_destination, "{m:?}");
+            assert!(m.cause().is_some(), "{m:?}");
+        }
+    }
 }
 
 #[test]
