@@ -304,29 +304,8 @@ fn schemathesis_finds_no_server_errors() {
 #[test]
 fn chromium_first_run_extensions_dial_plan_and_auditor() {
     let pbx = Pbxd::start();
-    let dir = repo().join("tests/web");
-    let artifacts = repo().join("target/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join("browser.mjs"))
-        .env("BASE_URL", format!("https://{}", pbx.web))
-        .env("ARTIFACTS", &artifacts)
-        .env("NODE_PATH", dir.join("node_modules"))
-        .current_dir(&dir)
-        .output()
-        .expect("run node (scripts/test installs playwright-core)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{text}\npbxd log:\n{}",
-        pbx.log_text()
-    );
-    assert!(text.contains("browser test passed"), "{text}");
-    assert!(artifacts.join("extensions.png").exists());
+    browser(&pbx, "browser.mjs", &[]);
+    assert!(repo().join("target/artifacts/extensions.png").exists());
     // What the browser did is really in the configuration.
     let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
     assert!(cfg["extensions"]
