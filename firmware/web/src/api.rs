@@ -12,15 +12,15 @@ use std::sync::Arc;
 use warp::http::{header, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 
-fn ok(v: Value) -> Result<Response, ApiError> {
+pub(crate) fn ok(v: Value) -> Result<Response, ApiError> {
     Ok(json_reply(StatusCode::OK, &v))
 }
 
-fn created(v: Value) -> Result<Response, ApiError> {
+pub(crate) fn created(v: Value) -> Result<Response, ApiError> {
     Ok(json_reply(StatusCode::CREATED, &v))
 }
 
-fn no_content() -> Result<Response, ApiError> {
+pub(crate) fn no_content() -> Result<Response, ApiError> {
     use warp::Reply;
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }
@@ -375,7 +375,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     }
 }
 
-fn busy() -> ApiError {
+pub(crate) fn busy() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "the exchange did not answer",

@@ -159,11 +159,14 @@ pub(crate) fn extension_json(e: &Extension, reveal: bool) -> Value {
     v
 }
 
+/// Shown instead of a password or secret to auditors.
+pub(crate) const HIDDEN: &str = "********";
+
 /// Account JSON; the secret is hidden from auditors.
 pub(crate) fn account_json(a: &SipAccount, reveal: bool) -> Value {
     let mut v = serde_json::to_value(a).expect("serialises");
     if !reveal {
-        v["secret"] = json!("********");
+        v["secret"] = json!(HIDDEN);
     }
     v
 }

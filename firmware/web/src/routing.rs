@@ -6,19 +6,17 @@
 //! Writes of one entity take the fields given and keep the rest (`PUT` merges over the
 //! stored entity); outbound routes are one ordered list and are replaced whole.
 
-use crate::ops::{self, change};
-use crate::{json_reply, ApiError, App, Caller, Req};
+use crate::api::{busy, created, no_content, ok};
+use crate::ops::{self, change, HIDDEN};
+use crate::{ApiError, App, Caller, Req};
 use config::{Config, Emergency, Link, OutboundRoute, PermissionGroup, RingGroup, SipInterface};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use store::ChangeError;
-use warp::http::{Method, StatusCode};
+use warp::http::Method;
 use warp::reply::Response;
-
-/// Shown instead of a password to auditors.
-pub(crate) const HIDDEN: &str = "********";
 
 /// A routing entity kept as a list in the configuration, named by one key.
 pub(crate) trait Entity:
@@ -367,13 +365,6 @@ struct PresetBody {
     country: String,
 }
 
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the exchange did not answer",
-    )
-}
-
 /// Routes `/api/v1/routing/...` (`segs` after `routing`).
 pub(crate) async fn api(
     app: &Arc<App>,
@@ -390,9 +381,6 @@ pub(crate) async fn api(
     let reveal = c.can_write_admin();
     let snap = app.cfg.snapshot();
     let cfg = &snap.config;
-    let reply = |s: StatusCode, v: Value| Ok(json_reply(s, &v));
-    let ok = |v: Value| reply(StatusCode::OK, v);
-    let created = |v: Value| reply(StatusCode::CREATED, v);
     let body = || ops::object(&req.body);
     let m = &req.method;
     match (m, segs) {
@@ -410,7 +398,7 @@ pub(crate) async fn api(
             .to_json(true)),
         (&Method::DELETE, ["interfaces", n]) => {
             delete::<SipInterface>(app, &who, n).await?;
-            Ok(no_content())
+            no_content()
         }
 
         (&Method::GET, ["links"]) => ok(list_json::<Link>(cfg, reveal)),
@@ -425,7 +413,7 @@ pub(crate) async fn api(
         }
         (&Method::DELETE, ["links", n]) => {
             delete::<Link>(app, &who, n).await?;
-            Ok(no_content())
+            no_content()
         }
         (&Method::GET, ["conflicts"]) => {
             ok(serde_json::to_value(cfg.link_conflicts()).expect("serialises"))
@@ -465,7 +453,7 @@ pub(crate) async fn api(
         }
         (&Method::DELETE, ["permission_groups", n]) => {
             delete::<PermissionGroup>(app, &who, n).await?;
-            Ok(no_content())
+            no_content()
         }
 
         (&Method::GET, ["emergency"]) => {
@@ -502,7 +490,7 @@ pub(crate) async fn api(
             .to_json(true)),
         (&Method::DELETE, ["ring_groups", n]) => {
             delete::<RingGroup>(app, &who, n).await?;
-            Ok(no_content())
+            no_content()
         }
         _ => Err(ApiError::not_found("no such route")),
     }
@@ -511,13 +499,5 @@ pub(crate) async fn api(
 /// `GET /api/v1/status/peers`.
 pub(crate) async fn peers_api(app: &Arc<App>, c: &Caller) -> Result<Response, ApiError> {
     crate::api::need_admin_read(c)?;
-    Ok(json_reply(
-        StatusCode::OK,
-        &peers(app).await.ok_or_else(busy)?,
-    ))
-}
-
-fn no_content() -> Response {
-    use warp::Reply;
-    warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+    ok(peers(app).await.ok_or_else(busy)?)
 }

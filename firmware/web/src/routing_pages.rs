@@ -3,10 +3,11 @@
 //! conflicts, outbound routes (6.6), call permission groups (23.2), emergency numbers
 //! (18) and ring groups. Every form goes through the same operations as the API.
 
+use crate::ops::HIDDEN;
 use crate::pages::{
     csrf_field, field, fields, layout, numbers_list, outcome, page_response, secret_field, Note,
 };
-use crate::routing::{self as r, Entity, HIDDEN};
+use crate::routing::{self as r, Entity};
 use crate::{ApiError, App, Caller};
 use config::{Link, LinkMode, PermissionGroup, SipInterface, Transport};
 use maud::{html, Markup};
@@ -491,6 +492,37 @@ async fn save_ring_groups(app: &Arc<App>, who: &str, form: &Form) -> Result<(), 
 
 // ---- Pages ----
 
+/// `/admin/routing/<kind>/<key>` (the key percent-encoded: group names may hold any
+/// printable character), or the collection's page without a key.
+fn entity_url(kind: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!(
+            "/admin/routing/{kind}/{}",
+            percent_encoding::utf8_percent_encode(k, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        None => format!("/admin/routing/{kind}"),
+    }
+}
+
+/// An edit page's heading and form action: the collection's for a new entity.
+fn edit_target(new: bool, new_title: &str, title: &str, kind: &str, key: &str) -> (String, String) {
+    if new {
+        (new_title.to_string(), entity_url(kind, None))
+    } else {
+        (format!("{title} {key}"), entity_url(kind, Some(key)))
+    }
+}
+
+/// The remove button under an edit page.
+fn remove_form(c: &Caller, kind: &str, key: &str, label: &str) -> Markup {
+    html! {
+        form.inline method="post" action={ (entity_url(kind, Some(key))) "/delete" } {
+            (csrf_field(c))
+            button.danger type="submit" { (label) }
+        }
+    }
+}
+
 fn selected_transport(t: Transport) -> Markup {
     html! {
         option value="udp" selected[t == Transport::Udp] { "UDP" }
@@ -569,7 +601,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                     tbody {
                         @for i in &cfg.sip_interfaces {
                             tr {
-                                td { a href={ "/admin/routing/interfaces/" (i.name) } { (i.name) } }
+                                td { a href=(entity_url("interfaces", Some(&i.name))) { (i.name) } }
                                 td { (i.host) @if i.port != 0 { ":" (i.port) } }
                                 td { (i.numbers.join(", ")) }
                                 td { (if i.enabled { "yes" } else { "no" }) }
@@ -586,7 +618,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                     tbody {
                         @for l in &cfg.links {
                             tr {
-                                td { a href={ "/admin/routing/links/" (l.name) } { (l.name) } }
+                                td { a href=(entity_url("links", Some(&l.name))) { (l.name) } }
                                 td { (link_numbers(l)) }
                                 td { (l.priority) }
                                 td { (mode_text(l.mode)) @if !l.host.is_empty() { " · " (l.host) } }
@@ -604,7 +636,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                         thead { tr { th { "Number" } th { "Local" } th { "Link" } th { "Wins" } } }
                         tbody {
                             @for x in &conflicts {
-                                tr { td { (x.number) } td { (x.kind) } td { a href={ "/admin/routing/links/" (x.link) } { (x.link) } } td { (x.winner) } }
+                                tr { td { (x.number) } td { (x.kind) } td { a href=(entity_url("links", Some(&x.link))) { (x.link) } } td { (x.winner) } }
                             }
                         }
                     }
@@ -634,7 +666,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                     tbody {
                         @for g in &cfg.permission_groups {
                             tr {
-                                td { a href={ "/admin/routing/groups/" (g.name) } { (g.name) } }
+                                td { a href=(entity_url("groups", Some(&g.name))) { (g.name) } }
                                 td { (g.rules.iter().map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.prefix)).collect::<Vec<_>>().join(", ")) }
                                 td { (if g.default_allow { "allow" } else { "deny" }) }
                                 td { (cfg.extensions.iter().filter(|e| e.permission_group == g.name).map(|e| e.number.as_str()).chain(cfg.links.iter().filter(|l| l.permission_group == g.name).map(|l| l.name.as_str())).collect::<Vec<_>>().join(", ")) }
@@ -725,16 +757,13 @@ fn interface_page(
     status: StatusCode,
 ) -> Response {
     let write = c.can_write_admin();
-    let title = if new {
-        "New SIP interface".to_string()
-    } else {
-        format!("SIP interface {}", i.name)
-    };
-    let action = if new {
-        "/admin/routing/interfaces".to_string()
-    } else {
-        format!("/admin/routing/interfaces/{}", i.name)
-    };
+    let (title, action) = edit_target(
+        new,
+        "New SIP interface",
+        "SIP interface",
+        "interfaces",
+        &i.name,
+    );
     let password = if write { i.password.as_str() } else { HIDDEN };
     let spare = if write { SPARE_ROWS } else { 0 };
     page_response(
@@ -787,10 +816,7 @@ fn interface_page(
                     }
                 }
                 @if write && !new {
-                    form.inline method="post" action={ "/admin/routing/interfaces/" (i.name) "/delete" } {
-                        (csrf_field(c))
-                        button.danger type="submit" { "Remove interface" }
-                    }
+                    (remove_form(c, "interfaces", &i.name, "Remove interface"))
                 }
             },
         ),
@@ -864,16 +890,7 @@ fn link_page(
     let snap = app.cfg.snapshot();
     let cfg = &snap.config;
     let write = c.can_write_admin();
-    let title = if new {
-        "New link to another PBX".to_string()
-    } else {
-        format!("Link {}", l.name)
-    };
-    let action = if new {
-        "/admin/routing/links".to_string()
-    } else {
-        format!("/admin/routing/links/{}", l.name)
-    };
+    let (title, action) = edit_target(new, "New link to another PBX", "Link", "links", &l.name);
     let conflicts = match preview {
         Some(x) => x,
         None => r::preview_conflicts(cfg, l.clone()).unwrap_or_default(),
@@ -972,10 +989,7 @@ fn link_page(
                     }
                 }
                 @if write && !new {
-                    form.inline method="post" action={ "/admin/routing/links/" (l.name) "/delete" } {
-                        (csrf_field(c))
-                        button.danger type="submit" { "Remove link" }
-                    }
+                    (remove_form(c, "links", &l.name, "Remove link"))
                 }
             },
         ),
@@ -1005,16 +1019,13 @@ fn group_page(
     status: StatusCode,
 ) -> Response {
     let write = c.can_write_admin();
-    let title = if new {
-        "New call permission group".to_string()
-    } else {
-        format!("Permission group {}", g.name)
-    };
-    let action = if new {
-        "/admin/routing/groups".to_string()
-    } else {
-        format!("/admin/routing/groups/{}", g.name)
-    };
+    let (title, action) = edit_target(
+        new,
+        "New call permission group",
+        "Permission group",
+        "groups",
+        &g.name,
+    );
     let spare = if write { SPARE_ROWS } else { 0 };
     page_response(
         status,
@@ -1048,10 +1059,7 @@ fn group_page(
                     }
                 }
                 @if write && !new {
-                    form.inline method="post" action={ "/admin/routing/groups/" (g.name) "/delete" } {
-                        (csrf_field(c))
-                        button.danger type="submit" { "Remove group" }
-                    }
+                    (remove_form(c, "groups", &g.name, "Remove group"))
                 }
             },
         ),

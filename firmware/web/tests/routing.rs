@@ -737,3 +737,62 @@ async fn the_call_routing_pages_add_edit_and_check_conflicts() {
         .await;
     assert_eq!(page.status, 404);
 }
+
+#[tokio::test]
+async fn a_permission_group_with_any_printable_name_has_working_pages() {
+    // Group names may hold spaces, #, ? and /: links and forms must still reach them.
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let name = "Sales & Support #2/?x";
+    let post = |path: String, body: String| {
+        let (rig, admin) = (&rig, admin.clone());
+        async move {
+            rig.raw(&admin, "POST", &path, Some((FORM, body)), &[], "127.0.0.1")
+                .await
+        }
+    };
+    let a = post(
+        "/admin/routing/groups".into(),
+        form(&admin, &[("name", name), ("default", "deny")]),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let href = "/admin/routing/groups/Sales%20%26%20Support%20%232%2F%3Fx";
+    assert!(a.text.contains(&format!("action=\"{href}\"")), "{}", a.text);
+    let page = rig.call(&admin, "GET", "/admin/routing", None).await;
+    assert!(
+        page.text.contains(&format!("href=\"{href}\"")),
+        "{}",
+        page.text
+    );
+    let page = rig.call(&admin, "GET", href, None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page
+        .text
+        .contains("Permission group Sales &amp; Support #2/?x"));
+    // Saved through the page's own form action, then removed through its button.
+    let a = post(
+        href.into(),
+        form(
+            &admin,
+            &[
+                ("name", name),
+                ("description", "front desk"),
+                ("default", "deny"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        rig.cfg
+            .snapshot()
+            .permission_group(name)
+            .unwrap()
+            .description,
+        "front desk"
+    );
+    let a = post(format!("{href}/delete"), form(&admin, &[])).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(rig.cfg.snapshot().config.permission_groups.is_empty());
+}
