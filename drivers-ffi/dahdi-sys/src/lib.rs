@@ -7,9 +7,6 @@
 //! parameters and buffers, span status (alarms), events, law and audio mode, HDLC with
 //! FCS for the D-channel.
 
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
-#![allow(clippy::all)]
-
 mod bindings {
     #![allow(
         non_upper_case_globals,
@@ -115,8 +112,7 @@ mod tests {
 
     #[test]
     fn the_structures_are_what_the_driver_expects() {
-        // Sizes the kernel checks through the ioctl numbers; a wrong header would change them.
-        assert!(std::mem::size_of::<dahdi_params>() > 100);
+        // Sizes against gcc's are in tests/ioctl_numbers.rs; these pin the header itself.
         assert_eq!(std::mem::size_of::<dahdi_bufferinfo>(), 6 * 4);
         assert_eq!(DAHDI_CODE, 0xDA);
     }

@@ -112,6 +112,9 @@ pub enum FrameError {
 /// N201: the largest information field.
 pub const N201: usize = 260;
 
+/// Layer 3 messages held while the link is down or the window is closed.
+pub const MAX_QUEUE: usize = 1024;
+
 impl Frame {
     pub fn parse(b: &[u8]) -> Result<Frame, FrameError> {
         if b.len() < 3 {
@@ -378,6 +381,13 @@ impl Lapd {
 
     /// Sends a layer 3 message in an I frame (queued until the link is up).
     pub fn send(&mut self, now: Instant, msg: Vec<u8>) {
+        // A link down for long must not hold layer 3's messages without bound.
+        if self.queue.len() >= MAX_QUEUE {
+            self.events.push_back(Event::Error(format!(
+                "{MAX_QUEUE} messages wait for the data link: message dropped"
+            )));
+            return;
+        }
         self.queue.push_back(msg);
         match self.state {
             State::Established => self.push_i_frames(now),

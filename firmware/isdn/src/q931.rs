@@ -267,17 +267,17 @@ impl Message {
             }
         }
         b.push(self.msg_type.code());
-        let mut codeset = 0;
         for e in &self.ies {
-            if e.codeset != codeset {
-                b.push(0x98 | e.codeset); // non-locking shift
+            if e.codeset != 0 {
+                b.push(0x98 | e.codeset); // non-locking shift: this element only
             }
             b.push(e.id);
             if e.id & 0x80 == 0 {
-                b.push(e.data.len().min(255) as u8);
-                b.extend_from_slice(&e.data[..e.data.len().min(255)]);
+                // A length octet: contents over 255 octets cannot be sent.
+                let n = e.data.len().min(255);
+                b.push(n as u8);
+                b.extend_from_slice(&e.data[..n]);
             }
-            codeset = 0;
         }
         b
     }
@@ -522,9 +522,9 @@ impl Bearer {
 
     fn parse(d: &[u8]) -> Option<Bearer> {
         let o3 = *d.first()?;
-        let _o4 = *d.get(1)?;
+        let o4 = *d.get(1)?;
         let mut i = 2;
-        if d[1] & 0x1f == 0x18 {
+        if o4 & 0x1f == 0x18 {
             i += 1; // multirate: rate multiplier octet
         }
         let law = d

@@ -320,3 +320,26 @@ fn malformed_and_foreign_frames_never_break_the_link() {
     assert!(w.user.is_up());
     assert_eq!(Wire::data(&w.net_events), vec![b"still here".to_vec()]);
 }
+
+#[test]
+fn a_link_that_never_comes_up_holds_a_bounded_queue() {
+    let mut a = Lapd::new(Config::pri(false));
+    let now = Instant::now();
+    for i in 0..isdn::q921::MAX_QUEUE + 10 {
+        a.send(now, (i as u32).to_be_bytes().to_vec());
+    }
+    let mut dropped = 0;
+    while let Some(e) = a.poll_event() {
+        if matches!(e, Event::Error(ref m) if m.contains("dropped")) {
+            dropped += 1;
+        }
+    }
+    assert_eq!(dropped, 10);
+    // The peer answers at last: the first 1024 arrive, in order.
+    let mut w = Wire::new(Config::pri(false), Config::pri(true));
+    w.user = a;
+    w.advance(Duration::from_secs(2));
+    let got = Wire::data(&w.net_events);
+    assert_eq!(got.len(), isdn::q921::MAX_QUEUE);
+    assert_eq!(got.last().unwrap(), &(1023u32).to_be_bytes().to_vec());
+}
