@@ -1,24 +1,13 @@
 // Chromium (Debian's) driven by playwright-core through the admin as a newcomer would:
 // first-run account, login, a user, extension 101 in the list and the dial plan, log
 // out; then an auditor who sees but cannot change. Run by tests/e2e/tests/web.rs.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { base, artifacts, run, fitsAPhone } from "./harness.mjs";
 
-const base = process.env.BASE_URL;
-const artifacts = process.env.ARTIFACTS || ".";
 const ADMIN_PW = "Adm1n-Browser!";
 const AUDITOR_PW = "Aud1tor-Browser!";
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
-const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-
+await run(async (page) => {
   // First run: create the administrator account.
   await page.goto(`${base}/admin`);
   await page.getByRole("heading", { name: "Create the administrator account" }).waitFor();
@@ -77,11 +66,7 @@ try {
   assert.match(csv, /^Extension Number,Type ID,Description\r\n101,1,Winston Smith/);
 
   // On a phone screen nothing runs off the side.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.click("nav >> text=Extensions");
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
-  await page.setViewportSize({ width: 1280, height: 800 });
+  await fitsAPhone(page, "Extensions");
 
   // Log out.
   await page.click("form.logout button");
@@ -109,8 +94,4 @@ try {
   });
   assert.equal(status, 403, "auditor DELETE must be refused");
   await page.click("form.logout button");
-  console.log("browser test passed");
-} finally {
-  clearTimeout(timer);
-  await browser.close();
-}
+});

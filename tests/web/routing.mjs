@@ -2,22 +2,12 @@
 // a second office whose range holds a local extension (checked before saving, Remote
 // chosen), an outbound route, a country's emergency numbers. Run by
 // tests/e2e/tests/web.rs, which checks the stored configuration afterwards.
-import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
+import { base, artifacts, run, fitsAPhone } from "./harness.mjs";
 
-const base = process.env.BASE_URL;
-const artifacts = process.env.ARTIFACTS || ".";
 const ADMIN_PW = process.env.ADMIN_PW;
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
-const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
+await run(async (page) => {
 
   await page.goto(`${base}/admin`);
   await page.fill("input[name=username]", "Admin");
@@ -86,12 +76,5 @@ try {
   await page.screenshot({ path: `${artifacts}/routing.png`, fullPage: true });
 
   // On a phone screen nothing runs off the side.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.click("nav >> text=Call routing");
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 1, `page is ${overflow}px wider than a phone screen`);
-  console.log("browser test passed");
-} finally {
-  clearTimeout(timer);
-  await browser.close();
-}
+  await fitsAPhone(page, "Call routing");
+});

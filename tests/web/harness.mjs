@@ -1,0 +1,35 @@
+// Shared by the browser tests: Debian's Chromium through playwright-core, a page that
+// trusts the box's self-signed certificate, and a hard time limit.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+export const base = process.env.BASE_URL;
+export const artifacts = process.env.ARTIFACTS || ".";
+
+// Runs `body(page)`; prints "browser test passed" when it returns.
+export async function run(body) {
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15000);
+    await body(page);
+    console.log("browser test passed");
+  } finally {
+    clearTimeout(timer);
+    await browser.close();
+  }
+}
+
+// On a phone screen, the page reached by the nav link `nav` does not run off the side.
+export async function fitsAPhone(page, nav) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click(`nav >> text=${nav}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `${nav}: page is ${overflow}px wider than a phone screen`);
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
