@@ -435,6 +435,68 @@ fn declared_length_ok() -> impl Filter<Extract = (), Error = warp::Rejection> + 
         .untuple_one()
 }
 
+/// A request body cut at `limit`. What comes past the limit is read and thrown away
+/// (up to 16 times the limit) and the body then ends in an error, which answers 413:
+/// a client still uploading when the answer came would otherwise get its connection
+/// reset and lose the 413 (lingering close, as web servers do it).
+struct Capped<B> {
+    inner: B,
+    seen: usize,
+    limit: usize,
+}
+
+impl<B> Capped<B> {
+    fn new(inner: B, limit: usize) -> Self {
+        Capped {
+            inner,
+            seen: 0,
+            limit,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Capped<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            let frame = match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) if this.seen > this.limit => {
+                    return Poll::Ready(Some(Err("request body too large".into())))
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(f))) => f,
+            };
+            if let Some(d) = frame.data_ref() {
+                this.seen = this.seen.saturating_add(d.len());
+            }
+            if this.seen > this.limit.saturating_mul(16) {
+                return Poll::Ready(Some(Err("request body far too large".into())));
+            }
+            if this.seen <= this.limit {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            // Past the limit: keep reading, keep nothing.
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream() && self.seen <= self.limit
+    }
+}
+
 /// The largest body a request may carry: firmware uploads are big, the rest is small.
 fn body_limit(m: &Method, path: &str) -> usize {
     if provisioning::big_body(m, path) {
@@ -551,7 +613,7 @@ pub async fn serve(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ClientAddr(peer, local));
                     let limit = body_limit(req.method(), req.uri().path());
-                    let req = req.map(|b| http_body_util::Limited::new(b, limit));
+                    let req = req.map(|b| Capped::new(b, limit));
                     let mut service = service.clone();
                     let uploads = uploads.clone();
                     async move {
