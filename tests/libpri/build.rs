@@ -1,6 +1,12 @@
-//! Links Debian's static libpri (package libpri-dev) into this test-only crate.
+//! Links Debian's static libpri (package libpri-dev) into this test-only crate, with a
+//! small C shim that flattens libpri's event union (built by the `cc` crate).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=shim.c");
+    cc::Build::new()
+        .file("shim.c")
+        .warnings(true)
+        .compile("prishim");
     let lib = ["/usr/lib/libpri.a", "/usr/lib/x86_64-linux-gnu/libpri.a"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())

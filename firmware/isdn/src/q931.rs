@@ -152,6 +152,30 @@ pub enum DecodeError {
     Cause { cause: u8, why: String },
 }
 
+/// The call reference and message type of bytes that may not decode as a whole, so
+/// that an error can be answered on the right call (Q.931 5.8).
+pub fn header(b: &[u8]) -> Option<(CallRef, u8)> {
+    if b.len() < 3 || b[0] != PD_Q931 || b[1] & 0xf0 != 0 || b[1] & 0x0f > 2 {
+        return None;
+    }
+    let crl = (b[1] & 0x0f) as usize;
+    let cr = b.get(2..2 + crl)?;
+    let mt = *b.get(2 + crl)?;
+    let (from_destination, value) = match crl {
+        0 => (false, 0),
+        1 => (cr[0] & 0x80 != 0, u16::from(cr[0] & 0x7f)),
+        _ => (cr[0] & 0x80 != 0, u16::from_be_bytes([cr[0] & 0x7f, cr[1]])),
+    };
+    Some((
+        CallRef {
+            value,
+            from_destination,
+            len: crl as u8,
+        },
+        mt,
+    ))
+}
+
 impl Message {
     pub fn new(call_ref: CallRef, msg_type: MsgType) -> Message {
         Message {
@@ -168,29 +192,17 @@ impl Message {
         if b[0] != PD_Q931 {
             return Err(DecodeError::Ignore("protocol discriminator is not Q.931"));
         }
-        let crl = (b[1] & 0x0f) as usize;
-        if b[1] & 0xf0 != 0 || crl > 2 {
-            return Err(DecodeError::Ignore("call reference length over 2"));
-        }
-        if b.len() < 3 + crl {
-            return Err(DecodeError::Ignore("shorter than its call reference"));
-        }
-        let cr = &b[2..2 + crl];
-        let (from_destination, value) = match crl {
-            0 => (false, 0),
-            1 => (cr[0] & 0x80 != 0, u16::from(cr[0] & 0x7f)),
-            _ => (cr[0] & 0x80 != 0, u16::from_be_bytes([cr[0] & 0x7f, cr[1]])),
+        let Some((call_ref, mt)) = header(b) else {
+            return Err(DecodeError::Ignore(
+                "call reference length over 2 or truncated",
+            ));
         };
-        let mt = b[2 + crl];
+        let crl = call_ref.len as usize;
         if mt & 0x80 != 0 {
             return Err(DecodeError::Ignore("message type escape"));
         }
         let mut m = Message {
-            call_ref: CallRef {
-                value,
-                from_destination,
-                len: crl as u8,
-            },
+            call_ref,
             msg_type: MsgType::from_code(mt),
             ies: Vec::new(),
         };
