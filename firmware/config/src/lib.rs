@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
+mod isdn;
 mod phones;
 mod routing;
+pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
@@ -56,6 +58,9 @@ pub struct Config {
     /// Links to other PBXs (Kerio 6.2, Kerauno System Connector, Ivoz Friends).
     #[serde(default)]
     pub links: Vec<Link>,
+    /// PRI and BRI interfaces (Kerio 7).
+    #[serde(default)]
+    pub isdn_interfaces: Vec<IsdnInterface>,
     /// Outbound routes by dial-out prefix, each with its interfaces in order.
     #[serde(default)]
     pub outbound_routes: Vec<OutboundRoute>,
@@ -82,6 +87,7 @@ impl Default for Config {
             phones: Vec::new(),
             sip_interfaces: Vec::new(),
             links: Vec::new(),
+            isdn_interfaces: Vec::new(),
             outbound_routes: Vec::new(),
             permission_groups: Vec::new(),
             emergency: Emergency::default(),

@@ -51,7 +51,7 @@ pub fn matches_pattern(pattern: &str, number: &str) -> bool {
             .all(|(p, n)| p == n || ((p == b'X' || p == b'x') && n.is_ascii_digit()))
 }
 
-fn valid_pattern(p: &str) -> bool {
+pub(crate) fn valid_pattern(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 32
         && p.bytes()
@@ -968,10 +968,12 @@ impl Config {
                 );
             }
         }
+        crate::isdn::validate(&self.isdn_interfaces, &mut names, &local, err);
         let iface_names: HashSet<&str> = self
             .sip_interfaces
             .iter()
             .map(|i| i.name.as_str())
+            .chain(self.isdn_interfaces.iter().map(|i| i.name.as_str()))
             .collect();
         let mut prefixes = HashSet::new();
         for r in &self.outbound_routes {

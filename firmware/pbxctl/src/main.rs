@@ -70,6 +70,26 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// PRI and BRI interfaces (Kerio 7): their settings and the span's state.
+    Isdn {
+        #[command(subcommand)]
+        cmd: IsdnCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum IsdnCmd {
+    /// Lists ISDN interfaces with the D-channel's state and the calls on each span.
+    List {
+        /// Print the JSON answer as is.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds an interface or replaces the one with the same name, from a JSON document
+    /// of one interface (docs/isdn.md); `-` reads standard input.
+    Set { file: PathBuf },
+    /// Removes an interface (and takes it out of outbound routes).
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +332,27 @@ fn run(cli: &Cli) -> Result<bool> {
         Cmd::Config {
             cmd: ConfigCmd::Export,
         } => json!({"cmd": "config_export"}),
+        Cmd::Isdn {
+            cmd: IsdnCmd::List { .. },
+        } => json!({"cmd": "isdn_list"}),
+        Cmd::Isdn {
+            cmd: IsdnCmd::Set { file },
+        } => {
+            let doc = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let v: serde_json::Value =
+                serde_json::from_str(&doc).context("the interface is not a JSON document")?;
+            json!({"cmd": "isdn_set", "interface": v})
+        }
+        Cmd::Isdn {
+            cmd: IsdnCmd::Remove { name },
+        } => json!({"cmd": "isdn_remove", "name": name}),
         Cmd::Config {
             cmd: ConfigCmd::Import { file },
         } => {
@@ -378,7 +419,36 @@ fn run(cli: &Cli) -> Result<bool> {
                 );
             }
         }
-        Cmd::Peers { json: true } => println!("{data}"),
+        Cmd::Peers { json: true }
+        | Cmd::Isdn {
+            cmd: IsdnCmd::List { json: true },
+        } => println!("{data}"),
+        Cmd::Isdn {
+            cmd: IsdnCmd::List { json: false },
+        } => {
+            println!(
+                "{:<16} {:<8} {:<5} {:<8} {:<7} {:<5} {:>5} DETAIL",
+                "NAME", "ROLE", "LINE", "SWITCH", "SIDE", "LINK", "CALLS"
+            );
+            for r in data.as_array().into_iter().flatten() {
+                let s = &r["state"];
+                println!(
+                    "{:<16} {:<8} {:<5} {:<8} {:<7} {:<5} {:>5} {}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["role"].as_str().unwrap_or(""),
+                    r["line"].as_str().unwrap_or(""),
+                    r["switch_type"].as_str().unwrap_or(""),
+                    r["side"].as_str().unwrap_or(""),
+                    if s["link_up"] == json!(true) {
+                        "up"
+                    } else {
+                        "down"
+                    },
+                    s["calls"],
+                    s["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
         Cmd::Peers { json: false } => {
             println!(
                 "{:<16} {:<9} {:<22} {:<12} {:<8} {:>5} DETAIL",

@@ -151,7 +151,7 @@ fn change_with(
 }
 
 /// Runs one control request against the core.
-pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
+pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, body: Value) -> Value {
     let cmd = body
         .get("cmd")
         .and_then(Value::as_str)
@@ -258,6 +258,56 @@ pub fn handle(state: &mut State, core: &mut Pbx, body: Value) -> Value {
             .expect("serialises")),
             "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
             "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
+            "isdn_list" => {
+                let live = spans.status();
+                let list: Vec<Value> = state
+                    .cfg
+                    .snapshot()
+                    .config
+                    .isdn_interfaces
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).expect("serialises");
+                        v["state"] = match live.get(&i.name) {
+                            Some(s) => serde_json::to_value(s).expect("serialises"),
+                            None => json!({"link_up": false, "detail": "disabled", "calls": 0}),
+                        };
+                        v
+                    })
+                    .collect();
+                ok(Value::Array(list))
+            }
+            "isdn_set" => {
+                let v = body
+                    .get("interface")
+                    .cloned()
+                    .ok_or_else(|| fail("missing argument interface"))?;
+                let iface: config::IsdnInterface =
+                    serde_json::from_value(v).map_err(|e| fail(&format!("ISDN interface: {e}")))?;
+                let name = iface.name.clone();
+                change(state, &format!("set ISDN interface {name}"), |c| {
+                    match c.isdn_interfaces.iter_mut().find(|i| i.name == name) {
+                        Some(i) => *i = iface,
+                        None => c.isdn_interfaces.push(iface),
+                    }
+                    Ok(())
+                })
+            }
+            "isdn_remove" => {
+                let name = str_arg(&body, "name")?.to_string();
+                change(state, &format!("remove ISDN interface {name}"), |c| {
+                    let before = c.isdn_interfaces.len();
+                    c.isdn_interfaces.retain(|i| i.name != name);
+                    if c.isdn_interfaces.len() == before {
+                        return Err(format!("ISDN interface {name} does not exist"));
+                    }
+                    for r in &mut c.outbound_routes {
+                        r.interfaces.retain(|i| i != &name);
+                    }
+                    c.outbound_routes.retain(|r| !r.interfaces.is_empty());
+                    Ok(())
+                })
+            }
             "config_export" => {
                 ok(serde_json::to_value(&state.cfg.snapshot().config).expect("serialises"))
             }

@@ -6,6 +6,7 @@
 
 mod control;
 mod dns;
+mod isdn;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -90,11 +91,13 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
 fn take_snapshot(
     rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>,
     core: &mut Pbx,
+    spans: &mut isdn::Spans,
     dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>,
 ) {
     let snap = rx.borrow_and_update().clone();
     tracing::info!(revision = snap.revision, "configuration in force");
-    core.set_snapshot(snap);
+    spans.reconcile(&snap.config);
+    core.set_snapshot(spans.for_core(snap));
     resolve(core, dns);
 }
 
@@ -177,8 +180,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         ..Settings::default()
     };
     let seed: u64 = rand::random();
+    let mut spans = isdn::Spans::new(transports.local_addr());
+    spans.reconcile(&snapshot.config);
     let mut core = Pbx::new(
-        snapshot.clone(),
+        spans.for_core(snapshot.clone()),
         settings,
         relay,
         seed,
@@ -254,7 +259,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         // the core handles anything that came after it (a phone registering to a new
         // account, say); the `changed()` branch below covers an idle loop.
         if snapshots.has_changed().unwrap_or(false) {
-            take_snapshot(&mut snapshots, &mut core, &dns_tx);
+            take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx);
         }
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
@@ -291,10 +296,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
-            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &dns_tx),
+            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx),
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
-                let answer = control::handle(&mut state, &mut core, r.body);
+                let answer = control::handle(&mut state, &mut core, &spans, r.body);
                 let _ = r.reply.send(answer);
             }
             _ = persist.tick() => {
@@ -321,6 +326,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    spans.stop_all();
     if let Err(e) = state
         .cfg
         .store()

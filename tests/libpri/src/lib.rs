@@ -276,7 +276,8 @@ pub enum Input {
 pub struct Peer {
     pri: *mut Pri,
     theirs: OwnedFd,
-    ours: OwnedFd,
+    /// Our end of the socketpair (none when libpri faces pbxd's virtual span).
+    ours: Option<OwnedFd>,
     alaw: bool,
     /// libpri's event types, in order.
     pub pri_events: Vec<c_int>,
@@ -317,6 +318,31 @@ impl Peer {
         })
     }
 
+    /// libpri on a PRI connected to a virtual span's D-channel socket (pbxd listens
+    /// there; docs/isdn.md).
+    pub fn connect(path: &std::path::Path, nodetype: c_int, switchtype: c_int) -> Peer {
+        let fd = nix::sys::socket::socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .expect("socket");
+        let addr = nix::sys::socket::UnixAddr::new(path).expect("path");
+        nix::sys::socket::connect(fd.as_raw_fd(), &addr)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        Self::with_fd(switchtype, fd, None, |fd| unsafe {
+            pri_new_cb(
+                fd,
+                nodetype,
+                switchtype,
+                read_cb,
+                write_cb,
+                std::ptr::null_mut(),
+            )
+        })
+    }
+
     fn make(switchtype: c_int, new: impl FnOnce(c_int) -> *mut Pri) -> Peer {
         let (theirs, ours) = socketpair(
             AddressFamily::Unix,
@@ -325,6 +351,15 @@ impl Peer {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )
         .expect("socketpair");
+        Self::with_fd(switchtype, theirs, Some(ours), new)
+    }
+
+    fn with_fd(
+        switchtype: c_int,
+        theirs: OwnedFd,
+        ours: Option<OwnedFd>,
+        new: impl FnOnce(c_int) -> *mut Pri,
+    ) -> Peer {
         // SAFETY: registering plain function pointers.
         unsafe {
             pri_set_message(log_cb);
@@ -373,10 +408,16 @@ impl Peer {
 
     /// Moves frames and fires timers on both ends, waiting at most until `end`.
     fn step(&mut self, o: &mut impl Ours, end: Instant) {
+        let ours = self.ours.take().expect("a socketpair peer");
+        self.step_with(o, end, &ours);
+        self.ours = Some(ours);
+    }
+
+    fn step_with(&mut self, o: &mut impl Ours, end: Instant, ours: &OwnedFd) {
         let mut buf = [0u8; 512];
         while let Some(f) = o.transmit() {
             if !self.cut {
-                let _ = nix::unistd::write(&self.ours, &f);
+                let _ = nix::unistd::write(ours, &f);
             }
         }
         let now = Instant::now();
@@ -392,7 +433,7 @@ impl Peer {
         let (theirs_ready, ours_ready) = {
             let mut fds = [
                 PollFd::new(self.theirs.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.ours.as_fd(), PollFlags::POLLIN),
+                PollFd::new(ours.as_fd(), PollFlags::POLLIN),
             ];
             let _ = poll(&mut fds, PollTimeout::from(ms));
             let r = |f: &PollFd| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
@@ -403,7 +444,7 @@ impl Peer {
             self.note(e);
         }
         if ours_ready {
-            while let Ok(n) = nix::unistd::read(self.ours.as_raw_fd(), &mut buf) {
+            while let Ok(n) = nix::unistd::read(ours.as_raw_fd(), &mut buf) {
                 if n == 0 {
                     break;
                 }
@@ -463,6 +504,51 @@ impl Peer {
                 return false;
             }
             self.step(dch, end);
+        }
+    }
+
+    /// Runs libpri alone (facing pbxd) for at most `d`, handing each of its events to
+    /// `app`, which returns true when the test is done. Returns whether it was.
+    pub fn serve(
+        &mut self,
+        d: Duration,
+        mut app: impl FnMut(&mut Peer, Option<PriEvent>) -> bool,
+    ) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            let evs: Vec<PriEvent> = self.pending.drain(..).collect();
+            let mut done = false;
+            for e in evs {
+                done |= app(self, Some(e));
+            }
+            if done || app(self, None) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            let next = self.pri_next().unwrap_or(end).min(end);
+            let ms = next
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(50))
+                .as_millis()
+                .max(1) as u16;
+            let ready = {
+                let mut fds = [PollFd::new(self.theirs.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+                fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+            };
+            if ready {
+                let e = unsafe { pri_check_event(self.pri) };
+                self.note(e);
+            }
+            if self.pri_next().is_some_and(|t| t <= Instant::now()) {
+                let e = unsafe { pri_schedule_run(self.pri) };
+                self.note(e);
+            }
         }
     }
 

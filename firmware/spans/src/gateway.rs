@@ -1,0 +1,806 @@
+//! The gateway of one ISDN interface: Q.931 calls on the span become SIP calls to the
+//! exchange core and back, and each call's B-channel audio is carried as RTP (PCMA on
+//! EuroISDN, PCMU on NI-2) between the B-channel and the core's relay.
+//!
+//! All its SIP travels on loopback between the gateway's own address and pbxd's SIP
+//! port, so a request is answered at once and never lost; the gateway answers
+//! retransmitted INVITEs with its last response and acknowledges every 2xx it gets, and
+//! sends its own requests once.
+
+use crate::vspan::{Bchan, Dline};
+use config::{IsdnInterface, IsdnLine, IsdnSide, SpanDriver, SwitchType};
+use isdn::call::{self, CallId, Event, Outgoing, Side, Variant};
+use isdn::dchan::Dchannel;
+use isdn::q921;
+use isdn::q931::{cause_to_sip, sip_to_cause, PartyNumber};
+use media::sdp::{self, Audio, Codec, Direction};
+use rand::Rng;
+use sip::message::{get, header_param, response, uri_part, uri_user};
+use sip::rsip::{self, SipMessage};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the web and pbxctl show of a span.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SpanStatus {
+    /// The D-channel's data link is established.
+    pub link_up: bool,
+    /// Why it is down, or what the driver says.
+    pub detail: String,
+    /// Calls in progress on the span.
+    pub calls: usize,
+    /// B-channels in use.
+    pub channels_busy: Vec<u8>,
+}
+
+pub type Status = Arc<Mutex<SpanStatus>>;
+
+/// One gateway's settings.
+pub struct GatewayConfig {
+    pub iface: IsdnInterface,
+    /// The gateway's SIP socket, bound by the caller so the core knows its port (its
+    /// RTP uses the same IP).
+    pub sip: std::net::UdpSocket,
+    /// pbxd's SIP address.
+    pub core: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Offered by the span: we send the INVITE.
+    FromIsdn,
+    /// Offered by the core: we got the INVITE.
+    ToIsdn,
+}
+
+struct GwCall {
+    q931: CallId,
+    dir: Dir,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// Our From and To headers as we send them in the dialog (without tags).
+    local_uri: String,
+    remote_uri: String,
+    /// Where in-dialog requests go (the far end's Contact).
+    target: String,
+    invite_branch: String,
+    /// The core's INVITE (ToIsdn), kept to answer it.
+    invite: Option<rsip::Request>,
+    /// The last response sent to the core's INVITE (for retransmissions).
+    last_response: Option<Vec<u8>>,
+    cseq: u32,
+    answered: bool,
+    /// The INVITE went out (FromIsdn) and has no final answer.
+    inviting: bool,
+    /// Digits collected (FromIsdn, overlap).
+    collected: String,
+    /// Digits still to send (ToIsdn, overlap).
+    rest: String,
+    rtp: Option<Arc<UdpSocket>>,
+    remote_rtp: Option<SocketAddr>,
+    bridge: Option<JoinHandle<()>>,
+    ended: bool,
+}
+
+fn token() -> String {
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+/// The whole gateway: run until `stop` turns true.
+pub async fn run(cfg: GatewayConfig, status: Status, mut stop: watch::Receiver<bool>) {
+    let name = cfg.iface.name.clone();
+    if let Err(e) = serve(cfg, status.clone(), &mut stop).await {
+        tracing::warn!(interface = %name, "ISDN span stopped: {e}");
+        let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
+        s.link_up = false;
+        s.detail = e.to_string();
+    }
+}
+
+struct Gw {
+    iface: IsdnInterface,
+    sip: Arc<UdpSocket>,
+    me: SocketAddr,
+    core: SocketAddr,
+    dch: Dchannel,
+    line: Dline,
+    bchans: HashMap<u8, Arc<Bchan>>,
+    calls: Vec<GwCall>,
+    status: Status,
+}
+
+async fn serve(
+    cfg: GatewayConfig,
+    status: Status,
+    stop: &mut watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let SpanDriver::Virtual { path } = &cfg.iface.span else {
+        status.lock().unwrap_or_else(|p| p.into_inner()).detail =
+            "DAHDI spans are not driven yet (docs/isdn.md)".into();
+        let _ = stop.wait_for(|s| *s).await;
+        return Ok(());
+    };
+    let path = PathBuf::from(path);
+    let line = Dline::listen(&path)?;
+    let mut bchans = HashMap::new();
+    for n in cfg.iface.line.channels() {
+        bchans.insert(n, Arc::new(Bchan::bind(&path, n)?));
+    }
+    let network = cfg.iface.side == IsdnSide::Network;
+    let side = if network { Side::Network } else { Side::User };
+    let variant = match cfg.iface.switch_type {
+        SwitchType::Euroisdn => Variant::Etsi,
+        SwitchType::Ni2 => Variant::Ni2,
+    };
+    let (link, mut calls) = match cfg.iface.line {
+        IsdnLine::E1 => (q921::Config::pri(network), call::Config::e1(side)),
+        IsdnLine::T1 => (q921::Config::pri(network), call::Config::t1(side)),
+        IsdnLine::Bri => (
+            q921::Config::bri_ptmp(network, rand::thread_rng().gen()),
+            call::Config::bri(side, variant),
+        ),
+    };
+    calls.variant = variant;
+    // The digits of an overlap call are routed 5 s after the last one.
+    calls.timers.t302 = Duration::from_secs(5);
+    cfg.sip.set_nonblocking(true)?;
+    let sip = Arc::new(UdpSocket::from_std(cfg.sip)?);
+    let mut gw = Gw {
+        me: sip.local_addr()?,
+        iface: cfg.iface,
+        sip,
+        core: cfg.core,
+        dch: Dchannel::new(link, calls),
+        line,
+        bchans,
+        calls: Vec::new(),
+        status,
+    };
+    gw.set_status(|s| s.detail = "waiting for the line".into());
+    gw.dch.start(Instant::now());
+    let mut frame = [0u8; 1024];
+    let mut dgram = vec![0u8; 65536];
+    loop {
+        gw.flush();
+        let wake = gw
+            .dch
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let sip = gw.sip.clone();
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    for c in std::mem::take(&mut gw.calls) {
+                        if let Some(b) = c.bridge { b.abort(); }
+                    }
+                    return Ok(());
+                }
+            }
+            r = gw.line.recv(&mut frame) => {
+                if let Some(n) = r? {
+                    gw.dch.receive(Instant::now(), &frame[..n]);
+                }
+            }
+            r = sip.recv_from(&mut dgram) => {
+                if let Ok((n, src)) = r {
+                    gw.sip_in(&dgram[..n], src);
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => gw.dch.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+impl Gw {
+    fn set_status(&self, f: impl FnOnce(&mut SpanStatus)) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+    }
+
+    /// Frames to the line, events to the exchange, until both are quiet.
+    fn flush(&mut self) {
+        loop {
+            let now = Instant::now();
+            self.dch.pump(now);
+            while let Some(f) = self.dch.poll_transmit() {
+                self.line.send(&f);
+            }
+            let Some(e) = self.dch.poll_event() else {
+                break;
+            };
+            self.isdn_event(e);
+        }
+        let busy = self.dch.calls.busy_channels();
+        let n = self.calls.len();
+        self.set_status(|s| {
+            s.calls = n;
+            s.channels_busy = busy;
+        });
+    }
+
+    fn send_sip(&self, bytes: &[u8], to: SocketAddr) {
+        if let Err(e) = self.sip.try_send_to(bytes, to) {
+            tracing::warn!("gateway SIP send: {e}");
+        }
+    }
+
+    fn sdp(&self, port: u16) -> Vec<u8> {
+        let alaw = self.iface.switch_type == SwitchType::Euroisdn;
+        let audio = Audio {
+            addr: self.me.ip(),
+            port,
+            codecs: vec![Codec {
+                pt: if alaw { 8 } else { 0 },
+                name: self.iface.codec().into(),
+                rate: 8000,
+                fmtp: None,
+            }],
+            direction: Direction::SendRecv,
+            ptime: Some(20),
+        };
+        sdp::write(rand::thread_rng().gen::<u32>().into(), 1, &audio)
+    }
+
+    fn find(&self, q: CallId) -> Option<usize> {
+        self.calls.iter().position(|c| c.q931 == q)
+    }
+
+    fn by_call_id(&self, id: &str) -> Option<usize> {
+        self.calls.iter().position(|c| c.call_id == id)
+    }
+
+    fn isdn_event(&mut self, e: Event) {
+        let now = Instant::now();
+        match e {
+            Event::Link { up, why } => {
+                tracing::info!(interface = %self.iface.name, up, %why, "ISDN data link");
+                self.set_status(|s| {
+                    s.link_up = up;
+                    s.detail = if up { String::new() } else { why };
+                });
+            }
+            Event::Setup {
+                call,
+                called,
+                calling,
+                complete,
+                ..
+            } => {
+                let mut c = self.new_call(call, Dir::FromIsdn);
+                c.collected = called;
+                let calling = calling
+                    .filter(|c| c.presentation_allowed && !c.digits.is_empty())
+                    .map(|c| c.digits);
+                c.local_uri = format!(
+                    "<sip:{}@{}>",
+                    calling.as_deref().unwrap_or("anonymous"),
+                    self.me
+                );
+                self.calls.push(c);
+                if complete || !self.iface.overlap {
+                    self.dch.calls.proceeding(now, call);
+                    self.invite_core(call);
+                } else {
+                    self.dch.calls.more_digits(now, call);
+                }
+            }
+            Event::Digits {
+                call,
+                digits,
+                complete,
+            } => {
+                let Some(i) = self.find(call) else { return };
+                if self.calls[i].inviting || self.calls[i].answered {
+                    return;
+                }
+                self.calls[i].collected.push_str(&digits);
+                if complete {
+                    self.dch.calls.proceeding(now, call);
+                    self.invite_core(call);
+                }
+            }
+            Event::MoreDigits { call } => {
+                let Some(i) = self.find(call) else { return };
+                let rest = std::mem::take(&mut self.calls[i].rest);
+                let n = rest.chars().count();
+                for (k, d) in rest.chars().enumerate() {
+                    self.dch
+                        .calls
+                        .information(now, call, &d.to_string(), k + 1 == n);
+                }
+            }
+            Event::Alerting { call, inband } | Event::Progress { call, inband } => {
+                let Some(i) = self.find(call) else { return };
+                if self.calls[i].dir != Dir::ToIsdn || self.calls[i].answered {
+                    return;
+                }
+                if inband {
+                    self.start_bridge(i);
+                    let port = self.rtp_port(i);
+                    let body = self.sdp(port);
+                    self.respond_invite(i, 183, "Session Progress", &body);
+                } else {
+                    self.respond_invite(i, 180, "Ringing", &[]);
+                }
+            }
+            Event::Answered { call } => {
+                let Some(i) = self.find(call) else { return };
+                self.calls[i].answered = true;
+                self.start_bridge(i);
+                let port = self.rtp_port(i);
+                let body = self.sdp(port);
+                self.respond_invite(i, 200, "OK", &body);
+            }
+            Event::Ended { call, cause } => {
+                let Some(i) = self.find(call) else { return };
+                self.calls[i].ended = true;
+                let c = &self.calls[i];
+                match (c.dir, c.answered) {
+                    (_, true) => self.bye(i),
+                    (Dir::ToIsdn, false) => {
+                        let status = cause_to_sip(cause);
+                        self.respond_invite(i, status, reason(status), &[]);
+                    }
+                    (Dir::FromIsdn, false) if c.inviting => self.cancel(i),
+                    _ => {}
+                }
+                self.drop_call(i);
+            }
+            Event::Connected { .. } | Event::Proceeding { .. } => {}
+            Event::Restarted { .. } => {}
+            Event::Error(e) => tracing::debug!(interface = %self.iface.name, "Q.931: {e}"),
+        }
+    }
+
+    fn new_call(&self, q: CallId, dir: Dir) -> GwCall {
+        GwCall {
+            q931: q,
+            dir,
+            call_id: format!("{}@{}", token(), self.me.ip()),
+            local_tag: token(),
+            remote_tag: None,
+            local_uri: String::new(),
+            remote_uri: String::new(),
+            target: String::new(),
+            invite_branch: format!("z9hG4bK{}", token()),
+            invite: None,
+            last_response: None,
+            cseq: 1,
+            answered: false,
+            inviting: false,
+            collected: String::new(),
+            rest: String::new(),
+            rtp: None,
+            remote_rtp: None,
+            bridge: None,
+            ended: false,
+        }
+    }
+
+    fn drop_call(&mut self, i: usize) {
+        let c = self.calls.remove(i);
+        if let Some(b) = c.bridge {
+            b.abort();
+        }
+    }
+
+    fn rtp_port(&self, i: usize) -> u16 {
+        self.calls[i]
+            .rtp
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .map_or(0, |a| a.port())
+    }
+
+    /// Binds the call's RTP socket (synchronously, so SDP can name it at once).
+    fn ensure_rtp(&mut self, i: usize) -> bool {
+        if self.calls[i].rtp.is_some() {
+            return true;
+        }
+        let s = std::net::UdpSocket::bind(SocketAddr::new(self.me.ip(), 0))
+            .and_then(|s| {
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .and_then(UdpSocket::from_std);
+        match s {
+            Ok(s) => {
+                self.calls[i].rtp = Some(Arc::new(s));
+                true
+            }
+            Err(e) => {
+                tracing::warn!("gateway RTP socket: {e}");
+                false
+            }
+        }
+    }
+
+    fn invite_core(&mut self, q: CallId) {
+        let Some(i) = self.find(q) else { return };
+        if !self.ensure_rtp(i) {
+            self.dch.calls.hangup(Instant::now(), q, 47);
+            return;
+        }
+        let called = self.iface.significant(&self.calls[i].collected);
+        let port = self.rtp_port(i);
+        let body = self.sdp(port);
+        let core = self.core;
+        let c = &mut self.calls[i];
+        c.remote_uri = format!("<sip:{called}@{core}>");
+        c.target = format!("sip:{called}@{core}");
+        c.inviting = true;
+        let msg = format!(
+            "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nContact: <sip:isdn@{me}>\r\nContent-Type: application/sdp\r\nUser-Agent: pbxd-isdn\r\nContent-Length: {len}\r\n\r\n",
+            target = c.target,
+            me = self.me,
+            branch = c.invite_branch,
+            from = c.local_uri,
+            tag = c.local_tag,
+            to = c.remote_uri,
+            cid = c.call_id,
+            len = body.len()
+        );
+        let mut bytes = msg.into_bytes();
+        bytes.extend_from_slice(&body);
+        self.send_sip(&bytes, core);
+    }
+
+    fn dialog_request(&mut self, i: usize, method: &str, branch: Option<&str>, cseq: u32) {
+        let c = &self.calls[i];
+        let to_tag = c
+            .remote_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
+        let branch = branch
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("z9hG4bK{}", token()));
+        let msg = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            target = c.target,
+            me = self.me,
+            from = c.local_uri,
+            tag = c.local_tag,
+            to = c.remote_uri,
+            cid = c.call_id,
+        );
+        self.send_sip(msg.as_bytes(), self.core);
+    }
+
+    fn bye(&mut self, i: usize) {
+        self.calls[i].cseq += 1;
+        let cseq = self.calls[i].cseq;
+        self.dialog_request(i, "BYE", None, cseq);
+    }
+
+    fn cancel(&mut self, i: usize) {
+        // CANCEL matches the INVITE: same branch, same CSeq number, no To tag.
+        let branch = self.calls[i].invite_branch.clone();
+        self.calls[i].remote_tag = None;
+        self.dialog_request(i, "CANCEL", Some(&branch), 1);
+    }
+
+    fn respond_invite(&mut self, i: usize, status: u16, reason: &str, body: &[u8]) {
+        let Some(req) = self.calls[i].invite.clone() else {
+            return;
+        };
+        let mut extra = vec![("Contact", format!("<sip:isdn@{}>", self.me))];
+        if !body.is_empty() {
+            extra.push(("Content-Type", "application/sdp".into()));
+        }
+        let tag = (status > 100).then(|| self.calls[i].local_tag.clone());
+        let bytes = response(&req, status, reason, tag.as_deref(), &extra, body);
+        if status >= 200 {
+            self.calls[i].last_response = Some(bytes.clone());
+        }
+        self.send_sip(&bytes, self.core);
+    }
+
+    fn start_bridge(&mut self, i: usize) {
+        if self.calls[i].bridge.is_some() || !self.ensure_rtp(i) {
+            return;
+        }
+        let Some(ch) = self.dch.calls.channel(self.calls[i].q931) else {
+            return;
+        };
+        let Some(b) = self.bchans.get(&ch).cloned() else {
+            return;
+        };
+        let rtp = self.calls[i].rtp.clone().expect("bound above");
+        let remote = self.calls[i].remote_rtp;
+        let pt = if self.iface.switch_type == SwitchType::Euroisdn {
+            8
+        } else {
+            0
+        };
+        b.drain();
+        self.calls[i].bridge = Some(tokio::spawn(bridge(b, rtp, remote, pt)));
+    }
+
+    fn sip_in(&mut self, bytes: &[u8], src: SocketAddr) {
+        let msg = match sip::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("gateway: bad SIP from {src}: {e}");
+                return;
+            }
+        };
+        match msg {
+            SipMessage::Request(req) => self.request(req, src),
+            SipMessage::Response(resp) => self.response(resp),
+        }
+    }
+
+    fn request(&mut self, req: rsip::Request, src: SocketAddr) {
+        let now = Instant::now();
+        let method = req.method.to_string();
+        let call_id = get(&req.headers, "Call-ID").unwrap_or("").to_string();
+        let existing = self.by_call_id(&call_id);
+        let reply = |gw: &Gw, status: u16, reason: &str| {
+            let b = response(&req, status, reason, None, &[], &[]);
+            gw.send_sip(&b, src);
+        };
+        match method.as_str() {
+            "INVITE" => {
+                if let Some(i) = existing {
+                    // A retransmission (or a re-INVITE, which we do not take).
+                    match &self.calls[i].last_response {
+                        Some(r) if self.calls[i].dir == Dir::ToIsdn => {
+                            let r = r.clone();
+                            self.send_sip(&r, src);
+                        }
+                        _ if self.calls[i].dir == Dir::ToIsdn => reply(self, 100, "Trying"),
+                        _ => reply(self, 488, "Not Acceptable Here"),
+                    }
+                    return;
+                }
+                self.offer_to_isdn(req, src, call_id, now);
+            }
+            "ACK" => {}
+            "BYE" => match existing {
+                Some(i) => {
+                    reply(self, 200, "OK");
+                    let q = self.calls[i].q931;
+                    self.dch.calls.hangup(now, q, 16);
+                    self.drop_call(i);
+                }
+                None => reply(self, 481, "Call/Transaction Does Not Exist"),
+            },
+            "CANCEL" => match existing {
+                Some(i) if self.calls[i].dir == Dir::ToIsdn && !self.calls[i].answered => {
+                    reply(self, 200, "OK");
+                    self.respond_invite(i, 487, "Request Terminated", &[]);
+                    let q = self.calls[i].q931;
+                    self.dch.calls.hangup(now, q, 16);
+                    self.drop_call(i);
+                }
+                Some(_) => reply(self, 200, "OK"),
+                None => reply(self, 481, "Call/Transaction Does Not Exist"),
+            },
+            "OPTIONS" => reply(self, 200, "OK"),
+            _ => reply(self, 501, "Not Implemented"),
+        }
+    }
+
+    fn offer_to_isdn(
+        &mut self,
+        req: rsip::Request,
+        src: SocketAddr,
+        call_id: String,
+        now: Instant,
+    ) {
+        let uri = req.uri.to_string();
+        let called: String = uri_user(&uri)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
+            .collect();
+        let from = get(&req.headers, "From").unwrap_or("").to_string();
+        let calling: String = uri_user(uri_part(&from))
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
+        let offer = sdp::parse(&req.body).ok().and_then(|a| a.rtp_target());
+        let bad = |gw: &Gw, status: u16, why: &str| {
+            let b = response(&req, status, why, Some(&token()), &[], &[]);
+            gw.send_sip(&b, src);
+        };
+        if called.is_empty() {
+            return bad(self, 484, "Address Incomplete");
+        }
+        if offer.is_none() {
+            return bad(self, 488, "Not Acceptable Here");
+        }
+        let overlap = self.iface.overlap;
+        let (first, rest) = if overlap {
+            let mut ch = called.chars();
+            let f: String = ch.next().into_iter().collect();
+            (f, ch.collect::<String>())
+        } else {
+            (called.clone(), String::new())
+        };
+        let mut calling_pn = PartyNumber::new(&calling);
+        calling_pn.presentation_allowed = !calling.is_empty();
+        let q = match self.dch.calls.setup(
+            now,
+            Outgoing {
+                called: first,
+                calling: (!calling.is_empty()).then_some(calling_pn),
+                complete: !overlap,
+                ..Outgoing::default()
+            },
+        ) {
+            Ok(q) => q,
+            Err(e) => {
+                let status = cause_to_sip(e.cause());
+                return bad(self, status, reason(status));
+            }
+        };
+        let mut c = self.new_call(q, Dir::ToIsdn);
+        c.call_id = call_id;
+        c.rest = rest;
+        c.remote_rtp = offer;
+        c.remote_tag = get(&req.headers, "From")
+            .and_then(|f| header_param(f, "tag"))
+            .map(str::to_string);
+        c.local_uri = get(&req.headers, "To")
+            .map(|t| format!("<{}>", uri_part(t)))
+            .unwrap_or_default();
+        c.remote_uri = format!("<{}>", uri_part(&from));
+        c.target = get(&req.headers, "Contact")
+            .map(|t| uri_part(t).to_string())
+            .unwrap_or_else(|| format!("sip:{}", src));
+        c.invite = Some(req);
+        self.calls.push(c);
+        let i = self.calls.len() - 1;
+        self.respond_invite(i, 100, "Trying", &[]);
+    }
+
+    fn response(&mut self, resp: rsip::Response) {
+        let now = Instant::now();
+        let status = u16::from(resp.status_code.clone());
+        let call_id = get(&resp.headers, "Call-ID").unwrap_or("").to_string();
+        let cseq = get(&resp.headers, "CSeq").unwrap_or("").to_string();
+        if !cseq.ends_with("INVITE") {
+            return; // answers to BYE and CANCEL: nothing to do
+        }
+        let Some(i) = self.by_call_id(&call_id) else {
+            return;
+        };
+        if self.calls[i].dir != Dir::FromIsdn {
+            return;
+        }
+        if let Some(t) = get(&resp.headers, "To").and_then(|t| header_param(t, "tag")) {
+            self.calls[i].remote_tag = Some(t.to_string());
+        }
+        if let Some(ct) = get(&resp.headers, "Contact") {
+            self.calls[i].target = uri_part(ct).to_string();
+        }
+        let answer = sdp::parse(&resp.body).ok().and_then(|a| a.rtp_target());
+        let q = self.calls[i].q931;
+        match status {
+            100 => {}
+            180..=182 => self.dch.calls.alerting(now, q, false),
+            183 => {
+                if let Some(a) = answer {
+                    self.calls[i].remote_rtp = Some(a);
+                    self.start_bridge(i);
+                    self.dch.calls.alerting(now, q, true);
+                }
+            }
+            200..=299 => {
+                self.ack(i, None);
+                let c = &mut self.calls[i];
+                c.inviting = false;
+                if c.answered || c.ended {
+                    if c.ended {
+                        self.bye(i);
+                    }
+                    return;
+                }
+                c.answered = true;
+                if let Some(a) = answer {
+                    c.remote_rtp = Some(a);
+                }
+                // An early bridge learnt no address; a new one knows where to send.
+                if let Some(b) = self.calls[i].bridge.take() {
+                    b.abort();
+                }
+                self.start_bridge(i);
+                self.dch.calls.connect(now, q);
+            }
+            _ if status >= 300 => {
+                let branch = self.calls[i].invite_branch.clone();
+                self.ack(i, Some(&branch));
+                self.calls[i].inviting = false;
+                self.dch.calls.hangup(now, q, sip_to_cause(status));
+                self.calls[i].ended = true;
+                self.drop_call(i);
+            }
+            _ => {}
+        }
+    }
+
+    fn ack(&mut self, i: usize, branch: Option<&str>) {
+        self.dialog_request(i, "ACK", branch, 1);
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        _ => "Call Failed",
+    }
+}
+
+/// Carries one call's audio: B-channel chunks out as RTP, RTP payloads in to the
+/// B-channel. Runs until aborted when the call ends.
+async fn bridge(b: Arc<Bchan>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAddr>, pt: u8) {
+    let ssrc: u32 = rand::thread_rng().gen();
+    let mut seq: u16 = rand::thread_rng().gen();
+    let mut ts: u32 = rand::thread_rng().gen();
+    let mut from_line = [0u8; 512];
+    let mut from_net = [0u8; 2048];
+    let mut pkt = Vec::with_capacity(12 + 512);
+    loop {
+        tokio::select! {
+            r = b.sock.recv(&mut from_line) => {
+                let Ok(n) = r else { continue };
+                let Some(to) = remote else { continue };
+                pkt.clear();
+                pkt.extend_from_slice(&[0x80, pt & 0x7f]);
+                pkt.extend_from_slice(&seq.to_be_bytes());
+                pkt.extend_from_slice(&ts.to_be_bytes());
+                pkt.extend_from_slice(&ssrc.to_be_bytes());
+                pkt.extend_from_slice(&from_line[..n]);
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(n as u32);
+                let _ = rtp.send_to(&pkt, to).await;
+            }
+            r = rtp.recv_from(&mut from_net) => {
+                let Ok((n, src)) = r else { continue };
+                let p = &from_net[..n];
+                if n < 12 || p[0] >> 6 != 2 {
+                    continue;
+                }
+                // Symmetric RTP: answer where the relay really sends from.
+                remote = Some(src);
+                if p[1] & 0x7f != pt {
+                    continue; // telephone-events and comfort noise stay off the line
+                }
+                let mut off = 12 + 4 * (p[0] & 0x0f) as usize;
+                if p[0] & 0x10 != 0 {
+                    let Some(ext) = p.get(off + 2..off + 4) else { continue };
+                    off += 4 + 4 * u16::from_be_bytes([ext[0], ext[1]]) as usize;
+                }
+                let mut end = n;
+                if p[0] & 0x20 != 0 {
+                    end = end.saturating_sub(p[n - 1] as usize);
+                }
+                if off < end {
+                    b.send(&p[off..end]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Kerio's rewriting example (admin guide 7.3) end to end through a virtual span, with
+//! libpri as the ISDN network on the span's D-channel socket and the test itself on
+//! B-channel 1: the network calls 5550101, extension 201 (baresip) rings and answers,
+//! audio flows both ways, the calling number arrives with prefix 9; then 201 dials
+//! 95550199 and the network sees called 5550199 and calling 0101.
+
+use e2e::*;
+use libpri_peer::*;
+use serde_json::json;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The network side's audio on one B-channel: sends a tone as A-law every 20 ms and
+/// keeps what arrives (as linear samples), until told to stop.
+struct Line {
+    stop: Arc<AtomicBool>,
+    heard: Arc<Mutex<Vec<i16>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Line {
+    fn start(span: &Path, channel: u8, tone: f64) -> Line {
+        let me = PathBuf::from(format!("{}.b{channel}.peer", span.display()));
+        let box_side = PathBuf::from(format!("{}.b{channel}", span.display()));
+        let _ = std::fs::remove_file(&me);
+        let sock = UnixDatagram::bind(&me).unwrap();
+        // Never blocks: pbxd reads a B-channel only while a call uses it.
+        sock.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let (s, h) = (stop.clone(), heard.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            let start = Instant::now();
+            let mut buf = [0u8; 512];
+            // At most 60 s of audio, whatever happens.
+            while !s.load(Ordering::Relaxed) && n < 3000 {
+                let due = start + Duration::from_millis(20 * n);
+                if Instant::now() >= due {
+                    let frame: Vec<u8> = (0..160u64)
+                        .map(|k| {
+                            let t = (n * 160 + k) as f64 / 8000.0;
+                            let v = (t * tone * std::f64::consts::TAU).sin() * 8000.0;
+                            media::g711::linear_to_alaw(v as i16)
+                        })
+                        .collect();
+                    let _ = sock.send_to(&frame, &box_side);
+                    n += 1;
+                }
+                match sock.recv(&mut buf) {
+                    Ok(k) => {
+                        let mut h = h.lock().unwrap();
+                        h.extend(buf[..k].iter().map(|a| media::g711::alaw_to_linear(*a)));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            let _ = std::fs::remove_file(&me);
+        });
+        Line {
+            stop,
+            heard,
+            thread: Some(thread),
+        }
+    }
+
+    fn samples(&self) -> Vec<i16> {
+        self.heard.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ev(p: &mut Peer, d: Duration, want: std::ffi::c_int) -> Option<PriEvent> {
+    let mut got = None;
+    p.serve(d, |_, e| {
+        if let Some(e) = e {
+            if e.e == want && got.is_none() {
+                got = Some(e);
+            }
+        }
+        got.is_some()
+    });
+    got
+}
+
+#[test]
+fn kerio_rewriting_example_through_a_virtual_span() {
+    let pbx = Pbxd::start();
+    pbx.ctl_ok(&[
+        "extension",
+        "add",
+        "201",
+        "--name",
+        "Dana Novak",
+        "--password",
+        "Secret-201x",
+    ]);
+    // The phone first: libpri below must be served all the time once it runs.
+    let mut p201 = phone(&pbx, "201", "Secret-201x", 440, true, "PCMU,PCMA");
+    let dir = tempfile::tempdir().unwrap();
+    let span = dir.path().join("span");
+    let iface = json!({
+        "name": "telco",
+        "span": {"driver": "virtual", "path": span},
+        "line": "e1",
+        "switch_type": "euroisdn",
+        "side": "user",
+        "numbers": ["55501XX"],
+        "called_digits": 4,
+        "called_rewrite": {"strip": 2, "prefix": "2"},
+        "calling_rewrite": {"strip": 0, "prefix": "9"}
+    });
+    let f = dir.path().join("telco.json");
+    std::fs::write(&f, iface.to_string()).unwrap();
+    pbx.ctl_ok(&["isdn", "set", f.to_str().unwrap()]);
+    edit_config(&pbx, |v| {
+        v["outbound_routes"] = json!([{"prefix": "9", "interfaces": ["telco"],
+            "called_rewrite": {"strip": 1, "prefix": ""},
+            "calling_rewrite": {"strip": 1, "prefix": "01"}}]);
+    });
+    // Bad input is refused with the field named, and nothing changes.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"name": "tel co", "span": {"driver": "virtual", "path": "x"}}"#,
+    )
+    .unwrap();
+    let out = pbx.ctl(&["isdn", "set", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("name") && err.contains("span"),
+        "{err}"
+    );
+
+    assert!(
+        wait_until(Duration::from_secs(5), || span.exists()),
+        "no span socket"
+    );
+    let mut net = Peer::connect(&span, PRI_NETWORK, PRI_SWITCH_EUROISDN_E1);
+    // Both ends say the link is up (pbxctl asked twice a second meanwhile).
+    let mut asked = Instant::now();
+    let up = net.serve(Duration::from_secs(15), |p, _| {
+        if !p.pri_up() || asked.elapsed() < Duration::from_millis(500) {
+            return false;
+        }
+        asked = Instant::now();
+        pbx.ctl_ok(&["isdn", "list"])
+            .lines()
+            .any(|l| l.starts_with("telco") && l.contains(" up "))
+    });
+    assert!(
+        up,
+        "D-channel not up: {}\n{}",
+        pbx.ctl_ok(&["isdn", "list"]),
+        libpri_log()
+    );
+
+    // In: the network calls 5550101 from 5550399 on B-channel 1.
+    let line = Line::start(&span, 1, 1000.0);
+    let call = net.call("5550101", "5550399", 1, true, true);
+    let answered = ev(&mut net, Duration::from_secs(15), PRI_EVENT_ANSWER);
+    assert!(
+        answered.is_some(),
+        "201 did not answer: {:?}\n{}",
+        net.pri_events,
+        pbx.log_text()
+    );
+    // Let audio flow, keeping libpri's timers running.
+    net.serve(Duration::from_secs(3), |_, _| false);
+    let heard = line.samples();
+    assert!(heard.len() > 8000, "the line heard {} samples", heard.len());
+    let tail = &heard[heard.len() - 8000..];
+    let (p440, p1000) = (
+        tone_power(tail, 8000, 440.0),
+        tone_power(tail, 8000, 1000.0),
+    );
+    assert!(
+        p440 > 10.0 * p1000,
+        "the network should hear 201's 440 Hz: {p440} vs {p1000}"
+    );
+    net.hangup(call, 16);
+    let mut closed = false;
+    net.serve(PHONE_WAIT, |_, _| {
+        closed = p201.events().iter().any(|e| e["type"] == "CALL_CLOSED");
+        closed
+    });
+    assert!(closed, "201's call did not close: {:?}", p201.events());
+    drop(line);
+    assert_heard(&p201, 1000.0);
+    // The calling number arrived with prefix 9, so 201 can call back.
+    assert!(p201.log().contains("95550399"), "{}", p201.log());
+
+    // Out: 201 dials 95550199; the network sees 5550199 from 0101.
+    p201.clear_events();
+    net.serve(Duration::from_millis(300), |_, _| false);
+    dial(&mut p201, &pbx, "95550199");
+    let ring = ev(&mut net, Duration::from_secs(15), PRI_EVENT_RING)
+        .unwrap_or_else(|| panic!("no SETUP: {:?}\n{}", net.pri_events, pbx.log_text()));
+    assert_eq!(ring.called, "5550199");
+    assert_eq!(ring.calling, "0101");
+    let line = Line::start(&span, ring.channel as u8, 1000.0);
+    net.proceeding(ring.call, ring.channel);
+    net.alerting(ring.call, ring.channel);
+    net.answer(ring.call, ring.channel);
+    let mut est = false;
+    net.serve(PHONE_WAIT, |_, _| {
+        est = p201
+            .events()
+            .iter()
+            .any(|e| e["type"] == "CALL_ESTABLISHED");
+        est
+    });
+    assert!(est, "201 never connected: {:?}", p201.events());
+    net.serve(Duration::from_secs(2), |_, _| false);
+    assert!(line.samples().len() > 4000, "no audio on the outgoing call");
+    // 201 hangs up: the network gets DISCONNECT with normal clearing.
+    p201.command("hangup", "");
+    let gone = ev(&mut net, Duration::from_secs(10), PRI_EVENT_HANGUP_REQ)
+        .unwrap_or_else(|| panic!("no DISCONNECT: {:?}", net.pri_events));
+    assert_eq!(gone.cause, 16);
+    net.hangup(gone.call, 16);
+    net.serve(Duration::from_secs(1), |_, _| false);
+    assert!(
+        wait_until(Duration::from_secs(5), || pbx
+            .ctl_ok(&["calls"])
+            .lines()
+            .count()
+            == 1),
+        "{}",
+        pbx.ctl_ok(&["calls"])
+    );
+}
