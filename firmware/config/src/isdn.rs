@@ -3,7 +3,7 @@
 //! ISDN has: the switch type, the side of the interface, the span's driver, how many
 //! digits of the called number the provider sends, and overlap dialing.
 
-use crate::routing::{valid_name, valid_pattern, DidMapping, Rewrite, SipInterface};
+use crate::routing::{valid_name, validate_incoming, DidMapping, Rewrite, SipInterface};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -226,38 +226,7 @@ pub(crate) fn validate(
                 "another ISDN interface uses this span".into(),
             );
         }
-        for n in &i.numbers {
-            if !valid_pattern(n) {
-                err(
-                    ent.clone(),
-                    "numbers",
-                    format!("{n:?} is not a number or an X pattern"),
-                );
-            }
-        }
-        if !i.operator.is_empty() && !local.contains(i.operator.as_str()) {
-            err(
-                ent.clone(),
-                "operator",
-                format!("{} is not a local number", i.operator),
-            );
-        }
-        for m in &i.did {
-            if !valid_pattern(&m.number) {
-                err(
-                    ent.clone(),
-                    "did",
-                    format!("{:?} is not a number or an X pattern", m.number),
-                );
-            }
-            if !local.contains(m.target.as_str()) {
-                err(
-                    ent.clone(),
-                    "did",
-                    format!("{} is not a local number", m.target),
-                );
-            }
-        }
+        validate_incoming(&ent, &i.numbers, &i.operator, &i.did, local, err);
         if i.called_digits > 20 {
             err(ent.clone(), "called_digits", "must be 0 to 20".into());
         }

@@ -631,6 +631,50 @@ pub struct Conflict {
     pub winner: String,
 }
 
+/// Checks an interface's incoming table (SIP or ISDN): its numbers, the operator and
+/// the DID rows must be numbers or X patterns leading to local numbers.
+pub(crate) fn validate_incoming(
+    ent: &str,
+    numbers: &[String],
+    operator: &str,
+    did: &[DidMapping],
+    local: &HashSet<&str>,
+    err: &mut impl FnMut(String, &str, String),
+) {
+    for n in numbers {
+        if !valid_pattern(n) {
+            err(
+                ent.into(),
+                "numbers",
+                format!("{n:?} is not a number or an X pattern"),
+            );
+        }
+    }
+    if !operator.is_empty() && !local.contains(operator) {
+        err(
+            ent.into(),
+            "operator",
+            format!("{operator} is not a local number"),
+        );
+    }
+    for m in did {
+        if !valid_pattern(&m.number) {
+            err(
+                ent.into(),
+                "did",
+                format!("{:?} is not a number or an X pattern", m.number),
+            );
+        }
+        if !local.contains(m.target.as_str()) {
+            err(
+                ent.into(),
+                "did",
+                format!("{} is not a local number", m.target),
+            );
+        }
+    }
+}
+
 pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
@@ -796,38 +840,7 @@ impl Config {
                     "the provider's server is required".into(),
                 );
             }
-            for n in &i.numbers {
-                if !valid_pattern(n) {
-                    err(
-                        ent.clone(),
-                        "numbers",
-                        format!("{n:?} is not a number or an X pattern"),
-                    );
-                }
-            }
-            if !i.operator.is_empty() && !local.contains(i.operator.as_str()) {
-                err(
-                    ent.clone(),
-                    "operator",
-                    format!("{} is not a local number", i.operator),
-                );
-            }
-            for m in &i.did {
-                if !valid_pattern(&m.number) {
-                    err(
-                        ent.clone(),
-                        "did",
-                        format!("{:?} is not a number or an X pattern", m.number),
-                    );
-                }
-                if !local.contains(m.target.as_str()) {
-                    err(
-                        ent.clone(),
-                        "did",
-                        format!("{} is not a local number", m.target),
-                    );
-                }
-            }
+            validate_incoming(&ent, &i.numbers, &i.operator, &i.did, &local, err);
             if i.register && (i.username.is_empty() || i.password.is_empty()) {
                 err(
                     ent.clone(),
