@@ -542,12 +542,11 @@ impl Calls {
         let Some(k) = self.key_of(call) else { return };
         let t304 = self.cfg.timers.t304;
         let c = self.calls.get_mut(&k).unwrap();
-        if c.phase != Phase::Overlap && c.phase != Phase::Initiated {
+        // Only once the far end asked for them (SETUP ACKNOWLEDGE).
+        if c.phase != Phase::Overlap {
             return;
         }
-        if c.phase == Phase::Overlap {
-            c.timer = Some((Timer::T304, now + t304));
-        }
+        c.timer = Some((Timer::T304, now + t304));
         let mut m = self.msg(&self.calls[&k], MsgType::Information);
         if !digits.is_empty() {
             m.push(ie::CALLED_NUMBER, PartyNumber::new(digits).encode_called());
@@ -1017,7 +1016,9 @@ impl Calls {
                 // Late messages of a call being cleared are not answered.
             }
             MsgType::SetupAcknowledge if outgoing && phase == Phase::Initiated => {
-                self.take_channel(now, k, &m);
+                if !self.take_channel(now, k, &m) {
+                    return;
+                }
                 let c = self.calls.get_mut(&k).unwrap();
                 c.phase = Phase::Overlap;
                 c.timer = Some((Timer::T304, now + timers.t304));
@@ -1026,7 +1027,9 @@ impl Calls {
             MsgType::CallProceeding
                 if outgoing && matches!(phase, Phase::Initiated | Phase::Overlap) =>
             {
-                self.take_channel(now, k, &m);
+                if !self.take_channel(now, k, &m) {
+                    return;
+                }
                 let c = self.calls.get_mut(&k).unwrap();
                 c.phase = Phase::Proceeding;
                 c.timer = Some((Timer::T310, now + timers.t310));
@@ -1036,7 +1039,9 @@ impl Calls {
                 if outgoing
                     && matches!(phase, Phase::Initiated | Phase::Overlap | Phase::Proceeding) =>
             {
-                self.take_channel(now, k, &m);
+                if !self.take_channel(now, k, &m) {
+                    return;
+                }
                 let c = self.calls.get_mut(&k).unwrap();
                 c.phase = Phase::Alerting;
                 c.timer = None;
@@ -1056,7 +1061,9 @@ impl Calls {
                 });
             }
             MsgType::Connect if outgoing && phase != Phase::Active => {
-                self.take_channel(now, k, &m);
+                if !self.take_channel(now, k, &m) {
+                    return;
+                }
                 let c = self.calls.get_mut(&k).unwrap();
                 c.phase = Phase::Active;
                 c.timer = None;
@@ -1107,25 +1114,35 @@ impl Calls {
     }
 
     /// The channel the network chose for our call (the first answer carries it).
-    fn take_channel(&mut self, now: Instant, k: u32, m: &Message) {
-        let Some(ch) = m.channel().and_then(|c| c.channel) else {
-            if self.calls[&k].channel.is_none() {
-                // Glare left the call without a channel and none came.
-                self.hangup(now, self.calls[&k].id, 44);
+    /// False when it cannot be used: the call is then being cleared with cause 44 and
+    /// the answer must not move it on.
+    fn take_channel(&mut self, now: Instant, k: u32, m: &Message) -> bool {
+        let usable = match m.channel().and_then(|c| c.channel) {
+            // No channel named: the one we asked for stands, if glare left us one.
+            None => self.calls[&k].channel.is_some(),
+            Some(ch) => {
+                self.cfg.channels.contains(&ch)
+                    && !self
+                        .calls
+                        .iter()
+                        .any(|(kk, c)| *kk != k && c.channel == Some(ch))
             }
-            return;
         };
-        let taken = self
-            .calls
-            .iter()
-            .any(|(kk, c)| *kk != k && c.channel == Some(ch));
-        if taken || !self.cfg.channels.contains(&ch) {
-            let id = self.calls[&k].id;
-            self.end(k, 44);
-            self.hangup(now, id, 44);
-            return;
+        if !usable {
+            self.fail(now, k, 44);
+            return false;
         }
-        self.calls.get_mut(&k).unwrap().channel = Some(ch);
+        if let Some(ch) = m.channel().and_then(|c| c.channel) {
+            self.calls.get_mut(&k).unwrap().channel = Some(ch);
+        }
+        true
+    }
+
+    /// Reports the call's end to the exchange and clears it towards the far end.
+    fn fail(&mut self, now: Instant, k: u32, cause: u8) {
+        self.end(k, cause);
+        let id = self.calls[&k].id;
+        self.hangup(now, id, cause);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -1175,10 +1192,7 @@ impl Calls {
                     digits: String::new(),
                     complete: true,
                 }),
-                Timer::T304 | Timer::T310 | Timer::T313 => {
-                    self.end(k, 102);
-                    self.hangup(now, id, 102);
-                }
+                Timer::T304 | Timer::T310 | Timer::T313 => self.fail(now, k, 102),
                 Timer::T305 => {
                     let cause = c.cause;
                     self.release(now, k, cause);

@@ -315,3 +315,58 @@ fn our_user_side_calls_our_network_side() {
     );
     assert!(usr.is_empty() && net.is_empty());
 }
+
+#[test]
+fn an_answer_naming_a_busy_channel_clears_the_call_for_good() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut c = user_with_active_call(t0); // channel 3 is busy
+    let id = c
+        .setup(
+            t0,
+            Outgoing {
+                called: "5550100".into(),
+                complete: true,
+                ..Outgoing::default()
+            },
+        )
+        .unwrap();
+    let setup = drain(&mut c).remove(0);
+    let mut cp = Message::new(
+        CallRef {
+            from_destination: true,
+            ..setup.call_ref
+        },
+        MsgType::CallProceeding,
+    );
+    cp.push(ie::CHANNEL_ID, vec![0xa9, 0x83, 0x83]);
+    c.receive(t0, &cp.encode());
+    let m = drain(&mut c);
+    assert_eq!((m[0].msg_type, cause_of(&m[0])), (MsgType::Disconnect, 44));
+    assert_eq!(
+        events(&mut c),
+        vec![Event::Ended {
+            call: id,
+            cause: 44
+        }]
+    );
+    assert_eq!(c.channel(id), Some(1), "the call keeps the channel it had");
+    // Clearing goes on (T305 sends RELEASE at 30 s); no T310 DISCONNECT at 10 s.
+    c.handle_timeout(t0 + s(10));
+    assert!(drain(&mut c).is_empty());
+    c.handle_timeout(t0 + s(30));
+    assert_eq!(drain(&mut c)[0].msg_type, MsgType::Release);
+    // INFORMATION goes out only after SETUP ACKNOWLEDGE.
+    let id = c
+        .setup(
+            t0,
+            Outgoing {
+                called: "5".into(),
+                ..Outgoing::default()
+            },
+        )
+        .unwrap();
+    drain(&mut c);
+    c.information(t0, id, "550100", true);
+    assert!(drain(&mut c).is_empty());
+}

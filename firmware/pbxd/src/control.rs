@@ -270,7 +270,11 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                         let mut v = serde_json::to_value(i).expect("serialises");
                         v["state"] = match live.get(&i.name) {
                             Some(s) => serde_json::to_value(s).expect("serialises"),
-                            None => json!({"link_up": false, "detail": "disabled", "calls": 0}),
+                            None => json!({
+                                "link_up": false,
+                                "calls": 0,
+                                "detail": if i.enabled { "not running (see the log)" } else { "disabled" },
+                            }),
                         };
                         v
                     })

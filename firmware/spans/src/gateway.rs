@@ -350,7 +350,12 @@ impl Gw {
                         let status = cause_to_sip(cause);
                         self.respond_invite(i, status, reason(status), &[]);
                     }
-                    (Dir::FromIsdn, false) if c.inviting => self.cancel(i),
+                    (Dir::FromIsdn, false) if c.inviting => {
+                        // Kept until the INVITE's final answer, which must be
+                        // acknowledged (and a 2xx that crossed the CANCEL ended by BYE).
+                        self.cancel(i);
+                        return;
+                    }
                     _ => {}
                 }
                 self.drop_call(i);
@@ -428,6 +433,7 @@ impl Gw {
         let Some(i) = self.find(q) else { return };
         if !self.ensure_rtp(i) {
             self.dch.calls.hangup(Instant::now(), q, 47);
+            self.drop_call(i);
             return;
         }
         let called = self.iface.significant(&self.calls[i].collected);
@@ -527,6 +533,12 @@ impl Gw {
     }
 
     fn sip_in(&mut self, bytes: &[u8], src: SocketAddr) {
+        // Only the exchange core places calls on the span: anything else on the box
+        // would bypass routing and permission groups.
+        if src.port() != self.core.port() || src.ip().to_canonical() != self.core.ip() {
+            tracing::debug!("gateway: SIP from {src} ignored (not the core)");
+            return;
+        }
         let msg = match sip::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -702,17 +714,21 @@ impl Gw {
                 self.ack(i, None);
                 let c = &mut self.calls[i];
                 c.inviting = false;
-                if c.answered || c.ended {
-                    if c.ended {
-                        self.bye(i);
-                    }
+                if c.ended {
+                    // The line hung up while the INVITE was out: the 2xx crossed
+                    // our CANCEL.
+                    self.bye(i);
+                    self.drop_call(i);
                     return;
+                }
+                if c.answered {
+                    return; // a retransmitted 2xx, acknowledged again above
                 }
                 c.answered = true;
                 if let Some(a) = answer {
                     c.remote_rtp = Some(a);
                 }
-                // An early bridge learnt no address; a new one knows where to send.
+                // Early media may have come from elsewhere than the answer names.
                 if let Some(b) = self.calls[i].bridge.take() {
                     b.abort();
                 }
@@ -722,9 +738,9 @@ impl Gw {
             _ if status >= 300 => {
                 let branch = self.calls[i].invite_branch.clone();
                 self.ack(i, Some(&branch));
-                self.calls[i].inviting = false;
-                self.dch.calls.hangup(now, q, sip_to_cause(status));
-                self.calls[i].ended = true;
+                if !self.calls[i].ended {
+                    self.dch.calls.hangup(now, q, sip_to_cause(status));
+                }
                 self.drop_call(i);
             }
             _ => {}

@@ -106,8 +106,10 @@ fn kerio_rewriting_example_through_a_virtual_span() {
         "--password",
         "Secret-201x",
     ]);
-    // The phone first: libpri below must be served all the time once it runs.
+    pbx.ctl_ok(&["extension", "add", "202", "--password", "Secret-202x"]);
+    // The phones first: libpri below must be served all the time once it runs.
     let mut p201 = phone(&pbx, "201", "Secret-201x", 440, true, "PCMU,PCMA");
+    let p202 = phone(&pbx, "202", "Secret-202x", 440, false, "PCMU,PCMA");
     let dir = tempfile::tempdir().unwrap();
     let span = dir.path().join("span");
     let iface = json!({
@@ -240,4 +242,64 @@ fn kerio_rewriting_example_through_a_virtual_span() {
         "{}",
         pbx.ctl_ok(&["calls"])
     );
+
+    // The network gives up while 202 rings (5550102 -> 0102 -> 202): the gateway
+    // cancels, the phone stops ringing and the span is left with no call.
+    let c = net.call("5550102", "5550399", 2, true, true);
+    let mut ringing = false;
+    net.serve(PHONE_WAIT, |_, _| {
+        ringing = p202.events().iter().any(|e| e["type"] == "CALL_INCOMING");
+        ringing
+    });
+    assert!(ringing, "202 never rang: {:?}", p202.events());
+    net.hangup(c, 16);
+    let mut closed = false;
+    net.serve(PHONE_WAIT, |_, _| {
+        closed = p202.events().iter().any(|e| e["type"] == "CALL_CLOSED");
+        closed
+    });
+    assert!(closed, "202 still rings: {:?}", p202.events());
+    let span_calls = |pbx: &Pbxd| {
+        pbx.ctl_ok(&["isdn", "list"])
+            .lines()
+            .find(|l| l.starts_with("telco"))
+            .and_then(|l| l.split_whitespace().nth(6).map(str::to_string))
+    };
+    let mut idle = false;
+    net.serve(Duration::from_secs(5), |_, _| {
+        idle = span_calls(&pbx).as_deref() == Some("0");
+        idle
+    });
+    assert!(idle, "{}", pbx.ctl_ok(&["isdn", "list"]));
+
+    // Only the exchange core may place calls on the span: an INVITE sent straight to
+    // the gateway from elsewhere on the box gets no answer and no SETUP.
+    let peers: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["peers", "--json"])).unwrap();
+    let gw = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "telco")
+        .and_then(|p| p["address"].as_str())
+        .unwrap_or_else(|| panic!("no gateway address: {peers}"))
+        .to_string();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+    let invite = format!(
+        "INVITE sip:5550100@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKsneak\r\nMax-Forwards: 70\r\nFrom: <sip:201@{me}>;tag=x\r\nTo: <sip:5550100@{gw}>\r\nCall-ID: sneak@test\r\nCSeq: 1 INVITE\r\nContact: <sip:201@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), &gw).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let mut rung = false;
+    let mut answered = false;
+    let mut buf = [0u8; 2048];
+    net.serve(Duration::from_secs(2), |_, e| {
+        rung |= e.is_some_and(|e| e.e == PRI_EVENT_RING);
+        answered |= sock.recv(&mut buf).is_ok();
+        false
+    });
+    assert!(!rung && !answered, "the gateway took a call from {me}");
 }

@@ -272,6 +272,24 @@ pub enum Input {
     Ours(call::Event),
 }
 
+/// Starts libpri on a PRI D-channel descriptor.
+fn pri_on(nodetype: c_int, switchtype: c_int) -> impl FnOnce(c_int) -> *mut Pri {
+    move |fd| {
+        // SAFETY: the descriptor stays open for the Peer's life; the callbacks are
+        // plain functions.
+        unsafe {
+            pri_new_cb(
+                fd,
+                nodetype,
+                switchtype,
+                read_cb,
+                write_cb,
+                std::ptr::null_mut(),
+            )
+        }
+    }
+}
+
 /// One libpri instance and our end, joined.
 pub struct Peer {
     pri: *mut Pri,
@@ -291,16 +309,7 @@ pub struct Peer {
 impl Peer {
     /// libpri on a PRI (`nodetype` PRI_NETWORK or PRI_CPE).
     pub fn pri(nodetype: c_int, switchtype: c_int) -> Peer {
-        Self::make(switchtype, |fd| unsafe {
-            pri_new_cb(
-                fd,
-                nodetype,
-                switchtype,
-                read_cb,
-                write_cb,
-                std::ptr::null_mut(),
-            )
-        })
+        Self::make(switchtype, pri_on(nodetype, switchtype))
     }
 
     /// libpri on a BRI, point-to-multipoint when `ptmp`.
@@ -331,16 +340,7 @@ impl Peer {
         let addr = nix::sys::socket::UnixAddr::new(path).expect("path");
         nix::sys::socket::connect(fd.as_raw_fd(), &addr)
             .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        Self::with_fd(switchtype, fd, None, |fd| unsafe {
-            pri_new_cb(
-                fd,
-                nodetype,
-                switchtype,
-                read_cb,
-                write_cb,
-                std::ptr::null_mut(),
-            )
-        })
+        Self::with_fd(switchtype, fd, None, pri_on(nodetype, switchtype))
     }
 
     fn make(switchtype: c_int, new: impl FnOnce(c_int) -> *mut Pri) -> Peer {

@@ -244,6 +244,16 @@ fn drive(
     );
 }
 
+/// An en-bloc call to `called`, on `channel` or the next free one.
+fn out(called: &str, channel: Option<u8>) -> Outgoing {
+    Outgoing {
+        called: called.into(),
+        channel,
+        complete: true,
+        ..Outgoing::default()
+    }
+}
+
 fn place(d: &mut Dchannel, called: &str, calling: &str, complete: bool) -> CallId {
     let now = Instant::now();
     let id = d
@@ -381,14 +391,7 @@ fn thirty_calls_fill_an_e1() {
     // A 31st finds no channel.
     let err = d
         .calls
-        .setup(
-            Instant::now(),
-            Outgoing {
-                called: "5550199".into(),
-                complete: true,
-                ..Outgoing::default()
-            },
-        )
+        .setup(Instant::now(), out("5550199", None))
         .unwrap_err();
     assert_eq!(err.cause(), 34);
     // libpri hangs all of them up.
@@ -448,18 +451,7 @@ fn glare_on_the_same_channel() {
     let ch: Vec<u8> = (1..=23).collect();
     let mut b = Board::new(3);
     let now = Instant::now();
-    let ours = d
-        .calls
-        .setup(
-            now,
-            Outgoing {
-                called: "5550100".into(),
-                channel: Some(5),
-                complete: true,
-                ..Outgoing::default()
-            },
-        )
-        .unwrap();
+    let ours = d.calls.setup(now, out("5550100", Some(5))).unwrap();
     b.pri_call(&mut p, "201", 5, true);
     d.pump(now);
     drive(&mut p, &mut d, &mut b, 5, &ch, |b, _| {
@@ -475,19 +467,9 @@ fn glare_on_the_same_channel() {
     let ch = e1_channels();
     let mut b = Board::new(3);
     let now = Instant::now();
-    let ours = d
-        .calls
-        .setup(
-            now,
-            Outgoing {
-                called: "5550100".into(),
-                complete: true,
-                ..Outgoing::default()
-            },
-        )
-        .unwrap();
+    let ours = d.calls.setup(now, out("5550100", None)).unwrap();
     assert_eq!(d.calls.channel(ours), Some(1));
-    let theirs = b.pri_call(&mut p, "201", 1, true);
+    b.pri_call(&mut p, "201", 1, true);
     d.pump(now);
     drive(&mut p, &mut d, &mut b, 5, &ch, |b, _| {
         b.ours_answered.len() == 1 && b.pri_answered == 1
@@ -496,7 +478,6 @@ fn glare_on_the_same_channel() {
     let other = d.calls.channel(b.ours_setup[0].0).unwrap();
     assert_ne!(mine, other, "two calls on one channel");
     assert_eq!(other, 1, "the network's exclusive choice wins");
-    let _ = theirs;
 }
 
 #[test]
