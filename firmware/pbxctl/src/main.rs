@@ -445,7 +445,12 @@ fn run(cli: &Cli) -> Result<bool> {
                         "down"
                     },
                     s["calls"],
-                    s["detail"].as_str().unwrap_or("")
+                    [s["alarm"].as_str(), s["detail"].as_str()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|t| !t.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 );
             }
         }

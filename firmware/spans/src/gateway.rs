@@ -7,7 +7,7 @@
 //! retransmitted INVITEs with its last response and acknowledges every 2xx it gets, and
 //! sends its own requests once.
 
-use crate::vspan::{Bchan, Dline};
+use crate::{dahdi, vspan};
 use config::{IsdnInterface, IsdnLine, IsdnSide, SpanDriver, SwitchType};
 use isdn::call::{self, CallId, Event, Outgoing, Side, Variant};
 use isdn::dchan::Dchannel;
@@ -37,6 +37,75 @@ pub struct SpanStatus {
     pub calls: usize,
     /// B-channels in use.
     pub channels_busy: Vec<u8>,
+    /// The span's alarms (DAHDI spans), e.g. "alarm: red (no signal or no frame sync)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+}
+
+/// A span's D-channel, whichever driver carries it.
+enum Dline {
+    Virtual(vspan::Dline),
+    Dahdi(dahdi::Dchan),
+}
+
+/// What waiting on the D-channel gave.
+enum Dread {
+    Frame(usize),
+    /// A DAHDI event (alarm changes among them).
+    Event(i32),
+    Nothing,
+}
+
+impl Dline {
+    async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Dread> {
+        match self {
+            Dline::Virtual(l) => Ok(match l.recv(buf).await? {
+                Some(n) => Dread::Frame(n),
+                None => Dread::Nothing,
+            }),
+            Dline::Dahdi(d) => Ok(match d.recv(buf).await? {
+                dahdi::Dread::Frame(n) => Dread::Frame(n),
+                dahdi::Dread::Event(e) => Dread::Event(e),
+                dahdi::Dread::Nothing => Dread::Nothing,
+            }),
+        }
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        match self {
+            Dline::Virtual(l) => l.send(frame),
+            Dline::Dahdi(d) => d.send(frame),
+        }
+    }
+}
+
+/// A B-channel, whichever driver carries it.
+pub enum Bline {
+    Virtual(vspan::Bchan),
+    Dahdi(dahdi::Bchan),
+}
+
+impl Bline {
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Bline::Virtual(b) => b.sock.recv(buf).await,
+            Bline::Dahdi(b) => b.recv(buf).await,
+        }
+    }
+
+    fn send(&self, audio: &[u8]) {
+        match self {
+            Bline::Virtual(b) => b.send(audio),
+            Bline::Dahdi(b) => b.send(audio),
+        }
+    }
+
+    fn drain(&self) {
+        match self {
+            Bline::Virtual(b) => b.drain(),
+            Bline::Dahdi(b) => b.drain(),
+        }
+    }
 }
 
 pub type Status = Arc<Mutex<SpanStatus>>;
@@ -112,9 +181,37 @@ struct Gw {
     core: SocketAddr,
     dch: Dchannel,
     line: Dline,
-    bchans: HashMap<u8, Arc<Bchan>>,
+    bchans: HashMap<u8, Arc<Bline>>,
     calls: Vec<GwCall>,
     status: Status,
+    /// A DAHDI span's control device and number, for its alarms.
+    dahdi: Option<(dahdi::Ctl, u32)>,
+}
+
+/// Opens a DAHDI span, trying again every 10 s until it opens or `stop` (the driver
+/// may be loaded, or dahdi_cfg run, after pbxd starts).
+async fn open_dahdi(
+    span: u32,
+    line: IsdnLine,
+    status: &Status,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<dahdi::Span> {
+    loop {
+        match dahdi::Span::open(&dahdi::dev_dir(), span, line) {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                let mut st = status.lock().unwrap_or_else(|p| p.into_inner());
+                if st.detail != e.to_string() {
+                    tracing::warn!(span, "DAHDI span: {e}");
+                    st.detail = e.to_string();
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return None,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+        }
+    }
 }
 
 async fn serve(
@@ -122,18 +219,34 @@ async fn serve(
     status: Status,
     stop: &mut watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let SpanDriver::Virtual { path } = &cfg.iface.span else {
-        status.lock().unwrap_or_else(|p| p.into_inner()).detail =
-            "DAHDI spans are not driven yet (docs/isdn.md)".into();
-        let _ = stop.wait_for(|s| *s).await;
-        return Ok(());
-    };
-    let path = PathBuf::from(path);
-    let line = Dline::listen(&path)?;
     let mut bchans = HashMap::new();
-    for n in cfg.iface.line.channels() {
-        bchans.insert(n, Arc::new(Bchan::bind(&path, n)?));
-    }
+    let (line, dahdi) = match &cfg.iface.span {
+        SpanDriver::Virtual { path } => {
+            let path = PathBuf::from(path);
+            let line = vspan::Dline::listen(&path)?;
+            for n in cfg.iface.line.channels() {
+                let b = vspan::Bchan::bind(&path, n)?;
+                bchans.insert(n, Arc::new(Bline::Virtual(b)));
+            }
+            (Dline::Virtual(line), None)
+        }
+        SpanDriver::Dahdi { span } => {
+            let Some(s) = open_dahdi(*span, cfg.iface.line, &status, stop).await else {
+                return Ok(());
+            };
+            tracing::info!(
+                interface = %cfg.iface.name,
+                span,
+                dchan = s.plan.dchan,
+                bchans = s.bchans.len(),
+                "DAHDI span opened"
+            );
+            for (n, b) in s.bchans {
+                bchans.insert(n, Arc::new(Bline::Dahdi(b)));
+            }
+            (Dline::Dahdi(s.dchan), Some((s.ctl, s.span)))
+        }
+    };
     let network = cfg.iface.side == IsdnSide::Network;
     let side = if network { Side::Network } else { Side::User };
     let variant = match cfg.iface.switch_type {
@@ -149,6 +262,8 @@ async fn serve(
         ),
     };
     calls.variant = variant;
+    // A fractional span (DAHDI) offers only the B-channels it has.
+    calls.channels.retain(|c| bchans.contains_key(c));
     // The digits of an overlap call are routed 5 s after the last one.
     calls.timers.t302 = Duration::from_secs(5);
     cfg.sip.set_nonblocking(true)?;
@@ -163,8 +278,11 @@ async fn serve(
         bchans,
         calls: Vec::new(),
         status,
+        dahdi,
     };
     gw.set_status(|s| s.detail = "waiting for the line".into());
+    gw.check_alarms();
+    let mut alarm_poll = tokio::time::interval(Duration::from_secs(5));
     gw.dch.start(Instant::now());
     let mut frame = [0u8; 1024];
     let mut dgram = vec![0u8; 65536];
@@ -185,11 +303,15 @@ async fn serve(
                     return Ok(());
                 }
             }
-            r = gw.line.recv(&mut frame) => {
-                if let Some(n) = r? {
-                    gw.dch.receive(Instant::now(), &frame[..n]);
+            r = gw.line.recv(&mut frame) => match r? {
+                Dread::Frame(n) => gw.dch.receive(Instant::now(), &frame[..n]),
+                Dread::Event(e) => {
+                    tracing::debug!(interface = %gw.iface.name, event = e, "DAHDI event");
+                    gw.check_alarms();
                 }
-            }
+                Dread::Nothing => {}
+            },
+            _ = alarm_poll.tick(), if gw.dahdi.is_some() => gw.check_alarms(),
             r = sip.recv_from(&mut dgram) => {
                 if let Ok((n, src)) = r {
                     gw.sip_in(&dgram[..n], src);
@@ -201,6 +323,27 @@ async fn serve(
 }
 
 impl Gw {
+    /// Reads a DAHDI span's alarms into its state.
+    fn check_alarms(&mut self) {
+        let Some((ctl, span)) = &self.dahdi else {
+            return;
+        };
+        let alarm = match ctl.span_stat(*span) {
+            Ok((a, _)) => dahdi::alarm_text(a),
+            Err(e) => Some(e.to_string()),
+        };
+        let name = self.iface.name.clone();
+        self.set_status(|s| {
+            if s.alarm != alarm {
+                match &alarm {
+                    Some(a) => tracing::warn!(interface = %name, "ISDN span {a}"),
+                    None => tracing::info!(interface = %name, "ISDN span alarms cleared"),
+                }
+                s.alarm = alarm;
+            }
+        });
+    }
+
     fn set_status(&self, f: impl FnOnce(&mut SpanStatus)) {
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut s);
@@ -771,7 +914,7 @@ fn reason(status: u16) -> &'static str {
 
 /// Carries one call's audio: B-channel chunks out as RTP, RTP payloads in to the
 /// B-channel. Runs until aborted when the call ends.
-async fn bridge(b: Arc<Bchan>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAddr>, pt: u8) {
+async fn bridge(b: Arc<Bline>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAddr>, pt: u8) {
     let ssrc: u32 = rand::thread_rng().gen();
     let mut seq: u16 = rand::thread_rng().gen();
     let mut ts: u32 = rand::thread_rng().gen();
@@ -780,7 +923,7 @@ async fn bridge(b: Arc<Bchan>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAdd
     let mut pkt = Vec::with_capacity(12 + 512);
     loop {
         tokio::select! {
-            r = b.sock.recv(&mut from_line) => {
+            r = b.recv(&mut from_line) => {
                 let Ok(n) = r else { continue };
                 let Some(to) = remote else { continue };
                 pkt.clear();

@@ -7,8 +7,10 @@
 //! [`config::IsdnInterface::as_sip`]), so incoming tables, rewriting rules, outbound
 //! routes, permission groups and call history apply to ISDN exactly as to SIP.
 //!
-//! Span drivers: [`vspan`] (the virtual span over Unix sockets, for labs and tests).
+//! Span drivers: [`dahdi`] (a PRI or BRI card through DAHDI) and [`vspan`] (the virtual
+//! span over Unix sockets, for labs and tests).
 
+pub mod dahdi;
 pub mod gateway;
 pub mod vspan;
 

@@ -302,4 +302,30 @@ fn kerio_rewriting_example_through_a_virtual_span() {
         false
     });
     assert!(!rung && !answered, "the gateway took a call from {me}");
+
+    // A DAHDI span on a box without the card (or span) says why it is down in its
+    // state, and the virtual span goes on working beside it.
+    let card = dir.path().join("card.json");
+    std::fs::write(
+        &card,
+        json!({"name": "card", "span": {"driver": "dahdi", "span": 99}, "line": "e1"}).to_string(),
+    )
+    .unwrap();
+    pbx.ctl_ok(&["isdn", "set", card.to_str().unwrap()]);
+    let said = wait_until(Duration::from_secs(5), || {
+        pbx.ctl_ok(&["isdn", "list"]).lines().any(|l| {
+            l.starts_with("card")
+                && l.contains(" down ")
+                && (l.contains("is DAHDI loaded") || l.contains("no channels on span 99"))
+        })
+    });
+    assert!(said, "{}", pbx.ctl_ok(&["isdn", "list"]));
+    let telco_up = net.serve(Duration::from_secs(3), |p, _| p.pri_up());
+    assert!(
+        telco_up
+            && pbx
+                .ctl_ok(&["isdn", "list"])
+                .lines()
+                .any(|l| l.starts_with("telco") && l.contains(" up "))
+    );
 }
