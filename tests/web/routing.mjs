@@ -1,6 +1,7 @@
 // Chromium through the Call routing pages as a technician would: a provider, a link to
 // a second office whose range holds a local extension (checked before saving, Remote
-// chosen), an outbound route, a country's emergency numbers. Run by
+// chosen), an outbound route, an ISDN line on a virtual span, a country's emergency
+// numbers. Run by
 // tests/e2e/tests/web.rs, which checks the stored configuration afterwards.
 import assert from "node:assert/strict";
 import { base, artifacts, run, fitsAPhone } from "./harness.mjs";
@@ -60,6 +61,30 @@ await run(async (page) => {
   await page.click("#outbound button[type=submit]");
   await page.locator("p.done", { hasText: "Outbound routes saved." }).waitFor();
   assert.equal(await page.inputValue("#outbound input[name=out_prefix] >> nth=0"), "9");
+
+  // An ISDN line to the provider (Kerio 7.3) on a virtual span: a wrong path is
+  // refused with the field named and what was typed kept; then the span is listed
+  // with its line and state.
+  await page.click("text=Add ISDN interface");
+  await page.getByRole("heading", { name: "New ISDN interface" }).waitFor();
+  await page.fill("#isdn input[name=name]", "telco");
+  await page.selectOption("#isdn select[name=driver]", "virtual");
+  await page.fill("#isdn input[name=path]", "span-in-no-folder");
+  await page.fill("#isdn input[name=numbers]", "55501XX");
+  await page.fill("#isdn input[name=called_digits]", "4");
+  await page.fill("#isdn input[name=called_strip]", "2");
+  await page.fill("#isdn input[name=called_prefix]", "2");
+  await page.fill("#isdn input[name=calling_prefix]", "9");
+  await page.click("#isdn button[type=submit]");
+  await page.locator("p.error", { hasText: "absolute socket path" }).waitFor();
+  assert.equal(await page.inputValue("#isdn input[name=numbers]"), "55501XX");
+  await page.fill("#isdn input[name=path]", process.env.SPAN_PATH);
+  await page.click("#isdn button[type=submit]");
+  await page.locator("p.done", { hasText: "ISDN interface telco added." }).waitFor();
+  await page.click("text=← Call routing");
+  const isdn = page.locator("#isdn tbody tr", { hasText: "telco" });
+  assert.match(await isdn.textContent(), /virtual span .*: E1, EuroISDN, user side/);
+  assert.match(await isdn.locator("td.state").textContent(), /link down/);
   await page.screenshot({ path: `${artifacts}/routing-overview.png`, fullPage: true });
 
   // Emergency numbers of a country, dialled directly through route 9.

@@ -259,23 +259,15 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
             "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
             "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
             "isdn_list" => {
-                let live = spans.status();
-                let list: Vec<Value> = state
-                    .cfg
-                    .snapshot()
+                let cfg = state.cfg.snapshot();
+                let mut live = spans.states(&cfg.config);
+                let list: Vec<Value> = cfg
                     .config
                     .isdn_interfaces
                     .iter()
                     .map(|i| {
                         let mut v = serde_json::to_value(i).expect("serialises");
-                        v["state"] = match live.get(&i.name) {
-                            Some(s) => serde_json::to_value(s).expect("serialises"),
-                            None => json!({
-                                "link_up": false,
-                                "calls": 0,
-                                "detail": if i.enabled { "not running (see the log)" } else { "disabled" },
-                            }),
-                        };
+                        v["state"] = live.remove(&i.name).unwrap_or(Value::Null);
                         v
                     })
                     .collect();

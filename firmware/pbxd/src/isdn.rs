@@ -117,6 +117,27 @@ impl Spans {
             .collect()
     }
 
+    /// Every configured ISDN interface's state as JSON, by name: the gateway's for
+    /// those running, else why not ("disabled", or "not running" when it failed).
+    pub fn states(&self, cfg: &Config) -> serde_json::Map<String, serde_json::Value> {
+        let live = self.status();
+        cfg.isdn_interfaces
+            .iter()
+            .map(|i| {
+                let v = match live.get(&i.name) {
+                    Some(s) => serde_json::to_value(s).expect("serialises"),
+                    None => serde_json::json!({
+                        "link_up": false,
+                        "calls": 0,
+                        "channels_busy": [],
+                        "detail": if i.enabled { "not running (see the log)" } else { "disabled" },
+                    }),
+                };
+                (i.name.clone(), v)
+            })
+            .collect()
+    }
+
     pub fn stop_all(&mut self) {
         for r in self.running.values() {
             let _ = r.stop.send(true);

@@ -293,6 +293,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::Peers(tx) => {
                         let _ = tx.send(serde_json::to_value(core.peers(Instant::now())).expect("serialises"));
                     }
+                    web::CoreRequest::Spans(tx) => {
+                        let _ = tx.send(serde_json::Value::Object(spans.states(&state.cfg.snapshot().config)));
+                    }
                 }
             }
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),

@@ -31,13 +31,27 @@ fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// Removes what a previous run left at `path`, but only a socket: a path that names
+/// anything else is refused, so a span's path can never delete a file.
+fn clear(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::other(format!(
+            "{} exists and is not a socket",
+            path.display()
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
 fn flags() -> SockFlag {
     SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC
 }
 
 impl Dline {
     pub fn listen(path: &Path) -> io::Result<Dline> {
-        let _ = std::fs::remove_file(path);
+        clear(path)?;
         let fd = socket(AddressFamily::Unix, SockType::SeqPacket, flags(), None)?;
         bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         listen(&fd, Backlog::new(1).map_err(io::Error::from)?)?;
@@ -118,7 +132,7 @@ impl Bchan {
     pub fn bind(path: &Path, n: u8) -> io::Result<Bchan> {
         let own = PathBuf::from(format!("{}.b{n}", path.display()));
         let peer = PathBuf::from(format!("{}.b{n}.peer", path.display()));
-        let _ = std::fs::remove_file(&own);
+        clear(&own)?;
         Ok(Bchan {
             sock: UnixDatagram::bind(&own)?,
             peer,
@@ -141,5 +155,31 @@ impl Bchan {
 impl Drop for Bchan {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.own);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_span_path_never_deletes_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("precious");
+        std::fs::write(&keep, b"data").unwrap();
+        let e = Dline::listen(&keep).err().unwrap().to_string();
+        assert!(e.contains("not a socket"), "{e}");
+        assert_eq!(std::fs::read(&keep).unwrap(), b"data");
+        std::fs::write(dir.path().join("precious.b1"), b"audio").unwrap();
+        assert!(Bchan::bind(&keep, 1).is_err());
+        assert_eq!(
+            std::fs::read(dir.path().join("precious.b1")).unwrap(),
+            b"audio"
+        );
+        // A socket left by an earlier run is replaced.
+        let span = dir.path().join("span");
+        drop(std::os::unix::net::UnixDatagram::bind(&span).unwrap());
+        let l = Dline::listen(&span).unwrap();
+        assert!(!l.connected());
     }
 }

@@ -344,6 +344,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             }
         }
         (&Method::GET, ["status", "peers"]) => crate::routing::peers_api(app, &c).await,
+        (&Method::GET, ["status", "spans"]) => crate::routing::spans_api(app, &c).await,
         (&Method::GET, ["status", "health"]) => {
             need_admin_read(&c)?;
             ok(crate::pages::health(app).await)

@@ -47,6 +47,8 @@ pub enum CoreRequest {
     Resync(Vec<(String, String)>, oneshot::Sender<usize>),
     /// Registration and keepalive state of SIP interfaces and links as JSON.
     Peers(oneshot::Sender<Value>),
+    /// The state of each ISDN interface's span (D-channel, alarms, calls) by name.
+    Spans(oneshot::Sender<Value>),
 }
 
 /// Knobs of the web server.

@@ -69,7 +69,8 @@ pub fn document() -> Value {
     d
 }
 
-/// `/routing/...` (trunks and number routing, Kerio chapters 6, 18, 23) and `/status/peers`.
+/// `/routing/...` (trunks and number routing, Kerio chapters 6, 7, 18, 23), `/status/peers`
+/// and `/status/spans`.
 fn routing_paths() -> Value {
     let s = |t: &str| json!({"type": t});
     let str_array = json!({"type": "array", "items": {"type": "string"}});
@@ -103,6 +104,27 @@ fn routing_paths() -> Value {
         "from_domain": s("string"), "fallback_ddi": s("string"), "country_code": s("string"),
         "area_code": s("string"), "permission_group": s("string"), "remote_wins": str_array.clone(),
         "keepalive": uint(4294967295)}});
+    let isdn = json!({"type": "object", "additionalProperties": false, "properties": {
+        "name": name.clone(), "enabled": s("boolean"), "description": s("string"),
+        "role": {"type": "string", "enum": ["provider", "pbx"]},
+        "span": {"type": "object", "description": "{\"driver\": \"dahdi\", \"span\": 1} or {\"driver\": \"virtual\", \"path\": \"/abs/socket\"}",
+            "required": ["driver"], "properties": {
+                "driver": {"type": "string", "enum": ["dahdi", "virtual"]},
+                "span": uint(128), "path": s("string")}},
+        "line": {"type": "string", "enum": ["e1", "t1", "bri"]},
+        "switch_type": {"type": "string", "enum": ["euroisdn", "ni2"]},
+        "side": {"type": "string", "enum": ["user", "network"]},
+        "numbers": str_array.clone(), "operator": s("string"),
+        "did": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["number", "target"], "properties": {"number": s("string"), "target": s("string")}}},
+        "called_digits": uint(20),
+        "called_rewrite": rewrite.clone(), "calling_rewrite": rewrite.clone(),
+        "overlap": s("boolean")}});
+    let mut isdn_new = isdn.clone();
+    isdn_new["required"] = json!(["name", "span"]);
+    let span_state = json!({"type": "object", "properties": {
+        "link_up": s("boolean"), "detail": s("string"), "calls": s("integer"),
+        "channels_busy": {"type": "array", "items": s("integer")}, "alarm": s("string")}});
     let mut link_new = link.clone();
     link_new["required"] = json!(["name"]);
     let route = json!({"type": "object", "additionalProperties": false, "required": ["interfaces"], "properties": {
@@ -143,6 +165,16 @@ fn routing_paths() -> Value {
             "get": read_op("One SIP interface", interface.clone()),
             "put": write_op("Change a SIP interface (fields left out keep their value; a new name renames it in the outbound routes too)", Some(interface.clone()), "200", Some(interface)),
             "delete": write_op("Remove a SIP interface no outbound route uses", None, "204", None)
+        },
+        "/routing/isdn": {
+            "get": read_op("ISDN interfaces (Kerio 7): PRI/BRI spans to a provider or another PBX", arr(&isdn)),
+            "post": write_op("Add an ISDN interface", Some(isdn_new), "201", Some(isdn.clone()))
+        },
+        "/routing/isdn/{name}": {
+            "parameters": param("name"),
+            "get": read_op("One ISDN interface", isdn.clone()),
+            "put": write_op("Change an ISDN interface (fields left out keep their value; a new name renames it in the outbound routes too)", Some(isdn.clone()), "200", Some(isdn)),
+            "delete": write_op("Remove an ISDN interface no outbound route uses", None, "204", None)
         },
         "/routing/links": {
             "get": read_op("Links to other PBXs (Kerio 6.2, Kerauno's System Connector, Ivoz's Friends)", arr(&link)),
@@ -196,7 +228,9 @@ fn routing_paths() -> Value {
             "put": write_op("Change a ring group (fields left out keep their value)", Some(ring.clone()), "200", Some(ring)),
             "delete": write_op("Remove a ring group", None, "204", None)
         },
-        "/status/peers": {"get": read_op("Registration and keepalive state of SIP interfaces and links", arr(&peer))}
+        "/status/peers": {"get": read_op("Registration and keepalive state of SIP interfaces and links", arr(&peer))},
+        "/status/spans": {"get": read_op("Each ISDN interface's span by name: data link, alarms, calls, channels in use, or why it is down",
+            json!({"type": "object", "additionalProperties": span_state}))}
     })
 }
 

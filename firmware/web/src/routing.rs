@@ -1,7 +1,7 @@
-//! Trunks and number routing in the web: `/api/v1/routing/...` (SIP interfaces, links,
-//! conflicts, outbound routes, permission groups, emergency numbers, ring groups) and
-//! `/api/v1/status/peers`. The Call routing pages (`routing_pages.rs`) use the same
-//! operations.
+//! Trunks and number routing in the web: `/api/v1/routing/...` (SIP interfaces, ISDN
+//! interfaces, links, conflicts, outbound routes, permission groups, emergency numbers,
+//! ring groups), `/api/v1/status/peers` and `/api/v1/status/spans`. The Call routing
+//! pages (`routing_pages.rs`) use the same operations.
 //!
 //! Writes of one entity take the fields given and keep the rest (`PUT` merges over the
 //! stored entity); outbound routes are one ordered list and are replaced whole.
@@ -9,7 +9,9 @@
 use crate::api::{busy, created, no_content, ok};
 use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
-use config::{Config, Emergency, Link, OutboundRoute, PermissionGroup, RingGroup, SipInterface};
+use config::{
+    Config, Emergency, IsdnInterface, Link, OutboundRoute, PermissionGroup, RingGroup, SipInterface,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -70,6 +72,23 @@ impl Entity for SipInterface {
             v["password"] = json!(HIDDEN);
         }
         v
+    }
+}
+
+impl Entity for IsdnInterface {
+    const WHAT: &'static str = "ISDN interface";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.isdn_interfaces
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.isdn_interfaces
+    }
+    fn renamed(c: &mut Config, old: &str, new: &str) {
+        SipInterface::renamed(c, old, new)
     }
 }
 
@@ -365,6 +384,33 @@ struct PresetBody {
     country: String,
 }
 
+/// The five routes of a collection of entities (`rest` after its name): list, add, read,
+/// change and remove.
+#[allow(clippy::too_many_arguments)]
+async fn crud<E: Entity>(
+    app: &Arc<App>,
+    who: &str,
+    reveal: bool,
+    cfg: &Config,
+    m: &Method,
+    rest: &[&str],
+    body: impl FnOnce() -> Result<Map<String, Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    match (m, rest) {
+        (&Method::GET, []) => ok(list_json::<E>(cfg, reveal)),
+        (&Method::POST, []) => created(create::<E>(app, who, body()?).await?.to_json(true)),
+        (&Method::GET, [n]) => ok(find::<E>(cfg, n)
+            .ok_or_else(|| missing::<E>(n))?
+            .to_json(reveal)),
+        (&Method::PUT, [n]) => ok(update::<E>(app, who, n, body()?).await?.to_json(true)),
+        (&Method::DELETE, [n]) => {
+            delete::<E>(app, who, n).await?;
+            no_content()
+        }
+        _ => Err(ApiError::not_found("no such route")),
+    }
+}
+
 /// Routes `/api/v1/routing/...` (`segs` after `routing`).
 pub(crate) async fn api(
     app: &Arc<App>,
@@ -384,37 +430,13 @@ pub(crate) async fn api(
     let body = || ops::object(&req.body);
     let m = &req.method;
     match (m, segs) {
-        (&Method::GET, ["interfaces"]) => ok(list_json::<SipInterface>(cfg, reveal)),
-        (&Method::POST, ["interfaces"]) => created(
-            create::<SipInterface>(app, &who, body()?)
-                .await?
-                .to_json(true),
-        ),
-        (&Method::GET, ["interfaces", n]) => ok(find::<SipInterface>(cfg, n)
-            .ok_or_else(|| missing::<SipInterface>(n))?
-            .to_json(reveal)),
-        (&Method::PUT, ["interfaces", n]) => ok(update::<SipInterface>(app, &who, n, body()?)
-            .await?
-            .to_json(true)),
-        (&Method::DELETE, ["interfaces", n]) => {
-            delete::<SipInterface>(app, &who, n).await?;
-            no_content()
+        (_, ["interfaces", rest @ ..]) => {
+            crud::<SipInterface>(app, &who, reveal, cfg, m, rest, body).await
         }
-
-        (&Method::GET, ["links"]) => ok(list_json::<Link>(cfg, reveal)),
-        (&Method::POST, ["links"]) => {
-            created(create::<Link>(app, &who, body()?).await?.to_json(true))
+        (_, ["isdn", rest @ ..]) => {
+            crud::<IsdnInterface>(app, &who, reveal, cfg, m, rest, body).await
         }
-        (&Method::GET, ["links", n]) => ok(find::<Link>(cfg, n)
-            .ok_or_else(|| missing::<Link>(n))?
-            .to_json(reveal)),
-        (&Method::PUT, ["links", n]) => {
-            ok(update::<Link>(app, &who, n, body()?).await?.to_json(true))
-        }
-        (&Method::DELETE, ["links", n]) => {
-            delete::<Link>(app, &who, n).await?;
-            no_content()
-        }
+        (_, ["links", rest @ ..]) => crud::<Link>(app, &who, reveal, cfg, m, rest, body).await,
         (&Method::GET, ["conflicts"]) => {
             ok(serde_json::to_value(cfg.link_conflicts()).expect("serialises"))
         }
@@ -437,23 +459,8 @@ pub(crate) async fn api(
             ok(serde_json::to_value(routes).expect("serialises"))
         }
 
-        (&Method::GET, ["permission_groups"]) => ok(list_json::<PermissionGroup>(cfg, reveal)),
-        (&Method::POST, ["permission_groups"]) => created(
-            create::<PermissionGroup>(app, &who, body()?)
-                .await?
-                .to_json(true),
-        ),
-        (&Method::GET, ["permission_groups", n]) => ok(find::<PermissionGroup>(cfg, n)
-            .ok_or_else(|| missing::<PermissionGroup>(n))?
-            .to_json(reveal)),
-        (&Method::PUT, ["permission_groups", n]) => {
-            ok(update::<PermissionGroup>(app, &who, n, body()?)
-                .await?
-                .to_json(true))
-        }
-        (&Method::DELETE, ["permission_groups", n]) => {
-            delete::<PermissionGroup>(app, &who, n).await?;
-            no_content()
+        (_, ["permission_groups", rest @ ..]) => {
+            crud::<PermissionGroup>(app, &who, reveal, cfg, m, rest, body).await
         }
 
         (&Method::GET, ["emergency"]) => {
@@ -478,22 +485,22 @@ pub(crate) async fn api(
             )
         }
 
-        (&Method::GET, ["ring_groups"]) => ok(list_json::<RingGroup>(cfg, reveal)),
-        (&Method::POST, ["ring_groups"]) => {
-            created(create::<RingGroup>(app, &who, body()?).await?.to_json(true))
-        }
-        (&Method::GET, ["ring_groups", n]) => ok(find::<RingGroup>(cfg, n)
-            .ok_or_else(|| missing::<RingGroup>(n))?
-            .to_json(reveal)),
-        (&Method::PUT, ["ring_groups", n]) => ok(update::<RingGroup>(app, &who, n, body()?)
-            .await?
-            .to_json(true)),
-        (&Method::DELETE, ["ring_groups", n]) => {
-            delete::<RingGroup>(app, &who, n).await?;
-            no_content()
+        (_, ["ring_groups", rest @ ..]) => {
+            crud::<RingGroup>(app, &who, reveal, cfg, m, rest, body).await
         }
         _ => Err(ApiError::not_found("no such route")),
     }
+}
+
+/// Each ISDN interface's span state by name, from pbxd.
+pub(crate) async fn spans(app: &Arc<App>) -> Option<Value> {
+    app.ask(crate::CoreRequest::Spans).await
+}
+
+/// `GET /api/v1/status/spans`.
+pub(crate) async fn spans_api(app: &Arc<App>, c: &Caller) -> Result<Response, ApiError> {
+    crate::api::need_admin_read(c)?;
+    ok(spans(app).await.ok_or_else(busy)?)
 }
 
 /// `GET /api/v1/status/peers`.

@@ -1,4 +1,5 @@
-//! The Call routing pages (`/admin/routing/...`): SIP interfaces (Kerio 6.1), links to
+//! The Call routing pages (`/admin/routing/...`): SIP interfaces (Kerio 6.1), ISDN
+//! interfaces (Kerio 7), links to
 //! other PBXs (Kerio 6.2, Kerauno's System Connector, Ivoz's Friends) with their
 //! conflicts, outbound routes (6.6), call permission groups (23.2), emergency numbers
 //! (18) and ring groups. Every form goes through the same operations as the API.
@@ -9,7 +10,10 @@ use crate::pages::{
 };
 use crate::routing::{self as r, Entity};
 use crate::{ApiError, App, Caller};
-use config::{Link, LinkMode, PermissionGroup, SipInterface, Transport};
+use config::{
+    DidMapping, IsdnInterface, IsdnLine, IsdnSide, Link, LinkMode, PermissionGroup, SipInterface,
+    SpanDriver, SwitchType, Transport,
+};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -64,6 +68,22 @@ pub(crate) async fn handle(
         (false, ["interfaces", n, "delete"]) => {
             let res = r::delete::<SipInterface>(app, &who, n).await;
             let (note, st) = outcome(res, |()| format!("Interface {n} removed."));
+            overview(app, c, note, st).await
+        }
+
+        (true, ["isdn"]) => isdn_page(c, &IsdnInterface::blank(), true, Note::None, StatusCode::OK),
+        (true, ["isdn", n]) => match r::find::<IsdnInterface>(&app.cfg.snapshot().config, n) {
+            Some(i) => {
+                let i = i.clone();
+                isdn_page(c, &i, false, Note::None, StatusCode::OK)
+            }
+            None => not_found(app, c, format!("ISDN interface {n} does not exist.")).await,
+        },
+        (false, ["isdn"]) => save::<IsdnInterface>(app, c, None, isdn_form(form)).await,
+        (false, ["isdn", n]) => save::<IsdnInterface>(app, c, Some(n), isdn_form(form)).await,
+        (false, ["isdn", n, "delete"]) => {
+            let res = r::delete::<IsdnInterface>(app, &who, n).await;
+            let (note, st) = outcome(res, |()| format!("ISDN interface {n} removed."));
             overview(app, c, note, st).await
         }
 
@@ -213,6 +233,15 @@ impl Page for SipInterface {
     }
 }
 
+impl Page for IsdnInterface {
+    fn blank() -> Self {
+        IsdnInterface::new("", SpanDriver::Dahdi { span: 1 })
+    }
+    fn page(_: &Arc<App>, c: &Caller, e: &Self, new: bool, note: Note, st: StatusCode) -> Response {
+        isdn_page(c, e, new, note, st)
+    }
+}
+
 impl Page for PermissionGroup {
     fn blank() -> Self {
         new_group()
@@ -334,6 +363,12 @@ fn interface_form(form: &Form) -> Result<Map<String, Value>, ApiError> {
         m.insert(k.into(), num(form, k, k)?);
     }
     m.insert("transport".into(), transport(form));
+    incoming_form(form, &mut m)?;
+    Ok(m)
+}
+
+/// What SIP and ISDN interfaces share: the DID table and the rewrites of incoming calls.
+fn incoming_form(form: &Form, m: &mut Map<String, Value>) -> Result<(), ApiError> {
     m.insert("called_rewrite".into(), rewrite(form, "called")?);
     m.insert("calling_rewrite".into(), rewrite(form, "calling")?);
     let did: Vec<Value> = rows(form, &["did_number", "did_target"])
@@ -341,6 +376,33 @@ fn interface_form(form: &Form) -> Result<Map<String, Value>, ApiError> {
         .map(|r| json!({"number": r[0], "target": r[1]}))
         .collect();
     m.insert("did".into(), Value::Array(did));
+    Ok(())
+}
+
+fn isdn_form(form: &Form) -> Result<Map<String, Value>, ApiError> {
+    let mut m = Map::new();
+    for k in ["name", "description", "operator"] {
+        m.insert(k.into(), text(form, k));
+    }
+    for k in ["enabled", "overlap"] {
+        m.insert(k.into(), check(form, k));
+    }
+    m.insert("numbers".into(), list(form, "numbers"));
+    for k in ["role", "line", "switch_type", "side"] {
+        if let Some(v) = field(form, k).filter(|v| !v.is_empty()) {
+            m.insert(k.into(), json!(v));
+        }
+    }
+    let span = match field(form, "driver").unwrap_or("dahdi") {
+        "virtual" => json!({"driver": "virtual", "path": text(form, "path")}),
+        _ => json!({"driver": "dahdi", "span": num(form, "span", "the DAHDI span")?}),
+    };
+    m.insert("span".into(), span);
+    m.insert(
+        "called_digits".into(),
+        num(form, "called_digits", "digits of the called number")?,
+    );
+    incoming_form(form, &mut m)?;
     Ok(m)
 }
 
@@ -584,6 +646,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
     let cfg = &snap.config;
     let write = c.can_write_admin();
     let peers = r::peers(app).await;
+    let spans = r::spans(app).await;
     let conflicts = cfg.link_conflicts();
     let spare = if write { SPARE_ROWS } else { 0 };
     page_response(
@@ -611,6 +674,23 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                     }
                 }
                 @if write { p { a.button href="/admin/routing/interfaces" { "Add SIP interface" } } }
+
+                h2 { "ISDN interfaces" }
+                table id="isdn" {
+                    thead { tr { th { "Name" } th { "Line" } th { "Numbers" } th { "Enabled" } th { "State" } } }
+                    tbody {
+                        @for i in &cfg.isdn_interfaces {
+                            tr {
+                                td { a href=(entity_url("isdn", Some(&i.name))) { (i.name) } }
+                                td { (isdn_span_text(i)) }
+                                td { (i.numbers.join(", ")) }
+                                td { (if i.enabled { "yes" } else { "no" }) }
+                                td.state { (span_state_text(spans.as_ref().and_then(|s| s.get(&i.name)))) }
+                            }
+                        }
+                    }
+                }
+                @if write { p { a.button href="/admin/routing/isdn" { "Add ISDN interface" } } }
 
                 h2 { "Links to other PBXs" }
                 table id="links" {
@@ -749,6 +829,138 @@ fn rewrite_fields(label: &str, k: &str, rw: &config::Rewrite) -> Markup {
     }
 }
 
+/// The DID table and the rewrites of incoming calls (SIP and ISDN interfaces).
+fn incoming_fields(
+    did: &[DidMapping],
+    called: &config::Rewrite,
+    calling: &config::Rewrite,
+    spare: usize,
+) -> Markup {
+    html! {
+        table.rows id="did" {
+            thead { tr { th { "External number" } th { "Extension" } } }
+            tbody {
+                @for d in did {
+                    tr { td { input name="did_number" value=(d.number) aria-label="External number"; } td { input name="did_target" value=(d.target) aria-label="Extension"; } }
+                }
+                @for _ in 0..spare {
+                    tr { td { input name="did_number" aria-label="External number"; } td { input name="did_target" aria-label="Extension"; } }
+                }
+            }
+        }
+        (rewrite_fields("Called number", "called", called))
+        (rewrite_fields("Calling number (so users can call back)", "calling", calling))
+    }
+}
+
+/// `<option>`s with the one whose value is `current` selected.
+fn options(current: &str, list: &[(&str, &str)]) -> Markup {
+    html! {
+        @for (v, label) in list {
+            option value=(v) selected[*v == current] { (label) }
+        }
+    }
+}
+
+fn isdn_span_text(i: &IsdnInterface) -> String {
+    let line = match i.line {
+        IsdnLine::E1 => "E1",
+        IsdnLine::T1 => "T1",
+        IsdnLine::Bri => "BRI",
+    };
+    let span = match &i.span {
+        SpanDriver::Dahdi { span } => format!("DAHDI span {span}"),
+        SpanDriver::Virtual { path } => format!("virtual span {path}"),
+    };
+    let switch = match i.switch_type {
+        SwitchType::Euroisdn => "EuroISDN",
+        SwitchType::Ni2 => "NI-2",
+    };
+    let side = match i.side {
+        IsdnSide::User => "user side",
+        IsdnSide::Network => "network side",
+    };
+    format!("{span}: {line}, {switch}, {side}")
+}
+
+/// A span's state in words: link, alarms, calls, or why it is down.
+fn span_state_text(s: Option<&Value>) -> String {
+    let Some(s) = s else {
+        return String::new();
+    };
+    let mut out = if s["link_up"] == json!(true) {
+        "link up".to_string()
+    } else {
+        "link down".to_string()
+    };
+    if let Some(a) = s["alarm"].as_str() {
+        out = format!("{out}; {a}");
+    }
+    match s["detail"].as_str() {
+        Some(d) if !d.is_empty() => out = format!("{out} ({d})"),
+        _ => {}
+    }
+    let calls = s["calls"].as_u64().unwrap_or(0);
+    if calls > 0 {
+        out = format!("{out}; {calls} call{}", if calls == 1 { "" } else { "s" });
+    }
+    out
+}
+
+fn isdn_page(c: &Caller, i: &IsdnInterface, new: bool, note: Note, status: StatusCode) -> Response {
+    let write = c.can_write_admin();
+    let (title, action) = edit_target(new, "New ISDN interface", "ISDN interface", "isdn", &i.name);
+    let spare = if write { SPARE_ROWS } else { 0 };
+    let enum_str = |v: Value| v.as_str().unwrap_or("").to_string();
+    let (driver, span, path) = match &i.span {
+        SpanDriver::Dahdi { span } => ("dahdi", span.to_string(), String::new()),
+        SpanDriver::Virtual { path } => ("virtual", String::new(), path.clone()),
+    };
+    let role = enum_str(json!(i.role));
+    let line = enum_str(json!(i.line));
+    let switch = enum_str(json!(i.switch_type));
+    let side = enum_str(json!(i.side));
+    page_response(
+        status,
+        layout(
+            &title,
+            Some(c),
+            true,
+            &note,
+            html! {
+                p { a href="/admin/routing" { "← Call routing" } }
+                form.card id="isdn" method="post" action=(action) {
+                    (csrf_field(c))
+                    fieldset disabled[!write] {
+                        label { "Name (letters, digits, - and _)" input name="name" value=(i.name) required pattern="[A-Za-z0-9_-]{1,32}"; }
+                        label.check { input type="checkbox" name="enabled" checked[i.enabled]; "Enabled" }
+                        label { "Description" input name="description" value=(i.description); }
+                        label { "Connected to" select name="role" { (options(&role, &[("provider", "an ISDN provider"), ("pbx", "another PBX")])) } }
+                        h3 { "Line" }
+                        label { "Span" select name="driver" { (options(driver, &[("dahdi", "PRI/BRI card (DAHDI)"), ("virtual", "virtual span (lab)")])) } }
+                        label { "DAHDI span number" input name="span" value=(span) inputmode="numeric"; }
+                        label { "Virtual span socket path" input name="path" value=(path); }
+                        label { "Line type" select name="line" { (options(&line, &[("e1", "E1 PRI (30 channels)"), ("t1", "T1 PRI (23 channels)"), ("bri", "BRI (2 channels)")])) } }
+                        label { "Switch type" select name="switch_type" { (options(&switch, &[("euroisdn", "EuroISDN (A-law)"), ("ni2", "National ISDN-2 (u-law)")])) } }
+                        label { "Side" select name="side" { (options(&side, &[("user", "user (facing a provider)"), ("network", "network (the other PBX is the user)")])) } }
+                        label.check { input type="checkbox" name="overlap" checked[i.overlap]; "Overlap dialing (numbers sent digit by digit)" }
+                        h3 { "Incoming calls" }
+                        label { "Numbers from the provider (commas; X = any digit)" input name="numbers" value=(i.numbers.join(", ")); }
+                        label { "Operator extension (unmapped numbers)" input name="operator" value=(i.operator) inputmode="numeric"; }
+                        label { "Digits of the called number that count (0 = all)" input name="called_digits" value=(i.called_digits) inputmode="numeric"; }
+                        p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator. Calls out use the outbound routes." }
+                        (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
+                        @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
+                    }
+                }
+                @if write && !new {
+                    (remove_form(c, "isdn", &i.name, "Remove ISDN interface"))
+                }
+            },
+        ),
+    )
+}
+
 fn interface_page(
     c: &Caller,
     i: &SipInterface,
@@ -799,19 +1011,7 @@ fn interface_page(
                         label { "Other addresses the provider calls from (commas; subnets allowed)" input name="inbound_sources" value=(i.inbound_sources.join(", ")); }
                         h3 { "Incoming calls" }
                         p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator." }
-                        table.rows id="did" {
-                            thead { tr { th { "External number" } th { "Extension" } } }
-                            tbody {
-                                @for d in &i.did {
-                                    tr { td { input name="did_number" value=(d.number) aria-label="External number"; } td { input name="did_target" value=(d.target) aria-label="Extension"; } }
-                                }
-                                @for _ in 0..spare {
-                                    tr { td { input name="did_number" aria-label="External number"; } td { input name="did_target" aria-label="Extension"; } }
-                                }
-                            }
-                        }
-                        (rewrite_fields("Called number", "called", &i.called_rewrite))
-                        (rewrite_fields("Calling number (so users can call back)", "calling", &i.calling_rewrite))
+                        (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
                         @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
                     }
                 }

@@ -405,6 +405,42 @@ async fn bad_routing_input_gets_an_error_naming_the_field() {
             404,
             "",
         ),
+        (
+            "POST",
+            "/api/v1/routing/isdn",
+            r#"{"name":"tel co","span":{"driver":"dahdi","span":1}}"#,
+            400,
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/routing/isdn",
+            r#"{"name":"telco","span":{"driver":"dahdi","span":0}}"#,
+            400,
+            "span",
+        ),
+        (
+            "POST",
+            "/api/v1/routing/isdn",
+            r#"{"name":"telco","span":{"driver":"virtual","path":"relative"}}"#,
+            400,
+            "span",
+        ),
+        (
+            "POST",
+            "/api/v1/routing/isdn",
+            r#"{"name":"telco","span":{"driver":"dahdi","span":1},"switch_type":"qsig"}"#,
+            400,
+            "switch_type",
+        ),
+        (
+            "POST",
+            "/api/v1/routing/isdn",
+            r#"{"name":"telco","span":{"driver":"dahdi","span":1},"called_rewrite":{"strip":1,"prefix":"9x"}}"#,
+            400,
+            "called_rewrite",
+        ),
+        ("DELETE", "/api/v1/routing/isdn/none", "", 404, ""),
         ("DELETE", "/api/v1/routing/ring_groups/999", "", 404, ""),
         ("GET", "/api/v1/routing/nothing", "", 404, ""),
     ];
@@ -795,4 +831,207 @@ async fn a_permission_group_with_any_printable_name_has_working_pages() {
     let a = post(format!("{href}/delete"), form(&admin, &[])).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(rig.cfg.snapshot().config.permission_groups.is_empty());
+}
+
+#[tokio::test]
+async fn isdn_interfaces_through_the_api_and_the_pages() {
+    let rig = rig();
+    let (admin, auditor, _) = rig.populated().await;
+
+    // Kerio 7.3 through the API; a rename follows into the outbound routes.
+    let a = rig
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/routing/isdn",
+            Some(
+                json!({"name": "telco", "span": {"driver": "dahdi", "span": 1},
+                "numbers": ["55501XX"], "called_digits": 4,
+                "called_rewrite": {"strip": 2, "prefix": "2"},
+                "calling_rewrite": {"strip": 0, "prefix": "9"}}),
+            ),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["line"], "e1");
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/routing/outbound",
+            Some(json!([{"prefix": "9", "interfaces": ["telco"]}])),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/routing/isdn/telco",
+            Some(json!({"name": "pri1", "overlap": true})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let c = rig.cfg.snapshot().config.clone();
+    assert_eq!(c.outbound_routes[0].interfaces, vec!["pri1"]);
+    assert!(c.isdn_interfaces[0].overlap && c.isdn_interfaces[0].called_digits == 4);
+    // Auditors read, never write; the same span twice is refused.
+    let a = rig
+        .call(&auditor, "GET", "/api/v1/routing/isdn/pri1", None)
+        .await;
+    assert_eq!(
+        (a.status, a.body["numbers"][0].as_str()),
+        (200, Some("55501XX"))
+    );
+    let a = rig
+        .call(&auditor, "DELETE", "/api/v1/routing/isdn/pri1", None)
+        .await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let a = rig
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/routing/isdn",
+            Some(json!({"name": "pri2", "span": {"driver": "dahdi", "span": 1}})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["field"].as_str()),
+        (400, Some("span")),
+        "{}",
+        a.text
+    );
+    let a = rig.call(&admin, "GET", "/api/v1/status/spans", None).await;
+    assert_eq!(a.body["telco"]["link_up"], false, "{}", a.text);
+
+    // The pages: a BRI to another PBX from the blank form, on a virtual span.
+    let post = |path: &'static str, body: String| {
+        let (rig, admin) = (&rig, admin.clone());
+        async move {
+            rig.raw(&admin, "POST", path, Some((FORM, body)), &[], "127.0.0.1")
+                .await
+        }
+    };
+    let a = rig
+        .raw(&admin, "GET", "/admin/routing/isdn", None, &[], "127.0.0.1")
+        .await;
+    assert!(
+        a.text.contains("New ISDN interface") && a.text.contains("name=\"driver\""),
+        "{}",
+        a.text
+    );
+    let fields = |name: &'static str, path: &'static str| {
+        vec![
+            ("name", name),
+            ("enabled", "on"),
+            ("role", "pbx"),
+            ("driver", "virtual"),
+            ("span", ""),
+            ("path", path),
+            ("line", "bri"),
+            ("switch_type", "euroisdn"),
+            ("side", "network"),
+            ("overlap", "on"),
+            ("numbers", "201, 202"),
+            ("called_digits", ""),
+            ("did_number", "201"),
+            ("did_target", "101"),
+            ("called_strip", ""),
+            ("called_prefix", ""),
+            ("calling_strip", "0"),
+            ("calling_prefix", "8"),
+        ]
+    };
+    let a = post(
+        "/admin/routing/isdn",
+        form(&admin, &fields("oldpbx", "/run/pbx/bri1")),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(
+        a.text.contains("ISDN interface oldpbx added."),
+        "{}",
+        a.text
+    );
+    let i = rig.cfg.snapshot().config.isdn_interfaces[1].clone();
+    assert_eq!(
+        (i.role, i.line, i.side, i.overlap, i.did.len()),
+        (
+            config::IsdnRole::Pbx,
+            config::IsdnLine::Bri,
+            config::IsdnSide::Network,
+            true,
+            1
+        )
+    );
+    assert_eq!(
+        i.span,
+        config::SpanDriver::Virtual {
+            path: "/run/pbx/bri1".into()
+        }
+    );
+    assert_eq!(i.calling_rewrite.apply("201"), "8201");
+
+    // Bad fields: the page says which and keeps what was typed; nothing is stored.
+    let before = rig.cfg.snapshot().config.clone();
+    let mut bad = fields("oldpbx", "relative/path");
+    bad.push(("description", "typed but refused"));
+    let a = post("/admin/routing/isdn/oldpbx", form(&admin, &bad)).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(
+        a.text.contains("absolute socket path") && a.text.contains("typed but refused"),
+        "{}",
+        a.text
+    );
+    let mut bad = fields("oldpbx", "/run/pbx/bri1");
+    bad.retain(|(k, _)| *k != "called_digits");
+    bad.push(("called_digits", "four"));
+    let a = post("/admin/routing/isdn/oldpbx", form(&admin, &bad)).await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.text.contains("called_digits"), "{}", a.text);
+    assert_eq!(rig.cfg.snapshot().config, before);
+
+    // The overview lists both with their lines and the span's state.
+    let a = rig
+        .raw(&admin, "GET", "/admin/routing", None, &[], "127.0.0.1")
+        .await;
+    assert!(
+        a.text.contains("DAHDI span 1: E1, EuroISDN, user side"),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.text
+            .contains("virtual span /run/pbx/bri1: BRI, EuroISDN, network side"),
+        "{}",
+        a.text
+    );
+    // The rig's pbxd reports "telco" (the old name) as down with a red alarm.
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/routing/isdn/pri1",
+            Some(json!({"name": "telco"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = rig
+        .raw(&admin, "GET", "/admin/routing", None, &[], "127.0.0.1")
+        .await;
+    assert!(
+        a.text
+            .contains("link down; alarm: red (no signal or no frame sync) (T200 expired)"),
+        "{}",
+        a.text
+    );
+
+    // Removing from the page.
+    let a = post("/admin/routing/isdn/oldpbx/delete", form(&admin, &[])).await;
+    assert!(
+        a.text.contains("ISDN interface oldpbx removed."),
+        "{}",
+        a.text
+    );
+    assert_eq!(rig.cfg.snapshot().config.isdn_interfaces.len(), 1);
 }

@@ -263,9 +263,10 @@ fn schemathesis_finds_no_server_errors() {
         "--exclude-path",
         "/login",
         // Interfaces and links make the box send SIP to their hosts: made-up hosts
-        // would be traffic to addresses outside this machine.
+        // would be traffic to addresses outside this machine. ISDN interfaces would
+        // open made-up DAHDI spans and make sockets at made-up paths.
         "--exclude-name-regex",
-        "^(POST|PUT) /routing/(interfaces|links)",
+        "^(POST|PUT) /routing/(interfaces|links|isdn)",
     ])
     .args(["--request-timeout", "10"]);
     for x in &h {
@@ -348,12 +349,20 @@ fn browser(pbx: &Pbxd, script: &str, env: &[(&str, &str)]) {
 }
 
 #[test]
-fn chromium_call_routing_provider_link_conflict_outbound_emergency() {
+fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
     let pbx = Pbxd::start();
     pbx.admin_session(PW);
     pbx.ctl_ok(&["extension", "add", "101", "--password", "Str0ng-Secret-101"]);
-    browser(&pbx, "routing.mjs", &[("ADMIN_PW", PW)]);
+    let lab = tempfile::tempdir().unwrap();
+    let span = lab.path().join("span");
+    browser(
+        &pbx,
+        "routing.mjs",
+        &[("ADMIN_PW", PW), ("SPAN_PATH", span.to_str().unwrap())],
+    );
     assert!(repo().join("target/artifacts/routing.png").exists());
+    // The ISDN interface added in the browser runs: its span listens.
+    assert!(wait_until(Duration::from_secs(5), || span.exists()));
     // What the browser did is really in the configuration.
     let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
     let i = &cfg["sip_interfaces"][0];
@@ -372,6 +381,13 @@ fn chromium_call_routing_provider_link_conflict_outbound_emergency() {
     );
     assert_eq!(cfg["emergency"]["direct_dialing"], true, "{cfg}");
     assert_eq!(cfg["emergency"]["numbers"][0]["number"], "112", "{cfg}");
+    let t = &cfg["isdn_interfaces"][0];
+    assert_eq!(
+        (&t["name"], &t["called_digits"]),
+        (&serde_json::json!("telco"), &serde_json::json!(4)),
+        "{cfg}"
+    );
+    assert_eq!(t["calling_rewrite"]["prefix"], "9", "{cfg}");
 }
 
 #[test]

@@ -39,6 +39,11 @@ pub fn rig() -> Rig {
                 web::CoreRequest::Resync(targets, t) => {
                     let _ = t.send(targets.len());
                 }
+                web::CoreRequest::Spans(t) => {
+                    let _ = t.send(json!({"telco": {"link_up": false, "calls": 0,
+                        "channels_busy": [], "alarm": "alarm: red (no signal or no frame sync)",
+                        "detail": "T200 expired"}}));
+                }
                 web::CoreRequest::Peers(t) => {
                     let _ = t.send(json!([{"name": "sipgate", "kind": "interface", "registration": "registered"}]));
                 }
