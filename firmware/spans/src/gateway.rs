@@ -154,6 +154,8 @@ struct GwCall {
     rest: String,
     rtp: Option<Arc<UdpSocket>>,
     remote_rtp: Option<SocketAddr>,
+    /// The telephone-event payload type both ends agreed on (RFC 4733), if any.
+    te_pt: Option<u8>,
     bridge: Option<JoinHandle<()>>,
     ended: bool,
 }
@@ -376,17 +378,28 @@ impl Gw {
         }
     }
 
-    fn sdp(&self, port: u16) -> Vec<u8> {
+    /// Our SDP: the span's law, and telephone-events (for keypad digits to the line)
+    /// with payload type `te`.
+    fn sdp(&self, port: u16, te: Option<u8>) -> Vec<u8> {
         let alaw = self.iface.switch_type == SwitchType::Euroisdn;
+        let mut codecs = vec![Codec {
+            pt: if alaw { 8 } else { 0 },
+            name: self.iface.codec().into(),
+            rate: 8000,
+            fmtp: None,
+        }];
+        if let Some(pt) = te {
+            codecs.push(Codec {
+                pt,
+                name: "telephone-event".into(),
+                rate: 8000,
+                fmtp: Some("0-15".into()),
+            });
+        }
         let audio = Audio {
             addr: self.me.ip(),
             port,
-            codecs: vec![Codec {
-                pt: if alaw { 8 } else { 0 },
-                name: self.iface.codec().into(),
-                rate: 8000,
-                fmtp: None,
-            }],
+            codecs,
             direction: Direction::SendRecv,
             ptime: Some(20),
         };
@@ -469,7 +482,7 @@ impl Gw {
                 if inband {
                     self.start_bridge(i);
                     let port = self.rtp_port(i);
-                    let body = self.sdp(port);
+                    let body = self.sdp(port, self.calls[i].te_pt);
                     self.respond_invite(i, 183, "Session Progress", &body);
                 } else {
                     self.respond_invite(i, 180, "Ringing", &[]);
@@ -480,7 +493,7 @@ impl Gw {
                 self.calls[i].answered = true;
                 self.start_bridge(i);
                 let port = self.rtp_port(i);
-                let body = self.sdp(port);
+                let body = self.sdp(port, self.calls[i].te_pt);
                 self.respond_invite(i, 200, "OK", &body);
             }
             Event::Ended { call, cause } => {
@@ -529,6 +542,7 @@ impl Gw {
             rest: String::new(),
             rtp: None,
             remote_rtp: None,
+            te_pt: None,
             bridge: None,
             ended: false,
         }
@@ -581,9 +595,10 @@ impl Gw {
         }
         let called = self.iface.significant(&self.calls[i].collected);
         let port = self.rtp_port(i);
-        let body = self.sdp(port);
+        let body = self.sdp(port, Some(OUR_TE_PT));
         let core = self.core;
         let c = &mut self.calls[i];
+        c.te_pt = Some(OUR_TE_PT);
         c.remote_uri = format!("<sip:{called}@{core}>");
         c.target = format!("sip:{called}@{core}");
         c.inviting = true;
@@ -666,13 +681,11 @@ impl Gw {
         };
         let rtp = self.calls[i].rtp.clone().expect("bound above");
         let remote = self.calls[i].remote_rtp;
-        let pt = if self.iface.switch_type == SwitchType::Euroisdn {
-            8
-        } else {
-            0
-        };
+        let alaw = self.iface.switch_type == SwitchType::Euroisdn;
+        let pt = if alaw { 8 } else { 0 };
+        let te = self.calls[i].te_pt;
         b.drain();
-        self.calls[i].bridge = Some(tokio::spawn(bridge(b, rtp, remote, pt)));
+        self.calls[i].bridge = Some(tokio::spawn(bridge(b, rtp, remote, pt, te, alaw)));
     }
 
     fn sip_in(&mut self, bytes: &[u8], src: SocketAddr) {
@@ -765,7 +778,9 @@ impl Gw {
             .chars()
             .filter(|c| c.is_ascii_digit())
             .collect();
-        let offer = sdp::parse(&req.body).ok().and_then(|a| a.rtp_target());
+        let offered = sdp::parse(&req.body).ok();
+        let offer = offered.as_ref().and_then(|a| a.rtp_target());
+        let te_pt = offered.as_ref().and_then(te_of);
         let bad = |gw: &Gw, status: u16, why: &str| {
             let b = response(&req, status, why, Some(&token()), &[], &[]);
             gw.send_sip(&b, src);
@@ -805,6 +820,7 @@ impl Gw {
         c.call_id = call_id;
         c.rest = rest;
         c.remote_rtp = offer;
+        c.te_pt = te_pt;
         c.remote_tag = get(&req.headers, "From")
             .and_then(|f| header_param(f, "tag"))
             .map(str::to_string);
@@ -841,7 +857,12 @@ impl Gw {
         if let Some(ct) = get(&resp.headers, "Contact") {
             self.calls[i].target = uri_part(ct).to_string();
         }
-        let answer = sdp::parse(&resp.body).ok().and_then(|a| a.rtp_target());
+        let answered_sdp = sdp::parse(&resp.body).ok();
+        let answer = answered_sdp.as_ref().and_then(|a| a.rtp_target());
+        if let Some(a) = &answered_sdp {
+            // What the answer keeps of our telephone-events offer.
+            self.calls[i].te_pt = te_of(a);
+        }
         let q = self.calls[i].q931;
         match status {
             100 => {}
@@ -912,9 +933,26 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The telephone-event payload type the gateway offers.
+const OUR_TE_PT: u8 = 101;
+
+/// The telephone-event payload type an SDP lists, if any.
+fn te_of(a: &Audio) -> Option<u8> {
+    a.codecs.iter().find(|c| c.is_dtmf()).map(|c| c.pt)
+}
+
 /// Carries one call's audio: B-channel chunks out as RTP, RTP payloads in to the
-/// B-channel. Runs until aborted when the call ends.
-async fn bridge(b: Arc<Bline>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAddr>, pt: u8) {
+/// B-channel, telephone-events (payload type `te`) in as DTMF tones while the call's
+/// other audio waits. Runs until aborted when the call ends.
+async fn bridge(
+    b: Arc<Bline>,
+    rtp: Arc<UdpSocket>,
+    mut remote: Option<SocketAddr>,
+    pt: u8,
+    te: Option<u8>,
+    alaw: bool,
+) {
+    let mut tones = crate::dtmf::ToneOut::new(alaw);
     let ssrc: u32 = rand::thread_rng().gen();
     let mut seq: u16 = rand::thread_rng().gen();
     let mut ts: u32 = rand::thread_rng().gen();
@@ -944,8 +982,17 @@ async fn bridge(b: Arc<Bline>, rtp: Arc<UdpSocket>, mut remote: Option<SocketAdd
                 }
                 // Symmetric RTP: answer where the relay really sends from.
                 remote = Some(src);
-                if p[1] & 0x7f != pt {
-                    continue; // telephone-events and comfort noise stay off the line
+                let kind = p[1] & 0x7f;
+                if Some(kind) == te {
+                    let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+                    let off = 12 + 4 * (p[0] & 0x0f) as usize;
+                    for block in tones.event(ts, p.get(off..).unwrap_or(&[])) {
+                        b.send(&block);
+                    }
+                    continue;
+                }
+                if kind != pt || tones.playing() {
+                    continue; // comfort noise stays off the line, as does audio under a digit
                 }
                 let mut off = 12 + 4 * (p[0] & 0x0f) as usize;
                 if p[0] & 0x10 != 0 {

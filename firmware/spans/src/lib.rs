@@ -11,6 +11,7 @@
 //! span over Unix sockets, for labs and tests).
 
 pub mod dahdi;
+pub mod dtmf;
 pub mod gateway;
 pub mod vspan;
 

@@ -225,7 +225,23 @@ fn kerio_rewriting_example_through_a_virtual_span() {
     });
     assert!(est, "201 never connected: {:?}", p201.events());
     net.serve(Duration::from_secs(2), |_, _| false);
-    assert!(line.samples().len() > 4000, "no audio on the outgoing call");
+    let before = line.samples();
+    assert!(before.len() > 4000, "no audio on the outgoing call");
+    // 201 presses 1 (RFC 4733 from baresip): the line hears 697 + 1209 Hz, which
+    // 201's 440 Hz tone alone does not have.
+    p201.command("sndcode", "1");
+    net.serve(Duration::from_secs(1), |_, _| false);
+    let after = line.samples();
+    let keyed = &after[before.len()..];
+    let quiet = &before[before.len() - keyed.len().min(before.len())..];
+    for f in [697.0, 1209.0] {
+        let (p, base) = (tone_power(keyed, 8000, f), tone_power(quiet, 8000, f));
+        assert!(
+            p > 100.0 * base.max(1.0),
+            "{f} Hz: {p} after the key, {base} before"
+        );
+    }
+    assert!(tone_power(keyed, 8000, 697.0) > 20.0 * tone_power(keyed, 8000, 941.0));
     // 201 hangs up: the network gets DISCONNECT with normal clearing.
     p201.command("hangup", "");
     let gone = ev(&mut net, Duration::from_secs(10), PRI_EVENT_HANGUP_REQ)
