@@ -153,9 +153,15 @@ fn saved_or_factory(o: &Opts) -> (NetworkSettings, Option<String>) {
 
 /// Removes everything on the data partition (configuration, voicemail, certificates,
 /// logs, network settings); the firmware lives elsewhere and stays.
+/// The reset marker goes last, so a reset cut short (power lost, a file that would not
+/// go) is finished at the next boot.
 fn erase(data: &Path) -> Result<()> {
+    let marker = data.join(RESET_MARKER);
     for e in std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))? {
         let p = e?.path();
+        if p == marker {
+            continue;
+        }
         let r = if p.is_dir() && !p.is_symlink() {
             std::fs::remove_dir_all(&p)
         } else {
@@ -163,7 +169,21 @@ fn erase(data: &Path) -> Result<()> {
         };
         r.with_context(|| format!("removing {}", p.display()))?;
     }
-    Ok(())
+    match std::fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", marker.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a finished command printed, its standard output then its errors.
+fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 struct Menu {
@@ -562,12 +582,7 @@ impl Menu {
             });
         match run {
             Ok(out) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                self.say(text.trim());
+                self.say(output_text(&out).trim());
                 if out.status.success() {
                     self.say("The web administrator's password is changed; log in as Admin.");
                 }
@@ -600,14 +615,7 @@ impl Menu {
             .args(["-c", "3", "-W", "2", "--", &host])
             .output()
         {
-            Ok(out) => {
-                let text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                self.say(text.trim_end());
-            }
+            Ok(out) => self.say(output_text(&out).trim_end()),
             Err(e) => self.say(&format!("Cannot run ping: {e}")),
         }
         self.pause()

@@ -9,53 +9,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Ns(String);
-
-impl Ns {
-    fn new() -> Option<Ns> {
-        let name = format!("pbxcon{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .ok()?
-            .success();
-        if !ok {
-            return None;
-        }
-        let ns = Ns(name);
-        for a in [
-            &[
-                "link", "add", "eth0", "type", "veth", "peer", "name", "far0",
-            ][..],
-            &["link", "set", "far0", "up"],
-            &["link", "set", "lo", "up"],
-        ] {
-            assert!(ns.ip(a).status.success(), "ip {a:?}");
-        }
-        Some(ns)
-    }
-
-    fn ip(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn addr(&self) -> String {
-        String::from_utf8_lossy(&self.ip(&["-4", "-o", "addr", "show", "dev", "eth0"]).stdout)
-            .to_string()
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use system::testing::Netns;
 
 struct Console {
     child: Child,
@@ -65,12 +19,12 @@ struct Console {
 }
 
 impl Console {
-    fn start(ns: &Ns, args: &[String]) -> Console {
+    fn start(ns: &Netns, args: &[String]) -> Console {
         let pty = openpty(None, None).unwrap();
         let slave: OwnedFd = pty.slave;
         let s = slave.as_raw_fd();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_pbx-console")])
+        cmd.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_pbx-console")])
             .args(args)
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
@@ -166,7 +120,7 @@ fn script(dir: &std::path::Path, name: &str, log: &std::path::Path) -> String {
 
 #[test]
 fn the_menu_through_a_terminal() {
-    let Some(ns) = Ns::new() else {
+    let Some(ns) = Netns::new("pbxcon") else {
         assert!(
             !nix::unistd::Uid::effective().is_root(),
             "root must be able to make a netns"
@@ -206,7 +160,7 @@ fn the_menu_through_a_terminal() {
         .args([
             "netns",
             "exec",
-            &ns.0,
+            &ns.name,
             env!("CARGO_BIN_EXE_pbx-console"),
             "--apply-network",
         ])
@@ -214,7 +168,7 @@ fn the_menu_through_a_terminal() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(ns.addr().contains("10.10.10.1/24"), "{}", ns.addr());
+    assert!(ns.eth0().contains("10.10.10.1/24"), "{}", ns.eth0());
 
     let mut c = Console::start(&ns, &args);
     c.expect("https://10.10.10.1:4021/admin");
@@ -275,7 +229,7 @@ fn the_menu_through_a_terminal() {
     c.expect("Saved and applied.");
     c.line("");
     c.expect("https://192.168.50.2:4021/admin");
-    let a = ns.addr();
+    let a = ns.eth0();
     assert!(
         a.contains("192.168.50.2/24") && !a.contains("10.10.10.1"),
         "{a}"
@@ -325,6 +279,14 @@ fn the_menu_through_a_terminal() {
     c.expect("Choose 1-9");
     c.line("5");
     c.expect("not available on this system");
+    c.line("");
+
+    // Back to the previous firmware: without RAUC nothing is switched or rebooted.
+    c.expect("Choose 1-9");
+    c.line("6");
+    c.expect("(y/n)");
+    c.line("y");
+    c.expect("Not switched: firmware updates are not available");
     c.line("");
 
     // Reboot asked and declined; shut down confirmed.

@@ -360,27 +360,15 @@ fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
     let (out, x) = map.0[pt as usize];
     pkt[1] = (pkt[1] & 0x80) | out;
     if x != Xcode::None {
-        let cc = (pkt[0] & 0x0f) as usize;
-        let mut off = 12 + 4 * cc;
-        if pkt[0] & 0x10 != 0 {
-            if pkt.len() < off + 4 {
-                return false;
-            }
-            off += 4 + 4 * u16::from_be_bytes([pkt[off + 2], pkt[off + 3]]) as usize;
-        }
-        let mut end = pkt.len();
-        if pkt[0] & 0x20 != 0 {
-            end = end.saturating_sub(*pkt.last().unwrap_or(&0) as usize);
-        }
-        if off > end {
+        let Some(payload) = crate::rtp::payload_range(pkt) else {
             return false;
-        }
+        };
         let table = match x {
             Xcode::UlawToAlaw => g711::ulaw_to_alaw_table(),
             Xcode::AlawToUlaw => g711::alaw_to_ulaw_table(),
             Xcode::None => unreachable!(),
         };
-        for b in &mut pkt[off..end] {
+        for b in &mut pkt[payload] {
             *b = table[*b as usize];
         }
         stats.transcoded.fetch_add(1, Ordering::Relaxed);

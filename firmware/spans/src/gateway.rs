@@ -13,6 +13,7 @@ use isdn::call::{self, CallId, Event, Outgoing, Side, Variant};
 use isdn::dchan::Dchannel;
 use isdn::q921;
 use isdn::q931::{cause_to_sip, sip_to_cause, PartyNumber};
+use media::rtp;
 use media::sdp::{self, Audio, Codec, Direction};
 use rand::Rng;
 use sip::message::{get, header_param, response, uri_part, uri_user};
@@ -602,23 +603,25 @@ impl Gw {
         c.remote_uri = format!("<sip:{called}@{core}>");
         c.target = format!("sip:{called}@{core}");
         c.inviting = true;
-        let msg = format!(
-            "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nContact: <sip:isdn@{me}>\r\nContent-Type: application/sdp\r\nUser-Agent: pbxd-isdn\r\nContent-Length: {len}\r\n\r\n",
-            target = c.target,
-            me = self.me,
-            branch = c.invite_branch,
-            from = c.local_uri,
-            tag = c.local_tag,
-            to = c.remote_uri,
-            cid = c.call_id,
-            len = body.len()
+        let branch = c.invite_branch.clone();
+        let extra = format!(
+            "Contact: <sip:isdn@{}>\r\nContent-Type: application/sdp\r\nUser-Agent: pbxd-isdn\r\n",
+            self.me
         );
-        let mut bytes = msg.into_bytes();
-        bytes.extend_from_slice(&body);
-        self.send_sip(&bytes, core);
+        self.send_request(i, "INVITE", Some(&branch), 1, &extra, &body);
     }
 
-    fn dialog_request(&mut self, i: usize, method: &str, branch: Option<&str>, cseq: u32) {
+    /// Sends a request of call `i`'s dialog to the core: the INVITE (no To tag yet, with
+    /// `extra` headers and the SDP body) and the BYE, CANCEL and ACK after it.
+    fn send_request(
+        &mut self,
+        i: usize,
+        method: &str,
+        branch: Option<&str>,
+        cseq: u32,
+        extra: &str,
+        body: &[u8],
+    ) {
         let c = &self.calls[i];
         let to_tag = c
             .remote_tag
@@ -629,28 +632,31 @@ impl Gw {
             .map(str::to_string)
             .unwrap_or_else(|| format!("z9hG4bK{}", token()));
         let msg = format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {len}\r\n\r\n",
             target = c.target,
             me = self.me,
             from = c.local_uri,
             tag = c.local_tag,
             to = c.remote_uri,
             cid = c.call_id,
+            len = body.len(),
         );
-        self.send_sip(msg.as_bytes(), self.core);
+        let mut bytes = msg.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_sip(&bytes, self.core);
     }
 
     fn bye(&mut self, i: usize) {
         self.calls[i].cseq += 1;
         let cseq = self.calls[i].cseq;
-        self.dialog_request(i, "BYE", None, cseq);
+        self.send_request(i, "BYE", None, cseq, "", &[]);
     }
 
     fn cancel(&mut self, i: usize) {
         // CANCEL matches the INVITE: same branch, same CSeq number, no To tag.
         let branch = self.calls[i].invite_branch.clone();
         self.calls[i].remote_tag = None;
-        self.dialog_request(i, "CANCEL", Some(&branch), 1);
+        self.send_request(i, "CANCEL", Some(&branch), 1, "", &[]);
     }
 
     fn respond_invite(&mut self, i: usize, status: u16, reason: &str, body: &[u8]) {
@@ -912,7 +918,7 @@ impl Gw {
     }
 
     fn ack(&mut self, i: usize, branch: Option<&str>) {
-        self.dialog_request(i, "ACK", branch, 1);
+        self.send_request(i, "ACK", branch, 1, "", &[]);
     }
 }
 
@@ -952,7 +958,7 @@ async fn bridge(
     te: Option<u8>,
     alaw: bool,
 ) {
-    let mut tones = crate::dtmf::ToneOut::new(alaw);
+    let mut tones = media::dtmf::ToneOut::new(alaw);
     let ssrc: u32 = rand::thread_rng().gen();
     let mut seq: u16 = rand::thread_rng().gen();
     let mut ts: u32 = rand::thread_rng().gen();
@@ -977,35 +983,19 @@ async fn bridge(
             r = rtp.recv_from(&mut from_net) => {
                 let Ok((n, src)) = r else { continue };
                 let p = &from_net[..n];
-                if n < 12 || p[0] >> 6 != 2 {
-                    continue;
-                }
+                let Some(payload) = rtp::payload_range(p) else { continue };
                 // Symmetric RTP: answer where the relay really sends from.
                 remote = Some(src);
-                let kind = p[1] & 0x7f;
+                let now = std::time::Instant::now();
+                let kind = rtp::payload_type(p);
                 if Some(kind) == te {
-                    let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-                    let off = 12 + 4 * (p[0] & 0x0f) as usize;
-                    for block in tones.event(ts, p.get(off..).unwrap_or(&[])) {
+                    for block in tones.event(now, rtp::timestamp(p), &p[payload]) {
                         b.send(&block);
                     }
-                    continue;
+                } else if kind == pt && !tones.playing(now) && !payload.is_empty() {
+                    b.send(&p[payload]);
                 }
-                if kind != pt || tones.playing() {
-                    continue; // comfort noise stays off the line, as does audio under a digit
-                }
-                let mut off = 12 + 4 * (p[0] & 0x0f) as usize;
-                if p[0] & 0x10 != 0 {
-                    let Some(ext) = p.get(off + 2..off + 4) else { continue };
-                    off += 4 + 4 * u16::from_be_bytes([ext[0], ext[1]]) as usize;
-                }
-                let mut end = n;
-                if p[0] & 0x20 != 0 {
-                    end = end.saturating_sub(p[n - 1] as usize);
-                }
-                if off < end {
-                    b.send(&p[off..end]);
-                }
+                // Anything else (comfort noise, audio under a digit) stays off the line.
             }
         }
     }

@@ -11,7 +11,6 @@
 //! span over Unix sockets, for labs and tests).
 
 pub mod dahdi;
-pub mod dtmf;
 pub mod gateway;
 pub mod vspan;
 

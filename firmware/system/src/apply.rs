@@ -17,8 +17,8 @@ use std::process::Command;
 pub struct Applier {
     /// Files are written under this root (`/` on the box; a folder in tests).
     pub root: PathBuf,
-    /// The DHCP client (busybox udhcpc's command line), started per DHCP interface.
-    pub dhcp_client: PathBuf,
+    /// The DHCP client's command (busybox udhcpc), started per DHCP interface.
+    pub dhcp_client: Vec<String>,
     /// The script udhcpc runs to put a lease into force.
     pub dhcp_script: PathBuf,
     /// Where the DHCP clients' pid files go.
@@ -31,7 +31,7 @@ impl Default for Applier {
     fn default() -> Applier {
         Applier {
             root: PathBuf::from("/"),
-            dhcp_client: PathBuf::from("/sbin/udhcpc"),
+            dhcp_client: vec!["/sbin/udhcpc".into()],
             dhcp_script: PathBuf::from("/usr/share/udhcpc/default.script"),
             run_dir: PathBuf::from("/run"),
             set_hostname: true,
@@ -41,6 +41,8 @@ impl Default for Applier {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
+    #[error(transparent)]
+    Invalid(#[from] crate::network::Invalid),
     #[error("netlink: {0}")]
     Netlink(String),
     #[error("{0}")]
@@ -161,8 +163,7 @@ impl Net {
     /// Applies the settings; interfaces the box does not have are reported in the
     /// returned notes, not fatal (a profile may list a NIC a smaller box lacks).
     pub async fn apply(&self, a: &Applier, s: &NetworkSettings) -> Result<Vec<String>, ApplyError> {
-        s.validate()
-            .map_err(|e| ApplyError::Io(std::io::Error::other(e.to_string())))?;
+        s.validate()?;
         let mut notes = Vec::new();
         for i in &s.interfaces {
             let Some(idx) = self.index(&i.name).await? else {
@@ -190,7 +191,7 @@ impl Net {
                 self.handle.address().del(m).execute().await.map_err(nl)?;
             }
             if i.dhcp {
-                notes.push(start_dhcp(a, &i.name, &s.hostname)?);
+                notes.push(start_dhcp(a, &i.name, s)?);
                 continue;
             }
             let addr = i.address.expect("validated: static has an address");
@@ -263,10 +264,16 @@ fn stop_dhcp(a: &Applier, ifname: &str) {
     let _ = std::fs::remove_file(pf);
 }
 
-fn start_dhcp(a: &Applier, ifname: &str, hostname: &str) -> Result<String, ApplyError> {
+fn start_dhcp(a: &Applier, ifname: &str, s: &NetworkSettings) -> Result<String, ApplyError> {
     std::fs::create_dir_all(&a.run_dir)?;
-    // -b: go to the background if no lease comes at once; -S: log to syslog.
-    let status = Command::new(&a.dhcp_client)
+    let (prog, args) = a
+        .dhcp_client
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no DHCP client configured"))?;
+    // -b: on into the background whether a lease came at once or not; the script
+    // (rootfs-overlay/usr/share/udhcpc/default.script) puts each lease into force.
+    let status = Command::new(prog)
+        .args(args)
         .arg("-i")
         .arg(ifname)
         .arg("-b")
@@ -275,14 +282,15 @@ fn start_dhcp(a: &Applier, ifname: &str, hostname: &str) -> Result<String, Apply
         .arg("-s")
         .arg(&a.dhcp_script)
         .arg("-x")
-        .arg(format!("hostname:{hostname}"))
+        .arg(format!("hostname:{}", s.hostname))
+        .env("RESOLV_CONF", a.root.join("etc/resolv.conf"))
+        // DNS servers set by hand win over the lease's.
+        .env("PBX_DHCP_DNS", if s.dns.is_empty() { "1" } else { "0" })
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
-        .map_err(|e| {
-            std::io::Error::other(format!(
-                "starting the DHCP client {}: {e}",
-                a.dhcp_client.display()
-            ))
-        })?;
+        .map_err(|e| std::io::Error::other(format!("starting the DHCP client {prog}: {e}")))?;
     if !status.success() {
         return Err(ApplyError::Io(std::io::Error::other(format!(
             "the DHCP client for {ifname} failed ({status})"

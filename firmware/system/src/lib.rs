@@ -1,2 +1,4 @@
 pub mod apply;
 pub mod network;
+#[doc(hidden)]
+pub mod testing;

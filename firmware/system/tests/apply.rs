@@ -1,76 +1,36 @@
 //! Network settings applied through netlink in a network namespace this test makes
 //! (with eth0 on a veth pair), checked with ip(8) from outside: the address, the default
-//! route, a change that removes both, resolv.conf and the host name file.
+//! route, a change that removes both, resolv.conf and the host name file; and DHCP:
+//! busybox udhcpc with the image's script against dnsmasq in a second namespace.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
-use std::process::Command;
 use system::apply::{Applier, Net};
 use system::network::{InterfaceSettings, NetworkSettings};
+use system::testing::Netns;
 
-struct Ns(String);
-
-impl Ns {
-    fn new() -> Option<Ns> {
-        let name = format!("pbxsys{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .ok()?
-            .success();
-        if !ok {
-            return None;
-        }
-        let ns = Ns(name);
-        // A veth pair (this kernel has no dummy links): eth0 and its far end, up.
-        let out = ns.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "far0",
-        ]);
-        assert!(out.status.success(), "{out:?}");
-        assert!(ns.ip(&["link", "set", "far0", "up"]).status.success());
-        Some(ns)
-    }
-
-    fn ip(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn show(&self, args: &[&str]) -> String {
-        String::from_utf8_lossy(&self.ip(args).stdout).to_string()
-    }
-
-    /// Runs `f` on a thread inside the namespace with its own tokio runtime.
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(path).unwrap();
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            f()
-        })
-        .join()
-        .unwrap()
-    }
+/// Runs `f` on a thread inside the namespace.
+fn run_in<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(path).unwrap();
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn apply(ns: &Ns, root: &std::path::Path, s: NetworkSettings) -> Vec<String> {
+fn apply(ns: &Netns, root: &std::path::Path, s: NetworkSettings) -> Vec<String> {
     let a = Applier {
         root: root.to_path_buf(),
         run_dir: root.join("run"),
         set_hostname: false,
-        ..Applier::default()
+        dhcp_client: vec!["busybox".into(), "udhcpc".into()],
+        dhcp_script: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../rootfs-overlay/usr/share/udhcpc/default.script"),
     };
-    ns.run(move || {
+    run_in(ns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -89,7 +49,7 @@ fn apply(ns: &Ns, root: &std::path::Path, s: NetworkSettings) -> Vec<String> {
 
 #[test]
 fn static_settings_are_applied_and_replaced() {
-    let Some(ns) = Ns::new() else {
+    let Some(ns) = Netns::new("pbxsys") else {
         eprintln!("skipped: cannot create a network namespace (needs root)");
         assert!(
             !nix::unistd::Uid::effective().is_root(),
@@ -118,7 +78,7 @@ fn static_settings_are_applied_and_replaced() {
     });
     let notes = apply(&ns, root.path(), s.clone());
     assert_eq!(notes, vec!["eth1: no such interface on this box"]);
-    let addr = ns.show(&["-4", "-o", "addr", "show", "dev", "eth0"]);
+    let addr = ns.eth0();
     assert!(addr.contains("192.168.77.10/24"), "{addr}");
     let route = ns.show(&["-4", "route", "show", "default"]);
     assert!(route.contains("via 192.168.77.1 dev eth0"), "{route}");
@@ -135,11 +95,124 @@ fn static_settings_are_applied_and_replaced() {
     // Back to the factory address: the old address and the default route are gone.
     let f = NetworkSettings::factory("eth0");
     apply(&ns, root.path(), f);
-    let addr = ns.show(&["-4", "-o", "addr", "show", "dev", "eth0"]);
+    let addr = ns.eth0();
     assert!(
         addr.contains("10.10.10.1/24") && !addr.contains("192.168.77.10"),
         "{addr}"
     );
     let route = ns.show(&["-4", "route", "show", "default"]);
     assert!(route.trim().is_empty(), "{route}");
+}
+
+#[test]
+fn dhcp_takes_a_lease_from_dnsmasq_and_static_settings_stop_it() {
+    use std::process::{Command, Stdio};
+    let Some(ns) = Netns::new("pbxdhc") else {
+        assert!(
+            !nix::unistd::Uid::effective().is_root(),
+            "root must be able to"
+        );
+        return;
+    };
+    // The LAN: far0 in a namespace of its own with dnsmasq as the DHCP server.
+    let lan = format!("pbxlan{}", std::process::id());
+    let ip = |a: &[&str]| {
+        let o = Command::new("ip").args(a).output().unwrap();
+        assert!(o.status.success(), "ip {a:?}: {o:?}");
+    };
+    ip(&["netns", "add", &lan]);
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _lan = Del(lan.clone());
+    ip(&["-n", &ns.name, "link", "set", "far0", "netns", &lan]);
+    ip(&["-n", &lan, "addr", "add", "10.88.0.1/24", "dev", "far0"]);
+    ip(&["-n", &lan, "link", "set", "far0", "up"]);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("etc")).unwrap();
+    let mut dnsmasq = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lan,
+            "dnsmasq",
+            "--no-daemon",
+            "--conf-file=/dev/null",
+        ])
+        .args([
+            "--interface=far0",
+            "--bind-interfaces",
+            "--port=0",
+            "--user=root",
+        ])
+        .arg("--dhcp-range=10.88.0.50,10.88.0.60,255.255.255.0,1h")
+        .arg("--dhcp-option=option:router,10.88.0.1")
+        .arg("--dhcp-option=option:dns-server,10.88.0.53")
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            root.path().join("leases").display()
+        ))
+        .arg(format!(
+            "--pid-file={}",
+            root.path().join("dnsmasq.pid").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run dnsmasq");
+
+    let mut s = NetworkSettings::factory("eth0");
+    s.interfaces[0] = InterfaceSettings {
+        name: "eth0".into(),
+        dhcp: true,
+        address: None,
+        prefix: 0,
+        gateway: None,
+    };
+    let notes = apply(&ns, root.path(), s);
+    assert_eq!(notes, vec!["eth0: asking DHCP for an address"]);
+    let pid = root.path().join("run/udhcpc.eth0.pid");
+    let mut leased = false;
+    for _ in 0..100 {
+        leased = ns.eth0().contains("10.88.0.5") || ns.eth0().contains("10.88.0.60");
+        if leased {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(leased, "no lease: {}", ns.eth0());
+    assert!(pid.exists(), "udhcpc keeps running to renew");
+    let route = ns.show(&["-4", "route", "show", "default"]);
+    assert!(route.contains("via 10.88.0.1 dev eth0"), "{route}");
+    let resolv = std::fs::read_to_string(root.path().join("etc/resolv.conf")).unwrap();
+    assert!(resolv.contains("nameserver 10.88.0.53"), "{resolv}");
+
+    // Static again: the client is stopped and its lease goes with it.
+    let udhcpc: i32 = std::fs::read_to_string(&pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    apply(&ns, root.path(), NetworkSettings::factory("eth0"));
+    let a = ns.eth0();
+    assert!(
+        a.contains("10.10.10.1/24") && !a.contains("10.88.0."),
+        "{a}"
+    );
+    assert!(!pid.exists());
+    let mut gone = false;
+    for _ in 0..50 {
+        gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(udhcpc), None).is_err();
+        if gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "udhcpc {udhcpc} still runs");
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
 }

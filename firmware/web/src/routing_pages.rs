@@ -575,6 +575,32 @@ fn edit_target(new: bool, new_title: &str, title: &str, kind: &str, key: &str) -
     }
 }
 
+/// A page under Call routing: the layout with the way back above `body`.
+fn sub_page(c: &Caller, title: &str, note: &Note, status: StatusCode, body: Markup) -> Response {
+    page_response(
+        status,
+        layout(
+            title,
+            Some(c),
+            true,
+            note,
+            html! {
+                p { a href="/admin/routing" { "← Call routing" } }
+                (body)
+            },
+        ),
+    )
+}
+
+/// Name, Enabled and Description: how SIP interfaces, ISDN interfaces and links start.
+fn identity_fields(name: &str, enabled: bool, description: &str) -> Markup {
+    html! {
+        label { "Name (letters, digits, - and _)" input name="name" value=(name) required pattern="[A-Za-z0-9_-]{1,32}"; }
+        label.check { input type="checkbox" name="enabled" checked[enabled]; "Enabled" }
+        label { "Description" input name="description" value=(description); }
+    }
+}
+
 /// The remove button under an edit page.
 fn remove_form(c: &Caller, kind: &str, key: &str, label: &str) -> Markup {
     html! {
@@ -920,44 +946,38 @@ fn isdn_page(c: &Caller, i: &IsdnInterface, new: bool, note: Note, status: Statu
     let line = enum_str(json!(i.line));
     let switch = enum_str(json!(i.switch_type));
     let side = enum_str(json!(i.side));
-    page_response(
+    sub_page(
+        c,
+        &title,
+        &note,
         status,
-        layout(
-            &title,
-            Some(c),
-            true,
-            &note,
-            html! {
-                p { a href="/admin/routing" { "← Call routing" } }
-                form.card id="isdn" method="post" action=(action) {
-                    (csrf_field(c))
-                    fieldset disabled[!write] {
-                        label { "Name (letters, digits, - and _)" input name="name" value=(i.name) required pattern="[A-Za-z0-9_-]{1,32}"; }
-                        label.check { input type="checkbox" name="enabled" checked[i.enabled]; "Enabled" }
-                        label { "Description" input name="description" value=(i.description); }
-                        label { "Connected to" select name="role" { (options(&role, &[("provider", "an ISDN provider"), ("pbx", "another PBX")])) } }
-                        h3 { "Line" }
-                        label { "Span" select name="driver" { (options(driver, &[("dahdi", "PRI/BRI card (DAHDI)"), ("virtual", "virtual span (lab)")])) } }
-                        label { "DAHDI span number" input name="span" value=(span) inputmode="numeric"; }
-                        label { "Virtual span socket path" input name="path" value=(path); }
-                        label { "Line type" select name="line" { (options(&line, &[("e1", "E1 PRI (30 channels)"), ("t1", "T1 PRI (23 channels)"), ("bri", "BRI (2 channels)")])) } }
-                        label { "Switch type" select name="switch_type" { (options(&switch, &[("euroisdn", "EuroISDN (A-law)"), ("ni2", "National ISDN-2 (u-law)")])) } }
-                        label { "Side" select name="side" { (options(&side, &[("user", "user (facing a provider)"), ("network", "network (the other PBX is the user)")])) } }
-                        label.check { input type="checkbox" name="overlap" checked[i.overlap]; "Overlap dialing (numbers sent digit by digit)" }
-                        h3 { "Incoming calls" }
-                        label { "Numbers from the provider (commas; X = any digit)" input name="numbers" value=(i.numbers.join(", ")); }
-                        label { "Operator extension (unmapped numbers)" input name="operator" value=(i.operator) inputmode="numeric"; }
-                        label { "Digits of the called number that count (0 = all)" input name="called_digits" value=(i.called_digits) inputmode="numeric"; }
-                        p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator. Calls out use the outbound routes." }
-                        (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
-                        @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
-                    }
+        html! {
+            form.card id="isdn" method="post" action=(action) {
+                (csrf_field(c))
+                fieldset disabled[!write] {
+                    (identity_fields(&i.name, i.enabled, &i.description))
+                    label { "Connected to" select name="role" { (options(&role, &[("provider", "an ISDN provider"), ("pbx", "another PBX")])) } }
+                    h3 { "Line" }
+                    label { "Span" select name="driver" { (options(driver, &[("dahdi", "PRI/BRI card (DAHDI)"), ("virtual", "virtual span (lab)")])) } }
+                    label { "DAHDI span number" input name="span" value=(span) inputmode="numeric"; }
+                    label { "Virtual span socket path" input name="path" value=(path); }
+                    label { "Line type" select name="line" { (options(&line, &[("e1", "E1 PRI (30 channels)"), ("t1", "T1 PRI (23 channels)"), ("bri", "BRI (2 channels)")])) } }
+                    label { "Switch type" select name="switch_type" { (options(&switch, &[("euroisdn", "EuroISDN (A-law)"), ("ni2", "National ISDN-2 (u-law)")])) } }
+                    label { "Side" select name="side" { (options(&side, &[("user", "user (facing a provider)"), ("network", "network (the other PBX is the user)")])) } }
+                    label.check { input type="checkbox" name="overlap" checked[i.overlap]; "Overlap dialing (numbers sent digit by digit)" }
+                    h3 { "Incoming calls" }
+                    label { "Numbers from the provider (commas; X = any digit)" input name="numbers" value=(i.numbers.join(", ")); }
+                    label { "Operator extension (unmapped numbers)" input name="operator" value=(i.operator) inputmode="numeric"; }
+                    label { "Digits of the called number that count (0 = all)" input name="called_digits" value=(i.called_digits) inputmode="numeric"; }
+                    p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator. Calls out use the outbound routes." }
+                    (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
+                    @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
                 }
-                @if write && !new {
-                    (remove_form(c, "isdn", &i.name, "Remove ISDN interface"))
-                }
-            },
-        ),
+            }
+            @if write && !new {
+                (remove_form(c, "isdn", &i.name, "Remove ISDN interface"))
+            }
+        },
     )
 }
 
@@ -978,48 +998,42 @@ fn interface_page(
     );
     let password = if write { i.password.as_str() } else { HIDDEN };
     let spare = if write { SPARE_ROWS } else { 0 };
-    page_response(
+    sub_page(
+        c,
+        &title,
+        &note,
         status,
-        layout(
-            &title,
-            Some(c),
-            true,
-            &note,
-            html! {
-                p { a href="/admin/routing" { "← Call routing" } }
-                form.card id="interface" method="post" action=(action) {
-                    (csrf_field(c))
-                    fieldset disabled[!write] {
-                        label { "Name (letters, digits, - and _)" input name="name" value=(i.name) required pattern="[A-Za-z0-9_-]{1,32}"; }
-                        label.check { input type="checkbox" name="enabled" checked[i.enabled]; "Enabled" }
-                        label { "Description" input name="description" value=(i.description); }
-                        label { "Numbers from the provider (commas; X = any digit)" input name="numbers" value=(i.numbers.join(", ")); }
-                        label { "Operator extension (unmapped numbers)" input name="operator" value=(i.operator) inputmode="numeric"; }
-                        h3 { "Provider's server" }
-                        label { "Host name or IP address" input name="host" value=(i.host) required; }
-                        label { "Port (0 = from DNS SRV, else 5060)" input name="port" value=(i.port) inputmode="numeric"; }
-                        label { "Transport" select name="transport" { (selected_transport(i.transport)) } }
-                        label { "User name" input name="username" value=(i.username) autocomplete="off"; }
-                        label { "Password" (secret_field("iface-password", "password", password, !write)) }
-                        label { "Authentication user ID (when it differs)" input name="auth_user" value=(i.auth_user) autocomplete="off"; }
-                        label.check { input type="checkbox" name="register" checked[i.register]; "Must register" }
-                        label { "Registration lifetime (seconds)" input name="register_expires" value=(i.register_expires) inputmode="numeric"; }
-                        label { "External IP to send in registration (NAT)" input name="external_ip" value=(i.external_ip); }
-                        label { "Keepalive every (seconds, 0 = off)" input name="keepalive" value=(i.keepalive) inputmode="numeric"; }
-                        label { "Codecs in order" input name="codecs" value=(i.codecs.join(", ")); }
-                        label { "Calls at once (0 = no limit)" input name="max_calls" value=(i.max_calls) inputmode="numeric"; }
-                        label { "Other addresses the provider calls from (commas; subnets allowed)" input name="inbound_sources" value=(i.inbound_sources.join(", ")); }
-                        h3 { "Incoming calls" }
-                        p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator." }
-                        (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
-                        @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
-                    }
+        html! {
+            form.card id="interface" method="post" action=(action) {
+                (csrf_field(c))
+                fieldset disabled[!write] {
+                    (identity_fields(&i.name, i.enabled, &i.description))
+                    label { "Numbers from the provider (commas; X = any digit)" input name="numbers" value=(i.numbers.join(", ")); }
+                    label { "Operator extension (unmapped numbers)" input name="operator" value=(i.operator) inputmode="numeric"; }
+                    h3 { "Provider's server" }
+                    label { "Host name or IP address" input name="host" value=(i.host) required; }
+                    label { "Port (0 = from DNS SRV, else 5060)" input name="port" value=(i.port) inputmode="numeric"; }
+                    label { "Transport" select name="transport" { (selected_transport(i.transport)) } }
+                    label { "User name" input name="username" value=(i.username) autocomplete="off"; }
+                    label { "Password" (secret_field("iface-password", "password", password, !write)) }
+                    label { "Authentication user ID (when it differs)" input name="auth_user" value=(i.auth_user) autocomplete="off"; }
+                    label.check { input type="checkbox" name="register" checked[i.register]; "Must register" }
+                    label { "Registration lifetime (seconds)" input name="register_expires" value=(i.register_expires) inputmode="numeric"; }
+                    label { "External IP to send in registration (NAT)" input name="external_ip" value=(i.external_ip); }
+                    label { "Keepalive every (seconds, 0 = off)" input name="keepalive" value=(i.keepalive) inputmode="numeric"; }
+                    label { "Codecs in order" input name="codecs" value=(i.codecs.join(", ")); }
+                    label { "Calls at once (0 = no limit)" input name="max_calls" value=(i.max_calls) inputmode="numeric"; }
+                    label { "Other addresses the provider calls from (commas; subnets allowed)" input name="inbound_sources" value=(i.inbound_sources.join(", ")); }
+                    h3 { "Incoming calls" }
+                    p.hint { "A number in the table rings its extension; exact numbers win over X patterns. Other numbers are rewritten; what is not a local number then goes to the operator." }
+                    (incoming_fields(&i.did, &i.called_rewrite, &i.calling_rewrite, spare))
+                    @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
                 }
-                @if write && !new {
-                    (remove_form(c, "interfaces", &i.name, "Remove interface"))
-                }
-            },
-        ),
+            }
+            @if write && !new {
+                (remove_form(c, "interfaces", &i.name, "Remove interface"))
+            }
+        },
     )
 }
 
@@ -1105,94 +1119,88 @@ fn link_page(
             format!("{}@{}:{HIDDEN}", l.username, l.host),
         )
     };
-    page_response(
+    sub_page(
+        c,
+        &title,
+        &note,
         status,
-        layout(
-            &title,
-            Some(c),
-            true,
-            &note,
-            html! {
-                p { a href="/admin/routing" { "← Call routing" } }
-                form.card id="link" method="post" action=(action) {
-                    (csrf_field(c))
-                    fieldset disabled[!write] {
-                        label { "Name (letters, digits, - and _)" input name="name" value=(l.name) required pattern="[A-Za-z0-9_-]{1,32}"; }
-                        label.check { input type="checkbox" name="enabled" checked[l.enabled]; "Enabled" }
-                        label { "Description" input name="description" value=(l.description); }
-                        h3 { "Numbers that reach the other PBX" }
-                        p.hint { "Any of: a prefix (sent as dialled), the other system's extension range, or regular expressions. When several links match, the lowest priority wins." }
-                        label { "Prefix" input name="prefix" value=(l.prefix) inputmode="numeric"; }
-                        label { "Extension range from" input name="range_min" value=(l.range_min) inputmode="numeric"; }
-                        label { "to" input name="range_max" value=(l.range_max) inputmode="numeric"; }
-                        label { "Patterns (one regular expression per line)" textarea name="patterns" rows="3" { (l.patterns.join("\n")) } }
-                        label { "Priority (lower wins)" input name="priority" value=(l.priority) inputmode="numeric"; }
-                        h3 { "Connection" }
-                        label { "How the systems reach each other"
-                            select name="mode" {
-                                option value="direct" selected[l.mode == LinkMode::Direct] { "Directly (host and port)" }
-                                option value="peer_registers" selected[l.mode == LinkMode::PeerRegisters] { "The other PBX registers here (it is behind NAT)" }
-                                option value="we_register" selected[l.mode == LinkMode::WeRegister] { "We register to the other PBX" }
+        html! {
+            form.card id="link" method="post" action=(action) {
+                (csrf_field(c))
+                fieldset disabled[!write] {
+                    (identity_fields(&l.name, l.enabled, &l.description))
+                    h3 { "Numbers that reach the other PBX" }
+                    p.hint { "Any of: a prefix (sent as dialled), the other system's extension range, or regular expressions. When several links match, the lowest priority wins." }
+                    label { "Prefix" input name="prefix" value=(l.prefix) inputmode="numeric"; }
+                    label { "Extension range from" input name="range_min" value=(l.range_min) inputmode="numeric"; }
+                    label { "to" input name="range_max" value=(l.range_max) inputmode="numeric"; }
+                    label { "Patterns (one regular expression per line)" textarea name="patterns" rows="3" { (l.patterns.join("\n")) } }
+                    label { "Priority (lower wins)" input name="priority" value=(l.priority) inputmode="numeric"; }
+                    h3 { "Connection" }
+                    label { "How the systems reach each other"
+                        select name="mode" {
+                            option value="direct" selected[l.mode == LinkMode::Direct] { "Directly (host and port)" }
+                            option value="peer_registers" selected[l.mode == LinkMode::PeerRegisters] { "The other PBX registers here (it is behind NAT)" }
+                            option value="we_register" selected[l.mode == LinkMode::WeRegister] { "We register to the other PBX" }
+                        }
+                    }
+                    label { "Register string {username}@{host or IP}:{password}" input name="register_string" value=(reg) autocomplete="off"; }
+                    label { "Host name or IP address" input name="host" value=(l.host); }
+                    label { "Port (0 = 5060 or DNS SRV)" input name="port" value=(l.port) inputmode="numeric"; }
+                    label { "Transport" select name="transport" { (selected_transport(l.transport)) } }
+                    label { "User name (the same on both systems)" input name="username" value=(l.username) autocomplete="off"; }
+                    label { "Password" (secret_field("link-password", "password", &password, !write)) }
+                    label { "Registration lifetime (seconds)" input name="register_expires" value=(l.register_expires) inputmode="numeric"; }
+                    label { "Keepalive every (seconds, 0 = off)" input name="keepalive" value=(l.keepalive) inputmode="numeric"; }
+                    label.check { input type="checkbox" name="nat" checked[l.nat]; "NAT transformation" }
+                    label { "Codecs in order" input name="codecs" value=(l.codecs.join(", ")); }
+                    label { "From domain" input name="from_domain" value=(l.from_domain); }
+                    h3 { "Calls the other side places through us" }
+                    label { "Fallback outgoing DDI" input name="fallback_ddi" value=(l.fallback_ddi) inputmode="numeric"; }
+                    label { "Country code" input name="country_code" value=(l.country_code) inputmode="numeric"; }
+                    label { "Area code" input name="area_code" value=(l.area_code) inputmode="numeric"; }
+                    label { "Call permission group"
+                        select name="permission_group" {
+                            option value="" { "(none: every number)" }
+                            @for g in &cfg.permission_groups {
+                                option value=(g.name) selected[g.name == l.permission_group] { (g.name) }
                             }
                         }
-                        label { "Register string {username}@{host or IP}:{password}" input name="register_string" value=(reg) autocomplete="off"; }
-                        label { "Host name or IP address" input name="host" value=(l.host); }
-                        label { "Port (0 = 5060 or DNS SRV)" input name="port" value=(l.port) inputmode="numeric"; }
-                        label { "Transport" select name="transport" { (selected_transport(l.transport)) } }
-                        label { "User name (the same on both systems)" input name="username" value=(l.username) autocomplete="off"; }
-                        label { "Password" (secret_field("link-password", "password", &password, !write)) }
-                        label { "Registration lifetime (seconds)" input name="register_expires" value=(l.register_expires) inputmode="numeric"; }
-                        label { "Keepalive every (seconds, 0 = off)" input name="keepalive" value=(l.keepalive) inputmode="numeric"; }
-                        label.check { input type="checkbox" name="nat" checked[l.nat]; "NAT transformation" }
-                        label { "Codecs in order" input name="codecs" value=(l.codecs.join(", ")); }
-                        label { "From domain" input name="from_domain" value=(l.from_domain); }
-                        h3 { "Calls the other side places through us" }
-                        label { "Fallback outgoing DDI" input name="fallback_ddi" value=(l.fallback_ddi) inputmode="numeric"; }
-                        label { "Country code" input name="country_code" value=(l.country_code) inputmode="numeric"; }
-                        label { "Area code" input name="area_code" value=(l.area_code) inputmode="numeric"; }
-                        label { "Call permission group"
-                            select name="permission_group" {
-                                option value="" { "(none: every number)" }
-                                @for g in &cfg.permission_groups {
-                                    option value=(g.name) selected[g.name == l.permission_group] { (g.name) }
-                                }
-                            }
-                        }
-                        h3 { "Conflicts" }
-                        @if conflicts.is_empty() {
-                            p.hint id="no-conflicts" { "No local number falls inside this link's numbers." }
-                        } @else {
-                            p.hint { "These local numbers also fall inside the link's numbers. Local: the call stays here. Remote: it goes to the other PBX." }
-                            table.rows id="link-conflicts" {
-                                thead { tr { th { "Number" } th { "Local" } th { "Wins" } } }
-                                tbody {
-                                    @for x in &conflicts {
-                                        tr {
-                                            td { (x.number) input type="hidden" name="conflict_number" value=(x.number); }
-                                            td { (x.kind) }
-                                            td {
-                                                select name="conflict_winner" aria-label={ "Winner for " (x.number) } {
-                                                    option value="local" selected[x.winner == "local"] { "Local" }
-                                                    option value="remote" selected[x.winner == "remote"] { "Remote" }
-                                                }
+                    }
+                    h3 { "Conflicts" }
+                    @if conflicts.is_empty() {
+                        p.hint id="no-conflicts" { "No local number falls inside this link's numbers." }
+                    } @else {
+                        p.hint { "These local numbers also fall inside the link's numbers. Local: the call stays here. Remote: it goes to the other PBX." }
+                        table.rows id="link-conflicts" {
+                            thead { tr { th { "Number" } th { "Local" } th { "Wins" } } }
+                            tbody {
+                                @for x in &conflicts {
+                                    tr {
+                                        td { (x.number) input type="hidden" name="conflict_number" value=(x.number); }
+                                        td { (x.kind) }
+                                        td {
+                                            select name="conflict_winner" aria-label={ "Winner for " (x.number) } {
+                                                option value="local" selected[x.winner == "local"] { "Local" }
+                                                option value="remote" selected[x.winner == "remote"] { "Remote" }
                                             }
                                         }
                                     }
                                 }
                             }
                         }
-                        @if write {
-                            button type="submit" name="action" value="check" { "Check conflicts" }
-                            " "
-                            button type="submit" name="action" value="save" { (if new { "Add" } else { "Save" }) }
-                        }
+                    }
+                    @if write {
+                        button type="submit" name="action" value="check" { "Check conflicts" }
+                        " "
+                        button type="submit" name="action" value="save" { (if new { "Add" } else { "Save" }) }
                     }
                 }
-                @if write && !new {
-                    (remove_form(c, "links", &l.name, "Remove link"))
-                }
-            },
-        ),
+            }
+            @if write && !new {
+                (remove_form(c, "links", &l.name, "Remove link"))
+            }
+        },
     )
 }
 
@@ -1227,42 +1235,38 @@ fn group_page(
         &g.name,
     );
     let spare = if write { SPARE_ROWS } else { 0 };
-    page_response(
+    sub_page(
+        c,
+        &title,
+        &note,
         status,
-        layout(
-            &title,
-            Some(c),
-            true,
-            &note,
-            html! {
-                p { a href="/admin/routing" { "← Call routing" } }
-                form.card id="group" method="post" action=(action) {
-                    (csrf_field(c))
-                    fieldset disabled[!write] {
-                        label { "Name" input name="name" value=(g.name) required; }
-                        label { "Description" input name="description" value=(g.description); }
-                        p.hint { "Rules apply to external calls, in order; the first whose prefix matches the number as dialled (with the dial-out prefix) decides. Internal and emergency calls are always allowed. Change the order numbers to move a rule." }
-                        table.rows id="rules" {
-                            thead { tr { th { "Order" } th { "Number prefix" } th { "Action" } } }
-                            tbody {
-                                @for (i, r) in g.rules.iter().enumerate() { (rule_row((i + 1) * 10, &r.prefix, r.allow)) }
-                                @for _ in 0..spare { (rule_row(0, "", false)) }
-                            }
+        html! {
+            form.card id="group" method="post" action=(action) {
+                (csrf_field(c))
+                fieldset disabled[!write] {
+                    label { "Name" input name="name" value=(g.name) required; }
+                    label { "Description" input name="description" value=(g.description); }
+                    p.hint { "Rules apply to external calls, in order; the first whose prefix matches the number as dialled (with the dial-out prefix) decides. Internal and emergency calls are always allowed. Change the order numbers to move a rule." }
+                    table.rows id="rules" {
+                        thead { tr { th { "Order" } th { "Number prefix" } th { "Action" } } }
+                        tbody {
+                            @for (i, r) in g.rules.iter().enumerate() { (rule_row((i + 1) * 10, &r.prefix, r.allow)) }
+                            @for _ in 0..spare { (rule_row(0, "", false)) }
                         }
-                        label { "Default (no rule matches)"
-                            select name="default" {
-                                option value="allow" selected[g.default_allow] { "Allow" }
-                                option value="deny" selected[!g.default_allow] { "Deny" }
-                            }
-                        }
-                        @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
                     }
+                    label { "Default (no rule matches)"
+                        select name="default" {
+                            option value="allow" selected[g.default_allow] { "Allow" }
+                            option value="deny" selected[!g.default_allow] { "Deny" }
+                        }
+                    }
+                    @if write { button type="submit" { (if new { "Add" } else { "Save" }) } }
                 }
-                @if write && !new {
-                    (remove_form(c, "groups", &g.name, "Remove group"))
-                }
-            },
-        ),
+            }
+            @if write && !new {
+                (remove_form(c, "groups", &g.name, "Remove group"))
+            }
+        },
     )
 }
 
@@ -1278,59 +1282,55 @@ fn emergency_page(
     let e = shown.unwrap_or_else(|| cfg.emergency.clone());
     let write = c.can_write_admin();
     let spare = if write { SPARE_ROWS } else { 0 };
-    page_response(
+    sub_page(
+        c,
+        "Emergency numbers",
+        &note,
         status,
-        layout(
-            "Emergency numbers",
-            Some(c),
-            true,
-            &note,
-            html! {
-                p { a href="/admin/routing" { "← Call routing" } }
-                @if write {
-                    form.card id="preset" method="post" action="/admin/routing/emergency/preset" {
-                        (csrf_field(c))
-                        label { "Country"
-                            select name="country" {
-                                @for (code, name) in config::EMERGENCY_COUNTRIES {
-                                    option value=(code) { (name) }
-                                }
-                            }
-                        }
-                        p.hint { "Loading a country's numbers replaces the list below." }
-                        button type="submit" { "Load the country's numbers" }
-                    }
-                }
-                form.card id="emergency" method="post" action="/admin/routing/emergency" {
+        html! {
+            @if write {
+                form.card id="preset" method="post" action="/admin/routing/emergency/preset" {
                     (csrf_field(c))
-                    fieldset disabled[!write] {
-                        table.rows id="emergency-numbers" {
-                            thead { tr { th { "Number" } th { "Description" } } }
-                            tbody {
-                                @for n in &e.numbers {
-                                    tr { td { input name="em_number" value=(n.number) inputmode="numeric" aria-label="Number"; } td { input name="em_description" value=(n.description) aria-label="Description"; } }
-                                }
-                                @for _ in 0..spare {
-                                    tr { td { input name="em_number" inputmode="numeric" aria-label="Number"; } td { input name="em_description" aria-label="Description"; } }
-                                }
+                    label { "Country"
+                        select name="country" {
+                            @for (code, name) in config::EMERGENCY_COUNTRIES {
+                                option value=(code) { (name) }
                             }
                         }
-                        label.check { input type="checkbox" name="direct_dialing" checked[e.direct_dialing]; "Dial emergency numbers directly, without the dial-out prefix" }
-                        label { "Through the outbound routes with these prefixes, in order"
-                            input name="routes" value=(e.routes.join(", ")) inputmode="numeric";
-                        }
-                        p.hint {
-                            "Outbound routes: "
-                            @if cfg.outbound_routes.is_empty() { "none yet." } @else {
-                                (cfg.outbound_routes.iter().map(|o| if o.prefix.is_empty() { "(no prefix)".to_string() } else { o.prefix.clone() }).collect::<Vec<_>>().join(", "))
-                                "."
-                            }
-                            " Emergency calls are allowed whatever the caller's permission group. While direct dialing is on, no extension may have an emergency number."
-                        }
-                        @if write { button type="submit" { "Save" } }
                     }
+                    p.hint { "Loading a country's numbers replaces the list below." }
+                    button type="submit" { "Load the country's numbers" }
                 }
-            },
-        ),
+            }
+            form.card id="emergency" method="post" action="/admin/routing/emergency" {
+                (csrf_field(c))
+                fieldset disabled[!write] {
+                    table.rows id="emergency-numbers" {
+                        thead { tr { th { "Number" } th { "Description" } } }
+                        tbody {
+                            @for n in &e.numbers {
+                                tr { td { input name="em_number" value=(n.number) inputmode="numeric" aria-label="Number"; } td { input name="em_description" value=(n.description) aria-label="Description"; } }
+                            }
+                            @for _ in 0..spare {
+                                tr { td { input name="em_number" inputmode="numeric" aria-label="Number"; } td { input name="em_description" aria-label="Description"; } }
+                            }
+                        }
+                    }
+                    label.check { input type="checkbox" name="direct_dialing" checked[e.direct_dialing]; "Dial emergency numbers directly, without the dial-out prefix" }
+                    label { "Through the outbound routes with these prefixes, in order"
+                        input name="routes" value=(e.routes.join(", ")) inputmode="numeric";
+                    }
+                    p.hint {
+                        "Outbound routes: "
+                        @if cfg.outbound_routes.is_empty() { "none yet." } @else {
+                            (cfg.outbound_routes.iter().map(|o| if o.prefix.is_empty() { "(no prefix)".to_string() } else { o.prefix.clone() }).collect::<Vec<_>>().join(", "))
+                            "."
+                        }
+                        " Emergency calls are allowed whatever the caller's permission group. While direct dialing is on, no extension may have an emergency number."
+                    }
+                    @if write { button type="submit" { "Save" } }
+                }
+            }
+        },
     )
 }

@@ -588,17 +588,9 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
     (data, rate)
 }
 
-/// Goertzel power of frequency `f` in `samples`.
-pub fn tone_power(samples: &[i16], rate: u32, f: f64) -> f64 {
-    let k = 2.0 * (2.0 * std::f64::consts::PI * f / rate as f64).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = x as f64 + k * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - k * s1 * s2
-}
+/// Goertzel power of frequency `f` in `samples` (the same measure the box's DTMF code
+/// is tested with).
+pub use media::dtmf::tone_power;
 
 /// The frequency (of `candidates`) that dominates the recording's loud part, with the
 /// number of samples above a whisper.

@@ -3,7 +3,8 @@
 //! B-channel, so a provider's voice menu hears what a SIP phone dialled. Digits from
 //! the line travel in-band (G.711 carries DTMF tones unchanged).
 
-use media::g711;
+use crate::g711;
+use std::time::{Duration, Instant};
 
 /// The low and high frequency of each RFC 4733 event 0-15 (0-9, *, #, A-D).
 const PAIRS: [(f64, f64); 16] = [
@@ -34,6 +35,22 @@ const MAX_BLOCKS: u32 = 3;
 
 const BLOCK: u32 = 160;
 
+/// A digit whose end never came (all three end packets lost) stops holding the call's
+/// audio this long after its last packet (RFC 4733 senders update every 50 ms).
+const HOLD: Duration = Duration::from_millis(250);
+
+/// The power of frequency `f` in `samples` (Goertzel): what a DTMF receiver measures.
+pub fn tone_power(samples: &[i16], rate: u32, f: f64) -> f64 {
+    let k = 2.0 * (std::f64::consts::TAU * f / rate as f64).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
 /// Turns one call's telephone-events into blocks of tone.
 #[derive(Debug)]
 pub struct ToneOut {
@@ -42,6 +59,8 @@ pub struct ToneOut {
     current: Option<(u32, u8, bool)>,
     /// Samples of it already put on the line.
     sent: u32,
+    /// When its last packet came.
+    last: Option<Instant>,
 }
 
 impl ToneOut {
@@ -50,18 +69,23 @@ impl ToneOut {
             alaw,
             current: None,
             sent: 0,
+            last: None,
         }
     }
 
-    /// Whether a digit is playing (the call's other audio is kept off the line then).
-    pub fn playing(&self) -> bool {
+    /// Whether a digit is playing (the call's other audio is kept off the line then):
+    /// its end has not come, and neither has a pause of [`HOLD`] in its packets.
+    pub fn playing(&self, now: Instant) -> bool {
         matches!(self.current, Some((_, _, false)))
+            && self
+                .last
+                .is_some_and(|t| now.saturating_duration_since(t) < HOLD)
     }
 
     /// One telephone-event packet (its RTP timestamp and payload): the 160-octet
     /// blocks of tone to put on the line now (none for a repeated end, an event that is
     /// not a keypad digit, or a payload too short).
-    pub fn event(&mut self, ts: u32, payload: &[u8]) -> Vec<Vec<u8>> {
+    pub fn event(&mut self, now: Instant, ts: u32, payload: &[u8]) -> Vec<Vec<u8>> {
         let Some(p) = payload.get(..4) else {
             return Vec::new();
         };
@@ -77,6 +101,7 @@ impl ToneOut {
                 self.sent = 0;
             }
         }
+        self.last = Some(now);
         let mut out = Vec::new();
         // At least one block for any digit, however short.
         let want = (duration as u32).max(1);
@@ -112,14 +137,7 @@ mod tests {
     use super::*;
 
     fn power(samples: &[i16], f: f64) -> f64 {
-        let k = 2.0 * (std::f64::consts::TAU * f / 8000.0).cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in samples {
-            let s0 = x as f64 + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - k * s1 * s2
+        tone_power(samples, 8000, f)
     }
 
     fn pkt(ev: u8, end: bool, duration: u16) -> [u8; 4] {
@@ -129,17 +147,18 @@ mod tests {
 
     #[test]
     fn a_digit_becomes_its_two_tones_for_its_duration() {
+        let now = Instant::now();
         let mut t = ToneOut::new(true);
         let mut blocks = Vec::new();
         for d in [160u16, 320, 480] {
-            blocks.extend(t.event(1000, &pkt(5, false, d)));
-            assert!(t.playing());
+            blocks.extend(t.event(now, 1000, &pkt(5, false, d)));
+            assert!(t.playing(now));
         }
-        blocks.extend(t.event(1000, &pkt(5, true, 640)));
-        assert!(!t.playing());
+        blocks.extend(t.event(now, 1000, &pkt(5, true, 640)));
+        assert!(!t.playing(now));
         // The end is sent three times; only the first counts.
-        assert!(t.event(1000, &pkt(5, true, 640)).is_empty());
-        assert!(t.event(1000, &pkt(5, true, 640)).is_empty());
+        assert!(t.event(now, 1000, &pkt(5, true, 640)).is_empty());
+        assert!(t.event(now, 1000, &pkt(5, true, 640)).is_empty());
         assert_eq!(blocks.len(), 4);
         assert!(blocks.iter().all(|b| b.len() == 160));
         let s: Vec<i16> = blocks
@@ -159,9 +178,14 @@ mod tests {
 
     #[test]
     fn the_next_digit_starts_afresh_and_u_law_works() {
+        let now = Instant::now();
         let mut t = ToneOut::new(false);
-        assert_eq!(t.event(1, &pkt(1, true, 800)).len(), 3, "capped per packet");
-        let b = t.event(2000, &pkt(11, false, 160)); // '#'
+        assert_eq!(
+            t.event(now, 1, &pkt(1, true, 800)).len(),
+            3,
+            "capped per packet"
+        );
+        let b = t.event(now, 2000, &pkt(11, false, 160)); // '#'
         assert_eq!(b.len(), 1);
         let s: Vec<i16> = b[0].iter().map(|u| g711::ulaw_to_linear(*u)).collect();
         assert!(power(&s, 941.0) > 20.0 * power(&s, 697.0));
@@ -170,15 +194,31 @@ mod tests {
 
     #[test]
     fn junk_events_play_nothing() {
+        let now = Instant::now();
         let mut t = ToneOut::new(true);
-        assert!(t.event(1, &[1, 2]).is_empty());
+        assert!(t.event(now, 1, &[1, 2]).is_empty());
         assert!(
-            t.event(1, &pkt(16, false, 160)).is_empty(),
+            t.event(now, 1, &pkt(16, false, 160)).is_empty(),
             "flash is not a digit"
         );
-        assert!(t.event(1, &pkt(200, false, 160)).is_empty());
-        assert!(!t.playing());
+        assert!(t.event(now, 1, &pkt(200, false, 160)).is_empty());
+        assert!(!t.playing(now));
         // A zero duration still gives the digit one block.
-        assert_eq!(t.event(5, &pkt(0, false, 0)).len(), 1);
+        assert_eq!(t.event(now, 5, &pkt(0, false, 0)).len(), 1);
+    }
+
+    #[test]
+    fn a_digit_whose_end_was_lost_lets_the_audio_back() {
+        let now = Instant::now();
+        let mut t = ToneOut::new(true);
+        assert_eq!(t.event(now, 7, &pkt(9, false, 160)).len(), 1);
+        assert!(t.playing(now + Duration::from_millis(100)));
+        // More of it keeps it playing; then its packets stop without an end.
+        t.event(now + Duration::from_millis(200), 7, &pkt(9, false, 320));
+        assert!(t.playing(now + Duration::from_millis(400)));
+        assert!(
+            !t.playing(now + Duration::from_millis(450)),
+            "the call would stay mute"
+        );
     }
 }
