@@ -47,84 +47,18 @@ pub(crate) async fn handle(
             overview(app, c, note, st).await
         }
 
-        (true, ["interfaces"]) => interface_page(
-            c,
-            &SipInterface::new("", ""),
-            true,
-            Note::None,
-            StatusCode::OK,
-        ),
-        (true, ["interfaces", n]) => match r::find::<SipInterface>(&app.cfg.snapshot().config, n) {
-            Some(i) => {
-                let i = i.clone();
-                interface_page(c, &i, false, Note::None, StatusCode::OK)
-            }
-            None => not_found(app, c, format!("Interface {n} does not exist.")).await,
-        },
-        (false, ["interfaces"]) => save::<SipInterface>(app, c, None, interface_form(form)).await,
-        (false, ["interfaces", n]) => {
-            save::<SipInterface>(app, c, Some(n), interface_form(form)).await
+        (_, ["interfaces", rest @ ..]) => {
+            entity_pages::<SipInterface>(app, c, get, rest, form, Some(interface_form)).await
         }
-        (false, ["interfaces", n, "delete"]) => {
-            let res = r::delete::<SipInterface>(app, &who, n).await;
-            let (note, st) = outcome(res, |()| format!("Interface {n} removed."));
-            overview(app, c, note, st).await
+        (_, ["isdn", rest @ ..]) => {
+            entity_pages::<IsdnInterface>(app, c, get, rest, form, Some(isdn_form)).await
         }
-
-        (true, ["isdn"]) => isdn_page(c, &IsdnInterface::blank(), true, Note::None, StatusCode::OK),
-        (true, ["isdn", n]) => match r::find::<IsdnInterface>(&app.cfg.snapshot().config, n) {
-            Some(i) => {
-                let i = i.clone();
-                isdn_page(c, &i, false, Note::None, StatusCode::OK)
-            }
-            None => not_found(app, c, format!("ISDN interface {n} does not exist.")).await,
-        },
-        (false, ["isdn"]) => save::<IsdnInterface>(app, c, None, isdn_form(form)).await,
-        (false, ["isdn", n]) => save::<IsdnInterface>(app, c, Some(n), isdn_form(form)).await,
-        (false, ["isdn", n, "delete"]) => {
-            let res = r::delete::<IsdnInterface>(app, &who, n).await;
-            let (note, st) = outcome(res, |()| format!("ISDN interface {n} removed."));
-            overview(app, c, note, st).await
-        }
-
-        (true, ["links"]) => link_page(
-            app,
-            c,
-            &Link::new(""),
-            true,
-            None,
-            Note::None,
-            StatusCode::OK,
-        ),
-        (true, ["links", n]) => match r::find::<Link>(&app.cfg.snapshot().config, n) {
-            Some(l) => {
-                let l = l.clone();
-                link_page(app, c, &l, false, None, Note::None, StatusCode::OK)
-            }
-            None => not_found(app, c, format!("Link {n} does not exist.")).await,
-        },
+        // A link's form can also only check its conflicts: its own POST.
         (false, ["links"]) => link_post(app, c, None, form).await,
         (false, ["links", n]) => link_post(app, c, Some(n), form).await,
-        (false, ["links", n, "delete"]) => {
-            let res = r::delete::<Link>(app, &who, n).await;
-            let (note, st) = outcome(res, |()| format!("Link {n} removed."));
-            overview(app, c, note, st).await
-        }
-
-        (true, ["groups"]) => group_page(c, &new_group(), true, Note::None, StatusCode::OK),
-        (true, ["groups", n]) => match r::find::<PermissionGroup>(&app.cfg.snapshot().config, n) {
-            Some(g) => {
-                let g = g.clone();
-                group_page(c, &g, false, Note::None, StatusCode::OK)
-            }
-            None => not_found(app, c, format!("Permission group {n} does not exist.")).await,
-        },
-        (false, ["groups"]) => save::<PermissionGroup>(app, c, None, group_form(form)).await,
-        (false, ["groups", n]) => save::<PermissionGroup>(app, c, Some(n), group_form(form)).await,
-        (false, ["groups", n, "delete"]) => {
-            let res = r::delete::<PermissionGroup>(app, &who, n).await;
-            let (note, st) = outcome(res, |()| format!("Permission group {n} removed."));
-            overview(app, c, note, st).await
+        (_, ["links", rest @ ..]) => entity_pages::<Link>(app, c, get, rest, form, None).await,
+        (_, ["groups", rest @ ..]) => {
+            entity_pages::<PermissionGroup>(app, c, get, rest, form, Some(group_form)).await
         }
 
         (true, ["emergency"]) => emergency_page(app, c, None, Note::None, StatusCode::OK),
@@ -147,6 +81,39 @@ pub(crate) async fn handle(
                 )
             });
             emergency_page(app, c, None, note, st)
+        }
+        _ => not_found(app, c, "There is no such page.".into()).await,
+    }
+}
+
+type FormReader = fn(&Form) -> Result<Map<String, Value>, ApiError>;
+
+/// The pages of one kind of entity (`rest` after its collection): the blank form, one
+/// entity's page, adding and saving through `read` (when the kind has no POST of its
+/// own), removing.
+async fn entity_pages<E: Entity + Page>(
+    app: &Arc<App>,
+    c: &Caller,
+    get: bool,
+    rest: &[&str],
+    form: &Form,
+    read: Option<FormReader>,
+) -> Response {
+    match (get, rest, read) {
+        (true, [], _) => E::page(app, c, &E::blank(), true, Note::None, StatusCode::OK),
+        (true, [n], _) => match r::find::<E>(&app.cfg.snapshot().config, n) {
+            Some(e) => {
+                let e = e.clone();
+                E::page(app, c, &e, false, Note::None, StatusCode::OK)
+            }
+            None => not_found(app, c, format!("{} {n} does not exist.", capital(E::WHAT))).await,
+        },
+        (false, [], Some(read)) => save::<E>(app, c, None, read(form)).await,
+        (false, [n], Some(read)) => save::<E>(app, c, Some(n), read(form)).await,
+        (false, [n, "delete"], _) => {
+            let res = r::delete::<E>(app, &c.user.username, n).await;
+            let (note, st) = outcome(res, |()| format!("{} {n} removed.", capital(E::WHAT)));
+            overview(app, c, note, st).await
         }
         _ => not_found(app, c, "There is no such page.".into()).await,
     }

@@ -1026,6 +1026,28 @@ async fn isdn_interfaces_through_the_api_and_the_pages() {
         a.text
     );
 
+    // Pages of what does not exist say so, for every kind.
+    for (path, says) in [
+        (
+            "/admin/routing/isdn/nope",
+            "ISDN interface nope does not exist.",
+        ),
+        (
+            "/admin/routing/interfaces/nope",
+            "Interface nope does not exist.",
+        ),
+        ("/admin/routing/links/nope", "Link nope does not exist."),
+        (
+            "/admin/routing/groups/nope",
+            "Permission group nope does not exist.",
+        ),
+        ("/admin/routing/isdn/oldpbx/more", "There is no such page."),
+    ] {
+        let a = rig.raw(&admin, "GET", path, None, &[], "127.0.0.1").await;
+        assert_eq!(a.status, 404, "{path}");
+        assert!(a.text.contains(says), "{path}: {}", a.text);
+    }
+
     // Removing from the page.
     let a = post("/admin/routing/isdn/oldpbx/delete", form(&admin, &[])).await;
     assert!(
