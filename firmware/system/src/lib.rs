@@ -2,3 +2,4 @@ pub mod apply;
 pub mod network;
 #[doc(hidden)]
 pub mod testing;
+pub mod update;
