@@ -75,6 +75,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: IsdnCmd,
     },
+    /// Firmware updates (signed RAUC bundles; docs/updates.md).
+    Update {
+        #[command(subcommand)]
+        cmd: UpdateCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateCmd {
+    /// Installs a bundle into the other firmware slot, showing progress, and restarts
+    /// the box into it. Refused when not signed with the box's key or for another board.
+    Install { file: PathBuf },
+    /// Where the last update stands.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -243,8 +257,52 @@ fn admin_password_offline(cli: &Cli, password: &str) -> Result<bool> {
     }
 }
 
+/// Starts an install and follows it until RAUC is done.
+fn update_install(cli: &Cli, file: &std::path::Path) -> Result<bool> {
+    let path = std::fs::canonicalize(file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let answer = call(cli, json!({"cmd": "update_install", "path": path}))?;
+    if answer["ok"] != json!(true) {
+        for e in answer["errors"].as_array().into_iter().flatten() {
+            eprintln!("error: {}", e.as_str().unwrap_or(""));
+        }
+        return Ok(false);
+    }
+    let mut last = String::new();
+    // An install takes minutes; stop following after an hour.
+    for _ in 0..3600 {
+        let st = call(cli, json!({"cmd": "update_status"}))?;
+        let d = &st["data"];
+        let line = match d["state"].as_str() {
+            Some("installing") => format!("{:>3}% {}", d["percent"], d["step"].as_str().unwrap_or("")),
+            Some("rebooting") => {
+                println!("{}", d["message"].as_str().unwrap_or("installed"));
+                return Ok(true);
+            }
+            Some("failed") => {
+                eprintln!("error: {}", d["message"].as_str().unwrap_or("the update failed"));
+                return Ok(false);
+            }
+            _ => String::new(),
+        };
+        if line != last && !line.is_empty() {
+            println!("{line}");
+            last = line;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("error: the install did not finish within an hour");
+    Ok(false)
+}
+
 fn run(cli: &Cli) -> Result<bool> {
     let req = match &cli.cmd {
+        Cmd::Update {
+            cmd: UpdateCmd::Install { file },
+        } => return update_install(cli, file),
+        Cmd::Update {
+            cmd: UpdateCmd::Status,
+        } => json!({"cmd": "update_status"}),
         Cmd::AdminPassword => {
             let password = read_password()?;
             if !cli.data_dir.join("control.sock").exists() {
@@ -419,6 +477,13 @@ fn run(cli: &Cli) -> Result<bool> {
                 );
             }
         }
+        Cmd::Update {
+            cmd: UpdateCmd::Status,
+        } => match data["state"].as_str() {
+            Some("installing") => println!("installing: {}% {}", data["percent"], data["step"].as_str().unwrap_or("")),
+            Some(s @ ("rebooting" | "failed")) => println!("{s}: {}", data["message"].as_str().unwrap_or("")),
+            _ => println!("no update since pbxd started"),
+        },
         Cmd::Peers { json: true }
         | Cmd::Isdn {
             cmd: IsdnCmd::List { json: true },

@@ -23,6 +23,7 @@ const MAX_REQUEST: usize = 16 << 20;
 pub struct State {
     pub cfg: Arc<store::Configurator>,
     pub prov: Arc<provision::Provisioner>,
+    pub updater: Arc<system::update::Updater>,
 }
 
 /// Binds the socket with mode 0600, replacing a stale one.
@@ -169,6 +170,16 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                 "peers": core.peers(Instant::now()),
             })),
             "peers" => ok(serde_json::to_value(core.peers(Instant::now())).expect("serialises")),
+            "update_install" => {
+                let path = std::path::PathBuf::from(str_arg(&body, "path")?);
+                if !path.is_absolute() {
+                    return Err(fail("the bundle's path must be absolute"));
+                }
+                tracing::info!(bundle = %path.display(), "firmware update requested (pbxctl)");
+                state.updater.install(&path, false).map_err(|e| fail(&e))?;
+                ok(serde_json::to_value(state.updater.state()).expect("serialises"))
+            }
+            "update_status" => ok(serde_json::to_value(state.updater.state()).expect("serialises")),
             "extension_add" => {
                 let number = str_arg(&body, "number")?.to_string();
                 let name = body

@@ -64,6 +64,22 @@ struct Args {
     /// to 30 minutes).
     #[arg(long, default_value_t = 30)]
     register_retry: u64,
+    /// Hardware watchdog device to feed while the loop runs (the box: /dev/watchdog).
+    #[arg(long)]
+    watchdog: Option<PathBuf>,
+    /// Seconds the watchdog waits for a feed before it resets the board.
+    #[arg(long, default_value_t = 30)]
+    watchdog_timeout: u32,
+    /// Once healthy (store open, SIP and web listening, ISDN spans opened), mark the
+    /// booted firmware slot good with RAUC, so GRUB keeps booting it.
+    #[arg(long)]
+    confirm_slot: bool,
+    /// RAUC's command line program (firmware updates).
+    #[arg(long, default_value = "rauc")]
+    rauc: PathBuf,
+    /// What restarts the box after a firmware update.
+    #[arg(long, default_value = "/sbin/reboot")]
+    reboot_command: String,
 }
 
 fn unix_now() -> u64 {
@@ -114,6 +130,27 @@ fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::ne
             let _ = tx.send((l, addrs)).await;
         });
     }
+}
+
+/// What keeps the box from being healthy: the web admin not accepting connections, or
+/// an enabled ISDN interface whose span did not open. (The store is open and SIP bound,
+/// or pbxd would not have started.) Lines being down is not a fault of the firmware.
+fn health_problems(spans: &isdn::Spans, cfg: &config::Config, web: SocketAddr) -> Vec<String> {
+    let mut p = Vec::new();
+    let mut web = web;
+    if web.ip().is_unspecified() {
+        web.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    if let Err(e) = std::net::TcpStream::connect_timeout(&web, Duration::from_secs(1)) {
+        p.push(format!("web admin on {web}: {e}"));
+    }
+    for (name, st) in spans.states(cfg) {
+        let enabled = cfg.isdn_interfaces.iter().any(|i| i.name == name && i.enabled);
+        if enabled && st.get("detail").and_then(|d| d.as_str()).is_some_and(|d| d.starts_with("not running")) {
+            p.push(format!("ISDN interface {name}: span not running"));
+        }
+    }
+    p
 }
 
 /// Sends the resync NOTIFYs; returns how many phones were registered to receive one.
@@ -226,6 +263,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     tracing::info!(tftp = %tftp.local_addr()?, "provisioning over TFTP");
     tokio::spawn(provision::server::serve(tftp, prov.clone()));
     let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
+    let updater = system::update::Updater::new(system::update::UpdateSettings {
+        rauc: args.rauc.clone(),
+        reboot: args.reboot_command.split_whitespace().map(str::to_string).collect(),
+        ..Default::default()
+    });
     let app = web::App::new(
         configurator.clone(),
         web_tx,
@@ -235,6 +277,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             data_dir: args.data_dir.clone(),
         },
         prov.clone(),
+        updater.clone(),
     );
     let web_addr = web_listener.local_addr()?;
     tokio::spawn(web::serve(web_listener, tls, app));
@@ -249,7 +292,38 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let mut state = control::State {
         cfg: configurator,
         prov: prov.clone(),
+        updater: updater.clone(),
     };
+    // The watchdog is fed from its own thread while this loop keeps beating.
+    let started = Instant::now();
+    let beat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let feeder = match &args.watchdog {
+        Some(path) => match board::watchdog::Watchdog::open(path) {
+            Err(e) => {
+                // Calls matter more than the watchdog: run without it, and say so.
+                tracing::error!("cannot open the watchdog {}: {e}; running without it", path.display());
+                None
+            }
+            Ok(mut dog) => {
+            let timeout = dog.set_timeout(args.watchdog_timeout.max(2)).unwrap_or(args.watchdog_timeout.max(2));
+            let b = beat.clone();
+            let limit = u64::from(timeout) * 1000 / 2;
+            tracing::info!(device = %path.display(), timeout, "feeding the watchdog");
+            Some(board::watchdog::Feeder::spawn(
+                dog,
+                Duration::from_secs(u64::from(timeout / 3).max(1)),
+                move || {
+                    let now = started.elapsed().as_millis() as u64;
+                    now.saturating_sub(b.load(std::sync::atomic::Ordering::Relaxed)) < limit
+                },
+            ))
+            }
+        },
+        None => None,
+    };
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+    let mut health = tokio::time::interval(Duration::from_secs(5));
+    let mut confirmed = !args.confirm_slot;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut persist = tokio::time::interval(Duration::from_secs(30));
@@ -305,6 +379,25 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);
                 let _ = r.reply.send(answer);
             }
+            _ = heartbeat.tick() => {
+                beat.store(started.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ = health.tick(), if !confirmed => {
+                let problems = health_problems(&spans, &state.cfg.snapshot().config, web_addr);
+                if problems.is_empty() {
+                    confirmed = true;
+                    let rauc = args.rauc.clone();
+                    tokio::spawn(async move {
+                        match system::update::mark_booted_good(&rauc, std::path::Path::new("/proc/cmdline")).await {
+                            Ok(true) => tracing::info!("healthy: the booted firmware slot is marked good"),
+                            Ok(false) => tracing::info!("healthy (not booted from a RAUC slot)"),
+                            Err(e) => tracing::error!("healthy, but marking the slot good failed: {e}"),
+                        }
+                    });
+                } else if started.elapsed() > Duration::from_secs(60) && started.elapsed() < Duration::from_secs(66) {
+                    tracing::warn!("not healthy yet, the slot stays unconfirmed: {}", problems.join("; "));
+                }
+            }
             _ = persist.tick() => {
                 rounds += 1;
                 if rounds.is_multiple_of(10) {
@@ -329,6 +422,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    if let Some(f) = feeder {
+        if let Err(e) = f.stop() {
+            tracing::warn!("disarming the watchdog: {e}");
+        }
+    }
     spans.stop_all();
     if let Err(e) = state
         .cfg

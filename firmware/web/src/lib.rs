@@ -18,6 +18,7 @@ mod provisioning;
 mod routing;
 mod routing_pages;
 pub mod tls;
+mod update;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -71,6 +72,7 @@ pub struct App {
     limiter: Mutex<auth::LoginLimiter>,
     started: Instant,
     settings: Settings,
+    updater: Arc<system::update::Updater>,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
         core: mpsc::Sender<CoreRequest>,
         settings: Settings,
         prov: Arc<provision::Provisioner>,
+        updater: Arc<system::update::Updater>,
     ) -> Arc<App> {
         Arc::new(App {
             cfg,
@@ -89,6 +92,7 @@ impl App {
             limiter: Mutex::new(auth::LoginLimiter::new()),
             started: Instant::now(),
             settings,
+            updater,
         })
     }
 
@@ -503,6 +507,8 @@ where
 fn body_limit(m: &Method, path: &str) -> usize {
     if provisioning::big_body(m, path) {
         provisioning::MAX_FIRMWARE
+    } else if update::big_body(m, path) {
+        update::MAX_BUNDLE
     } else {
         MAX_BODY
     }

@@ -13,7 +13,7 @@ pub const ADMIN_PW: &str = "Adm1n-Secret!";
 pub const PW: &str = "Us3r-Secret!x";
 
 pub struct Rig {
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub filter: warp::filters::BoxedFilter<(warp::reply::Response,)>,
     pub cfg: Arc<store::Configurator>,
 }
@@ -59,9 +59,15 @@ pub fn rig() -> Rig {
             data_dir: dir.path().to_path_buf(),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
+        // Tests put a program standing in for RAUC at <dir>/rauc when they need one.
+        system::update::Updater::new(system::update::UpdateSettings {
+            rauc: dir.path().join("rauc"),
+            reboot: vec!["true".into()],
+            reboot_delay: Duration::from_millis(10),
+        }),
     );
     Rig {
-        _dir: dir,
+        dir,
         filter: web::routes(app).boxed(),
         cfg,
     }

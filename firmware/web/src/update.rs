@@ -1,0 +1,79 @@
+//! Firmware update over the web (Kerio 21): the administrator uploads a signed bundle,
+//! the box installs it into the other slot with RAUC and restarts into it.
+//!
+//! `POST /api/v1/system/update` takes the bundle as the request body
+//! (`application/octet-stream`), `GET /api/v1/system/update` says where it stands. The
+//! page `/admin/update` sends the file with the same request and shows the progress.
+
+use crate::api::{need_admin_read, need_admin_write, ok};
+use crate::{json_reply, ApiError, App, Caller, Req};
+use std::sync::Arc;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+/// The largest bundle accepted (the root slots hold 640 MiB; bundles are compressed).
+pub const MAX_BUNDLE: usize = 512 << 20;
+
+/// Whether a request may carry a bundle-sized body.
+pub(crate) fn big_body(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/v1/system/update"
+}
+
+/// The magic of a RAUC bundle: a squashfs image.
+fn looks_like_bundle(b: &[u8]) -> bool {
+    b.starts_with(b"hsqs")
+}
+
+pub(crate) async fn api(
+    app: &Arc<App>,
+    req: &Req,
+    c: &Caller,
+    segs: &[&str],
+) -> Result<Response, ApiError> {
+    match (&req.method, segs) {
+        (&Method::GET, ["update"]) => {
+            need_admin_read(c)?;
+            ok(serde_json::to_value(app.updater.state()).expect("serialises"))
+        }
+        (&Method::POST, ["update"]) => {
+            need_admin_write(c)?;
+            if req.body.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "send the firmware bundle (.raucb) as the request body",
+                ));
+            }
+            if !looks_like_bundle(&req.body) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the file is not a firmware bundle (.raucb)",
+                ));
+            }
+            let dir = app.settings.data_dir.join("update");
+            let path = dir.join("upload.raucb");
+            let body = req.body.clone();
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(&p, &body)
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!("cannot store the bundle on the data partition: {e}"),
+                )
+            })?;
+            app.security(req.addr, &c.user.username, "firmware update uploaded");
+            app.updater
+                .install(&path, true)
+                .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+            Ok(json_reply(
+                StatusCode::ACCEPTED,
+                &serde_json::to_value(app.updater.state()).expect("serialises"),
+            ))
+        }
+        _ => Err(ApiError::not_found("no such route")),
+    }
+}
