@@ -30,6 +30,8 @@ struct Opts {
     rauc: PathBuf,
     nic: String,
     web_port: u16,
+    /// The terminal the menu runs on; a serial one gets its line settings.
+    line: Option<PathBuf>,
 }
 
 fn opts() -> Result<(Opts, Option<String>)> {
@@ -42,6 +44,7 @@ fn opts() -> Result<(Opts, Option<String>)> {
         rauc: PathBuf::from("rauc"),
         nic: "eth0".into(),
         web_port: 4021,
+        line: None,
     };
     let mut mode = None;
     let mut args = std::env::args().skip(1);
@@ -56,12 +59,13 @@ fn opts() -> Result<(Opts, Option<String>)> {
             "--rauc" => o.rauc = val()?.into(),
             "--factory-nic" => o.nic = val()?,
             "--web-port" => o.web_port = val()?.parse().context("--web-port")?,
-            "--apply-network" | "--finish-factory-reset" => mode = Some(a.clone()),
+            "--line" => o.line = Some(val()?.into()),
+            "--apply-network" | "--finish-factory-reset" | "--fallback" => mode = Some(a.clone()),
             "--help" => {
                 println!(
                     "pbx-console [--data-dir D] [--root R] [--pbxctl P] [--reboot-command C] \
                      [--poweroff-command C] [--rauc R] [--factory-nic eth0] [--web-port 4021] \
-                     [--apply-network | --finish-factory-reset]"
+                     [--line /dev/ttyS0] [--apply-network | --finish-factory-reset | --fallback]"
                 );
                 std::process::exit(0);
             }
@@ -99,7 +103,18 @@ fn run() -> Result<()> {
             }
             Ok(())
         }
+        Some("--fallback") => fallback(&o),
         _ => {
+            if let Some(line) = o.line.as_deref().filter(|l| board::serial::is_serial(l)) {
+                let name = line.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let baud = board::Profile::detect(&o.root)
+                    .and_then(|p| p.console_speed(name))
+                    .filter(|b| *b > 0)
+                    .unwrap_or(115_200);
+                if let Err(e) = board::serial::configure(line, baud) {
+                    eprintln!("pbx-console: line settings: {e}");
+                }
+            }
             // The technician's keys must never end the menu or reach a shell.
             for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTSTP] {
                 // SAFETY: ignoring a signal installs no handler code.
@@ -141,14 +156,103 @@ async fn links() -> Result<(Vec<LinkState>, Option<Ipv4Addr>)> {
 fn saved_or_factory(o: &Opts) -> (NetworkSettings, Option<String>) {
     match SettingsFile::in_data_dir(&o.data).load() {
         Ok(Some(s)) => (s, None),
-        Ok(None) => (NetworkSettings::factory(&o.nic), None),
+        Ok(None) => (factory(o), None),
         Err(e) => (
-            NetworkSettings::factory(&o.nic),
+            factory(o),
             Some(format!(
                 "{e}; the factory settings are used until you save new ones"
             )),
         ),
     }
+}
+
+/// The image's factory settings (`/etc/pbx/network.json`, eth0 at 10.10.10.1/24), or
+/// the built-in ones when the image has none or they do not validate.
+fn factory(o: &Opts) -> NetworkSettings {
+    std::fs::read(o.root.join("etc/pbx/network.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<NetworkSettings>(&b).ok())
+        .filter(|s| s.validate().is_ok())
+        .unwrap_or_else(|| NetworkSettings::factory(&o.nic))
+}
+
+/// pbxd failed to stay up. On a slot RAUC has not marked good (a fresh update whose
+/// pbxd cannot start) the box reboots and GRUB's boot counter goes back to the previous
+/// slot; on a confirmed slot pbxd is started again a minute later.
+fn fallback(o: &Opts) -> Result<()> {
+    let status = Command::new(&o.rauc)
+        .args(["status", "--output-format=shell"])
+        .output()
+        .context("running rauc")?;
+    let text = String::from_utf8_lossy(&status.stdout);
+    if booted_slot_unconfirmed(&text) {
+        eprintln!("pbx-console: pbxd cannot start on a slot never marked good: rebooting");
+        Command::new(&o.reboot).status().context("rebooting")?;
+    } else {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        Command::new("systemctl")
+            .args(["reset-failed", "pbxd.service"])
+            .status()?;
+        Command::new("systemctl")
+            .args(["start", "--no-block", "pbxd.service"])
+            .status()?;
+    }
+    Ok(())
+}
+
+/// A value of `rauc status --output-format=shell`, unquoted.
+fn shell_value(shell: &str, key: &str) -> Option<String> {
+    shell
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+}
+
+/// The firmware slots for the technician: `Slot A: booted, good, firmware 0.1.0`, and
+/// which slot boots next.
+fn slot_lines(shell: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut primary = None;
+    let want = shell_value(shell, "RAUC_BOOT_PRIMARY");
+    let slots: Vec<String> = shell_value(shell, "RAUC_SYSTEM_SLOTS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    for i in 1..=8 {
+        let Some(name) = shell_value(shell, &format!("RAUC_SLOT_BOOTNAME_{i}")) else {
+            continue;
+        };
+        let state = shell_value(shell, &format!("RAUC_SLOT_STATE_{i}")).unwrap_or_default();
+        let boot = shell_value(shell, &format!("RAUC_SLOT_BOOT_STATUS_{i}")).unwrap_or_default();
+        let mut l = format!("Slot {name}: {state}, {boot}");
+        if let Some(v) = shell_value(shell, &format!("RAUC_SLOT_STATUS_BUNDLE_VERSION_{i}"))
+            .filter(|v| !v.is_empty())
+        {
+            l.push_str(&format!(", firmware {v}"));
+        }
+        out.push(l);
+        if want.is_some() && slots.get(i - 1) == want.as_ref() {
+            primary = Some(name);
+        }
+    }
+    if let Some(p) = primary {
+        out.push(format!("Next boot: slot {p}"));
+    }
+    out
+}
+
+/// From `rauc status --output-format=shell`: whether the booted slot's boot status is
+/// not `good`.
+fn booted_slot_unconfirmed(shell: &str) -> bool {
+    let val = |k: &str| shell_value(shell, k);
+    let Some(booted) = val("RAUC_SYSTEM_BOOTED_BOOTNAME") else {
+        return false;
+    };
+    let Some(n) = (1..=8).find(|i| val(&format!("RAUC_SLOT_BOOTNAME_{i}")).as_deref() == Some(&booted)) else {
+        return false;
+    };
+    val(&format!("RAUC_SLOT_BOOT_STATUS_{n}")).as_deref() != Some("good")
 }
 
 /// Removes everything on the data partition (configuration, voicemail, certificates,
@@ -633,17 +737,18 @@ impl Menu {
     }
 
     fn version(&mut self) -> bool {
-        self.say(&format!("Firmware version {}", env!("CARGO_PKG_VERSION")));
+        match std::fs::read_to_string(self.o.root.join("etc/pbx-release")) {
+            Ok(r) => {
+                for l in r.lines().take(4) {
+                    self.say(l);
+                }
+            }
+            Err(_) => self.say(&format!("Firmware version {}", env!("CARGO_PKG_VERSION"))),
+        }
         match self.rauc(&["status", "--output-format=shell"]) {
             Ok(text) => {
-                for l in text.lines().filter(|l| {
-                    l.starts_with("RAUC_BOOT_PRIMARY")
-                        || l.starts_with("RAUC_SYSTEM_BOOTED_BOOTNAME")
-                        || l.contains("_STATE=")
-                        || l.contains("_BOOT_STATUS=")
-                        || l.contains("_BUNDLE_VERSION=")
-                }) {
-                    self.say(l);
+                for l in slot_lines(&text) {
+                    self.say(&l);
                 }
             }
             Err(e) => self.say(&format!("Update state: {e}")),
@@ -724,5 +829,34 @@ impl Menu {
         }
         self.say("The data partition is erased while the box restarts.");
         self.run_power("reboot")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::booted_slot_unconfirmed;
+
+
+    const STATUS: &str = "RAUC_SYSTEM_COMPATIBLE='pbx-x86_64'\nRAUC_SYSTEM_BOOTED_BOOTNAME='B'\n\
+        RAUC_BOOT_PRIMARY='rootfs.1'\nRAUC_SYSTEM_SLOTS='rootfs.0 rootfs.1'\n\
+        RAUC_SLOT_STATE_1='inactive'\nRAUC_SLOT_BOOTNAME_1='A'\nRAUC_SLOT_BOOT_STATUS_1='good'\n\
+        RAUC_SLOT_STATE_2='booted'\nRAUC_SLOT_BOOTNAME_2='B'\nRAUC_SLOT_BOOT_STATUS_2='bad'\n";
+
+    #[test]
+    fn slots_for_the_technician() {
+        let l = super::slot_lines(STATUS);
+        assert_eq!(l, ["Slot A: inactive, good", "Slot B: booted, bad", "Next boot: slot B"]);
+    }
+
+    #[test]
+    fn fallback_reboots_only_an_unconfirmed_slot() {
+        assert!(booted_slot_unconfirmed(STATUS));
+        assert!(!booted_slot_unconfirmed(&STATUS.replace(
+            "BOOT_STATUS_2='bad'",
+            "BOOT_STATUS_2='good'"
+        )));
+        // Not booted by RAUC (no boot name): nothing to fall back to.
+        assert!(!booted_slot_unconfirmed(""));
+        assert!(!booted_slot_unconfirmed(&STATUS.replace("BOOTED_BOOTNAME='B'", "BOOTED_BOOTNAME='C'")));
     }
 }
