@@ -95,11 +95,27 @@ pub const PROFILES: &[Profile] = &[
         consoles: &[("tty1", 0), ("ttyAMA0", 115_200)],
         nics: &["eth0"],
         leds: &[
-            Led { role: "power", gpio: None, sysfs: Some("PWR") },
-            Led { role: "status", gpio: Some(17), sysfs: None },
-            Led { role: "line", gpio: Some(27), sysfs: None },
+            Led {
+                role: "power",
+                gpio: None,
+                sysfs: Some("PWR"),
+            },
+            Led {
+                role: "status",
+                gpio: Some(17),
+                sysfs: None,
+            },
+            Led {
+                role: "line",
+                gpio: Some(27),
+                sysfs: None,
+            },
         ],
-        buttons: &[Button { role: "factory-reset", gpio: 22, hold_secs: 10 }],
+        buttons: &[Button {
+            role: "factory-reset",
+            gpio: 22,
+            hold_secs: 10,
+        }],
         watchdog: Some(("/dev/watchdog", 15)),
         audio_in: Some("plughw:1,0"),
         telephony: &[],

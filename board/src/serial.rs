@@ -10,7 +10,10 @@ pub fn is_serial(dev: &Path) -> bool {
     let name = dev.file_name().and_then(|n| n.to_str()).unwrap_or("");
     ["ttyS", "ttyAMA", "ttyUSB", "ttyACM", "ttymxc"]
         .iter()
-        .any(|p| name.strip_prefix(p).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .any(|p| {
+            name.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Sets `baud` 8N1 without flow control on the serial port `dev`. The settings stay on

@@ -22,7 +22,11 @@ use std::time::Duration;
 #[test]
 fn the_serial_line_gets_its_speed_and_keeps_line_editing() {
     let pty = nix::pty::openpty(None, None).unwrap();
-    let path = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pty.slave))).unwrap();
+    let path = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&pty.slave)
+    ))
+    .unwrap();
     let before = tcgetattr(&pty.slave).unwrap();
     assert!(before.local_flags.contains(LocalFlags::ICANON));
     board::serial::configure(&path, 115_200).unwrap();
@@ -34,9 +38,13 @@ fn the_serial_line_gets_its_speed_and_keeps_line_editing() {
     }
     assert!(board::serial::configure(std::path::Path::new("/dev/ttyS-none"), 115_200).is_err());
     assert!(board::serial::is_serial(std::path::Path::new("/dev/ttyS0")));
-    assert!(board::serial::is_serial(std::path::Path::new("/dev/ttyAMA0")));
+    assert!(board::serial::is_serial(std::path::Path::new(
+        "/dev/ttyAMA0"
+    )));
     assert!(!board::serial::is_serial(std::path::Path::new("/dev/tty1")));
-    assert!(!board::serial::is_serial(std::path::Path::new("/dev/pts/3")));
+    assert!(!board::serial::is_serial(std::path::Path::new(
+        "/dev/pts/3"
+    )));
     assert!(!board::serial::is_serial(std::path::Path::new("/dev/ttyS")));
 }
 
@@ -50,7 +58,9 @@ fn the_watchdog_is_fed_while_healthy_and_disarmed_on_stop() {
     assert_eq!(dog.set_timeout(30), None);
     let healthy = Arc::new(AtomicBool::new(true));
     let h = healthy.clone();
-    let f = Feeder::spawn(dog, Duration::from_millis(50), move || h.load(Ordering::Relaxed));
+    let f = Feeder::spawn(dog, Duration::from_millis(50), move || {
+        h.load(Ordering::Relaxed)
+    });
     std::thread::sleep(Duration::from_millis(400));
     let fed = std::fs::read(&dev).unwrap().len();
     assert!(fed >= 3, "fed {fed} times in 400 ms");
@@ -58,7 +68,11 @@ fn the_watchdog_is_fed_while_healthy_and_disarmed_on_stop() {
     std::thread::sleep(Duration::from_millis(120));
     let frozen = std::fs::read(&dev).unwrap().len();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(std::fs::read(&dev).unwrap().len(), frozen, "fed while unhealthy");
+    assert_eq!(
+        std::fs::read(&dev).unwrap().len(),
+        frozen,
+        "fed while unhealthy"
+    );
     f.stop().unwrap();
     let all = std::fs::read(&dev).unwrap();
     assert_eq!(all.last(), Some(&b'V'), "no magic close");
@@ -71,20 +85,42 @@ fn profiles_name_what_each_board_has() {
     assert_eq!(names, ["x86-1nic", "x86-isdn", "qemu-x86_64", "rpi4"]);
     for p in PROFILES {
         assert!(!p.consoles.is_empty() && !p.nics.is_empty(), "{}", p.name);
-        assert_eq!(p.nics[0], "eth0", "{}: the factory address goes on eth0", p.name);
-        assert!(p.consoles.iter().any(|c| c.1 == 115_200), "{}: no serial console", p.name);
+        assert_eq!(
+            p.nics[0], "eth0",
+            "{}: the factory address goes on eth0",
+            p.name
+        );
+        assert!(
+            p.consoles.iter().any(|c| c.1 == 115_200),
+            "{}: no serial console",
+            p.name
+        );
         assert!(p.watchdog.is_some(), "{}", p.name);
         // The compatible must match the image's RAUC system.conf.
         assert!(p.compatible == "pbx-x86_64" || p.compatible == "pbx-rpi4");
     }
     let pi = Profile::by_name("rpi4").unwrap();
     assert_eq!(pi.buttons[0].hold_secs, 10);
-    assert!(pi.leds.iter().any(|l| l.role == "status" && l.gpio.is_some()));
+    assert!(pi
+        .leds
+        .iter()
+        .any(|l| l.role == "status" && l.gpio.is_some()));
     assert_eq!(pi.console_speed("ttyAMA0"), Some(115_200));
-    assert!(Profile::by_name("x86-isdn").unwrap().telephony.contains(&"wcte13xp"));
-    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../rootfs-overlay/etc/rauc/system.conf")).unwrap();
+    assert!(Profile::by_name("x86-isdn")
+        .unwrap()
+        .telephony
+        .contains(&"wcte13xp"));
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../rootfs-overlay/etc/rauc/system.conf"
+    ))
+    .unwrap();
     assert!(conf.contains("compatible=pbx-x86_64"));
-    let conf = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../buildroot-external/board/rpi4/rootfs-overlay/etc/rauc/system.conf")).unwrap();
+    let conf = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../buildroot-external/board/rpi4/rootfs-overlay/etc/rauc/system.conf"
+    ))
+    .unwrap();
     assert!(conf.contains("compatible=pbx-rpi4"));
 
     let dir = tempfile::tempdir().unwrap();

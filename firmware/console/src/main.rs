@@ -249,7 +249,9 @@ fn booted_slot_unconfirmed(shell: &str) -> bool {
     let Some(booted) = val("RAUC_SYSTEM_BOOTED_BOOTNAME") else {
         return false;
     };
-    let Some(n) = (1..=8).find(|i| val(&format!("RAUC_SLOT_BOOTNAME_{i}")).as_deref() == Some(&booted)) else {
+    let Some(n) =
+        (1..=8).find(|i| val(&format!("RAUC_SLOT_BOOTNAME_{i}")).as_deref() == Some(&booted))
+    else {
         return false;
     };
     val(&format!("RAUC_SLOT_BOOT_STATUS_{n}")).as_deref() != Some("good")
@@ -836,7 +838,6 @@ impl Menu {
 mod tests {
     use super::booted_slot_unconfirmed;
 
-
     const STATUS: &str = "RAUC_SYSTEM_COMPATIBLE='pbx-x86_64'\nRAUC_SYSTEM_BOOTED_BOOTNAME='B'\n\
         RAUC_BOOT_PRIMARY='rootfs.1'\nRAUC_SYSTEM_SLOTS='rootfs.0 rootfs.1'\n\
         RAUC_SLOT_STATE_1='inactive'\nRAUC_SLOT_BOOTNAME_1='A'\nRAUC_SLOT_BOOT_STATUS_1='good'\n\
@@ -845,18 +846,26 @@ mod tests {
     #[test]
     fn slots_for_the_technician() {
         let l = super::slot_lines(STATUS);
-        assert_eq!(l, ["Slot A: inactive, good", "Slot B: booted, bad", "Next boot: slot B"]);
+        assert_eq!(
+            l,
+            [
+                "Slot A: inactive, good",
+                "Slot B: booted, bad",
+                "Next boot: slot B"
+            ]
+        );
     }
 
     #[test]
     fn fallback_reboots_only_an_unconfirmed_slot() {
         assert!(booted_slot_unconfirmed(STATUS));
-        assert!(!booted_slot_unconfirmed(&STATUS.replace(
-            "BOOT_STATUS_2='bad'",
-            "BOOT_STATUS_2='good'"
-        )));
+        assert!(!booted_slot_unconfirmed(
+            &STATUS.replace("BOOT_STATUS_2='bad'", "BOOT_STATUS_2='good'")
+        ));
         // Not booted by RAUC (no boot name): nothing to fall back to.
         assert!(!booted_slot_unconfirmed(""));
-        assert!(!booted_slot_unconfirmed(&STATUS.replace("BOOTED_BOOTNAME='B'", "BOOTED_BOOTNAME='C'")));
+        assert!(!booted_slot_unconfirmed(
+            &STATUS.replace("BOOTED_BOOTNAME='B'", "BOOTED_BOOTNAME='C'")
+        ));
     }
 }

@@ -259,8 +259,8 @@ fn admin_password_offline(cli: &Cli, password: &str) -> Result<bool> {
 
 /// Starts an install and follows it until RAUC is done.
 fn update_install(cli: &Cli, file: &std::path::Path) -> Result<bool> {
-    let path = std::fs::canonicalize(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let path =
+        std::fs::canonicalize(file).with_context(|| format!("cannot read {}", file.display()))?;
     let answer = call(cli, json!({"cmd": "update_install", "path": path}))?;
     if answer["ok"] != json!(true) {
         for e in answer["errors"].as_array().into_iter().flatten() {
@@ -274,13 +274,18 @@ fn update_install(cli: &Cli, file: &std::path::Path) -> Result<bool> {
         let st = call(cli, json!({"cmd": "update_status"}))?;
         let d = &st["data"];
         let line = match d["state"].as_str() {
-            Some("installing") => format!("{:>3}% {}", d["percent"], d["step"].as_str().unwrap_or("")),
+            Some("installing") => {
+                format!("{:>3}% {}", d["percent"], d["step"].as_str().unwrap_or(""))
+            }
             Some("rebooting") => {
                 println!("{}", d["message"].as_str().unwrap_or("installed"));
                 return Ok(true);
             }
             Some("failed") => {
-                eprintln!("error: {}", d["message"].as_str().unwrap_or("the update failed"));
+                eprintln!(
+                    "error: {}",
+                    d["message"].as_str().unwrap_or("the update failed")
+                );
                 return Ok(false);
             }
             _ => String::new(),
@@ -480,8 +485,14 @@ fn run(cli: &Cli) -> Result<bool> {
         Cmd::Update {
             cmd: UpdateCmd::Status,
         } => match data["state"].as_str() {
-            Some("installing") => println!("installing: {}% {}", data["percent"], data["step"].as_str().unwrap_or("")),
-            Some(s @ ("rebooting" | "failed")) => println!("{s}: {}", data["message"].as_str().unwrap_or("")),
+            Some("installing") => println!(
+                "installing: {}% {}",
+                data["percent"],
+                data["step"].as_str().unwrap_or("")
+            ),
+            Some(s @ ("rebooting" | "failed")) => {
+                println!("{s}: {}", data["message"].as_str().unwrap_or(""))
+            }
             _ => println!("no update since pbxd started"),
         },
         Cmd::Peers { json: true }

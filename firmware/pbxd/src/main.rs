@@ -145,8 +145,16 @@ fn health_problems(spans: &isdn::Spans, cfg: &config::Config, web: SocketAddr) -
         p.push(format!("web admin on {web}: {e}"));
     }
     for (name, st) in spans.states(cfg) {
-        let enabled = cfg.isdn_interfaces.iter().any(|i| i.name == name && i.enabled);
-        if enabled && st.get("detail").and_then(|d| d.as_str()).is_some_and(|d| d.starts_with("not running")) {
+        let enabled = cfg
+            .isdn_interfaces
+            .iter()
+            .any(|i| i.name == name && i.enabled);
+        if enabled
+            && st
+                .get("detail")
+                .and_then(|d| d.as_str())
+                .is_some_and(|d| d.starts_with("not running"))
+        {
             p.push(format!("ISDN interface {name}: span not running"));
         }
     }
@@ -265,7 +273,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
     let updater = system::update::Updater::new(system::update::UpdateSettings {
         rauc: args.rauc.clone(),
-        reboot: args.reboot_command.split_whitespace().map(str::to_string).collect(),
+        reboot: args
+            .reboot_command
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
         ..Default::default()
     });
     let app = web::App::new(
@@ -301,22 +313,27 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         Some(path) => match board::watchdog::Watchdog::open(path) {
             Err(e) => {
                 // Calls matter more than the watchdog: run without it, and say so.
-                tracing::error!("cannot open the watchdog {}: {e}; running without it", path.display());
+                tracing::error!(
+                    "cannot open the watchdog {}: {e}; running without it",
+                    path.display()
+                );
                 None
             }
             Ok(mut dog) => {
-            let timeout = dog.set_timeout(args.watchdog_timeout.max(2)).unwrap_or(args.watchdog_timeout.max(2));
-            let b = beat.clone();
-            let limit = u64::from(timeout) * 1000 / 2;
-            tracing::info!(device = %path.display(), timeout, "feeding the watchdog");
-            Some(board::watchdog::Feeder::spawn(
-                dog,
-                Duration::from_secs(u64::from(timeout / 3).max(1)),
-                move || {
-                    let now = started.elapsed().as_millis() as u64;
-                    now.saturating_sub(b.load(std::sync::atomic::Ordering::Relaxed)) < limit
-                },
-            ))
+                let timeout = dog
+                    .set_timeout(args.watchdog_timeout.max(2))
+                    .unwrap_or(args.watchdog_timeout.max(2));
+                let b = beat.clone();
+                let limit = u64::from(timeout) * 1000 / 2;
+                tracing::info!(device = %path.display(), timeout, "feeding the watchdog");
+                Some(board::watchdog::Feeder::spawn(
+                    dog,
+                    Duration::from_secs(u64::from(timeout / 3).max(1)),
+                    move || {
+                        let now = started.elapsed().as_millis() as u64;
+                        now.saturating_sub(b.load(std::sync::atomic::Ordering::Relaxed)) < limit
+                    },
+                ))
             }
         },
         None => None,

@@ -108,12 +108,12 @@ impl Updater {
             match outcome {
                 Ok(()) => {
                     me.set(UpdateState::Rebooting {
-                        message: "The new firmware is installed; the box restarts into it."
-                            .into(),
+                        message: "The new firmware is installed; the box restarts into it.".into(),
                     });
                     tokio::time::sleep(me.settings.reboot_delay).await;
                     if let Some((cmd, args)) = me.settings.reboot.split_first() {
-                        if let Err(e) = tokio::process::Command::new(cmd).args(args).status().await {
+                        if let Err(e) = tokio::process::Command::new(cmd).args(args).status().await
+                        {
                             me.set(UpdateState::Failed {
                                 message: format!(
                                     "installed, but the restart failed ({cmd}: {e}); restart the box"
@@ -248,7 +248,10 @@ mod tests {
             Some((40, "Copying image to rootfs.1".into()))
         );
         assert_eq!(progress("installing `/x`: succeeded"), None);
-        assert_eq!(progress("100% Installing done."), Some((100, "Installing done.".into())));
+        assert_eq!(
+            progress("100% Installing done."),
+            Some((100, "Installing done.".into()))
+        );
     }
 
     #[test]
@@ -256,10 +259,18 @@ mod tests {
         let m = explain("  0% Installing\nLastError: Failed to check bundle identifier: Compatible mismatch: Expected 'pbx-x86_64' but bundle manifest has 'pbx-rpi4'\ninstalling `/data/update/upload.raucb`: failed");
         assert!(m.starts_with("The bundle is for another board"), "{m}");
         assert!(m.contains("pbx-rpi4"), "{m}");
-        let m = explain("LastError: signature verification failed: Verify error:self-signed certificate");
-        assert!(m.starts_with("The bundle is not signed with this box's update key"), "{m}");
+        let m = explain(
+            "LastError: signature verification failed: Verify error:self-signed certificate",
+        );
+        assert!(
+            m.starts_with("The bundle is not signed with this box's update key"),
+            "{m}"
+        );
         let m = explain("LastError: Failed mounting bundle: not a squashfs");
         assert!(m.starts_with("The file is not a firmware bundle"), "{m}");
-        assert_eq!(explain(""), "The update failed; the running firmware stays.");
+        assert_eq!(
+            explain(""),
+            "The update failed; the running firmware stays."
+        );
     }
 }

@@ -29,8 +29,15 @@ async fn settle(rig: &Rig, admin: &Who) -> serde_json::Value {
 }
 
 async fn upload(rig: &Rig, who: &Who, body: &str) -> Answer {
-    rig.raw(who, "POST", "/api/v1/system/update", Some((BIN, body.to_string())), &[], "127.0.0.1")
-        .await
+    rig.raw(
+        who,
+        "POST",
+        "/api/v1/system/update",
+        Some((BIN, body.to_string())),
+        &[],
+        "127.0.0.1",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -44,8 +51,13 @@ async fn only_administrators_upload_and_junk_is_refused() {
     assert_eq!(a.status, 400, "{}", a.text);
     let a = upload(&rig, &admin, "PK\u{3}\u{4} a zip file").await;
     assert_eq!(a.status, 422, "{}", a.text);
-    assert!(a.body["error"].as_str().unwrap().contains("not a firmware bundle"));
-    let a = rig.call(&auditor, "GET", "/api/v1/system/update", None).await;
+    assert!(a.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a firmware bundle"));
+    let a = rig
+        .call(&auditor, "GET", "/api/v1/system/update", None)
+        .await;
     assert_eq!(a.status, 200);
     assert_eq!(a.body["state"], "idle");
 }
@@ -59,7 +71,10 @@ async fn refusals_are_explained_and_success_reboots() {
     assert_eq!(a.status, 202, "{}", a.text);
     let s = settle(&rig, &admin).await;
     assert_eq!(s["state"], "failed");
-    assert!(s["message"].as_str().unwrap().contains("not available"), "{s}");
+    assert!(
+        s["message"].as_str().unwrap().contains("not available"),
+        "{s}"
+    );
 
     // RAUC refusing a bundle for another board.
     let seen = rig.dir.path().join("args");
