@@ -1,0 +1,306 @@
+//! The image test's harness: a network namespace with a tap device for the guest's NIC,
+//! QEMU booting a copy of the image with its serial console on a Unix socket, and the
+//! programs (curl, python3) run inside the namespace to reach the box.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where scripts/build-image put its output.
+pub fn image_dir() -> PathBuf {
+    std::env::var_os("PBX_IMAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/image"))
+}
+
+/// A network namespace holding `tap0` (the guest's NIC) and the test's side of the
+/// box's LAN at 10.10.10.2/24.
+pub struct Lan {
+    pub name: String,
+}
+
+impl Lan {
+    #[allow(clippy::new_without_default)] // it makes a namespace: not a default value
+    pub fn new() -> Lan {
+        let name = format!("pbximg{}", std::process::id());
+        let lan = Lan { name };
+        run(Command::new("ip").args(["netns", "add", &lan.name]));
+        for a in [
+            &["tuntap", "add", "dev", "tap0", "mode", "tap"][..],
+            &["addr", "add", "10.10.10.2/24", "dev", "tap0"],
+            &["link", "set", "tap0", "up"],
+            &["link", "set", "lo", "up"],
+        ] {
+            run(Command::new("ip").arg("-n").arg(&lan.name).args(a));
+        }
+        lan
+    }
+
+    /// A command run inside the namespace.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Adds an address to the LAN side (`10.10.20.2/24`).
+    pub fn add_address(&self, cidr: &str) {
+        run(Command::new("ip")
+            .arg("-n")
+            .arg(&self.name)
+            .args(["addr", "add", cidr, "dev", "tap0"]));
+    }
+
+    /// HTTPS GET from the LAN: (status, body). The box's certificate is self-signed.
+    pub fn https_get(&self, url: &str) -> (u16, String) {
+        let out = self
+            .cmd("curl")
+            .args(["-sk", "--max-time", "10", "-w", "\n%{http_code}", url])
+            .output()
+            .expect("curl");
+        split_status(&out)
+    }
+
+    /// curl with arbitrary arguments from the LAN: (status, body).
+    pub fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = self
+            .cmd("curl")
+            .args(["-sk", "--max-time", "600", "-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("curl");
+        split_status(&out)
+    }
+
+    /// Sends a SIP OPTIONS over UDP from the LAN and answers the status line.
+    pub fn sip_options(&self, to: &str) -> Option<String> {
+        let script = format!(
+            r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5099))
+s.settimeout(2)
+msg = ("OPTIONS sip:{to} SIP/2.0\r\n"
+       "Via: SIP/2.0/UDP 10.10.10.2:5099;branch=z9hG4bK-img-1;rport\r\n"
+       "Max-Forwards: 70\r\nTo: <sip:{to}>\r\nFrom: <sip:test@10.10.10.2>;tag=img1\r\n"
+       "Call-ID: image-test-1\r\nCSeq: 1 OPTIONS\r\nContact: <sip:test@10.10.10.2:5099>\r\n"
+       "Accept: application/sdp\r\nContent-Length: 0\r\n\r\n")
+for _ in range(3):
+    s.sendto(msg.encode(), ("{host}", 5060))
+    try:
+        data, _ = s.recvfrom(65535)
+        print(data.decode(errors="replace").split("\r\n")[0])
+        sys.exit(0)
+    except socket.timeout:
+        pass
+sys.exit(1)
+"#,
+            to = to,
+            host = to.split(':').next().unwrap_or(to)
+        );
+        let out = self.cmd("python3").args(["-c", &script]).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn split_status(out: &Output) -> (u16, String) {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+fn run(c: &mut Command) {
+    let out = c.output().expect("run");
+    assert!(out.status.success(), "{c:?}: {out:?}");
+}
+
+/// KVM with hardware virtualisation (kvm_intel or kvm_amd). Some machines offer
+/// /dev/kvm through kvm_pvm, which runs only PVM-aware guest kernels and no firmware:
+/// those use TCG like machines without KVM. PBX_QEMU_ACCEL=kvm|tcg decides instead.
+pub fn kvm_usable() -> bool {
+    match std::env::var("PBX_QEMU_ACCEL").as_deref() {
+        Ok("kvm") => return true,
+        Ok("tcg") => return false,
+        _ => {}
+    }
+    Path::new("/dev/kvm").exists()
+        && (Path::new("/sys/module/kvm_intel").exists()
+            || Path::new("/sys/module/kvm_amd").exists())
+}
+
+/// The box under QEMU, its serial console on a Unix socket.
+pub struct Guest {
+    qemu: Child,
+    serial: UnixStream,
+    seen: Arc<Mutex<Vec<u8>>>,
+    /// Where [`Guest::expect`] looks from.
+    cursor: usize,
+    _dir: tempfile::TempDir,
+}
+
+impl Guest {
+    /// Boots a copy of `disk` (the build's image stays as built) with its NIC on the
+    /// LAN's tap0. KVM when the machine has it.
+    pub fn boot(lan: &Lan, disk: &Path) -> Guest {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir.path().join("disk.img");
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(disk)
+            .arg(&copy));
+        let vars = dir.path().join("vars.fd");
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF vars");
+        let sock = dir.path().join("serial.sock");
+        let kvm = kvm_usable();
+        let qemu = lan
+            .cmd("qemu-system-x86_64")
+            .args([
+                "-machine",
+                if kvm {
+                    "q35,accel=kvm"
+                } else {
+                    "q35,accel=tcg"
+                },
+            ])
+            .args(["-cpu", if kvm { "host" } else { "max" }])
+            .args(["-m", "1024", "-smp", "2"])
+            .args([
+                "-drive",
+                "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            ])
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", copy.display()))
+            .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
+            .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
+            .args(["-device", "i6300esb"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=ser0,path={},server=on,wait=off",
+                sock.display()
+            ))
+            .args(["-serial", "chardev:ser0"])
+            .args([
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-nodefaults",
+                "-vga",
+                "std",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("qemu-system-x86_64");
+        let t0 = Instant::now();
+        let serial = loop {
+            if let Ok(s) = UnixStream::connect(&sock) {
+                break s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "QEMU's serial socket never came"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut rd = serial.try_clone().expect("clone");
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = rd.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                s.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Guest {
+            qemu,
+            serial,
+            seen,
+            cursor: 0,
+            _dir: dir,
+        }
+    }
+
+    /// What the serial console showed since the cursor, escape sequences and all.
+    pub fn since(&self) -> String {
+        let seen = self.seen.lock().unwrap();
+        String::from_utf8_lossy(&seen[self.cursor.min(seen.len())..]).to_string()
+    }
+
+    /// Waits for `text` on the serial console after the cursor and moves the cursor past
+    /// it; answers what came before it.
+    pub fn expect(&mut self, text: &str, within: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            {
+                let seen = self.seen.lock().unwrap();
+                let tail =
+                    String::from_utf8_lossy(&seen[self.cursor.min(seen.len())..]).to_string();
+                if let Some(i) = tail.find(text) {
+                    let before = tail[..i].to_string();
+                    // Byte offsets of the lossy text match the raw bytes for ASCII.
+                    self.cursor += tail[..i + text.len()].len();
+                    return before;
+                }
+            }
+            if t0.elapsed() > within {
+                panic!(
+                    "waited {within:?} for {text:?} on the serial console; it showed:\n{}",
+                    self.since()
+                        .chars()
+                        .rev()
+                        .take(3000)
+                        .collect::<String>()
+                        .chars()
+                        .rev()
+                        .collect::<String>()
+                );
+            }
+            if let Ok(Some(st)) = self.qemu.try_wait() {
+                panic!(
+                    "QEMU ended ({st}) while waiting for {text:?}:\n{}",
+                    self.since()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types a line at the console (Enter is CR on a serial terminal).
+    pub fn line(&mut self, s: &str) {
+        self.serial
+            .write_all(format!("{s}\r").as_bytes())
+            .expect("serial write");
+    }
+
+    /// Moves the cursor to the end: what came before is not looked at again.
+    pub fn skip(&mut self) {
+        self.cursor = self.seen.lock().unwrap().len();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+    }
+}

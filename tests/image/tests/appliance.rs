@@ -1,0 +1,341 @@
+//! The appliance image under QEMU, as a technician meets it (Kerio chapters 2, 20-22):
+//! it boots to the console menu at 10.10.10.1; the web admin and SIP answer there; a new
+//! static address set at the console is reached; bundles that are unsigned or for
+//! another board are refused; an update installs, reboots into the other slot and is
+//! marked good; a bundle whose pbxd cannot start rolls back to the previous slot.
+//!
+//! Needs `scripts/build-image` first and root (network namespace, tap device, QEMU):
+//! scripts/test runs it with `--ignored` after building the image.
+
+use image_tests::{image_dir, Guest, Lan};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(420);
+const PASSWORD: &str = "Image-Test-Admin-9";
+
+/// Waits for the menu and reads its header (the box's addresses).
+fn menu(g: &mut Guest, within: Duration) -> String {
+    g.expect("Choose 1-9", within)
+}
+
+/// Console entry 5: the firmware version and slots.
+fn slots(g: &mut Guest) -> String {
+    g.line("5");
+    let s = g.expect("Press Enter", Duration::from_secs(30));
+    g.line("");
+    menu(g, Duration::from_secs(10));
+    s
+}
+
+/// Polls entry 5 until `want` shows (pbxd marks the slot good once healthy).
+fn slots_until(g: &mut Guest, want: &[&str], within: Duration) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = slots(g);
+        if want.iter().all(|w| s.contains(w)) {
+            return s;
+        }
+        assert!(t0.elapsed() < within, "slots never showed {want:?}:\n{s}");
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+fn web_answers(lan: &Lan, url: &str, within: Duration) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let (code, body) = lan.https_get(url);
+        if code == 200 {
+            return body;
+        }
+        assert!(t0.elapsed() < within, "{url} answered {code}: {body}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Logs in as Admin and uploads a bundle; answers the final update state.
+fn upload(lan: &Lan, host: &str, bundle: &Path) -> serde_json::Value {
+    let jar = format!("/tmp/pbximg-cookies-{}", std::process::id());
+    let (code, body) = lan.curl(&[
+        "-c",
+        &jar,
+        "-H",
+        "content-type: application/json",
+        "--data",
+        &format!(r#"{{"username":"Admin","password":"{PASSWORD}"}}"#),
+        &format!("https://{host}:4021/api/v1/login"),
+    ]);
+    assert_eq!(code, 200, "login: {body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    let (code, body) = lan.curl(&[
+        "-b",
+        &jar,
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        "-H",
+        "content-type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", bundle.display()),
+        &format!("https://{host}:4021/api/v1/system/update"),
+    ]);
+    assert_eq!(code, 202, "upload of {}: {body}", bundle.display());
+    let t0 = std::time::Instant::now();
+    loop {
+        let (code, body) = lan.curl(&[
+            "-b",
+            &jar,
+            &format!("https://{host}:4021/api/v1/system/update"),
+        ]);
+        if code == 200 {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if v["state"] != "installing" {
+                return v;
+            }
+        } else {
+            // The box went down to reboot before we saw "rebooting".
+            return serde_json::json!({"state": "gone", "code": code});
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "install never finished: {body}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// A bundle of the built root with `pbxd` replaced by a program that fails.
+fn broken_bundle(dir: &Path) -> std::path::PathBuf {
+    let img = image_dir();
+    let rootfs = dir.join("rootfs-bad.ext4");
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(img.join("rootfs.ext4"))
+        .arg(&rootfs));
+    let fake = dir.join("pbxd");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'pbxd: broken on purpose by the image test' >&2\nexit 1\n",
+    )
+    .unwrap();
+    run(Command::new("debugfs")
+        .args(["-w", "-R", "rm /usr/bin/pbxd"])
+        .arg(&rootfs));
+    run(Command::new("debugfs")
+        .args([
+            "-w",
+            "-R",
+            &format!("write {} /usr/bin/pbxd", fake.display()),
+        ])
+        .arg(&rootfs));
+    run(Command::new("debugfs")
+        .args(["-w", "-R", "sif /usr/bin/pbxd mode 0100755"])
+        .arg(&rootfs));
+    let out = dir.join("broken.raucb");
+    make_bundle(&rootfs, &out, &["--version", "broken"]);
+    out
+}
+
+fn make_bundle(rootfs: &Path, out: &Path, extra: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-bundle");
+    run(Command::new(script).arg(rootfs).arg(out).args(extra));
+}
+
+fn run(c: &mut Command) {
+    let out = c.output().expect("run");
+    assert!(out.status.success(), "{c:?}: {out:?}");
+}
+
+#[test]
+#[ignore = "needs scripts/build-image and root; scripts/test runs it"]
+fn the_box_boots_answers_updates_and_rolls_back() {
+    let img = image_dir();
+    let disk = img.join("disk.img");
+    assert!(
+        disk.exists(),
+        "no {}: run scripts/build-image first",
+        disk.display()
+    );
+    let work = tempfile::tempdir().unwrap();
+    let lan = Lan::new();
+    let mut g = Guest::boot(&lan, &disk);
+
+    // Plugged in: the serial console shows the menu with the factory address.
+    let header = menu(&mut g, BOOT);
+    assert!(
+        header.contains("10.10.10.1"),
+        "no factory address in:\n{header}"
+    );
+    assert!(header.contains("https://10.10.10.1:4021/admin"), "{header}");
+    // Ctrl-C and Ctrl-\ do not leave the menu (no shell behind it).
+    g.line("\x03\x1c");
+    g.line("1");
+    let status = g.expect("Press Enter", Duration::from_secs(30));
+    assert!(
+        status.contains("Host name: pbx") && status.contains("10.10.10.1/24"),
+        "{status}"
+    );
+    g.line("");
+    menu(&mut g, Duration::from_secs(10));
+
+    // The web admin and SIP answer at the factory address.
+    let page = web_answers(
+        &lan,
+        "https://10.10.10.1:4021/admin",
+        Duration::from_secs(120),
+    );
+    assert!(page.contains("Admin") || page.contains("admin"), "{page}");
+    let sip = lan
+        .sip_options("10.10.10.1:5060")
+        .expect("no SIP answer to OPTIONS");
+    assert!(sip.starts_with("SIP/2.0 "), "{sip}");
+
+    // A new static address through the console, reached there at once.
+    g.line("2");
+    g.expect("eth0", Duration::from_secs(10));
+    g.line("1");
+    g.expect("Choose 1 or 2", Duration::from_secs(10));
+    g.line("2");
+    g.expect("IP address [10.10.10.1]", Duration::from_secs(10));
+    g.line("10.10.20.1");
+    g.expect("Mask", Duration::from_secs(10));
+    g.line("24");
+    g.expect("Default gateway", Duration::from_secs(10));
+    g.line("");
+    g.expect("DNS servers", Duration::from_secs(10));
+    g.line("");
+    g.expect("(y/n)", Duration::from_secs(10));
+    g.line("y");
+    g.expect("Saved and applied.", Duration::from_secs(30));
+    g.line("");
+    let header = menu(&mut g, Duration::from_secs(10));
+    assert!(header.contains("https://10.10.20.1:4021/admin"), "{header}");
+    lan.add_address("10.10.20.2/24");
+    web_answers(
+        &lan,
+        "https://10.10.20.1:4021/admin",
+        Duration::from_secs(30),
+    );
+    let sip = lan
+        .sip_options("10.10.20.1:5060")
+        .expect("no SIP answer at the new address");
+    assert!(sip.starts_with("SIP/2.0 "), "{sip}");
+    let host = "10.10.20.1";
+
+    // The administrator's password, set at the console.
+    g.line("3");
+    g.expect("New password:", Duration::from_secs(10));
+    g.line(PASSWORD);
+    g.expect("The same again:", Duration::from_secs(10));
+    g.line(PASSWORD);
+    g.expect("log in as Admin", Duration::from_secs(30));
+    g.line("");
+    menu(&mut g, Duration::from_secs(10));
+    let before = slots(&mut g);
+    assert!(before.contains("Slot A: booted"), "{before}");
+
+    // Refused: signed with a key the box does not know, and built for another board.
+    let other = work.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not the box's key",
+        ])
+        .arg("-keyout")
+        .arg(other.join("key.pem"))
+        .arg("-out")
+        .arg(other.join("cert.pem")));
+    let unsigned = work.path().join("foreign-key.raucb");
+    make_bundle(
+        &img.join("rootfs.ext4"),
+        &unsigned,
+        &[
+            "--cert",
+            other.join("cert.pem").to_str().unwrap(),
+            "--key",
+            other.join("key.pem").to_str().unwrap(),
+        ],
+    );
+    let st = upload(&lan, host, &unsigned);
+    assert_eq!(st["state"], "failed", "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("not signed with this box's update key"),
+        "{st}"
+    );
+    let pi = work.path().join("rpi4.raucb");
+    make_bundle(&img.join("rootfs.ext4"), &pi, &["--compatible", "pbx-rpi4"]);
+    let st = upload(&lan, host, &pi);
+    assert_eq!(st["state"], "failed", "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("for another board"),
+        "{st}"
+    );
+
+    // The update: installed into slot B, rebooted into it, marked good by pbxd.
+    g.skip();
+    let st = upload(&lan, host, &img.join("update.raucb"));
+    assert!(st["state"] == "rebooting" || st["state"] == "gone", "{st}");
+    let header = menu(&mut g, BOOT);
+    assert!(
+        header.contains("10.10.20.1"),
+        "the address did not survive the update:\n{header}"
+    );
+    let s = slots_until(
+        &mut g,
+        &["Slot B: booted, good", "Slot A: inactive"],
+        Duration::from_secs(120),
+    );
+    assert!(s.contains("Next boot: slot B"), "{s}");
+    web_answers(
+        &lan,
+        "https://10.10.20.1:4021/admin",
+        Duration::from_secs(60),
+    );
+
+    // A bundle whose pbxd cannot start: installed into slot A, booted once, never
+    // marked good; the box comes back on slot B.
+    let broken = broken_bundle(work.path());
+    g.skip();
+    let st = upload(&lan, host, &broken);
+    assert!(st["state"] == "rebooting" || st["state"] == "gone", "{st}");
+    // First boot: the broken slot A.
+    menu(&mut g, BOOT);
+    // pbx-fallback reboots it; GRUB's counter takes slot B.
+    let t0 = std::time::Instant::now();
+    loop {
+        let s = slots(&mut g);
+        if s.contains("Slot B: booted") {
+            break;
+        }
+        assert!(t0.elapsed() < BOOT, "never came back on slot B:\n{s}");
+        // Still on A: wait for the reboot and the menu after it.
+        g.skip();
+        menu(&mut g, BOOT);
+    }
+    // Back on B, which pbxd confirms again; A stays marked bad.
+    slots_until(
+        &mut g,
+        &["Slot B: booted, good", "Slot A: inactive, bad"],
+        Duration::from_secs(120),
+    );
+    web_answers(
+        &lan,
+        "https://10.10.20.1:4021/admin",
+        Duration::from_secs(60),
+    );
+}
