@@ -132,6 +132,20 @@ fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::ne
     }
 }
 
+/// The image's release (`/etc/pbx-release`: "PBX firmware 0.1.0+abc"), or the crate's
+/// version off the box.
+fn release_version() -> String {
+    std::fs::read_to_string("/etc/pbx-release")
+        .ok()
+        .and_then(|r| {
+            r.lines()
+                .next()?
+                .strip_prefix("PBX firmware ")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+}
+
 /// What keeps the box from being healthy: the web admin not accepting connections, or
 /// an enabled ISDN interface whose span did not open. (The store is open and SIP bound,
 /// or pbxd would not have started.) Lines being down is not a fault of the firmware.
@@ -285,7 +299,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         web_tx,
         web::Settings {
             idle_timeout: Duration::from_secs(args.web_idle.max(1) * 60),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: release_version(),
             data_dir: args.data_dir.clone(),
         },
         prov.clone(),

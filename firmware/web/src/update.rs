@@ -77,3 +77,47 @@ pub(crate) async fn api(
         _ => Err(ApiError::not_found("no such route")),
     }
 }
+
+/// `/admin/update`: the running version, the last update's state and the upload form.
+/// The script (static/app.js) sends the chosen file to the API and follows the progress;
+/// without a script the page says how to do it with pbxctl.
+pub(crate) fn page(app: &Arc<App>, c: &Caller) -> Response {
+    use maud::html;
+    let st = app.updater.state();
+    let (state, detail) = describe(&st);
+    let write = c.can_write_admin();
+    crate::pages::page_response(
+        StatusCode::OK,
+        crate::pages::layout(
+            "Firmware",
+            Some(c),
+            true,
+            &crate::pages::Note::None,
+            html! {
+                p { "Running firmware: " strong id="fw-version" { (app.settings.version) } }
+                p id="update-state" data-state=(state) { (detail) }
+                @if write {
+                    h2 { "Update" }
+                    p { "Upload a firmware bundle (" code { ".raucb" } ") signed for this box. It is installed into the other firmware slot and the box restarts into it; if the new firmware does not come up healthy, the box goes back to this one." }
+                    form id="update-form" data-csrf=(c.session.csrf) {
+                        label for="bundle" { "Bundle" }
+                        input type="file" id="bundle" name="bundle" accept=".raucb" required;
+                        button type="submit" { "Install and restart" }
+                    }
+                    noscript { p { "Uploading needs JavaScript. Without it: copy the bundle to the box and run " code { "pbxctl --data-dir /data update install FILE" } "." } }
+                }
+            },
+        ),
+    )
+}
+
+/// The state in words (and a short name for the page's script and tests).
+fn describe(st: &system::update::UpdateState) -> (&'static str, String) {
+    use system::update::UpdateState::*;
+    match st {
+        Idle => ("idle", "No update since the last start.".into()),
+        Installing { percent, step } => ("installing", format!("Installing: {percent}% {step}")),
+        Rebooting { message } => ("rebooting", message.clone()),
+        Failed { message } => ("failed", message.clone()),
+    }
+}

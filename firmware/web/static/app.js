@@ -1,4 +1,4 @@
-// The only script: the key icon next to a password shows or hides it.
+// The key icon next to a password shows or hides it.
 document.addEventListener("click", function (ev) {
   var b = ev.target.closest("button.reveal");
   if (!b) return;
@@ -7,4 +7,56 @@ document.addEventListener("click", function (ev) {
   var show = input.type === "password";
   input.type = show ? "text" : "password";
   b.setAttribute("aria-pressed", show ? "true" : "false");
+});
+
+// Firmware page: send the chosen bundle to the API and follow the install.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  if (form.id !== "update-form") return;
+  ev.preventDefault();
+  var file = document.getElementById("bundle").files[0];
+  var state = document.getElementById("update-state");
+  var button = form.querySelector("button");
+  if (!file) return;
+  var show = function (name, text) {
+    state.setAttribute("data-state", name);
+    state.textContent = text;
+  };
+  button.disabled = true;
+  show("uploading", "Uploading " + file.name + "...");
+  fetch("/api/v1/system/update", {
+    method: "POST",
+    headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
+    body: file,
+    credentials: "same-origin"
+  }).then(function (r) {
+    return r.json().then(function (j) { return { ok: r.ok, body: j }; });
+  }).then(function (a) {
+    if (!a.ok) {
+      show("failed", a.body.error || "The upload was refused.");
+      button.disabled = false;
+      return;
+    }
+    var poll = function () {
+      fetch("/api/v1/system/update", { credentials: "same-origin" }).then(function (r) {
+        return r.json();
+      }).then(function (s) {
+        if (s.state === "installing") {
+          show("installing", "Installing: " + s.percent + "% " + s.step);
+          setTimeout(poll, 1000);
+        } else if (s.state === "failed") {
+          show("failed", s.message);
+          button.disabled = false;
+        } else {
+          show("rebooting", s.message || "The box restarts into the new firmware.");
+        }
+      }).catch(function () {
+        show("rebooting", "The box is restarting into the new firmware; reload this page in a minute.");
+      });
+    };
+    poll();
+  }).catch(function (e) {
+    show("failed", "The upload failed: " + e);
+    button.disabled = false;
+  });
 });

@@ -391,6 +391,50 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
 }
 
 #[test]
+fn chromium_firmware_upload_refused_then_installed() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = tempfile::tempdir().unwrap();
+    // RAUC's command line, played by a script: progress lines, then success.
+    let rauc = lab.path().join("rauc");
+    let got = lab.path().join("installed.raucb");
+    std::fs::write(
+        &rauc,
+        format!(
+            "#!/bin/sh\ncp \"$2\" {}\necho '  0% Installing'\nsleep 1\necho ' 40% Copying image to rootfs.1'\nsleep 2\necho '100% Installing done.'\n",
+            got.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rauc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let junk = lab.path().join("photo.jpg");
+    std::fs::write(&junk, b"\xff\xd8\xff\xe0 not firmware").unwrap();
+    let bundle = lab.path().join("update.raucb");
+    let mut body = b"hsqs".to_vec();
+    body.extend((0..200_000u32).map(|i| (i % 251) as u8));
+    std::fs::write(&bundle, &body).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let pbx = Pbxd::start_in(
+        data,
+        free_port(),
+        &["--rauc", rauc.to_str().unwrap(), "--reboot-command", "true"],
+    );
+    pbx.admin_session(PW);
+    browser(
+        &pbx,
+        "firmware.mjs",
+        &[
+            ("ADMIN_PW", PW),
+            ("JUNK_FILE", junk.to_str().unwrap()),
+            ("BUNDLE_FILE", bundle.to_str().unwrap()),
+        ],
+    );
+    // RAUC got the bundle byte for byte; the upload is gone from the data directory.
+    assert_eq!(std::fs::read(&got).unwrap(), body);
+    assert!(!pbx.data.path().join("update/upload.raucb").exists());
+    assert!(repo().join("target/artifacts/firmware.png").exists());
+}
+
+#[test]
 fn bad_connections_and_oversized_bodies_never_hang_the_web() {
     use std::io::{Read, Write};
     use std::net::TcpStream;

@@ -1,0 +1,36 @@
+// Chromium on the Firmware page (Kerio 21): a file that is not a bundle is refused
+// before anything is installed; a bundle is uploaded, its progress shown, and the page
+// says the box restarts. RAUC is played by a script (the image test runs the real one).
+// Run by tests/e2e/tests/web.rs.
+import assert from "node:assert/strict";
+import { base, artifacts, run } from "./harness.mjs";
+
+const ADMIN_PW = process.env.ADMIN_PW;
+const JUNK = process.env.JUNK_FILE;
+const BUNDLE = process.env.BUNDLE_FILE;
+
+await run(async (page) => {
+  await page.goto(`${base}/admin`);
+  await page.fill("input[name=username]", "Admin");
+  await page.fill("input[name=password]", ADMIN_PW);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+
+  await page.click("nav >> text=Firmware");
+  await page.getByRole("heading", { name: "Firmware" }).waitFor();
+  assert.match(await page.locator("#update-state").textContent(), /No update/);
+
+  // Not a bundle: refused by the box, nothing installed.
+  await page.setInputFiles("#bundle", JUNK);
+  await page.click("#update-form button[type=submit]");
+  await page.locator("#update-state[data-state=failed]").waitFor();
+  assert.match(await page.locator("#update-state").textContent(), /not a firmware bundle/);
+
+  // A bundle: installed with progress, then the restart.
+  await page.setInputFiles("#bundle", BUNDLE);
+  await page.click("#update-form button[type=submit]");
+  await page.locator("#update-state[data-state=installing]").waitFor();
+  await page.locator("#update-state[data-state=rebooting]").waitFor({ timeout: 30000 });
+  assert.match(await page.locator("#update-state").textContent(), /restarts/);
+  await page.screenshot({ path: `${artifacts}/firmware.png`, fullPage: true });
+});
