@@ -4,6 +4,8 @@
 //! and telephony cards a model has), the hardware watchdog device, the serial console's
 //! line settings. Must not touch: configuration, SIP, the store.
 
+pub mod audio;
+pub mod panel;
 pub mod profile;
 pub mod serial;
 pub mod watchdog;
