@@ -19,7 +19,7 @@ use system::network::{
 };
 
 /// The marker a factory reset leaves on the data partition for the next boot.
-const RESET_MARKER: &str = ".factory-reset";
+const RESET_MARKER: &str = system::FACTORY_RESET_MARKER;
 
 struct Opts {
     data: PathBuf,

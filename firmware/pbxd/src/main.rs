@@ -132,6 +132,36 @@ fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::ne
     }
 }
 
+/// Drives the front panel from its own thread: status LED on while the loop beats,
+/// factory reset (marker on /data, then reboot) when the button is held long enough.
+fn spawn_panel(
+    mut panel: board::panel::Panel,
+    beat: Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
+    data: PathBuf,
+    reboot: String,
+) {
+    let _ = std::thread::Builder::new()
+        .name("panel".into())
+        .spawn(move || loop {
+            let now = started.elapsed().as_millis() as u64;
+            let alive = now.saturating_sub(beat.load(std::sync::atomic::Ordering::Relaxed)) < 5000;
+            panel.set("status", alive);
+            if panel.reset_held(Instant::now()) {
+                tracing::warn!("reset button held: factory reset and restart");
+                if let Err(e) = std::fs::write(data.join(system::FACTORY_RESET_MARKER), b"button\n")
+                {
+                    tracing::error!("cannot mark the factory reset: {e}");
+                } else if let Some((cmd, rest)) =
+                    reboot.split_whitespace().collect::<Vec<_>>().split_first()
+                {
+                    let _ = std::process::Command::new(cmd).args(rest).status();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+}
+
 /// The image's release (`/etc/pbx-release`: "PBX firmware 0.1.0+abc"), or the crate's
 /// version off the box.
 fn release_version() -> String {
@@ -352,6 +382,23 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         },
         None => None,
     };
+    // A front panel (Raspberry Pi): the status LED shows the loop beating; the reset
+    // button held 10 s asks for a factory reset and restarts the box.
+    if let Some(profile) = board::Profile::detect(std::path::Path::new("/")) {
+        match board::panel::Panel::open(profile) {
+            Ok(Some(panel)) => {
+                spawn_panel(
+                    panel,
+                    beat.clone(),
+                    started,
+                    args.data_dir.clone(),
+                    args.reboot_command.clone(),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(board = profile.name, "front panel: {e}"),
+        }
+    }
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut health = tokio::time::interval(Duration::from_secs(5));
     let mut confirmed = !args.confirm_slot;
