@@ -2,6 +2,7 @@ pub mod apply;
 pub mod network;
 #[doc(hidden)]
 pub mod testing;
+pub mod time;
 pub mod update;
 
 /// The marker a factory reset (the console's entry 9, or a board's reset button) leaves
