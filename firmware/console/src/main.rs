@@ -60,12 +60,14 @@ fn opts() -> Result<(Opts, Option<String>)> {
             "--factory-nic" => o.nic = val()?,
             "--web-port" => o.web_port = val()?.parse().context("--web-port")?,
             "--line" => o.line = Some(val()?.into()),
-            "--apply-network" | "--finish-factory-reset" | "--fallback" => mode = Some(a.clone()),
+            "--apply-network" | "--apply-time" | "--finish-factory-reset" | "--fallback" => {
+                mode = Some(a.clone())
+            }
             "--help" => {
                 println!(
                     "pbx-console [--data-dir D] [--root R] [--pbxctl P] [--reboot-command C] \
                      [--poweroff-command C] [--rauc R] [--factory-nic eth0] [--web-port 4021] \
-                     [--line /dev/ttyS0] [--apply-network | --finish-factory-reset | --fallback]"
+                     [--line /dev/ttyS0] [--apply-network | --apply-time | --finish-factory-reset | --fallback]"
                 );
                 std::process::exit(0);
             }
@@ -104,6 +106,22 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some("--fallback") => fallback(&o),
+        Some("--apply-time") => {
+            // The saved zone and NTP servers (or UTC, NTP off) into /etc at every boot:
+            // the root slot an update brings has the factory files.
+            let f = system::time::TimeFile::in_data_dir(&o.data);
+            let s = match f.load() {
+                Ok(s) => s.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("pbx-console: {e}; UTC and no NTP until saved again");
+                    Default::default()
+                }
+            };
+            for n in system::time::apply(&s, &o.root).map_err(|e| anyhow!(e))? {
+                println!("{n}");
+            }
+            Ok(())
+        }
         _ => {
             if let Some(line) = o.line.as_deref().filter(|l| board::serial::is_serial(l)) {
                 let name = line.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -331,6 +331,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             idle_timeout: Duration::from_secs(args.web_idle.max(1) * 60),
             version: release_version(),
             data_dir: args.data_dir.clone(),
+            root: PathBuf::from("/"),
         },
         prov.clone(),
         updater.clone(),

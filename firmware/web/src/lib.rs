@@ -61,6 +61,8 @@ pub struct Settings {
     pub version: String,
     /// Data directory (for the disk figures).
     pub data_dir: PathBuf,
+    /// The system's root: where the time zone is written (`/` on the box).
+    pub root: PathBuf,
 }
 
 /// Everything the handlers share.

@@ -74,6 +74,40 @@ pub(crate) async fn api(
                 &serde_json::to_value(app.updater.state()).expect("serialises"),
             ))
         }
+        (&Method::GET, ["time"]) => {
+            need_admin_read(c)?;
+            let s = system::time::TimeFile::in_data_dir(&app.settings.data_dir)
+                .load()
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?
+                .unwrap_or_default();
+            ok(serde_json::to_value(s).expect("serialises"))
+        }
+        (&Method::PUT, ["time"]) => {
+            need_admin_write(c)?;
+            let s: system::time::TimeSettings = serde_json::from_slice(&req.body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "expected {{\"timezone\": \"Europe/Prague\", \"ntp\": [\"host\"]}}: {e}"
+                    ),
+                )
+            })?;
+            if let Err(e) = s.validate(&app.settings.root) {
+                return Err(ApiError::bad(&e.field, e.message));
+            }
+            let root = app.settings.root.clone();
+            let data = app.settings.data_dir.clone();
+            let saved = s.clone();
+            tokio::task::spawn_blocking(move || {
+                system::time::TimeFile::in_data_dir(&data).save(&saved, &root)?;
+                system::time::apply(&saved, &root)
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            app.security(req.addr, &c.user.username, "time settings changed");
+            ok(serde_json::to_value(s).expect("serialises"))
+        }
         _ => Err(ApiError::not_found("no such route")),
     }
 }

@@ -124,3 +124,61 @@ async fn refusals_are_explained_and_success_reboots() {
     let a = upload(&rig, &admin, "hsqs again").await;
     assert_eq!(a.status, 409, "{}", a.text);
 }
+
+#[tokio::test]
+async fn time_zone_and_ntp_are_saved_and_written() {
+    let rig = rig();
+    let (admin, auditor, _) = rig.populated().await;
+    let a = rig.call(&auditor, "GET", "/api/v1/system/time", None).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body, serde_json::json!({"timezone": "UTC", "ntp": []}));
+    let body = serde_json::json!({"timezone": "Europe/Prague", "ntp": ["ntp.example.net"]});
+    assert_eq!(
+        rig.call(&auditor, "PUT", "/api/v1/system/time", Some(body.clone()))
+            .await
+            .status,
+        403
+    );
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/system/time",
+            Some(serde_json::json!({"timezone": "Europe/Atlantis"})),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert_eq!(a.body["field"], "timezone");
+    let a = rig
+        .raw(
+            &admin,
+            "PUT",
+            "/api/v1/system/time",
+            Some(("application/json", "{\"timezone\": 7".into())),
+            &[],
+            "127.0.0.1",
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = rig
+        .call(&admin, "PUT", "/api/v1/system/time", Some(body.clone()))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        rig.call(&admin, "GET", "/api/v1/system/time", None)
+            .await
+            .body,
+        body
+    );
+    let etc = rig.dir.path().join("root/etc");
+    assert_eq!(
+        std::fs::read_link(etc.join("localtime")).unwrap(),
+        std::path::Path::new("/usr/share/zoneinfo/Europe/Prague")
+    );
+    assert!(
+        std::fs::read_to_string(etc.join("systemd/timesyncd.conf.d/pbx.conf"))
+            .unwrap()
+            .contains("NTP=ntp.example.net")
+    );
+    assert!(rig.dir.path().join("system/time.json").exists());
+}
