@@ -77,6 +77,10 @@ struct Args {
     /// RAUC's command line program (firmware updates).
     #[arg(long, default_value = "rauc")]
     rauc: PathBuf,
+    /// The system root where time zone and NTP settings are put in force (`/` on the
+    /// box). Without it (a development machine) they are only saved.
+    #[arg(long)]
+    system_root: Option<PathBuf>,
     /// What restarts the box after a firmware update.
     #[arg(long, default_value = "/sbin/reboot")]
     reboot_command: String,
@@ -331,7 +335,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             idle_timeout: Duration::from_secs(args.web_idle.max(1) * 60),
             version: release_version(),
             data_dir: args.data_dir.clone(),
-            root: PathBuf::from("/"),
+            root: args.system_root.clone(),
         },
         prov.clone(),
         updater.clone(),

@@ -61,8 +61,9 @@ pub struct Settings {
     pub version: String,
     /// Data directory (for the disk figures).
     pub data_dir: PathBuf,
-    /// The system's root: where the time zone is written (`/` on the box).
-    pub root: PathBuf,
+    /// The system's root where the time zone and NTP servers are put in force (`/` on
+    /// the box); `None` on a development machine: settings are saved, not applied.
+    pub root: Option<PathBuf>,
 }
 
 /// Everything the handlers share.

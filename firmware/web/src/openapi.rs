@@ -258,6 +258,16 @@ fn provisioning_paths() -> Value {
     let import = json!({
         "type": "object", "additionalProperties": false, "required": ["csv"],
         "properties": {"csv": s("string"), "lines": {"type": "array", "items": {"type": "integer", "minimum": 1}}, "dry_run": s("boolean")}});
+    let update_state = json!({
+        "type": "object",
+        "required": ["state"],
+        "properties": {
+            "state": {"type": "string", "enum": ["idle", "installing", "rebooting", "failed"]},
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            "step": {"type": "string"},
+            "message": {"type": "string"}
+        }
+    });
     let restart = json!({
         "type": "object", "additionalProperties": false,
         "properties": {"phones": str_array.clone(), "at": {"type": "integer", "minimum": 0}, "cancel": s("boolean")}});
@@ -287,6 +297,28 @@ fn provisioning_paths() -> Value {
         "/provisioning/firmware/{model}": {
             "parameters": [model],
             "delete": write_op("Remove a model's firmware", None, "204", None)
+        },
+        "/system/update": {
+            "get": read_op("Where the firmware update stands (docs/updates.md)", update_state.clone()),
+            "post": {
+                "summary": "Install a signed firmware bundle (.raucb, at most 512 MiB) into the other slot and restart into it",
+                "security": [{"session": [], "csrf": []}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {
+                    "202": ok("accepted: installing", update_state),
+                    "400": err("no body"),
+                    "401": err("not logged in"),
+                    "403": err("missing CSRF token or not an administrator"),
+                    "409": err("an update is already being installed"),
+                    "413": err("larger than 512 MiB"),
+                    "422": err("not a firmware bundle"),
+                    "507": err("no room on the data partition")
+                }
+            }
+        },
+        "/system/time": {
+            "get": read_op("Time zone and NTP servers (Kerio 22)", r("TimeSettings")),
+            "put": write_op("Set the time zone and NTP servers (empty: NTP off)", Some(r("TimeSettings")), "200", Some(r("TimeSettings")))
         }
     })
 }
@@ -339,6 +371,10 @@ fn base() -> Value {
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": s("string"), "field": s("string")}},
+                "TimeSettings": {"type": "object", "required": ["timezone"], "additionalProperties": false, "properties": {
+                    "timezone": {"type": "string", "description": "IANA zone, e.g. Europe/Prague"},
+                    "ntp": {"type": "array", "maxItems": 4, "items": {"type": "string"}}
+                }},
                 "Extension": {"type": "object", "properties": extension_props.clone(), "required": ["number"]},
                 "ExtensionUpdate": {"type": "object", "properties": extension_props, "additionalProperties": false},
                 "Account": {"type": "object", "properties": account_props.clone(), "required": ["username"]},

@@ -57,14 +57,14 @@ pub fn rig() -> Rig {
             idle_timeout: Duration::from_secs(600),
             version: "test".into(),
             data_dir: dir.path().to_path_buf(),
-            root: {
+            root: Some({
                 // A scratch system root holding the real zoneinfo, for the time settings.
                 let root = dir.path().join("root");
                 std::fs::create_dir_all(root.join("usr/share")).unwrap();
                 std::os::unix::fs::symlink("/usr/share/zoneinfo", root.join("usr/share/zoneinfo"))
                     .unwrap();
                 root
-            },
+            }),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.
