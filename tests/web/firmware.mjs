@@ -1,4 +1,5 @@
-// Chromium on the Firmware page (Kerio 21): a file that is not a bundle is refused
+// Chromium on the System page: the time zone and NTP servers (Kerio 22), then the
+// firmware update (Kerio 21): a file that is not a bundle is refused
 // before anything is installed; a bundle is uploaded, its progress shown, and the page
 // says the box restarts. RAUC is played by a script (the image test runs the real one).
 // Run by tests/e2e/tests/web.rs.
@@ -16,8 +17,18 @@ await run(async (page) => {
   await page.click("button[type=submit]");
   await page.getByRole("heading", { name: "Dashboard" }).waitFor();
 
-  await page.click("nav >> text=Firmware");
-  await page.getByRole("heading", { name: "Firmware" }).waitFor();
+  await page.click("nav >> text=System");
+  await page.getByRole("heading", { name: "System" }).waitFor();
+
+  // Date and time: a zone that does not exist is named; a real one is saved.
+  await page.fill("#timezone", "Europe/Atlantis");
+  await page.click("#time-form button[type=submit]");
+  await page.locator("p.error", { hasText: "unknown time zone" }).waitFor();
+  await page.fill("#timezone", "Europe/Prague");
+  await page.fill("#ntp", "ntp.example.net, 192.0.2.123");
+  await page.click("#time-form button[type=submit]");
+  await page.locator("p.done", { hasText: "Time zone Europe/Prague saved." }).waitFor();
+  assert.equal(await page.inputValue("#ntp"), "ntp.example.net 192.0.2.123");
   assert.match(await page.locator("#update-state").textContent(), /No update/);
 
   // Not a bundle: refused by the box, nothing installed.

@@ -96,7 +96,7 @@ pub(crate) fn layout(
                                 a href="/admin/dialplan" { "Dial plan" }
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/logs" { "Logs" }
-                                a href="/admin/update" { "Firmware" }
+                                a href="/admin/update" { "System" }
                                 a href="/" { "MyPhone" }
                             } @else {
                                 a href="/" { "MyPhone" }
@@ -479,7 +479,8 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             status_page(app, &c, note).await
         }
         (true, ["logs"]) => logs_page(app, &c),
-        (true, ["update"]) => crate::update::page(app, &c),
+        (true, ["update"]) => crate::update::page(app, &c, Note::None, StatusCode::OK, None),
+        (false, ["update", "time"]) => crate::update::time_post(app, req, &c, &form).await,
         (_, ["routing", rest @ ..]) => {
             crate::routing_pages::handle(app, &c, get, rest, &form).await
         }

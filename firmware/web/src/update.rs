@@ -92,24 +92,7 @@ pub(crate) async fn api(
                     ),
                 )
             })?;
-            // Zones are checked against the system's zoneinfo (the host's off the box).
-            let check = app.settings.root.clone().unwrap_or_else(|| "/".into());
-            if let Err(e) = s.validate(&check) {
-                return Err(ApiError::bad(&e.field, e.message));
-            }
-            let root = app.settings.root.clone();
-            let data = app.settings.data_dir.clone();
-            let saved = s.clone();
-            tokio::task::spawn_blocking(move || {
-                system::time::TimeFile::in_data_dir(&data).save(&saved, &check)?;
-                match root {
-                    Some(root) => system::time::apply(&saved, &root).map(|_| ()),
-                    None => Ok(()),
-                }
-            })
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+            save_time(app, &s).await?;
             app.security(req.addr, &c.user.username, "time settings changed");
             ok(serde_json::to_value(s).expect("serialises"))
         }
@@ -117,26 +100,105 @@ pub(crate) async fn api(
     }
 }
 
-/// `/admin/update`: the running version, the last update's state and the upload form.
-/// The script (static/app.js) sends the chosen file to the API and follows the progress;
-/// without a script the page says how to do it with pbxctl.
-pub(crate) fn page(app: &Arc<App>, c: &Caller) -> Response {
+/// Validates, saves and (on the box) applies time settings.
+async fn save_time(app: &Arc<App>, s: &system::time::TimeSettings) -> Result<(), ApiError> {
+    // Zones are checked against the system's zoneinfo (the host's off the box).
+    let check = app.settings.root.clone().unwrap_or_else(|| "/".into());
+    if let Err(e) = s.validate(&check) {
+        return Err(ApiError::bad(&e.field, e.message));
+    }
+    let root = app.settings.root.clone();
+    let data = app.settings.data_dir.clone();
+    let saved = s.clone();
+    tokio::task::spawn_blocking(move || {
+        system::time::TimeFile::in_data_dir(&data).save(&saved, &check)?;
+        match root {
+            Some(root) => system::time::apply(&saved, &root).map(|_| ()),
+            None => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+/// The Date and time form posted from the System page (fields `timezone`, `ntp`:
+/// servers separated by spaces or commas).
+pub(crate) async fn time_post(
+    app: &Arc<App>,
+    req: &Req,
+    c: &Caller,
+    form: &[(String, String)],
+) -> Response {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let s = system::time::TimeSettings {
+        timezone: get("timezone"),
+        ntp: get("ntp")
+            .split(|ch: char| ch == ',' || ch.is_whitespace())
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    match save_time(app, &s).await {
+        Ok(()) => {
+            app.security(req.addr, &c.user.username, "time settings changed");
+            page(
+                app,
+                c,
+                crate::pages::Note::Done(format!("Time zone {} saved.", s.timezone)),
+                StatusCode::OK,
+                Some(&s),
+            )
+        }
+        Err(e) => page(
+            app,
+            c,
+            crate::pages::Note::Error(e.error.clone()),
+            StatusCode::BAD_REQUEST,
+            Some(&s),
+        ),
+    }
+}
+
+/// `/admin/update`, the System page: the running version, the last update's state and
+/// the upload form; the time zone and NTP servers. The script (static/app.js) sends the
+/// chosen bundle to the API and follows the progress; without a script the page says
+/// how to do it with pbxctl.
+pub(crate) fn page(
+    app: &Arc<App>,
+    c: &Caller,
+    note: crate::pages::Note,
+    status: StatusCode,
+    typed: Option<&system::time::TimeSettings>,
+) -> Response {
     use maud::html;
+    let time = typed.cloned().unwrap_or_else(|| {
+        system::time::TimeFile::in_data_dir(&app.settings.data_dir)
+            .load()
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    });
     let st = app.updater.state();
     let (state, detail) = describe(&st);
     let write = c.can_write_admin();
     crate::pages::page_response(
-        StatusCode::OK,
+        status,
         crate::pages::layout(
-            "Firmware",
+            "System",
             Some(c),
             true,
-            &crate::pages::Note::None,
+            &note,
             html! {
+                h2 { "Firmware" }
                 p { "Running firmware: " strong id="fw-version" { (app.settings.version) } }
                 p id="update-state" data-state=(state) { (detail) }
                 @if write {
-                    h2 { "Update" }
                     p { "Upload a firmware bundle (" code { ".raucb" } ") signed for this box. It is installed into the other firmware slot and the box restarts into it; if the new firmware does not come up healthy, the box goes back to this one." }
                     form id="update-form" data-csrf=(c.session.csrf) {
                         label for="bundle" { "Bundle" }
@@ -144,6 +206,15 @@ pub(crate) fn page(app: &Arc<App>, c: &Caller) -> Response {
                         button type="submit" { "Install and restart" }
                     }
                     noscript { p { "Uploading needs JavaScript. Without it: copy the bundle to the box and run " code { "pbxctl --data-dir /data update install FILE" } "." } }
+                }
+                h2 { "Date and time" }
+                form id="time-form" method="post" action="/admin/update/time" {
+                    (crate::pages::csrf_field(c))
+                    label for="timezone" { "Time zone (as Europe/Prague)" }
+                    input id="timezone" name="timezone" value=(time.timezone) required disabled[!write];
+                    label for="ntp" { "NTP servers (empty: off)" }
+                    input id="ntp" name="ntp" value=(time.ntp.join(" ")) disabled[!write];
+                    @if write { button type="submit" { "Save" } }
                 }
             },
         ),

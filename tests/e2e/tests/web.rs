@@ -391,7 +391,7 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
 }
 
 #[test]
-fn chromium_firmware_upload_refused_then_installed() {
+fn chromium_time_settings_and_firmware_upload() {
     use std::os::unix::fs::PermissionsExt;
     let lab = tempfile::tempdir().unwrap();
     // RAUC's command line, played by a script: progress lines, then success.
@@ -432,6 +432,14 @@ fn chromium_firmware_upload_refused_then_installed() {
     assert_eq!(std::fs::read(&got).unwrap(), body);
     assert!(!pbx.data.path().join("update/upload.raucb").exists());
     assert!(repo().join("target/artifacts/firmware.png").exists());
+    let time: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pbx.data.path().join("system/time.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        time,
+        json!({"timezone": "Europe/Prague", "ntp": ["ntp.example.net", "192.0.2.123"]})
+    );
 }
 
 #[test]
