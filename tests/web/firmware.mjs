@@ -4,18 +4,14 @@
 // says the box restarts. RAUC is played by a script (the image test runs the real one).
 // Run by tests/e2e/tests/web.rs.
 import assert from "node:assert/strict";
-import { base, artifacts, run } from "./harness.mjs";
+import { artifacts, run, login } from "./harness.mjs";
 
 const ADMIN_PW = process.env.ADMIN_PW;
 const JUNK = process.env.JUNK_FILE;
 const BUNDLE = process.env.BUNDLE_FILE;
 
 await run(async (page) => {
-  await page.goto(`${base}/admin`);
-  await page.fill("input[name=username]", "Admin");
-  await page.fill("input[name=password]", ADMIN_PW);
-  await page.click("button[type=submit]");
-  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+  await login(page, "Admin", ADMIN_PW);
 
   await page.click("nav >> text=System");
   await page.getByRole("heading", { name: "System" }).waitFor();

@@ -33,3 +33,12 @@ export async function fitsAPhone(page, nav) {
   assert.ok(overflow <= 1, `${nav}: page is ${overflow}px wider than a phone screen`);
   await page.setViewportSize({ width: 1280, height: 800 });
 }
+
+// Logs in to the web admin as `user` and waits for the dashboard.
+export async function login(page, user, password) {
+  await page.goto(`${base}/admin`);
+  await page.fill("input[name=username]", user);
+  await page.fill("input[name=password]", password);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+}

@@ -4,17 +4,13 @@
 // numbers. Run by
 // tests/e2e/tests/web.rs, which checks the stored configuration afterwards.
 import assert from "node:assert/strict";
-import { base, artifacts, run, fitsAPhone } from "./harness.mjs";
+import { artifacts, run, fitsAPhone, login } from "./harness.mjs";
 
 const ADMIN_PW = process.env.ADMIN_PW;
 
 await run(async (page) => {
 
-  await page.goto(`${base}/admin`);
-  await page.fill("input[name=username]", "Admin");
-  await page.fill("input[name=password]", ADMIN_PW);
-  await page.click("button[type=submit]");
-  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+  await login(page, "Admin", ADMIN_PW);
 
   // A provider (Kerio 6.1).
   await page.click("nav >> text=Call routing");

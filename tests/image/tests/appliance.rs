@@ -192,20 +192,18 @@ fn the_box_boots_answers_updates_and_rolls_back() {
     assert!(sip.starts_with("SIP/2.0 "), "{sip}");
 
     // A new static address through the console, reached there at once.
-    g.line("2");
-    g.expect("eth0", Duration::from_secs(10));
-    g.line("1");
-    g.expect("Choose 1 or 2", Duration::from_secs(10));
-    g.line("2");
-    g.expect("IP address [10.10.10.1]", Duration::from_secs(10));
-    g.line("10.10.20.1");
-    g.expect("Mask", Duration::from_secs(10));
-    g.line("24");
-    g.expect("Default gateway", Duration::from_secs(10));
-    g.line("");
-    g.expect("DNS servers", Duration::from_secs(10));
-    g.line("");
-    g.expect("(y/n)", Duration::from_secs(10));
+    for (answer, next) in [
+        ("2", "eth0"),
+        ("1", "Choose 1 or 2"),
+        ("2", "IP address [10.10.10.1]"),
+        ("10.10.20.1", "Mask"),
+        ("24", "Default gateway"),
+        ("", "DNS servers"),
+        ("", "(y/n)"),
+    ] {
+        g.line(answer);
+        g.expect(next, Duration::from_secs(10));
+    }
     g.line("y");
     g.expect("Saved and applied.", Duration::from_secs(30));
     g.line("");
