@@ -17,6 +17,7 @@ use system::apply::{Applier, LinkState, Net};
 use system::network::{
     check_static, mask_of, parse_addr, parse_mask, InterfaceSettings, NetworkSettings, SettingsFile,
 };
+use system::update::SlotStatus;
 
 /// The marker a factory reset leaves on the data partition for the next boot.
 const RESET_MARKER: &str = system::FACTORY_RESET_MARKER;
@@ -202,8 +203,8 @@ fn fallback(o: &Opts) -> Result<()> {
         .args(["status", "--output-format=shell"])
         .output()
         .context("running rauc")?;
-    let text = String::from_utf8_lossy(&status.stdout);
-    if booted_slot_unconfirmed(&text) {
+    let slots = SlotStatus::parse(&String::from_utf8_lossy(&status.stdout));
+    if slots.booted_unconfirmed() {
         eprintln!("pbx-console: pbxd cannot start on a slot never marked good: rebooting");
         Command::new(&o.reboot).status().context("rebooting")?;
     } else {
@@ -216,63 +217,6 @@ fn fallback(o: &Opts) -> Result<()> {
             .status()?;
     }
     Ok(())
-}
-
-/// A value of `rauc status --output-format=shell`, unquoted.
-fn shell_value(shell: &str, key: &str) -> Option<String> {
-    shell
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
-}
-
-/// The firmware slots for the technician: `Slot A: booted, good, firmware 0.1.0`, and
-/// which slot boots next.
-fn slot_lines(shell: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut primary = None;
-    let want = shell_value(shell, "RAUC_BOOT_PRIMARY");
-    let slots: Vec<String> = shell_value(shell, "RAUC_SYSTEM_SLOTS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    for i in 1..=8 {
-        let Some(name) = shell_value(shell, &format!("RAUC_SLOT_BOOTNAME_{i}")) else {
-            continue;
-        };
-        let state = shell_value(shell, &format!("RAUC_SLOT_STATE_{i}")).unwrap_or_default();
-        let boot = shell_value(shell, &format!("RAUC_SLOT_BOOT_STATUS_{i}")).unwrap_or_default();
-        let mut l = format!("Slot {name}: {state}, {boot}");
-        if let Some(v) = shell_value(shell, &format!("RAUC_SLOT_STATUS_BUNDLE_VERSION_{i}"))
-            .filter(|v| !v.is_empty())
-        {
-            l.push_str(&format!(", firmware {v}"));
-        }
-        out.push(l);
-        if want.is_some() && slots.get(i - 1) == want.as_ref() {
-            primary = Some(name);
-        }
-    }
-    if let Some(p) = primary {
-        out.push(format!("Next boot: slot {p}"));
-    }
-    out
-}
-
-/// From `rauc status --output-format=shell`: whether the booted slot's boot status is
-/// not `good`.
-fn booted_slot_unconfirmed(shell: &str) -> bool {
-    let val = |k: &str| shell_value(shell, k);
-    let Some(booted) = val("RAUC_SYSTEM_BOOTED_BOOTNAME") else {
-        return false;
-    };
-    let Some(n) =
-        (1..=8).find(|i| val(&format!("RAUC_SLOT_BOOTNAME_{i}")).as_deref() == Some(&booted))
-    else {
-        return false;
-    };
-    val(&format!("RAUC_SLOT_BOOT_STATUS_{n}")).as_deref() != Some("good")
 }
 
 /// Removes everything on the data partition (configuration, voicemail, certificates,
@@ -767,7 +711,7 @@ impl Menu {
         }
         match self.rauc(&["status", "--output-format=shell"]) {
             Ok(text) => {
-                for l in slot_lines(&text) {
+                for l in SlotStatus::parse(&text).lines() {
                     self.say(&l);
                 }
             }
@@ -849,41 +793,5 @@ impl Menu {
         }
         self.say("The data partition is erased while the box restarts.");
         self.run_power("reboot")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::booted_slot_unconfirmed;
-
-    const STATUS: &str = "RAUC_SYSTEM_COMPATIBLE='pbx-x86_64'\nRAUC_SYSTEM_BOOTED_BOOTNAME='B'\n\
-        RAUC_BOOT_PRIMARY='rootfs.1'\nRAUC_SYSTEM_SLOTS='rootfs.0 rootfs.1'\n\
-        RAUC_SLOT_STATE_1='inactive'\nRAUC_SLOT_BOOTNAME_1='A'\nRAUC_SLOT_BOOT_STATUS_1='good'\n\
-        RAUC_SLOT_STATE_2='booted'\nRAUC_SLOT_BOOTNAME_2='B'\nRAUC_SLOT_BOOT_STATUS_2='bad'\n";
-
-    #[test]
-    fn slots_for_the_technician() {
-        let l = super::slot_lines(STATUS);
-        assert_eq!(
-            l,
-            [
-                "Slot A: inactive, good",
-                "Slot B: booted, bad",
-                "Next boot: slot B"
-            ]
-        );
-    }
-
-    #[test]
-    fn fallback_reboots_only_an_unconfirmed_slot() {
-        assert!(booted_slot_unconfirmed(STATUS));
-        assert!(!booted_slot_unconfirmed(
-            &STATUS.replace("BOOT_STATUS_2='bad'", "BOOT_STATUS_2='good'")
-        ));
-        // Not booted by RAUC (no boot name): nothing to fall back to.
-        assert!(!booted_slot_unconfirmed(""));
-        assert!(!booted_slot_unconfirmed(
-            &STATUS.replace("BOOTED_BOOTNAME='B'", "BOOTED_BOOTNAME='C'")
-        ));
     }
 }

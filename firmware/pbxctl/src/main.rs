@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use system::update::UpdateState;
 
 #[derive(Parser)]
 #[command(name = "pbxctl", version, about = "Control a running pbxd")]
@@ -269,35 +270,34 @@ fn update_install(cli: &Cli, file: &std::path::Path) -> Result<bool> {
         return Ok(false);
     }
     let mut last = String::new();
-    // An install takes minutes; stop following after an hour.
-    for _ in 0..3600 {
+    // An install takes minutes; pbxd stops one after an hour, so this ends too.
+    loop {
         let st = call(cli, json!({"cmd": "update_status"}))?;
-        let d = &st["data"];
-        let line = match d["state"].as_str() {
-            Some("installing") => {
-                format!("{:>3}% {}", d["percent"], d["step"].as_str().unwrap_or(""))
-            }
-            Some("rebooting") => {
-                println!("{}", d["message"].as_str().unwrap_or("installed"));
+        let st: UpdateState =
+            serde_json::from_value(st["data"].clone()).context("pbxd answered an unknown state")?;
+        match &st {
+            UpdateState::Rebooting { .. } => {
+                println!("{st}");
                 return Ok(true);
             }
-            Some("failed") => {
-                eprintln!(
-                    "error: {}",
-                    d["message"].as_str().unwrap_or("the update failed")
-                );
+            UpdateState::Failed { .. } => {
+                eprintln!("error: {st}");
                 return Ok(false);
             }
-            _ => String::new(),
-        };
-        if line != last && !line.is_empty() {
-            println!("{line}");
-            last = line;
+            // pbxd started again meanwhile: it no longer knows this install.
+            UpdateState::Idle => {
+                eprintln!("error: pbxd restarted during the install; see `update status` and the slots on the console");
+                return Ok(false);
+            }
+            UpdateState::Installing { .. } => {
+                if st.to_string() != last {
+                    last = st.to_string();
+                    println!("{last}");
+                }
+            }
         }
         std::thread::sleep(Duration::from_secs(1));
     }
-    eprintln!("error: the install did not finish within an hour");
-    Ok(false)
 }
 
 fn run(cli: &Cli) -> Result<bool> {
@@ -484,16 +484,9 @@ fn run(cli: &Cli) -> Result<bool> {
         }
         Cmd::Update {
             cmd: UpdateCmd::Status,
-        } => match data["state"].as_str() {
-            Some("installing") => println!(
-                "installing: {}% {}",
-                data["percent"],
-                data["step"].as_str().unwrap_or("")
-            ),
-            Some(s @ ("rebooting" | "failed")) => {
-                println!("{s}: {}", data["message"].as_str().unwrap_or(""))
-            }
-            _ => println!("no update since pbxd started"),
+        } => match serde_json::from_value::<UpdateState>(data.clone()) {
+            Ok(st) => println!("{}: {st}", st.name()),
+            Err(_) => println!("{data}"),
         },
         Cmd::Peers { json: true }
         | Cmd::Isdn {

@@ -49,8 +49,16 @@ pub(crate) async fn api(
                     "the file is not a firmware bundle (.raucb)",
                 ));
             }
+            // Refused before anything is written: the bundle an install is reading
+            // must never be overwritten.
+            if app.updater.busy() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "an update is already being installed",
+                ));
+            }
             let dir = app.settings.data_dir.join("update");
-            let path = dir.join("upload.raucb");
+            let path = dir.join(format!("upload-{}.raucb", rand::random::<u64>()));
             let body = req.body.clone();
             let p = path.clone();
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -60,15 +68,17 @@ pub(crate) async fn api(
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| {
+                let _ = std::fs::remove_file(&path);
                 ApiError::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     format!("cannot store the bundle on the data partition: {e}"),
                 )
             })?;
             app.security(req.addr, &c.user.username, "firmware update uploaded");
-            app.updater
-                .install(&path, true)
-                .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+            if let Err(e) = app.updater.install(&path, true) {
+                let _ = std::fs::remove_file(&path);
+                return Err(ApiError::new(StatusCode::CONFLICT, e));
+            }
             Ok(json_reply(
                 StatusCode::ACCEPTED,
                 &serde_json::to_value(app.updater.state()).expect("serialises"),
@@ -185,7 +195,6 @@ pub(crate) fn page(
             .unwrap_or_default()
     });
     let st = app.updater.state();
-    let (state, detail) = describe(&st);
     let write = c.can_write_admin();
     crate::pages::page_response(
         status,
@@ -197,7 +206,7 @@ pub(crate) fn page(
             html! {
                 h2 { "Firmware" }
                 p { "Running firmware: " strong id="fw-version" { (app.settings.version) } }
-                p id="update-state" data-state=(state) { (detail) }
+                p id="update-state" data-state=(st.name()) { (st) }
                 @if write {
                     p { "Upload a firmware bundle (" code { ".raucb" } ") signed for this box. It is installed into the other firmware slot and the box restarts into it; if the new firmware does not come up healthy, the box goes back to this one." }
                     form id="update-form" data-csrf=(c.session.csrf) {
@@ -219,15 +228,4 @@ pub(crate) fn page(
             },
         ),
     )
-}
-
-/// The state in words (and a short name for the page's script and tests).
-fn describe(st: &system::update::UpdateState) -> (&'static str, String) {
-    use system::update::UpdateState::*;
-    match st {
-        Idle => ("idle", "No update since the last start.".into()),
-        Installing { percent, step } => ("installing", format!("Installing: {percent}% {step}")),
-        Rebooting { message } => ("rebooting", message.clone()),
-        Failed { message } => ("failed", message.clone()),
-    }
 }

@@ -28,6 +28,12 @@ async fn settle(rig: &Rig, admin: &Who) -> serde_json::Value {
     panic!("the install never finished");
 }
 
+fn uploads_left(rig: &Rig) -> usize {
+    std::fs::read_dir(rig.dir.path().join("update"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 async fn upload(rig: &Rig, who: &Who, body: &str) -> Answer {
     rig.raw(
         who,
@@ -100,7 +106,7 @@ async fn refusals_are_explained_and_success_reboots() {
         b"hsqs for the pi"
     );
     // The upload is not left on the data partition.
-    assert!(!rig.dir.path().join("update/upload.raucb").exists());
+    assert_eq!(uploads_left(&rig), 0);
 
     // Accepted: progress, then the restart.
     fake_rauc(&rig, "echo '  0% Installing'; sleep 0.3; echo ' 60% Copying image to rootfs.1'; sleep 0.3; echo '100% Installing done.'; echo \"installing \\`$2': succeeded\"");
@@ -181,4 +187,30 @@ async fn time_zone_and_ntp_are_saved_and_written() {
             .contains("NTP=ntp.example.net")
     );
     assert!(rig.dir.path().join("system/time.json").exists());
+}
+
+#[tokio::test]
+async fn an_upload_during_an_install_is_refused_and_touches_nothing() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    // RAUC reads the bundle late in its work: what it reads must be the first upload.
+    let seen = rig.dir.path().join("read-by-rauc");
+    fake_rauc(
+        &rig,
+        &format!(
+            "echo '  0% Installing'; sleep 1; cp \"$2\" {}; exit 1",
+            seen.display()
+        ),
+    );
+    assert_eq!(upload(&rig, &admin, "hsqs first").await.status, 202);
+    let a = upload(&rig, &admin, "hsqs second").await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(a.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("already being installed"));
+    let s = settle(&rig, &admin).await;
+    assert_eq!(s["state"], "failed", "{s}");
+    assert_eq!(std::fs::read(&seen).unwrap(), b"hsqs first");
+    assert_eq!(uploads_left(&rig), 0);
 }

@@ -72,6 +72,7 @@ pub fn rig() -> Rig {
             rauc: dir.path().join("rauc"),
             reboot: vec!["true".into()],
             reboot_delay: Duration::from_millis(10),
+            timeout: Duration::from_secs(60),
         }),
     );
     Rig {
