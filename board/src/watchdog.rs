@@ -5,10 +5,40 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A loop's sign of life, read from other threads: the watchdog feeder and the front
+/// panel's status LED both ask how long ago it last beat.
+#[derive(Debug)]
+pub struct Heartbeat {
+    started: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Heartbeat {
+    /// A heartbeat that has just beaten.
+    pub fn new() -> Arc<Heartbeat> {
+        Arc::new(Heartbeat {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// The loop is alive now.
+    pub fn beat(&self) {
+        self.last_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Since the last beat.
+    pub fn age(&self) -> Duration {
+        let now = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
 
 nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc_int);
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc_int);

@@ -131,3 +131,13 @@ fn profiles_name_what_each_board_has() {
     std::fs::write(dir.path().join("etc/pbx/board"), "toaster\n").unwrap();
     assert_eq!(Profile::detect(dir.path()), None);
 }
+
+#[test]
+fn a_heartbeat_ages_until_it_beats_again() {
+    let h = board::watchdog::Heartbeat::new();
+    assert!(h.age() < Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(120));
+    assert!(h.age() >= Duration::from_millis(100));
+    h.beat();
+    assert!(h.age() < Duration::from_millis(50));
+}

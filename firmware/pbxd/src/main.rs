@@ -74,6 +74,10 @@ struct Args {
     /// booted firmware slot good with RAUC, so GRUB keeps booting it.
     #[arg(long)]
     confirm_slot: bool,
+    /// Where the kernel command line is read (`rauc.slot=` says RAUC's boot selection
+    /// booted us); tests point it elsewhere.
+    #[arg(long, default_value = "/proc/cmdline", hide = true)]
+    kernel_cmdline: PathBuf,
     /// RAUC's command line program (firmware updates).
     #[arg(long, default_value = "rauc")]
     rauc: PathBuf,
@@ -140,31 +144,31 @@ fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::ne
 /// factory reset (marker on /data, then reboot) when the button is held long enough.
 fn spawn_panel(
     mut panel: board::panel::Panel,
-    beat: Arc<std::sync::atomic::AtomicU64>,
-    started: Instant,
+    beat: Arc<board::watchdog::Heartbeat>,
     data: PathBuf,
-    reboot: String,
+    reboot: Vec<String>,
 ) {
     let _ = std::thread::Builder::new()
         .name("panel".into())
         .spawn(move || loop {
-            let now = started.elapsed().as_millis() as u64;
-            let alive = now.saturating_sub(beat.load(std::sync::atomic::Ordering::Relaxed)) < 5000;
-            panel.set("status", alive);
+            panel.set("status", beat.age() < Duration::from_secs(5));
             if panel.reset_held(Instant::now()) {
                 tracing::warn!("reset button held: factory reset and restart");
                 if let Err(e) = std::fs::write(data.join(system::FACTORY_RESET_MARKER), b"button\n")
                 {
                     tracing::error!("cannot mark the factory reset: {e}");
-                } else if let Some((cmd, rest)) =
-                    reboot.split_whitespace().collect::<Vec<_>>().split_first()
-                {
+                } else if let Some((cmd, rest)) = reboot.split_first() {
                     let _ = std::process::Command::new(cmd).args(rest).status();
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
         });
 }
+
+/// Slot confirmation states (see `--confirm-slot`).
+const CONFIRM_WAITING: u8 = 0;
+const CONFIRM_MARKING: u8 = 1;
+const CONFIRM_DONE: u8 = 2;
 
 /// The image's release (`/etc/pbx-release`: "PBX firmware 0.1.0+abc"), or the crate's
 /// version off the box.
@@ -319,13 +323,14 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     tracing::info!(tftp = %tftp.local_addr()?, "provisioning over TFTP");
     tokio::spawn(provision::server::serve(tftp, prov.clone()));
     let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
+    let reboot: Vec<String> = args
+        .reboot_command
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     let updater = system::update::Updater::new(system::update::UpdateSettings {
         rauc: args.rauc.clone(),
-        reboot: args
-            .reboot_command
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
+        reboot: reboot.clone(),
         ..Default::default()
     });
     let app = web::App::new(
@@ -356,8 +361,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         updater: updater.clone(),
     };
     // The watchdog is fed from its own thread while this loop keeps beating.
-    let started = Instant::now();
-    let beat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let beat = board::watchdog::Heartbeat::new();
     let feeder = match &args.watchdog {
         Some(path) => match board::watchdog::Watchdog::open(path) {
             Err(e) => {
@@ -369,19 +373,14 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 None
             }
             Ok(mut dog) => {
-                let timeout = dog
-                    .set_timeout(args.watchdog_timeout.max(2))
-                    .unwrap_or(args.watchdog_timeout.max(2));
+                let want = args.watchdog_timeout.max(2);
+                let timeout = dog.set_timeout(want).unwrap_or(want);
                 let b = beat.clone();
-                let limit = u64::from(timeout) * 1000 / 2;
                 tracing::info!(device = %path.display(), timeout, "feeding the watchdog");
                 Some(board::watchdog::Feeder::spawn(
                     dog,
                     Duration::from_secs(u64::from(timeout / 3).max(1)),
-                    move || {
-                        let now = started.elapsed().as_millis() as u64;
-                        now.saturating_sub(b.load(std::sync::atomic::Ordering::Relaxed)) < limit
-                    },
+                    move || b.age() < Duration::from_secs(u64::from(timeout)) / 2,
                 ))
             }
         },
@@ -392,21 +391,24 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     if let Some(profile) = board::Profile::detect(std::path::Path::new("/")) {
         match board::panel::Panel::open(profile) {
             Ok(Some(panel)) => {
-                spawn_panel(
-                    panel,
-                    beat.clone(),
-                    started,
-                    args.data_dir.clone(),
-                    args.reboot_command.clone(),
-                );
+                spawn_panel(panel, beat.clone(), args.data_dir.clone(), reboot.clone());
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(board = profile.name, "front panel: {e}"),
         }
     }
+    let started = Instant::now();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     let mut health = tokio::time::interval(Duration::from_secs(5));
-    let mut confirmed = !args.confirm_slot;
+    // Slot confirmation: not asked for, waiting for health, being marked, or done. A
+    // failed `rauc status mark-good` is tried again at the next health check, since an
+    // unconfirmed slot is abandoned at the next boot.
+    let confirm = Arc::new(std::sync::atomic::AtomicU8::new(if args.confirm_slot {
+        CONFIRM_WAITING
+    } else {
+        CONFIRM_DONE
+    }));
+    let mut warned_unhealthy = false;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut persist = tokio::time::interval(Duration::from_secs(30));
@@ -462,22 +464,22 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);
                 let _ = r.reply.send(answer);
             }
-            _ = heartbeat.tick() => {
-                beat.store(started.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            _ = health.tick(), if !confirmed => {
+            _ = heartbeat.tick() => beat.beat(),
+            _ = health.tick(), if confirm.load(std::sync::atomic::Ordering::Relaxed) == CONFIRM_WAITING => {
                 let problems = health_problems(&spans, &state.cfg.snapshot().config, web_addr);
                 if problems.is_empty() {
-                    confirmed = true;
-                    let rauc = args.rauc.clone();
+                    confirm.store(CONFIRM_MARKING, std::sync::atomic::Ordering::Relaxed);
+                    let (rauc, cmdline, confirm) = (args.rauc.clone(), args.kernel_cmdline.clone(), confirm.clone());
                     tokio::spawn(async move {
-                        match system::update::mark_booted_good(&rauc, std::path::Path::new("/proc/cmdline")).await {
-                            Ok(true) => tracing::info!("healthy: the booted firmware slot is marked good"),
-                            Ok(false) => tracing::info!("healthy (not booted from a RAUC slot)"),
-                            Err(e) => tracing::error!("healthy, but marking the slot good failed: {e}"),
-                        }
+                        let done = match system::update::mark_booted_good(&rauc, &cmdline).await {
+                            Ok(true) => { tracing::info!("healthy: the booted firmware slot is marked good"); true }
+                            Ok(false) => { tracing::info!("healthy (not booted from a RAUC slot)"); true }
+                            Err(e) => { tracing::error!("healthy, but marking the slot good failed (tried again): {e}"); false }
+                        };
+                        confirm.store(if done { CONFIRM_DONE } else { CONFIRM_WAITING }, std::sync::atomic::Ordering::Relaxed);
                     });
-                } else if started.elapsed() > Duration::from_secs(60) && started.elapsed() < Duration::from_secs(66) {
+                } else if !warned_unhealthy && started.elapsed() > Duration::from_secs(60) {
+                    warned_unhealthy = true;
                     tracing::warn!("not healthy yet, the slot stays unconfirmed: {}", problems.join("; "));
                 }
             }
