@@ -48,45 +48,35 @@ pub struct Profile {
     pub telephony: &'static [&'static str],
 }
 
-const X86_CONSOLES: &[(&str, u32)] = &[("tty1", 0), ("ttyS0", 115_200)];
+/// The x86 box with one NIC; the other x86 boards differ from it only where they say.
+const X86_1NIC: Profile = Profile {
+    name: "x86-1nic",
+    description: "x86 box with CompactFlash and one NIC (Kerio Operator Box 1000 class)",
+    compatible: "pbx-x86_64",
+    consoles: &[("tty1", 0), ("ttyS0", 115_200)],
+    nics: &["eth0"],
+    leds: &[],
+    buttons: &[],
+    watchdog: Some(("/dev/watchdog", 30)),
+    audio_in: None,
+    telephony: &[],
+};
 
 /// Every board the firmware knows.
 pub const PROFILES: &[Profile] = &[
-    Profile {
-        name: "x86-1nic",
-        description: "x86 box with CompactFlash and one NIC (Kerio Operator Box 1000 class)",
-        compatible: "pbx-x86_64",
-        consoles: X86_CONSOLES,
-        nics: &["eth0"],
-        leds: &[],
-        buttons: &[],
-        watchdog: Some(("/dev/watchdog", 30)),
-        audio_in: None,
-        telephony: &[],
-    },
+    X86_1NIC,
     Profile {
         name: "x86-isdn",
         description: "larger x86 box with a PCI PRI (one E1/T1 port) or BRI (four ports) card",
-        compatible: "pbx-x86_64",
-        consoles: X86_CONSOLES,
         nics: &["eth0", "eth1"],
-        leds: &[],
-        buttons: &[],
-        watchdog: Some(("/dev/watchdog", 30)),
         audio_in: Some("hw:0,0"),
         telephony: &["wcte13xp", "wct4xxp", "wcb4xxp"],
+        ..X86_1NIC
     },
     Profile {
         name: "qemu-x86_64",
         description: "QEMU virtual board (virtio disk and NIC, i6300esb watchdog)",
-        compatible: "pbx-x86_64",
-        consoles: X86_CONSOLES,
-        nics: &["eth0"],
-        leds: &[],
-        buttons: &[],
-        watchdog: Some(("/dev/watchdog", 30)),
-        audio_in: None,
-        telephony: &[],
+        ..X86_1NIC
     },
     Profile {
         name: "rpi4",

@@ -15,12 +15,9 @@ GENIMAGE_TMP=$BUILD_DIR/genimage.tmp
 rm -rf "$GENIMAGE_TMP"
 genimage --rootpath "$TARGET_DIR" --tmppath "$GENIMAGE_TMP" \
     --inputpath "$BINARIES_DIR" --outputpath "$BINARIES_DIR" --config "$BOARD_DIR/genimage.cfg"
-CONTENT=$BUILD_DIR/rauc-bundle
-rm -rf "$CONTENT" && mkdir -p "$CONTENT"
-cp "$BINARIES_DIR/rootfs.ext4" "$CONTENT/rootfs.ext4"
+# The bundle: the same script and manifest as the test image's (scripts/make-bundle);
+# Buildroot puts its host tools (rauc, mksquashfs) first on PATH.
 VERSION=$(sed -n 's/^PBX firmware //p' "$TARGET_DIR/etc/pbx-release")
-printf '[update]\ncompatible=pbx-rpi4\nversion=%s\n\n[bundle]\nformat=plain\n\n[image.rootfs]\nfilename=rootfs.ext4\n' \
-    "$VERSION" > "$CONTENT/manifest.raucm"
-rm -f "$BINARIES_DIR/update.raucb"
-"$HOST_DIR/bin/rauc" bundle --cert="$PBX_RAUC_CERT" --key="$PBX_RAUC_KEY" \
-    "$CONTENT" "$BINARIES_DIR/update.raucb"
+"$BR2_EXTERNAL_PBX_PATH/../scripts/make-bundle" "$BINARIES_DIR/rootfs.ext4" \
+    "$BINARIES_DIR/update.raucb" --version "$VERSION" --compatible pbx-rpi4 \
+    --cert "$PBX_RAUC_CERT" --key "$PBX_RAUC_KEY"

@@ -144,7 +144,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(field: &str, message: impl Into<String>) -> Invalid {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Invalid {
         Invalid {
             field: field.into(),
             message: message.into(),
@@ -244,8 +244,10 @@ pub fn parse_addr(field: &str, s: &str) -> Result<Ipv4Addr, Invalid> {
         .map_err(|_| Invalid::new(field, format!("{:?} is not an IPv4 address", s.trim())))
 }
 
-fn valid_hostname(h: &str) -> Result<(), String> {
-    let ok = !h.is_empty()
+/// Letters, digits and inner hyphens in dot-separated labels of up to 63 (a dotted
+/// IPv4 address passes too).
+pub(crate) fn is_hostname(h: &str) -> bool {
+    !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|l| {
             !l.is_empty()
@@ -253,8 +255,11 @@ fn valid_hostname(h: &str) -> Result<(), String> {
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-        });
-    if ok {
+        })
+}
+
+fn valid_hostname(h: &str) -> Result<(), String> {
+    if is_hostname(h) {
         Ok(())
     } else {
         Err(format!(

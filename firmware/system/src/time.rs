@@ -3,7 +3,7 @@
 //! (the root slot is replaced) and are put in force at every boot: `/etc/localtime`,
 //! `/etc/timezone`, and systemd-timesyncd's servers.
 
-use crate::network::write_atomic;
+use crate::network::{is_hostname, write_atomic, Invalid};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -28,19 +28,8 @@ impl Default for TimeSettings {
     }
 }
 
-/// A setting that does not validate, with the field it is about.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct Invalid {
-    pub field: String,
-    pub message: String,
-}
-
 fn bad(field: &str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+    Invalid::new(field, message)
 }
 
 impl TimeSettings {
@@ -68,22 +57,11 @@ impl TimeSettings {
         if self.ntp.len() > 4 {
             return Err(bad("ntp", "at most 4 NTP servers"));
         }
-        for s in &self.ntp {
-            let ok = !s.is_empty()
-                && s.len() <= 253
-                && s.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && !l.starts_with('-')
-                        && !l.ends_with('-')
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if !ok {
-                return Err(bad(
-                    "ntp",
-                    format!("{s:?} is not a host name or IPv4 address"),
-                ));
-            }
+        if let Some(s) = self.ntp.iter().find(|s| !is_hostname(s)) {
+            return Err(bad(
+                "ntp",
+                format!("{s:?} is not a host name or IPv4 address"),
+            ));
         }
         Ok(())
     }

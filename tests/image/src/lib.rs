@@ -252,13 +252,13 @@ impl Guest {
         let t0 = Instant::now();
         loop {
             {
+                // Searched in the raw bytes: firmware and boot loader output is not
+                // always UTF-8, and the cursor counts bytes.
                 let seen = self.seen.lock().unwrap();
-                let tail =
-                    String::from_utf8_lossy(&seen[self.cursor.min(seen.len())..]).to_string();
-                if let Some(i) = tail.find(text) {
-                    let before = tail[..i].to_string();
-                    // Byte offsets of the lossy text match the raw bytes for ASCII.
-                    self.cursor += tail[..i + text.len()].len();
+                let tail = &seen[self.cursor.min(seen.len())..];
+                if let Some(i) = tail.windows(text.len()).position(|w| w == text.as_bytes()) {
+                    let before = String::from_utf8_lossy(&tail[..i]).to_string();
+                    self.cursor += i + text.len();
                     return before;
                 }
             }

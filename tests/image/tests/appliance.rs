@@ -56,7 +56,8 @@ fn web_answers(lan: &Lan, url: &str, within: Duration) -> String {
 
 /// Logs in as Admin and uploads a bundle; answers the final update state.
 fn upload(lan: &Lan, host: &str, bundle: &Path) -> serde_json::Value {
-    let jar = format!("/tmp/pbximg-cookies-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let jar = dir.path().join("cookies").display().to_string();
     let (code, body) = lan.curl(&[
         "-c",
         &jar,
@@ -103,6 +104,13 @@ fn upload(lan: &Lan, host: &str, bundle: &Path) -> serde_json::Value {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Uploads a bundle the box must refuse, with `words` in the reason.
+fn refused(lan: &Lan, host: &str, bundle: &Path, words: &str) {
+    let st = upload(lan, host, bundle);
+    assert_eq!(st["state"], "failed", "{st}");
+    assert!(st["message"].as_str().unwrap().contains(words), "{st}");
 }
 
 /// A bundle of the built root with `pbxd` replaced by a program that fails.
@@ -263,26 +271,15 @@ fn the_box_boots_answers_updates_and_rolls_back() {
             other.join("key.pem").to_str().unwrap(),
         ],
     );
-    let st = upload(&lan, host, &unsigned);
-    assert_eq!(st["state"], "failed", "{st}");
-    assert!(
-        st["message"]
-            .as_str()
-            .unwrap()
-            .contains("not signed with this box's update key"),
-        "{st}"
+    refused(
+        &lan,
+        host,
+        &unsigned,
+        "not signed with this box's update key",
     );
     let pi = work.path().join("rpi4.raucb");
     make_bundle(&img.join("rootfs.ext4"), &pi, &["--compatible", "pbx-rpi4"]);
-    let st = upload(&lan, host, &pi);
-    assert_eq!(st["state"], "failed", "{st}");
-    assert!(
-        st["message"]
-            .as_str()
-            .unwrap()
-            .contains("for another board"),
-        "{st}"
-    );
+    refused(&lan, host, &pi, "for another board");
 
     // The update: installed into slot B, rebooted into it, marked good by pbxd.
     g.skip();
