@@ -39,3 +39,14 @@ ensure_web_test_tools() {
         (cd tests/web && npm ci --no-audit --no-fund --silent)
     fi
 }
+
+# ensure_phone_tools: the softphones the call tests drive besides baresip (a Debian
+# package): PJSIP's pjsua2 (PyPI pjsua2-python, a wheel with PJSIP 2.15 built in) in
+# the same virtualenv under target/.
+ensure_phone_tools() {
+    local venv=target/pyenv want=2.15.1.post1
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    if ! "$venv/bin/pip" show pjsua2-python 2>/dev/null | grep -q "^Version: $want\$"; then
+        "$venv/bin/pip" install -q --disable-pip-version-check "pjsua2-python==$want"
+    fi
+}

@@ -1,19 +1,9 @@
 //! Building the requests the exchange sends.
 
 use rsip::Header;
+use sip::build::Request;
 use sip::message::{get_all, via_param};
 use std::net::SocketAddr;
-
-/// Methods we accept, for Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
-
-/// Allow, Accept and Supported, for OPTIONS answers and 405s.
-pub fn capabilities() -> Vec<(&'static str, String)> {
-    vec![
-        ("Allow", ALLOW.into()),
-        ("Accept", "application/sdp".into()),
-    ]
-}
 
 /// Adds `received` and fills `rport` (RFC 3581) in the top Via, so responses carry
 /// where the request really came from.
@@ -78,59 +68,35 @@ pub struct AckBase {
     pub from: String,
     pub call_id: String,
     pub cseq: u32,
+    /// The INVITE's Route headers, which ACK and CANCEL repeat.
+    pub route: Vec<String>,
 }
 
 impl AckBase {
-    /// The ACK, with To taken from the response.
+    /// The ACK, with To taken from the response (RFC 3261 17.1.1.3).
     pub fn ack(&self, to: &str) -> Vec<u8> {
-        format!(
-            "ACK {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            self.ruri, self.via, self.from, to, self.call_id, self.cseq
-        )
-        .into_bytes()
+        self.same_transaction("ACK", to)
     }
 
     /// The CANCEL for this INVITE (RFC 3261 9.1).
     pub fn cancel(&self, to: &str) -> Vec<u8> {
-        format!(
-            "CANCEL {} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} CANCEL\r\nContent-Length: 0\r\n\r\n",
-            self.ruri, self.via, self.from, to, self.call_id, self.cseq
-        )
-        .into_bytes()
+        self.same_transaction("CANCEL", to)
     }
-}
 
-/// A request with the usual headers; `extra` goes after them, `body` is SDP when present.
-#[allow(clippy::too_many_arguments)]
-pub fn request(
-    method: &str,
-    ruri: &str,
-    via: &str,
-    from: &str,
-    to: &str,
-    call_id: &str,
-    cseq: u32,
-    contact: Option<&str>,
-    extra: &[(&str, String)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut s = format!(
-        "{method} {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-    );
-    if let Some(c) = contact {
-        s.push_str(&format!("Contact: {c}\r\n"));
+    fn same_transaction(&self, method: &str, to: &str) -> Vec<u8> {
+        Request {
+            method,
+            uri: &self.ruri,
+            via: &self.via,
+            from: &self.from,
+            to,
+            call_id: &self.call_id,
+            cseq: self.cseq,
+            route: &self.route,
+            ..Default::default()
+        }
+        .build()
     }
-    for (n, v) in extra {
-        s.push_str(&format!("{n}: {v}\r\n"));
-    }
-    s.push_str("User-Agent: pbxd\r\n");
-    if !body.is_empty() {
-        s.push_str("Content-Type: application/sdp\r\n");
-    }
-    s.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut b = s.into_bytes();
-    b.extend_from_slice(body);
-    b
 }
 
 /// The first Contact URI of a message, if any.

@@ -7,7 +7,8 @@ use crate::build::{self, AckBase};
 use crate::negotiate;
 use crate::{CallInfo, Owner, Pbx, SKey, Source, Target, TimerRef};
 use media::sdp::{self, Audio};
-use sip::message::{get, key, response, uri_user};
+use sip::build::Response;
+use sip::message::{get, key, uri_user};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,33 @@ pub(crate) struct Dialog {
     pub sdp_version: u64,
     /// The session description we last gave this side.
     pub sent_sdp: Option<Audio>,
+    /// The route set (RFC 3261 12.1): Route headers of every request in the dialog.
+    pub route: Vec<String>,
+}
+
+impl Dialog {
+    /// Where requests in the dialog go: the first route when the route set names an
+    /// address (loose routing, RFC 3261 12.2.1.1), else the other side itself.
+    pub fn next_hop(&self) -> Target {
+        self.route
+            .first()
+            .and_then(|r| build::uri_addr(sip::message::uri_part(r)))
+            .map(|dest| Target {
+                proto: self.to.proto,
+                dest,
+            })
+            .unwrap_or(self.to)
+    }
+}
+
+/// The route set a response's (or request's) Record-Route headers give, in the order
+/// they appear: a UAS keeps it so, a UAC reverses it (RFC 3261 12.1.1, 12.1.2).
+pub(crate) fn record_route(headers: &rsip::Headers) -> Vec<String> {
+    sip::message::get_all(headers, "Record-Route")
+        .into_iter()
+        .flat_map(sip::message::split_list)
+        .map(|r| r.trim().to_string())
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +241,7 @@ impl Pbx {
         } else {
             format!("{} ({why})", reason(status))
         };
-        let r = response(req, status, &text, Some(&tag), &[], b"");
+        let r = Response::to(req, status, &text).tag(Some(&tag)).build();
         self.respond(now, key, status, r);
     }
 
@@ -373,6 +401,7 @@ impl Pbx {
             cseq: 0,
             sdp_version: 1,
             sent_sdp: None,
+            route: record_route(&req.headers),
         };
         let display = caller.display.clone();
         let mut legs = Vec::new();
@@ -409,18 +438,19 @@ impl Pbx {
             let via = build::via(proto, reg.local, &branch);
             let contact = build::contact(&caller.number, proto, reg.local);
             let body = sdp::write(id, 1, &offer);
-            let bytes = build::request(
-                "INVITE",
-                &reg.contact,
-                &via,
-                &from,
-                &to,
-                &call_id,
-                1,
-                Some(&contact),
-                &[("Allow", build::ALLOW.into())],
-                &body,
-            );
+            let bytes = sip::build::Request {
+                method: "INVITE",
+                uri: &reg.contact,
+                via: &via,
+                from: &from,
+                to: &to,
+                call_id: &call_id,
+                cseq: 1,
+                contact: Some(&contact),
+                body: sip::build::Body::Sdp(&body),
+                ..Default::default()
+            }
+            .build();
             let dest = if acct.nat {
                 reg.source
             } else {
@@ -433,6 +463,7 @@ impl Pbx {
                 from: from.clone(),
                 call_id: call_id.clone(),
                 cseq: 1,
+                route: Vec::new(),
             };
             starts.push((
                 format!("{branch}/INVITE"),
@@ -455,6 +486,7 @@ impl Pbx {
                     cseq: 1,
                     sdp_version: 1,
                     sent_sdp: Some(offer),
+                    route: Vec::new(),
                 },
                 branch,
                 ack,
@@ -539,26 +571,29 @@ impl Pbx {
         d.cseq += 1;
         let via = build::via(d.to.proto, d.local_addr, &branch);
         let contact = (method == "INVITE").then(|| d.contact.clone());
-        let bytes = build::request(
+        let bytes = sip::build::Request {
             method,
-            &d.target_uri,
-            &via,
-            &d.local,
-            &d.remote,
-            &d.call_id,
-            d.cseq,
-            contact.as_deref(),
-            &[],
-            body,
-        );
+            uri: &d.target_uri,
+            via: &via,
+            from: &d.local,
+            to: &d.remote,
+            call_id: &d.call_id,
+            cseq: d.cseq,
+            contact: contact.as_deref(),
+            route: &d.route,
+            body: sip::build::Body::Sdp(body),
+            ..Default::default()
+        }
+        .build();
         let ack = (method == "INVITE").then(|| AckBase {
             ruri: d.target_uri.clone(),
             via,
             from: d.local.clone(),
             call_id: d.call_id.clone(),
             cseq: d.cseq,
+            route: d.route.clone(),
         });
-        let target = d.to;
+        let target = d.next_hop();
         self.start_client(
             now,
             format!("{branch}/{method}"),
@@ -574,18 +609,18 @@ impl Pbx {
     fn dialog_request(&mut self, d: &Dialog, method: &str, cseq: u32) -> (String, Vec<u8>) {
         let branch = self.branch();
         let via = build::via(d.to.proto, d.local_addr, &branch);
-        let bytes = build::request(
+        let bytes = sip::build::Request {
             method,
-            &d.target_uri,
-            &via,
-            &d.local,
-            &d.remote,
-            &d.call_id,
+            uri: &d.target_uri,
+            via: &via,
+            from: &d.local,
+            to: &d.remote,
+            call_id: &d.call_id,
             cseq,
-            None,
-            &[],
-            b"",
-        );
+            route: &d.route,
+            ..Default::default()
+        }
+        .build();
         (branch, bytes)
     }
 
@@ -597,7 +632,7 @@ impl Pbx {
             format!("{branch}/BYE"),
             bytes,
             false,
-            d.to,
+            d.next_hop(),
             Owner::Fire,
             None,
         );
@@ -606,7 +641,7 @@ impl Pbx {
     /// ACK for a 2xx: end to end, outside any transaction.
     fn ack_2xx(&mut self, d: &Dialog, cseq: u32) {
         let (_, bytes) = self.dialog_request(d, "ACK", cseq);
-        self.send(d.to, bytes);
+        self.send(d.next_hop(), bytes);
     }
 
     fn cancel_leg(&mut self, now: Instant, id: u64, idx: usize) {
@@ -657,7 +692,9 @@ impl Pbx {
         } else {
             format!("{} ({why})", reason(status))
         };
-        let r = response(&req, status, &text, tag.as_deref(), &[], b"");
+        let r = Response::to(&req, status, &text)
+            .tag(tag.as_deref())
+            .build();
         self.respond(now, &key, status, r);
         // Legs still waiting for a provisional will be cancelled when it comes: keep the
         // call until every leg is settled.
@@ -699,6 +736,11 @@ impl Pbx {
         if let Some(c) = build::contact_uri(&resp.headers) {
             leg.dialog.target_uri = c;
         }
+        if (101..300).contains(&status) && leg.state != LegState::Answered {
+            let mut route = record_route(&resp.headers);
+            route.reverse();
+            leg.dialog.route = route;
+        }
         match status {
             100 => {}
             101..=199 => {
@@ -730,15 +772,11 @@ impl Pbx {
                     }
                 }
                 let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
-                let extra = [("Contact", call.a.contact.clone())];
-                let r = response(
-                    &call.a_req,
-                    status,
-                    reason(status),
-                    tag.as_deref(),
-                    &extra,
-                    &body,
-                );
+                let r = Response::to(&call.a_req, status, reason(status))
+                    .tag(tag.as_deref())
+                    .contact(&call.a.contact)
+                    .sdp(&body)
+                    .build();
                 let key = call.a_key.clone();
                 self.respond(now, &key, status, r);
             }
@@ -791,11 +829,11 @@ impl Pbx {
                 let body = sdp::write(id, call.a.sdp_version, &br.answer);
                 call.a.sent_sdp = Some(br.answer);
                 let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
-                let extra = [
-                    ("Contact", call.a.contact.clone()),
-                    ("Allow", build::ALLOW.into()),
-                ];
-                let r = response(&call.a_req, 200, "OK", tag.as_deref(), &extra, &body);
+                let r = Response::to(&call.a_req, 200, "OK")
+                    .tag(tag.as_deref())
+                    .contact(&call.a.contact)
+                    .sdp(&body)
+                    .build();
                 let key = call.a_key.clone();
                 let cseq = key_of(&call.a_req).cseq;
                 if !call.a.to.proto.reliable() {
@@ -889,7 +927,7 @@ impl Pbx {
             }
             Owner::Reinvite(id) => {
                 if let Some(ri) = self.calls.get_mut(&id).and_then(|c| c.reinvite.take()) {
-                    let r = response(&ri.req, 408, "Request Timeout", None, &[], b"");
+                    let r = Response::to(&ri.req, 408, "Request Timeout").build();
                     self.respond(now, &ri.key, 408, r);
                 }
             }
@@ -1006,7 +1044,7 @@ impl Pbx {
             return self.reply(now, key, req, 481, "");
         };
         let tag = self.random_hex(10);
-        let r = response(req, 200, "OK", Some(&tag), &[], b"");
+        let r = Response::to(req, 200, "OK").tag(Some(&tag)).build();
         self.respond(now, key, 200, r);
         if self.calls.get(&id).is_some_and(|c| c.answered.is_none()) {
             tracing::debug!(call = id, "cancelled by the caller");
@@ -1038,7 +1076,7 @@ impl Pbx {
         match method.as_str() {
             "BYE" => {
                 let tag = None;
-                let r = response(&req, 200, "OK", tag, &[], b"");
+                let r = Response::to(&req, 200, "OK").tag(tag).build();
                 self.respond(now, key, 200, r);
                 if !answered {
                     // BYE on an early dialog: treat as a cancel.
@@ -1050,18 +1088,11 @@ impl Pbx {
             }
             "INVITE" => self.reinvite(now, id, side, other, key, req),
             "OPTIONS" | "INFO" => {
-                let r = response(&req, 200, "OK", None, &build::capabilities(), b"");
+                let r = Response::to(&req, 200, "OK").build();
                 self.respond(now, key, 200, r);
             }
             _ => {
-                let r = response(
-                    &req,
-                    501,
-                    "Not Implemented",
-                    None,
-                    &build::capabilities(),
-                    b"",
-                );
+                let r = Response::to(&req, 501, "Not Implemented").build();
                 self.respond(now, key, 501, r);
             }
         }
@@ -1094,7 +1125,10 @@ impl Pbx {
             d.sdp_version += 1;
             let body = sdp::write(id, d.sdp_version, &sdp_prev);
             let contact = d.contact.clone();
-            let r = response(&req, 200, "OK", None, &[("Contact", contact)], &body);
+            let r = Response::to(&req, 200, "OK")
+                .contact(&contact)
+                .sdp(&body)
+                .build();
             return self.respond(now, key, 200, r);
         }
         let offer = match sdp::parse(&req.body) {
@@ -1162,7 +1196,7 @@ impl Pbx {
         };
         let other = if ri.from == Side::A { Side::B } else { Side::A };
         if status >= 300 {
-            let r = response(&ri.req, status, reason(status), None, &[], b"");
+            let r = Response::to(&ri.req, status, reason(status)).build();
             return self.respond(now, &ri.key, status, r);
         }
         let cseq = key(&resp.headers).cseq;
@@ -1189,7 +1223,7 @@ impl Pbx {
             .ok()
             .and_then(|a| negotiate::bridge(&ri.offer, &a, ip, port).map(|b| (a, b)))
         else {
-            let r = response(&ri.req, 488, "Not Acceptable Here", None, &[], b"");
+            let r = Response::to(&ri.req, 488, "Not Acceptable Here").build();
             return self.respond(now, &ri.key, 488, r);
         };
         let from_a = ri.from == Side::A;
@@ -1215,7 +1249,10 @@ impl Pbx {
         let body = sdp::write(id, d.sdp_version, &br.answer);
         d.sent_sdp = Some(br.answer);
         let (contact, target, call_id) = (d.contact.clone(), d.to, d.call_id.clone());
-        let r = response(&ri.req, 200, "OK", None, &[("Contact", contact)], &body);
+        let r = Response::to(&ri.req, 200, "OK")
+            .contact(&contact)
+            .sdp(&body)
+            .build();
         if !target.proto.reliable() {
             let t1 = self.settings.timers.t1;
             let cseq = key_of(&ri.req).cseq;
@@ -1262,5 +1299,6 @@ fn clone_dialog(d: &Dialog) -> Dialog {
         cseq: d.cseq,
         sdp_version: d.sdp_version,
         sent_sdp: None,
+        route: d.route.clone(),
     }
 }

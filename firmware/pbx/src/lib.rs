@@ -23,6 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rsip::SipMessage;
 use serde::Serialize;
+use sip::build::Response;
 use sip::transaction::{ClientTransaction, ServerTransaction, Timers};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -554,34 +555,32 @@ impl Pbx {
             },
         );
         if method == "INVITE" {
-            let trying = sip::message::response(&req, 100, "Trying", None, &[], b"");
+            let trying = Response::to(&req, 100, "Trying").build();
             self.respond(now, &key, 100, trying);
+        }
+        // RFC 3261 8.2.2.3: an extension we do not support is refused by name.
+        let unsupported = sip::build::unsupported(&req);
+        if !unsupported.is_empty() && method != "CANCEL" {
+            let tag = k.to_tag.is_empty().then(|| self.random_hex(10));
+            let r = Response::to(&req, 420, "Bad Extension")
+                .tag(tag.as_deref())
+                .header("Unsupported", unsupported.join(", "))
+                .build();
+            return self.respond(now, &key, 420, r);
         }
         match method.as_str() {
             "REGISTER" => self.register(now, src, &key, &req),
             "OPTIONS" if k.to_tag.is_empty() => {
-                let r = sip::message::response(
-                    &req,
-                    200,
-                    "OK",
-                    Some(&self.random_hex(8)),
-                    &build::capabilities(),
-                    b"",
-                );
+                let r = Response::to(&req, 200, "OK")
+                    .tag(Some(&self.random_hex(8)))
+                    .build();
                 self.respond(now, &key, 200, r);
             }
             "CANCEL" => self.cancel(now, src, &key, &req),
             "INVITE" if k.to_tag.is_empty() => self.invite(now, src, &key, req),
             _ if !k.to_tag.is_empty() => self.in_dialog(now, src, &key, req),
             _ => {
-                let r = sip::message::response(
-                    &req,
-                    405,
-                    "Method Not Allowed",
-                    None,
-                    &build::capabilities(),
-                    b"",
-                );
+                let r = Response::to(&req, 405, "Method Not Allowed").build();
                 self.respond(now, &key, 405, r);
             }
         }
@@ -641,33 +640,31 @@ impl Pbx {
             .to_string();
         let sent_by = via.split(';').next().unwrap_or("").to_string();
         let ack_via = format!("{sent_by};branch={};rport", self.branch());
-        let ack = build::request(
-            "ACK",
-            &contact,
-            &ack_via,
+        let ack = sip::build::Request {
+            method: "ACK",
+            uri: &contact,
+            via: &ack_via,
             from,
             to,
             call_id,
-            k.cseq,
-            None,
-            &[],
-            b"",
-        );
+            cseq: k.cseq,
+            ..Default::default()
+        }
+        .build();
         self.send(target, ack);
         let branch = self.branch();
         let bye_via = format!("{sent_by};branch={branch};rport");
-        let bye = build::request(
-            "BYE",
-            &contact,
-            &bye_via,
+        let bye = sip::build::Request {
+            method: "BYE",
+            uri: &contact,
+            via: &bye_via,
             from,
             to,
             call_id,
-            k.cseq + 1,
-            None,
-            &[],
-            b"",
-        );
+            cseq: k.cseq + 1,
+            ..Default::default()
+        }
+        .build();
         tracing::debug!(call_id, "late answer to a finished call: ACK and BYE");
         self.start_client(
             now,
@@ -696,21 +693,25 @@ impl Pbx {
         let from = format!("<sip:pbx@{host}>;tag={tag}");
         let to = format!("<sip:{username}@{host}>");
         let via = build::via(proto, reg.local, &branch);
-        let bytes = build::request(
-            "NOTIFY",
-            &reg.contact,
-            &via,
-            &from,
-            &to,
-            &call_id,
-            1,
-            None,
-            &[
+        // RFC 6665 8.2.1 (and 3261 8.1.1.8 for requests that could start a dialog):
+        // a NOTIFY carries our Contact.
+        let contact = build::contact("pbx", proto, reg.local);
+        let bytes = sip::build::Request {
+            method: "NOTIFY",
+            uri: &reg.contact,
+            via: &via,
+            from: &from,
+            to: &to,
+            call_id: &call_id,
+            cseq: 1,
+            contact: Some(&contact),
+            extra: &[
                 ("Event", event.to_string()),
                 ("Subscription-State", "terminated".into()),
             ],
-            b"",
-        );
+            ..Default::default()
+        }
+        .build();
         let dest = if nat {
             reg.source
         } else {

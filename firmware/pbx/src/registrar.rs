@@ -1,10 +1,11 @@
 //! The registrar: digest-authenticated REGISTER, Expires negotiation, one location per
 //! account (the last registration wins), expiry.
 
-use crate::{build, Pbx, SKey, Source};
+use crate::{Pbx, SKey, Source};
 use serde::{Deserialize, Serialize};
 use sip::auth::{self, AuthOutcome};
-use sip::message::{get, get_all, header_param, response, uri_part, uri_user};
+use sip::build::Response;
+use sip::message::{get, get_all, header_param, uri_part, uri_user};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -116,7 +117,10 @@ impl Pbx {
                 })
                 .collect();
             let tag = pbx.random_hex(10);
-            let r = response(req, code, reason, Some(&tag), &extra, b"");
+            let r = Response::to(req, code, reason)
+                .tag(Some(&tag))
+                .headers(&extra)
+                .build();
             pbx.respond(now, key, code, r);
             Authn::Answered
         };
@@ -173,7 +177,7 @@ impl Pbx {
         reason: &str,
     ) -> Authn {
         let tag = self.random_hex(10);
-        let r = response(req, code, reason, Some(&tag), &[], b"");
+        let r = Response::to(req, code, reason).tag(Some(&tag)).build();
         self.respond(now, key, code, r);
         Authn::Answered
     }
@@ -233,7 +237,7 @@ impl Pbx {
             if self.registrations.remove(&account.username).is_some() {
                 self.registrations_dirty = true;
             }
-            let r = response(req, 200, "OK", Some(&tag), &[], b"");
+            let r = Response::to(req, 200, "OK").tag(Some(&tag)).build();
             self.respond(now, key, 200, r);
             return;
         }
@@ -255,14 +259,10 @@ impl Pbx {
                 }
             } else if asked < self.settings.min_expires {
                 let min = self.settings.min_expires.to_string();
-                let r = response(
-                    req,
-                    423,
-                    "Interval Too Brief",
-                    Some(&tag),
-                    &[("Min-Expires", min)],
-                    b"",
-                );
+                let r = Response::to(req, 423, "Interval Too Brief")
+                    .tag(Some(&tag))
+                    .headers(&[("Min-Expires", min)])
+                    .build();
                 self.respond(now, key, 423, r);
                 return;
             } else {
@@ -289,19 +289,21 @@ impl Pbx {
                 self.registrations_dirty = true;
             }
         }
-        let mut extra = Vec::new();
-        if let Some(r) = self.registrations.get(&account.username) {
-            extra.push((
-                "Contact",
-                format!(
-                    "<{}>;expires={}",
-                    r.contact,
-                    r.expires_at.saturating_sub(unix)
-                ),
-            ));
+        // The bindings now in force (RFC 3261 10.3 step 8).
+        let binding = self.registrations.get(&account.username).map(|r| {
+            format!(
+                "<{}>;expires={}",
+                r.contact,
+                r.expires_at.saturating_sub(unix)
+            )
+        });
+        let mut r = Response::to(req, 200, "OK")
+            .tag(Some(&tag))
+            .header("Allow", sip::build::ALLOW);
+        if let Some(b) = &binding {
+            r = r.contact(b);
         }
-        extra.push(("Allow", build::ALLOW.into()));
-        let r = response(req, 200, "OK", Some(&tag), &extra, b"");
+        let r = r.build();
         self.respond(now, key, 200, r);
     }
 

@@ -405,7 +405,7 @@ impl Pbx {
                     &hop.calling
                 }
             );
-            let mut extra = vec![("Allow", build::ALLOW.to_string())];
+            let mut extra = Vec::new();
             if pl.privacy {
                 extra.push(("Privacy", "id".into()));
             }
@@ -413,24 +413,27 @@ impl Pbx {
                 extra.push((h, v.clone()));
             }
             let body = sdp::write(id, 1, &offer);
-            let bytes = build::request(
-                "INVITE",
-                &ruri,
-                &via,
-                &from,
-                &to,
-                &call_id,
+            let bytes = sip::build::Request {
+                method: "INVITE",
+                uri: &ruri,
+                via: &via,
+                from: &from,
+                to: &to,
+                call_id: &call_id,
                 cseq,
-                Some(&contact),
-                &extra,
-                &body,
-            );
+                contact: Some(&contact),
+                extra: &extra,
+                body: sip::build::Body::Sdp(&body),
+                ..Default::default()
+            }
+            .build();
             let ack = build::AckBase {
                 ruri: ruri.clone(),
                 via,
                 from: from.clone(),
                 call_id: call_id.clone(),
                 cseq,
+                route: Vec::new(),
             };
             let call = self.calls.get_mut(&id).expect("checked");
             let old = std::mem::replace(&mut call.legs[idx].dialog.call_id, call_id.clone());
@@ -446,6 +449,7 @@ impl Pbx {
                 cseq,
                 sdp_version: 1,
                 sent_sdp: Some(offer),
+                route: Vec::new(),
             };
             leg.branch = branch.clone();
             leg.ack = ack.clone();
@@ -569,6 +573,7 @@ impl Pbx {
                 cseq: 0,
                 sdp_version: 1,
                 sent_sdp: None,
+                route: Vec::new(),
             },
             branch: String::new(),
             ack: build::AckBase {
@@ -577,6 +582,7 @@ impl Pbx {
                 from: String::new(),
                 call_id: String::new(),
                 cseq: 0,
+                route: Vec::new(),
             },
             to_initial: String::new(),
             state: LegState::Calling,

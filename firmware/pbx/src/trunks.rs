@@ -411,18 +411,19 @@ impl Pbx {
         if let Some((h, v)) = auth {
             extra.push((h, v));
         }
-        let bytes = build::request(
-            "REGISTER",
-            &ruri,
-            &build::via(target.proto, local, &branch),
-            &from,
-            &aor,
-            &r.call_id.clone(),
-            r.cseq,
-            Some(&contact),
-            &extra,
-            b"",
-        );
+        let bytes = sip::build::Request {
+            method: "REGISTER",
+            uri: &ruri,
+            via: &build::via(target.proto, local, &branch),
+            from: &from,
+            to: &aor,
+            call_id: &r.call_id.clone(),
+            cseq: r.cseq,
+            contact: Some(&contact),
+            extra: &extra,
+            ..Default::default()
+        }
+        .build();
         tracing::debug!(peer = name, dest = %target.dest, "REGISTER");
         self.start_client(
             now,
@@ -540,18 +541,17 @@ impl Pbx {
         let branch = self.branch();
         let (cid, tag) = (format!("{}@pbxd", self.random_hex(24)), self.random_hex(10));
         let user = if pc.user.is_empty() { "pbx" } else { &pc.user };
-        let bytes = build::request(
-            "OPTIONS",
-            &format!("sip:{hostport}"),
-            &build::via(target.proto, local, &branch),
-            &format!("<sip:{user}@{local}>;tag={tag}"),
-            &format!("<sip:{hostport}>"),
-            &cid,
-            1,
-            None,
-            &[],
-            b"",
-        );
+        let bytes = sip::build::Request {
+            method: "OPTIONS",
+            uri: &format!("sip:{hostport}"),
+            via: &build::via(target.proto, local, &branch),
+            from: &format!("<sip:{user}@{local}>;tag={tag}"),
+            to: &format!("<sip:{hostport}>"),
+            call_id: &cid,
+            cseq: 1,
+            ..Default::default()
+        }
+        .build();
         if let Some(p) = self.peers.get_mut(name) {
             p.options_pending = true;
             p.next_options = Some(now + Duration::from_secs(pc.keepalive.max(1) as u64));

@@ -1,11 +1,13 @@
 //! SIP on rsip.
 //!
-//! Owns: message framing, normalisation and validation (`message`), digest
+//! Owns: message framing, normalisation and validation (`message`), writing every
+//! message the box sends (`build`), digest
 //! authentication (`auth`), the RFC 3261 transaction state machines as sans-IO cores
 //! (`transaction`), and the tokio UDP/TCP drivers (`transport`). Must not touch: call
 //! routing, registrations or configuration (that is `pbx`).
 
 pub mod auth;
+pub mod build;
 pub mod message;
 pub mod transaction;
 pub mod transport;

@@ -643,41 +643,6 @@ pub fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Builds a response to `req`: Via, From, To, Call-ID and CSeq copied, a To tag added
-/// when given and absent, and `extra` headers appended. Returns the wire bytes.
-pub fn response(
-    req: &rsip::Request,
-    status: u16,
-    reason: &str,
-    to_tag: Option<&str>,
-    extra: &[(&str, String)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
-    for h in req.headers.iter() {
-        let (n, v) = name_value(h);
-        match &*n {
-            "Via" | "From" | "Call-ID" | "CSeq" => out.push_str(&format!("{n}: {v}\r\n")),
-            "To" => {
-                if let (Some(tag), None) = (to_tag, header_param(v, "tag")) {
-                    out.push_str(&format!("To: {v};tag={tag}\r\n"));
-                } else {
-                    out.push_str(&format!("To: {v}\r\n"));
-                }
-            }
-            _ => {}
-        }
-    }
-    for (n, v) in extra {
-        out.push_str(&format!("{n}: {v}\r\n"));
-    }
-    out.push_str("Server: pbxd\r\n");
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
 /// Answers a message we could not parse, if enough of it is readable to address a reply.
 /// Responses and ACKs are never answered.
 pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {

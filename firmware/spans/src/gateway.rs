@@ -16,7 +16,8 @@ use isdn::q931::{cause_to_sip, sip_to_cause, PartyNumber};
 use media::rtp;
 use media::sdp::{self, Audio, Codec, Direction};
 use rand::Rng;
-use sip::message::{get, header_param, response, uri_part, uri_user};
+use sip::build::Response;
+use sip::message::{get, header_param, uri_part, uri_user};
 use sip::rsip::{self, SipMessage};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -604,22 +605,17 @@ impl Gw {
         c.target = format!("sip:{called}@{core}");
         c.inviting = true;
         let branch = c.invite_branch.clone();
-        let extra = format!(
-            "Contact: <sip:isdn@{}>\r\nContent-Type: application/sdp\r\nUser-Agent: pbxd-isdn\r\n",
-            self.me
-        );
-        self.send_request(i, "INVITE", Some(&branch), 1, &extra, &body);
+        self.send_request(i, "INVITE", Some(&branch), 1, &body);
     }
 
     /// Sends a request of call `i`'s dialog to the core: the INVITE (no To tag yet, with
-    /// `extra` headers and the SDP body) and the BYE, CANCEL and ACK after it.
+    /// the SDP body) and the BYE, CANCEL and ACK after it.
     fn send_request(
         &mut self,
         i: usize,
         method: &str,
         branch: Option<&str>,
         cseq: u32,
-        extra: &str,
         body: &[u8],
     ) {
         let c = &self.calls[i];
@@ -631,44 +627,47 @@ impl Gw {
         let branch = branch
             .map(str::to_string)
             .unwrap_or_else(|| format!("z9hG4bK{}", token()));
-        let msg = format!(
-            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {method}\r\n{extra}Content-Length: {len}\r\n\r\n",
-            target = c.target,
-            me = self.me,
-            from = c.local_uri,
-            tag = c.local_tag,
-            to = c.remote_uri,
-            cid = c.call_id,
-            len = body.len(),
-        );
-        let mut bytes = msg.into_bytes();
-        bytes.extend_from_slice(body);
+        let contact = format!("<sip:isdn@{}>", self.me);
+        let bytes = sip::build::Request {
+            method,
+            uri: &c.target,
+            via: &format!("SIP/2.0/UDP {};branch={branch};rport", self.me),
+            from: &format!("{};tag={}", c.local_uri, c.local_tag),
+            to: &format!("{}{to_tag}", c.remote_uri),
+            call_id: &c.call_id,
+            cseq,
+            contact: (method == "INVITE").then_some(contact.as_str()),
+            body: sip::build::Body::Sdp(body),
+            ..Default::default()
+        }
+        .build();
         self.send_sip(&bytes, self.core);
     }
 
     fn bye(&mut self, i: usize) {
         self.calls[i].cseq += 1;
         let cseq = self.calls[i].cseq;
-        self.send_request(i, "BYE", None, cseq, "", &[]);
+        self.send_request(i, "BYE", None, cseq, &[]);
     }
 
     fn cancel(&mut self, i: usize) {
         // CANCEL matches the INVITE: same branch, same CSeq number, no To tag.
         let branch = self.calls[i].invite_branch.clone();
         self.calls[i].remote_tag = None;
-        self.send_request(i, "CANCEL", Some(&branch), 1, "", &[]);
+        self.send_request(i, "CANCEL", Some(&branch), 1, &[]);
     }
 
     fn respond_invite(&mut self, i: usize, status: u16, reason: &str, body: &[u8]) {
         let Some(req) = self.calls[i].invite.clone() else {
             return;
         };
-        let mut extra = vec![("Contact", format!("<sip:isdn@{}>", self.me))];
-        if !body.is_empty() {
-            extra.push(("Content-Type", "application/sdp".into()));
-        }
+        let contact = format!("<sip:isdn@{}>", self.me);
         let tag = (status > 100).then(|| self.calls[i].local_tag.clone());
-        let bytes = response(&req, status, reason, tag.as_deref(), &extra, body);
+        let bytes = Response::to(&req, status, reason)
+            .tag(tag.as_deref())
+            .contact(&contact)
+            .sdp(body)
+            .build();
         if status >= 200 {
             self.calls[i].last_response = Some(bytes.clone());
         }
@@ -720,7 +719,7 @@ impl Gw {
         let call_id = get(&req.headers, "Call-ID").unwrap_or("").to_string();
         let existing = self.by_call_id(&call_id);
         let reply = |gw: &Gw, status: u16, reason: &str| {
-            let b = response(&req, status, reason, None, &[], &[]);
+            let b = Response::to(&req, status, reason).build();
             gw.send_sip(&b, src);
         };
         match method.as_str() {
@@ -788,7 +787,7 @@ impl Gw {
         let offer = offered.as_ref().and_then(|a| a.rtp_target());
         let te_pt = offered.as_ref().and_then(te_of);
         let bad = |gw: &Gw, status: u16, why: &str| {
-            let b = response(&req, status, why, Some(&token()), &[], &[]);
+            let b = Response::to(&req, status, why).tag(Some(&token())).build();
             gw.send_sip(&b, src);
         };
         if called.is_empty() {
@@ -918,7 +917,7 @@ impl Gw {
     }
 
     fn ack(&mut self, i: usize, branch: Option<&str>) {
-        self.send_request(i, "ACK", branch, 1, "", &[]);
+        self.send_request(i, "ACK", branch, 1, &[]);
     }
 }
 

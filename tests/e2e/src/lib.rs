@@ -362,15 +362,40 @@ pub fn sipp(pbx: &Pbxd, scenario: &str, user: &str, password: &str, extra: &[&st
         .expect("run sipp (apt package sip-tester)")
 }
 
-/// One event or response from baresip's ctrl_tcp.
+/// Events a phone reported, in order: `{"type": ..., "param": ...}` as baresip's
+/// ctrl_tcp names them (the pjsua2 driver speaks the same names).
 type Events = Arc<Mutex<Vec<Value>>>;
 
-/// A baresip softphone registered to the daemon, controlled over ctrl_tcp.
+/// Which softphone family a test phone is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// baresip 1.x (libre), driven over ctrl_tcp.
+    Baresip,
+    /// PJSIP 2.15 through pjsua2 (`tests/e2e/phones/pjsua2_phone.py`), driven over
+    /// its stdin and stdout.
+    Pjsua2,
+}
+
+impl Kind {
+    /// Every family the call tests run with.
+    pub const ALL: [Kind; 2] = [Kind::Baresip, Kind::Pjsua2];
+}
+
+/// How the harness talks to a phone.
+enum Control {
+    /// baresip's ctrl_tcp socket (netstrings of JSON).
+    Tcp(TcpStream),
+    /// The pjsua2 driver's stdin (JSON lines).
+    Stdin(std::process::ChildStdin),
+}
+
+/// A softphone registered to the daemon: baresip or pjsua2, driven alike.
 pub struct Phone {
     pub name: String,
+    pub kind: Kind,
     child: Child,
     dir: tempfile::TempDir,
-    ctrl: TcpStream,
+    ctrl: Control,
     events: Events,
     token: u32,
 }
@@ -382,23 +407,146 @@ pub struct PhoneSpec<'a> {
     /// Tone the phone sends, Hz.
     pub tone: u32,
     pub auto_answer: bool,
-    /// baresip audio_codecs, e.g. "PCMU,PCMA".
+    /// Codecs in order of preference, e.g. "PCMU,PCMA".
     pub codecs: &'a str,
 }
 
+/// The Python that has pjsua2 (`PBX_PYTHON`, else the workspace's target/pyenv, which
+/// scripts/test fills).
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("PBX_PYTHON") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv/bin/python")
+}
+
+/// Reads netstrings (`LEN ":" JSON ","`) from baresip's ctrl_tcp into `events`.
+fn read_netstrings(rd: TcpStream, events: Events) {
+    let mut r = BufReader::new(rd);
+    loop {
+        let mut len = Vec::new();
+        if r.read_until(b':', &mut len).unwrap_or(0) == 0 {
+            return;
+        }
+        let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1])
+            .trim()
+            .parse::<usize>()
+        else {
+            return;
+        };
+        let mut buf = vec![0u8; n + 1];
+        if r.read_exact(&mut buf).is_err() {
+            return;
+        }
+        if let Ok(v) = serde_json::from_slice::<Value>(&buf[..n]) {
+            events.lock().unwrap().push(v);
+        }
+    }
+}
+
+/// Reads JSON lines from the pjsua2 driver's stdout into `events` (other lines are
+/// PJSIP's own start-up chatter).
+fn read_json_lines(out: impl Read, events: Events) {
+    for line in BufReader::new(out).lines() {
+        let Ok(line) = line else { return };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            events.lock().unwrap().push(v);
+        }
+    }
+}
+
 impl Phone {
-    /// Starts baresip with a sine source at `spec.tone` and recording of what it hears.
-    /// A baresip that dies while starting (a port taken meanwhile) is retried on new ports.
+    /// Starts a baresip phone (see [`Phone::start_kind`]).
     pub fn start(pbx: &Pbxd, spec: PhoneSpec) -> Phone {
+        Self::start_kind(pbx, Kind::Baresip, spec)
+    }
+
+    /// Starts a phone of `kind` with a sine source at `spec.tone` that records what it
+    /// hears. A phone that dies while starting (a port taken meanwhile) is retried on
+    /// new ports.
+    pub fn start_kind(pbx: &Pbxd, kind: Kind, spec: PhoneSpec) -> Phone {
+        let start = |pbx: &Pbxd, spec: &PhoneSpec| match kind {
+            Kind::Baresip => Self::try_baresip(pbx, spec),
+            Kind::Pjsua2 => Self::try_pjsua2(pbx, spec),
+        };
         for _ in 0..2 {
-            if let Some(p) = Self::try_start(pbx, &spec) {
+            if let Some(p) = start(pbx, &spec) {
                 return p;
             }
         }
-        Self::try_start(pbx, &spec).expect("baresip did not start (its ctrl_tcp never came up)")
+        start(pbx, &spec).unwrap_or_else(|| panic!("{kind:?} phone {} did not start", spec.user))
     }
 
-    fn try_start(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
+    fn try_pjsua2(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("rec");
+        std::fs::create_dir_all(&rec).unwrap();
+        let rtp = rtp_range();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("phones/pjsua2_phone.py");
+        let py = python();
+        assert!(
+            py.exists(),
+            "{} is missing: scripts/test installs pjsua2-python there (or set PBX_PYTHON)",
+            py.display()
+        );
+        let mut cmd = Command::new(py);
+        cmd.arg(script)
+            .args(["--user", spec.user, "--password", spec.password])
+            .args(["--registrar", &pbx.sip.to_string()])
+            .args(["--sip-port", &free_port().to_string()])
+            .args(["--rtp-port", &rtp.0.to_string()])
+            .args(["--rtp-range", &(rtp.1 - rtp.0).to_string()])
+            .args(["--tone", &spec.tone.to_string(), "--codecs", spec.codecs])
+            .arg("--rec-dir")
+            .arg(&rec)
+            .arg("--log")
+            .arg(dir.path().join("pjsua2.log"))
+            .args(["--lifetime", "300"]);
+        if spec.auto_answer {
+            cmd.arg("--auto-answer");
+        }
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("run the pjsua2 phone");
+        let events: Events = Arc::default();
+        let out = child.stdout.take().unwrap();
+        let ev2 = events.clone();
+        std::thread::spawn(move || read_json_lines(out, ev2));
+        let stdin = child.stdin.take().unwrap();
+        let mut p = Phone {
+            name: spec.user.to_string(),
+            kind: Kind::Pjsua2,
+            child,
+            dir,
+            ctrl: Control::Stdin(stdin),
+            events,
+            token: 0,
+        };
+        // It has started once it has asked to register (REGISTER_OK or a failure).
+        let up = wait_until(Duration::from_secs(10), || {
+            !matches!(p.child.try_wait(), Ok(None))
+                || p.events().iter().any(|e| {
+                    e["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("REGISTER_"))
+                })
+        });
+        if !up || !matches!(p.child.try_wait(), Ok(None)) {
+            eprintln!(
+                "pjsua2 {} failed to start, retrying:\n{}",
+                spec.user,
+                p.log()
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    fn try_baresip(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
         let dir = tempfile::tempdir().unwrap();
         let sip_port = free_port();
         let ctrl_port = free_port();
@@ -433,7 +581,7 @@ impl Phone {
         std::fs::write(dir.path().join("accounts"), account).unwrap();
         let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
         // -s: SIP trace into the log, so tests can check what the phone was sent.
-        let child = Command::new("baresip")
+        let mut child = Command::new("baresip")
             .arg("-s")
             .arg("-f")
             .arg(dir.path())
@@ -442,7 +590,6 @@ impl Phone {
             .stderr(log)
             .spawn()
             .expect("run baresip (apt package baresip-core)");
-        let mut child = child;
         let mut ctrl = None;
         wait_until(Duration::from_secs(10), || {
             ctrl = TcpStream::connect(("127.0.0.1", ctrl_port)).ok();
@@ -456,50 +603,33 @@ impl Phone {
             return None;
         };
         let events: Events = Arc::default();
-        let ev2 = events.clone();
         let rd = ctrl.try_clone().unwrap();
         rd.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        std::thread::spawn(move || {
-            // Netstrings: LEN ":" JSON ","
-            let mut r = BufReader::new(rd);
-            loop {
-                let mut len = Vec::new();
-                if r.read_until(b':', &mut len).unwrap_or(0) == 0 {
-                    return;
-                }
-                let Ok(n) = String::from_utf8_lossy(&len[..len.len() - 1])
-                    .trim()
-                    .parse::<usize>()
-                else {
-                    return;
-                };
-                let mut buf = vec![0u8; n + 1];
-                if r.read_exact(&mut buf).is_err() {
-                    return;
-                }
-                if let Ok(v) = serde_json::from_slice::<Value>(&buf[..n]) {
-                    ev2.lock().unwrap().push(v);
-                }
-            }
-        });
+        let ev2 = events.clone();
+        std::thread::spawn(move || read_netstrings(rd, ev2));
         Some(Phone {
             name: spec.user.to_string(),
+            kind: Kind::Baresip,
             child,
             dir,
-            ctrl,
+            ctrl: Control::Tcp(ctrl),
             events,
             token: 0,
         })
     }
 
-    /// Sends a ctrl_tcp command (`dial`, `accept`, `hangup`).
+    /// Sends a command (`dial`, `accept`, `hangup`, `hold`, `resume`, `sndcode`).
     pub fn command(&mut self, cmd: &str, params: &str) {
         self.token += 1;
         let body =
             serde_json::json!({"command": cmd, "params": params, "token": self.token.to_string()})
                 .to_string();
-        let msg = format!("{}:{},", body.len(), body);
-        self.ctrl.write_all(msg.as_bytes()).unwrap();
+        match &mut self.ctrl {
+            Control::Tcp(s) => s
+                .write_all(format!("{}:{},", body.len(), body).as_bytes())
+                .unwrap(),
+            Control::Stdin(s) => s.write_all(format!("{body}\n").as_bytes()).unwrap(),
+        }
     }
 
     /// Waits for an event of `kind` (e.g. `REGISTER_OK`, `CALL_ESTABLISHED`); returns it.
@@ -518,6 +648,22 @@ impl Phone {
         found
     }
 
+    /// Waits until the other side has put this phone's call on hold (true) or taken it
+    /// off hold (false): pjsua2 says so; baresip shows the new offer and its SDP.
+    pub fn wait_held(&self, held: bool, timeout: Duration) -> bool {
+        match self.kind {
+            Kind::Pjsua2 => {
+                let ev = if held { "CALL_HELD" } else { "CALL_RESUMED" };
+                self.wait_event(ev, timeout).is_some()
+            }
+            Kind::Baresip => {
+                self.wait_event("CALL_REMOTE_SDP", timeout)
+                    .is_some_and(|e| e["param"] == "offer")
+                    && (!held || self.log().contains("a=sendonly"))
+            }
+        }
+    }
+
     /// Forgets the events seen so far.
     pub fn clear_events(&self) {
         self.events.lock().unwrap().clear();
@@ -528,12 +674,21 @@ impl Phone {
         self.events.lock().unwrap().clone()
     }
 
-    /// baresip's own log.
+    /// The phone's own log (baresip's with its SIP trace, PJSIP's at level 5).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
+        let name = match self.kind {
+            Kind::Baresip => "baresip.log",
+            Kind::Pjsua2 => "pjsua2.log",
+        };
+        let mut log = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        if let Ok(e) = std::fs::read_to_string(self.dir.path().join("stderr.log")) {
+            log.push_str(&e);
+        }
+        log
     }
 
-    /// Recordings of decoded (heard) audio, oldest first.
+    /// Recordings of decoded (heard) audio, oldest first. A pjsua2 recording is
+    /// complete once its call has closed.
     pub fn heard(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("rec"))
             .map(|d| {
@@ -549,13 +704,19 @@ impl Phone {
 
 impl Drop for Phone {
     fn drop(&mut self) {
+        if let Control::Stdin(s) = &mut self.ctrl {
+            let _ = s.write_all(b"{\"command\": \"quit\"}\n");
+            let _ = wait_until(Duration::from_secs(2), || {
+                !matches!(self.child.try_wait(), Ok(None))
+            });
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- baresip {} log (tail) ---", self.name);
+            eprintln!("--- {:?} {} log (tail) ---", self.kind, self.name);
             let log = self.log();
             let tail: Vec<&str> = log.lines().filter(|l| !l.contains("audio=")).collect();
-            eprintln!("{}", tail[tail.len().saturating_sub(60)..].join("\n"));
+            eprintln!("{}", tail[tail.len().saturating_sub(80)..].join("\n"));
         }
     }
 }
@@ -572,7 +733,10 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
     let (mut rate, mut channels, mut data) = (8000u32, 1usize, Vec::new());
     while i + 8 <= b.len() {
         let id = &b[i..i + 4];
-        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+        let mut len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+        if id == b"data" && len == 0 {
+            len = b.len() - (i + 8); // a writer that never came back to fill the length
+        }
         let body = &b[i + 8..(i + 8 + len).min(b.len())];
         if id == b"fmt " {
             channels = u16::from_le_bytes([body[2], body[3]]) as usize;
@@ -595,13 +759,19 @@ pub use media::dtmf::tone_power;
 /// The frequency (of `candidates`) that dominates the recording's loud part, with the
 /// number of samples above a whisper.
 pub fn dominant_tone(path: &Path, candidates: &[f64]) -> (f64, usize) {
+    dominant_tone_at(path, candidates, 0.25)
+}
+
+/// Like [`dominant_tone`], measured half a second from `at` (a fraction of the length).
+pub fn dominant_tone_at(path: &Path, candidates: &[f64], at: f64) -> (f64, usize) {
     let (s, rate) = read_wav(path);
     let loud: Vec<i16> = s
         .iter()
         .copied()
         .filter(|x| x.unsigned_abs() > 300)
         .collect();
-    let window = &s[s.len() / 4..(s.len() / 4 + 4000).min(s.len())];
+    let from = ((s.len() as f64 * at) as usize).min(s.len().saturating_sub(4000));
+    let window = &s[from..(from + 4000).min(s.len())];
     let best = candidates
         .iter()
         .copied()
@@ -644,8 +814,30 @@ pub fn phone(
     auto_answer: bool,
     codecs: &str,
 ) -> Phone {
-    let p = Phone::start(
+    phone_of(
+        Kind::Baresip,
         pbx,
+        user,
+        password,
+        tone,
+        auto_answer,
+        codecs,
+    )
+}
+
+/// A phone of `kind` that has registered (checked through `pbxctl registrations`).
+pub fn phone_of(
+    kind: Kind,
+    pbx: &Pbxd,
+    user: &str,
+    password: &str,
+    tone: u32,
+    auto_answer: bool,
+    codecs: &str,
+) -> Phone {
+    let p = Phone::start_kind(
+        pbx,
+        kind,
         PhoneSpec {
             user,
             password,
@@ -716,11 +908,22 @@ pub fn closed_reason(p: &Phone) -> String {
 }
 
 pub fn assert_heard(p: &Phone, tone: f64) {
+    assert_heard_at(p, tone, 0.25)
+}
+
+/// Asserts that `p`'s last recording has `tone` at `at` (a fraction of its length)
+/// and enough sound overall. Waits up to 5 s for a pjsua2 recording to be closed.
+pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
+    wait_until(Duration::from_secs(5), || {
+        p.heard()
+            .last()
+            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
+    });
     let files = p.heard();
     let f = files
         .last()
         .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
-    let (best, loud) = dominant_tone(f, &[440.0, 1000.0, 700.0]);
+    let (best, loud) = dominant_tone_at(f, &[440.0, 1000.0, 700.0], at);
     let sizes: Vec<String> = files
         .iter()
         .map(|f| {

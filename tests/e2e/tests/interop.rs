@@ -1,0 +1,200 @@
+//! The same call scenarios with every phone family the harness drives (baresip and
+//! PJSIP's pjsua2), alone and against each other: a box that only one stack tolerates
+//! fails here. Audio is checked in what each phone recorded.
+
+use e2e::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+fn two_extensions() -> Pbxd {
+    let pbx = Pbxd::start();
+    pbx.ctl_ok(&["extension", "add", "101", "--password", "Secret-101x"]);
+    pbx.ctl_ok(&["extension", "add", "102", "--password", "Secret-102x"]);
+    pbx
+}
+
+/// `from` calls `number`; `to` rings, is answered by hand, and both sides connect.
+fn ring_and_answer(from: &mut Phone, to: &mut Phone, pbx: &Pbxd, number: &str) {
+    dial(from, pbx, number);
+    assert!(
+        to.wait_event("CALL_INCOMING", T).is_some(),
+        "{} never rang: {:?}",
+        to.name,
+        to.events()
+    );
+    to.command("accept", "");
+    for p in [&*from, &*to] {
+        assert!(
+            p.wait_event("CALL_ESTABLISHED", T).is_some(),
+            "{:?} {} never connected: {:?}",
+            p.kind,
+            p.name,
+            p.events()
+        );
+    }
+}
+
+/// A whole conversation between a `caller` phone and a `callee` phone: answer, audio
+/// both ways, hold and resume (voice back after it), a keypad digit, the callee hangs
+/// up; then the other way round, and the caller hangs up.
+fn conversation(caller: Kind, callee: Kind) {
+    let pbx = two_extensions();
+    let mut a = phone_of(caller, &pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
+    let mut b = phone_of(callee, &pbx, "102", "Secret-102x", 440, false, "PCMU,PCMA");
+
+    ring_and_answer(&mut a, &mut b, &pbx, "102");
+    std::thread::sleep(Duration::from_secs(2));
+    b.clear_events();
+    a.command("hold", "");
+    assert!(
+        b.wait_held(true, T),
+        "{:?} was not put on hold: {:?}",
+        callee,
+        b.events()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    b.clear_events();
+    a.command("resume", "");
+    assert!(
+        b.wait_held(false, T),
+        "{:?} was not taken off hold: {:?}",
+        callee,
+        b.events()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    a.command("sndcode", "5");
+    let digit = b
+        .wait_event("CALL_DTMF_START", T)
+        .unwrap_or_else(|| panic!("no digit reached {callee:?}: {:?}", b.events()));
+    assert_eq!(digit["param"], "5", "{digit}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        a.wait_event("CALL_CLOSED", Duration::from_millis(10))
+            .is_none(),
+        "the call dropped: {:?}",
+        a.events()
+    );
+    b.command("hangup", "");
+    closed_reason(&a);
+    closed_reason(&b);
+    // Before the hold and after the resume, each side heard the other's tone.
+    assert_heard_at(&b, 1000.0, 0.1);
+    assert_heard_at(&a, 440.0, 0.1);
+    assert_heard_at(&b, 1000.0, 0.85);
+    assert_heard_at(&a, 440.0, 0.85);
+    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+
+    // The other way round; the caller hangs up.
+    a.clear_events();
+    b.clear_events();
+    ring_and_answer(&mut b, &mut a, &pbx, "101");
+    std::thread::sleep(Duration::from_secs(2));
+    b.command("hangup", "");
+    closed_reason(&a);
+    closed_reason(&b);
+    assert_heard(&a, 440.0);
+    assert_heard(&b, 1000.0);
+    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+}
+
+#[test]
+fn pjsua2_calls_pjsua2() {
+    conversation(Kind::Pjsua2, Kind::Pjsua2);
+}
+
+#[test]
+fn pjsua2_calls_baresip() {
+    conversation(Kind::Pjsua2, Kind::Baresip);
+}
+
+#[test]
+fn baresip_calls_pjsua2() {
+    conversation(Kind::Baresip, Kind::Pjsua2);
+}
+
+/// Failures as each family sees them, and one extension on two phones of different
+/// families: both ring, the first to answer wins, the other stops ringing.
+#[test]
+fn failures_and_two_devices_across_families() {
+    let pbx = two_extensions();
+    pbx.ctl_ok(&["extension", "add", "103", "--password", "Secret-103x"]);
+    pbx.ctl_ok(&[
+        "account",
+        "add",
+        "102-desk",
+        "--extension",
+        "102",
+        "--password",
+        "Secret-102-desk",
+    ]);
+    let mut a = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU",
+    );
+    let mut b1 = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU",
+    );
+    let mut b2 = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102-desk",
+        "Secret-102-desk",
+        700,
+        false,
+        "PCMA,PCMU",
+    );
+
+    // Nobody registered on 103; 999 does not exist.
+    for (number, status) in [("103", "480"), ("999", "404")] {
+        a.clear_events();
+        dial(&mut a, &pbx, number);
+        let r = closed_reason(&a);
+        assert!(r.starts_with(status), "{number}: {r}");
+    }
+
+    a.clear_events();
+    dial(&mut a, &pbx, "102");
+    for b in [&b1, &b2] {
+        assert!(
+            b.wait_event("CALL_INCOMING", T).is_some(),
+            "{:?} did not ring: {:?}",
+            b.kind,
+            b.events()
+        );
+    }
+    b2.command("accept", "");
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    closed_reason(&b1);
+    assert!(b1
+        .wait_event("CALL_ESTABLISHED", Duration::from_millis(10))
+        .is_none());
+
+    // 102's other device is free, so a call from it to 101 (in a call) is busy.
+    b1.clear_events();
+    dial(&mut b1, &pbx, "101");
+    let r = closed_reason(&b1);
+    assert!(r.contains("486"), "{r}");
+
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    closed_reason(&b2);
+    // u-law on the caller's side, A-law on the desk phone's: transcoded both ways.
+    assert_heard(&b2, 1000.0);
+    assert_heard(&a, 700.0);
+}
