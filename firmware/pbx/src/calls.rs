@@ -89,6 +89,8 @@ pub(crate) struct Leg {
 /// A 2xx we resend until its ACK comes (RFC 3261 13.3.1.4).
 pub(crate) struct OkRetx {
     bytes: Vec<u8>,
+    /// Resent until the ACK (unreliable transports); else only awaited.
+    retransmit: bool,
     target: Target,
     call_id: String,
     cseq: u32,
@@ -127,6 +129,11 @@ pub(crate) struct Call {
     pub ok: Option<OkRetx>,
     pub reinvite: Option<Reinvite>,
     pub transcoding: bool,
+    /// The side whose SDP answer is due in its ACK: the box put an offer in a 2xx (the
+    /// caller's INVITE or a re-INVITE came without SDP).
+    pub answer_due: Option<Side>,
+    /// The caller made no offer (late offer): its provisional answers carry no SDP.
+    pub late_offer: bool,
     /// The caller already has its final answer; only unsettled legs keep the call.
     pub finished: bool,
     /// The deadline in the timer heap for this call; other entries are stale.
@@ -331,12 +338,16 @@ impl Pbx {
                     )
                 }
             };
-        if req.body.is_empty() {
-            return self.reply(now, key, &req, 488, "an SDP offer is required");
-        }
-        let a_offer = match sdp::parse(&req.body) {
-            Ok(a) => a,
-            Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
+        // No SDP: a late offer. The box makes the offer in its 200 and the caller
+        // answers in the ACK.
+        let late_offer = req.body.is_empty();
+        let a_offer = if late_offer {
+            negotiate::late_offer(&caller_codecs)
+        } else {
+            match sdp::parse(&req.body) {
+                Ok(a) => a,
+                Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
+            }
         };
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
         let caller = self.caller(&origin, &from_hdr);
@@ -531,6 +542,8 @@ impl Pbx {
                 ok: None,
                 reinvite: None,
                 transcoding: false,
+                answer_due: None,
+                late_offer,
                 finished: false,
                 armed: None,
             },
@@ -756,7 +769,8 @@ impl Pbx {
                     return;
                 }
                 let mut body = Vec::new();
-                if !resp.body.is_empty() {
+                // A late-offer caller cannot take an offer in an unreliable provisional.
+                if !resp.body.is_empty() && !call.late_offer {
                     if let Ok(ans) = sdp::parse(&resp.body) {
                         if let Some(br) = negotiate::bridge(
                             &call.a_offer,
@@ -826,6 +840,9 @@ impl Pbx {
                 call.answered = Some(idx);
                 call.answered_at = Some(now);
                 call.ring_deadline = None;
+                if call.late_offer {
+                    call.answer_due = Some(Side::A);
+                }
                 let body = sdp::write(id, call.a.sdp_version, &br.answer);
                 call.a.sent_sdp = Some(br.answer);
                 let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
@@ -836,18 +853,11 @@ impl Pbx {
                     .build();
                 let key = call.a_key.clone();
                 let cseq = key_of(&call.a_req).cseq;
-                if !call.a.to.proto.reliable() {
-                    let t1 = self.settings.timers.t1;
-                    call.ok = Some(OkRetx {
-                        bytes: r.clone(),
-                        target: call.a.to,
-                        call_id: call.a.call_id.clone(),
-                        cseq,
-                        next: now + t1,
-                        interval: t1,
-                        give_up: now + t1 * 64,
-                    });
-                }
+                let (target, call_id) = (call.a.to, call.a.call_id.clone());
+                self.await_ack(now, id, &r, target, call_id, cseq);
+                let Some(call) = self.calls.get(&id) else {
+                    return;
+                };
                 let others: Vec<usize> = (0..call.legs.len()).filter(|i| *i != idx).collect();
                 tracing::debug!(call = id, account = %call.legs[idx].account, transcoding = call.transcoding, "answered");
                 self.respond(now, &key, 200, r);
@@ -964,7 +974,7 @@ impl Pbx {
                 if ok.give_up <= now {
                     hang_up = true;
                 } else {
-                    resend = Some((ok.target, ok.bytes.clone()));
+                    resend = ok.retransmit.then(|| (ok.target, ok.bytes.clone()));
                     ok.interval = (ok.interval * 2).min(self.settings.timers.t2);
                     ok.next = now + ok.interval;
                 }
@@ -1012,20 +1022,47 @@ impl Pbx {
         self.end_call(id);
     }
 
-    pub(crate) fn dialog_ack(&mut self, _now: Instant, k: &sip::message::Key) {
+    /// An ACK for a 2xx we sent: the retransmissions stop, and an answer due in it (to
+    /// the box's offer) points the relay at that side.
+    pub(crate) fn dialog_ack(&mut self, now: Instant, req: &rsip::Request) {
+        let k = key_of(req);
         let Some(&id) = self.dialogs.get(&k.call_id) else {
             return;
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call
+        if !call
             .ok
             .as_ref()
             .is_some_and(|o| o.call_id == k.call_id && o.cseq == k.cseq)
         {
-            call.ok = None;
+            return; // a repeated ACK, or one for another transaction
         }
+        call.ok = None;
+        let Some(side) = call.answer_due.take() else {
+            return;
+        };
+        let offered = call.dialog(side).and_then(|d| d.sent_sdp.clone());
+        let answer = sdp::parse(&req.body).ok().filter(|a| {
+            offered.as_ref().is_some_and(|o| {
+                a.codecs.iter().any(|c| {
+                    !c.is_dtmf()
+                        && o.codecs
+                            .iter()
+                            .any(|m| m.name.eq_ignore_ascii_case(&c.name))
+                })
+            })
+        });
+        let Some(answer) = answer else {
+            // RFC 3261 13.3.1.4: an ACK without a usable answer ends the session.
+            tracing::info!(call = id, side = ?side, "no usable SDP answer in the ACK: hanging up");
+            return self.hang_up(now, id, None);
+        };
+        call.media.configure(|c| {
+            let s = if side == Side::A { &mut c.a } else { &mut c.b };
+            s.remote = answer.rtp_target();
+        });
     }
 
     pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
@@ -1117,18 +1154,21 @@ impl Pbx {
             d.target_uri = c; // target refresh
         }
         if req.body.is_empty() {
-            // No offer: answer with the description this side already has.
+            // No offer: the 200 offers the description this side already has, and
+            // the answer comes in the ACK (RFC 3261 14.2).
             let d = call.dialog(side).expect("answered");
             let Some(sdp_prev) = d.sent_sdp.clone() else {
                 return self.reply(now, key, &req, 488, "");
             };
             d.sdp_version += 1;
             let body = sdp::write(id, d.sdp_version, &sdp_prev);
-            let contact = d.contact.clone();
+            let (contact, target, call_id) = (d.contact.clone(), d.to, d.call_id.clone());
             let r = Response::to(&req, 200, "OK")
                 .contact(&contact)
                 .sdp(&body)
                 .build();
+            call.answer_due = Some(side);
+            self.await_ack(now, id, &r, target, call_id, key_of(&req).cseq);
             return self.respond(now, key, 200, r);
         }
         let offer = match sdp::parse(&req.body) {
@@ -1253,20 +1293,36 @@ impl Pbx {
             .contact(&contact)
             .sdp(&body)
             .build();
-        if !target.proto.reliable() {
-            let t1 = self.settings.timers.t1;
-            let cseq = key_of(&ri.req).cseq;
-            call.ok = Some(OkRetx {
-                bytes: r.clone(),
-                target,
-                call_id,
-                cseq,
-                next: now + t1,
-                interval: t1,
-                give_up: now + t1 * 64,
-            });
-        }
+        self.await_ack(now, id, &r, target, call_id, key_of(&ri.req).cseq);
         self.respond(now, &ri.key, 200, r);
+    }
+
+    /// After a 2xx to an INVITE: wait for its ACK, resending the 2xx over an unreliable
+    /// transport (T1 doubling to T2), and hang up after 64*T1 without one (RFC 3261
+    /// 13.3.1.4).
+    fn await_ack(
+        &mut self,
+        now: Instant,
+        id: u64,
+        bytes: &[u8],
+        target: Target,
+        call_id: String,
+        cseq: u32,
+    ) {
+        let t1 = self.settings.timers.t1;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.ok = Some(OkRetx {
+            bytes: bytes.to_vec(),
+            retransmit: !target.proto.reliable(),
+            target,
+            call_id,
+            cseq,
+            next: now + t1,
+            interval: t1,
+            give_up: now + t1 * 64,
+        });
         self.arm_call(id);
     }
 }

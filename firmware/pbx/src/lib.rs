@@ -528,7 +528,7 @@ impl Pbx {
                     return;
                 }
             }
-            self.dialog_ack(now, &k);
+            self.dialog_ack(now, &req);
             return;
         }
         let key = SKey {

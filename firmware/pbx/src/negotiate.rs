@@ -60,6 +60,34 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
     })
 }
 
+/// What stands for the offer of a caller whose INVITE had none (late offer, RFC 3261
+/// 13.2.1): the G.711 codecs its side allows, preferred first, and telephone-events,
+/// at no address yet. The callee is offered from it as from any offer; the caller gets
+/// the box's offer in the 200 and answers in the ACK.
+pub fn late_offer(allowed: &[String]) -> Audio {
+    let mut codecs: Vec<Codec> = allowed
+        .iter()
+        .filter(|n| g711(n).is_some())
+        .map(|n| static_codec(n))
+        .collect();
+    if codecs.is_empty() {
+        codecs = vec![static_codec("PCMU"), static_codec("PCMA")];
+    }
+    codecs.push(Codec {
+        pt: 101,
+        name: "telephone-event".into(),
+        rate: 8000,
+        fmtp: Some("0-16".into()),
+    });
+    Audio {
+        addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        port: 0,
+        codecs,
+        direction: media::sdp::Direction::SendRecv,
+        ptime: None,
+    }
+}
+
 /// Result of matching an answer against the original offer.
 #[derive(Debug, Clone)]
 pub struct Bridged {

@@ -229,9 +229,19 @@ async fn stale_nonce_is_rechallenged_and_unregister_works() {
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
 
 fn invite(branch: &str, cseq: u32, auth: &str) -> String {
+    invite_with(branch, cseq, auth, SDP)
+}
+
+/// An INVITE from 101 to 102 with `sdp` as its body (none when empty: a late offer).
+fn invite_with(branch: &str, cseq: u32, auth: &str, sdp: &str) -> String {
+    let ty = if sdp.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
     format!(
-        "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch};rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-        SDP.len()
+        "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch};rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: {cseq} INVITE\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{auth}{ty}Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
     )
 }
 
@@ -257,8 +267,13 @@ fn answer(req: &str, status: &str, to_tag: &str, body: &str) -> String {
 
 /// 101 calls 102 (registered at B); returns the INVITE B received.
 fn start_call(rig: &mut Rig) -> String {
+    start_call_with(rig, SDP)
+}
+
+/// 101 calls 102 with `sdp` in its INVITE; returns the INVITE B received.
+fn start_call_with(rig: &mut Rig, sdp: &str) -> String {
     assert!(do_register(rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
-    rig.send(A, &invite("z9hG4bKinv1", 1, ""));
+    rig.send(A, &invite_with("z9hG4bKinv1", 1, "", sdp));
     let got = rig.take(A);
     assert!(got[0].starts_with("SIP/2.0 100"), "{got:?}");
     assert!(got[1].starts_with("SIP/2.0 407"), "{got:?}");
@@ -273,7 +288,7 @@ fn start_call(rig: &mut Rig) -> String {
         "sip:102@127.0.0.1",
         Algorithm::Md5,
     );
-    rig.send(A, &invite("z9hG4bKinv2", 2, &auth));
+    rig.send(A, &invite_with("z9hG4bKinv2", 2, &auth, sdp));
     assert!(rig.take(A)[0].starts_with("SIP/2.0 100"));
     let to_b = rig.take(B);
     assert_eq!(to_b.len(), 1, "{to_b:?}");
@@ -333,6 +348,61 @@ async fn call_is_connected_relayed_and_hung_up() {
     // Late retransmissions of the caller's BYE are absorbed with the same 200.
     rig.send(A, &format!("BYE sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKbye;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 3 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
     assert!(rig.take(A)[0].starts_with("SIP/2.0 200"));
+}
+
+#[tokio::test]
+async fn late_offer_is_offered_in_the_200_and_answered_in_the_ack() {
+    for ack_answer in [true, false] {
+        let mut rig = Rig::new(Settings::default());
+        let inv = start_call_with(&mut rig, "");
+        // The callee is offered the caller's codecs as if the caller had offered them.
+        assert!(
+            header(&inv, "Content-Type") == Some("application/sdp")
+                && inv.contains("m=audio ")
+                && inv.contains("a=rtpmap:0 PCMU/8000")
+                && inv.contains("telephone-event/8000"),
+            "{inv}"
+        );
+        // Early media cannot reach a late-offer caller: its 183 has no SDP.
+        rig.send(B, &answer(&inv, "183 Session Progress", "callee", SDP));
+        let p = rig.take(A).pop().unwrap();
+        assert!(p.starts_with("SIP/2.0 183"), "{p}");
+        assert_eq!(header(&p, "Content-Length"), Some("0"), "{p}");
+        assert!(header(&p, "Content-Type").is_none(), "{p}");
+        rig.send(
+            B,
+            &answer(&inv, "200 OK", "callee", &SDP.replace("9000", "9002")),
+        );
+        assert!(rig.take(B)[0].starts_with("ACK "));
+        let ok = rig.take(A).pop().unwrap();
+        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+        assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"), "{ok}");
+        assert!(
+            ok.contains("m=audio ") && ok.contains("RTP/AVP 0 101"),
+            "the box offers: {ok}"
+        );
+        assert!(header(&ok, "Contact").is_some(), "{ok}");
+        let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+        let body = if ack_answer { SDP } else { "" };
+        let ty = if ack_answer {
+            "Content-Type: application/sdp\r\n"
+        } else {
+            ""
+        };
+        rig.send(A, &format!("ACK sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKack2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: 2 ACK\r\n{ty}Content-Length: {}\r\n\r\n{body}", body.len()));
+        rig.advance(Duration::from_secs(2));
+        let to_a = rig.take(A);
+        let to_b = rig.take(B);
+        if ack_answer {
+            assert!(to_a.is_empty() && to_b.is_empty(), "{to_a:?} {to_b:?}");
+            assert_eq!(rig.pbx.calls(rig.now)[0].state, "answered");
+        } else {
+            // No answer in the ACK: the session cannot start; both sides get BYE.
+            assert!(to_a.iter().any(|m| m.starts_with("BYE ")), "{to_a:?}");
+            assert!(to_b.iter().any(|m| m.starts_with("BYE ")), "{to_b:?}");
+            assert!(rig.pbx.calls(rig.now).is_empty());
+        }
+    }
 }
 
 #[tokio::test]

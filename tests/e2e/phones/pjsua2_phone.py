@@ -2,7 +2,8 @@
 """A PJSIP softphone (pjsua2 from PyPI `pjsua2-python`) for the end-to-end tests.
 
 Registers one account, plays a sine tone into every call and records what it hears.
-Commands come as JSON lines on stdin ({"command": "dial", "params": "sip:..."}); events
+Commands come as JSON lines on stdin ({"command": "dial", "params": "sip:..."}; also
+accept, hangup, hold, resume, sndcode, and dial_late for an INVITE without SDP); events
 go out as JSON lines on stdout with the names baresip's ctrl_tcp uses (REGISTER_OK,
 CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED, CALL_DTMF_START, CALL_HELD, CALL_RESUMED),
 so the Rust harness treats every phone alike. Everything binds to 127.0.0.1; the
@@ -181,7 +182,10 @@ class Phone:
     def command(self, cmd, params):
         op = pj.CallOpParam(True)
         call = self.current()
-        if cmd == "dial":
+        if cmd in ("dial", "dial_late"):
+            if cmd == "dial_late":
+                # A late offer: INVITE without SDP, the answer goes in the ACK.
+                op.opt.flag |= pj.PJSUA_CALL_NO_SDP_OFFER
             c = Call(self, self.acc)
             self.calls.append(c)
             c.makeCall(params, op)

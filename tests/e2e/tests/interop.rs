@@ -198,3 +198,72 @@ fn failures_and_two_devices_across_families() {
     assert_heard(&b2, 1000.0);
     assert_heard(&a, 700.0);
 }
+
+/// A phone that makes no offer in its INVITE (PJSIP's late offer): the box offers in
+/// its 200, the phone answers in the ACK, and the call talks both ways, to each family.
+#[test]
+fn late_offer_from_pjsua2_to_each_family() {
+    let pbx = two_extensions();
+    pbx.ctl_ok(&["extension", "add", "103", "--password", "Secret-103x"]);
+    let mut a = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let b = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        true,
+        "PCMU,PCMA",
+    );
+    let c = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "103",
+        "Secret-103x",
+        700,
+        true,
+        "PCMA,PCMU",
+    );
+    for (to, number, tone) in [(&b, "102", 440.0), (&c, "103", 700.0)] {
+        a.clear_events();
+        a.command("dial_late", &format!("sip:{number}@{}", pbx.sip));
+        for p in [&a, to] {
+            assert!(
+                p.wait_event("CALL_ESTABLISHED", T).is_some(),
+                "{:?} {}: {:?}",
+                p.kind,
+                p.name,
+                p.events()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        a.command("hangup", "");
+        closed_reason(&a);
+        closed_reason(to);
+        // PJSIP's log (written behind) holds every message it sent: the INVITE had no SDP, the ACK did.
+        let log = a.log();
+        let sent = |method: &str| {
+            let m = log
+                .rsplit(&format!("bytes Request msg {method}/"))
+                .next()
+                .unwrap_or_default();
+            m.split("--end msg--")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(!sent("INVITE").contains("m=audio"), "{}", sent("INVITE"));
+        assert!(sent("ACK").contains("m=audio"), "{}", sent("ACK"));
+        assert_heard(to, 1000.0);
+        assert_heard(&a, tone);
+        assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+    }
+}
