@@ -58,6 +58,20 @@ pub struct Audio {
     pub codecs: Vec<Codec>,
     pub direction: Direction,
     pub ptime: Option<u32>,
+    /// Where the audio stream stands among the description's m-lines (0 = first).
+    pub index: usize,
+    /// The other m-lines of an offer (video, a second audio stream, ...), which an
+    /// answer must repeat in their places with port 0 (RFC 3264 6, RFC 4317 2.2).
+    pub rejected: Vec<MediaLine>,
+}
+
+/// An m-line the box does not take: its place, media, transport and formats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaLine {
+    pub index: usize,
+    pub media: String,
+    pub proto: String,
+    pub formats: String,
 }
 
 impl Audio {
@@ -92,6 +106,8 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let mut in_audio = false;
     let mut seen_audio = false;
     let mut session_dir = Direction::SendRecv;
+    let mut mlines = 0usize;
+    let mut rejected = Vec::new();
     for line in text.lines() {
         let line = line.trim_end();
         let Some((k, v)) = line.split_once('=') else {
@@ -121,9 +137,20 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 let mut it = v.split_whitespace();
                 let media = it.next().unwrap_or("");
                 let port = it.next().unwrap_or("");
-                let _proto = it.next();
+                let proto = it.next().unwrap_or("RTP/AVP");
+                let index = mlines;
+                mlines += 1;
                 in_audio = media == "audio" && audio.is_none();
                 seen_audio = seen_audio || media == "audio";
+                if !in_audio {
+                    rejected.push(MediaLine {
+                        index,
+                        media: media.to_string(),
+                        proto: proto.to_string(),
+                        formats: it.collect::<Vec<_>>().join(" "),
+                    });
+                    continue;
+                }
                 if in_audio {
                     let port: u16 = port
                         .split('/')
@@ -152,6 +179,8 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         codecs,
                         direction: session_dir,
                         ptime: None,
+                        index,
+                        rejected: Vec::new(),
                     });
                 }
             }
@@ -207,17 +236,25 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         return Err(SdpError("no connection address".into()));
     }
     a.codecs.retain(|c| !c.name.is_empty());
+    a.rejected = rejected;
     Ok(a)
 }
 
-/// Writes a session description with one audio stream.
+/// Writes a session description with one audio stream, and the `rejected` m-lines in
+/// their places with port 0.
 pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     let fam = if audio.addr.is_ipv4() { "IP4" } else { "IP6" };
     let mut s = format!(
-        "v=0\r\no=pbxd {origin_id} {version} IN {fam} {ip}\r\ns=pbxd\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP",
+        "v=0\r\no=pbxd {origin_id} {version} IN {fam} {ip}\r\ns=pbxd\r\nc=IN {fam} {ip}\r\nt=0 0\r\n",
         ip = audio.addr,
-        port = audio.port
     );
+    let reject = |s: &mut String, m: &MediaLine| {
+        s.push_str(&format!("m={} 0 {} {}\r\n", m.media, m.proto, m.formats));
+    };
+    for m in audio.rejected.iter().filter(|m| m.index < audio.index) {
+        reject(&mut s, m);
+    }
+    s.push_str(&format!("m=audio {} RTP/AVP", audio.port));
     for c in &audio.codecs {
         s.push_str(&format!(" {}", c.pt));
     }
@@ -232,6 +269,9 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
         s.push_str(&format!("a=ptime:{p}\r\n"));
     }
     s.push_str(&format!("a={}\r\n", audio.direction.attr()));
+    for m in audio.rejected.iter().filter(|m| m.index > audio.index) {
+        reject(&mut s, m);
+    }
     s.into_bytes()
 }
 
@@ -254,6 +294,38 @@ mod tests {
         assert!(a.codecs[2].is_dtmf());
         let again = parse(&write(1, 2, &a)).unwrap();
         assert_eq!(again, a);
+    }
+
+    #[test]
+    fn other_streams_are_kept_in_place_for_the_answer() {
+        let a = parse(OFFER.as_bytes()).unwrap();
+        assert_eq!(a.index, 0);
+        assert_eq!(
+            a.rejected,
+            vec![MediaLine {
+                index: 1,
+                media: "video".into(),
+                proto: "RTP/AVP".into(),
+                formats: "96".into()
+            }]
+        );
+        let text = String::from_utf8(write(1, 1, &a)).unwrap();
+        let m: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(m, ["m=audio 4000 RTP/AVP 0 8 101", "m=video 0 RTP/AVP 96"]);
+        // Audio second: the rejected stream stays first.
+        let video_first = "v=0\r\nc=IN IP4 10.0.0.2\r\nm=video 5000 RTP/AVP 96\r\nm=audio 4000 RTP/AVP 0\r\nm=audio 4002 RTP/AVP 8\r\n";
+        let a = parse(video_first.as_bytes()).unwrap();
+        assert_eq!((a.index, a.port), (1, 4000));
+        let text = String::from_utf8(write(1, 1, &a)).unwrap();
+        let m: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(
+            m,
+            [
+                "m=video 0 RTP/AVP 96",
+                "m=audio 4000 RTP/AVP 0",
+                "m=audio 0 RTP/AVP 8"
+            ]
+        );
     }
 
     #[test]

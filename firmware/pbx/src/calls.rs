@@ -209,7 +209,12 @@ fn summarize(statuses: &[u16]) -> u16 {
     } else if statuses.iter().all(|s| *s == 408 || *s == 487 || *s == 480) {
         480
     } else {
-        statuses.first().copied().unwrap_or(480)
+        // A 503 says the box itself is overloaded: a phone would fail over from it
+        // (RFC 3263). A downstream 503 is answered 500 (RFC 3261 16.7, step 6).
+        match statuses.first().copied().unwrap_or(480) {
+            503 => 500,
+            s => s,
+        }
     }
 }
 

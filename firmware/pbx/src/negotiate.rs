@@ -57,6 +57,8 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
         codecs,
         direction: from.direction,
         ptime: from.ptime,
+        index: 0,
+        rejected: Vec::new(),
     })
 }
 
@@ -85,6 +87,8 @@ pub fn late_offer(allowed: &[String]) -> Audio {
         codecs,
         direction: media::sdp::Direction::SendRecv,
         ptime: None,
+        index: 0,
+        rejected: Vec::new(),
     }
 }
 
@@ -147,6 +151,9 @@ pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Br
             codecs,
             direction: answer.direction,
             ptime: answer.ptime.or(offer.ptime),
+            // The answer has the offer's m-lines, the ones not taken with port 0.
+            index: offer.index,
+            rejected: offer.rejected.clone(),
         },
         forward,
         backward,
@@ -174,6 +181,8 @@ mod tests {
                 .collect(),
             direction: Direction::SendRecv,
             ptime: None,
+            index: 0,
+            rejected: Vec::new(),
         }
     }
 

@@ -404,6 +404,8 @@ impl Gw {
             codecs,
             direction: Direction::SendRecv,
             ptime: Some(20),
+            index: 0,
+            rejected: Vec::new(),
         };
         sdp::write(rand::thread_rng().gen::<u32>().into(), 1, &audio)
     }
