@@ -75,6 +75,13 @@ pub struct MediaLine {
 }
 
 impl Audio {
+    /// The RFC 4733 telephone-event format at 8 kHz, the clock of every codec the box
+    /// relays (linphone offers it at 48, 16 and 8 kHz; events at another clock would
+    /// be read with the wrong durations or not at all).
+    pub fn dtmf(&self) -> Option<&Codec> {
+        self.codecs.iter().find(|c| c.is_dtmf() && c.rate == 8000)
+    }
+
     /// Where RTP goes, unless the port is 0 or the address is unspecified.
     pub fn rtp_target(&self) -> Option<SocketAddr> {
         (self.port != 0 && !self.addr.is_unspecified())

@@ -48,7 +48,7 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
     if codecs.is_empty() {
         return None;
     }
-    if let Some(te) = from.codecs.iter().find(|c| c.is_dtmf()) {
+    if let Some(te) = from.dtmf() {
         codecs.push(te.clone());
     }
     Some(Audio {
@@ -136,10 +136,7 @@ pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Br
     forward.set(mine.pt, chosen.pt, fx);
     backward.set(chosen.pt, mine.pt, bx);
     let mut codecs = vec![mine];
-    if let (Some(a), Some(o)) = (
-        answer.codecs.iter().find(|c| c.is_dtmf()),
-        offer.codecs.iter().find(|c| c.is_dtmf()),
-    ) {
+    if let (Some(a), Some(o)) = (answer.dtmf(), offer.dtmf()) {
         forward.set(o.pt, a.pt, Xcode::None);
         backward.set(a.pt, o.pt, Xcode::None);
         codecs.push(o.clone());
@@ -227,6 +224,34 @@ mod tests {
         assert_eq!(br.answer.codecs[0].name, "PCMU");
         assert_eq!(br.forward.0[0], (8, Xcode::UlawToAlaw));
         assert_eq!(br.backward.0[8], (0, Xcode::AlawToUlaw));
+    }
+
+    /// linphone offers telephone-event at 48, 16 and 8 kHz; the box must take the 8 kHz
+    /// one (the phone heard no digits when it took the first).
+    #[test]
+    fn telephone_events_at_8khz_only() {
+        let mut a = audio(&[
+            (0, "PCMU"),
+            (99, "telephone-event"),
+            (100, "telephone-event"),
+            (101, "telephone-event"),
+        ]);
+        a.codecs[1].rate = 48000;
+        a.codecs[2].rate = 16000;
+        let o = offer(&a, &["PCMU".into()], "10.0.0.1".parse().unwrap(), 1).unwrap();
+        assert_eq!(o.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [0, 101]);
+        let br = bridge(
+            &a,
+            &audio(&[(0, "PCMU"), (96, "telephone-event")]),
+            "10.0.0.1".parse().unwrap(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(
+            br.answer.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(),
+            [0, 101]
+        );
+        assert_eq!(br.backward.0[96], (101, Xcode::None));
     }
 
     #[test]

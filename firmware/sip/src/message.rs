@@ -361,6 +361,35 @@ impl Iterator for Unquoted<'_> {
     }
 }
 
+/// Byte offsets of the `<` and `>` around a name-addr's URI, outside quoted strings (a
+/// display name or a parameter such as RFC 5626's `+sip.instance="<urn:...>"` may hold
+/// angle brackets of its own).
+fn angle_span(v: &str) -> Option<(usize, usize)> {
+    let mut open = None;
+    for (i, c) in Unquoted::new(v) {
+        match (c, open) {
+            ('<', None) => open = Some(i),
+            ('>', Some(a)) => return Some((a, i)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The `;`-separated parts of a parameter list, ignoring `;` inside quoted strings.
+fn split_params(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in Unquoted::new(v) {
+        if c == ';' {
+            out.push(&v[start..i]);
+            start = i + 1;
+        }
+    }
+    out.push(&v[start..]);
+    out
+}
+
 /// Splits a comma-separated header value, ignoring commas inside quotes and `<>`.
 pub fn split_list(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -440,10 +469,9 @@ fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
     }
     let malformed = || bad(format!("malformed {field}"));
     let params = if lt == 1 {
-        let (a, b) = (v.find('<').unwrap_or(0), v.rfind('>').unwrap_or(0));
-        if a > b {
+        let Some((a, b)) = angle_span(v) else {
             return Err(malformed());
-        }
+        };
         let inner = &v[a + 1..b];
         if inner.trim() != inner || inner.contains(char::is_whitespace) {
             return Err(bad(format!("whitespace inside the {field} URI")));
@@ -477,8 +505,8 @@ fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
         if !params.trim_start().starts_with(';') {
             return Err(malformed());
         }
-        if params.trim_start()[1..]
-            .split(';')
+        if split_params(&params.trim_start()[1..])
+            .iter()
             .any(|p| p.trim().is_empty() || p.trim().starts_with('='))
         {
             return Err(bad(format!("empty parameter in {field}")));
@@ -489,21 +517,19 @@ fn check_name_addr(field: &str, v: &str) -> Result<(), ParseError> {
 
 /// The URI inside a name-addr: between `<` and `>` if present, else up to the first `;`.
 pub fn uri_part(v: &str) -> &str {
-    if let (Some(a), Some(b)) = (v.find('<'), v.rfind('>')) {
-        if a < b {
-            return v[a + 1..b].trim();
-        }
+    if let Some((a, b)) = angle_span(v) {
+        return v[a + 1..b].trim();
     }
     v.split(';').next().unwrap_or("").trim()
 }
 
 /// The value of `;name=value` among the parameters after the URI of a name-addr.
 pub fn header_param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
-    let params = match v.rfind('>') {
-        Some(i) => &v[i + 1..],
+    let params = match angle_span(v) {
+        Some((_, i)) => &v[i + 1..],
         None => v.find(';').map(|i| &v[i..]).unwrap_or(""),
     };
-    params.split(';').skip(1).find_map(|p| {
+    split_params(params).into_iter().skip(1).find_map(|p| {
         let (k, val) = p.split_once('=').unwrap_or((p, ""));
         k.trim().eq_ignore_ascii_case(name).then(|| val.trim())
     })
@@ -708,6 +734,27 @@ mod tests {
         assert_eq!(k.from_tag, "x");
         assert_eq!(k.branch, "z9hG4bKa");
         assert_eq!(get(m.headers(), "Contact"), Some("<sip:101@10.0.0.2:5060>"));
+    }
+
+    /// linphone 5 registers with RFC 5626's instance id, a quoted `<urn:...>`; the box
+    /// answered 400 "malformed Contact" and lost the `expires` before it.
+    #[test]
+    fn linphone_contact_with_sip_instance() {
+        let contact = "<sip:103@127.0.0.1:15090;transport=udp>;expires=600;+sip.instance=\"<urn:uuid:b5837b56-332b-0055-a35d-c51a564dc8ce>\";reg-id=1";
+        let reg = REG.replace("m: <sip:101@10.0.0.2:5060>", &format!("Contact: {contact}"));
+        let m = parse(reg.as_bytes()).unwrap();
+        let c = get(m.headers(), "Contact").unwrap();
+        assert_eq!(uri_part(c), "sip:103@127.0.0.1:15090;transport=udp");
+        assert_eq!(header_param(c, "expires"), Some("600"));
+        assert_eq!(header_param(c, "reg-id"), Some("1"));
+        assert_eq!(
+            header_param(c, "+sip.instance"),
+            Some("\"<urn:uuid:b5837b56-332b-0055-a35d-c51a564dc8ce>\"")
+        );
+        // A display name with brackets in its quotes is fine too; two URIs are not.
+        assert_eq!(uri_part("\"A <b>\" <sip:a@b>;tag=1"), "sip:a@b");
+        let two = REG.replace("m: <sip:101@10.0.0.2:5060>", "Contact: <sip:a@b> <sip:c@d>");
+        assert!(parse(two.as_bytes()).is_err());
     }
 
     #[test]

@@ -945,7 +945,7 @@ const OUR_TE_PT: u8 = 101;
 
 /// The telephone-event payload type an SDP lists, if any.
 fn te_of(a: &Audio) -> Option<u8> {
-    a.codecs.iter().find(|c| c.is_dtmf()).map(|c| c.pt)
+    a.dtmf().map(|c| c.pt)
 }
 
 /// Carries one call's audio: B-channel chunks out as RTP, RTP payloads in to the

@@ -374,11 +374,14 @@ pub enum Kind {
     /// PJSIP 2.15 through pjsua2 (`tests/e2e/phones/pjsua2_phone.py`), driven over
     /// its stdin and stdout.
     Pjsua2,
+    /// liblinphone 5.1 (belle-sip) through Debian's `linphonec`, driven over its stdin
+    /// and read from what it prints. It cannot send keypad digits from its prompt.
+    Linphone,
 }
 
 impl Kind {
     /// Every family the call tests run with.
-    pub const ALL: [Kind; 2] = [Kind::Baresip, Kind::Pjsua2];
+    pub const ALL: [Kind; 3] = [Kind::Baresip, Kind::Pjsua2, Kind::Linphone];
 }
 
 /// How the harness talks to a phone.
@@ -387,6 +390,8 @@ enum Control {
     Tcp(TcpStream),
     /// The pjsua2 driver's stdin (JSON lines).
     Stdin(std::process::ChildStdin),
+    /// linphonec's stdin (its own commands), shared with the thread reading its output.
+    Linphonec(Arc<Mutex<std::process::ChildStdin>>),
 }
 
 /// A softphone registered to the daemon: baresip or pjsua2, driven alike.
@@ -444,6 +449,106 @@ fn read_netstrings(rd: TcpStream, events: Events) {
     }
 }
 
+/// A WAV file (8 kHz, 16-bit mono) of a sine tone, `secs` long.
+pub fn write_tone_wav(path: &Path, hz: u32, secs: u32) {
+    let n = 8000 * secs;
+    let mut b = Vec::with_capacity(44 + 2 * n as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&8000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let x = 8000.0 * (2.0 * std::f64::consts::PI * hz as f64 * i as f64 / 8000.0).sin();
+        b.extend_from_slice(&(x as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// Turns what linphonec prints into the harness's events. After each call it names the
+/// next recording, so every call is recorded in a file of its own.
+fn read_linphonec(
+    out: impl Read,
+    events: Events,
+    stdin: Arc<Mutex<std::process::ChildStdin>>,
+    rec: PathBuf,
+) {
+    let mut held = false;
+    let mut calls = 1;
+    let mut refusals = 0;
+    let push = |kind: &str, param: &str| {
+        events
+            .lock()
+            .unwrap()
+            .push(serde_json::json!({"type": kind, "param": param}));
+    };
+    for line in BufReader::new(out).lines() {
+        let Ok(line) = line else { return };
+        if line.contains("Receiving new incoming call from") {
+            push("CALL_INCOMING", &line);
+        } else if line.contains("Registration on") && line.contains("successful") {
+            push("REGISTER_OK", &line);
+        } else if line.contains(" connected.") && line.contains("Call ") {
+            push("CALL_ESTABLISHED", &line);
+        } else if line.contains("has been paused by") {
+            held = true;
+            push("CALL_HELD", &line);
+        } else if line.contains("Media streams established") && held {
+            held = false;
+            push("CALL_RESUMED", &line);
+        } else if let Some(rest) = line.split("Receiving tone ").nth(1) {
+            push("CALL_DTMF_START", rest.split(' ').next().unwrap_or(""));
+        } else if line.contains("Call ") && (line.contains(" ended (") || line.ends_with(" error."))
+        {
+            let why = line
+                .split_once(" ended (")
+                .map(|(_, r)| r.trim_end_matches(").").to_string())
+                .unwrap_or_else(|| refusal_in_log(&rec.join("../linphone.log"), &mut refusals));
+            held = false;
+            calls += 1;
+            let next = rec.join(format!("call-{calls:03}-dec.wav"));
+            let _ = writeln!(stdin.lock().unwrap(), "record {}", next.display());
+            push("CALL_CLOSED", &why);
+        }
+    }
+}
+
+/// linphonec prints only "error" for a refused call: the refusal is the newest final
+/// response it logged (challenges aside), e.g. "486 Busy Here". `seen` counts the
+/// refusals already taken, so an old one is never returned for a new call.
+fn refusal_in_log(log: &Path, seen: &mut usize) -> String {
+    let mut found = String::new();
+    wait_until(Duration::from_secs(2), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let all: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("SIP/2.0 "))
+            .filter(|r| {
+                r.get(..3)
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .is_some_and(|c| c >= 300 && c != 401 && c != 407)
+            })
+            .collect();
+        if all.len() > *seen {
+            *seen = all.len();
+            found = all.last().copied().unwrap_or_default().to_string();
+        }
+        !found.is_empty()
+    });
+    if found.is_empty() {
+        "error".into()
+    } else {
+        found
+    }
+}
+
 /// Reads JSON lines from the pjsua2 driver's stdout into `events` (other lines are
 /// PJSIP's own start-up chatter).
 fn read_json_lines(out: impl Read, events: Events) {
@@ -468,6 +573,7 @@ impl Phone {
         let start = |pbx: &Pbxd, spec: &PhoneSpec| match kind {
             Kind::Baresip => Self::try_baresip(pbx, spec),
             Kind::Pjsua2 => Self::try_pjsua2(pbx, spec),
+            Kind::Linphone => Self::try_linphone(pbx, spec),
         };
         for _ in 0..2 {
             if let Some(p) = start(pbx, &spec) {
@@ -544,6 +650,82 @@ impl Phone {
             return None;
         }
         Some(p)
+    }
+
+    fn try_linphone(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("rec");
+        std::fs::create_dir_all(&rec).unwrap();
+        // liblinphone does not start its SIP stack until it can open its call database.
+        std::fs::create_dir_all(dir.path().join(".local/share/linphone")).unwrap();
+        let rtp = rtp_range();
+        let mut rc = format!(
+            "[sip]\nsip_port={}\nsip_tcp_port=0\nsip_tls_port=0\nuse_ipv6=0\ninc_timeout=60\n\
+             [rtp]\naudio_rtp_port={}-{}\nnortp_timeout=60\n[sound]\nechocancellation=0\n\
+             [video]\ncapture=0\ndisplay=0\n",
+            free_port(),
+            rtp.0,
+            rtp.1
+        );
+        for (i, codec) in spec.codecs.split(',').enumerate() {
+            rc.push_str(&format!(
+                "[audio_codec_{i}]\nmime={codec}\nrate=8000\nchannels=1\nenabled=1\n"
+            ));
+        }
+        std::fs::write(dir.path().join("linphonerc"), rc).unwrap();
+        let tone = dir.path().join("tone.wav");
+        write_tone_wav(&tone, spec.tone, 120);
+        let mut child = Command::new("linphonec")
+            .arg("-c")
+            .arg(dir.path().join("linphonerc"))
+            .args(["-d", "5", "-l"])
+            .arg(dir.path().join("linphone.log"))
+            .env("HOME", dir.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run linphonec (apt package linphone-cli)");
+        let stdin = Arc::new(Mutex::new(child.stdin.take().unwrap()));
+        let events: Events = Arc::default();
+        let out = child.stdout.take().unwrap();
+        let (ev2, in2, rec2) = (events.clone(), stdin.clone(), rec.clone());
+        std::thread::spawn(move || read_linphonec(out, ev2, in2, rec2));
+        let mut first = vec![
+            "soundcard use files".to_string(),
+            format!(
+                "register sip:{user}@{pbx} sip:{pbx} {pass}",
+                user = spec.user,
+                pbx = pbx.sip,
+                pass = spec.password
+            ),
+            format!("play {}", tone.display()),
+            format!("record {}", rec.join("call-001-dec.wav").display()),
+        ];
+        if spec.auto_answer {
+            first.insert(1, "autoanswer enable".into());
+        }
+        let written = first
+            .iter()
+            .all(|line| writeln!(stdin.lock().unwrap(), "{line}").is_ok());
+        std::thread::sleep(Duration::from_millis(300));
+        if !written || !matches!(child.try_wait(), Ok(None)) {
+            eprintln!("linphonec {} failed to start, retrying", spec.user);
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Phone {
+            name: spec.user.to_string(),
+            kind: Kind::Linphone,
+            child,
+            dir,
+            ctrl: Control::Linphonec(stdin),
+            events,
+            token: 0,
+        })
     }
 
     fn try_baresip(pbx: &Pbxd, spec: &PhoneSpec) -> Option<Phone> {
@@ -629,6 +811,17 @@ impl Phone {
                 .write_all(format!("{}:{},", body.len(), body).as_bytes())
                 .unwrap(),
             Control::Stdin(s) => s.write_all(format!("{body}\n").as_bytes()).unwrap(),
+            Control::Linphonec(s) => {
+                let line = match cmd {
+                    "dial" => format!("call {params}"),
+                    "accept" => "answer".into(),
+                    "hangup" => "terminate".into(),
+                    "hold" => "pause".into(),
+                    "resume" => "resume".into(),
+                    other => panic!("linphonec cannot {other}"),
+                };
+                writeln!(s.lock().unwrap(), "{line}").unwrap();
+            }
         }
     }
 
@@ -652,7 +845,7 @@ impl Phone {
     /// off hold (false): pjsua2 says so; baresip shows the new offer and its SDP.
     pub fn wait_held(&self, held: bool, timeout: Duration) -> bool {
         match self.kind {
-            Kind::Pjsua2 => {
+            Kind::Pjsua2 | Kind::Linphone => {
                 let ev = if held { "CALL_HELD" } else { "CALL_RESUMED" };
                 self.wait_event(ev, timeout).is_some()
             }
@@ -679,6 +872,7 @@ impl Phone {
         let name = match self.kind {
             Kind::Baresip => "baresip.log",
             Kind::Pjsua2 => "pjsua2.log",
+            Kind::Linphone => "linphone.log",
         };
         let mut log = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         if let Ok(e) = std::fs::read_to_string(self.dir.path().join("stderr.log")) {
@@ -704,8 +898,12 @@ impl Phone {
 
 impl Drop for Phone {
     fn drop(&mut self) {
-        if let Control::Stdin(s) = &mut self.ctrl {
-            let _ = s.write_all(b"{\"command\": \"quit\"}\n");
+        let quit = match &mut self.ctrl {
+            Control::Stdin(s) => s.write_all(b"{\"command\": \"quit\"}\n").is_ok(),
+            Control::Linphonec(s) => writeln!(s.lock().unwrap(), "quit").is_ok(),
+            Control::Tcp(_) => false,
+        };
+        if quit {
             let _ = wait_until(Duration::from_secs(2), || {
                 !matches!(self.child.try_wait(), Ok(None))
             });
