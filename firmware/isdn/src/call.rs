@@ -54,6 +54,8 @@ pub struct Timers {
     pub t310: Duration,
     pub t313: Duration,
     pub t316: Duration,
+    /// STATUS ENQUIRY waiting for STATUS (Q.931 5.8.10).
+    pub t322: Duration,
 }
 
 impl Default for Timers {
@@ -69,6 +71,7 @@ impl Default for Timers {
             t310: s(10),
             t313: s(4),
             t316: s(120),
+            t322: s(4),
         }
     }
 }
@@ -267,6 +270,8 @@ struct Call {
     cause: u8,
     /// The first answer to a SETUP (which carries the channel) was sent.
     answered_setup: bool,
+    /// A STATUS ENQUIRY is out: T322 runs to this instant; enquiries sent so far.
+    enquiry: Option<(Instant, u8)>,
     /// Ended was reported.
     ended: bool,
 }
@@ -356,7 +361,11 @@ impl Calls {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(|c| c.timer.map(|t| t.1));
-        calls.chain(self.restart.map(|r| r.1)).min()
+        let enquiries = self.calls.values().filter_map(|c| c.enquiry.map(|e| e.0));
+        calls
+            .chain(enquiries)
+            .chain(self.restart.map(|r| r.1))
+            .min()
     }
 
     fn find(&self, call: CallId) -> Option<&Call> {
@@ -450,6 +459,31 @@ impl Calls {
         }
     }
 
+    /// The link was reset under our calls (a spontaneous DL-ESTABLISH, Q.931 5.8.8):
+    /// messages in flight may be lost, so every call not being cleared is checked with
+    /// a STATUS ENQUIRY; the far end's STATUS keeps it or clears it, and a call the far
+    /// end never answers for is cleared after T322 twice (cause 41).
+    pub fn link_reset(&mut self, now: Instant) {
+        self.link_up = true;
+        let keys: Vec<u32> = self.calls.keys().copied().collect();
+        for k in keys {
+            let c = &self.calls[&k];
+            if c.ended || matches!(c.phase, Phase::DisconnectRequest | Phase::ReleaseRequest) {
+                continue;
+            }
+            if c.timer.is_some_and(|t| t.0 == Timer::T309) {
+                self.calls.get_mut(&k).unwrap().timer = None;
+            }
+            self.enquire(now, k, 0);
+        }
+    }
+
+    fn enquire(&mut self, now: Instant, k: u32, sent: u8) {
+        let m = self.msg(&self.calls[&k], MsgType::StatusEnquiry);
+        self.calls.get_mut(&k).unwrap().enquiry = Some((now + self.cfg.timers.t322, sent + 1));
+        self.send(m);
+    }
+
     /// The link failed: calls not yet answered are cleared, answered ones wait T309
     /// for it to come back (Q.931 5.8.8).
     pub fn link_down(&mut self, now: Instant) {
@@ -503,6 +537,7 @@ impl Calls {
             setup: None,
             cause: 16,
             answered_setup: true,
+            enquiry: None,
             ended: false,
         };
         let mut m = self.msg(&c, MsgType::Setup);
@@ -953,6 +988,7 @@ impl Calls {
                 setup: None,
                 cause: 16,
                 answered_setup: false,
+                enquiry: None,
                 ended: false,
             },
         );
@@ -983,6 +1019,9 @@ impl Calls {
                     // The far end has no such call: ours is gone too.
                     let cause = m.cause().map_or(41, |c| c.value);
                     self.drop_call(k, cause);
+                } else if let Some(c) = self.calls.get_mut(&k) {
+                    // The far end still has the call: the enquiry is answered.
+                    c.enquiry = None;
                 }
             }
             MsgType::ReleaseComplete => {
@@ -1159,6 +1198,20 @@ impl Calls {
                         acknowledged: false,
                     });
                 }
+            }
+        }
+        let asked: Vec<(u32, u8)> = self
+            .calls
+            .iter()
+            .filter_map(|(k, c)| c.enquiry.filter(|e| e.0 <= now).map(|e| (*k, e.1)))
+            .collect();
+        for (k, sent) in asked {
+            self.calls.get_mut(&k).unwrap().enquiry = None;
+            if sent < 2 {
+                self.enquire(now, k, sent);
+            } else {
+                // No STATUS after two enquiries (Q.931 5.8.10): the call is cleared.
+                self.fail(now, k, 41);
             }
         }
         let due: Vec<(u32, Timer)> = self

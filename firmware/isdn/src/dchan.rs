@@ -70,6 +70,13 @@ impl Dchannel {
                             why: "established".into(),
                         });
                     }
+                    q921::Event::Reestablished => {
+                        self.calls.link_reset(now);
+                        self.events.push_back(Event::Link {
+                            up: true,
+                            why: "re-established".into(),
+                        });
+                    }
                     q921::Event::Down(why) => {
                         self.calls.link_down(now);
                         self.events.push_back(Event::Link { up: false, why });

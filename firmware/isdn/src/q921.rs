@@ -251,6 +251,10 @@ impl Config {
 pub enum Event {
     /// Multiple-frame operation established (DL-ESTABLISH).
     Up,
+    /// The link was reset while it was up, by the peer's SABME or by our own recovery
+    /// from a protocol error (a spontaneous DL-ESTABLISH): frames in flight may be
+    /// lost, so layer 3 checks its calls with the far end (Q.931 5.8.8).
+    Reestablished,
     /// Released or failed (DL-RELEASE), with why.
     Down(String),
     /// A layer 3 message (DL-DATA or DL-UNIT-DATA).
@@ -295,6 +299,10 @@ pub struct Lapd {
     reject: bool,
     /// The link should be up: re-establish after a failure.
     wanted: bool,
+    /// The establishment under way resets a link that was up (see [`Event::Reestablished`]).
+    resetting: bool,
+    /// Our SABME crossed the peer's: its UA may still come.
+    crossed: bool,
     /// TEI management: our request's reference and when to ask again.
     ri: u16,
     t202: Option<Instant>,
@@ -335,6 +343,8 @@ impl Lapd {
             peer_busy: false,
             reject: false,
             wanted: false,
+            resetting: false,
+            crossed: false,
             ri: cfg.seed,
             t202: None,
             n202: 0,
@@ -458,6 +468,7 @@ impl Lapd {
     }
 
     fn establish(&mut self, now: Instant) {
+        self.crossed = false;
         self.send_u(Unnumbered::Sabme, true, true);
         self.rc = 0;
         self.t200 = Some(now + self.cfg.t200);
@@ -482,11 +493,17 @@ impl Lapd {
         self.t200 = None;
         self.t203 = Some(now + self.cfg.t203);
         self.rc = 0;
-        self.events.push_back(Event::Up);
+        let reset = std::mem::take(&mut self.resetting);
+        self.events.push_back(if reset {
+            Event::Reestablished
+        } else {
+            Event::Up
+        });
         self.push_i_frames(now);
     }
 
     fn down(&mut self, why: &str) {
+        self.resetting = false;
         self.t200 = None;
         self.t203 = None;
         self.state = if self.tei.is_some() {
@@ -510,6 +527,7 @@ impl Lapd {
     /// Re-establishment after a protocol error (N(R) error, FRMR, unsolicited DM).
     fn reestablish(&mut self, now: Instant, why: &str) {
         self.events.push_back(Event::Error(why.to_string()));
+        self.resetting = true;
         self.reset_link();
         self.establish(now);
     }
@@ -630,14 +648,23 @@ impl Lapd {
                 self.up(now);
             }
             (Unnumbered::Sabme, State::AwaitingEstablishment) => {
-                // Both sides started at once: answer, and wait for our own UA.
+                // Both sides establishing (Q.921 5.5.1.3): the peer takes the link as
+                // up once it has our UA. Waiting for a UA to our own SABME would leave
+                // I frames the peer sends at once (a SETUP) unread, and our SABME
+                // retransmitted by T200 (ours may have gone out before the peer
+                // listened) would reset the peer's link and lose them; so the link is
+                // up now, and a UA to our SABME arriving later is ignored.
                 self.send_u(Unnumbered::Ua, false, pf);
+                self.reset_link();
+                self.crossed = true;
+                self.up(now);
             }
             (Unnumbered::Sabme, State::Established | State::TimerRecovery) => {
                 self.send_u(Unnumbered::Ua, false, pf);
                 self.events
                     .push_back(Event::Error("the peer reset the data link".into()));
                 self.reset_link();
+                self.resetting = true;
                 self.up(now);
             }
             (Unnumbered::Sabme, State::AwaitingRelease) => self.send_u(Unnumbered::Dm, false, pf),
@@ -657,6 +684,9 @@ impl Lapd {
             (Unnumbered::Ua, State::AwaitingRelease) if pf => {
                 self.down("released");
             }
+            // The UA to our SABME that crossed the peer's (above) is expected once.
+            (Unnumbered::Ua, State::Established | State::TimerRecovery)
+                if pf && std::mem::take(&mut self.crossed) => {}
             (Unnumbered::Ua, _) => self.events.push_back(Event::Error("unsolicited UA".into())),
             (Unnumbered::Dm, State::AwaitingEstablishment) if pf => {
                 self.t200 = None;

@@ -370,3 +370,50 @@ fn an_answer_naming_a_busy_channel_clears_the_call_for_good() {
     c.information(t0, id, "550100", true);
     assert!(drain(&mut c).is_empty());
 }
+
+/// A data link reset under an answered call (Q.931 5.8.8): the call is checked with
+/// STATUS ENQUIRY; a STATUS keeps it, silence clears it after T322 twice, and a STATUS
+/// in the null state clears it at once.
+#[test]
+fn a_link_reset_checks_calls_with_status_enquiry() {
+    let t0 = Instant::now();
+    // Answered by STATUS: the call stays.
+    let mut c = user_with_active_call(t0);
+    c.link_reset(t0);
+    let sent = drain(&mut c);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].msg_type, MsgType::StatusEnquiry);
+    let mut st = Message::new(cr(7, false), MsgType::Status);
+    st.push(ie::CAUSE, Cause::new(30).encode());
+    st.push(ie::CALL_STATE, vec![10]);
+    c.receive(t0, &st.encode());
+    c.handle_timeout(t0 + Duration::from_secs(20));
+    assert!(drain(&mut c).is_empty());
+    assert!(!c.is_empty(), "the call was kept");
+
+    // No answer: asked again after T322, then cleared with cause 41.
+    let mut c = user_with_active_call(t0);
+    c.link_reset(t0);
+    drain(&mut c);
+    c.handle_timeout(t0 + Duration::from_secs(4));
+    let again = drain(&mut c);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].msg_type, MsgType::StatusEnquiry);
+    c.handle_timeout(t0 + Duration::from_secs(8));
+    let clear = drain(&mut c);
+    assert_eq!(clear[0].msg_type, MsgType::Disconnect, "{clear:?}");
+    assert_eq!(cause_of(&clear[0]), 41);
+    assert!(events(&mut c)
+        .iter()
+        .any(|e| matches!(e, Event::Ended { cause: 41, .. })));
+
+    // The far end lost the call: its STATUS says null, ours is cleared.
+    let mut c = user_with_active_call(t0);
+    c.link_reset(t0);
+    drain(&mut c);
+    let mut st = Message::new(cr(7, false), MsgType::Status);
+    st.push(ie::CAUSE, Cause::new(81).encode());
+    st.push(ie::CALL_STATE, vec![0]);
+    c.receive(t0, &st.encode());
+    assert!(c.is_empty());
+}

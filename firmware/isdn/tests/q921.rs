@@ -343,3 +343,81 @@ fn a_link_that_never_comes_up_holds_a_bounded_queue() {
     assert_eq!(got.len(), isdn::q921::MAX_QUEUE);
     assert_eq!(got.last().unwrap(), &(1023u32).to_be_bytes().to_vec());
 }
+
+/// The network's link comes up first (its SABME answered while ours, sent before it
+/// listened, went nowhere) and it sends a SETUP at once: the frame is read, our SABME
+/// is not sent again to reset the network's link, and a late UA to it is no error.
+#[test]
+fn an_i_frame_right_after_crossed_sabmes_is_read() {
+    let mut w = Wire::new(Config::pri(false), Config::pri(true));
+    // Ours goes out on a cut line.
+    w.cut = true;
+    w.user.start(w.now);
+    w.pump();
+    w.cut = false;
+    w.net.start(w.now);
+    w.net.send(w.now, b"SETUP".to_vec());
+    w.pump();
+    assert!(w.user.is_up() && w.net.is_up());
+    assert_eq!(Wire::data(&w.user_events), vec![b"SETUP".to_vec()]);
+    w.advance(Duration::from_secs(5));
+    let sabmes = w
+        .log
+        .iter()
+        .filter(|(from_user, f)| {
+            *from_user
+                && matches!(
+                    f.kind,
+                    Kind::U {
+                        u: Unnumbered::Sabme,
+                        ..
+                    }
+                )
+        })
+        .count();
+    assert_eq!(sabmes, 1, "our SABME went out again: {:?}", w.log);
+    assert!(
+        !w.net_events
+            .iter()
+            .any(|e| matches!(e, Event::Reestablished)),
+        "the network's link was reset: {:?}",
+        w.net_events
+    );
+    // Both SABMEs reach the other side at once: each answers the other, both up,
+    // neither reports an error for the UA that follows.
+    let mut w = Wire::new(Config::pri(false), Config::pri(true));
+    w.user.start(w.now);
+    w.net.start(w.now);
+    w.pump();
+    w.advance(Duration::from_secs(1));
+    assert!(w.user.is_up() && w.net.is_up());
+    for e in w.user_events.iter().chain(&w.net_events) {
+        assert!(!matches!(e, Event::Error(_)), "{e:?}");
+    }
+}
+
+/// A SABME in multiple-frame operation resets the link: layer 3 hears a
+/// re-establishment (not a fresh link), so that it checks its calls.
+#[test]
+fn a_reset_by_the_peer_is_reported_as_reestablished() {
+    let mut w = Wire::new(Config::pri(false), Config::pri(true));
+    w.user.start(w.now);
+    w.advance(Duration::from_secs(1));
+    assert!(w.user.is_up() && w.net.is_up());
+    w.user_events.clear();
+    w.net_events.clear();
+    // The network restarts its link layer.
+    w.net = Lapd::new(Config::pri(true));
+    w.net.start(w.now);
+    w.advance(Duration::from_secs(1));
+    assert!(w.user.is_up() && w.net.is_up());
+    assert!(
+        w.user_events
+            .iter()
+            .any(|e| matches!(e, Event::Reestablished)),
+        "{:?}",
+        w.user_events
+    );
+    assert!(!w.user_events.iter().any(|e| matches!(e, Event::Up)));
+    assert_eq!(w.user.state(), State::Established);
+}

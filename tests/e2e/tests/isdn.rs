@@ -345,3 +345,73 @@ fn kerio_rewriting_example_through_a_virtual_span() {
                 .any(|l| l.starts_with("telco") && l.contains(" up "))
     );
 }
+
+/// A box with extension 201 (a phone that answers by itself) behind an E1 virtual span
+/// named telco, user side; returns the box, the phone and the span's D-channel path.
+fn span_box(dir: &Path) -> (Pbxd, Phone, PathBuf) {
+    let pbx = Pbxd::start();
+    pbx.ctl_ok(&["extension", "add", "201", "--password", "Secret-201x"]);
+    let p201 = phone(&pbx, "201", "Secret-201x", 440, true, "PCMU,PCMA");
+    let span = dir.join("span");
+    let iface = json!({
+        "name": "telco",
+        "span": {"driver": "virtual", "path": span},
+        "line": "e1",
+        "switch_type": "euroisdn",
+        "side": "user",
+        "numbers": ["55501XX"],
+        "called_digits": 3,
+    });
+    let f = dir.join("telco.json");
+    std::fs::write(&f, iface.to_string()).unwrap();
+    pbx.ctl_ok(&["isdn", "set", f.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(5), || span.exists()),
+        "no span socket"
+    );
+    (pbx, p201, span)
+}
+
+/// The network sends SETUP the moment its data link is up (libpri does, and telcos do
+/// after a line restart), both when the box's gateway starts with the network and
+/// when it has been calling into a dead line for a while (its SABMEs unanswered):
+/// the call is answered, not lost to the link's set-up. (It was: the box's SABME,
+/// retransmitted after the network's link was up, reset it and lost the SETUP.)
+#[test]
+fn a_setup_at_link_up_is_answered() {
+    for wait_before_connecting in [Duration::ZERO, Duration::from_secs(5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (pbx, p201, span) = span_box(dir.path());
+        std::thread::sleep(wait_before_connecting);
+        let mut net = Peer::connect(&span, PRI_NETWORK, PRI_SWITCH_EUROISDN_E1);
+        let line = Line::start(&span, 1, 1000.0);
+        let mut call = None;
+        let mut answered = false;
+        net.serve(Duration::from_secs(20), |p, e| {
+            if let Some(e) = e {
+                if e.e == PRI_EVENT_DCHAN_UP && call.is_none() {
+                    call = Some(p.call("5550201", "5550399", 1, true, true));
+                }
+                answered |= e.e == PRI_EVENT_ANSWER;
+            }
+            answered
+        });
+        assert!(
+            answered,
+            "after {wait_before_connecting:?}: the call at link-up was not answered: {:?}\n{}\n{}",
+            net.pri_events,
+            libpri_log(),
+            pbx.log_text()
+        );
+        assert!(p201.wait_event("CALL_ESTABLISHED", PHONE_WAIT).is_some());
+        net.serve(Duration::from_secs(1), |_, _| false);
+        drop(line);
+        net.hangup(call.unwrap(), 16);
+        let mut closed = false;
+        net.serve(PHONE_WAIT, |_, _| {
+            closed = p201.events().iter().any(|e| e["type"] == "CALL_CLOSED");
+            closed
+        });
+        assert!(closed, "201's call did not close: {:?}", p201.events());
+    }
+}

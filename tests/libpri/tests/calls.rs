@@ -585,3 +585,92 @@ fn a_call_each_way_on_a_bri() {
     d.pump(Instant::now());
     drive(&mut p, &mut d, &mut b, 10, &ch, |_, d| d.calls.is_empty());
 }
+
+/// The network sends SETUP the moment its data link comes up (libpri does, and so do
+/// telcos after a line restart): the call must not be lost to the link's set-up.
+#[test]
+fn a_setup_sent_the_moment_the_link_comes_up_is_answered() {
+    for we_start_first in [true, false] {
+        let (mut p, mut d) = e1_user();
+        if we_start_first {
+            d.start(Instant::now());
+        }
+        let ch = e1_channels();
+        let mut b = Board::new(3);
+        let mut called = false;
+        let mut started = we_start_first;
+        let ok = p.drive(&mut d, Duration::from_secs(15), |p, d, i| {
+            if !started {
+                started = true;
+                d.start(Instant::now());
+            }
+            if let Some(Input::Pri(e)) = &i {
+                if e.e == PRI_EVENT_DCHAN_UP && !called {
+                    called = true;
+                    b.pri_call(p, "201", 1, true);
+                    return false;
+                }
+            }
+            if let Some(i) = i {
+                b.on(p, d, &i, &ch);
+            }
+            b.pri_answered == 1 && b.ours_connected == 1
+        });
+        assert!(
+            ok,
+            "start first {we_start_first}: ended {:?}, errors {:?}, link {:?}, pri hangups {:?}\n{}",
+            b.ours_ended,
+            b.ours_errors,
+            b.ours_link,
+            b.pri_hangups,
+            libpri_log()
+        );
+        assert_eq!(b.ours_setup.len(), 1);
+    }
+}
+
+/// The data link is reset under an answered call (our side recovers from a frame with
+/// an impossible N(R) by SABME, which libpri takes as a reset): the call is checked
+/// with STATUS ENQUIRY, libpri's STATUS keeps it, and it still clears normally.
+#[test]
+fn an_answered_call_survives_a_data_link_reset() {
+    let (mut p, mut d) = e1_user();
+    up(&mut p, &mut d);
+    let ch = e1_channels();
+    let mut b = Board::new(3);
+    let c = b.pri_call(&mut p, "201", 1, true);
+    drive(&mut p, &mut d, &mut b, 5, &ch, |b, _| {
+        b.ours_connected == 1 && b.pri_answered == 1
+    });
+    let id = b.ours_setup[0].0;
+    // An I frame from "the network" acknowledging frames we never sent.
+    let bogus = q921::Frame {
+        sapi: 0,
+        cr: true,
+        tei: 0,
+        kind: q921::Kind::I {
+            ns: 0,
+            nr: 100,
+            p: false,
+            info: vec![],
+        },
+    };
+    d.receive(Instant::now(), &bogus.encode());
+    drive(&mut p, &mut d, &mut b, 10, &ch, |b, d| {
+        !b.ours_link.is_empty() && d.lapd.is_up()
+    });
+    assert_eq!(b.ours_link, vec![true], "re-established, never down");
+    // Time for the enquiry and its answer (and past T322 twice); the call is still
+    // there on both sides.
+    p.drive(&mut d, Duration::from_secs(9), |p, d, i| {
+        if let Some(i) = i {
+            b.on(p, d, &i, &ch);
+        }
+        false
+    });
+    assert!(d.calls.is_active(id), "ended: {:?}", b.ours_ended);
+    assert!(b.ours_ended.is_empty(), "{:?}", b.ours_ended);
+    p.hangup(c, 16);
+    drive(&mut p, &mut d, &mut b, 5, &ch, |_, d| d.calls.is_empty());
+    assert_eq!(b.ours_ended, vec![(id, 16)]);
+}
