@@ -1085,8 +1085,13 @@ impl Pbx {
         let Some(id) = call else {
             return self.reply(now, key, req, 481, "");
         };
-        let tag = self.random_hex(10);
-        let r = Response::to(req, 200, "OK").tag(Some(&tag)).build();
+        // RFC 3261 9.2: the same To tag as the INVITE's responses.
+        let tag = self.calls[&id]
+            .a
+            .local
+            .rsplit_once(";tag=")
+            .map(|t| t.1.to_string());
+        let r = Response::to(req, 200, "OK").tag(tag.as_deref()).build();
         self.respond(now, key, 200, r);
         if self.calls.get(&id).is_some_and(|c| c.answered.is_none()) {
             tracing::debug!(call = id, "cancelled by the caller");
