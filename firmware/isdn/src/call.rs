@@ -494,6 +494,8 @@ impl Calls {
         for k in keys {
             let t309 = self.cfg.timers.t309;
             let c = self.calls.get_mut(&k).unwrap();
+            // No enquiry can be answered now; T309 decides (Q.931 5.8.9).
+            c.enquiry = None;
             if c.phase == Phase::Active {
                 c.timer = Some((Timer::T309, now + t309));
             } else {
@@ -1206,7 +1208,12 @@ impl Calls {
             .filter_map(|(k, c)| c.enquiry.filter(|e| e.0 <= now).map(|e| (*k, e.1)))
             .collect();
         for (k, sent) in asked {
-            self.calls.get_mut(&k).unwrap().enquiry = None;
+            let c = self.calls.get_mut(&k).unwrap();
+            c.enquiry = None;
+            // A call being cleared, or ended meanwhile, needs no answer any more.
+            if c.ended || matches!(c.phase, Phase::DisconnectRequest | Phase::ReleaseRequest) {
+                continue;
+            }
             if sent < 2 {
                 self.enquire(now, k, sent);
             } else {

@@ -504,6 +504,7 @@ impl Lapd {
 
     fn down(&mut self, why: &str) {
         self.resetting = false;
+        self.crossed = false;
         self.t200 = None;
         self.t203 = None;
         self.state = if self.tei.is_some() {
@@ -633,6 +634,10 @@ impl Lapd {
         }
         // A command from the peer carries the peer's command C/R value.
         let command = f.cr != self.cfg.network;
+        if !matches!(f.kind, Kind::U { .. }) {
+            // A UA to our crossed SABME comes before the peer's first I or S frame.
+            self.crossed = false;
+        }
         match f.kind {
             Kind::U { u, pf, .. } => self.unnumbered(now, u, pf, command),
             Kind::S { s, nr, pf } => self.supervisory(now, s, nr, pf, command),
@@ -690,6 +695,7 @@ impl Lapd {
             (Unnumbered::Ua, _) => self.events.push_back(Event::Error("unsolicited UA".into())),
             (Unnumbered::Dm, State::AwaitingEstablishment) if pf => {
                 self.t200 = None;
+                self.resetting = false;
                 self.state = State::TeiAssigned;
                 self.events
                     .push_back(Event::Down("the peer refused the data link (DM)".into()));
@@ -956,6 +962,8 @@ impl Lapd {
             }
             6 if self.tei.is_some() && (ai == TEI_GROUP || Some(ai) == self.tei) => {
                 self.tei = None;
+                self.resetting = false;
+                self.crossed = false;
                 self.reset_link();
                 let was = self.is_up();
                 self.state = State::TeiUnassigned;

@@ -111,7 +111,6 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let mut session_addr: Option<IpAddr> = None;
     let mut audio: Option<Audio> = None;
     let mut in_audio = false;
-    let mut seen_audio = false;
     let mut session_dir = Direction::SendRecv;
     let mut mlines = 0usize;
     let mut rejected = Vec::new();
@@ -136,7 +135,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     if let Some(a) = audio.as_mut() {
                         a.addr = ip;
                     }
-                } else if !seen_audio {
+                } else if mlines == 0 {
                     session_addr = Some(ip);
                 }
             }
@@ -148,7 +147,6 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 let index = mlines;
                 mlines += 1;
                 in_audio = media == "audio" && audio.is_none();
-                seen_audio = seen_audio || media == "audio";
                 if !in_audio {
                     rejected.push(MediaLine {
                         index,
@@ -200,7 +198,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     "inactive" => Some(Direction::Inactive),
                     _ => None,
                 };
-                if !seen_audio {
+                if mlines == 0 {
                     if let Some(d) = dir {
                         session_dir = d;
                     }
@@ -319,10 +317,13 @@ mod tests {
         let text = String::from_utf8(write(1, 1, &a)).unwrap();
         let m: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
         assert_eq!(m, ["m=audio 4000 RTP/AVP 0 8 101", "m=video 0 RTP/AVP 96"]);
-        // Audio second: the rejected stream stays first.
-        let video_first = "v=0\r\nc=IN IP4 10.0.0.2\r\nm=video 5000 RTP/AVP 96\r\nm=audio 4000 RTP/AVP 0\r\nm=audio 4002 RTP/AVP 8\r\n";
+        // Audio second: the rejected stream stays first, and what the video stream
+        // says of itself (its address, its direction) is not the session's.
+        let video_first = "v=0\r\nc=IN IP4 10.0.0.2\r\nm=video 5000 RTP/AVP 96\r\nc=IN IP4 10.0.0.9\r\na=sendonly\r\nm=audio 4000 RTP/AVP 0\r\nm=audio 4002 RTP/AVP 8\r\n";
         let a = parse(video_first.as_bytes()).unwrap();
         assert_eq!((a.index, a.port), (1, 4000));
+        assert_eq!(a.rtp_target(), Some("10.0.0.2:4000".parse().unwrap()));
+        assert_eq!(a.direction, Direction::SendRecv);
         let text = String::from_utf8(write(1, 1, &a)).unwrap();
         let m: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
         assert_eq!(

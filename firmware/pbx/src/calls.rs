@@ -347,7 +347,10 @@ impl Pbx {
         // answers in the ACK.
         let late_offer = req.body.is_empty();
         let a_offer = if late_offer {
-            negotiate::late_offer(&caller_codecs)
+            match negotiate::late_offer(&caller_codecs) {
+                Some(o) => o,
+                None => return self.reply(now, key, &req, 488, "no G.711 codec allowed"),
+            }
         } else {
             match sdp::parse(&req.body) {
                 Ok(a) => a,
@@ -800,7 +803,9 @@ impl Pbx {
                 self.respond(now, &key, status, r);
             }
             200..=299 => {
-                let leg_dialog_cseq = 1;
+                // The ACK has the CSeq number of the INVITE the 2xx answers (a leg
+                // sent again with credentials is at 2).
+                let leg_dialog_cseq = key(&resp.headers).cseq;
                 leg.got_provisional = true;
                 let answered_elsewhere = call.answered.is_some_and(|i| i != idx);
                 if call.answered == Some(idx) {
@@ -841,6 +846,12 @@ impl Pbx {
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
                 connect_callee(&call.media, &ans, &br, latch);
+                // The session with this side is now what it chose from our offer.
+                leg.dialog.sent_sdp = leg
+                    .dialog
+                    .sent_sdp
+                    .take()
+                    .map(|o| negotiate::narrow(&o, &ans));
                 call.transcoding = br.transcoding;
                 call.answered = Some(idx);
                 call.answered_at = Some(now);
@@ -858,8 +869,7 @@ impl Pbx {
                     .build();
                 let key = call.a_key.clone();
                 let cseq = key_of(&call.a_req).cseq;
-                let (target, call_id) = (call.a.to, call.a.call_id.clone());
-                self.await_ack(now, id, &r, target, call_id, cseq);
+                self.await_ack(now, id, Side::A, &r, &key, cseq);
                 let Some(call) = self.calls.get(&id) else {
                     return;
                 };
@@ -1172,13 +1182,13 @@ impl Pbx {
             };
             d.sdp_version += 1;
             let body = sdp::write(id, d.sdp_version, &sdp_prev);
-            let (contact, target, call_id) = (d.contact.clone(), d.to, d.call_id.clone());
+            let contact = d.contact.clone();
             let r = Response::to(&req, 200, "OK")
                 .contact(&contact)
                 .sdp(&body)
                 .build();
             call.answer_due = Some(side);
-            self.await_ack(now, id, &r, target, call_id, key_of(&req).cseq);
+            self.await_ack(now, id, side, &r, key, key_of(&req).cseq);
             return self.respond(now, key, 200, r);
         }
         let offer = match sdp::parse(&req.body) {
@@ -1201,9 +1211,14 @@ impl Pbx {
             call.media.b_port
         };
         let d = call.dialog(other).expect("answered");
-        let Some(fwd) = negotiate::offer(&offer, &codecs, d.local_addr.ip(), port) else {
+        let Some(mut fwd) = negotiate::offer(&offer, &codecs, d.local_addr.ip(), port) else {
             return self.reply(now, key, &req, 488, "no codec in common");
         };
+        // A new offer keeps the m-lines of the session it changes (RFC 3264 8).
+        if let Some(prev) = &d.sent_sdp {
+            fwd.index = prev.index;
+            fwd.rejected = prev.rejected.clone();
+        }
         d.sdp_version += 1;
         let body = sdp::write(id, d.sdp_version, &fwd);
         d.sent_sdp = Some(fwd);
@@ -1294,35 +1309,43 @@ impl Pbx {
             }
         });
         call.transcoding = br.transcoding;
+        if let Some(d) = call.dialog(other) {
+            d.sent_sdp = d.sent_sdp.take().map(|o| negotiate::narrow(&o, &ans));
+        }
         let d = call.dialog(ri.from).expect("answered");
         d.sdp_version += 1;
         let body = sdp::write(id, d.sdp_version, &br.answer);
         d.sent_sdp = Some(br.answer);
-        let (contact, target, call_id) = (d.contact.clone(), d.to, d.call_id.clone());
+        let contact = d.contact.clone();
         let r = Response::to(&ri.req, 200, "OK")
             .contact(&contact)
             .sdp(&body)
             .build();
-        self.await_ack(now, id, &r, target, call_id, key_of(&ri.req).cseq);
+        self.await_ack(now, id, ri.from, &r, &ri.key, key_of(&ri.req).cseq);
         self.respond(now, &ri.key, 200, r);
     }
 
     /// After a 2xx to an INVITE: wait for its ACK, resending the 2xx over an unreliable
     /// transport (T1 doubling to T2), and hang up after 64*T1 without one (RFC 3261
     /// 13.3.1.4).
+    /// The 2xx goes where the INVITE's server transaction answers (its source, RFC
+    /// 3261 17.2.1 and RFC 3581), like the first copy.
     fn await_ack(
         &mut self,
         now: Instant,
         id: u64,
+        side: Side,
         bytes: &[u8],
-        target: Target,
-        call_id: String,
+        key: &SKey,
         cseq: u32,
     ) {
         let t1 = self.settings.timers.t1;
+        let source = self.server.get(key).map(|s| s.target);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        let Some(d) = call.dialog(side) else { return };
+        let (target, call_id) = (source.unwrap_or(d.to), d.call_id.clone());
         call.ok = Some(OkRetx {
             bytes: bytes.to_vec(),
             retransmit: !target.proto.reliable(),

@@ -66,14 +66,15 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
 /// 13.2.1): the G.711 codecs its side allows, preferred first, and telephone-events,
 /// at no address yet. The callee is offered from it as from any offer; the caller gets
 /// the box's offer in the 200 and answers in the ACK.
-pub fn late_offer(allowed: &[String]) -> Audio {
+/// `None` when the side allows no G.711 codec.
+pub fn late_offer(allowed: &[String]) -> Option<Audio> {
     let mut codecs: Vec<Codec> = allowed
         .iter()
         .filter(|n| g711(n).is_some())
         .map(|n| static_codec(n))
         .collect();
     if codecs.is_empty() {
-        codecs = vec![static_codec("PCMU"), static_codec("PCMA")];
+        return None;
     }
     codecs.push(Codec {
         pt: 101,
@@ -81,7 +82,7 @@ pub fn late_offer(allowed: &[String]) -> Audio {
         rate: 8000,
         fmtp: Some("0-16".into()),
     });
-    Audio {
+    Some(Audio {
         addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         port: 0,
         codecs,
@@ -89,6 +90,31 @@ pub fn late_offer(allowed: &[String]) -> Audio {
         ptime: None,
         index: 0,
         rejected: Vec::new(),
+    })
+}
+
+/// Our `offer` cut down to what `answer` chose from it (its codec, and
+/// telephone-events when both have them): the session with that side from now on, and
+/// what a re-INVITE without SDP offers it again.
+pub fn narrow(offer: &Audio, answer: &Audio) -> Audio {
+    let chosen = answer.codecs.iter().find(|c| !c.is_dtmf());
+    let mut codecs: Vec<Codec> = offer
+        .codecs
+        .iter()
+        .filter(|c| !c.is_dtmf())
+        .filter(|c| chosen.is_some_and(|a| a.name.eq_ignore_ascii_case(&c.name)))
+        .take(1)
+        .cloned()
+        .collect();
+    if codecs.is_empty() {
+        return offer.clone();
+    }
+    if let (Some(te), Some(_)) = (offer.dtmf(), answer.dtmf()) {
+        codecs.push(te.clone());
+    }
+    Audio {
+        codecs,
+        ..offer.clone()
     }
 }
 
@@ -252,6 +278,16 @@ mod tests {
             [0, 101]
         );
         assert_eq!(br.backward.0[96], (101, Xcode::None));
+    }
+
+    #[test]
+    fn the_session_is_narrowed_to_the_answer() {
+        let offered = audio(&[(8, "PCMA"), (0, "PCMU"), (101, "telephone-event")]);
+        let n = narrow(&offered, &audio(&[(0, "PCMU"), (96, "telephone-event")]));
+        assert_eq!(n.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [0, 101]);
+        let n = narrow(&offered, &audio(&[(8, "PCMA")]));
+        assert_eq!(n.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [8]);
+        assert!(late_offer(&["G722".into()]).is_none());
     }
 
     #[test]

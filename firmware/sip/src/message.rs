@@ -669,7 +669,8 @@ pub fn via_param<'a>(via: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Answers a message we could not parse, if enough of it is readable to address a reply.
+/// Answers a message we could not parse, if enough of it is readable to address a reply
+/// (the one answer not written by [`crate::build`], which needs a parsed request).
 /// Responses and ACKs are never answered.
 pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
     let head_end = bytes
@@ -711,7 +712,11 @@ pub fn reject_unparsed(bytes: &[u8], err: &ParseError) -> Option<Vec<u8>> {
             return None;
         }
     }
-    out.push_str("Server: pbxd\r\nContent-Length: 0\r\n\r\n");
+    if matches!(err.status, 405 | 501) {
+        out.push_str(&format!("Allow: {}\r\n", crate::build::ALLOW));
+    }
+    out.push_str(&format!("Server: {}\r\n", crate::build::AGENT));
+    out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }
 

@@ -527,9 +527,19 @@ fn refusal_in_log(log: &Path, seen: &mut usize) -> String {
     let mut found = String::new();
     wait_until(Duration::from_secs(2), || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
+        // Only what linphone received (belle-sip logs "received [N] new bytes from"
+        // before an incoming message, "message sent to" before an outgoing one).
+        let mut incoming = false;
         let all: Vec<&str> = text
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("SIP/2.0 "))
+            .filter_map(|l| {
+                if l.contains("]: received [") {
+                    incoming = true;
+                } else if l.contains("]: message sent to") {
+                    incoming = false;
+                }
+                l.trim().strip_prefix("SIP/2.0 ").filter(|_| incoming)
+            })
             .filter(|r| {
                 r.get(..3)
                     .and_then(|c| c.parse::<u16>().ok())

@@ -232,13 +232,15 @@ fn provider_invite_checks(m: &str) -> Vec<Check> {
     v
 }
 
-/// A box with 101 and a provider on 127.0.0.5 reached with the prefix 0.
+/// A box with 101 and a provider on 127.0.0.5 reached with the prefix 0 (which asks
+/// for digest credentials when it challenges).
 fn setup(provider_port: u16) -> Pbxd {
     let pbx = Pbxd::start();
     pbx.ctl_ok(&["extension", "add", "101", "--password", PW]);
     edit_config(&pbx, |v| {
         v["sip_interfaces"] = json!([{"name": "carrier", "host": "127.0.0.5",
-            "port": provider_port, "keepalive": 0}]);
+            "port": provider_port, "keepalive": 0,
+            "username": "trunkuser", "password": "Provider-Pass-1"}]);
         v["outbound_routes"] =
             json!([{"prefix": "0", "interfaces": ["carrier"], "called_rewrite": {"strip": 1}}]);
     });
@@ -491,7 +493,8 @@ fn late_offer_answered_in_the_ack() {
     ));
     v.send(&provider_reply("200 OK", "", &provider_answer()));
     v.raw("<recv request=\"ACK\"/>");
-    // The call stays up past 64*T1/32: the ACK's answer was taken, nobody hung up.
+    // The ACK's answer was taken: the box does not hang up (it would send BYE both
+    // ways for an ACK without a usable answer), so the BYE comes from the phone.
     v.raw("<recv request=\"BYE\"/>");
     v.raw(&format!(
         "<send><![CDATA[\n{}]]></send>",
@@ -544,4 +547,46 @@ fn rfc4317_codec_subset_and_rejected_video() {
     v.raw("<label id=\"offered_too_much\"/>\n<recv request=\"NOTHING\" timeout=\"100\"/>\n<label id=\"end\"/>");
     v.vars.push("bad".into());
     run("codec subset", &p, Some(&v), "0555");
+}
+
+/// RFC 3665 3.x with a provider that challenges the box (RFC 3261 22.2): the INVITE
+/// goes again with credentials and the next CSeq, the 401 and the 200 are each ACKed
+/// with the CSeq of the INVITE they answer.
+#[test]
+fn a_challenging_provider_gets_acks_with_the_right_cseq() {
+    let mut p = Scenario::new();
+    phone_invite(&mut p, &sdp(AUDIO));
+    p.raw("<recv response=\"180\" optional=\"true\"/>");
+    p.recv("response 200", &dialog_response(true));
+    phone_ack(&mut p, 2, "");
+    phone_bye(&mut p, 3);
+
+    let mut v = Scenario::new();
+    v.recv("request INVITE", &[c("CSeq", "^1 INVITE$")]);
+    v.raw(&format!(
+        "<send><![CDATA[\n{}]]></send>",
+        provider_reply(
+            "401 Unauthorized",
+            "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n[call_number]x\"\n",
+            ""
+        )
+    ));
+    v.recv("request ACK", &[c("CSeq", "^1 ACK$")]);
+    v.recv_actions(
+        "request INVITE",
+        "",
+        &[c("CSeq", "^2 INVITE$"), c("Authorization", "^Digest ")],
+        "<verifyauth assign_to=\"ok\" username=\"trunkuser\" password=\"Provider-Pass-1\"/>",
+    );
+    v.vars.push("ok".into());
+    v.raw("<nop test=\"ok\" next=\"good\"/>");
+    v.raw("<recv request=\"NOTHING\" timeout=\"100\"/>\n<label id=\"good\"/>");
+    v.send(&provider_reply("200 OK", "", &provider_answer()));
+    v.recv("request ACK", &[c("CSeq", "^2 ACK$")]);
+    v.raw("<recv request=\"BYE\"/>");
+    v.raw(&format!(
+        "<send><![CDATA[\n{}]]></send>",
+        provider_reply("200 OK", "", "")
+    ));
+    run("challenge", &p, Some(&v), "0555");
 }

@@ -291,10 +291,9 @@ fn late_offer_from_pjsua2_to_each_family() {
         // PJSIP's log (written behind) holds every message it sent: the INVITE had no SDP, the ACK did.
         let log = a.log();
         let sent = |method: &str| {
-            let m = log
-                .rsplit(&format!("bytes Request msg {method}/"))
-                .next()
-                .unwrap_or_default();
+            let marker = format!("bytes Request msg {method}/");
+            assert!(log.contains(&marker), "PJSIP logged no {method} sent");
+            let m = log.rsplit(&marker).next().unwrap_or_default();
             m.split("--end msg--")
                 .next()
                 .unwrap_or_default()
