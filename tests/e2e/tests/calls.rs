@@ -1,5 +1,6 @@
-//! Calls between real softphones (baresip) through pbxd, with audio checked in what
-//! each phone recorded.
+//! Calls between baresip phones through pbxd, with audio checked in what each phone
+//! recorded. Every family against every other, and two devices of one extension
+//! ringing, are in interop.rs.
 
 use e2e::*;
 use std::time::Duration;
@@ -59,52 +60,6 @@ fn two_phones_talk_and_either_side_hangs_up() {
     b.command("hangup", "");
     closed_reason(&a);
     assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
-}
-
-#[test]
-fn extension_with_two_accounts_rings_both_and_first_answer_wins() {
-    let pbx = Pbxd::start();
-    pbx.ctl_ok(&["extension", "add", "101", "--password", "Secret-101x"]);
-    pbx.ctl_ok(&["extension", "add", "102", "--password", "Secret-102x"]);
-    pbx.ctl_ok(&[
-        "account",
-        "add",
-        "102-desk",
-        "--extension",
-        "102",
-        "--password",
-        "Secret-102-desk",
-    ]);
-    let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
-    let b1 = phone(&pbx, "102", "Secret-102x", 440, false, "PCMU,PCMA");
-    let mut b2 = phone(&pbx, "102-desk", "Secret-102-desk", 700, false, "PCMU,PCMA");
-    dial(&mut a, &pbx, "102");
-    assert!(
-        b1.wait_event("CALL_INCOMING", T).is_some(),
-        "first device did not ring: {:?}",
-        b1.events()
-    );
-    assert!(
-        b2.wait_event("CALL_INCOMING", T).is_some(),
-        "second device did not ring: {:?}",
-        b2.events()
-    );
-    b2.command("accept", "");
-    assert!(
-        a.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{:?}",
-        a.events()
-    );
-    // The device that did not answer stops ringing.
-    closed_reason(&b1);
-    assert!(b1
-        .wait_event("CALL_ESTABLISHED", Duration::from_millis(10))
-        .is_none());
-    std::thread::sleep(Duration::from_secs(2));
-    a.command("hangup", "");
-    closed_reason(&b2);
-    assert_heard(&b2, 1000.0);
-    assert_heard(&a, 700.0);
 }
 
 #[test]

@@ -112,6 +112,17 @@ impl Scenario {
         self.raw(&format!("<send retrans=\"500\"><![CDATA[\n{msg}]]></send>"))
     }
 
+    /// Sends a message that is not retransmitted (a provisional or a non-INVITE answer).
+    fn send_once(&mut self, msg: &str) -> &mut Self {
+        self.raw(&format!("<send><![CDATA[\n{msg}]]></send>"))
+    }
+
+    /// The provider takes the BYE and answers 200.
+    fn bye_answered(&mut self) -> &mut Self {
+        self.raw("<recv request=\"BYE\"/>");
+        self.send_once(&provider_reply("200 OK", "", ""))
+    }
+
     fn recv(&mut self, what: &str, list: &[Check]) -> &mut Self {
         self.recv_with(what, "", list)
     }
@@ -185,6 +196,14 @@ fn phone_invite(s: &mut Scenario, body: &str) {
         body,
     ));
     s.raw("<recv response=\"100\" optional=\"true\"/>");
+}
+
+/// The phone's call (audio offer), answered by 200 with every dialog header, and ACKed.
+fn phone_call_answered(s: &mut Scenario) {
+    phone_invite(s, &sdp(AUDIO));
+    s.raw("<recv response=\"180\" optional=\"true\"/>");
+    s.recv("response 200", &dialog_response(true));
+    phone_ack(s, 2, "");
 }
 
 fn phone_ack(s: &mut Scenario, cseq: u32, body: &str) {
@@ -293,10 +312,7 @@ fn rfc3665_successful_call() {
         "request INVITE",
         &provider_invite_checks("m=audio [0-9]+ RTP/AVP (0 8|8 0) 101[^0-9 ]"),
     );
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("180 Ringing", "", "")
-    ));
+    v.send_once(&provider_reply("180 Ringing", "", ""));
     v.send(&provider_reply(
         "200 OK",
         "Record-Route: <sip:[local_ip]:[local_port];lr>\n",
@@ -311,10 +327,7 @@ fn rfc3665_successful_call() {
     bye.push(c("Route", "^<sip:127\\.0\\.0\\.5:[0-9]+;lr>$"));
     bye.push(c("To", ";tag="));
     v.recv("request BYE", &bye);
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("200 OK", "", "")
-    ));
+    v.send_once(&provider_reply("200 OK", "", ""));
     run("successful call", &p, Some(&v), "0555");
 }
 
@@ -337,10 +350,7 @@ fn rfc3665_unsuccessful_busy_unavailable_and_503() {
         p.raw("<send><![CDATA[\nACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n[last_Via:]\nFrom: <sip:101@[remote_ip]>;tag=[pid]P[call_number]\n[last_To:]\nCall-ID: [call_id]\nCSeq: 2 ACK\nMax-Forwards: 70\nContent-Length: 0\n\n]]></send>");
         let mut v = Scenario::new();
         v.recv("request INVITE", &provider_invite_checks("m=audio"));
-        v.raw(&format!(
-            "<send><![CDATA[\n{}]]></send>",
-            provider_reply(status, "", "")
-        ));
+        v.send_once(&provider_reply(status, "", ""));
         v.recv("request ACK", &[c("CSeq", "^1 ACK$"), c("To", ";tag=")]);
         run(status, &p, Some(&v), "0555");
     }
@@ -385,18 +395,12 @@ fn rfc3665_cancel_while_ringing() {
 
     let mut v = Scenario::new();
     v.recv("request INVITE", &provider_invite_checks("m=audio"));
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("180 Ringing", "", "")
-    ));
+    v.send_once(&provider_reply("180 Ringing", "", ""));
     let mut cancel = request_basics("CANCEL");
     cancel.push(c("msg", "^CANCEL sip:555@127\\.0\\.0\\.5:[0-9]+ SIP/2\\.0"));
     cancel.push(c("CSeq", "^1 CANCEL$"));
     v.recv("request CANCEL", &cancel);
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("200 OK", "", "")
-    ));
+    v.send_once(&provider_reply("200 OK", "", ""));
     v.raw("<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]V[call_number]\n[last_Call-ID:]\nCSeq: 1 INVITE\nContent-Length: 0\n\n]]></send>");
     v.recv("request ACK", &[c("CSeq", "^1 ACK$")]);
     run("cancel", &p, Some(&v), "0555");
@@ -408,10 +412,7 @@ fn rfc3665_cancel_while_ringing() {
 #[test]
 fn reinvite_hold_sendonly_inactive_and_resume() {
     let mut p = Scenario::new();
-    phone_invite(&mut p, &sdp(AUDIO));
-    p.raw("<recv response=\"180\" optional=\"true\"/>");
-    p.recv("response 200", &dialog_response(true));
-    phone_ack(&mut p, 2, "");
+    phone_call_answered(&mut p);
     let mut cseq = 3;
     for (offer, answer) in [
         ("sendonly", "recvonly"),
@@ -453,11 +454,7 @@ fn reinvite_hold_sendonly_inactive_and_resume() {
         v.send(&provider_reply("200 OK", "", &body));
         v.raw("<recv request=\"ACK\"/>");
     }
-    v.raw("<recv request=\"BYE\"/>");
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("200 OK", "", "")
-    ));
+    v.bye_answered();
     run("hold", &p, Some(&v), "0555");
 }
 
@@ -487,19 +484,12 @@ fn late_offer_answered_in_the_ack() {
         "request INVITE",
         &provider_invite_checks("m=audio [0-9]+ RTP/AVP (0 8|8 0) 101[^0-9 ]"),
     );
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("180 Ringing", "", "")
-    ));
+    v.send_once(&provider_reply("180 Ringing", "", ""));
     v.send(&provider_reply("200 OK", "", &provider_answer()));
     v.raw("<recv request=\"ACK\"/>");
     // The ACK's answer was taken: the box does not hang up (it would send BYE both
     // ways for an ACK without a usable answer), so the BYE comes from the phone.
-    v.raw("<recv request=\"BYE\"/>");
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("200 OK", "", "")
-    ));
+    v.bye_answered();
     run("late offer", &p, Some(&v), "0555");
 }
 
@@ -555,21 +545,15 @@ fn rfc4317_codec_subset_and_rejected_video() {
 #[test]
 fn a_challenging_provider_gets_acks_with_the_right_cseq() {
     let mut p = Scenario::new();
-    phone_invite(&mut p, &sdp(AUDIO));
-    p.raw("<recv response=\"180\" optional=\"true\"/>");
-    p.recv("response 200", &dialog_response(true));
-    phone_ack(&mut p, 2, "");
+    phone_call_answered(&mut p);
     phone_bye(&mut p, 3);
 
     let mut v = Scenario::new();
     v.recv("request INVITE", &[c("CSeq", "^1 INVITE$")]);
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply(
-            "401 Unauthorized",
-            "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n[call_number]x\"\n",
-            ""
-        )
+    v.send_once(&provider_reply(
+        "401 Unauthorized",
+        "WWW-Authenticate: Digest realm=\"carrier\", nonce=\"n[call_number]x\"\n",
+        "",
     ));
     v.recv("request ACK", &[c("CSeq", "^1 ACK$")]);
     v.recv_actions(
@@ -583,10 +567,6 @@ fn a_challenging_provider_gets_acks_with_the_right_cseq() {
     v.raw("<recv request=\"NOTHING\" timeout=\"100\"/>\n<label id=\"good\"/>");
     v.send(&provider_reply("200 OK", "", &provider_answer()));
     v.recv("request ACK", &[c("CSeq", "^2 ACK$")]);
-    v.raw("<recv request=\"BYE\"/>");
-    v.raw(&format!(
-        "<send><![CDATA[\n{}]]></send>",
-        provider_reply("200 OK", "", "")
-    ));
+    v.bye_answered();
     run("challenge", &p, Some(&v), "0555");
 }
