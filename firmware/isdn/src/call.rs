@@ -276,6 +276,13 @@ struct Call {
     ended: bool,
 }
 
+impl Call {
+    /// Being cleared or already ended: no STATUS ENQUIRY is made or answered for it.
+    fn clearing(&self) -> bool {
+        self.ended || matches!(self.phase, Phase::DisconnectRequest | Phase::ReleaseRequest)
+    }
+}
+
 /// Q.931 on one D-channel.
 pub struct Calls {
     cfg: Config,
@@ -468,7 +475,7 @@ impl Calls {
         let keys: Vec<u32> = self.calls.keys().copied().collect();
         for k in keys {
             let c = &self.calls[&k];
-            if c.ended || matches!(c.phase, Phase::DisconnectRequest | Phase::ReleaseRequest) {
+            if c.clearing() {
                 continue;
             }
             if c.timer.is_some_and(|t| t.0 == Timer::T309) {
@@ -1211,7 +1218,7 @@ impl Calls {
             let c = self.calls.get_mut(&k).unwrap();
             c.enquiry = None;
             // A call being cleared, or ended meanwhile, needs no answer any more.
-            if c.ended || matches!(c.phase, Phase::DisconnectRequest | Phase::ReleaseRequest) {
+            if c.clearing() {
                 continue;
             }
             if sent < 2 {

@@ -89,8 +89,7 @@ pub(crate) struct Leg {
 /// A 2xx we resend until its ACK comes (RFC 3261 13.3.1.4).
 pub(crate) struct OkRetx {
     bytes: Vec<u8>,
-    /// Resent until the ACK (unreliable transports); else only awaited.
-    retransmit: bool,
+    /// Where the 2xx goes; resent there only over an unreliable transport.
     target: Target,
     call_id: String,
     cseq: u32,
@@ -989,7 +988,7 @@ impl Pbx {
                 if ok.give_up <= now {
                     hang_up = true;
                 } else {
-                    resend = ok.retransmit.then(|| (ok.target, ok.bytes.clone()));
+                    resend = (!ok.target.proto.reliable()).then(|| (ok.target, ok.bytes.clone()));
                     ok.interval = (ok.interval * 2).min(self.settings.timers.t2);
                     ok.next = now + ok.interval;
                 }
@@ -1132,8 +1131,7 @@ impl Pbx {
         let answered = call.answered.is_some();
         match method.as_str() {
             "BYE" => {
-                let tag = None;
-                let r = Response::to(&req, 200, "OK").tag(tag).build();
+                let r = Response::to(&req, 200, "OK").build();
                 self.respond(now, key, 200, r);
                 if !answered {
                     // BYE on an early dialog: treat as a cancel.
@@ -1326,10 +1324,8 @@ impl Pbx {
     }
 
     /// After a 2xx to an INVITE: wait for its ACK, resending the 2xx over an unreliable
-    /// transport (T1 doubling to T2), and hang up after 64*T1 without one (RFC 3261
-    /// 13.3.1.4).
-    /// The 2xx goes where the INVITE's server transaction answers (its source, RFC
-    /// 3261 17.2.1 and RFC 3581), like the first copy.
+    /// transport (T1 doubling to T2) to where the INVITE's server transaction answers
+    /// (its source, RFC 3581), and hang up after 64*T1 without one (RFC 3261 13.3.1.4).
     fn await_ack(
         &mut self,
         now: Instant,
@@ -1348,7 +1344,6 @@ impl Pbx {
         let (target, call_id) = (source.unwrap_or(d.to), d.call_id.clone());
         call.ok = Some(OkRetx {
             bytes: bytes.to_vec(),
-            retransmit: !target.proto.reliable(),
             target,
             call_id,
             cseq,

@@ -561,8 +561,12 @@ impl Pbx {
         // RFC 3261 8.2.2.3: an extension we do not support is refused by name.
         // Only for methods we take (RFC 3261 8.2.1 checks the method first).
         let ours = method != "CANCEL" && sip::build::ALLOW.split(", ").any(|m| m == method);
-        let unsupported = sip::build::unsupported(&req);
-        if !unsupported.is_empty() && ours {
+        let unsupported = if ours {
+            sip::build::unsupported(&req)
+        } else {
+            Vec::new()
+        };
+        if !unsupported.is_empty() {
             let tag = k.to_tag.is_empty().then(|| self.random_hex(10));
             let r = Response::to(&req, 420, "Bad Extension")
                 .tag(tag.as_deref())

@@ -587,13 +587,18 @@ fn a_call_each_way_on_a_bri() {
 }
 
 /// The network sends SETUP the moment its data link comes up (libpri does, and so do
-/// telcos after a line restart): the call must not be lost to the link's set-up.
+/// telcos after a line restart): the call must not be lost to the link's set-up, also
+/// when our SABMEs went unanswered for a while first (a line that was down), so that
+/// both sides' SABMEs cross once it is back.
 #[test]
 fn a_setup_sent_the_moment_the_link_comes_up_is_answered() {
     for we_start_first in [true, false] {
         let (mut p, mut d) = e1_user();
         if we_start_first {
+            p.cut = true;
             d.start(Instant::now());
+            p.drive(&mut d, Duration::from_millis(2500), |_, _, _| false);
+            p.cut = false;
         }
         let ch = e1_channels();
         let mut b = Board::new(3);
