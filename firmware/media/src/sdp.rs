@@ -105,6 +105,9 @@ fn static_codec(pt: u8) -> Option<(&'static str, u32)> {
     })
 }
 
+/// Most m-lines an offer may have.
+pub const MAX_STREAMS: usize = 16;
+
 /// Reads the first audio stream of an SDP body.
 pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let text = std::str::from_utf8(body).map_err(|_| SdpError("not UTF-8".into()))?;
@@ -146,6 +149,11 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 let proto = it.next().unwrap_or("RTP/AVP");
                 let index = mlines;
                 mlines += 1;
+                // Every stream comes back in the answer: a few are plenty for a phone,
+                // and thousands would make the answer larger than the offer allows.
+                if mlines > MAX_STREAMS {
+                    return Err(SdpError(format!("more than {MAX_STREAMS} media streams")));
+                }
                 in_audio = media == "audio" && audio.is_none();
                 if !in_audio {
                     rejected.push(MediaLine {
@@ -342,5 +350,13 @@ mod tests {
         assert!(parse(b"v=0\r\nc=IN IP4 nonsense\r\nm=audio 1 RTP/AVP 0\r\n").is_err());
         assert!(parse(b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n").is_err());
         assert!(parse(&[0xff, 0xfe]).is_err());
+        let many = format!(
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\n{}",
+            "m=video 5000 RTP/AVP 96\r\n".repeat(MAX_STREAMS)
+        );
+        assert!(parse(many.as_bytes())
+            .unwrap_err()
+            .0
+            .contains("media streams"));
     }
 }

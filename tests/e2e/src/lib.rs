@@ -685,7 +685,11 @@ impl Phone {
         std::fs::write(dir.path().join("linphonerc"), rc).unwrap();
         let tone = dir.path().join("tone.wav");
         write_tone_wav(&tone, spec.tone, 120);
-        let mut child = Command::new("linphonec")
+        // linphonec does not end when its stdin closes: coreutils' timeout bounds its
+        // life should this process die without dropping the phone (SIGTERM to
+        // timeout reaches linphonec too; SIGKILL would orphan it).
+        let mut child = Command::new("timeout")
+            .args(["-k", "5", "300", "linphonec"])
             .arg("-c")
             .arg(dir.path().join("linphonerc"))
             .args(["-d", "5", "-l"])
@@ -913,10 +917,14 @@ impl Drop for Phone {
             Control::Linphonec(s) => writeln!(s.lock().unwrap(), "quit").is_ok(),
             Control::Tcp(_) => false,
         };
+        let gone = |c: &mut Child| !matches!(c.try_wait(), Ok(None));
         if quit {
-            let _ = wait_until(Duration::from_secs(2), || {
-                !matches!(self.child.try_wait(), Ok(None))
-            });
+            let _ = wait_until(Duration::from_secs(2), || gone(&mut self.child));
+        }
+        if self.kind == Kind::Linphone && !gone(&mut self.child) {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM);
+            let _ = wait_until(Duration::from_secs(2), || gone(&mut self.child));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
