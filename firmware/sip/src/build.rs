@@ -256,7 +256,7 @@ impl Request<'_> {
         if let Some(c) = self.contact {
             push(&mut out, "Contact", c);
         }
-        if creates_dialog(m) && m == "INVITE" {
+        if m == "INVITE" {
             if !has(self.extra, "Allow") {
                 push(&mut out, "Allow", ALLOW);
             }
