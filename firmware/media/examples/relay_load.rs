@@ -4,7 +4,7 @@
 //!
 //! cargo run --release -p media --example relay_load -- --calls 500,1000,2000,3000 --seconds 60
 
-use media::{Relay, SideConfig};
+use media::{PtMap, Relay};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::net::UdpSocket;
 use std::os::fd::AsFd;
@@ -62,26 +62,19 @@ fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
     let mut sessions = Vec::with_capacity(calls);
     let mut phones = Vec::with_capacity(calls * 2);
     for _ in 0..calls {
-        let s = relay.allocate().expect("relay ports");
+        let ea = relay.open().expect("relay ports");
+        let eb = relay.open().expect("relay ports");
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         a.set_nonblocking(true).unwrap();
         b.set_nonblocking(true).unwrap();
-        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-        s.configure(|c| {
-            c.a = SideConfig {
-                remote: Some(aa),
-                latch: true,
-            };
-            c.b = SideConfig {
-                remote: Some(ba),
-                latch: true,
-            };
-        });
-        let (ap, bp) = (s.a_port, s.b_port);
+        ea.set_remote(Some(a.local_addr().unwrap()), true);
+        eb.set_remote(Some(b.local_addr().unwrap()), true);
+        ea.connect(&eb, PtMap::default(), PtMap::default());
+        let (ap, bp) = (ea.port, eb.port);
         phones.push((a, format!("127.0.0.1:{ap}")));
         phones.push((b, format!("127.0.0.1:{bp}")));
-        sessions.push(s);
+        sessions.push((ea, eb));
     }
     let phones = Arc::new(phones);
     let received = Arc::new(AtomicU64::new(0));

@@ -1,13 +1,17 @@
 //! Media for the exchange.
 //!
-//! Owns: the RTP/RTCP relay (ports, latching, payload mapping, transcoding), G.711, RTP
-//! header arithmetic, DTMF tones from RFC 4733 events, and the SDP subset the exchange
-//! reads and writes. Must not touch: SIP or call routing.
+//! Owns: RTP endpoints (one port pair per leg; two connected are the relay fast path
+//! with latching, payload mapping and transcoding; one may play a clip instead), clips
+//! to play (WAV and raw G.711 files, tones), G.711, RTP header arithmetic, DTMF tones
+//! from RFC 4733 events, and the SDP subset the exchange reads and writes. Must not
+//! touch: SIP or call routing.
 
 pub mod dtmf;
 pub mod g711;
+pub mod player;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
 
-pub use relay::{PtMap, Relay, Session, SessionConfig, SideConfig, Xcode};
+pub use player::Clip;
+pub use relay::{Endpoint, PtMap, Relay, SideConfig, Stats, Xcode};

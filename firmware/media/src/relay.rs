@@ -1,12 +1,20 @@
-//! The RTP/RTCP relay: each call gets two port pairs on the box, one facing each party.
+//! RTP endpoints: one RTP/RTCP port pair on the box per leg of a call.
 //!
-//! Packets are relayed from side to side with symmetric RTP (we send from the port we
-//! receive on), latching to the real source for phones behind NAT, payload-type mapping
-//! and G.711 transcoding in place. Relaying runs on dedicated threads, one per core, each
-//! with one epoll set over the sockets of its sessions: a ready socket is drained in a
-//! loop with one reused buffer, so there is no allocation and no task wake-up per packet.
+//! Two endpoints connected are the relay fast path: a packet that reaches one is sent
+//! on from the other (symmetric RTP: we send from the port we receive on), with
+//! latching to the real source for phones behind NAT, payload-type mapping and G.711
+//! transcoding in place, and no decoding or allocation per packet. An endpoint that
+//! plays sends a [`Clip`] itself, 20 ms a packet (music on hold, prompts, tones); what
+//! its former peer sends meanwhile is dropped. Endpoints can be connected, played to
+//! and moved from one peer to another at any time: that is hold, transfer and pickup.
+//!
+//! Relaying runs on dedicated threads, one per core, each with one epoll set over the
+//! sockets of its endpoints: a ready socket is drained in a loop with one reused
+//! buffer, so there is no allocation and no task wake-up per packet. The two endpoints
+//! of a connection may sit on different threads; each sends on the other's socket.
 
 use crate::g711;
+use crate::player::Clip;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::collections::HashMap;
@@ -14,7 +22,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdp};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 /// Payload conversion applied to one payload type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,67 +62,223 @@ pub struct SideConfig {
     pub latch: bool,
 }
 
-/// The whole relay configuration of one call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SessionConfig {
-    pub a: SideConfig,
-    pub b: SideConfig,
-    pub a_to_b: PtMap,
-    pub b_to_a: PtMap,
-}
-
-/// Packet counters of one session.
+/// Packet counters of one endpoint.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub a_to_b: AtomicU64,
-    pub b_to_a: AtomicU64,
+    /// RTP packets received here and sent on by the connected endpoint.
+    pub relayed: AtomicU64,
+    /// RTP packets played from here.
+    pub played: AtomicU64,
+    /// Of the relayed packets, those whose G.711 law was changed.
     pub transcoded: AtomicU64,
 }
 
-/// A call's relay; dropping it frees the ports.
-pub struct Session {
-    /// RTP port facing party A (RTCP is the next one).
-    pub a_port: u16,
-    /// RTP port facing party B.
-    pub b_port: u16,
+/// What an endpoint does with what it receives.
+#[derive(Debug, Default)]
+struct Cfg {
+    side: SideConfig,
+    /// The endpoint packets received here go out from.
+    peer: Option<Weak<Shared>>,
+    /// Payload rewrite for packets received here on their way to the peer.
+    map: PtMap,
+    /// Playing: what the former peer sends is not forwarded to this side.
+    playing: bool,
+}
+
+/// What a relay thread and the endpoint handle share.
+struct Shared {
+    /// RTP and RTCP.
+    socks: [StdUdp; 2],
+    cfg: RwLock<Cfg>,
+    /// Where RTP and RTCP really came from last.
+    latched: Mutex<[Option<SocketAddr>; 2]>,
+    stats: Arc<Stats>,
+}
+
+impl Shared {
+    fn cfg(&self) -> std::sync::RwLockReadGuard<'_, Cfg> {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cfg_mut(&self) -> std::sync::RwLockWriteGuard<'_, Cfg> {
+        self.cfg.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn latched(&self) -> std::sync::MutexGuard<'_, [Option<SocketAddr>; 2]> {
+        self.latched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where this endpoint's RTP (or RTCP) goes, if anywhere.
+    fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
+        let side = self.cfg().side;
+        target(&side, &self.latched()[rtcp as usize], rtcp)
+    }
+}
+
+/// One port pair on the box facing one party; dropping it frees the ports.
+pub struct Endpoint {
+    /// The RTP port (RTCP is the next one).
+    pub port: u16,
     pub stats: Arc<Stats>,
     shared: Arc<Shared>,
     id: u64,
     engine: Arc<Engine>,
 }
 
-impl Session {
-    /// Applies a new configuration (after an answer or a re-INVITE).
-    pub fn configure(&self, f: impl FnOnce(&mut SessionConfig)) {
-        f(&mut self.shared.cfg.write().unwrap_or_else(|e| e.into_inner()));
-    }
-
-    /// The current configuration.
-    pub fn config(&self) -> SessionConfig {
-        *self.shared.cfg.read().unwrap_or_else(|e| e.into_inner())
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Endpoint({})", self.port)
     }
 }
 
-impl Drop for Session {
+impl Endpoint {
+    /// Points the endpoint at the party's RTP address (from its SDP), following the
+    /// real source of its packets when `latch` is set.
+    pub fn set_remote(&self, remote: Option<SocketAddr>, latch: bool) {
+        self.shared.cfg_mut().side = SideConfig { remote, latch };
+    }
+
+    /// Where the party said it receives RTP, and whether to latch.
+    pub fn side(&self) -> SideConfig {
+        self.shared.cfg().side
+    }
+
+    /// Connects two endpoints both ways: what reaches `self` goes out of `other` with
+    /// `here_to_there`, and back with `there_to_here`. Stops playing on both and drops
+    /// any earlier connection of either.
+    pub fn connect(&self, other: &Endpoint, here_to_there: PtMap, there_to_here: PtMap) {
+        self.disconnect();
+        other.disconnect();
+        self.stop();
+        other.stop();
+        {
+            let mut c = self.shared.cfg_mut();
+            c.peer = Some(Arc::downgrade(&other.shared));
+            c.map = here_to_there;
+        }
+        let mut c = other.shared.cfg_mut();
+        c.peer = Some(Arc::downgrade(&self.shared));
+        c.map = there_to_here;
+    }
+
+    /// Whether the endpoint is connected to `other`.
+    pub fn connected_to(&self, other: &Endpoint) -> bool {
+        self.shared
+            .cfg()
+            .peer
+            .as_ref()
+            .is_some_and(|p| std::ptr::eq(p.as_ptr(), Arc::as_ptr(&other.shared)))
+    }
+
+    /// Ends the connection, both ways. What reaches either endpoint is dropped.
+    pub fn disconnect(&self) {
+        let peer = self.shared.cfg_mut().peer.take();
+        if let Some(p) = peer.and_then(|p| p.upgrade()) {
+            let mut c = p.cfg_mut();
+            if c.peer
+                .as_ref()
+                .is_some_and(|q| std::ptr::eq(q.as_ptr(), Arc::as_ptr(&self.shared)))
+            {
+                c.peer = None;
+            }
+        }
+    }
+
+    /// Plays `clip` to the party in a loop, as payload type `pt` (PCMA when `alaw`,
+    /// else PCMU), until [`Endpoint::stop`] or a new connection.
+    pub fn play(&self, clip: Clip, pt: u8, alaw: bool) {
+        if clip.is_empty() {
+            return;
+        }
+        self.shared.cfg_mut().playing = true;
+        self.engine.command(Cmd::Play(
+            self.id,
+            Box::new(Play {
+                shared: self.shared.clone(),
+                clip,
+                pos: 0,
+                pt,
+                alaw,
+                seq: (self.id as u16).wrapping_mul(7919),
+                ts: (self.id as u32).wrapping_mul(2_654_435_761),
+                ssrc: (self.id as u32 ^ 0x5bd1_e995).wrapping_mul(0x9e37_79b9),
+                first: true,
+            }),
+        ));
+    }
+
+    /// Stops playing.
+    pub fn stop(&self) {
+        let was = std::mem::take(&mut self.shared.cfg_mut().playing);
+        if was {
+            self.engine.command(Cmd::Stop(self.id));
+        }
+    }
+
+    /// Whether the endpoint is playing.
+    pub fn playing(&self) -> bool {
+        self.shared.cfg().playing
+    }
+}
+
+impl Drop for Endpoint {
     fn drop(&mut self) {
+        self.disconnect();
         self.engine.command(Cmd::Remove(self.id));
     }
 }
 
-/// What a relay thread and the session handle share.
-struct Shared {
-    /// A RTP, A RTCP, B RTP, B RTCP.
-    socks: [StdUdp; 4],
-    cfg: RwLock<SessionConfig>,
-    stats: Arc<Stats>,
+/// A clip being played from an endpoint.
+struct Play {
+    shared: Arc<Shared>,
+    clip: Clip,
+    pos: usize,
+    pt: u8,
+    alaw: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    first: bool,
+}
+
+/// Samples in one 20 ms packet.
+const FRAME: usize = 160;
+
+impl Play {
+    /// Sends the next 20 ms.
+    fn tick(&mut self, pkt: &mut [u8; 12 + FRAME]) {
+        let Some(dst) = self.shared.dest(false) else {
+            return;
+        };
+        pkt[0] = 0x80;
+        pkt[1] = self.pt & 0x7f | if self.first { 0x80 } else { 0 };
+        pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        pkt[4..8].copy_from_slice(&self.ts.to_be_bytes());
+        pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let samples = self.clip.samples();
+        let to_alaw = g711::ulaw_to_alaw_table();
+        for b in &mut pkt[12..] {
+            let s = samples[self.pos];
+            *b = if self.alaw { to_alaw[s as usize] } else { s };
+            self.pos = (self.pos + 1) % samples.len();
+        }
+        if self.shared.socks[0].send_to(pkt, dst).is_ok() {
+            self.shared.stats.played.fetch_add(1, Ordering::Relaxed);
+        }
+        self.first = false;
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME as u32);
+    }
 }
 
 enum Cmd {
     Add(u64, Arc<Shared>),
     Remove(u64),
+    Play(u64, Box<Play>),
+    Stop(u64),
 }
 
-/// One relay thread: an epoll set over the sockets of its sessions.
+/// One relay thread: an epoll set over the sockets of its endpoints.
 struct Engine {
     epoll: Epoll,
     wake: EventFd,
@@ -121,6 +286,7 @@ struct Engine {
 }
 
 const WAKE: u64 = u64::MAX;
+const TICK: Duration = Duration::from_millis(20);
 
 impl Engine {
     fn start(n: usize) -> io::Result<Arc<Engine>> {
@@ -146,16 +312,27 @@ impl Engine {
 
     /// The relay loop: never returns; one thread per engine.
     fn run(&self) {
-        let mut sessions: HashMap<u64, Entry> = HashMap::new();
+        let mut endpoints: HashMap<u64, Arc<Shared>> = HashMap::new();
+        let mut players: HashMap<u64, Box<Play>> = HashMap::new();
+        let mut next_tick = Instant::now();
         let mut events = vec![EpollEvent::empty(); 256];
         let mut buf = [0u8; 2048];
+        let mut frame = [0u8; 12 + FRAME];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+            let wait = if players.is_empty() {
+                EpollTimeout::from(1000u16)
+            } else {
+                let ms = next_tick
+                    .saturating_duration_since(Instant::now())
+                    .as_millis();
+                EpollTimeout::from(ms.min(1000) as u16)
+            };
+            let n = match self.epoll.wait(&mut events, wait) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
                     tracing::error!("relay epoll: {e}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
             };
@@ -171,82 +348,97 @@ impl Engine {
                                 for (i, s) in shared.socks.iter().enumerate() {
                                     if let Err(e) = self.epoll.add(
                                         s.as_fd(),
-                                        EpollEvent::new(EpollFlags::EPOLLIN, id << 2 | i as u64),
+                                        EpollEvent::new(EpollFlags::EPOLLIN, id << 1 | i as u64),
                                     ) {
                                         tracing::warn!("relay: cannot watch a socket: {e}");
                                     }
                                 }
-                                sessions.insert(
-                                    id,
-                                    Entry {
-                                        shared,
-                                        latched: [None; 4],
-                                    },
-                                );
+                                endpoints.insert(id, shared);
                             }
                             Cmd::Remove(id) => {
-                                if let Some(e) = sessions.remove(&id) {
-                                    for s in &e.shared.socks {
+                                players.remove(&id);
+                                if let Some(s) = endpoints.remove(&id) {
+                                    for s in &s.socks {
                                         let _ = self.epoll.delete(s.as_fd());
                                     }
                                 }
+                            }
+                            Cmd::Play(id, p) => {
+                                if players.is_empty() {
+                                    next_tick = Instant::now();
+                                }
+                                players.insert(id, p);
+                            }
+                            Cmd::Stop(id) => {
+                                players.remove(&id);
                             }
                         }
                     }
                     continue;
                 }
-                let (id, idx) = (token >> 2, (token & 3) as usize);
-                let Some(entry) = sessions.get_mut(&id) else {
+                let (id, idx) = (token >> 1, (token & 1) as usize);
+                let Some(shared) = endpoints.get(&id) else {
                     continue;
                 };
                 // Drain the socket: several packets may wait after a busy moment.
                 for _ in 0..64 {
-                    match entry.shared.socks[idx].recv_from(&mut buf) {
-                        Ok((len, src)) => entry.relay(idx, &mut buf[..len], src),
+                    match shared.socks[idx].recv_from(&mut buf) {
+                        Ok((len, src)) => relay(shared, idx, &mut buf[..len], src),
                         Err(_) => break,
                     }
+                }
+            }
+            if !players.is_empty() {
+                let now = Instant::now();
+                let mut sent = 0;
+                // Catch up at most a few frames after a stall, then start afresh.
+                while next_tick <= now && sent < 3 {
+                    for p in players.values_mut() {
+                        p.tick(&mut frame);
+                    }
+                    next_tick += TICK;
+                    sent += 1;
+                }
+                if next_tick <= now {
+                    next_tick = now + TICK;
                 }
             }
         }
     }
 }
 
-/// A session as its relay thread sees it.
-struct Entry {
-    shared: Arc<Shared>,
-    /// Where packets really came from, per socket.
-    latched: [Option<SocketAddr>; 4],
-}
-
-impl Entry {
-    fn relay(&mut self, idx: usize, pkt: &mut [u8], src: SocketAddr) {
-        self.latched[idx] = Some(src);
-        let cfg = self.shared.cfg.read().unwrap_or_else(|e| e.into_inner());
-        let stats = &self.shared.stats;
-        // A side is sockets 0/1, B side 2/3; RTP even, RTCP odd.
-        let (to_side, out, rtcp) = match idx {
-            0 => (&cfg.b, 2, false),
-            1 => (&cfg.b, 3, true),
-            2 => (&cfg.a, 0, false),
-            _ => (&cfg.a, 1, true),
-        };
-        let Some(dst) = target(to_side, &self.latched[out], rtcp) else {
+/// A packet that reached endpoint `here` on socket `idx` (0 RTP, 1 RTCP) goes out of
+/// its peer.
+fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
+    {
+        let mut l = here.latched();
+        if l[idx] != Some(src) {
+            l[idx] = Some(src);
+        }
+    }
+    let rtcp = idx == 1;
+    let peer = {
+        let cfg = here.cfg();
+        if cfg.playing {
+            return; // the party hears a clip; what it says goes nowhere
+        }
+        let Some(peer) = cfg.peer.as_ref().and_then(|p| p.upgrade()) else {
             return;
         };
-        if !rtcp {
-            let map = if idx == 0 { &cfg.a_to_b } else { &cfg.b_to_a };
-            if !rewrite(pkt, map, stats) {
-                return;
-            }
+        if !rtcp && !rewrite(pkt, &cfg.map, &here.stats) {
+            return;
         }
-        if self.shared.socks[out].send_to(pkt, dst).is_ok() && !rtcp {
-            let counter = if idx == 0 {
-                &stats.a_to_b
-            } else {
-                &stats.b_to_a
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        peer
+    };
+    let (dst, playing) = {
+        let cfg = peer.cfg();
+        (target(&cfg.side, &peer.latched()[idx], rtcp), cfg.playing)
+    };
+    let Some(dst) = dst.filter(|_| !playing) else {
+        return;
+    };
+    if peer.socks[idx].send_to(pkt, dst).is_ok() && !rtcp {
+        here.stats.relayed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -310,25 +502,23 @@ impl Relay {
         ))
     }
 
-    /// Allocates two port pairs and starts relaying them.
-    pub fn allocate(&self) -> io::Result<Session> {
-        let (a_rtp, a_rtcp, a_port) = self.bind_pair()?;
-        let (b_rtp, b_rtcp, b_port) = self.bind_pair()?;
-        for s in [&a_rtp, &a_rtcp, &b_rtp, &b_rtcp] {
-            s.set_nonblocking(true)?;
-        }
+    /// Opens an endpoint: binds a port pair and starts watching it.
+    pub fn open(&self) -> io::Result<Endpoint> {
+        let (rtp, rtcp, port) = self.bind_pair()?;
+        rtp.set_nonblocking(true)?;
+        rtcp.set_nonblocking(true)?;
         let stats = Arc::new(Stats::default());
         let shared = Arc::new(Shared {
-            socks: [a_rtp, a_rtcp, b_rtp, b_rtcp],
-            cfg: RwLock::new(SessionConfig::default()),
+            socks: [rtp, rtcp],
+            cfg: RwLock::new(Cfg::default()),
+            latched: Mutex::new([None; 2]),
             stats: stats.clone(),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let engine = self.engines[(id as usize) % self.engines.len()].clone();
         engine.command(Cmd::Add(id, shared.clone()));
-        Ok(Session {
-            a_port,
-            b_port,
+        Ok(Endpoint {
+            port,
             stats,
             shared,
             id,
@@ -379,7 +569,6 @@ fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn rtp(pt: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
@@ -387,10 +576,22 @@ mod tests {
         p
     }
 
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::new("127.0.0.1".parse().unwrap(), port)
+    }
+
+    async fn recv(s: &tokio::net::UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
+        tokio::time::timeout(Duration::from_secs(2), s.recv_from(buf))
+            .await
+            .expect("a packet within 2 s")
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn relays_latches_and_transcodes() {
         let relay = Relay::new("127.0.0.1".parse().unwrap(), 31000, 31100);
-        let s = relay.allocate().unwrap();
+        let a = relay.open().unwrap();
+        let b = relay.open().unwrap();
         let phone_a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let phone_b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // A's SDP claims a private address it cannot be reached on: latching must fix it.
@@ -398,60 +599,42 @@ mod tests {
         map.set(0, 8, Xcode::UlawToAlaw);
         let mut back = PtMap::default();
         back.set(8, 0, Xcode::AlawToUlaw);
-        s.configure(|c| {
-            c.a = SideConfig {
-                remote: Some("127.0.0.1:9".parse().unwrap()),
-                latch: true,
-            };
-            c.b = SideConfig {
-                remote: Some(phone_b.local_addr().unwrap()),
-                latch: false,
-            };
-            c.a_to_b = map;
-            c.b_to_a = back;
-        });
+        a.set_remote(Some("127.0.0.1:9".parse().unwrap()), true);
+        b.set_remote(Some(phone_b.local_addr().unwrap()), false);
+        a.connect(&b, map, back);
+        assert!(a.connected_to(&b) && b.connected_to(&a));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let a_side: SocketAddr = format!("127.0.0.1:{}", s.a_port).parse().unwrap();
-        let b_side: SocketAddr = format!("127.0.0.1:{}", s.b_port).parse().unwrap();
         phone_a
-            .send_to(&rtp(0, &[0xff; 160]), a_side)
+            .send_to(&rtp(0, &[0xff; 160]), at(a.port))
             .await
             .unwrap();
         let mut buf = [0u8; 2048];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(from, b_side, "symmetric: sent from the B-facing port");
+        let (n, from) = recv(&phone_b, &mut buf).await;
+        assert_eq!(from, at(b.port), "symmetric: sent from the B-facing port");
         assert_eq!(buf[1] & 0x7f, 8);
         assert!(
             buf[12..n].iter().all(|b| *b == 0xd5),
             "u-law silence became A-law silence"
         );
         phone_b
-            .send_to(&rtp(8, &[0xd5; 160]), b_side)
+            .send_to(&rtp(8, &[0xd5; 160]), at(b.port))
             .await
             .unwrap();
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), phone_a.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(from, a_side);
+        let (n, from) = recv(&phone_a, &mut buf).await;
+        assert_eq!(from, at(a.port));
         assert_eq!(buf[1] & 0x7f, 0);
         assert!(buf[12..n]
             .iter()
             .all(|b| crate::g711::ulaw_to_linear(*b).abs() <= 8));
-        assert_eq!(s.stats.transcoded.load(Ordering::Relaxed), 2);
+        assert_eq!(a.stats.transcoded.load(Ordering::Relaxed), 1);
+        assert_eq!(b.stats.relayed.load(Ordering::Relaxed), 1);
         // Garbage is dropped, not relayed, and does not stop the relay.
-        phone_a.send_to(b"junk", a_side).await.unwrap();
+        phone_a.send_to(b"junk", at(a.port)).await.unwrap();
         phone_a
-            .send_to(&rtp(101, &[1, 2, 3, 4]), a_side)
+            .send_to(&rtp(101, &[1, 2, 3, 4]), at(a.port))
             .await
             .unwrap();
-        let (n, _) = tokio::time::timeout(Duration::from_secs(2), phone_b.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let (n, _) = recv(&phone_b, &mut buf).await;
         assert_eq!(
             &buf[12..n],
             &[1, 2, 3, 4],
@@ -462,7 +645,8 @@ mod tests {
     #[tokio::test]
     async fn rtcp_is_relayed_on_the_next_port() {
         let relay = Relay::new("127.0.0.1".parse().unwrap(), 31300, 31399);
-        let s = relay.allocate().unwrap();
+        let ea = relay.open().unwrap();
+        let eb = relay.open().unwrap();
         let a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // B's RTCP port is its RTP port + 1.
         let b_rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -472,33 +656,87 @@ mod tests {
                 break s;
             }
         };
-        s.configure(|c| {
-            c.a = SideConfig {
-                remote: Some(a.local_addr().unwrap()),
-                latch: true,
-            };
-            c.b = SideConfig {
-                remote: Some(b_rtp.local_addr().unwrap()),
-                latch: false,
-            };
-        });
+        ea.set_remote(Some(a.local_addr().unwrap()), true);
+        eb.set_remote(Some(b_rtp.local_addr().unwrap()), false);
+        ea.connect(&eb, PtMap::default(), PtMap::default());
         tokio::time::sleep(Duration::from_millis(20)).await;
         let report = [
             0x81, 200, 0, 6, 1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9,
         ];
-        let a_rtcp_side: SocketAddr = format!("127.0.0.1:{}", s.a_port + 1).parse().unwrap();
-        a.send_to(&report, a_rtcp_side).await.unwrap();
+        a.send_to(&report, at(ea.port + 1)).await.unwrap();
         let mut buf = [0u8; 256];
-        let (n, from) = tokio::time::timeout(Duration::from_secs(2), b_rtcp.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let (n, from) = recv(&b_rtcp, &mut buf).await;
         assert_eq!(&buf[..n], &report, "RTCP passes unchanged");
-        assert_eq!(
-            from.port(),
-            s.b_port + 1,
-            "sent from the B-facing RTCP port"
+        assert_eq!(from.port(), eb.port + 1, "sent from the B-facing RTCP port");
+    }
+
+    #[tokio::test]
+    async fn a_held_party_hears_the_clip_and_a_moved_one_its_new_peer() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31400, 31499);
+        let (a, b, c) = (
+            relay.open().unwrap(),
+            relay.open().unwrap(),
+            relay.open().unwrap(),
         );
+        let phones: Vec<_> = futures_bind(3).await;
+        for (e, p) in [&a, &b, &c].iter().zip(&phones) {
+            e.set_remote(Some(p.local_addr().unwrap()), false);
+        }
+        a.connect(&b, PtMap::default(), PtMap::default());
+        // B holds: A hears the clip, a 425 Hz tone, as PCMA at 50 packets a second;
+        // what B sends meanwhile does not reach A.
+        let clip = Clip::tone(&[425.0], 1000, 0, 0.5);
+        b.disconnect();
+        a.play(clip, 8, true);
+        assert!(!a.connected_to(&b) && a.playing());
+        let mut buf = [0u8; 2048];
+        let start = Instant::now();
+        let mut samples = Vec::new();
+        let mut seqs = Vec::new();
+        while samples.len() < 8000 {
+            phones[1]
+                .send_to(&rtp(8, &[0x55; 160]), at(b.port))
+                .await
+                .unwrap();
+            let (n, from) = recv(&phones[0], &mut buf).await;
+            assert_eq!(from, at(a.port));
+            assert_eq!(buf[1] & 0x7f, 8);
+            assert_eq!(n, 12 + 160);
+            seqs.push(u16::from_be_bytes([buf[2], buf[3]]));
+            samples.extend(buf[12..n].iter().map(|s| g711::alaw_to_linear(*s)));
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "50 packets took {took:?}: paced at 20 ms"
+        );
+        assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+        let power = crate::dtmf::tone_power(&samples, 8000, 425.0);
+        assert!(power > 1e7, "the tone is heard: {power}");
+        // The transfer: A is connected to C; the clip stops, C hears A.
+        a.connect(&c, PtMap::default(), PtMap::default());
+        assert!(!a.playing());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        while tokio::time::timeout(Duration::from_millis(50), phones[0].recv_from(&mut buf))
+            .await
+            .is_ok()
+        {}
+        phones[0]
+            .send_to(&rtp(0, &[7; 160]), at(a.port))
+            .await
+            .unwrap();
+        let (n, from) = recv(&phones[2], &mut buf).await;
+        assert_eq!((from, &buf[12..n]), (at(c.port), &[7u8; 160][..]));
+        drop(c);
+        assert!(!a.connected_to(&b));
+    }
+
+    async fn futures_bind(n: usize) -> Vec<tokio::net::UdpSocket> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        }
+        v
     }
 
     #[test]
@@ -536,15 +774,14 @@ mod tests {
 
     #[test]
     fn ports_are_exhausted_cleanly() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let relay = Relay::new("127.0.0.1".parse().unwrap(), 31200, 31203);
-            let s = relay.allocate().unwrap();
-            assert!(relay.allocate().is_err());
-            drop(s);
-        });
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31200, 31203);
+        let a = relay.open().unwrap();
+        let b = relay.open().unwrap();
+        assert!(relay.open().is_err());
+        drop(a);
+        // The relay thread closes the sockets when it takes the removal.
+        std::thread::sleep(Duration::from_millis(50));
+        let c = relay.open().unwrap();
+        drop((b, c));
     }
 }

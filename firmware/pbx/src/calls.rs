@@ -74,6 +74,8 @@ pub(crate) enum LegState {
 pub(crate) struct Leg {
     /// The device's account; empty for a leg to a provider or link.
     pub account: String,
+    /// The box's RTP endpoint facing this device.
+    pub ep: media::Endpoint,
     /// A leg to a provider or link, with its interfaces to try.
     pub peer: Option<crate::route::PeerLeg>,
     pub dialog: Dialog,
@@ -121,7 +123,8 @@ pub(crate) struct Call {
     pub a_offer: Audio,
     pub legs: Vec<Leg>,
     pub answered: Option<usize>,
-    pub media: media::Session,
+    /// The box's RTP endpoint facing the caller.
+    pub a_ep: media::Endpoint,
     pub created: Instant,
     pub answered_at: Option<Instant>,
     pub ring_deadline: Option<Instant>,
@@ -154,8 +157,10 @@ impl Call {
             seconds: now
                 .saturating_duration_since(self.answered_at.unwrap_or(self.created))
                 .as_secs(),
-            packets_a_to_b: self.media.stats.a_to_b.load(Relaxed),
-            packets_b_to_a: self.media.stats.b_to_a.load(Relaxed),
+            packets_a_to_b: self.a_ep.stats.relayed.load(Relaxed),
+            packets_b_to_a: self
+                .answered
+                .map_or(0, |i| self.legs[i].ep.stats.relayed.load(Relaxed)),
             transcoding: self.transcoding,
         }
     }
@@ -164,6 +169,14 @@ impl Call {
         match side {
             Side::A => Some(&mut self.a),
             Side::B => self.answered.map(|i| &mut self.legs[i].dialog),
+        }
+    }
+
+    /// The box's endpoint facing one side.
+    pub(crate) fn ep(&self, side: Side) -> Option<&media::Endpoint> {
+        match side {
+            Side::A => Some(&self.a_ep),
+            Side::B => self.answered.map(|i| &self.legs[i].ep),
         }
     }
 
@@ -380,19 +393,14 @@ impl Pbx {
                 .unwrap_or((404, "no such number".into()));
             return self.reply(now, key, &req, status, &why);
         }
-        let session = match self.relay.allocate() {
-            Ok(s) => s,
+        let a_ep = match self.relay.open() {
+            Ok(e) => e,
             Err(e) => {
                 tracing::warn!("media relay: {e}");
                 return self.reply(now, key, &req, 503, "no media ports");
             }
         };
-        session.configure(|c| {
-            c.a = media::SideConfig {
-                remote: a_offer.rtp_target(),
-                latch: caller_latch,
-            };
-        });
+        a_ep.set_remote(a_offer.rtp_target(), caller_latch);
         let id = self.next_call;
         self.next_call += 1;
         let a_tag = self.random_hex(10);
@@ -428,8 +436,11 @@ impl Pbx {
         for d in dests {
             let (acct, reg) = match d {
                 Dest::Peer(hops) => {
+                    let Ok(ep) = self.relay.open() else {
+                        continue;
+                    };
                     peer_legs.push(legs.len());
-                    legs.push(Pbx::peer_leg(hops, &caller, src.local));
+                    legs.push(Pbx::peer_leg(hops, &caller, src.local, ep));
                     continue;
                 }
                 Dest::Device(d) => *d,
@@ -437,8 +448,10 @@ impl Pbx {
             if legs.iter().any(|l: &Leg| l.account == acct.username) {
                 continue; // rung already (a group and a forward reaching the same phone)
             }
-            let Some(offer) =
-                negotiate::offer(&a_offer, &acct.codecs, reg.local.ip(), session.b_port)
+            let Ok(ep) = self.relay.open() else {
+                continue;
+            };
+            let Some(offer) = negotiate::offer(&a_offer, &acct.codecs, reg.local.ip(), ep.port)
             else {
                 continue;
             };
@@ -492,6 +505,7 @@ impl Pbx {
             ));
             legs.push(Leg {
                 account: acct.username.clone(),
+                ep,
                 peer: None,
                 dialog: Dialog {
                     call_id,
@@ -515,7 +529,7 @@ impl Pbx {
             });
         }
         if legs.is_empty() {
-            return self.reply(now, key, &req, 488, "no codec in common");
+            return self.reply(now, key, &req, 488, "no codec in common or no media ports");
         }
         tracing::debug!(call = id, caller = %caller.number, callee = %dialed, legs = legs.len(), "call");
         self.dialogs.insert(a.call_id.clone(), id);
@@ -542,7 +556,7 @@ impl Pbx {
                 a_offer,
                 legs,
                 answered: None,
-                media: session,
+                a_ep,
                 created: now,
                 answered_at: None,
                 ring_deadline: Some(ring_deadline),
@@ -783,10 +797,10 @@ impl Pbx {
                             &call.a_offer,
                             &ans,
                             call.a.local_addr.ip(),
-                            call.media.a_port,
+                            call.a_ep.port,
                         ) {
                             let latch = crate::route::leg_latch(&self.snapshot, leg);
-                            connect_callee(&call.media, &ans, &br, latch);
+                            connect_callee(&call.a_ep, &leg.ep, &ans, &br, latch);
                             body = sdp::write(id, call.a.sdp_version, &br.answer);
                             call.a.sent_sdp = Some(br.answer);
                         }
@@ -828,12 +842,7 @@ impl Pbx {
                 }
                 let ans = sdp::parse(&resp.body).ok();
                 let br = ans.as_ref().and_then(|ans| {
-                    negotiate::bridge(
-                        &call.a_offer,
-                        ans,
-                        call.a.local_addr.ip(),
-                        call.media.a_port,
-                    )
+                    negotiate::bridge(&call.a_offer, ans, call.a.local_addr.ip(), call.a_ep.port)
                 });
                 let (Some(ans), Some(br)) = (ans, br) else {
                     leg.state = LegState::Done(488);
@@ -844,7 +853,7 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
-                connect_callee(&call.media, &ans, &br, latch);
+                connect_callee(&call.a_ep, &leg.ep, &ans, &br, latch);
                 // The session with this side is now what it chose from our offer.
                 leg.dialog.sent_sdp = leg
                     .dialog
@@ -1073,10 +1082,9 @@ impl Pbx {
             tracing::info!(call = id, side = ?side, "no usable SDP answer in the ACK: hanging up");
             return self.hang_up(now, id, None);
         };
-        call.media.configure(|c| {
-            let s = if side == Side::A { &mut c.a } else { &mut c.b };
-            s.remote = answer.rtp_target();
-        });
+        if let Some(ep) = call.ep(side) {
+            ep.set_remote(answer.rtp_target(), ep.side().latch);
+        }
     }
 
     pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
@@ -1203,11 +1211,7 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let port = if other == Side::A {
-            call.media.a_port
-        } else {
-            call.media.b_port
-        };
+        let port = call.ep(other).map_or(0, |e| e.port);
         let d = call.dialog(other).expect("answered");
         let Some(mut fwd) = negotiate::offer(&offer, &codecs, d.local_addr.ip(), port) else {
             return self.reply(now, key, &req, 488, "no codec in common");
@@ -1273,15 +1277,8 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let (port, origin) = if ri.from == Side::A {
-            (call.media.a_port, &call.a)
-        } else {
-            (
-                call.media.b_port,
-                &call.legs[call.answered.expect("answered")].dialog,
-            )
-        };
-        let ip = origin.local_addr.ip();
+        let port = call.ep(ri.from).map_or(0, |e| e.port);
+        let ip = call.dialog(ri.from).expect("answered").local_addr.ip();
         let Some((ans, br)) = sdp::parse(&resp.body)
             .ok()
             .and_then(|a| negotiate::bridge(&ri.offer, &a, ip, port).map(|b| (a, b)))
@@ -1289,23 +1286,11 @@ impl Pbx {
             let r = Response::to(&ri.req, 488, "Not Acceptable Here").build();
             return self.respond(now, &ri.key, 488, r);
         };
-        let from_a = ri.from == Side::A;
-        call.media.configure(|c| {
-            let (offerer, answerer) = if from_a {
-                (&mut c.a, &mut c.b)
-            } else {
-                (&mut c.b, &mut c.a)
-            };
-            offerer.remote = ri.offer.rtp_target();
-            answerer.remote = ans.rtp_target();
-            if from_a {
-                c.a_to_b = br.forward;
-                c.b_to_a = br.backward;
-            } else {
-                c.b_to_a = br.forward;
-                c.a_to_b = br.backward;
-            }
-        });
+        if let (Some(offerer), Some(answerer)) = (call.ep(ri.from), call.ep(other)) {
+            offerer.set_remote(ri.offer.rtp_target(), offerer.side().latch);
+            answerer.set_remote(ans.rtp_target(), answerer.side().latch);
+            offerer.connect(answerer, br.forward, br.backward);
+        }
         call.transcoding = br.transcoding;
         if let Some(d) = call.dialog(other) {
             d.sent_sdp = d.sent_sdp.take().map(|o| negotiate::narrow(&o, &ans));
@@ -1355,16 +1340,17 @@ impl Pbx {
     }
 }
 
-/// Points the relay's callee side at the callee's answer, with the payload maps of `br`.
-fn connect_callee(media: &media::Session, ans: &Audio, br: &negotiate::Bridged, latch: bool) {
-    media.configure(|c| {
-        c.b = media::SideConfig {
-            remote: ans.rtp_target(),
-            latch,
-        };
-        c.a_to_b = br.forward;
-        c.b_to_a = br.backward;
-    });
+/// Points the callee's endpoint at its answer and connects it to the caller's, with the
+/// payload maps of `br`.
+fn connect_callee(
+    a: &media::Endpoint,
+    b: &media::Endpoint,
+    ans: &Audio,
+    br: &negotiate::Bridged,
+    latch: bool,
+) {
+    b.set_remote(ans.rtp_target(), latch);
+    a.connect(b, br.forward, br.backward);
 }
 
 fn key_of(req: &rsip::Request) -> sip::message::Key {

@@ -364,9 +364,12 @@ impl Pbx {
             let (new_tag, new_call_id) =
                 (self.random_hex(10), format!("{}@pbxd", self.random_hex(24)));
             let call = self.calls.get(&id).expect("checked");
-            let Some(offer) =
-                negotiate::offer(&call.a_offer, &pc.codecs, local.ip(), call.media.b_port)
-            else {
+            let Some(offer) = negotiate::offer(
+                &call.a_offer,
+                &pc.codecs,
+                local.ip(),
+                call.legs[idx].ep.port,
+            ) else {
                 skip(self, 488, "no codec in common");
                 continue;
             };
@@ -547,9 +550,15 @@ impl Pbx {
     }
 
     /// A placeholder leg for a peer, filled in by [`Self::send_peer_invite`].
-    pub(crate) fn peer_leg(hops: Vec<Hop>, caller: &Caller, local: std::net::SocketAddr) -> Leg {
+    pub(crate) fn peer_leg(
+        hops: Vec<Hop>,
+        caller: &Caller,
+        local: std::net::SocketAddr,
+        ep: media::Endpoint,
+    ) -> Leg {
         Leg {
             account: String::new(),
+            ep,
             peer: Some(PeerLeg {
                 hops,
                 hop: 0,
