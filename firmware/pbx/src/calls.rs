@@ -131,6 +131,11 @@ pub(crate) struct Call {
     pub ok: Option<OkRetx>,
     pub reinvite: Option<Reinvite>,
     pub transcoding: bool,
+    /// Payload maps between the two endpoints (A to B, B to A), to connect them again
+    /// after hold.
+    pub maps: (media::PtMap, media::PtMap),
+    /// The side that put the other on hold; the other hears music meanwhile.
+    pub held_by: Option<Side>,
     /// The side whose SDP answer is due in its ACK: the box put an offer in a 2xx (the
     /// caller's INVITE or a re-INVITE came without SDP).
     pub answer_due: Option<Side>,
@@ -563,6 +568,8 @@ impl Pbx {
                 ok: None,
                 reinvite: None,
                 transcoding: false,
+                maps: Default::default(),
+                held_by: None,
                 answer_due: None,
                 late_offer,
                 finished: false,
@@ -854,6 +861,7 @@ impl Pbx {
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
                 connect_callee(&call.a_ep, &leg.ep, &ans, &br, latch);
+                call.maps = (br.forward, br.backward);
                 // The session with this side is now what it chose from our offer.
                 leg.dialog.sent_sdp = leg
                     .dialog
@@ -1201,6 +1209,12 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
+        if self.hold_offer(now, id, side, key, &req, &offer) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
         let codecs = match other {
             Side::A => call.caller_codecs.clone(),
             Side::B => {
@@ -1286,10 +1300,18 @@ impl Pbx {
             let r = Response::to(&ri.req, 488, "Not Acceptable Here").build();
             return self.respond(now, &ri.key, 488, r);
         };
+        call.maps = if ri.from == Side::A {
+            (br.forward, br.backward)
+        } else {
+            (br.backward, br.forward)
+        };
         if let (Some(offerer), Some(answerer)) = (call.ep(ri.from), call.ep(other)) {
             offerer.set_remote(ri.offer.rtp_target(), offerer.side().latch);
             answerer.set_remote(ans.rtp_target(), answerer.side().latch);
-            offerer.connect(answerer, br.forward, br.backward);
+            // On hold the music goes on until the holder resumes.
+            if call.held_by.is_none() {
+                offerer.connect(answerer, br.forward, br.backward);
+            }
         }
         call.transcoding = br.transcoding;
         if let Some(d) = call.dialog(other) {
@@ -1306,6 +1328,99 @@ impl Pbx {
             .build();
         self.await_ack(now, id, ri.from, &r, &ri.key, key_of(&ri.req).cseq);
         self.respond(now, &ri.key, 200, r);
+    }
+
+    /// A re-INVITE that puts the other side on hold, or takes it off hold, is answered
+    /// by the box itself: the held side hears music on hold from its endpoint and is
+    /// not asked anything; resuming connects the two endpoints again. False when the
+    /// offer is neither (or changes the codec), and goes to the other side as usual.
+    fn hold_offer(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        key: &SKey,
+        req: &rsip::Request,
+        offer: &Audio,
+    ) -> bool {
+        use sdp::Direction;
+        let holds = matches!(offer.direction, Direction::SendOnly | Direction::Inactive)
+            || offer.addr.is_unspecified();
+        let moh = self.settings.music_on_hold.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let other = if side == Side::A { Side::B } else { Side::A };
+        if !holds && call.held_by != Some(side) {
+            return false;
+        }
+        // The session with this side goes on with the codec it has, if the offer has it.
+        let Some(current) = call.dialog(side).and_then(|d| d.sent_sdp.clone()) else {
+            return false;
+        };
+        let Some(codec) = current.codecs.iter().find(|c| !c.is_dtmf()).cloned() else {
+            return false;
+        };
+        // (with the same payload type, so that the relay's maps still hold).
+        if !offer
+            .codecs
+            .iter()
+            .any(|c| c.pt == codec.pt && c.name.eq_ignore_ascii_case(&codec.name))
+        {
+            return false;
+        }
+        let mut answer = current.clone();
+        answer.direction = if holds {
+            offer.direction.reverse()
+        } else {
+            Direction::SendRecv
+        };
+        if offer.addr.is_unspecified() && offer.direction == Direction::SendRecv {
+            answer.direction = Direction::SendRecv; // RFC 2543 hold: mirrored as is
+        }
+        answer.index = offer.index;
+        answer.rejected = offer.rejected.clone();
+        let session = call.dialog(other).and_then(|d| d.sent_sdp.clone());
+        let (a_ep, b_ep) = match (call.ep(Side::A), call.ep(Side::B)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return false,
+        };
+        let (held_ep, holder_ep) = if side == Side::A {
+            (b_ep, a_ep)
+        } else {
+            (a_ep, b_ep)
+        };
+        holder_ep.set_remote(offer.rtp_target(), holder_ep.side().latch);
+        if holds {
+            holder_ep.disconnect();
+            // Music in the held side's own codec (G.711 only; others hear silence).
+            if let Some(c) = session.and_then(|s| s.codecs.into_iter().find(|c| !c.is_dtmf())) {
+                if c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA") {
+                    held_ep.play(moh, c.pt, c.name.eq_ignore_ascii_case("PCMA"));
+                }
+            }
+            if call.held_by.is_none() {
+                tracing::info!(call = id, side = ?side, "call put on hold");
+            }
+            call.held_by = Some(side);
+        } else {
+            let (ab, ba) = call.maps;
+            a_ep.connect(b_ep, ab, ba);
+            call.held_by = None;
+            tracing::info!(call = id, side = ?side, "call taken off hold");
+        }
+        let d = call.dialog(side).expect("answered");
+        d.sdp_version += 1;
+        let body = sdp::write(id, d.sdp_version, &answer);
+        d.sent_sdp = Some(current);
+        let contact = d.contact.clone();
+        let r = Response::to(req, 200, "OK")
+            .contact(&contact)
+            .sdp(&body)
+            .build();
+        self.await_ack(now, id, side, &r, key, key_of(req).cseq);
+        self.respond(now, key, 200, r);
+        true
     }
 
     /// After a 2xx to an INVITE: wait for its ACK, resending the 2xx over an unreliable

@@ -71,9 +71,17 @@ pub struct Settings {
     /// How long a banned address is ignored.
     pub ban_time: Duration,
     pub timers: Timers,
+    /// What a held party hears (looped).
+    pub music_on_hold: media::Clip,
     /// First wait before a failed registration to a provider or link is tried again;
     /// it doubles up to 30 minutes.
     pub register_retry: Duration,
+}
+
+/// The music a held party hears when no collection is installed: a soft two-tone
+/// chime every four seconds, so that hold is never mistaken for a dropped call.
+pub fn default_music() -> media::Clip {
+    media::Clip::tone(&[523.25, 659.25], 600, 3400, 0.25)
 }
 
 impl Default for Settings {
@@ -91,6 +99,7 @@ impl Default for Settings {
             ban_time: Duration::from_secs(600),
             timers: Timers::default(),
             register_retry: Duration::from_secs(30),
+            music_on_hold: default_music(),
         }
     }
 }

@@ -45,6 +45,10 @@ struct Args {
     /// Seconds an extension rings before the caller gets 480.
     #[arg(long, default_value_t = 60)]
     ring_timeout: u64,
+    /// Music on hold: a folder of WAV (or raw G.711) files played in name order to a
+    /// held party; without one a soft chime is played.
+    #[arg(long, default_value = "/usr/share/asterisk/moh")]
+    music_on_hold: PathBuf,
     /// HTTPS address of the web admin (/admin), user portal (/) and API (/api/v1).
     #[arg(long, default_value = "0.0.0.0:4021")]
     web: SocketAddr,
@@ -88,6 +92,22 @@ struct Args {
     /// What restarts the box after a firmware update.
     #[arg(long, default_value = "/sbin/reboot")]
     reboot_command: String,
+}
+
+/// At most this much music on hold is held in memory (µ-law, 8 minutes).
+const MUSIC_CAP: usize = 8 * 60 * 8000;
+
+fn music_on_hold(dir: &std::path::Path) -> media::Clip {
+    match media::Clip::collection(dir, MUSIC_CAP) {
+        Ok(c) => {
+            tracing::info!(folder = %dir.display(), seconds = c.len() / 8000, "music on hold");
+            c
+        }
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), "no music on hold ({e}): a chime is played");
+            pbx::default_music()
+        }
+    }
 }
 
 fn unix_now() -> u64 {
@@ -274,6 +294,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         digest,
         ban_after: args.ban_after,
         register_retry: Duration::from_secs(args.register_retry.max(1)),
+        music_on_hold: music_on_hold(&args.music_on_hold),
         ..Settings::default()
     };
     let seed: u64 = rand::random();

@@ -108,6 +108,9 @@ impl HttpAnswer {
     }
 }
 
+/// The tone the daemon plays as music on hold in tests, Hz.
+pub const MUSIC_TONE: f64 = 700.0;
+
 impl Pbxd {
     /// Starts pbxd on a free loopback port and waits until `pbxctl status` succeeds.
     pub fn start() -> Pbxd {
@@ -149,6 +152,15 @@ impl Pbxd {
         } else {
             vec!["--tftp", &tftp_arg]
         };
+        // Music on hold: a steady tone tests can tell from the phones' own tones.
+        let moh_dir = data.path().join("music");
+        let moh_args: Vec<String> = if extra.contains(&"--music-on-hold") {
+            vec![]
+        } else {
+            std::fs::create_dir_all(&moh_dir).unwrap();
+            write_tone_wav(&moh_dir.join("tone.wav"), MUSIC_TONE as u32, 10);
+            vec!["--music-on-hold".into(), moh_dir.display().to_string()]
+        };
         let rtp = rtp_range();
         let log = data.path().join("pbxd.log");
         let logf = std::fs::OpenOptions::new()
@@ -178,6 +190,7 @@ impl Pbxd {
             ])
             .args(&web_args)
             .args(&tftp_args)
+            .args(&moh_args)
             .args(extra)
             .env("RUST_LOG", "info,pbx=debug,sled=warn")
             .stdin(Stdio::null())
@@ -1156,6 +1169,38 @@ pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
         p.name
     );
     assert_eq!(best, tone, "{} heard the wrong tone", p.name);
+}
+
+/// Asserts that somewhere in `p`'s last recording `tone` is heard clearly for half a
+/// second (music on hold, which plays for a while in the middle of a call).
+pub fn assert_heard_somewhere(p: &Phone, tone: f64) {
+    wait_until(Duration::from_secs(5), || {
+        p.heard()
+            .last()
+            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
+    });
+    let f = p
+        .heard()
+        .pop()
+        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let (s, rate) = read_wav(&f);
+    let win = rate as usize / 2;
+    let others = [440.0, 1000.0, 700.0, 425.0];
+    let found = s.chunks_exact(win).any(|w| {
+        let p = tone_power(w, rate, tone);
+        p > 1e9
+            && others
+                .iter()
+                .filter(|o| **o != tone)
+                .all(|o| p > 100.0 * tone_power(w, rate, *o).max(1.0))
+    });
+    assert!(
+        found,
+        "{} never heard {tone} Hz in {} ({} s)",
+        p.name,
+        f.display(),
+        s.len() / rate as usize
+    );
 }
 
 /// Runs SIPp with a scenario given as text against `remote`, bound to `ip:port`.
