@@ -7,7 +7,7 @@ use crate::build::{self, AckBase};
 use crate::negotiate;
 use crate::{CallInfo, Owner, Pbx, SKey, Source, Target, TimerRef};
 use media::sdp::{self, Audio};
-use sip::build::Response;
+use sip::build::{Body, Response};
 use sip::message::{get, key, uri_user};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 pub(crate) enum Side {
     A,
     B,
+}
+
+impl Side {
+    pub(crate) fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
 }
 
 /// One SIP dialog of a call, seen from our end.
@@ -88,6 +97,19 @@ pub(crate) struct Leg {
     pub cancel_wanted: bool,
 }
 
+impl Leg {
+    /// The number of the party: its extension, else the user part of its URI.
+    pub(crate) fn number(&self, snap: &config::Snapshot) -> String {
+        snap.account(&self.account)
+            .map(|a| a.extension.clone())
+            .unwrap_or_else(|| {
+                uri_user(sip::message::uri_part(&self.dialog.remote))
+                    .unwrap_or("")
+                    .to_string()
+            })
+    }
+}
+
 /// A 2xx we resend until its ACK comes (RFC 3261 13.3.1.4).
 pub(crate) struct OkRetx {
     bytes: Vec<u8>,
@@ -106,6 +128,18 @@ pub(crate) struct Reinvite {
     key: SKey,
     req: rsip::Request,
     offer: Audio,
+}
+
+/// A transfer (REFER) in progress: `by` asked for its side to be replaced by whoever
+/// answers one of `legs`; the other side hears music meanwhile.
+pub(crate) struct Transfer {
+    pub by: Side,
+    pub legs: Vec<usize>,
+    /// The `Event` of the NOTIFYs (refer;id=CSeq of the REFER).
+    pub event: String,
+    /// The other side was already on hold when the transfer began.
+    pub was_held: bool,
+    pub deadline: Instant,
 }
 
 pub(crate) struct Call {
@@ -136,6 +170,8 @@ pub(crate) struct Call {
     pub maps: (media::PtMap, media::PtMap),
     /// The side that put the other on hold; the other hears music meanwhile.
     pub held_by: Option<Side>,
+    /// A transfer in progress: new legs ringing to replace one side.
+    pub transfer: Option<Transfer>,
     /// The side whose SDP answer is due in its ACK: the box put an offer in a 2xx (the
     /// caller's INVITE or a re-INVITE came without SDP).
     pub answer_due: Option<Side>,
@@ -177,6 +213,40 @@ impl Call {
         }
     }
 
+    /// One side's dialog; the call must be answered for side B.
+    pub(crate) fn dialog_ref(&self, side: Side) -> &Dialog {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.legs[self.answered.expect("answered")].dialog,
+        }
+    }
+
+    /// Disconnects the two sides and plays `music` to `held`, in its own G.711 law
+    /// (a side on another codec hears silence).
+    pub(crate) fn play_hold_music(&self, held: Side, music: media::Clip) {
+        let (Some(a), Some(b)) = (self.ep(Side::A), self.ep(Side::B)) else {
+            return;
+        };
+        a.disconnect();
+        let session = self.dialog_ref(held).sent_sdp.as_ref();
+        if let Some(c) = session.and_then(|s| s.codecs.iter().find(|c| !c.is_dtmf())) {
+            let alaw = c.name.eq_ignore_ascii_case("PCMA");
+            if alaw || c.name.eq_ignore_ascii_case("PCMU") {
+                let ep = if held == Side::A { a } else { b };
+                ep.play(music, c.pt, alaw);
+            }
+        }
+    }
+
+    /// Connects the two sides again after hold.
+    pub(crate) fn resume_from_hold(&mut self) {
+        let (ab, ba) = self.maps;
+        if let (Some(a), Some(b)) = (self.ep(Side::A), self.ep(Side::B)) {
+            a.connect(b, ab, ba);
+        }
+        self.held_by = None;
+    }
+
     /// The box's endpoint facing one side.
     pub(crate) fn ep(&self, side: Side) -> Option<&media::Endpoint> {
         match side {
@@ -186,15 +256,20 @@ impl Call {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.ring_deadline, self.ok.as_ref().map(|o| o.next)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.ring_deadline,
+            self.ok.as_ref().map(|o| o.next),
+            self.transfer.as_ref().map(|t| t.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
-fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Trying",
         180 => "Ringing",
         183 => "Session Progress",
         200 => "OK",
@@ -218,7 +293,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// The status the caller gets when every device failed.
-fn summarize(statuses: &[u16]) -> u16 {
+pub(crate) fn summarize(statuses: &[u16]) -> u16 {
     if statuses.iter().any(|s| *s == 486 || *s == 600) {
         486
     } else if statuses.contains(&603) {
@@ -237,7 +312,7 @@ fn summarize(statuses: &[u16]) -> u16 {
 
 impl Pbx {
     /// Puts the call's next deadline in the timer heap unless it is already there.
-    fn arm_call(&mut self, id: u64) {
+    pub(crate) fn arm_call(&mut self, id: u64) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
@@ -263,7 +338,14 @@ impl Pbx {
         })
     }
 
-    fn reply(&mut self, now: Instant, key: &SKey, req: &rsip::Request, status: u16, why: &str) {
+    pub(crate) fn reply(
+        &mut self,
+        now: Instant,
+        key: &SKey,
+        req: &rsip::Request,
+        status: u16,
+        why: &str,
+    ) {
         let tag = self.random_hex(10);
         let text = if why.is_empty() {
             reason(status).to_string()
@@ -275,7 +357,7 @@ impl Pbx {
     }
 
     pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &SKey, req: rsip::Request) {
-        use crate::route::{Dest, Origin};
+        use crate::route::Origin;
         // Who is calling: a provider or an open link by its address (never challenged),
         // else a phone or a link by its credentials.
         let origin = match self.peer_from(src.remote.ip()) {
@@ -434,18 +516,89 @@ impl Pbx {
             sent_sdp: None,
             route: record_route(&req.headers),
         };
-        let display = caller.display.clone();
-        let mut legs = Vec::new();
+        tracing::debug!(call = id, caller = %caller.number, callee = %dialed, "call");
+        self.dialogs.insert(a.call_id.clone(), id);
+        let ring_deadline = now + self.settings.ring_timeout;
+        self.calls.insert(
+            id,
+            Call {
+                id,
+                caller_ext: if caller_ext.is_empty() {
+                    caller.number.clone()
+                } else {
+                    caller_ext
+                },
+                caller_account,
+                caller_peer,
+                caller_codecs,
+                callee_ext: dialed,
+                a,
+                a_key: key.clone(),
+                a_req: req,
+                a_offer: a_offer.clone(),
+                legs: Vec::new(),
+                answered: None,
+                a_ep,
+                created: now,
+                answered_at: None,
+                ring_deadline: Some(ring_deadline),
+                ok: None,
+                reinvite: None,
+                transcoding: false,
+                maps: Default::default(),
+                held_by: None,
+                transfer: None,
+                answer_due: None,
+                late_offer,
+                finished: false,
+                armed: None,
+            },
+        );
+        if self.ring(now, id, dests, &caller, &a_offer).is_empty() {
+            if let Some(c) = self.end_call(id) {
+                self.reply(
+                    now,
+                    key,
+                    &c.a_req,
+                    488,
+                    "no codec in common or no media ports",
+                );
+            }
+            return;
+        }
+        self.arm_call(id);
+        self.leg_failed(now, id);
+    }
+
+    /// Starts a leg to every destination of `dests` in call `id`, each offered the
+    /// codecs of `template` (the session of the party they are to be connected to)
+    /// that its account allows. Returns the new legs' indices.
+    pub(crate) fn ring(
+        &mut self,
+        now: Instant,
+        id: u64,
+        dests: Vec<crate::route::Dest>,
+        caller: &crate::route::Caller,
+        template: &Audio,
+    ) -> Vec<usize> {
+        use crate::route::Dest;
+        let Some(call) = self.calls.get(&id) else {
+            return Vec::new();
+        };
+        let local = call.a.local_addr;
+        let base = call.legs.len();
+        let mut legs: Vec<Leg> = Vec::new();
         let mut starts = Vec::new();
         let mut peer_legs = Vec::new();
+        let display = caller.display.clone();
         for d in dests {
             let (acct, reg) = match d {
                 Dest::Peer(hops) => {
                     let Ok(ep) = self.relay.open() else {
                         continue;
                     };
-                    peer_legs.push(legs.len());
-                    legs.push(Pbx::peer_leg(hops, &caller, src.local, ep));
+                    peer_legs.push(base + legs.len());
+                    legs.push(Pbx::peer_leg(hops, caller, local, ep));
                     continue;
                 }
                 Dest::Device(d) => *d,
@@ -456,7 +609,7 @@ impl Pbx {
             let Ok(ep) = self.relay.open() else {
                 continue;
             };
-            let Some(offer) = negotiate::offer(&a_offer, &acct.codecs, reg.local.ip(), ep.port)
+            let Some(offer) = negotiate::offer(template, &acct.codecs, reg.local.ip(), ep.port)
             else {
                 continue;
             };
@@ -505,7 +658,7 @@ impl Pbx {
                 format!("{branch}/INVITE"),
                 bytes,
                 target,
-                legs.len(),
+                base + legs.len(),
                 ack.clone(),
             ));
             legs.push(Leg {
@@ -533,50 +686,14 @@ impl Pbx {
                 cancel_wanted: false,
             });
         }
-        if legs.is_empty() {
-            return self.reply(now, key, &req, 488, "no codec in common or no media ports");
-        }
-        tracing::debug!(call = id, caller = %caller.number, callee = %dialed, legs = legs.len(), "call");
-        self.dialogs.insert(a.call_id.clone(), id);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Vec::new();
+        };
         for l in legs.iter().filter(|l| l.peer.is_none()) {
             self.dialogs.insert(l.dialog.call_id.clone(), id);
         }
-        let ring_deadline = now + self.settings.ring_timeout;
-        self.calls.insert(
-            id,
-            Call {
-                id,
-                caller_ext: if caller_ext.is_empty() {
-                    caller.number.clone()
-                } else {
-                    caller_ext
-                },
-                caller_account,
-                caller_peer,
-                caller_codecs,
-                callee_ext: dialed,
-                a,
-                a_key: key.clone(),
-                a_req: req,
-                a_offer,
-                legs,
-                answered: None,
-                a_ep,
-                created: now,
-                answered_at: None,
-                ring_deadline: Some(ring_deadline),
-                ok: None,
-                reinvite: None,
-                transcoding: false,
-                maps: Default::default(),
-                held_by: None,
-                answer_due: None,
-                late_offer,
-                finished: false,
-                armed: None,
-            },
-        );
-        self.arm_call(id);
+        let added: Vec<usize> = (base..base + legs.len()).collect();
+        call.legs.extend(legs);
         for (branch, bytes, target, idx, ack) in starts {
             self.start_client(
                 now,
@@ -591,7 +708,7 @@ impl Pbx {
         for idx in peer_legs {
             self.send_peer_invite(now, id, idx, None);
         }
-        self.leg_failed(now, id);
+        added
     }
 
     /// Sends a request inside one side's dialog and returns nothing; `owner` gets the answer.
@@ -604,6 +721,21 @@ impl Pbx {
         body: &[u8],
         owner: Owner,
     ) {
+        self.send_in_dialog_with(now, id, side, method, Body::Sdp(body), &[], owner);
+    }
+
+    /// Like [`Self::send_in_dialog`], with any body and extra headers.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_in_dialog_with(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        method: &str,
+        body: Body,
+        extra: &[(&str, String)],
+        owner: Owner,
+    ) {
         let branch = self.branch();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -611,7 +743,7 @@ impl Pbx {
         let Some(d) = call.dialog(side) else { return };
         d.cseq += 1;
         let via = build::via(d.to.proto, d.local_addr, &branch);
-        let contact = (method == "INVITE").then(|| d.contact.clone());
+        let contact = matches!(method, "INVITE" | "NOTIFY").then(|| d.contact.clone());
         let bytes = sip::build::Request {
             method,
             uri: &d.target_uri,
@@ -622,8 +754,8 @@ impl Pbx {
             cseq: d.cseq,
             contact: contact.as_deref(),
             route: &d.route,
-            body: sip::build::Body::Sdp(body),
-            ..Default::default()
+            extra,
+            body,
         }
         .build();
         let ack = (method == "INVITE").then(|| AckBase {
@@ -666,7 +798,7 @@ impl Pbx {
     }
 
     /// BYE to a leg that answered but lost (or whose call is gone).
-    fn bye_leg(&mut self, now: Instant, d: &Dialog) {
+    pub(crate) fn bye_leg(&mut self, now: Instant, d: &Dialog) {
         let (branch, bytes) = self.dialog_request(d, "BYE", d.cseq + 1);
         self.start_client(
             now,
@@ -680,12 +812,12 @@ impl Pbx {
     }
 
     /// ACK for a 2xx: end to end, outside any transaction.
-    fn ack_2xx(&mut self, d: &Dialog, cseq: u32) {
+    pub(crate) fn ack_2xx(&mut self, d: &Dialog, cseq: u32) {
         let (_, bytes) = self.dialog_request(d, "ACK", cseq);
         self.send(d.next_hop(), bytes);
     }
 
-    fn cancel_leg(&mut self, now: Instant, id: u64, idx: usize) {
+    pub(crate) fn cancel_leg(&mut self, now: Instant, id: u64, idx: usize) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -705,7 +837,7 @@ impl Pbx {
         self.start_client(now, ckey, bytes, false, target, Owner::Fire, None);
     }
 
-    fn end_call(&mut self, id: u64) -> Option<Call> {
+    pub(crate) fn end_call(&mut self, id: u64) -> Option<Call> {
         let call = self.calls.remove(&id)?;
         self.dialogs.remove(&call.a.call_id);
         for l in &call.legs {
@@ -768,6 +900,10 @@ impl Pbx {
             return;
         };
         let finished = call.finished;
+        let in_transfer = call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.legs.contains(&idx));
         let leg = &mut call.legs[idx];
         if let Some(to) = get(&resp.headers, "To") {
             if sip::message::header_param(to, "tag").is_some() {
@@ -781,6 +917,9 @@ impl Pbx {
             let mut route = record_route(&resp.headers);
             route.reverse();
             leg.dialog.route = route;
+        }
+        if in_transfer {
+            return self.transfer_leg_response(now, id, idx, resp, status);
         }
         match status {
             100 => {}
@@ -959,7 +1098,13 @@ impl Pbx {
                 if let Some(call) = self.calls.get_mut(&id) {
                     call.legs[idx].state = LegState::Done(408);
                     call.legs[idx].cancel_wanted = false;
-                    if call.finished {
+                    if call
+                        .transfer
+                        .as_ref()
+                        .is_some_and(|t| t.legs.contains(&idx))
+                    {
+                        self.transfer_check(now, id);
+                    } else if call.finished {
                         self.settle_if_finished(id);
                     } else {
                         self.leg_failed(now, id);
@@ -979,6 +1124,14 @@ impl Pbx {
     }
 
     pub(crate) fn call_timeout(&mut self, now: Instant, id: u64) {
+        if self
+            .calls
+            .get(&id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.deadline <= now)
+        {
+            self.transfer_check(now, id);
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1043,7 +1196,12 @@ impl Pbx {
     }
 
     /// Ends an answered call: BYE to every side except `except`.
-    fn hang_up(&mut self, now: Instant, id: u64, except: Option<Side>) {
+    pub(crate) fn hang_up(&mut self, now: Instant, id: u64, except: Option<Side>) {
+        // Legs still ringing (a transfer's) are cancelled.
+        let ringing = self.calls.get(&id).map_or(0, |c| c.legs.len());
+        for i in 0..ringing {
+            self.cancel_leg(now, id, i);
+        }
         if except != Some(Side::A) {
             self.send_in_dialog(now, id, Side::A, "BYE", b"", Owner::Fire);
         }
@@ -1158,6 +1316,7 @@ impl Pbx {
                 }
             }
             "INVITE" => self.reinvite(now, id, side, other, key, req),
+            "REFER" => self.refer(now, id, side, key, req),
             "OPTIONS" | "INFO" => {
                 let r = Response::to(&req, 200, "OK").build();
                 self.respond(now, key, 200, r);
@@ -1380,33 +1539,17 @@ impl Pbx {
         }
         answer.index = offer.index;
         answer.rejected = offer.rejected.clone();
-        let session = call.dialog(other).and_then(|d| d.sent_sdp.clone());
-        let (a_ep, b_ep) = match (call.ep(Side::A), call.ep(Side::B)) {
-            (Some(a), Some(b)) => (a, b),
-            _ => return false,
-        };
-        let (held_ep, holder_ep) = if side == Side::A {
-            (b_ep, a_ep)
-        } else {
-            (a_ep, b_ep)
-        };
-        holder_ep.set_remote(offer.rtp_target(), holder_ep.side().latch);
+        if let Some(ep) = call.ep(side) {
+            ep.set_remote(offer.rtp_target(), ep.side().latch);
+        }
         if holds {
-            holder_ep.disconnect();
-            // Music in the held side's own codec (G.711 only; others hear silence).
-            if let Some(c) = session.and_then(|s| s.codecs.into_iter().find(|c| !c.is_dtmf())) {
-                if c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA") {
-                    held_ep.play(moh, c.pt, c.name.eq_ignore_ascii_case("PCMA"));
-                }
-            }
+            call.play_hold_music(other, moh);
             if call.held_by.is_none() {
                 tracing::info!(call = id, side = ?side, "call put on hold");
             }
             call.held_by = Some(side);
         } else {
-            let (ab, ba) = call.maps;
-            a_ep.connect(b_ep, ab, ba);
-            call.held_by = None;
+            call.resume_from_hold();
             tracing::info!(call = id, side = ?side, "call taken off hold");
         }
         let d = call.dialog(side).expect("answered");
@@ -1468,11 +1611,11 @@ fn connect_callee(
     a.connect(b, br.forward, br.backward);
 }
 
-fn key_of(req: &rsip::Request) -> sip::message::Key {
+pub(crate) fn key_of(req: &rsip::Request) -> sip::message::Key {
     key(&req.headers)
 }
 
-fn clone_dialog(d: &Dialog) -> Dialog {
+pub(crate) fn clone_dialog(d: &Dialog) -> Dialog {
     Dialog {
         call_id: d.call_id.clone(),
         local: d.local.clone(),

@@ -12,6 +12,7 @@ mod calls;
 pub mod negotiate;
 mod registrar;
 mod route;
+mod transfer;
 mod trunks;
 
 pub use registrar::Registration;

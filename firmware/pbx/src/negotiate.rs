@@ -184,6 +184,31 @@ pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Br
     })
 }
 
+/// The payload maps that join two sessions already running (each side's, as the box
+/// described it to that side): from `a` to `b`, from `b` to `a`, and whether G.711 is
+/// transcoded. `None` when the codecs differ and are not both G.711.
+pub fn join(a: &Audio, b: &Audio) -> Option<(PtMap, PtMap, bool)> {
+    let ca = a.codecs.iter().find(|c| !c.is_dtmf())?;
+    let cb = b.codecs.iter().find(|c| !c.is_dtmf())?;
+    let (mut ab, mut ba) = (PtMap::default(), PtMap::default());
+    let transcoding = !ca.name.eq_ignore_ascii_case(&cb.name);
+    let (x_ab, x_ba) = if transcoding {
+        match (g711(&ca.name)?, g711(&cb.name)?) {
+            (0, 8) => (Xcode::UlawToAlaw, Xcode::AlawToUlaw),
+            _ => (Xcode::AlawToUlaw, Xcode::UlawToAlaw),
+        }
+    } else {
+        (Xcode::None, Xcode::None)
+    };
+    ab.set(ca.pt, cb.pt, x_ab);
+    ba.set(cb.pt, ca.pt, x_ba);
+    if let (Some(da), Some(db)) = (a.dtmf(), b.dtmf()) {
+        ab.set(da.pt, db.pt, Xcode::None);
+        ba.set(db.pt, da.pt, Xcode::None);
+    }
+    Some((ab, ba, transcoding))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,7 @@ pub(crate) fn fails_over(status: u16) -> bool {
     matches!(status, 408 | 500 | 502 | 503 | 504)
 }
 
-fn display_of(from: &str) -> String {
+pub(crate) fn display_of(from: &str) -> String {
     let f = from.trim();
     let name = if let Some(rest) = f.strip_prefix('"') {
         rest.split('"').next().unwrap_or("")

@@ -165,3 +165,391 @@ async fn hold_plays_music_to_the_other_side_and_resume_reconnects() {
     drain(&b_rtp);
     assert!(packets(&b_rtp, 5).len() == 5, "music after c=0.0.0.0");
 }
+
+const C: &str = "127.0.0.1:7003";
+
+/// A request from the callee (102 at B) inside the dialog the box opened with `inv`.
+fn from_b(inv: &str, method: &str, cseq: u32, branch: &str, extra: &str) -> String {
+    let from = header(inv, "From").unwrap();
+    let to = header(inv, "To").unwrap();
+    let call_id = header(inv, "Call-ID").unwrap();
+    let contact = header(inv, "Contact").unwrap();
+    let target = contact.trim_start_matches('<').split('>').next().unwrap();
+    format!("{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch={branch};rport\r\nFrom: {to};tag=callee\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:102@{B}>\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n")
+}
+
+/// Answers the box's NOTIFY and returns its sipfrag status line.
+fn notify_status(rig: &mut Rig, msg: &str, at: &str) -> String {
+    assert!(msg.starts_with("NOTIFY "), "{msg}");
+    assert_eq!(
+        header(msg, "Content-Type"),
+        Some("message/sipfrag;version=2.0"),
+        "{msg}"
+    );
+    assert!(header(msg, "Event").unwrap().starts_with("refer"), "{msg}");
+    assert!(header(msg, "Contact").is_some(), "{msg}");
+    let ok = answer_at(msg, "200 OK", "callee", "", at);
+    rig.send(at.split('@').next_back().unwrap(), &ok);
+    let body = msg.split("\r\n\r\n").nth(1).unwrap();
+    body.lines().next().unwrap().to_string()
+}
+
+/// 101 calls 102, who answers; 103 registers at C. Returns the INVITE B got, A's To tag,
+/// and the RTP sockets of A and B with A's endpoint port.
+fn three_phones(rig: &mut Rig) -> (String, String, u16, UdpSocket, UdpSocket) {
+    let (a_rtp, a_port) = rtp_socket();
+    let (b_rtp, b_port) = rtp_socket();
+    let inv = start_call_with(rig, &sdp(a_port, "sendrecv"));
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &sdp(b_port, "sendrecv")),
+    );
+    rig.take(B);
+    let ok = rig.take(A).pop().unwrap();
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &from_a("ACK", 2, &tag, "z9hG4bKack2", "", ""));
+    assert!(do_register(rig, "103", C, 3600, sip::auth::Algorithm::Md5).starts_with("SIP/2.0 200"));
+    (inv, tag, media_port(&ok), a_rtp, b_rtp)
+}
+
+#[tokio::test]
+async fn blind_transfer_rings_the_target_with_music_and_connects_it() {
+    let mut rig = Rig::new(Settings {
+        music_on_hold: media::Clip::tone(&[425.0], 1000, 0, 0.5),
+        ..Settings::default()
+    });
+    let (inv, _tag, a_ep, a_rtp, _b_rtp) = three_phones(&mut rig);
+    // 102 transfers 101 to 103.
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: <sip:103@{PBX}>\r\nReferred-By: <sip:102@{PBX}>\r\n"),
+        ),
+    );
+    let got = rig.take(B);
+    assert!(got[0].starts_with("SIP/2.0 202"), "{got:?}");
+    assert!(header(&got[0], "Contact").is_some(), "{}", got[0]);
+    assert_eq!(header(&got[1], "Event"), Some("refer;id=1"));
+    assert!(header(&got[1], "Subscription-State")
+        .unwrap()
+        .starts_with("active"));
+    assert_eq!(
+        notify_status(&mut rig, &got[1], &format!("102@{B}")),
+        "SIP/2.0 100 Trying"
+    );
+    // 103 rings, shown 101 calling; 101 hears music, not re-INVITEd.
+    let to_c = rig.take(C);
+    assert_eq!(to_c.len(), 1, "{to_c:?}");
+    let inv_c = &to_c[0];
+    assert!(inv_c.starts_with(&format!("INVITE sip:103@{C}")), "{inv_c}");
+    assert!(
+        header(inv_c, "From").unwrap().contains("sip:101@"),
+        "{inv_c}"
+    );
+    assert!(rig.take(A).is_empty());
+    drain(&a_rtp);
+    assert_eq!(packets(&a_rtp, 5).len(), 5, "music while 103 rings");
+    rig.send(
+        C,
+        &answer_at(inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    let (c_rtp, c_port) = rtp_socket();
+    rig.send(
+        C,
+        &answer_at(
+            inv_c,
+            "200 OK",
+            "target",
+            &sdp(c_port, "sendrecv"),
+            &format!("103@{C}"),
+        ),
+    );
+    assert!(rig.take(C)[0].starts_with("ACK "));
+    // 102 hears it worked and is hung up; 101 is now with 103.
+    let got = rig.take(B);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        notify_status(&mut rig, &got[0], &format!("102@{B}")),
+        "SIP/2.0 200 OK"
+    );
+    assert!(header(&got[0], "Subscription-State")
+        .unwrap()
+        .starts_with("terminated"));
+    assert!(got[1].starts_with("BYE "), "{}", got[1]);
+    assert!(rig.take(A).is_empty(), "101 is not asked anything");
+    drain(&c_rtp);
+    a_rtp.send_to(&rtp(0, 3), ("127.0.0.1", a_ep)).unwrap();
+    let heard = packets(&c_rtp, 1);
+    assert_eq!(heard, vec![(0, vec![3; 160])], "103 hears 101");
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!(
+        (
+            calls.len(),
+            calls[0].caller.as_str(),
+            calls[0].callee.as_str()
+        ),
+        (1, "101", "103")
+    );
+    // 103 hangs up: 101 gets BYE, the call is gone.
+    let from = header(inv_c, "From").unwrap();
+    let to = header(inv_c, "To").unwrap();
+    rig.send(C, &format!("BYE sip:101@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {C};branch=z9hG4bKcbye;rport\r\nFrom: {to};tag=target\r\nTo: {from}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", header(inv_c, "Call-ID").unwrap()));
+    assert!(rig.take(C)[0].starts_with("SIP/2.0 200"));
+    assert!(rig.take(A).iter().any(|m| m.starts_with("BYE ")));
+    assert!(rig.pbx.calls(rig.now).is_empty());
+}
+
+#[tokio::test]
+async fn a_blind_transfer_to_a_busy_phone_reports_it_and_the_call_goes_on() {
+    let mut rig = Rig::new(Settings::default());
+    let (inv, _tag, a_ep, a_rtp, b_rtp) = three_phones(&mut rig);
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: sip:103@{PBX}\r\n"),
+        ),
+    );
+    let got = rig.take(B);
+    notify_status(&mut rig, &got[1], &format!("102@{B}"));
+    let inv_c = rig.take(C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c, "486 Busy Here", "target", "", &format!("103@{C}")),
+    );
+    let got = rig.take(B);
+    assert_eq!(
+        notify_status(&mut rig, &got[0], &format!("102@{B}")),
+        "SIP/2.0 486 Busy Here"
+    );
+    assert!(header(&got[0], "Subscription-State")
+        .unwrap()
+        .starts_with("terminated"));
+    assert!(!got.iter().any(|m| m.starts_with("BYE")));
+    // 101 and 102 talk again.
+    drain(&b_rtp);
+    a_rtp.send_to(&rtp(0, 4), ("127.0.0.1", a_ep)).unwrap();
+    assert_eq!(packets(&b_rtp, 1), vec![(0, vec![4; 160])]);
+    // A REFER to a number that does not exist is refused in the NOTIFY; one without
+    // Refer-To gets 400.
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            2,
+            "z9hG4bKrefer2",
+            "Refer-To: <sip:999@x>\r\n",
+        ),
+    );
+    let got = rig.take(B);
+    assert!(got[0].starts_with("SIP/2.0 202"));
+    assert!(
+        got.iter().skip(1).any(|m| m.contains("SIP/2.0 404")),
+        "{got:?}"
+    );
+    rig.send(B, &from_b(&inv, "REFER", 3, "z9hG4bKrefer3", ""));
+    assert!(rig.take(B)[0].starts_with("SIP/2.0 400"));
+    assert_eq!(rig.pbx.calls(rig.now).len(), 1);
+}
+
+#[tokio::test]
+async fn a_blind_transfer_nobody_answers_times_out() {
+    let mut rig = Rig::new(Settings {
+        ring_timeout: Duration::from_secs(20),
+        ..Settings::default()
+    });
+    let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: sip:103@{PBX}\r\n"),
+        ),
+    );
+    rig.take(B);
+    let inv_c = rig.take(C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    rig.advance(Duration::from_secs(21));
+    let got = rig.take(B);
+    assert!(got.iter().any(|m| m.contains("SIP/2.0 480")), "{got:?}");
+    assert!(rig.take(C).iter().any(|m| m.starts_with("CANCEL ")));
+    assert_eq!(rig.pbx.calls(rig.now).len(), 1);
+}
+
+#[tokio::test]
+async fn attended_transfer_joins_the_two_other_parties() {
+    let mut rig = Rig::new(Settings::default());
+    let (inv, _tag, a_ep, a_rtp, _b_rtp) = three_phones(&mut rig);
+    // 102 calls 103 (a second call), who answers.
+    let (c_rtp, c_port) = rtp_socket();
+    let ringing = call_as_with(&mut rig, "102", B, "103", "second", &sdp(40000, "sendrecv"));
+    assert!(
+        ringing.is_empty() || ringing.starts_with("SIP/2.0 1"),
+        "{ringing}"
+    );
+    let inv_c = rig.take(C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(
+            &inv_c,
+            "200 OK",
+            "target",
+            &sdp(c_port, "sendrecv"),
+            &format!("103@{C}"),
+        ),
+    );
+    rig.take(C);
+    let ok = rig
+        .take(B)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    let box_tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    assert_eq!(rig.pbx.calls(rig.now).len(), 2);
+    // 102 refers 101 to 103, replacing its call with 103.
+    let refer_to = format!(
+        "Refer-To: <sip:103@{PBX}?Replaces=second%3Bto-tag%3D{box_tag}%3Bfrom-tag%3Dtsecond>\r\n"
+    );
+    rig.send(B, &from_b(&inv, "REFER", 1, "z9hG4bKrefer", &refer_to));
+    let got = rig.take(B);
+    assert!(got[0].starts_with("SIP/2.0 202"), "{got:?}");
+    let statuses: Vec<String> = got
+        .iter()
+        .filter(|m| m.starts_with("NOTIFY "))
+        .map(|m| {
+            m.split("\r\n\r\n")
+                .nth(1)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(statuses, ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    let byes: Vec<&String> = got.iter().filter(|m| m.starts_with("BYE ")).collect();
+    assert_eq!(byes.len(), 2, "both of 102's calls end: {got:?}");
+    assert!(byes.iter().any(|m| header(m, "Call-ID") == Some("second")));
+    assert!(
+        rig.take(A).is_empty() && rig.take(C).is_empty(),
+        "101 and 103 are not asked"
+    );
+    drain(&c_rtp);
+    a_rtp.send_to(&rtp(0, 5), ("127.0.0.1", a_ep)).unwrap();
+    assert_eq!(packets(&c_rtp, 1), vec![(0, vec![5; 160])], "103 hears 101");
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0].caller.as_str(), calls[0].callee.as_str()),
+        ("101", "103")
+    );
+    // A Replaces naming no call is refused in the NOTIFY.
+    let (inv2, tag2, ..) = three_phones_again(&mut rig);
+    let _ = tag2;
+    rig.send(
+        B,
+        &from_b(
+            &inv2,
+            "REFER",
+            1,
+            "z9hG4bKrefer9",
+            "Refer-To: <sip:103@x?Replaces=nosuch%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n",
+        ),
+    );
+    let got = rig.take(B);
+    assert!(got.iter().any(|m| m.contains("SIP/2.0 481")), "{got:?}");
+}
+
+/// A second call from 101 to 102 on a rig that has one already.
+fn three_phones_again(rig: &mut Rig) -> (String, String) {
+    let (_, a_port) = rtp_socket();
+    let ans = call_as_with(rig, "101", A, "102", "again", &sdp(a_port, "sendrecv"));
+    assert!(ans.is_empty() || ans.starts_with("SIP/2.0 1"), "{ans}");
+    let inv = rig.take(B).pop().unwrap();
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &sdp(41000, "sendrecv")),
+    );
+    rig.take(B);
+    let ok = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    (inv, param(header(&ok, "To").unwrap(), "tag").to_string())
+}
+
+#[tokio::test]
+async fn the_caller_transfers_the_callee() {
+    let mut rig = Rig::new(Settings::default());
+    let (inv, tag, _a_ep, _a_rtp, b_rtp) = three_phones(&mut rig);
+    let b_ep = media_port(&inv);
+    rig.send(
+        A,
+        &from_a(
+            "REFER",
+            3,
+            &tag,
+            "z9hG4bKrefer",
+            &format!("Refer-To: <sip:103@{PBX}>\r\n"),
+            "",
+        ),
+    );
+    let got = rig.take(A);
+    assert!(got[0].starts_with("SIP/2.0 202"), "{got:?}");
+    let inv_c = rig.take(C).pop().unwrap();
+    assert!(
+        header(&inv_c, "From").unwrap().contains("sip:102@"),
+        "103 sees 102: {inv_c}"
+    );
+    let (c_rtp, c_port) = rtp_socket();
+    rig.send(
+        C,
+        &answer_at(
+            &inv_c,
+            "200 OK",
+            "target",
+            &sdp(c_port, "sendrecv"),
+            &format!("103@{C}"),
+        ),
+    );
+    let got = rig.take(A);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("NOTIFY ") && m.contains("SIP/2.0 200 OK")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    assert!(rig.take(B).is_empty());
+    drain(&c_rtp);
+    b_rtp.send_to(&rtp(0, 6), ("127.0.0.1", b_ep)).unwrap();
+    assert_eq!(packets(&c_rtp, 1), vec![(0, vec![6; 160])], "103 hears 102");
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!(
+        (calls[0].caller.as_str(), calls[0].callee.as_str()),
+        ("103", "102")
+    );
+    // 102 hangs up: 103 gets the BYE, in its own dialog.
+    rig.send(B, &from_b(&inv, "BYE", 2, "z9hG4bKbbye", ""));
+    let to_c = rig.take(C);
+    assert!(
+        to_c.iter()
+            .any(|m| m.starts_with("BYE ") && header(m, "Call-ID") == header(&inv_c, "Call-ID")),
+        "{to_c:?}"
+    );
+    assert!(rig.pbx.calls(rig.now).is_empty());
+}

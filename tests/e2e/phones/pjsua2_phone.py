@@ -3,9 +3,12 @@
 
 Registers one account, plays a sine tone into every call and records what it hears.
 Commands come as JSON lines on stdin ({"command": "dial", "params": "sip:..."}; also
-accept, hangup, hold, resume, sndcode, and dial_late for an INVITE without SDP); events
+accept, hangup, hold, resume, sndcode, transfer (blind, to a URI), transfer_attended
+(the first call to the last one, REFER with Replaces), and dial_late for an INVITE
+without SDP); events
 go out as JSON lines on stdout with the names baresip's ctrl_tcp uses (REGISTER_OK,
-CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED, CALL_DTMF_START, CALL_HELD, CALL_RESUMED),
+CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED, CALL_DTMF_START, CALL_HELD, CALL_RESUMED;
+and TRANSFER_STATUS with the status a NOTIFY reported),
 so the Rust harness treats every phone alike. Everything binds to 127.0.0.1; the
 process ends on "quit", when stdin closes or after --lifetime seconds.
 """
@@ -88,6 +91,10 @@ class Call(pj.Call):
 
     def onDtmfDigit(self, prm):
         emit("CALL_DTMF_START", prm.digit)
+
+    def onCallTransferStatus(self, prm):
+        # NOTIFYs of a transfer this phone asked for (RFC 3515 sipfrag status).
+        emit("TRANSFER_STATUS", str(prm.statusCode))
 
     def close_recorder(self):
         # The WAV header gets its lengths when the recorder is destroyed.
@@ -201,6 +208,13 @@ class Phone:
             call.reinvite(op)
         elif cmd == "sndcode" and call:
             call.dialDtmf(params)
+        elif cmd == "transfer" and call:
+            # Blind: REFER with Refer-To the number.
+            call.xfer(params, op)
+        elif cmd == "transfer_attended" and len(self.calls) >= 2:
+            # Attended: the first call's party goes to the second call's, with
+            # Replaces naming the second dialog.
+            self.calls[0].xferReplaces(self.calls[-1], op)
         elif cmd == "quit":
             return False
         else:

@@ -108,6 +108,10 @@ impl HttpAnswer {
     }
 }
 
+/// The tones the tests' phones send and the music on hold, Hz: what a recording is
+/// checked against.
+pub const TONES: [f64; 4] = [440.0, 1000.0, 700.0, 1400.0];
+
 /// The tone the daemon plays as music on hold in tests, Hz.
 pub const MUSIC_TONE: f64 = 700.0;
 
@@ -845,6 +849,7 @@ impl Phone {
                     "hangup" => "terminate".into(),
                     "hold" => "pause".into(),
                     "resume" => "resume".into(),
+                    "transfer" => format!("transfer {params}"),
                     other => panic!("linphonec cannot {other}"),
                 };
                 writeln!(s.lock().unwrap(), "{line}").unwrap();
@@ -1152,7 +1157,7 @@ pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
     let f = files
         .last()
         .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
-    let (best, loud) = dominant_tone_at(f, &[440.0, 1000.0, 700.0], at);
+    let (best, loud) = dominant_tone_at(f, &TONES, at);
     let sizes: Vec<String> = files
         .iter()
         .map(|f| {
@@ -1185,7 +1190,7 @@ pub fn assert_heard_somewhere(p: &Phone, tone: f64) {
         .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
     let (s, rate) = read_wav(&f);
     let win = rate as usize / 2;
-    let others = [440.0, 1000.0, 700.0, 425.0];
+    let others = TONES;
     let found = s.chunks_exact(win).any(|w| {
         let p = tone_power(w, rate, tone);
         p > 1e9

@@ -189,6 +189,12 @@ pub fn invite_with(branch: &str, cseq: u32, auth: &str, sdp: &str) -> String {
 
 /// A response from B to a request the exchange sent it.
 pub fn answer(req: &str, status: &str, to_tag: &str, body: &str) -> String {
+    answer_at(req, status, to_tag, body, &format!("102@{B}"))
+}
+
+/// A response from the phone whose Contact is `sip:{at}` to a request the exchange
+/// sent it.
+pub fn answer_at(req: &str, status: &str, to_tag: &str, body: &str, at: &str) -> String {
     let mut s = format!("SIP/2.0 {status}\r\n");
     for h in ["Via", "From", "Call-ID", "CSeq"] {
         s.push_str(&format!("{h}: {}\r\n", header(req, h).unwrap()));
@@ -199,7 +205,7 @@ pub fn answer(req: &str, status: &str, to_tag: &str, body: &str) -> String {
     } else {
         s.push_str(&format!("To: {to};tag={to_tag}\r\n"));
     }
-    s.push_str(&format!("Contact: <sip:102@{B}>\r\n"));
+    s.push_str(&format!("Contact: <sip:{at}>\r\n"));
     if !body.is_empty() {
         s.push_str("Content-Type: application/sdp\r\n");
     }
@@ -248,10 +254,22 @@ pub fn start_call_with(rig: &mut Rig, sdp: &str) -> String {
 
 /// `user` (at `from`) calls `to`, answering the 407; returns the final answer it got.
 pub fn call_as(rig: &mut Rig, user: &str, from: &str, to: &str, call_id: &str) -> String {
+    call_as_with(rig, user, from, to, call_id, SDP)
+}
+
+/// Like [`call_as`], offering `sdp`.
+pub fn call_as_with(
+    rig: &mut Rig,
+    user: &str,
+    from: &str,
+    to: &str,
+    call_id: &str,
+    sdp: &str,
+) -> String {
     let inv = |branch: &str, cseq: u32, auth: &str| {
         format!(
-            "INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:{to}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@{from}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
-            SDP.len()
+            "INVITE sip:{to}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch};rport\r\nFrom: <sip:{user}@127.0.0.1>;tag=t{call_id}\r\nTo: <sip:{to}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{user}@{from}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
         )
     };
     rig.send(from, &inv(&format!("z9hG4bK{call_id}a"), 1, ""));

@@ -1,0 +1,574 @@
+//! Call transfer: a party asks the box, with REFER (RFC 3515), to replace it in its call.
+//!
+//! - Blind: `Refer-To` names a number. The box accepts (202), routes the number as if
+//!   the transferor dialled it (its permission groups apply; the new party sees the
+//!   transferee's number), rings it while the transferee hears music on hold, and when
+//!   it answers connects the two and reports `200 OK` in a NOTIFY; the transferor is then
+//!   hung up. If nobody answers, the NOTIFY carries the failure and the call is as it
+//!   was (still held if the transferor had held it).
+//! - Attended: `Refer-To` carries `Replaces` (RFC 3891) naming the transferor's other
+//!   call, in which it talks to the new party. The two remote parties are joined at
+//!   once, and the transferor's two dialogs are ended.
+//!
+//! Either way the NOTIFYs (RFC 3515 2.4.4) carry a `message/sipfrag` status line and
+//! end the implicit subscription with the final one.
+
+use crate::calls::{clone_dialog, key_of, reason, Leg, LegState, Side, Transfer};
+use crate::route::{Caller, Origin};
+use crate::{negotiate, Owner, Pbx, SKey};
+use media::sdp;
+use sip::build::{Body, Response};
+use sip::message::{get, uri_part, uri_user};
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// What `Refer-To` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReferTo {
+    pub number: String,
+    /// Call-ID, to-tag and from-tag of the dialog to replace (attended transfer).
+    pub replaces: Option<(String, String, String)>,
+}
+
+/// Decodes %XX escapes (RFC 3986) of a URI header value.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a `Refer-To` value: `<sip:103@host?Replaces=...>` or `sip:103@host`.
+pub(crate) fn parse_refer_to(v: &str) -> Option<ReferTo> {
+    let uri = uri_part(v.trim());
+    let (addr, headers) = uri.split_once('?').unwrap_or((uri, ""));
+    let number = uri_user(addr)?.to_string();
+    if number.is_empty() {
+        return None;
+    }
+    let replaces = headers
+        .split('&')
+        .find_map(|h| {
+            let (n, val) = h.split_once('=')?;
+            n.eq_ignore_ascii_case("Replaces").then(|| unescape(val))
+        })
+        .map(|r| {
+            let mut parts = r.split(';');
+            let call_id = parts.next().unwrap_or("").trim().to_string();
+            let (mut to, mut from) = (String::new(), String::new());
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "to-tag" => to = v.trim().to_string(),
+                        "from-tag" => from = v.trim().to_string(),
+                        _ => {}
+                    }
+                }
+            }
+            (call_id, to, from)
+        });
+    if replaces.as_ref().is_some_and(|r| r.0.is_empty()) {
+        return None;
+    }
+    Some(ReferTo { number, replaces })
+}
+
+fn tag_of(v: &str) -> &str {
+    sip::message::header_param(v, "tag").unwrap_or("")
+}
+
+impl Pbx {
+    /// A REFER inside an answered call from `side`.
+    pub(crate) fn refer(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        key: &SKey,
+        req: rsip::Request,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if call.answered.is_none() {
+            return self.reply(now, key, &req, 403, "the call is not answered");
+        }
+        if call.transfer.is_some() || call.reinvite.is_some() {
+            return self.reply(now, key, &req, 491, "a transfer is in progress");
+        }
+        let Some(target) = get(&req.headers, "Refer-To")
+            .or_else(|| get(&req.headers, "r"))
+            .and_then(parse_refer_to)
+        else {
+            return self.reply(now, key, &req, 400, "no usable Refer-To");
+        };
+        // Only phones transfer: their permission groups decide where the call may go.
+        let account = match side {
+            Side::A => call.caller_account.clone(),
+            Side::B => call.legs[call.answered.expect("answered")].account.clone(),
+        };
+        let Some(acct) = self.snapshot.account(&account).cloned() else {
+            return self.reply(now, key, &req, 403, "only phones can transfer");
+        };
+        let contact = call.dialog_ref(side).contact.clone();
+        let r = Response::to(&req, 202, "Accepted")
+            .contact(&contact)
+            .build();
+        self.respond(now, key, 202, r);
+        let event = format!("refer;id={}", key_of(&req).cseq);
+        self.notify(now, id, side, &event, 100, false);
+        tracing::info!(call = id, side = ?side, to = %target.number, attended = target.replaces.is_some(), "transfer");
+        match target.replaces {
+            Some(r) => self.attended(now, id, side, &event, r),
+            None => self.blind(now, id, side, &event, &target.number, acct),
+        }
+    }
+
+    /// A NOTIFY of the transfer's progress to `side`: `status` as a sipfrag status
+    /// line; `last` ends the subscription.
+    fn notify(&mut self, now: Instant, id: u64, side: Side, event: &str, status: u16, last: bool) {
+        let frag = format!("SIP/2.0 {status} {}\r\n", reason(status));
+        let state = if last {
+            "terminated;reason=noresource".to_string()
+        } else {
+            "active;expires=60".to_string()
+        };
+        self.send_in_dialog_with(
+            now,
+            id,
+            side,
+            "NOTIFY",
+            Body::Typed {
+                content_type: "message/sipfrag;version=2.0",
+                bytes: frag.as_bytes(),
+            },
+            &[("Event", event.to_string()), ("Subscription-State", state)],
+            Owner::Fire,
+        );
+    }
+
+    /// The transferee's identity, as the new party is shown it.
+    fn party_caller(&self, id: u64, side: Side, transferor: &Caller) -> Caller {
+        let call = &self.calls[&id];
+        let (number, display) = match side {
+            Side::A => (
+                call.caller_ext.clone(),
+                crate::route::display_of(&call.a.remote),
+            ),
+            Side::B => {
+                let leg = &call.legs[call.answered.expect("answered")];
+                match self
+                    .snapshot
+                    .account(&leg.account)
+                    .and_then(|a| self.snapshot.extension(&a.extension))
+                {
+                    Some(e) => (e.number.clone(), e.display_name()),
+                    None => (call.callee_ext.clone(), String::new()),
+                }
+            }
+        };
+        Caller {
+            number,
+            display: display.replace('"', ""),
+            external: transferor.external.clone(),
+            privacy: transferor.privacy,
+            groups: transferor.groups.clone(),
+            link: None,
+        }
+    }
+
+    fn blind(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        event: &str,
+        number: &str,
+        acct: config::SipAccount,
+    ) {
+        let other = side.other();
+        let transferor = self.caller(&Origin::Phone(acct), "");
+        let caller = self.party_caller(id, other, &transferor);
+        let mut dests = Vec::new();
+        let mut errs = Vec::new();
+        let mut seen = HashSet::new();
+        self.expand(
+            number,
+            &caller,
+            &caller.groups.clone(),
+            0,
+            &mut seen,
+            &mut dests,
+            &mut errs,
+        );
+        if dests.is_empty() {
+            let status = errs
+                .iter()
+                .find(|e| e.0 == 403)
+                .or(errs.iter().find(|e| e.0 == 486))
+                .or(errs.first())
+                .map_or(404, |e| e.0);
+            tracing::info!(call = id, status, "transfer refused");
+            return self.notify(now, id, side, event, status, true);
+        }
+        let Some(template) = self.calls[&id].dialog_ref(other).sent_sdp.clone() else {
+            return self.notify(now, id, side, event, 488, true);
+        };
+        let legs = self.ring(now, id, dests, &caller, &template);
+        if legs.is_empty() {
+            return self.notify(now, id, side, event, 488, true);
+        }
+        let moh = self.settings.music_on_hold.clone();
+        let deadline = now + self.settings.ring_timeout;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let was_held = call.held_by == Some(side);
+        if !was_held {
+            call.play_hold_music(other, moh);
+            call.held_by = Some(side);
+        }
+        call.transfer = Some(Transfer {
+            by: side,
+            legs,
+            event: event.to_string(),
+            was_held,
+            deadline,
+        });
+        self.arm_call(id);
+    }
+
+    /// A response to the INVITE of a leg ringing for a blind transfer.
+    pub(crate) fn transfer_leg_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        idx: usize,
+        resp: &rsip::Response,
+        status: u16,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let leg = &mut call.legs[idx];
+        match status {
+            100 => {}
+            101..=199 => {
+                leg.got_provisional = true;
+                if leg.state == LegState::Calling {
+                    leg.state = LegState::Ringing;
+                }
+                if leg.cancel_wanted {
+                    self.cancel_leg(now, id, idx);
+                }
+            }
+            200..=299 => {
+                leg.got_provisional = true;
+                let d = clone_dialog(&leg.dialog);
+                self.ack_2xx(&d, sip::message::key(&resp.headers).cseq);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let t = call.transfer.as_ref().expect("in transfer");
+                let (by, other) = (t.by, t.by.other());
+                let template = call.dialog_ref(other).sent_sdp.clone();
+                let leg = &mut call.legs[idx];
+                let ans = sdp::parse(&resp.body).ok();
+                let br = match (&template, &ans) {
+                    (Some(t), Some(a)) => negotiate::bridge(t, a, t.addr, t.port),
+                    _ => None,
+                };
+                let (Some(ans), Some(br)) = (ans, br) else {
+                    leg.state = LegState::Done(488);
+                    self.bye_leg(now, &d);
+                    return self.transfer_check(now, id);
+                };
+                leg.state = LegState::Answered;
+                let latch = crate::route::leg_latch(&self.snapshot, leg);
+                leg.ep.set_remote(ans.rtp_target(), latch);
+                leg.dialog.sent_sdp = leg
+                    .dialog
+                    .sent_sdp
+                    .take()
+                    .map(|o| negotiate::narrow(&o, &ans));
+                let t = call.transfer.take().expect("in transfer");
+                for i in t.legs.iter().copied().filter(|i| *i != idx) {
+                    self.cancel_leg(now, id, i);
+                }
+                self.notify(now, id, by, &t.event, 200, true);
+                self.replace_side(now, id, by, idx, (br.forward, br.backward), br.transcoding);
+            }
+            _ => {
+                if leg.peer.is_some() && self.peer_leg_failed(now, id, idx, Some(resp), status) {
+                    return;
+                }
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.legs[idx].state = LegState::Done(status);
+                    call.legs[idx].cancel_wanted = false;
+                }
+                self.transfer_check(now, id);
+            }
+        }
+    }
+
+    /// Ends a blind transfer whose legs all failed, or that rang too long: the
+    /// transferor hears why, and the call is as it was.
+    pub(crate) fn transfer_check(&mut self, now: Instant, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(t) = &call.transfer else { return };
+        let timed_out = t.deadline <= now;
+        let statuses: Vec<u16> = t
+            .legs
+            .iter()
+            .filter_map(|i| match call.legs[*i].state {
+                LegState::Done(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        if !timed_out && statuses.len() < t.legs.len() {
+            return;
+        }
+        let t = call.transfer.take().expect("checked");
+        let status = if timed_out {
+            480
+        } else {
+            crate::calls::summarize(&statuses)
+        };
+        tracing::info!(call = id, status, "transfer failed");
+        if !t.was_held {
+            // The transferor had not held the other side: they talk again.
+            call.resume_from_hold();
+        }
+        for i in t.legs {
+            self.cancel_leg(now, id, i);
+        }
+        self.notify(now, id, t.by, &t.event, status, true);
+        self.arm_call(id);
+    }
+
+    /// Attended transfer: the transferor's dialog `replaces` (in another call, where it
+    /// talks to the new party) is replaced by the other side of call `id`.
+    fn attended(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        event: &str,
+        replaces: (String, String, String),
+    ) {
+        let (call_id, to_tag, from_tag) = replaces;
+        // The dialog named is the transferor's own with the box: to-tag is ours,
+        // from-tag the transferor's (RFC 3891 3); some phones swap them.
+        let found = self.dialogs.get(&call_id).copied().and_then(|id2| {
+            let c = self.calls.get(&id2)?;
+            c.answered?;
+            let s = [Side::A, Side::B].into_iter().find(|s| {
+                let d = c.dialog_ref(*s);
+                let (ours, theirs) = (tag_of(&d.local), tag_of(&d.remote));
+                d.call_id == call_id
+                    && ((ours == to_tag && theirs == from_tag)
+                        || (ours == from_tag && theirs == to_tag)
+                        || (to_tag.is_empty() && from_tag.is_empty()))
+            })?;
+            Some((id2, s))
+        });
+        let Some((id2, t2)) = found.filter(|(id2, _)| *id2 != id) else {
+            tracing::info!(call = id, "attended transfer: no such dialog to replace");
+            return self.notify(now, id, side, event, 481, true);
+        };
+        // The new party's session and ours with the transferee must connect.
+        let o1 = self.calls[&id].dialog_ref(side.other()).sent_sdp.clone();
+        let o2 = self.calls[&id2].dialog_ref(t2.other()).sent_sdp.clone();
+        let Some((fwd, back, xcode)) = o1
+            .as_ref()
+            .zip(o2.as_ref())
+            .and_then(|(a, b)| negotiate::join(a, b))
+        else {
+            return self.notify(now, id, side, event, 488, true);
+        };
+        // Take the new party out of its call; the transferor's dialog there is ended.
+        let call2 = self.calls.remove(&id2).expect("found");
+        let (leg, t2_dialog) = call2.into_party(t2.other());
+        self.dialogs.retain(|_, v| *v != id2);
+        self.bye_leg(now, &t2_dialog);
+        self.dialogs.insert(leg.dialog.call_id.clone(), id);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let idx = call.legs.len();
+        call.legs.push(leg);
+        // The other call's timers and transactions find it gone.
+        self.notify(now, id, side, event, 200, true);
+        self.replace_side(now, id, side, idx, (fwd, back), xcode);
+    }
+
+    /// Puts the answered leg `idx` of call `id` in the place of `side`, which is hung
+    /// up, and connects it to the other side with `maps` (other to new, new to other).
+    pub(crate) fn replace_side(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        idx: usize,
+        maps: (media::PtMap, media::PtMap),
+        transcoding: bool,
+    ) {
+        let snap = self.snapshot.clone();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let gone = match side {
+            Side::B => {
+                let old = call.answered.replace(idx).expect("answered");
+                call.legs[old].state = LegState::Done(200);
+                call.callee_ext = call.legs[idx].number(&snap);
+                clone_dialog(&call.legs[old].dialog)
+            }
+            Side::A => {
+                // The caller's place takes the new party; the old caller's dialog
+                // and endpoint end up in the leg, which is then done.
+                let leg = &mut call.legs[idx];
+                let number = leg.number(&snap);
+                let codecs = crate::route::leg_codecs(&snap, leg);
+                let peer = leg.peer.as_ref().map(|p| p.current().to_string());
+                std::mem::swap(&mut call.a, &mut leg.dialog);
+                std::mem::swap(&mut call.a_ep, &mut leg.ep);
+                let account = std::mem::replace(&mut leg.account, call.caller_account.clone());
+                leg.peer = None;
+                leg.state = LegState::Done(200);
+                call.caller_account = account;
+                call.caller_ext = number;
+                call.caller_peer = peer;
+                call.caller_codecs = codecs;
+                call.answer_due = None;
+                call.late_offer = false;
+                clone_dialog(&leg.dialog)
+            }
+        };
+        call.ok = None;
+        call.held_by = None;
+        call.transcoding = transcoding;
+        // Maps are kept A to B, B to A.
+        call.maps = if side == Side::B {
+            maps
+        } else {
+            (maps.1, maps.0)
+        };
+        let (ab, ba) = call.maps;
+        if let (Some(a), Some(b)) = (call.ep(Side::A), call.ep(Side::B)) {
+            a.connect(b, ab, ba);
+        }
+        tracing::info!(call = id, side = ?side, "transferred");
+        self.dialogs.remove(&gone.call_id);
+        self.bye_leg(now, &gone);
+        self.arm_call(id);
+    }
+}
+
+impl crate::calls::Call {
+    /// Turns one side of this (ended) call into an answered leg for another call, and
+    /// gives the other side's dialog (to be hung up).
+    pub(crate) fn into_party(mut self, side: Side) -> (Leg, crate::calls::Dialog) {
+        let ans = self.answered.expect("answered");
+        match side {
+            Side::B => {
+                let other = clone_dialog(&self.a);
+                let leg = self.legs.swap_remove(ans);
+                (leg, other)
+            }
+            Side::A => {
+                let other = clone_dialog(&self.legs[ans].dialog);
+                let peer = self.caller_peer.clone().map(|p| crate::route::PeerLeg {
+                    hops: vec![crate::route::Hop {
+                        peer: p,
+                        number: self.caller_ext.clone(),
+                        calling: String::new(),
+                    }],
+                    hop: 0,
+                    addr: 0,
+                    authed: false,
+                    display: String::new(),
+                    privacy: false,
+                    last_status: 0,
+                });
+                let leg = Leg {
+                    account: self.caller_account,
+                    ep: self.a_ep,
+                    peer,
+                    ack: crate::build::AckBase {
+                        ruri: self.a.target_uri.clone(),
+                        via: String::new(),
+                        from: self.a.local.clone(),
+                        call_id: self.a.call_id.clone(),
+                        cseq: 0,
+                        route: Vec::new(),
+                    },
+                    to_initial: self.a.remote.clone(),
+                    dialog: self.a,
+                    branch: String::new(),
+                    state: LegState::Answered,
+                    got_provisional: true,
+                    cancel_wanted: false,
+                };
+                (leg, other)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refer_to_values_are_read() {
+        assert_eq!(
+            parse_refer_to("<sip:103@127.0.0.1:5060>"),
+            Some(ReferTo {
+                number: "103".into(),
+                replaces: None
+            })
+        );
+        assert_eq!(
+            parse_refer_to("sip:0555123@pbx;user=phone").map(|r| r.number),
+            Some("0555123".into())
+        );
+        let r = parse_refer_to(
+            "<sip:103@10.0.0.1?Replaces=abc%40host%3Bto-tag%3D12%3Bfrom-tag%3D34&Require=replaces>",
+        )
+        .unwrap();
+        assert_eq!(
+            r.replaces,
+            Some(("abc@host".into(), "12".into(), "34".into()))
+        );
+        for bad in [
+            "",
+            "<>",
+            "<sip:@host>",
+            "<sip:1@h?Replaces=>",
+            "%",
+            "<sip:1@h?Replaces=%4",
+        ] {
+            let _ = parse_refer_to(bad);
+        }
+        assert_eq!(parse_refer_to("<sip:@host>"), None);
+        assert_eq!(parse_refer_to("<sip:1@h?Replaces=>"), None);
+        assert_eq!(unescape("%4"), "%4");
+        assert_eq!(unescape("é%C3%A9%"), "éé%");
+        assert_eq!(unescape("a%3Db%zz"), "a=b%zz");
+    }
+}
