@@ -172,6 +172,16 @@ pub(crate) struct Call {
     pub held_by: Option<Side>,
     /// A transfer in progress: new legs ringing to replace one side.
     pub transfer: Option<Transfer>,
+    /// For the call record: who called (as first seen), their name, the final status
+    /// the caller got, who talked to the caller last, who transferred.
+    pub first_caller: String,
+    pub dialled: String,
+    pub caller_name: String,
+    pub final_status: u16,
+    pub answered_by: String,
+    pub transferred_by: String,
+    /// The call went out through a provider or link (its name).
+    pub trunk_out: String,
     /// The side whose SDP answer is due in its ACK: the box put an offer in a 2xx (the
     /// caller's INVITE or a re-INVITE came without SDP).
     pub answer_due: Option<Side>,
@@ -478,6 +488,7 @@ impl Pbx {
                 .or(errs.first())
                 .cloned()
                 .unwrap_or((404, "no such number".into()));
+            self.record_attempt(now, &caller, &dialed, status, caller_peer);
             return self.reply(now, key, &req, status, &why);
         }
         let a_ep = match self.relay.open() {
@@ -531,7 +542,7 @@ impl Pbx {
                 caller_account,
                 caller_peer,
                 caller_codecs,
-                callee_ext: dialed,
+                callee_ext: dialed.clone(),
                 a,
                 a_key: key.clone(),
                 a_req: req,
@@ -548,6 +559,13 @@ impl Pbx {
                 maps: Default::default(),
                 held_by: None,
                 transfer: None,
+                first_caller: caller.number.clone(),
+                dialled: dialed.clone(),
+                caller_name: caller.display.clone(),
+                final_status: 0,
+                answered_by: String::new(),
+                transferred_by: String::new(),
+                trunk_out: String::new(),
                 answer_due: None,
                 late_offer,
                 finished: false,
@@ -555,6 +573,9 @@ impl Pbx {
             },
         );
         if self.ring(now, id, dests, &caller, &a_offer).is_empty() {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.final_status = 488;
+            }
             if let Some(c) = self.end_call(id) {
                 self.reply(
                     now,
@@ -844,14 +865,90 @@ impl Pbx {
             self.dialogs.remove(&l.dialog.call_id);
         }
         tracing::debug!(call = id, "call ended");
+        self.record(&call);
         Some(call)
+    }
+
+    /// Emits the history record of a call refused before anything rang.
+    fn record_attempt(
+        &mut self,
+        now: Instant,
+        caller: &crate::route::Caller,
+        dialled: &str,
+        status: u16,
+        inbound: Option<String>,
+    ) {
+        use store::history::{CallRecord, Direction, Outcome};
+        let t = self.unix(now);
+        self.records.push_back(CallRecord {
+            id: 0,
+            start: t,
+            answered: None,
+            end: t,
+            caller: caller.number.clone(),
+            caller_name: caller.display.clone(),
+            called: dialled.to_string(),
+            answered_by: String::new(),
+            // Nothing rang: a 480 here means nobody could be reached.
+            outcome: match status {
+                480 => Outcome::Unavailable,
+                s => Outcome::of_status(s),
+            },
+            status,
+            duration: 0,
+            direction: if inbound.is_some() {
+                Direction::Inbound
+            } else {
+                Direction::Internal
+            },
+            trunk: inbound.unwrap_or_default(),
+            transferred_by: String::new(),
+        });
+    }
+
+    /// Emits the history record of a call that is over.
+    pub(crate) fn record(&mut self, call: &Call) {
+        use store::history::{CallRecord, Direction, Outcome};
+        let now = self.last_now;
+        let status = match call.final_status {
+            0 if call.answered_at.is_some() => 200,
+            0 => 500,
+            s => s,
+        };
+        let end = self.unix(now);
+        let answered = call.answered_at.map(|t| self.unix(t));
+        let inbound = call.caller_peer.clone();
+        let direction = if inbound.is_some() {
+            Direction::Inbound
+        } else if !call.trunk_out.is_empty() {
+            Direction::Outbound
+        } else {
+            Direction::Internal
+        };
+        self.records.push_back(CallRecord {
+            id: 0,
+            start: self.unix(call.created),
+            answered,
+            end,
+            caller: call.first_caller.clone(),
+            caller_name: call.caller_name.clone(),
+            called: call.dialled.clone(),
+            answered_by: call.answered_by.clone(),
+            outcome: Outcome::of_status(status),
+            status,
+            duration: answered.map_or(0, |a| end.saturating_sub(a)),
+            direction,
+            trunk: inbound.unwrap_or_else(|| call.trunk_out.clone()),
+            transferred_by: call.transferred_by.clone(),
+        });
     }
 
     /// The caller gets a final failure and the call goes.
     fn fail_call(&mut self, now: Instant, id: u64, status: u16, why: &str) {
-        let Some(call) = self.calls.get(&id) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        call.final_status = status;
         let (key, req, tag) = (
             call.a_key.clone(),
             call.a_req.clone(),
@@ -1010,6 +1107,13 @@ impl Pbx {
                 call.transcoding = br.transcoding;
                 call.answered = Some(idx);
                 call.answered_at = Some(now);
+                call.final_status = 200;
+                call.answered_by = call.legs[idx].number(&self.snapshot);
+                call.trunk_out = call.legs[idx]
+                    .peer
+                    .as_ref()
+                    .map(|p| p.current().to_string())
+                    .unwrap_or_default();
                 call.ring_deadline = None;
                 if call.late_offer {
                     call.answer_due = Some(Side::A);

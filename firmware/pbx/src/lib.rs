@@ -189,6 +189,8 @@ pub struct Pbx {
     next_call: u64,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     outbox: VecDeque<Transmit>,
+    /// Call records of calls that ended, for the history.
+    records: VecDeque<store::CallRecord>,
     next_sweep: Instant,
     /// Wrong answers per source address: count and start of the window.
     failures: HashMap<std::net::IpAddr, (u32, Instant)>,
@@ -230,6 +232,7 @@ impl Pbx {
             next_call: 1,
             timers: BinaryHeap::new(),
             outbox: VecDeque::new(),
+            records: VecDeque::new(),
             next_sweep: now + Duration::from_secs(1),
             failures: HashMap::new(),
             bans: HashMap::new(),
@@ -260,7 +263,7 @@ impl Pbx {
         self.sync_peers(self.last_now);
     }
 
-    fn unix(&self, now: Instant) -> u64 {
+    pub(crate) fn unix(&self, now: Instant) -> u64 {
         self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
     }
 
@@ -280,6 +283,12 @@ impl Pbx {
             dest: t.dest,
             bytes,
         });
+    }
+
+    /// The record of the next call that ended, for the history.
+    #[must_use]
+    pub fn poll_record(&mut self) -> Option<store::CallRecord> {
+        self.records.pop_front()
     }
 
     /// Next message to send.

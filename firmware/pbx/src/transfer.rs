@@ -400,8 +400,10 @@ impl Pbx {
         else {
             return self.notify(now, id, side, event, 488, true);
         };
-        // Take the new party out of its call; the transferor's dialog there is ended.
+        // Take the new party out of its call; the transferor's dialog there is ended
+        // (and that call goes in the history as answered and over).
         let call2 = self.calls.remove(&id2).expect("found");
+        self.record(&call2);
         let (leg, t2_dialog) = call2.into_party(t2.other());
         self.dialogs.retain(|_, v| *v != id2);
         self.bye_leg(now, &t2_dialog);
@@ -431,11 +433,16 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        call.transferred_by = match side {
+            Side::A => call.caller_ext.clone(),
+            Side::B => call.legs[call.answered.expect("answered")].number(&snap),
+        };
         let gone = match side {
             Side::B => {
                 let old = call.answered.replace(idx).expect("answered");
                 call.legs[old].state = LegState::Done(200);
                 call.callee_ext = call.legs[idx].number(&snap);
+                call.answered_by = call.callee_ext.clone();
                 clone_dialog(&call.legs[old].dialog)
             }
             Side::A => {

@@ -635,3 +635,50 @@ fn a_corrected_provider_password_registers_at_once() {
     assert_eq!(p.registration, "registered");
     assert!(p.expires_in <= 86_400, "{}", p.expires_in);
 }
+
+#[tokio::test]
+async fn every_call_leaves_a_record() {
+    use store::history::{Direction, Outcome};
+    // Nobody registered at 102: refused at once, recorded as unavailable.
+    let mut rig = Rig::new(Settings::default());
+    let got = call_as(&mut rig, "101", A, "102", "rec-1");
+    assert!(got.starts_with("SIP/2.0 480"), "{got}");
+    let r = rig.pbx.poll_record().expect("record");
+    assert_eq!(
+        (r.caller.as_str(), r.called.as_str(), r.outcome, r.status),
+        ("101", "102", Outcome::Unavailable, 480)
+    );
+    // Rung and cancelled by the caller.
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig.send(A, &format!("CANCEL sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKinv2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: call-1\r\nCSeq: 2 CANCEL\r\nContent-Length: 0\r\n\r\n"));
+    let cancel = rig
+        .take(B)
+        .into_iter()
+        .find(|m| m.starts_with("CANCEL"))
+        .unwrap();
+    rig.send(B, &answer(&cancel, "200 OK", "callee", ""));
+    rig.send(B, &answer(&inv, "487 Request Terminated", "callee", ""));
+    rig.advance(Duration::from_secs(1));
+    let r = rig.pbx.poll_record().expect("record");
+    assert_eq!(
+        (r.outcome, r.direction, r.answered),
+        (Outcome::Cancelled, Direction::Internal, None)
+    );
+    // Answered and hung up after 5 s: its duration.
+    let mut rig = Rig::new(Settings::default());
+    let inv = start_call(&mut rig);
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &SDP.replace("9000", "9002")),
+    );
+    rig.take(A);
+    rig.advance(Duration::from_secs(5));
+    let bye = format!("BYE sip:101@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKrb;rport\r\nFrom: {};tag=callee\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", header(&inv, "To").unwrap(), header(&inv, "From").unwrap(), header(&inv, "Call-ID").unwrap());
+    rig.send(B, &bye);
+    let r = rig.pbx.poll_record().expect("record");
+    assert_eq!(
+        (r.outcome, r.answered_by.as_str(), r.duration),
+        (Outcome::Answered, "102", 5)
+    );
+}

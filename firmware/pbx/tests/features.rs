@@ -301,6 +301,23 @@ async fn blind_transfer_rings_the_target_with_music_and_connects_it() {
     assert!(rig.take(C)[0].starts_with("SIP/2.0 200"));
     assert!(rig.take(A).iter().any(|m| m.starts_with("BYE ")));
     assert!(rig.pbx.calls(rig.now).is_empty());
+    // One record: 101 called 102, talked to 103 last, 102 transferred.
+    let r = rig.pbx.poll_record().expect("a call record");
+    assert_eq!(
+        (
+            r.caller.as_str(),
+            r.called.as_str(),
+            r.answered_by.as_str(),
+            r.transferred_by.as_str()
+        ),
+        ("101", "102", "103", "102")
+    );
+    assert_eq!(
+        (r.outcome, r.status),
+        (store::history::Outcome::Answered, 200)
+    );
+    assert!(r.answered.is_some() && r.end >= r.start);
+    assert!(rig.pbx.poll_record().is_none());
 }
 
 #[tokio::test]

@@ -94,6 +94,10 @@ struct Args {
     reboot_command: String,
 }
 
+/// How long ended calls may wait in memory before the history is flushed to the card
+/// (the loop wakes at least this often: the heartbeat).
+const HISTORY_FLUSH: Duration = Duration::from_secs(2);
+
 /// At most this much music on hold is held in memory (µ-law, 8 minutes).
 const MUSIC_CAP: usize = 8 * 60 * 8000;
 
@@ -314,6 +318,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let (dns_tx, mut dns_rx) = mpsc::channel::<(pbx::Lookup, Vec<SocketAddr>)>(64);
     resolve(&core, &dns_tx);
     let mut rounds = 0u32;
+    let mut history_dirty = false;
+    let mut last_history_flush = std::time::Instant::now();
     if let Some(blob) = store.registrations()? {
         core.import_registrations(&blob, Instant::now());
         tracing::info!(count = core.registrations().len(), "registrations restored");
@@ -526,8 +532,25 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         while let Some(t) = core.poll_transmit() {
             transports.send(t.proto, t.dest, t.bytes);
         }
+        // Call history: written as calls end, on the card every few seconds.
+        while let Some(mut r) = core.poll_record() {
+            if let Err(e) = state.cfg.store().add_call(&mut r) {
+                tracing::warn!("call history: {e}");
+            }
+            history_dirty = true;
+        }
+        if history_dirty && last_history_flush.elapsed() >= HISTORY_FLUSH {
+            history_dirty = false;
+            last_history_flush = std::time::Instant::now();
+            if let Err(e) = state.cfg.store().flush() {
+                tracing::warn!("call history: {e}");
+            }
+        }
     }
     tracing::info!("shutting down");
+    if let Err(e) = state.cfg.store().flush() {
+        tracing::warn!("call history: {e}");
+    }
     if let Some(f) = feeder {
         if let Err(e) = f.stop() {
             tracing::warn!("disarming the watchdog: {e}");

@@ -1,7 +1,7 @@
 //! Persistence on the data partition, in sled.
 //!
 //! Owns: the configuration with its revision number, the config log (who, when, what),
-//! the persisted registrations and the schema version. A commit returns only once the
+//! the persisted registrations, the call history and the schema version. A commit returns only once the
 //! data is on disk, so an acknowledged change survives a power cut. Must not touch:
 //! validation rules (that is `config`), sockets.
 
@@ -23,7 +23,9 @@ const PHONES_SEEN: &str = "phones_seen";
 pub const SECURITY_LOG_KEEP: usize = 5000;
 
 mod changes;
+pub mod history;
 pub use changes::{ChangeError, Configurator};
+pub use history::{CallRecord, HistoryQuery};
 
 /// Local failures of the store.
 #[derive(Debug, thiserror::Error)]

@@ -163,6 +163,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.first() == Some(&"routing") {
         return crate::routing::api(app, req, &c, &segs[1..]).await;
     }
+    if segs == ["history"] {
+        return crate::history::api(app, req, &c);
+    }
     if segs.first() == Some(&"system") {
         return crate::update::api(app, req, &c, &segs[1..]).await;
     }

@@ -11,6 +11,7 @@
 
 mod api;
 pub mod auth;
+mod history;
 pub mod openapi;
 mod ops;
 mod pages;

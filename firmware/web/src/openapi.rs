@@ -356,7 +356,41 @@ fn base() -> Value {
         "codecs": str_array
     });
     let role = json!({"type": "string", "enum": ["administrator", "auditor", "user"]});
-    json!({
+    let call_record = json!({"type": "object", "properties": {
+                    "id": s("integer"), "start": s("integer"), "answered": {"type": "integer", "nullable": true}, "end": s("integer"),
+                    "caller": s("string"), "caller_name": s("string"), "called": s("string"), "answered_by": s("string"),
+                    "outcome": {"type": "string", "enum": ["answered", "busy", "no_answer", "unavailable", "cancelled", "refused", "failed"]},
+                    "status": s("integer"), "duration": s("integer"),
+                    "direction": {"type": "string", "enum": ["internal", "inbound", "outbound"]},
+                    "trunk": s("string"), "transferred_by": s("string")}});
+    let history = json!({
+        "get": {
+            "summary": "Call history, newest first (administrators and auditors: every call; users: their extensions' calls)",
+            "security": [{"session": []}],
+            "parameters": [
+                {"name": "number", "in": "query", "schema": {"type": "string", "maxLength": 64}},
+                {"name": "match", "in": "query", "schema": {"type": "string", "enum": ["exact", "contains"]}},
+                {"name": "since", "in": "query", "description": "Unix seconds or YYYY-MM-DD[ HH:MM] UTC", "schema": s("string")},
+                {"name": "until", "in": "query", "description": "Unix seconds or YYYY-MM-DD[ HH:MM] UTC", "schema": s("string")},
+                {"name": "outcome", "in": "query", "schema": {"type": "string", "enum": ["answered", "busy", "no_answer", "unavailable", "cancelled", "refused", "failed"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}
+            ],
+            "responses": {
+                "200": {"description": "OK", "content": {
+                    "application/json": {"schema": {"type": "array", "items": r("CallRecord")}},
+                    "text/csv": {"schema": s("string")}}},
+                "400": err("a filter is wrong; the message names it"),
+                "401": err("not logged in")
+            }
+        },
+        "delete": {
+            "summary": "Clear the call history",
+            "security": [{"session": []}],
+            "responses": {"204": {"description": "cleared"}, "401": err("not logged in"), "403": err("missing CSRF token or role may not change this")}
+        }
+    });
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "PBX appliance API",
@@ -477,5 +511,8 @@ fn base() -> Value {
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
             "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
         }
-    })
+    });
+    doc["components"]["schemas"]["CallRecord"] = call_record;
+    doc["paths"]["/history"] = history;
+    doc
 }

@@ -627,7 +627,7 @@ pub(crate) fn dial_plan_csv(s: &Snapshot) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     // A leading = + - @ would run as a formula in a spreadsheet.
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")

@@ -95,6 +95,7 @@ pub(crate) fn layout(
                                 a href="/admin/routing" { "Call routing" }
                                 a href="/admin/dialplan" { "Dial plan" }
                                 a href="/admin/status" { "Status" }
+                                a href="/admin/history" { "Call history" }
                                 a href="/admin/logs" { "Logs" }
                                 a href="/admin/update" { "System" }
                                 a href="/" { "MyPhone" }
@@ -150,7 +151,7 @@ fn uptime(secs: u64) -> String {
     }
 }
 
-fn when(unix: u64) -> String {
+pub(crate) fn when(unix: u64) -> String {
     // UTC, like the box's logs.
     let days = unix / 86_400;
     let secs = unix % 86_400;
@@ -463,6 +464,8 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             r
         }
         (true, ["status"]) => status_page(app, &c, Note::None).await,
+        (true, ["history"]) => crate::history::admin_page(app, req, &c, Note::None),
+        (false, ["history", "clear"]) => crate::history::clear(app, req, &c),
         (false, ["status", "calls", id, "hangup"]) => {
             let done = match id.parse::<u64>() {
                 Ok(id) => app
@@ -1254,6 +1257,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                         }
                     }
                 }
+                (crate::history::portal_section(app, c))
                 h2 { "Ringing rules" }
                 form.card method="post" action="/ringing" {
                     (csrf_field(c))
@@ -1285,7 +1289,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `YYYY-MM-DD HH:MM` (or with `T`), UTC, as Unix seconds.
-fn parse_when(s: &str) -> Option<u64> {
+pub(crate) fn parse_when(s: &str) -> Option<u64> {
     let s = s.trim().replace('T', " ");
     let (date, time) = s.split_once(' ')?;
     let mut d = date.split('-');

@@ -86,7 +86,32 @@ fn blind(caller: Kind, receptionist: Kind, colleague: Kind) {
     assert_heard_at(&a, 1400.0, 0.9);
     assert_heard_at(&c, 1000.0, 0.5);
     assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+    // The history has one call: 101 called 102, ended with 103, 102 transferred.
+    let r = newest_call(&pbx);
+    assert_eq!(
+        [
+            &r["caller"],
+            &r["called"],
+            &r["answered_by"],
+            &r["transferred_by"],
+            &r["outcome"]
+        ],
+        ["101", "102", "103", "102", "answered"],
+        "{r}"
+    );
     drop(b);
+}
+
+/// The newest record of the call history (through the API).
+fn newest_call(pbx: &Pbxd) -> serde_json::Value {
+    let h = pbx.admin_session("Adm1n-Transfer!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mut got = serde_json::Value::Null;
+    wait_until(T, || {
+        got = pbx.https("GET", "/api/v1/history?limit=1", None, &h).json();
+        got.as_array().is_some_and(|a| !a.is_empty())
+    });
+    got[0].clone()
 }
 
 #[test]
@@ -183,6 +208,17 @@ fn attended(caller: Kind, colleague: Kind) {
     assert_heard_at(&a, 1400.0, 0.92);
     assert_heard_at(&c, 440.0, 0.1);
     assert_heard_at(&c, 1000.0, 0.9);
+    let r = newest_call(&pbx);
+    assert_eq!(
+        [
+            &r["caller"],
+            &r["called"],
+            &r["answered_by"],
+            &r["transferred_by"]
+        ],
+        ["101", "102", "103", "102"],
+        "{r}"
+    );
     drop(b);
 }
 

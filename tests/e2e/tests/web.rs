@@ -321,6 +321,104 @@ fn chromium_first_run_extensions_dial_plan_and_auditor() {
         .any(|u| u["username"] == "audrey" && u["role"] == "auditor"));
 }
 
+/// Calls made with real phones show in the call history: the API, its filters and CSV,
+/// the admin page in Chromium (filters, export, clear) and the user's portal.
+#[test]
+fn call_history_in_the_api_the_admin_and_the_portal() {
+    let pbx = Pbxd::start();
+    for n in ["101", "102", "103"] {
+        pbx.ctl_ok(&["extension", "add", n, "--password", &format!("Secret-{n}x")]);
+    }
+    let admin_pw = "Adm1n-History!";
+    let user_pw = "Us3r-History!";
+    let h = pbx.admin_session(admin_pw);
+    let hdrs: Vec<&str> = h.iter().map(String::as_str).collect();
+    let body = serde_json::json!({"username": "winston", "password": user_pw, "role": "user", "extensions": ["101"]}).to_string();
+    let r = pbx.https("POST", "/api/v1/users", Some(&body), &hdrs);
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut a = phone(&pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
+    let b = phone(&pbx, "102", "Secret-102x", 440, true, "PCMU,PCMA");
+    connect(&mut a, &b, &pbx, "102");
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    closed_reason(&b);
+    a.clear_events();
+    dial(&mut a, &pbx, "103");
+    closed_reason(&a);
+    // Written to the store within a few seconds of the calls' ends.
+    let mut got = serde_json::Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            got = pbx.https("GET", "/api/v1/history", None, &hdrs).json();
+            got.as_array().is_some_and(|a| a.len() == 2)
+        }),
+        "{got}"
+    );
+    let (unavail, answered) = (&got[0], &got[1]);
+    assert_eq!(
+        (
+            answered["caller"].as_str(),
+            answered["called"].as_str(),
+            answered["answered_by"].as_str(),
+            answered["outcome"].as_str(),
+            answered["status"].as_u64()
+        ),
+        (
+            Some("101"),
+            Some("102"),
+            Some("102"),
+            Some("answered"),
+            Some(200)
+        ),
+        "{got}"
+    );
+    assert!(answered["duration"].as_u64().unwrap() >= 1, "{answered}");
+    assert_eq!(
+        (unavail["called"].as_str(), unavail["outcome"].as_str()),
+        (Some("103"), Some("unavailable"))
+    );
+    let f = pbx
+        .https(
+            "GET",
+            "/api/v1/history?outcome=answered&limit=5",
+            None,
+            &hdrs,
+        )
+        .json();
+    assert_eq!(f.as_array().unwrap().len(), 1, "{f}");
+    let bad = pbx.https("GET", "/api/v1/history?since=soon", None, &hdrs);
+    assert_eq!(
+        (bad.status, bad.json()["field"].as_str()),
+        (400, Some("since")),
+        "{bad:?}"
+    );
+    let csv = pbx.https("GET", "/api/v1/history?format=csv", None, &hdrs);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(csv.body.trim().lines().count(), 3, "{}", csv.body);
+    // The user sees only their own extension's calls.
+    let u = pbx.login("winston", user_pw);
+    let uh: Vec<&str> = u.iter().map(String::as_str).collect();
+    assert_eq!(
+        pbx.https("GET", "/api/v1/history", None, &uh)
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let del = pbx.https("DELETE", "/api/v1/history", None, &uh);
+    assert_eq!(del.status, 403, "only administrators clear: {del:?}");
+    // The history survives a restart of the daemon.
+    let data = pbx.stop();
+    let pbx = Pbxd::start_in(data, free_port(), &[]);
+    browser(
+        &pbx,
+        "history.mjs",
+        &[("ADMIN_PW", admin_pw), ("USER_PW", user_pw)],
+    );
+    drop((a, b));
+}
+
 /// Runs one browser script from tests/web against `pbx`; panics with its output on failure.
 fn browser(pbx: &Pbxd, script: &str, env: &[(&str, &str)]) {
     let dir = repo().join("tests/web");

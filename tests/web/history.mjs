@@ -1,0 +1,69 @@
+// The call history in Chromium: the administrator's list with its filters, the CSV
+// export and Clear; a user's own calls in the portal. The calls were made beforehand by
+// tests/e2e/tests/web.rs with real phones: 101 called 102 (answered) and 103 (nobody
+// registered). Run by tests/e2e/tests/web.rs.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { base, artifacts, run, login, fitsAPhone } from "./harness.mjs";
+
+const ADMIN_PW = process.env.ADMIN_PW;
+const USER_PW = process.env.USER_PW;
+
+await run(async (page) => {
+  // The user's portal lists the user's own calls.
+  await page.goto(`${base}/`);
+  await page.fill("input[name=username]", "winston");
+  await page.fill("input[name=password]", USER_PW);
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "My calls" }).waitFor();
+  const mine = page.locator("#history tbody tr");
+  assert.equal(await mine.count(), 2, "both of 101's calls in the portal");
+  assert.match(await mine.nth(0).textContent(), /103.*unavailable/s);
+  assert.match(await mine.nth(1).textContent(), /102.*answered/s);
+  await page.click("form.logout button");
+
+  await login(page, "Admin", ADMIN_PW);
+  await page.click("nav >> text=Call history");
+  await page.getByRole("heading", { name: "Call history" }).waitFor();
+  const rows = page.locator("#history tbody tr");
+  assert.equal(await rows.count(), 2);
+  assert.equal(await page.locator("#history tbody tr[data-outcome=answered]").count(), 1);
+  await page.screenshot({ path: `${artifacts}/history.png`, fullPage: true });
+
+  // Filters: by outcome, by number.
+  await page.selectOption("select[name=outcome]", "answered");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForURL(/outcome=answered/);
+  assert.equal(await rows.count(), 1);
+  assert.match(await rows.first().textContent(), /101.*102.*102.*answered/s);
+  await page.selectOption("select[name=outcome]", "");
+  await page.fill("input[name=number]", "103");
+  await page.click("form.filters button[type=submit]");
+  await page.waitForURL(/number=103/);
+  assert.equal(await rows.count(), 1);
+  // A wrong date is named.
+  await page.fill("input[name=since]", "yesterday");
+  await page.click("form.filters button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.textContent("p.error"), /since/);
+
+  // The CSV export of everything.
+  await page.goto(`${base}/admin/history`);
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.click("text=Export to CSV"),
+  ]);
+  const file = `${artifacts}/call-history.csv`;
+  await download.saveAs(file);
+  const csv = fs.readFileSync(file, "utf8").trim().split(/\r\n/);
+  assert.equal(csv.length, 3, csv.join("\n"));
+  assert.match(csv[0], /^Start \(UTC\),Answered \(UTC\),End \(UTC\),Caller/);
+  assert.ok(csv.some((l) => /,101,.*,102,102,answered,200,/.test(l)), csv.join("\n"));
+
+  await fitsAPhone(page, "Call history");
+
+  // Clear.
+  await page.click("text=Clear history");
+  await page.locator("p.done").waitFor();
+  assert.equal(await rows.count(), 0);
+});
