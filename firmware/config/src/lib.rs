@@ -19,9 +19,9 @@ pub use phones::{
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
 };
 pub use routing::{
-    emergency_preset, matches_pattern, Conflict, Destination, DidMapping, Emergency,
+    emergency_preset, matches_pattern, valid_target, Conflict, Destination, DidMapping, Emergency,
     EmergencyNumber, Link, LinkMode, OutboundRoute, PermissionGroup, PermissionRule, Rewrite,
-    RingGroup, SipInterface, EMERGENCY_COUNTRIES,
+    RingGroup, RingStrategy, SipInterface, EMERGENCY_COUNTRIES,
 };
 
 /// Name written into every exported document, so an import can refuse foreign JSON.
@@ -146,7 +146,63 @@ pub struct Extension {
     /// Call permission group for calls leaving the box; empty = no restriction.
     #[serde(default)]
     pub permission_group: String,
+    /// A phone already in a call rings for a second one (unless the busy level says
+    /// the extension is busy).
+    #[serde(default = "yes")]
+    pub call_waiting: bool,
+    /// Where calls go when the extension is busy, does not answer or cannot be
+    /// reached, per origin (Kalliope's failover actions).
+    #[serde(default)]
+    pub forwarding: Vec<ForwardRule>,
+    /// Seconds the extension rings before a no-answer rule applies.
+    #[serde(default = "default_no_answer")]
+    pub no_answer_seconds: u32,
 }
+
+fn default_no_answer() -> u32 {
+    20
+}
+
+/// Why a call to an extension is forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardCause {
+    /// The busy level is reached, or every phone answers busy.
+    Busy,
+    /// Nobody answers within the extension's no-answer time.
+    NoAnswer,
+    /// No phone is registered, or none can be reached.
+    Unavailable,
+}
+
+/// Where a call comes from, for forwarding rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOrigin {
+    #[default]
+    Any,
+    /// From a phone of the box or a linked PBX.
+    Internal,
+    /// From a provider.
+    External,
+    /// Put through by a transfer.
+    Transfer,
+}
+
+/// One forwarding rule: for `cause`, calls of `origin` go `to` a number (an
+/// extension, a ring group or an external number, checked against the extension's
+/// permission group) or are hung up (`hangup`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRule {
+    pub cause: ForwardCause,
+    #[serde(default)]
+    pub origin: CallOrigin,
+    pub to: String,
+}
+
+/// The `to` of a rule or fallback that hangs up instead of ringing elsewhere.
+pub const HANG_UP: &str = "hangup";
 
 impl Extension {
     /// A new enabled extension with defaults for everything but the number.
@@ -165,7 +221,22 @@ impl Extension {
             encrypt_calls: false,
             forward: String::new(),
             permission_group: String::new(),
+            call_waiting: true,
+            forwarding: Vec::new(),
+            no_answer_seconds: default_no_answer(),
         }
+    }
+
+    /// Where calls of `origin` go for `cause`: a rule for that origin, else one for
+    /// any origin.
+    pub fn forward_for(&self, cause: ForwardCause, origin: CallOrigin) -> Option<&str> {
+        let rule = |o: CallOrigin| {
+            self.forwarding
+                .iter()
+                .find(|r| r.cause == cause && r.origin == o)
+                .map(|r| r.to.as_str())
+        };
+        rule(origin).or_else(|| rule(CallOrigin::Any))
     }
 
     /// "First Last", or empty.

@@ -596,8 +596,9 @@ pub fn emergency_preset(country: &str) -> Option<Vec<EmergencyNumber>> {
     )
 }
 
-/// A ring group (Kerio 15): every member rings at once; members are local or external
-/// numbers (external ones go out through the outbound routes).
+/// A ring group (Kerio 15): members are local or external numbers (external ones go
+/// out through the outbound routes), rung all at once or one after the other; when
+/// nobody answers within the group's time the call falls back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RingGroup {
@@ -605,6 +606,55 @@ pub struct RingGroup {
     #[serde(default)]
     pub name: String,
     pub members: Vec<String>,
+    #[serde(default)]
+    pub strategy: RingStrategy,
+    /// Seconds each member rings, one after the other (in order, round robin).
+    #[serde(default = "default_member_seconds")]
+    pub member_seconds: u32,
+    /// Seconds the whole group rings before the fallback; 0 = the box's ring timeout.
+    #[serde(default)]
+    pub timeout: u32,
+    /// Where the call goes when nobody answers or every member is busy: a number, or
+    /// `hangup`; empty = the caller hears why.
+    #[serde(default)]
+    pub fallback: String,
+}
+
+fn default_member_seconds() -> u32 {
+    15
+}
+
+/// How a ring group's members are rung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RingStrategy {
+    /// Every member at once.
+    #[default]
+    All,
+    /// One after the other, always from the first.
+    InOrder,
+    /// One after the other, starting after the member who was rung first last time.
+    RoundRobin,
+}
+
+impl RingGroup {
+    /// A group ringing all `members` at once, with no fallback.
+    pub fn new(number: &str, members: &[&str]) -> RingGroup {
+        RingGroup {
+            number: number.into(),
+            name: String::new(),
+            members: members.iter().map(|m| m.to_string()).collect(),
+            strategy: RingStrategy::All,
+            member_seconds: default_member_seconds(),
+            timeout: 0,
+            fallback: String::new(),
+        }
+    }
+}
+
+/// Whether `to` can be where a call is forwarded or falls back: a number or `hangup`.
+pub fn valid_target(to: &str) -> bool {
+    to == crate::HANG_UP || crate::is_phone_number(to)
 }
 
 /// Where a dialled number goes, in the order of DESIGN.md.
@@ -759,6 +809,27 @@ impl Config {
                     err(ent.clone(), "members", "a group cannot ring itself".into());
                 }
             }
+            if !(5..=300).contains(&g.member_seconds) {
+                err(
+                    ent.clone(),
+                    "member_seconds",
+                    "must be 5 to 300 seconds".into(),
+                );
+            }
+            if g.timeout != 0 && !(5..=3600).contains(&g.timeout) {
+                err(
+                    ent.clone(),
+                    "timeout",
+                    "must be 0 (the box's) or 5 to 3600 seconds".into(),
+                );
+            }
+            if !g.fallback.is_empty() && (!valid_target(&g.fallback) || g.fallback == g.number) {
+                err(
+                    ent.clone(),
+                    "fallback",
+                    "must be another number or hangup".into(),
+                );
+            }
         }
         for e in &self.extensions {
             if !e.forward.is_empty()
@@ -768,6 +839,37 @@ impl Config {
                     format!("extension {}", e.number),
                     "forward",
                     "must be another number (digits, optionally after +)".into(),
+                );
+            }
+            if e.forwarding.len() > 12 {
+                err(
+                    format!("extension {}", e.number),
+                    "forwarding",
+                    "at most 12 rules".into(),
+                );
+            }
+            let mut seen = HashSet::new();
+            for r in &e.forwarding {
+                if !valid_target(&r.to) || r.to == e.number {
+                    err(
+                        format!("extension {}", e.number),
+                        "forwarding",
+                        format!("{:?} must be another number or hangup", r.to),
+                    );
+                }
+                if !seen.insert((r.cause, r.origin)) {
+                    err(
+                        format!("extension {}", e.number),
+                        "forwarding",
+                        "two rules for the same cause and origin".into(),
+                    );
+                }
+            }
+            if !(5..=600).contains(&e.no_answer_seconds) {
+                err(
+                    format!("extension {}", e.number),
+                    "no_answer_seconds",
+                    "must be 5 to 600 seconds".into(),
                 );
             }
             if !e.permission_group.is_empty() && !groups.contains(e.permission_group.as_str()) {
@@ -1407,5 +1509,75 @@ mod tests {
         assert_eq!(l.to_link("0033123"), "0033123");
         assert_eq!(l.from_link("+34931234567"), "0931234567");
         assert_eq!(l.from_link("101"), "101");
+    }
+
+    #[test]
+    fn forwarding_rules_and_ring_group_plans_are_checked() {
+        use crate::{CallOrigin, Extension, ForwardCause, ForwardRule};
+        let fields = |c: &Config| -> Vec<String> {
+            c.validate()
+                .err()
+                .map(|e| e.0.iter().map(|f| f.field.clone()).collect())
+                .unwrap_or_default()
+        };
+        let mut c = Config::default();
+        let mut e = Extension::new("101");
+        e.forwarding = vec![
+            ForwardRule {
+                cause: ForwardCause::Busy,
+                origin: CallOrigin::Any,
+                to: "hangup".into(),
+            },
+            ForwardRule {
+                cause: ForwardCause::NoAnswer,
+                origin: CallOrigin::External,
+                to: "0601234567".into(),
+            },
+        ];
+        c.extensions.push(e.clone());
+        assert_eq!(fields(&c), Vec::<String>::new());
+        // Which rule applies: the origin's own, else the any-origin one.
+        assert_eq!(
+            e.forward_for(ForwardCause::Busy, CallOrigin::Transfer),
+            Some("hangup")
+        );
+        assert_eq!(
+            e.forward_for(ForwardCause::NoAnswer, CallOrigin::Internal),
+            None
+        );
+        for (bad, to) in [("itself", "101"), ("word", "voicemail"), ("empty", "")] {
+            let mut c2 = c.clone();
+            c2.extensions[0].forwarding[0].to = to.into();
+            assert_eq!(fields(&c2), ["forwarding"], "{bad}");
+        }
+        let mut c2 = c.clone();
+        c2.extensions[0].forwarding[1].cause = ForwardCause::Busy;
+        c2.extensions[0].forwarding[1].origin = CallOrigin::Any;
+        assert_eq!(
+            fields(&c2),
+            ["forwarding"],
+            "the same cause and origin twice"
+        );
+        let mut c2 = c.clone();
+        c2.extensions[0].no_answer_seconds = 2;
+        assert_eq!(fields(&c2), ["no_answer_seconds"]);
+        // An old document without the new fields reads with their defaults.
+        let e: Extension = serde_json::from_str(r#"{"number": "102"}"#).unwrap();
+        assert!(e.call_waiting && e.forwarding.is_empty() && e.no_answer_seconds == 20);
+        let mut g = RingGroup::new("600", &["101"]);
+        g.strategy = RingStrategy::RoundRobin;
+        g.fallback = "600".into();
+        g.member_seconds = 1;
+        g.timeout = 3;
+        c.ring_groups.push(g);
+        let mut f = fields(&c);
+        f.sort();
+        assert_eq!(f, ["fallback", "member_seconds", "timeout"]);
+        let g: RingGroup =
+            serde_json::from_str(r#"{"number": "601", "members": ["101"]}"#).unwrap();
+        assert_eq!(
+            (g.strategy, g.member_seconds, g.timeout),
+            (RingStrategy::All, 15, 0)
+        );
     }
 }

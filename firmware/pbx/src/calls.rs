@@ -172,6 +172,13 @@ pub(crate) struct Call {
     pub held_by: Option<Side>,
     /// A transfer in progress: new legs ringing to replace one side.
     pub transfer: Option<Transfer>,
+    /// The plan failed because nobody answered in time (for the record).
+    pub timed_out: bool,
+    /// What is rung while the call is not answered, and what comes after.
+    pub plan: crate::plan::Plan,
+    /// The caller as legs present it, and where the call came from.
+    pub caller: crate::route::Caller,
+    pub origin: config::CallOrigin,
     /// For the call record: who called (as first seen), their name, the final status
     /// the caller got, who talked to the caller last, who transferred.
     pub first_caller: String,
@@ -270,6 +277,9 @@ impl Call {
             self.ring_deadline,
             self.ok.as_ref().map(|o| o.next),
             self.transfer.as_ref().map(|t| t.deadline),
+            self.plan
+                .step_deadline
+                .filter(|_| self.answered.is_none() && !self.finished),
         ]
         .into_iter()
         .flatten()
@@ -333,16 +343,19 @@ impl Pbx {
         }
     }
 
+    /// Calls an extension takes part in, but for the one being routed.
     pub(crate) fn active_calls(&self, ext: &str) -> u32 {
         self.calls
             .values()
+            .filter(|c| Some(c.id) != self.routing)
             .filter(|c| !c.finished && (c.caller_ext == ext || c.callee_ext == ext))
             .count() as u32
     }
 
     pub(crate) fn account_busy(&self, username: &str) -> bool {
         self.calls.values().any(|c| {
-            !c.finished
+            Some(c.id) != self.routing
+                && !c.finished
                 && (c.caller_account == username
                     || c.answered.is_some_and(|i| c.legs[i].account == username))
         })
@@ -468,29 +481,14 @@ impl Pbx {
         };
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
         let caller = self.caller(&origin, &from_hdr);
-        let mut dests = Vec::new();
-        let mut errs = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        self.expand(
-            &dialed,
-            &caller,
-            &caller.groups.clone(),
-            0,
-            &mut seen,
-            &mut dests,
-            &mut errs,
-        );
-        if dests.is_empty() {
-            let (status, why) = errs
-                .iter()
-                .find(|e| e.0 == 403)
-                .or(errs.iter().find(|e| e.0 == 486))
-                .or(errs.first())
-                .cloned()
-                .unwrap_or((404, "no such number".into()));
-            self.record_attempt(now, &caller, &dialed, status, caller_peer);
-            return self.reply(now, key, &req, status, &why);
+        if self.snapshot.route(&dialed) == config::Destination::Unknown {
+            self.record_attempt(now, &caller, &dialed, 404, caller_peer);
+            return self.reply(now, key, &req, 404, "no such number");
         }
+        let call_origin = match origin {
+            Origin::Trunk(_) => config::CallOrigin::External,
+            _ => config::CallOrigin::Internal,
+        };
         let a_ep = match self.relay.open() {
             Ok(e) => e,
             Err(e) => {
@@ -559,6 +557,10 @@ impl Pbx {
                 maps: Default::default(),
                 held_by: None,
                 transfer: None,
+                timed_out: false,
+                plan: Default::default(),
+                caller: caller.clone(),
+                origin: call_origin,
                 first_caller: caller.number.clone(),
                 dialled: dialed.clone(),
                 caller_name: caller.display.clone(),
@@ -572,23 +574,7 @@ impl Pbx {
                 armed: None,
             },
         );
-        if self.ring(now, id, dests, &caller, &a_offer).is_empty() {
-            if let Some(c) = self.calls.get_mut(&id) {
-                c.final_status = 488;
-            }
-            if let Some(c) = self.end_call(id) {
-                self.reply(
-                    now,
-                    key,
-                    &c.a_req,
-                    488,
-                    "no codec in common or no media ports",
-                );
-            }
-            return;
-        }
-        self.arm_call(id);
-        self.leg_failed(now, id);
+        self.start_plan(now, id, &dialed, 0);
     }
 
     /// Starts a leg to every destination of `dests` in call `id`, each offered the
@@ -934,7 +920,11 @@ impl Pbx {
             caller_name: call.caller_name.clone(),
             called: call.dialled.clone(),
             answered_by: call.answered_by.clone(),
-            outcome: Outcome::of_status(status),
+            // A 480 without ringing out the time: nobody could be reached.
+            outcome: match status {
+                480 if !call.timed_out => Outcome::Unavailable,
+                s => Outcome::of_status(s),
+            },
             status,
             duration: answered.map_or(0, |a| end.saturating_sub(a)),
             direction,
@@ -944,11 +934,13 @@ impl Pbx {
     }
 
     /// The caller gets a final failure and the call goes.
-    fn fail_call(&mut self, now: Instant, id: u64, status: u16, why: &str) {
+    pub(crate) fn fail_call(&mut self, now: Instant, id: u64, status: u16, why: &str) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         call.final_status = status;
+        call.plan.step_deadline = None;
+        call.plan.next.clear();
         let (key, req, tag) = (
             call.a_key.clone(),
             call.a_req.clone(),
@@ -1169,27 +1161,17 @@ impl Pbx {
         }
     }
 
-    fn leg_failed(&mut self, now: Instant, id: u64) {
+    /// A leg failed: when every leg of the plan's current step has, the plan goes on.
+    pub(crate) fn leg_failed(&mut self, now: Instant, id: u64) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.answered.is_some() {
+        if call.answered.is_some() || call.finished {
             return;
         }
-        let statuses: Vec<u16> = call
-            .legs
-            .iter()
-            .filter_map(|l| {
-                if let LegState::Done(s) = l.state {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        if statuses.len() == call.legs.len() {
-            let s = summarize(&statuses);
-            self.fail_call(now, id, s, "");
+        let step = &call.legs[call.plan.step_first.min(call.legs.len())..];
+        if step.iter().all(|l| matches!(l.state, LegState::Done(_))) {
+            self.step_failed(now, id);
         }
     }
 
@@ -1248,9 +1230,15 @@ impl Pbx {
             }
             if call.answered.is_none() {
                 tracing::info!(call = id, "no answer");
-                self.fail_call(now, id, 480, "no answer");
+                self.plan_failed(now, id, true);
                 return;
             }
+        }
+        if call.answered.is_none()
+            && !call.finished
+            && call.plan.step_deadline.is_some_and(|d| d <= now)
+        {
+            self.step_timeout(now, id);
         }
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -10,6 +10,7 @@
 mod build;
 mod calls;
 pub mod negotiate;
+mod plan;
 mod registrar;
 mod route;
 mod transfer;
@@ -189,6 +190,10 @@ pub struct Pbx {
     next_call: u64,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     outbox: VecDeque<Transmit>,
+    /// The call whose plan is being expanded (it does not count as its callee's load).
+    routing: Option<u64>,
+    /// Ring groups rung round robin: where each starts next time.
+    round_robin: HashMap<String, usize>,
     /// Call records of calls that ended, for the history.
     records: VecDeque<store::CallRecord>,
     next_sweep: Instant,
@@ -233,6 +238,8 @@ impl Pbx {
             timers: BinaryHeap::new(),
             outbox: VecDeque::new(),
             records: VecDeque::new(),
+            round_robin: HashMap::new(),
+            routing: None,
             next_sweep: now + Duration::from_secs(1),
             failures: HashMap::new(),
             bans: HashMap::new(),

@@ -59,6 +59,7 @@ pub(crate) enum Dest {
 }
 
 /// The caller as the legs present it.
+#[derive(Debug, Clone)]
 pub(crate) struct Caller {
     /// Number shown on internal legs (and to links).
     pub number: String,
@@ -209,8 +210,17 @@ impl Pbx {
                         errs.push((480, "nobody registered".into()));
                     }
                     let before = out.len();
+                    // With call waiting a phone in a call rings too; the phone that
+                    // is calling never rings for its own call.
+                    let calling = self
+                        .routing
+                        .and_then(|id| self.calls.get(&id))
+                        .map(|c| c.caller_account.clone());
                     for (a, r) in registered {
-                        if !self.account_busy(&a.username) {
+                        if calling.as_deref() == Some(a.username.as_str()) {
+                            continue;
+                        }
+                        if ext.call_waiting || !self.account_busy(&a.username) {
                             out.push(Dest::Device(Box::new((a, r))));
                         }
                     }

@@ -201,18 +201,37 @@ impl Pbx {
         let other = side.other();
         let transferor = self.caller(&Origin::Phone(acct), "");
         let caller = self.party_caller(id, other, &transferor);
-        let mut dests = Vec::new();
-        let mut errs = Vec::new();
-        let mut seen = HashSet::new();
-        self.expand(
-            number,
-            &caller,
-            &caller.groups.clone(),
-            0,
-            &mut seen,
-            &mut dests,
-            &mut errs,
-        );
+        // A busy or unreachable target's forwarding for transferred calls applies.
+        let mut number = number.to_string();
+        let (mut dests, mut errs) = (Vec::new(), Vec::new());
+        for hop in 0..5 {
+            dests.clear();
+            errs.clear();
+            let mut seen = HashSet::new();
+            self.expand(
+                &number,
+                &caller,
+                &caller.groups.clone(),
+                0,
+                &mut seen,
+                &mut dests,
+                &mut errs,
+            );
+            if !dests.is_empty() {
+                break;
+            }
+            let (plan, _) = self.plan_for(&number, config::CallOrigin::Transfer, hop);
+            let codes: Vec<u16> = errs.iter().map(|e| e.0).collect();
+            let next = match crate::plan::cause_of(&codes) {
+                Some(config::ForwardCause::Busy) => plan.busy,
+                Some(config::ForwardCause::Unavailable) => plan.unavailable,
+                _ => None,
+            };
+            match next {
+                Some(to) if to != config::HANG_UP => number = to,
+                _ => break,
+            }
+        }
         if dests.is_empty() {
             let status = errs
                 .iter()

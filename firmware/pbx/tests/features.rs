@@ -570,3 +570,227 @@ async fn the_caller_transfers_the_callee() {
     );
     assert!(rig.pbx.calls(rig.now).is_empty());
 }
+
+const D: &str = "127.0.0.1:7004";
+
+fn cfg_with(edit: impl FnOnce(&mut config::Config)) -> config::Config {
+    let mut c = config();
+    c.extensions.push(config::Extension::new("104"));
+    c.accounts
+        .push(config::SipAccount::new("104", "Secret-104x", "104"));
+    edit(&mut c);
+    c
+}
+
+fn rule(cause: config::ForwardCause, origin: config::CallOrigin, to: &str) -> config::ForwardRule {
+    config::ForwardRule {
+        cause,
+        origin,
+        to: to.into(),
+    }
+}
+
+fn ext<'a>(c: &'a mut config::Config, n: &str) -> &'a mut config::Extension {
+    c.extensions.iter_mut().find(|e| e.number == n).unwrap()
+}
+
+fn register_all(rig: &mut Rig, who: &[(&str, &str)]) {
+    for (user, at) in who {
+        let r = do_register(rig, user, at, 3600, sip::auth::Algorithm::Md5);
+        assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    }
+}
+
+/// The INVITEs the box sent to `at` since the last look.
+fn invites(rig: &mut Rig, at: &str) -> Vec<String> {
+    rig.take(at)
+        .into_iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .collect()
+}
+
+#[tokio::test]
+async fn forwarding_on_unavailable_busy_and_no_answer() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "102");
+            e.forwarding = vec![
+                rule(Unavailable, Any, "103"),
+                rule(Busy, Internal, "104"),
+                rule(NoAnswer, Any, "104"),
+            ];
+            e.no_answer_seconds = 10;
+        }),
+    );
+    register_all(&mut rig, &[("103", C), ("104", D)]);
+    // 102 has no phone registered: unavailable, so 103 rings.
+    let got = call_as(&mut rig, "101", A, "102", "fw-1");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");
+    let to_c = invites(&mut rig, C);
+    assert_eq!(to_c.len(), 1, "{to_c:#?}");
+    let r = rig.pbx.calls(rig.now);
+    assert_eq!((r.len(), r[0].callee.as_str()), (1, "102"));
+
+    // With 102 registered: it rings; it answers busy, so 104 (the internal busy rule).
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "102");
+            e.forwarding = vec![rule(Busy, Internal, "104"), rule(NoAnswer, Any, "103")];
+            e.no_answer_seconds = 10;
+        }),
+    );
+    register_all(&mut rig, &[("103", C), ("104", D)]);
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "486 Busy Here", "callee", ""));
+    assert_eq!(invites(&mut rig, D).len(), 1, "busy: 104 rings");
+    assert!(invites(&mut rig, C).is_empty());
+
+    // It rings and nobody answers for 10 s: cancelled, 103 rings.
+    let mut rig2 = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "102");
+            e.forwarding = vec![rule(NoAnswer, Any, "103")];
+            e.no_answer_seconds = 10;
+        }),
+    );
+    register_all(&mut rig2, &[("103", C)]);
+    let inv = start_call(&mut rig2);
+    rig2.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    rig2.advance(Duration::from_secs(9));
+    assert!(invites(&mut rig2, C).is_empty(), "not before 10 s");
+    rig2.advance(Duration::from_millis(1200));
+    assert!(rig2.take(B).iter().any(|m| m.starts_with("CANCEL ")));
+    let to_c = invites(&mut rig2, C);
+    assert_eq!(to_c.len(), 1);
+    // 103 answers: the caller gets its 200, the call is 101 with 103.
+    let (c_rtp, c_port) = rtp_socket();
+    rig2.send(
+        C,
+        &answer_at(
+            &to_c[0],
+            "200 OK",
+            "c",
+            &sdp(c_port, "sendrecv"),
+            &format!("103@{C}"),
+        ),
+    );
+    assert!(rig2.take(A).iter().any(|m| m.starts_with("SIP/2.0 200")));
+    drop(c_rtp);
+    rig2.send(B, &answer(&inv, "487 Request Terminated", "callee", ""));
+    assert_eq!(rig2.pbx.calls(rig2.now)[0].state, "answered");
+}
+
+#[tokio::test]
+async fn forwarding_rules_follow_the_origin_and_hang_up() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            ext(c, "102").forwarding = vec![
+                rule(Unavailable, External, "103"),
+                rule(Unavailable, Internal, "hangup"),
+            ];
+        }),
+    );
+    register_all(&mut rig, &[("103", C)]);
+    // An internal call: hung up (480), 103 does not ring.
+    let got = call_as(&mut rig, "101", A, "102", "fw-2");
+    assert!(got.starts_with("SIP/2.0 480"), "{got}");
+    assert!(invites(&mut rig, C).is_empty());
+    // A transferred call follows the any-origin rules: none here, so the transfer fails.
+    let r = rig.pbx.poll_record().unwrap();
+    assert_eq!(r.outcome, store::history::Outcome::Unavailable);
+}
+
+#[tokio::test]
+async fn a_ring_group_in_order_falls_back() {
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let mut g = config::RingGroup::new("600", &["102", "103"]);
+            g.strategy = config::RingStrategy::InOrder;
+            g.member_seconds = 5;
+            g.fallback = "104".into();
+            c.ring_groups.push(g);
+        }),
+    );
+    register_all(&mut rig, &[("102", B), ("103", C), ("104", D)]);
+    let got = call_as(&mut rig, "101", A, "600", "grp-1");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");
+    let inv_b = invites(&mut rig, B);
+    assert_eq!(inv_b.len(), 1, "102 first");
+    assert!(invites(&mut rig, C).is_empty());
+    rig.send(B, &answer(&inv_b[0], "180 Ringing", "b", ""));
+    rig.advance(Duration::from_secs(5));
+    assert!(rig.take(B).iter().any(|m| m.starts_with("CANCEL ")));
+    let inv_c = invites(&mut rig, C);
+    assert_eq!(inv_c.len(), 1, "then 103");
+    rig.send(
+        C,
+        &answer_at(&inv_c[0], "180 Ringing", "c", "", &format!("103@{C}")),
+    );
+    rig.advance(Duration::from_secs(5));
+    assert!(rig.take(C).iter().any(|m| m.starts_with("CANCEL ")));
+    let inv_d = invites(&mut rig, D);
+    assert_eq!(inv_d.len(), 1, "then the fallback 104");
+    rig.send(
+        D,
+        &answer_at(&inv_d[0], "486 Busy Here", "d", "", &format!("104@{D}")),
+    );
+    let to_a = rig.take(A);
+    assert!(
+        to_a.iter().any(|m| m.starts_with("SIP/2.0 486")),
+        "{to_a:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_round_robin_group_remembers_where_it_was() {
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let mut g = config::RingGroup::new("600", &["102", "103", "104"]);
+            g.strategy = config::RingStrategy::RoundRobin;
+            c.ring_groups.push(g);
+        }),
+    );
+    register_all(&mut rig, &[("102", B), ("103", C), ("104", D)]);
+    let mut firsts = Vec::new();
+    for i in 0..4 {
+        call_as(&mut rig, "101", A, "600", &format!("rr-{i}"));
+        let who: Vec<&str> = [B, C, D]
+            .into_iter()
+            .filter(|at| !invites(&mut rig, at).is_empty())
+            .collect();
+        assert_eq!(who.len(), 1, "one member at a time: {who:?}");
+        firsts.push(who[0]);
+        rig.pbx.hang_up_call(rig.now, rig.pbx.calls(rig.now)[0].id);
+        rig.advance(Duration::from_secs(40));
+        rig.out.clear();
+    }
+    assert_eq!(firsts, [B, C, D, B]);
+}
+
+#[tokio::test]
+async fn call_waiting_rings_a_phone_in_a_call_unless_switched_off() {
+    for waiting in [true, false] {
+        let mut rig = Rig::with_config(
+            Settings::default(),
+            cfg_with(|c| ext(c, "102").call_waiting = waiting),
+        );
+        let _ = answered_call(&mut rig);
+        register_all(&mut rig, &[("103", C)]);
+        let got = call_as(&mut rig, "103", C, "102", "cw-1");
+        let to_b = invites(&mut rig, B);
+        if waiting {
+            assert_eq!(to_b.len(), 1, "the second call rings 102: {got}");
+        } else {
+            assert!(to_b.is_empty());
+            assert!(got.starts_with("SIP/2.0 486"), "{got}");
+        }
+    }
+}

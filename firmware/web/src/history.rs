@@ -69,14 +69,18 @@ pub(crate) fn parse_query(pairs: &[(String, String)]) -> Result<(HistoryQuery, b
             },
             "since" if !v.is_empty() => q.since = Some(time_of("since", v, false)?),
             "until" if !v.is_empty() => q.until = Some(time_of("until", v, true)?),
-            "outcome" if !v.is_empty() => q.outcome = Some(
-                serde_json::from_value::<Outcome>(Value::String(v.to_string())).map_err(|_| {
-                    bad(
+            "outcome" if !v.is_empty() => {
+                q.outcome = Some(
+                    serde_json::from_value::<Outcome>(Value::String(v.to_string())).map_err(
+                        |_| {
+                            bad(
                         "outcome",
                         "answered, busy, no_answer, unavailable, cancelled, refused or failed",
                     )
-                })?,
-            ),
+                        },
+                    )?,
+                )
+            }
             "limit" => {
                 q.limit = v
                     .parse::<usize>()

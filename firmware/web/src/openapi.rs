@@ -141,7 +141,11 @@ fn routing_paths() -> Value {
             "required": ["number"], "properties": {"number": s("string"), "description": s("string")}}},
         "direct_dialing": s("boolean"), "routes": str_array.clone()}});
     let ring = json!({"type": "object", "additionalProperties": false, "properties": {
-        "number": {"type": "string", "pattern": "^[0-9]{1,20}$"}, "name": s("string"), "members": str_array}});
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$"}, "name": s("string"), "members": str_array,
+        "strategy": {"type": "string", "enum": ["all", "in_order", "round_robin"]},
+        "member_seconds": {"type": "integer", "minimum": 5, "maximum": 300},
+        "timeout": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "0 = the box's ring timeout"},
+        "fallback": {"type": "string", "description": "a number, hangup, or empty"}}});
     let mut ring_new = ring.clone();
     ring_new["required"] = json!(["number", "members"]);
     let conflict = json!({"type": "object", "properties": {
@@ -341,7 +345,14 @@ fn base() -> Value {
             "number": s("string")}, "required": ["mode"]},
         "encrypt_calls": s("boolean"),
         "forward": {"type": "string", "description": "forward every call to this number; empty = ring here"},
-        "permission_group": {"type": "string", "description": "call permission group; empty = every number"}
+        "permission_group": {"type": "string", "description": "call permission group; empty = every number"},
+        "call_waiting": {"type": "boolean", "description": "a phone in a call rings for a second one (default true)"},
+        "forwarding": {"type": "array", "maxItems": 12, "items": {"type": "object", "additionalProperties": false,
+            "required": ["cause", "to"], "properties": {
+                "cause": {"type": "string", "enum": ["busy", "no_answer", "unavailable"]},
+                "origin": {"type": "string", "enum": ["any", "internal", "external", "transfer"]},
+                "to": {"type": "string", "description": "a number, or hangup"}}}},
+        "no_answer_seconds": {"type": "integer", "minimum": 5, "maximum": 600}
     });
     let account_props = json!({
         "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},

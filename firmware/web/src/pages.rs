@@ -602,8 +602,42 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         _ => json!({"mode": "show"}),
     };
     m.insert("caller_id".into(), cid);
+    m.insert(
+        "call_waiting".into(),
+        json!(field(form, "call_waiting").is_some()),
+    );
+    let secs = field(form, "no_answer_seconds").unwrap_or("20").trim();
+    let secs: u32 = secs
+        .parse()
+        .map_err(|_| ApiError::bad("no_answer_seconds", "must be a number of seconds"))?;
+    m.insert("no_answer_seconds".into(), json!(secs));
+    let mut rules = Vec::new();
+    for (cause, _) in FORWARD_CAUSES {
+        for (origin, _) in FORWARD_ORIGINS {
+            let to = field(form, &format!("fw_{cause}_{origin}"))
+                .unwrap_or("")
+                .trim();
+            if !to.is_empty() {
+                rules.push(json!({"cause": cause, "origin": origin, "to": to}));
+            }
+        }
+    }
+    m.insert("forwarding".into(), Value::Array(rules));
     Ok(m)
 }
+
+/// Forwarding causes and origins as the extension page's grid shows them.
+const FORWARD_CAUSES: [(&str, &str); 3] = [
+    ("busy", "Busy"),
+    ("no_answer", "No answer"),
+    ("unavailable", "Unavailable"),
+];
+const FORWARD_ORIGINS: [(&str, &str); 4] = [
+    ("any", "All calls"),
+    ("internal", "Internal"),
+    ("external", "External"),
+    ("transfer", "Transferred"),
+];
 
 async fn add_extension(
     app: &Arc<App>,
@@ -971,6 +1005,25 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label { "Other extension shown" input name="caller_id_number" value=(cid_num); }
                         label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
                         label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
+                        label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (a phone in a call rings for a second one)" }
+                        label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
+                        fieldset.forwarding {
+                            legend { "Forwarding: a number, or hangup; empty = the caller hears why" }
+                            table id="forwarding" {
+                                thead { tr { th {} @for (_, o) in FORWARD_ORIGINS { th { (o) } } } }
+                                tbody {
+                                    @for (cause, cname) in FORWARD_CAUSES {
+                                        tr {
+                                            th { (cname) }
+                                            @for (origin, oname) in FORWARD_ORIGINS {
+                                                @let v = e.forwarding.iter().find(|r| serde_json::to_value(r.cause).ok() == Some(json!(cause)) && serde_json::to_value(r.origin).ok() == Some(json!(origin))).map(|r| r.to.as_str()).unwrap_or("");
+                                                td { input name=(format!("fw_{cause}_{origin}")) value=(v) inputmode="tel" aria-label=(format!("{cname}, {oname}")) size="10"; }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                         label { "Call permission group"
                             select name="permission_group" {
                                 option value="" { "(none: every number)" }

@@ -506,12 +506,37 @@ fn outbound_form(form: &Form) -> Result<Vec<config::OutboundRoute>, ApiError> {
 }
 
 async fn save_ring_groups(app: &Arc<App>, who: &str, form: &Form) -> Result<(), ApiError> {
-    let groups: Vec<config::RingGroup> = crate::ops::parse(Value::Array(
-        rows(form, &["rg_number", "rg_name", "rg_members"])
-            .into_iter()
-            .map(|r| json!({"number": r[0], "name": r[1], "members": numbers_list(r[2])}))
-            .collect(),
-    ))?;
+    let num = |s: &str, what: &str, default: u32| -> Result<u32, ApiError> {
+        if s.is_empty() {
+            return Ok(default);
+        }
+        s.parse()
+            .map_err(|_| ApiError::bad(what, "must be a number of seconds"))
+    };
+    let mut v = Vec::new();
+    for r in rows(
+        form,
+        &[
+            "rg_number",
+            "rg_name",
+            "rg_members",
+            "rg_strategy",
+            "rg_member_seconds",
+            "rg_timeout",
+            "rg_fallback",
+        ],
+    ) {
+        v.push(json!({
+            "number": r[0],
+            "name": r[1],
+            "members": numbers_list(r[2]),
+            "strategy": if r[3].is_empty() { "all" } else { r[3] },
+            "member_seconds": num(r[4], "member_seconds", 15)?,
+            "timeout": num(r[5], "timeout", 0)?,
+            "fallback": r[6],
+        }));
+    }
+    let groups: Vec<config::RingGroup> = crate::ops::parse(Value::Array(v))?;
     crate::ops::change(app, who, "changed ring groups".into(), move |c| {
         c.ring_groups = groups;
         Ok(())
@@ -759,15 +784,15 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                 }
 
                 h2 { "Ring groups" }
-                p.hint { "Every member rings at once; the first to answer takes the call. Members are extensions or external numbers." }
+                p.hint { "Members are extensions or external numbers. All at once: every member rings and the first to answer takes the call; in order and round robin: one member at a time for its seconds (round robin starts after last time's first). After the group's time (empty = the box's), or when every member is busy, the call goes to the fallback: a number, or hangup." }
                 form method="post" action="/admin/routing/ring-groups" id="ring-groups" {
                     (csrf_field(c))
                     fieldset disabled[!write] {
                         table.rows {
-                            thead { tr { th { "Number" } th { "Name" } th { "Members" } } }
+                            thead { tr { th { "Number" } th { "Name" } th { "Members" } th { "Strategy" } th { "Seconds each" } th { "Group time" } th { "Fallback" } } }
                             tbody {
-                                @for g in &cfg.ring_groups { (ring_row(&g.number, &g.name, &g.members.join(", "))) }
-                                @for _ in 0..spare { (ring_row("", "", "")) }
+                                @for g in &cfg.ring_groups { (ring_row(Some(g))) }
+                                @for _ in 0..spare { (ring_row(None)) }
                             }
                         }
                         @if write { button type="submit" { "Save ring groups" } }
@@ -802,12 +827,25 @@ fn outbound_row(
     }
 }
 
-fn ring_row(number: &str, name: &str, members: &str) -> Markup {
+fn ring_row(g: Option<&config::RingGroup>) -> Markup {
+    use config::RingStrategy;
+    let strategy = g.map(|g| g.strategy);
+    let text = |f: fn(&config::RingGroup) -> String| g.map(f).unwrap_or_default();
     html! {
         tr {
-            td { input name="rg_number" value=(number) inputmode="numeric" size="6" aria-label="Number"; }
-            td { input name="rg_name" value=(name) aria-label="Name"; }
-            td { input name="rg_members" value=(members) aria-label="Members"; }
+            td { input name="rg_number" value=(text(|g| g.number.clone())) inputmode="numeric" size="6" aria-label="Number"; }
+            td { input name="rg_name" value=(text(|g| g.name.clone())) aria-label="Name"; }
+            td { input name="rg_members" value=(text(|g| g.members.join(", "))) aria-label="Members"; }
+            td {
+                select name="rg_strategy" aria-label="Strategy" {
+                    option value="" selected[matches!(strategy, None | Some(RingStrategy::All))] { "all at once" }
+                    option value="in_order" selected[strategy == Some(RingStrategy::InOrder)] { "in order" }
+                    option value="round_robin" selected[strategy == Some(RingStrategy::RoundRobin)] { "round robin" }
+                }
+            }
+            td { input name="rg_member_seconds" value=(text(|g| g.member_seconds.to_string())) inputmode="numeric" size="4" aria-label="Seconds each"; }
+            td { input name="rg_timeout" value=(text(|g| if g.timeout == 0 { String::new() } else { g.timeout.to_string() })) inputmode="numeric" size="4" aria-label="Group time"; }
+            td { input name="rg_fallback" value=(text(|g| g.fallback.clone())) size="8" aria-label="Fallback"; }
         }
     }
 }

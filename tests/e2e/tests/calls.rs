@@ -86,7 +86,14 @@ fn busy_unregistered_unknown_and_disabled() {
     dial(&mut a, &pbx, "999");
     let r = closed_reason(&a);
     assert!(r.contains("404"), "{r}");
-    // 102's only device is in a call: busy.
+    // 102's only device is in a call, and call waiting is off: busy.
+    edit_config(&pbx, |v| {
+        for e in v["extensions"].as_array_mut().unwrap() {
+            if e["number"] == "102" {
+                e["call_waiting"] = false.into();
+            }
+        }
+    });
     a.clear_events();
     connect(&mut a, &b, &pbx, "102");
     dial(&mut c, &pbx, "102");

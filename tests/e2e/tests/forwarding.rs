@@ -1,0 +1,270 @@
+//! Where calls go when the called party cannot take them, with real phones: call
+//! waiting, forwarding (unconditional, busy, no answer, unavailable) and a ring group
+//! in order with a fallback. Audio is checked in the recordings of whoever answers.
+
+use e2e::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+fn four_extensions() -> Pbxd {
+    let pbx = Pbxd::start();
+    for n in ["101", "102", "103", "104"] {
+        pbx.ctl_ok(&["extension", "add", n, "--password", &format!("Secret-{n}x")]);
+    }
+    pbx
+}
+
+fn set_ext(pbx: &Pbxd, number: &str, f: impl Fn(&mut Value)) {
+    edit_config(pbx, |v| {
+        for e in v["extensions"].as_array_mut().unwrap() {
+            if e["number"] == number {
+                f(e);
+            }
+        }
+    });
+}
+
+/// `a` dials `number`; `c` (auto-answering) takes the call; both hear each other; `a`
+/// hangs up (`others` calls go on).
+fn reaches(a: &mut Phone, c: &Phone, pbx: &Pbxd, number: &str, tone_c: f64) {
+    reaches_beside(a, c, pbx, number, tone_c, 0)
+}
+
+fn reaches_beside(a: &mut Phone, c: &Phone, pbx: &Pbxd, number: &str, tone_c: f64, others: usize) {
+    a.clear_events();
+    c.clear_events();
+    dial(a, pbx, number);
+    assert!(
+        c.wait_event("CALL_ESTABLISHED", Duration::from_secs(30))
+            .is_some(),
+        "{number} never reached {}: {:?}\n{}",
+        c.name,
+        c.events(),
+        pbx.log_text()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    closed_reason(c);
+    assert_heard(a, tone_c);
+    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1 + others));
+}
+
+#[test]
+fn every_forward_kind_reaches_the_colleague() {
+    let pbx = four_extensions();
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    let c = phone_of(
+        Kind::Linphone,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        true,
+        "PCMU,PCMA",
+    );
+
+    // Unconditional: 102 never rings.
+    set_ext(&pbx, "102", |e| e["forward"] = json!("103"));
+    reaches(&mut a, &c, &pbx, "102", 1400.0);
+    assert!(b
+        .wait_event("CALL_INCOMING", Duration::from_millis(10))
+        .is_none());
+
+    // No answer after 5 s: 102 rings, then 103.
+    set_ext(&pbx, "102", |e| {
+        e["forward"] = json!("");
+        e["no_answer_seconds"] = json!(5);
+        e["forwarding"] = json!([{"cause": "no_answer", "to": "103"}]);
+    });
+    b.clear_events();
+    reaches(&mut a, &c, &pbx, "102", 1400.0);
+    assert!(
+        b.wait_event("CALL_INCOMING", Duration::from_millis(10))
+            .is_some(),
+        "102 rang first"
+    );
+    assert!(
+        b.wait_event("CALL_CLOSED", T).is_some(),
+        "102 stopped ringing"
+    );
+
+    // Busy (102 in a call, call waiting off): 103, for internal callers.
+    set_ext(&pbx, "102", |e| {
+        e["call_waiting"] = json!(false);
+        e["forwarding"] = json!([{"cause": "busy", "origin": "internal", "to": "103"}]);
+    });
+    let mut d = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "104",
+        "Secret-104x",
+        700,
+        false,
+        "PCMU,PCMA",
+    );
+    b.clear_events();
+    dial(&mut d, &pbx, "102");
+    assert!(b.wait_event("CALL_INCOMING", T).is_some());
+    b.command("accept", "");
+    assert!(d.wait_event("CALL_ESTABLISHED", T).is_some());
+    reaches_beside(&mut a, &c, &pbx, "102", 1400.0, 1);
+    d.command("hangup", "");
+    closed_reason(&b);
+
+    // Unavailable (nobody registered on 104 once its phone is gone): 103.
+    drop(d);
+    pbx.ctl_ok(&["extension", "add", "105"]);
+    set_ext(&pbx, "105", |e| {
+        e["forwarding"] = json!([{"cause": "unavailable", "to": "103"}])
+    });
+    reaches(&mut a, &c, &pbx, "105", 1400.0);
+
+    // Each of these is in the history as answered by 103.
+    let h = pbx.admin_session("Adm1n-Forward!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mut rows = Value::Null;
+    assert!(
+        wait_until(T, || {
+            rows = pbx
+                .https("GET", "/api/v1/history?number=103", None, &h)
+                .json();
+            rows.as_array().is_some_and(|r| r.len() >= 4)
+        }),
+        "{rows}"
+    );
+    for r in rows.as_array().unwrap().iter().take(4) {
+        assert_eq!(
+            (r["answered_by"].as_str(), r["outcome"].as_str()),
+            (Some("103"), Some("answered")),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_ring_group_in_order_falls_back_to_another_extension() {
+    let pbx = four_extensions();
+    edit_config(&pbx, |v| {
+        v["ring_groups"] = json!([{
+            "number": "600", "name": "Sales", "members": ["102", "104"],
+            "strategy": "in_order", "member_seconds": 5, "fallback": "103"
+        }]);
+    });
+    let mut a = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let b = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    let c = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        true,
+        "PCMU,PCMA",
+    );
+    // 102 rings for 5 s; 104 has no phone; then the fallback, 103, answers.
+    reaches(&mut a, &c, &pbx, "600", 1400.0);
+    assert!(
+        b.wait_event("CALL_INCOMING", Duration::from_millis(10))
+            .is_some(),
+        "102 rang first"
+    );
+    assert!(b.wait_event("CALL_CLOSED", T).is_some(), "and stopped");
+}
+
+/// A phone already in a call rings for a second one (call waiting, on by default)
+/// and can take it.
+fn call_waiting(waiting: Kind) {
+    let pbx = four_extensions();
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut b = phone_of(waiting, &pbx, "102", "Secret-102x", 440, false, "PCMU,PCMA");
+    let mut c = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        false,
+        "PCMU,PCMA",
+    );
+    dial(&mut a, &pbx, "102");
+    assert!(b.wait_event("CALL_INCOMING", T).is_some());
+    b.command("accept", "");
+    assert!(a.wait_event("CALL_ESTABLISHED", T).is_some());
+    b.clear_events();
+    dial(&mut c, &pbx, "102");
+    assert!(
+        b.wait_event("CALL_INCOMING", T).is_some(),
+        "{waiting:?} did not ring for the second call: {:?}",
+        b.events()
+    );
+    b.command("accept", "");
+    assert!(
+        c.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        c.events()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    c.command("hangup", "");
+    closed_reason(&c);
+    assert_heard(&c, 440.0);
+    a.command("hangup", "");
+    closed_reason(&a);
+}
+
+#[test]
+fn call_waiting_on_pjsua2() {
+    call_waiting(Kind::Pjsua2);
+}
+
+#[test]
+fn call_waiting_on_baresip() {
+    call_waiting(Kind::Baresip);
+}
