@@ -73,6 +73,35 @@ pub struct Config {
     /// Ring groups (Kerio 15).
     #[serde(default)]
     pub ring_groups: Vec<RingGroup>,
+    /// Numbers phones dial for features (call pickup; park and voicemail later).
+    #[serde(default)]
+    pub feature_codes: FeatureCodes,
+}
+
+/// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureCodes {
+    /// Picks up a call ringing at any extension of the caller's pickup groups.
+    pub pickup: String,
+    /// Followed by an extension number: picks up the call ringing there.
+    pub directed_pickup: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            pickup: "*8".into(),
+            directed_pickup: "**".into(),
+        }
+    }
+}
+
+/// Whether `s` can be a feature code: 1 to 8 of digits, `*` and `#`.
+pub fn is_feature_code(s: &str) -> bool {
+    (1..=8).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 impl Default for Config {
@@ -92,6 +121,7 @@ impl Default for Config {
             permission_groups: Vec::new(),
             emergency: Emergency::default(),
             ring_groups: Vec::new(),
+            feature_codes: FeatureCodes::default(),
         }
     }
 }
@@ -157,6 +187,17 @@ pub struct Extension {
     /// Seconds the extension rings before a no-answer rule applies.
     #[serde(default = "default_no_answer")]
     pub no_answer_seconds: u32,
+    /// Pickup groups the extension is a member of: calls ringing here can be picked up
+    /// by extensions allowed on one of them (Kalliope's "member of").
+    #[serde(default = "default_pickup")]
+    pub pickup_groups: Vec<String>,
+    /// Pickup groups this extension may pick up calls from.
+    #[serde(default = "default_pickup")]
+    pub pickup_from: Vec<String>,
+}
+
+fn default_pickup() -> Vec<String> {
+    vec!["default".into()]
 }
 
 fn default_no_answer() -> u32 {
@@ -224,7 +265,18 @@ impl Extension {
             call_waiting: true,
             forwarding: Vec::new(),
             no_answer_seconds: default_no_answer(),
+            pickup_groups: default_pickup(),
+            pickup_from: default_pickup(),
         }
+    }
+
+    /// Whether this extension may pick up calls ringing at `other`.
+    pub fn may_pick_up(&self, other: &Extension) -> bool {
+        self.number != other.number
+            && self
+                .pickup_from
+                .iter()
+                .any(|g| other.pickup_groups.contains(g))
     }
 
     /// Where calls of `origin` go for `cause`: a rule for that origin, else one for
@@ -565,6 +617,45 @@ impl Config {
                     self.version
                 ),
             );
+        }
+        let fc = &self.feature_codes;
+        for (field, code) in [
+            ("pickup", &fc.pickup),
+            ("directed_pickup", &fc.directed_pickup),
+        ] {
+            if !is_feature_code(code) {
+                err(
+                    "feature codes".into(),
+                    field,
+                    "must be 1 to 8 of digits, * and #".into(),
+                );
+            }
+        }
+        if fc.pickup.starts_with(&fc.directed_pickup) || fc.directed_pickup.starts_with(&fc.pickup)
+        {
+            err(
+                "feature codes".into(),
+                "directed_pickup",
+                "one code must not begin with the other".into(),
+            );
+        }
+        for n in self
+            .extensions
+            .iter()
+            .map(|e| &e.number)
+            .chain(self.ring_groups.iter().map(|g| &g.number))
+        {
+            if n == &fc.pickup || n.starts_with(&fc.directed_pickup) {
+                err(
+                    "feature codes".into(),
+                    if n == &fc.pickup {
+                        "pickup"
+                    } else {
+                        "directed_pickup"
+                    },
+                    format!("conflicts with number {n}"),
+                );
+            }
         }
         let mut numbers = HashSet::new();
         for e in &self.extensions {

@@ -865,6 +865,18 @@ impl Config {
                     );
                 }
             }
+            for (field, list) in [
+                ("pickup_groups", &e.pickup_groups),
+                ("pickup_from", &e.pickup_from),
+            ] {
+                if list.len() > 16 || list.iter().any(|g| !valid_name(g)) {
+                    err(
+                        format!("extension {}", e.number),
+                        field,
+                        "up to 16 group names of letters, digits, - or _".into(),
+                    );
+                }
+            }
             if !(5..=600).contains(&e.no_answer_seconds) {
                 err(
                     format!("extension {}", e.number),

@@ -162,7 +162,8 @@ pub(crate) struct Call {
     pub created: Instant,
     pub answered_at: Option<Instant>,
     pub ring_deadline: Option<Instant>,
-    pub ok: Option<OkRetx>,
+    /// 2xx responses awaiting their ACK (the caller's, and a picker's).
+    pub ok: Vec<OkRetx>,
     pub reinvite: Option<Reinvite>,
     pub transcoding: bool,
     /// Payload maps between the two endpoints (A to B, B to A), to connect them again
@@ -275,7 +276,7 @@ impl Call {
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.ring_deadline,
-            self.ok.as_ref().map(|o| o.next),
+            self.ok.iter().map(|o| o.next).min(),
             self.transfer.as_ref().map(|t| t.deadline),
             self.plan
                 .step_deadline
@@ -481,6 +482,10 @@ impl Pbx {
         };
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
         let caller = self.caller(&origin, &from_hdr);
+        if let (Some(target), Origin::Phone(account)) = (self.pickup_code(&dialed), &origin) {
+            let offer = (!late_offer).then_some(a_offer);
+            return self.pickup(now, src, key, req, account.clone(), offer, target);
+        }
         if self.snapshot.route(&dialed) == config::Destination::Unknown {
             self.record_attempt(now, &caller, &dialed, 404, caller_peer);
             return self.reply(now, key, &req, 404, "no such number");
@@ -551,7 +556,7 @@ impl Pbx {
                 created: now,
                 answered_at: None,
                 ring_deadline: Some(ring_deadline),
-                ok: None,
+                ok: Vec::new(),
                 reinvite: None,
                 transcoding: false,
                 maps: Default::default(),
@@ -1243,26 +1248,28 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let mut resend = None;
+        let mut resend = Vec::new();
         let mut hang_up = false;
-        if let Some(ok) = call.ok.as_mut() {
+        for ok in call.ok.iter_mut() {
             if ok.next <= now {
                 if ok.give_up <= now {
                     hang_up = true;
                 } else {
-                    resend = (!ok.target.proto.reliable()).then(|| (ok.target, ok.bytes.clone()));
+                    if !ok.target.proto.reliable() {
+                        resend.push((ok.target, ok.bytes.clone()));
+                    }
                     ok.interval = (ok.interval * 2).min(self.settings.timers.t2);
                     ok.next = now + ok.interval;
                 }
             }
         }
         if hang_up {
-            call.ok = None;
+            call.ok.clear();
             tracing::info!(call = id, "no ACK for 200 OK: hanging up");
             self.hang_up(now, id, None);
             return;
         }
-        if let Some((t, b)) = resend {
+        for (t, b) in resend {
             self.send(t, b);
         }
         self.arm_call(id);
@@ -1313,14 +1320,12 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if !call
-            .ok
-            .as_ref()
-            .is_some_and(|o| o.call_id == k.call_id && o.cseq == k.cseq)
-        {
+        let before = call.ok.len();
+        call.ok
+            .retain(|o| !(o.call_id == k.call_id && o.cseq == k.cseq));
+        if call.ok.len() == before {
             return; // a repeated ACK, or one for another transaction
         }
-        call.ok = None;
         let Some(side) = call.answer_due.take() else {
             return;
         };
@@ -1432,7 +1437,7 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.answered.is_none() || call.reinvite.is_some() || call.ok.is_some() {
+        if call.answered.is_none() || call.reinvite.is_some() || !call.ok.is_empty() {
             return self.reply(now, key, &req, 491, "");
         }
         if let (Some(c), Some(d)) = (build::contact_uri(&req.headers), call.dialog(side)) {
@@ -1661,7 +1666,7 @@ impl Pbx {
     /// After a 2xx to an INVITE: wait for its ACK, resending the 2xx over an unreliable
     /// transport (T1 doubling to T2) to where the INVITE's server transaction answers
     /// (its source, RFC 3581), and hang up after 64*T1 without one (RFC 3261 13.3.1.4).
-    fn await_ack(
+    pub(crate) fn await_ack(
         &mut self,
         now: Instant,
         id: u64,
@@ -1677,7 +1682,7 @@ impl Pbx {
         };
         let Some(d) = call.dialog(side) else { return };
         let (target, call_id) = (source.unwrap_or(d.to), d.call_id.clone());
-        call.ok = Some(OkRetx {
+        call.ok.push(OkRetx {
             bytes: bytes.to_vec(),
             target,
             call_id,

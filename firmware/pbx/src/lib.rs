@@ -10,6 +10,7 @@
 mod build;
 mod calls;
 pub mod negotiate;
+mod pickup;
 mod plan;
 mod registrar;
 mod route;

@@ -209,6 +209,58 @@ pub fn join(a: &Audio, b: &Audio) -> Option<(PtMap, PtMap, bool)> {
     Some((ab, ba, transcoding))
 }
 
+/// Answers two offers so that their parties can talk to each other through the box
+/// (call pickup: the ringing caller's offer and the picker's): `a`'s first codec that
+/// `b` also has, else G.711 transcoded. Returns the answer to `a`, the answer to `b`
+/// and the payload maps `a` to `b` and `b` to `a`, and whether G.711 is transcoded.
+#[allow(clippy::type_complexity)]
+pub fn answer_both(
+    a: &Audio,
+    b: &Audio,
+    (a_ip, a_port): (IpAddr, u16),
+    (b_ip, b_port): (IpAddr, u16),
+) -> Option<(Audio, Audio, PtMap, PtMap, bool)> {
+    let audio = |o: &Audio| {
+        o.codecs
+            .iter()
+            .filter(|c| !c.is_dtmf())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (la, lb) = (audio(a), audio(b));
+    let (ca, cb) = la
+        .iter()
+        .find_map(|ca| {
+            lb.iter()
+                .find(|cb| cb.name.eq_ignore_ascii_case(&ca.name))
+                .map(|cb| (ca.clone(), cb.clone()))
+        })
+        .or_else(|| {
+            let ca = la.iter().find(|c| g711(&c.name).is_some())?;
+            let cb = lb.iter().find(|c| g711(&c.name).is_some())?;
+            Some((ca.clone(), cb.clone()))
+        })?;
+    let answer = |o: &Audio, c: Codec, other: &Audio, addr: IpAddr, port: u16| {
+        let mut codecs = vec![c];
+        if let (Some(d), Some(_)) = (o.dtmf(), other.dtmf()) {
+            codecs.push(d.clone());
+        }
+        Audio {
+            addr,
+            port,
+            codecs,
+            direction: o.direction.reverse(),
+            ptime: o.ptime,
+            index: o.index,
+            rejected: o.rejected.clone(),
+        }
+    };
+    let ans_a = answer(a, ca, b, a_ip, a_port);
+    let ans_b = answer(b, cb, a, b_ip, b_port);
+    let (ab, ba, x) = join(&ans_a, &ans_b)?;
+    Some((ans_a, ans_b, ab, ba, x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

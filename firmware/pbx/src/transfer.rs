@@ -485,7 +485,7 @@ impl Pbx {
                 clone_dialog(&leg.dialog)
             }
         };
-        call.ok = None;
+        call.ok.clear();
         call.held_by = None;
         call.transcoding = transcoding;
         // Maps are kept A to B, B to A.

@@ -794,3 +794,61 @@ async fn call_waiting_rings_a_phone_in_a_call_unless_switched_off() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_ringing_call_is_picked_up_by_group_or_by_extension() {
+    for code in ["*8", "**102"] {
+        let mut rig = Rig::with_config(Settings::default(), cfg_with(|_| {}));
+        register_all(&mut rig, &[("103", C)]);
+        let (a_rtp, a_port) = rtp_socket();
+        let inv = start_call_with(&mut rig, &sdp(a_port, "sendrecv"));
+        rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+        rig.take(A);
+        // 103 dials the code and takes the call.
+        let (c_rtp, c_port) = rtp_socket();
+        let got = call_as_with(&mut rig, "103", C, code, "pick", &sdp(c_port, "sendrecv"));
+        assert!(got.starts_with("SIP/2.0 200"), "{code}: {got}");
+        assert!(got.contains("m=audio "), "{got}");
+        let to_a = rig.take(A);
+        let ok = to_a
+            .iter()
+            .find(|m| m.starts_with("SIP/2.0 200"))
+            .expect("the caller's 200");
+        assert!(
+            rig.take(B).iter().any(|m| m.starts_with("CANCEL ")),
+            "102 stops ringing"
+        );
+        let calls = rig.pbx.calls(rig.now);
+        assert_eq!((calls.len(), calls[0].state.as_str()), (1, "answered"));
+        // 101 and 103 hear each other.
+        drain(&c_rtp);
+        a_rtp
+            .send_to(&rtp(0, 8), ("127.0.0.1", media_port(ok)))
+            .unwrap();
+        assert_eq!(packets(&c_rtp, 1), vec![(0, vec![8; 160])]);
+        drain(&a_rtp);
+        c_rtp
+            .send_to(&rtp(0, 9), ("127.0.0.1", media_port(&got)))
+            .unwrap();
+        assert_eq!(packets(&a_rtp, 1), vec![(0, vec![9; 160])]);
+        // The record: answered by 103.
+        rig.pbx.hang_up_call(rig.now, calls[0].id);
+        let r = rig.pbx.poll_record().unwrap();
+        assert_eq!((r.called.as_str(), r.answered_by.as_str()), ("102", "103"));
+    }
+    // Nothing ringing, or not allowed to pick up: 404.
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| ext(c, "103").pickup_from.clear()),
+    );
+    register_all(&mut rig, &[("103", C)]);
+    let got = call_as(&mut rig, "103", C, "*8", "pick-0");
+    assert!(got.starts_with("SIP/2.0 404"), "{got}");
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    let got = call_as(&mut rig, "103", C, "**102", "pick-1");
+    assert!(
+        got.starts_with("SIP/2.0 404"),
+        "not in a group it may pick up from: {got}"
+    );
+}

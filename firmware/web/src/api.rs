@@ -369,6 +369,16 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             log.truncate(1000);
             ok(serde_json::to_value(log).expect("serialises"))
         }
+        (&Method::GET, ["feature_codes"]) => {
+            need_admin_read(&c)?;
+            ok(serde_json::to_value(&snap.config.feature_codes).expect("serialises"))
+        }
+        (&Method::PUT, ["feature_codes"]) => {
+            need_admin_write(&c)?;
+            let fc: config::FeatureCodes = ops::parse(Value::Object(ops::object(&req.body)?))?;
+            ops::set_feature_codes(app, &who, fc.clone()).await?;
+            ok(serde_json::to_value(fc).expect("serialises"))
+        }
         (&Method::GET, ["dialplan"]) => {
             need_admin_read(&c)?;
             ok(Value::Array(

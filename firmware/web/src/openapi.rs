@@ -352,7 +352,9 @@ fn base() -> Value {
                 "cause": {"type": "string", "enum": ["busy", "no_answer", "unavailable"]},
                 "origin": {"type": "string", "enum": ["any", "internal", "external", "transfer"]},
                 "to": {"type": "string", "description": "a number, or hangup"}}}},
-        "no_answer_seconds": {"type": "integer", "minimum": 5, "maximum": 600}
+        "no_answer_seconds": {"type": "integer", "minimum": 5, "maximum": 600},
+        "pickup_groups": {"type": "array", "maxItems": 16, "items": s("string"), "description": "pickup groups the extension is a member of"},
+        "pickup_from": {"type": "array", "maxItems": 16, "items": s("string"), "description": "pickup groups it may pick up calls from"}
     });
     let account_props = json!({
         "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},
@@ -525,5 +527,12 @@ fn base() -> Value {
     });
     doc["components"]["schemas"]["CallRecord"] = call_record;
     doc["paths"]["/history"] = history;
+    let codes = json!({"type": "object", "additionalProperties": false, "properties": {
+        "pickup": {"type": "string", "description": "1-8 of digits, * and #"},
+        "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"}}});
+    doc["paths"]["/feature_codes"] = json!({
+        "get": read_op("Feature codes (call pickup, directed pickup)", codes.clone()),
+        "put": write_op("Set the feature codes", Some(codes.clone()), "200", Some(codes))
+    });
     doc
 }

@@ -583,8 +583,11 @@ pub(crate) async fn delete_user(app: &Arc<App>, who: &str, username: &str) -> Re
     Ok(())
 }
 
-/// Kerio's dial plan types (table 12.1): 1 = extension. Later features add theirs.
+/// Kerio's dial plan types (table 12.1): 1 = extension; ours for what Kerio's table
+/// does not name: 2 = ring group, 9 = feature code.
 pub(crate) const TYPE_EXTENSION: u32 = 1;
+pub(crate) const TYPE_RING_GROUP: u32 = 2;
+pub(crate) const TYPE_FEATURE: u32 = 9;
 
 /// Every used number with its type id, type name and description, by number.
 pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)> {
@@ -614,8 +617,43 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             (e.number.clone(), TYPE_EXTENSION, "extension", desc)
         })
         .collect();
+    for g in &s.config.ring_groups {
+        let desc = if g.name.is_empty() {
+            format!("rings {}", g.members.join(", "))
+        } else {
+            g.name.clone()
+        };
+        v.push((g.number.clone(), TYPE_RING_GROUP, "ring group", desc));
+    }
     v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    let fc = &s.config.feature_codes;
+    v.push((
+        fc.pickup.clone(),
+        TYPE_FEATURE,
+        "feature code",
+        "Call pickup: a call ringing in my pickup groups".into(),
+    ));
+    v.push((
+        format!("{}<extension>", fc.directed_pickup),
+        TYPE_FEATURE,
+        "feature code",
+        "Directed call pickup: the call ringing at that extension".into(),
+    ));
     v
+}
+
+/// Sets the feature codes (checked against every number like the rest).
+pub(crate) async fn set_feature_codes(
+    app: &Arc<App>,
+    who: &str,
+    fc: config::FeatureCodes,
+) -> Result<(), ApiError> {
+    change(app, who, "changed feature codes".into(), move |c| {
+        c.feature_codes = fc;
+        Ok(())
+    })
+    .await
+    .map(|_| ())
 }
 
 /// The dial plan as Kerio's CSV: `Extension Number,Type ID,Description`.

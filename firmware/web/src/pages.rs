@@ -449,7 +449,19 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             let (note, st) = outcome(r, |()| format!("SIP account {u} removed."));
             extension_page(app, &c, n, note, st)
         }
-        (true, ["dialplan"]) => dialplan_page(app, &c),
+        (true, ["dialplan"]) => dialplan_page(app, &c, Note::None, StatusCode::OK),
+        (false, ["dialplan", "feature-codes"]) => {
+            let fc = config::FeatureCodes {
+                pickup: field(&form, "pickup").unwrap_or("").trim().to_string(),
+                directed_pickup: field(&form, "directed_pickup")
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            };
+            let r = ops::set_feature_codes(app, &who, fc).await;
+            let (note, st) = outcome(r, |()| "Feature codes saved.".into());
+            dialplan_page(app, &c, note, st)
+        }
         (true, ["dialplan.csv"]) => {
             let mut r = warp::reply::with_header(
                 ops::dial_plan_csv(&app.cfg.snapshot()),
@@ -623,6 +635,15 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         }
     }
     m.insert("forwarding".into(), Value::Array(rules));
+    for k in ["pickup_groups", "pickup_from"] {
+        let list: Vec<String> = field(form, k)
+            .unwrap_or("")
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        m.insert(k.into(), json!(list));
+    }
     Ok(m)
 }
 
@@ -1006,6 +1027,8 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
                         label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
                         label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (a phone in a call rings for a second one)" }
+                        label { "Member of pickup groups (comma separated)" input name="pickup_groups" value=(e.pickup_groups.join(", ")); }
+                        label { "May pick up calls from groups (comma separated)" input name="pickup_from" value=(e.pickup_from.join(", ")); }
                         label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
                         fieldset.forwarding {
                             legend { "Forwarding: a number, or hangup; empty = the caller hears why" }
@@ -1079,15 +1102,15 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
     )
 }
 
-fn dialplan_page(app: &Arc<App>, c: &Caller) -> Response {
+fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response {
     let snap = app.cfg.snapshot();
     page_response(
-        StatusCode::OK,
+        status,
         layout(
             "Dial plan",
             Some(c),
             true,
-            &Note::None,
+            &note,
             html! {
                 p { a.button href="/admin/dialplan.csv" download="dialplan.csv" { "Export to CSV" } }
                 table id="dialplan" {
@@ -1096,6 +1119,15 @@ fn dialplan_page(app: &Arc<App>, c: &Caller) -> Response {
                         @for (n, _, t, d) in ops::dial_plan(&snap) {
                             tr { td { (n) } td { (t) } td { (d) } }
                         }
+                    }
+                }
+                h2 { "Feature codes" }
+                form.card method="post" action="/admin/dialplan/feature-codes" id="feature-codes" {
+                    (csrf_field(c))
+                    fieldset disabled[!c.can_write_admin()] {
+                        label { "Call pickup (a call ringing in the caller's pickup groups)" input name="pickup" value=(snap.config.feature_codes.pickup); }
+                        label { "Directed call pickup (followed by the extension)" input name="directed_pickup" value=(snap.config.feature_codes.directed_pickup); }
+                        @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
                     }
                 }
             },

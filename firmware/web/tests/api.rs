@@ -761,3 +761,81 @@ async fn the_phones_page_enables_adds_previews_and_imports() {
         a.text
     );
 }
+
+#[tokio::test]
+async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let form = "application/x-www-form-urlencoded";
+    let csrf = admin.csrf.clone().unwrap();
+    let post = |path: &'static str, body: String| {
+        let admin = admin.clone();
+        let rig = &rig;
+        async move {
+            rig.raw(&admin, "POST", path, Some((form, body)), &[], "127.0.0.1")
+                .await
+        }
+    };
+    // A code that is an extension's number is refused, naming the field.
+    let a = post(
+        "/admin/dialplan/feature-codes",
+        format!("csrf={csrf}&pickup=101&directed_pickup=**"),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    assert!(a.text.contains("conflicts with number 101"), "{}", a.text);
+    let a = post(
+        "/admin/dialplan/feature-codes",
+        format!("csrf={csrf}&pickup=%2A9&directed_pickup=%2A%2A"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(rig.cfg.snapshot().config.feature_codes.pickup, "*9");
+    let csv = rig.call(&admin, "GET", "/admin/dialplan.csv", None).await;
+    assert!(csv.text.contains("*9,9,Call pickup"), "{}", csv.text);
+    // The extension page's forwarding grid, call waiting and pickup groups.
+    let a = post(
+        "/admin/extensions/101",
+        format!("csrf={csrf}&enabled=on&first_name=Ann&no_answer_seconds=12&fw_busy_internal=102&fw_no_answer_any=hangup&pickup_groups=sales%2C+desk&pickup_from=sales"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let e = rig.cfg.snapshot().extension("101").unwrap().clone();
+    assert!(!e.call_waiting, "an unchecked box is off");
+    assert_eq!(e.no_answer_seconds, 12);
+    assert_eq!(e.forwarding.len(), 2);
+    assert_eq!(
+        e.forward_for(config::ForwardCause::Busy, config::CallOrigin::Internal),
+        Some("102")
+    );
+    assert_eq!(e.pickup_groups, ["sales", "desk"]);
+    let a = post(
+        "/admin/extensions/101",
+        format!("csrf={csrf}&enabled=on&no_answer_seconds=12&fw_busy_any=voicemail"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.text.contains("must be another number or hangup"),
+        "{}",
+        a.text
+    );
+    // Ring groups with a strategy and a fallback.
+    let a = post(
+        "/admin/routing/ring-groups",
+        format!("csrf={csrf}&rg_number=600&rg_name=Sales&rg_members=101%2C102&rg_strategy=in_order&rg_member_seconds=10&rg_timeout=&rg_fallback=102"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let g = rig.cfg.snapshot().config.ring_groups[0].clone();
+    assert_eq!(
+        (g.strategy, g.member_seconds, g.timeout, g.fallback.as_str()),
+        (config::RingStrategy::InOrder, 10, 0, "102")
+    );
+    let a = post(
+        "/admin/routing/ring-groups",
+        format!("csrf={csrf}&rg_number=600&rg_members=101&rg_strategy=&rg_member_seconds=x"),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+}

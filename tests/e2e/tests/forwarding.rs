@@ -268,3 +268,58 @@ fn call_waiting_on_pjsua2() {
 fn call_waiting_on_baresip() {
     call_waiting(Kind::Baresip);
 }
+
+/// 101 calls 102, whose phone rings; `picker` on 103 dials `code` and takes the call:
+/// 102 stops ringing, 101 and 103 hear each other.
+fn pickup(picker: Kind, code: &str) {
+    let pbx = four_extensions();
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut c = phone_of(picker, &pbx, "103", "Secret-103x", 1400, false, "PCMU,PCMA");
+    dial(&mut a, &pbx, "102");
+    assert!(b.wait_event("CALL_INCOMING", T).is_some());
+    dial(&mut c, &pbx, code);
+    assert!(
+        c.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{picker:?} could not pick up: {:?}\n{}",
+        c.events(),
+        pbx.log_text()
+    );
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    assert!(b.wait_event("CALL_CLOSED", T).is_some(), "102 kept ringing");
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    closed_reason(&c);
+    assert_heard(&a, 1400.0);
+    assert_heard(&c, 1000.0);
+}
+
+#[test]
+fn linphone_picks_up_a_colleagues_call_with_the_group_code() {
+    pickup(Kind::Linphone, "*8");
+}
+
+#[test]
+fn baresip_picks_up_one_extension_with_the_directed_code() {
+    pickup(Kind::Baresip, "**102");
+}

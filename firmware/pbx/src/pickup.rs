@@ -1,0 +1,184 @@
+//! Call pickup: a phone dials the pickup code (any call ringing in its pickup groups)
+//! or the directed-pickup code and an extension (the call ringing there), and takes
+//! the call. The picker's own INVITE dialog becomes the answered leg of the ringing
+//! call: the caller gets its 200 as if a rung phone had answered, the phones still
+//! ringing are cancelled, and the two endpoints are connected.
+//!
+//! Who may pick up whom follows Kalliope: an extension is a member of pickup groups
+//! and may pick up from pickup groups; by default every extension is in, and may pick
+//! up from, the group `default`. The oldest ringing call is taken first.
+
+use crate::build::{self, AckBase};
+use crate::calls::{key_of, record_route, Dialog, Leg, LegState, Side};
+use crate::{negotiate, Pbx, SKey, Source, Target};
+use media::sdp::{self, Audio};
+use sip::build::Response;
+use sip::message::get;
+use std::time::Instant;
+
+impl Pbx {
+    /// The feature code a phone dialled, if `dialled` is a pickup: `Some(None)` for
+    /// group pickup, `Some(Some(n))` for directed pickup of extension `n`.
+    pub(crate) fn pickup_code(&self, dialled: &str) -> Option<Option<String>> {
+        let fc = &self.snapshot.config.feature_codes;
+        if dialled == fc.pickup {
+            return Some(None);
+        }
+        dialled
+            .strip_prefix(fc.directed_pickup.as_str())
+            .filter(|n| !n.is_empty())
+            .map(|n| Some(n.to_string()))
+    }
+
+    /// The picker (`account`, calling with `offer`) takes the oldest call ringing at
+    /// `target` (or at any extension it may pick up from).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pickup(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &SKey,
+        req: rsip::Request,
+        account: config::SipAccount,
+        offer: Option<Audio>,
+        target: Option<String>,
+    ) {
+        let snap = self.snapshot.clone();
+        let Some(me) = snap.extension(&account.extension).cloned() else {
+            return self.reply(now, key, &req, 403, "no extension");
+        };
+        let Some(offer) = offer else {
+            return self.reply(now, key, &req, 488, "pickup needs an SDP offer");
+        };
+        let ringing_here = |l: &Leg| {
+            matches!(l.state, LegState::Calling | LegState::Ringing)
+                && !l.cancel_wanted
+                && snap
+                    .account(&l.account)
+                    .and_then(|a| snap.extension(&a.extension))
+                    .is_some_and(|e| {
+                        target.as_ref().is_none_or(|t| &e.number == t) && me.may_pick_up(e)
+                    })
+        };
+        let found = self
+            .calls
+            .values()
+            .filter(|c| {
+                !c.finished && c.answered.is_none() && !c.late_offer && c.transfer.is_none()
+            })
+            .filter(|c| c.caller_account != account.username)
+            .filter(|c| c.legs.iter().any(ringing_here))
+            .min_by_key(|c| (c.created, c.id))
+            .map(|c| c.id);
+        let Some(id) = found else {
+            tracing::info!(picker = %me.number, ?target, "nothing to pick up");
+            return self.reply(now, key, &req, 404, "no call to pick up");
+        };
+        let ep = match self.relay.open() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!("media relay: {e}");
+                return self.reply(now, key, &req, 503, "no media ports");
+            }
+        };
+        let call = &self.calls[&id];
+        let Some((ans_a, ans_p, ab, ba, xcode)) = negotiate::answer_both(
+            &call.a_offer,
+            &offer,
+            (call.a.local_addr.ip(), call.a_ep.port),
+            (src.local.ip(), ep.port),
+        ) else {
+            return self.reply(now, key, &req, 488, "no codec in common");
+        };
+        // The picker's dialog, as a leg of the ringing call.
+        let tag = self.random_hex(10);
+        let from = get(&req.headers, "From").unwrap_or("").to_string();
+        let contact_uri = build::contact_uri(&req.headers)
+            .unwrap_or_else(|| sip::message::uri_part(&from).to_string());
+        let dest = if account.nat {
+            src.remote
+        } else {
+            build::uri_addr(&contact_uri).unwrap_or(src.remote)
+        };
+        let picker_call_id = key_of(&req).call_id;
+        let dialog = Dialog {
+            call_id: picker_call_id.clone(),
+            local: format!("{};tag={tag}", get(&req.headers, "To").unwrap_or("")),
+            remote: from.clone(),
+            target_uri: contact_uri.clone(),
+            to: Target {
+                proto: src.proto,
+                dest,
+            },
+            local_addr: src.local,
+            contact: build::contact(&me.number, src.proto, src.local),
+            cseq: 0,
+            sdp_version: 1,
+            sent_sdp: Some(ans_p.clone()),
+            route: record_route(&req.headers),
+        };
+        ep.set_remote(offer.rtp_target(), account.nat);
+        let contact = dialog.contact.clone();
+        let leg = Leg {
+            account: account.username.clone(),
+            ep,
+            peer: None,
+            ack: AckBase {
+                ruri: contact_uri,
+                via: String::new(),
+                from: dialog.local.clone(),
+                call_id: picker_call_id.clone(),
+                cseq: 0,
+                route: Vec::new(),
+            },
+            to_initial: from,
+            dialog,
+            branch: String::new(),
+            state: LegState::Answered,
+            got_provisional: true,
+            cancel_wanted: false,
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let idx = call.legs.len();
+        call.legs.push(leg);
+        call.answered = Some(idx);
+        call.answered_at = Some(now);
+        call.final_status = 200;
+        call.answered_by = me.number.clone();
+        call.ring_deadline = None;
+        call.plan.step_deadline = None;
+        call.plan.next.clear();
+        call.transcoding = xcode;
+        call.maps = (ab, ba);
+        call.a_ep.connect(&call.legs[idx].ep, ab, ba);
+        // The caller's 200, as if a rung phone had answered.
+        let body = sdp::write(id, call.a.sdp_version, &ans_a);
+        call.a.sent_sdp = Some(ans_a);
+        let a_tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
+        let r = Response::to(&call.a_req, 200, "OK")
+            .tag(a_tag.as_deref())
+            .contact(&call.a.contact)
+            .sdp(&body)
+            .build();
+        let (a_key, a_cseq) = (call.a_key.clone(), key_of(&call.a_req).cseq);
+        self.await_ack(now, id, Side::A, &r, &a_key, a_cseq);
+        self.respond(now, &a_key, 200, r);
+        // The picker's 200.
+        self.dialogs.insert(picker_call_id, id);
+        let body = sdp::write(id, 1, &ans_p);
+        let rp = Response::to(&req, 200, "OK")
+            .tag(Some(&tag))
+            .contact(&contact)
+            .sdp(&body)
+            .build();
+        self.await_ack(now, id, Side::B, &rp, key, key_of(&req).cseq);
+        self.respond(now, key, 200, rp);
+        for i in 0..idx {
+            self.cancel_leg(now, id, i);
+        }
+        tracing::info!(call = id, picker = %me.number, "picked up");
+        self.arm_call(id);
+    }
+}
