@@ -415,3 +415,124 @@ fn a_setup_at_link_up_is_answered() {
         assert!(closed, "201's call did not close: {:?}", p201.events());
     }
 }
+
+/// Hold and transfer across an ISDN line (libpri as the network): the network calls
+/// 201 (pjsua2, answering by itself); 201 holds, and the network hears music on hold;
+/// 201 resumes, then transfers the call blind to 202 (baresip), and the network hears
+/// 202's tone. The history shows the call from the line, answered by 202.
+#[test]
+fn hold_and_transfer_across_an_isdn_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pbx, p201, span) = span_box(dir.path());
+    drop(p201);
+    pbx.ctl_ok(&["extension", "add", "202", "--password", "Secret-202x"]);
+    let mut p201 = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "201",
+        "Secret-201x",
+        440,
+        true,
+        "PCMA,PCMU",
+    );
+    let p202 = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "202",
+        "Secret-202x",
+        1400,
+        true,
+        "PCMU,PCMA",
+    );
+    let mut net = Peer::connect(&span, PRI_NETWORK, PRI_SWITCH_EUROISDN_E1);
+    let up = net.serve(Duration::from_secs(15), |p, _| p.pri_up());
+    assert!(up, "D-channel not up: {}", libpri_log());
+    let line = Line::start(&span, 1, 1000.0);
+    let call = net.call("5550201", "5550399", 1, true, true);
+    assert!(
+        ev(&mut net, Duration::from_secs(15), PRI_EVENT_ANSWER).is_some(),
+        "201 did not answer: {}",
+        pbx.log_text()
+    );
+    // The network's tone reaches 201, 201's reaches the network.
+    net.serve(Duration::from_secs(2), |_, _| false);
+    let dominant = |tail: &[i16]| {
+        TONES
+            .iter()
+            .copied()
+            .max_by(|a, b| tone_power(tail, 8000, *a).total_cmp(&tone_power(tail, 8000, *b)))
+            .unwrap()
+    };
+    let last_second = |line: &Line| {
+        let s = line.samples();
+        s[s.len().saturating_sub(8000)..].to_vec()
+    };
+    assert_eq!(dominant(&last_second(&line)), 440.0);
+    // Hold: the line hears the music.
+    p201.command("hold", "");
+    net.serve(Duration::from_secs(2), |_, _| false);
+    assert_eq!(
+        dominant(&last_second(&line)),
+        MUSIC_TONE,
+        "music on hold to the ISDN caller"
+    );
+    p201.command("resume", "");
+    net.serve(Duration::from_secs(2), |_, _| false);
+    assert_eq!(
+        dominant(&last_second(&line)),
+        440.0,
+        "201 again after resume"
+    );
+    // Blind transfer to 202.
+    p201.command("transfer", &format!("sip:202@{}", pbx.sip));
+    let mut established = false;
+    net.serve(Duration::from_secs(15), |_, _| {
+        established = p202
+            .events()
+            .iter()
+            .any(|e| e["type"] == "CALL_ESTABLISHED");
+        established
+    });
+    assert!(
+        established,
+        "202 never answered: {:?}\n{}",
+        p202.events(),
+        pbx.log_text()
+    );
+    net.serve(Duration::from_secs(2), |_, _| false);
+    assert_eq!(
+        dominant(&last_second(&line)),
+        1400.0,
+        "the line hears 202 after the transfer"
+    );
+    assert!(
+        p201.wait_event("CALL_CLOSED", PHONE_WAIT).is_some(),
+        "201 was not hung up"
+    );
+    net.hangup(call, 16);
+    let mut closed = false;
+    net.serve(PHONE_WAIT, |_, _| {
+        closed = p202.events().iter().any(|e| e["type"] == "CALL_CLOSED");
+        closed
+    });
+    assert!(closed, "202's call did not close");
+    drop(line);
+    let h = pbx.admin_session("Adm1n-Isdn-Hist!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mut rows = serde_json::Value::Null;
+    assert!(wait_until(Duration::from_secs(10), || {
+        rows = pbx.https("GET", "/api/v1/history", None, &h).json();
+        rows.as_array().is_some_and(|r| !r.is_empty())
+    }));
+    let r = &rows[0];
+    assert_eq!(
+        [
+            &r["trunk"],
+            &r["direction"],
+            &r["answered_by"],
+            &r["transferred_by"]
+        ],
+        ["telco", "inbound", "202", "201"],
+        "{r}"
+    );
+}
