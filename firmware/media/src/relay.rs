@@ -191,6 +191,11 @@ impl Endpoint {
             return;
         }
         self.shared.cfg_mut().playing = true;
+        // Each play is a new RTP source: a fresh SSRC, so a second hold does not send
+        // the same SSRC with its sequence numbers going backwards.
+        static PLAYS: AtomicU64 = AtomicU64::new(1);
+        let n = PLAYS.fetch_add(1, Ordering::Relaxed);
+        let mix = (self.id ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.engine.command(Cmd::Play(
             self.id,
             Box::new(Play {
@@ -199,9 +204,9 @@ impl Endpoint {
                 pos: 0,
                 pt,
                 alaw,
-                seq: (self.id as u16).wrapping_mul(7919),
-                ts: (self.id as u32).wrapping_mul(2_654_435_761),
-                ssrc: (self.id as u32 ^ 0x5bd1_e995).wrapping_mul(0x9e37_79b9),
+                seq: (mix >> 48) as u16,
+                ts: (mix >> 16) as u32,
+                ssrc: mix as u32 ^ (mix >> 32) as u32,
                 first: true,
             }),
         ));
@@ -322,10 +327,11 @@ impl Engine {
             let wait = if players.is_empty() {
                 EpollTimeout::from(1000u16)
             } else {
-                let ms = next_tick
+                // Rounded up: a wait of 0 in the last millisecond would spin.
+                let us = next_tick
                     .saturating_duration_since(Instant::now())
-                    .as_millis();
-                EpollTimeout::from(ms.min(1000) as u16)
+                    .as_micros();
+                EpollTimeout::from(us.div_ceil(1000).min(1000) as u16)
             };
             let n = match self.epoll.wait(&mut events, wait) {
                 Ok(n) => n,

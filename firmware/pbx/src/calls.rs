@@ -132,6 +132,7 @@ pub(crate) struct Reinvite {
 
 /// A transfer (REFER) in progress: `by` asked for its side to be replaced by whoever
 /// answers one of `legs`; the other side hears music meanwhile.
+#[derive(Clone)]
 pub(crate) struct Transfer {
     pub by: Side,
     pub legs: Vec<usize>,
@@ -139,6 +140,9 @@ pub(crate) struct Transfer {
     pub event: String,
     /// The other side was already on hold when the transfer began.
     pub was_held: bool,
+    /// The transferor hung up meanwhile (RFC 5589 6.1 allows it): no more NOTIFYs,
+    /// and if the transfer fails the transferee is hung up too.
+    pub by_gone: bool,
     pub deadline: Instant,
 }
 
@@ -175,6 +179,8 @@ pub(crate) struct Call {
     pub transfer: Option<Transfer>,
     /// The plan failed because nobody answered in time (for the record).
     pub timed_out: bool,
+    /// REFERs taken in this call (each adds legs and ports; bounded).
+    pub refers: u32,
     /// What is rung while the call is not answered, and what comes after.
     pub plan: crate::plan::Plan,
     /// The caller as legs present it, and where the call came from.
@@ -563,6 +569,7 @@ impl Pbx {
                 held_by: None,
                 transfer: None,
                 timed_out: false,
+                refers: 0,
                 plan: Default::default(),
                 caller: caller.clone(),
                 origin: call_origin,
@@ -610,7 +617,11 @@ impl Pbx {
                         continue;
                     };
                     peer_legs.push(base + legs.len());
-                    legs.push(Pbx::peer_leg(hops, caller, local, ep));
+                    let mut leg = Pbx::peer_leg(hops, caller, local, ep);
+                    if let Some(p) = leg.peer.as_mut() {
+                        p.template = Some(template.clone());
+                    }
+                    legs.push(leg);
                     continue;
                 }
                 Dest::Device(d) => *d,
@@ -998,6 +1009,15 @@ impl Pbx {
             .transfer
             .as_ref()
             .is_some_and(|t| t.legs.contains(&idx));
+        if key(&resp.headers).call_id != call.legs[idx].dialog.call_id {
+            // The leg's dialog moved to the caller's place (a transfer): only a
+            // retransmitted 2xx can come, and it is ACKed there.
+            if (200..300).contains(&status) && key(&resp.headers).call_id == call.a.call_id {
+                let d = clone_dialog(&call.a);
+                self.ack_2xx(&d, key(&resp.headers).cseq);
+            }
+            return;
+        }
         let leg = &mut call.legs[idx];
         if let Some(to) = get(&resp.headers, "To") {
             if sip::message::header_param(to, "tag").is_some() {
@@ -1059,6 +1079,13 @@ impl Pbx {
                 // The ACK has the CSeq number of the INVITE the 2xx answers (a leg
                 // sent again with credentials is at 2).
                 let leg_dialog_cseq = key(&resp.headers).cseq;
+                if key(&resp.headers).call_id == call.a.call_id {
+                    // A retransmitted 2xx of a leg that took the caller's place (a
+                    // transfer): ACK it in that dialog.
+                    let d = clone_dialog(&call.a);
+                    self.ack_2xx(&d, leg_dialog_cseq);
+                    return;
+                }
                 leg.got_provisional = true;
                 let answered_elsewhere = call.answered.is_some_and(|i| i != idx);
                 if call.answered == Some(idx) {
@@ -1307,7 +1334,30 @@ impl Pbx {
         if except != Some(Side::B) {
             self.send_in_dialog(now, id, Side::B, "BYE", b"", Owner::Fire);
         }
-        self.end_call(id);
+        // A leg that has not answered anything yet can only be cancelled once it does:
+        // the call stays (finished, out of the dialog table) until every leg settles.
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let pending = call
+            .legs
+            .iter()
+            .any(|l| l.cancel_wanted && !l.got_provisional && matches!(l.state, LegState::Calling));
+        if pending {
+            call.finished = true;
+            call.transfer = None;
+            call.ok.clear();
+            call.ring_deadline = Some(now + self.settings.timers.t1 * 64);
+            let ids: Vec<String> = std::iter::once(call.a.call_id.clone())
+                .chain(call.answered.map(|i| call.legs[i].dialog.call_id.clone()))
+                .collect();
+            for c in ids {
+                self.dialogs.remove(&c);
+            }
+            self.arm_call(id);
+        } else {
+            self.end_call(id);
+        }
     }
 
     /// An ACK for a 2xx we sent: the retransmissions stop, and an answer due in it (to
@@ -1404,6 +1454,19 @@ impl Pbx {
             "BYE" => {
                 let r = Response::to(&req, 200, "OK").build();
                 self.respond(now, key, 200, r);
+                if let Some(t) = self
+                    .calls
+                    .get_mut(&id)
+                    .and_then(|c| c.transfer.as_mut())
+                    .filter(|t| t.by == side)
+                {
+                    // The transferor leaves after its REFER was accepted: the transfer
+                    // goes on without it.
+                    t.by_gone = true;
+                    self.dialogs.remove(&k.call_id);
+                    tracing::debug!(call = id, "the transferor hung up; the transfer goes on");
+                    return;
+                }
                 if !answered {
                     // BYE on an early dialog: treat as a cancel.
                     self.fail_call(now, id, 487, "");

@@ -772,13 +772,20 @@ impl Pbx {
 
     /// Calls in progress, for `pbxctl calls`.
     pub fn calls(&self, now: Instant) -> Vec<CallInfo> {
-        let mut v: Vec<_> = self.calls.values().map(|c| c.info(now)).collect();
+        // A finished call only waits for legs to settle: it is not in progress.
+        let mut v: Vec<_> = self
+            .calls
+            .values()
+            .filter(|c| !c.finished)
+            .map(|c| c.info(now))
+            .collect();
         v.sort_by_key(|c| c.id);
         v
     }
 
     /// Hangs up call `id` (see `pbxctl calls`); false when it is not in progress.
     pub fn hang_up_call(&mut self, now: Instant, id: u64) -> bool {
+        self.last_now = now;
         self.terminate(now, id)
     }
 

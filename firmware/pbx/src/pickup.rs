@@ -82,8 +82,10 @@ impl Pbx {
             }
         };
         let call = &self.calls[&id];
+        // A caller that already has an answer (early media in a 183) gets the same one.
+        let caller_side = call.a.sent_sdp.as_ref().unwrap_or(&call.a_offer);
         let Some((ans_a, ans_p, ab, ba, xcode)) = negotiate::answer_both(
-            &call.a_offer,
+            caller_side,
             &offer,
             (call.a.local_addr.ip(), call.a_ep.port),
             (src.local.ip(), ep.port),

@@ -44,6 +44,9 @@ pub(crate) struct PeerLeg {
     pub privacy: bool,
     /// Status of the last hop that failed, for the caller.
     pub last_status: u16,
+    /// The session the leg is offered from, when not the caller's offer (a transfer's
+    /// target is offered the transferee's session).
+    pub template: Option<media::sdp::Audio>,
 }
 
 impl PeerLeg {
@@ -503,7 +506,14 @@ impl Pbx {
         let Some(call) = self.calls.get(&id) else {
             return false;
         };
-        if call.finished || call.answered.is_some() || call.legs[idx].cancel_wanted {
+        let in_transfer = call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.legs.contains(&idx));
+        if call.finished
+            || (call.answered.is_some() && !in_transfer)
+            || call.legs[idx].cancel_wanted
+        {
             return false;
         }
         let Some(pl) = call.legs[idx].peer.clone() else {
@@ -577,6 +587,7 @@ impl Pbx {
                 display: caller.display.clone(),
                 privacy: caller.privacy,
                 last_status: 0,
+                template: None,
             }),
             dialog: Dialog {
                 call_id: String::new(),

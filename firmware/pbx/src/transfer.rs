@@ -22,6 +22,9 @@ use sip::message::{get, uri_part, uri_user};
 use std::collections::HashSet;
 use std::time::Instant;
 
+/// Blind transfers one call may try.
+const MAX_REFERS: u32 = 8;
+
 /// What `Refer-To` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReferTo {
@@ -108,6 +111,10 @@ impl Pbx {
         if call.transfer.is_some() || call.reinvite.is_some() {
             return self.reply(now, key, &req, 491, "a transfer is in progress");
         }
+        // Each blind transfer adds legs and ports that last as long as the call.
+        if call.refers >= MAX_REFERS {
+            return self.reply(now, key, &req, 403, "too many transfers in this call");
+        }
         let Some(target) = get(&req.headers, "Refer-To")
             .or_else(|| get(&req.headers, "r"))
             .and_then(parse_refer_to)
@@ -131,7 +138,7 @@ impl Pbx {
         self.notify(now, id, side, &event, 100, false);
         tracing::info!(call = id, side = ?side, to = %target.number, attended = target.replaces.is_some(), "transfer");
         match target.replaces {
-            Some(r) => self.attended(now, id, side, &event, r),
+            Some(r) => self.attended(now, id, side, &event, r, account),
             None => self.blind(now, id, side, &event, &target.number, acct),
         }
     }
@@ -139,6 +146,14 @@ impl Pbx {
     /// A NOTIFY of the transfer's progress to `side`: `status` as a sipfrag status
     /// line; `last` ends the subscription.
     fn notify(&mut self, now: Instant, id: u64, side: Side, event: &str, status: u16, last: bool) {
+        let gone = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.by == side && t.by_gone);
+        if gone {
+            return;
+        }
         let frag = format!("SIP/2.0 {status} {}\r\n", reason(status));
         let state = if last {
             "terminated;reason=noresource".to_string()
@@ -265,8 +280,12 @@ impl Pbx {
             event: event.to_string(),
             was_held,
             deadline,
+            by_gone: false,
         });
+        call.refers += 1;
         self.arm_call(id);
+        // Legs to providers may have failed at once.
+        self.transfer_check(now, id);
     }
 
     /// A response to the INVITE of a leg ringing for a blind transfer.
@@ -322,12 +341,23 @@ impl Pbx {
                     .sent_sdp
                     .take()
                     .map(|o| negotiate::narrow(&o, &ans));
-                let t = call.transfer.take().expect("in transfer");
+                let t = call.transfer.clone().expect("in transfer");
                 for i in t.legs.iter().copied().filter(|i| *i != idx) {
                     self.cancel_leg(now, id, i);
                 }
                 self.notify(now, id, by, &t.event, 200, true);
-                self.replace_side(now, id, by, idx, (br.forward, br.backward), br.transcoding);
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.transfer = None;
+                }
+                self.replace_side(
+                    now,
+                    id,
+                    by,
+                    idx,
+                    (br.forward, br.backward),
+                    br.transcoding,
+                    !t.by_gone,
+                );
             }
             _ => {
                 if leg.peer.is_some() && self.peer_leg_failed(now, id, idx, Some(resp), status) {
@@ -361,21 +391,29 @@ impl Pbx {
         if !timed_out && statuses.len() < t.legs.len() {
             return;
         }
-        let t = call.transfer.take().expect("checked");
+        let t = call.transfer.clone().expect("checked");
         let status = if timed_out {
             480
         } else {
             crate::calls::summarize(&statuses)
         };
         tracing::info!(call = id, status, "transfer failed");
+        for i in t.legs.iter().copied() {
+            self.cancel_leg(now, id, i);
+        }
+        self.notify(now, id, t.by, &t.event, status, true);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.transfer = None;
+        if t.by_gone {
+            // Nobody to go back to: the transferee is hung up.
+            return self.hang_up(now, id, Some(t.by));
+        }
         if !t.was_held {
             // The transferor had not held the other side: they talk again.
             call.resume_from_hold();
         }
-        for i in t.legs {
-            self.cancel_leg(now, id, i);
-        }
-        self.notify(now, id, t.by, &t.event, status, true);
         self.arm_call(id);
     }
 
@@ -388,6 +426,7 @@ impl Pbx {
         side: Side,
         event: &str,
         replaces: (String, String, String),
+        transferor: String,
     ) {
         let (call_id, to_tag, from_tag) = replaces;
         // The dialog named is the transferor's own with the box: to-tag is ours,
@@ -399,11 +438,17 @@ impl Pbx {
                 let d = c.dialog_ref(*s);
                 let (ours, theirs) = (tag_of(&d.local), tag_of(&d.remote));
                 d.call_id == call_id
+                    && !to_tag.is_empty()
+                    && !from_tag.is_empty()
                     && ((ours == to_tag && theirs == from_tag)
-                        || (ours == from_tag && theirs == to_tag)
-                        || (to_tag.is_empty() && from_tag.is_empty()))
+                        || (ours == from_tag && theirs == to_tag))
             })?;
-            Some((id2, s))
+            // Only the transferor's own dialog: another phone's call cannot be taken.
+            let owner = match s {
+                Side::A => &c.caller_account,
+                Side::B => &c.legs[c.answered?].account,
+            };
+            (owner == &transferor).then_some((id2, s))
         });
         let Some((id2, t2)) = found.filter(|(id2, _)| *id2 != id) else {
             tracing::info!(call = id, "attended transfer: no such dialog to replace");
@@ -421,6 +466,10 @@ impl Pbx {
         };
         // Take the new party out of its call; the transferor's dialog there is ended
         // (and that call goes in the history as answered and over).
+        let ringing2 = self.calls[&id2].legs.len();
+        for i in 0..ringing2 {
+            self.cancel_leg(now, id2, i);
+        }
         let call2 = self.calls.remove(&id2).expect("found");
         self.record(&call2);
         let (leg, t2_dialog) = call2.into_party(t2.other());
@@ -434,11 +483,12 @@ impl Pbx {
         call.legs.push(leg);
         // The other call's timers and transactions find it gone.
         self.notify(now, id, side, event, 200, true);
-        self.replace_side(now, id, side, idx, (fwd, back), xcode);
+        self.replace_side(now, id, side, idx, (fwd, back), xcode, true);
     }
 
     /// Puts the answered leg `idx` of call `id` in the place of `side`, which is hung
     /// up, and connects it to the other side with `maps` (other to new, new to other).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn replace_side(
         &mut self,
         now: Instant,
@@ -447,6 +497,7 @@ impl Pbx {
         idx: usize,
         maps: (media::PtMap, media::PtMap),
         transcoding: bool,
+        bye_old: bool,
     ) {
         let snap = self.snapshot.clone();
         let Some(call) = self.calls.get_mut(&id) else {
@@ -500,7 +551,9 @@ impl Pbx {
         }
         tracing::info!(call = id, side = ?side, "transferred");
         self.dialogs.remove(&gone.call_id);
-        self.bye_leg(now, &gone);
+        if bye_old {
+            self.bye_leg(now, &gone);
+        }
         self.arm_call(id);
     }
 }
@@ -530,6 +583,7 @@ impl crate::calls::Call {
                     display: String::new(),
                     privacy: false,
                     last_status: 0,
+                    template: None,
                 });
                 let leg = Leg {
                     account: self.caller_account,

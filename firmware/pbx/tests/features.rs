@@ -852,3 +852,99 @@ async fn a_ringing_call_is_picked_up_by_group_or_by_extension() {
         "not in a group it may pick up from: {got}"
     );
 }
+
+#[tokio::test]
+async fn a_transferor_may_hang_up_right_after_its_refer() {
+    for target_answers in [true, false] {
+        let mut rig = Rig::new(Settings::default());
+        let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
+        rig.send(
+            B,
+            &from_b(
+                &inv,
+                "REFER",
+                1,
+                "z9hG4bKrefer",
+                &format!("Refer-To: <sip:103@{PBX}>\r\n"),
+            ),
+        );
+        rig.take(B);
+        // RFC 5589 6.1: the transferor hangs up at once.
+        rig.send(B, &from_b(&inv, "BYE", 2, "z9hG4bKbye", ""));
+        let to_b = rig.take(B);
+        assert!(to_b[0].starts_with("SIP/2.0 200"), "{to_b:?}");
+        assert!(rig.take(A).is_empty(), "the transferee stays");
+        let inv_c = rig
+            .take(C)
+            .into_iter()
+            .find(|m| m.starts_with("INVITE"))
+            .expect("103 rings");
+        if target_answers {
+            let (_c_rtp, c_port) = rtp_socket();
+            rig.send(
+                C,
+                &answer_at(
+                    &inv_c,
+                    "200 OK",
+                    "c",
+                    &sdp(c_port, "sendrecv"),
+                    &format!("103@{C}"),
+                ),
+            );
+            let calls = rig.pbx.calls(rig.now);
+            assert_eq!(
+                (calls[0].caller.as_str(), calls[0].callee.as_str()),
+                ("101", "103")
+            );
+            assert!(rig.take(B).is_empty(), "nothing more to the transferor");
+        } else {
+            rig.send(
+                C,
+                &answer_at(&inv_c, "486 Busy Here", "c", "", &format!("103@{C}")),
+            );
+            assert!(
+                rig.take(A).iter().any(|m| m.starts_with("BYE ")),
+                "nobody to go back to"
+            );
+            assert!(rig.pbx.calls(rig.now).is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn replaces_cannot_name_another_phones_call() {
+    let mut rig = Rig::new(Settings::default());
+    let (inv, _tag, ..) = three_phones(&mut rig);
+    // A second call, 103 -> 101, answered; 102 names it in a REFER.
+    register_all(&mut rig, &[("101", A)]);
+    let got = call_as_with(&mut rig, "103", C, "101", "theirs", &sdp(42000, "sendrecv"));
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");
+    let inv_a = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE"))
+        .unwrap();
+    rig.send(
+        A,
+        &answer_at(
+            &inv_a,
+            "200 OK",
+            "a2",
+            &sdp(42002, "sendrecv"),
+            &format!("101@{A}"),
+        ),
+    );
+    let ok = rig
+        .take(C)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    let box_tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    let refer_to = format!(
+        "Refer-To: <sip:101@{PBX}?Replaces=theirs%3Bto-tag%3D{box_tag}%3Bfrom-tag%3Dttheirs>\r\n"
+    );
+    rig.send(B, &from_b(&inv, "REFER", 1, "z9hG4bKsteal", &refer_to));
+    let got = rig.take(B);
+    assert!(got.iter().any(|m| m.contains("SIP/2.0 481")), "{got:?}");
+    assert_eq!(rig.pbx.calls(rig.now).len(), 2, "both calls as they were");
+}

@@ -98,8 +98,8 @@ struct Args {
 /// (the loop wakes at least this often: the heartbeat).
 const HISTORY_FLUSH: Duration = Duration::from_secs(2);
 
-/// At most this much music on hold is held in memory (µ-law, 8 minutes).
-const MUSIC_CAP: usize = 8 * 60 * 8000;
+/// At most this much music on hold is held in memory (µ-law, 3 minutes: 1.4 MB).
+const MUSIC_CAP: usize = 3 * 60 * 8000;
 
 fn music_on_hold(dir: &std::path::Path) -> media::Clip {
     match media::Clip::collection(dir, MUSIC_CAP) {

@@ -150,8 +150,14 @@ impl Store {
 
     fn add_call_keeping(&self, r: &mut CallRecord, keep: u64) -> Result<u64, StoreError> {
         let t = self.db.open_tree(HISTORY)?;
-        // Ids only grow (sled's generator), so the oldest are the smallest keys.
-        r.id = self.db.generate_id()? + 1;
+        // Ids are the newest key plus one, so the keys are consecutive and the oldest
+        // are the smallest: the count is last - first + 1 without walking the tree
+        // (sled's own id generator jumps ahead at every start).
+        let last = match t.last()? {
+            Some((k, _)) => crate::read_u64(&k)?,
+            None => 0,
+        };
+        r.id = last + 1;
         t.insert(be(r.id), serde_json::to_vec(r).expect("record serialises"))?;
         while let Some((k, _)) = t.first()? {
             let first = crate::read_u64(&k)?;
@@ -239,8 +245,21 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let all = s.history(&HistoryQuery::default()).unwrap();
         assert_eq!(all.len(), 20, "capped");
-        assert_eq!(all[0].caller, "104", "newest first");
-        assert_eq!(all[0].outcome, Outcome::Busy);
+        // A record added after the reopen keeps the others.
+        let mut one = rec("105", "101", 1500, 200);
+        s.add_call_keeping(&mut one, 20).unwrap();
+        let all = s.history(&HistoryQuery::default()).unwrap();
+        assert_eq!(
+            (all.len(), all[0].caller.as_str(), all[1].caller.as_str()),
+            (20, "105", "104")
+        );
+        let busy = s
+            .history(&HistoryQuery {
+                number: Some("104".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(busy[0].outcome, Outcome::Busy);
         let q = HistoryQuery {
             number: Some("103".into()),
             ..Default::default()

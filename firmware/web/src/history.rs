@@ -182,9 +182,17 @@ fn own_calls(app: &App, c: &Caller, q: HistoryQuery) -> Result<Vec<CallRecord>, 
         .store()
         .history(&HistoryQuery { limit: 0, ..q })
         .map_err(store_err)?;
+    // An external caller's number may equal an extension's: only the local parties
+    // count.
+    let local = |r: &CallRecord, n: &String| {
+        r.called == *n
+            || r.answered_by == *n
+            || r.transferred_by == *n
+            || (r.caller == *n && r.direction != store::history::Direction::Inbound)
+    };
     Ok(all
         .into_iter()
-        .filter(|r| mine.iter().any(|n| r.involves(n)))
+        .filter(|r| mine.iter().any(|n| local(r, n)))
         .take(limit)
         .collect())
 }

@@ -667,7 +667,7 @@ pub(crate) fn dial_plan_csv(s: &Snapshot) -> String {
 
 pub(crate) fn csv_field(s: &str) -> String {
     // A leading = + - @ would run as a formula in a spreadsheet.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
