@@ -1121,6 +1121,17 @@ pub fn edit_config(pbx: &Pbxd, edit: impl FnOnce(&mut serde_json::Value)) {
     pbx.ctl_ok(&["config", "import", f.to_str().unwrap()]);
 }
 
+/// Changes one extension's fields in the configuration (export, edit, import).
+pub fn edit_extension(pbx: &Pbxd, number: &str, f: impl Fn(&mut serde_json::Value)) {
+    edit_config(pbx, |v| {
+        for e in v["extensions"].as_array_mut().unwrap() {
+            if e["number"] == number {
+                f(e);
+            }
+        }
+    });
+}
+
 /// Packets the relay moved A->B and B->A in the one call listed.
 pub fn relay_counters(pbx: &Pbxd) -> (u64, u64) {
     let calls = pbx.ctl_ok(&["calls"]);

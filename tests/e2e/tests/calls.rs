@@ -87,13 +87,7 @@ fn busy_unregistered_unknown_and_disabled() {
     let r = closed_reason(&a);
     assert!(r.contains("404"), "{r}");
     // 102's only device is in a call, and call waiting is off: busy.
-    edit_config(&pbx, |v| {
-        for e in v["extensions"].as_array_mut().unwrap() {
-            if e["number"] == "102" {
-                e["call_waiting"] = false.into();
-            }
-        }
-    });
+    edit_extension(&pbx, "102", |e| e["call_waiting"] = false.into());
     a.clear_events();
     connect(&mut a, &b, &pbx, "102");
     dial(&mut c, &pbx, "102");

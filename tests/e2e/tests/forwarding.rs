@@ -16,16 +16,6 @@ fn four_extensions() -> Pbxd {
     pbx
 }
 
-fn set_ext(pbx: &Pbxd, number: &str, f: impl Fn(&mut Value)) {
-    edit_config(pbx, |v| {
-        for e in v["extensions"].as_array_mut().unwrap() {
-            if e["number"] == number {
-                f(e);
-            }
-        }
-    });
-}
-
 /// `a` dials `number`; `c` (auto-answering) takes the call; both hear each other; `a`
 /// hangs up (`others` calls go on).
 fn reaches(a: &mut Phone, c: &Phone, pbx: &Pbxd, number: &str, tone_c: f64) {
@@ -88,14 +78,14 @@ fn every_forward_kind_reaches_the_colleague() {
     );
 
     // Unconditional: 102 never rings.
-    set_ext(&pbx, "102", |e| e["forward"] = json!("103"));
+    edit_extension(&pbx, "102", |e| e["forward"] = json!("103"));
     reaches(&mut a, &c, &pbx, "102", 1400.0);
     assert!(b
         .wait_event("CALL_INCOMING", Duration::from_millis(10))
         .is_none());
 
     // No answer after 5 s: 102 rings, then 103.
-    set_ext(&pbx, "102", |e| {
+    edit_extension(&pbx, "102", |e| {
         e["forward"] = json!("");
         e["no_answer_seconds"] = json!(5);
         e["forwarding"] = json!([{"cause": "no_answer", "to": "103"}]);
@@ -113,7 +103,7 @@ fn every_forward_kind_reaches_the_colleague() {
     );
 
     // Busy (102 in a call, call waiting off): 103, for internal callers.
-    set_ext(&pbx, "102", |e| {
+    edit_extension(&pbx, "102", |e| {
         e["call_waiting"] = json!(false);
         e["forwarding"] = json!([{"cause": "busy", "origin": "internal", "to": "103"}]);
     });
@@ -138,7 +128,7 @@ fn every_forward_kind_reaches_the_colleague() {
     // Unavailable (nobody registered on 104 once its phone is gone): 103.
     drop(d);
     pbx.ctl_ok(&["extension", "add", "105"]);
-    set_ext(&pbx, "105", |e| {
+    edit_extension(&pbx, "105", |e| {
         e["forwarding"] = json!([{"cause": "unavailable", "to": "103"}])
     });
     reaches(&mut a, &c, &pbx, "105", 1400.0);

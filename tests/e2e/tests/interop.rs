@@ -209,13 +209,7 @@ fn failures_and_two_devices(caller: Kind) {
 
     // 102's other device is free, so a call from it to 101 (in a call, with call
     // waiting switched off) is busy.
-    edit_config(&pbx, |v| {
-        for e in v["extensions"].as_array_mut().unwrap() {
-            if e["number"] == "101" {
-                e["call_waiting"] = false.into();
-            }
-        }
-    });
+    edit_extension(&pbx, "101", |e| e["call_waiting"] = false.into());
     b1.clear_events();
     dial(&mut b1, &pbx, "101");
     let r = closed_reason(&b1);
