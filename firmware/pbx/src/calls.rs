@@ -189,6 +189,9 @@ pub(crate) struct Call {
     /// For the call record: who called (as first seen), their name, the final status
     /// the caller got, who talked to the caller last, who transferred.
     pub first_caller: String,
+    /// The provider or link the call first came from (the caller's place may change
+    /// hands in a transfer).
+    pub first_peer: Option<String>,
     pub dialled: String,
     pub caller_name: String,
     pub final_status: u16,
@@ -549,7 +552,7 @@ impl Pbx {
                     caller_ext
                 },
                 caller_account,
-                caller_peer,
+                caller_peer: caller_peer.clone(),
                 caller_codecs,
                 callee_ext: dialed.clone(),
                 a,
@@ -574,6 +577,7 @@ impl Pbx {
                 caller: caller.clone(),
                 origin: call_origin,
                 first_caller: caller.number.clone(),
+                first_peer: caller_peer.clone(),
                 dialled: dialed.clone(),
                 caller_name: caller.display.clone(),
                 final_status: 0,
@@ -919,7 +923,7 @@ impl Pbx {
         };
         let end = self.unix(now);
         let answered = call.answered_at.map(|t| self.unix(t));
-        let inbound = call.caller_peer.clone();
+        let inbound = call.first_peer.clone();
         let direction = if inbound.is_some() {
             Direction::Inbound
         } else if !call.trunk_out.is_empty() {
@@ -1032,7 +1036,9 @@ impl Pbx {
             route.reverse();
             leg.dialog.route = route;
         }
-        if in_transfer {
+        // A transfer's leg rings like any other (its provisionals go nowhere: the call
+        // is answered); its answer or failure is the transfer's.
+        if in_transfer && status >= 200 {
             return self.transfer_leg_response(now, id, idx, resp, status);
         }
         match status {

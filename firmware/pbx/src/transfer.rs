@@ -288,7 +288,7 @@ impl Pbx {
         self.transfer_check(now, id);
     }
 
-    /// A response to the INVITE of a leg ringing for a blind transfer.
+    /// A final response to the INVITE of a leg ringing for a blind transfer.
     pub(crate) fn transfer_leg_response(
         &mut self,
         now: Instant,
@@ -302,16 +302,6 @@ impl Pbx {
         };
         let leg = &mut call.legs[idx];
         match status {
-            100 => {}
-            101..=199 => {
-                leg.got_provisional = true;
-                if leg.state == LegState::Calling {
-                    leg.state = LegState::Ringing;
-                }
-                if leg.cancel_wanted {
-                    self.cancel_leg(now, id, idx);
-                }
-            }
             200..=299 => {
                 leg.got_provisional = true;
                 let d = clone_dialog(&leg.dialog);
@@ -513,6 +503,9 @@ impl Pbx {
                 call.legs[old].state = LegState::Done(200);
                 call.callee_ext = call.legs[idx].number(&snap);
                 call.answered_by = call.callee_ext.clone();
+                if let Some(p) = &call.legs[idx].peer {
+                    call.trunk_out = p.current().to_string();
+                }
                 clone_dialog(&call.legs[old].dialog)
             }
             Side::A => {
