@@ -633,6 +633,16 @@ mod tests {
             .iter()
             .all(|b| crate::g711::ulaw_to_linear(*b).abs() <= 8));
         assert_eq!(a.stats.transcoded.load(Ordering::Relaxed), 1);
+        // The relay thread counts a packet after sending it: the phone may see the
+        // packet first.
+        let counted = async {
+            while b.stats.relayed.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(2), counted)
+            .await
+            .expect("the relayed packet is counted");
         assert_eq!(b.stats.relayed.load(Ordering::Relaxed), 1);
         // Garbage is dropped, not relayed, and does not stop the relay.
         phone_a.send_to(b"junk", at(a.port)).await.unwrap();
