@@ -1,7 +1,12 @@
-//! Keypad digits from the exchange to the line: RFC 4733 telephone-events arriving on a
-//! call's RTP become DTMF tones (Q.23 frequency pairs) in the span's law on the
-//! B-channel, so a provider's voice menu hears what a SIP phone dialled. Digits from
-//! the line travel in-band (G.711 carries DTMF tones unchanged).
+//! Keypad digits (DTMF, Q.23 frequency pairs) in both directions:
+//!
+//! - [`ToneOut`]: RFC 4733 telephone-events arriving on a call's RTP become tones in the
+//!   span's law on the B-channel, so a provider's voice menu hears what a SIP phone
+//!   dialled (digits from the line travel in-band: G.711 carries them unchanged);
+//! - [`EventIn`]: digits received as RFC 4733 events, each reported once;
+//! - [`InBand`]: digits heard in the audio itself (Goertzel), for phones and lines that
+//!   send them in-band;
+//! - [`digit_char`], [`digit_event`], [`tone_clip`]: the names and sounds of digits.
 
 use crate::g711;
 use std::time::{Duration, Instant};
@@ -50,6 +55,157 @@ pub fn tone_power(samples: &[i16], rate: u32, f: f64) -> f64 {
     }
     s1 * s1 + s2 * s2 - k * s1 * s2
 }
+
+/// The keypad character of RFC 4733 event `ev` (0-9, *, #, A-D), if it is a digit.
+pub fn digit_char(ev: u8) -> Option<char> {
+    b"0123456789*#ABCD".get(ev as usize).map(|c| *c as char)
+}
+
+/// The RFC 4733 event of a keypad character (case-insensitive for A-D).
+pub fn digit_event(c: char) -> Option<u8> {
+    let c = c.to_ascii_uppercase();
+    b"0123456789*#ABCD"
+        .iter()
+        .position(|d| *d as char == c)
+        .map(|i| i as u8)
+}
+
+/// A digit played in-band: its two tones for `ms` milliseconds, µ-law.
+pub fn tone_clip(ev: u8, ms: u32) -> Option<crate::Clip> {
+    let (lo, hi) = *PAIRS.get(ev as usize)?;
+    let samples = (0..ms * 8)
+        .map(|k| {
+            let t = k as f64 / 8000.0;
+            let tau = std::f64::consts::TAU;
+            let v = LEVEL * ((tau * lo * t).sin() + (tau * hi * t).sin());
+            g711::linear_to_ulaw(v as i16)
+        })
+        .collect();
+    Some(crate::Clip::from_ulaw(samples))
+}
+
+/// Digits received as RFC 4733 telephone-events: a digit is reported once, when the
+/// first packet of its event comes (a sender repeats an event's packets as its
+/// duration grows and sends its end three times; all carry the event's timestamp).
+#[derive(Debug, Default)]
+pub struct EventIn {
+    last: Option<(u32, u8)>,
+}
+
+impl EventIn {
+    /// One telephone-event packet (its RTP timestamp and payload): the digit it starts.
+    pub fn packet(&mut self, ts: u32, payload: &[u8]) -> Option<char> {
+        let ev = *payload.first()?;
+        if payload.len() < 4 || self.last == Some((ts, ev)) {
+            return None;
+        }
+        let c = digit_char(ev)?;
+        self.last = Some((ts, ev));
+        Some(c)
+    }
+}
+
+/// Samples in one detection block (20 ms at 8 kHz).
+const DETECT_BLOCK: usize = 160;
+/// The quietest block that can hold a digit: mean square of about -45 dBm0.
+const MIN_ENERGY: f64 = 100.0 * 100.0;
+/// A digit is heard after this many blocks in a row (40 ms, ITU-T Q.24's shortest tone).
+const BLOCKS_TO_HEAR: u8 = 2;
+
+/// Digits heard in-band: Goertzel powers of the eight DTMF frequencies over 20 ms
+/// blocks. A block holds a digit when one row and one column frequency each stand well
+/// above the rest of their group, the two are within 10 dB of each other (twist), and
+/// together they carry most of the block's energy (speech and music spread theirs). A
+/// digit is reported once after two such blocks, and again only after a block
+/// without it.
+#[derive(Debug)]
+pub struct InBand {
+    block: [i16; DETECT_BLOCK],
+    fill: usize,
+    /// The digit of the last blocks, how many blocks in a row, whether reported.
+    run: Option<(u8, u8, bool)>,
+}
+
+impl Default for InBand {
+    fn default() -> Self {
+        InBand {
+            block: [0; DETECT_BLOCK],
+            fill: 0,
+            run: None,
+        }
+    }
+}
+
+const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+
+impl InBand {
+    /// Linear samples at 8 kHz, in any chunks: the digits that began to be heard.
+    pub fn samples(&mut self, mut s: &[i16], out: &mut Vec<char>) {
+        while !s.is_empty() {
+            let n = (DETECT_BLOCK - self.fill).min(s.len());
+            self.block[self.fill..self.fill + n].copy_from_slice(&s[..n]);
+            self.fill += n;
+            s = &s[n..];
+            if self.fill == DETECT_BLOCK {
+                self.fill = 0;
+                let d = block_digit(&self.block);
+                self.run = match (d, self.run) {
+                    (None, _) => None,
+                    (Some(d), Some((r, n, said))) if r == d => Some((d, n.saturating_add(1), said)),
+                    (Some(d), _) => Some((d, 1, false)),
+                };
+                if let Some((d, n, false)) = self.run {
+                    if n >= BLOCKS_TO_HEAR {
+                        self.run = Some((d, n, true));
+                        out.extend(digit_char(d));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The digit one block holds, if any.
+fn block_digit(b: &[i16; DETECT_BLOCK]) -> Option<u8> {
+    let energy: f64 = b.iter().map(|x| *x as f64 * *x as f64).sum();
+    if energy < MIN_ENERGY * DETECT_BLOCK as f64 {
+        return None;
+    }
+    let pick = |fs: &[f64; 4]| {
+        let p: Vec<f64> = fs.iter().map(|f| tone_power(b, 8000, *f)).collect();
+        let (i, best) = p
+            .iter()
+            .enumerate()
+            .fold((0, 0.0f64), |m, (i, v)| if *v > m.1 { (i, *v) } else { m });
+        let second = p
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, v)| *v)
+            .fold(0.0f64, f64::max);
+        (i, best, second)
+    };
+    let (r, rp, r2) = pick(&ROWS);
+    let (c, cp, c2) = pick(&COLS);
+    // Each stands 6 dB above the next of its group.
+    if rp < 4.0 * r2 || cp < 4.0 * c2 {
+        return None;
+    }
+    // Twist within 10 dB either way.
+    if rp > 10.0 * cp || cp > 10.0 * rp {
+        return None;
+    }
+    // A sine of amplitude A gives a Goertzel power of (A N / 2)^2 and an energy of
+    // A^2 N / 2: the two tones' share of the block's energy is (rp + cp) 2 / N.
+    if (rp + cp) * 2.0 / (DETECT_BLOCK as f64) < 0.7 * energy {
+        return None;
+    }
+    Some(KEYPAD[r][c])
+}
+
+/// The event at each row and column.
+const KEYPAD: [[u8; 4]; 4] = [[1, 2, 3, 12], [4, 5, 6, 13], [7, 8, 9, 14], [10, 0, 11, 15]];
 
 /// Turns one call's telephone-events into blocks of tone.
 #[derive(Debug)]
@@ -190,6 +346,101 @@ mod tests {
         let s: Vec<i16> = b[0].iter().map(|u| g711::ulaw_to_linear(*u)).collect();
         assert!(power(&s, 941.0) > 20.0 * power(&s, 697.0));
         assert!(power(&s, 1477.0) > 20.0 * power(&s, 1209.0));
+    }
+
+    fn linear(clip: &crate::Clip) -> Vec<i16> {
+        clip.samples()
+            .iter()
+            .map(|u| g711::ulaw_to_linear(*u))
+            .collect()
+    }
+
+    #[test]
+    fn every_digit_is_heard_in_band_once() {
+        for (ev, c) in "0123456789*#ABCD".chars().enumerate() {
+            assert_eq!(digit_char(ev as u8), Some(c));
+            assert_eq!(digit_event(c), Some(ev as u8));
+            let mut d = InBand::default();
+            let mut out = Vec::new();
+            // Silence, the digit for 100 ms in odd chunks, silence, the digit again.
+            let tone = linear(&tone_clip(ev as u8, 100).unwrap());
+            let mut audio = vec![0i16; 130];
+            audio.extend(&tone);
+            audio.extend(vec![0i16; 400]);
+            audio.extend(&tone);
+            for chunk in audio.chunks(77) {
+                d.samples(chunk, &mut out);
+            }
+            assert_eq!(out, [c, c], "digit {c}");
+        }
+        assert_eq!(digit_char(16), None);
+        assert_eq!(digit_event('x'), None);
+        assert_eq!(digit_event('b'), Some(13));
+    }
+
+    #[test]
+    fn speech_like_sound_music_and_single_tones_are_no_digits() {
+        let mut d = InBand::default();
+        let mut out = Vec::new();
+        // Dial tone (350+440 Hz), a 425 Hz tone, one DTMF frequency alone, a chord of
+        // three DTMF frequencies, white noise, and a loud digit buried in noise.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x as i16) / 4
+        };
+        let sine = |fs: &[f64], n: usize| -> Vec<i16> {
+            (0..n)
+                .map(|k| {
+                    let t = k as f64 / 8000.0;
+                    fs.iter()
+                        .map(|f| 4000.0 * (std::f64::consts::TAU * f * t).sin())
+                        .sum::<f64>() as i16
+                })
+                .collect()
+        };
+        d.samples(&sine(&[350.0, 440.0], 8000), &mut out);
+        d.samples(&sine(&[425.0], 8000), &mut out);
+        d.samples(&sine(&[770.0], 8000), &mut out);
+        d.samples(&sine(&[697.0, 770.0, 1336.0], 8000), &mut out);
+        let n: Vec<i16> = (0..8000).map(|_| noise()).collect();
+        d.samples(&n, &mut out);
+        let buried: Vec<i16> = sine(&[770.0, 1336.0], 8000)
+            .iter()
+            .map(|s| s.saturating_add(noise().saturating_mul(2)))
+            .collect();
+        d.samples(&buried, &mut out);
+        assert!(out.is_empty(), "heard {out:?}");
+        // A quiet digit (about -25 dBm0 a tone) is still a digit.
+        let quiet: Vec<i16> = sine(&[852.0, 1477.0], 1600)
+            .iter()
+            .map(|s| s / 16)
+            .collect();
+        d.samples(&quiet, &mut out);
+        assert_eq!(out, ['9']);
+    }
+
+    #[test]
+    fn an_event_is_one_digit_however_often_it_is_sent() {
+        let mut e = EventIn::default();
+        let mut got = Vec::new();
+        for (ts, p) in [
+            (100, pkt(1, false, 160)),
+            (100, pkt(1, false, 320)),
+            (100, pkt(1, true, 480)),
+            (100, pkt(1, true, 480)),
+            (100, pkt(1, true, 480)),
+            (900, pkt(1, false, 160)),   // the same key again
+            (1700, pkt(11, true, 800)),  // only its end survived
+            (2500, pkt(16, false, 160)), // flash: no digit
+        ] {
+            got.extend(e.packet(ts, &p));
+        }
+        assert_eq!(got, ['1', '1', '#']);
+        assert_eq!(e.packet(3000, &[5, 0]), None, "too short");
+        assert_eq!(e.packet(3000, &[]), None);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! Owns: RTP endpoints (one port pair per leg; two connected are the relay fast path
 //! with latching, payload mapping and transcoding; one may play a clip instead), clips
-//! to play (WAV and raw G.711 files, tones), G.711, RTP header arithmetic, DTMF tones
-//! from RFC 4733 events, and the SDP subset the exchange reads and writes. Must not
+//! to play (WAV and raw G.711 files, tones), G.711, RTP header arithmetic, DTMF (tones
+//! from RFC 4733 events, events to the party, digits detected as RFC 4733 events or
+//! in-band), recording what a party says, events to the exchange, and the SDP subset
+//! the exchange reads and writes. The conference mixer will sit here too. Must not
 //! touch: SIP or call routing.
 
 pub mod dtmf;
@@ -14,4 +16,4 @@ pub mod rtp;
 pub mod sdp;
 
 pub use player::Clip;
-pub use relay::{Endpoint, PtMap, Relay, SideConfig, Stats, Xcode};
+pub use relay::{Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, Stats, Xcode};

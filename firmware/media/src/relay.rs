@@ -8,11 +8,18 @@
 //! its former peer sends meanwhile is dropped. Endpoints can be connected, played to
 //! and moved from one peer to another at any time: that is hold, transfer and pickup.
 //!
+//! An endpoint also listens to its party when asked ([`Endpoint::listen`]): keypad
+//! digits (RFC 4733 events and in-band tones) become [`Event`]s and what the party says
+//! can be recorded. A clip played once, or a digit sent as RFC 4733 events
+//! ([`Endpoint::send_digit`]), ends with [`Event::PlayDone`], and the connection (if
+//! any) carries the peer's audio again.
+//!
 //! Relaying runs on dedicated threads, one per core, each with one epoll set over the
 //! sockets of its endpoints: a ready socket is drained in a loop with one reused
 //! buffer, so there is no allocation and no task wake-up per packet. The two endpoints
 //! of a connection may sit on different threads; each sends on the other's socket.
 
+use crate::dtmf::{EventIn, InBand};
 use crate::g711;
 use crate::player::Clip;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -21,8 +28,8 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdp};
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// Payload conversion applied to one payload type.
@@ -73,6 +80,90 @@ pub struct Stats {
     pub transcoded: AtomicU64,
 }
 
+/// What endpoints report to the exchange (through [`Relay::set_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A keypad digit from the endpoint's party: RFC 4733 or, when `inband`, heard in
+    /// the audio.
+    Dtmf {
+        endpoint: u64,
+        digit: char,
+        inband: bool,
+    },
+    /// A clip played once, or a digit sent, has ended.
+    PlayDone { endpoint: u64 },
+}
+
+/// Where endpoints' events go.
+pub type EventSink = tokio::sync::mpsc::UnboundedSender<Event>;
+
+/// What an endpoint listens for in what its party sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listen {
+    /// The payload type of the party's telephone-events (RFC 4733), if it sends them.
+    pub events_pt: Option<u8>,
+    /// Digits heard in the audio too (phones and lines that send them in-band).
+    pub inband: bool,
+    /// Record what the party says, at most this many samples (8,000 a second; 0 for
+    /// no recording).
+    pub record: usize,
+}
+
+/// An endpoint's listening state, used by its relay thread.
+#[derive(Debug, Default)]
+struct Tap {
+    listen: Listen,
+    events: EventIn,
+    inband: InBand,
+    recording: Vec<i16>,
+    pcm: Vec<i16>,
+    digits: Vec<char>,
+}
+
+impl Tap {
+    /// One RTP packet from the party.
+    fn packet(&mut self, pkt: &[u8], id: u64, sink: Option<&EventSink>) {
+        let Some(range) = crate::rtp::payload_range(pkt) else {
+            return;
+        };
+        let (pt, payload) = (pkt[1] & 0x7f, &pkt[range]);
+        if Some(pt) == self.listen.events_pt {
+            let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+            if let (Some(digit), Some(sink)) = (self.events.packet(ts, payload), sink) {
+                let _ = sink.send(Event::Dtmf {
+                    endpoint: id,
+                    digit,
+                    inband: false,
+                });
+            }
+            return;
+        }
+        let decode: fn(u8) -> i16 = match pt {
+            0 => g711::ulaw_to_linear,
+            8 => g711::alaw_to_linear,
+            _ => return,
+        };
+        self.pcm.clear();
+        self.pcm.extend(payload.iter().map(|b| decode(*b)));
+        let room = self.listen.record.saturating_sub(self.recording.len());
+        self.recording
+            .extend_from_slice(&self.pcm[..room.min(self.pcm.len())]);
+        if self.listen.inband {
+            self.digits.clear();
+            self.inband.samples(&self.pcm, &mut self.digits);
+            for &digit in &self.digits {
+                if let Some(sink) = sink {
+                    let _ = sink.send(Event::Dtmf {
+                        endpoint: id,
+                        digit,
+                        inband: true,
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// What an endpoint does with what it receives.
 #[derive(Debug, Default)]
 struct Cfg {
@@ -81,8 +172,9 @@ struct Cfg {
     peer: Option<Weak<Shared>>,
     /// Payload rewrite for packets received here on their way to the peer.
     map: PtMap,
-    /// Playing: what the former peer sends is not forwarded to this side.
-    playing: bool,
+    /// Playing (the number of the play, 0 for none): what the peer sends is not
+    /// forwarded to this side.
+    playing: u64,
 }
 
 /// What a relay thread and the endpoint handle share.
@@ -93,6 +185,11 @@ struct Shared {
     /// Where RTP and RTCP really came from last.
     latched: Mutex<[Option<SocketAddr>; 2]>,
     stats: Arc<Stats>,
+    id: u64,
+    /// Set while a tap listens: the fast path reads only this flag otherwise.
+    listening: AtomicBool,
+    tap: Mutex<Tap>,
+    events: Arc<OnceLock<EventSink>>,
 }
 
 impl Shared {
@@ -106,6 +203,16 @@ impl Shared {
 
     fn latched(&self) -> std::sync::MutexGuard<'_, [Option<SocketAddr>; 2]> {
         self.latched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tap(&self) -> std::sync::MutexGuard<'_, Tap> {
+        self.tap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn event(&self, e: Event) {
+        if let Some(sink) = self.events.get() {
+            let _ = sink.send(e);
+        }
     }
 
     /// Where this endpoint's RTP (or RTCP) goes, if anywhere.
@@ -187,21 +294,66 @@ impl Endpoint {
     /// Plays `clip` to the party in a loop, as payload type `pt` (PCMA when `alaw`,
     /// else PCMU), until [`Endpoint::stop`] or a new connection.
     pub fn play(&self, clip: Clip, pt: u8, alaw: bool) {
-        if clip.is_empty() {
-            return;
+        if !clip.is_empty() {
+            self.start(
+                Source::Clip {
+                    clip,
+                    pos: 0,
+                    looped: true,
+                },
+                pt,
+                alaw,
+            );
         }
-        self.shared.cfg_mut().playing = true;
+    }
+
+    /// Plays `clip` once, then reports [`Event::PlayDone`]; a connection carries the
+    /// peer's audio again after it.
+    pub fn play_once(&self, clip: Clip, pt: u8, alaw: bool) {
+        if clip.is_empty() {
+            return self.shared.event(Event::PlayDone { endpoint: self.id });
+        }
+        self.start(
+            Source::Clip {
+                clip,
+                pos: 0,
+                looped: false,
+            },
+            pt,
+            alaw,
+        );
+    }
+
+    /// Sends keypad digit `ev` (RFC 4733 event 0-15) to the party as telephone-events
+    /// of payload type `pt` lasting `ms` (an update every 20 ms, the end three times),
+    /// then reports [`Event::PlayDone`]. The peer's audio is held back meanwhile.
+    pub fn send_digit(&self, ev: u8, ms: u32, pt: u8) {
+        let len = (ms.clamp(40, 5000) * 8).min(u16::MAX as u32);
+        self.start(
+            Source::Digit {
+                ev,
+                len,
+                sent: 0,
+                ends: 0,
+            },
+            pt,
+            false,
+        );
+    }
+
+    fn start(&self, source: Source, pt: u8, alaw: bool) {
         // Each play is a new RTP source: a fresh SSRC, so a second hold does not send
         // the same SSRC with its sequence numbers going backwards.
         static PLAYS: AtomicU64 = AtomicU64::new(1);
         let n = PLAYS.fetch_add(1, Ordering::Relaxed);
+        self.shared.cfg_mut().playing = n;
         let mix = (self.id ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.engine.command(Cmd::Play(
             self.id,
             Box::new(Play {
                 shared: self.shared.clone(),
-                clip,
-                pos: 0,
+                n,
+                source,
                 pt,
                 alaw,
                 seq: (mix >> 48) as u16,
@@ -215,14 +367,41 @@ impl Endpoint {
     /// Stops playing.
     pub fn stop(&self) {
         let was = std::mem::take(&mut self.shared.cfg_mut().playing);
-        if was {
+        if was != 0 {
             self.engine.command(Cmd::Stop(self.id));
         }
     }
 
     /// Whether the endpoint is playing.
     pub fn playing(&self) -> bool {
-        self.shared.cfg().playing
+        self.shared.cfg().playing != 0
+    }
+
+    /// The endpoint's number in its [`Event`]s.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Starts listening to the party as `listen` says (digits reported as events, what
+    /// it says recorded), replacing any earlier listening and its recording.
+    pub fn listen(&self, listen: Listen) {
+        *self.shared.tap() = Tap {
+            listen,
+            recording: Vec::with_capacity(listen.record.min(8000 * 60)),
+            ..Tap::default()
+        };
+        self.shared.listening.store(true, Ordering::Release);
+    }
+
+    /// Stops listening; answers what was recorded (linear samples at 8 kHz).
+    pub fn stop_listening(&self) -> Vec<i16> {
+        self.shared.listening.store(false, Ordering::Release);
+        std::mem::take(&mut *self.shared.tap()).recording
+    }
+
+    /// What has been recorded so far, in samples.
+    pub fn recorded(&self) -> usize {
+        self.shared.tap().recording.len()
     }
 }
 
@@ -233,11 +412,28 @@ impl Drop for Endpoint {
     }
 }
 
-/// A clip being played from an endpoint.
+/// What a play sends.
+enum Source {
+    Clip {
+        clip: Clip,
+        pos: usize,
+        looped: bool,
+    },
+    /// An RFC 4733 event `len` samples long; `ends` end packets sent so far.
+    Digit {
+        ev: u8,
+        len: u32,
+        sent: u32,
+        ends: u8,
+    },
+}
+
+/// A clip or a digit being played from an endpoint.
 struct Play {
     shared: Arc<Shared>,
-    clip: Clip,
-    pos: usize,
+    /// Its number: the endpoint is playing this one while its `playing` says so.
+    n: u64,
+    source: Source,
     pt: u8,
     alaw: bool,
     seq: u16,
@@ -249,30 +445,73 @@ struct Play {
 /// Samples in one 20 ms packet.
 const FRAME: usize = 160;
 
+/// RFC 4733 volume of the digits sent: -10 dBm0.
+const EVENT_VOLUME: u8 = 10;
+
 impl Play {
-    /// Sends the next 20 ms.
-    fn tick(&mut self, pkt: &mut [u8; 12 + FRAME]) {
-        let Some(dst) = self.shared.dest(false) else {
-            return;
-        };
+    /// Sends the next 20 ms; answers whether the play has ended.
+    fn tick(&mut self, pkt: &mut [u8; 12 + FRAME]) -> bool {
+        let dst = self.shared.dest(false);
         pkt[0] = 0x80;
         pkt[1] = self.pt & 0x7f | if self.first { 0x80 } else { 0 };
         pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
         pkt[4..8].copy_from_slice(&self.ts.to_be_bytes());
         pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let samples = self.clip.samples();
-        let to_alaw = g711::ulaw_to_alaw_table();
-        for b in &mut pkt[12..] {
-            let s = samples[self.pos];
-            *b = if self.alaw { to_alaw[s as usize] } else { s };
-            self.pos = (self.pos + 1) % samples.len();
-        }
-        if self.shared.socks[0].send_to(pkt, dst).is_ok() {
-            self.shared.stats.played.fetch_add(1, Ordering::Relaxed);
+        let (len, done) = match &mut self.source {
+            Source::Clip { clip, pos, looped } => {
+                let samples = clip.samples();
+                let to_alaw = g711::ulaw_to_alaw_table();
+                let mut done = false;
+                for b in &mut pkt[12..] {
+                    // Past the end of a clip played once: silence to the frame's end.
+                    let s = if done { 0xff } else { samples[*pos] };
+                    *b = if self.alaw { to_alaw[s as usize] } else { s };
+                    *pos += 1;
+                    if *pos == samples.len() {
+                        *pos = 0;
+                        done = !*looped;
+                    }
+                }
+                self.ts = self.ts.wrapping_add(FRAME as u32);
+                (12 + FRAME, done)
+            }
+            Source::Digit {
+                ev,
+                len,
+                sent,
+                ends,
+            } => {
+                // All packets of an event carry its start's timestamp (RFC 4733 2.5).
+                *sent = (*sent + FRAME as u32).min(*len);
+                let end = *sent == *len;
+                pkt[12] = *ev;
+                pkt[13] = if end { 0x80 } else { 0 } | EVENT_VOLUME;
+                pkt[14..16].copy_from_slice(&(*sent as u16).to_be_bytes());
+                if end {
+                    *ends += 1;
+                }
+                (16, *ends == 3)
+            }
+        };
+        if let Some(dst) = dst {
+            if self.shared.socks[0].send_to(&pkt[..len], dst).is_ok() {
+                self.shared.stats.played.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(FRAME as u32);
+        if done {
+            // The endpoint goes back to relaying, unless another play began meanwhile.
+            let mut cfg = self.shared.cfg_mut();
+            if cfg.playing == self.n {
+                cfg.playing = 0;
+            }
+            drop(cfg);
+            self.shared.event(Event::PlayDone {
+                endpoint: self.shared.id,
+            });
+        }
+        done
     }
 }
 
@@ -399,9 +638,7 @@ impl Engine {
                 let mut sent = 0;
                 // Catch up at most a few frames after a stall, then start afresh.
                 while next_tick <= now && sent < 3 {
-                    for p in players.values_mut() {
-                        p.tick(&mut frame);
-                    }
+                    players.retain(|_, p| !p.tick(&mut frame));
                     next_tick += TICK;
                     sent += 1;
                 }
@@ -423,9 +660,12 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
         }
     }
     let rtcp = idx == 1;
+    if !rtcp && here.listening.load(Ordering::Acquire) {
+        here.tap().packet(pkt, here.id, here.events.get());
+    }
     let peer = {
         let cfg = here.cfg();
-        if cfg.playing {
+        if cfg.playing != 0 {
             return; // the party hears a clip; what it says goes nowhere
         }
         let Some(peer) = cfg.peer.as_ref().and_then(|p| p.upgrade()) else {
@@ -438,7 +678,10 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
     };
     let (dst, playing) = {
         let cfg = peer.cfg();
-        (target(&cfg.side, &peer.latched()[idx], rtcp), cfg.playing)
+        (
+            target(&cfg.side, &peer.latched()[idx], rtcp),
+            cfg.playing != 0,
+        )
     };
     let Some(dst) = dst.filter(|_| !playing) else {
         return;
@@ -457,6 +700,7 @@ pub struct Relay {
     cursor: Arc<Mutex<u16>>,
     engines: Arc<Vec<Arc<Engine>>>,
     next_id: Arc<AtomicU64>,
+    events: Arc<OnceLock<EventSink>>,
 }
 
 impl Relay {
@@ -478,7 +722,13 @@ impl Relay {
             cursor: Arc::new(Mutex::new(low)),
             engines: Arc::new(engines),
             next_id: Arc::new(AtomicU64::new(1)),
+            events: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Where every endpoint's [`Event`]s go (set once; later calls are ignored).
+    pub fn set_events(&self, sink: EventSink) {
+        let _ = self.events.set(sink);
     }
 
     fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {
@@ -514,13 +764,17 @@ impl Relay {
         rtp.set_nonblocking(true)?;
         rtcp.set_nonblocking(true)?;
         let stats = Arc::new(Stats::default());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             socks: [rtp, rtcp],
             cfg: RwLock::new(Cfg::default()),
             latched: Mutex::new([None; 2]),
             stats: stats.clone(),
+            id,
+            listening: AtomicBool::new(false),
+            tap: Mutex::new(Tap::default()),
+            events: self.events.clone(),
         });
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let engine = self.engines[(id as usize) % self.engines.len()].clone();
         engine.command(Cmd::Add(id, shared.clone()));
         Ok(Endpoint {
@@ -745,6 +999,123 @@ mod tests {
         assert_eq!((from, &buf[12..n]), (at(c.port), &[7u8; 160][..]));
         drop(c);
         assert!(!a.connected_to(&b));
+    }
+
+    #[tokio::test]
+    async fn digits_are_heard_recorded_sent_and_a_clip_played_once_ends() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31500, 31599);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        relay.set_events(tx);
+        let (a, b) = (relay.open().unwrap(), relay.open().unwrap());
+        let phones = futures_bind(2).await;
+        a.set_remote(Some(phones[0].local_addr().unwrap()), false);
+        b.set_remote(Some(phones[1].local_addr().unwrap()), false);
+        a.connect(&b, PtMap::default(), PtMap::default());
+        a.listen(Listen {
+            events_pt: Some(101),
+            inband: true,
+            record: 800,
+        });
+        // Phone A presses 7 as RFC 4733 (three packets of one event), then says a
+        // digit 4 in-band (PCMA, 100 ms).
+        for d in [160u16, 320, 320] {
+            let mut p = rtp(101, &[7, 0x0a, (d >> 8) as u8, d as u8]);
+            p[4..8].copy_from_slice(&5000u32.to_be_bytes());
+            phones[0].send_to(&p, at(a.port)).await.unwrap();
+        }
+        let four: Vec<u8> = crate::dtmf::tone_clip(4, 100)
+            .unwrap()
+            .samples()
+            .iter()
+            .map(|u| g711::ulaw_to_alaw_table()[*u as usize])
+            .collect();
+        for chunk in four.chunks(160) {
+            phones[0].send_to(&rtp(8, chunk), at(a.port)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let e = tokio::time::timeout(Duration::from_secs(2), events.recv())
+                .await
+                .expect("an event")
+                .unwrap();
+            got.push(e);
+        }
+        let id = a.id();
+        assert_eq!(
+            got,
+            [
+                Event::Dtmf {
+                    endpoint: id,
+                    digit: '7',
+                    inband: false
+                },
+                Event::Dtmf {
+                    endpoint: id,
+                    digit: '4',
+                    inband: true
+                },
+            ]
+        );
+        // Listening does not stop the relaying: B got all eight packets.
+        let mut buf = [0u8; 2048];
+        for _ in 0..8 {
+            recv(&phones[1], &mut buf).await;
+        }
+        let rec = a.stop_listening();
+        assert_eq!(rec.len(), 800, "capped at what was asked");
+        let p = crate::dtmf::tone_power(&rec, 8000, 770.0);
+        assert!(p > 1e9, "the recording holds the tone: {p}");
+
+        // The box sends 9 to phone B: RFC 4733 with B's payload type, one timestamp,
+        // the duration growing, the end three times; then B hears A again.
+        b.send_digit(9, 100, 96);
+        let mut pkts = Vec::new();
+        while pkts.len() < 7 {
+            let (n, _) = recv(&phones[1], &mut buf).await;
+            pkts.push(buf[..n].to_vec());
+        }
+        assert!(pkts
+            .iter()
+            .all(|p| p.len() == 16 && p[1] & 0x7f == 96 && p[12] == 9));
+        assert_eq!(pkts[0][1] & 0x80, 0x80, "the first has the marker");
+        assert!(
+            pkts.windows(2).all(|w| w[0][4..12] == w[1][4..12]),
+            "one event"
+        );
+        let durations: Vec<u16> = pkts
+            .iter()
+            .map(|p| u16::from_be_bytes([p[14], p[15]]))
+            .collect();
+        assert_eq!(durations, [160, 320, 480, 640, 800, 800, 800]);
+        let ends: Vec<bool> = pkts.iter().map(|p| p[13] & 0x80 != 0).collect();
+        assert_eq!(ends, [false, false, false, false, true, true, true]);
+        let e = tokio::time::timeout(Duration::from_secs(2), events.recv())
+            .await
+            .unwrap();
+        assert_eq!(e, Some(Event::PlayDone { endpoint: b.id() }));
+        assert!(!b.playing() && a.connected_to(&b));
+        phones[0]
+            .send_to(&rtp(0, &[3; 160]), at(a.port))
+            .await
+            .unwrap();
+        let (n, _) = recv(&phones[1], &mut buf).await;
+        assert_eq!(&buf[12..n], &[3u8; 160][..], "B hears A again");
+
+        // A clip played once: 30 ms is two packets (the second padded with silence),
+        // then PlayDone.
+        a.play_once(Clip::from_ulaw(vec![0x10; 240]), 0, false);
+        let (n, _) = recv(&phones[0], &mut buf).await;
+        assert_eq!(&buf[12..n], &[0x10; 160][..]);
+        let (n, _) = recv(&phones[0], &mut buf).await;
+        assert_eq!(
+            (&buf[12..92], &buf[92..n]),
+            (&[0x10; 80][..], &[0xff; 80][..])
+        );
+        let e = tokio::time::timeout(Duration::from_secs(2), events.recv())
+            .await
+            .unwrap();
+        assert_eq!(e, Some(Event::PlayDone { endpoint: a.id() }));
+        assert!(!a.playing());
     }
 
     async fn futures_bind(n: usize) -> Vec<tokio::net::UdpSocket> {
