@@ -1483,7 +1483,20 @@ impl Pbx {
             }
             "INVITE" => self.reinvite(now, id, side, other, key, req),
             "REFER" => self.refer(now, id, side, key, req),
-            "OPTIONS" | "INFO" => {
+            "INFO" => {
+                let ty = sip::message::get(&req.headers, "Content-Type");
+                match crate::dtmf::parse_info(ty, &req.body) {
+                    Ok(info) => {
+                        let r = Response::to(&req, 200, "OK").build();
+                        self.respond(now, key, 200, r);
+                        if let crate::dtmf::Info::Digit(ev, ms) = info {
+                            self.send_digit(id, side, ev, ms);
+                        }
+                    }
+                    Err(why) => self.reply(now, key, &req, 400, why),
+                }
+            }
+            "OPTIONS" => {
                 let r = Response::to(&req, 200, "OK").build();
                 self.respond(now, key, 200, r);
             }

@@ -9,6 +9,7 @@
 
 mod build;
 mod calls;
+mod dtmf;
 pub mod negotiate;
 mod pickup;
 mod plan;

@@ -948,3 +948,74 @@ async fn replaces_cannot_name_another_phones_call() {
     assert!(got.iter().any(|m| m.contains("SIP/2.0 481")), "{got:?}");
     assert_eq!(rig.pbx.calls(rig.now).len(), 2, "both calls as they were");
 }
+
+/// An INFO from the caller in the answered call-1 dialog.
+fn info_from_a(cseq: u32, tag: &str, ty: &str, body: &str) -> String {
+    format!("INFO sip:102@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKinfo{cseq};rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: {cseq} INFO\r\nMax-Forwards: 70\r\nContent-Type: {ty}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+#[tokio::test]
+async fn digits_sent_by_info_reach_the_other_side_as_events_or_tones() {
+    let mut rig = Rig::new(Settings::default());
+    let (tag, _a_ep, _a_rtp, b_rtp) = answered_call(&mut rig);
+    rig.send(
+        A,
+        &info_from_a(3, &tag, "application/dtmf-relay", "Signal=5\r\nDuration=100\r\n"),
+    );
+    let ok = rig.take(A).pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("CSeq: 3 INFO"), "{ok}");
+    assert!(rig.take(B).is_empty(), "the INFO is not passed on");
+    // B negotiated telephone-event 101: the digit comes as RFC 4733 events.
+    let got = packets(&b_rtp, 7);
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert!(got.iter().all(|(pt, p)| *pt == 101 && p.len() == 4 && p[0] == 5));
+    assert_eq!(got.iter().filter(|(_, p)| p[1] & 0x80 != 0).count(), 3);
+    assert_eq!(&got[6].1[2..4], &800u16.to_be_bytes());
+
+    // A body that is not a digit: 400 naming why; nothing is sent.
+    rig.send(A, &info_from_a(4, &tag, "application/dtmf-relay", "Signal=x\r\n"));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 400") && r.contains("keypad digit"), "{r}");
+    // Another INFO (a picture update request): 200, nothing sent.
+    rig.send(A, &info_from_a(5, &tag, "application/media_control+xml", "<x/>"));
+    assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
+    drain(&b_rtp);
+    assert!(packets(&b_rtp, 1).is_empty());
+}
+
+#[tokio::test]
+async fn a_digit_by_info_to_a_phone_without_events_is_played_in_band() {
+    let mut rig = Rig::new(Settings::default());
+    let (a_rtp, a_port) = rtp_socket();
+    let (b_rtp, b_port) = rtp_socket();
+    let inv = start_call_with(&mut rig, &sdp(a_port, "sendrecv"));
+    let plain = sdp(b_port, "sendrecv")
+        .replace("RTP/AVP 0 101", "RTP/AVP 0")
+        .replace("a=rtpmap:101 telephone-event/8000\r\n", "");
+    rig.send(B, &answer(&inv, "200 OK", "callee", &plain));
+    rig.take(B);
+    let ok = rig.take(A).pop().unwrap();
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &from_a("ACK", 2, &tag, "z9hG4bKack2", "", ""));
+    let a_ep = media_port(&ok);
+    rig.send(A, &info_from_a(3, &tag, "application/dtmf", "#"));
+    assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
+    // 160 ms of 941 + 1477 Hz in PCMU: eight packets.
+    let got = packets(&b_rtp, 8);
+    assert_eq!(got.len(), 8);
+    let pcm: Vec<i16> = got
+        .iter()
+        .flat_map(|(pt, p)| {
+            assert_eq!(*pt, 0);
+            p.iter().map(|b| media::g711::ulaw_to_linear(*b))
+        })
+        .collect();
+    let mut heard = Vec::new();
+    media::dtmf::InBand::default().samples(&pcm, &mut heard);
+    assert_eq!(heard, ['#']);
+    // Then B hears A again.
+    drain(&b_rtp);
+    a_rtp.send_to(&rtp(0, 9), ("127.0.0.1", a_ep)).unwrap();
+    assert_eq!(packets(&b_rtp, 1), vec![(0, vec![9; 160])]);
+}

@@ -3,7 +3,7 @@
 
 Registers one account, plays a sine tone into every call and records what it hears.
 Commands come as JSON lines on stdin ({"command": "dial", "params": "sip:..."}; also
-accept, hangup, hold, resume, sndcode, transfer (blind, to a URI), transfer_attended
+accept, hangup, hold, resume, sndcode (RFC 4733), sndinfo (SIP INFO), transfer (blind, to a URI), transfer_attended
 (the first call to the last one, REFER with Replaces), and dial_late for an INVITE
 without SDP); events
 go out as JSON lines on stdout with the names baresip's ctrl_tcp uses (REGISTER_OK,
@@ -208,6 +208,13 @@ class Phone:
             call.reinvite(op)
         elif cmd == "sndcode" and call:
             call.dialDtmf(params)
+        elif cmd == "sndinfo" and call:
+            # The digits by SIP INFO (application/dtmf-relay) instead of RFC 4733.
+            p = pj.CallSendDtmfParam()
+            p.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+            p.digits = params
+            p.duration = 160
+            call.sendDtmf(p)
         elif cmd == "transfer" and call:
             # Blind: REFER with Refer-To the number.
             call.xfer(params, op)
