@@ -128,6 +128,9 @@ pub(crate) struct Reinvite {
     key: SKey,
     req: rsip::Request,
     offer: Audio,
+    /// The session with the other side before this offer: it stays when the offer is
+    /// refused (RFC 3261 14.1: a failed re-INVITE leaves the session as it was).
+    prev: Option<Audio>,
 }
 
 /// A transfer (REFER) in progress: `by` asked for its side to be replaced by whoever
@@ -1575,12 +1578,13 @@ impl Pbx {
         }
         d.sdp_version += 1;
         let body = sdp::write(id, d.sdp_version, &fwd);
-        d.sent_sdp = Some(fwd);
+        let prev = d.sent_sdp.replace(fwd);
         call.reinvite = Some(Reinvite {
             from: side,
             key: key.clone(),
             req,
             offer,
+            prev,
         });
         self.send_in_dialog(now, id, other, "INVITE", &body, Owner::Reinvite(id));
     }
@@ -1615,6 +1619,11 @@ impl Pbx {
         };
         let other = if ri.from == Side::A { Side::B } else { Side::A };
         if status >= 300 {
+            // Refused (491 glare included: the offerer retries after its own random
+            // wait, RFC 3261 14.1): both sessions stay as they were.
+            if let Some(d) = call.dialog(other) {
+                d.sent_sdp = ri.prev;
+            }
             let r = Response::to(&ri.req, status, reason(status)).build();
             return self.respond(now, &ri.key, status, r);
         }

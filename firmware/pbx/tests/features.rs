@@ -1019,3 +1019,33 @@ async fn a_digit_by_info_to_a_phone_without_events_is_played_in_band() {
     a_rtp.send_to(&rtp(0, 9), ("127.0.0.1", a_ep)).unwrap();
     assert_eq!(packets(&b_rtp, 1), vec![(0, vec![9; 160])]);
 }
+
+#[tokio::test]
+async fn a_refused_reinvite_leaves_the_session_as_it_was() {
+    let mut rig = Rig::new(Settings::default());
+    let (_a_rtp, a_port) = rtp_socket();
+    let (_b_rtp, b_port) = rtp_socket();
+    let inv = start_call_with(&mut rig, &sdp(a_port, "sendrecv"));
+    rig.send(B, &answer(&inv, "200 OK", "callee", &sdp(b_port, "sendrecv")));
+    rig.take(B);
+    let ok = rig.take(A).pop().unwrap();
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &from_a("ACK", 2, &tag, "z9hG4bKack2", "", ""));
+    // A offers PCMA only; B's phone is in the middle of its own re-INVITE: 491.
+    let alaw = sdp(a_port, "sendrecv")
+        .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
+    rig.send(A, &from_a("INVITE", 3, &tag, "z9hG4bKre", "", &alaw));
+    let re = rig.take(B).pop().unwrap();
+    assert!(re.starts_with("INVITE ") && re.contains("RTP/AVP 8"), "{re}");
+    rig.send(B, &answer(&re, "491 Request Pending", "callee", ""));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 491"), "the glare goes back to the offerer: {r}");
+    assert!(rig.take(B).iter().any(|m| m.starts_with("ACK ")), "the 491 is ACKed");
+    // B's own re-INVITE without SDP: the box offers the session B still has (PCMU),
+    // not the refused PCMA one.
+    rig.send(B, &from_b(&inv, "INVITE", 1, "z9hG4bKbre", ""));
+    let ok = rig.take(B).pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("RTP/AVP 0 "), "{ok}");
+}
