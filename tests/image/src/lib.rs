@@ -141,10 +141,45 @@ pub fn kvm_usable() -> bool {
             || Path::new("/sys/module/kvm_amd").exists())
 }
 
+/// How long the console may stay silent after the guest's `Restarting system` before
+/// the test presses the power button (a boot prints within seconds of a reset).
+const STUCK_REBOOT: Duration = Duration::from_secs(90);
+
+/// One QMP command (after the capabilities handshake) on a fresh connection: QEMU's
+/// answer line, or what went wrong (a QEMU that does not answer in 10 s is wedged).
+fn qmp(sock: &Path, command: &str) -> Result<String, String> {
+    use std::io::BufRead;
+    let s = UnixStream::connect(sock).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let mut r = std::io::BufReader::new(s);
+    let mut answer = |w: &mut UnixStream, cmd: &str| -> Result<String, String> {
+        writeln!(w, "{{\"execute\": \"{cmd}\"}}").map_err(|e| e.to_string())?;
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) => return Err("QMP closed".into()),
+                Ok(_) if line.contains("\"return\"") || line.contains("\"error\"") => {
+                    return Ok(line.trim().to_string())
+                }
+                Ok(_) => {} // the greeting, or an event
+                Err(e) => return Err(format!("no answer to {cmd}: {e}")),
+            }
+        }
+    };
+    answer(&mut w, "qmp_capabilities")?;
+    answer(&mut w, command)
+}
+
 /// The box under QEMU, its serial console on a Unix socket.
 pub struct Guest {
     qemu: Child,
     serial: UnixStream,
+    /// QEMU's machine protocol socket (QMP): the power button of the test's box.
+    qmp: PathBuf,
+    /// The length of the console output when the guest was last power-cycled.
+    cycled_at: Option<usize>,
     seen: Arc<Mutex<Vec<u8>>>,
     /// Where [`Guest::expect`] looks from.
     cursor: usize,
@@ -164,6 +199,7 @@ impl Guest {
         let vars = dir.path().join("vars.fd");
         std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF vars");
         let sock = dir.path().join("serial.sock");
+        let qmp = dir.path().join("qmp.sock");
         let kvm = kvm_usable();
         let qemu = lan
             .cmd("qemu-system-x86_64")
@@ -194,6 +230,8 @@ impl Guest {
                 sock.display()
             ))
             .args(["-serial", "chardev:ser0"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
             .args([
                 "-display",
                 "none",
@@ -234,6 +272,8 @@ impl Guest {
         Guest {
             qemu,
             serial,
+            qmp,
+            cycled_at: None,
             seen,
             cursor: 0,
             _dir: dir,
@@ -250,7 +290,21 @@ impl Guest {
     /// it; answers what came before it.
     pub fn expect(&mut self, text: &str, within: Duration) -> String {
         let t0 = Instant::now();
+        let (mut len, mut quiet_since) = (0, Instant::now());
         loop {
+            {
+                let n = self.seen.lock().unwrap().len();
+                if n != len {
+                    (len, quiet_since) = (n, Instant::now());
+                }
+            }
+            if quiet_since.elapsed() > STUCK_REBOOT
+                && self.cycled_at != Some(len)
+                && self.reboot_stuck()
+            {
+                self.power_cycle();
+                quiet_since = Instant::now();
+            }
             {
                 // Searched in the raw bytes: firmware and boot loader output is not
                 // always UTF-8, and the cursor counts bytes.
@@ -283,6 +337,30 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Whether the console's last words are the kernel's `reboot: Restarting system`,
+    /// with nothing after them.
+    fn reboot_stuck(&self) -> bool {
+        let seen = self.seen.lock().unwrap();
+        let tail = String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..]).to_string();
+        tail.trim_end().ends_with("reboot: Restarting system")
+    }
+
+    /// The guest asked for a reset and nothing has come since: under TCG, QEMU 7.2 has
+    /// been seen to stay silent there (no firmware, no GRUB) while the hardware watchdog
+    /// armed for the way down did not fire either. A technician would press the
+    /// power button; QMP's `system_reset` is that button. What QEMU says of the guest's
+    /// state is printed first, so the cause can be followed up.
+    fn power_cycle(&mut self) {
+        self.cycled_at = Some(self.seen.lock().unwrap().len());
+        let status = qmp(&self.qmp, "query-status");
+        eprintln!(
+            "image test: the guest's reboot went silent for {STUCK_REBOOT:?} after \
+             'reboot: Restarting system'; QEMU says {status:?}; power-cycling it (QMP system_reset)"
+        );
+        let r = qmp(&self.qmp, "system_reset");
+        eprintln!("image test: system_reset: {r:?}");
     }
 
     /// Types a line at the console (Enter is CR on a serial terminal).
