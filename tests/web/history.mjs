@@ -20,6 +20,23 @@ await run(async (page) => {
   assert.equal(await mine.count(), 2, "both of 101's calls in the portal");
   assert.match(await mine.nth(0).textContent(), /103.*unavailable/s);
   assert.match(await mine.nth(1).textContent(), /102.*answered/s);
+
+  // The user's own forwarding (Kerio MyPhone): busy calls to 103, 12 s before "no
+  // answer", call waiting off; a wrong value is refused with its reason.
+  const fw = page.locator("form.my-forwarding").first();
+  await fw.locator("input[name=fw_busy_any]").fill("103");
+  await fw.locator("input[name=no_answer_seconds]").fill("12");
+  await fw.locator("input[name=call_waiting]").uncheck();
+  await fw.locator("button[type=submit]").click();
+  await page.getByText("Forwarding of extension 101 saved.").waitFor();
+  assert.equal(await fw.locator("input[name=fw_busy_any]").inputValue(), "103");
+  assert.equal(await fw.locator("input[name=no_answer_seconds]").inputValue(), "12");
+  assert.equal(await fw.locator("input[name=call_waiting]").isChecked(), false);
+  await fw.locator("input[name=fw_no_answer_external]").fill("101");
+  await fw.locator("button[type=submit]").click();
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /forwarding/);
+  await page.screenshot({ path: `${artifacts}/portal-forwarding.png`, fullPage: true });
   await page.click("form.logout button");
 
   await login(page, "Admin", ADMIN_PW);

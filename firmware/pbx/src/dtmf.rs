@@ -122,9 +122,18 @@ mod tests {
             parse_info(relay, b"Signal=5\r\nDuration=250\r\n"),
             Ok(Info::Digit(5, 250))
         );
-        assert_eq!(parse_info(relay, b"Signal= #\nDuration= 100"), Ok(Info::Digit(11, 100)));
-        assert_eq!(parse_info(relay, b"signal=10\r\n"), Ok(Info::Digit(10, DEFAULT_MS)));
-        assert_eq!(parse_info(relay, b"Signal=d\r\nDuration=0"), Ok(Info::Digit(15, MIN_MS)));
+        assert_eq!(
+            parse_info(relay, b"Signal= #\nDuration= 100"),
+            Ok(Info::Digit(11, 100))
+        );
+        assert_eq!(
+            parse_info(relay, b"signal=10\r\n"),
+            Ok(Info::Digit(10, DEFAULT_MS))
+        );
+        assert_eq!(
+            parse_info(relay, b"Signal=d\r\nDuration=0"),
+            Ok(Info::Digit(15, MIN_MS))
+        );
         assert_eq!(
             parse_info(relay, b"Signal=1\r\nDuration=99999999"),
             Ok(Info::Digit(1, MAX_MS))

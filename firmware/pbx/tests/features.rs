@@ -960,7 +960,12 @@ async fn digits_sent_by_info_reach_the_other_side_as_events_or_tones() {
     let (tag, _a_ep, _a_rtp, b_rtp) = answered_call(&mut rig);
     rig.send(
         A,
-        &info_from_a(3, &tag, "application/dtmf-relay", "Signal=5\r\nDuration=100\r\n"),
+        &info_from_a(
+            3,
+            &tag,
+            "application/dtmf-relay",
+            "Signal=5\r\nDuration=100\r\n",
+        ),
     );
     let ok = rig.take(A).pop().unwrap();
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
@@ -969,16 +974,27 @@ async fn digits_sent_by_info_reach_the_other_side_as_events_or_tones() {
     // B negotiated telephone-event 101: the digit comes as RFC 4733 events.
     let got = packets(&b_rtp, 7);
     assert_eq!(got.len(), 7, "{got:?}");
-    assert!(got.iter().all(|(pt, p)| *pt == 101 && p.len() == 4 && p[0] == 5));
+    assert!(got
+        .iter()
+        .all(|(pt, p)| *pt == 101 && p.len() == 4 && p[0] == 5));
     assert_eq!(got.iter().filter(|(_, p)| p[1] & 0x80 != 0).count(), 3);
     assert_eq!(&got[6].1[2..4], &800u16.to_be_bytes());
 
     // A body that is not a digit: 400 naming why; nothing is sent.
-    rig.send(A, &info_from_a(4, &tag, "application/dtmf-relay", "Signal=x\r\n"));
+    rig.send(
+        A,
+        &info_from_a(4, &tag, "application/dtmf-relay", "Signal=x\r\n"),
+    );
     let r = rig.take(A).pop().unwrap();
-    assert!(r.starts_with("SIP/2.0 400") && r.contains("keypad digit"), "{r}");
+    assert!(
+        r.starts_with("SIP/2.0 400") && r.contains("keypad digit"),
+        "{r}"
+    );
     // Another INFO (a picture update request): 200, nothing sent.
-    rig.send(A, &info_from_a(5, &tag, "application/media_control+xml", "<x/>"));
+    rig.send(
+        A,
+        &info_from_a(5, &tag, "application/media_control+xml", "<x/>"),
+    );
     assert!(rig.take(A).pop().unwrap().starts_with("SIP/2.0 200"));
     drain(&b_rtp);
     assert!(packets(&b_rtp, 1).is_empty());
@@ -1026,7 +1042,10 @@ async fn a_refused_reinvite_leaves_the_session_as_it_was() {
     let (_a_rtp, a_port) = rtp_socket();
     let (_b_rtp, b_port) = rtp_socket();
     let inv = start_call_with(&mut rig, &sdp(a_port, "sendrecv"));
-    rig.send(B, &answer(&inv, "200 OK", "callee", &sdp(b_port, "sendrecv")));
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &sdp(b_port, "sendrecv")),
+    );
     rig.take(B);
     let ok = rig.take(A).pop().unwrap();
     let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
@@ -1037,11 +1056,20 @@ async fn a_refused_reinvite_leaves_the_session_as_it_was() {
         .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000");
     rig.send(A, &from_a("INVITE", 3, &tag, "z9hG4bKre", "", &alaw));
     let re = rig.take(B).pop().unwrap();
-    assert!(re.starts_with("INVITE ") && re.contains("RTP/AVP 8"), "{re}");
+    assert!(
+        re.starts_with("INVITE ") && re.contains("RTP/AVP 8"),
+        "{re}"
+    );
     rig.send(B, &answer(&re, "491 Request Pending", "callee", ""));
     let r = rig.take(A).pop().unwrap();
-    assert!(r.starts_with("SIP/2.0 491"), "the glare goes back to the offerer: {r}");
-    assert!(rig.take(B).iter().any(|m| m.starts_with("ACK ")), "the 491 is ACKed");
+    assert!(
+        r.starts_with("SIP/2.0 491"),
+        "the glare goes back to the offerer: {r}"
+    );
+    assert!(
+        rig.take(B).iter().any(|m| m.starts_with("ACK ")),
+        "the 491 is ACKed"
+    );
     // B's own re-INVITE without SDP: the box offers the session B still has (PCMU),
     // not the refused PCMA one.
     rig.send(B, &from_b(&inv, "INVITE", 1, "z9hG4bKbre", ""));

@@ -52,12 +52,6 @@ struct MeBody {
     password: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PinBody {
-    service_pin: String,
-}
-
 /// Routes one API request.
 pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     match route(app, req).await {
@@ -197,7 +191,12 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                         .accounts_of(&e.number)
                         .map(|a| json!({"username": a.username, "secret": a.secret}))
                         .collect();
-                    json!({"number": e.number, "name": e.display_name(), "service_pin": e.service_pin, "accounts": accounts})
+                    json!({
+                        "number": e.number, "name": e.display_name(), "service_pin": e.service_pin,
+                        "forward": e.forward, "call_waiting": e.call_waiting,
+                        "no_answer_seconds": e.no_answer_seconds, "forwarding": e.forwarding,
+                        "accounts": accounts,
+                    })
                 })
                 .collect();
             let mut v = ops::user_json(&c.user);
@@ -214,8 +213,8 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             no_content()
         }
         (&Method::PUT, ["me", "extensions", number]) => {
-            let b: PinBody = ops::parse(Value::Object(ops::object(&req.body)?))?;
-            ops::set_pin(app, &c.user, number, &b.service_pin).await?;
+            let b: ops::MyExtension = ops::parse(Value::Object(ops::object(&req.body)?))?;
+            ops::set_my_extension(app, &c.user, number, b).await?;
             no_content()
         }
 

@@ -423,6 +423,13 @@ fn base() -> Value {
                     "ntp": {"type": "array", "maxItems": 4, "items": {"type": "string"}}
                 }},
                 "Extension": {"type": "object", "properties": extension_props.clone(), "required": ["number"]},
+                "MyExtension": {"type": "object", "additionalProperties": false, "minProperties": 1,
+                    "properties": {
+                        "service_pin": extension_props["service_pin"].clone(),
+                        "forward": extension_props["forward"].clone(),
+                        "call_waiting": extension_props["call_waiting"].clone(),
+                        "no_answer_seconds": extension_props["no_answer_seconds"].clone(),
+                        "forwarding": extension_props["forwarding"].clone()}},
                 "ExtensionUpdate": {"type": "object", "properties": extension_props, "additionalProperties": false},
                 "Account": {"type": "object", "properties": account_props.clone(), "required": ["username"]},
                 "AccountInput": {"type": "object", "properties": account_props, "additionalProperties": false},
@@ -479,8 +486,8 @@ fn base() -> Value {
             },
             "/me/extensions/{number}": {
                 "parameters": [number_param()],
-                "put": write_op("The portal: voicemail PIN of an own extension",
-                    Some(json!({"type": "object", "required": ["service_pin"], "additionalProperties": false, "properties": {"service_pin": s("string")}})), "204", None)
+                "put": write_op("The portal: an own extension's voicemail PIN, forwarding and call waiting (fields left out stay)",
+                    Some(r("MyExtension")), "204", None)
             },
             "/extensions": {
                 "get": read_op("Extensions", json!({"type": "array", "items": r("Extension")})),

@@ -694,31 +694,72 @@ pub(crate) async fn update_me(
     update_user(app, username, username, i).await.map(|_| ())
 }
 
-/// The portal: a user sets the voicemail PIN of one of their extensions.
-pub(crate) async fn set_pin(
+/// What a user may change of their own extension in the portal (Kerio MyPhone): the
+/// voicemail PIN, forwarding and call waiting. Fields left out stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MyExtension {
+    pub service_pin: Option<String>,
+    /// Every call to (empty: ring here).
+    pub forward: Option<String>,
+    pub call_waiting: Option<bool>,
+    pub no_answer_seconds: Option<u32>,
+    pub forwarding: Option<Vec<config::ForwardRule>>,
+}
+
+/// The portal: a user changes one of their own extensions. The whole configuration is
+/// validated as for the administrator (forwarding targets, the no-answer time), and the
+/// permission group, which only the administrator sets, still decides at call time
+/// which external numbers a forward may reach.
+pub(crate) async fn set_my_extension(
     app: &Arc<App>,
     user: &User,
     number: &str,
-    pin: &str,
+    i: MyExtension,
 ) -> Result<(), ApiError> {
     if !user.extensions.iter().any(|n| n == number) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not your extension"));
     }
-    let (n, p) = (number.to_string(), pin.to_string());
-    change(
-        app,
-        &user.username,
-        format!("changed the voicemail PIN of extension {number}"),
-        move |c| {
-            let e = c
-                .extensions
-                .iter_mut()
-                .find(|e| e.number == n)
-                .ok_or_else(|| ChangeError::NotFound(format!("extension {n} does not exist")))?;
-            e.service_pin = p;
-            Ok(())
-        },
-    )
+    let what = match (
+        &i.service_pin,
+        &i.forward,
+        &i.call_waiting,
+        &i.no_answer_seconds,
+        &i.forwarding,
+    ) {
+        (Some(_), None, None, None, None) => {
+            format!("changed the voicemail PIN of extension {number}")
+        }
+        (None, None, None, None, None) => return Err(ApiError::bad("body", "nothing to change")),
+        _ => format!("changed the settings of extension {number} in the portal"),
+    };
+    let n = number.to_string();
+    change(app, &user.username, what, move |c| {
+        let e = c
+            .extensions
+            .iter_mut()
+            .find(|e| e.number == n)
+            .ok_or_else(|| ChangeError::NotFound(format!("extension {n} does not exist")))?;
+        if let Some(p) = i.service_pin {
+            e.service_pin = p.trim().to_string();
+        }
+        if let Some(f) = i.forward {
+            e.forward = f.trim().to_string();
+        }
+        if let Some(w) = i.call_waiting {
+            e.call_waiting = w;
+        }
+        if let Some(s) = i.no_answer_seconds {
+            e.no_answer_seconds = s;
+        }
+        if let Some(mut rules) = i.forwarding {
+            for r in &mut rules {
+                r.to = r.to.trim().to_string();
+            }
+            e.forwarding = rules;
+        }
+        Ok(())
+    })
     .await
 }
 

@@ -623,6 +623,21 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         .parse()
         .map_err(|_| ApiError::bad("no_answer_seconds", "must be a number of seconds"))?;
     m.insert("no_answer_seconds".into(), json!(secs));
+    m.insert("forwarding".into(), Value::Array(forwarding_rules(form)));
+    for k in ["pickup_groups", "pickup_from"] {
+        let list: Vec<String> = field(form, k)
+            .unwrap_or("")
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        m.insert(k.into(), json!(list));
+    }
+    Ok(m)
+}
+
+/// The rules of a forwarding grid ([`forwarding_grid`]) as the API writes them.
+fn forwarding_rules(form: &[(String, String)]) -> Vec<Value> {
     let mut rules = Vec::new();
     for (cause, _) in FORWARD_CAUSES {
         for (origin, _) in FORWARD_ORIGINS {
@@ -634,17 +649,31 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
             }
         }
     }
-    m.insert("forwarding".into(), Value::Array(rules));
-    for k in ["pickup_groups", "pickup_from"] {
-        let list: Vec<String> = field(form, k)
-            .unwrap_or("")
-            .split(',')
-            .map(|g| g.trim().to_string())
-            .filter(|g| !g.is_empty())
-            .collect();
-        m.insert(k.into(), json!(list));
+    rules
+}
+
+/// The forwarding grid (cause by origin) of an extension, on the extension page and in
+/// the portal.
+fn forwarding_grid(e: &config::Extension, id: &str) -> Markup {
+    html! {
+        fieldset.forwarding {
+            legend { "Forwarding: a number, or hangup; empty = the caller hears why" }
+            table id=(id) {
+                thead { tr { th {} @for (_, o) in FORWARD_ORIGINS { th { (o) } } } }
+                tbody {
+                    @for (cause, cname) in FORWARD_CAUSES {
+                        tr {
+                            th { (cname) }
+                            @for (origin, oname) in FORWARD_ORIGINS {
+                                @let v = e.forwarding.iter().find(|r| serde_json::to_value(r.cause).ok() == Some(json!(cause)) && serde_json::to_value(r.origin).ok() == Some(json!(origin))).map(|r| r.to.as_str()).unwrap_or("");
+                                td { input name=(format!("fw_{cause}_{origin}")) value=(v) inputmode="tel" aria-label=(format!("{cname}, {oname}")) size="10"; }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    Ok(m)
 }
 
 /// Forwarding causes and origins as the extension page's grid shows them.
@@ -1030,23 +1059,7 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label { "Member of pickup groups (comma separated)" input name="pickup_groups" value=(e.pickup_groups.join(", ")); }
                         label { "May pick up calls from groups (comma separated)" input name="pickup_from" value=(e.pickup_from.join(", ")); }
                         label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
-                        fieldset.forwarding {
-                            legend { "Forwarding: a number, or hangup; empty = the caller hears why" }
-                            table id="forwarding" {
-                                thead { tr { th {} @for (_, o) in FORWARD_ORIGINS { th { (o) } } } }
-                                tbody {
-                                    @for (cause, cname) in FORWARD_CAUSES {
-                                        tr {
-                                            th { (cname) }
-                                            @for (origin, oname) in FORWARD_ORIGINS {
-                                                @let v = e.forwarding.iter().find(|r| serde_json::to_value(r.cause).ok() == Some(json!(cause)) && serde_json::to_value(r.origin).ok() == Some(json!(origin))).map(|r| r.to.as_str()).unwrap_or("");
-                                                td { input name=(format!("fw_{cause}_{origin}")) value=(v) inputmode="tel" aria-label=(format!("{cname}, {oname}")) size="10"; }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                        (forwarding_grid(e, "forwarding"))
                         label { "Call permission group"
                             select name="permission_group" {
                                 option value="" { "(none: every number)" }
@@ -1243,8 +1256,8 @@ fn logs_page(app: &Arc<App>, c: &Caller) -> Response {
     )
 }
 
-/// The user portal (Kerio MyPhone): own extensions and SIP credentials, ringing rules,
-/// voicemail PINs, own password.
+/// The user portal (Kerio MyPhone): own extensions and SIP credentials, voicemail PINs,
+/// forwarding and call waiting, ringing rules, own password.
 async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]) -> Response {
     let post = req.method == Method::POST;
     let who = c.user.username.clone();
@@ -1257,9 +1270,32 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
         }
         (true, "/pin") => {
             let n = field(form, "extension").unwrap_or("");
-            let pin = field(form, "service_pin").unwrap_or("").trim();
-            let r = ops::set_pin(app, &c.user, n, pin).await;
+            let i = ops::MyExtension {
+                service_pin: Some(field(form, "service_pin").unwrap_or("").to_string()),
+                ..Default::default()
+            };
+            let r = ops::set_my_extension(app, &c.user, n, i).await;
             outcome(r, |()| format!("PIN of extension {n} saved."))
+        }
+        (true, "/forwarding") => {
+            let n = field(form, "extension").unwrap_or("");
+            let r = async {
+                let secs = field(form, "no_answer_seconds").unwrap_or("20").trim();
+                let secs: u32 = secs.parse().map_err(|_| {
+                    ApiError::bad("no_answer_seconds", "must be a number of seconds")
+                })?;
+                let rules = ops::parse(Value::Array(forwarding_rules(form)))?;
+                let i = ops::MyExtension {
+                    forward: Some(field(form, "forward").unwrap_or("").to_string()),
+                    call_waiting: Some(field(form, "call_waiting").is_some()),
+                    no_answer_seconds: Some(secs),
+                    forwarding: Some(rules),
+                    ..Default::default()
+                };
+                ops::set_my_extension(app, &c.user, n, i).await
+            }
+            .await;
+            outcome(r, |()| format!("Forwarding of extension {n} saved."))
         }
         (true, "/password") => {
             let p = field(form, "password").unwrap_or("");
@@ -1338,6 +1374,15 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                                 input type="hidden" name="extension" value=(e.number);
                                 label { "Voicemail PIN (4 or more digits)" input name="service_pin" value=(e.service_pin) inputmode="numeric" autocomplete="off"; }
                                 button type="submit" { "Save PIN" }
+                            }
+                            form.my-forwarding method="post" action="/forwarding" {
+                                (csrf_field(c))
+                                input type="hidden" name="extension" value=(e.number);
+                                label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
+                                label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (my phone rings for a second call while I am in one)" }
+                                label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
+                                (forwarding_grid(e, &format!("forwarding-{}", e.number)))
+                                button type="submit" { "Save forwarding" }
                             }
                         }
                     }

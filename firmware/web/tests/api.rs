@@ -258,6 +258,52 @@ async fn every_admin_route_checks_the_role() {
         rig.cfg.snapshot().extension("101").unwrap().service_pin,
         "4711"
     );
+    // The user forwards their own calls and switches call waiting off (Kerio MyPhone).
+    let fw = json!({"forward": "", "call_waiting": false, "no_answer_seconds": 15,
+        "forwarding": [{"cause": "busy", "origin": "any", "to": " hangup "},
+                       {"cause": "no_answer", "origin": "external", "to": "102"}]});
+    let a = rig
+        .call(&user, "PUT", "/api/v1/me/extensions/101", Some(fw.clone()))
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let e = rig.cfg.snapshot().extension("101").unwrap().clone();
+    assert!(!e.call_waiting && e.no_answer_seconds == 15, "{e:?}");
+    assert_eq!(e.forwarding.len(), 2);
+    assert_eq!(e.forwarding[0].to, "hangup", "trimmed");
+    assert_eq!(e.service_pin, "4711", "fields left out stay");
+    let me = rig.call(&user, "GET", "/api/v1/me", None).await;
+    assert_eq!(me.body["extensions"][0]["forwarding"][1]["to"], "102");
+    assert_eq!(me.body["extensions"][0]["call_waiting"], false);
+    let a = rig
+        .call(&user, "PUT", "/api/v1/me/extensions/102", Some(fw))
+        .await;
+    assert_eq!(a.status, 403, "not the user's extension: {}", a.text);
+    // Wrong input is refused, naming the field, and changes nothing.
+    for (body, field) in [
+        (json!({}), "body"),
+        (json!({"no_answer_seconds": 2}), "no_answer_seconds"),
+        (
+            json!({"forwarding": [{"cause": "sometimes", "to": "101"}]}),
+            "forwarding[0].cause",
+        ),
+        (
+            json!({"forwarding": [{"cause": "busy", "to": "55x"}]}),
+            "forwarding",
+        ),
+        (json!({"call_limit": 1}), "call_limit"),
+    ] {
+        let a = rig
+            .call(
+                &user,
+                "PUT",
+                "/api/v1/me/extensions/101",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(a.status, 400, "{body}: {}", a.text);
+        assert_eq!(a.body["field"], field, "{body}: {}", a.text);
+    }
+    assert_eq!(rig.cfg.snapshot().extension("101").unwrap(), &e);
     // Nothing ever shows a password hash.
     let all = rig.call(&admin, "GET", "/api/v1/users", None).await;
     assert!(!all.text.contains("argon2"), "{}", all.text);

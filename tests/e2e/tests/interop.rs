@@ -312,19 +312,36 @@ fn late_offer_from_pjsua2_to_each_family() {
 #[test]
 fn digits_sent_by_sip_info_reach_every_family() {
     let pbx = two_extensions();
-    let mut a = phone_of(Kind::Pjsua2, &pbx, "101", "Secret-101x", 1000, false, "PCMU,PCMA");
-    for (kind, digit) in [(Kind::Baresip, "7"), (Kind::Linphone, "#"), (Kind::Pjsua2, "5")] {
+    let mut a = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    for (kind, digit) in [
+        (Kind::Baresip, "7"),
+        (Kind::Linphone, "#"),
+        (Kind::Pjsua2, "5"),
+    ] {
         a.clear_events();
         let mut b = phone_of(kind, &pbx, "102", "Secret-102x", 440, false, "PCMU,PCMA");
         ring_and_answer(&mut a, &mut b, &pbx, "102");
         std::thread::sleep(Duration::from_millis(500));
         a.command("sndinfo", digit);
         let got = b.wait_event("CALL_DTMF_START", T).unwrap_or_else(|| {
-            panic!("no digit reached {kind:?}: {:?}\n{}", b.events(), pbx.log_text())
+            panic!(
+                "no digit reached {kind:?}: {:?}\n{}",
+                b.events(),
+                pbx.log_text()
+            )
         });
         assert_eq!(got["param"], digit, "{kind:?}: {got}");
         assert!(
-            a.wait_event("CALL_CLOSED", Duration::from_millis(10)).is_none(),
+            a.wait_event("CALL_CLOSED", Duration::from_millis(10))
+                .is_none(),
             "the INFO dropped the call: {:?}",
             a.events()
         );

@@ -416,6 +416,19 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
         "history.mjs",
         &[("ADMIN_PW", admin_pw), ("USER_PW", user_pw)],
     );
+    // What the user set in the portal is 101's configuration (and the refused change
+    // left nothing behind).
+    let u = pbx.login("winston", user_pw);
+    let uh: Vec<&str> = u.iter().map(String::as_str).collect();
+    let me = pbx.https("GET", "/api/v1/me", None, &uh).json();
+    let e = &me["extensions"][0];
+    assert_eq!(e["call_waiting"], false, "{me}");
+    assert_eq!(e["no_answer_seconds"], 12, "{me}");
+    assert_eq!(
+        e["forwarding"],
+        serde_json::json!([{"cause": "busy", "origin": "any", "to": "103"}]),
+        "{me}"
+    );
     drop((a, b));
 }
 
