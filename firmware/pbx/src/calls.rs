@@ -147,6 +147,8 @@ pub(crate) struct Transfer {
     /// and if the transfer fails the transferee is hung up too.
     pub by_gone: bool,
     pub deadline: Instant,
+    /// The transferor has been told the target rings (one NOTIFY 180 a transfer).
+    pub rang: bool,
 }
 
 pub(crate) struct Call {
@@ -1053,6 +1055,12 @@ impl Pbx {
                 }
                 if leg.cancel_wanted {
                     self.cancel_leg(now, id, idx);
+                    return;
+                }
+                if in_transfer {
+                    if status >= 180 {
+                        self.transfer_ringing(now, id);
+                    }
                     return;
                 }
                 if finished || call.answered.is_some() {

@@ -281,11 +281,25 @@ impl Pbx {
             was_held,
             deadline,
             by_gone: false,
+            rang: false,
         });
         call.refers += 1;
         self.arm_call(id);
         // Legs to providers may have failed at once.
         self.transfer_check(now, id);
+    }
+
+    /// A leg of a blind transfer rings: the transferor hears of it once (NOTIFY with
+    /// `SIP/2.0 180 Ringing`, RFC 3515 2.4.5), so its display can say the target rings.
+    pub(crate) fn transfer_ringing(&mut self, now: Instant, id: u64) {
+        let Some(t) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut()) else {
+            return;
+        };
+        if std::mem::replace(&mut t.rang, true) {
+            return;
+        }
+        let (by, event) = (t.by, t.event.clone());
+        self.notify(now, id, by, &event, 180, false);
     }
 
     /// A final response to the INVITE of a leg ringing for a blind transfer.

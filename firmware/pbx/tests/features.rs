@@ -257,6 +257,21 @@ async fn blind_transfer_rings_the_target_with_music_and_connects_it() {
         C,
         &answer_at(inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
     );
+    // 102 hears that 103 rings, once however often 103 says so.
+    let got = rig.take(B);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        notify_status(&mut rig, &got[0], &format!("102@{B}")),
+        "SIP/2.0 180 Ringing"
+    );
+    assert!(header(&got[0], "Subscription-State")
+        .unwrap()
+        .starts_with("active"));
+    rig.send(
+        C,
+        &answer_at(inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    assert!(rig.take(B).is_empty());
     let (c_rtp, c_port) = rtp_socket();
     rig.send(
         C,

@@ -49,6 +49,17 @@ fn blind(caller: Kind, receptionist: Kind, colleague: Kind) {
         c.events(),
         pbx.log_text()
     );
+    if receptionist == Kind::Pjsua2 {
+        // The receptionist's phone hears that 103 rings (NOTIFY with 180).
+        assert!(
+            wait_until(T, || b
+                .events()
+                .iter()
+                .any(|e| e["type"] == "TRANSFER_STATUS" && e["param"] == "180")),
+            "no ringing NOTIFY: {:?}",
+            b.events()
+        );
+    }
     std::thread::sleep(Duration::from_secs(2));
     c.command("accept", "");
     assert!(
