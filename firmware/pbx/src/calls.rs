@@ -149,6 +149,11 @@ pub(crate) struct Transfer {
     pub deadline: Instant,
     /// The transferor has been told the target rings (one NOTIFY 180 a transfer).
     pub rang: bool,
+    /// A blind transfer: where the target's forwarding leads, and what a forward rings
+    /// with (the transferee as the new party sees it, and its session).
+    pub fallbacks: crate::transfer::TransferFallbacks,
+    pub caller: crate::route::Caller,
+    pub template: media::sdp::Audio,
 }
 
 pub(crate) struct Call {

@@ -25,6 +25,26 @@ use std::time::Instant;
 /// Blind transfers one call may try.
 const MAX_REFERS: u32 = 8;
 
+/// How many forwards a blind transfer's target may lead through.
+const MAX_TRANSFER_HOPS: u8 = 5;
+
+/// Where a blind transfer goes when its target does not take it (the target's
+/// forwarding for transferred calls), and how many forwards it has followed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TransferFallbacks {
+    pub busy: Option<String>,
+    pub no_answer: Option<String>,
+    pub unavailable: Option<String>,
+    pub hops: u8,
+}
+
+/// A transfer target being rung.
+struct TransferTarget {
+    legs: Vec<usize>,
+    time: std::time::Duration,
+    fallbacks: TransferFallbacks,
+}
+
 /// What `Refer-To` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ReferTo {
@@ -216,56 +236,17 @@ impl Pbx {
         let other = side.other();
         let transferor = self.caller(&Origin::Phone(acct), "");
         let caller = self.party_caller(id, other, &transferor);
-        // A busy or unreachable target's forwarding for transferred calls applies.
-        let mut number = number.to_string();
-        let (mut dests, mut errs) = (Vec::new(), Vec::new());
-        for hop in 0..5 {
-            dests.clear();
-            errs.clear();
-            let mut seen = HashSet::new();
-            self.expand(
-                &number,
-                &caller,
-                &caller.groups.clone(),
-                0,
-                &mut seen,
-                &mut dests,
-                &mut errs,
-            );
-            if !dests.is_empty() {
-                break;
-            }
-            let (plan, _) = self.plan_for(&number, config::CallOrigin::Transfer, hop);
-            let codes: Vec<u16> = errs.iter().map(|e| e.0).collect();
-            let next = match crate::plan::cause_of(&codes) {
-                Some(config::ForwardCause::Busy) => plan.busy,
-                Some(config::ForwardCause::Unavailable) => plan.unavailable,
-                _ => None,
-            };
-            match next {
-                Some(to) if to != config::HANG_UP => number = to,
-                _ => break,
-            }
-        }
-        if dests.is_empty() {
-            let status = errs
-                .iter()
-                .find(|e| e.0 == 403)
-                .or(errs.iter().find(|e| e.0 == 486))
-                .or(errs.first())
-                .map_or(404, |e| e.0);
-            tracing::info!(call = id, status, "transfer refused");
-            return self.notify(now, id, side, event, status, true);
-        }
         let Some(template) = self.calls[&id].dialog_ref(other).sent_sdp.clone() else {
             return self.notify(now, id, side, event, 488, true);
         };
-        let legs = self.ring(now, id, dests, &caller, &template);
-        if legs.is_empty() {
-            return self.notify(now, id, side, event, 488, true);
-        }
+        let target = match self.transfer_route(now, id, &caller, &template, number, 0) {
+            Ok(t) => t,
+            Err(status) => {
+                tracing::info!(call = id, status, "transfer refused");
+                return self.notify(now, id, side, event, status, true);
+            }
+        };
         let moh = self.settings.music_on_hold.clone();
-        let deadline = now + self.settings.ring_timeout;
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -276,17 +257,98 @@ impl Pbx {
         }
         call.transfer = Some(Transfer {
             by: side,
-            legs,
+            legs: target.legs,
             event: event.to_string(),
             was_held,
-            deadline,
+            deadline: now + target.time,
             by_gone: false,
             rang: false,
+            fallbacks: target.fallbacks,
+            caller,
+            template,
         });
         call.refers += 1;
         self.arm_call(id);
         // Legs to providers may have failed at once.
         self.transfer_check(now, id);
+    }
+
+    /// Routes a blind transfer's `number` (hop `hops` of its forwarding) and rings it:
+    /// a target that is busy or unreachable at once is followed to its forwarding for
+    /// transferred calls; the one that can ring is rung, with how long it may ring and
+    /// where it goes when it does not answer, is busy or fails. `Err` is the status
+    /// the transfer fails with.
+    fn transfer_route(
+        &mut self,
+        now: Instant,
+        id: u64,
+        caller: &Caller,
+        template: &media::sdp::Audio,
+        number: &str,
+        hops: u8,
+    ) -> Result<TransferTarget, u16> {
+        let mut number = number.to_string();
+        let (mut dests, mut errs) = (Vec::new(), Vec::new());
+        let mut hop = hops;
+        let plan = loop {
+            dests.clear();
+            errs.clear();
+            let mut seen = HashSet::new();
+            self.expand(
+                &number,
+                caller,
+                &caller.groups.clone(),
+                0,
+                &mut seen,
+                &mut dests,
+                &mut errs,
+            );
+            let (plan, _) = self.plan_for(&number, config::CallOrigin::Transfer, hop);
+            if !dests.is_empty() || hop >= MAX_TRANSFER_HOPS {
+                break plan;
+            }
+            let codes: Vec<u16> = errs.iter().map(|e| e.0).collect();
+            let next = match crate::plan::cause_of(&codes) {
+                Some(config::ForwardCause::Busy) => plan.busy.clone(),
+                Some(config::ForwardCause::Unavailable) => plan.unavailable.clone(),
+                _ => None,
+            };
+            match next {
+                Some(to) if to != config::HANG_UP => {
+                    number = to;
+                    hop += 1;
+                }
+                _ => break plan,
+            }
+        };
+        if dests.is_empty() {
+            return Err(errs
+                .iter()
+                .find(|e| e.0 == 403)
+                .or(errs.iter().find(|e| e.0 == 486))
+                .or(errs.first())
+                .map_or(404, |e| e.0));
+        }
+        let legs = self.ring(now, id, dests, caller, template);
+        if legs.is_empty() {
+            return Err(488);
+        }
+        // Without a no-answer forward the box's ring timeout bounds the transfer.
+        let time = if plan.no_answer.is_some() {
+            plan.time
+        } else {
+            self.settings.ring_timeout
+        };
+        Ok(TransferTarget {
+            legs,
+            time,
+            fallbacks: TransferFallbacks {
+                busy: plan.busy,
+                no_answer: plan.no_answer,
+                unavailable: plan.unavailable,
+                hops: hop,
+            },
+        })
     }
 
     /// A leg of a blind transfer rings: the transferor hears of it once (NOTIFY with
@@ -401,10 +463,38 @@ impl Pbx {
         } else {
             crate::calls::summarize(&statuses)
         };
-        tracing::info!(call = id, status, "transfer failed");
         for i in t.legs.iter().copied() {
             self.cancel_leg(now, id, i);
         }
+        // The target's forwarding for transferred calls: no answer in its time, busy,
+        // or unreachable rings the next number in the same transfer.
+        let f = &t.fallbacks;
+        let next = if timed_out {
+            f.no_answer.clone()
+        } else {
+            match crate::plan::cause_of(&statuses) {
+                Some(config::ForwardCause::Busy) => f.busy.clone(),
+                Some(config::ForwardCause::Unavailable) => f.unavailable.clone(),
+                _ => None,
+            }
+        };
+        if let Some(to) = next.filter(|to| to != config::HANG_UP && f.hops < MAX_TRANSFER_HOPS) {
+            match self.transfer_route(now, id, &t.caller, &t.template, &to, f.hops + 1) {
+                Ok(target) => {
+                    tracing::info!(call = id, to, "transfer forwarded");
+                    if let Some(tr) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut()) {
+                        tr.legs = target.legs;
+                        tr.deadline = now + target.time;
+                        tr.fallbacks = target.fallbacks;
+                    }
+                    self.arm_call(id);
+                    // The new legs may have failed at once too.
+                    return self.transfer_check(now, id);
+                }
+                Err(s) => tracing::info!(call = id, to, status = s, "transfer forward failed"),
+            }
+        }
+        tracing::info!(call = id, status, "transfer failed");
         self.notify(now, id, t.by, &t.event, status, true);
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -1092,3 +1092,114 @@ async fn a_refused_reinvite_leaves_the_session_as_it_was() {
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     assert!(ok.contains("RTP/AVP 0 "), "{ok}");
 }
+
+#[tokio::test]
+async fn a_blind_transfer_follows_the_targets_forwarding() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "103");
+            e.forwarding = vec![rule(NoAnswer, Transfer, "104"), rule(Busy, Any, "104")];
+            e.no_answer_seconds = 8;
+        }),
+    );
+    let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
+    const D: &str = "127.0.0.1:7004";
+    register_all(&mut rig, &[("104", D)]);
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: sip:103@{PBX}\r\n"),
+        ),
+    );
+    rig.take(B);
+    let inv_c = invites(&mut rig, C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    rig.take(B);
+    // 103 does not answer within its 8 s: it is cancelled and 104 rings instead; the
+    // transferor is told nothing has failed.
+    rig.advance(Duration::from_secs(9));
+    assert!(rig.take(C).iter().any(|m| m.starts_with("CANCEL ")));
+    let inv_d = invites(&mut rig, D);
+    assert!(!inv_d.is_empty(), "104 rings");
+    let via = |m: &String| header(m, "Via").unwrap().to_string();
+    assert!(
+        inv_d.iter().all(|m| via(m) == via(&inv_d[0])),
+        "one INVITE, retransmitted"
+    );
+    assert!(
+        header(&inv_d[0], "From").unwrap().contains("sip:101@"),
+        "{}",
+        inv_d[0]
+    );
+    assert!(rig
+        .take(B)
+        .iter()
+        .all(|m| !m.contains("sipfrag") || !m.contains("SIP/2.0 4")));
+    // 104 answers: the transfer succeeded.
+    let (_d_rtp, d_port) = rtp_socket();
+    rig.send(
+        D,
+        &answer_at(
+            &inv_d[0],
+            "200 OK",
+            "fwd",
+            &sdp(d_port, "sendrecv"),
+            &format!("104@{D}"),
+        ),
+    );
+    let got = rig.take(B);
+    assert!(
+        got.iter()
+            .any(|m| m.contains("SIP/2.0 200 OK\r\n") && m.starts_with("NOTIFY")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!(
+        (calls[0].caller.as_str(), calls[0].callee.as_str()),
+        ("101", "104")
+    );
+
+    // The same call transferred back to 103 by 104, and 103 answers busy: its busy
+    // forward rings 104 (in the call, but with call waiting), which declines: the
+    // transfer fails with 486 and the call goes on.
+    let from_d = format!(
+        "REFER sip:101@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {D};branch=z9hG4bKdref;rport\r\nFrom: {};tag=fwd\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 REFER\r\nContact: <sip:104@{D}>\r\nRefer-To: sip:103@{PBX}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        header(&inv_d[0], "To").unwrap(),
+        header(&inv_d[0], "From").unwrap(),
+        header(&inv_d[0], "Call-ID").unwrap()
+    );
+    rig.send(D, &from_d);
+    let inv_c2 = invites(&mut rig, C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c2, "486 Busy Here", "target2", "", &format!("103@{C}")),
+    );
+    let again = invites(&mut rig, D)
+        .pop()
+        .expect("the busy forward rings 104");
+    assert!(
+        header(&again, "From").unwrap().contains("sip:101@"),
+        "{again}"
+    );
+    rig.send(
+        D,
+        &answer_at(&again, "486 Busy Here", "fwd2", "", &format!("104@{D}")),
+    );
+    let got = rig.take(D);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("NOTIFY") && m.contains("SIP/2.0 486")),
+        "{got:?}"
+    );
+    assert_eq!(rig.pbx.calls(rig.now).len(), 1, "the call goes on");
+}
