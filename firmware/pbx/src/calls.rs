@@ -83,8 +83,9 @@ pub(crate) enum LegState {
 pub(crate) struct Leg {
     /// The device's account; empty for a leg to a provider or link.
     pub account: String,
-    /// The box's RTP endpoint facing this device.
-    pub ep: media::Endpoint,
+    /// The box's RTP endpoint facing this device; given back (its ports freed) once
+    /// the leg has ended and is not the call's answered one.
+    pub ep: Option<media::Endpoint>,
     /// A leg to a provider or link, with its interfaces to try.
     pub peer: Option<crate::route::PeerLeg>,
     pub dialog: Dialog,
@@ -238,7 +239,8 @@ impl Call {
             packets_a_to_b: self.a_ep.stats.relayed.load(Relaxed),
             packets_b_to_a: self
                 .answered
-                .map_or(0, |i| self.legs[i].ep.stats.relayed.load(Relaxed)),
+                .and_then(|i| self.legs[i].ep.as_ref())
+                .map_or(0, |ep| ep.stats.relayed.load(Relaxed)),
             transcoding: self.transcoding,
         }
     }
@@ -288,7 +290,7 @@ impl Call {
     pub(crate) fn ep(&self, side: Side) -> Option<&media::Endpoint> {
         match side {
             Side::A => Some(&self.a_ep),
-            Side::B => self.answered.map(|i| &self.legs[i].ep),
+            Side::B => self.answered.and_then(|i| self.legs[i].ep.as_ref()),
         }
     }
 
@@ -352,6 +354,20 @@ pub(crate) fn summarize(statuses: &[u16]) -> u16 {
 
 impl Pbx {
     /// Puts the call's next deadline in the timer heap unless it is already there.
+    /// Gives back the endpoints (and so the ports) of legs that have ended and are
+    /// not their call's answered one: the devices of a ring group that did not
+    /// answer, a failed transfer target. Run once a second.
+    pub(crate) fn release_ended_legs(&mut self) {
+        for call in self.calls.values_mut() {
+            let answered = call.answered;
+            for (i, leg) in call.legs.iter_mut().enumerate() {
+                if matches!(leg.state, LegState::Done(_)) && answered != Some(i) {
+                    leg.ep = None;
+                }
+            }
+        }
+    }
+
     pub(crate) fn arm_call(&mut self, id: u64) {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
@@ -700,7 +716,7 @@ impl Pbx {
             ));
             legs.push(Leg {
                 account: acct.username.clone(),
-                ep,
+                ep: Some(ep),
                 peer: None,
                 dialog: Dialog {
                     call_id,
@@ -1082,7 +1098,9 @@ impl Pbx {
                             call.a_ep.port,
                         ) {
                             let latch = crate::route::leg_latch(&self.snapshot, leg);
-                            connect_callee(&call.a_ep, &leg.ep, &ans, &br, latch);
+                            if let Some(ep) = &leg.ep {
+                                connect_callee(&call.a_ep, ep, &ans, &br, latch);
+                            }
                             body = sdp::write(id, call.a.sdp_version, &br.answer);
                             call.a.sent_sdp = Some(br.answer);
                         }
@@ -1142,7 +1160,9 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
-                connect_callee(&call.a_ep, &leg.ep, &ans, &br, latch);
+                if let Some(ep) = &leg.ep {
+                    connect_callee(&call.a_ep, ep, &ans, &br, latch);
+                }
                 call.maps = (br.forward, br.backward);
                 // The session with this side is now what it chose from our offer.
                 leg.dialog.sent_sdp = leg

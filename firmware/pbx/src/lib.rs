@@ -464,6 +464,7 @@ impl Pbx {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_secs(1);
+            self.release_ended_legs();
             self.expire_registrations(now);
             self.run_peers(now);
             let window = self.settings.ban_window;

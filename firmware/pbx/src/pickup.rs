@@ -123,7 +123,7 @@ impl Pbx {
         let contact = dialog.contact.clone();
         let leg = Leg {
             account: account.username.clone(),
-            ep,
+            ep: Some(ep),
             peer: None,
             ack: AckBase {
                 ruri: contact_uri,
@@ -154,7 +154,9 @@ impl Pbx {
         call.plan.next.clear();
         call.transcoding = xcode;
         call.maps = (ab, ba);
-        call.a_ep.connect(&call.legs[idx].ep, ab, ba);
+        if let Some(ep) = &call.legs[idx].ep {
+            call.a_ep.connect(ep, ab, ba);
+        }
         // The caller's 200, as if a rung phone had answered.
         let body = sdp::write(id, call.a.sdp_version, &ans_a);
         call.a.sent_sdp = Some(ans_a);

@@ -381,7 +381,7 @@ impl Pbx {
                 &call.a_offer,
                 &pc.codecs,
                 local.ip(),
-                call.legs[idx].ep.port,
+                call.legs[idx].ep.as_ref().map_or(0, |e| e.port),
             ) else {
                 skip(self, 488, "no codec in common");
                 continue;
@@ -578,7 +578,7 @@ impl Pbx {
     ) -> Leg {
         Leg {
             account: String::new(),
-            ep,
+            ep: Some(ep),
             peer: Some(PeerLeg {
                 hops,
                 hop: 0,

@@ -401,7 +401,9 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
-                leg.ep.set_remote(ans.rtp_target(), latch);
+                if let Some(ep) = &leg.ep {
+                    ep.set_remote(ans.rtp_target(), latch);
+                }
                 leg.dialog.sent_sdp = leg
                     .dialog
                     .sent_sdp
@@ -620,7 +622,9 @@ impl Pbx {
                 let codecs = crate::route::leg_codecs(&snap, leg);
                 let peer = leg.peer.as_ref().map(|p| p.current().to_string());
                 std::mem::swap(&mut call.a, &mut leg.dialog);
-                std::mem::swap(&mut call.a_ep, &mut leg.ep);
+                if let Some(ep) = leg.ep.as_mut() {
+                    std::mem::swap(&mut call.a_ep, ep);
+                }
                 let account = std::mem::replace(&mut leg.account, call.caller_account.clone());
                 leg.peer = None;
                 leg.state = LegState::Done(200);
@@ -684,7 +688,7 @@ impl crate::calls::Call {
                 });
                 let leg = Leg {
                     account: self.caller_account,
-                    ep: self.a_ep,
+                    ep: Some(self.a_ep),
                     peer,
                     ack: crate::build::AckBase {
                         ruri: self.a.target_uri.clone(),

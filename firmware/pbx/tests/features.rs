@@ -1203,3 +1203,60 @@ async fn a_blind_transfer_follows_the_targets_forwarding() {
     );
     assert_eq!(rig.pbx.calls(rig.now).len(), 1, "the call goes on");
 }
+
+#[tokio::test]
+async fn the_ports_of_a_leg_that_lost_are_given_back() {
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            c.ring_groups
+                .push(config::RingGroup::new("600", &["102", "103"]))
+        }),
+    );
+    register_all(&mut rig, &[("102", B), ("103", C)]);
+    let (_b_rtp, b_port) = rtp_socket();
+    call_as(&mut rig, "101", A, "600", "grp-ports");
+    let inv_b = invites(&mut rig, B).pop().unwrap();
+    let inv_c = invites(&mut rig, C).pop().unwrap();
+    let lost = media_port(&inv_c);
+    rig.send(
+        C,
+        &answer_at(&inv_c, "180 Ringing", "c", "", &format!("103@{C}")),
+    );
+    rig.send(B, &answer(&inv_b, "200 OK", "b", &sdp(b_port, "sendrecv")));
+    let cancel = rig
+        .take(C)
+        .into_iter()
+        .find(|m| m.starts_with("CANCEL "))
+        .unwrap();
+    rig.send(
+        C,
+        &answer_at(&cancel, "200 OK", "c", "", &format!("103@{C}")),
+    );
+    rig.send(
+        C,
+        &answer_at(
+            &inv_c,
+            "487 Request Terminated",
+            "c",
+            "",
+            &format!("103@{C}"),
+        ),
+    );
+    assert!(
+        UdpSocket::bind(("127.0.0.1", lost)).is_err(),
+        "103's endpoint still holds its port"
+    );
+    // Within a second the box gives the lost leg's ports back; the call goes on.
+    rig.advance(Duration::from_millis(1100));
+    let t0 = std::time::Instant::now();
+    while UdpSocket::bind(("127.0.0.1", lost)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "port {lost} never freed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!((calls.len(), calls[0].state.as_str()), (1, "answered"));
+}
