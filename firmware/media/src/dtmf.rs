@@ -173,7 +173,7 @@ fn block_digit(b: &[i16; DETECT_BLOCK]) -> Option<u8> {
         return None;
     }
     let pick = |fs: &[f64; 4]| {
-        let p: Vec<f64> = fs.iter().map(|f| tone_power(b, 8000, *f)).collect();
+        let p: [f64; 4] = std::array::from_fn(|k| tone_power(b, 8000, fs[k]));
         let (i, best) = p
             .iter()
             .enumerate()

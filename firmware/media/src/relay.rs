@@ -175,6 +175,9 @@ struct Cfg {
     /// Playing (the number of the play, 0 for none): what the peer sends is not
     /// forwarded to this side.
     playing: u64,
+    /// The play loops (music on hold): what this side says goes nowhere either. A clip
+    /// played once or a digit holds back only the peer's audio.
+    looping: bool,
 }
 
 /// What a relay thread and the endpoint handle share.
@@ -326,19 +329,19 @@ impl Endpoint {
 
     /// Sends keypad digit `ev` (RFC 4733 event 0-15) to the party as telephone-events
     /// of payload type `pt` lasting `ms` (an update every 20 ms, the end three times),
-    /// then reports [`Event::PlayDone`]. The peer's audio is held back meanwhile.
+    /// then reports [`Event::PlayDone`]. The peer's audio is held back meanwhile. A
+    /// digit sent while another is still going follows it (a stored number sent at
+    /// once loses no digit).
     pub fn send_digit(&self, ev: u8, ms: u32, pt: u8) {
         let len = (ms.clamp(40, 5000) * 8).min(u16::MAX as u32);
-        self.start(
-            Source::Digit {
-                ev,
-                len,
-                sent: 0,
-                ends: 0,
-            },
-            pt,
-            false,
-        );
+        let source = Source::Digit {
+            ev,
+            len,
+            sent: 0,
+            ends: 0,
+            queue: std::collections::VecDeque::new(),
+        };
+        self.start(source, pt, false);
     }
 
     fn start(&self, source: Source, pt: u8, alaw: bool) {
@@ -346,7 +349,11 @@ impl Endpoint {
         // the same SSRC with its sequence numbers going backwards.
         static PLAYS: AtomicU64 = AtomicU64::new(1);
         let n = PLAYS.fetch_add(1, Ordering::Relaxed);
-        self.shared.cfg_mut().playing = n;
+        {
+            let mut cfg = self.shared.cfg_mut();
+            cfg.playing = n;
+            cfg.looping = matches!(source, Source::Clip { looped: true, .. });
+        }
         let mix = (self.id ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.engine.command(Cmd::Play(
             self.id,
@@ -419,12 +426,14 @@ enum Source {
         pos: usize,
         looped: bool,
     },
-    /// An RFC 4733 event `len` samples long; `ends` end packets sent so far.
+    /// An RFC 4733 event `len` samples long; `ends` end packets sent so far; the
+    /// digits to send after it.
     Digit {
         ev: u8,
         len: u32,
         sent: u32,
         ends: u8,
+        queue: std::collections::VecDeque<(u8, u32)>,
     },
 }
 
@@ -480,7 +489,18 @@ impl Play {
                 len,
                 sent,
                 ends,
+                queue,
             } => {
+                if *ends == 3 {
+                    // The next digit queued: a new event, a new timestamp, the marker.
+                    let Some((next, next_len)) = queue.pop_front() else {
+                        return true;
+                    };
+                    self.ts = self.ts.wrapping_add(*len + FRAME as u32);
+                    (*ev, *len, *sent, *ends) = (next, next_len, 0, 0);
+                    pkt[1] |= 0x80;
+                    pkt[4..8].copy_from_slice(&self.ts.to_be_bytes());
+                }
                 // All packets of an event carry its start's timestamp (RFC 4733 2.5).
                 *sent = (*sent + FRAME as u32).min(*len);
                 let end = *sent == *len;
@@ -490,7 +510,7 @@ impl Play {
                 if end {
                     *ends += 1;
                 }
-                (16, *ends == 3)
+                (16, *ends == 3 && queue.is_empty())
             }
         };
         if let Some(dst) = dst {
@@ -501,15 +521,16 @@ impl Play {
         self.first = false;
         self.seq = self.seq.wrapping_add(1);
         if done {
-            // The endpoint goes back to relaying, unless another play began meanwhile.
+            // The endpoint goes back to relaying, unless another play began meanwhile
+            // (then that one's end is the one reported).
             let mut cfg = self.shared.cfg_mut();
             if cfg.playing == self.n {
                 cfg.playing = 0;
+                drop(cfg);
+                self.shared.event(Event::PlayDone {
+                    endpoint: self.shared.id,
+                });
             }
-            drop(cfg);
-            self.shared.event(Event::PlayDone {
-                endpoint: self.shared.id,
-            });
         }
         done
     }
@@ -612,6 +633,18 @@ impl Engine {
                                 if players.is_empty() {
                                     next_tick = Instant::now();
                                 }
+                                // A digit while a digit is being sent: queued behind it.
+                                if let (Some(cur), Source::Digit { ev, len, .. }) =
+                                    (players.get_mut(&id), &p.source)
+                                {
+                                    if let Source::Digit { queue, .. } = &mut cur.source {
+                                        if queue.len() < 32 {
+                                            queue.push_back((*ev, *len));
+                                        }
+                                        cur.n = p.n;
+                                        continue;
+                                    }
+                                }
                                 players.insert(id, p);
                             }
                             Cmd::Stop(id) => {
@@ -665,8 +698,8 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
     }
     let peer = {
         let cfg = here.cfg();
-        if cfg.playing != 0 {
-            return; // the party hears a clip; what it says goes nowhere
+        if cfg.playing != 0 && cfg.looping {
+            return; // the party hears music; what it says goes nowhere
         }
         let Some(peer) = cfg.peer.as_ref().and_then(|p| p.upgrade()) else {
             return;
@@ -1014,7 +1047,7 @@ mod tests {
         a.listen(Listen {
             events_pt: Some(101),
             inband: true,
-            record: 800,
+            record: 480,
         });
         // Phone A presses 7 as RFC 4733 (three packets of one event), then says a
         // digit 4 in-band (PCMA, 100 ms).
@@ -1062,7 +1095,7 @@ mod tests {
             recv(&phones[1], &mut buf).await;
         }
         let rec = a.stop_listening();
-        assert_eq!(rec.len(), 800, "capped at what was asked");
+        assert_eq!(rec.len(), 480, "capped at what was asked (800 were sent)");
         let p = crate::dtmf::tone_power(&rec, 8000, 770.0);
         assert!(p > 1e9, "the recording holds the tone: {p}");
 
@@ -1116,6 +1149,57 @@ mod tests {
             .unwrap();
         assert_eq!(e, Some(Event::PlayDone { endpoint: a.id() }));
         assert!(!a.playing());
+    }
+
+    #[tokio::test]
+    async fn digits_sent_at_once_follow_each_other() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31600, 31699);
+        let a = relay.open().unwrap();
+        let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        a.set_remote(Some(phone.local_addr().unwrap()), false);
+        for ev in [1, 2, 3] {
+            a.send_digit(ev, 40, 101);
+        }
+        let mut buf = [0u8; 64];
+        let mut events: Vec<(u8, u32, bool, bool)> = Vec::new();
+        while events.iter().filter(|e| e.3).count() < 9 {
+            let (n, _) = recv(&phone, &mut buf).await;
+            assert_eq!(n, 16);
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+            events.push((buf[12], ts, buf[1] & 0x80 != 0, buf[13] & 0x80 != 0));
+        }
+        // Each digit: its own timestamp, the marker on its first packet, three ends.
+        for (k, ev) in [1u8, 2, 3].iter().enumerate() {
+            let mine: Vec<_> = events.iter().filter(|e| e.0 == *ev).collect();
+            assert!(
+                mine.iter().all(|e| e.1 == mine[0].1),
+                "digit {ev}: one timestamp"
+            );
+            assert!(
+                mine[0].2 && mine.iter().skip(1).all(|e| !e.2),
+                "digit {ev}: marker"
+            );
+            assert_eq!(
+                mine.iter().filter(|e| e.3).count(),
+                3,
+                "digit {ev}: three ends"
+            );
+            if k > 0 {
+                let before = events.iter().find(|e| e.0 == ev - 1).unwrap().1;
+                assert!(mine[0].1 > before, "digit {ev} starts later");
+            }
+        }
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.0)
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[0] != w[1])
+                .count(),
+            2,
+            "in order, not interleaved"
+        );
     }
 
     async fn futures_bind(n: usize) -> Vec<tokio::net::UdpSocket> {

@@ -616,7 +616,7 @@ impl Pbx {
                 armed: None,
             },
         );
-        self.start_plan(now, id, &dialed, 0);
+        self.start_plan(now, id, &dialed, 0, Vec::new());
     }
 
     /// Starts a leg to every destination of `dests` in call `id`, each offered the
@@ -1272,7 +1272,15 @@ impl Pbx {
                 }
             }
             Owner::Reinvite(id) => {
-                if let Some(ri) = self.calls.get_mut(&id).and_then(|c| c.reinvite.take()) {
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                if let Some(ri) = call.reinvite.take() {
+                    // Unanswered: the session with the other side stays as it was.
+                    let other = ri.from.other();
+                    if let Some(d) = call.dialog(other) {
+                        d.sent_sdp = ri.prev.clone();
+                    }
                     let r = Response::to(&ri.req, 408, "Request Timeout").build();
                     self.respond(now, &ri.key, 408, r);
                 }

@@ -32,13 +32,13 @@ pub(crate) fn parse_info(content_type: Option<&str>, body: &[u8]) -> Result<Info
         .and_then(|t| t.split(';').next())
         .map(|t| t.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let text = std::str::from_utf8(body).map_err(|_| "the DTMF body is not text")?;
+    let text = || std::str::from_utf8(body).map_err(|_| "the DTMF body is not text");
     match ty.as_str() {
         // Signal=5\r\nDuration=160 (the de facto format; Cisco writes * and # as 10, 11).
         "application/dtmf-relay" => {
             let mut signal = None;
             let mut ms = DEFAULT_MS;
-            for line in text.lines() {
+            for line in text()?.lines() {
                 let Some((k, v)) = line.split_once('=') else {
                     continue;
                 };
@@ -54,7 +54,7 @@ pub(crate) fn parse_info(content_type: Option<&str>, body: &[u8]) -> Result<Info
         }
         // RFC 2976's example type: the body is the digit itself.
         "application/dtmf" => {
-            let ev = digit(text.trim()).ok_or("the body is not a keypad digit")?;
+            let ev = digit(text()?.trim()).ok_or("the body is not a keypad digit")?;
             Ok(Info::Digit(ev, DEFAULT_MS))
         }
         _ => Ok(Info::Other),
@@ -91,14 +91,27 @@ impl Pbx {
         let Some(ep) = call.ep(to) else {
             return;
         };
-        if ep.playing() {
-            return;
-        }
         let Some(session) = call.dialog_ref(to).sent_sdp.as_ref() else {
             return;
         };
         if let Some(te) = session.dtmf() {
-            ep.send_digit(ev, ms, te.pt);
+            // The payload type the relay gives the sender's events towards this side
+            // (an answer may number telephone-event otherwise than the box's offer).
+            let map = if to == Side::B {
+                &call.maps.0
+            } else {
+                &call.maps.1
+            };
+            let pt = call
+                .dialog_ref(from)
+                .sent_sdp
+                .as_ref()
+                .and_then(|s| s.dtmf())
+                .map_or(te.pt, |own| map.0[own.pt as usize & 0x7f].0);
+            // Digits sent while one is still going are queued behind it.
+            ep.send_digit(ev, ms, pt);
+        } else if ep.playing() {
+            // In-band, a digit still sounding is not cut short: this one is dropped.
         } else if let Some(c) = session.codecs.iter().find(|c| !c.is_dtmf()) {
             let alaw = c.name.eq_ignore_ascii_case("PCMA");
             if alaw || c.name.eq_ignore_ascii_case("PCMU") {
@@ -147,6 +160,11 @@ mod tests {
             Ok(Info::Other)
         );
         assert_eq!(parse_info(None, b""), Ok(Info::Other));
+        assert_eq!(
+            parse_info(Some("application/octet-stream"), b"\xff\xfe"),
+            Ok(Info::Other),
+            "only digit bodies need be text"
+        );
         for bad in [
             &b"Duration=100"[..],
             b"Signal=12",

@@ -131,12 +131,27 @@ impl Pbx {
     }
 
     /// Starts the plan for `number` in call `id` (the call's first, or a fallback).
-    pub(crate) fn start_plan(&mut self, now: Instant, id: u64, number: &str, hops: u8) {
+    /// `carried` are the permission groups of the plans it falls back from: a forward
+    /// reaches only what every extension on the way may call (an extension allowed
+    /// internal numbers only cannot send its callers to a premium number by a rule).
+    pub(crate) fn start_plan(
+        &mut self,
+        now: Instant,
+        id: u64,
+        number: &str,
+        hops: u8,
+        carried: Vec<String>,
+    ) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let origin = call.origin;
         let (mut plan, first) = self.plan_for(number, origin, hops);
+        for g in carried {
+            if !plan.groups.contains(&g) {
+                plan.groups.push(g);
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -256,6 +271,7 @@ impl Pbx {
             (crate::calls::summarize(&statuses), String::new())
         };
         let hops = p.hops;
+        let carried = p.groups.clone();
         // Whatever still rings of this plan stops.
         let ringing: Vec<usize> = (p.plan_first..call.legs.len()).collect();
         for i in ringing {
@@ -272,7 +288,7 @@ impl Pbx {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.plan.next.clear();
                 }
-                self.start_plan(now, id, &to, hops + 1);
+                self.start_plan(now, id, &to, hops + 1, carried);
             }
             None => self.fail_call(now, id, status, &why),
         }

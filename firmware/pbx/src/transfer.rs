@@ -32,6 +32,9 @@ const MAX_TRANSFER_HOPS: u8 = 5;
 /// forwarding for transferred calls), and how many forwards it has followed.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TransferFallbacks {
+    /// The permission groups a forward is checked against (the transferor's and those
+    /// of every extension on the way).
+    pub groups: Vec<String>,
     pub busy: Option<String>,
     pub no_answer: Option<String>,
     pub unavailable: Option<String>,
@@ -239,7 +242,7 @@ impl Pbx {
         let Some(template) = self.calls[&id].dialog_ref(other).sent_sdp.clone() else {
             return self.notify(now, id, side, event, 488, true);
         };
-        let target = match self.transfer_route(now, id, &caller, &template, number, 0) {
+        let target = match self.transfer_route(now, id, &caller, &template, number, (0, &[])) {
             Ok(t) => t,
             Err(status) => {
                 tracing::info!(call = id, status, "transfer refused");
@@ -285,25 +288,31 @@ impl Pbx {
         caller: &Caller,
         template: &media::sdp::Audio,
         number: &str,
-        hops: u8,
+        (hops, carried): (u8, &[String]),
     ) -> Result<TransferTarget, u16> {
         let mut number = number.to_string();
         let (mut dests, mut errs) = (Vec::new(), Vec::new());
         let mut hop = hops;
+        // A forward reaches only what the transferor and every extension forwarded
+        // through may call.
+        let mut groups: Vec<String> = caller.groups.clone();
+        groups.extend(carried.iter().cloned());
+        // Only the fallbacks are wanted of the plans: a round-robin group's memory
+        // stays as it was (a transfer rings all its members).
+        let round_robin = self.round_robin.clone();
         let plan = loop {
             dests.clear();
             errs.clear();
             let mut seen = HashSet::new();
             self.expand(
-                &number,
-                caller,
-                &caller.groups.clone(),
-                0,
-                &mut seen,
-                &mut dests,
-                &mut errs,
+                &number, caller, &groups, 0, &mut seen, &mut dests, &mut errs,
             );
             let (plan, _) = self.plan_for(&number, config::CallOrigin::Transfer, hop);
+            for g in &plan.groups {
+                if !groups.contains(g) {
+                    groups.push(g.clone());
+                }
+            }
             if !dests.is_empty() || hop >= MAX_TRANSFER_HOPS {
                 break plan;
             }
@@ -321,6 +330,7 @@ impl Pbx {
                 _ => break plan,
             }
         };
+        self.round_robin = round_robin;
         if dests.is_empty() {
             return Err(errs
                 .iter()
@@ -333,16 +343,13 @@ impl Pbx {
         if legs.is_empty() {
             return Err(488);
         }
-        // Without a no-answer forward the box's ring timeout bounds the transfer.
-        let time = if plan.no_answer.is_some() {
-            plan.time
-        } else {
-            self.settings.ring_timeout
-        };
+        // The target's no-answer time, a ring group's timeout, else the box's ring
+        // timeout bounds the transfer.
         Ok(TransferTarget {
             legs,
-            time,
+            time: plan.time,
             fallbacks: TransferFallbacks {
+                groups,
                 busy: plan.busy,
                 no_answer: plan.no_answer,
                 unavailable: plan.unavailable,
@@ -481,7 +488,14 @@ impl Pbx {
             }
         };
         if let Some(to) = next.filter(|to| to != config::HANG_UP && f.hops < MAX_TRANSFER_HOPS) {
-            match self.transfer_route(now, id, &t.caller, &t.template, &to, f.hops + 1) {
+            match self.transfer_route(
+                now,
+                id,
+                &t.caller,
+                &t.template,
+                &to,
+                (f.hops + 1, &f.groups),
+            ) {
                 Ok(target) => {
                     tracing::info!(call = id, to, "transfer forwarded");
                     if let Some(tr) = self.calls.get_mut(&id).and_then(|c| c.transfer.as_mut()) {

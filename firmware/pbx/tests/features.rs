@@ -168,6 +168,16 @@ async fn hold_plays_music_to_the_other_side_and_resume_reconnects() {
 
 const C: &str = "127.0.0.1:7003";
 
+/// What the transferor gets when its transfer succeeded: the final NOTIFY (200) and BYE.
+fn transfer_done(got: &[String]) {
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("NOTIFY ") && m.contains("\r\n\r\nSIP/2.0 200 OK")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+}
+
 /// A request from the callee (102 at B) inside the dialog the box opened with `inv`.
 fn from_b(inv: &str, method: &str, cseq: u32, branch: &str, extra: &str) -> String {
     let from = header(inv, "From").unwrap();
@@ -559,13 +569,7 @@ async fn the_caller_transfers_the_callee() {
             &format!("103@{C}"),
         ),
     );
-    let got = rig.take(A);
-    assert!(
-        got.iter()
-            .any(|m| m.starts_with("NOTIFY ") && m.contains("SIP/2.0 200 OK")),
-        "{got:?}"
-    );
-    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    transfer_done(&rig.take(A));
     assert!(rig.take(B).is_empty());
     drain(&c_rtp);
     b_rtp.send_to(&rtp(0, 6), ("127.0.0.1", b_ep)).unwrap();
@@ -1156,13 +1160,7 @@ async fn a_blind_transfer_follows_the_targets_forwarding() {
             &format!("104@{D}"),
         ),
     );
-    let got = rig.take(B);
-    assert!(
-        got.iter()
-            .any(|m| m.contains("SIP/2.0 200 OK\r\n") && m.starts_with("NOTIFY")),
-        "{got:?}"
-    );
-    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    transfer_done(&rig.take(B));
     let calls = rig.pbx.calls(rig.now);
     assert_eq!(
         (calls[0].caller.as_str(), calls[0].callee.as_str()),
@@ -1259,4 +1257,49 @@ async fn the_ports_of_a_leg_that_lost_are_given_back() {
     }
     let calls = rig.pbx.calls(rig.now);
     assert_eq!((calls.len(), calls[0].state.as_str()), (1, "answered"));
+}
+
+#[tokio::test]
+async fn a_forward_reaches_only_what_the_forwarding_extension_may_call() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    // 102 may call internal numbers only; its unavailable rule names a premium number
+    // through the provider. 101 (no restriction) calls 102, which is not registered.
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let mut i = config::SipInterface::new("prov", "127.0.0.9");
+            i.keepalive = 0;
+            c.sip_interfaces = vec![i];
+            c.outbound_routes = vec![serde_json::from_value(
+                serde_json::json!({"prefix": "0", "interfaces": ["prov"]}),
+            )
+            .unwrap()];
+            c.permission_groups = vec![serde_json::from_value(
+                serde_json::json!({"name": "internal", "default_allow": false}),
+            )
+            .unwrap()];
+            let e = ext(c, "102");
+            e.permission_group = "internal".into();
+            e.forwarding = vec![rule(Unavailable, Any, "0900123")];
+            let e = ext(c, "103");
+            e.forwarding = vec![rule(Busy, Any, "102")];
+            e.call_limit = 1;
+        }),
+    );
+    let got = call_as(&mut rig, "101", A, "102", "fw-deny");
+    assert!(got.starts_with("SIP/2.0 403"), "{got}");
+    assert!(
+        rig.out.iter().all(|t| !t.bytes.starts_with(b"INVITE")),
+        "nothing went to the provider"
+    );
+    // Through two forwards (103 busy -> 102 unavailable -> premium): still refused.
+    register_all(&mut rig, &[("103", C)]);
+    let inv = call_as(&mut rig, "101", A, "103", "fw-busy-1");
+    assert!(inv.is_empty() || inv.starts_with("SIP/2.0 1"), "{inv}");
+    rig.out.clear();
+    let got = call_as(&mut rig, "104", D, "103", "fw-deny-2");
+    assert!(got.starts_with("SIP/2.0 403"), "{got}");
+    assert!(rig.out.iter().all(
+        |t| !t.bytes.starts_with(b"INVITE sip:0900") && !t.bytes.starts_with(b"INVITE sip:900")
+    ));
 }

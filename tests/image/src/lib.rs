@@ -142,8 +142,10 @@ pub fn kvm_usable() -> bool {
 }
 
 /// How long the console may stay silent after the guest's `Restarting system` before
-/// the test presses the power button (a boot prints within seconds of a reset).
-const STUCK_REBOOT: Duration = Duration::from_secs(90);
+/// the test presses the power button: longer than the 2 minutes of the watchdog systemd
+/// arms for the way down, so a working watchdog gets its chance first (a boot prints
+/// within seconds of a reset).
+const STUCK_REBOOT: Duration = Duration::from_secs(150);
 
 /// One QMP command (after the capabilities handshake) on a fresh connection: QEMU's
 /// answer line, or what went wrong (a QEMU that does not answer in 10 s is wedged).
