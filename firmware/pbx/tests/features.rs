@@ -1267,17 +1267,7 @@ async fn a_forward_reaches_only_what_the_forwarding_extension_may_call() {
     let mut rig = Rig::with_config(
         Settings::default(),
         cfg_with(|c| {
-            let mut i = config::SipInterface::new("prov", "127.0.0.9");
-            i.keepalive = 0;
-            c.sip_interfaces = vec![i];
-            c.outbound_routes = vec![serde_json::from_value(
-                serde_json::json!({"prefix": "0", "interfaces": ["prov"]}),
-            )
-            .unwrap()];
-            c.permission_groups = vec![serde_json::from_value(
-                serde_json::json!({"name": "internal", "default_allow": false}),
-            )
-            .unwrap()];
+            provider_and_internal_only_group(c);
             let e = ext(c, "102");
             e.permission_group = "internal".into();
             e.forwarding = vec![rule(Unavailable, Any, "0900123")];
@@ -1302,4 +1292,71 @@ async fn a_forward_reaches_only_what_the_forwarding_extension_may_call() {
     assert!(rig.out.iter().all(
         |t| !t.bytes.starts_with(b"INVITE sip:0900") && !t.bytes.starts_with(b"INVITE sip:900")
     ));
+}
+
+#[tokio::test]
+async fn a_transfers_forward_reaches_only_what_the_target_may_call() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    // 103 may call internal numbers only; its no-answer rule for transferred calls
+    // names a premium number through the provider.
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            provider_and_internal_only_group(c);
+            let e = ext(c, "103");
+            e.permission_group = "internal".into();
+            e.forwarding = vec![rule(NoAnswer, Transfer, "0900123")];
+            e.no_answer_seconds = 6;
+        }),
+    );
+    let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
+    rig.send(
+        B,
+        &from_b(
+            &inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: sip:103@{PBX}\r\n"),
+        ),
+    );
+    rig.take(B);
+    let inv_c = invites(&mut rig, C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    rig.take(B);
+    rig.out.clear();
+    // 103 does not answer: the forward is refused, nothing goes to the provider, and
+    // the transfer fails back to the transferor; the call goes on.
+    rig.advance(Duration::from_secs(7));
+    assert!(
+        rig.out.iter().all(|t| !t.bytes.starts_with(b"INVITE ")),
+        "nothing was rung"
+    );
+    let got = rig.take(B);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("NOTIFY") && m.contains("\r\n\r\nSIP/2.0 4")),
+        "{got:?}"
+    );
+    assert_eq!(rig.pbx.calls(rig.now).len(), 1, "the call goes on");
+}
+
+/// A provider reached with the prefix 0, and a permission group "internal" that allows
+/// no number through it.
+fn provider_and_internal_only_group(c: &mut config::Config) {
+    let mut i = config::SipInterface::new("prov", "127.0.0.9");
+    i.keepalive = 0;
+    c.sip_interfaces = vec![i];
+    c.outbound_routes =
+        vec![
+            serde_json::from_value(serde_json::json!({"prefix": "0", "interfaces": ["prov"]}))
+                .unwrap(),
+        ];
+    c.permission_groups = vec![serde_json::from_value(
+        serde_json::json!({"name": "internal", "default_allow": false}),
+    )
+    .unwrap()];
 }
