@@ -1111,23 +1111,7 @@ async fn a_blind_transfer_follows_the_targets_forwarding() {
     let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
     const D: &str = "127.0.0.1:7004";
     register_all(&mut rig, &[("104", D)]);
-    rig.send(
-        B,
-        &from_b(
-            &inv,
-            "REFER",
-            1,
-            "z9hG4bKrefer",
-            &format!("Refer-To: sip:103@{PBX}\r\n"),
-        ),
-    );
-    rig.take(B);
-    let inv_c = invites(&mut rig, C).pop().unwrap();
-    rig.send(
-        C,
-        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
-    );
-    rig.take(B);
+    blind_transfer_to_103_ringing(&mut rig, &inv);
     // 103 does not answer within its 8 s: it is cancelled and 104 rings instead; the
     // transferor is told nothing has failed.
     rig.advance(Duration::from_secs(9));
@@ -1310,23 +1294,7 @@ async fn a_transfers_forward_reaches_only_what_the_target_may_call() {
         }),
     );
     let (inv, _tag, _a_ep, _a_rtp, _b_rtp) = three_phones(&mut rig);
-    rig.send(
-        B,
-        &from_b(
-            &inv,
-            "REFER",
-            1,
-            "z9hG4bKrefer",
-            &format!("Refer-To: sip:103@{PBX}\r\n"),
-        ),
-    );
-    rig.take(B);
-    let inv_c = invites(&mut rig, C).pop().unwrap();
-    rig.send(
-        C,
-        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
-    );
-    rig.take(B);
+    blind_transfer_to_103_ringing(&mut rig, &inv);
     rig.out.clear();
     // 103 does not answer: the forward is refused, nothing goes to the provider, and
     // the transfer fails back to the transferor; the call goes on.
@@ -1359,4 +1327,26 @@ fn provider_and_internal_only_group(c: &mut config::Config) {
         serde_json::json!({"name": "internal", "default_allow": false}),
     )
     .unwrap()];
+}
+
+/// 102 transfers 101 to 103 (blind, REFER in the dialog of `inv`), and 103 rings; what
+/// 102 was told so far is dropped.
+fn blind_transfer_to_103_ringing(rig: &mut Rig, inv: &str) {
+    rig.send(
+        B,
+        &from_b(
+            inv,
+            "REFER",
+            1,
+            "z9hG4bKrefer",
+            &format!("Refer-To: sip:103@{PBX}\r\n"),
+        ),
+    );
+    rig.take(B);
+    let inv_c = invites(rig, C).pop().unwrap();
+    rig.send(
+        C,
+        &answer_at(&inv_c, "180 Ringing", "target", "", &format!("103@{C}")),
+    );
+    rig.take(B);
 }
