@@ -73,15 +73,8 @@ pub fn digit_event(c: char) -> Option<u8> {
 /// A digit played in-band: its two tones for `ms` milliseconds, µ-law.
 pub fn tone_clip(ev: u8, ms: u32) -> Option<crate::Clip> {
     let (lo, hi) = *PAIRS.get(ev as usize)?;
-    let samples = (0..ms * 8)
-        .map(|k| {
-            let t = k as f64 / 8000.0;
-            let tau = std::f64::consts::TAU;
-            let v = LEVEL * ((tau * lo * t).sin() + (tau * hi * t).sin());
-            g711::linear_to_ulaw(v as i16)
-        })
-        .collect();
-    Some(crate::Clip::from_ulaw(samples))
+    // Clip::tone averages its tones: twice the level gives each tone LEVEL.
+    Some(crate::Clip::tone(&[lo, hi], ms, 0, 2.0 * LEVEL / 32767.0))
 }
 
 /// Digits received as RFC 4733 telephone-events: a digit is reported once, when the

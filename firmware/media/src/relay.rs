@@ -143,9 +143,12 @@ impl Tap {
             8 => g711::alaw_to_linear,
             _ => return,
         };
+        let room = self.listen.record.saturating_sub(self.recording.len());
+        if room == 0 && !self.listen.inband {
+            return; // only events are listened for, or the recording is full
+        }
         self.pcm.clear();
         self.pcm.extend(payload.iter().map(|b| decode(*b)));
-        let room = self.listen.record.saturating_sub(self.recording.len());
         self.recording
             .extend_from_slice(&self.pcm[..room.min(self.pcm.len())]);
         if self.listen.inband {
@@ -404,11 +407,6 @@ impl Endpoint {
     pub fn stop_listening(&self) -> Vec<i16> {
         self.shared.listening.store(false, Ordering::Release);
         std::mem::take(&mut *self.shared.tap()).recording
-    }
-
-    /// What has been recorded so far, in samples.
-    pub fn recorded(&self) -> usize {
-        self.shared.tap().recording.len()
     }
 }
 

@@ -84,7 +84,7 @@ impl Pbx {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let to = if from == Side::A { Side::B } else { Side::A };
+        let to = from.other();
         if call.answered.is_none() || call.held_by.is_some() || call.transfer.is_some() {
             return;
         }

@@ -33,15 +33,43 @@ pub(crate) struct Plan {
     pub step_first: usize,
     /// Failures found while routing (no phone registered, busy level reached, ...).
     pub errs: Vec<(u16, String)>,
-    pub busy: Option<String>,
-    pub no_answer: Option<String>,
-    pub unavailable: Option<String>,
+    pub fallbacks: Fallbacks,
     /// Permission groups the plan's numbers are checked against, besides the caller's
     /// (the forwarding extension's).
     pub groups: Vec<String>,
     pub hops: u8,
     /// When the current step gives way to the next.
     pub step_deadline: Option<Instant>,
+}
+
+/// Where a plan (or a transfer's target) goes when nobody takes the call, by cause.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fallbacks {
+    pub busy: Option<String>,
+    pub no_answer: Option<String>,
+    pub unavailable: Option<String>,
+}
+
+impl Fallbacks {
+    /// The number (or `hangup`) for `cause`.
+    pub(crate) fn for_cause(&self, cause: Option<ForwardCause>) -> Option<String> {
+        match cause? {
+            ForwardCause::Busy => self.busy.clone(),
+            ForwardCause::NoAnswer => self.no_answer.clone(),
+            ForwardCause::Unavailable => self.unavailable.clone(),
+        }
+    }
+}
+
+/// Why routing found nothing to ring: a refusal first, then busy, then the first
+/// reason (404 when there was none).
+pub(crate) fn routing_failure(errs: &[(u16, String)]) -> (u16, String) {
+    errs.iter()
+        .find(|e| e.0 == 403)
+        .or(errs.iter().find(|e| e.0 == 486))
+        .or(errs.first())
+        .cloned()
+        .unwrap_or((404, "no such number".into()))
 }
 
 /// What made a plan fail.
@@ -76,16 +104,13 @@ impl Pbx {
         let first = match snap.route(number) {
             Destination::Extension(n) => {
                 if let Some(e) = snap.extension(&n) {
-                    plan.busy = e
-                        .forward_for(ForwardCause::Busy, origin)
-                        .map(str::to_string);
-                    plan.unavailable = e
-                        .forward_for(ForwardCause::Unavailable, origin)
-                        .map(str::to_string);
-                    plan.no_answer = e
-                        .forward_for(ForwardCause::NoAnswer, origin)
-                        .map(str::to_string);
-                    if plan.no_answer.is_some() {
+                    let rule = |c| e.forward_for(c, origin).map(str::to_string);
+                    plan.fallbacks = Fallbacks {
+                        busy: rule(ForwardCause::Busy),
+                        no_answer: rule(ForwardCause::NoAnswer),
+                        unavailable: rule(ForwardCause::Unavailable),
+                    };
+                    if plan.fallbacks.no_answer.is_some() {
                         plan.time = Duration::from_secs(e.no_answer_seconds.into());
                     }
                     plan.groups = [e.permission_group.clone()]
@@ -103,9 +128,12 @@ impl Pbx {
                     plan.time = Duration::from_secs(g.timeout.into());
                 }
                 if !g.fallback.is_empty() {
-                    plan.busy = Some(g.fallback.clone());
-                    plan.no_answer = Some(g.fallback.clone());
-                    plan.unavailable = Some(g.fallback.clone());
+                    let to = Some(g.fallback.clone());
+                    plan.fallbacks = Fallbacks {
+                        busy: to.clone(),
+                        no_answer: to.clone(),
+                        unavailable: to,
+                    };
                 }
                 match g.strategy {
                     RingStrategy::All => number.to_string(),
@@ -249,24 +277,13 @@ impl Pbx {
         } else {
             cause_of(&statuses)
         };
-        let fallback = match cause {
-            Some(ForwardCause::Busy) => p.busy.clone(),
-            Some(ForwardCause::NoAnswer) => p.no_answer.clone(),
-            Some(ForwardCause::Unavailable) => p.unavailable.clone(),
-            None => None,
-        };
+        let fallback = p.fallbacks.for_cause(cause);
         let legs_done = statuses.len() - p.errs.len();
         let (status, why) = if timed_out {
             (480, "no answer".to_string())
         } else if legs_done == 0 {
-            // Nothing rang: the routing's reason (forbidden first, then busy).
-            p.errs
-                .iter()
-                .find(|e| e.0 == 403)
-                .or(p.errs.iter().find(|e| e.0 == 486))
-                .or(p.errs.first())
-                .cloned()
-                .unwrap_or((404, "no such number".into()))
+            // Nothing rang: the routing's reason.
+            routing_failure(&p.errs)
         } else {
             (crate::calls::summarize(&statuses), String::new())
         };

@@ -35,9 +35,7 @@ pub(crate) struct TransferFallbacks {
     /// The permission groups a forward is checked against (the transferor's and those
     /// of every extension on the way).
     pub groups: Vec<String>,
-    pub busy: Option<String>,
-    pub no_answer: Option<String>,
-    pub unavailable: Option<String>,
+    pub then: crate::plan::Fallbacks,
     pub hops: u8,
 }
 
@@ -317,12 +315,7 @@ impl Pbx {
                 break plan;
             }
             let codes: Vec<u16> = errs.iter().map(|e| e.0).collect();
-            let next = match crate::plan::cause_of(&codes) {
-                Some(config::ForwardCause::Busy) => plan.busy.clone(),
-                Some(config::ForwardCause::Unavailable) => plan.unavailable.clone(),
-                _ => None,
-            };
-            match next {
+            match plan.fallbacks.for_cause(crate::plan::cause_of(&codes)) {
                 Some(to) if to != config::HANG_UP => {
                     number = to;
                     hop += 1;
@@ -332,12 +325,7 @@ impl Pbx {
         };
         self.round_robin = round_robin;
         if dests.is_empty() {
-            return Err(errs
-                .iter()
-                .find(|e| e.0 == 403)
-                .or(errs.iter().find(|e| e.0 == 486))
-                .or(errs.first())
-                .map_or(404, |e| e.0));
+            return Err(crate::plan::routing_failure(&errs).0);
         }
         let legs = self.ring(now, id, dests, caller, template);
         if legs.is_empty() {
@@ -350,9 +338,7 @@ impl Pbx {
             time: plan.time,
             fallbacks: TransferFallbacks {
                 groups,
-                busy: plan.busy,
-                no_answer: plan.no_answer,
-                unavailable: plan.unavailable,
+                then: plan.fallbacks,
                 hops: hop,
             },
         })
@@ -478,15 +464,11 @@ impl Pbx {
         // The target's forwarding for transferred calls: no answer in its time, busy,
         // or unreachable rings the next number in the same transfer.
         let f = &t.fallbacks;
-        let next = if timed_out {
-            f.no_answer.clone()
+        let next = f.then.for_cause(if timed_out {
+            Some(config::ForwardCause::NoAnswer)
         } else {
-            match crate::plan::cause_of(&statuses) {
-                Some(config::ForwardCause::Busy) => f.busy.clone(),
-                Some(config::ForwardCause::Unavailable) => f.unavailable.clone(),
-                _ => None,
-            }
-        };
+            crate::plan::cause_of(&statuses)
+        });
         if let Some(to) = next.filter(|to| to != config::HANG_UP && f.hops < MAX_TRANSFER_HOPS) {
             match self.transfer_route(
                 now,

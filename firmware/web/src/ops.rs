@@ -26,6 +26,14 @@ pub(crate) async fn change<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// Extension `n` of a configuration being changed.
+fn extension_mut<'a>(c: &'a mut Config, n: &str) -> Result<&'a mut Extension, ChangeError> {
+    c.extensions
+        .iter_mut()
+        .find(|x| x.number == n)
+        .ok_or_else(|| ChangeError::NotFound(format!("extension {n} does not exist")))
+}
+
 /// Parses a JSON body into `T`, naming the offending field on failure.
 pub(crate) fn parse<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(v).map_err(|e| {
@@ -270,12 +278,7 @@ pub(crate) async fn update_extension(
     let out = e.clone();
     let n = number.to_string();
     change(app, who, format!("changed extension {number}"), move |c| {
-        let slot = c
-            .extensions
-            .iter_mut()
-            .find(|x| x.number == n)
-            .ok_or_else(|| ChangeError::NotFound(format!("extension {n} does not exist")))?;
-        *slot = e;
+        *extension_mut(c, &n)? = e;
         Ok(())
     })
     .await?;
@@ -735,11 +738,7 @@ pub(crate) async fn set_my_extension(
     };
     let n = number.to_string();
     change(app, &user.username, what, move |c| {
-        let e = c
-            .extensions
-            .iter_mut()
-            .find(|e| e.number == n)
-            .ok_or_else(|| ChangeError::NotFound(format!("extension {n} does not exist")))?;
+        let e = extension_mut(c, &n)?;
         if let Some(p) = i.service_pin {
             e.service_pin = p.trim().to_string();
         }
