@@ -986,6 +986,84 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
     (data, rate)
 }
 
+/// The box's default music on hold: Debian's asterisk-moh-opsound-wav (what the image
+/// installs and pbxd plays by default), in name order.
+pub const DEBIAN_MUSIC: &str = "/usr/share/asterisk/moh";
+
+/// Loudness per 50 ms block (mean absolute sample); `None` for a block that is
+/// nearly silent or mostly the tone `voice` (the other phone's, around the music).
+fn envelope(samples: &[i16], rate: u32, voice: Option<f64>) -> Vec<Option<f64>> {
+    samples
+        .chunks_exact((rate / 20) as usize)
+        .map(|b| {
+            let loud = b.iter().map(|s| (*s as f64).abs()).sum::<f64>() / b.len() as f64;
+            let energy: f64 = b.iter().map(|s| (*s as f64).powi(2)).sum();
+            let tone =
+                voice.is_some_and(|f| tone_power(b, rate, f) > 0.5 * energy * b.len() as f64 / 2.0);
+            (loud > 100.0 && !tone).then_some(loud)
+        })
+        .collect()
+}
+
+/// The best Pearson correlation of `reference` with any stretch of `heard` as long
+/// made only of blocks that count.
+fn best_correlation(reference: &[f64], heard: &[Option<f64>]) -> f64 {
+    let n = reference.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mr = mean(reference);
+    let sr: f64 = reference
+        .iter()
+        .map(|x| (x - mr).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    heard
+        .windows(n)
+        .filter_map(|w| w.iter().copied().collect::<Option<Vec<f64>>>())
+        .map(|w| {
+            let mw = mean(&w);
+            let sw: f64 = w.iter().map(|x| (x - mw).powi(2)).sum::<f64>().sqrt();
+            let cov: f64 = w
+                .iter()
+                .zip(reference)
+                .map(|(a, b)| (a - mw) * (b - mr))
+                .sum();
+            if sw == 0.0 || sr == 0.0 {
+                0.0
+            } else {
+                cov / (sw * sr)
+            }
+        })
+        .fold(-1.0, f64::max)
+}
+
+/// How well the first `secs` seconds of `wav` match some stretch of `p`'s last
+/// recording where neither silence nor the other phone's tone `voice` is heard
+/// (loudness envelopes in 50 ms blocks; 1.0 is a perfect match, -1.0 no stretch).
+/// Music survives G.711 and jitter buffers this way where a waveform comparison
+/// would not.
+pub fn clip_match(p: &Phone, wav: &Path, secs: usize, voice: f64) -> f64 {
+    wait_until(Duration::from_secs(5), || {
+        p.heard()
+            .last()
+            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
+    });
+    let f = p
+        .heard()
+        .pop()
+        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let (clip, clip_rate) = read_wav(wav);
+    let reference: Vec<f64> = envelope(
+        &clip[..(clip_rate as usize * secs).min(clip.len())],
+        clip_rate,
+        None,
+    )
+    .into_iter()
+    .map(|b| b.unwrap_or(0.0))
+    .collect();
+    let (heard, rate) = read_wav(&f);
+    best_correlation(&reference, &envelope(&heard, rate, Some(voice)))
+}
+
 /// Goertzel power of frequency `f` in `samples` (the same measure the box's DTMF code
 /// is tested with).
 pub use media::dtmf::tone_power;

@@ -363,3 +363,95 @@ fn digits_sent_by_sip_info_reach_every_family() {
         assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
     }
 }
+
+/// Hold plays the box's default collection, Debian's opsound music (as on the image),
+/// to the held party of each family: what it recorded while held follows the first
+/// track's loudness, a different track does not match, and the voice is back after
+/// the resume.
+#[test]
+fn held_phones_hear_debians_music_collection() {
+    let data = tempfile::tempdir().unwrap();
+    let pbx = Pbxd::start_in(data, free_port(), &["--music-on-hold", DEBIAN_MUSIC]);
+    for (n, pw) in [
+        ("101", "Secret-101x"),
+        ("102", "Secret-102x"),
+        ("103", "Secret-103x"),
+    ] {
+        pbx.ctl_ok(&["extension", "add", n, "--password", pw]);
+    }
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut c = phone_of(
+        Kind::Linphone,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        false,
+        "PCMU,PCMA",
+    );
+    // 101 (baresip) holds 102 (pjsua2); then 102 holds 103 (linphonec).
+    hold_with_music(&pbx, &mut a, &mut b, "102", 1000.0);
+    hold_with_music(&pbx, &mut b, &mut c, "103", 440.0);
+}
+
+/// `holder` calls `number` (`held`), holds it for six seconds and resumes; `held`
+/// heard the first track of the collection, then `holder`'s tone `voice` again.
+fn hold_with_music(pbx: &Pbxd, holder: &mut Phone, held: &mut Phone, number: &str, voice: f64) {
+    let first = std::path::Path::new(DEBIAN_MUSIC).join("macroform-cold_day.wav");
+    let other = std::path::Path::new(DEBIAN_MUSIC).join("reno_project-system.wav");
+    let holds = pbx.log_text().matches("call put on hold").count();
+    let resumes = pbx.log_text().matches("call taken off hold").count();
+    ring_and_answer(holder, held, pbx, number);
+    std::thread::sleep(Duration::from_secs(1));
+    holder.command("hold", "");
+    assert!(
+        wait_until(T, || pbx.log_text().matches("call put on hold").count()
+            > holds),
+        "{:?} could not hold",
+        holder.kind
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    holder.command("resume", "");
+    assert!(
+        wait_until(T, || pbx.log_text().matches("call taken off hold").count()
+            > resumes),
+        "{:?} could not resume",
+        holder.kind
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    holder.command("hangup", "");
+    closed_reason(held);
+    closed_reason(holder);
+    let music = clip_match(held, &first, 4, voice);
+    let wrong = clip_match(held, &other, 4, voice);
+    println!(
+        "{:?} held: envelope match {music:.2} (another track {wrong:.2})",
+        held.kind
+    );
+    assert!(
+        music > 0.8 && wrong < 0.6,
+        "{:?} did not hear the collection while held: match {music:.2}, another track {wrong:.2}",
+        held.kind
+    );
+    assert_heard_at(held, voice, 0.93);
+    holder.clear_events();
+    held.clear_events();
+    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+}

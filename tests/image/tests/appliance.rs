@@ -334,3 +334,21 @@ fn the_box_boots_answers_updates_and_rolls_back() {
         Duration::from_secs(60),
     );
 }
+
+/// The root file system carries the default music on hold where pbxd looks for it
+/// (Debian's asterisk-moh-opsound-wav: five 8 kHz WAV tracks).
+#[test]
+#[ignore = "needs scripts/build-image; scripts/test runs it"]
+fn the_root_file_system_has_the_music_on_hold() {
+    let rootfs = image_dir().join("rootfs.ext4");
+    let out = Command::new("debugfs")
+        .args(["-R", "ls -l /usr/share/asterisk/moh"])
+        .arg(&rootfs)
+        .output()
+        .expect("run debugfs (e2fsprogs)");
+    assert!(out.status.success(), "{out:?}");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let tracks = listing.lines().filter(|l| l.ends_with(".wav")).count();
+    assert_eq!(tracks, 5, "{listing}");
+    assert!(listing.contains("macroform-cold_day.wav"), "{listing}");
+}
