@@ -5,7 +5,8 @@
 
 use crate::build::{self, AckBase};
 use crate::negotiate;
-use crate::{CallInfo, Owner, Pbx, SKey, Source, Target, TimerRef};
+use crate::{CallInfo, Owner, Pbx, ServerKey, Source, Target};
+use sip::transaction::ClientKey;
 use media::sdp::{self, Audio};
 use sip::build::{Body, Response};
 use sip::message::{get, key, uri_user};
@@ -126,7 +127,7 @@ pub(crate) struct OkRetx {
 /// A re-INVITE forwarded to the other side, waiting for its answer.
 pub(crate) struct Reinvite {
     from: Side,
-    key: SKey,
+    key: ServerKey,
     req: rsip::Request,
     offer: Audio,
     /// The session with the other side before this offer: it stays when the offer is
@@ -167,7 +168,7 @@ pub(crate) struct Call {
     pub caller_codecs: Vec<String>,
     pub callee_ext: String,
     pub a: Dialog,
-    pub a_key: SKey,
+    pub a_key: ServerKey,
     pub a_req: rsip::Request,
     pub a_offer: Audio,
     pub legs: Vec<Leg>,
@@ -372,10 +373,9 @@ impl Pbx {
         let Some(c) = self.calls.get_mut(&id) else {
             return;
         };
-        let at = c.next_deadline();
-        if at.is_some() && at != c.armed {
-            c.armed = at;
-            self.arm(at, TimerRef::Call(id));
+        if let Some(at) = c.next_deadline().filter(|at| c.armed != Some(*at)) {
+            c.armed = Some(at);
+            self.timers.push(std::cmp::Reverse((at, id)));
         }
     }
 
@@ -400,7 +400,7 @@ impl Pbx {
     pub(crate) fn reply(
         &mut self,
         now: Instant,
-        key: &SKey,
+        key: &ServerKey,
         req: &rsip::Request,
         status: u16,
         why: &str,
@@ -415,7 +415,7 @@ impl Pbx {
         self.respond(now, key, status, r);
     }
 
-    pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &SKey, req: rsip::Request) {
+    pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &ServerKey, req: rsip::Request) {
         use crate::route::Origin;
         // Who is calling: a provider or an open link by its address (never challenged),
         // else a phone or a link by its credentials.
@@ -708,7 +708,7 @@ impl Pbx {
                 route: Vec::new(),
             };
             starts.push((
-                format!("{branch}/INVITE"),
+                ClientKey::new(&branch, "INVITE"),
                 bytes,
                 target,
                 base + legs.len(),
@@ -822,7 +822,7 @@ impl Pbx {
         let target = d.next_hop();
         self.start_client(
             now,
-            format!("{branch}/{method}"),
+            ClientKey::new(&branch, method),
             bytes,
             method == "INVITE",
             target,
@@ -855,7 +855,7 @@ impl Pbx {
         let (branch, bytes) = self.dialog_request(d, "BYE", d.cseq + 1);
         self.start_client(
             now,
-            format!("{branch}/BYE"),
+            ClientKey::new(&branch, "BYE"),
             bytes,
             false,
             d.next_hop(),
@@ -886,7 +886,7 @@ impl Pbx {
         let bytes = leg.ack.cancel(&leg.to_initial);
         let (target, via_branch) = (leg.dialog.to, leg.branch.clone());
         // CANCEL has the INVITE's branch; keep its transaction apart by method.
-        let ckey = format!("{via_branch}/CANCEL");
+        let ckey = ClientKey::new(&via_branch, "CANCEL");
         self.start_client(now, ckey, bytes, false, target, Owner::Fire, None);
     }
 
@@ -1450,12 +1450,8 @@ impl Pbx {
         }
     }
 
-    pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
-        let inv = SKey {
-            branch: key.branch.clone(),
-            method: "INVITE".into(),
-            remote: src.remote,
-        };
+    pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &ServerKey, req: &rsip::Request) {
+        let inv = ServerKey::new(&key.branch, "INVITE", src.remote);
         let k = key_of(req);
         let call = self
             .dialogs
@@ -1479,7 +1475,7 @@ impl Pbx {
         }
     }
 
-    pub(crate) fn in_dialog(&mut self, now: Instant, _src: Source, key: &SKey, req: rsip::Request) {
+    pub(crate) fn in_dialog(&mut self, now: Instant, _src: Source, key: &ServerKey, req: rsip::Request) {
         let k = key_of(&req);
         let method = req.method.to_string();
         let Some(&id) = self.dialogs.get(&k.call_id) else {
@@ -1557,7 +1553,7 @@ impl Pbx {
         id: u64,
         side: Side,
         other: Side,
-        key: &SKey,
+        key: &ServerKey,
         req: rsip::Request,
     ) {
         let Some(call) = self.calls.get_mut(&id) else {
@@ -1727,7 +1723,7 @@ impl Pbx {
         now: Instant,
         id: u64,
         side: Side,
-        key: &SKey,
+        key: &ServerKey,
         req: &rsip::Request,
         offer: &Audio,
     ) -> bool {
@@ -1804,11 +1800,11 @@ impl Pbx {
         id: u64,
         side: Side,
         bytes: &[u8],
-        key: &SKey,
+        key: &ServerKey,
         cseq: u32,
     ) {
         let t1 = self.settings.timers.t1;
-        let source = self.server.get(key).map(|s| s.target);
+        let source = self.tx.server_dest(key);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -28,7 +28,8 @@ use rand::{Rng, SeedableRng};
 use rsip::SipMessage;
 use serde::Serialize;
 use sip::build::Response;
-use sip::transaction::{ClientTransaction, ServerTransaction, Timers};
+pub(crate) use sip::transaction::ServerKey;
+use sip::transaction::{ClientKey, Timers, Transactions};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -121,32 +122,10 @@ pub struct CallInfo {
     pub transcoding: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct SKey {
-    branch: String,
-    /// ACK is filed under INVITE.
-    method: String,
-    remote: SocketAddr,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Target {
     proto: Proto,
     dest: SocketAddr,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerRef {
-    Client(String),
-    Server(SKey),
-    Call(u64),
-}
-
-struct STx {
-    tx: ServerTransaction,
-    target: Target,
-    /// The deadline in the timer heap for this transaction; other entries are stale.
-    armed: Option<Instant>,
 }
 
 /// What a client transaction's responses are for.
@@ -164,14 +143,12 @@ enum Owner {
     Fire,
 }
 
-struct CTx {
-    tx: ClientTransaction,
-    target: Target,
+/// What comes back with a client transaction's responses.
+#[derive(Clone)]
+struct ClientMeta {
     owner: Owner,
     /// For an INVITE: the fields the transaction's own ACK to a non-2xx needs.
     ack: Option<build::AckBase>,
-    /// The deadline in the timer heap for this transaction; other entries are stale.
-    armed: Option<Instant>,
 }
 
 /// The exchange core.
@@ -185,13 +162,13 @@ pub struct Pbx {
     epoch: (Instant, u64),
     registrations: HashMap<String, Registration>,
     registrations_dirty: bool,
-    server: HashMap<SKey, STx>,
-    client: HashMap<String, CTx>,
+    /// Every SIP transaction, with its timers and the queue of what to send.
+    tx: Transactions<Target, ClientMeta>,
     calls: HashMap<u64, calls::Call>,
     dialogs: HashMap<String, u64>,
     next_call: u64,
-    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
-    outbox: VecDeque<Transmit>,
+    /// Calls' deadlines (entries a call re-armed since are stale).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The call whose plan is being expanded (it does not count as its callee's load).
     routing: Option<u64>,
     /// Ring groups rung round robin: where each starts next time.
@@ -223,6 +200,7 @@ impl Pbx {
     ) -> Pbx {
         let mut rng = StdRng::seed_from_u64(seed);
         let key: [u8; 32] = rng.gen();
+        let timers = settings.timers;
         let mut pbx = Pbx {
             snapshot,
             nonces: sip::auth::Nonces::new(key, settings.nonce_lifetime),
@@ -232,13 +210,11 @@ impl Pbx {
             epoch: (now, unix_now),
             registrations: HashMap::new(),
             registrations_dirty: false,
-            server: HashMap::new(),
-            client: HashMap::new(),
+            tx: Transactions::new(timers),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             next_call: 1,
             timers: BinaryHeap::new(),
-            outbox: VecDeque::new(),
             records: VecDeque::new(),
             round_robin: HashMap::new(),
             routing: None,
@@ -287,11 +263,7 @@ impl Pbx {
     }
 
     fn send(&mut self, t: Target, bytes: Vec<u8>) {
-        self.outbox.push_back(Transmit {
-            proto: t.proto,
-            dest: t.dest,
-            bytes,
-        });
+        self.tx.send(t, bytes);
     }
 
     /// The record of the next call that ended, for the history.
@@ -303,73 +275,29 @@ impl Pbx {
     /// Next message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.outbox.pop_front()
+        self.tx
+            .poll_transmit()
+            .map(|(t, bytes)| Transmit {
+                proto: t.proto,
+                dest: t.dest,
+                bytes,
+            })
     }
 
     /// When [`Self::handle_timeout`] is due next.
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
-        let t = self.timers.peek().map(|Reverse((t, _))| *t);
-        t.map_or(self.next_sweep, |t| t.min(self.next_sweep))
-    }
-
-    fn arm(&mut self, at: Option<Instant>, r: TimerRef) {
-        if let Some(at) = at {
-            self.timers.push(Reverse((at, r)));
-        }
-    }
-
-    /// Drains a server transaction's output and re-arms its timer.
-    fn touch_server(&mut self, key: &SKey) {
-        let Some(s) = self.server.get_mut(key) else {
-            return;
-        };
-        let target = s.target;
-        let mut out = Vec::new();
-        while let Some(b) = s.tx.poll_transmit() {
-            out.push(b);
-        }
-        let at = s.tx.poll_timeout();
-        let rearm = at.is_some() && at != s.armed;
-        if rearm {
-            s.armed = at;
-        }
-        for b in out {
-            self.send(target, b);
-        }
-        if rearm {
-            self.arm(at, TimerRef::Server(key.clone()));
-        }
-    }
-
-    fn touch_client(&mut self, branch: &str) {
-        let Some(c) = self.client.get_mut(branch) else {
-            return;
-        };
-        let target = c.target;
-        let mut out = Vec::new();
-        while let Some(b) = c.tx.poll_transmit() {
-            out.push(b);
-        }
-        let at = c.tx.poll_timeout();
-        let rearm = at.is_some() && at != c.armed;
-        if rearm {
-            c.armed = at;
-        }
-        for b in out {
-            self.send(target, b);
-        }
-        if rearm {
-            self.arm(at, TimerRef::Client(branch.to_string()));
-        }
+        let call = self.timers.peek().map(|Reverse((t, _))| *t);
+        [call, self.tx.poll_timeout(), Some(self.next_sweep)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.next_sweep)
     }
 
     /// Answers a request through its server transaction.
-    fn respond(&mut self, now: Instant, key: &SKey, status: u16, bytes: Vec<u8>) {
-        if let Some(s) = self.server.get_mut(key) {
-            s.tx.respond(now, status, bytes);
-        }
-        self.touch_server(key);
+    fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) {
+        self.tx.respond(now, key, status, bytes);
     }
 
     /// Starts a client transaction for an outgoing request.
@@ -377,90 +305,44 @@ impl Pbx {
     fn start_client(
         &mut self,
         now: Instant,
-        branch: String,
+        key: ClientKey,
         bytes: Vec<u8>,
         invite: bool,
         target: Target,
         owner: Owner,
         ack: Option<build::AckBase>,
     ) {
-        let tx = ClientTransaction::new(
+        let reliable = target.proto.reliable();
+        self.tx.start_client(
             now,
+            key,
             bytes,
             invite,
-            target.proto.reliable(),
-            self.settings.timers,
+            reliable,
+            target,
+            ClientMeta { owner, ack },
         );
-        self.client.insert(
-            branch.clone(),
-            CTx {
-                tx,
-                target,
-                owner,
-                ack,
-                armed: None,
-            },
-        );
-        self.touch_client(&branch);
     }
 
     /// Runs everything that is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
+        for meta in self.tx.handle_timeout(now) {
+            self.client_timed_out(now, meta.owner);
+        }
         while let Some(Reverse((at, _))) = self.timers.peek() {
             if *at > now {
                 break;
             }
-            let Reverse((at, r)) = self.timers.pop().expect("peeked");
-            match r {
-                TimerRef::Client(b) => {
-                    let Some(c) = self.client.get_mut(&b) else {
-                        continue;
-                    };
-                    if c.armed != Some(at) {
-                        continue; // superseded by a later entry
-                    }
-                    c.armed = None;
-                    c.tx.handle_timeout(now);
-                    let (timed_out, owner, terminated) = (
-                        c.tx.timed_out(),
-                        c.owner.clone(),
-                        c.tx.state() == sip::transaction::State::Terminated,
-                    );
-                    self.touch_client(&b);
-                    if timed_out {
-                        self.client_timed_out(now, owner);
-                    }
-                    if terminated {
-                        self.client.remove(&b);
-                    }
-                }
-                TimerRef::Server(k) => {
-                    let Some(s) = self.server.get_mut(&k) else {
-                        continue;
-                    };
-                    if s.armed != Some(at) {
-                        continue; // superseded by a later entry
-                    }
-                    s.armed = None;
-                    s.tx.handle_timeout(now);
-                    let terminated = s.tx.state() == sip::transaction::State::Terminated;
-                    self.touch_server(&k);
-                    if terminated {
-                        self.server.remove(&k);
-                    }
-                }
-                TimerRef::Call(id) => {
-                    let Some(c) = self.calls.get_mut(&id) else {
-                        continue;
-                    };
-                    if c.armed != Some(at) {
-                        continue; // superseded by a later entry
-                    }
-                    c.armed = None;
-                    self.call_timeout(now, id);
-                }
+            let Reverse((at, id)) = self.timers.pop().expect("peeked");
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if c.armed != Some(at) {
+                continue; // superseded by a later entry
             }
+            c.armed = None;
+            self.call_timeout(now, id);
         }
         if now >= self.next_sweep {
             self.next_sweep = now + Duration::from_secs(1);
@@ -544,45 +426,20 @@ impl Pbx {
             proto: src.proto,
             dest: src.remote,
         };
+        let key = ServerKey::new(&k.branch, &method, src.remote);
         if method == "ACK" {
-            let key = SKey {
-                branch: k.branch.clone(),
-                method: "INVITE".into(),
-                remote: src.remote,
-            };
-            if let Some(s) = self.server.get_mut(&key) {
-                if s.tx.state() == sip::transaction::State::Completed {
-                    s.tx.handle_ack(now);
-                    self.touch_server(&key);
-                    return;
-                }
+            // An ACK to a non-2xx ends its INVITE transaction; one to a 2xx is the
+            // dialog's (RFC 3261 17.2.3, RFC 6026).
+            if !self.tx.ack(now, &key) {
+                self.dialog_ack(now, &req);
             }
-            self.dialog_ack(now, &req);
             return;
         }
-        let key = SKey {
-            branch: k.branch.clone(),
-            method: method.clone(),
-            remote: src.remote,
-        };
-        if let Some(s) = self.server.get_mut(&key) {
-            s.tx.handle_retransmission();
-            self.touch_server(&key);
+        if self.tx.retransmission(&key) {
             return;
         }
-        let tx = ServerTransaction::new(
-            method == "INVITE",
-            src.proto.reliable(),
-            self.settings.timers,
-        );
-        self.server.insert(
-            key.clone(),
-            STx {
-                tx,
-                target,
-                armed: None,
-            },
-        );
+        self.tx
+            .new_server(key.clone(), method == "INVITE", src.proto.reliable(), target);
         if method == "INVITE" {
             let trying = Response::to(&req, 100, "Trying").build();
             self.respond(now, &key, 100, trying);
@@ -624,22 +481,17 @@ impl Pbx {
     fn handle_response(&mut self, now: Instant, resp: rsip::Response) {
         let k = sip::message::key(&resp.headers);
         let status = u16::from(resp.status_code.clone());
-        let ckey = format!("{}/{}", k.branch, k.cseq_method);
-        let Some(c) = self.client.get_mut(&ckey) else {
+        let ckey = ClientKey::new(&k.branch, &k.cseq_method);
+        let to = sip::message::get(&resp.headers, "To").unwrap_or("");
+        let ack = |m: &ClientMeta| m.ack.as_ref().map(|a| a.ack(to)).unwrap_or_default();
+        let Some(m) = self.tx.client_response(now, &ckey, status, ack) else {
             tracing::debug!(branch = %k.branch, "response matches no transaction");
             return;
         };
-        let to = sip::message::get(&resp.headers, "To")
-            .unwrap_or("")
-            .to_string();
-        let ack = c.ack.clone();
-        let ev =
-            c.tx.handle_response(now, status, || ack.map(|a| a.ack(&to)).unwrap_or_default());
-        let (owner, target) = (c.owner.clone(), c.target);
-        self.touch_client(&ckey);
-        if ev == sip::transaction::ClientEvent::Absorbed {
+        if m.event == sip::transaction::ClientEvent::Absorbed {
             return;
         }
+        let (owner, target) = (m.owner.owner, m.dest);
         match owner {
             Owner::Leg(call, _)
                 if (200..300).contains(&status) && !self.calls.contains_key(&call) =>
@@ -703,7 +555,7 @@ impl Pbx {
         tracing::debug!(call_id, "late answer to a finished call: ACK and BYE");
         self.start_client(
             now,
-            format!("{branch}/BYE"),
+            ClientKey::new(&branch, "BYE"),
             bye,
             false,
             target,
@@ -755,7 +607,7 @@ impl Pbx {
         tracing::info!(username, event, %dest, "asking the phone to resync");
         self.start_client(
             now,
-            format!("{branch}/NOTIFY"),
+            ClientKey::new(&branch, "NOTIFY"),
             bytes,
             false,
             Target { proto, dest },

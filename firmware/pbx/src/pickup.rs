@@ -10,7 +10,7 @@
 
 use crate::build::{self, AckBase};
 use crate::calls::{key_of, record_route, Dialog, Leg, LegState, Side};
-use crate::{negotiate, Pbx, SKey, Source, Target};
+use crate::{negotiate, Pbx, ServerKey, Source, Target};
 use media::sdp::{self, Audio};
 use sip::build::Response;
 use sip::message::get;
@@ -37,7 +37,7 @@ impl Pbx {
         &mut self,
         now: Instant,
         src: Source,
-        key: &SKey,
+        key: &ServerKey,
         req: rsip::Request,
         account: config::SipAccount,
         offer: Option<Audio>,

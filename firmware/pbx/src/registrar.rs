@@ -1,7 +1,7 @@
 //! The registrar: digest-authenticated REGISTER, Expires negotiation, one location per
 //! account (the last registration wins), expiry.
 
-use crate::{Pbx, SKey, Source};
+use crate::{Pbx, ServerKey, Source};
 use serde::{Deserialize, Serialize};
 use sip::auth::{self, AuthOutcome};
 use sip::build::Response;
@@ -55,7 +55,7 @@ impl Pbx {
         &mut self,
         now: Instant,
         src: Source,
-        key: &SKey,
+        key: &ServerKey,
         req: &rsip::Request,
         header: &str,
     ) -> Authn {
@@ -171,7 +171,7 @@ impl Pbx {
     pub(crate) fn refuse(
         &mut self,
         now: Instant,
-        key: &SKey,
+        key: &ServerKey,
         req: &rsip::Request,
         code: u16,
         reason: &str,
@@ -182,7 +182,7 @@ impl Pbx {
         Authn::Answered
     }
 
-    pub(crate) fn register(&mut self, now: Instant, src: Source, key: &SKey, req: &rsip::Request) {
+    pub(crate) fn register(&mut self, now: Instant, src: Source, key: &ServerKey, req: &rsip::Request) {
         let account = match self.authenticate(now, src, key, req, "Authorization") {
             Authn::Account(a) => a,
             Authn::Link(l) if l.mode == config::LinkMode::PeerRegisters => {

@@ -8,6 +8,7 @@
 use crate::calls::{Dialog, Leg, LegState};
 use crate::registrar::Registration;
 use crate::{build, negotiate, Owner, Pbx, Target};
+use sip::transaction::ClientKey;
 use config::{CallerIdPresentation, Destination, SipAccount};
 use media::sdp;
 use std::collections::HashSet;
@@ -482,7 +483,7 @@ impl Pbx {
             tracing::debug!(call = id, peer = %hop.peer, number = %hop.number, dest = %target.dest, "outbound leg");
             self.start_client(
                 now,
-                format!("{branch}/INVITE"),
+                ClientKey::new(&branch, "INVITE"),
                 bytes,
                 true,
                 target,

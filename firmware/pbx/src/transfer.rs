@@ -15,7 +15,7 @@
 
 use crate::calls::{clone_dialog, key_of, reason, Leg, LegState, Side, Transfer};
 use crate::route::{Caller, Origin};
-use crate::{negotiate, Owner, Pbx, SKey};
+use crate::{negotiate, Owner, Pbx, ServerKey};
 use media::sdp;
 use sip::build::{Body, Response};
 use sip::message::{get, uri_part, uri_user};
@@ -120,7 +120,7 @@ impl Pbx {
         now: Instant,
         id: u64,
         side: Side,
-        key: &SKey,
+        key: &ServerKey,
         req: rsip::Request,
     ) {
         let Some(call) = self.calls.get(&id) else {

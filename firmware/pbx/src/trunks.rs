@@ -4,6 +4,7 @@
 //! back-off) and OPTIONS keepalives that notice a dead trunk.
 
 use crate::{build, Owner, Pbx, Target};
+use sip::transaction::ClientKey;
 use config::{LinkMode, Transport};
 use serde::Serialize;
 use sip::transport::Proto;
@@ -427,7 +428,7 @@ impl Pbx {
         tracing::debug!(peer = name, dest = %target.dest, "REGISTER");
         self.start_client(
             now,
-            format!("{branch}/REGISTER"),
+            ClientKey::new(&branch, "REGISTER"),
             bytes,
             false,
             target,
@@ -558,7 +559,7 @@ impl Pbx {
         }
         self.start_client(
             now,
-            format!("{branch}/OPTIONS"),
+            ClientKey::new(&branch, "OPTIONS"),
             bytes,
             false,
             target,

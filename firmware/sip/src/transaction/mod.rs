@@ -1,12 +1,25 @@
-//! RFC 3261 section 17 transactions as sans-IO state machines, with the RFC 6026
-//! "Accepted" states for 2xx to INVITE.
+//! RFC 3261 section 17 transactions as sans-IO state machines, one file per machine
+//! of the RFC (with RFC 6026's "Accepted" states for 2xx to INVITE), and the table
+//! that holds them (`table`: typed keys, matching, one timer heap).
 //!
 //! All time comes in as `now`. After every call the owner drains [`poll_transmit`]
 //! and re-arms its timer from [`poll_timeout`]; when the deadline passes it calls
-//! `handle_timeout(now)`.
+//! `handle_timeout(now)`. [`table::Transactions`] does that bookkeeping for many.
 //!
 //! [`poll_transmit`]: ClientTransaction::poll_transmit
 //! [`poll_timeout`]: ClientTransaction::poll_timeout
+
+mod client_invite;
+mod client_non_invite;
+mod server_invite;
+mod server_non_invite;
+pub mod table;
+
+pub use client_invite::ClientInvite;
+pub use client_non_invite::ClientNonInvite;
+pub use server_invite::ServerInvite;
+pub use server_non_invite::ServerNonInvite;
+pub use table::{ClientKey, ServerKey, Transactions};
 
 use std::time::{Duration, Instant};
 
@@ -52,23 +65,11 @@ pub enum ClientEvent {
     Absorbed,
 }
 
-/// A client transaction (17.1.1 for INVITE, 17.1.2 otherwise).
+/// A client transaction: the INVITE machine (17.1.1) or the non-INVITE one (17.1.2).
 #[derive(Debug)]
-pub struct ClientTransaction {
-    invite: bool,
-    reliable: bool,
-    timers: Timers,
-    state: State,
-    request: Vec<u8>,
-    ack: Option<Vec<u8>>,
-    outbox: Vec<Vec<u8>>,
-    /// Timer A or E: next retransmission and the interval after it.
-    retransmit: Option<(Instant, Duration)>,
-    /// Timer B or F.
-    timeout: Option<Instant>,
-    /// Timer D, K or M: when the transaction ends.
-    linger: Option<Instant>,
-    timed_out: bool,
+pub enum ClientTransaction {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
 }
 
 impl ClientTransaction {
@@ -80,30 +81,27 @@ impl ClientTransaction {
         reliable: bool,
         timers: Timers,
     ) -> Self {
-        let retransmit = (!reliable).then_some((now + timers.t1, timers.t1));
-        ClientTransaction {
-            invite,
-            reliable,
-            timers,
-            state: State::Trying,
-            outbox: vec![request.clone()],
-            request,
-            ack: None,
-            retransmit,
-            timeout: Some(now + timers.t1 * 64),
-            linger: None,
-            timed_out: false,
+        if invite {
+            ClientTransaction::Invite(ClientInvite::new(now, request, reliable, timers))
+        } else {
+            ClientTransaction::NonInvite(ClientNonInvite::new(now, request, reliable, timers))
         }
     }
 
     /// Current state.
     pub fn state(&self) -> State {
-        self.state
+        match self {
+            ClientTransaction::Invite(t) => t.state(),
+            ClientTransaction::NonInvite(t) => t.state(),
+        }
     }
 
     /// True once Timer B or F fired: the owner treats it as a 408.
     pub fn timed_out(&self) -> bool {
-        self.timed_out
+        match self {
+            ClientTransaction::Invite(t) => t.timed_out(),
+            ClientTransaction::NonInvite(t) => t.timed_out(),
+        }
     }
 
     /// A response matched this transaction. For a non-2xx final to an INVITE, `ack`
@@ -115,106 +113,37 @@ impl ClientTransaction {
         status: u16,
         ack: impl FnOnce() -> Vec<u8>,
     ) -> ClientEvent {
-        match self.state {
-            State::Trying | State::Proceeding => {
-                if status < 200 {
-                    self.state = State::Proceeding;
-                    if self.invite {
-                        self.retransmit = None;
-                        self.timeout = None;
-                    } else if let Some((at, _)) = self.retransmit {
-                        self.retransmit = Some((at, self.timers.t2));
-                    }
-                    return ClientEvent::Response;
-                }
-                self.retransmit = None;
-                self.timeout = None;
-                // Never sent again: free it while the transaction lingers.
-                self.request = Vec::new();
-                if self.invite && status < 300 {
-                    self.state = State::Accepted;
-                    self.linger = Some(now + self.timers.t1 * 64);
-                } else if self.invite {
-                    let a = ack();
-                    self.outbox.push(a.clone());
-                    self.ack = Some(a);
-                    self.state = State::Completed;
-                    self.linger = Some(if self.reliable {
-                        now
-                    } else {
-                        now + Duration::from_secs(32)
-                    });
-                } else {
-                    self.state = State::Completed;
-                    self.linger = Some(if self.reliable {
-                        now
-                    } else {
-                        now + self.timers.t4
-                    });
-                }
-                ClientEvent::Response
-            }
-            // Retransmitted 2xx go up so the owner can ACK them again (RFC 6026 7.2).
-            State::Accepted if (200..300).contains(&status) => ClientEvent::Response,
-            State::Completed => {
-                if let Some(a) = &self.ack {
-                    if status >= 300 {
-                        self.outbox.push(a.clone());
-                    }
-                }
-                ClientEvent::Absorbed
-            }
-            _ => ClientEvent::Absorbed,
+        match self {
+            ClientTransaction::Invite(t) => t.handle_response(now, status, ack),
+            ClientTransaction::NonInvite(t) => t.handle_response(now, status),
         }
     }
 
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(t) = self.timeout {
-            if now >= t {
-                self.timed_out = true;
-                self.terminate();
-                return;
-            }
+        match self {
+            ClientTransaction::Invite(t) => t.handle_timeout(now),
+            ClientTransaction::NonInvite(t) => t.handle_timeout(now),
         }
-        if let Some((at, interval)) = self.retransmit {
-            if now >= at {
-                self.outbox.push(self.request.clone());
-                let next = if self.invite {
-                    interval * 2
-                } else {
-                    (interval * 2).min(self.timers.t2)
-                };
-                self.retransmit = Some((now + next, next));
-            }
-        }
-        if let Some(t) = self.linger {
-            if now >= t {
-                self.terminate();
-            }
-        }
-    }
-
-    fn terminate(&mut self) {
-        self.state = State::Terminated;
-        self.retransmit = None;
-        self.timeout = None;
-        self.linger = None;
     }
 
     /// Next datagram to send, if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.outbox.is_empty()).then(|| self.outbox.remove(0))
+        let outbox = match self {
+            ClientTransaction::Invite(t) => &mut t.outbox,
+            ClientTransaction::NonInvite(t) => &mut t.outbox,
+        };
+        (!outbox.is_empty()).then(|| outbox.remove(0))
     }
 
     /// When to call [`Self::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit.map(|r| r.0), self.timeout, self.linger]
-            .into_iter()
-            .flatten()
-            .min()
+        match self {
+            ClientTransaction::Invite(t) => t.poll_timeout(),
+            ClientTransaction::NonInvite(t) => t.poll_timeout(),
+        }
     }
 }
 
@@ -227,154 +156,88 @@ pub enum ServerEvent {
     Acked,
 }
 
-/// A server transaction (17.2.1 for INVITE, 17.2.2 otherwise).
+/// A server transaction: the INVITE machine (17.2.1) or the non-INVITE one (17.2.2).
 #[derive(Debug)]
-pub struct ServerTransaction {
-    invite: bool,
-    reliable: bool,
-    timers: Timers,
-    state: State,
-    last: Option<Vec<u8>>,
-    outbox: Vec<Vec<u8>>,
-    /// Timer G: retransmission of a non-2xx final to INVITE.
-    retransmit: Option<(Instant, Duration)>,
-    /// Timer H: give up waiting for the ACK.
-    ack_timeout: Option<Instant>,
-    /// Timer I, J or L: when the transaction ends.
-    linger: Option<Instant>,
-    ack_missing: bool,
+pub enum ServerTransaction {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
 }
 
 impl ServerTransaction {
     /// A transaction for a new request.
     pub fn new(invite: bool, reliable: bool, timers: Timers) -> Self {
-        ServerTransaction {
-            invite,
-            reliable,
-            timers,
-            state: if invite {
-                State::Proceeding
-            } else {
-                State::Trying
-            },
-            last: None,
-            outbox: Vec::new(),
-            retransmit: None,
-            ack_timeout: None,
-            linger: None,
-            ack_missing: false,
+        if invite {
+            ServerTransaction::Invite(ServerInvite::new(reliable, timers))
+        } else {
+            ServerTransaction::NonInvite(ServerNonInvite::new(reliable, timers))
         }
     }
 
     /// Current state.
     pub fn state(&self) -> State {
-        self.state
+        match self {
+            ServerTransaction::Invite(t) => t.state(),
+            ServerTransaction::NonInvite(t) => t.state(),
+        }
     }
 
     /// True when Timer H fired: the final response was never acknowledged.
     pub fn ack_missing(&self) -> bool {
-        self.ack_missing
+        match self {
+            ServerTransaction::Invite(t) => t.ack_missing(),
+            ServerTransaction::NonInvite(_) => false,
+        }
     }
 
     /// The owner answers. Returns false (and sends nothing) once a final was sent.
     pub fn respond(&mut self, now: Instant, status: u16, bytes: Vec<u8>) -> bool {
-        if !matches!(self.state, State::Trying | State::Proceeding) {
-            return false;
+        match self {
+            ServerTransaction::Invite(t) => t.respond(now, status, bytes),
+            ServerTransaction::NonInvite(t) => t.respond(now, status, bytes),
         }
-        self.outbox.push(bytes.clone());
-        self.last = Some(bytes);
-        if status < 200 {
-            self.state = State::Proceeding;
-        } else if self.invite && status < 300 {
-            // The owner retransmits the 2xx until the ACK (RFC 6026 Accepted, Timer L);
-            // retransmitted INVITEs are absorbed silently, so the bytes need not be kept.
-            self.last = None;
-            self.state = State::Accepted;
-            self.linger = Some(now + self.timers.t1 * 64);
-        } else if self.invite {
-            self.state = State::Completed;
-            if !self.reliable {
-                self.retransmit = Some((now + self.timers.t1, self.timers.t1));
-            }
-            self.ack_timeout = Some(now + self.timers.t1 * 64);
-        } else {
-            self.state = State::Completed;
-            self.linger = Some(if self.reliable {
-                now
-            } else {
-                now + self.timers.t1 * 64
-            });
-        }
-        true
     }
 
     /// The same request arrived again.
     pub fn handle_retransmission(&mut self) -> ServerEvent {
-        if matches!(self.state, State::Proceeding | State::Completed) {
-            if let Some(l) = &self.last {
-                self.outbox.push(l.clone());
-            }
+        match self {
+            ServerTransaction::Invite(t) => t.handle_retransmission(),
+            ServerTransaction::NonInvite(t) => t.handle_retransmission(),
         }
-        ServerEvent::Absorbed
     }
 
     /// An ACK matched this transaction (non-2xx final).
     pub fn handle_ack(&mut self, now: Instant) -> ServerEvent {
-        if self.state == State::Completed && self.invite {
-            self.state = State::Confirmed;
-            self.retransmit = None;
-            self.ack_timeout = None;
-            self.linger = Some(if self.reliable {
-                now
-            } else {
-                now + self.timers.t4
-            });
-            return ServerEvent::Acked;
+        match self {
+            ServerTransaction::Invite(t) => t.handle_ack(now),
+            ServerTransaction::NonInvite(_) => ServerEvent::Absorbed,
         }
-        ServerEvent::Absorbed
     }
 
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(t) = self.ack_timeout {
-            if now >= t {
-                self.ack_missing = true;
-                self.state = State::Terminated;
-                self.retransmit = None;
-                self.ack_timeout = None;
-                return;
-            }
-        }
-        if let Some((at, interval)) = self.retransmit {
-            if now >= at {
-                if let Some(l) = &self.last {
-                    self.outbox.push(l.clone());
-                }
-                let next = (interval * 2).min(self.timers.t2);
-                self.retransmit = Some((now + next, next));
-            }
-        }
-        if let Some(t) = self.linger {
-            if now >= t {
-                self.state = State::Terminated;
-                self.linger = None;
-            }
+        match self {
+            ServerTransaction::Invite(t) => t.handle_timeout(now),
+            ServerTransaction::NonInvite(t) => t.handle_timeout(now),
         }
     }
 
     /// Next datagram to send, if any.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        (!self.outbox.is_empty()).then(|| self.outbox.remove(0))
+        let outbox = match self {
+            ServerTransaction::Invite(t) => &mut t.outbox,
+            ServerTransaction::NonInvite(t) => &mut t.outbox,
+        };
+        (!outbox.is_empty()).then(|| outbox.remove(0))
     }
 
     /// When to call [`Self::handle_timeout`] next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit.map(|r| r.0), self.ack_timeout, self.linger]
-            .into_iter()
-            .flatten()
-            .min()
+        match self {
+            ServerTransaction::Invite(t) => t.poll_timeout(),
+            ServerTransaction::NonInvite(t) => t.poll_timeout(),
+        }
     }
 }
 

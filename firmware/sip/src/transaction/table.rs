@@ -1,0 +1,466 @@
+//! The transaction table: every client and server transaction of a user agent under a
+//! typed key, the matching rules of RFC 3261 17.1.3 and 17.2.3, one timer heap for
+//! all of them, and one ordered queue of what to send.
+//!
+//! `D` is where a transaction's messages go (the owner's address type), `O` what the
+//! owner wants back with a client transaction's responses and timeouts.
+
+use super::{ClientEvent, ClientTransaction, ServerTransaction, State, Timers};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A server transaction's key (RFC 3261 17.2.3): the top Via's branch, the method
+/// (an ACK is filed under its INVITE) and where the request came from (the sent-by
+/// as the transport saw it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerKey {
+    pub branch: String,
+    pub method: String,
+    pub remote: SocketAddr,
+}
+
+impl ServerKey {
+    /// The key of a request; an ACK gets its INVITE's.
+    pub fn new(branch: &str, method: &str, remote: SocketAddr) -> ServerKey {
+        let method = if method == "ACK" { "INVITE" } else { method };
+        ServerKey {
+            branch: branch.to_string(),
+            method: method.to_string(),
+            remote,
+        }
+    }
+}
+
+/// A client transaction's key (RFC 3261 17.1.3): our branch and the CSeq method (a
+/// CANCEL shares its INVITE's branch).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey {
+    pub branch: String,
+    pub method: String,
+}
+
+impl ClientKey {
+    pub fn new(branch: &str, method: &str) -> ClientKey {
+        ClientKey {
+            branch: branch.to_string(),
+            method: method.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Client(ClientKey),
+    Server(ServerKey),
+}
+
+struct Server<D> {
+    tx: ServerTransaction,
+    dest: D,
+    /// The deadline in the heap for this transaction; other entries are stale.
+    armed: Option<Instant>,
+}
+
+struct Client<D, O> {
+    tx: ClientTransaction,
+    dest: D,
+    owner: O,
+    armed: Option<Instant>,
+}
+
+/// What a response to one of our requests means for its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched<D, O> {
+    pub event: ClientEvent,
+    pub owner: O,
+    pub dest: D,
+}
+
+/// All transactions of a user agent.
+pub struct Transactions<D, O> {
+    timers: Timers,
+    server: HashMap<ServerKey, Server<D>>,
+    client: HashMap<ClientKey, Client<D, O>>,
+    heap: BinaryHeap<Reverse<(Instant, Due)>>,
+    outbox: VecDeque<(D, Vec<u8>)>,
+}
+
+impl<D: Copy, O: Clone> Transactions<D, O> {
+    pub fn new(timers: Timers) -> Self {
+        Transactions {
+            timers,
+            server: HashMap::new(),
+            client: HashMap::new(),
+            heap: BinaryHeap::new(),
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// Queues a message outside any transaction (an ACK to a 2xx, a 2xx resent by
+    /// its dialog, a stateless answer), in order with the transactions' own.
+    pub fn send(&mut self, dest: D, bytes: Vec<u8>) {
+        self.outbox.push_back((dest, bytes));
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<(D, Vec<u8>)> {
+        self.outbox.pop_front()
+    }
+
+    /// The earliest deadline of any transaction (possibly one since superseded: then
+    /// [`Self::handle_timeout`] does nothing).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// How many transactions there are (client, server).
+    pub fn len(&self) -> (usize, usize) {
+        (self.client.len(), self.server.len())
+    }
+
+    /// True when there is no transaction at all.
+    pub fn is_empty(&self) -> bool {
+        self.client.is_empty() && self.server.is_empty()
+    }
+
+    // ----- server side -----
+
+    /// A new request: its transaction, answering to `dest`.
+    pub fn new_server(&mut self, key: ServerKey, invite: bool, reliable: bool, dest: D) {
+        let tx = ServerTransaction::new(invite, reliable, self.timers);
+        self.server.insert(
+            key,
+            Server {
+                tx,
+                dest,
+                armed: None,
+            },
+        );
+    }
+
+    /// The state of a server transaction, if there is one.
+    pub fn server_state(&self, key: &ServerKey) -> Option<State> {
+        self.server.get(key).map(|s| s.tx.state())
+    }
+
+    /// Where a server transaction answers.
+    pub fn server_dest(&self, key: &ServerKey) -> Option<D> {
+        self.server.get(key).map(|s| s.dest)
+    }
+
+    /// Answers the request of `key`; false when there is no such transaction or it
+    /// already sent a final response.
+    pub fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) -> bool {
+        let sent = self
+            .server
+            .get_mut(key)
+            .is_some_and(|s| s.tx.respond(now, status, bytes));
+        self.touch_server(key);
+        sent
+    }
+
+    /// A request arrived again: its transaction resends what it last sent. False when
+    /// the request is new.
+    pub fn retransmission(&mut self, key: &ServerKey) -> bool {
+        let Some(s) = self.server.get_mut(key) else {
+            return false;
+        };
+        s.tx.handle_retransmission();
+        self.touch_server(key);
+        true
+    }
+
+    /// An ACK for the non-2xx final of the INVITE transaction `key`; false when it is
+    /// not one (an ACK for a 2xx belongs to the dialog, RFC 3261 17.2.3).
+    pub fn ack(&mut self, now: Instant, key: &ServerKey) -> bool {
+        let Some(s) = self.server.get_mut(key) else {
+            return false;
+        };
+        if s.tx.state() != State::Completed {
+            return false;
+        }
+        s.tx.handle_ack(now);
+        self.touch_server(key);
+        true
+    }
+
+    // ----- client side -----
+
+    /// Sends a request in a new client transaction; `owner` comes back with its
+    /// responses and its timeout.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_client(
+        &mut self,
+        now: Instant,
+        key: ClientKey,
+        bytes: Vec<u8>,
+        invite: bool,
+        reliable: bool,
+        dest: D,
+        owner: O,
+    ) {
+        let tx = ClientTransaction::new(now, bytes, invite, reliable, self.timers);
+        self.client.insert(
+            key.clone(),
+            Client {
+                tx,
+                dest,
+                owner,
+                armed: None,
+            },
+        );
+        self.touch_client(&key);
+    }
+
+    /// A response to one of our requests. `ack` builds the ACK to a non-2xx final of
+    /// an INVITE (the transaction sends it). None when it matches no transaction.
+    pub fn client_response(
+        &mut self,
+        now: Instant,
+        key: &ClientKey,
+        status: u16,
+        ack: impl FnOnce(&O) -> Vec<u8>,
+    ) -> Option<Matched<D, O>> {
+        let c = self.client.get_mut(key)?;
+        let owner = &c.owner;
+        let event = c.tx.handle_response(now, status, || ack(owner));
+        let m = Matched {
+            event,
+            owner: c.owner.clone(),
+            dest: c.dest,
+        };
+        self.touch_client(key);
+        Some(m)
+    }
+
+    // ----- time -----
+
+    /// Runs every transaction timer due at `now`; returns the owners of client
+    /// transactions that got no final answer (Timer B or F: a 408 for them).
+    /// Transactions that ended are removed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<O> {
+        let mut timed_out = Vec::new();
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, due)) = self.heap.pop().expect("peeked");
+            match due {
+                Due::Client(k) => {
+                    let Some(c) = self.client.get_mut(&k) else {
+                        continue;
+                    };
+                    if c.armed != Some(at) {
+                        continue; // superseded by a later entry
+                    }
+                    c.armed = None;
+                    c.tx.handle_timeout(now);
+                    if c.tx.timed_out() {
+                        timed_out.push(c.owner.clone());
+                    }
+                    let ended = c.tx.state() == State::Terminated;
+                    self.touch_client(&k);
+                    if ended {
+                        self.client.remove(&k);
+                    }
+                }
+                Due::Server(k) => {
+                    let Some(s) = self.server.get_mut(&k) else {
+                        continue;
+                    };
+                    if s.armed != Some(at) {
+                        continue;
+                    }
+                    s.armed = None;
+                    s.tx.handle_timeout(now);
+                    let ended = s.tx.state() == State::Terminated;
+                    self.touch_server(&k);
+                    if ended {
+                        self.server.remove(&k);
+                    }
+                }
+            }
+        }
+        timed_out
+    }
+
+    /// Moves a server transaction's output to the queue and re-arms its timer.
+    fn touch_server(&mut self, key: &ServerKey) {
+        let Some(s) = self.server.get_mut(key) else {
+            return;
+        };
+        while let Some(b) = s.tx.poll_transmit() {
+            self.outbox.push_back((s.dest, b));
+        }
+        if let Some(at) = s.tx.poll_timeout().filter(|at| s.armed != Some(*at)) {
+            s.armed = Some(at);
+            self.heap.push(Reverse((at, Due::Server(key.clone()))));
+        }
+    }
+
+    fn touch_client(&mut self, key: &ClientKey) {
+        let Some(c) = self.client.get_mut(key) else {
+            return;
+        };
+        while let Some(b) = c.tx.poll_transmit() {
+            self.outbox.push_back((c.dest, b));
+        }
+        if let Some(at) = c.tx.poll_timeout().filter(|at| c.armed != Some(*at)) {
+            c.armed = Some(at);
+            self.heap.push(Reverse((at, Due::Client(key.clone()))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    type Table = Transactions<u8, &'static str>;
+
+    fn drain(t: &mut Table) -> Vec<(u8, Vec<u8>)> {
+        std::iter::from_fn(|| t.poll_transmit()).collect()
+    }
+
+    fn remote() -> SocketAddr {
+        "127.0.0.1:5062".parse().unwrap()
+    }
+
+    #[test]
+    fn an_ack_is_filed_under_its_invite() {
+        assert_eq!(
+            ServerKey::new("z9hG4bK1", "ACK", remote()),
+            ServerKey::new("z9hG4bK1", "INVITE", remote())
+        );
+        assert_ne!(
+            ServerKey::new("z9hG4bK1", "CANCEL", remote()),
+            ServerKey::new("z9hG4bK1", "INVITE", remote())
+        );
+    }
+
+    #[test]
+    fn server_answers_retransmissions_and_ends_after_timer_j() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let k = ServerKey::new("z9hG4bK1", "OPTIONS", remote());
+        assert!(!t.retransmission(&k));
+        t.new_server(k.clone(), false, false, 7);
+        assert!(t.respond(t0, &k, 200, b"200".to_vec()));
+        assert!(!t.respond(t0, &k, 500, b"500".to_vec()));
+        assert!(t.retransmission(&k));
+        assert_eq!(
+            drain(&mut t),
+            vec![(7, b"200".to_vec()), (7, b"200".to_vec())]
+        );
+        let due = t.poll_timeout().unwrap();
+        assert_eq!(due - t0, Duration::from_secs(32));
+        assert!(t.handle_timeout(due).is_empty());
+        assert_eq!(t.server_state(&k), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn server_invite_ack_only_matches_a_non_2xx() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let k = ServerKey::new("z9hG4bK2", "INVITE", remote());
+        t.new_server(k.clone(), true, false, 1);
+        t.respond(t0, &k, 200, b"200".to_vec());
+        // The ACK to a 2xx is the dialog's.
+        assert!(!t.ack(t0, &k));
+        let k2 = ServerKey::new("z9hG4bK3", "INVITE", remote());
+        t.new_server(k2.clone(), true, false, 1);
+        t.respond(t0, &k2, 486, b"486".to_vec());
+        assert!(t.ack(t0, &k2));
+        assert_eq!(t.server_state(&k2), Some(State::Confirmed));
+    }
+
+    #[test]
+    fn client_timeouts_come_back_with_their_owner() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let bye = ClientKey::new("z9hG4bK4", "BYE");
+        let opt = ClientKey::new("z9hG4bK5", "OPTIONS");
+        t.start_client(t0, bye.clone(), b"BYE".to_vec(), false, false, 1, "bye");
+        t.start_client(
+            t0,
+            opt.clone(),
+            b"OPTIONS".to_vec(),
+            false,
+            false,
+            2,
+            "options",
+        );
+        assert_eq!(drain(&mut t).len(), 2);
+        // The OPTIONS is answered; the BYE never.
+        let m = t
+            .client_response(t0, &opt, 200, |_| Vec::new())
+            .expect("matches");
+        assert_eq!(
+            (m.event, m.owner, m.dest),
+            (ClientEvent::Response, "options", 2)
+        );
+        assert!(t
+            .client_response(
+                t0,
+                &ClientKey::new("z9hG4bK4", "CANCEL"),
+                200,
+                |_| Vec::new()
+            )
+            .is_none());
+        let mut now = t0;
+        let mut timed_out = Vec::new();
+        let mut resent = 0;
+        while let Some(d) = t.poll_timeout() {
+            now = d;
+            timed_out.extend(t.handle_timeout(now));
+            resent += drain(&mut t).len();
+        }
+        assert_eq!(timed_out, vec!["bye"]);
+        assert_eq!(resent, 10, "Timer E for the BYE");
+        assert_eq!(now - t0, Duration::from_secs(32));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn an_invite_non_2xx_is_acked_by_the_table() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let k = ClientKey::new("z9hG4bK6", "INVITE");
+        t.start_client(t0, k.clone(), b"INVITE".to_vec(), true, true, 3, "leg");
+        drain(&mut t);
+        let m = t
+            .client_response(t0, &k, 486, |o| format!("ACK for {o}").into_bytes())
+            .unwrap();
+        assert_eq!(m.event, ClientEvent::Response);
+        assert_eq!(drain(&mut t), vec![(3, b"ACK for leg".to_vec())]);
+        // Reliable: Timer D is zero, the transaction ends at once.
+        t.handle_timeout(t0);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn messages_outside_transactions_keep_their_order() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        t.send(9, b"first".to_vec());
+        t.start_client(
+            t0,
+            ClientKey::new("b", "BYE"),
+            b"second".to_vec(),
+            false,
+            true,
+            9,
+            "x",
+        );
+        t.send(9, b"third".to_vec());
+        let order: Vec<Vec<u8>> = drain(&mut t).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(
+            order,
+            vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+        );
+    }
+}
