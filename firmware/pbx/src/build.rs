@@ -107,16 +107,7 @@ pub fn contact_uri(headers: &rsip::Headers) -> Option<String> {
 }
 
 /// `host:port` of a SIP URI when the host is an IP literal.
-pub fn uri_addr(uri: &str) -> Option<SocketAddr> {
-    let rest = uri.split_once(':')?.1;
-    let hostport = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-    let hostport = hostport.split([';', '?', '>']).next()?;
-    if let Ok(a) = hostport.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    let ip: std::net::IpAddr = hostport.trim_matches(['[', ']']).parse().ok()?;
-    Some(SocketAddr::new(ip, 5060))
-}
+pub use sip::dialog::uri_addr;
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,12 @@
 use crate::build::{self, AckBase};
 use crate::negotiate;
 use crate::{CallInfo, Owner, Pbx, ServerKey, Source, Target};
-use sip::transaction::ClientKey;
 use media::sdp::{self, Audio};
 use sip::build::{Body, Response};
 use sip::message::{get, key, uri_user};
+use sip::transaction::ClientKey;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -28,49 +28,42 @@ impl Side {
     }
 }
 
-/// One SIP dialog of a call, seen from our end.
+/// One SIP dialog of a call, seen from our end: the dialog proper (`sip::dialog`) and
+/// what the exchange adds to it (where it is reached, the session we gave it).
 pub(crate) struct Dialog {
-    pub call_id: String,
-    /// Our From/To value, with our tag.
-    pub local: String,
-    /// Their From/To value, with their tag once known.
-    pub remote: String,
-    /// Request-URI for requests inside the dialog (their Contact).
-    pub target_uri: String,
+    pub sip: sip::dialog::Dialog,
     pub to: Target,
     pub local_addr: SocketAddr,
-    pub contact: String,
-    pub cseq: u32,
     pub sdp_version: u64,
     /// The session description we last gave this side.
     pub sent_sdp: Option<Audio>,
-    /// The route set (RFC 3261 12.1): Route headers of every request in the dialog.
-    pub route: Vec<String>,
+}
+
+impl std::ops::Deref for Dialog {
+    type Target = sip::dialog::Dialog;
+    fn deref(&self) -> &sip::dialog::Dialog {
+        &self.sip
+    }
+}
+
+impl std::ops::DerefMut for Dialog {
+    fn deref_mut(&mut self) -> &mut sip::dialog::Dialog {
+        &mut self.sip
+    }
 }
 
 impl Dialog {
     /// Where requests in the dialog go: the first route when the route set names an
     /// address (loose routing, RFC 3261 12.2.1.1), else the other side itself.
     pub fn next_hop(&self) -> Target {
-        self.route
-            .first()
-            .and_then(|r| build::uri_addr(sip::message::uri_part(r)))
+        self.sip
+            .first_hop()
             .map(|dest| Target {
                 proto: self.to.proto,
                 dest,
             })
             .unwrap_or(self.to)
     }
-}
-
-/// The route set a response's (or request's) Record-Route headers give, in the order
-/// they appear: a UAS keeps it so, a UAC reverses it (RFC 3261 12.1.1, 12.1.2).
-pub(crate) fn record_route(headers: &rsip::Headers) -> Vec<String> {
-    sip::message::get_all(headers, "Record-Route")
-        .into_iter()
-        .flat_map(sip::message::split_list)
-        .map(|r| r.trim().to_string())
-        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +111,7 @@ pub(crate) struct OkRetx {
     /// Where the 2xx goes; resent there only over an unreliable transport.
     target: Target,
     call_id: String,
-    cseq: u32,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
+    timer: sip::dialog::Answered,
 }
 
 /// A re-INVITE forwarded to the other side, waiting for its answer.
@@ -298,7 +288,7 @@ impl Call {
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.ring_deadline,
-            self.ok.iter().map(|o| o.next).min(),
+            self.ok.iter().map(|o| o.timer.deadline()).min(),
             self.transfer.as_ref().map(|t| t.deadline),
             self.plan
                 .step_deadline
@@ -415,7 +405,13 @@ impl Pbx {
         self.respond(now, key, status, r);
     }
 
-    pub(crate) fn invite(&mut self, now: Instant, src: Source, key: &ServerKey, req: rsip::Request) {
+    pub(crate) fn invite(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &ServerKey,
+        req: rsip::Request,
+    ) {
         use crate::route::Origin;
         // Who is calling: a provider or an open link by its address (never challenged),
         // else a phone or a link by its credentials.
@@ -550,20 +546,22 @@ impl Pbx {
             build::uri_addr(&a_contact_uri).unwrap_or(src.remote)
         };
         let a = Dialog {
-            call_id: key_of(&req).call_id,
-            local: format!("{};tag={a_tag}", get(&req.headers, "To").unwrap_or("")),
-            remote: from_hdr.clone(),
-            target_uri: a_contact_uri,
+            sip: sip::dialog::Dialog {
+                call_id: key_of(&req).call_id,
+                local: format!("{};tag={a_tag}", get(&req.headers, "To").unwrap_or("")),
+                remote: from_hdr.clone(),
+                target_uri: a_contact_uri,
+                contact: build::contact(&dialed, src.proto, src.local),
+                cseq: 0,
+                route: sip::dialog::route_set_uas(&req.headers),
+            },
             to: Target {
                 proto: src.proto,
                 dest: a_dest,
             },
             local_addr: src.local,
-            contact: build::contact(&dialed, src.proto, src.local),
-            cseq: 0,
             sdp_version: 1,
             sent_sdp: None,
-            route: record_route(&req.headers),
         };
         tracing::debug!(call = id, caller = %caller.number, callee = %dialed, "call");
         self.dialogs.insert(a.call_id.clone(), id);
@@ -719,17 +717,19 @@ impl Pbx {
                 ep: Some(ep),
                 peer: None,
                 dialog: Dialog {
-                    call_id,
-                    local: from,
-                    remote: to.clone(),
-                    target_uri: reg.contact.clone(),
+                    sip: sip::dialog::Dialog {
+                        call_id,
+                        local: from,
+                        remote: to.clone(),
+                        target_uri: reg.contact.clone(),
+                        contact,
+                        cseq: 1,
+                        route: Vec::new(),
+                    },
                     to: target,
                     local_addr: reg.local,
-                    contact,
-                    cseq: 1,
                     sdp_version: 1,
                     sent_sdp: Some(offer),
-                    route: Vec::new(),
                 },
                 branch,
                 ack,
@@ -1058,9 +1058,7 @@ impl Pbx {
             leg.dialog.target_uri = c;
         }
         if (101..300).contains(&status) && leg.state != LegState::Answered {
-            let mut route = record_route(&resp.headers);
-            route.reverse();
-            leg.dialog.route = route;
+            leg.dialog.route = sip::dialog::route_set_uac(&resp.headers);
         }
         // A transfer's leg rings like any other (its provisionals go nowhere: the call
         // is answered); its answer or failure is the transfer's.
@@ -1327,17 +1325,14 @@ impl Pbx {
         };
         let mut resend = Vec::new();
         let mut hang_up = false;
+        let t2 = self.settings.timers.t2;
         for ok in call.ok.iter_mut() {
-            if ok.next <= now {
-                if ok.give_up <= now {
-                    hang_up = true;
-                } else {
-                    if !ok.target.proto.reliable() {
-                        resend.push((ok.target, ok.bytes.clone()));
-                    }
-                    ok.interval = (ok.interval * 2).min(self.settings.timers.t2);
-                    ok.next = now + ok.interval;
+            match ok.timer.handle_timeout(now, t2) {
+                sip::dialog::Resend::GiveUp => hang_up = true,
+                sip::dialog::Resend::Again if !ok.target.proto.reliable() => {
+                    resend.push((ok.target, ok.bytes.clone()));
                 }
+                _ => {}
             }
         }
         if hang_up {
@@ -1422,7 +1417,7 @@ impl Pbx {
         };
         let before = call.ok.len();
         call.ok
-            .retain(|o| !(o.call_id == k.call_id && o.cseq == k.cseq));
+            .retain(|o| !(o.call_id == k.call_id && o.timer.cseq == k.cseq));
         if call.ok.len() == before {
             return; // a repeated ACK, or one for another transaction
         }
@@ -1450,7 +1445,13 @@ impl Pbx {
         }
     }
 
-    pub(crate) fn cancel(&mut self, now: Instant, src: Source, key: &ServerKey, req: &rsip::Request) {
+    pub(crate) fn cancel(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &ServerKey,
+        req: &rsip::Request,
+    ) {
         let inv = ServerKey::new(&key.branch, "INVITE", src.remote);
         let k = key_of(req);
         let call = self
@@ -1475,7 +1476,13 @@ impl Pbx {
         }
     }
 
-    pub(crate) fn in_dialog(&mut self, now: Instant, _src: Source, key: &ServerKey, req: rsip::Request) {
+    pub(crate) fn in_dialog(
+        &mut self,
+        now: Instant,
+        _src: Source,
+        key: &ServerKey,
+        req: rsip::Request,
+    ) {
         let k = key_of(&req);
         let method = req.method.to_string();
         let Some(&id) = self.dialogs.get(&k.call_id) else {
@@ -1814,10 +1821,7 @@ impl Pbx {
             bytes: bytes.to_vec(),
             target,
             call_id,
-            cseq,
-            next: now + t1,
-            interval: t1,
-            give_up: now + t1 * 64,
+            timer: sip::dialog::Answered::new(now, cseq, t1),
         });
         self.arm_call(id);
     }
@@ -1842,16 +1846,10 @@ pub(crate) fn key_of(req: &rsip::Request) -> sip::message::Key {
 
 pub(crate) fn clone_dialog(d: &Dialog) -> Dialog {
     Dialog {
-        call_id: d.call_id.clone(),
-        local: d.local.clone(),
-        remote: d.remote.clone(),
-        target_uri: d.target_uri.clone(),
+        sip: d.sip.clone(),
         to: d.to,
         local_addr: d.local_addr,
-        contact: d.contact.clone(),
-        cseq: d.cseq,
         sdp_version: d.sdp_version,
         sent_sdp: None,
-        route: d.route.clone(),
     }
 }

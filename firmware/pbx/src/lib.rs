@@ -275,13 +275,11 @@ impl Pbx {
     /// Next message to send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.tx
-            .poll_transmit()
-            .map(|(t, bytes)| Transmit {
-                proto: t.proto,
-                dest: t.dest,
-                bytes,
-            })
+        self.tx.poll_transmit().map(|(t, bytes)| Transmit {
+            proto: t.proto,
+            dest: t.dest,
+            bytes,
+        })
     }
 
     /// When [`Self::handle_timeout`] is due next.
@@ -438,8 +436,12 @@ impl Pbx {
         if self.tx.retransmission(&key) {
             return;
         }
-        self.tx
-            .new_server(key.clone(), method == "INVITE", src.proto.reliable(), target);
+        self.tx.new_server(
+            key.clone(),
+            method == "INVITE",
+            src.proto.reliable(),
+            target,
+        );
         if method == "INVITE" {
             let trying = Response::to(&req, 100, "Trying").build();
             self.respond(now, &key, 100, trying);

@@ -9,7 +9,7 @@
 //! up from, the group `default`. The oldest ringing call is taken first.
 
 use crate::build::{self, AckBase};
-use crate::calls::{key_of, record_route, Dialog, Leg, LegState, Side};
+use crate::calls::{key_of, Dialog, Leg, LegState, Side};
 use crate::{negotiate, Pbx, ServerKey, Source, Target};
 use media::sdp::{self, Audio};
 use sip::build::Response;
@@ -104,20 +104,22 @@ impl Pbx {
         };
         let picker_call_id = key_of(&req).call_id;
         let dialog = Dialog {
-            call_id: picker_call_id.clone(),
-            local: format!("{};tag={tag}", get(&req.headers, "To").unwrap_or("")),
-            remote: from.clone(),
-            target_uri: contact_uri.clone(),
+            sip: sip::dialog::Dialog {
+                call_id: picker_call_id.clone(),
+                local: format!("{};tag={tag}", get(&req.headers, "To").unwrap_or("")),
+                remote: from.clone(),
+                target_uri: contact_uri.clone(),
+                contact: build::contact(&me.number, src.proto, src.local),
+                cseq: 0,
+                route: sip::dialog::route_set_uas(&req.headers),
+            },
             to: Target {
                 proto: src.proto,
                 dest,
             },
             local_addr: src.local,
-            contact: build::contact(&me.number, src.proto, src.local),
-            cseq: 0,
             sdp_version: 1,
             sent_sdp: Some(ans_p.clone()),
-            route: record_route(&req.headers),
         };
         ep.set_remote(offer.rtp_target(), account.nat);
         let contact = dialog.contact.clone();

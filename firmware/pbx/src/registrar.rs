@@ -182,7 +182,13 @@ impl Pbx {
         Authn::Answered
     }
 
-    pub(crate) fn register(&mut self, now: Instant, src: Source, key: &ServerKey, req: &rsip::Request) {
+    pub(crate) fn register(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &ServerKey,
+        req: &rsip::Request,
+    ) {
         let account = match self.authenticate(now, src, key, req, "Authorization") {
             Authn::Account(a) => a,
             Authn::Link(l) if l.mode == config::LinkMode::PeerRegisters => {

@@ -8,9 +8,9 @@
 use crate::calls::{Dialog, Leg, LegState};
 use crate::registrar::Registration;
 use crate::{build, negotiate, Owner, Pbx, Target};
-use sip::transaction::ClientKey;
 use config::{CallerIdPresentation, Destination, SipAccount};
 use media::sdp;
+use sip::transaction::ClientKey;
 use std::collections::HashSet;
 use std::time::Instant;
 
@@ -456,17 +456,19 @@ impl Pbx {
             let old = std::mem::replace(&mut call.legs[idx].dialog.call_id, call_id.clone());
             let leg = &mut call.legs[idx];
             leg.dialog = Dialog {
-                call_id: call_id.clone(),
-                local: from,
-                remote: to.clone(),
-                target_uri: ruri,
+                sip: sip::dialog::Dialog {
+                    call_id: call_id.clone(),
+                    local: from,
+                    remote: to.clone(),
+                    target_uri: ruri,
+                    contact,
+                    cseq,
+                    route: Vec::new(),
+                },
                 to: target,
                 local_addr: local,
-                contact,
-                cseq,
                 sdp_version: 1,
                 sent_sdp: Some(offer),
-                route: Vec::new(),
             };
             leg.branch = branch.clone();
             leg.ack = ack.clone();
@@ -591,20 +593,22 @@ impl Pbx {
                 template: None,
             }),
             dialog: Dialog {
-                call_id: String::new(),
-                local: String::new(),
-                remote: String::new(),
-                target_uri: String::new(),
+                sip: sip::dialog::Dialog {
+                    call_id: String::new(),
+                    local: String::new(),
+                    remote: String::new(),
+                    target_uri: String::new(),
+                    contact: String::new(),
+                    cseq: 0,
+                    route: Vec::new(),
+                },
                 to: Target {
                     proto: sip::transport::Proto::Udp,
                     dest: local,
                 },
                 local_addr: local,
-                contact: String::new(),
-                cseq: 0,
                 sdp_version: 1,
                 sent_sdp: None,
-                route: Vec::new(),
             },
             branch: String::new(),
             ack: build::AckBase {

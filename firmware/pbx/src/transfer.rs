@@ -51,7 +51,7 @@ struct TransferTarget {
 pub(crate) struct ReferTo {
     pub number: String,
     /// Call-ID, to-tag and from-tag of the dialog to replace (attended transfer).
-    pub replaces: Option<(String, String, String)>,
+    pub replaces: Option<sip::dialog::Replaces>,
 }
 
 /// Decodes %XX escapes (RFC 3986) of a URI header value.
@@ -88,29 +88,19 @@ pub(crate) fn parse_refer_to(v: &str) -> Option<ReferTo> {
             let (n, val) = h.split_once('=')?;
             n.eq_ignore_ascii_case("Replaces").then(|| unescape(val))
         })
-        .map(|r| {
-            let mut parts = r.split(';');
-            let call_id = parts.next().unwrap_or("").trim().to_string();
-            let (mut to, mut from) = (String::new(), String::new());
-            for p in parts {
-                if let Some((k, v)) = p.split_once('=') {
-                    match k.trim().to_ascii_lowercase().as_str() {
-                        "to-tag" => to = v.trim().to_string(),
-                        "from-tag" => from = v.trim().to_string(),
-                        _ => {}
-                    }
-                }
-            }
-            (call_id, to, from)
-        });
-    if replaces.as_ref().is_some_and(|r| r.0.is_empty()) {
-        return None;
+        .map(|r| sip::dialog::Replaces::parse(&r));
+    match replaces {
+        // A Replaces that names no dialog: the REFER is refused.
+        Some(None) => None,
+        Some(r) => Some(ReferTo {
+            number,
+            replaces: r,
+        }),
+        None => Some(ReferTo {
+            number,
+            replaces: None,
+        }),
     }
-    Some(ReferTo { number, replaces })
-}
-
-fn tag_of(v: &str) -> &str {
-    sip::message::header_param(v, "tag").unwrap_or("")
 }
 
 impl Pbx {
@@ -517,31 +507,30 @@ impl Pbx {
         id: u64,
         side: Side,
         event: &str,
-        replaces: (String, String, String),
+        replaces: sip::dialog::Replaces,
         transferor: String,
     ) {
-        let (call_id, to_tag, from_tag) = replaces;
         // The dialog named is the transferor's own with the box: to-tag is ours,
-        // from-tag the transferor's (RFC 3891 3); some phones swap them.
-        let found = self.dialogs.get(&call_id).copied().and_then(|id2| {
-            let c = self.calls.get(&id2)?;
-            c.answered?;
-            let s = [Side::A, Side::B].into_iter().find(|s| {
-                let d = c.dialog_ref(*s);
-                let (ours, theirs) = (tag_of(&d.local), tag_of(&d.remote));
-                d.call_id == call_id
-                    && !to_tag.is_empty()
-                    && !from_tag.is_empty()
-                    && ((ours == to_tag && theirs == from_tag)
-                        || (ours == from_tag && theirs == to_tag))
-            })?;
-            // Only the transferor's own dialog: another phone's call cannot be taken.
-            let owner = match s {
-                Side::A => &c.caller_account,
-                Side::B => &c.legs[c.answered?].account,
-            };
-            (owner == &transferor).then_some((id2, s))
-        });
+        // from-tag the transferor's (RFC 3891 3); some phones swap them. The
+        // exchange files calls by Call-ID (each of its dialogs has its own); the tags
+        // are then matched by `sip::dialog`.
+        let found = self
+            .dialogs
+            .get(&replaces.call_id)
+            .copied()
+            .and_then(|id2| {
+                let c = self.calls.get(&id2)?;
+                c.answered?;
+                let s = [Side::A, Side::B]
+                    .into_iter()
+                    .find(|s| c.dialog_ref(*s).is_named_by(&replaces, true))?;
+                // Only the transferor's own dialog: another phone's call cannot be taken.
+                let owner = match s {
+                    Side::A => &c.caller_account,
+                    Side::B => &c.legs[c.answered?].account,
+                };
+                (owner == &transferor).then_some((id2, s))
+            });
         let Some((id2, t2)) = found.filter(|(id2, _)| *id2 != id) else {
             tracing::info!(call = id, "attended transfer: no such dialog to replace");
             return self.notify(now, id, side, event, 481, true);
@@ -730,7 +719,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.replaces,
-            Some(("abc@host".into(), "12".into(), "34".into()))
+            Some(sip::dialog::Replaces {
+                call_id: "abc@host".into(),
+                to_tag: "12".into(),
+                from_tag: "34".into(),
+                early_only: false,
+            })
         );
         for bad in [
             "",

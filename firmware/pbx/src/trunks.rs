@@ -4,9 +4,9 @@
 //! back-off) and OPTIONS keepalives that notice a dead trunk.
 
 use crate::{build, Owner, Pbx, Target};
-use sip::transaction::ClientKey;
 use config::{LinkMode, Transport};
 use serde::Serialize;
+use sip::transaction::ClientKey;
 use sip::transport::Proto;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
