@@ -64,6 +64,10 @@ await run(async (page) => {
   assert.match(await dp.textContent(), /extension.*Winston Smith/);
   const csv = await page.evaluate(async () => (await fetch("/admin/dialplan.csv")).text());
   assert.match(csv, /^Extension Number,Type ID,Description\r\n101,1,Winston Smith/);
+  // The feature codes are numbers of the plan too: the echo test among them.
+  const echo = page.locator("#dialplan tbody tr", { hasText: "*43" });
+  assert.match(await echo.textContent(), /Echo test/);
+  assert.equal(await page.inputValue("input[name=echo_test]"), "*43");
 
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Extensions");

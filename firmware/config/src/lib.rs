@@ -73,7 +73,8 @@ pub struct Config {
     /// Ring groups (Kerio 15).
     #[serde(default)]
     pub ring_groups: Vec<RingGroup>,
-    /// Numbers phones dial for features (call pickup; park and voicemail later).
+    /// Numbers phones dial for features (call pickup, echo test; park and voicemail
+    /// later).
     #[serde(default)]
     pub feature_codes: FeatureCodes,
 }
@@ -86,6 +87,9 @@ pub struct FeatureCodes {
     pub pickup: String,
     /// Followed by an extension number: picks up the call ringing there.
     pub directed_pickup: String,
+    /// The echo test: the box answers, beeps, and sends the caller's own voice back
+    /// until `#` or a minute has passed (a technician's check of a phone and its path).
+    pub echo_test: String,
 }
 
 impl Default for FeatureCodes {
@@ -93,6 +97,7 @@ impl Default for FeatureCodes {
         FeatureCodes {
             pickup: "*8".into(),
             directed_pickup: "**".into(),
+            echo_test: "*43".into(),
         }
     }
 }
@@ -619,10 +624,12 @@ impl Config {
             );
         }
         let fc = &self.feature_codes;
-        for (field, code) in [
-            ("pickup", &fc.pickup),
-            ("directed_pickup", &fc.directed_pickup),
-        ] {
+        // Whole codes, and the prefix the directed pickup is.
+        let codes = [("pickup", &fc.pickup), ("echo_test", &fc.echo_test)];
+        for (field, code) in codes
+            .iter()
+            .chain([&("directed_pickup", &fc.directed_pickup)])
+        {
             if !is_feature_code(code) {
                 err(
                     "feature codes".into(),
@@ -631,12 +638,23 @@ impl Config {
                 );
             }
         }
-        if fc.pickup.starts_with(&fc.directed_pickup) || fc.directed_pickup.starts_with(&fc.pickup)
-        {
+        for (field, code) in codes {
+            if code.starts_with(&fc.directed_pickup) || fc.directed_pickup.starts_with(code) {
+                err(
+                    "feature codes".into(),
+                    field,
+                    format!(
+                        "{code} and the directed pickup {} must not begin with one another",
+                        fc.directed_pickup
+                    ),
+                );
+            }
+        }
+        if fc.pickup == fc.echo_test {
             err(
                 "feature codes".into(),
-                "directed_pickup",
-                "one code must not begin with the other".into(),
+                "echo_test",
+                "is the same as the pickup code".into(),
             );
         }
         for n in self
@@ -645,14 +663,18 @@ impl Config {
             .map(|e| &e.number)
             .chain(self.ring_groups.iter().map(|g| &g.number))
         {
-            if n == &fc.pickup || n.starts_with(&fc.directed_pickup) {
+            let clash = codes
+                .iter()
+                .find(|(_, c)| n == *c)
+                .map(|(f, _)| *f)
+                .or_else(|| {
+                    n.starts_with(&fc.directed_pickup)
+                        .then_some("directed_pickup")
+                });
+            if let Some(field) = clash {
                 err(
                     "feature codes".into(),
-                    if n == &fc.pickup {
-                        "pickup"
-                    } else {
-                        "directed_pickup"
-                    },
+                    field,
                     format!("conflicts with number {n}"),
                 );
             }
@@ -1161,6 +1183,37 @@ mod tests {
         assert!(has("account 101", "username"));
         assert!(has("account 101", "secret"));
         assert!(has("account 101", "extension"));
+    }
+
+    #[test]
+    fn feature_codes_clash_with_nothing() {
+        let field_of = |edit: &dyn Fn(&mut Config)| {
+            let mut c = sample();
+            edit(&mut c);
+            c.validate()
+                .err()
+                .map(|e| {
+                    e.0.iter()
+                        .filter(|f| f.entity == "feature codes")
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        };
+        assert!(field_of(&|_| {}).is_empty());
+        let e = field_of(&|c| c.feature_codes.echo_test = "101".into());
+        assert_eq!(e, vec!["echo_test: conflicts with number 101"]);
+        let e = field_of(&|c| c.feature_codes.echo_test = "*8".into());
+        assert_eq!(e, vec!["echo_test: is the same as the pickup code"]);
+        let e = field_of(&|c| c.feature_codes.echo_test = "**4".into());
+        assert!(
+            e[0].starts_with("echo_test: **4 and the directed pickup **"),
+            "{e:?}"
+        );
+        let e = field_of(&|c| c.feature_codes.echo_test = "*43x".into());
+        assert_eq!(e, vec!["echo_test: must be 1 to 8 of digits, * and #"]);
+        let e = field_of(&|c| c.feature_codes.directed_pickup = "*".into());
+        assert_eq!(e.len(), 2, "both whole codes begin with it: {e:?}");
     }
 
     #[test]

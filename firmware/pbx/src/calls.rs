@@ -208,6 +208,8 @@ pub(crate) struct Call {
     pub late_offer: bool,
     /// The caller already has its final answer; only unsettled legs keep the call.
     pub finished: bool,
+    /// The application answering the call (the box itself), if any.
+    pub app: Option<crate::app_leg::AppLeg>,
     /// The deadline in the timer heap for this call; other entries are stale.
     pub armed: Option<Instant>,
 }
@@ -219,7 +221,7 @@ impl Call {
             id: self.id,
             caller: self.caller_ext.clone(),
             callee: self.callee_ext.clone(),
-            state: if self.answered.is_some() {
+            state: if self.answered.is_some() || self.app.is_some() {
                 "answered".into()
             } else {
                 "ringing".into()
@@ -290,6 +292,7 @@ impl Call {
             self.ring_deadline,
             self.ok.iter().map(|o| o.timer.deadline()).min(),
             self.transfer.as_ref().map(|t| t.deadline),
+            self.app.as_ref().and_then(|a| a.timer),
             self.plan
                 .step_deadline
                 .filter(|_| self.answered.is_none() && !self.finished),
@@ -517,7 +520,8 @@ impl Pbx {
             let offer = (!late_offer).then_some(a_offer);
             return self.pickup(now, src, key, req, account.clone(), offer, target);
         }
-        if self.snapshot.route(&dialed) == config::Destination::Unknown {
+        let app = self.application(&dialed, &origin);
+        if app.is_none() && self.snapshot.route(&dialed) == config::Destination::Unknown {
             self.record_attempt(now, &caller, &dialed, 404, caller_peer);
             return self.reply(now, key, &req, 404, "no such number");
         }
@@ -611,10 +615,14 @@ impl Pbx {
                 answer_due: None,
                 late_offer,
                 finished: false,
+                app: None,
                 armed: None,
             },
         );
-        self.start_plan(now, id, &dialed, 0, Vec::new());
+        match app {
+            Some(app) => self.start_app(now, id, app),
+            None => self.start_plan(now, id, &dialed, 0, Vec::new()),
+        }
     }
 
     /// Starts a leg to every destination of `dests` in call `id`, each offered the
@@ -1290,6 +1298,7 @@ impl Pbx {
     }
 
     pub(crate) fn call_timeout(&mut self, now: Instant, id: u64) {
+        self.app_timeout(now, id);
         if self
             .calls
             .get(&id)
@@ -1502,7 +1511,7 @@ impl Pbx {
             return self.reply(now, key, &req, 481, "");
         };
         let other = if side == Side::A { Side::B } else { Side::A };
-        let answered = call.answered.is_some();
+        let answered = call.answered.is_some() || call.app.is_some();
         match method.as_str() {
             "BYE" => {
                 let r = Response::to(&req, 200, "OK").build();
@@ -1524,6 +1533,7 @@ impl Pbx {
                     // BYE on an early dialog: treat as a cancel.
                     self.fail_call(now, id, 487, "");
                 } else {
+                    self.app_caller_gone(now, id);
                     tracing::debug!(call = id, side = ?side, "hung up");
                     self.hang_up(now, id, Some(side));
                 }
@@ -1537,7 +1547,10 @@ impl Pbx {
                         let r = Response::to(&req, 200, "OK").build();
                         self.respond(now, key, 200, r);
                         if let crate::dtmf::Info::Digit(ev, ms) = info {
-                            self.send_digit(id, side, ev, ms);
+                            let digit = media::dtmf::digit_char(ev);
+                            if !digit.is_some_and(|d| self.app_info_digit(now, id, d)) {
+                                self.send_digit(id, side, ev, ms);
+                            }
                         }
                     }
                     Err(why) => self.reply(now, key, &req, 400, why),

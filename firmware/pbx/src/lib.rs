@@ -7,6 +7,8 @@
 //! The only side effect it has is asking the media relay for ports. Must not touch:
 //! sockets, the clock, storage.
 
+pub mod app;
+mod app_leg;
 mod build;
 mod calls;
 mod dtmf;

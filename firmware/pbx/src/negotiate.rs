@@ -209,6 +209,32 @@ pub fn join(a: &Audio, b: &Audio) -> Option<(PtMap, PtMap, bool)> {
     Some((ab, ba, transcoding))
 }
 
+/// The box's own answer to `offer` (an application answering): the offer's first G.711
+/// codec that `allowed` names (what a player can play), with telephone-events when
+/// offered. `None` when there is no such codec.
+pub fn answer_local(offer: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<Audio> {
+    let codec = offer
+        .codecs
+        .iter()
+        .find(|c| {
+            g711(&c.name).is_some() && allowed.iter().any(|a| a.eq_ignore_ascii_case(&c.name))
+        })?
+        .clone();
+    let mut codecs = vec![codec];
+    if let Some(d) = offer.dtmf() {
+        codecs.push(d.clone());
+    }
+    Some(Audio {
+        addr: ip,
+        port,
+        codecs,
+        direction: offer.direction.reverse(),
+        ptime: offer.ptime,
+        index: offer.index,
+        rejected: offer.rejected.clone(),
+    })
+}
+
 /// Answers two offers so that their parties can talk to each other through the box
 /// (call pickup: the ringing caller's offer and the picker's): `a`'s first codec that
 /// `b` also has, else G.711 transcoded. Returns the answer to `a`, the answer to `b`

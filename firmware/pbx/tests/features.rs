@@ -1350,3 +1350,139 @@ fn blind_transfer_to_103_ringing(rig: &mut Rig, inv: &str) {
     );
     rig.take(B);
 }
+
+/// An RFC 4733 event packet for `digit` (pt 101), the last of its event when `end`.
+fn event(digit: u8, end: bool, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 101, 0, 0, 0, 0, 0x10, 0, 9, 9, 9, 9];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[digit, if end { 0x8a } else { 0x0a }, 0x03, 0x20]);
+    p
+}
+
+/// 101 dials the echo test (`*43`) offering `a_port`; returns the box's 200.
+fn echo_call(rig: &mut Rig, a_port: u16, call_id: &str) -> String {
+    assert!(do_register(rig, "101", A, 3600, sip::auth::Algorithm::Md5).starts_with("SIP/2.0 200"));
+    call_as_with(rig, "101", A, "*43", call_id, &sdp(a_port, "sendrecv"))
+}
+
+fn ack_for(ok: &str, call_id: &str) -> String {
+    let to = header(ok, "To").unwrap();
+    format!("ACK sip:*43@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bK{call_id}ack;rport\r\nFrom: <sip:101@127.0.0.1>;tag=t{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+}
+
+#[tokio::test]
+async fn the_echo_test_answers_beeps_echoes_and_hangs_up_on_hash() {
+    let mut rig = Rig::new(Settings::default());
+    let (a_rtp, a_port) = rtp_socket();
+    let ok = echo_call(&mut rig, a_port, "echo1");
+    // The box answers itself, header by header.
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    assert!(header(&ok, "To").unwrap().contains(";tag="), "{ok}");
+    assert_eq!(header(&ok, "CSeq"), Some("2 INVITE"), "{ok}");
+    assert!(header(&ok, "Contact").unwrap().contains("sip:"), "{ok}");
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"), "{ok}");
+    assert!(
+        ok.contains("m=audio ") && ok.contains(" RTP/AVP 0 101\r\n"),
+        "{ok}"
+    );
+    assert!(ok.contains("a=rtpmap:101 telephone-event/8000"), "{ok}");
+    assert!(rig.take(B).is_empty(), "nobody else is rung");
+    rig.send(A, &ack_for(&ok, "echo1"));
+    let box_port = media_port(&ok);
+    let info = rig.pbx.calls(rig.now);
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].state, "answered");
+
+    // A quarter-second beep (12-13 packets of PCMU), then what A sends comes back.
+    let beep = packets(&a_rtp, 13);
+    assert!(
+        beep.len() >= 12 && beep.iter().all(|(pt, _)| *pt == 0),
+        "{}",
+        beep.len()
+    );
+    let done = rig.media_events(Duration::from_millis(300));
+    assert!(
+        done.iter()
+            .any(|e| matches!(e, media::Event::PlayDone { .. })),
+        "{done:?}"
+    );
+    drain(&a_rtp);
+    let to_box = format!("127.0.0.1:{box_port}");
+    for fill in [0x11, 0x22, 0x33] {
+        a_rtp.send_to(&rtp(0, fill), &to_box).unwrap();
+    }
+    let back = packets(&a_rtp, 3);
+    assert_eq!(
+        back.iter()
+            .map(|(pt, p)| (*pt, p[0], p.len()))
+            .collect::<Vec<_>>(),
+        vec![(0, 0x11, 160), (0, 0x22, 160), (0, 0x33, 160)],
+        "the caller hears itself"
+    );
+    // A 5 is only echoed; # ends the test: the box hangs up.
+    for (i, d) in [5u8, 11].into_iter().enumerate() {
+        for k in 0..4u16 {
+            a_rtp
+                .send_to(&event(d, k >= 2, 100 + i as u16 * 10 + k), &to_box)
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let digits = rig.media_events(Duration::from_millis(300));
+    assert!(
+        digits
+            .iter()
+            .any(|e| matches!(e, media::Event::Dtmf { digit: '#', .. })),
+        "{digits:?}"
+    );
+    let bye = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("BYE");
+    assert!(
+        bye.starts_with("BYE sip:101@127.0.0.1:7001 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert_eq!(header(&bye, "Call-ID"), Some("echo1"));
+    assert!(header(&bye, "From")
+        .unwrap()
+        .contains(&param(header(&ok, "To").unwrap(), "tag").to_string()));
+    assert!(rig.pbx.calls(rig.now).is_empty());
+    let rec = rig.pbx.poll_record().expect("a history record");
+    assert_eq!(rec.called, "*43");
+    assert_eq!(rec.answered_by, "echo test");
+    assert_eq!(rec.status, 200);
+}
+
+#[tokio::test]
+async fn the_echo_test_ends_by_itself_and_takes_hash_by_sip_info() {
+    let mut rig = Rig::new(Settings::default());
+    let (_a_rtp, a_port) = rtp_socket();
+    let ok = echo_call(&mut rig, a_port, "echo2");
+    rig.send(A, &ack_for(&ok, "echo2"));
+    // Nothing pressed: the box hangs up after a minute.
+    rig.advance(Duration::from_secs(59));
+    assert!(!rig.take(A).iter().any(|m| m.starts_with("BYE ")));
+    rig.advance(Duration::from_secs(2));
+    assert!(
+        rig.take(A).iter().any(|m| m.starts_with("BYE ")),
+        "no BYE after the limit"
+    );
+    assert!(rig.pbx.calls(rig.now).is_empty());
+
+    // A # by SIP INFO ends it too; the INFO gets its 200.
+    let ok = echo_call(&mut rig, a_port, "echo3");
+    rig.send(A, &ack_for(&ok, "echo3"));
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    let body = "Signal=#\r\nDuration=160\r\n";
+    rig.send(A, &format!("INFO sip:*43@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKecho3info;rport\r\nFrom: <sip:101@127.0.0.1>;tag=techo3\r\nTo: <sip:*43@127.0.0.1>;tag={tag}\r\nCall-ID: echo3\r\nCSeq: 3 INFO\r\nMax-Forwards: 70\r\nContent-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    let got = rig.take(A);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("SIP/2.0 200") && m.contains("CSeq: 3 INFO")),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    assert!(rig.pbx.calls(rig.now).is_empty());
+}

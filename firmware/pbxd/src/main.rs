@@ -284,6 +284,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         .await
         .with_context(|| format!("cannot bind SIP on {}", args.sip))?;
     let relay = media::Relay::new(args.sip.ip(), low, high);
+    // Digits and plays done on the endpoints go to the core (applications use them).
+    let (media_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
+    relay.set_events(media_tx);
     let mut digest = Vec::new();
     for d in &args.digest {
         digest.push(match d.to_ascii_lowercase().as_str() {
@@ -461,6 +464,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),
+            Some(e) = media_rx.recv() => core.handle_media_event(Instant::now(), e),
             r = web_rx.recv() => {
                 let Some(r) = r else { break };
                 match r {

@@ -825,20 +825,22 @@ async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
     // A code that is an extension's number is refused, naming the field.
     let a = post(
         "/admin/dialplan/feature-codes",
-        format!("csrf={csrf}&pickup=101&directed_pickup=**"),
+        format!("csrf={csrf}&pickup=101&directed_pickup=**&echo_test=%2A43"),
     )
     .await;
     assert_eq!(a.status, 400, "{}", a.text);
     assert!(a.text.contains("conflicts with number 101"), "{}", a.text);
     let a = post(
         "/admin/dialplan/feature-codes",
-        format!("csrf={csrf}&pickup=%2A9&directed_pickup=%2A%2A"),
+        format!("csrf={csrf}&pickup=%2A9&directed_pickup=%2A%2A&echo_test=%2A44"),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(rig.cfg.snapshot().config.feature_codes.pickup, "*9");
+    assert_eq!(rig.cfg.snapshot().config.feature_codes.echo_test, "*44");
     let csv = rig.call(&admin, "GET", "/admin/dialplan.csv", None).await;
     assert!(csv.text.contains("*9,9,Call pickup"), "{}", csv.text);
+    assert!(csv.text.contains("*44,9,Echo test"), "{}", csv.text);
     // The extension page's forwarding grid, call waiting and pickup groups.
     let a = post(
         "/admin/extensions/101",

@@ -455,3 +455,62 @@ fn hold_with_music(pbx: &Pbxd, holder: &mut Phone, held: &mut Phone, number: &st
     held.clear_events();
     assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
 }
+
+/// The echo test (`*43`) from each family: the box answers, beeps, and the phone hears
+/// its own tone back; `#` makes the box hang up (linphonec, which cannot send a digit
+/// from its prompt, hangs up itself). Each call is in the history, answered by the
+/// echo test.
+#[test]
+fn every_family_hears_itself_in_the_echo_test() {
+    let pbx = two_extensions();
+    pbx.ctl_ok(&["extension", "add", "103", "--password", "Secret-103x"]);
+    for (kind, user, tone) in [
+        (Kind::Baresip, "101", 1000.0),
+        (Kind::Pjsua2, "102", 440.0),
+        (Kind::Linphone, "103", 700.0),
+    ] {
+        let mut p = phone_of(
+            kind,
+            &pbx,
+            user,
+            &format!("Secret-{user}x"),
+            tone as u32,
+            false,
+            "PCMU,PCMA",
+        );
+        dial(&mut p, &pbx, "*43");
+        assert!(
+            p.wait_event("CALL_ESTABLISHED", T).is_some(),
+            "{kind:?}: the echo test did not answer: {:?}\n{}",
+            p.events(),
+            pbx.log_text()
+        );
+        std::thread::sleep(Duration::from_secs(3));
+        if kind == Kind::Linphone {
+            p.command("hangup", "");
+        } else {
+            p.command("sndcode", "#");
+        }
+        closed_reason(&p);
+        assert_heard_at(&p, tone, 0.6);
+        assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+    }
+    let h = pbx.admin_session("Adm1n-Echo-Test!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let rows = pbx
+        .https("GET", "/api/v1/history?number=*43", None, &h)
+        .json();
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows {
+        assert_eq!(
+            (
+                r["answered_by"].as_str(),
+                r["outcome"].as_str(),
+                r["called"].as_str()
+            ),
+            (Some("echo test"), Some("answered"), Some("*43")),
+            "{r}"
+        );
+    }
+}

@@ -27,6 +27,8 @@ pub struct Rig {
     pub pbx: Pbx,
     pub now: Instant,
     pub out: Vec<Transmit>,
+    /// Events of the relay's endpoints (digits, plays done), for the exchange.
+    pub media: tokio::sync::mpsc::UnboundedReceiver<media::Event>,
 }
 
 impl Rig {
@@ -37,6 +39,8 @@ impl Rig {
     pub fn with_config(settings: Settings, cfg: Config) -> Rig {
         let now = Instant::now();
         let relay = media::Relay::new("127.0.0.1".parse().unwrap(), 32000, 32999);
+        let (tx, media) = tokio::sync::mpsc::unbounded_channel();
+        relay.set_events(tx);
         let pbx = Pbx::new(
             Arc::new(Snapshot::new(1, cfg)),
             settings,
@@ -49,6 +53,25 @@ impl Rig {
             pbx,
             now,
             out: Vec::new(),
+            media,
+        }
+    }
+
+    /// Hands the exchange the endpoints' events that came within `wait` (real time:
+    /// media runs on the relay's threads).
+    pub fn media_events(&mut self, wait: Duration) -> Vec<media::Event> {
+        let end = Instant::now() + wait;
+        let mut got = Vec::new();
+        loop {
+            while let Ok(e) = self.media.try_recv() {
+                got.push(e.clone());
+                self.pbx.handle_media_event(self.now, e);
+                self.drain();
+            }
+            if Instant::now() >= end {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -1,0 +1,98 @@
+//! Applications: the box itself answering a call. Today the echo test; voicemail, the
+//! auto attendant, queues and conferences are to come behind the same trait.
+//!
+//! An application is a sans-IO state machine. The exchange answers the caller, gives
+//! the application what happens on that leg ([`AppEvent`]: started, a keypad digit, a
+//! clip played out, its timer, the caller gone) and carries out what it asks for
+//! ([`Action`]: play, echo, set a timer, hang up) on the caller's media endpoint and
+//! dialog. Applications never see SIP, sockets or the clock; their tests feed events
+//! and read the actions.
+
+mod echo;
+
+pub use echo::EchoTest;
+
+use std::time::{Duration, Instant};
+
+/// What happened to an application's caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// The caller was answered and hears the application from now on.
+    Started,
+    /// A keypad digit (RFC 4733, SIP INFO or heard in-band).
+    Dtmf(char),
+    /// A clip played once has ended.
+    PlayDone,
+    /// The timer the application set has come.
+    Timer,
+    /// The caller hung up; the application's last event.
+    Hangup,
+}
+
+/// What an application asks the exchange to do on its caller's leg.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Play a clip once; [`AppEvent::PlayDone`] follows.
+    PlayOnce(media::Clip),
+    /// Send the caller's own audio back to it.
+    Echo,
+    /// Stop playing or echoing: the caller hears silence.
+    Silence,
+    /// Set the application's one timer (a later one replaces it).
+    Timer(Duration),
+    /// End the call from the box's side.
+    HangUp,
+}
+
+/// What an application sees of its call, and where its actions go.
+#[derive(Debug)]
+pub struct Context {
+    pub now: Instant,
+    /// The caller's number (its extension for a phone).
+    pub caller: String,
+    actions: Vec<Action>,
+}
+
+impl Context {
+    pub fn new(now: Instant, caller: &str) -> Context {
+        Context {
+            now,
+            caller: caller.to_string(),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn play_once(&mut self, clip: media::Clip) {
+        self.actions.push(Action::PlayOnce(clip));
+    }
+
+    pub fn echo(&mut self) {
+        self.actions.push(Action::Echo);
+    }
+
+    pub fn silence(&mut self) {
+        self.actions.push(Action::Silence);
+    }
+
+    pub fn timer(&mut self, after: Duration) {
+        self.actions.push(Action::Timer(after));
+    }
+
+    pub fn hang_up(&mut self) {
+        self.actions.push(Action::HangUp);
+    }
+
+    /// What the application asked for, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+}
+
+/// A call answered by the box.
+pub trait Application: Send {
+    /// The name the call history and `pbxctl calls` show as the answering party.
+    fn name(&self) -> &'static str;
+
+    /// Something happened to the caller; the application acts through `cx`.
+    fn handle(&mut self, event: AppEvent, cx: &mut Context);
+}

@@ -1,0 +1,185 @@
+//! A call answered by an application (`crate::app`): the box answers the caller with
+//! its own endpoint, listens there for keypad digits, hands the application what
+//! happens and carries out what it asks.
+
+use crate::app::{Action, AppEvent, Application, Context};
+use crate::calls::{key_of, Side};
+use crate::{negotiate, Pbx};
+use media::sdp;
+use sip::build::Response;
+use std::time::Instant;
+
+/// The application answering a call, and what the exchange keeps for it.
+pub(crate) struct AppLeg {
+    /// Taken out while it handles an event.
+    pub app: Option<Box<dyn Application>>,
+    /// When its timer comes.
+    pub timer: Option<Instant>,
+    /// The caller's codec: payload type, and A-law (else µ-law).
+    pub codec: (u8, bool),
+}
+
+impl Pbx {
+    /// The application a dialled number reaches, if it is one's feature code. Only
+    /// the box's own phones reach them.
+    pub(crate) fn application(
+        &self,
+        dialled: &str,
+        origin: &crate::route::Origin,
+    ) -> Option<Box<dyn Application>> {
+        let fc = &self.snapshot.config.feature_codes;
+        (matches!(origin, crate::route::Origin::Phone(_)) && dialled == fc.echo_test)
+            .then(|| Box::new(crate::app::EchoTest::new()) as Box<dyn Application>)
+    }
+
+    /// Answers call `id` (its caller's offer already read) with `app`.
+    pub(crate) fn start_app(&mut self, now: Instant, id: u64, app: Box<dyn Application>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.late_offer {
+            return self.fail_call(now, id, 488, "an application needs an SDP offer");
+        }
+        let Some(answer) = negotiate::answer_local(
+            &call.a_offer,
+            &call.caller_codecs,
+            call.a.local_addr.ip(),
+            call.a_ep.port,
+        ) else {
+            return self.fail_call(now, id, 488, "no G.711 codec in the offer");
+        };
+        let codec = answer
+            .codecs
+            .iter()
+            .find(|c| !c.is_dtmf())
+            .map(|c| (c.pt, c.name.eq_ignore_ascii_case("PCMA")))
+            .unwrap_or((0, false));
+        let events_pt = answer.dtmf().map(|d| d.pt);
+        call.a_ep.listen(media::Listen {
+            events_pt,
+            inband: events_pt.is_none(),
+            record: 0,
+        });
+        let name = app.name();
+        call.app = Some(AppLeg {
+            app: Some(app),
+            timer: None,
+            codec,
+        });
+        call.answered_at = Some(now);
+        call.final_status = 200;
+        call.answered_by = name.to_string();
+        call.ring_deadline = None;
+        call.plan.step_deadline = None;
+        call.plan.next.clear();
+        let body = sdp::write(id, call.a.sdp_version, &answer);
+        call.a.sent_sdp = Some(answer);
+        let a_tag = call.a.local_tag().to_string();
+        let r = Response::to(&call.a_req, 200, "OK")
+            .tag(Some(&a_tag))
+            .contact(&call.a.contact)
+            .sdp(&body)
+            .build();
+        let (a_key, a_cseq) = (call.a_key.clone(), key_of(&call.a_req).cseq);
+        self.await_ack(now, id, Side::A, &r, &a_key, a_cseq);
+        self.respond(now, &a_key, 200, r);
+        tracing::info!(call = id, app = name, "answered by an application");
+        self.app_event(now, id, AppEvent::Started);
+    }
+
+    /// Gives the application of call `id` an event and carries out its actions.
+    pub(crate) fn app_event(&mut self, now: Instant, id: u64, event: AppEvent) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(mut app) = call.app.as_mut().and_then(|a| a.app.take()) else {
+            return;
+        };
+        let mut cx = Context::new(now, &call.caller_ext);
+        app.handle(event, &mut cx);
+        if let Some(a) = call.app.as_mut() {
+            a.app = Some(app);
+        }
+        for action in cx.take_actions() {
+            let Some(call) = self.calls.get_mut(&id) else {
+                return;
+            };
+            let Some(leg) = call.app.as_mut() else {
+                return;
+            };
+            let (pt, alaw) = leg.codec;
+            match action {
+                Action::PlayOnce(clip) => call.a_ep.play_once(clip, pt, alaw),
+                Action::Echo => {
+                    let same = media::PtMap::default();
+                    call.a_ep.connect(&call.a_ep, same, same);
+                }
+                Action::Silence => {
+                    call.a_ep.disconnect();
+                    call.a_ep.stop();
+                }
+                Action::Timer(after) => {
+                    leg.timer = Some(now + after);
+                    self.arm_call(id);
+                }
+                Action::HangUp => {
+                    tracing::debug!(call = id, "the application hung up");
+                    call.app = None;
+                    self.hang_up(now, id, Some(Side::B));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An event from a media endpoint (pbxd forwards the relay's).
+    pub fn handle_media_event(&mut self, now: Instant, event: media::Event) {
+        self.last_now = now;
+        let (endpoint, ev) = match event {
+            media::Event::Dtmf {
+                endpoint, digit, ..
+            } => (endpoint, AppEvent::Dtmf(digit)),
+            media::Event::PlayDone { endpoint } => (endpoint, AppEvent::PlayDone),
+        };
+        let found = self
+            .calls
+            .values()
+            .find(|c| c.app.is_some() && c.a_ep.id() == endpoint)
+            .map(|c| c.id);
+        if let Some(id) = found {
+            self.app_event(now, id, ev);
+        }
+    }
+
+    /// The application's timer, when it is due.
+    pub(crate) fn app_timeout(&mut self, now: Instant, id: u64) {
+        let due = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.app.as_mut())
+            .filter(|a| a.timer.is_some_and(|t| t <= now))
+            .map(|a| a.timer = None)
+            .is_some();
+        if due {
+            self.app_event(now, id, AppEvent::Timer);
+        }
+    }
+
+    /// A digit by SIP INFO for an application; false when the call has none (the
+    /// digit then goes to the other side).
+    pub(crate) fn app_info_digit(&mut self, now: Instant, id: u64, digit: char) -> bool {
+        if self.calls.get(&id).is_none_or(|c| c.app.is_none()) {
+            return false;
+        }
+        self.app_event(now, id, AppEvent::Dtmf(digit));
+        true
+    }
+
+    /// The caller of an application's call hung up: the application's last event.
+    pub(crate) fn app_caller_gone(&mut self, now: Instant, id: u64) {
+        self.app_event(now, id, AppEvent::Hangup);
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.app = None;
+        }
+    }
+}
