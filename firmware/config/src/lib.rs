@@ -89,6 +89,9 @@ pub struct FeatureCodes {
     pub directed_pickup: String,
     /// The echo test: the box answers, beeps, and sends the caller's own voice back
     /// until `#` or a minute has passed (a technician's check of a phone and its path).
+    /// Empty: off. A document written before the echo test existed has it off (its own
+    /// codes or numbers might be `*43`); a new box has `*43`.
+    #[serde(default)]
     pub echo_test: String,
 }
 
@@ -624,8 +627,11 @@ impl Config {
             );
         }
         let fc = &self.feature_codes;
-        // Whole codes, and the prefix the directed pickup is.
-        let codes = [("pickup", &fc.pickup), ("echo_test", &fc.echo_test)];
+        // Whole codes (the echo test may be off), and the prefix the directed pickup is.
+        let mut codes = vec![("pickup", &fc.pickup)];
+        if !fc.echo_test.is_empty() {
+            codes.push(("echo_test", &fc.echo_test));
+        }
         for (field, code) in codes
             .iter()
             .chain([&("directed_pickup", &fc.directed_pickup)])
@@ -638,7 +644,7 @@ impl Config {
                 );
             }
         }
-        for (field, code) in codes {
+        for &(field, code) in &codes {
             if code.starts_with(&fc.directed_pickup) || fc.directed_pickup.starts_with(code) {
                 err(
                     "feature codes".into(),
@@ -1214,6 +1220,22 @@ mod tests {
         assert_eq!(e, vec!["echo_test: must be 1 to 8 of digits, * and #"]);
         let e = field_of(&|c| c.feature_codes.directed_pickup = "*".into());
         assert_eq!(e.len(), 2, "both whole codes begin with it: {e:?}");
+        // Off, it clashes with nothing; a document from before the echo test has it
+        // off, so its own *43 stays valid.
+        assert!(field_of(&|c| {
+            c.feature_codes.echo_test.clear();
+            c.feature_codes.pickup = "*43".into();
+        })
+        .is_empty());
+        let mut old = sample();
+        old.feature_codes.pickup = "*43".into();
+        let mut doc: serde_json::Value = serde_json::from_str(&old.to_json()).unwrap();
+        doc["feature_codes"]
+            .as_object_mut()
+            .unwrap()
+            .remove("echo_test");
+        let back = Config::from_json(&doc.to_string()).unwrap();
+        assert_eq!(back.feature_codes.echo_test, "");
     }
 
     #[test]

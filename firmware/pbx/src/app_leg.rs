@@ -28,7 +28,8 @@ impl Pbx {
         origin: &crate::route::Origin,
     ) -> Option<Box<dyn Application>> {
         let fc = &self.snapshot.config.feature_codes;
-        (matches!(origin, crate::route::Origin::Phone(_)) && dialled == fc.echo_test)
+        let from_phone = matches!(origin, crate::route::Origin::Phone(_));
+        (from_phone && !fc.echo_test.is_empty() && dialled == fc.echo_test)
             .then(|| Box::new(crate::app::EchoTest::new()) as Box<dyn Application>)
     }
 

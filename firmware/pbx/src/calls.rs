@@ -1367,7 +1367,7 @@ impl Pbx {
             return false;
         }
         tracing::info!(call = id, "hung up by the administrator");
-        if call.answered.is_some() {
+        if call.answered.is_some() || call.app.is_some() {
             self.hang_up(now, id, None);
         } else {
             self.fail_call(now, id, 480, "hung up by the administrator");
@@ -1479,7 +1479,13 @@ impl Pbx {
             .map(|t| t.1.to_string());
         let r = Response::to(req, 200, "OK").tag(tag.as_deref()).build();
         self.respond(now, key, 200, r);
-        if self.calls.get(&id).is_some_and(|c| c.answered.is_none()) {
+        // A CANCEL that crossed the 200 of an application changes nothing (RFC 3261
+        // 9.2): the caller ACKs and then hangs up with a BYE.
+        if self
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.answered.is_none() && c.app.is_none())
+        {
             tracing::debug!(call = id, "cancelled by the caller");
             self.fail_call(now, id, 487, "");
         }

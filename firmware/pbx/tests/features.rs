@@ -1485,4 +1485,23 @@ async fn the_echo_test_ends_by_itself_and_takes_hash_by_sip_info() {
     );
     assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
     assert!(rig.pbx.calls(rig.now).is_empty());
+
+    // A CANCEL that crossed the 200 changes nothing; the administrator's hang-up
+    // sends the caller a BYE.
+    let ok = echo_call(&mut rig, a_port, "echo4");
+    rig.send(A, &format!("CANCEL sip:*43@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKecho4b;rport\r\nFrom: <sip:101@127.0.0.1>;tag=techo4\r\nTo: <sip:*43@127.0.0.1>\r\nCall-ID: echo4\r\nCSeq: 2 CANCEL\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
+    let got = rig.take(A);
+    assert!(got.iter().all(|m| !m.starts_with("SIP/2.0 487")), "{got:?}");
+    rig.send(A, &ack_for(&ok, "echo4"));
+    let calls = rig.pbx.calls(rig.now);
+    assert_eq!(calls.len(), 1, "the echo test goes on");
+    assert!(rig.pbx.hang_up_call(rig.now, calls[0].id));
+    rig.drain();
+    let bye = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("BYE");
+    assert_eq!(header(&bye, "Call-ID"), Some("echo4"));
+    assert!(rig.pbx.calls(rig.now).is_empty());
 }

@@ -374,7 +374,13 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
         }
         (&Method::PUT, ["feature_codes"]) => {
             need_admin_write(&c)?;
-            let fc: config::FeatureCodes = ops::parse(Value::Object(ops::object(&req.body)?))?;
+            // Codes left out keep their value (a client that knows only some of them
+            // does not reset the others).
+            let mut merged = serde_json::to_value(&snap.config.feature_codes).expect("serialises");
+            for (k, v) in ops::object(&req.body)? {
+                merged[k] = v;
+            }
+            let fc: config::FeatureCodes = ops::parse(merged)?;
             ops::set_feature_codes(app, &who, fc.clone()).await?;
             ok(serde_json::to_value(fc).expect("serialises"))
         }

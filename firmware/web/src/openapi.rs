@@ -537,7 +537,7 @@ fn base() -> Value {
     let codes = json!({"type": "object", "additionalProperties": false, "properties": {
         "pickup": {"type": "string", "description": "1-8 of digits, * and #"},
         "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"},
-        "echo_test": {"type": "string", "description": "1-8 of digits, * and #: the box answers and sends the caller's voice back"}}});
+        "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"}}});
     doc["paths"]["/feature_codes"] = json!({
         "get": read_op("Feature codes (call pickup, directed pickup, echo test)", codes.clone()),
         "put": write_op("Set the feature codes", Some(codes.clone()), "200", Some(codes))

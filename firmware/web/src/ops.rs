@@ -642,12 +642,14 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
         "feature code",
         "Directed call pickup: the call ringing at that extension".into(),
     ));
-    v.push((
-        fc.echo_test.clone(),
-        TYPE_FEATURE,
-        "feature code",
-        "Echo test: hear yourself back (# ends it)".into(),
-    ));
+    if !fc.echo_test.is_empty() {
+        v.push((
+            fc.echo_test.clone(),
+            TYPE_FEATURE,
+            "feature code",
+            "Echo test: hear yourself back (# ends it)".into(),
+        ));
+    }
     v
 }
 

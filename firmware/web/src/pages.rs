@@ -1141,7 +1141,7 @@ fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> 
                     fieldset disabled[!c.can_write_admin()] {
                         label { "Call pickup (a call ringing in the caller's pickup groups)" input name="pickup" value=(snap.config.feature_codes.pickup); }
                         label { "Directed call pickup (followed by the extension)" input name="directed_pickup" value=(snap.config.feature_codes.directed_pickup); }
-                        label { "Echo test (hear yourself: checks a phone's microphone, speaker and network; # ends it)" input name="echo_test" value=(snap.config.feature_codes.echo_test); }
+                        label { "Echo test (hear yourself: checks a phone's microphone, speaker and network; # ends it; empty: off)" input name="echo_test" value=(snap.config.feature_codes.echo_test); }
                         @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
                     }
                 }

@@ -841,6 +841,37 @@ async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
     let csv = rig.call(&admin, "GET", "/admin/dialplan.csv", None).await;
     assert!(csv.text.contains("*9,9,Call pickup"), "{}", csv.text);
     assert!(csv.text.contains("*44,9,Echo test"), "{}", csv.text);
+    // The API changes the codes it names; the others keep their value.
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/feature_codes",
+            Some(serde_json::json!({"pickup": "*7"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let fc = &rig.cfg.snapshot().config.feature_codes;
+    assert_eq!((fc.pickup.as_str(), fc.echo_test.as_str()), ("*7", "*44"));
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/feature_codes",
+            Some(serde_json::json!({"echo_test": "", "bogus": 1})),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/feature_codes",
+            Some(serde_json::json!({"echo_test": ""})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(rig.cfg.snapshot().config.feature_codes.echo_test, "");
     // The extension page's forwarding grid, call waiting and pickup groups.
     let a = post(
         "/admin/extensions/101",

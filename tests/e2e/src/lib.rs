@@ -1147,6 +1147,15 @@ pub fn phone_of(
     auto_answer: bool,
     codecs: &str,
 ) -> Phone {
+    // A phone that had this account before may still be registered (it was stopped
+    // without unregistering): wait for the new phone's own registration, not that one.
+    let line_of = |pbx: &Pbxd| {
+        pbx.ctl_ok(&["registrations"])
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(user))
+            .map(str::to_string)
+    };
+    let before = line_of(pbx);
     let p = Phone::start_kind(
         pbx,
         kind,
@@ -1159,9 +1168,7 @@ pub fn phone_of(
         },
     );
     let registered = wait_until(PHONE_WAIT, || {
-        pbx.ctl_ok(&["registrations"])
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(user))
+        line_of(pbx).is_some_and(|l| Some(&l) != before.as_ref())
     });
     assert!(registered, "{user} did not register:\n{}", p.log());
     p
