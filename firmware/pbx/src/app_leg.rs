@@ -3,10 +3,8 @@
 //! happens and carries out what it asks.
 
 use crate::app::{Action, AppEvent, Application, Context};
-use crate::calls::{key_of, Side};
+use crate::calls::Side;
 use crate::{negotiate, Pbx};
-use media::sdp;
-use sip::build::Response;
 use std::time::Instant;
 
 /// The application answering a call, and what the exchange keeps for it.
@@ -73,17 +71,7 @@ impl Pbx {
         call.ring_deadline = None;
         call.plan.step_deadline = None;
         call.plan.next.clear();
-        let body = sdp::write(id, call.a.sdp_version, &answer);
-        call.a.sent_sdp = Some(answer);
-        let a_tag = call.a.local_tag().to_string();
-        let r = Response::to(&call.a_req, 200, "OK")
-            .tag(Some(&a_tag))
-            .contact(&call.a.contact)
-            .sdp(&body)
-            .build();
-        let (a_key, a_cseq) = (call.a_key.clone(), key_of(&call.a_req).cseq);
-        self.await_ack(now, id, Side::A, &r, &a_key, a_cseq);
-        self.respond(now, &a_key, 200, r);
+        self.answer_caller(now, id, answer);
         tracing::info!(call = id, app = name, "answered by an application");
         self.app_event(now, id, AppEvent::Started);
     }

@@ -372,6 +372,24 @@ impl Pbx {
         }
     }
 
+    /// The caller's 200 with the box's `answer` (resent until its ACK): a pickup or an
+    /// application answered.
+    pub(crate) fn answer_caller(&mut self, now: Instant, id: u64, answer: Audio) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let body = sdp::write(id, call.a.sdp_version, &answer);
+        call.a.sent_sdp = Some(answer);
+        let r = Response::to(&call.a_req, 200, "OK")
+            .tag(Some(call.a.local_tag()))
+            .contact(&call.a.contact)
+            .sdp(&body)
+            .build();
+        let (a_key, a_cseq) = (call.a_key.clone(), key_of(&call.a_req).cseq);
+        self.await_ack(now, id, Side::A, &r, &a_key, a_cseq);
+        self.respond(now, &a_key, 200, r);
+    }
+
     /// Calls an extension takes part in, but for the one being routed.
     pub(crate) fn active_calls(&self, ext: &str) -> u32 {
         self.calls

@@ -160,17 +160,7 @@ impl Pbx {
             call.a_ep.connect(ep, ab, ba);
         }
         // The caller's 200, as if a rung phone had answered.
-        let body = sdp::write(id, call.a.sdp_version, &ans_a);
-        call.a.sent_sdp = Some(ans_a);
-        let a_tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
-        let r = Response::to(&call.a_req, 200, "OK")
-            .tag(a_tag.as_deref())
-            .contact(&call.a.contact)
-            .sdp(&body)
-            .build();
-        let (a_key, a_cseq) = (call.a_key.clone(), key_of(&call.a_req).cseq);
-        self.await_ack(now, id, Side::A, &r, &a_key, a_cseq);
-        self.respond(now, &a_key, 200, r);
+        self.answer_caller(now, id, ans_a);
         // The picker's 200.
         self.dialogs.insert(picker_call_id, id);
         let body = sdp::write(id, 1, &ans_p);

@@ -1042,15 +1042,7 @@ fn best_correlation(reference: &[f64], heard: &[Option<f64>]) -> f64 {
 /// Music survives G.711 and jitter buffers this way where a waveform comparison
 /// would not.
 pub fn clip_match(p: &Phone, wav: &Path, secs: usize, voice: f64) -> f64 {
-    wait_until(Duration::from_secs(5), || {
-        p.heard()
-            .last()
-            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
-    });
-    let f = p
-        .heard()
-        .pop()
-        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let f = last_recording(p);
     let (clip, clip_rate) = read_wav(wav);
     let reference: Vec<f64> = envelope(
         &clip[..(clip_rate as usize * secs).min(clip.len())],
@@ -1237,6 +1229,19 @@ pub fn closed_reason(p: &Phone) -> String {
     e["param"].as_str().unwrap_or_default().to_string()
 }
 
+/// `p`'s last recording, once it holds something (a pjsua2 recording is closed when
+/// its call ends: up to 5 s).
+pub fn last_recording(p: &Phone) -> PathBuf {
+    wait_until(Duration::from_secs(5), || {
+        p.heard()
+            .last()
+            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
+    });
+    p.heard()
+        .pop()
+        .unwrap_or_else(|| panic!("{} recorded nothing", p.name))
+}
+
 pub fn assert_heard(p: &Phone, tone: f64) {
     assert_heard_at(p, tone, 0.25)
 }
@@ -1244,16 +1249,9 @@ pub fn assert_heard(p: &Phone, tone: f64) {
 /// Asserts that `p`'s last recording has `tone` at `at` (a fraction of its length)
 /// and enough sound overall. Waits up to 5 s for a pjsua2 recording to be closed.
 pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
-    wait_until(Duration::from_secs(5), || {
-        p.heard()
-            .last()
-            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
-    });
+    let f = last_recording(p);
     let files = p.heard();
-    let f = files
-        .last()
-        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
-    let (best, loud) = dominant_tone_at(f, &TONES, at);
+    let (best, loud) = dominant_tone_at(&f, &TONES, at);
     let sizes: Vec<String> = files
         .iter()
         .map(|f| {
@@ -1275,15 +1273,7 @@ pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
 /// Asserts that somewhere in `p`'s last recording `tone` is heard clearly for half a
 /// second (music on hold, which plays for a while in the middle of a call).
 pub fn assert_heard_somewhere(p: &Phone, tone: f64) {
-    wait_until(Duration::from_secs(5), || {
-        p.heard()
-            .last()
-            .is_some_and(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 44))
-    });
-    let f = p
-        .heard()
-        .pop()
-        .unwrap_or_else(|| panic!("{} recorded nothing", p.name));
+    let f = last_recording(p);
     let (s, rate) = read_wav(&f);
     let win = rate as usize / 2;
     let others = TONES;

@@ -416,25 +416,27 @@ fn held_phones_hear_debians_music_collection() {
 fn hold_with_music(pbx: &Pbxd, holder: &mut Phone, held: &mut Phone, number: &str, voice: f64) {
     let first = std::path::Path::new(DEBIAN_MUSIC).join("macroform-cold_day.wav");
     let other = std::path::Path::new(DEBIAN_MUSIC).join("reno_project-system.wav");
-    let holds = pbx.log_text().matches("call put on hold").count();
-    let resumes = pbx.log_text().matches("call taken off hold").count();
+    // Waits until pbxd has logged `line` once more than it had when asked.
+    let once_more = |line: &'static str| {
+        let before = pbx.log_text().matches(line).count();
+        move |what: &str, who: Kind| {
+            assert!(
+                wait_until(T, || pbx.log_text().matches(line).count() > before),
+                "{who:?} could not {what}"
+            )
+        }
+    };
+    let (held_on, resumed) = (
+        once_more("call put on hold"),
+        once_more("call taken off hold"),
+    );
     ring_and_answer(holder, held, pbx, number);
     std::thread::sleep(Duration::from_secs(1));
     holder.command("hold", "");
-    assert!(
-        wait_until(T, || pbx.log_text().matches("call put on hold").count()
-            > holds),
-        "{:?} could not hold",
-        holder.kind
-    );
+    held_on("hold", holder.kind);
     std::thread::sleep(Duration::from_secs(6));
     holder.command("resume", "");
-    assert!(
-        wait_until(T, || pbx.log_text().matches("call taken off hold").count()
-            > resumes),
-        "{:?} could not resume",
-        holder.kind
-    );
+    resumed("resume", holder.kind);
     std::thread::sleep(Duration::from_secs(2));
     holder.command("hangup", "");
     closed_reason(held);
