@@ -65,12 +65,7 @@ impl Pbx {
             timer: None,
             codec,
         });
-        call.answered_at = Some(now);
-        call.final_status = 200;
-        call.answered_by = name.to_string();
-        call.ring_deadline = None;
-        call.plan.step_deadline = None;
-        call.plan.next.clear();
+        call.answered_here(now, name.to_string());
         self.answer_caller(now, id, answer);
         tracing::info!(call = id, app = name, "answered by an application");
         self.app_event(now, id, AppEvent::Started);
@@ -102,10 +97,6 @@ impl Pbx {
                 Action::Echo => {
                     let same = media::PtMap::default();
                     call.a_ep.connect(&call.a_ep, same, same);
-                }
-                Action::Silence => {
-                    call.a_ep.disconnect();
-                    call.a_ep.stop();
                 }
                 Action::Timer(after) => {
                     leg.timer = Some(now + after);

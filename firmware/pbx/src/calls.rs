@@ -238,6 +238,17 @@ impl Call {
         }
     }
 
+    /// The call was answered by the box's own doing (a pickup, an application) for
+    /// `by`: nothing of its plan rings any more.
+    pub(crate) fn answered_here(&mut self, now: Instant, by: String) {
+        self.answered_at = Some(now);
+        self.final_status = 200;
+        self.answered_by = by;
+        self.ring_deadline = None;
+        self.plan.step_deadline = None;
+        self.plan.next.clear();
+    }
+
     fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a),
@@ -820,7 +831,7 @@ impl Pbx {
             return;
         };
         let Some(d) = call.dialog(side) else { return };
-        d.cseq += 1;
+        d.next_cseq();
         let via = build::via(d.to.proto, d.local_addr, &branch);
         let contact = matches!(method, "INVITE" | "NOTIFY").then(|| d.contact.clone());
         let bytes = sip::build::Request {

@@ -148,12 +148,7 @@ impl Pbx {
         let idx = call.legs.len();
         call.legs.push(leg);
         call.answered = Some(idx);
-        call.answered_at = Some(now);
-        call.final_status = 200;
-        call.answered_by = me.number.clone();
-        call.ring_deadline = None;
-        call.plan.step_deadline = None;
-        call.plan.next.clear();
+        call.answered_here(now, me.number.clone());
         call.transcoding = xcode;
         call.maps = (ab, ba);
         if let Some(ep) = &call.legs[idx].ep {

@@ -9,14 +9,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// A dialog's identity as seen from our side.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DialogId {
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
-}
-
 /// One dialog, seen from our end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dialog {
@@ -43,14 +35,6 @@ impl Dialog {
 
     pub fn remote_tag(&self) -> &str {
         tag_of(&self.remote)
-    }
-
-    pub fn id(&self) -> DialogId {
-        DialogId {
-            call_id: self.call_id.clone(),
-            local_tag: self.local_tag().to_string(),
-            remote_tag: self.remote_tag().to_string(),
-        }
     }
 
     /// The CSeq of our next request in the dialog.
@@ -223,14 +207,7 @@ mod tests {
     #[test]
     fn identity_cseq_and_first_hop() {
         let mut d = dialog();
-        assert_eq!(
-            d.id(),
-            DialogId {
-                call_id: "abc@host".into(),
-                local_tag: "ours".into(),
-                remote_tag: "theirs".into()
-            }
-        );
+        assert_eq!((d.local_tag(), d.remote_tag()), ("ours", "theirs"));
         assert_eq!(d.next_cseq(), 2);
         assert_eq!(d.next_cseq(), 3);
         assert_eq!(d.first_hop(), Some("10.0.0.9:5070".parse().unwrap()));

@@ -40,10 +40,7 @@ impl Application for EchoTest {
                 self.echoing = true;
                 cx.echo();
             }
-            AppEvent::Dtmf('#') | AppEvent::Timer => {
-                cx.silence();
-                cx.hang_up();
-            }
+            AppEvent::Dtmf('#') | AppEvent::Timer => cx.hang_up(),
             _ => {}
         }
     }
@@ -76,13 +73,13 @@ mod tests {
         assert!(run(&mut app, AppEvent::PlayDone).is_empty());
         assert!(matches!(
             run(&mut app, AppEvent::Dtmf('#'))[..],
-            [Action::Silence, Action::HangUp]
+            [Action::HangUp]
         ));
         let mut late = EchoTest::new();
         run(&mut late, AppEvent::Started);
         assert!(matches!(
             run(&mut late, AppEvent::Timer)[..],
-            [Action::Silence, Action::HangUp]
+            [Action::HangUp]
         ));
         assert!(run(&mut late, AppEvent::Hangup).is_empty());
     }

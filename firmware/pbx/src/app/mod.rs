@@ -36,8 +36,6 @@ pub enum Action {
     PlayOnce(media::Clip),
     /// Send the caller's own audio back to it.
     Echo,
-    /// Stop playing or echoing: the caller hears silence.
-    Silence,
     /// Set the application's one timer (a later one replaces it).
     Timer(Duration),
     /// End the call from the box's side.
@@ -68,10 +66,6 @@ impl Context {
 
     pub fn echo(&mut self) {
         self.actions.push(Action::Echo);
-    }
-
-    pub fn silence(&mut self) {
-        self.actions.push(Action::Silence);
     }
 
     pub fn timer(&mut self, after: Duration) {

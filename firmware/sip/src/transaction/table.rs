@@ -115,11 +115,6 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         self.heap.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// How many transactions there are (client, server).
-    pub fn len(&self) -> (usize, usize) {
-        (self.client.len(), self.server.len())
-    }
-
     /// True when there is no transaction at all.
     pub fn is_empty(&self) -> bool {
         self.client.is_empty() && self.server.is_empty()
