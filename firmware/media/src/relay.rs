@@ -251,6 +251,11 @@ impl Endpoint {
         self.shared.cfg_mut().side = SideConfig { remote, latch };
     }
 
+    /// Forgets where packets came from (a spare endpoint going into use).
+    pub fn forget_latched(&self) {
+        *self.shared.latched() = [None; 2];
+    }
+
     /// Where the party said it receives RTP, and whether to latch.
     pub fn side(&self) -> SideConfig {
         self.shared.cfg().side

@@ -119,7 +119,19 @@ impl Pbx {
             media::Event::Dtmf {
                 endpoint, digit, ..
             } => (endpoint, AppEvent::Dtmf(digit)),
-            media::Event::PlayDone { endpoint } => (endpoint, AppEvent::PlayDone),
+            media::Event::PlayDone { endpoint } => {
+                // A digit sent or a clip played once has ended: in-band digits by INFO
+                // may follow.
+                let ep = self.calls.values().find_map(|c| {
+                    std::iter::once(&c.a_ep)
+                        .chain(c.legs.iter().filter_map(|l| l.ep.as_ref()))
+                        .find(|e| e.id() == endpoint)
+                });
+                if let Some(ep) = ep {
+                    ep.play_done();
+                }
+                (endpoint, AppEvent::PlayDone)
+            }
         };
         let found = self
             .calls

@@ -79,7 +79,7 @@ pub(crate) struct Leg {
     pub account: String,
     /// The box's RTP endpoint facing this device; given back (its ports freed) once
     /// the leg has ended and is not the call's answered one.
-    pub ep: Option<media::Endpoint>,
+    pub ep: Option<media::Handle>,
     /// A leg to a provider or link, with its interfaces to try.
     pub peer: Option<crate::route::PeerLeg>,
     pub dialog: Dialog,
@@ -164,7 +164,7 @@ pub(crate) struct Call {
     pub legs: Vec<Leg>,
     pub answered: Option<usize>,
     /// The box's RTP endpoint facing the caller.
-    pub a_ep: media::Endpoint,
+    pub a_ep: media::Handle,
     pub created: Instant,
     pub answered_at: Option<Instant>,
     pub ring_deadline: Option<Instant>,
@@ -291,7 +291,7 @@ impl Call {
     }
 
     /// The box's endpoint facing one side.
-    pub(crate) fn ep(&self, side: Side) -> Option<&media::Endpoint> {
+    pub(crate) fn ep(&self, side: Side) -> Option<&media::Handle> {
         match side {
             Side::A => Some(&self.a_ep),
             Side::B => self.answered.and_then(|i| self.legs[i].ep.as_ref()),
@@ -558,7 +558,7 @@ impl Pbx {
             Origin::Trunk(_) => config::CallOrigin::External,
             _ => config::CallOrigin::Internal,
         };
-        let a_ep = match self.relay.open() {
+        let a_ep = match self.media.take() {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!("media relay: {e}");
@@ -678,7 +678,7 @@ impl Pbx {
         for d in dests {
             let (acct, reg) = match d {
                 Dest::Peer(hops) => {
-                    let Ok(ep) = self.relay.open() else {
+                    let Ok(ep) = self.media.take() else {
                         continue;
                     };
                     peer_legs.push(base + legs.len());
@@ -694,7 +694,7 @@ impl Pbx {
             if legs.iter().any(|l: &Leg| l.account == acct.username) {
                 continue; // rung already (a group and a forward reaching the same phone)
             }
-            let Ok(ep) = self.relay.open() else {
+            let Ok(ep) = self.media.take() else {
                 continue;
             };
             let Some(offer) = negotiate::offer(template, &acct.codecs, reg.local.ip(), ep.port)
@@ -1878,8 +1878,8 @@ impl Pbx {
 /// Points the callee's endpoint at its answer and connects it to the caller's, with the
 /// payload maps of `br`.
 fn connect_callee(
-    a: &media::Endpoint,
-    b: &media::Endpoint,
+    a: &media::Handle,
+    b: &media::Handle,
     ans: &Audio,
     br: &negotiate::Bridged,
     latch: bool,

@@ -4,8 +4,10 @@
 //! back-to-back user agent over legs. It is a sans-IO core: datagrams and `now` come in
 //! through [`Pbx::handle_message`] and [`Pbx::handle_timeout`]; datagrams to send come
 //! out of [`Pbx::poll_transmit`], and [`Pbx::poll_timeout`] says when to call again.
-//! The only side effect it has is asking the media relay for ports. Must not touch:
-//! sockets, the clock, storage.
+//! Media endpoints are spares the driver binds and hands in ([`Pbx::media_pool`]); what
+//! the exchange does to them comes out as [`media::Command`]s from the same pool, and
+//! their events come in through [`Pbx::handle_media_event`]. Must not touch: sockets,
+//! threads, the clock, storage.
 
 pub mod app;
 mod app_leg;
@@ -146,6 +148,10 @@ enum Owner {
 }
 
 /// What comes back with a client transaction's responses.
+/// Spare media endpoints the driver keeps bound ahead of need: more than one message
+/// can use (a call ringing a large group opens one per member).
+const MEDIA_SPARES: usize = 64;
+
 #[derive(Clone)]
 struct ClientMeta {
     owner: Owner,
@@ -158,7 +164,8 @@ pub struct Pbx {
     snapshot: Arc<Snapshot>,
     settings: Settings,
     nonces: sip::auth::Nonces,
-    relay: media::Relay,
+    /// Spare media endpoints and the commands for the driver.
+    media: media::Pool,
     rng: StdRng,
     /// `now` and Unix seconds at creation, to tell wall time from `now`.
     epoch: (Instant, u64),
@@ -195,7 +202,6 @@ impl Pbx {
     pub fn new(
         snapshot: Arc<Snapshot>,
         settings: Settings,
-        relay: media::Relay,
         seed: u64,
         now: Instant,
         unix_now: u64,
@@ -207,7 +213,7 @@ impl Pbx {
             snapshot,
             nonces: sip::auth::Nonces::new(key, settings.nonce_lifetime),
             settings,
-            relay,
+            media: media::Pool::new(MEDIA_SPARES),
             rng,
             epoch: (now, unix_now),
             registrations: HashMap::new(),
@@ -229,6 +235,12 @@ impl Pbx {
         };
         pbx.sync_peers(now);
         pbx
+    }
+
+    /// The media endpoints' pool: the driver hands spares in and carries the exchange's
+    /// commands out ([`media::Endpoints::serve`]) after every input.
+    pub fn media_pool(&mut self) -> &mut media::Pool {
+        &mut self.media
     }
 
     /// How to find our address towards a destination (pbxd asks the kernel's routes).

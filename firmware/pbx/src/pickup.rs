@@ -74,7 +74,7 @@ impl Pbx {
             tracing::info!(picker = %me.number, ?target, "nothing to pick up");
             return self.reply(now, key, &req, 404, "no call to pick up");
         };
-        let ep = match self.relay.open() {
+        let ep = match self.media.take() {
             Ok(e) => e,
             Err(e) => {
                 tracing::warn!("media relay: {e}");

@@ -577,7 +577,7 @@ impl Pbx {
         hops: Vec<Hop>,
         caller: &Caller,
         local: std::net::SocketAddr,
-        ep: media::Endpoint,
+        ep: media::Handle,
     ) -> Leg {
         Leg {
             account: String::new(),

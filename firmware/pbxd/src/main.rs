@@ -287,6 +287,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     // Digits and plays done on the endpoints go to the core (applications use them).
     let (media_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
     relay.set_events(media_tx);
+    // The relay's endpoints: spares bound for the core, its commands carried out.
+    let mut endpoints = media::Endpoints::new(relay);
     let mut digest = Vec::new();
     for d in &args.digest {
         digest.push(match d.to_ascii_lowercase().as_str() {
@@ -310,11 +312,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let mut core = Pbx::new(
         spans.for_core(snapshot.clone()),
         settings,
-        relay,
         seed,
         Instant::now(),
         unix_now(),
     );
+    endpoints.serve(core.media_pool());
     let t = transports.clone();
     core.set_local_for(Box::new(move |dest| t.local_for(dest)));
     dns::init(args.dns);
@@ -459,6 +461,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 // Drain what else is queued before looking at timers: batches under load.
                 for _ in 0..256 {
                     let Ok(m) = incoming.try_recv() else { break };
+                    // Each message finds the media endpoints it needs.
+                    endpoints.serve(core.media_pool());
                     let src = Source { proto: m.proto, remote: m.remote, local: m.local };
                     core.handle_message(Instant::now(), src, &m.bytes);
                 }
@@ -533,6 +537,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+        endpoints.serve(core.media_pool());
         while let Some(t) = core.poll_transmit() {
             transports.send(t.proto, t.dest, t.bytes);
         }

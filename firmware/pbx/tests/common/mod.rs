@@ -29,6 +29,14 @@ pub struct Rig {
     pub out: Vec<Transmit>,
     /// Events of the relay's endpoints (digits, plays done), for the exchange.
     pub media: tokio::sync::mpsc::UnboundedReceiver<media::Event>,
+    /// The relay's endpoints: the exchange's commands carried out on real sockets;
+    /// none for a rig without sockets, which keeps the commands in `commands` instead.
+    pub endpoints: Option<media::Endpoints>,
+    pub commands: Vec<media::Command>,
+    /// Spares a rig without sockets has handed in (numbered from 1, ports 40000 up);
+    /// it hands in no more once `spares_left` is 0.
+    pub spares_made: u64,
+    pub spares_left: u64,
 }
 
 impl Rig {
@@ -41,20 +49,71 @@ impl Rig {
         let relay = media::Relay::new("127.0.0.1".parse().unwrap(), 32000, 32999);
         let (tx, media) = tokio::sync::mpsc::unbounded_channel();
         relay.set_events(tx);
-        let pbx = Pbx::new(
+        let mut pbx = Pbx::new(
             Arc::new(Snapshot::new(1, cfg)),
             settings,
-            relay,
             42,
             now,
             1_700_000_000,
         );
+        let mut endpoints = media::Endpoints::new(relay);
+        endpoints.serve(pbx.media_pool());
         Rig {
             pbx,
             now,
             out: Vec::new(),
             media,
+            endpoints: Some(endpoints),
+            commands: Vec::new(),
+            spares_made: 0,
+            spares_left: u64::MAX,
         }
+    }
+
+    /// A rig with no media sockets at all: spares are numbers, commands are kept.
+    pub fn without_sockets(settings: Settings, spares: u64) -> Rig {
+        let now = Instant::now();
+        let (_tx, media) = tokio::sync::mpsc::unbounded_channel();
+        let pbx = Pbx::new(
+            Arc::new(Snapshot::new(1, config())),
+            settings,
+            42,
+            now,
+            1_700_000_000,
+        );
+        let mut rig = Rig {
+            pbx,
+            now,
+            out: Vec::new(),
+            media,
+            endpoints: None,
+            commands: Vec::new(),
+            spares_made: 0,
+            spares_left: spares,
+        };
+        rig.drain();
+        rig
+    }
+
+    /// Carries out (or, without sockets, keeps) the exchange's media commands and
+    /// hands it spares.
+    fn serve_media(&mut self) {
+        if let Some(eps) = self.endpoints.as_mut() {
+            return eps.serve(self.pbx.media_pool());
+        }
+        let pool = self.pbx.media_pool();
+        while let Some(c) = pool.poll() {
+            self.commands.push(c);
+        }
+        let n = (pool.wanted() as u64).min(self.spares_left);
+        let first = self.spares_made + 1;
+        pool.add((first..first + n).map(|id| media::Spare {
+            id,
+            port: 40000 + 2 * id as u16,
+            stats: Default::default(),
+        }));
+        self.spares_made += n;
+        self.spares_left -= n;
     }
 
     /// Hands the exchange the endpoints' events that came within `wait` (real time:
@@ -86,6 +145,7 @@ impl Rig {
     }
 
     pub fn drain(&mut self) {
+        self.serve_media();
         while let Some(t) = self.pbx.poll_transmit() {
             self.out.push(t);
         }

@@ -1,0 +1,461 @@
+//! Media endpoints as the exchange sees them: handles that turn what the exchange does
+//! to an endpoint into [`Command`]s, and a pool of spare endpoints the driver hands in.
+//!
+//! The exchange is sans-IO: it never binds a socket. The driver (pbxd, or a test) binds
+//! port pairs ahead of need ([`Endpoints::spares`]) and gives them to the exchange as
+//! [`Spare`]s; the exchange takes one when a leg needs it (its port goes into the SDP at
+//! once), works it through a [`Handle`], and the driver carries out the commands that
+//! come out ([`Pool::poll`], [`Endpoints::apply`]) on the relay's threads. Dropping a
+//! handle closes its endpoint and frees the ports. What the endpoints report comes back
+//! as [`Event`](crate::Event)s.
+
+use crate::player::Clip;
+use crate::relay::{Endpoint, Listen, PtMap, Relay, SideConfig, Stats};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// An endpoint's number for its whole life (in commands and events).
+pub type EndpointId = u64;
+
+/// What the exchange asks of the endpoints, carried out in order by the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// A spare endpoint goes into use: anything latched while it sat idle is forgotten.
+    Take(EndpointId),
+    /// Where the party receives RTP, and whether to latch to where it really sends from.
+    SetRemote(EndpointId, SideConfig),
+    /// The relay fast path between two endpoints, both ways, with the payload rewrite of
+    /// each direction; stops their plays and ends their earlier connections.
+    Connect {
+        a: EndpointId,
+        b: EndpointId,
+        maps: Box<(PtMap, PtMap)>,
+    },
+    /// Ends the endpoint's connection, both ways.
+    Disconnect(EndpointId),
+    /// Plays a clip to the party, in a loop or once (then [`crate::Event::PlayDone`]).
+    Play {
+        id: EndpointId,
+        clip: Clip,
+        pt: u8,
+        alaw: bool,
+        looped: bool,
+    },
+    /// Sends a keypad digit as RFC 4733 events, then [`crate::Event::PlayDone`].
+    SendDigit {
+        id: EndpointId,
+        ev: u8,
+        ms: u32,
+        pt: u8,
+    },
+    /// Stops playing.
+    Stop(EndpointId),
+    /// Listens to the party for digits (and records) as `Listen` says.
+    Listen(EndpointId, Listen),
+    /// The endpoint is done with: its ports are freed.
+    Close(EndpointId),
+}
+
+/// A port pair the driver bound ahead of need, idle until the exchange takes it.
+#[derive(Debug, Clone)]
+pub struct Spare {
+    pub id: EndpointId,
+    /// The RTP port (RTCP is the next one).
+    pub port: u16,
+    /// Its packet counters (written by the relay's threads, read for the calls view).
+    pub stats: Arc<Stats>,
+}
+
+/// The exchange's spare endpoints and the queue of its commands.
+pub struct Pool {
+    spares: Vec<Spare>,
+    /// How many spares the driver keeps here.
+    target: usize,
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} spare)", self.spares.len())
+    }
+}
+
+impl Pool {
+    /// A pool the driver keeps `target` spares in.
+    pub fn new(target: usize) -> Pool {
+        let (tx, rx) = mpsc::channel();
+        Pool {
+            spares: Vec::new(),
+            target,
+            tx,
+            rx,
+        }
+    }
+
+    /// How many spares the driver should hand in now.
+    pub fn wanted(&self) -> usize {
+        self.target.saturating_sub(self.spares.len())
+    }
+
+    /// Spares from the driver.
+    pub fn add(&mut self, spares: impl IntoIterator<Item = Spare>) {
+        self.spares.extend(spares);
+    }
+
+    /// Takes a spare endpoint into use; an error when none is left (the RTP port range
+    /// is used up).
+    pub fn take(&mut self) -> io::Result<Handle> {
+        let s = self.spares.pop().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AddrInUse, "no free RTP ports in the range")
+        })?;
+        let _ = self.tx.send(Command::Take(s.id));
+        Ok(Handle {
+            id: s.id,
+            port: s.port,
+            stats: s.stats,
+            side: Cell::new(SideConfig::default()),
+            playing: Cell::new(false),
+            out: self.tx.clone(),
+        })
+    }
+
+    /// The next command for the driver to carry out.
+    pub fn poll(&mut self) -> Option<Command> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// The exchange's handle on one endpoint in use. What it does becomes [`Command`]s;
+/// dropping it closes the endpoint.
+pub struct Handle {
+    id: EndpointId,
+    /// The RTP port (RTCP is the next one).
+    pub port: u16,
+    pub stats: Arc<Stats>,
+    side: Cell<SideConfig>,
+    /// Playing, as far as the exchange knows (a play once ends with its event).
+    playing: Cell<bool>,
+    out: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Endpoint({} port {})", self.id, self.port)
+    }
+}
+
+impl Handle {
+    fn send(&self, c: Command) {
+        // The pool (and its receiver) lives as long as the exchange that holds both.
+        let _ = self.out.send(c);
+    }
+
+    /// The endpoint's number in commands and events.
+    pub fn id(&self) -> EndpointId {
+        self.id
+    }
+
+    /// Points the endpoint at the party's RTP address (from its SDP), following the
+    /// real source of its packets when `latch` is set.
+    pub fn set_remote(&self, remote: Option<std::net::SocketAddr>, latch: bool) {
+        let side = SideConfig { remote, latch };
+        self.side.set(side);
+        self.send(Command::SetRemote(self.id, side));
+    }
+
+    /// Where the party said it receives RTP, and whether to latch.
+    pub fn side(&self) -> SideConfig {
+        self.side.get()
+    }
+
+    /// Connects two endpoints both ways: what reaches `self` goes out of `other` with
+    /// `here_to_there`, and back with `there_to_here`. Stops playing on both.
+    pub fn connect(&self, other: &Handle, here_to_there: PtMap, there_to_here: PtMap) {
+        self.playing.set(false);
+        other.playing.set(false);
+        self.send(Command::Connect {
+            a: self.id,
+            b: other.id,
+            maps: Box::new((here_to_there, there_to_here)),
+        });
+    }
+
+    /// Ends the connection, both ways.
+    pub fn disconnect(&self) {
+        self.send(Command::Disconnect(self.id));
+    }
+
+    /// Plays `clip` to the party in a loop until [`Handle::stop`] or a new connection.
+    pub fn play(&self, clip: Clip, pt: u8, alaw: bool) {
+        self.play_clip(clip, pt, alaw, true);
+    }
+
+    /// Plays `clip` once, then the endpoint reports [`crate::Event::PlayDone`].
+    pub fn play_once(&self, clip: Clip, pt: u8, alaw: bool) {
+        self.play_clip(clip, pt, alaw, false);
+    }
+
+    fn play_clip(&self, clip: Clip, pt: u8, alaw: bool, looped: bool) {
+        if !clip.is_empty() {
+            self.playing.set(true);
+        }
+        self.send(Command::Play {
+            id: self.id,
+            clip,
+            pt,
+            alaw,
+            looped,
+        });
+    }
+
+    /// Sends keypad digit `ev` as RFC 4733 events of payload type `pt` lasting `ms`.
+    pub fn send_digit(&self, ev: u8, ms: u32, pt: u8) {
+        self.playing.set(true);
+        self.send(Command::SendDigit {
+            id: self.id,
+            ev,
+            ms,
+            pt,
+        });
+    }
+
+    /// Stops playing.
+    pub fn stop(&self) {
+        self.playing.set(false);
+        self.send(Command::Stop(self.id));
+    }
+
+    /// Whether the endpoint is playing, as far as the exchange knows.
+    pub fn playing(&self) -> bool {
+        self.playing.get()
+    }
+
+    /// The endpoint reported its play done.
+    pub fn play_done(&self) {
+        self.playing.set(false);
+    }
+
+    /// Starts listening to the party as `listen` says.
+    pub fn listen(&self, listen: Listen) {
+        self.send(Command::Listen(self.id, listen));
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.send(Command::Close(self.id));
+    }
+}
+
+/// The driver's side: the relay's endpoints by number, spares among them.
+pub struct Endpoints {
+    relay: Relay,
+    open: HashMap<EndpointId, Endpoint>,
+    /// When the last binding ran out of ports: tried again once one is closed or a
+    /// little later (a closed pair is freed by its relay thread, a moment after).
+    exhausted: Option<std::time::Instant>,
+}
+
+impl Endpoints {
+    pub fn new(relay: Relay) -> Endpoints {
+        Endpoints {
+            relay,
+            open: HashMap::new(),
+            exhausted: None,
+        }
+    }
+
+    /// Binds up to `n` more port pairs as spares (fewer when the range is used up).
+    pub fn spares(&mut self, n: usize) -> Vec<Spare> {
+        let mut got = Vec::new();
+        if self
+            .exhausted
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(50))
+        {
+            return got;
+        }
+        self.exhausted = None;
+        for _ in 0..n {
+            match self.relay.open() {
+                Ok(ep) => {
+                    got.push(Spare {
+                        id: ep.id(),
+                        port: ep.port,
+                        stats: ep.stats.clone(),
+                    });
+                    self.open.insert(ep.id(), ep);
+                }
+                Err(e) => {
+                    // The exchange says so when a leg finds no spare.
+                    tracing::debug!("media relay: {e}");
+                    self.exhausted = Some(std::time::Instant::now());
+                    break;
+                }
+            }
+        }
+        got
+    }
+
+    /// Carries out one command of the exchange.
+    pub fn apply(&mut self, c: Command) {
+        let ep = |id: &EndpointId| self.open.get(id);
+        match c {
+            Command::Take(id) => {
+                if let Some(e) = ep(&id) {
+                    e.forget_latched();
+                }
+            }
+            Command::SetRemote(id, side) => {
+                if let Some(e) = ep(&id) {
+                    e.set_remote(side.remote, side.latch);
+                }
+            }
+            Command::Connect { a, b, maps } => {
+                if let (Some(x), Some(y)) = (ep(&a), ep(&b)) {
+                    x.connect(y, maps.0, maps.1);
+                }
+            }
+            Command::Disconnect(id) => {
+                if let Some(e) = ep(&id) {
+                    e.disconnect();
+                }
+            }
+            Command::Play {
+                id,
+                clip,
+                pt,
+                alaw,
+                looped,
+            } => {
+                if let Some(e) = ep(&id) {
+                    if looped {
+                        e.play(clip, pt, alaw);
+                    } else {
+                        e.play_once(clip, pt, alaw);
+                    }
+                }
+            }
+            Command::SendDigit { id, ev, ms, pt } => {
+                if let Some(e) = ep(&id) {
+                    e.send_digit(ev, ms, pt);
+                }
+            }
+            Command::Stop(id) => {
+                if let Some(e) = ep(&id) {
+                    e.stop();
+                }
+            }
+            Command::Listen(id, l) => {
+                if let Some(e) = ep(&id) {
+                    e.listen(l);
+                }
+            }
+            Command::Close(id) => {
+                self.open.remove(&id);
+            }
+        }
+    }
+
+    /// Carries out the pool's commands and tops its spares up.
+    pub fn serve(&mut self, pool: &mut Pool) {
+        while let Some(c) = pool.poll() {
+            self.apply(c);
+        }
+        let n = pool.wanted();
+        if n > 0 {
+            pool.add(self.spares(n));
+        }
+    }
+
+    /// An endpoint by number (tests look at what it does).
+    pub fn get(&self, id: EndpointId) -> Option<&Endpoint> {
+        self.open.get(&id)
+    }
+
+    /// How many endpoints are bound, spares included.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_says_what_it_does_and_closes_when_dropped() {
+        let mut pool = Pool::new(2);
+        assert_eq!(pool.wanted(), 2);
+        assert!(pool.take().is_err(), "no spare, no endpoint");
+        let stats = Arc::new(Stats::default());
+        pool.add([
+            Spare {
+                id: 7,
+                port: 4000,
+                stats: stats.clone(),
+            },
+            Spare {
+                id: 8,
+                port: 4002,
+                stats,
+            },
+        ]);
+        assert_eq!(pool.wanted(), 0);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert_eq!((a.id(), a.port, b.id(), b.port), (8, 4002, 7, 4000));
+        a.set_remote(Some("127.0.0.1:9000".parse().unwrap()), true);
+        assert!(a.side().latch);
+        a.play(Clip::tone(&[425.0], 100, 0, 0.5), 0, false);
+        assert!(a.playing());
+        a.connect(&b, PtMap::default(), PtMap::default());
+        assert!(!a.playing());
+        drop(a);
+        let got: Vec<String> = std::iter::from_fn(|| pool.poll())
+            .map(|c| {
+                format!("{c:?}")
+                    .split([' ', '(', '{'])
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["Take", "Take", "SetRemote", "Play", "Connect", "Close"]
+        );
+        assert_eq!(pool.wanted(), 2);
+    }
+
+    #[test]
+    fn the_driver_binds_spares_and_carries_commands_out() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31700, 31703);
+        let mut eps = Endpoints::new(relay);
+        let mut pool = Pool::new(3);
+        eps.serve(&mut pool);
+        assert_eq!(eps.len(), 2, "the range holds two pairs");
+        assert_eq!(pool.wanted(), 1);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert!(pool.take().is_err());
+        a.connect(&b, PtMap::default(), PtMap::default());
+        eps.serve(&mut pool);
+        let (ea, eb) = (eps.get(a.id()).unwrap(), eps.get(b.id()).unwrap());
+        assert!(ea.connected_to(eb) && eb.connected_to(ea));
+        drop(a);
+        eps.serve(&mut pool);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        eps.serve(&mut pool);
+        assert_eq!(eps.len(), 2, "the freed pair came back as a spare");
+        assert_eq!(pool.wanted(), 2);
+        assert!(pool.take().is_ok());
+    }
+}

@@ -1,0 +1,132 @@
+//! The exchange with no media sockets at all: spare endpoints are numbers the rig hands
+//! in, and what the exchange does to them is the list of commands it emits.
+
+mod common;
+
+use common::*;
+use media::{Command, SideConfig};
+use pbx::Settings;
+use sip::auth::Algorithm;
+
+/// The commands since the last look, as short text: `Take 1`, `Connect 1 2`, ...
+fn commands(rig: &mut Rig) -> Vec<String> {
+    rig.commands
+        .drain(..)
+        .map(|c| match c {
+            Command::Take(id) => format!("Take {id}"),
+            Command::SetRemote(id, SideConfig { remote, latch }) => {
+                format!("SetRemote {id} {remote:?} {latch}")
+            }
+            Command::Connect { a, b, .. } => format!("Connect {a} {b}"),
+            Command::Disconnect(id) => format!("Disconnect {id}"),
+            Command::Play { id, looped, .. } => format!("Play {id} looped={looped}"),
+            Command::SendDigit { id, ev, .. } => format!("SendDigit {id} {ev}"),
+            Command::Stop(id) => format!("Stop {id}"),
+            Command::Listen(id, _) => format!("Listen {id}"),
+            Command::Close(id) => format!("Close {id}"),
+        })
+        .collect()
+}
+
+fn in_dialog(method: &str, cseq: u32, tag: &str, branch: &str, body: &str) -> String {
+    let ty = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!("{method} sip:102@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch};rport\r\nFrom: <sip:101@127.0.0.1>;tag=caller\r\nTo: <sip:102@127.0.0.1>;tag={tag}\r\nCall-ID: call-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{ty}Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+fn m_port(msg: &str) -> u16 {
+    let l = msg.lines().find(|l| l.starts_with("m=audio ")).unwrap();
+    l.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_call_takes_two_endpoints_connects_holds_resumes_and_closes_them() {
+    let mut rig = Rig::without_sockets(Settings::default(), 100);
+    assert_eq!(
+        rig.spares_made, 64,
+        "the pool is filled before the first input"
+    );
+    let inv = start_call(&mut rig);
+    // The spares are handed out last first: the caller's is 64, the callee's 63; each
+    // SDP carries its own endpoint's port.
+    assert_eq!(m_port(&inv), 40000 + 2 * 63, "{inv}");
+    assert_eq!(
+        commands(&mut rig),
+        [
+            "Take 64",
+            "SetRemote 64 Some(127.0.0.1:9000) true",
+            "Take 63"
+        ]
+    );
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &SDP.replace("9000", "9002")),
+    );
+    let ok = rig.take(A).pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert_eq!(m_port(&ok), 40000 + 2 * 64);
+    assert_eq!(
+        commands(&mut rig),
+        ["SetRemote 63 Some(127.0.0.1:9002) true", "Connect 64 63"]
+    );
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &in_dialog("ACK", 2, &tag, "z9hG4bKack2", ""));
+
+    // A holds: B's endpoint plays the music in a loop; nothing goes to B.
+    let held = SDP.replace("a=sendrecv", "a=sendonly");
+    rig.send(A, &in_dialog("INVITE", 3, &tag, "z9hG4bKhold", &held));
+    assert!(rig.take(A).pop().unwrap().contains("a=recvonly"));
+    rig.send(A, &in_dialog("ACK", 3, &tag, "z9hG4bKack3", ""));
+    let got = commands(&mut rig);
+    assert!(got.contains(&"Play 63 looped=true".to_string()), "{got:?}");
+    assert!(!got.iter().any(|c| c.starts_with("Close")), "{got:?}");
+
+    // A resumes: the two are connected again.
+    rig.send(A, &in_dialog("INVITE", 4, &tag, "z9hG4bKres", SDP));
+    assert!(rig.take(A).pop().unwrap().contains("a=sendrecv"));
+    rig.send(A, &in_dialog("ACK", 4, &tag, "z9hG4bKack4", ""));
+    let got = commands(&mut rig);
+    assert!(got.contains(&"Connect 64 63".to_string()), "{got:?}");
+
+    // A hangs up: both endpoints are closed, and the pool is topped up again.
+    rig.send(A, &in_dialog("BYE", 5, &tag, "z9hG4bKbye", ""));
+    let mut got = commands(&mut rig);
+    got.sort();
+    assert_eq!(got, ["Close 63", "Close 64"]);
+    assert_eq!(rig.spares_made, 66);
+}
+
+#[test]
+fn a_call_with_no_spare_endpoint_is_refused_with_503() {
+    let mut rig = Rig::without_sockets(Settings::default(), 0);
+    assert!(do_register(&mut rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    rig.send(A, &invite_with("z9hG4bKinv1", 1, "", SDP));
+    let got = rig.take(A);
+    let ch = header(&got[1], "Proxy-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Proxy-Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "INVITE",
+        "sip:102@127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &invite_with("z9hG4bKinv2", 2, &auth, SDP));
+    let got = rig.take(A);
+    let refusal = got.last().unwrap();
+    assert!(refusal.starts_with("SIP/2.0 503 "), "{got:?}");
+    assert_eq!(
+        header(refusal, "Via").unwrap(),
+        format!("SIP/2.0/UDP {A};branch=z9hG4bKinv2;rport=7001;received=127.0.0.1")
+    );
+    assert_eq!(header(refusal, "Call-ID"), Some("call-1"));
+    assert_eq!(header(refusal, "CSeq"), Some("2 INVITE"));
+    assert!(header(refusal, "To").unwrap().contains("tag="));
+    assert!(rig.take(B).is_empty(), "102 is not rung without media");
+    assert!(rig.pbx.calls(rig.now).is_empty());
+    assert!(commands(&mut rig).is_empty());
+}
