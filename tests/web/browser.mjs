@@ -56,6 +56,12 @@ await run(async (page) => {
   await row.waitFor();
   assert.match(await row.textContent(), /Winston Smith/);
   await page.screenshot({ path: `${artifacts}/extensions.png`, fullPage: true });
+  // Its page: a voicemail box by default, which forwarding may send callers to.
+  await page.click("a[href='/admin/extensions/101']");
+  await page.getByRole("heading", { name: "Extension 101" }).waitFor();
+  assert.equal(await page.locator("input[name=voicemail]").isChecked(), true);
+  assert.match(await page.locator("fieldset legend", { hasText: "Forwarding" }).textContent(), /voicemail/);
+  await page.click("nav >> text=Extensions");
 
   // The dial plan lists it, and exports Kerio's CSV.
   await page.click("nav >> text=Dial plan");

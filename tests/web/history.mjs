@@ -36,6 +36,12 @@ await run(async (page) => {
   await fw.locator("button[type=submit]").click();
   await page.locator("p.error").waitFor();
   assert.match(await page.locator("p.error").textContent(), /forwarding/);
+  // Callers who find nobody go to the user's own voicemail box.
+  await fw.locator("input[name=fw_no_answer_external]").fill("");
+  await fw.locator("input[name=fw_no_answer_any]").fill("voicemail");
+  await fw.locator("button[type=submit]").click();
+  await page.getByText("Forwarding of extension 101 saved.").waitFor();
+  assert.equal(await fw.locator("input[name=fw_no_answer_any]").inputValue(), "voicemail");
   await page.screenshot({ path: `${artifacts}/portal-forwarding.png`, fullPage: true });
   await page.click("form.logout button");
 

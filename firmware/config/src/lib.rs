@@ -202,6 +202,10 @@ pub struct Extension {
     /// Pickup groups this extension may pick up calls from.
     #[serde(default = "default_pickup")]
     pub pickup_from: Vec<String>,
+    /// The extension has a voicemail box: forwarding rules may send callers to it
+    /// (`to: "voicemail"`).
+    #[serde(default = "yes")]
+    pub voicemail: bool,
 }
 
 fn default_pickup() -> Vec<String> {
@@ -253,6 +257,10 @@ pub struct ForwardRule {
 /// The `to` of a rule or fallback that hangs up instead of ringing elsewhere.
 pub const HANG_UP: &str = "hangup";
 
+/// The `to` of a forwarding rule that sends the caller to the extension's own
+/// voicemail box.
+pub const VOICEMAIL: &str = "voicemail";
+
 impl Extension {
     /// A new enabled extension with defaults for everything but the number.
     pub fn new(number: &str) -> Self {
@@ -275,6 +283,7 @@ impl Extension {
             no_answer_seconds: default_no_answer(),
             pickup_groups: default_pickup(),
             pickup_from: default_pickup(),
+            voicemail: true,
         }
     }
 

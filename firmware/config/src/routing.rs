@@ -850,11 +850,19 @@ impl Config {
             }
             let mut seen = HashSet::new();
             for r in &e.forwarding {
-                if !valid_target(&r.to) || r.to == e.number {
+                if r.to == crate::VOICEMAIL {
+                    if !e.voicemail {
+                        err(
+                            format!("extension {}", e.number),
+                            "forwarding",
+                            "the extension has no voicemail box (turn voicemail on)".into(),
+                        );
+                    }
+                } else if !valid_target(&r.to) || r.to == e.number {
                     err(
                         format!("extension {}", e.number),
                         "forwarding",
-                        format!("{:?} must be another number or hangup", r.to),
+                        format!("{:?} must be another number, voicemail or hangup", r.to),
                     );
                 }
                 if !seen.insert((r.cause, r.origin)) {
@@ -1557,11 +1565,17 @@ mod tests {
             e.forward_for(ForwardCause::NoAnswer, CallOrigin::Internal),
             None
         );
-        for (bad, to) in [("itself", "101"), ("word", "voicemail"), ("empty", "")] {
+        for (bad, to) in [("itself", "101"), ("word", "mailbox"), ("empty", "")] {
             let mut c2 = c.clone();
             c2.extensions[0].forwarding[0].to = to.into();
             assert_eq!(fields(&c2), ["forwarding"], "{bad}");
         }
+        // Voicemail: the extension's own box, while it has one.
+        let mut c2 = c.clone();
+        c2.extensions[0].forwarding[0].to = crate::VOICEMAIL.into();
+        assert_eq!(fields(&c2), Vec::<String>::new());
+        c2.extensions[0].voicemail = false;
+        assert_eq!(fields(&c2), ["forwarding"], "no box");
         let mut c2 = c.clone();
         c2.extensions[0].forwarding[1].cause = ForwardCause::Busy;
         c2.extensions[0].forwarding[1].origin = CallOrigin::Any;
@@ -1576,6 +1590,7 @@ mod tests {
         // An old document without the new fields reads with their defaults.
         let e: Extension = serde_json::from_str(r#"{"number": "102"}"#).unwrap();
         assert!(e.call_waiting && e.forwarding.is_empty() && e.no_answer_seconds == 20);
+        assert!(e.voicemail, "a box by default");
         let mut g = RingGroup::new("600", &["101"]);
         g.strategy = RingStrategy::RoundRobin;
         g.fallback = "600".into();

@@ -10,10 +10,12 @@
 //! as [`Event`](crate::Event)s.
 
 use crate::player::Clip;
+use crate::prompts::Prompts;
 use crate::relay::{Endpoint, Listen, PtMap, Relay, SideConfig, Stats};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -44,6 +46,25 @@ pub enum Command {
         alaw: bool,
         looped: bool,
     },
+    /// Plays the prompt `name` of the driver's prompt set once, then
+    /// [`crate::Event::PlayDone`] (at once when the set has no such prompt).
+    PlayPrompt {
+        id: EndpointId,
+        name: String,
+        pt: u8,
+        alaw: bool,
+    },
+    /// Records what the party says into the WAV file `path`, at most `listen.record`
+    /// samples, listening for digits as `listen` says meanwhile. The file is written
+    /// when the recording stops or the endpoint closes; [`crate::Event::Recorded`]
+    /// follows.
+    Record {
+        id: EndpointId,
+        path: std::path::PathBuf,
+        listen: Listen,
+    },
+    /// Ends the recording (and goes on listening as `Listen` says).
+    StopRecording(EndpointId, Listen),
     /// Sends a keypad digit as RFC 4733 events, then [`crate::Event::PlayDone`].
     SendDigit {
         id: EndpointId,
@@ -119,6 +140,8 @@ impl Pool {
             stats: s.stats,
             side: Cell::new(SideConfig::default()),
             playing: Cell::new(false),
+            listen: Cell::new(Listen::default()),
+            recording: Cell::new(false),
             out: self.tx.clone(),
         })
     }
@@ -139,6 +162,9 @@ pub struct Handle {
     side: Cell<SideConfig>,
     /// Playing, as far as the exchange knows (a play once ends with its event).
     playing: Cell<bool>,
+    /// What it listens for (digits), besides a recording.
+    listen: Cell<Listen>,
+    recording: Cell<bool>,
     out: mpsc::Sender<Command>,
 }
 
@@ -239,9 +265,54 @@ impl Handle {
         self.playing.set(false);
     }
 
-    /// Starts listening to the party as `listen` says.
+    /// Plays prompt `name` of the prompt set once, then [`crate::Event::PlayDone`].
+    pub fn play_prompt(&self, name: &str, pt: u8, alaw: bool) {
+        self.playing.set(true);
+        self.send(Command::PlayPrompt {
+            id: self.id,
+            name: name.to_string(),
+            pt,
+            alaw,
+        });
+    }
+
+    /// Starts listening to the party as `listen` says (digits; a recording goes by
+    /// [`Handle::record`]).
     pub fn listen(&self, listen: Listen) {
+        let listen = Listen {
+            record: 0,
+            ..listen
+        };
+        self.listen.set(listen);
+        self.recording.set(false);
         self.send(Command::Listen(self.id, listen));
+    }
+
+    /// Records what the party says into the WAV file `path`, at most `max` samples,
+    /// still listening for digits.
+    pub fn record(&self, path: std::path::PathBuf, max: usize) {
+        self.recording.set(true);
+        let listen = Listen {
+            record: max,
+            ..self.listen.get()
+        };
+        self.send(Command::Record {
+            id: self.id,
+            path,
+            listen,
+        });
+    }
+
+    /// Ends the recording: the file is written.
+    pub fn stop_recording(&self) {
+        if self.recording.replace(false) {
+            self.send(Command::StopRecording(self.id, self.listen.get()));
+        }
+    }
+
+    /// Whether a recording is going on.
+    pub fn recording(&self) -> bool {
+        self.recording.get()
     }
 }
 
@@ -255,6 +326,9 @@ impl Drop for Handle {
 pub struct Endpoints {
     relay: Relay,
     open: HashMap<EndpointId, Endpoint>,
+    prompts: Prompts,
+    /// Where each recording going on is written.
+    recordings: HashMap<EndpointId, PathBuf>,
     /// When the last binding ran out of ports: tried again once one is closed or a
     /// little later (a closed pair is freed by its relay thread, a moment after).
     exhausted: Option<std::time::Instant>,
@@ -265,8 +339,47 @@ impl Endpoints {
         Endpoints {
             relay,
             open: HashMap::new(),
+            prompts: Prompts::default(),
+            recordings: HashMap::new(),
             exhausted: None,
         }
+    }
+
+    /// Plays prompts from the set in folder `dir`.
+    pub fn with_prompts(mut self, dir: Option<PathBuf>) -> Endpoints {
+        self.prompts = Prompts::new(dir);
+        self
+    }
+
+    /// Ends the recording of endpoint `id`, if any: the file is written on a thread of
+    /// its own (the card may be slow), then [`crate::Event::Recorded`].
+    fn finish_recording(&mut self, id: EndpointId, ep: &Endpoint, listen: Option<Listen>) {
+        let Some(path) = self.recordings.remove(&id) else {
+            return;
+        };
+        let samples = ep.stop_listening();
+        if let Some(l) = listen {
+            ep.listen(l);
+        }
+        let events = self.relay.events();
+        std::thread::spawn(move || {
+            let n = samples.len();
+            let ok = match write_wav(&path, &samples) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), "recording not saved: {e}");
+                    false
+                }
+            };
+            if let Some(tx) = events {
+                let _ = tx.send(crate::Event::Recorded {
+                    endpoint: id,
+                    path,
+                    samples: n,
+                    ok,
+                });
+            }
+        });
     }
 
     /// Binds up to `n` more port pairs as spares (fewer when the range is used up).
@@ -339,6 +452,31 @@ impl Endpoints {
                     }
                 }
             }
+            Command::PlayPrompt { id, name, pt, alaw } => {
+                if let Some(e) = self.open.get(&id) {
+                    let clip = self.prompts.get(&name).unwrap_or_else(|err| {
+                        tracing::warn!(prompt = name, "not played: {err}");
+                        Clip::from_ulaw(Vec::new())
+                    });
+                    // An empty clip reports its PlayDone at once.
+                    e.play_once(clip, pt, alaw);
+                }
+            }
+            Command::Record { id, path, listen } => {
+                if let Some(e) = self.open.remove(&id) {
+                    // A recording started over saves the one before.
+                    self.finish_recording(id, &e, None);
+                    e.listen(listen);
+                    self.recordings.insert(id, path);
+                    self.open.insert(id, e);
+                }
+            }
+            Command::StopRecording(id, listen) => {
+                if let Some(e) = self.open.remove(&id) {
+                    self.finish_recording(id, &e, Some(listen));
+                    self.open.insert(id, e);
+                }
+            }
             Command::SendDigit { id, ev, ms, pt } => {
                 if let Some(e) = ep(&id) {
                     e.send_digit(ev, ms, pt);
@@ -355,7 +493,9 @@ impl Endpoints {
                 }
             }
             Command::Close(id) => {
-                self.open.remove(&id);
+                if let Some(e) = self.open.remove(&id) {
+                    self.finish_recording(id, &e, None);
+                }
             }
         }
     }
@@ -384,6 +524,17 @@ impl Endpoints {
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
+}
+
+/// Writes a recording as an 8 kHz 16-bit WAV file, whole or not at all (a temporary
+/// file renamed), making its folder if needed.
+fn write_wav(path: &Path, samples: &[i16]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, crate::player::wav_bytes(samples))?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -457,5 +608,103 @@ mod tests {
         assert_eq!(eps.len(), 2, "the freed pair came back as a spare");
         assert_eq!(pool.wanted(), 2);
         assert!(pool.take().is_ok());
+    }
+
+    #[test]
+    fn prompts_are_played_by_name_and_recordings_written_on_stop_or_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = dir.path().join("en");
+        std::fs::create_dir(&set).unwrap();
+        std::fs::write(set.join("beep.ulaw"), [0x10u8; 480]).unwrap();
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31710, 31719);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        relay.set_events(tx);
+        let mut eps = Endpoints::new(relay).with_prompts(Some(set));
+        let mut pool = Pool::new(2);
+        eps.serve(&mut pool);
+        let a = pool.take().unwrap();
+        let party = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        party
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        a.set_remote(Some(party.local_addr().unwrap()), false);
+        a.play_prompt("beep", 0, false);
+        assert!(a.playing());
+        eps.serve(&mut pool);
+        let mut buf = [0u8; 512];
+        let mut got = 0;
+        while got < 480 {
+            let (n, _) = party.recv_from(&mut buf).unwrap();
+            assert!(buf[12..n].iter().all(|b| *b == 0x10));
+            got += n - 12;
+        }
+        let next = |events: &mut tokio::sync::mpsc::UnboundedReceiver<crate::Event>| {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            loop {
+                if let Ok(e) = events.try_recv() {
+                    return e;
+                }
+                assert!(std::time::Instant::now() < end, "no event");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        assert_eq!(
+            next(&mut events),
+            crate::Event::PlayDone { endpoint: a.id() }
+        );
+        // A missing prompt is done at once.
+        a.play_prompt("vm-nothing", 0, false);
+        eps.serve(&mut pool);
+        assert_eq!(
+            next(&mut events),
+            crate::Event::PlayDone { endpoint: a.id() }
+        );
+
+        // Recording: what the party sends goes into the file when it stops.
+        let to = ("127.0.0.1", a.port);
+        let rtp = |seq: u8| {
+            let mut p = vec![0x80, 0, 0, seq, 0, 0, 0, seq, 1, 2, 3, 4];
+            p.extend_from_slice(&[0x00; 160]);
+            p
+        };
+        let msg = dir.path().join("box/101/1.wav");
+        a.record(msg.clone(), 8000);
+        assert!(a.recording());
+        eps.serve(&mut pool);
+        for i in 0..5 {
+            party.send_to(&rtp(i), to).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        a.stop_recording();
+        a.stop_recording(); // once is enough
+        eps.serve(&mut pool);
+        match next(&mut events) {
+            crate::Event::Recorded {
+                path, samples, ok, ..
+            } => {
+                assert_eq!((path, samples, ok), (msg.clone(), 800, true));
+            }
+            e => panic!("{e:?}"),
+        }
+        let clip = Clip::load(&msg).unwrap();
+        assert_eq!(clip.len(), 800);
+        assert!(!dir.path().join("box/101/1.part").exists());
+        // A recording the caller hangs up on is written when the endpoint closes.
+        let msg2 = dir.path().join("box/101/2.wav");
+        a.record(msg2.clone(), 8000);
+        eps.serve(&mut pool);
+        party.send_to(&rtp(9), to).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(a);
+        eps.serve(&mut pool);
+        assert!(matches!(
+            next(&mut events),
+            crate::Event::Recorded {
+                samples: 160,
+                ok: true,
+                ..
+            }
+        ));
+        assert_eq!(Clip::load(&msg2).unwrap().len(), 160);
     }
 }

@@ -13,6 +13,7 @@ pub mod control;
 pub mod dtmf;
 pub mod g711;
 pub mod player;
+pub mod prompts;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;

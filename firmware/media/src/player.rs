@@ -26,6 +26,10 @@ pub enum ClipError {
     Io(#[from] std::io::Error),
     #[error("not a WAV file the box can play: {0}")]
     Format(&'static str),
+    #[error("no prompt {0:?} in the prompt set")]
+    Missing(String),
+    #[error("{0:?} is not a prompt name")]
+    BadName(String),
 }
 
 impl Clip {

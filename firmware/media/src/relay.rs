@@ -92,6 +92,14 @@ pub enum Event {
     },
     /// A clip played once, or a digit sent, has ended.
     PlayDone { endpoint: u64 },
+    /// A recording was written to `path` (`samples` at 8 kHz), or could not be (`ok`
+    /// false; the driver says why in its log).
+    Recorded {
+        endpoint: u64,
+        path: std::path::PathBuf,
+        samples: usize,
+        ok: bool,
+    },
 }
 
 /// Where endpoints' events go.
@@ -765,6 +773,11 @@ impl Relay {
     /// Where every endpoint's [`Event`]s go (set once; later calls are ignored).
     pub fn set_events(&self, sink: EventSink) {
         let _ = self.events.set(sink);
+    }
+
+    /// Where events go, once set (the driver reports recordings there too).
+    pub fn events(&self) -> Option<EventSink> {
+        self.events.get().cloned()
     }
 
     fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {

@@ -54,6 +54,8 @@ impl Pbx {
             .map(|c| (c.pt, c.name.eq_ignore_ascii_case("PCMA")))
             .unwrap_or((0, false));
         let events_pt = answer.dtmf().map(|d| d.pt);
+        // A fallback to an application: early media from a leg that rang is cut.
+        call.a_ep.disconnect();
         call.a_ep.listen(media::Listen {
             events_pt,
             inband: events_pt.is_none(),
@@ -73,6 +75,7 @@ impl Pbx {
 
     /// Gives the application of call `id` an event and carries out its actions.
     pub(crate) fn app_event(&mut self, now: Instant, id: u64, event: AppEvent) {
+        let unix = self.unix(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -80,6 +83,8 @@ impl Pbx {
             return;
         };
         let mut cx = Context::new(now, &call.caller_ext);
+        cx.call = id;
+        cx.unix = unix;
         app.handle(event, &mut cx);
         if let Some(a) = call.app.as_mut() {
             a.app = Some(app);
@@ -94,6 +99,12 @@ impl Pbx {
             let (pt, alaw) = leg.codec;
             match action {
                 Action::PlayOnce(clip) => call.a_ep.play_once(clip, pt, alaw),
+                Action::PlayPrompt(name) => call.a_ep.play_prompt(&name, pt, alaw),
+                Action::Record { path, max } => {
+                    let samples = (max.as_millis() as usize).saturating_mul(8);
+                    call.a_ep.record(path, samples);
+                }
+                Action::StopRecording => call.a_ep.stop_recording(),
                 Action::Echo => {
                     let same = media::PtMap::default();
                     call.a_ep.connect(&call.a_ep, same, same);
@@ -119,6 +130,13 @@ impl Pbx {
             media::Event::Dtmf {
                 endpoint, digit, ..
             } => (endpoint, AppEvent::Dtmf(digit)),
+            media::Event::Recorded {
+                path, samples, ok, ..
+            } => {
+                // Nothing waits for it yet (message-waiting lamps will).
+                tracing::info!(file = %path.display(), seconds = samples / 8000, ok, "recording written");
+                return;
+            }
             media::Event::PlayDone { endpoint } => {
                 // A digit sent or a clip played once has ended: in-band digits by INFO
                 // may follow.

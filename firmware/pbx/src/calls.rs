@@ -1162,7 +1162,9 @@ impl Pbx {
                     return;
                 }
                 leg.got_provisional = true;
-                let answered_elsewhere = call.answered.is_some_and(|i| i != idx);
+                // An application (voicemail after no answer) took the call meanwhile.
+                let answered_elsewhere =
+                    call.answered.is_some_and(|i| i != idx) || call.app.is_some();
                 if call.answered == Some(idx) {
                     // A retransmitted 2xx: ACK it again.
                     let d = clone_dialog(&call.legs[idx].dialog);
@@ -1275,7 +1277,7 @@ impl Pbx {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        if call.answered.is_some() || call.finished {
+        if call.answered.is_some() || call.app.is_some() || call.finished {
             return;
         }
         let step = &call.legs[call.plan.step_first.min(call.legs.len())..];

@@ -85,6 +85,8 @@ pub struct Settings {
     /// First wait before a failed registration to a provider or link is tried again;
     /// it doubles up to 30 minutes.
     pub register_retry: Duration,
+    /// Where voicemail boxes are (a folder per extension; the driver writes them).
+    pub voicemail_dir: std::path::PathBuf,
 }
 
 /// The music a held party hears when no collection is installed: a soft two-tone
@@ -109,6 +111,7 @@ impl Default for Settings {
             timers: Timers::default(),
             register_retry: Duration::from_secs(30),
             music_on_hold: default_music(),
+            voicemail_dir: "voicemail".into(),
         }
     }
 }

@@ -12,7 +12,7 @@
 use crate::calls::LegState;
 use crate::route::Caller;
 use crate::Pbx;
-use config::{CallOrigin, Destination, ForwardCause, RingStrategy, HANG_UP};
+use config::{CallOrigin, Destination, ForwardCause, RingStrategy, HANG_UP, VOICEMAIL};
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub(crate) struct Plan {
     pub hops: u8,
     /// When the current step gives way to the next.
     pub step_deadline: Option<Instant>,
+    /// The extension whose plan this is, with a voicemail box (its rules' `voicemail`).
+    pub mailbox: Option<String>,
 }
 
 /// Where a plan (or a transfer's target) goes when nobody takes the call, by cause.
@@ -113,6 +115,7 @@ impl Pbx {
                     if plan.fallbacks.no_answer.is_some() {
                         plan.time = Duration::from_secs(e.no_answer_seconds.into());
                     }
+                    plan.mailbox = e.voicemail.then(|| e.number.clone());
                     plan.groups = [e.permission_group.clone()]
                         .into_iter()
                         .filter(|g| !g.is_empty())
@@ -289,6 +292,7 @@ impl Pbx {
         };
         let hops = p.hops;
         let carried = p.groups.clone();
+        let mailbox = p.mailbox.clone();
         // Whatever still rings of this plan stops.
         let ringing: Vec<usize> = (p.plan_first..call.legs.len()).collect();
         for i in ringing {
@@ -299,6 +303,17 @@ impl Pbx {
                 tracing::info!(call = id, ?cause, "hung up by a forwarding rule");
                 self.fail_call(now, id, status, &why);
             }
+            Some(to) if to == VOICEMAIL => match mailbox {
+                Some(ext) => {
+                    tracing::info!(call = id, ?cause, mailbox = ext, "to voicemail");
+                    let dir = self.settings.voicemail_dir.join(&ext);
+                    if let Some(c) = self.calls.get_mut(&id) {
+                        c.plan.next.clear();
+                    }
+                    self.start_app(now, id, Box::new(crate::app::LeaveMessage::new(dir)));
+                }
+                None => self.fail_call(now, id, status, &why),
+            },
             Some(_) if hops >= MAX_HOPS => self.fail_call(now, id, 482, "forwarding loop"),
             Some(to) => {
                 tracing::info!(call = id, ?cause, to, "falls back");

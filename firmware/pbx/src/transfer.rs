@@ -306,7 +306,9 @@ impl Pbx {
             }
             let codes: Vec<u16> = errs.iter().map(|e| e.0).collect();
             match plan.fallbacks.for_cause(crate::plan::cause_of(&codes)) {
-                Some(to) if to != config::HANG_UP => {
+                // Voicemail after a transfer is not offered yet: the transfer fails as
+                // with no rule.
+                Some(to) if to != config::HANG_UP && to != config::VOICEMAIL => {
                     number = to;
                     hop += 1;
                 }
@@ -459,7 +461,9 @@ impl Pbx {
         } else {
             crate::plan::cause_of(&statuses)
         });
-        if let Some(to) = next.filter(|to| to != config::HANG_UP && f.hops < MAX_TRANSFER_HOPS) {
+        if let Some(to) = next.filter(|to| {
+            to != config::HANG_UP && to != config::VOICEMAIL && f.hops < MAX_TRANSFER_HOPS
+        }) {
             match self.transfer_route(
                 now,
                 id,

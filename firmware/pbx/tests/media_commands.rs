@@ -7,6 +7,7 @@ use common::*;
 use media::{Command, SideConfig};
 use pbx::Settings;
 use sip::auth::Algorithm;
+use std::time::Duration;
 
 /// The commands since the last look, as short text: `Take 1`, `Connect 1 2`, ...
 fn commands(rig: &mut Rig) -> Vec<String> {
@@ -21,6 +22,11 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Disconnect(id) => format!("Disconnect {id}"),
             Command::Play { id, looped, .. } => format!("Play {id} looped={looped}"),
             Command::SendDigit { id, ev, .. } => format!("SendDigit {id} {ev}"),
+            Command::PlayPrompt { id, name, .. } => format!("PlayPrompt {id} {name}"),
+            Command::Record { id, path, listen } => {
+                format!("Record {id} {} {}", path.display(), listen.record)
+            }
+            Command::StopRecording(id, _) => format!("StopRecording {id}"),
             Command::Stop(id) => format!("Stop {id}"),
             Command::Listen(id, _) => format!("Listen {id}"),
             Command::Close(id) => format!("Close {id}"),
@@ -129,4 +135,101 @@ fn a_call_with_no_spare_endpoint_is_refused_with_503() {
     assert!(rig.take(B).is_empty(), "102 is not rung without media");
     assert!(rig.pbx.calls(rig.now).is_empty());
     assert!(commands(&mut rig).is_empty());
+}
+
+/// 102 does not answer and its rule sends the caller to voicemail: the caller is
+/// answered by the box, hears the greeting and the beep, is recorded into 102's box
+/// until `#`, hears that the message is saved and goodbye, and is hung up.
+#[test]
+fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
+    let mut cfg = config();
+    let e = cfg
+        .extensions
+        .iter_mut()
+        .find(|e| e.number == "102")
+        .unwrap();
+    e.no_answer_seconds = 5;
+    e.forwarding.push(config::ForwardRule {
+        cause: config::ForwardCause::NoAnswer,
+        origin: config::CallOrigin::Any,
+        to: config::VOICEMAIL.into(),
+    });
+    let settings = Settings {
+        voicemail_dir: "/data/voicemail".into(),
+        ..Settings::default()
+    };
+    let mut rig = Rig::without_sockets_with(settings, cfg, 100);
+    let inv = start_call(&mut rig);
+    rig.send(B, &answer(&inv, "180 Ringing", "callee", ""));
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 180"));
+    commands(&mut rig);
+    rig.advance(Duration::from_secs(5));
+    // 102 stops ringing; the box answers the caller itself.
+    let cancel = rig.take(B);
+    assert!(
+        cancel.iter().any(|m| m.starts_with("CANCEL ")),
+        "{cancel:?}"
+    );
+    let ok = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    assert_eq!(header(&ok, "CSeq"), Some("2 INVITE"));
+    assert!(
+        header(&ok, "Content-Type") == Some("application/sdp"),
+        "{ok}"
+    );
+    assert_eq!(
+        m_port(&ok),
+        40000 + 2 * 64,
+        "the caller's own endpoint answers"
+    );
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &in_dialog("ACK", 2, &tag, "z9hG4bKack2", ""));
+    let got = commands(&mut rig);
+    assert!(got.contains(&"Disconnect 64".to_string()), "{got:?}");
+    assert!(got.contains(&"Listen 64".to_string()), "{got:?}");
+    assert_eq!(got.last().unwrap(), "PlayPrompt 64 vm-intro", "{got:?}");
+    let done = |rig: &mut Rig| {
+        rig.pbx
+            .handle_media_event(rig.now, media::Event::PlayDone { endpoint: 64 });
+        rig.drain();
+        commands(rig)
+    };
+    assert_eq!(done(&mut rig), ["PlayPrompt 64 beep"]);
+    let rec = done(&mut rig);
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert!(
+        rec[0].starts_with("Record 64 /data/voicemail/102/")
+            && rec[0].ends_with("-1-101.wav 1440000"),
+        "{rec:?}"
+    );
+    // The caller talks, then presses # (RFC 4733, seen by its endpoint).
+    rig.advance(Duration::from_secs(20));
+    assert!(rig.take(A).is_empty(), "three minutes to talk");
+    rig.pbx.handle_media_event(
+        rig.now,
+        media::Event::Dtmf {
+            endpoint: 64,
+            digit: '#',
+            inband: false,
+        },
+    );
+    rig.drain();
+    assert_eq!(
+        commands(&mut rig),
+        ["StopRecording 64", "PlayPrompt 64 vm-msgsaved"]
+    );
+    assert_eq!(done(&mut rig), ["PlayPrompt 64 vm-goodbye"]);
+    let last = done(&mut rig);
+    assert!(last.contains(&"Close 64".to_string()), "{last:?}");
+    let bye = rig.take(A).pop().unwrap();
+    assert!(bye.starts_with("BYE sip:101@"), "{bye}");
+    assert_eq!(header(&bye, "Call-ID"), Some("call-1"));
+    assert!(header(&bye, "From")
+        .unwrap()
+        .contains(&format!("tag={tag}")));
+    let rec = rig.pbx.poll_record().expect("a history record");
+    assert_eq!(rec.answered_by, "voicemail");
 }

@@ -49,6 +49,10 @@ struct Args {
     /// held party; without one a soft chime is played.
     #[arg(long, default_value = "/usr/share/asterisk/moh")]
     music_on_hold: PathBuf,
+    /// System prompts: the prompt set (a folder of named WAV files, one folder a
+    /// language) that voicemail plays.
+    #[arg(long, default_value = "/usr/share/asterisk/sounds/en")]
+    prompts: PathBuf,
     /// HTTPS address of the web admin (/admin), user portal (/) and API (/api/v1).
     #[arg(long, default_value = "0.0.0.0:4021")]
     web: SocketAddr,
@@ -288,7 +292,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let (media_tx, mut media_rx) = tokio::sync::mpsc::unbounded_channel();
     relay.set_events(media_tx);
     // The relay's endpoints: spares bound for the core, its commands carried out.
-    let mut endpoints = media::Endpoints::new(relay);
+    if !args.prompts.join("vm-intro.wav").is_file() {
+        tracing::warn!(folder = %args.prompts.display(), "no system prompts there: voicemail callers hear only the recording's silence");
+    }
+    let mut endpoints = media::Endpoints::new(relay).with_prompts(Some(args.prompts.clone()));
     let mut digest = Vec::new();
     for d in &args.digest {
         digest.push(match d.to_ascii_lowercase().as_str() {
@@ -304,6 +311,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         ban_after: args.ban_after,
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         music_on_hold: music_on_hold(&args.music_on_hold),
+        voicemail_dir: args.data_dir.join("voicemail"),
         ..Settings::default()
     };
     let seed: u64 = rand::random();

@@ -347,11 +347,12 @@ fn base() -> Value {
         "forward": {"type": "string", "description": "forward every call to this number; empty = ring here"},
         "permission_group": {"type": "string", "description": "call permission group; empty = every number"},
         "call_waiting": {"type": "boolean", "description": "a phone in a call rings for a second one (default true)"},
+        "voicemail": {"type": "boolean", "description": "the extension has a voicemail box that forwarding rules may send callers to (default true)"},
         "forwarding": {"type": "array", "maxItems": 12, "items": {"type": "object", "additionalProperties": false,
             "required": ["cause", "to"], "properties": {
                 "cause": {"type": "string", "enum": ["busy", "no_answer", "unavailable"]},
                 "origin": {"type": "string", "enum": ["any", "internal", "external", "transfer"]},
-                "to": {"type": "string", "description": "a number, or hangup"}}}},
+                "to": {"type": "string", "description": "a number, voicemail (the extension's own box) or hangup"}}}},
         "no_answer_seconds": {"type": "integer", "minimum": 5, "maximum": 600},
         "pickup_groups": {"type": "array", "maxItems": 16, "items": s("string"), "description": "pickup groups the extension is a member of"},
         "pickup_from": {"type": "array", "maxItems": 16, "items": s("string"), "description": "pickup groups it may pick up calls from"}

@@ -619,6 +619,10 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         "call_waiting".into(),
         json!(field(form, "call_waiting").is_some()),
     );
+    m.insert(
+        "voicemail".into(),
+        json!(field(form, "voicemail").is_some()),
+    );
     let secs = field(form, "no_answer_seconds").unwrap_or("20").trim();
     let secs: u32 = secs
         .parse()
@@ -658,7 +662,7 @@ fn forwarding_rules(form: &[(String, String)]) -> Vec<Value> {
 fn forwarding_grid(e: &config::Extension, id: &str) -> Markup {
     html! {
         fieldset.forwarding {
-            legend { "Forwarding: a number, or hangup; empty = the caller hears why" }
+            legend { "Forwarding: a number, voicemail (the extension's box) or hangup; empty = the caller hears why" }
             table id=(id) {
                 thead { tr { th {} @for (_, o) in FORWARD_ORIGINS { th { (o) } } } }
                 tbody {
@@ -1057,6 +1061,7 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
                         label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
                         label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (a phone in a call rings for a second one)" }
+                        label.check { input type="checkbox" name="voicemail" checked[e.voicemail]; "Voicemail box (forwarding can send callers to it)" }
                         label { "Member of pickup groups (comma separated)" input name="pickup_groups" value=(e.pickup_groups.join(", ")); }
                         label { "May pick up calls from groups (comma separated)" input name="pickup_from" value=(e.pickup_from.join(", ")); }
                         label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }

@@ -890,15 +890,38 @@ async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
     assert_eq!(e.pickup_groups, ["sales", "desk"]);
     let a = post(
         "/admin/extensions/101",
-        format!("csrf={csrf}&enabled=on&no_answer_seconds=12&fw_busy_any=voicemail"),
+        format!("csrf={csrf}&enabled=on&no_answer_seconds=12&fw_busy_any=somewhere"),
     )
     .await;
     assert_eq!(a.status, 400);
     assert!(
-        a.text.contains("must be another number or hangup"),
+        a.text
+            .contains("must be another number, voicemail or hangup"),
         "{}",
         a.text
     );
+    // Voicemail is a target while the extension has a box, and only then.
+    let a = post(
+        "/admin/extensions/101",
+        format!(
+            "csrf={csrf}&enabled=on&voicemail=on&no_answer_seconds=12&fw_no_answer_any=voicemail"
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let e = rig.cfg.snapshot().extension("101").unwrap().clone();
+    assert!(e.voicemail);
+    assert_eq!(
+        e.forward_for(config::ForwardCause::NoAnswer, config::CallOrigin::External),
+        Some("voicemail")
+    );
+    let a = post(
+        "/admin/extensions/101",
+        format!("csrf={csrf}&enabled=on&no_answer_seconds=12&fw_no_answer_any=voicemail"),
+    )
+    .await;
+    assert_eq!(a.status, 400);
+    assert!(a.text.contains("has no voicemail box"), "{}", a.text);
     // Ring groups with a strategy and a fallback.
     let a = post(
         "/admin/routing/ring-groups",

@@ -993,6 +993,12 @@ pub const DEBIAN_MUSIC: &str = "/usr/share/asterisk/moh";
 /// Loudness per 50 ms block (mean absolute sample); `None` for a block that is
 /// nearly silent or mostly the tone `voice` (the other phone's, around the music).
 fn envelope(samples: &[i16], rate: u32, voice: Option<f64>) -> Vec<Option<f64>> {
+    envelope_with(samples, rate, voice, false)
+}
+
+/// [`envelope`]; with `pauses`, quiet blocks count (as their loudness), as speech has
+/// them.
+fn envelope_with(samples: &[i16], rate: u32, voice: Option<f64>, pauses: bool) -> Vec<Option<f64>> {
     samples
         .chunks_exact((rate / 20) as usize)
         .map(|b| {
@@ -1000,9 +1006,27 @@ fn envelope(samples: &[i16], rate: u32, voice: Option<f64>) -> Vec<Option<f64>> 
             let energy: f64 = b.iter().map(|s| (*s as f64).powi(2)).sum();
             let tone =
                 voice.is_some_and(|f| tone_power(b, rate, f) > 0.5 * energy * b.len() as f64 / 2.0);
-            (loud > 100.0 && !tone).then_some(loud)
+            ((loud > 100.0 || pauses) && !tone).then_some(loud)
         })
         .collect()
+}
+
+/// Like [`clip_match`] for speech (a prompt): its pauses count as part of the match,
+/// so the phone's recording must be quiet where the prompt is.
+pub fn speech_match(p: &Phone, wav: &Path, secs: usize, voice: f64) -> f64 {
+    let f = last_recording(p);
+    let (clip, clip_rate) = read_wav(wav);
+    let reference: Vec<f64> = envelope_with(
+        &clip[..(clip_rate as usize * secs).min(clip.len())],
+        clip_rate,
+        None,
+        true,
+    )
+    .into_iter()
+    .map(|b| b.unwrap_or(0.0))
+    .collect();
+    let (heard, rate) = read_wav(&f);
+    best_correlation(&reference, &envelope_with(&heard, rate, Some(voice), true))
 }
 
 /// The best Pearson correlation of `reference` with any stretch of `heard` as long

@@ -313,3 +313,128 @@ fn linphone_picks_up_a_colleagues_call_with_the_group_code() {
 fn baresip_picks_up_one_extension_with_the_directed_code() {
     pickup(Kind::Baresip, "**102");
 }
+
+/// The English prompt set the box plays (Debian's asterisk-core-sounds-en-wav).
+const PROMPTS: &str = "/usr/share/asterisk/sounds/en";
+
+/// The messages in `ext`'s voicemail box, oldest first.
+fn messages(pbx: &Pbxd, ext: &str) -> Vec<std::path::PathBuf> {
+    let dir = pbx.data.path().join("voicemail").join(ext);
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|x| x == "wav"));
+    v.sort();
+    v
+}
+
+/// Nobody answers 102, whose rules send callers to voicemail: a baresip caller hears
+/// the invitation and the beep, speaks, presses `#` and is told the message is saved;
+/// a pjsua2 caller speaks and hangs up. Each message is in 102's box holding the
+/// caller's own tone, and each call is in the history, answered by voicemail.
+#[test]
+fn callers_who_find_nobody_leave_a_voicemail() {
+    let pbx = four_extensions();
+    edit_extension(&pbx, "102", |e| {
+        e["no_answer_seconds"] = json!(5);
+        e["forwarding"] = json!([
+            {"cause": "no_answer", "to": "voicemail"},
+            {"cause": "unavailable", "to": "voicemail"}
+        ]);
+    });
+    let b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    dial(&mut a, &pbx, "102");
+    assert!(b.wait_event("CALL_INCOMING", T).is_some(), "102 rang");
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "voicemail did not answer: {:?}\n{}",
+        a.events(),
+        pbx.log_text()
+    );
+    assert!(
+        b.wait_event("CALL_CLOSED", T).is_some(),
+        "102 stopped ringing"
+    );
+    // The invitation (5.7 s) and the beep, then three seconds of the caller's tone.
+    std::thread::sleep(Duration::from_secs(9));
+    a.command("sndcode", "#");
+    closed_reason(&a);
+    let prompts = std::path::Path::new(PROMPTS);
+    let intro = speech_match(&a, &prompts.join("vm-intro.wav"), 4, 1000.0);
+    let other = speech_match(&a, &prompts.join("demo-congrats.wav"), 4, 1000.0);
+    println!("voicemail caller: vm-intro envelope match {intro:.2} (another prompt {other:.2})");
+    assert!(
+        intro > 0.8 && intro > other + 0.2,
+        "the caller did not hear the invitation: {intro:.2} vs {other:.2}"
+    );
+    assert!(
+        wait_until(T, || messages(&pbx, "102").len() == 1),
+        "no message in 102's box:\n{}",
+        pbx.log_text()
+    );
+    let first = messages(&pbx, "102").remove(0);
+    let name = first.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.ends_with("-101.wav"), "{name}");
+    let (tone, loud) = dominant_tone(&first, &TONES);
+    assert_eq!(tone, 1000.0, "the message holds the caller's tone");
+    assert!(
+        (8000 * 2..8000 * 6).contains(&loud),
+        "about three seconds of the caller: {loud} loud samples"
+    );
+
+    // A pjsua2 caller speaks and hangs up: the message is kept all the same.
+    let mut c = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        false,
+        "PCMU,PCMA",
+    );
+    dial(&mut c, &pbx, "102");
+    assert!(
+        c.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        c.events()
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    c.command("hangup", "");
+    closed_reason(&c);
+    assert!(
+        wait_until(T, || messages(&pbx, "102").len() == 2),
+        "the second message is missing:\n{}",
+        pbx.log_text()
+    );
+    let second = messages(&pbx, "102").remove(1);
+    assert_eq!(dominant_tone(&second, &TONES).0, 1400.0);
+
+    let h = pbx.admin_session("Adm1n-Voicemail!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let rows = pbx
+        .https("GET", "/api/v1/history?number=102", None, &h)
+        .json();
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let by_vm: Vec<_> = rows
+        .iter()
+        .filter(|r| r["answered_by"] == "voicemail" && r["called"] == "102")
+        .collect();
+    assert_eq!(by_vm.len(), 2, "{rows:?}");
+}

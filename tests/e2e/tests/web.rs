@@ -417,7 +417,7 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
         &[("ADMIN_PW", admin_pw), ("USER_PW", user_pw)],
     );
     // What the user set in the portal is 101's configuration (and the refused change
-    // left nothing behind).
+    // left nothing behind): busy calls to 103, unanswered ones to the voicemail box.
     let u = pbx.login("winston", user_pw);
     let uh: Vec<&str> = u.iter().map(String::as_str).collect();
     let me = pbx.https("GET", "/api/v1/me", None, &uh).json();
@@ -426,7 +426,10 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
     assert_eq!(e["no_answer_seconds"], 12, "{me}");
     assert_eq!(
         e["forwarding"],
-        serde_json::json!([{"cause": "busy", "origin": "any", "to": "103"}]),
+        serde_json::json!([
+            {"cause": "busy", "origin": "any", "to": "103"},
+            {"cause": "no_answer", "origin": "any", "to": "voicemail"}
+        ]),
         "{me}"
     );
     drop((a, b));

@@ -352,3 +352,45 @@ fn the_root_file_system_has_the_music_on_hold() {
     assert_eq!(tracks, 5, "{listing}");
     assert!(listing.contains("macroform-cold_day.wav"), "{listing}");
 }
+
+/// The root file system carries the English system prompts where pbxd looks for them:
+/// `/usr/share/asterisk/sounds/en` (the alternatives link of Debian's
+/// asterisk-core-sounds-en) leads to the WAV set, voicemail's prompts among them.
+#[test]
+#[ignore = "needs scripts/build-image; scripts/test runs it"]
+fn the_root_file_system_has_the_system_prompts() {
+    let rootfs = image_dir().join("rootfs.ext4");
+    let debugfs = |req: &str| {
+        let out = Command::new("debugfs")
+            .args(["-R", req])
+            .arg(&rootfs)
+            .output()
+            .expect("run debugfs (e2fsprogs)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // en -> /etc/alternatives/asterisk-prompt-en -> .../en_US_f_Allison
+    let link = debugfs("stat /usr/share/asterisk/sounds/en");
+    assert!(
+        link.contains("/etc/alternatives/asterisk-prompt-en"),
+        "{link}"
+    );
+    let alt = debugfs("stat /etc/alternatives/asterisk-prompt-en");
+    assert!(
+        alt.contains("/usr/share/asterisk/sounds/en_US_f_Allison"),
+        "{alt}"
+    );
+    let listing = debugfs("ls -l /usr/share/asterisk/sounds/en_US_f_Allison");
+    for prompt in [
+        "vm-intro.wav",
+        "beep.wav",
+        "vm-msgsaved.wav",
+        "vm-goodbye.wav",
+    ] {
+        assert!(listing.contains(prompt), "{prompt}: {listing}");
+    }
+    assert!(
+        listing.lines().filter(|l| l.ends_with(".wav")).count() > 300,
+        "{listing}"
+    );
+}

@@ -1,16 +1,20 @@
-//! Applications: the box itself answering a call. Today the echo test; voicemail, the
-//! auto attendant, queues and conferences are to come behind the same trait.
+//! Applications: the box itself answering a call. Today the echo test and leaving a
+//! voicemail message; the voicemail menu, the auto attendant, queues and conferences
+//! are to come behind the same trait.
 //!
 //! An application is a sans-IO state machine. The exchange answers the caller, gives
 //! the application what happens on that leg ([`AppEvent`]: started, a keypad digit, a
 //! clip played out, its timer, the caller gone) and carries out what it asks for
-//! ([`Action`]: play, echo, set a timer, hang up) on the caller's media endpoint and
+//! ([`Action`]: play a clip or a prompt, echo, record, set a timer, hang up) on the
+//! caller's media endpoint and
 //! dialog. Applications never see SIP, sockets or the clock; their tests feed events
 //! and read the actions.
 
 mod echo;
+mod voicemail;
 
 pub use echo::EchoTest;
+pub use voicemail::{LeaveMessage, MAX_MESSAGE};
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,17 @@ pub enum AppEvent {
 pub enum Action {
     /// Play a clip once; [`AppEvent::PlayDone`] follows.
     PlayOnce(media::Clip),
+    /// Play a prompt of the box's prompt set once; [`AppEvent::PlayDone`] follows (at
+    /// once when the set has no such prompt).
+    PlayPrompt(String),
+    /// Record what the caller says into the WAV file `path`, at most `max` (written
+    /// when it stops or the caller hangs up).
+    Record {
+        path: std::path::PathBuf,
+        max: Duration,
+    },
+    /// End the recording.
+    StopRecording,
     /// Send the caller's own audio back to it.
     Echo,
     /// Set the application's one timer (a later one replaces it).
@@ -48,6 +63,10 @@ pub struct Context {
     pub now: Instant,
     /// The caller's number (its extension for a phone).
     pub caller: String,
+    /// Wall time, seconds since the Unix epoch (for naming what is recorded).
+    pub unix: u64,
+    /// The call's number in the exchange.
+    pub call: u64,
     actions: Vec<Action>,
 }
 
@@ -56,12 +75,26 @@ impl Context {
         Context {
             now,
             caller: caller.to_string(),
+            unix: 0,
+            call: 0,
             actions: Vec::new(),
         }
     }
 
     pub fn play_once(&mut self, clip: media::Clip) {
         self.actions.push(Action::PlayOnce(clip));
+    }
+
+    pub fn play_prompt(&mut self, name: &str) {
+        self.actions.push(Action::PlayPrompt(name.to_string()));
+    }
+
+    pub fn record(&mut self, path: std::path::PathBuf, max: Duration) {
+        self.actions.push(Action::Record { path, max });
+    }
+
+    pub fn stop_recording(&mut self) {
+        self.actions.push(Action::StopRecording);
     }
 
     pub fn echo(&mut self) {

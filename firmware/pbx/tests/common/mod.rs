@@ -72,10 +72,15 @@ impl Rig {
 
     /// A rig with no media sockets at all: spares are numbers, commands are kept.
     pub fn without_sockets(settings: Settings, spares: u64) -> Rig {
+        Rig::without_sockets_with(settings, config(), spares)
+    }
+
+    /// [`Rig::without_sockets`] with a configuration.
+    pub fn without_sockets_with(settings: Settings, cfg: Config, spares: u64) -> Rig {
         let now = Instant::now();
         let (_tx, media) = tokio::sync::mpsc::unbounded_channel();
         let pbx = Pbx::new(
-            Arc::new(Snapshot::new(1, config())),
+            Arc::new(Snapshot::new(1, cfg)),
             settings,
             42,
             now,
