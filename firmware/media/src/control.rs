@@ -329,8 +329,11 @@ pub struct Endpoints {
     prompts: Prompts,
     /// Where each recording going on is written.
     recordings: HashMap<EndpointId, PathBuf>,
-    /// When the last binding ran out of ports: tried again once one is closed or a
-    /// little later (a closed pair is freed by its relay thread, a moment after).
+    /// Recordings being written.
+    writers: Vec<std::thread::JoinHandle<()>>,
+    /// When the last binding ran out of ports: tried again 50 ms later at the soonest
+    /// (a closed pair is freed by its relay thread a moment after the close, so
+    /// binding again at once would fail the same way).
     exhausted: Option<std::time::Instant>,
 }
 
@@ -341,6 +344,7 @@ impl Endpoints {
             open: HashMap::new(),
             prompts: Prompts::default(),
             recordings: HashMap::new(),
+            writers: Vec::new(),
             exhausted: None,
         }
     }
@@ -349,6 +353,18 @@ impl Endpoints {
     pub fn with_prompts(mut self, dir: Option<PathBuf>) -> Endpoints {
         self.prompts = Prompts::new(dir);
         self
+    }
+
+    /// Reports a recording that was not made.
+    fn report(&self, endpoint: EndpointId, path: PathBuf, samples: usize, ok: bool) {
+        if let Some(tx) = self.relay.events() {
+            let _ = tx.send(crate::Event::Recorded {
+                endpoint,
+                path,
+                samples,
+                ok,
+            });
+        }
     }
 
     /// Ends the recording of endpoint `id`, if any: the file is written on a thread of
@@ -362,10 +378,15 @@ impl Endpoints {
             ep.listen(l);
         }
         let events = self.relay.events();
-        std::thread::spawn(move || {
+        self.writers.retain(|w| !w.is_finished());
+        self.writers.push(std::thread::spawn(move || {
+            let mut path = path;
             let n = samples.len();
             let ok = match write_wav(&path, &samples) {
-                Ok(()) => true,
+                Ok(written) => {
+                    path = written;
+                    true
+                }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), "recording not saved: {e}");
                     false
@@ -379,7 +400,19 @@ impl Endpoints {
                     ok,
                 });
             }
-        });
+        }));
+    }
+
+    /// Before the daemon exits: every endpoint closes, so the recordings going on are
+    /// written, and the writing is waited for.
+    pub fn shutdown(&mut self) {
+        let ids: Vec<EndpointId> = self.open.keys().copied().collect();
+        for id in ids {
+            self.apply(Command::Close(id));
+        }
+        for w in self.writers.drain(..) {
+            let _ = w.join();
+        }
     }
 
     /// Binds up to `n` more port pairs as spares (fewer when the range is used up).
@@ -456,6 +489,8 @@ impl Endpoints {
                 if let Some(e) = self.open.get(&id) {
                     let clip = self.prompts.get(&name).unwrap_or_else(|err| {
                         tracing::warn!(prompt = name, "not played: {err}");
+                        // What played before stops, as a prompt would have replaced it.
+                        e.stop();
                         Clip::from_ulaw(Vec::new())
                     });
                     // An empty clip reports its PlayDone at once.
@@ -466,8 +501,19 @@ impl Endpoints {
                 if let Some(e) = self.open.remove(&id) {
                     // A recording started over saves the one before.
                     self.finish_recording(id, &e, None);
-                    e.listen(listen);
-                    self.recordings.insert(id, path);
+                    if folder_full(&path) {
+                        // The card is not filled by one box: nothing is recorded (the
+                        // digits are still listened for).
+                        tracing::warn!(folder = ?path.parent(), "{MAX_RECORDINGS} recordings there already: not recording");
+                        e.listen(Listen {
+                            record: 0,
+                            ..listen
+                        });
+                        self.report(id, path, 0, false);
+                    } else {
+                        e.listen(listen);
+                        self.recordings.insert(id, path);
+                    }
                     self.open.insert(id, e);
                 }
             }
@@ -488,8 +534,11 @@ impl Endpoints {
                 }
             }
             Command::Listen(id, l) => {
-                if let Some(e) = ep(&id) {
+                if let Some(e) = self.open.remove(&id) {
+                    // Listening anew ends a recording: it is written, not lost.
+                    self.finish_recording(id, &e, None);
                     e.listen(l);
+                    self.open.insert(id, e);
                 }
             }
             Command::Close(id) => {
@@ -526,15 +575,47 @@ impl Endpoints {
     }
 }
 
+/// The most recordings (`.wav` files) one folder takes: a voicemail box that nobody
+/// empties cannot fill the card.
+pub const MAX_RECORDINGS: usize = 200;
+
+/// Whether `path`'s folder already holds [`MAX_RECORDINGS`] recordings.
+fn folder_full(path: &Path) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+            .count()
+            >= MAX_RECORDINGS
+    })
+}
+
 /// Writes a recording as an 8 kHz 16-bit WAV file, whole or not at all (a temporary
-/// file renamed), making its folder if needed.
-fn write_wav(path: &Path, samples: &[i16]) -> io::Result<()> {
+/// file renamed), making its folder if needed; answers the file written (`path`, or
+/// `path` with `-1`, `-2`... when a file of that name is there).
+fn write_wav(path: &Path, samples: &[i16]) -> io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // Never over an earlier recording of the same name (a clock set back at boot).
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let path = (0..100)
+        .map(|n| match n {
+            0 => path.to_path_buf(),
+            n => path.with_file_name(format!("{stem}-{n}.wav")),
+        })
+        .find(|p| !p.exists())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"))?;
     let tmp = path.with_extension("part");
     std::fs::write(&tmp, crate::player::wav_bytes(samples))?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -618,7 +699,7 @@ mod tests {
         std::fs::write(set.join("beep.ulaw"), [0x10u8; 480]).unwrap();
         let relay = Relay::new("127.0.0.1".parse().unwrap(), 31710, 31719);
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        relay.set_events(tx);
+        relay.set_events(tx.clone());
         let mut eps = Endpoints::new(relay).with_prompts(Some(set));
         let mut pool = Pool::new(2);
         eps.serve(&mut pool);
@@ -706,5 +787,45 @@ mod tests {
             }
         ));
         assert_eq!(Clip::load(&msg2).unwrap().len(), 160);
+        // The same name again is written beside it, and shutting down writes what
+        // is being recorded.
+        let c = pool.take().unwrap();
+        c.record(msg2.clone(), 8000);
+        eps.serve(&mut pool);
+        eps.shutdown();
+        match next(&mut events) {
+            crate::Event::Recorded { path, ok: true, .. } => {
+                assert_eq!(path, dir.path().join("box/101/2-1.wav"));
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(Clip::load(&msg2).unwrap().len(), 160, "the first is kept");
+        assert!(eps.is_empty());
+        drop(c);
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31720, 31729);
+        relay.set_events(tx);
+        let mut eps = Endpoints::new(relay);
+        let mut pool = Pool::new(2);
+        eps.serve(&mut pool);
+        // A full box takes no more.
+        let full = dir.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        for i in 0..MAX_RECORDINGS {
+            std::fs::write(full.join(format!("{i}.wav")), b"").unwrap();
+        }
+        let b = pool.take().unwrap();
+        b.record(full.join("new.wav"), 8000);
+        eps.serve(&mut pool);
+        assert!(matches!(
+            next(&mut events),
+            crate::Event::Recorded {
+                samples: 0,
+                ok: false,
+                ..
+            }
+        ));
+        drop(b);
+        eps.serve(&mut pool);
+        assert!(!full.join("new.wav").exists());
     }
 }

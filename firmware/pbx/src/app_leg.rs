@@ -39,12 +39,25 @@ impl Pbx {
         if call.late_offer {
             return self.fail_call(now, id, 488, "an application needs an SDP offer");
         }
-        let Some(answer) = negotiate::answer_local(
-            &call.a_offer,
-            &call.caller_codecs,
-            call.a.local_addr.ip(),
-            call.a_ep.port,
-        ) else {
+        // An answer already sent with early media (a 183 relayed from a leg that rang)
+        // is the one the 200 must repeat (RFC 3261 13.2.1): the application plays and
+        // listens in its codec when that is G.711.
+        let g711 = |a: &media::sdp::Audio| {
+            a.codecs.iter().find(|c| !c.is_dtmf()).is_some_and(|c| {
+                c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
+            })
+        };
+        let answer = match &call.a.sent_sdp {
+            Some(early) if g711(early) => Some(early.clone()),
+            Some(_) => None,
+            None => negotiate::answer_local(
+                &call.a_offer,
+                &call.caller_codecs,
+                call.a.local_addr.ip(),
+                call.a_ep.port,
+            ),
+        };
+        let Some(answer) = answer else {
             return self.fail_call(now, id, 488, "no G.711 codec in the offer");
         };
         let codec = answer

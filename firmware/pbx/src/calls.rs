@@ -679,6 +679,10 @@ impl Pbx {
             let (acct, reg) = match d {
                 Dest::Peer(hops) => {
                     let Ok(ep) = self.media.take() else {
+                        tracing::warn!(
+                            call = id,
+                            "no media endpoint left: a trunk leg is not rung"
+                        );
                         continue;
                     };
                     peer_legs.push(base + legs.len());
@@ -695,6 +699,11 @@ impl Pbx {
                 continue; // rung already (a group and a forward reaching the same phone)
             }
             let Ok(ep) = self.media.take() else {
+                tracing::warn!(
+                    call = id,
+                    account = acct.username,
+                    "no media endpoint left: not rung"
+                );
                 continue;
             };
             let Some(offer) = negotiate::offer(template, &acct.codecs, reg.local.ip(), ep.port)

@@ -150,11 +150,12 @@ enum Owner {
     Fire,
 }
 
-/// What comes back with a client transaction's responses.
 /// Spare media endpoints the driver keeps bound ahead of need: more than one message
-/// can use (a call ringing a large group opens one per member).
+/// can use (a call ringing a large group opens one per member; legs beyond the spares
+/// are not rung, and say so in the log).
 const MEDIA_SPARES: usize = 64;
 
+/// What comes back with a client transaction's responses.
 #[derive(Clone)]
 struct ClientMeta {
     owner: Owner,

@@ -115,7 +115,11 @@ impl Pbx {
                     if plan.fallbacks.no_answer.is_some() {
                         plan.time = Duration::from_secs(e.no_answer_seconds.into());
                     }
-                    plan.mailbox = e.voicemail.then(|| e.number.clone());
+                    // The box is a folder named by the number: digits only.
+                    plan.mailbox = (e.voicemail
+                        && !e.number.is_empty()
+                        && e.number.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| e.number.clone());
                     plan.groups = [e.permission_group.clone()]
                         .into_iter()
                         .filter(|g| !g.is_empty())
@@ -292,7 +296,8 @@ impl Pbx {
         };
         let hops = p.hops;
         let carried = p.groups.clone();
-        let mailbox = p.mailbox.clone();
+        // A caller without an offer cannot be answered by the box yet: it hears why.
+        let mailbox = p.mailbox.clone().filter(|_| !call.late_offer);
         // Whatever still rings of this plan stops.
         let ringing: Vec<usize> = (p.plan_first..call.legs.len()).collect();
         for i in ringing {

@@ -233,3 +233,65 @@ fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
     let rec = rig.pbx.poll_record().expect("a history record");
     assert_eq!(rec.answered_by, "voicemail");
 }
+
+/// Early media from the phone that rang (a 183 with SDP) already gave the caller an
+/// answer: voicemail's 200 repeats it, byte for byte (RFC 3261 13.2.1). A caller
+/// without an offer (late offer) is not sent to voicemail and hears why instead.
+#[test]
+fn voicemail_repeats_an_early_answer_and_skips_late_offers() {
+    let mut cfg = config();
+    let e = cfg
+        .extensions
+        .iter_mut()
+        .find(|e| e.number == "102")
+        .unwrap();
+    e.no_answer_seconds = 5;
+    e.forwarding.push(config::ForwardRule {
+        cause: config::ForwardCause::NoAnswer,
+        origin: config::CallOrigin::Any,
+        to: config::VOICEMAIL.into(),
+    });
+    let mut rig = Rig::without_sockets_with(Settings::default(), cfg.clone(), 100);
+    let inv = start_call(&mut rig);
+    rig.send(
+        B,
+        &answer(
+            &inv,
+            "183 Session Progress",
+            "callee",
+            &SDP.replace("9000", "9002"),
+        ),
+    );
+    let early = rig.take(A).pop().unwrap();
+    assert!(early.starts_with("SIP/2.0 183"), "{early}");
+    rig.advance(Duration::from_secs(5));
+    let ok = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    let body = |m: &str| m.split_once("\r\n\r\n").unwrap().1.to_string();
+    assert_eq!(body(&ok), body(&early));
+
+    let mut rig = Rig::without_sockets_with(Settings::default(), cfg, 100);
+    assert!(do_register(&mut rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    rig.send(A, &invite_with("z9hG4bKlate1", 1, "", ""));
+    let ch = rig.take(A).pop().unwrap();
+    let ch = header(&ch, "Proxy-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Proxy-Authorization",
+        &ch,
+        "101",
+        "Secret-101x",
+        "INVITE",
+        "sip:102@127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(A, &invite_with("z9hG4bKlate2", 2, &auth, ""));
+    assert!(rig.take(B).iter().any(|m| m.starts_with("INVITE ")));
+    rig.advance(Duration::from_secs(5));
+    let got = rig.take(A);
+    let last = got.last().unwrap();
+    assert!(last.starts_with("SIP/2.0 480 "), "{got:?}");
+    assert!(!got.iter().any(|m| m.starts_with("SIP/2.0 200")), "{got:?}");
+}

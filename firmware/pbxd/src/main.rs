@@ -565,6 +565,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    // Messages being recorded are written before the daemon goes.
+    endpoints.shutdown();
     if let Err(e) = state.cfg.store().flush() {
         tracing::warn!("call history: {e}");
     }
