@@ -43,6 +43,22 @@ await run(async (page) => {
   await page.getByText("Forwarding of extension 101 saved.").waitFor();
   assert.equal(await fw.locator("input[name=fw_no_answer_any]").inputValue(), "voicemail");
   await page.screenshot({ path: `${artifacts}/portal-forwarding.png`, fullPage: true });
+
+  // The message in 101's box: listened to in the page (the browser fetches the WAV),
+  // then deleted.
+  const vm = page.locator("#voicemail tbody tr");
+  assert.equal(await vm.count(), 1);
+  assert.match(await vm.first().textContent(), /2023-11-14 22:13:20.*101.*103.*2 s/s);
+  const src = await vm.first().locator("audio").getAttribute("src");
+  const wav = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    return [r.status, r.headers.get("content-type"), (await r.arrayBuffer()).byteLength];
+  }, src);
+  assert.deepEqual(wav, [200, "audio/wav", 44 + 2 * 8000 * 2]);
+  await vm.first().locator("button", { hasText: "Delete" }).click();
+  await page.getByText("Message deleted.").waitFor();
+  assert.equal(await page.locator("#voicemail").count(), 0);
+  await page.getByText("No messages.").waitFor();
   await page.click("form.logout button");
 
   await login(page, "Admin", ADMIN_PW);

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use media::{Command, SideConfig};
 use pbx::Settings;
-use sip::auth::Algorithm;
 use std::time::Duration;
 
 /// The commands since the last look, as short text: `Take 1`, `Connect 1 2`, ...
@@ -108,20 +107,7 @@ fn a_call_takes_two_endpoints_connects_holds_resumes_and_closes_them() {
 #[test]
 fn a_call_with_no_spare_endpoint_is_refused_with_503() {
     let mut rig = Rig::without_sockets(Settings::default(), 0);
-    assert!(do_register(&mut rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
-    rig.send(A, &invite_with("z9hG4bKinv1", 1, "", SDP));
-    let got = rig.take(A);
-    let ch = header(&got[1], "Proxy-Authenticate").unwrap().to_string();
-    let auth = authorization(
-        "Proxy-Authorization",
-        &ch,
-        "101",
-        "Secret-101x",
-        "INVITE",
-        "sip:102@127.0.0.1",
-        Algorithm::Md5,
-    );
-    rig.send(A, &invite_with("z9hG4bKinv2", 2, &auth, SDP));
+    send_authed_invite(&mut rig, SDP);
     let got = rig.take(A);
     let refusal = got.last().unwrap();
     assert!(refusal.starts_with("SIP/2.0 503 "), "{got:?}");
@@ -137,11 +123,8 @@ fn a_call_with_no_spare_endpoint_is_refused_with_503() {
     assert!(commands(&mut rig).is_empty());
 }
 
-/// 102 does not answer and its rule sends the caller to voicemail: the caller is
-/// answered by the box, hears the greeting and the beep, is recorded into 102's box
-/// until `#`, hears that the message is saved and goodbye, and is hung up.
-#[test]
-fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
+/// The rig's configuration with 102 sending callers to voicemail after 5 s.
+fn voicemail_after_5s() -> config::Config {
     let mut cfg = config();
     let e = cfg
         .extensions
@@ -154,6 +137,15 @@ fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
         origin: config::CallOrigin::Any,
         to: config::VOICEMAIL.into(),
     });
+    cfg
+}
+
+/// 102 does not answer and its rule sends the caller to voicemail: the caller is
+/// answered by the box, hears the greeting and the beep, is recorded into 102's box
+/// until `#`, hears that the message is saved and goodbye, and is hung up.
+#[test]
+fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
+    let cfg = voicemail_after_5s();
     let settings = Settings {
         voicemail_dir: "/data/voicemail".into(),
         ..Settings::default()
@@ -239,18 +231,7 @@ fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
 /// without an offer (late offer) is not sent to voicemail and hears why instead.
 #[test]
 fn voicemail_repeats_an_early_answer_and_skips_late_offers() {
-    let mut cfg = config();
-    let e = cfg
-        .extensions
-        .iter_mut()
-        .find(|e| e.number == "102")
-        .unwrap();
-    e.no_answer_seconds = 5;
-    e.forwarding.push(config::ForwardRule {
-        cause: config::ForwardCause::NoAnswer,
-        origin: config::CallOrigin::Any,
-        to: config::VOICEMAIL.into(),
-    });
+    let cfg = voicemail_after_5s();
     let mut rig = Rig::without_sockets_with(Settings::default(), cfg.clone(), 100);
     let inv = start_call(&mut rig);
     rig.send(
@@ -274,20 +255,7 @@ fn voicemail_repeats_an_early_answer_and_skips_late_offers() {
     assert_eq!(body(&ok), body(&early));
 
     let mut rig = Rig::without_sockets_with(Settings::default(), cfg, 100);
-    assert!(do_register(&mut rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
-    rig.send(A, &invite_with("z9hG4bKlate1", 1, "", ""));
-    let ch = rig.take(A).pop().unwrap();
-    let ch = header(&ch, "Proxy-Authenticate").unwrap().to_string();
-    let auth = authorization(
-        "Proxy-Authorization",
-        &ch,
-        "101",
-        "Secret-101x",
-        "INVITE",
-        "sip:102@127.0.0.1",
-        Algorithm::Md5,
-    );
-    rig.send(A, &invite_with("z9hG4bKlate2", 2, &auth, ""));
+    send_authed_invite(&mut rig, "");
     assert!(rig.take(B).iter().any(|m| m.starts_with("INVITE ")));
     rig.advance(Duration::from_secs(5));
     let got = rig.take(A);

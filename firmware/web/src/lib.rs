@@ -20,6 +20,7 @@ mod routing;
 mod routing_pages;
 pub mod tls;
 mod update;
+mod voicemail;
 
 use bytes::Bytes;
 use serde_json::{json, Value};

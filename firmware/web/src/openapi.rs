@@ -485,6 +485,27 @@ fn base() -> Value {
                 "put": write_op("The portal: ringing rules and own password",
                     Some(json!({"type": "object", "additionalProperties": false, "properties": {"ring_also": str_array, "password": s("string")}})), "204", None)
             },
+            "/me/voicemail": {
+                "get": read_op("The portal: messages in the voicemail boxes of the user's own extensions, newest first",
+                    json!({"type": "array", "items": {"type": "object", "properties": {
+                        "extension": s("string"), "id": s("string"),
+                        "unix": {"type": "integer", "description": "when it was left"},
+                        "caller": s("string"), "seconds": s("integer")}}}))
+            },
+            "/me/voicemail/{number}/{id}": {
+                "parameters": [number_param(),
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9+-]{1,80}$"}}],
+                "get": {
+                    "summary": "One message of an own extension's box, as WAV (8 kHz, 16-bit)",
+                    "security": [{"session": []}],
+                    "responses": {
+                        "200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                        "400": err("not a message id"), "401": err("not logged in"),
+                        "403": err("not the user's extension"), "404": err("no such message")
+                    }
+                },
+                "delete": write_op("Delete one message of an own extension's box", None, "204", None)
+            },
             "/me/extensions/{number}": {
                 "parameters": [number_param()],
                 "put": write_op("The portal: an own extension's voicemail PIN, forwarding and call waiting (fields left out stay)",

@@ -1304,6 +1304,12 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
             .await;
             outcome(r, |()| format!("Forwarding of extension {n} saved."))
         }
+        (true, "/voicemail/delete") => {
+            let n = field(form, "extension").unwrap_or("");
+            let id = field(form, "id").unwrap_or("");
+            let r = crate::voicemail::delete(app, c, n, id);
+            outcome(r, |()| "Message deleted.".into())
+        }
         (true, "/password") => {
             let p = field(form, "password").unwrap_or("");
             if field(form, "confirm") != Some(p) {
@@ -1394,6 +1400,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                         }
                     }
                 }
+                (crate::voicemail::portal_section(app, c))
                 (crate::history::portal_section(app, c))
                 h2 { "Ringing rules" }
                 form.card method="post" action="/ringing" {

@@ -992,13 +992,8 @@ pub const DEBIAN_MUSIC: &str = "/usr/share/asterisk/moh";
 
 /// Loudness per 50 ms block (mean absolute sample); `None` for a block that is
 /// nearly silent or mostly the tone `voice` (the other phone's, around the music).
-fn envelope(samples: &[i16], rate: u32, voice: Option<f64>) -> Vec<Option<f64>> {
-    envelope_with(samples, rate, voice, false)
-}
-
-/// [`envelope`]; with `pauses`, quiet blocks count (as their loudness), as speech has
-/// them.
-fn envelope_with(samples: &[i16], rate: u32, voice: Option<f64>, pauses: bool) -> Vec<Option<f64>> {
+/// With `pauses`, quiet blocks count too (as their loudness), as speech has them.
+fn envelope(samples: &[i16], rate: u32, voice: Option<f64>, pauses: bool) -> Vec<Option<f64>> {
     samples
         .chunks_exact((rate / 20) as usize)
         .map(|b| {
@@ -1014,19 +1009,7 @@ fn envelope_with(samples: &[i16], rate: u32, voice: Option<f64>, pauses: bool) -
 /// Like [`clip_match`] for speech (a prompt): its pauses count as part of the match,
 /// so the phone's recording must be quiet where the prompt is.
 pub fn speech_match(p: &Phone, wav: &Path, secs: usize, voice: f64) -> f64 {
-    let f = last_recording(p);
-    let (clip, clip_rate) = read_wav(wav);
-    let reference: Vec<f64> = envelope_with(
-        &clip[..(clip_rate as usize * secs).min(clip.len())],
-        clip_rate,
-        None,
-        true,
-    )
-    .into_iter()
-    .map(|b| b.unwrap_or(0.0))
-    .collect();
-    let (heard, rate) = read_wav(&f);
-    best_correlation(&reference, &envelope_with(&heard, rate, Some(voice), true))
+    envelope_match(p, wav, secs, voice, true)
 }
 
 /// The best Pearson correlation of `reference` with any stretch of `heard` as long
@@ -1066,18 +1049,24 @@ fn best_correlation(reference: &[f64], heard: &[Option<f64>]) -> f64 {
 /// Music survives G.711 and jitter buffers this way where a waveform comparison
 /// would not.
 pub fn clip_match(p: &Phone, wav: &Path, secs: usize, voice: f64) -> f64 {
+    envelope_match(p, wav, secs, voice, false)
+}
+
+/// [`clip_match`]; with `pauses`, quiet blocks count too ([`speech_match`]).
+fn envelope_match(p: &Phone, wav: &Path, secs: usize, voice: f64, pauses: bool) -> f64 {
     let f = last_recording(p);
     let (clip, clip_rate) = read_wav(wav);
     let reference: Vec<f64> = envelope(
         &clip[..(clip_rate as usize * secs).min(clip.len())],
         clip_rate,
         None,
+        pauses,
     )
     .into_iter()
     .map(|b| b.unwrap_or(0.0))
     .collect();
     let (heard, rate) = read_wav(&f);
-    best_correlation(&reference, &envelope(&heard, rate, Some(voice)))
+    best_correlation(&reference, &envelope(&heard, rate, Some(voice), pauses))
 }
 
 /// Goertzel power of frequency `f` in `samples` (the same measure the box's DTMF code

@@ -437,4 +437,43 @@ fn callers_who_find_nobody_leave_a_voicemail() {
         .filter(|r| r["answered_by"] == "voicemail" && r["called"] == "102")
         .collect();
     assert_eq!(by_vm.len(), 2, "{rows:?}");
+
+    // 102's user lists the two messages in the portal's API, fetches one as WAV and
+    // deletes it; another extension's box and a path are refused.
+    let body = json!({"username": "julia", "password": "Us3r-Voicemail!", "role": "user", "extensions": ["102"]}).to_string();
+    assert_eq!(
+        pbx.https("POST", "/api/v1/users", Some(&body), &h).status,
+        201
+    );
+    let u = pbx.login("julia", "Us3r-Voicemail!");
+    let u: Vec<&str> = u.iter().map(String::as_str).collect();
+    let list = pbx.https("GET", "/api/v1/me/voicemail", None, &u).json();
+    let list = list.as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0]["caller"], "103", "newest first: {list:?}");
+    assert_eq!(list[1]["caller"], "101");
+    assert!(
+        (2..=5).contains(&list[1]["seconds"].as_u64().unwrap()),
+        "{list:?}"
+    );
+    let id = list[1]["id"].as_str().unwrap().to_string();
+    let wav = pbx.https("GET", &format!("/api/v1/me/voicemail/102/{id}"), None, &u);
+    assert_eq!(wav.status, 200);
+    assert_eq!(wav.header("content-type").as_deref(), Some("audio/wav"));
+    assert!(wav.body.starts_with("RIFF"), "a WAV file");
+    for (path, status) in [
+        (format!("/api/v1/me/voicemail/101/{id}"), 403),
+        ("/api/v1/me/voicemail/102/1.wav".to_string(), 400),
+        ("/api/v1/me/voicemail/102/1-2-3".to_string(), 404),
+    ] {
+        assert_eq!(pbx.https("GET", &path, None, &u).status, status, "{path}");
+    }
+    let del = pbx.https(
+        "DELETE",
+        &format!("/api/v1/me/voicemail/102/{id}"),
+        None,
+        &u,
+    );
+    assert_eq!(del.status, 204, "{del:?}");
+    assert_eq!(messages(&pbx, "102"), [second]);
 }

@@ -410,6 +410,10 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
     assert_eq!(del.status, 403, "only administrators clear: {del:?}");
     // The history survives a restart of the daemon.
     let data = pbx.stop();
+    // A message waits in 101's voicemail box (as pbxd writes them).
+    let vm = data.path().join("voicemail/101");
+    std::fs::create_dir_all(&vm).unwrap();
+    write_tone_wav(&vm.join("1700000000-7-103.wav"), 440, 2);
     let pbx = Pbxd::start_in(data, free_port(), &[]);
     browser(
         &pbx,
@@ -431,6 +435,13 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
             {"cause": "no_answer", "origin": "any", "to": "voicemail"}
         ]),
         "{me}"
+    );
+    assert!(
+        std::fs::read_dir(pbx.data.path().join("voicemail/101"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the message deleted in the portal is gone"
     );
     drop((a, b));
 }

@@ -308,6 +308,26 @@ pub fn start_call(rig: &mut Rig) -> String {
 
 /// 101 calls 102 with `sdp` in its INVITE; returns the INVITE B received.
 pub fn start_call_with(rig: &mut Rig, sdp: &str) -> String {
+    send_authed_invite(rig, sdp);
+    assert!(rig.take(A)[0].starts_with("SIP/2.0 100"));
+    let to_b = rig.take(B);
+    assert_eq!(to_b.len(), 1, "{to_b:?}");
+    let inv = to_b[0].clone();
+    assert!(
+        inv.starts_with(&format!("INVITE sip:102@{B} SIP/2.0")),
+        "{inv}"
+    );
+    assert!(
+        inv.contains("c=IN IP4 127.0.0.1") && !inv.contains("m=audio 9000"),
+        "SDP must point at the relay: {inv}"
+    );
+    inv
+}
+
+/// 102 registers at B; 101 sends its INVITE (with `sdp`, none when empty), is
+/// challenged, acknowledges the 407 and sends it again with its credentials. What the
+/// exchange answers to that is left for the caller to take.
+pub fn send_authed_invite(rig: &mut Rig, sdp: &str) {
     assert!(do_register(rig, "102", B, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
     rig.send(A, &invite_with("z9hG4bKinv1", 1, "", sdp));
     let got = rig.take(A);
@@ -325,19 +345,6 @@ pub fn start_call_with(rig: &mut Rig, sdp: &str) -> String {
         Algorithm::Md5,
     );
     rig.send(A, &invite_with("z9hG4bKinv2", 2, &auth, sdp));
-    assert!(rig.take(A)[0].starts_with("SIP/2.0 100"));
-    let to_b = rig.take(B);
-    assert_eq!(to_b.len(), 1, "{to_b:?}");
-    let inv = to_b[0].clone();
-    assert!(
-        inv.starts_with(&format!("INVITE sip:102@{B} SIP/2.0")),
-        "{inv}"
-    );
-    assert!(
-        inv.contains("c=IN IP4 127.0.0.1") && !inv.contains("m=audio 9000"),
-        "SDP must point at the relay: {inv}"
-    );
-    inv
 }
 
 /// `user` (at `from`) calls `to`, answering the 407; returns the final answer it got.
