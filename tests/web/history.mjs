@@ -59,6 +59,27 @@ await run(async (page) => {
   await page.getByText("Message deleted.").waitFor();
   assert.equal(await page.locator("#voicemail").count(), 0);
   await page.getByText("No messages.").waitFor();
+
+  // A greeting for "unavailable" uploaded from the page (one second of 700 Hz at
+  // 16 kHz): the page comes back with it ready to be listened to, stored at 8 kHz.
+  const rate = 16000;
+  const tone = Buffer.alloc(44 + rate * 2);
+  tone.write("RIFF", 0); tone.writeUInt32LE(36 + rate * 2, 4); tone.write("WAVEfmt ", 8);
+  tone.writeUInt32LE(16, 16); tone.writeUInt16LE(1, 20); tone.writeUInt16LE(1, 22);
+  tone.writeUInt32LE(rate, 24); tone.writeUInt32LE(rate * 2, 28); tone.writeUInt16LE(2, 32);
+  tone.writeUInt16LE(16, 34); tone.write("data", 36); tone.writeUInt32LE(rate * 2, 40);
+  for (let i = 0; i < rate; i++) tone.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * 700 * i / rate)), 44 + 2 * i);
+  const greetings = page.locator("form.greetings").first();
+  await greetings.locator("input[name=unavailable]").setInputFiles({ name: "hello.wav", mimeType: "audio/wav", buffer: tone });
+  await greetings.locator("button[type=submit]").click();
+  const g = page.locator("form.greetings audio[src$='/greetings/unavailable']");
+  await g.waitFor();
+  const stored = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    return [r.status, (await r.arrayBuffer()).byteLength];
+  }, await g.getAttribute("src"));
+  assert.deepEqual(stored, [200, 44 + 8000 * 2]);
+  await page.screenshot({ path: `${artifacts}/portal-voicemail.png`, fullPage: true });
   await page.click("form.logout button");
 
   await login(page, "Admin", ADMIN_PW);

@@ -54,6 +54,15 @@ pub enum Command {
         pt: u8,
         alaw: bool,
     },
+    /// Plays the audio file `path` once (a user's greeting), or the prompt `fallback`
+    /// when the file is missing or unplayable, then [`crate::Event::PlayDone`].
+    PlayFile {
+        id: EndpointId,
+        path: PathBuf,
+        fallback: Option<String>,
+        pt: u8,
+        alaw: bool,
+    },
     /// Records what the party says into the WAV file `path`, at most `listen.record`
     /// samples, listening for digits as `listen` says meanwhile. The file is written
     /// when the recording stops or the endpoint closes; [`crate::Event::Recorded`]
@@ -271,6 +280,18 @@ impl Handle {
         self.send(Command::PlayPrompt {
             id: self.id,
             name: name.to_string(),
+            pt,
+            alaw,
+        });
+    }
+
+    /// Plays the file `path` once, or prompt `fallback` when there is no such file.
+    pub fn play_file(&self, path: PathBuf, fallback: Option<&str>, pt: u8, alaw: bool) {
+        self.playing.set(true);
+        self.send(Command::PlayFile {
+            id: self.id,
+            path,
+            fallback: fallback.map(str::to_string),
             pt,
             alaw,
         });
@@ -494,6 +515,34 @@ impl Endpoints {
                         Clip::from_ulaw(Vec::new())
                     });
                     // An empty clip reports its PlayDone at once.
+                    e.play_once(clip, pt, alaw);
+                }
+            }
+            Command::PlayFile {
+                id,
+                path,
+                fallback,
+                pt,
+                alaw,
+            } => {
+                if let Some(e) = self.open.get(&id) {
+                    let clip = match Clip::load(&path) {
+                        Ok(c) => Ok(c),
+                        Err(err) => {
+                            if path.exists() {
+                                tracing::warn!(file = %path.display(), "not played: {err}");
+                            }
+                            match &fallback {
+                                Some(name) => self.prompts.get(name),
+                                None => Err(err),
+                            }
+                        }
+                    };
+                    let clip = clip.unwrap_or_else(|err| {
+                        tracing::warn!(file = %path.display(), "nothing played: {err}");
+                        e.stop();
+                        Clip::from_ulaw(Vec::new())
+                    });
                     e.play_once(clip, pt, alaw);
                 }
             }
@@ -740,6 +789,26 @@ mod tests {
             next(&mut events),
             crate::Event::PlayDone { endpoint: a.id() }
         );
+        // A file plays, and a missing file gives way to its fallback prompt.
+        let greeting = dir.path().join("greeting.wav");
+        std::fs::write(&greeting, crate::player::wav_bytes(&[0; 320])).unwrap();
+        for (path, fallback, len) in [
+            (greeting.clone(), None, 320),
+            (dir.path().join("none.wav"), Some("beep"), 480),
+        ] {
+            a.play_file(path, fallback, 0, false);
+            eps.serve(&mut pool);
+            let mut got = 0;
+            while got < len {
+                let (n, _) = party.recv_from(&mut buf).unwrap();
+                got += n - 12;
+            }
+            assert_eq!(got, len);
+            assert_eq!(
+                next(&mut events),
+                crate::Event::PlayDone { endpoint: a.id() }
+            );
+        }
 
         // Recording: what the party sends goes into the file when it stops.
         let to = ("127.0.0.1", a.port);

@@ -113,6 +113,9 @@ impl Pbx {
             match action {
                 Action::PlayOnce(clip) => call.a_ep.play_once(clip, pt, alaw),
                 Action::PlayPrompt(name) => call.a_ep.play_prompt(&name, pt, alaw),
+                Action::PlayFile { path, fallback } => {
+                    call.a_ep.play_file(path, fallback.as_deref(), pt, alaw)
+                }
                 Action::Record { path, max } => {
                     let samples = (max.as_millis() as usize).saturating_mul(8);
                     call.a_ep.record(path, samples);

@@ -315,7 +315,13 @@ impl Pbx {
                     if let Some(c) = self.calls.get_mut(&id) {
                         c.plan.next.clear();
                     }
-                    self.start_app(now, id, Box::new(crate::app::LeaveMessage::new(dir)));
+                    let greeting = if cause == Some(ForwardCause::Busy) {
+                        crate::app::Greeting::Busy
+                    } else {
+                        crate::app::Greeting::Unavailable
+                    };
+                    let app = crate::app::LeaveMessage::new(dir, greeting);
+                    self.start_app(now, id, Box::new(app));
                 }
                 None => self.fail_call(now, id, status, &why),
             },

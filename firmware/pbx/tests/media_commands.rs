@@ -22,6 +22,13 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Play { id, looped, .. } => format!("Play {id} looped={looped}"),
             Command::SendDigit { id, ev, .. } => format!("SendDigit {id} {ev}"),
             Command::PlayPrompt { id, name, .. } => format!("PlayPrompt {id} {name}"),
+            Command::PlayFile {
+                id, path, fallback, ..
+            } => format!(
+                "PlayFile {id} {} or {}",
+                path.display(),
+                fallback.unwrap_or_default()
+            ),
             Command::Record { id, path, listen } => {
                 format!("Record {id} {} {}", path.display(), listen.record)
             }
@@ -182,7 +189,11 @@ fn no_answer_sends_the_caller_to_voicemail_which_records_until_hash() {
     let got = commands(&mut rig);
     assert!(got.contains(&"Disconnect 64".to_string()), "{got:?}");
     assert!(got.contains(&"Listen 64".to_string()), "{got:?}");
-    assert_eq!(got.last().unwrap(), "PlayPrompt 64 vm-intro", "{got:?}");
+    assert_eq!(
+        got.last().unwrap(),
+        "PlayFile 64 /data/voicemail/102/greeting-unavailable.wav or vm-intro",
+        "the user's greeting, else the invitation: {got:?}"
+    );
     let done = |rig: &mut Rig| {
         rig.pbx
             .handle_media_event(rig.now, media::Event::PlayDone { endpoint: 64 });

@@ -514,6 +514,8 @@ fn body_limit(m: &Method, path: &str) -> usize {
         provisioning::MAX_FIRMWARE
     } else if update::big_body(m, path) {
         update::MAX_BUNDLE
+    } else if voicemail::big_body(m, path) {
+        voicemail::MAX_GREETING_BODY
     } else {
         MAX_BODY
     }

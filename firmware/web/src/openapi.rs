@@ -506,6 +506,29 @@ fn base() -> Value {
                 },
                 "delete": write_op("Delete one message of an own extension's box", None, "204", None)
             },
+            "/me/voicemail/{number}/greetings/{cause}": {
+                "parameters": [number_param(),
+                    {"name": "cause", "in": "path", "required": true, "schema": {"type": "string", "enum": ["busy", "unavailable"]}}],
+                "get": {
+                    "summary": "An own extension's greeting for busy or unavailable, as WAV (8 kHz, 16-bit)",
+                    "security": [{"session": []}],
+                    "responses": {
+                        "200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                        "401": err("not logged in"), "403": err("not the user's extension"), "404": err("no such greeting")
+                    }
+                },
+                "put": {
+                    "summary": "Upload a greeting: a WAV file (PCM 8/16-bit, A-law or µ-law, any rate, half a second to two minutes), stored at 8 kHz",
+                    "security": [{"session": [], "csrf": []}],
+                    "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    "responses": {
+                        "204": {"description": "stored"}, "400": err("too short or too long"),
+                        "401": err("not logged in"), "403": err("missing CSRF token or not the user's extension"),
+                        "404": err("not found"), "422": err("not a WAV file the box can play")
+                    }
+                },
+                "delete": write_op("Remove a greeting (callers hear the box's invitation again)", None, "204", None)
+            },
             "/me/extensions/{number}": {
                 "parameters": [number_param()],
                 "put": write_op("The portal: an own extension's voicemail PIN, forwarding and call waiting (fields left out stay)",

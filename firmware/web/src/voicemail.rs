@@ -1,6 +1,7 @@
 //! A user's voicemail in the portal and the API (Kerio MyPhone, Kalliope's voicemail
 //! box): the messages left in the boxes of the user's own extensions, listened to in
-//! the browser and deleted. Messages are the WAV files pbxd writes under
+//! the browser and deleted; the box's greetings for busy and unavailable, uploaded as
+//! a WAV file (any rate, PCM or G.711; stored at 8 kHz, 16-bit). Messages are the WAV files pbxd writes under
 //! `<data>/voicemail/<extension>/`, named `<unix seconds>-<call>-<caller>.wav` (with
 //! `-1`, `-2`... when a name was taken).
 
@@ -27,6 +28,100 @@ pub(crate) struct Message {
     pub caller: String,
     /// Its length.
     pub seconds: u64,
+}
+
+/// The longest greeting.
+pub(crate) const MAX_GREETING_SECONDS: usize = 120;
+
+/// The largest greeting upload (two minutes of 48 kHz 16-bit stereo fit).
+pub(crate) const MAX_GREETING_BODY: usize = 32 << 20;
+
+/// Whether a request may carry a greeting's body.
+pub(crate) fn big_body(m: &Method, path: &str) -> bool {
+    m == Method::PUT && path.starts_with("/api/v1/me/voicemail/") && path.contains("/greetings/")
+}
+
+/// The greetings a box has, by cause, and their files.
+const GREETINGS: [(&str, &str); 2] = [
+    ("busy", "greeting-busy.wav"),
+    ("unavailable", "greeting-unavailable.wav"),
+];
+
+fn greeting_file(app: &App, c: &Caller, ext: &str, cause: &str) -> Result<PathBuf, ApiError> {
+    if !c.user.extensions.iter().any(|e| e == ext) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "not your extension"));
+    }
+    let (_, file) = GREETINGS
+        .iter()
+        .find(|(k, _)| *k == cause)
+        .ok_or_else(|| ApiError::not_found("greetings are busy and unavailable"))?;
+    Ok(box_dir(&app.settings.data_dir, ext).join(file))
+}
+
+/// A greeting as stored: the upload decoded (WAV of any rate, PCM 8/16-bit, A-law or
+/// µ-law) and written at 8 kHz, 16-bit.
+fn greeting_wav(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let clip = media::Clip::wav(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the greeting: {e}"),
+        )
+    })?;
+    if clip.len() < 8000 / 2 {
+        return Err(ApiError::bad(
+            "body",
+            "the greeting is shorter than half a second",
+        ));
+    }
+    if clip.len() > MAX_GREETING_SECONDS * 8000 {
+        return Err(ApiError::bad(
+            "body",
+            "a greeting is at most two minutes long",
+        ));
+    }
+    let pcm: Vec<i16> = clip
+        .samples()
+        .iter()
+        .map(|b| media::g711::ulaw_to_linear(*b))
+        .collect();
+    Ok(media::player::wav_bytes(&pcm))
+}
+
+/// `/api/v1/me/voicemail/{n}/greetings/{busy|unavailable}`: listen, upload, remove.
+fn greeting_api(
+    app: &App,
+    req: &Req,
+    c: &Caller,
+    ext: &str,
+    cause: &str,
+) -> Result<Response, ApiError> {
+    let path = greeting_file(app, c, ext, cause)?;
+    match req.method {
+        Method::GET => {
+            let bytes = std::fs::read(&path)
+                .map_err(|_| ApiError::not_found(format!("no {cause} greeting")))?;
+            Ok(warp::reply::with_header(bytes, "content-type", "audio/wav").into_response())
+        }
+        Method::PUT => {
+            let wav = greeting_wav(&req.body)?;
+            let io = |e: std::io::Error| {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
+            };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let tmp = path.with_extension("part");
+            std::fs::write(&tmp, wav).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            no_content()
+        }
+        Method::DELETE => {
+            std::fs::remove_file(&path)
+                .map_err(|_| ApiError::not_found(format!("no {cause} greeting")))?;
+            no_content()
+        }
+        _ => Err(ApiError::not_found("no such voicemail resource")),
+    }
 }
 
 /// Whether `id` can name a message: letters, digits, `+` and `-`, never a path.
@@ -121,6 +216,9 @@ pub(crate) fn api(
     c: &Caller,
     rest: &[&str],
 ) -> Result<Response, ApiError> {
+    if let [ext, "greetings", cause] = rest {
+        return greeting_api(app, req, c, ext, cause);
+    }
     match (&req.method, rest) {
         (&Method::GET, []) => ok(serde_json::to_value(own(app, c)).unwrap_or(Value::Null)),
         (&Method::GET, [ext, id]) => {
@@ -143,11 +241,29 @@ pub(crate) fn api(
     }
 }
 
-/// The portal's list of the user's messages, to listen to and delete.
+/// The portal's list of the user's messages, to listen to and delete, and each box's
+/// greetings (uploaded by the script in static/app.js).
 pub(crate) fn portal_section(app: &App, c: &Caller) -> maud::Markup {
     let messages = own(app, c);
     html! {
         h2 { "My voicemail" }
+        @for ext in &c.user.extensions {
+            form.card.greetings data-extension=(ext) data-csrf=(c.session.csrf) {
+                p { "Greetings of extension " (ext) " (WAV; without one, callers hear the box's invitation)" }
+                @for (cause, file) in GREETINGS {
+                    @let has = box_dir(&app.settings.data_dir, ext).join(file).is_file();
+                    label {
+                        (if cause == "busy" { "When busy" } else { "When unavailable" })
+                        input type="file" accept="audio/wav,.wav" name=(cause);
+                    }
+                    @if has {
+                        audio controls preload="none" src={ "/api/v1/me/voicemail/" (ext) "/greetings/" (cause) } {}
+                    }
+                }
+                button type="submit" { "Upload greetings" }
+                output.greeting-state {}
+            }
+        }
         @if messages.is_empty() { p { "No messages." } } @else {
             table #voicemail {
                 thead { tr { th { "Left" } th { "Extension" } th { "From" } th { "Length" } th { "Listen" } th {} } }
@@ -217,6 +333,42 @@ mod tests {
         assert_eq!((got[1].seconds, got[2].seconds), (1, 2));
         assert_eq!(got[2].caller, "101");
         assert!(list(dir.path(), "103").is_empty(), "no box yet");
+    }
+
+    #[test]
+    fn greetings_are_stored_at_8_khz_and_bad_ones_refused() {
+        // One second at 16 kHz, 16-bit mono.
+        let mut wav = Vec::new();
+        let n: u32 = 16_000;
+        wav.extend_from_slice(b"RIFF");
+        wav.extend_from_slice(&(36 + n * 2).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt ");
+        wav.extend_from_slice(&16u32.to_le_bytes());
+        wav.extend_from_slice(&1u16.to_le_bytes());
+        wav.extend_from_slice(&1u16.to_le_bytes());
+        wav.extend_from_slice(&16_000u32.to_le_bytes());
+        wav.extend_from_slice(&32_000u32.to_le_bytes());
+        wav.extend_from_slice(&2u16.to_le_bytes());
+        wav.extend_from_slice(&16u16.to_le_bytes());
+        wav.extend_from_slice(b"data");
+        wav.extend_from_slice(&(n * 2).to_le_bytes());
+        for i in 0..n {
+            let s = (8000.0 * (i as f64 * 700.0 * std::f64::consts::TAU / 16_000.0).sin()) as i16;
+            wav.extend_from_slice(&s.to_le_bytes());
+        }
+        let stored = greeting_wav(&wav).unwrap();
+        assert_eq!(stored.len(), 44 + 8000 * 2, "one second at 8 kHz, 16-bit");
+        assert_eq!(&stored[24..28], &8000u32.to_le_bytes());
+        for (bad, status) in [
+            (b"not a wav".to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+            (media::player::wav_bytes(&[0; 100]), StatusCode::BAD_REQUEST),
+            (
+                media::player::wav_bytes(&vec![0; 8000 * 121]),
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            assert_eq!(greeting_wav(&bad).unwrap_err().status, status);
+        }
     }
 
     #[test]

@@ -60,3 +60,40 @@ document.addEventListener("submit", function (ev) {
     button.disabled = false;
   });
 });
+
+// Portal: the voicemail greetings chosen are sent to the API one by one.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  if (!form.classList.contains("greetings")) return;
+  ev.preventDefault();
+  var state = form.querySelector(".greeting-state");
+  var ext = form.getAttribute("data-extension");
+  var inputs = Array.prototype.filter.call(form.querySelectorAll("input[type=file]"), function (i) {
+    return i.files.length > 0;
+  });
+  if (inputs.length === 0) return;
+  var next = function (k) {
+    if (k === inputs.length) {
+      state.textContent = "Greetings saved.";
+      window.location.reload();
+      return;
+    }
+    fetch("/api/v1/me/voicemail/" + ext + "/greetings/" + inputs[k].name, {
+      method: "PUT",
+      headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
+      body: inputs[k].files[0],
+      credentials: "same-origin"
+    }).then(function (r) {
+      if (r.ok) return next(k + 1);
+      return r.json().then(function (j) {
+        state.setAttribute("data-state", "failed");
+        state.textContent = j.error || "The greeting was refused.";
+      });
+    }).catch(function (e) {
+      state.setAttribute("data-state", "failed");
+      state.textContent = "The upload failed: " + e;
+    });
+  };
+  state.textContent = "Uploading...";
+  next(0);
+});

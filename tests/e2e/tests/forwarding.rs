@@ -476,4 +476,37 @@ fn callers_who_find_nobody_leave_a_voicemail() {
     );
     assert_eq!(del.status, 204, "{del:?}");
     assert_eq!(messages(&pbx, "102"), [second]);
+
+    // The user uploads a greeting for "unavailable" (two seconds of 700 Hz): the next
+    // caller hears it instead of the invitation, then the beep.
+    let upload = pbx.data.path().join("greeting-upload.wav");
+    write_tone_wav(&upload, 700, 2);
+    let at = "/api/v1/me/voicemail/102/greetings/unavailable";
+    let put = pbx.https("PUT", at, Some(&format!("@{}", upload.display())), &u);
+    assert_eq!(put.status, 204, "{put:?}");
+    let bad = pbx.https("PUT", at, Some("not a wav"), &u);
+    assert_eq!(bad.status, 422, "{bad:?}");
+    let got = pbx.https("GET", at, None, &u);
+    assert_eq!(
+        (got.status, got.header("content-type").as_deref()),
+        (200, Some("audio/wav"))
+    );
+    a.clear_events();
+    dial(&mut a, &pbx, "102");
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        a.events()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hangup", "");
+    closed_reason(&a);
+    assert_heard_somewhere(&a, 700.0);
+    let intro = speech_match(&a, &prompts.join("vm-intro.wav"), 4, 1000.0);
+    assert!(
+        intro < 0.8,
+        "the invitation was played over the greeting: {intro:.2}"
+    );
+    assert_eq!(pbx.https("DELETE", at, None, &u).status, 204);
+    assert_eq!(pbx.https("GET", at, None, &u).status, 404);
 }

@@ -14,7 +14,7 @@ mod echo;
 mod voicemail;
 
 pub use echo::EchoTest;
-pub use voicemail::{LeaveMessage, MAX_MESSAGE};
+pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,12 @@ pub enum Action {
     /// Play a prompt of the box's prompt set once; [`AppEvent::PlayDone`] follows (at
     /// once when the set has no such prompt).
     PlayPrompt(String),
+    /// Play an audio file once (a user's greeting), or the prompt `fallback` when there
+    /// is none; [`AppEvent::PlayDone`] follows.
+    PlayFile {
+        path: std::path::PathBuf,
+        fallback: Option<String>,
+    },
     /// Record what the caller says into the WAV file `path`, at most `max` (written
     /// when it stops or the caller hangs up).
     Record {
@@ -87,6 +93,13 @@ impl Context {
 
     pub fn play_prompt(&mut self, name: &str) {
         self.actions.push(Action::PlayPrompt(name.to_string()));
+    }
+
+    pub fn play_file(&mut self, path: std::path::PathBuf, fallback: Option<&str>) {
+        self.actions.push(Action::PlayFile {
+            path,
+            fallback: fallback.map(str::to_string),
+        });
     }
 
     pub fn record(&mut self, path: std::path::PathBuf, max: Duration) {

@@ -4,9 +4,10 @@
 //! presses `#` (then hears that the message is saved), hangs up, or the longest message
 //! is reached.
 //!
-//! The prompts are the box's prompt set (`vm-intro`: "Please leave your message after
-//! the tone. When done, hang up, or press the pound key."; `beep`; `vm-msgsaved`;
-//! `vm-goodbye`). A message is a WAV file in the box's folder named
+//! The greeting is the user's own for the cause (`greeting-busy.wav` or
+//! `greeting-unavailable.wav` in the box's folder, uploaded in the portal), else the
+//! prompt `vm-intro` ("Please leave your message after the tone. When done, hang up, or
+//! press the pound key."); then the prompts `beep`, `vm-msgsaved` and `vm-goodbye`. A message is a WAV file in the box's folder named
 //! `<unix seconds>-<call>-<caller>.wav`.
 
 use super::{AppEvent, Application, Context};
@@ -29,19 +30,40 @@ enum Step {
     Goodbye,
 }
 
+/// The greeting a box plays: the user's own for the cause, when uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    /// The extension was busy.
+    Busy,
+    /// Nobody answered, or no phone could be reached.
+    Unavailable,
+}
+
+impl Greeting {
+    /// The greeting's file in the box's folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Greeting::Busy => "greeting-busy.wav",
+            Greeting::Unavailable => "greeting-unavailable.wav",
+        }
+    }
+}
+
 /// A caller leaving a message in one box.
 #[derive(Debug)]
 pub struct LeaveMessage {
     /// The box's folder.
     dir: PathBuf,
+    greeting: Greeting,
     step: Step,
 }
 
 impl LeaveMessage {
-    /// A message for the box in folder `dir`.
-    pub fn new(dir: PathBuf) -> LeaveMessage {
+    /// A message for the box in folder `dir`, greeted for `greeting`.
+    pub fn new(dir: PathBuf, greeting: Greeting) -> LeaveMessage {
         LeaveMessage {
             dir,
+            greeting,
             step: Step::Greeting,
         }
     }
@@ -80,7 +102,8 @@ impl Application for LeaveMessage {
     fn handle(&mut self, event: AppEvent, cx: &mut Context) {
         match (self.step, event) {
             (Step::Greeting, AppEvent::Started) => {
-                cx.play_prompt("vm-intro");
+                // The user's greeting for the cause, else the box's invitation.
+                cx.play_file(self.dir.join(self.greeting.file_name()), Some("vm-intro"));
                 cx.timer(GREETING_LIMIT);
             }
             (Step::Greeting, AppEvent::PlayDone) => {
@@ -118,6 +141,13 @@ mod tests {
             .into_iter()
             .map(|a| match a {
                 Action::PlayPrompt(p) => format!("prompt {p}"),
+                Action::PlayFile { path, fallback } => {
+                    format!(
+                        "file {} or {}",
+                        path.display(),
+                        fallback.unwrap_or_default()
+                    )
+                }
                 Action::Record { path, max } => {
                     format!("record {} {}", path.display(), max.as_secs())
                 }
@@ -131,10 +161,13 @@ mod tests {
 
     #[test]
     fn greeting_beep_record_until_hash_then_saved_and_goodbye() {
-        let mut app = LeaveMessage::new("/data/voicemail/102".into());
+        let mut app = LeaveMessage::new("/data/voicemail/102".into(), Greeting::Unavailable);
         assert_eq!(
             run(&mut app, AppEvent::Started),
-            ["prompt vm-intro", "timer 60"]
+            [
+                "file /data/voicemail/102/greeting-unavailable.wav or vm-intro",
+                "timer 60"
+            ]
         );
         // Digits during the greeting change nothing.
         assert!(run(&mut app, AppEvent::Dtmf('#')).is_empty());
@@ -157,8 +190,11 @@ mod tests {
 
     #[test]
     fn the_longest_message_is_saved_and_a_hang_up_needs_nothing() {
-        let mut app = LeaveMessage::new("/v/102".into());
-        run(&mut app, AppEvent::Started);
+        let mut app = LeaveMessage::new("/v/102".into(), Greeting::Busy);
+        assert_eq!(
+            run(&mut app, AppEvent::Started)[0],
+            "file /v/102/greeting-busy.wav or vm-intro"
+        );
         // A prompt set that never reports its greeting done: recording starts anyway.
         assert_eq!(run(&mut app, AppEvent::Timer)[1], "timer 180");
         assert_eq!(
@@ -166,7 +202,7 @@ mod tests {
             ["stop", "prompt vm-msgsaved", "timer 60"]
         );
         assert_eq!(run(&mut app, AppEvent::Timer), ["hang up"]);
-        let mut gone = LeaveMessage::new("/v/102".into());
+        let mut gone = LeaveMessage::new("/v/102".into(), Greeting::Unavailable);
         run(&mut gone, AppEvent::Started);
         run(&mut gone, AppEvent::PlayDone);
         run(&mut gone, AppEvent::PlayDone);
