@@ -635,7 +635,14 @@ fn folder_full(path: &Path) -> bool {
     };
     std::fs::read_dir(dir).is_ok_and(|d| {
         d.filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+            .filter(|e| {
+                // Messages only: a box's greetings do not take a message's place.
+                let p = e.path();
+                p.extension().is_some_and(|x| x == "wav")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("greeting-"))
+            })
             .count()
             >= MAX_RECORDINGS
     })

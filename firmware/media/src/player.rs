@@ -30,6 +30,8 @@ pub enum ClipError {
     Missing(String),
     #[error("{0:?} is not a prompt name")]
     BadName(String),
+    #[error("longer than {0} seconds")]
+    TooLong(usize),
 }
 
 impl Clip {
@@ -74,6 +76,12 @@ impl Clip {
     /// A WAV file: mono or stereo (mixed down), 8 kHz linear 16-bit, A-law or µ-law;
     /// other rates are resampled to 8 kHz by linear interpolation.
     pub fn wav(bytes: &[u8]) -> Result<Clip, ClipError> {
+        Clip::wav_within(bytes, usize::MAX)
+    }
+
+    /// [`Clip::wav`] for a file of at most `cap` samples at 8 kHz, refused (before
+    /// anything is decoded) when it is longer.
+    pub fn wav_within(bytes: &[u8], cap: usize) -> Result<Clip, ClipError> {
         if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
             return Err(ClipError::Format("no RIFF/WAVE header"));
         }
@@ -99,6 +107,11 @@ impl Clip {
             } else if id == b"data" {
                 let (tag, channels, rate, bits) =
                     fmt.ok_or(ClipError::Format("data before fmt"))?;
+                let frame = (channels as u64 * (bits as u64 / 8)).max(1);
+                let samples = (end - body) as u64 / frame * 8000 / (rate as u64).max(1);
+                if samples > cap as u64 {
+                    return Err(ClipError::TooLong(cap / 8000));
+                }
                 return decode(&bytes[body..end], tag, channels, rate, bits);
             }
             pos = body.saturating_add(len + (len & 1));

@@ -145,12 +145,42 @@ fn take_snapshot(
     core: &mut Pbx,
     spans: &mut isdn::Spans,
     dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>,
+    voicemail: &std::path::Path,
 ) {
     let snap = rx.borrow_and_update().clone();
     tracing::info!(revision = snap.revision, "configuration in force");
+    retire_boxes(voicemail, &snap.config, unix_now());
     spans.reconcile(&snap.config);
     core.set_snapshot(spans.for_core(snap));
     resolve(core, dns);
+}
+
+/// Moves the voicemail boxes of extensions that no longer exist aside, to
+/// `<voicemail>/removed/<number>-<unix seconds>`: kept for the administrator, out of
+/// reach of whoever is given the number next (their portal, their callers).
+fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let a_box = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
+        if !a_box || !e.path().is_dir() || cfg.extensions.iter().any(|x| x.number == name) {
+            continue;
+        }
+        let to = dir.join("removed").join(format!("{name}-{unix}"));
+        match std::fs::create_dir_all(dir.join("removed"))
+            .and_then(|()| std::fs::rename(e.path(), &to))
+        {
+            Ok(()) => {
+                tracing::info!(extension = name, to = %to.display(), "voicemail box of a removed extension moved aside")
+            }
+            Err(err) => tracing::warn!(
+                extension = name,
+                "cannot move the box of a removed extension aside: {err}"
+            ),
+        }
+    }
 }
 
 /// Looks up the peers whose host is a DNS name (RFC 3263: NAPTR, SRV, then A/AAAA);
@@ -304,6 +334,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             other => bail!("--digest: unknown algorithm {other:?} (use md5 and/or sha-256)"),
         });
     }
+    let voicemail_dir = args.data_dir.join("voicemail");
+    retire_boxes(&voicemail_dir, &snapshot.config, unix_now());
     let settings = Settings {
         realm: args.realm.clone(),
         ring_timeout: Duration::from_secs(args.ring_timeout),
@@ -311,7 +343,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         ban_after: args.ban_after,
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         music_on_hold: music_on_hold(&args.music_on_hold),
-        voicemail_dir: args.data_dir.join("voicemail"),
+        voicemail_dir: voicemail_dir.clone(),
         ..Settings::default()
     };
     let seed: u64 = rand::random();
@@ -458,7 +490,13 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         // the core handles anything that came after it (a phone registering to a new
         // account, say); the `changed()` branch below covers an idle loop.
         if snapshots.has_changed().unwrap_or(false) {
-            take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx);
+            take_snapshot(
+                &mut snapshots,
+                &mut core,
+                &mut spans,
+                &dns_tx,
+                &voicemail_dir,
+            );
         }
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
         tokio::select! {
@@ -501,7 +539,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
-            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx),
+            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir),
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);
@@ -585,4 +623,29 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     }
     let _ = std::fs::remove_file(&sock_path);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_of_removed_extensions_are_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        for b in ["101", "102", "removed", "notes"] {
+            std::fs::create_dir_all(dir.path().join(b)).unwrap();
+        }
+        std::fs::write(dir.path().join("102/1-2-103.wav"), b"x").unwrap();
+        let mut cfg = config::Config::default();
+        cfg.extensions.push(config::Extension::new("101"));
+        retire_boxes(dir.path(), &cfg, 1_700_000_000);
+        assert!(dir.path().join("101").is_dir(), "an extension's box stays");
+        assert!(!dir.path().join("102").exists());
+        assert!(dir
+            .path()
+            .join("removed/102-1700000000/1-2-103.wav")
+            .is_file());
+        assert!(dir.path().join("notes").is_dir(), "not a box: left alone");
+        retire_boxes(&dir.path().join("nothing"), &cfg, 1);
+    }
 }

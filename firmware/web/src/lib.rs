@@ -572,7 +572,8 @@ pub fn routes(
             // Only the body can be refused before our handler runs: too large or broken.
             let mut r = ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body unreadable or larger than {MAX_BODY} bytes"),
+                "request body unreadable or larger than this request may carry \
+                 (1 MiB; a greeting 32 MiB; firmware more)",
             )
             .into_response();
             add_security_headers(&mut r);

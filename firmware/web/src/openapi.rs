@@ -501,7 +501,8 @@ fn base() -> Value {
                     "responses": {
                         "200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
                         "400": err("not a message id"), "401": err("not logged in"),
-                        "403": err("not the user's extension"), "404": err("no such message")
+                        "403": err("not the user's extension"), "404": err("no such message"),
+                        "503": err("the data partition cannot be read")
                     }
                 },
                 "delete": write_op("Delete one message of an own extension's box", None, "204", None)
@@ -524,7 +525,9 @@ fn base() -> Value {
                     "responses": {
                         "204": {"description": "stored"}, "400": err("too short or too long"),
                         "401": err("not logged in"), "403": err("missing CSRF token or not the user's extension"),
-                        "404": err("not found"), "422": err("not a WAV file the box can play")
+                        "404": err("not found"), "413": err("larger than 32 MiB"),
+                        "422": err("not a WAV file the box can play"),
+                        "507": err("the data partition cannot store it")
                     }
                 },
                 "delete": write_op("Remove a greeting (callers hear the box's invitation again)", None, "204", None)

@@ -61,22 +61,21 @@ fn greeting_file(app: &App, c: &Caller, ext: &str, cause: &str) -> Result<PathBu
 /// A greeting as stored: the upload decoded (WAV of any rate, PCM 8/16-bit, A-law or
 /// µ-law) and written at 8 kHz, 16-bit.
 fn greeting_wav(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let clip = media::Clip::wav(body).map_err(|e| {
-        ApiError::new(
+    // Its length is read from the header before anything is decoded.
+    let cap = MAX_GREETING_SECONDS * 8000;
+    let clip = media::Clip::wav_within(body, cap).map_err(|e| match e {
+        media::player::ClipError::TooLong(_) => {
+            ApiError::bad("body", "a greeting is at most two minutes long")
+        }
+        e => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("the greeting: {e}"),
-        )
+        ),
     })?;
     if clip.len() < 8000 / 2 {
         return Err(ApiError::bad(
             "body",
             "the greeting is shorter than half a second",
-        ));
-    }
-    if clip.len() > MAX_GREETING_SECONDS * 8000 {
-        return Err(ApiError::bad(
-            "body",
-            "a greeting is at most two minutes long",
         ));
     }
     let pcm: Vec<i16> = clip
@@ -191,7 +190,12 @@ fn own_file(app: &App, c: &Caller, ext: &str, id: &str) -> Result<PathBuf, ApiEr
     if !c.user.extensions.iter().any(|e| e == ext) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not your extension"));
     }
-    if !valid_id(id) {
+    // A message's name starts with when it was left (a greeting's does not).
+    let is_message = id
+        .split('-')
+        .next()
+        .is_some_and(|t| t.parse::<u64>().is_ok());
+    if !valid_id(id) || !is_message {
         return Err(ApiError::bad("id", "not a message"));
     }
     let path = box_dir(&app.settings.data_dir, ext).join(format!("{id}.wav"));
@@ -359,6 +363,18 @@ mod tests {
         let stored = greeting_wav(&wav).unwrap();
         assert_eq!(stored.len(), 44 + 8000 * 2, "one second at 8 kHz, 16-bit");
         assert_eq!(&stored[24..28], &8000u32.to_le_bytes());
+        // The length is checked before decoding: 20 minutes of 4 kHz µ-law in 4.8 MB.
+        let mut long = media::player::wav_bytes(&[0; 2]);
+        long[20..22].copy_from_slice(&7u16.to_le_bytes());
+        long[24..28].copy_from_slice(&4000u32.to_le_bytes());
+        long[34..36].copy_from_slice(&8u16.to_le_bytes());
+        long.truncate(40);
+        long.extend_from_slice(&(4000u32 * 1200).to_le_bytes());
+        long.resize(44 + 4000 * 1200, 0xff);
+        assert_eq!(
+            greeting_wav(&long).unwrap_err().error,
+            "a greeting is at most two minutes long"
+        );
         for (bad, status) in [
             (b"not a wav".to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
             (media::player::wav_bytes(&[0; 100]), StatusCode::BAD_REQUEST),

@@ -71,7 +71,12 @@ document.addEventListener("submit", function (ev) {
   var inputs = Array.prototype.filter.call(form.querySelectorAll("input[type=file]"), function (i) {
     return i.files.length > 0;
   });
-  if (inputs.length === 0) return;
+  var button = form.querySelector("button");
+  if (inputs.length === 0) {
+    state.textContent = "Choose a WAV file first.";
+    return;
+  }
+  button.disabled = true;
   var next = function (k) {
     if (k === inputs.length) {
       state.textContent = "Greetings saved.";
@@ -87,11 +92,14 @@ document.addEventListener("submit", function (ev) {
       if (r.ok) return next(k + 1);
       return r.json().then(function (j) {
         state.setAttribute("data-state", "failed");
-        state.textContent = j.error || "The greeting was refused.";
+        state.textContent = (k > 0 ? "The first greeting was saved; " : "") +
+          (j.error || "the greeting was refused.");
+        button.disabled = false;
       });
     }).catch(function (e) {
       state.setAttribute("data-state", "failed");
       state.textContent = "The upload failed: " + e;
+      button.disabled = false;
     });
   };
   state.textContent = "Uploading...";
