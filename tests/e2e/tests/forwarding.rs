@@ -328,6 +328,19 @@ fn messages(pbx: &Pbxd, ext: &str) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// `p` calls 102, is answered (by voicemail), stays `secs` seconds and hangs up.
+fn talk_to_voicemail(p: &mut Phone, pbx: &Pbxd, secs: u64) {
+    dial(p, pbx, "102");
+    assert!(
+        p.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        p.events()
+    );
+    std::thread::sleep(Duration::from_secs(secs));
+    p.command("hangup", "");
+    closed_reason(p);
+}
+
 /// Nobody answers 102, whose rules send callers to voicemail: a baresip caller hears
 /// the invitation and the beep, speaks, presses `#` and is told the message is saved;
 /// a pjsua2 caller speaks and hangs up. Each message is in 102's box holding the
@@ -409,15 +422,7 @@ fn callers_who_find_nobody_leave_a_voicemail() {
         false,
         "PCMU,PCMA",
     );
-    dial(&mut c, &pbx, "102");
-    assert!(
-        c.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{:?}",
-        c.events()
-    );
-    std::thread::sleep(Duration::from_secs(10));
-    c.command("hangup", "");
-    closed_reason(&c);
+    talk_to_voicemail(&mut c, &pbx, 10);
     assert!(
         wait_until(T, || messages(&pbx, "102").len() == 2),
         "the second message is missing:\n{}",
@@ -492,15 +497,7 @@ fn callers_who_find_nobody_leave_a_voicemail() {
         (200, Some("audio/wav"))
     );
     a.clear_events();
-    dial(&mut a, &pbx, "102");
-    assert!(
-        a.wait_event("CALL_ESTABLISHED", T).is_some(),
-        "{:?}",
-        a.events()
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    a.command("hangup", "");
-    closed_reason(&a);
+    talk_to_voicemail(&mut a, &pbx, 2);
     assert_heard_somewhere(&a, 700.0);
     let intro = speech_match(&a, &prompts.join("vm-intro.wav"), 4, 1000.0);
     assert!(
