@@ -93,6 +93,16 @@ pub struct FeatureCodes {
     /// codes or numbers might be `*43`); a new box has `*43`.
     #[serde(default)]
     pub echo_test: String,
+    /// The voicemail access number (Kerio 17.1): a phone's user hears its own box
+    /// after the service PIN (messages, greetings, PIN). Empty: off; a document written
+    /// before it existed has it off, a new box has `*97`.
+    #[serde(default)]
+    pub voicemail: String,
+    /// Followed by an extension: leave a message in that extension's box without
+    /// ringing it (Kerio 17.2, direct access to user voicemail). Empty: off; a new box
+    /// has `*98`.
+    #[serde(default)]
+    pub voicemail_direct: String,
 }
 
 impl Default for FeatureCodes {
@@ -101,6 +111,8 @@ impl Default for FeatureCodes {
             pickup: "*8".into(),
             directed_pickup: "**".into(),
             echo_test: "*43".into(),
+            voicemail: "*97".into(),
+            voicemail_direct: "*98".into(),
         }
     }
 }
@@ -636,15 +648,20 @@ impl Config {
             );
         }
         let fc = &self.feature_codes;
-        // Whole codes (the echo test may be off), and the prefix the directed pickup is.
+        // Whole codes (the echo test and the voicemail access may be off), and the
+        // prefixes (directed pickup, direct voicemail) followed by an extension.
         let mut codes = vec![("pickup", &fc.pickup)];
         if !fc.echo_test.is_empty() {
             codes.push(("echo_test", &fc.echo_test));
         }
-        for (field, code) in codes
-            .iter()
-            .chain([&("directed_pickup", &fc.directed_pickup)])
-        {
+        if !fc.voicemail.is_empty() {
+            codes.push(("voicemail", &fc.voicemail));
+        }
+        let mut prefixes = vec![("directed_pickup", &fc.directed_pickup)];
+        if !fc.voicemail_direct.is_empty() {
+            prefixes.push(("voicemail_direct", &fc.voicemail_direct));
+        }
+        for (field, code) in codes.iter().chain(&prefixes) {
             if !is_feature_code(code) {
                 err(
                     "feature codes".into(),
@@ -653,24 +670,28 @@ impl Config {
                 );
             }
         }
-        for &(field, code) in &codes {
-            if code.starts_with(&fc.directed_pickup) || fc.directed_pickup.starts_with(code) {
-                err(
-                    "feature codes".into(),
-                    field,
-                    format!(
-                        "{code} and the directed pickup {} must not begin with one another",
-                        fc.directed_pickup
-                    ),
-                );
+        for (i, &(field, code)) in codes.iter().chain(&prefixes).enumerate() {
+            for &(pfield, prefix) in prefixes.iter() {
+                if field != pfield && (code.starts_with(prefix) || prefix.starts_with(code)) {
+                    err(
+                        "feature codes".into(),
+                        field,
+                        format!(
+                            "{code} and the {} {prefix} must not begin with one another",
+                            pfield.replace('_', " ")
+                        ),
+                    );
+                }
             }
-        }
-        if fc.pickup == fc.echo_test {
-            err(
-                "feature codes".into(),
-                "echo_test",
-                "is the same as the pickup code".into(),
-            );
+            for &(ofield, other) in codes.iter().skip(i + 1) {
+                if code == other {
+                    err(
+                        "feature codes".into(),
+                        ofield,
+                        format!("is the same as the {field} code"),
+                    );
+                }
+            }
         }
         for n in self
             .extensions
@@ -683,8 +704,10 @@ impl Config {
                 .find(|(_, c)| n == *c)
                 .map(|(f, _)| *f)
                 .or_else(|| {
-                    n.starts_with(&fc.directed_pickup)
-                        .then_some("directed_pickup")
+                    prefixes
+                        .iter()
+                        .find(|(_, p)| n.starts_with(p.as_str()))
+                        .map(|(f, _)| *f)
                 });
             if let Some(field) = clash {
                 err(
@@ -1228,7 +1251,26 @@ mod tests {
         let e = field_of(&|c| c.feature_codes.echo_test = "*43x".into());
         assert_eq!(e, vec!["echo_test: must be 1 to 8 of digits, * and #"]);
         let e = field_of(&|c| c.feature_codes.directed_pickup = "*".into());
-        assert_eq!(e.len(), 2, "both whole codes begin with it: {e:?}");
+        assert_eq!(
+            e.len(),
+            5,
+            "the three whole codes and the direct voicemail begin with it: {e:?}"
+        );
+        // The voicemail codes: a whole code and a prefix, both checked.
+        let e = field_of(&|c| c.feature_codes.voicemail = "*98".into());
+        assert_eq!(
+            e,
+            vec!["voicemail: *98 and the voicemail direct *98 must not begin with one another"]
+        );
+        let e = field_of(&|c| c.feature_codes.voicemail = "*43".into());
+        assert_eq!(e, vec!["voicemail: is the same as the echo_test code"]);
+        let e = field_of(&|c| c.feature_codes.voicemail_direct = "10".into());
+        assert_eq!(e[0], "voicemail_direct: conflicts with number 101");
+        assert!(field_of(&|c| {
+            c.feature_codes.voicemail.clear();
+            c.feature_codes.voicemail_direct.clear();
+        })
+        .is_empty());
         // Off, it clashes with nothing; a document from before the echo test has it
         // off, so its own *43 stays valid.
         assert!(field_of(&|c| {

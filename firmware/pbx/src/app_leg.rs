@@ -18,17 +18,66 @@ pub(crate) struct AppLeg {
 }
 
 impl Pbx {
-    /// The application a dialled number reaches, if it is one's feature code. Only
-    /// the box's own phones reach them.
+    /// The application a dialled number reaches, if it is one's feature code: the
+    /// echo test, the voicemail menu of the caller's own box, or a message left
+    /// directly in an extension's box. Only the box's own phones reach them.
     pub(crate) fn application(
         &self,
         dialled: &str,
         origin: &crate::route::Origin,
     ) -> Option<Box<dyn Application>> {
         let fc = &self.snapshot.config.feature_codes;
-        let from_phone = matches!(origin, crate::route::Origin::Phone(_));
-        (from_phone && !fc.echo_test.is_empty() && dialled == fc.echo_test)
-            .then(|| Box::new(crate::app::EchoTest::new()) as Box<dyn Application>)
+        let crate::route::Origin::Phone(account) = origin else {
+            return None;
+        };
+        if !fc.echo_test.is_empty() && dialled == fc.echo_test {
+            return Some(Box::new(crate::app::EchoTest::new()));
+        }
+        if !fc.voicemail.is_empty() && dialled == fc.voicemail {
+            let ext = account.extension.clone();
+            let e = self.snapshot.extension(&ext)?;
+            if !e.voicemail || !store::voicemail::valid_box(&ext) {
+                return None;
+            }
+            let mailbox = self.mailboxes.get(&ext).cloned().unwrap_or_default();
+            return Some(Box::new(crate::app::VoicemailMenu::new(
+                &ext,
+                self.settings.voicemail_dir.clone(),
+                &e.service_pin,
+                mailbox.messages,
+                mailbox.temp_greeting,
+                self.boxes(),
+            )));
+        }
+        let target = dialled
+            .strip_prefix(fc.voicemail_direct.as_str())
+            .filter(|_| !fc.voicemail_direct.is_empty())?;
+        self.boxes()
+            .into_iter()
+            .find(|(b, _)| b == target)
+            .map(|(b, temp)| {
+                let dir = store::voicemail::box_dir(&self.settings.voicemail_dir, &b);
+                Box::new(
+                    crate::app::LeaveMessage::new(dir, crate::app::Greeting::Unavailable)
+                        .with_temp_greeting(temp),
+                ) as Box<dyn Application>
+            })
+    }
+
+    /// The boxes a message can be left in (enabled extensions with voicemail on), with
+    /// whether each has a temporary greeting.
+    pub(crate) fn boxes(&self) -> Vec<(String, bool)> {
+        self.snapshot
+            .config
+            .extensions
+            .iter()
+            .filter(|e| e.enabled && e.voicemail && store::voicemail::valid_box(&e.number))
+            .map(|e| (e.number.clone(), self.has_temp_greeting(&e.number)))
+            .collect()
+    }
+
+    pub(crate) fn has_temp_greeting(&self, ext: &str) -> bool {
+        self.mailboxes.get(ext).is_some_and(|m| m.temp_greeting)
     }
 
     /// Answers call `id` (its caller's offer already read) with `app`.
@@ -121,6 +170,8 @@ impl Pbx {
                     call.a_ep.record(path, samples);
                 }
                 Action::StopRecording => call.a_ep.stop_recording(),
+                Action::StopPlaying => call.a_ep.stop(),
+                Action::Request(r) => self.requests.push_back(r),
                 Action::Echo => {
                     let same = media::PtMap::default();
                     call.a_ep.connect(&call.a_ep, same, same);
@@ -147,11 +198,27 @@ impl Pbx {
                 endpoint, digit, ..
             } => (endpoint, AppEvent::Dtmf(digit)),
             media::Event::Recorded {
-                path, samples, ok, ..
+                endpoint,
+                path,
+                samples,
+                ok,
             } => {
-                // Nothing waits for it yet (message-waiting lamps will).
                 tracing::info!(file = %path.display(), seconds = samples / 8000, ok, "recording written");
-                return;
+                let greeting = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(store::voicemail::NEW_GREETING_PREFIX));
+                let caller_there = self
+                    .calls
+                    .values()
+                    .any(|c| c.app.is_some() && c.a_ep.id() == endpoint);
+                if greeting && !caller_there {
+                    // A greeting whose caller hung up before keeping it.
+                    self.requests
+                        .push_back(crate::Request::DiscardRecording { path });
+                    return;
+                }
+                (endpoint, AppEvent::Recorded { path, samples, ok })
             }
             media::Event::PlayDone { endpoint } => {
                 // A digit sent or a clip played once has ended: in-band digits by INFO

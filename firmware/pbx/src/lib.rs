@@ -116,6 +116,30 @@ impl Default for Settings {
     }
 }
 
+/// Work on the card or in the configuration that the exchange asks of its driver
+/// (it touches neither): what the voicemail menu decided. Box names are extension
+/// numbers; after carrying one out the driver hands the box's new contents in
+/// ([`Pbx::set_mailbox`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Message `id` of box `ext` was heard: it becomes old.
+    MarkHeard { ext: String, id: String },
+    /// Message `id` of box `ext` is deleted.
+    DeleteMessage { ext: String, id: String },
+    /// The greeting recorded on the phone at `recorded` becomes box `ext`'s `file`.
+    InstallGreeting {
+        ext: String,
+        recorded: std::path::PathBuf,
+        file: &'static str,
+    },
+    /// Box `ext`'s greeting `file` is removed (the temporary greeting).
+    RemoveGreeting { ext: String, file: &'static str },
+    /// A greeting recorded on the phone and not kept is removed.
+    DiscardRecording { path: std::path::PathBuf },
+    /// Extension `ext`'s service PIN becomes `pin` (the user changed it by phone).
+    ServicePin { ext: String, pin: String },
+}
+
 /// A call as `pbxctl calls` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallInfo {
@@ -199,6 +223,10 @@ pub struct Pbx {
     local_for: Box<dyn Fn(SocketAddr) -> SocketAddr + Send>,
     /// The latest `now` seen, for work started outside a handler.
     last_now: Instant,
+    /// What the voicemail boxes hold, as the driver last read them.
+    mailboxes: HashMap<String, store::voicemail::Mailbox>,
+    /// Work for the driver.
+    requests: VecDeque<Request>,
 }
 
 impl Pbx {
@@ -236,6 +264,8 @@ impl Pbx {
             peers: HashMap::new(),
             local_for: Box::new(|_| SocketAddr::from(([127, 0, 0, 1], 5060))),
             last_now: now,
+            mailboxes: HashMap::new(),
+            requests: VecDeque::new(),
         };
         pbx.sync_peers(now);
         pbx
@@ -282,6 +312,22 @@ impl Pbx {
 
     fn send(&mut self, t: Target, bytes: Vec<u8>) {
         self.tx.send(t, bytes);
+    }
+
+    /// What voicemail box `ext` holds now (the driver read it at start, after a
+    /// recording, and after carrying out a [`Request`] or a change from the web).
+    pub fn set_mailbox(&mut self, ext: &str, mailbox: store::voicemail::Mailbox) {
+        if mailbox.messages.is_empty() && !mailbox.temp_greeting {
+            self.mailboxes.remove(ext);
+        } else {
+            self.mailboxes.insert(ext.to_string(), mailbox);
+        }
+    }
+
+    /// The next work for the driver.
+    #[must_use]
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
     }
 
     /// The record of the next call that ended, for the history.

@@ -320,7 +320,8 @@ impl Pbx {
                     } else {
                         crate::app::Greeting::Unavailable
                     };
-                    let app = crate::app::LeaveMessage::new(dir, greeting);
+                    let app = crate::app::LeaveMessage::new(dir, greeting)
+                        .with_temp_greeting(self.has_temp_greeting(&ext));
                     self.start_app(now, id, Box::new(app));
                 }
                 None => self.fail_call(now, id, status, &why),

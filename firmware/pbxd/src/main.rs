@@ -7,6 +7,7 @@
 mod control;
 mod dns;
 mod isdn;
+mod mailboxes;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -357,6 +358,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         unix_now(),
     );
     endpoints.serve(core.media_pool());
+    mailboxes::load_all(&mut core, &voicemail_dir, &snapshot.config);
     let t = transports.clone();
     core.set_local_for(Box::new(move |dest| t.local_for(dest)));
     dns::init(args.dns);
@@ -514,7 +516,17 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),
-            Some(e) = media_rx.recv() => core.handle_media_event(Instant::now(), e),
+            Some(e) = media_rx.recv() => {
+                // A message recorded: its box is counted again (message lamps).
+                let recorded = match &e {
+                    media::Event::Recorded { path, .. } => mailboxes::box_of(&voicemail_dir, path),
+                    _ => None,
+                };
+                core.handle_media_event(Instant::now(), e);
+                if let Some(ext) = recorded {
+                    mailboxes::rescan(&mut core, &voicemail_dir, &ext);
+                }
+            }
             r = web_rx.recv() => {
                 let Some(r) = r else { break };
                 match r {
@@ -535,6 +547,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                     web::CoreRequest::Spans(tx) => {
                         let _ = tx.send(serde_json::Value::Object(spans.states(&state.cfg.snapshot().config)));
+                    }
+                    web::CoreRequest::MailboxChanged(ext) => {
+                        mailboxes::rescan(&mut core, &voicemail_dir, &ext);
                     }
                 }
             }
@@ -584,6 +599,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             _ = int.recv() => break,
         }
         endpoints.serve(core.media_pool());
+        mailboxes::serve(&mut core, &voicemail_dir, &state.cfg);
         while let Some(t) = core.poll_transmit() {
             transports.send(t.proto, t.dest, t.bytes);
         }

@@ -24,6 +24,7 @@ pub const SECURITY_LOG_KEEP: usize = 5000;
 
 mod changes;
 pub mod history;
+pub mod voicemail;
 pub use changes::{ChangeError, Configurator};
 pub use history::{CallRecord, HistoryQuery};
 

@@ -52,6 +52,9 @@ pub enum CoreRequest {
     Peers(oneshot::Sender<Value>),
     /// The state of each ISDN interface's span (D-channel, alarms, calls) by name.
     Spans(oneshot::Sender<Value>),
+    /// The messages of this extension's voicemail box changed (one was deleted): the
+    /// exchange counts them again for the message-waiting lamps.
+    MailboxChanged(String),
 }
 
 /// Knobs of the web server.
@@ -117,6 +120,12 @@ impl App {
             .await
             .ok()?
             .ok()
+    }
+
+    /// Tells the exchange something that needs no answer (dropped when its queue is
+    /// full: the next change tells it again).
+    fn tell(&self, request: CoreRequest) {
+        let _ = self.core.try_send(request);
     }
 
     fn security(&self, address: IpAddr, username: &str, event: &str) {

@@ -584,10 +584,12 @@ fn base() -> Value {
     doc["paths"]["/history"] = history;
     let codes = json!({"type": "object", "additionalProperties": false, "properties": {
         "pickup": {"type": "string", "description": "1-8 of digits, * and #"},
+        "voicemail": {"type": "string", "description": "the voicemail access number (own box after the service PIN); 1-8 of digits, * and #, or empty: off"},
+        "voicemail_direct": {"type": "string", "description": "prefix followed by an extension: leave a message in its box; 1-8 of digits, * and #, or empty: off"},
         "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"},
         "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"}}});
     doc["paths"]["/feature_codes"] = json!({
-        "get": read_op("Feature codes (call pickup, directed pickup, echo test)", codes.clone()),
+        "get": read_op("Feature codes (call pickup, directed pickup, echo test, voicemail, direct voicemail)", codes.clone()),
         "put": write_op("Set the feature codes", Some(codes.clone()), "200", Some(codes))
     });
     doc

@@ -650,6 +650,22 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             "Echo test: hear yourself back (# ends it)".into(),
         ));
     }
+    if !fc.voicemail.is_empty() {
+        v.push((
+            fc.voicemail.clone(),
+            TYPE_FEATURE,
+            "feature code",
+            "Voicemail: my box after my service PIN".into(),
+        ));
+    }
+    if !fc.voicemail_direct.is_empty() {
+        v.push((
+            format!("{}<extension>", fc.voicemail_direct),
+            TYPE_FEATURE,
+            "feature code",
+            "Direct voicemail: leave a message in that extension's box".into(),
+        ));
+    }
     v
 }
 

@@ -458,6 +458,11 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
                     .trim()
                     .to_string(),
                 echo_test: field(&form, "echo_test").unwrap_or("").trim().to_string(),
+                voicemail: field(&form, "voicemail").unwrap_or("").trim().to_string(),
+                voicemail_direct: field(&form, "voicemail_direct")
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
             };
             let r = ops::set_feature_codes(app, &who, fc).await;
             let (note, st) = outcome(r, |()| "Feature codes saved.".into());
@@ -1147,6 +1152,8 @@ fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> 
                         label { "Call pickup (a call ringing in the caller's pickup groups)" input name="pickup" value=(snap.config.feature_codes.pickup); }
                         label { "Directed call pickup (followed by the extension)" input name="directed_pickup" value=(snap.config.feature_codes.directed_pickup); }
                         label { "Echo test (hear yourself: checks a phone's microphone, speaker and network; # ends it; empty: off)" input name="echo_test" value=(snap.config.feature_codes.echo_test); }
+                        label { "Voicemail (your own box after your service PIN: messages, greetings, PIN; empty: off)" input name="voicemail" value=(snap.config.feature_codes.voicemail); }
+                        label { "Direct voicemail (followed by an extension: leave a message without ringing it; empty: off)" input name="voicemail_direct" value=(snap.config.feature_codes.voicemail_direct); }
                         @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
                     }
                 }

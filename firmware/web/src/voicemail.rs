@@ -28,6 +28,8 @@ pub(crate) struct Message {
     pub caller: String,
     /// Its length.
     pub seconds: u64,
+    /// Not heard yet on the phone.
+    pub new: bool,
 }
 
 /// The longest greeting.
@@ -123,54 +125,23 @@ fn greeting_api(
     }
 }
 
-/// Whether `id` can name a message: letters, digits, `+` and `-`, never a path.
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 80
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-')
-}
-
 fn box_dir(data_dir: &Path, ext: &str) -> PathBuf {
-    data_dir.join("voicemail").join(ext)
+    store::voicemail::box_dir(&data_dir.join("voicemail"), ext)
 }
 
-/// The messages of `ext`'s box, newest first. Files that are not messages (a `.part`
-/// being written, anything else) are left out.
+/// The messages of `ext`'s box, newest first.
 pub(crate) fn list(data_dir: &Path, ext: &str) -> Vec<Message> {
-    let Ok(dir) = std::fs::read_dir(box_dir(data_dir, ext)) else {
-        return Vec::new();
-    };
-    let mut v: Vec<Message> = dir
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let id = name.strip_suffix(".wav")?;
-            if !valid_id(id) {
-                return None;
-            }
-            let mut parts = id.splitn(3, '-');
-            let unix = parts.next()?.parse().ok()?;
-            let _call: u64 = parts.next()?.parse().ok()?;
-            let rest = parts.next()?;
-            // A suffix added for a name that was taken is not part of the caller.
-            let caller = match rest.rsplit_once('-') {
-                Some((c, n)) if n.bytes().all(|b| b.is_ascii_digit()) => c,
-                _ => rest,
-            };
-            let len = e.metadata().ok()?.len();
-            Some(Message {
-                extension: ext.to_string(),
-                id: id.to_string(),
-                unix,
-                caller: caller.to_string(),
-                seconds: len.saturating_sub(44) / 16_000,
-            })
+    store::voicemail::list(&box_dir(data_dir, ext))
+        .into_iter()
+        .map(|m| Message {
+            extension: ext.to_string(),
+            id: m.id,
+            unix: m.unix,
+            caller: m.caller,
+            seconds: m.seconds,
+            new: m.new,
         })
-        .collect();
-    v.sort_by(|a, b| b.unix.cmp(&a.unix).then(b.id.cmp(&a.id)));
-    v
+        .collect()
 }
 
 /// The messages of every box of `c`'s extensions, newest first.
@@ -191,17 +162,11 @@ fn own_file(app: &App, c: &Caller, ext: &str, id: &str) -> Result<PathBuf, ApiEr
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not your extension"));
     }
     // A message's name starts with when it was left (a greeting's does not).
-    let is_message = id
-        .split('-')
-        .next()
-        .is_some_and(|t| t.parse::<u64>().is_ok());
-    if !valid_id(id) || !is_message {
+    if !store::voicemail::valid_id(id) {
         return Err(ApiError::bad("id", "not a message"));
     }
-    let path = box_dir(&app.settings.data_dir, ext).join(format!("{id}.wav"));
-    if !path.is_file() {
-        return Err(ApiError::not_found(format!("message {id}")));
-    }
+    let path = store::voicemail::file(&box_dir(&app.settings.data_dir, ext), id)
+        .ok_or_else(|| ApiError::not_found(format!("message {id}")))?;
     Ok(path)
 }
 
@@ -209,7 +174,10 @@ fn own_file(app: &App, c: &Caller, ext: &str, id: &str) -> Result<PathBuf, ApiEr
 pub(crate) fn delete(app: &App, c: &Caller, ext: &str, id: &str) -> Result<(), ApiError> {
     let path = own_file(app, c, ext, id)?;
     std::fs::remove_file(path)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("deleting: {e}")))
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("deleting: {e}")))?;
+    // The phones' message lamps follow.
+    app.tell(crate::CoreRequest::MailboxChanged(ext.to_string()));
+    Ok(())
 }
 
 /// `/api/v1/me/voicemail[/{extension}/{id}]`: the list, one message as WAV, or its
@@ -273,8 +241,8 @@ pub(crate) fn portal_section(app: &App, c: &Caller) -> maud::Markup {
                 thead { tr { th { "Left" } th { "Extension" } th { "From" } th { "Length" } th { "Listen" } th {} } }
                 tbody {
                     @for m in &messages {
-                        tr {
-                            td { (when(m.unix)) }
+                        tr.new[m.new] title=(if m.new { "not heard on the phone yet" } else { "heard" }) {
+                            td { (when(m.unix)) @if m.new { " " strong { "new" } } }
                             td { (m.extension) }
                             td { (m.caller) }
                             td { (m.seconds) " s" }
@@ -298,46 +266,6 @@ pub(crate) fn portal_section(app: &App, c: &Caller) -> maud::Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_box_lists_its_messages_newest_first_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = box_dir(dir.path(), "102");
-        std::fs::create_dir_all(&b).unwrap();
-        std::fs::write(b.join("1700000000-3-101.wav"), vec![0u8; 44 + 32_000]).unwrap();
-        std::fs::write(
-            b.join("1700000500-9-+420601002.wav"),
-            vec![0u8; 44 + 16_000],
-        )
-        .unwrap();
-        std::fs::write(b.join("1700000500-9-+420601002-1.wav"), vec![0u8; 44]).unwrap();
-        for junk in [
-            "1700000600-1-101.part",
-            "notes.txt",
-            "x.wav",
-            "1-2.wav",
-            "a-b-c.wav",
-        ] {
-            std::fs::write(b.join(junk), b"x").unwrap();
-        }
-        let got = list(dir.path(), "102");
-        let ids: Vec<&str> = got.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(
-            ids,
-            [
-                "1700000500-9-+420601002-1",
-                "1700000500-9-+420601002",
-                "1700000000-3-101"
-            ]
-        );
-        assert_eq!(
-            got[0].caller, "+420601002",
-            "the suffix is not the caller's"
-        );
-        assert_eq!((got[1].seconds, got[2].seconds), (1, 2));
-        assert_eq!(got[2].caller, "101");
-        assert!(list(dir.path(), "103").is_empty(), "no box yet");
-    }
 
     #[test]
     fn greetings_are_stored_at_8_khz_and_bad_ones_refused() {
@@ -384,23 +312,6 @@ mod tests {
             ),
         ] {
             assert_eq!(greeting_wav(&bad).unwrap_err().status, status);
-        }
-    }
-
-    #[test]
-    fn ids_never_name_a_path() {
-        for good in ["1700000000-3-101", "1-2-+420-1"] {
-            assert!(valid_id(good), "{good}");
-        }
-        for bad in [
-            "",
-            "../102/1-2-3",
-            "1-2-3.wav",
-            "1/2",
-            "a b",
-            &"1".repeat(81),
-        ] {
-            assert!(!valid_id(bad), "{bad}");
         }
     }
 }

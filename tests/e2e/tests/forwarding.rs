@@ -507,3 +507,94 @@ fn callers_who_find_nobody_leave_a_voicemail() {
     assert_eq!(pbx.https("DELETE", at, None, &u).status, 204);
     assert_eq!(pbx.https("GET", at, None, &u).status, 404);
 }
+
+/// Sends `keys` as RFC 4733 digits, one at a time.
+fn press(p: &mut Phone, keys: &str) {
+    for k in keys.chars() {
+        p.command("sndcode", &k.to_string());
+        std::thread::sleep(Duration::from_millis(400));
+    }
+}
+
+/// 102 (pjsua2) leaves a message straight in 101's box with the direct-voicemail
+/// prefix, 101 never ringing. 101's user (baresip) dials the voicemail number, is
+/// asked for its PIN, hears the message (102's tone on its recording), deletes it and
+/// says goodbye with `#`: the box is empty after the call, and the box hung up.
+#[test]
+fn a_user_hears_and_deletes_voicemail_after_its_pin() {
+    let pbx = four_extensions();
+    edit_extension(&pbx, "101", |e| e["service_pin"] = json!("2468"));
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    dial(&mut b, &pbx, "*98101");
+    assert!(
+        b.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "direct voicemail did not answer: {:?}\n{}",
+        b.events(),
+        pbx.log_text()
+    );
+    assert!(a
+        .wait_event("CALL_INCOMING", Duration::from_secs(1))
+        .is_none());
+    // The invitation and the beep, then about three seconds of 440 Hz.
+    std::thread::sleep(Duration::from_secs(9));
+    b.command("hangup", "");
+    closed_reason(&b);
+    assert!(
+        wait_until(T, || messages(&pbx, "101").len() == 1),
+        "no message in 101's box:\n{}",
+        pbx.log_text()
+    );
+    assert_eq!(dominant_tone(&messages(&pbx, "101")[0], &TONES).0, 440.0);
+
+    dial(&mut a, &pbx, "*97");
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "the voicemail menu did not answer: {:?}\n{}",
+        a.events(),
+        pbx.log_text()
+    );
+    // "Please enter your password followed by the pound key."
+    std::thread::sleep(Duration::from_millis(3500));
+    press(&mut a, "2468#");
+    // "You have one new message..." cut short by 1: "first message from extension
+    // 1 0 2", the message, the instructions; 7 deletes it, # says goodbye.
+    std::thread::sleep(Duration::from_millis(1500));
+    press(&mut a, "1");
+    std::thread::sleep(Duration::from_secs(10));
+    press(&mut a, "7");
+    std::thread::sleep(Duration::from_secs(2));
+    press(&mut a, "#");
+    let why = closed_reason(&a);
+    println!("voicemail menu call ended: {why}");
+    let prompts = std::path::Path::new(PROMPTS);
+    let login = speech_match(&a, &prompts.join("agent-pass.wav"), 2, 1000.0);
+    println!("voicemail menu: agent-pass envelope match {login:.2}");
+    assert!(
+        login > 0.8,
+        "the caller was not asked for its PIN: {login:.2}"
+    );
+    assert_heard_somewhere(&a, 440.0);
+    assert!(
+        wait_until(T, || messages(&pbx, "101").is_empty()),
+        "the message was not deleted: {:?}\n{}",
+        messages(&pbx, "101"),
+        pbx.log_text()
+    );
+}

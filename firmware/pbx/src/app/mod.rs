@@ -1,5 +1,5 @@
-//! Applications: the box itself answering a call. Today the echo test and leaving a
-//! voicemail message; the voicemail menu, the auto attendant, queues and conferences
+//! Applications: the box itself answering a call. Today the echo test, leaving a
+//! voicemail message and the voicemail menu; the auto attendant, queues and conferences
 //! are to come behind the same trait.
 //!
 //! An application is a sans-IO state machine. The exchange answers the caller, gives
@@ -11,9 +11,11 @@
 //! and read the actions.
 
 mod echo;
+mod vm_menu;
 mod voicemail;
 
 pub use echo::EchoTest;
+pub use vm_menu::VoicemailMenu;
 pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
 
 use std::time::{Duration, Instant};
@@ -29,6 +31,13 @@ pub enum AppEvent {
     PlayDone,
     /// The timer the application set has come.
     Timer,
+    /// A recording the application made is written (`samples` at 8 kHz; not `ok`
+    /// when nothing could be written).
+    Recorded {
+        path: std::path::PathBuf,
+        samples: usize,
+        ok: bool,
+    },
     /// The caller hung up; the application's last event.
     Hangup,
 }
@@ -55,6 +64,10 @@ pub enum Action {
     },
     /// End the recording.
     StopRecording,
+    /// Stop what is playing (no [`AppEvent::PlayDone`] follows).
+    StopPlaying,
+    /// Something for the driver to do on the card or in the configuration.
+    Request(crate::Request),
     /// Send the caller's own audio back to it.
     Echo,
     /// Set the application's one timer (a later one replaces it).
@@ -108,6 +121,14 @@ impl Context {
 
     pub fn stop_recording(&mut self) {
         self.actions.push(Action::StopRecording);
+    }
+
+    pub fn stop_playing(&mut self) {
+        self.actions.push(Action::StopPlaying);
+    }
+
+    pub fn request(&mut self, r: crate::Request) {
+        self.actions.push(Action::Request(r));
     }
 
     pub fn echo(&mut self) {

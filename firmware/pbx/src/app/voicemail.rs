@@ -5,7 +5,8 @@
 //! is reached.
 //!
 //! The greeting is the user's own for the cause (`greeting-busy.wav` or
-//! `greeting-unavailable.wav` in the box's folder, uploaded in the portal), else the
+//! `greeting-unavailable.wav` in the box's folder, uploaded in the portal or recorded
+//! in the voicemail menu; the temporary greeting `greeting-temp.wav` for both), else the
 //! prompt `vm-intro` ("Please leave your message after the tone. When done, hang up, or
 //! press the pound key."); then the prompts `beep`, `vm-msgsaved` and `vm-goodbye`. A message is a WAV file in the box's folder named
 //! `<unix seconds>-<call>-<caller>.wav`.
@@ -55,6 +56,8 @@ pub struct LeaveMessage {
     /// The box's folder.
     dir: PathBuf,
     greeting: Greeting,
+    /// The box has a temporary greeting (played for every cause).
+    temp: bool,
     step: Step,
 }
 
@@ -64,8 +67,15 @@ impl LeaveMessage {
         LeaveMessage {
             dir,
             greeting,
+            temp: false,
             step: Step::Greeting,
         }
+    }
+
+    /// Whether the box's temporary greeting is played instead of the cause's.
+    pub fn with_temp_greeting(mut self, temp: bool) -> LeaveMessage {
+        self.temp = temp;
+        self
     }
 
     fn record(&mut self, cx: &mut Context) {
@@ -103,7 +113,12 @@ impl Application for LeaveMessage {
         match (self.step, event) {
             (Step::Greeting, AppEvent::Started) => {
                 // The user's greeting for the cause, else the box's invitation.
-                cx.play_file(self.dir.join(self.greeting.file_name()), Some("vm-intro"));
+                let file = if self.temp {
+                    store::voicemail::TEMP_GREETING
+                } else {
+                    self.greeting.file_name()
+                };
+                cx.play_file(self.dir.join(file), Some("vm-intro"));
                 cx.timer(GREETING_LIMIT);
             }
             (Step::Greeting, AppEvent::PlayDone) => {
