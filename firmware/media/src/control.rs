@@ -633,6 +633,13 @@ fn folder_full(path: &Path) -> bool {
     let Some(dir) = path.parent() else {
         return false;
     };
+    // A greeting recorded on the phone replaces one: a full box may still get it.
+    if path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("greeting-"))
+    {
+        return false;
+    }
     std::fs::read_dir(dir).is_ok_and(|d| {
         d.filter_map(Result::ok)
             .filter(|e| {
@@ -903,5 +910,8 @@ mod tests {
         drop(b);
         eps.serve(&mut pool);
         assert!(!full.join("new.wav").exists());
+        // A greeting recorded on the phone replaces one: a full box still takes it.
+        assert!(folder_full(&full.join("new.wav")));
+        assert!(!folder_full(&full.join("greeting-new-7.wav")));
     }
 }
