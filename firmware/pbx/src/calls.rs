@@ -1333,6 +1333,8 @@ impl Pbx {
             }
             Owner::Register(name) => self.register_timed_out(now, &name),
             Owner::Options(name) => self.options_result(&name, false),
+            // RFC 6665 4.2.2: a NOTIFY that times out ends its subscription.
+            Owner::Subscription(id) => self.subscription_refused(&id, 408),
             Owner::Fire => {}
         }
     }

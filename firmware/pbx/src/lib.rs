@@ -14,6 +14,7 @@ mod app_leg;
 mod build;
 mod calls;
 mod dtmf;
+mod mwi;
 pub mod negotiate;
 mod pickup;
 mod plan;
@@ -22,6 +23,7 @@ mod route;
 mod transfer;
 mod trunks;
 
+pub use mwi::BoxSummary;
 pub use registrar::Registration;
 pub use sip::transport::Proto;
 pub use trunks::{Lookup, PeerStatus};
@@ -170,6 +172,8 @@ enum Owner {
     Register(String),
     /// A keepalive OPTIONS to a peer.
     Options(String),
+    /// A NOTIFY of a message-waiting subscription (its id).
+    Subscription(String),
     /// BYE, CANCEL and the like: nothing waits for the answer.
     Fire,
 }
@@ -227,6 +231,8 @@ pub struct Pbx {
     mailboxes: HashMap<String, store::voicemail::Mailbox>,
     /// Work for the driver.
     requests: VecDeque<Request>,
+    /// Message-waiting subscriptions by Call-ID and our tag.
+    subscriptions: HashMap<String, mwi::Subscription>,
 }
 
 impl Pbx {
@@ -266,6 +272,7 @@ impl Pbx {
             last_now: now,
             mailboxes: HashMap::new(),
             requests: VecDeque::new(),
+            subscriptions: HashMap::new(),
         };
         pbx.sync_peers(now);
         pbx
@@ -293,6 +300,10 @@ impl Pbx {
         if self.registrations.len() != before {
             self.registrations_dirty = true;
         }
+        self.subscriptions.retain(|_, s| {
+            snap.account(&s.username)
+                .is_some_and(|a| a.extension == s.ext)
+        });
         self.sync_peers(self.last_now);
     }
 
@@ -316,11 +327,18 @@ impl Pbx {
 
     /// What voicemail box `ext` holds now (the driver read it at start, after a
     /// recording, and after carrying out a [`Request`] or a change from the web).
+    /// Phones watching the box hear of a change in its counts (message lamps).
     pub fn set_mailbox(&mut self, ext: &str, mailbox: store::voicemail::Mailbox) {
+        let counts = |m: &store::voicemail::Mailbox| (m.new_count(), m.old_count());
+        let before = self.mailboxes.get(ext).map(counts).unwrap_or((0, 0));
+        let after = counts(&mailbox);
         if mailbox.messages.is_empty() && !mailbox.temp_greeting {
             self.mailboxes.remove(ext);
         } else {
             self.mailboxes.insert(ext.to_string(), mailbox);
+        }
+        if before != after {
+            self.mailbox_changed(self.last_now, ext);
         }
     }
 
@@ -410,6 +428,7 @@ impl Pbx {
             self.next_sweep = now + Duration::from_secs(1);
             self.release_ended_legs();
             self.expire_registrations(now);
+            self.expire_subscriptions(now);
             self.run_peers(now);
             let window = self.settings.ban_window;
             self.bans.retain(|_, until| *until > now);
@@ -536,6 +555,10 @@ impl Pbx {
             }
             "CANCEL" => self.cancel(now, src, &key, &req),
             "INVITE" if k.to_tag.is_empty() => self.invite(now, src, &key, req),
+            "SUBSCRIBE" if k.to_tag.is_empty() => self.subscribe(now, src, &key, &req),
+            "SUBSCRIBE" if self.is_subscription(&k.call_id, &k.to_tag) => {
+                self.resubscribe(now, &key, &req)
+            }
             _ if !k.to_tag.is_empty() => self.in_dialog(now, src, &key, req),
             _ => {
                 let r = Response::to(&req, 405, "Method Not Allowed").build();
@@ -568,6 +591,8 @@ impl Pbx {
             Owner::Reinvite(call) => self.reinvite_response(now, call, &resp, status),
             Owner::Register(name) => self.register_response(now, &name, &resp, status),
             Owner::Options(name) if status >= 200 => self.options_result(&name, true),
+            Owner::Subscription(id) if status >= 300 => self.subscription_refused(&id, status),
+            Owner::Subscription(_) => {}
             Owner::Options(_) | Owner::Fire => {}
         }
     }

@@ -247,6 +247,7 @@ impl Pbx {
             self.respond(now, key, 200, r);
             return;
         }
+        let mut notify = false;
         if let Some(c) = contacts.first() {
             let uri = uri_part(c).to_string();
             let asked = header_param(c, "expires")
@@ -273,6 +274,7 @@ impl Pbx {
                 return;
             } else {
                 let granted = asked.min(self.settings.max_expires);
+                let uri_of_new = uri.clone();
                 let reg = Registration {
                     username: account.username.clone(),
                     extension: account.extension.clone(),
@@ -291,8 +293,19 @@ impl Pbx {
                         .take(100)
                         .collect(),
                 };
-                self.registrations.insert(account.username.clone(), reg);
+                let fresh = self
+                    .registrations
+                    .insert(account.username.clone(), reg)
+                    .is_none_or(|old| old.contact != uri_of_new);
                 self.registrations_dirty = true;
+                // A phone that (re)appears learns of waiting messages at once, unless it
+                // subscribes (its subscription says so).
+                notify = fresh
+                    && self.mailboxes.contains_key(&account.extension)
+                    && !self
+                        .subscriptions
+                        .values()
+                        .any(|s| s.username == account.username);
             }
         }
         // The bindings now in force (RFC 3261 10.3 step 8).
@@ -311,6 +324,9 @@ impl Pbx {
         }
         let r = r.build();
         self.respond(now, key, 200, r);
+        if notify {
+            self.notify_unsolicited(now, &account.username);
+        }
     }
 
     pub(crate) fn expire_registrations(&mut self, now: Instant) {

@@ -38,6 +38,9 @@ enum Cmd {
     Registrations,
     /// Calls in progress.
     Calls,
+    /// Voicemail boxes: new and old messages, temporary greeting, the phones whose
+    /// message lamps watch them.
+    Voicemail,
     /// SIP interfaces and links: address, registration, keepalive, calls.
     Peers {
         /// Print the JSON answer as is.
@@ -344,6 +347,7 @@ fn run(cli: &Cli) -> Result<bool> {
         Cmd::Conflicts => json!({"cmd": "link_conflicts"}),
         Cmd::EmergencyPreset { country } => json!({"cmd": "emergency_preset", "country": country}),
         Cmd::Calls => json!({"cmd": "calls"}),
+        Cmd::Voicemail => json!({"cmd": "voicemail"}),
         Cmd::Provisioning {
             cmd:
                 ProvCmd::Set {
@@ -550,6 +554,36 @@ fn run(cli: &Cli) -> Result<bool> {
                     r["number"].as_str().unwrap_or(""),
                     r["kind"].as_str().unwrap_or(""),
                     r["winner"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Voicemail => {
+            println!(
+                "{:<10} {:>4} {:>4} {:<9} LAMP WATCHED BY",
+                "EXTENSION", "NEW", "OLD", "TEMPGREET"
+            );
+            for b in data.as_array().into_iter().flatten() {
+                let subs: Vec<&str> = b["subscribers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                    .collect();
+                println!(
+                    "{:<10} {:>4} {:>4} {:<9} {}",
+                    b["extension"].as_str().unwrap_or(""),
+                    b["new"],
+                    b["old"],
+                    if b["temp_greeting"] == json!(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    if subs.is_empty() {
+                        "-".to_string()
+                    } else {
+                        subs.join(", ")
+                    }
                 );
             }
         }

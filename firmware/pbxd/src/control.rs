@@ -269,6 +269,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
             .expect("serialises")),
             "registrations" => ok(serde_json::to_value(core.registrations()).expect("serialises")),
             "calls" => ok(serde_json::to_value(core.calls(Instant::now())).expect("serialises")),
+            "voicemail" => ok(serde_json::to_value(core.voicemail_boxes()).expect("serialises")),
             "isdn_list" => {
                 let cfg = state.cfg.snapshot();
                 let mut live = spans.states(&cfg.config);

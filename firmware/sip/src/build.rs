@@ -20,7 +20,7 @@ use crate::message::{header_param, name_value};
 use std::fmt::Write;
 
 /// The methods pbxd accepts, for `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE";
 /// The SIP extensions (option tags) pbxd supports, for `Supported`; none yet.
 pub const SUPPORTED: &[&str] = &[];
 /// The body types pbxd understands, for `Accept`.

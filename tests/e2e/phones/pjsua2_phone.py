@@ -8,7 +8,8 @@ accept, hangup, hold, resume, sndcode (RFC 4733), sndinfo (SIP INFO), transfer (
 without SDP); events
 go out as JSON lines on stdout with the names baresip's ctrl_tcp uses (REGISTER_OK,
 CALL_INCOMING, CALL_ESTABLISHED, CALL_CLOSED, CALL_DTMF_START, CALL_HELD, CALL_RESUMED;
-and TRANSFER_STATUS with the status a NOTIFY reported),
+TRANSFER_STATUS with the status a NOTIFY reported, and MWI with the body of a
+message-summary NOTIFY: the phone subscribes to its box like a desk phone),
 so the Rust harness treats every phone alike. Everything binds to 127.0.0.1; the
 process ends on "quit", when stdin closes or after --lifetime seconds.
 """
@@ -115,6 +116,13 @@ class Account(pj.Account):
         elif prm.code >= 300:
             emit("REGISTER_FAIL", f"{prm.code} {prm.reason}")
 
+    def onMwiInfo(self, prm):
+        # A message-summary NOTIFY (subscribed or unsolicited): its body, e.g.
+        # "Messages-Waiting: yes ... Voice-Message: 1/0 (0/0)".
+        msg = prm.rdata.wholeMsg
+        body = msg.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in msg else ""
+        emit("MWI", body)
+
     def onIncomingCall(self, prm):
         call = Call(self.phone, self, prm.callId)
         self.phone.calls.append(call)
@@ -176,6 +184,9 @@ class Phone:
         a.natConfig.viaRewriteUse = 0
         a.natConfig.contactRewriteUse = 0
         a.natConfig.sipOutboundUse = 0
+        # Like a desk phone: it subscribes to its voicemail box's message summary.
+        a.mwiConfig.enabled = True
+        a.mwiConfig.expirationSec = 600
         self.acc = Account(self)
         self.acc.create(a)
 

@@ -890,6 +890,25 @@ impl Phone {
     }
 
     /// Forgets the events seen so far.
+    /// The first event of `kind` whose parameter contains `text`, waiting up to
+    /// `timeout` for it.
+    pub fn wait_event_with(&self, kind: &str, text: &str, timeout: Duration) -> Option<Value> {
+        let mut found = None;
+        wait_until(timeout, || {
+            found = self
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|e| {
+                    e["type"] == kind && e["param"].as_str().is_some_and(|p| p.contains(text))
+                })
+                .cloned();
+            found.is_some()
+        });
+        found
+    }
+
     pub fn clear_events(&self) {
         self.events.lock().unwrap().clear();
     }

@@ -516,16 +516,18 @@ fn press(p: &mut Phone, keys: &str) {
     }
 }
 
-/// 102 (pjsua2) leaves a message straight in 101's box with the direct-voicemail
-/// prefix, 101 never ringing. 101's user (baresip) dials the voicemail number, is
-/// asked for its PIN, hears the message (102's tone on its recording), deletes it and
-/// says goodbye with `#`: the box is empty after the call, and the box hung up.
+/// 102 (baresip) leaves a message straight in 101's box with the direct-voicemail
+/// prefix, 101 never ringing; 101's phone (pjsua2, subscribed to its box like a desk
+/// phone) sees its message lamp light (RFC 3842 NOTIFY, 1 new). 101's user dials the
+/// voicemail number, is asked for its PIN, hears the message (102's tone on its
+/// recording), deletes it and says goodbye with `#`: the box hangs up, the box is
+/// empty and the lamp goes out.
 #[test]
 fn a_user_hears_and_deletes_voicemail_after_its_pin() {
     let pbx = four_extensions();
     edit_extension(&pbx, "101", |e| e["service_pin"] = json!("2468"));
     let mut a = phone_of(
-        Kind::Baresip,
+        Kind::Pjsua2,
         &pbx,
         "101",
         "Secret-101x",
@@ -534,13 +536,21 @@ fn a_user_hears_and_deletes_voicemail_after_its_pin() {
         "PCMU,PCMA",
     );
     let mut b = phone_of(
-        Kind::Pjsua2,
+        Kind::Baresip,
         &pbx,
         "102",
         "Secret-102x",
         440,
         false,
         "PCMU,PCMA",
+    );
+    let off = a.wait_event_with("MWI", "Messages-Waiting: no", T);
+    assert!(
+        off.is_some(),
+        "101's phone got no message summary when it subscribed: {:?}\n{}\n{}",
+        a.events(),
+        pbx.log_text(),
+        a.log()
     );
     dial(&mut b, &pbx, "*98101");
     assert!(
@@ -562,6 +572,17 @@ fn a_user_hears_and_deletes_voicemail_after_its_pin() {
         pbx.log_text()
     );
     assert_eq!(dominant_tone(&messages(&pbx, "101")[0], &TONES).0, 440.0);
+    let on = a.wait_event_with("MWI", "Voice-Message: 1/0", T);
+    let on = on.unwrap_or_else(|| panic!("the lamp did not light: {:?}", a.events()));
+    let on = on["param"].as_str().unwrap();
+    assert!(on.contains("Messages-Waiting: yes"), "{on}");
+    assert!(on.contains("Message-Account: sip:*97@"), "{on}");
+    // The technician's view: 101's box, one new message, watched by 101's phone.
+    let boxes = pbx.ctl_ok(&["voicemail"]);
+    let line = boxes.lines().find(|l| l.starts_with("101 ")).unwrap_or("");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols, ["101", "1", "0", "no", "101"], "{boxes}");
+    a.clear_events();
 
     dial(&mut a, &pbx, "*97");
     assert!(
@@ -596,5 +617,10 @@ fn a_user_hears_and_deletes_voicemail_after_its_pin() {
         "the message was not deleted: {:?}\n{}",
         messages(&pbx, "101"),
         pbx.log_text()
+    );
+    assert!(
+        a.wait_event_with("MWI", "Voice-Message: 0/0", T).is_some(),
+        "the lamp did not go out: {:?}",
+        a.events()
     );
 }
