@@ -74,6 +74,32 @@ await run(async (page) => {
   const echo = page.locator("#dialplan tbody tr", { hasText: "*43" });
   assert.match(await echo.textContent(), /Echo test/);
   assert.equal(await page.inputValue("input[name=echo_test]"), "*43");
+  // The voicemail numbers too.
+  assert.match(await page.locator("#dialplan tbody tr", { hasText: "*97" }).textContent(), /Voicemail/);
+  assert.equal(await page.inputValue("input[name=voicemail_direct]"), "*98");
+  // The mail server voicemail is e-mailed through: a password in clear is refused,
+  // STARTTLS with a user is saved and the password is never shown again.
+  const smtp = page.locator("form#smtp");
+  await smtp.locator("input[name=server]").fill("mail.example.com");
+  await smtp.locator("select[name=security]").selectOption("none");
+  await smtp.locator("input[name=username]").fill("pbx");
+  await smtp.locator("input[name=password]").fill("Mail-Secret-1");
+  await smtp.locator("input[name=from]").fill("pbx@example.com");
+  await smtp.locator("button[type=submit]").click();
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /never sent unencrypted/);
+  await smtp.locator("input[name=server]").fill("mail.example.com");
+  await smtp.locator("select[name=security]").selectOption("starttls");
+  await smtp.locator("input[name=username]").fill("pbx");
+  await smtp.locator("input[name=password]").fill("Mail-Secret-1");
+  await smtp.locator("input[name=from]").fill("pbx@example.com");
+  await smtp.locator("button[type=submit]").click();
+  await page.getByText("Mail server saved.").waitFor();
+  assert.equal(await smtp.locator("input[name=password]").inputValue(), "****");
+  assert.equal(await smtp.locator("select[name=security]").inputValue(), "starttls");
+  const saved = await page.evaluate(async () => (await fetch("/api/v1/smtp")).json());
+  assert.equal(saved.server, "mail.example.com");
+  assert.equal(saved.password, "****");
 
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Extensions");

@@ -79,6 +79,24 @@ await run(async (page) => {
     return [r.status, (await r.arrayBuffer()).byteLength];
   }, await g.getAttribute("src"));
   assert.deepEqual(stored, [200, 44 + 8000 * 2]);
+  // Voicemail by e-mail: the user's address and choices are saved; asking for it with
+  // no address is refused with the reason.
+  const mail = page.locator("form.my-voicemail-mail").first();
+  await page.getByText("has not set a mail server yet").first().waitFor();
+  await mail.locator("input[name=email]").fill("");
+  await mail.locator("input[name=voicemail_email]").check();
+  await mail.locator("button[type=submit]").click();
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /e-mail address/);
+  await mail.locator("input[name=email]").fill("winston@example.com");
+  await mail.locator("input[name=voicemail_email]").check();
+  await mail.locator("input[name=voicemail_delete_sent]").check();
+  await mail.locator("button[type=submit]").click();
+  await page.getByText("Voicemail e-mail of extension 101 saved.").waitFor();
+  assert.equal(await mail.locator("input[name=email]").inputValue(), "winston@example.com");
+  assert.equal(await mail.locator("input[name=voicemail_email]").isChecked(), true);
+  assert.equal(await mail.locator("input[name=voicemail_attach]").isChecked(), true);
+  assert.equal(await mail.locator("input[name=voicemail_delete_sent]").isChecked(), true);
   await page.screenshot({ path: `${artifacts}/portal-voicemail.png`, fullPage: true });
   await page.click("form.logout button");
 

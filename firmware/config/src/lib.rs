@@ -11,9 +11,11 @@ use std::fmt;
 use std::net::IpAddr;
 
 mod isdn;
+mod mail;
 mod phones;
 mod routing;
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
+pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
@@ -77,6 +79,9 @@ pub struct Config {
     /// later).
     #[serde(default)]
     pub feature_codes: FeatureCodes,
+    /// The mail server voicemail messages are sent through (Kerio 17.3).
+    #[serde(default)]
+    pub smtp: Smtp,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -142,6 +147,7 @@ impl Default for Config {
             emergency: Emergency::default(),
             ring_groups: Vec::new(),
             feature_codes: FeatureCodes::default(),
+            smtp: Smtp::default(),
         }
     }
 }
@@ -218,6 +224,16 @@ pub struct Extension {
     /// (`to: "voicemail"`).
     #[serde(default = "yes")]
     pub voicemail: bool,
+    /// Each new message is e-mailed to `email` (Kerio 17.3, Kalliope's notifications).
+    #[serde(default)]
+    pub voicemail_email: bool,
+    /// The e-mail carries the message as a WAV attachment (else it only says one came).
+    #[serde(default = "yes")]
+    pub voicemail_attach: bool,
+    /// A message sent as an attachment is deleted from the box (Kalliope's "delete
+    /// forwarded messages"): the mailbox is where it is kept.
+    #[serde(default)]
+    pub voicemail_delete_sent: bool,
 }
 
 fn default_pickup() -> Vec<String> {
@@ -296,6 +312,9 @@ impl Extension {
             pickup_groups: default_pickup(),
             pickup_from: default_pickup(),
             voicemail: true,
+            voicemail_email: false,
+            voicemail_attach: true,
+            voicemail_delete_sent: false,
         }
     }
 
@@ -734,8 +753,22 @@ impl Config {
                     "must be at least 4 digits".into(),
                 );
             }
-            if !e.email.is_empty() && !e.email.contains('@') {
+            if !e.email.is_empty() && !valid_address(&e.email) {
                 err(ent.clone(), "email", "is not an e-mail address".into());
+            }
+            if e.voicemail_email && e.email.is_empty() {
+                err(
+                    ent.clone(),
+                    "voicemail_email",
+                    "needs the extension's e-mail address".into(),
+                );
+            }
+            if e.voicemail_delete_sent && !(e.voicemail_email && e.voicemail_attach) {
+                err(
+                    ent.clone(),
+                    "voicemail_delete_sent",
+                    "only messages sent as attachments can be deleted from the box".into(),
+                );
             }
             if !e.mobile.is_empty()
                 && !e
@@ -770,6 +803,9 @@ impl Config {
                     );
                 }
             }
+        }
+        for (field, message) in self.smtp.problems() {
+            err("smtp".into(), field, message);
         }
         let mut usernames = HashSet::new();
         for a in &self.accounts {

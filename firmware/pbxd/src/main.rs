@@ -7,6 +7,7 @@
 mod control;
 mod dns;
 mod isdn;
+mod mail;
 mod mailboxes;
 
 use anyhow::{bail, Context, Result};
@@ -359,6 +360,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     );
     endpoints.serve(core.media_pool());
     mailboxes::load_all(&mut core, &voicemail_dir, &snapshot.config);
+    // Boxes that changed beside the loop (a message e-mailed, then deleted).
+    let (mail_tx, mut mail_rx) = mpsc::unbounded_channel::<String>();
     let t = transports.clone();
     core.set_local_for(Box::new(move |dest| t.local_for(dest)));
     dns::init(args.dns);
@@ -519,7 +522,16 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             Some(e) = media_rx.recv() => {
                 // A message recorded: its box is counted again (message lamps).
                 let recorded = match &e {
-                    media::Event::Recorded { path, .. } => mailboxes::box_of(&voicemail_dir, path),
+                    media::Event::Recorded { path, samples, ok, .. } => {
+                        let cfg = state.cfg.snapshot();
+                        if let Some(n) = (*ok && *samples > 0)
+                            .then(|| mail::notice_for(&cfg.config, &voicemail_dir, path, *samples))
+                            .flatten()
+                        {
+                            mail::send(cfg.config.smtp.clone(), n, mail_tx.clone());
+                        }
+                        mailboxes::box_of(&voicemail_dir, path)
+                    }
                     _ => None,
                 };
                 core.handle_media_event(Instant::now(), e);
@@ -553,6 +565,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                 }
             }
+            Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
             Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir),
             r = ctl_rx.recv() => {

@@ -387,6 +387,21 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             ops::set_feature_codes(app, &who, fc.clone()).await?;
             ok(serde_json::to_value(fc).expect("serialises"))
         }
+        (&Method::GET, ["smtp"]) => {
+            need_admin_read(&c)?;
+            ok(ops::smtp_view(&snap.config.smtp))
+        }
+        (&Method::PUT, ["smtp"]) => {
+            need_admin_write(&c)?;
+            // Fields left out keep their value; a masked password is the one in force.
+            let mut merged = ops::smtp_view(&snap.config.smtp);
+            for (k, v) in ops::object(&req.body)? {
+                merged[k] = v;
+            }
+            let s: config::Smtp = ops::parse(merged)?;
+            ops::set_smtp(app, &who, s).await?;
+            ok(ops::smtp_view(&app.cfg.snapshot().config.smtp))
+        }
         (&Method::GET, ["dialplan"]) => {
             need_admin_read(&c)?;
             ok(Value::Array(

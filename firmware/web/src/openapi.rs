@@ -348,6 +348,9 @@ fn base() -> Value {
         "permission_group": {"type": "string", "description": "call permission group; empty = every number"},
         "call_waiting": {"type": "boolean", "description": "a phone in a call rings for a second one (default true)"},
         "voicemail": {"type": "boolean", "description": "the extension has a voicemail box that forwarding rules may send callers to (default true)"},
+        "voicemail_email": {"type": "boolean", "description": "each new message is e-mailed to `email` through the mail server (/smtp); default false"},
+        "voicemail_attach": {"type": "boolean", "description": "the e-mail carries the recording as WAV (default true)"},
+        "voicemail_delete_sent": {"type": "boolean", "description": "a message sent as an attachment leaves the box (default false)"},
         "forwarding": {"type": "array", "maxItems": 12, "items": {"type": "object", "additionalProperties": false,
             "required": ["cause", "to"], "properties": {
                 "cause": {"type": "string", "enum": ["busy", "no_answer", "unavailable"]},
@@ -430,7 +433,11 @@ fn base() -> Value {
                         "forward": extension_props["forward"].clone(),
                         "call_waiting": extension_props["call_waiting"].clone(),
                         "no_answer_seconds": extension_props["no_answer_seconds"].clone(),
-                        "forwarding": extension_props["forwarding"].clone()}},
+                        "forwarding": extension_props["forwarding"].clone(),
+                        "email": extension_props["email"].clone(),
+                        "voicemail_email": extension_props["voicemail_email"].clone(),
+                        "voicemail_attach": extension_props["voicemail_attach"].clone(),
+                        "voicemail_delete_sent": extension_props["voicemail_delete_sent"].clone()}},
                 "ExtensionUpdate": {"type": "object", "properties": extension_props, "additionalProperties": false},
                 "Account": {"type": "object", "properties": account_props.clone(), "required": ["username"]},
                 "AccountInput": {"type": "object", "properties": account_props, "additionalProperties": false},
@@ -588,6 +595,18 @@ fn base() -> Value {
         "voicemail_direct": {"type": "string", "description": "prefix followed by an extension: leave a message in its box; 1-8 of digits, * and #, or empty: off"},
         "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"},
         "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"}}});
+    let smtp = json!({"type": "object", "additionalProperties": false, "properties": {
+        "server": {"type": "string", "description": "host name or address of the mail server; empty: no e-mail is sent"},
+        "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: 587 (starttls), 465 (tls), 25 (none)"},
+        "security": {"type": "string", "enum": ["starttls", "tls", "none"], "description": "none never sends a password"},
+        "username": {"type": "string", "description": "empty: no authentication"},
+        "password": {"type": "string", "description": "write-only: a GET shows **** when one is set; **** in a PUT keeps it"},
+        "from": {"type": "string", "description": "the sender's address"},
+        "ca": {"type": "string", "description": "PEM certificates trusted besides the system's (at most 64 KiB)"}}});
+    doc["paths"]["/smtp"] = json!({
+        "get": read_op("The mail server voicemail messages are e-mailed through (Kerio 17.3)", smtp.clone()),
+        "put": write_op("Set the mail server (fields left out keep their value)", Some(smtp.clone()), "200", Some(smtp))
+    });
     doc["paths"]["/feature_codes"] = json!({
         "get": read_op("Feature codes (call pickup, directed pickup, echo test, voicemail, direct voicemail)", codes.clone()),
         "put": write_op("Set the feature codes", Some(codes.clone()), "200", Some(codes))

@@ -669,6 +669,42 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
     v
 }
 
+/// What the API and the admin page show of the mail server: the password masked.
+pub(crate) fn smtp_view(s: &config::Smtp) -> Value {
+    let mut v = serde_json::to_value(s).expect("serialises");
+    if !s.password.is_empty() {
+        v["password"] = json!(MASK);
+    }
+    v
+}
+
+/// What a masked secret stands for in a form or a PUT: the one in force.
+pub(crate) const MASK: &str = "****";
+
+/// Sets the mail server (`****` as the password keeps the one in force).
+pub(crate) async fn set_smtp(
+    app: &Arc<App>,
+    who: &str,
+    mut s: config::Smtp,
+) -> Result<(), ApiError> {
+    s.server = s.server.trim().to_string();
+    s.from = s.from.trim().to_string();
+    s.username = s.username.trim().to_string();
+    change(
+        app,
+        who,
+        "changed the voicemail mail server".into(),
+        move |c| {
+            if s.password == MASK {
+                s.password = c.smtp.password.clone();
+            }
+            c.smtp = s;
+            Ok(())
+        },
+    )
+    .await
+}
+
 /// Sets the feature codes (checked against every number like the rest).
 pub(crate) async fn set_feature_codes(
     app: &Arc<App>,
@@ -732,6 +768,11 @@ pub(crate) struct MyExtension {
     pub call_waiting: Option<bool>,
     pub no_answer_seconds: Option<u32>,
     pub forwarding: Option<Vec<config::ForwardRule>>,
+    /// Where voicemail is e-mailed, and how.
+    pub email: Option<String>,
+    pub voicemail_email: Option<bool>,
+    pub voicemail_attach: Option<bool>,
+    pub voicemail_delete_sent: Option<bool>,
 }
 
 /// The portal: a user changes one of their own extensions. The whole configuration is
@@ -747,17 +788,24 @@ pub(crate) async fn set_my_extension(
     if !user.extensions.iter().any(|n| n == number) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "not your extension"));
     }
+    let mail = i.email.is_some()
+        || i.voicemail_email.is_some()
+        || i.voicemail_attach.is_some()
+        || i.voicemail_delete_sent.is_some();
     let what = match (
         &i.service_pin,
         &i.forward,
         &i.call_waiting,
         &i.no_answer_seconds,
         &i.forwarding,
+        mail,
     ) {
-        (Some(_), None, None, None, None) => {
+        (Some(_), None, None, None, None, false) => {
             format!("changed the voicemail PIN of extension {number}")
         }
-        (None, None, None, None, None) => return Err(ApiError::bad("body", "nothing to change")),
+        (None, None, None, None, None, false) => {
+            return Err(ApiError::bad("body", "nothing to change"))
+        }
         _ => format!("changed the settings of extension {number} in the portal"),
     };
     let n = number.to_string();
@@ -780,6 +828,18 @@ pub(crate) async fn set_my_extension(
                 r.to = r.to.trim().to_string();
             }
             e.forwarding = rules;
+        }
+        if let Some(m) = i.email {
+            e.email = m.trim().to_string();
+        }
+        if let Some(v) = i.voicemail_email {
+            e.voicemail_email = v;
+        }
+        if let Some(v) = i.voicemail_attach {
+            e.voicemail_attach = v;
+        }
+        if let Some(v) = i.voicemail_delete_sent {
+            e.voicemail_delete_sent = v;
         }
         Ok(())
     })

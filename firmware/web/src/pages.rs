@@ -468,6 +468,36 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             let (note, st) = outcome(r, |()| "Feature codes saved.".into());
             dialplan_page(app, &c, note, st)
         }
+        (false, ["dialplan", "smtp"]) => {
+            let port = field(&form, "port").unwrap_or("").trim();
+            let r = async {
+                let port: u16 = if port.is_empty() {
+                    0
+                } else {
+                    port.parse().map_err(|_| {
+                        ApiError::bad("port", "must be a port number (empty: the usual one)")
+                    })?
+                };
+                let security = match field(&form, "security").unwrap_or("starttls") {
+                    "tls" => config::SmtpSecurity::Tls,
+                    "none" => config::SmtpSecurity::None,
+                    _ => config::SmtpSecurity::Starttls,
+                };
+                let s = config::Smtp {
+                    server: field(&form, "server").unwrap_or("").to_string(),
+                    port,
+                    security,
+                    username: field(&form, "username").unwrap_or("").to_string(),
+                    password: field(&form, "password").unwrap_or("").to_string(),
+                    from: field(&form, "from").unwrap_or("").to_string(),
+                    ca: field(&form, "ca").unwrap_or("").replace("\r\n", "\n"),
+                };
+                ops::set_smtp(app, &who, s).await
+            }
+            .await;
+            let (note, st) = outcome(r, |()| "Mail server saved.".into());
+            dialplan_page(app, &c, note, st)
+        }
         (true, ["dialplan.csv"]) => {
             let mut r = warp::reply::with_header(
                 ops::dial_plan_csv(&app.cfg.snapshot()),
@@ -624,10 +654,14 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         "call_waiting".into(),
         json!(field(form, "call_waiting").is_some()),
     );
-    m.insert(
-        "voicemail".into(),
-        json!(field(form, "voicemail").is_some()),
-    );
+    for k in [
+        "voicemail",
+        "voicemail_email",
+        "voicemail_attach",
+        "voicemail_delete_sent",
+    ] {
+        m.insert(k.into(), json!(field(form, k).is_some()));
+    }
     let secs = field(form, "no_answer_seconds").unwrap_or("20").trim();
     let secs: u32 = secs
         .parse()
@@ -1067,6 +1101,9 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
                         label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (a phone in a call rings for a second one)" }
                         label.check { input type="checkbox" name="voicemail" checked[e.voicemail]; "Voicemail box (forwarding can send callers to it)" }
+                        label.check { input type="checkbox" name="voicemail_email" checked[e.voicemail_email]; "E-mail each voicemail message to the e-mail address" }
+                        label.check { input type="checkbox" name="voicemail_attach" checked[e.voicemail_attach]; "with the recording attached (WAV)" }
+                        label.check { input type="checkbox" name="voicemail_delete_sent" checked[e.voicemail_delete_sent]; "and delete it from the box once sent" }
                         label { "Member of pickup groups (comma separated)" input name="pickup_groups" value=(e.pickup_groups.join(", ")); }
                         label { "May pick up calls from groups (comma separated)" input name="pickup_from" value=(e.pickup_from.join(", ")); }
                         label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
@@ -1155,6 +1192,28 @@ fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> 
                         label { "Voicemail (your own box after your service PIN: messages, greetings, PIN; empty: off)" input name="voicemail" value=(snap.config.feature_codes.voicemail); }
                         label { "Direct voicemail (followed by an extension: leave a message without ringing it; empty: off)" input name="voicemail_direct" value=(snap.config.feature_codes.voicemail_direct); }
                         @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
+                    }
+                }
+                h2 { "Voicemail by e-mail" }
+                @let smtp = &snap.config.smtp;
+                form.card method="post" action="/admin/dialplan/smtp" id="smtp" {
+                    (csrf_field(c))
+                    fieldset disabled[!c.can_write_admin()] {
+                        p.hint { "The mail server each extension's voicemail messages are sent through, when the extension asks for them by e-mail (Kerio 17.3). Empty server: nothing is sent." }
+                        label { "Mail server (host name or address; empty: off)" input name="server" value=(smtp.server); }
+                        label { "Security"
+                            select name="security" {
+                                option value="starttls" selected[smtp.security == config::SmtpSecurity::Starttls] { "STARTTLS (port 587)" }
+                                option value="tls" selected[smtp.security == config::SmtpSecurity::Tls] { "TLS (SMTPS, port 465)" }
+                                option value="none" selected[smtp.security == config::SmtpSecurity::None] { "none (port 25; no password is sent)" }
+                            }
+                        }
+                        label { "Port (empty: the usual one)" input name="port" value=(if smtp.port == 0 { String::new() } else { smtp.port.to_string() }) inputmode="numeric"; }
+                        label { "User name (empty: no authentication)" input name="username" value=(smtp.username) autocomplete="off"; }
+                        label { "Password" input name="password" type="password" value=(if smtp.password.is_empty() { "" } else { crate::ops::MASK }) autocomplete="new-password"; }
+                        label { "Sender address" input name="from" type="email" value=(smtp.from); }
+                        label { "Trusted certificates (PEM, besides the system's: a company CA or the server's own)" textarea name="ca" rows="4" { (smtp.ca) } }
+                        @if c.can_write_admin() { button type="submit" { "Save mail server" } }
                     }
                 }
             },
@@ -1291,6 +1350,18 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
             let r = ops::set_my_extension(app, &c.user, n, i).await;
             outcome(r, |()| format!("PIN of extension {n} saved."))
         }
+        (true, "/voicemail-mail") => {
+            let n = field(form, "extension").unwrap_or("");
+            let i = ops::MyExtension {
+                email: Some(field(form, "email").unwrap_or("").to_string()),
+                voicemail_email: Some(field(form, "voicemail_email").is_some()),
+                voicemail_attach: Some(field(form, "voicemail_attach").is_some()),
+                voicemail_delete_sent: Some(field(form, "voicemail_delete_sent").is_some()),
+                ..Default::default()
+            };
+            let r = ops::set_my_extension(app, &c.user, n, i).await;
+            outcome(r, |()| format!("Voicemail e-mail of extension {n} saved."))
+        }
         (true, "/forwarding") => {
             let n = field(form, "extension").unwrap_or("");
             let r = async {
@@ -1394,6 +1465,16 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                                 input type="hidden" name="extension" value=(e.number);
                                 label { "Voicemail PIN (4 or more digits)" input name="service_pin" value=(e.service_pin) inputmode="numeric" autocomplete="off"; }
                                 button type="submit" { "Save PIN" }
+                            }
+                            form.my-voicemail-mail method="post" action="/voicemail-mail" {
+                                (csrf_field(c))
+                                input type="hidden" name="extension" value=(e.number);
+                                label { "My e-mail address" input name="email" type="email" value=(e.email) autocomplete="email"; }
+                                label.check { input type="checkbox" name="voicemail_email" checked[e.voicemail_email]; "E-mail me each voicemail message" }
+                                label.check { input type="checkbox" name="voicemail_attach" checked[e.voicemail_attach]; "with the recording attached" }
+                                label.check { input type="checkbox" name="voicemail_delete_sent" checked[e.voicemail_delete_sent]; "and delete it from the box once sent" }
+                                @if !snap.config.smtp.enabled() { p.hint { "The administrator has not set a mail server yet: nothing is sent until then." } }
+                                button type="submit" { "Save voicemail e-mail" }
                             }
                             form.my-forwarding method="post" action="/forwarding" {
                                 (csrf_field(c))

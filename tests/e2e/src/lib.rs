@@ -1384,3 +1384,170 @@ pub fn sipp_wait(name: &str, child: Child, dir: &tempfile::TempDir) {
         );
     }
 }
+
+/// A mail server on loopback (aiosmtpd, `phones/smtp_sink.py`): STARTTLS required,
+/// AUTH for one user after TLS, its certificate for 127.0.0.1 signed by a CA of its
+/// own (made with openssl), so the box must be told to trust that CA. Each message it
+/// takes is a JSON summary in `out` (envelope, TLS, user, headers, text, attachments).
+pub struct MailSink {
+    pub port: u16,
+    /// The CA certificate (PEM) the server's certificate is signed by.
+    pub ca_pem: String,
+    pub out: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl MailSink {
+    pub fn start(user: &str, password: &str) -> MailSink {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl (scripts/test installs it)");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=pbx test mail CA",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "srv.key",
+                    "-out",
+                    "srv.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            d.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let out = d.join("mail");
+        std::fs::create_dir_all(&out).unwrap();
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("phones/smtp_sink.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--user",
+                user,
+                "--password",
+                password,
+            ])
+            .arg("--cert")
+            .arg(d.join("srv.pem"))
+            .arg("--key")
+            .arg(d.join("srv.key"))
+            .arg("--out")
+            .arg(&out)
+            .args(["--lifetime", "300"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(d.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("run the mail server (aiosmtpd: scripts/test installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "the mail server did not start: {}",
+            std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default()
+        );
+        MailSink {
+            port,
+            ca_pem: std::fs::read_to_string(d.join("ca.pem")).unwrap(),
+            out,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The messages taken so far, in order.
+    pub fn messages(&self) -> Vec<Value> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|x| x == "json"));
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+            .collect()
+    }
+
+    /// Waits up to `timeout` for `n` messages.
+    pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        wait_until(timeout, || self.messages().len() >= n);
+        self.messages()
+    }
+
+    /// What the server wrote on stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

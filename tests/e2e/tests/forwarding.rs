@@ -624,3 +624,106 @@ fn a_user_hears_and_deletes_voicemail_after_its_pin() {
         a.events()
     );
 }
+
+/// Kerio 17.3 and Kalliope's notifications: the admin sets a mail server (STARTTLS with
+/// a certificate from the company's own CA, AUTH); 102 wants its messages by e-mail
+/// with the recording attached and deleted from the box once sent. A baresip caller
+/// leaves a message with the direct-voicemail prefix: the mail server gets it over TLS
+/// from the authenticated user, header by header, with a WAV holding the caller's tone,
+/// and the box is empty afterwards. Settings the box must refuse are refused.
+#[test]
+fn voicemail_is_emailed_over_starttls_with_the_recording() {
+    let pbx = four_extensions();
+    let sink = MailSink::start("pbx-mailer", "Mail-Secret-1");
+    let h = pbx.admin_session("Adm1n-Mail!x");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    // A password never goes out in clear, and the CA must be PEM.
+    for bad in [
+        json!({"server": "127.0.0.1", "security": "none", "username": "u", "password": "p", "from": "pbx@example.com"}),
+        json!({"server": "127.0.0.1", "from": "pbx@example.com", "ca": "not a certificate"}),
+        json!({"server": "127.0.0.1", "from": "not an address"}),
+    ] {
+        let r = pbx.https("PUT", "/api/v1/smtp", Some(&bad.to_string()), &h);
+        assert!(r.status == 400 || r.status == 422, "{bad}: {r:?}");
+    }
+    let smtp = json!({
+        "server": "127.0.0.1", "port": sink.port, "security": "starttls",
+        "username": "pbx-mailer", "password": "Mail-Secret-1",
+        "from": "pbx@example.com", "ca": sink.ca_pem,
+    });
+    let put = pbx.https("PUT", "/api/v1/smtp", Some(&smtp.to_string()), &h);
+    assert_eq!(put.status, 200, "{put:?}");
+    let got = pbx.https("GET", "/api/v1/smtp", None, &h).json();
+    assert_eq!(got["password"], "****", "the password is not shown: {got}");
+    assert_eq!(got["port"], sink.port);
+    // The masked password keeps the one in force.
+    let put = pbx.https("PUT", "/api/v1/smtp", Some(&got.to_string()), &h);
+    assert_eq!(put.status, 200, "{put:?}");
+    edit_extension(&pbx, "102", |e| {
+        e["email"] = json!("julia@example.com");
+        e["voicemail_email"] = json!(true);
+        e["voicemail_delete_sent"] = json!(true);
+    });
+
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1400,
+        false,
+        "PCMU,PCMA",
+    );
+    dial(&mut a, &pbx, "*98102");
+    assert!(
+        a.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "direct voicemail did not answer: {:?}",
+        a.events()
+    );
+    std::thread::sleep(Duration::from_secs(9));
+    a.command("hangup", "");
+    closed_reason(&a);
+    let mails = sink.wait_messages(1, Duration::from_secs(20));
+    assert_eq!(
+        mails.len(),
+        1,
+        "no mail arrived:\n{}\n{}",
+        sink.log(),
+        pbx.log_text()
+    );
+    let m = &mails[0];
+    println!("voicemail e-mail: {m}");
+    assert_eq!(m["tls"], true, "STARTTLS was not used: {m}");
+    assert_eq!(m["auth_user"], "pbx-mailer");
+    assert_eq!(m["mail_from"], "pbx@example.com");
+    assert_eq!(m["rcpt_tos"], json!(["julia@example.com"]));
+    assert_eq!(m["to"], "julia@example.com");
+    assert!(
+        m["from"].as_str().unwrap().contains("<pbx@example.com>"),
+        "{m}"
+    );
+    let subject = m["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("Voicemail from 101 (") && subject.ends_with(" s) for 102"),
+        "{subject}"
+    );
+    assert!(!m["date"].as_str().unwrap_or("").is_empty(), "no Date: {m}");
+    assert!(m["text"].as_str().unwrap().contains("From: 101"), "{m}");
+    let att = &m["attachments"][0];
+    assert_eq!(att["content_type"], "audio/wav", "{m}");
+    assert!(
+        att["filename"].as_str().unwrap().ends_with("-101.wav"),
+        "{m}"
+    );
+    let wav = std::path::PathBuf::from(att["path"].as_str().unwrap());
+    assert_eq!(
+        dominant_tone(&wav, &TONES).0,
+        1400.0,
+        "the caller's tone is in the WAV"
+    );
+    assert!(
+        wait_until(T, || messages(&pbx, "102").is_empty()),
+        "the message sent stays in the box: {:?}",
+        messages(&pbx, "102")
+    );
+}
