@@ -10,10 +10,15 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
+mod attendant;
 mod isdn;
 mod mail;
 mod phones;
 mod routing;
+pub use attendant::{
+    date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
+    TimeRange, Weekday,
+};
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use phones::{
@@ -82,6 +87,12 @@ pub struct Config {
     /// The mail server voicemail messages are sent through (Kerio 17.3).
     #[serde(default)]
     pub smtp: Smtp,
+    /// Auto attendant scripts (Kerio 16).
+    #[serde(default)]
+    pub auto_attendants: Vec<AutoAttendant>,
+    /// Time ranges for time conditions (Kerio 25).
+    #[serde(default)]
+    pub time_ranges: Vec<TimeRange>,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -148,6 +159,8 @@ impl Default for Config {
             ring_groups: Vec::new(),
             feature_codes: FeatureCodes::default(),
             smtp: Smtp::default(),
+            auto_attendants: Vec::new(),
+            time_ranges: Vec::new(),
         }
     }
 }
@@ -717,6 +730,7 @@ impl Config {
             .iter()
             .map(|e| &e.number)
             .chain(self.ring_groups.iter().map(|g| &g.number))
+            .chain(self.auto_attendants.iter().map(|a| &a.number))
         {
             let clash = codes
                 .iter()
@@ -1183,6 +1197,17 @@ impl Snapshot {
     }
 
     /// The extension with this number.
+    pub fn auto_attendant(&self, number: &str) -> Option<&AutoAttendant> {
+        self.config
+            .auto_attendants
+            .iter()
+            .find(|a| a.number == number)
+    }
+
+    pub fn time_range(&self, name: &str) -> Option<&TimeRange> {
+        self.config.time_ranges.iter().find(|r| r.name == name)
+    }
+
     pub fn extension(&self, number: &str) -> Option<&Extension> {
         self.extension_by_number
             .get(number)

@@ -831,6 +831,57 @@ impl Config {
                 );
             }
         }
+        let mut ranges = HashSet::new();
+        for r in &self.time_ranges {
+            let ent = format!("time range {}", r.name);
+            if !valid_name(&r.name) {
+                err(
+                    ent.clone(),
+                    "name",
+                    "must be letters, digits, - or _".into(),
+                );
+            }
+            if !ranges.insert(r.name.as_str()) {
+                err(ent.clone(), "name", "is used by another time range".into());
+            }
+            for (field, message) in r.problems() {
+                err(ent.clone(), field, message);
+            }
+        }
+        let boxes: HashSet<&str> = self
+            .extensions
+            .iter()
+            .filter(|e| e.voicemail)
+            .map(|e| e.number.as_str())
+            .collect();
+        let fc = &self.feature_codes;
+        for a in &self.auto_attendants {
+            let ent = format!("auto attendant {}", a.number);
+            if !is_digits(&a.number) || a.number.len() > 20 {
+                err(ent.clone(), "number", "must be 1 to 20 digits".into());
+            }
+            if !local.insert(a.number.as_str()) {
+                err(
+                    ent.clone(),
+                    "number",
+                    "is already used by an extension, ring group or another script".into(),
+                );
+            }
+            let prefixes = [&fc.directed_pickup, &fc.voicemail_direct];
+            if prefixes
+                .iter()
+                .any(|p| !p.is_empty() && a.number.starts_with(p.as_str()))
+            {
+                err(
+                    ent.clone(),
+                    "number",
+                    "begins with a feature code prefix".into(),
+                );
+            }
+            for (field, message) in a.problems(&local, &boxes, &ranges, &groups) {
+                err(ent.clone(), field, message);
+            }
+        }
         for e in &self.extensions {
             if !e.forward.is_empty()
                 && (!crate::is_phone_number(&e.forward) || e.forward == e.number)

@@ -26,6 +26,12 @@ impl Pbx {
         dialled: &str,
         origin: &crate::route::Origin,
     ) -> Option<Box<dyn Application>> {
+        if let Some(script) = self.snapshot.auto_attendant(dialled) {
+            return Some(Box::new(crate::app::Attendant::new(
+                script.clone(),
+                self.attendant_env(),
+            )));
+        }
         let fc = &self.snapshot.config.feature_codes;
         let crate::route::Origin::Phone(account) = origin else {
             return None;
@@ -74,6 +80,24 @@ impl Pbx {
             .filter(|e| e.enabled && e.voicemail && store::voicemail::valid_box(&e.number))
             .map(|e| (e.number.clone(), self.has_temp_greeting(&e.number)))
             .collect()
+    }
+
+    /// What an auto attendant needs of the box.
+    fn attendant_env(&self) -> crate::app::AttendantEnv {
+        let cfg = &self.snapshot.config;
+        crate::app::AttendantEnv {
+            ranges: cfg.time_ranges.clone(),
+            local_numbers: cfg
+                .extensions
+                .iter()
+                .filter(|e| e.enabled)
+                .map(|e| e.number.clone())
+                .chain(cfg.ring_groups.iter().map(|g| g.number.clone()))
+                .collect(),
+            sounds: self.settings.sounds_dir.clone(),
+            voicemail: self.settings.voicemail_dir.clone(),
+            boxes: self.boxes(),
+        }
     }
 
     pub(crate) fn has_temp_greeting(&self, ext: &str) -> bool {
@@ -147,6 +171,7 @@ impl Pbx {
         let mut cx = Context::new(now, &call.caller_ext);
         cx.call = id;
         cx.unix = unix;
+        cx.local = unix as i64 + self.utc_offset;
         app.handle(event, &mut cx);
         if let Some(a) = call.app.as_mut() {
             a.app = Some(app);
@@ -179,6 +204,20 @@ impl Pbx {
                 Action::Timer(after) => {
                     leg.timer = Some(now + after);
                     self.arm_call(id);
+                }
+                Action::Dial { number, groups } => {
+                    // The application ends; the caller hears ringback (425 Hz, 1 s in
+                    // 5, ETSI) while the exchange rings the number as if dialled.
+                    tracing::info!(call = id, number, "the application rings a number");
+                    call.app = None;
+                    call.a_ep.stop();
+                    call.a_ep.listen(media::Listen::default());
+                    call.a_ep
+                        .play(media::Clip::tone(&[425.0], 1000, 4000, 0.25), pt, alaw);
+                    let groups: Vec<String> =
+                        std::iter::once(groups).filter(|g| !g.is_empty()).collect();
+                    self.start_plan(now, id, &number, 0, groups);
+                    return;
                 }
                 Action::HangUp => {
                     tracing::debug!(call = id, "the application hung up");

@@ -208,6 +208,9 @@ pub(crate) struct Call {
     pub late_offer: bool,
     /// The caller already has its final answer; only unsettled legs keep the call.
     pub finished: bool,
+    /// The box answered the caller itself (an application), and may ring numbers for
+    /// it afterwards (an auto attendant's key): their answers only connect the media.
+    pub caller_answered: bool,
     /// The application answering the call (the box itself), if any.
     pub app: Option<crate::app_leg::AppLeg>,
     /// The deadline in the timer heap for this call; other entries are stale.
@@ -389,6 +392,11 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.caller_answered {
+            // Answered already (an application before this one): the session stands.
+            return;
+        }
+        call.caller_answered = true;
         let body = sdp::write(id, call.a.sdp_version, &answer);
         call.a.sent_sdp = Some(answer);
         let r = Response::to(&call.a_req, 200, "OK")
@@ -644,6 +652,7 @@ impl Pbx {
                 answer_due: None,
                 late_offer,
                 finished: false,
+                caller_answered: false,
                 app: None,
                 armed: None,
             },
@@ -1030,6 +1039,19 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.caller_answered {
+            // The box answered the caller (an auto attendant rang a number for it):
+            // nobody took the call, so the box hangs up.
+            call.plan.step_deadline = None;
+            call.plan.next.clear();
+            tracing::info!(
+                call = id,
+                status,
+                why,
+                "nobody took the call the box rang for its caller"
+            );
+            return self.hang_up(now, id, Some(Side::B));
+        }
         call.final_status = status;
         call.plan.step_deadline = None;
         call.plan.next.clear();
@@ -1128,7 +1150,7 @@ impl Pbx {
                     }
                     return;
                 }
-                if finished || call.answered.is_some() {
+                if finished || call.answered.is_some() || call.caller_answered {
                     return;
                 }
                 let mut body = Vec::new();
@@ -1194,8 +1216,13 @@ impl Pbx {
                     return;
                 }
                 let ans = sdp::parse(&resp.body).ok();
+                // A caller the box answered already keeps the codec it agreed to.
+                let caller_side = match (&call.a.sent_sdp, call.caller_answered) {
+                    (Some(agreed), true) => negotiate::narrow(&call.a_offer, agreed),
+                    _ => call.a_offer.clone(),
+                };
                 let br = ans.as_ref().and_then(|ans| {
-                    negotiate::bridge(&call.a_offer, ans, call.a.local_addr.ip(), call.a_ep.port)
+                    negotiate::bridge(&caller_side, ans, call.a.local_addr.ip(), call.a_ep.port)
                 });
                 let (Some(ans), Some(br)) = (ans, br) else {
                     leg.state = LegState::Done(488);
@@ -1206,6 +1233,11 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
+                if call.caller_answered {
+                    // The ringback the box played stops; no more digits are listened for.
+                    call.a_ep.stop();
+                    call.a_ep.listen(media::Listen::default());
+                }
                 if let Some(ep) = &leg.ep {
                     connect_callee(&call.a_ep, ep, &ans, &br, latch);
                 }
@@ -1227,6 +1259,15 @@ impl Pbx {
                     .map(|p| p.current().to_string())
                     .unwrap_or_default();
                 call.ring_deadline = None;
+                if call.caller_answered {
+                    let others: Vec<usize> = (0..call.legs.len()).filter(|i| *i != idx).collect();
+                    tracing::debug!(call = id, "answered for a caller the box had answered");
+                    self.arm_call(id);
+                    for i in others {
+                        self.cancel_leg(now, id, i);
+                    }
+                    return;
+                }
                 if call.late_offer {
                     call.answer_due = Some(Side::A);
                 }
@@ -1559,7 +1600,7 @@ impl Pbx {
             return self.reply(now, key, &req, 481, "");
         };
         let other = if side == Side::A { Side::B } else { Side::A };
-        let answered = call.answered.is_some() || call.app.is_some();
+        let answered = call.answered.is_some() || call.app.is_some() || call.caller_answered;
         match method.as_str() {
             "BYE" => {
                 let r = Response::to(&req, 200, "OK").build();

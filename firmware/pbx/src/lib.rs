@@ -89,6 +89,8 @@ pub struct Settings {
     pub register_retry: Duration,
     /// Where voicemail boxes are (a folder per extension; the driver writes them).
     pub voicemail_dir: std::path::PathBuf,
+    /// Uploaded announcements (`<name>.wav`) that auto attendants play.
+    pub sounds_dir: std::path::PathBuf,
 }
 
 /// The music a held party hears when no collection is installed: a soft two-tone
@@ -114,6 +116,7 @@ impl Default for Settings {
             register_retry: Duration::from_secs(30),
             music_on_hold: default_music(),
             voicemail_dir: "voicemail".into(),
+            sounds_dir: "sounds".into(),
         }
     }
 }
@@ -233,6 +236,8 @@ pub struct Pbx {
     requests: VecDeque<Request>,
     /// Message-waiting subscriptions by Call-ID and our tag.
     subscriptions: HashMap<String, mwi::Subscription>,
+    /// Seconds the box's time zone is ahead of UTC now (the driver keeps it current).
+    utc_offset: i64,
 }
 
 impl Pbx {
@@ -273,6 +278,7 @@ impl Pbx {
             mailboxes: HashMap::new(),
             requests: VecDeque::new(),
             subscriptions: HashMap::new(),
+            utc_offset: 0,
         };
         pbx.sync_peers(now);
         pbx
@@ -340,6 +346,12 @@ impl Pbx {
         if before != after {
             self.mailbox_changed(self.last_now, ext);
         }
+    }
+
+    /// The box's time zone offset from UTC now, seconds (time conditions use local
+    /// time; the driver sets it at start and as daylight saving time changes).
+    pub fn set_utc_offset(&mut self, seconds: i64) {
+        self.utc_offset = seconds;
     }
 
     /// The next work for the driver.

@@ -120,6 +120,19 @@ fn music_on_hold(dir: &std::path::Path) -> media::Clip {
     }
 }
 
+/// Seconds the box's local time (its time zone, `/etc/localtime`) is ahead of UTC now.
+fn utc_offset() -> i64 {
+    let now: nix::libc::time_t = unix_now() as nix::libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !nix::libc::localtime_r(&now, &mut tm).is_null() };
+    if ok {
+        tm.tm_gmtoff
+    } else {
+        0
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -346,6 +359,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         music_on_hold: music_on_hold(&args.music_on_hold),
         voicemail_dir: voicemail_dir.clone(),
+        sounds_dir: args.data_dir.join("sounds"),
         ..Settings::default()
     };
     let seed: u64 = rand::random();
@@ -359,6 +373,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         unix_now(),
     );
     endpoints.serve(core.media_pool());
+    core.set_utc_offset(utc_offset());
     mailboxes::load_all(&mut core, &voicemail_dir, &snapshot.config);
     // Boxes that changed beside the loop (a message e-mailed, then deleted).
     let (mail_tx, mut mail_rx) = mpsc::unbounded_channel::<String>();
@@ -594,6 +609,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             }
             _ = persist.tick() => {
                 rounds += 1;
+                // Daylight saving time and a new time zone reach the time conditions.
+                core.set_utc_offset(utc_offset());
                 if rounds.is_multiple_of(10) {
                     resolve(&core, &dns_tx); // every 5 minutes: DNS answers change
                 }

@@ -146,6 +146,46 @@ fn routing_paths() -> Value {
         "member_seconds": {"type": "integer", "minimum": 5, "maximum": 300},
         "timeout": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "0 = the box's ring timeout"},
         "fallback": {"type": "string", "description": "a number, hangup, or empty"}}});
+    let action = json!({"type": "object", "required": ["action"], "properties": {
+        "action": {"type": "string", "enum": ["dial", "voicemail", "goto", "repeat", "hang_up"]},
+        "number": {"type": "string", "description": "dial: a local number, or an outside one the script's permission group allows"},
+        "extension": {"type": "string", "description": "voicemail: the extension whose box"},
+        "node": {"type": "string", "description": "goto: a menu or condition of the script"}}});
+    let mut key = action.clone();
+    key["required"] = json!(["key", "action"]);
+    key["properties"]["key"] = json!({"type": "string", "description": "0-9, * or #"});
+    key["properties"]["announcement"] =
+        json!({"type": "string", "description": "a sound played before the action"});
+    let aa = json!({"type": "object", "additionalProperties": false, "properties": {
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+        "description": s("string"),
+        "start": {"type": "string", "description": "the menu or condition callers start at"},
+        "permission_group": {"type": "string", "description": "checks outside numbers a dial action reaches; empty: local numbers only"},
+        "menus": {"type": "array", "maxItems": 64, "items": {"type": "object", "additionalProperties": false,
+            "required": ["name"], "properties": {
+            "name": s("string"),
+            "announcement": {"type": "string", "description": "an uploaded sound of that name, else the system prompt"},
+            "playbacks": {"type": "integer", "minimum": 1, "maximum": 10},
+            "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 120},
+            "default_action": action,
+            "dial_by_extension": s("boolean"),
+            "keys": {"type": "array", "items": key}}}},
+        "conditions": {"type": "array", "maxItems": 64, "items": {"type": "object", "additionalProperties": false,
+            "required": ["name", "time_range", "then", "otherwise"], "properties": {
+            "name": s("string"), "time_range": s("string"), "then": s("string"), "otherwise": s("string")}}}}});
+    let mut aa_new = aa.clone();
+    aa_new["required"] = json!(["number", "start"]);
+    let day = json!({"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let range = json!({"type": "object", "additionalProperties": false, "properties": {
+        "name": s("string"), "description": s("string"),
+        "items": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "object", "required": ["type", "from", "to"], "properties": {
+            "type": {"type": "string", "enum": ["daily", "weekly", "absolute"]},
+            "from": {"type": "string", "description": "HH:MM (absolute: YYYY-MM-DD HH:MM)"},
+            "to": {"type": "string", "description": "HH:MM (absolute: YYYY-MM-DD HH:MM); before from: past midnight"},
+            "days": {"type": "array", "items": day.clone(), "description": "daily: the days (none: every day)"},
+            "from_day": day.clone(), "to_day": day}}}}});
+    let mut range_new = range.clone();
+    range_new["required"] = json!(["name", "items"]);
     let mut ring_new = ring.clone();
     ring_new["required"] = json!(["number", "members"]);
     let conflict = json!({"type": "object", "properties": {
@@ -231,6 +271,26 @@ fn routing_paths() -> Value {
             "get": read_op("One ring group", ring.clone()),
             "put": write_op("Change a ring group (fields left out keep their value)", Some(ring.clone()), "200", Some(ring)),
             "delete": write_op("Remove a ring group", None, "204", None)
+        },
+        "/routing/auto_attendants": {
+            "get": read_op("Auto attendant scripts (Kerio 16)", arr(&aa)),
+            "post": write_op("Add a script", Some(aa_new), "201", Some(aa.clone()))
+        },
+        "/routing/auto_attendants/{number}": {
+            "parameters": [number_param()],
+            "get": read_op("One script", aa.clone()),
+            "put": write_op("Change a script (fields left out keep their value)", Some(aa.clone()), "200", Some(aa)),
+            "delete": write_op("Remove a script", None, "204", None)
+        },
+        "/routing/time_ranges": {
+            "get": read_op("Time ranges for time conditions (Kerio 25), in the box's time zone", arr(&range)),
+            "post": write_op("Add a time range", Some(range_new), "201", Some(range.clone()))
+        },
+        "/routing/time_ranges/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": read_op("One time range", range.clone()),
+            "put": write_op("Change a time range (fields left out keep their value; a new name follows into the conditions)", Some(range.clone()), "200", Some(range)),
+            "delete": write_op("Remove a time range no condition uses", None, "204", None)
         },
         "/status/peers": {"get": read_op("Registration and keepalive state of SIP interfaces and links", arr(&peer))},
         "/status/spans": {"get": read_op("Each ISDN interface's span by name: data link, alarms, calls, channels in use, or why it is down",

@@ -10,7 +10,8 @@ use crate::api::{busy, created, no_content, ok};
 use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
 use config::{
-    Config, Emergency, IsdnInterface, Link, OutboundRoute, PermissionGroup, RingGroup, SipInterface,
+    AutoAttendant, Config, Emergency, IsdnInterface, Link, OutboundRoute, PermissionGroup,
+    RingGroup, SipInterface, TimeRange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -167,6 +168,43 @@ impl Entity for RingGroup {
     }
     fn list_mut(c: &mut Config) -> &mut Vec<Self> {
         &mut c.ring_groups
+    }
+}
+
+impl Entity for AutoAttendant {
+    const WHAT: &'static str = "auto attendant";
+    const KEY: &'static str = "number";
+    fn key(&self) -> &str {
+        &self.number
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.auto_attendants
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.auto_attendants
+    }
+}
+
+impl Entity for TimeRange {
+    const WHAT: &'static str = "time range";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.time_ranges
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.time_ranges
+    }
+    fn renamed(c: &mut Config, old: &str, new: &str) {
+        for a in &mut c.auto_attendants {
+            for cond in &mut a.conditions {
+                if cond.time_range == old {
+                    cond.time_range = new.to_string();
+                }
+            }
+        }
     }
 }
 
@@ -487,6 +525,12 @@ pub(crate) async fn api(
 
         (_, ["ring_groups", rest @ ..]) => {
             crud::<RingGroup>(app, &who, reveal, cfg, m, rest, body).await
+        }
+        (_, ["auto_attendants", rest @ ..]) => {
+            crud::<AutoAttendant>(app, &who, reveal, cfg, m, rest, body).await
+        }
+        (_, ["time_ranges", rest @ ..]) => {
+            crud::<TimeRange>(app, &who, reveal, cfg, m, rest, body).await
         }
         _ => Err(ApiError::not_found("no such route")),
     }

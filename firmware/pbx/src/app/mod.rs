@@ -10,10 +10,12 @@
 //! dialog. Applications never see SIP, sockets or the clock; their tests feed events
 //! and read the actions.
 
+mod attendant;
 mod echo;
 mod vm_menu;
 mod voicemail;
 
+pub use attendant::{Attendant, AttendantEnv};
 pub use echo::EchoTest;
 pub use vm_menu::VoicemailMenu;
 pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
@@ -74,6 +76,9 @@ pub enum Action {
     Timer(Duration),
     /// End the call from the box's side.
     HangUp,
+    /// The application ends and the exchange rings `number` for the caller, as if
+    /// dialled (outside numbers checked against permission group `groups`).
+    Dial { number: String, groups: String },
 }
 
 /// What an application sees of its call, and where its actions go.
@@ -86,6 +91,9 @@ pub struct Context {
     pub unix: u64,
     /// The call's number in the exchange.
     pub call: u64,
+    /// Wall time in the box's time zone: Unix seconds plus the zone's offset (for
+    /// time conditions).
+    pub local: i64,
     actions: Vec<Action>,
 }
 
@@ -96,6 +104,7 @@ impl Context {
             caller: caller.to_string(),
             unix: 0,
             call: 0,
+            local: 0,
             actions: Vec::new(),
         }
     }
@@ -137,6 +146,13 @@ impl Context {
 
     pub fn timer(&mut self, after: Duration) {
         self.actions.push(Action::Timer(after));
+    }
+
+    pub fn dial(&mut self, number: &str, groups: &str) {
+        self.actions.push(Action::Dial {
+            number: number.to_string(),
+            groups: groups.to_string(),
+        });
     }
 
     pub fn hang_up(&mut self) {
