@@ -96,6 +96,54 @@ await run(async (page) => {
   await page.locator("p.done", { hasText: "Emergency numbers saved." }).waitFor();
   await page.screenshot({ path: `${artifacts}/routing.png`, fullPage: true });
 
+  // The auto attendant: office hours as a time range, a script at 200 whose condition
+  // picks the day menu (key 1 rings 101) or the night menu. A wrong item and a wrong
+  // action are refused with their reasons.
+  await page.click("nav >> text=Auto attendant");
+  await page.getByRole("heading", { name: "Auto attendant" }).waitFor();
+  await page.fill("#ranges input[name=tr_name] >> nth=0", "office");
+  await page.fill("#ranges input[name=tr_items] >> nth=0", "mon-fri 9:00-17:00");
+  await page.click("#time-ranges button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /times are HH:MM/);
+  await page.fill("#ranges input[name=tr_name] >> nth=0", "office");
+  await page.fill("#ranges input[name=tr_items] >> nth=0", "mon-fri 09:00-17:00; 2026-12-24 00:00 - 2026-12-27 00:00");
+  await page.click("#time-ranges button[type=submit]");
+  await page.locator("p.done", { hasText: "Time ranges saved." }).waitFor();
+  assert.equal(await page.inputValue("#ranges input[name=tr_items] >> nth=0"),
+    "mon-fri 09:00-17:00; 2026-12-24 00:00 - 2026-12-27 00:00");
+  await page.fill("#script-list input[name=aa_number] >> nth=0", "200");
+  await page.fill("#script-list input[name=aa_description] >> nth=0", "Main number");
+  await page.fill("#script-list input[name=aa_start] >> nth=0", "hours");
+  await page.fill("#menus input[name=m_script] >> nth=0", "200");
+  await page.fill("#menus input[name=m_name] >> nth=0", "day");
+  await page.fill("#menus input[name=m_announcement] >> nth=0", "hello-world");
+  await page.fill("#menus input[name=m_default] >> nth=0", "jump 101");
+  await page.fill("#menus input[name=m_keys] >> nth=0", "1=dial 101 @transfer; 0=hangup");
+  await page.fill("#menus input[name=m_script] >> nth=1", "200");
+  await page.fill("#menus input[name=m_name] >> nth=1", "night");
+  await page.fill("#menus input[name=m_announcement] >> nth=1", "tt-weasels");
+  await page.fill("#menus input[name=m_default] >> nth=1", "hangup");
+  await page.fill("#conditions input[name=c_script] >> nth=0", "200");
+  await page.fill("#conditions input[name=c_name] >> nth=0", "hours");
+  await page.fill("#conditions input[name=c_range] >> nth=0", "office");
+  await page.fill("#conditions input[name=c_then] >> nth=0", "day");
+  await page.fill("#conditions input[name=c_otherwise] >> nth=0", "night");
+  await page.click("#scripts button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /an action is dial/);
+  await page.fill("#menus input[name=m_default] >> nth=0", "dial 101");
+  await page.click("#scripts button[type=submit]");
+  await page.locator("p.done, p.error").first().waitFor();
+  assert.equal(await page.locator("p.error").count(), 0, await page.locator("p.error").first().textContent().catch(() => ""));
+  await page.locator("p.done", { hasText: "Auto attendant scripts saved." }).waitFor();
+  assert.equal(await page.inputValue("#menus input[name=m_keys] >> nth=0"), "1=dial 101 @transfer; 0=hangup");
+  await page.screenshot({ path: `${artifacts}/attendant.png`, fullPage: true });
+  // The dial plan lists the script.
+  await page.click("nav >> text=Dial plan");
+  assert.match(await page.locator("#dialplan tbody tr", { hasText: "200" }).textContent(), /auto attendant.*Main number/);
+  await fitsAPhone(page, "Auto attendant");
+
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Call routing");
 });

@@ -10,6 +10,7 @@
 //! hyper serve warp's filter on the TLS stream, passing the client address along.
 
 mod api;
+mod attendant_pages;
 pub mod auth;
 mod history;
 pub mod openapi;

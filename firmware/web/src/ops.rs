@@ -587,10 +587,12 @@ pub(crate) async fn delete_user(app: &Arc<App>, who: &str, username: &str) -> Re
 }
 
 /// Kerio's dial plan types (table 12.1): 1 = extension; ours for what Kerio's table
-/// does not name: 2 = ring group, 9 = feature code.
+/// does not name: 2 = ring group, 4 = auto attendant script, 9 = feature code.
 pub(crate) const TYPE_EXTENSION: u32 = 1;
 pub(crate) const TYPE_RING_GROUP: u32 = 2;
 pub(crate) const TYPE_FEATURE: u32 = 9;
+/// Kerio's dial plan names auto attendant scripts as their own type.
+pub(crate) const TYPE_AUTO_ATTENDANT: u32 = 4;
 
 /// Every used number with its type id, type name and description, by number.
 pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)> {
@@ -627,6 +629,19 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             g.name.clone()
         };
         v.push((g.number.clone(), TYPE_RING_GROUP, "ring group", desc));
+    }
+    for a in &s.config.auto_attendants {
+        let desc = if a.description.is_empty() {
+            "auto attendant script".to_string()
+        } else {
+            a.description.clone()
+        };
+        v.push((
+            a.number.clone(),
+            TYPE_AUTO_ATTENDANT,
+            "auto attendant",
+            desc,
+        ));
     }
     v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
     let fc = &s.config.feature_codes;

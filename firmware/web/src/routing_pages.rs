@@ -47,6 +47,9 @@ pub(crate) async fn handle(
             overview(app, c, note, st).await
         }
 
+        (_, ["attendants", rest @ ..]) => {
+            crate::attendant_pages::handle(app, c, get, rest, form).await
+        }
         (_, ["interfaces", rest @ ..]) => {
             entity_pages::<SipInterface>(app, c, get, rest, form, Some(interface_form)).await
         }

@@ -489,6 +489,14 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
     assert!(wait_until(Duration::from_secs(5), || span.exists()));
     // What the browser did is really in the configuration.
     let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    let a = &cfg["auto_attendants"][0];
+    assert_eq!(a["number"], "200", "{cfg}");
+    assert_eq!(a["menus"][0]["keys"][0]["action"], "dial", "{cfg}");
+    assert_eq!(a["conditions"][0]["time_range"], "office", "{cfg}");
+    assert_eq!(
+        cfg["time_ranges"][0]["items"][1]["type"], "absolute",
+        "{cfg}"
+    );
     let i = &cfg["sip_interfaces"][0];
     assert_eq!(i["name"], "voipex", "{cfg}");
     assert_eq!(i["did"][0]["target"], "101", "{cfg}");
