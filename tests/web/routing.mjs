@@ -101,6 +101,20 @@ await run(async (page) => {
   // action are refused with their reasons.
   await page.click("nav >> text=Auto attendant");
   await page.getByRole("heading", { name: "Auto attendant" }).waitFor();
+  // An announcement uploaded from the page (one second of 700 Hz at 16 kHz).
+  const rate = 16000;
+  const tone = Buffer.alloc(44 + rate * 2);
+  tone.write("RIFF", 0); tone.writeUInt32LE(36 + rate * 2, 4); tone.write("WAVEfmt ", 8);
+  tone.writeUInt32LE(16, 16); tone.writeUInt16LE(1, 20); tone.writeUInt16LE(1, 22);
+  tone.writeUInt32LE(rate, 24); tone.writeUInt32LE(rate * 2, 28); tone.writeUInt16LE(2, 32);
+  tone.writeUInt16LE(16, 34); tone.write("data", 36); tone.writeUInt32LE(rate * 2, 40);
+  for (let i = 0; i < rate; i++) tone.writeInt16LE(Math.round(8000 * Math.sin(2 * Math.PI * 700 * i / rate)), 44 + 2 * i);
+  await page.fill("form.sounds input[name=name]", "welcome");
+  await page.locator("form.sounds input[type=file]").setInputFiles({ name: "welcome.wav", mimeType: "audio/wav", buffer: tone });
+  await page.click("form.sounds button[type=submit]");
+  const sound = page.locator("#sounds tbody tr", { hasText: "welcome" });
+  await sound.waitFor();
+  assert.match(await sound.textContent(), /welcome.*1 s/s);
   await page.fill("#ranges input[name=tr_name] >> nth=0", "office");
   await page.fill("#ranges input[name=tr_items] >> nth=0", "mon-fri 9:00-17:00");
   await page.click("#time-ranges button[type=submit]");

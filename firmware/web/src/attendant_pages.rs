@@ -207,6 +207,28 @@ pub(crate) async fn handle(
             let typed = (st != StatusCode::OK).then_some(form);
             page(app, c, note, st, typed)
         }
+        (false, ["sounds", "delete"]) => {
+            let name = crate::pages::field(form, "name").unwrap_or("").to_string();
+            let r = async {
+                crate::api::need_admin_write(c)?;
+                let ok = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                let path = app
+                    .settings
+                    .data_dir
+                    .join("sounds")
+                    .join(format!("{name}.wav"));
+                if !ok || std::fs::remove_file(path).is_err() {
+                    return Err(ApiError::not_found(format!("no sound {name}")));
+                }
+                Ok(())
+            }
+            .await;
+            let (note, st) = outcome(r, |()| format!("Sound {name} removed."));
+            page(app, c, note, st, None)
+        }
         _ => page(
             app,
             c,
@@ -506,6 +528,40 @@ fn page(
             &note,
             html! {
                 p.hint { "A script answers its number (dial it, or map a DID to it) with voice menus. Sounds are uploaded announcements or the box's prompts by name (hello-world, vm-intro). Time conditions pick a branch by the box's local time." }
+                h2 { "Announcements" }
+                p.hint { "Uploaded sounds (WAV of any rate, half a second to two minutes; stored at 8 kHz). A menu or key names one by its name; a name with no upload plays the system prompt of that name." }
+                @let sounds = crate::voicemail::sounds(&app.settings.data_dir);
+                @if !sounds.is_empty() {
+                    table #sounds {
+                        thead { tr { th { "Name" } th { "Length" } th { "Listen" } th {} } }
+                        tbody {
+                            @for s in &sounds {
+                                tr {
+                                    td { (s.name) }
+                                    td { (s.seconds) " s" }
+                                    td { audio controls preload="none" src={ "/api/v1/sounds/" (s.name) } {} }
+                                    td {
+                                        @if write {
+                                            form.inline method="post" action="/admin/routing/attendants/sounds/delete" {
+                                                (csrf_field(c))
+                                                input type="hidden" name="name" value=(s.name);
+                                                button.danger type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if write {
+                    form.card.sounds data-csrf=(c.session.csrf) {
+                        label { "Name" input name="name" pattern="[A-Za-z0-9_-]{1,64}" required; }
+                        label { "WAV file" input type="file" name="file" accept="audio/wav,.wav"; }
+                        button type="submit" { "Upload announcement" }
+                        output.sound-state {}
+                    }
+                }
                 h2 { "Time ranges" }
                 p.hint { "Items separated by ; — mon-fri 09:00-17:00, daily 22:00-06:00, fri 17:00 - mon 08:00, 2026-12-24 00:00 - 2026-12-27 00:00. A range holds when a daily or weekly item holds and, if it has dates, one of them does." }
                 form method="post" action="/admin/routing/attendants/time-ranges" id="time-ranges" {

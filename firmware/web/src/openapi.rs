@@ -292,6 +292,19 @@ fn routing_paths() -> Value {
             "put": write_op("Change a time range (fields left out keep their value; a new name follows into the conditions)", Some(range.clone()), "200", Some(range)),
             "delete": write_op("Remove a time range no condition uses", None, "204", None)
         },
+        "/sounds": {"get": read_op("Uploaded announcements auto attendants play, by name",
+            arr(&json!({"type": "object", "properties": {"name": s("string"), "seconds": s("integer")}})))},
+        "/sounds/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}],
+            "get": {"summary": "One sound as WAV", "security": [{"session": []}],
+                "responses": {"200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                    "400": err("not a sound's name"), "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such sound")}},
+            "put": {"summary": "Upload a sound: a WAV (PCM 8/16-bit, A-law or µ-law, any rate), half a second to two minutes, stored at 8 kHz",
+                "security": [{"session": [], "csrf": []}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"204": {"description": "stored"}, "400": err("too short or too long, or not a sound's name"), "401": err("not logged in"), "403": err("not an administrator"), "413": err("too large"), "422": err("not a WAV the box can play"), "507": err("the data partition cannot store it")}},
+            "delete": write_op("Remove a sound (scripts naming it play the system prompt of that name, if any)", None, "204", None)
+        },
         "/status/peers": {"get": read_op("Registration and keepalive state of SIP interfaces and links", arr(&peer))},
         "/status/spans": {"get": read_op("Each ISDN interface's span by name: data link, alarms, calls, channels in use, or why it is down",
             json!({"type": "object", "additionalProperties": span_state}))}

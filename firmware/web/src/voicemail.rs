@@ -40,7 +40,9 @@ pub(crate) const MAX_GREETING_BODY: usize = 32 << 20;
 
 /// Whether a request may carry a greeting's body.
 pub(crate) fn big_body(m: &Method, path: &str) -> bool {
-    m == Method::PUT && path.starts_with("/api/v1/me/voicemail/") && path.contains("/greetings/")
+    m == Method::PUT
+        && ((path.starts_with("/api/v1/me/voicemail/") && path.contains("/greetings/"))
+            || path.starts_with("/api/v1/sounds/"))
 }
 
 /// The greetings a box has, by cause, and their files.
@@ -86,6 +88,90 @@ fn greeting_wav(body: &[u8]) -> Result<Vec<u8>, ApiError> {
         .map(|b| media::g711::ulaw_to_linear(*b))
         .collect();
     Ok(media::player::wav_bytes(&pcm))
+}
+
+/// Whether `name` can name an uploaded sound: 1 to 64 letters, digits, `-` and `_`.
+fn valid_sound_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An uploaded sound.
+#[derive(Debug, Serialize)]
+pub(crate) struct Sound {
+    pub name: String,
+    pub seconds: u64,
+}
+
+/// The uploaded sounds, by name.
+pub(crate) fn sounds(data_dir: &Path) -> Vec<Sound> {
+    let Ok(rd) = std::fs::read_dir(data_dir.join("sounds")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<Sound> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let name = name.strip_suffix(".wav")?;
+            valid_sound_name(name).then(|| Sound {
+                name: name.to_string(),
+                seconds: e
+                    .metadata()
+                    .map_or(0, |m| m.len().saturating_sub(44) / 16_000),
+            })
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// `/api/v1/sounds[/{name}]`: the announcements auto attendants play (Kerio 16's
+/// recordings): list, listen, upload (a WAV like a greeting, stored at 8 kHz), remove.
+pub(crate) fn sounds_api(
+    app: &App,
+    req: &Req,
+    c: &Caller,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    crate::api::need_admin_read(c)?;
+    let dir = app.settings.data_dir.join("sounds");
+    match (&req.method, rest) {
+        (&Method::GET, []) => {
+            ok(serde_json::to_value(sounds(&app.settings.data_dir)).unwrap_or(Value::Null))
+        }
+        (_, [name]) if !valid_sound_name(name) => Err(ApiError::bad(
+            "name",
+            "a sound's name is 1 to 64 letters, digits, - and _",
+        )),
+        (&Method::GET, [name]) => {
+            let bytes = std::fs::read(dir.join(format!("{name}.wav")))
+                .map_err(|_| ApiError::not_found(format!("no sound {name}")))?;
+            Ok(warp::reply::with_header(bytes, "content-type", "audio/wav").into_response())
+        }
+        (&Method::PUT, [name]) => {
+            crate::api::need_admin_write(c)?;
+            let wav = greeting_wav(&req.body)?;
+            let io = |e: std::io::Error| {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
+            };
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let path = dir.join(format!("{name}.wav"));
+            let tmp = path.with_extension("part");
+            std::fs::write(&tmp, wav).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(io)?;
+            no_content()
+        }
+        (&Method::DELETE, [name]) => {
+            crate::api::need_admin_write(c)?;
+            std::fs::remove_file(dir.join(format!("{name}.wav")))
+                .map_err(|_| ApiError::not_found(format!("no sound {name}")))?;
+            no_content()
+        }
+        _ => Err(ApiError::not_found("no such sound resource")),
+    }
 }
 
 /// `/api/v1/me/voicemail/{n}/greetings/{busy|unavailable}`: listen, upload, remove.

@@ -105,3 +105,41 @@ document.addEventListener("submit", function (ev) {
   state.textContent = "Uploading...";
   next(0);
 });
+
+// Admin: an announcement for the auto attendant is sent to the API as it is.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  if (!form.classList.contains("sounds")) return;
+  ev.preventDefault();
+  var state = form.querySelector(".sound-state");
+  var name = form.querySelector("input[name=name]").value.trim();
+  var file = form.querySelector("input[type=file]");
+  if (!name || file.files.length === 0) {
+    state.textContent = "Give a name and choose a WAV file.";
+    return;
+  }
+  var button = form.querySelector("button");
+  button.disabled = true;
+  state.textContent = "Uploading...";
+  fetch("/api/v1/sounds/" + encodeURIComponent(name), {
+    method: "PUT",
+    headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
+    body: file.files[0],
+    credentials: "same-origin"
+  }).then(function (r) {
+    if (r.ok) {
+      state.textContent = "Announcement saved.";
+      window.location.reload();
+      return;
+    }
+    return r.json().then(function (j) {
+      state.setAttribute("data-state", "failed");
+      state.textContent = j.error || "the announcement was refused.";
+      button.disabled = false;
+    });
+  }).catch(function (e) {
+    state.setAttribute("data-state", "failed");
+    state.textContent = "The upload failed: " + e;
+    button.disabled = false;
+  });
+});
