@@ -271,8 +271,18 @@ impl TimeRange {
         }
         for i in &self.items {
             let ok = match i {
-                TimeItem::Daily { from, to, .. } | TimeItem::Weekly { from, to, .. } => {
+                TimeItem::Daily { from, to, .. } => {
                     minutes(from).is_some() && minutes(to).is_some() && from != to
+                }
+                TimeItem::Weekly {
+                    from_day,
+                    from,
+                    to_day,
+                    to,
+                } => {
+                    minutes(from).is_some()
+                        && minutes(to).is_some()
+                        && (from_day, from) != (to_day, to)
                 }
                 TimeItem::Absolute { from, to } => {
                     matches!((date_minutes(from), date_minutes(to)), (Some(f), Some(t)) if f < t)
@@ -423,20 +433,33 @@ impl AutoAttendant {
                 }
             }
         }
-        // Conditions must end at a menu (no loop of conditions only).
+        // Conditions must end at a menu, by either branch (no circle of conditions).
+        fn circle<'a>(
+            a: &'a AutoAttendant,
+            at: &'a str,
+            state: &mut std::collections::HashMap<&'a str, u8>,
+        ) -> bool {
+            let Some(c) = a.condition(at) else {
+                return false;
+            };
+            match state.get(at) {
+                Some(1) => return true,
+                Some(_) => return false,
+                None => {}
+            }
+            state.insert(at, 1);
+            let found = circle(a, &c.then, state) || circle(a, &c.otherwise, state);
+            state.insert(at, 2);
+            found
+        }
+        let mut state = std::collections::HashMap::new();
         for c in &self.conditions {
-            let mut at = c.name.as_str();
-            let mut hops = 0;
-            while let Some(cc) = self.condition(at) {
-                hops += 1;
-                if hops > self.conditions.len() {
-                    v.push((
-                        "conditions",
-                        format!("condition {} leads round in a circle", c.name),
-                    ));
-                    break;
-                }
-                at = cc.then.as_str();
+            if circle(self, &c.name, &mut state) {
+                v.push((
+                    "conditions",
+                    format!("condition {} leads round in a circle", c.name),
+                ));
+                break;
             }
         }
         let _ = local;
@@ -544,11 +567,52 @@ mod tests {
             assert_eq!(date_minutes(bad), None, "{bad}");
         }
         assert!(!range(vec![]).problems().is_empty());
+        // A weekend from Saturday to Monday at midnight is a range, not an empty one.
+        assert!(range(vec![TimeItem::Weekly {
+            from_day: Weekday::Sat,
+            from: "00:00".into(),
+            to_day: Weekday::Mon,
+            to: "00:00".into()
+        }])
+        .problems()
+        .is_empty());
         assert!(!range(vec![TimeItem::Absolute {
             from: "2026-12-27 00:00".into(),
             to: "2026-12-24 00:00".into()
         }])
         .problems()
         .is_empty());
+    }
+
+    #[test]
+    fn a_circle_of_conditions_by_either_branch_is_refused() {
+        let cond = |name: &str, then: &str, otherwise: &str| AaCondition {
+            name: name.into(),
+            time_range: "r".into(),
+            then: then.into(),
+            otherwise: otherwise.into(),
+        };
+        let mut a = AutoAttendant {
+            number: "200".into(),
+            description: String::new(),
+            start: "a".into(),
+            menus: vec![AaMenu {
+                name: "m".into(),
+                announcement: "hello-world".into(),
+                playbacks: 1,
+                timeout_seconds: 5,
+                default_action: AaAction::HangUp,
+                dial_by_extension: false,
+                keys: vec![],
+            }],
+            conditions: vec![cond("a", "m", "b"), cond("b", "m", "m")],
+            permission_group: String::new(),
+        };
+        let none = HashSet::new();
+        let ranges: HashSet<&str> = ["r"].into();
+        assert!(a.problems(&none, &none, &ranges, &none).is_empty());
+        a.conditions[1].otherwise = "a".into();
+        let p = a.problems(&none, &none, &ranges, &none);
+        assert!(p.iter().any(|(_, m)| m.contains("circle")), "{p:?}");
     }
 }

@@ -302,6 +302,12 @@ pub const HANG_UP: &str = "hangup";
 /// voicemail box.
 pub const VOICEMAIL: &str = "voicemail";
 
+/// The extension whose box a `voicemail:<extension>` target names (a ring group's
+/// fallback, or a forwarding rule to another extension's box).
+pub fn voicemail_target(to: &str) -> Option<&str> {
+    to.strip_prefix("voicemail:")
+}
+
 impl Extension {
     /// A new enabled extension with defaults for everything but the number.
     pub fn new(number: &str) -> Self {

@@ -654,7 +654,9 @@ impl RingGroup {
 
 /// Whether `to` can be where a call is forwarded or falls back: a number or `hangup`.
 pub fn valid_target(to: &str) -> bool {
-    to == crate::HANG_UP || crate::is_phone_number(to)
+    to == crate::HANG_UP
+        || crate::is_phone_number(to)
+        || crate::voicemail_target(to).is_some_and(is_digits)
 }
 
 /// Where a dialled number goes, in the order of DESIGN.md.
@@ -827,8 +829,17 @@ impl Config {
                 err(
                     ent.clone(),
                     "fallback",
-                    "must be another number or hangup".into(),
+                    "must be another number, voicemail:<extension> or hangup".into(),
                 );
+            }
+            if let Some(b) = crate::voicemail_target(&g.fallback) {
+                if !self.extensions.iter().any(|e| e.number == b && e.voicemail) {
+                    err(
+                        ent.clone(),
+                        "fallback",
+                        format!("extension {b} has no voicemail box"),
+                    );
+                }
             }
         }
         let mut ranges = HashSet::new();
@@ -913,8 +924,19 @@ impl Config {
                     err(
                         format!("extension {}", e.number),
                         "forwarding",
-                        format!("{:?} must be another number, voicemail or hangup", r.to),
+                        format!(
+                            "{:?} must be another number, voicemail, voicemail:<extension> or hangup",
+                            r.to
+                        ),
                     );
+                } else if let Some(b) = crate::voicemail_target(&r.to) {
+                    if !self.extensions.iter().any(|x| x.number == b && x.voicemail) {
+                        err(
+                            format!("extension {}", e.number),
+                            "forwarding",
+                            format!("extension {b} has no voicemail box"),
+                        );
+                    }
                 }
                 if !seen.insert((r.cause, r.origin)) {
                     err(

@@ -7,6 +7,11 @@ use crate::calls::Side;
 use crate::{negotiate, Pbx};
 use std::time::Instant;
 
+/// Wrong voicemail PINs keyed for one box within [`PIN_WINDOW`] that lock it (three a
+/// call: a second call gets two more tries).
+const PIN_TRIES: u32 = 5;
+const PIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The application answering a call, and what the exchange keeps for it.
 pub(crate) struct AppLeg {
     /// Taken out while it handles an event.
@@ -46,14 +51,19 @@ impl Pbx {
                 return None;
             }
             let mailbox = self.mailboxes.get(&ext).cloned().unwrap_or_default();
-            return Some(Box::new(crate::app::VoicemailMenu::new(
+            let now = self.last_now;
+            let locked = self.pin_failures.get(&ext).is_some_and(|(n, since)| {
+                *n >= PIN_TRIES && now.saturating_duration_since(*since) < PIN_WINDOW
+            });
+            let menu = crate::app::VoicemailMenu::new(
                 &ext,
                 self.settings.voicemail_dir.clone(),
                 &e.service_pin,
                 mailbox.messages,
                 mailbox.temp_greeting,
                 self.boxes(),
-            )));
+            );
+            return Some(Box::new(if locked { menu.locked() } else { menu }));
         }
         let target = dialled
             .strip_prefix(fc.voicemail_direct.as_str())
@@ -83,7 +93,7 @@ impl Pbx {
     }
 
     /// What an auto attendant needs of the box.
-    fn attendant_env(&self) -> crate::app::AttendantEnv {
+    pub(crate) fn attendant_env(&self) -> crate::app::AttendantEnv {
         let cfg = &self.snapshot.config;
         crate::app::AttendantEnv {
             ranges: cfg.time_ranges.clone(),
@@ -196,6 +206,19 @@ impl Pbx {
                 }
                 Action::StopRecording => call.a_ep.stop_recording(),
                 Action::StopPlaying => call.a_ep.stop(),
+                Action::Request(crate::Request::PinFailed { ext }) => {
+                    let e = self.pin_failures.entry(ext.clone()).or_insert((0, now));
+                    if now.saturating_duration_since(e.1) >= PIN_WINDOW {
+                        *e = (0, now);
+                    }
+                    e.0 += 1;
+                    if e.0 == PIN_TRIES {
+                        tracing::warn!(extension = ext, "security: too many wrong voicemail PINs; the box is locked for a while");
+                    }
+                }
+                Action::Request(crate::Request::PinOk { ext }) => {
+                    self.pin_failures.remove(&ext);
+                }
                 Action::Request(r) => self.requests.push_back(r),
                 Action::Echo => {
                     let same = media::PtMap::default();

@@ -1460,6 +1460,11 @@ impl Pbx {
 
     /// Ends an answered call: BYE to every side except `except`.
     pub(crate) fn hang_up(&mut self, now: Instant, id: u64, except: Option<Side>) {
+        // An application hears the end however it comes (the admin's hang-up, a lost
+        // ACK): the voicemail menu carries out what the caller decided.
+        if self.calls.get(&id).is_some_and(|c| c.app.is_some()) {
+            self.app_caller_gone(now, id);
+        }
         // Legs still ringing (a transfer's) are cancelled.
         let ringing = self.calls.get(&id).map_or(0, |c| c.legs.len());
         for i in 0..ringing {

@@ -143,6 +143,10 @@ pub enum Request {
     DiscardRecording { path: std::path::PathBuf },
     /// Extension `ext`'s service PIN becomes `pin` (the user changed it by phone).
     ServicePin { ext: String, pin: String },
+    /// A wrong PIN was keyed for extension `ext`'s box (the exchange counts them).
+    PinFailed { ext: String },
+    /// The right PIN was keyed for `ext`'s box.
+    PinOk { ext: String },
 }
 
 /// A call as `pbxctl calls` shows it.
@@ -238,6 +242,8 @@ pub struct Pbx {
     subscriptions: HashMap<String, mwi::Subscription>,
     /// Seconds the box's time zone is ahead of UTC now (the driver keeps it current).
     utc_offset: i64,
+    /// Wrong voicemail PINs per extension: count and when the first was keyed.
+    pin_failures: HashMap<String, (u32, Instant)>,
 }
 
 impl Pbx {
@@ -279,6 +285,7 @@ impl Pbx {
             requests: VecDeque::new(),
             subscriptions: HashMap::new(),
             utc_offset: 0,
+            pin_failures: HashMap::new(),
         };
         pbx.sync_peers(now);
         pbx
@@ -306,10 +313,21 @@ impl Pbx {
         if self.registrations.len() != before {
             self.registrations_dirty = true;
         }
-        self.subscriptions.retain(|_, s| {
-            snap.account(&s.username)
-                .is_some_and(|a| a.extension == s.ext)
-        });
+        // Subscriptions of accounts gone or moved to another extension end, saying so.
+        let gone: Vec<String> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| {
+                snap.account(&s.username)
+                    .is_none_or(|a| a.extension != s.ext)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            if let Some(s) = self.subscriptions.remove(&k) {
+                self.notify_subscription(self.last_now, s, Some("noresource"));
+            }
+        }
         self.sync_peers(self.last_now);
     }
 
@@ -569,7 +587,7 @@ impl Pbx {
             "INVITE" if k.to_tag.is_empty() => self.invite(now, src, &key, req),
             "SUBSCRIBE" if k.to_tag.is_empty() => self.subscribe(now, src, &key, &req),
             "SUBSCRIBE" if self.is_subscription(&k.call_id, &k.to_tag) => {
-                self.resubscribe(now, &key, &req)
+                self.resubscribe(now, src, &key, &req)
             }
             _ if !k.to_tag.is_empty() => self.in_dialog(now, src, &key, req),
             _ => {

@@ -138,7 +138,7 @@ impl Pbx {
         tracing::debug!(user = %account.username, expires, "message-waiting subscription");
         if expires == 0 {
             // A fetch: the state once, and the subscription ends (RFC 6665 4.4.3).
-            return self.notify_subscription(now, sub, true);
+            return self.notify_subscription(now, sub, Some("timeout"));
         }
         // One account keeps its newest few.
         let mut mine: Vec<(Instant, String)> = self
@@ -150,11 +150,13 @@ impl Pbx {
         if mine.len() >= PER_ACCOUNT {
             mine.sort();
             for (_, old) in mine.into_iter().take(1) {
-                self.subscriptions.remove(&old);
+                if let Some(gone) = self.subscriptions.remove(&old) {
+                    self.notify_subscription(now, gone, Some("deactivated"));
+                }
             }
         }
         self.subscriptions.insert(id.clone(), sub.clone());
-        self.notify_subscription(now, sub, false);
+        self.notify_subscription(now, sub, None);
     }
 
     /// The Expires a SUBSCRIBE gets, or `None` when it was answered with 423 or 400.
@@ -193,16 +195,47 @@ impl Pbx {
     }
 
     /// A SUBSCRIBE within a subscription's dialog: a refresh, or its end (Expires: 0).
-    pub(crate) fn resubscribe(&mut self, now: Instant, key: &ServerKey, req: &rsip::Request) {
+    pub(crate) fn resubscribe(
+        &mut self,
+        now: Instant,
+        src: Source,
+        key: &ServerKey,
+        req: &rsip::Request,
+    ) {
         let k = sip::message::key(&req.headers);
         let id = format!("{}|{}", k.call_id, k.to_tag);
+        let event = get(&req.headers, "Event").unwrap_or("");
+        let package = event.split(';').next().unwrap_or("").trim();
+        let from_tag_ok = self.subscriptions.get(&id).is_some_and(|s| {
+            sip::message::header_param(&s.remote, "tag") == Some(k.from_tag.as_str())
+        });
+        if !package.eq_ignore_ascii_case(EVENT) || !from_tag_ok {
+            let r = Response::to(req, 481, "Subscription Does Not Exist").build();
+            return self.respond(now, key, 481, r);
+        }
         let Some(expires) = self.subscription_expires(now, key, req) else {
             return;
         };
+        let nat = self
+            .subscriptions
+            .get(&id)
+            .and_then(|s| self.snapshot.account(&s.username))
+            .is_none_or(|a| a.nat);
         let Some(sub) = self.subscriptions.get_mut(&id) else {
             let r = Response::to(req, 481, "Subscription Does Not Exist").build();
             return self.respond(now, key, 481, r);
         };
+        // A refresh is a target refresh (RFC 6665 4.1.2.1): the phone may have moved.
+        if let Some(c) = build::contact_uri(&req.headers) {
+            sub.target.dest = if nat {
+                src.remote
+            } else {
+                build::uri_addr(&c).unwrap_or(src.remote)
+            };
+            sub.remote_target = c;
+        }
+        sub.target.proto = src.proto;
+        sub.local = src.local;
         sub.expires = now + Duration::from_secs(expires.into());
         let sub = sub.clone();
         let contact = build::contact("pbx", sub.target.proto, sub.local);
@@ -215,7 +248,8 @@ impl Pbx {
         if end {
             self.subscriptions.remove(&id);
         }
-        self.notify_subscription(now, sub, end);
+        // An unsubscribe ends with no reason (RFC 6665 4.2.2: the subscriber asked).
+        self.notify_subscription(now, sub, end.then_some(""));
     }
 
     /// A NOTIFY refused (481: the phone forgot the subscription) or unanswered (408):
@@ -236,7 +270,7 @@ impl Pbx {
             .collect();
         for id in gone {
             if let Some(sub) = self.subscriptions.remove(&id) {
-                self.notify_subscription(now, sub, true);
+                self.notify_subscription(now, sub, Some("timeout"));
             }
         }
     }
@@ -257,15 +291,25 @@ impl Pbx {
         )
     }
 
-    /// Sends a subscription's NOTIFY with the box's state.
-    fn notify_subscription(&mut self, now: Instant, mut sub: Subscription, end: bool) {
+    /// Sends a subscription's NOTIFY with the box's state; `end` ends the subscription
+    /// with that reason (empty: none).
+    pub(crate) fn notify_subscription(
+        &mut self,
+        now: Instant,
+        mut sub: Subscription,
+        end: Option<&str>,
+    ) {
         let id = format!("{}|{}", sub.call_id, sub.local_tag);
         sub.cseq += 1;
         if let Some(s) = self.subscriptions.get_mut(&id) {
             s.cseq = sub.cseq;
         }
-        let state = if end {
-            "terminated;reason=timeout".to_string()
+        let state = if let Some(reason) = end {
+            if reason.is_empty() {
+                "terminated".to_string()
+            } else {
+                format!("terminated;reason={reason}")
+            }
         } else {
             let left = sub.expires.saturating_duration_since(now).as_secs();
             format!("active;expires={left}")
@@ -314,7 +358,7 @@ impl Pbx {
             .collect();
         let watching: Vec<String> = subs.iter().map(|s| s.username.clone()).collect();
         for s in subs {
-            self.notify_subscription(now, s, false);
+            self.notify_subscription(now, s, None);
         }
         let others: Vec<String> = self
             .registrations

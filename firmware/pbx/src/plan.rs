@@ -42,6 +42,8 @@ pub(crate) struct Plan {
     pub step_deadline: Option<Instant>,
     /// The extension whose plan this is, with a voicemail box (its rules' `voicemail`).
     pub mailbox: Option<String>,
+    /// Why the plan before this one fell back to it (a box's greeting follows it).
+    pub cause: Option<ForwardCause>,
 }
 
 /// Where a plan (or a transfer's target) goes when nobody takes the call, by cause.
@@ -180,6 +182,19 @@ impl Pbx {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
+        let late = call.late_offer;
+        // Another extension's box (a ring group's fallback), or an auto attendant: the
+        // box answers.
+        if let Some(app) = self.target_app(number, call.plan.cause) {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.plan.next.clear();
+            }
+            if late {
+                return self.fail_call(now, id, 488, "an application needs an SDP offer");
+            }
+            tracing::info!(call = id, to = number, "answered by an application");
+            return self.start_app(now, id, app);
+        }
         let origin = call.origin;
         let (mut plan, first) = self.plan_for(number, origin, hops);
         for g in carried {
@@ -197,6 +212,35 @@ impl Pbx {
         self.arm_call(id);
     }
 
+    /// The application a plan's number names: `voicemail:<extension>` (that box,
+    /// greeted for `cause`), or an auto attendant's number.
+    pub(crate) fn target_app(
+        &self,
+        to: &str,
+        cause: Option<ForwardCause>,
+    ) -> Option<Box<dyn crate::app::Application>> {
+        if let Some(b) = config::voicemail_target(to) {
+            let greeting = if cause == Some(ForwardCause::Busy) {
+                crate::app::Greeting::Busy
+            } else {
+                crate::app::Greeting::Unavailable
+            };
+            let (b, temp) = self.boxes().into_iter().find(|(x, _)| x == b)?;
+            return Some(Box::new(
+                crate::app::LeaveMessage::new(
+                    store::voicemail::box_dir(&self.settings.voicemail_dir, &b),
+                    greeting,
+                )
+                .with_temp_greeting(temp),
+            ));
+        }
+        let s = self.snapshot.auto_attendant(to)?;
+        Some(Box::new(crate::app::Attendant::new(
+            s.clone(),
+            self.attendant_env(),
+        )))
+    }
+
     /// Rings `number` as the plan's next step.
     fn start_step(&mut self, now: Instant, id: u64, number: &str) {
         let Some(call) = self.calls.get(&id) else {
@@ -205,7 +249,12 @@ impl Pbx {
         let caller: Caller = call.caller.clone();
         let mut groups = caller.groups.clone();
         groups.extend(call.plan.groups.iter().cloned());
-        let template = call.a_offer.clone();
+        // A caller the box answered already (an auto attendant dialling) keeps the codec
+        // it agreed to: the legs are offered what can be bridged to it.
+        let template = match (&call.a.sent_sdp, call.caller_answered) {
+            (Some(agreed), true) => crate::negotiate::narrow(&call.a_offer, agreed),
+            _ => call.a_offer.clone(),
+        };
         let mut dests = Vec::new();
         let mut errs = Vec::new();
         let mut seen = HashSet::new();
@@ -331,6 +380,7 @@ impl Pbx {
                 tracing::info!(call = id, ?cause, to, "falls back");
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.plan.next.clear();
+                    c.plan.cause = cause;
                 }
                 self.start_plan(now, id, &to, hops + 1, carried);
             }

@@ -274,3 +274,94 @@ fn voicemail_repeats_an_early_answer_and_skips_late_offers() {
     assert!(last.starts_with("SIP/2.0 480 "), "{got:?}");
     assert!(!got.iter().any(|m| m.starts_with("SIP/2.0 200")), "{got:?}");
 }
+
+/// The voicemail menu after five wrong PINs within a quarter of an hour (two calls):
+/// the next call to the box hears "login incorrect" and goodbye, and no PIN prompt.
+#[test]
+fn five_wrong_voicemail_pins_lock_the_box_for_a_while() {
+    let mut cfg = config();
+    cfg.extensions[0].service_pin = "2468".into();
+    let mut rig = Rig::without_sockets_with(Settings::default(), cfg, 100);
+    // The endpoint of the call the box answered: the one it asks for the PIN on.
+    let prompt_ep = |rig: &mut Rig| -> (u64, String) {
+        let got = commands(rig);
+        let first = got
+            .iter()
+            .find(|c| c.starts_with("PlayPrompt "))
+            .unwrap_or_else(|| panic!("{got:?}"))
+            .clone();
+        let mut w = first.split(' ');
+        w.next();
+        let ep: u64 = w.next().unwrap().parse().unwrap();
+        (ep, w.next().unwrap().to_string())
+    };
+    let key = |rig: &mut Rig, ep: u64, keys: &str| {
+        for d in keys.chars() {
+            rig.pbx.handle_media_event(
+                rig.now,
+                media::Event::Dtmf {
+                    endpoint: ep,
+                    digit: d,
+                    inband: false,
+                },
+            );
+            rig.drain();
+        }
+    };
+    for call in ["vm-1", "vm-2"] {
+        call_as(&mut rig, "101", A, "*97", call);
+        let (ep, first) = prompt_ep(&mut rig);
+        assert_eq!(first, "agent-pass");
+        key(&mut rig, ep, "1111#1111#1111#");
+        rig.take(A);
+        commands(&mut rig);
+    }
+    call_as(&mut rig, "101", A, "*97", "vm-3");
+    let (_, first) = prompt_ep(&mut rig);
+    assert_eq!(first, "vm-incorrect", "the box is locked");
+    // A quarter of an hour later it asks for the PIN again.
+    rig.advance(Duration::from_secs(15 * 60));
+    rig.take(A);
+    commands(&mut rig);
+    call_as(&mut rig, "101", A, "*97", "vm-4");
+    let (_, first) = prompt_ep(&mut rig);
+    assert_eq!(first, "agent-pass");
+}
+
+/// A ring group whose fallback is another extension's box (`voicemail:102`): nobody
+/// can take the call, and the box answers with 102's greeting.
+#[test]
+fn a_ring_group_falls_back_to_a_voicemail_box() {
+    let mut cfg = config();
+    let mut g = config::RingGroup::new("300", &["102", "103"]);
+    g.timeout = 5;
+    g.fallback = "voicemail:102".into();
+    cfg.ring_groups.push(g);
+    cfg.validate().unwrap();
+    let settings = Settings {
+        voicemail_dir: "/data/voicemail".into(),
+        ..Settings::default()
+    };
+    let mut rig = Rig::without_sockets_with(settings, cfg, 100);
+    // No member is registered: the group fails at once and falls back.
+    call_as(&mut rig, "101", A, "300", "rg-1");
+    rig.advance(Duration::from_secs(6));
+    let ok = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .expect("the box answered");
+    assert_eq!(header(&ok, "Call-ID"), Some("rg-1"));
+    let got = commands(&mut rig);
+    assert!(
+        got.iter()
+            .any(|c| c.ends_with("/data/voicemail/102/greeting-unavailable.wav or vm-intro")),
+        "{got:?}"
+    );
+    // A box that does not exist is refused by validation.
+    let mut bad = config();
+    let mut g = config::RingGroup::new("300", &["102"]);
+    g.fallback = "voicemail:109".into();
+    bad.ring_groups.push(g);
+    assert!(bad.validate().is_err());
+}

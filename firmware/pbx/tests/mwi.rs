@@ -183,10 +183,8 @@ fn an_unsubscribe_ends_at_once_and_a_forgotten_subscription_is_dropped() {
     rig.send(A, &subscribe(A, "z9hG4bKsub3", 3, &tag, 0, ""));
     let got = rig.take(A);
     assert!(got[0].starts_with("SIP/2.0 200"));
-    assert_eq!(
-        header(&got[1], "Subscription-State"),
-        Some("terminated;reason=timeout")
-    );
+    // The phone asked: no reason given (RFC 6665 4.2.2).
+    assert_eq!(header(&got[1], "Subscription-State"), Some("terminated"));
     assert!(rig.pbx.subscriptions().is_empty());
     // An unknown dialog: 481.
     rig.send(A, &subscribe(A, "z9hG4bKsub4", 4, &tag, 600, ""));
@@ -278,4 +276,44 @@ fn a_phone_that_does_not_subscribe_hears_of_messages_unsolicited() {
     rig.pbx.set_mailbox("101", mailbox(1, 1));
     rig.drain();
     assert!(rig.take(B).is_empty());
+}
+
+#[test]
+fn a_refresh_moves_the_subscription_and_a_fifth_one_ends_the_oldest() {
+    let mut rig = Rig::without_sockets(Settings::default(), 4);
+    let (ok, _) = subscribed(&mut rig, 600);
+    let tag = sip::message::header_param(header(&ok, "To").unwrap(), "tag")
+        .unwrap()
+        .to_string();
+    // The phone comes back from another port (a new NAT binding) and refreshes there.
+    const MOVED: &str = "127.0.0.1:7009";
+    let refresh = subscribe(MOVED, "z9hG4bKmove1", 3, &tag, 600, "");
+    rig.send(MOVED, &refresh);
+    let got = rig.take(MOVED);
+    assert!(got[0].starts_with("SIP/2.0 200"), "{got:?}");
+    assert!(
+        got[1].starts_with("NOTIFY sip:101@127.0.0.1:7009 "),
+        "{got:?}"
+    );
+    // Another package in the same dialog is not this subscription.
+    let other = subscribe(MOVED, "z9hG4bKmove2", 4, &tag, 600, "")
+        .replace("Event: message-summary", "Event: presence");
+    rig.send(MOVED, &other);
+    assert!(rig.take(MOVED)[0].starts_with("SIP/2.0 481"));
+    // Four more subscriptions of the same account: the oldest is ended, saying so.
+    for _ in 0..4 {
+        let (ok, _) = subscribed(&mut rig, 600);
+        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+        rig.advance(Duration::from_secs(1));
+    }
+    let ended = rig
+        .take(MOVED)
+        .into_iter()
+        .find(|m| m.starts_with("NOTIFY") && m.contains("terminated"))
+        .expect("the oldest heard it ended");
+    assert_eq!(
+        header(&ended, "Subscription-State"),
+        Some("terminated;reason=deactivated")
+    );
+    assert_eq!(rig.pbx.subscriptions().len(), 4);
 }

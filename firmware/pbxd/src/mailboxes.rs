@@ -72,6 +72,8 @@ pub fn serve(core: &mut Pbx, root: &Path, cfg: &std::sync::Arc<store::Configurat
                 Some(ext) => (ext, voicemail::discard_new_greeting(path)),
                 None => continue,
             },
+            // Counted by the exchange itself; never handed out.
+            Request::PinFailed { .. } | Request::PinOk { .. } => continue,
             Request::ServicePin { ext, pin } => {
                 let (cfg, ext, pin) = (cfg.clone(), ext.clone(), pin.clone());
                 // Committing waits for the card: not on the exchange's loop.

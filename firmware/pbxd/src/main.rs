@@ -123,7 +123,13 @@ fn music_on_hold(dir: &std::path::Path) -> media::Clip {
 /// Seconds the box's local time (its time zone, `/etc/localtime`) is ahead of UTC now.
 fn utc_offset() -> i64 {
     let now: nix::libc::time_t = unix_now() as nix::libc::time_t;
-    // SAFETY: localtime_r writes only into `tm`, which lives on this stack frame.
+    extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset re-reads the zone (glibc's localtime_r alone keeps the one it read
+    // first; the System page replaces /etc/localtime at run time); localtime_r writes
+    // only into `tm`, which lives on this stack frame.
+    unsafe { tzset() };
     let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !nix::libc::localtime_r(&now, &mut tm).is_null() };
     if ok {

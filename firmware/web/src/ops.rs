@@ -711,6 +711,13 @@ pub(crate) async fn set_smtp(
         "changed the voicemail mail server".into(),
         move |c| {
             if s.password == MASK {
+                // The password in force goes only to the server and user it was for.
+                if s.server != c.smtp.server || s.username != c.smtp.username {
+                    return Err(store::ChangeError::Field {
+                        field: "password".into(),
+                        message: "type the password again for a new server or user name".into(),
+                    });
+                }
                 s.password = c.smtp.password.clone();
             }
             c.smtp = s;

@@ -702,7 +702,7 @@ fn forwarding_rules(form: &[(String, String)]) -> Vec<Value> {
 fn forwarding_grid(e: &config::Extension, id: &str) -> Markup {
     html! {
         fieldset.forwarding {
-            legend { "Forwarding: a number, voicemail (the extension's box) or hangup; empty = the caller hears why" }
+            legend { "Forwarding: a number, voicemail (the extension's box), voicemail:<extension> (another box) or hangup; empty = the caller hears why" }
             table id=(id) {
                 thead { tr { th {} @for (_, o) in FORWARD_ORIGINS { th { (o) } } } }
                 tbody {

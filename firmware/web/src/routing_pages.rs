@@ -787,7 +787,7 @@ async fn overview(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) ->
                 }
 
                 h2 { "Ring groups" }
-                p.hint { "Members are extensions or external numbers. All at once: every member rings and the first to answer takes the call; in order and round robin: one member at a time for its seconds (round robin starts after last time's first). After the group's time (empty = the box's), or when every member is busy, the call goes to the fallback: a number, or hangup." }
+                p.hint { "Members are extensions or external numbers. All at once: every member rings and the first to answer takes the call; in order and round robin: one member at a time for its seconds (round robin starts after last time's first). After the group's time (empty = the box's), or when every member is busy, the call goes to the fallback: a number (an auto attendant too), voicemail:<extension> (that box), or hangup." }
                 form method="post" action="/admin/routing/ring-groups" id="ring-groups" {
                     (csrf_field(c))
                     fieldset disabled[!write] {

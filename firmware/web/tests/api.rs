@@ -896,7 +896,7 @@ async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
     assert_eq!(a.status, 400);
     assert!(
         a.text
-            .contains("must be another number, voicemail or hangup"),
+            .contains("must be another number, voicemail, voicemail:&lt;extension&gt; or hangup"),
         "{}",
         a.text
     );

@@ -659,6 +659,11 @@ fn voicemail_is_emailed_over_starttls_with_the_recording() {
     // The masked password keeps the one in force.
     let put = pbx.https("PUT", "/api/v1/smtp", Some(&got.to_string()), &h);
     assert_eq!(put.status, 200, "{put:?}");
+    // ...but not for another server: the password must be typed again.
+    let mut moved = got.clone();
+    moved["server"] = json!("127.0.0.2");
+    let r = pbx.https("PUT", "/api/v1/smtp", Some(&moved.to_string()), &h);
+    assert!(r.status == 400 || r.status == 422, "{r:?}");
     edit_extension(&pbx, "102", |e| {
         e["email"] = json!("julia@example.com");
         e["voicemail_email"] = json!(true);

@@ -28,6 +28,10 @@ const MAX_INVALID: u32 = 3;
 /// Conditions followed in a row at most (validation refuses circles).
 const MAX_HOPS: usize = 16;
 
+/// Menus played in one call at most: a script that repeats itself (or a caller who
+/// never hangs up) does not hold a line for ever.
+const MAX_PLAYS: u32 = 30;
+
 /// What the script needs of the box around it.
 #[derive(Debug, Clone, Default)]
 pub struct AttendantEnv {
@@ -58,6 +62,8 @@ pub struct Attendant {
     env: AttendantEnv,
     menu: String,
     plays: u32,
+    /// Menus played in the whole call.
+    total: u32,
     invalid: u32,
     wait: Wait,
     speech: VecDeque<String>,
@@ -74,6 +80,7 @@ impl Attendant {
             script,
             env,
             plays: 0,
+            total: 0,
             invalid: 0,
             wait: Wait::Speaking,
             speech: VecDeque::new(),
@@ -162,6 +169,11 @@ impl Attendant {
 
     fn play_menu(&mut self, cx: &mut Context, before: Vec<String>) {
         self.digits.clear();
+        self.total += 1;
+        if self.total > MAX_PLAYS {
+            tracing::info!("auto attendant: {MAX_PLAYS} menus played, the box hangs up");
+            return cx.hang_up();
+        }
         let ann = self
             .script
             .menu(&self.menu)
@@ -531,6 +543,23 @@ mod tests {
             run(&mut night, when, AppEvent::Timer);
             assert_eq!(run(&mut night, when, AppEvent::Timer), ["hang up"]);
         }
+    }
+
+    #[test]
+    fn a_script_that_repeats_for_ever_ends() {
+        let mut s = script();
+        s.menus[0].default_action = AaAction::Repeat;
+        let mut app = Attendant::new(s, env());
+        let t = wednesday(10, 0);
+        run(&mut app, t, AppEvent::Started);
+        let mut last = Vec::new();
+        for _ in 0..100 {
+            last = run(&mut app, t, AppEvent::Timer);
+            if last == ["hang up"] {
+                break;
+            }
+        }
+        assert_eq!(last, ["hang up"]);
     }
 
     #[test]

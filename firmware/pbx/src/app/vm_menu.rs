@@ -170,6 +170,8 @@ pub struct VoicemailMenu {
     digits: String,
     tries: u32,
     inner: Option<LeaveMessage>,
+    /// Too many wrong PINs lately: the box says so and hangs up.
+    locked: bool,
 }
 
 impl VoicemailMenu {
@@ -205,7 +207,15 @@ impl VoicemailMenu {
             digits: String::new(),
             tries: 0,
             inner: None,
+            locked: false,
         }
+    }
+
+    /// A box locked after too many wrong PINs: the caller hears "login incorrect" and
+    /// goodbye, whatever it keys.
+    pub fn locked(mut self) -> VoicemailMenu {
+        self.locked = true;
+        self
     }
 
     fn dir(&self) -> PathBuf {
@@ -570,8 +580,14 @@ impl VoicemailMenu {
         match self.state.clone() {
             State::Login => {
                 if digits == self.pin {
+                    cx.request(Request::PinOk {
+                        ext: self.ext.clone(),
+                    });
                     self.enter_menu(cx, true);
                 } else {
+                    cx.request(Request::PinFailed {
+                        ext: self.ext.clone(),
+                    });
                     self.tries += 1;
                     if self.tries >= TRIES {
                         self.state = State::Goodbye;
@@ -679,6 +695,10 @@ impl Application for VoicemailMenu {
             return inner.handle(event, cx);
         }
         match event {
+            AppEvent::Started if self.locked => {
+                self.state = State::Goodbye;
+                self.say(cx, vec![p("vm-incorrect"), p("vm-goodbye")]);
+            }
             AppEvent::Started => {
                 if self.pin.is_empty() {
                     self.enter_menu(cx, true);
@@ -760,6 +780,10 @@ mod tests {
                     Action::StopPlaying => "stop".into(),
                     Action::Timer(_) => continue,
                     Action::HangUp => "hang up".into(),
+                    // PIN bookkeeping is the exchange's (tested there).
+                    Action::Request(
+                        crate::Request::PinFailed { .. } | crate::Request::PinOk { .. },
+                    ) => continue,
                     Action::Request(r) => format!("{r:?}"),
                     a => format!("{a:?}"),
                 });
@@ -980,6 +1004,37 @@ mod tests {
         assert_eq!(
             run(&mut app, AppEvent::Hangup),
             [r#"DiscardRecording { path: "/v/101/greeting-new-9.wav" }"#]
+        );
+    }
+
+    #[test]
+    fn a_locked_box_says_so_and_hangs_up() {
+        let mut app = menu().locked();
+        assert_eq!(
+            run(&mut app, AppEvent::Started),
+            ["vm-incorrect", "vm-goodbye", "hang up"]
+        );
+    }
+
+    #[test]
+    fn wrong_and_right_pins_are_reported_to_the_exchange() {
+        let mut app = menu();
+        let mut cx = Context::new(Instant::now(), "101");
+        app.handle(AppEvent::Started, &mut cx);
+        for d in "12#4321#".chars() {
+            app.handle(AppEvent::Dtmf(d), &mut cx);
+        }
+        let reports: Vec<String> = cx
+            .take_actions()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Request(r) => Some(format!("{r:?}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            reports,
+            [r#"PinFailed { ext: "101" }"#, r#"PinOk { ext: "101" }"#]
         );
     }
 
