@@ -158,6 +158,34 @@ await run(async (page) => {
   assert.match(await page.locator("#dialplan tbody tr", { hasText: "200" }).textContent(), /auto attendant.*Main number/);
   await fitsAPhone(page, "Auto attendant");
 
+  // Music on hold (Kerio 24): the same tone uploaded as music, a collection made the
+  // default; a collection named like the shipped one is refused and the rows stay as typed.
+  await page.click("nav >> text=Music on hold");
+  await page.getByRole("heading", { name: "Music on hold" }).waitFor();
+  await page.fill("form.sounds input[name=name]", "lobby");
+  await page.locator("form.sounds input[type=file]").setInputFiles({ name: "lobby.wav", mimeType: "audio/wav", buffer: tone });
+  await page.click("form.sounds button[type=submit]");
+  const track = page.locator("#music-files tbody tr", { hasText: "lobby" });
+  await track.waitFor();
+  assert.match(await track.textContent(), /lobby.*1 s/s);
+  await page.fill("#music-collections input[name=mc_name] >> nth=0", "system");
+  await page.fill("#music-collections input[name=mc_files] >> nth=0", "lobby");
+  await page.click("#collections button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /shipped collection/);
+  assert.equal(await page.inputValue("#music-collections input[name=mc_files] >> nth=0"), "lobby");
+  await page.fill("#music-collections input[name=mc_name] >> nth=0", "lobby-music");
+  await page.fill("#music-collections input[name=mc_description] >> nth=0", "Reception");
+  await page.click("#collections button[type=submit]");
+  await page.locator("p.done", { hasText: "Music on hold saved." }).waitFor();
+  await page.selectOption("#collections select[name=default]", "lobby-music");
+  await page.click("#collections button[type=submit]");
+  await page.locator("p.done", { hasText: "Music on hold saved." }).waitFor();
+  assert.equal(await page.inputValue("#collections select[name=default]"), "lobby-music");
+  // A file a collection plays offers no Remove button.
+  assert.equal(await track.locator("button", { hasText: "Remove" }).count(), 0);
+  await fitsAPhone(page, "Music on hold");
+
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Call routing");
 });

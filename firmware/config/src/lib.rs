@@ -13,6 +13,7 @@ use std::net::IpAddr;
 mod attendant;
 mod isdn;
 mod mail;
+mod music;
 mod phones;
 mod routing;
 pub use attendant::{
@@ -21,6 +22,7 @@ pub use attendant::{
 };
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
+pub use music::{valid_music_file, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
@@ -93,6 +95,9 @@ pub struct Config {
     /// Time ranges for time conditions (Kerio 25).
     #[serde(default)]
     pub time_ranges: Vec<TimeRange>,
+    /// Music on hold collections (Kerio 24).
+    #[serde(default)]
+    pub music: Vec<MusicCollection>,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -161,6 +166,7 @@ impl Default for Config {
             smtp: Smtp::default(),
             auto_attendants: Vec::new(),
             time_ranges: Vec::new(),
+            music: Vec::new(),
         }
     }
 }
@@ -1255,6 +1261,45 @@ mod tests {
         let c = sample();
         c.validate().unwrap();
         assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn music_collections_are_checked() {
+        let m = |name: &str, files: &[&str], line_in: &str, default: bool| MusicCollection {
+            name: name.into(),
+            description: String::new(),
+            files: files.iter().map(|f| f.to_string()).collect(),
+            line_in: line_in.into(),
+            default,
+        };
+        let mut c = sample();
+        c.music = vec![
+            m("jazz", &["a", "b-2"], "", true),
+            m("radio", &[], "plughw:CARD=USB,DEV=0", false),
+        ];
+        c.validate().unwrap();
+        assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+        let wrong = |music: Vec<MusicCollection>, field: &str| {
+            let mut c = sample();
+            c.music = music;
+            let e = c.validate().expect_err(field);
+            assert!(e.0.iter().any(|f| f.field == field), "{field}: {e:?}");
+        };
+        wrong(vec![m("system", &["a"], "", false)], "name");
+        wrong(vec![m("a b", &["a"], "", false)], "name");
+        wrong(
+            vec![m("x", &["a"], "", false), m("x", &["b"], "", false)],
+            "name",
+        );
+        wrong(vec![m("x", &[], "", false)], "files");
+        wrong(vec![m("x", &["../a"], "", false)], "files");
+        wrong(vec![m("x", &["a", "a"], "", false)], "files");
+        wrong(vec![m("x", &["a"], "hw:1,0", false)], "line_in");
+        wrong(vec![m("x", &[], "hw:1;reboot", false)], "line_in");
+        wrong(
+            vec![m("x", &["a"], "", true), m("y", &["a"], "", true)],
+            "default",
+        );
     }
 
     #[test]

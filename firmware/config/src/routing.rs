@@ -842,6 +842,23 @@ impl Config {
                 }
             }
         }
+        let mut collections = HashSet::new();
+        for m in &self.music {
+            let ent = format!("music collection {}", m.name);
+            if !collections.insert(m.name.as_str()) {
+                err(ent.clone(), "name", "is used by another collection".into());
+            }
+            for (field, message) in m.problems() {
+                err(ent.clone(), field, message);
+            }
+        }
+        if self.music.iter().filter(|m| m.default).count() > 1 {
+            err(
+                "music on hold".into(),
+                "default",
+                "only one collection can be the default".into(),
+            );
+        }
         let mut ranges = HashSet::new();
         for r in &self.time_ranges {
             let ent = format!("time range {}", r.name);

@@ -46,6 +46,14 @@ pub enum Command {
         alaw: bool,
         looped: bool,
     },
+    /// Plays the music on hold collection `name` of the driver's set in a loop (the
+    /// shipped collection, `system`, when there is no such collection).
+    PlayMusic {
+        id: EndpointId,
+        name: String,
+        pt: u8,
+        alaw: bool,
+    },
     /// Plays the prompt `name` of the driver's prompt set once, then
     /// [`crate::Event::PlayDone`] (at once when the set has no such prompt).
     PlayPrompt {
@@ -247,6 +255,18 @@ impl Handle {
         });
     }
 
+    /// Plays music on hold collection `name` in a loop until [`Handle::stop`] or a new
+    /// connection.
+    pub fn play_music(&self, name: &str, pt: u8, alaw: bool) {
+        self.playing.set(true);
+        self.send(Command::PlayMusic {
+            id: self.id,
+            name: name.to_string(),
+            pt,
+            alaw,
+        });
+    }
+
     /// Sends keypad digit `ev` as RFC 4733 events of payload type `pt` lasting `ms`.
     pub fn send_digit(&self, ev: u8, ms: u32, pt: u8) {
         self.playing.set(true);
@@ -348,6 +368,8 @@ pub struct Endpoints {
     relay: Relay,
     open: HashMap<EndpointId, Endpoint>,
     prompts: Prompts,
+    /// Music on hold collections by name.
+    music: HashMap<String, crate::Music>,
     /// Where each recording going on is written.
     recordings: HashMap<EndpointId, PathBuf>,
     /// Recordings being written.
@@ -364,6 +386,7 @@ impl Endpoints {
             relay,
             open: HashMap::new(),
             prompts: Prompts::default(),
+            music: HashMap::new(),
             recordings: HashMap::new(),
             writers: Vec::new(),
             exhausted: None,
@@ -374,6 +397,22 @@ impl Endpoints {
     pub fn with_prompts(mut self, dir: Option<PathBuf>) -> Endpoints {
         self.prompts = Prompts::new(dir);
         self
+    }
+
+    /// Installs music on hold collection `name` (`None` removes it); holds going on
+    /// keep what they play.
+    pub fn set_music(&mut self, name: &str, music: Option<crate::Music>) {
+        match music {
+            Some(m) => self.music.insert(name.to_string(), m),
+            None => self.music.remove(name),
+        };
+    }
+
+    /// The names of the collections installed.
+    pub fn music_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.music.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// Reports a recording that was not made.
@@ -503,6 +542,20 @@ impl Endpoints {
                         e.play(clip, pt, alaw);
                     } else {
                         e.play_once(clip, pt, alaw);
+                    }
+                }
+            }
+            Command::PlayMusic { id, name, pt, alaw } => {
+                if let Some(e) = self.open.get(&id) {
+                    let music = self
+                        .music
+                        .get(&name)
+                        .or_else(|| self.music.get("system"))
+                        .cloned()
+                        .unwrap_or_else(crate::Music::chime);
+                    match music {
+                        crate::Music::Clip(c) => e.play(c, pt, alaw),
+                        crate::Music::Live(l) => e.play_live(l, pt, alaw),
                     }
                 }
             }

@@ -12,6 +12,7 @@
 pub mod control;
 pub mod dtmf;
 pub mod g711;
+pub mod music;
 pub mod player;
 pub mod prompts;
 pub mod relay;
@@ -19,5 +20,6 @@ pub mod rtp;
 pub mod sdp;
 
 pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
+pub use music::{Live, Music};
 pub use player::Clip;
 pub use relay::{Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, Stats, Xcode};

@@ -326,6 +326,19 @@ impl Endpoint {
         }
     }
 
+    /// Plays `live` to the party, its newest frames, until [`Endpoint::stop`] or a new
+    /// connection (the line-in as music on hold).
+    pub fn play_live(&self, live: Arc<crate::Live>, pt: u8, alaw: bool) {
+        self.start(
+            Source::Live {
+                live,
+                next: u64::MAX,
+            },
+            pt,
+            alaw,
+        );
+    }
+
     /// Plays `clip` once, then reports [`Event::PlayDone`]; a connection carries the
     /// peer's audio again after it.
     pub fn play_once(&self, clip: Clip, pt: u8, alaw: bool) {
@@ -368,7 +381,10 @@ impl Endpoint {
         {
             let mut cfg = self.shared.cfg_mut();
             cfg.playing = n;
-            cfg.looping = matches!(source, Source::Clip { looped: true, .. });
+            cfg.looping = matches!(
+                source,
+                Source::Clip { looped: true, .. } | Source::Live { .. }
+            );
         }
         let mix = (self.id ^ n.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.engine.command(Cmd::Play(
@@ -432,6 +448,8 @@ impl Drop for Endpoint {
 
 /// What a play sends.
 enum Source {
+    /// A live source, from its frame `next` on.
+    Live { live: Arc<crate::Live>, next: u64 },
     Clip {
         clip: Clip,
         pos: usize,
@@ -478,6 +496,16 @@ impl Play {
         pkt[4..8].copy_from_slice(&self.ts.to_be_bytes());
         pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         let (len, done) = match &mut self.source {
+            Source::Live { live, next } => {
+                let mut f = [0u8; FRAME];
+                live.read(next, &mut f);
+                let to_alaw = g711::ulaw_to_alaw_table();
+                for (b, s) in pkt[12..].iter_mut().zip(f) {
+                    *b = if self.alaw { to_alaw[s as usize] } else { s };
+                }
+                self.ts = self.ts.wrapping_add(FRAME as u32);
+                (12 + FRAME, false)
+            }
             Source::Clip { clip, pos, looped } => {
                 let samples = clip.samples();
                 let to_alaw = g711::ulaw_to_alaw_table();

@@ -267,9 +267,9 @@ impl Call {
         }
     }
 
-    /// Disconnects the two sides and plays `music` to `held`, in its own G.711 law
-    /// (a side on another codec hears silence).
-    pub(crate) fn play_hold_music(&self, held: Side, music: media::Clip) {
+    /// Disconnects the two sides and plays music on hold collection `music` to `held`,
+    /// in its own G.711 law (a side on another codec hears silence).
+    pub(crate) fn play_hold_music(&self, held: Side, music: &str) {
         let (Some(a), Some(b)) = (self.ep(Side::A), self.ep(Side::B)) else {
             return;
         };
@@ -279,7 +279,7 @@ impl Call {
             let alaw = c.name.eq_ignore_ascii_case("PCMA");
             if alaw || c.name.eq_ignore_ascii_case("PCMU") {
                 let ep = if held == Side::A { a } else { b };
-                ep.play(music, c.pt, alaw);
+                ep.play_music(music, c.pt, alaw);
             }
         }
     }
@@ -1844,7 +1844,7 @@ impl Pbx {
         use sdp::Direction;
         let holds = matches!(offer.direction, Direction::SendOnly | Direction::Inactive)
             || offer.addr.is_unspecified();
-        let moh = self.settings.music_on_hold.clone();
+        let moh = self.hold_music();
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
         };
@@ -1882,7 +1882,7 @@ impl Pbx {
             ep.set_remote(offer.rtp_target(), ep.side().latch);
         }
         if holds {
-            call.play_hold_music(other, moh);
+            call.play_hold_music(other, &moh);
             if call.held_by.is_none() {
                 tracing::info!(call = id, side = ?side, "call put on hold");
             }

@@ -82,8 +82,6 @@ pub struct Settings {
     /// How long a banned address is ignored.
     pub ban_time: Duration,
     pub timers: Timers,
-    /// What a held party hears (looped).
-    pub music_on_hold: media::Clip,
     /// First wait before a failed registration to a provider or link is tried again;
     /// it doubles up to 30 minutes.
     pub register_retry: Duration,
@@ -91,12 +89,6 @@ pub struct Settings {
     pub voicemail_dir: std::path::PathBuf,
     /// Uploaded announcements (`<name>.wav`) that auto attendants play.
     pub sounds_dir: std::path::PathBuf,
-}
-
-/// The music a held party hears when no collection is installed: a soft two-tone
-/// chime every four seconds, so that hold is never mistaken for a dropped call.
-pub fn default_music() -> media::Clip {
-    media::Clip::tone(&[523.25, 659.25], 600, 3400, 0.25)
 }
 
 impl Default for Settings {
@@ -114,7 +106,6 @@ impl Default for Settings {
             ban_time: Duration::from_secs(600),
             timers: Timers::default(),
             register_retry: Duration::from_secs(30),
-            music_on_hold: default_music(),
             voicemail_dir: "voicemail".into(),
             sounds_dir: "sounds".into(),
         }
@@ -303,6 +294,18 @@ impl Pbx {
     }
 
     /// Publishes a new configuration; calls in progress carry on.
+    /// The music on hold collection held parties hear: the default one, else the
+    /// shipped one.
+    pub(crate) fn hold_music(&self) -> String {
+        self.snapshot
+            .config
+            .music
+            .iter()
+            .find(|m| m.default)
+            .map_or(config::SYSTEM_MUSIC, |m| m.name.as_str())
+            .to_string()
+    }
+
     pub fn set_snapshot(&mut self, s: Arc<Snapshot>) {
         self.snapshot = s;
         // Locations of accounts that no longer exist go away.

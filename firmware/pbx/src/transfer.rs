@@ -237,13 +237,13 @@ impl Pbx {
                 return self.notify(now, id, side, event, status, true);
             }
         };
-        let moh = self.settings.music_on_hold.clone();
+        let moh = self.hold_music();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let was_held = call.held_by == Some(side);
         if !was_held {
-            call.play_hold_music(other, moh);
+            call.play_hold_music(other, &moh);
             call.held_by = Some(side);
         }
         call.transfer = Some(Transfer {

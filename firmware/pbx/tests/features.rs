@@ -91,10 +91,8 @@ fn rtp(pt: u8, fill: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn hold_plays_music_to_the_other_side_and_resume_reconnects() {
-    let mut rig = Rig::new(Settings {
-        music_on_hold: media::Clip::tone(&[425.0], 1000, 0, 0.5),
-        ..Settings::default()
-    });
+    let mut rig =
+        Rig::new(Settings::default()).with_music(media::Clip::tone(&[425.0], 1000, 0, 0.5));
     let (tag, a_ep, a_rtp, b_rtp) = answered_call(&mut rig);
     let a_port = a_rtp.local_addr().unwrap().port();
     // Before hold, what A sends reaches B unchanged.
@@ -224,10 +222,8 @@ fn three_phones(rig: &mut Rig) -> (String, String, u16, UdpSocket, UdpSocket) {
 
 #[tokio::test]
 async fn blind_transfer_rings_the_target_with_music_and_connects_it() {
-    let mut rig = Rig::new(Settings {
-        music_on_hold: media::Clip::tone(&[425.0], 1000, 0, 0.5),
-        ..Settings::default()
-    });
+    let mut rig =
+        Rig::new(Settings::default()).with_music(media::Clip::tone(&[425.0], 1000, 0, 0.5));
     let (inv, _tag, a_ep, a_rtp, _b_rtp) = three_phones(&mut rig);
     // 102 transfers 101 to 103.
     rig.send(

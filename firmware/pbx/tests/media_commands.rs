@@ -20,6 +20,7 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Connect { a, b, .. } => format!("Connect {a} {b}"),
             Command::Disconnect(id) => format!("Disconnect {id}"),
             Command::Play { id, looped, .. } => format!("Play {id} looped={looped}"),
+            Command::PlayMusic { id, name, .. } => format!("PlayMusic {id} {name}"),
             Command::SendDigit { id, ev, .. } => format!("SendDigit {id} {ev}"),
             Command::PlayPrompt { id, name, .. } => format!("PlayPrompt {id} {name}"),
             Command::PlayFile {
@@ -93,7 +94,7 @@ fn a_call_takes_two_endpoints_connects_holds_resumes_and_closes_them() {
     assert!(rig.take(A).pop().unwrap().contains("a=recvonly"));
     rig.send(A, &in_dialog("ACK", 3, &tag, "z9hG4bKack3", ""));
     let got = commands(&mut rig);
-    assert!(got.contains(&"Play 63 looped=true".to_string()), "{got:?}");
+    assert!(got.contains(&"PlayMusic 63 system".to_string()), "{got:?}");
     assert!(!got.iter().any(|c| c.starts_with("Close")), "{got:?}");
 
     // A resumes: the two are connected again.

@@ -9,6 +9,7 @@ mod dns;
 mod isdn;
 mod mail;
 mod mailboxes;
+mod music;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -104,22 +105,6 @@ struct Args {
 /// (the loop wakes at least this often: the heartbeat).
 const HISTORY_FLUSH: Duration = Duration::from_secs(2);
 
-/// At most this much music on hold is held in memory (µ-law, 3 minutes: 1.4 MB).
-const MUSIC_CAP: usize = 3 * 60 * 8000;
-
-fn music_on_hold(dir: &std::path::Path) -> media::Clip {
-    match media::Clip::collection(dir, MUSIC_CAP) {
-        Ok(c) => {
-            tracing::info!(folder = %dir.display(), seconds = c.len() / 8000, "music on hold");
-            c
-        }
-        Err(e) => {
-            tracing::warn!(folder = %dir.display(), "no music on hold ({e}): a chime is played");
-            pbx::default_music()
-        }
-    }
-}
-
 /// Seconds the box's local time (its time zone, `/etc/localtime`) is ahead of UTC now.
 fn utc_offset() -> i64 {
     let now: nix::libc::time_t = unix_now() as nix::libc::time_t;
@@ -167,8 +152,10 @@ fn take_snapshot(
     spans: &mut isdn::Spans,
     dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>,
     voicemail: &std::path::Path,
+    collections: &mut music::Collections,
 ) {
     let snap = rx.borrow_and_update().clone();
+    collections.reconcile(&snap.config);
     tracing::info!(revision = snap.revision, "configuration in force");
     retire_boxes(voicemail, &snap.config, unix_now());
     spans.reconcile(&snap.config);
@@ -347,6 +334,14 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         tracing::warn!(folder = %args.prompts.display(), "no system prompts there: voicemail callers hear only the recording's silence");
     }
     let mut endpoints = media::Endpoints::new(relay).with_prompts(Some(args.prompts.clone()));
+    endpoints.set_music(
+        config::SYSTEM_MUSIC,
+        Some(music::system(&args.music_on_hold)),
+    );
+    // The configured collections are loaded off the loop and installed as they come.
+    let (music_tx, mut music_rx) = mpsc::unbounded_channel();
+    let mut collections = music::Collections::new(args.data_dir.join("music"), music_tx);
+    collections.reconcile(&snapshot.config);
     let mut digest = Vec::new();
     for d in &args.digest {
         digest.push(match d.to_ascii_lowercase().as_str() {
@@ -363,7 +358,6 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         digest,
         ban_after: args.ban_after,
         register_retry: Duration::from_secs(args.register_retry.max(1)),
-        music_on_hold: music_on_hold(&args.music_on_hold),
         voicemail_dir: voicemail_dir.clone(),
         sounds_dir: args.data_dir.join("sounds"),
         ..Settings::default()
@@ -522,6 +516,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 &mut spans,
                 &dns_tx,
                 &voicemail_dir,
+                &mut collections,
             );
         }
         let deadline = tokio::time::Instant::from_std(core.poll_timeout());
@@ -584,11 +579,15 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::MailboxChanged(ext) => {
                         mailboxes::rescan(&mut core, &voicemail_dir, &ext);
                     }
+                    web::CoreRequest::MusicChanged => {
+                        collections.reconcile(&state.cfg.snapshot().config);
+                    }
                 }
             }
             Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
-            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir),
+            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir, &mut collections),
+            Some((name, m)) = music_rx.recv() => endpoints.set_music(&name, m),
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);

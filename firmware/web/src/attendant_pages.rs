@@ -458,7 +458,7 @@ impl Rows {
 }
 
 /// One row of inputs; `sizes` per column; the dial-by-extension column is a choice.
-fn row(cols: &[&str], labels: &[&str], sizes: &[u32], values: &[String]) -> Markup {
+pub(crate) fn row(cols: &[&str], labels: &[&str], sizes: &[u32], values: &[String]) -> Markup {
     html! {
         tr {
             @for (i, name) in cols.iter().enumerate() {
@@ -478,7 +478,7 @@ fn row(cols: &[&str], labels: &[&str], sizes: &[u32], values: &[String]) -> Mark
     }
 }
 
-fn table(
+pub(crate) fn table(
     id: &str,
     cols: &[&str],
     labels: &[&str],

@@ -13,6 +13,7 @@ mod api;
 mod attendant_pages;
 pub mod auth;
 mod history;
+mod music;
 pub mod openapi;
 mod ops;
 mod pages;
@@ -56,6 +57,8 @@ pub enum CoreRequest {
     /// The messages of this extension's voicemail box changed (one was deleted): the
     /// exchange counts them again for the message-waiting lamps.
     MailboxChanged(String),
+    /// Uploaded music on hold files changed: collections using them are loaded again.
+    MusicChanged,
 }
 
 /// Knobs of the web server.
@@ -526,6 +529,8 @@ fn body_limit(m: &Method, path: &str) -> usize {
         update::MAX_BUNDLE
     } else if voicemail::big_body(m, path) {
         voicemail::MAX_GREETING_BODY
+    } else if music::big_body(m, path) {
+        music::MAX_MUSIC_BODY
     } else {
         MAX_BODY
     }

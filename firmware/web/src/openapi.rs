@@ -176,6 +176,12 @@ fn routing_paths() -> Value {
     let mut aa_new = aa.clone();
     aa_new["required"] = json!(["number", "start"]);
     let day = json!({"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let music = json!({"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "description": "not system (the shipped collection)"},
+        "description": s("string"),
+        "files": {"type": "array", "maxItems": 50, "items": {"type": "string"}, "description": "uploaded music files by name, in playing order"},
+        "line_in": {"type": "string", "description": "an ALSA capture device (hw:1,0, plughw:1,0) played live instead of files"},
+        "default": {"type": "boolean", "description": "held callers hear it (one collection at most)"}}});
     let range = json!({"type": "object", "additionalProperties": false, "properties": {
         "name": s("string"), "description": s("string"),
         "items": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "object", "required": ["type", "from", "to"], "properties": {
@@ -291,6 +297,30 @@ fn routing_paths() -> Value {
             "get": read_op("One time range", range.clone()),
             "put": write_op("Change a time range (fields left out keep their value; a new name follows into the conditions)", Some(range.clone()), "200", Some(range)),
             "delete": write_op("Remove a time range no condition uses", None, "204", None)
+        },
+        "/routing/music_collections": {
+            "get": read_op("Music on hold collections (Kerio 24)", arr(&music)),
+            "post": write_op("Add a collection", Some(music.clone()), "201", Some(music.clone()))
+        },
+        "/routing/music_collections/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": read_op("One collection", music.clone()),
+            "put": write_op("Change a collection (fields left out keep their value)", Some(music.clone()), "200", Some(music)),
+            "delete": write_op("Remove a collection", None, "204", None)
+        },
+        "/music": {"get": read_op("Uploaded music on hold files, by name, with the collections that play them",
+            arr(&json!({"type": "object", "properties": {"name": s("string"), "seconds": s("integer"), "collections": {"type": "array", "items": s("string")}}})))},
+        "/music/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}}],
+            "get": {"summary": "One music file as WAV (8 kHz)", "security": [{"session": []}],
+                "responses": {"200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                    "400": err("not a music file's name"), "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such file")}},
+            "put": {"summary": "Upload a music file: WAV (PCM 8/16-bit, A-law or µ-law) or MP3, any rate, a second to 10 minutes, at most 48 MB; stored at 8 kHz (collections playing it load it again)",
+                "security": [{"session": [], "csrf": []}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"204": {"description": "stored"}, "400": err("too short or too long, or not a music file's name"), "401": err("not logged in"), "403": err("not an administrator"), "413": err("too large"), "422": err("neither a WAV nor an MP3 the box can play"), "507": err("the data partition cannot store it")}},
+            "delete": {"summary": "Remove a music file no collection plays", "security": [{"session": [], "csrf": []}],
+                "responses": {"204": {"description": "removed"}, "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such file"), "409": err("a collection plays it")}}
         },
         "/sounds": {"get": read_op("Uploaded announcements auto attendants play, by name",
             arr(&json!({"type": "object", "properties": {"name": s("string"), "seconds": s("integer")}})))},

@@ -10,8 +10,8 @@ use crate::api::{busy, created, no_content, ok};
 use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
 use config::{
-    AutoAttendant, Config, Emergency, IsdnInterface, Link, OutboundRoute, PermissionGroup,
-    RingGroup, SipInterface, TimeRange,
+    AutoAttendant, Config, Emergency, IsdnInterface, Link, MusicCollection, OutboundRoute,
+    PermissionGroup, RingGroup, SipInterface, TimeRange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,20 @@ impl Entity for AutoAttendant {
     }
     fn list_mut(c: &mut Config) -> &mut Vec<Self> {
         &mut c.auto_attendants
+    }
+}
+
+impl Entity for MusicCollection {
+    const WHAT: &'static str = "music collection";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.music
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.music
     }
 }
 
@@ -528,6 +542,9 @@ pub(crate) async fn api(
         }
         (_, ["auto_attendants", rest @ ..]) => {
             crud::<AutoAttendant>(app, &who, reveal, cfg, m, rest, body).await
+        }
+        (_, ["music_collections", rest @ ..]) => {
+            crud::<MusicCollection>(app, &who, reveal, cfg, m, rest, body).await
         }
         (_, ["time_ranges", rest @ ..]) => {
             crud::<TimeRange>(app, &who, reveal, cfg, m, rest, body).await

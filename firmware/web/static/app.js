@@ -112,29 +112,30 @@ document.addEventListener("submit", function (ev) {
   if (!form.classList.contains("sounds")) return;
   ev.preventDefault();
   var state = form.querySelector(".sound-state");
+  var api = form.getAttribute("data-api") || "/api/v1/sounds/";
   var name = form.querySelector("input[name=name]").value.trim();
   var file = form.querySelector("input[type=file]");
   if (!name || file.files.length === 0) {
-    state.textContent = "Give a name and choose a WAV file.";
+    state.textContent = "Give a name and choose a file.";
     return;
   }
   var button = form.querySelector("button");
   button.disabled = true;
   state.textContent = "Uploading...";
-  fetch("/api/v1/sounds/" + encodeURIComponent(name), {
+  fetch(api + encodeURIComponent(name), {
     method: "PUT",
     headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
     body: file.files[0],
     credentials: "same-origin"
   }).then(function (r) {
     if (r.ok) {
-      state.textContent = "Announcement saved.";
+      state.textContent = "Saved.";
       window.location.reload();
       return;
     }
     return r.json().then(function (j) {
       state.setAttribute("data-state", "failed");
-      state.textContent = j.error || "the announcement was refused.";
+      state.textContent = j.error || "The file was refused.";
       button.disabled = false;
     });
   }).catch(function (e) {

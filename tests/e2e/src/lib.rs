@@ -157,7 +157,7 @@ impl Pbxd {
             vec!["--tftp", &tftp_arg]
         };
         // Music on hold: a steady tone tests can tell from the phones' own tones.
-        let moh_dir = data.path().join("music");
+        let moh_dir = data.path().join("system-music");
         let moh_args: Vec<String> = if extra.contains(&"--music-on-hold") {
             vec![]
         } else {

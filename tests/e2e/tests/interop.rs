@@ -516,3 +516,155 @@ fn every_family_hears_itself_in_the_echo_test() {
         );
     }
 }
+
+/// Music on hold collections (Kerio 24): an MP3 uploaded through the API (600 Hz, at
+/// 44.1 kHz with a 6 kHz overtone that must not fold back) made the default is what a
+/// held pjsua2 phone hears; then a live collection, the line-in (an ALSA device that
+/// captures a 1800 Hz tone from a file, declared in the `.asoundrc` of pbxd's home),
+/// is what a held linphonec phone hears. Bad uploads and collections are refused, and
+/// a file a collection plays cannot be removed.
+#[test]
+fn uploaded_and_live_music_collections_play_on_hold() {
+    let data = tempfile::tempdir().unwrap();
+    let home = data.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let raw = home.join("line.raw");
+    let line: Vec<u8> = (0..8000 * 180)
+        .flat_map(|n| {
+            let v = (2.0 * std::f64::consts::PI * 1800.0 * n as f64 / 8000.0).sin() * 9000.0;
+            (v as i16).to_le_bytes()
+        })
+        .collect();
+    std::fs::write(&raw, line).unwrap();
+    std::fs::write(
+        home.join(".asoundrc"),
+        format!(
+            "pcm.tonein {{\n type file\n slave.pcm null\n file \"/dev/null\"\n infile \"{}\"\n format raw\n}}\n",
+            raw.display()
+        ),
+    )
+    .unwrap();
+    let sip: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let home_env = format!("HOME={}", home.display());
+    let pbx = Pbxd::launch(data, sip, &[], &["env", &home_env]);
+    for (n, pw) in [
+        ("101", "Secret-101x"),
+        ("102", "Secret-102x"),
+        ("103", "Secret-103x"),
+    ] {
+        pbx.ctl_ok(&["extension", "add", n, "--password", pw]);
+    }
+    let h = pbx.admin_session("Adm1n-Music-On-Hold!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mp3 = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../firmware/media/tests/data/tone-600hz-6khz.mp3");
+    let put = |name: &str, file: &std::path::Path| {
+        pbx.https(
+            "PUT",
+            &format!("/api/v1/music/{name}"),
+            Some(&format!("@{}", file.display())),
+            &h,
+        )
+    };
+    assert_eq!(put("tone600", &mp3).status, 204);
+    let junk = pbx.data.path().join("junk.mp3");
+    std::fs::write(&junk, b"ID3 this is no music at all").unwrap();
+    let refused = put("junk", &junk);
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(put("..%2Fx", &mp3).status, 400);
+    let files = pbx.https("GET", "/api/v1/music", None, &h).json();
+    assert_eq!(
+        files,
+        serde_json::json!([{"name": "tone600", "seconds": 3, "collections": []}])
+    );
+    let post = |body: serde_json::Value| {
+        pbx.https(
+            "POST",
+            "/api/v1/routing/music_collections",
+            Some(&body.to_string()),
+            &h,
+        )
+    };
+    for bad in [
+        serde_json::json!({"name": "system", "files": ["tone600"]}),
+        serde_json::json!({"name": "empty"}),
+        serde_json::json!({"name": "both", "files": ["tone600"], "line_in": "tonein"}),
+        serde_json::json!({"name": "shell", "line_in": "hw:0;reboot"}),
+    ] {
+        let a = post(bad.clone());
+        assert!(a.status == 400 || a.status == 422, "{bad}: {a:?}");
+    }
+    let a = post(
+        serde_json::json!({"name": "jazz", "description": "Uploaded", "files": ["tone600"], "default": true}),
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(
+        pbx.https("DELETE", "/api/v1/music/tone600", None, &h)
+            .status,
+        409
+    );
+    let mut a = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let mut b = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        false,
+        "PCMU,PCMA",
+    );
+    hold_and_hear(&pbx, &mut a, &mut b, "102", 600.0);
+    // The line-in becomes the default.
+    let a2 = post(serde_json::json!({"name": "radio", "line_in": "tonein", "default": true}));
+    assert!(a2.status == 400 || a2.status == 422, "two defaults: {a2:?}");
+    edit_config(&pbx, |v| {
+        v["music"] = serde_json::json!([
+            {"name": "jazz", "files": ["tone600"]},
+            {"name": "radio", "line_in": "tonein", "default": true}
+        ]);
+    });
+    let mut c = phone_of(
+        Kind::Linphone,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        false,
+        "PCMU,PCMA",
+    );
+    hold_and_hear(&pbx, &mut a, &mut c, "103", 1800.0);
+    assert!(
+        pbx.log_text().contains("music on hold from the line-in"),
+        "{}",
+        pbx.log_text()
+    );
+}
+
+/// `holder` calls `held`, holds it five seconds and hangs up; `held` heard `music`.
+fn hold_and_hear(pbx: &Pbxd, holder: &mut Phone, held: &mut Phone, number: &str, music: f64) {
+    let before = pbx.log_text().matches("call put on hold").count();
+    ring_and_answer(holder, held, pbx, number);
+    std::thread::sleep(Duration::from_secs(1));
+    holder.command("hold", "");
+    assert!(wait_until(T, || pbx
+        .log_text()
+        .matches("call put on hold")
+        .count()
+        > before));
+    std::thread::sleep(Duration::from_secs(5));
+    holder.command("hangup", "");
+    closed_reason(held);
+    closed_reason(holder);
+    assert_heard_somewhere(held, music);
+    holder.clear_events();
+    held.clear_events();
+    assert!(wait_until(T, || pbx.ctl_ok(&["calls"]).lines().count() == 1));
+}

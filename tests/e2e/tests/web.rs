@@ -497,6 +497,14 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
         cfg["time_ranges"][0]["items"][1]["type"], "absolute",
         "{cfg}"
     );
+    assert_eq!(
+        cfg["music"],
+        serde_json::json!([{"name": "lobby-music", "description": "Reception", "files": ["lobby"], "default": true}]),
+        "{cfg}"
+    );
+    // The uploaded file was stored at 8 kHz.
+    let wav = std::fs::read(pbx.data.path().join("music/lobby.wav")).unwrap();
+    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);
     let i = &cfg["sip_interfaces"][0];
     assert_eq!(i["name"], "voipex", "{cfg}");
     assert_eq!(i["did"][0]["target"], "101", "{cfg}");

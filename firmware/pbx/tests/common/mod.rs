@@ -70,6 +70,14 @@ impl Rig {
         }
     }
 
+    /// The shipped music on hold collection is `clip`.
+    pub fn with_music(mut self, clip: media::Clip) -> Rig {
+        if let Some(e) = &mut self.endpoints {
+            e.set_music("system", Some(media::Music::Clip(clip)));
+        }
+        self
+    }
+
     /// A rig with no media sockets at all: spares are numbers, commands are kept.
     pub fn without_sockets(settings: Settings, spares: u64) -> Rig {
         Rig::without_sockets_with(settings, config(), spares)

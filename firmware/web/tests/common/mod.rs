@@ -47,7 +47,7 @@ pub fn rig() -> Rig {
                 web::CoreRequest::Peers(t) => {
                     let _ = t.send(json!([{"name": "sipgate", "kind": "interface", "registration": "registered"}]));
                 }
-                web::CoreRequest::MailboxChanged(_) => {}
+                web::CoreRequest::MailboxChanged(_) | web::CoreRequest::MusicChanged => {}
             }
         }
     });
