@@ -186,6 +186,24 @@ await run(async (page) => {
   assert.equal(await track.locator("button", { hasText: "Remove" }).count(), 0);
   await fitsAPhone(page, "Music on hold");
 
+  // IP address groups (Kerio 26): a wrong item is refused with its reason, then Admins
+  // and an Office group that holds it.
+  await page.click("nav >> text=IP address groups");
+  await page.getByRole("heading", { name: "IP address groups" }).waitFor();
+  await page.fill("#ip-group-list input[name=ig_name] >> nth=0", "Admins");
+  await page.fill("#ip-group-list input[name=ig_items] >> nth=0", "192.168.15.3 (jsmith's computer); 10.1.0.1/16");
+  await page.click("#ip-groups button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /host bits zero/);
+  assert.equal(await page.inputValue("#ip-group-list input[name=ig_name] >> nth=0"), "Admins");
+  await page.fill("#ip-group-list input[name=ig_items] >> nth=0", "192.168.15.3 (jsmith's computer); 10.1.0.0/16");
+  await page.fill("#ip-group-list input[name=ig_name] >> nth=1", "Office");
+  await page.fill("#ip-group-list input[name=ig_items] >> nth=1", "group Admins; 172.16.0.10-172.16.0.20");
+  await page.click("#ip-groups button[type=submit]");
+  await page.locator("p.done", { hasText: "IP address groups saved." }).waitFor();
+  assert.equal(await page.inputValue("#ip-group-list input[name=ig_items] >> nth=1"), "group Admins; 172.16.0.10-172.16.0.20");
+  await fitsAPhone(page, "IP address groups");
+
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Call routing");
 });

@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 mod attendant;
+mod ipgroups;
 mod isdn;
 mod mail;
 mod music;
@@ -20,6 +21,7 @@ pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
     TimeRange, Weekday,
 };
+pub use ipgroups::{group_contains, parse_network, IpGroup, IpItem, MAX_IP_ITEMS};
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use music::{valid_music_file, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
@@ -98,6 +100,9 @@ pub struct Config {
     /// Music on hold collections (Kerio 24).
     #[serde(default)]
     pub music: Vec<MusicCollection>,
+    /// IP address groups (Kerio 26).
+    #[serde(default)]
+    pub ip_groups: Vec<IpGroup>,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -167,6 +172,7 @@ impl Default for Config {
             auto_attendants: Vec::new(),
             time_ranges: Vec::new(),
             music: Vec::new(),
+            ip_groups: Vec::new(),
         }
     }
 }
@@ -1261,6 +1267,56 @@ mod tests {
         let c = sample();
         c.validate().unwrap();
         assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn ip_address_groups_are_checked() {
+        let g = |name: &str, items: Vec<IpItem>| IpGroup {
+            name: name.into(),
+            description: String::new(),
+            items,
+        };
+        let host = |a: &str| IpItem::Host {
+            address: a.into(),
+            description: "a PC".into(),
+        };
+        let of = |o: &str| IpItem::Group {
+            group: o.into(),
+            description: String::new(),
+        };
+        let mut c = sample();
+        c.ip_groups = vec![
+            g("Admins", vec![host("192.168.15.3")]),
+            g("Office", vec![of("Admins"), host("2001:db8::1")]),
+        ];
+        c.validate().unwrap();
+        assert_eq!(Config::from_json(&c.to_json()).unwrap(), c);
+        for groups in [
+            vec![g("a", vec![host("192.168.15.300")])],
+            vec![g("a", vec![])],
+            vec![g("a", vec![of("nobody")])],
+            vec![g("a", vec![of("b")]), g("b", vec![of("a")])],
+            vec![g(
+                "a",
+                vec![IpItem::Range {
+                    from: "10.0.0.9".into(),
+                    to: "10.0.0.1".into(),
+                    description: String::new(),
+                }],
+            )],
+            vec![g(
+                "a",
+                vec![IpItem::Network {
+                    network: "10.0.0.1/8".into(),
+                    description: String::new(),
+                }],
+            )],
+        ] {
+            let mut c = sample();
+            c.ip_groups = groups.clone();
+            let e = c.validate().expect_err("refused");
+            assert!(e.0.iter().any(|f| f.field == "items"), "{groups:?}: {e:?}");
+        }
     }
 
     #[test]

@@ -842,6 +842,52 @@ impl Config {
                 }
             }
         }
+        let group_names: HashSet<&str> = self.ip_groups.iter().map(|g| g.name.as_str()).collect();
+        let mut group_seen = HashSet::new();
+        for g in &self.ip_groups {
+            let ent = format!("IP address group {}", g.name);
+            if !valid_name(&g.name) {
+                err(
+                    ent.clone(),
+                    "name",
+                    "must be 1 to 32 letters, digits, - or _".into(),
+                );
+            }
+            if !group_seen.insert(g.name.as_str()) {
+                err(ent.clone(), "name", "is used by another group".into());
+            }
+            if g.items.is_empty() || g.items.len() > crate::MAX_IP_ITEMS {
+                err(
+                    ent.clone(),
+                    "items",
+                    format!("must have 1 to {} items", crate::MAX_IP_ITEMS),
+                );
+            }
+            for i in &g.items {
+                if let Some(p) = i.problem() {
+                    err(ent.clone(), "items", p);
+                }
+                if let crate::IpItem::Group { group, .. } = i {
+                    if !group_names.contains(group.as_str()) {
+                        err(ent.clone(), "items", format!("no group {group}"));
+                    }
+                }
+                if i.description().len() > 200 || i.description().chars().any(char::is_control) {
+                    err(
+                        ent.clone(),
+                        "items",
+                        "a description is one line of at most 200 characters".into(),
+                    );
+                }
+            }
+        }
+        for c in crate::ipgroups::circles(&self.ip_groups) {
+            err(
+                format!("IP address group {c}"),
+                "items",
+                "names itself through other groups".into(),
+            );
+        }
         let mut collections = HashSet::new();
         for m in &self.music {
             let ent = format!("music collection {}", m.name);

@@ -9,10 +9,14 @@
 //! warp 0.4 has no TLS of its own: we accept TCP, finish the rustls handshake, and let
 //! hyper serve warp's filter on the TLS stream, passing the client address along.
 
+// The OpenAPI document is one serde_json literal, deeper than the default limit.
+#![recursion_limit = "256"]
+
 mod api;
 mod attendant_pages;
 pub mod auth;
 mod history;
+mod ipgroups;
 mod music;
 pub mod openapi;
 mod ops;

@@ -176,6 +176,16 @@ fn routing_paths() -> Value {
     let mut aa_new = aa.clone();
     aa_new["required"] = json!(["number", "start"]);
     let day = json!({"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]});
+    let ip_group = json!({"type": "object", "additionalProperties": false, "required": ["name", "items"], "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+        "description": s("string"),
+        "items": {"type": "array", "minItems": 1, "maxItems": 256, "items": {"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": ["host", "network", "range", "group"]},
+            "address": {"type": "string", "description": "host: an IPv4 or IPv6 address"},
+            "network": {"type": "string", "description": "network: address/prefix, host bits zero"},
+            "from": s("string"), "to": {"type": "string", "description": "range: the first and last address, one family"},
+            "group": {"type": "string", "description": "group: another group's name (no circles)"},
+            "description": s("string")}}}}});
     let music = json!({"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "description": "not system (the shipped collection)"},
         "description": s("string"),
@@ -297,6 +307,16 @@ fn routing_paths() -> Value {
             "get": read_op("One time range", range.clone()),
             "put": write_op("Change a time range (fields left out keep their value; a new name follows into the conditions)", Some(range.clone()), "200", Some(range)),
             "delete": write_op("Remove a time range no condition uses", None, "204", None)
+        },
+        "/routing/ip_groups": {
+            "get": read_op("IP address groups (Kerio 26)", arr(&ip_group)),
+            "post": write_op("Add a group", Some(ip_group.clone()), "201", Some(ip_group.clone()))
+        },
+        "/routing/ip_groups/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": read_op("One group", ip_group.clone()),
+            "put": write_op("Change a group (fields left out keep their value; a new name follows into the groups naming it)", Some(ip_group.clone()), "200", Some(ip_group)),
+            "delete": write_op("Remove a group no other group names", None, "204", None)
         },
         "/routing/music_collections": {
             "get": read_op("Music on hold collections (Kerio 24)", arr(&music)),

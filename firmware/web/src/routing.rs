@@ -10,8 +10,8 @@ use crate::api::{busy, created, no_content, ok};
 use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
 use config::{
-    AutoAttendant, Config, Emergency, IsdnInterface, Link, MusicCollection, OutboundRoute,
-    PermissionGroup, RingGroup, SipInterface, TimeRange,
+    AutoAttendant, Config, Emergency, IpGroup, IpItem, IsdnInterface, Link, MusicCollection,
+    OutboundRoute, PermissionGroup, RingGroup, SipInterface, TimeRange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,31 @@ impl Entity for AutoAttendant {
     }
     fn list_mut(c: &mut Config) -> &mut Vec<Self> {
         &mut c.auto_attendants
+    }
+}
+
+impl Entity for IpGroup {
+    const WHAT: &'static str = "IP address group";
+    const KEY: &'static str = "name";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.ip_groups
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.ip_groups
+    }
+    fn renamed(c: &mut Config, old: &str, new: &str) {
+        for g in &mut c.ip_groups {
+            for i in &mut g.items {
+                if let IpItem::Group { group, .. } = i {
+                    if group == old {
+                        *group = new.to_string();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -542,6 +567,9 @@ pub(crate) async fn api(
         }
         (_, ["auto_attendants", rest @ ..]) => {
             crud::<AutoAttendant>(app, &who, reveal, cfg, m, rest, body).await
+        }
+        (_, ["ip_groups", rest @ ..]) => {
+            crud::<IpGroup>(app, &who, reveal, cfg, m, rest, body).await
         }
         (_, ["music_collections", rest @ ..]) => {
             crud::<MusicCollection>(app, &who, reveal, cfg, m, rest, body).await

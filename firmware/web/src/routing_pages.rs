@@ -47,6 +47,7 @@ pub(crate) async fn handle(
             overview(app, c, note, st).await
         }
 
+        (_, ["ip-groups"]) => crate::ipgroups::handle(app, c, get, form).await,
         (_, ["music", rest @ ..]) => crate::music::handle(app, c, get, rest, form).await,
         (_, ["attendants", rest @ ..]) => {
             crate::attendant_pages::handle(app, c, get, rest, form).await

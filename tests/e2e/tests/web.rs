@@ -502,6 +502,29 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
         serde_json::json!([{"name": "lobby-music", "description": "Reception", "files": ["lobby"], "default": true}]),
         "{cfg}"
     );
+    assert_eq!(
+        cfg["ip_groups"][1]["items"][0],
+        serde_json::json!({"type": "group", "group": "Admins", "description": ""}),
+        "{cfg}"
+    );
+    // Through the API: a renamed group follows into the groups naming it, and one
+    // that is named cannot be removed.
+    let h = pbx.login("Admin", PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let put = pbx.https(
+        "PUT",
+        "/api/v1/routing/ip_groups/Admins",
+        Some(r#"{"name": "IT"}"#),
+        &h,
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    let office = pbx
+        .https("GET", "/api/v1/routing/ip_groups/Office", None, &h)
+        .json();
+    assert_eq!(office["items"][0]["group"], "IT", "{office}");
+    let del = pbx.https("DELETE", "/api/v1/routing/ip_groups/IT", None, &h);
+    assert_eq!(del.status, 400, "{del:?}");
+    assert!(del.body.contains("Office: items: no group IT"), "{del:?}");
     // The uploaded file was stored at 8 kHz.
     let wav = std::fs::read(pbx.data.path().join("music/lobby.wav")).unwrap();
     assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);

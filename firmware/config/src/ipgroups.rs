@@ -1,0 +1,269 @@
+//! IP address groups (Kerio 26): named sets of hosts, networks, address ranges and other
+//! groups, defined once and named wherever access is decided (the firewall's services,
+//! provisioning, accounts' allowed addresses).
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Items per group.
+pub const MAX_IP_ITEMS: usize = 256;
+
+/// How deep groups may name groups.
+const MAX_DEPTH: usize = 8;
+
+/// One entry of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum IpItem {
+    /// One computer: `192.168.15.3`, `2001:db8::7`.
+    Host {
+        address: String,
+        #[serde(default)]
+        description: String,
+    },
+    /// A subnet: `192.168.1.0/24`.
+    Network {
+        network: String,
+        #[serde(default)]
+        description: String,
+    },
+    /// The first and the last address, both included, of one family.
+    Range {
+        from: String,
+        to: String,
+        #[serde(default)]
+        description: String,
+    },
+    /// Every address of another group.
+    Group {
+        group: String,
+        #[serde(default)]
+        description: String,
+    },
+}
+
+/// An IP address group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub items: Vec<IpItem>,
+}
+
+/// `a.b.c.d/n` or `x::/n` as (network address, prefix length); host bits must be zero.
+pub fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, n) = s.split_once('/')?;
+    let a: IpAddr = a.parse().ok()?;
+    let n: u8 = n.parse().ok()?;
+    let bits = if a.is_ipv4() { 32 } else { 128 };
+    if n > bits || to_u128(a) & !mask(n, bits) != 0 {
+        return None;
+    }
+    Some((a, n))
+}
+
+fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u32::from(v) as u128,
+        IpAddr::V6(v) => u128::from(v),
+    }
+}
+
+fn mask(n: u8, bits: u8) -> u128 {
+    let all: u128 = if bits == 32 {
+        u32::MAX as u128
+    } else {
+        u128::MAX
+    };
+    if n == 0 {
+        0
+    } else {
+        all & !((1u128 << (bits - n)) - 1).min(all)
+    }
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack socket's view) as IPv4.
+fn canonical(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v) => v.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl IpItem {
+    /// What is wrong with the item by itself.
+    pub(crate) fn problem(&self) -> Option<String> {
+        match self {
+            IpItem::Host { address, .. } => address
+                .parse::<IpAddr>()
+                .is_err()
+                .then(|| format!("{address:?} is not an IP address")),
+            IpItem::Network { network, .. } => parse_network(network).is_none().then(|| {
+                format!("{network:?} is not a network (address/prefix with the host bits zero)")
+            }),
+            IpItem::Range { from, to, .. } => match (from.parse::<IpAddr>(), to.parse::<IpAddr>())
+            {
+                (Ok(f), Ok(t)) if f.is_ipv4() == t.is_ipv4() && to_u128(f) <= to_u128(t) => None,
+                _ => Some(format!(
+                    "{from} - {to} is not a range (two addresses of one family, the first not above the last)"
+                )),
+            },
+            IpItem::Group { .. } => None,
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            IpItem::Host { description, .. }
+            | IpItem::Network { description, .. }
+            | IpItem::Range { description, .. }
+            | IpItem::Group { description, .. } => description,
+        }
+    }
+}
+
+/// Whether `ip` is in group `name` of `groups` (false for an unknown group; groups
+/// named deeper than [`MAX_DEPTH`] or in a circle add nothing).
+pub fn group_contains(groups: &[IpGroup], name: &str, ip: IpAddr) -> bool {
+    let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    contains(&by_name, name, canonical(ip), 0)
+}
+
+fn contains(by_name: &HashMap<&str, &IpGroup>, name: &str, ip: IpAddr, depth: usize) -> bool {
+    let Some(g) = by_name.get(name) else {
+        return false;
+    };
+    let x = to_u128(ip);
+    g.items.iter().any(|i| match i {
+        IpItem::Host { address, .. } => address.parse::<IpAddr>().is_ok_and(|a| canonical(a) == ip),
+        IpItem::Network { network, .. } => parse_network(network).is_some_and(|(a, n)| {
+            let bits = if a.is_ipv4() { 32 } else { 128 };
+            a.is_ipv4() == ip.is_ipv4() && x & mask(n, bits) == to_u128(a)
+        }),
+        IpItem::Range { from, to, .. } => match (from.parse::<IpAddr>(), to.parse::<IpAddr>()) {
+            (Ok(f), Ok(t)) => f.is_ipv4() == ip.is_ipv4() && (to_u128(f)..=to_u128(t)).contains(&x),
+            _ => false,
+        },
+        IpItem::Group { group, .. } => depth < MAX_DEPTH && contains(by_name, group, ip, depth + 1),
+    })
+}
+
+/// The groups that name themselves through others (each circle once, by a member).
+pub(crate) fn circles(groups: &[IpGroup]) -> Vec<String> {
+    let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    let mut found = Vec::new();
+    for g in groups {
+        // Depth-first from g: does any path come back to g?
+        let mut stack: Vec<(&str, usize)> = vec![(g.name.as_str(), 0)];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((n, d)) = stack.pop() {
+            let Some(x) = by_name.get(n) else { continue };
+            for i in &x.items {
+                if let IpItem::Group { group, .. } = i {
+                    if group == &g.name {
+                        found.push(g.name.clone());
+                        stack.clear();
+                        break;
+                    }
+                    if d < groups.len() && seen.insert(group.as_str()) {
+                        stack.push((group.as_str(), d + 1));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(a: &str) -> IpItem {
+        IpItem::Host {
+            address: a.into(),
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn hosts_networks_ranges_and_groups_hold_their_addresses() {
+        let groups = vec![
+            IpGroup {
+                name: "Admins".into(),
+                description: String::new(),
+                items: vec![
+                    host("192.168.15.3"),
+                    IpItem::Network {
+                        network: "10.1.0.0/16".into(),
+                        description: String::new(),
+                    },
+                    IpItem::Range {
+                        from: "172.16.0.10".into(),
+                        to: "172.16.0.20".into(),
+                        description: String::new(),
+                    },
+                    IpItem::Network {
+                        network: "2001:db8::/32".into(),
+                        description: String::new(),
+                    },
+                ],
+            },
+            IpGroup {
+                name: "Office".into(),
+                description: String::new(),
+                items: vec![
+                    IpItem::Group {
+                        group: "Admins".into(),
+                        description: String::new(),
+                    },
+                    host("192.168.15.4"),
+                ],
+            },
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (g, a, want) in [
+            ("Admins", "192.168.15.3", true),
+            ("Admins", "::ffff:192.168.15.3", true),
+            ("Admins", "192.168.15.4", false),
+            ("Admins", "10.1.255.255", true),
+            ("Admins", "10.2.0.0", false),
+            ("Admins", "172.16.0.20", true),
+            ("Admins", "172.16.0.21", false),
+            ("Admins", "2001:db8:1::5", true),
+            ("Admins", "2001:db9::5", false),
+            ("Office", "10.1.2.3", true),
+            ("Office", "192.168.15.4", true),
+            ("Office", "192.168.15.5", false),
+            ("Nobody", "192.168.15.3", false),
+        ] {
+            assert_eq!(group_contains(&groups, g, ip(a)), want, "{g} {a}");
+        }
+        assert!(parse_network("0.0.0.0/0").is_some());
+        assert!(parse_network("10.1.0.1/16").is_none());
+        assert!(parse_network("10.1.0.0/33").is_none());
+        assert!(parse_network("10.1.0.0").is_none());
+        assert_eq!(circles(&groups), Vec::<String>::new());
+    }
+
+    #[test]
+    fn circles_are_found_and_do_not_loop() {
+        let g = |name: &str, other: &str| IpGroup {
+            name: name.into(),
+            description: String::new(),
+            items: vec![IpItem::Group {
+                group: other.into(),
+                description: String::new(),
+            }],
+        };
+        let groups = vec![g("a", "b"), g("b", "c"), g("c", "a"), g("d", "a")];
+        let mut c = circles(&groups);
+        c.sort();
+        assert_eq!(c, ["a", "b", "c"]);
+        assert!(!group_contains(&groups, "d", "10.0.0.1".parse().unwrap()));
+    }
+}
