@@ -9,9 +9,6 @@ use std::net::IpAddr;
 /// Items per group.
 pub const MAX_IP_ITEMS: usize = 256;
 
-/// How deep groups may name groups.
-const MAX_DEPTH: usize = 8;
-
 /// One entry of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -97,7 +94,21 @@ fn canonical(a: IpAddr) -> IpAddr {
 impl IpItem {
     /// What is wrong with the item by itself.
     pub(crate) fn problem(&self) -> Option<String> {
+        let mapped = |s: &str| {
+            s.split('/')
+                .next()
+                .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
+                .is_some_and(|a| a.to_ipv4_mapped().is_some())
+        };
+        if self.description().contains(';') {
+            return Some("a description has no ;".into());
+        }
         match self {
+            IpItem::Network { network: a, .. } | IpItem::Range { from: a, .. } | IpItem::Range { to: a, .. }
+                if mapped(a) =>
+            {
+                Some(format!("{a}: write IPv4-mapped addresses as IPv4"))
+            }
             IpItem::Host { address, .. } => address
                 .parse::<IpAddr>()
                 .is_err()
@@ -126,17 +137,31 @@ impl IpItem {
     }
 }
 
-/// Whether `ip` is in group `name` of `groups` (false for an unknown group; groups
-/// named deeper than [`MAX_DEPTH`] or in a circle add nothing).
+/// Whether `ip` is in group `name` of `groups` (false for an unknown group). Each group
+/// is looked into once, however often it is named, so circles and diamonds cost nothing.
 pub fn group_contains(groups: &[IpGroup], name: &str, ip: IpAddr) -> bool {
     let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
-    contains(&by_name, name, canonical(ip), 0)
+    let ip = canonical(ip);
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![name];
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        let Some(g) = by_name.get(n) else { continue };
+        if holds(g, ip) {
+            return true;
+        }
+        todo.extend(g.items.iter().filter_map(|i| match i {
+            IpItem::Group { group, .. } => Some(group.as_str()),
+            _ => None,
+        }));
+    }
+    false
 }
 
-fn contains(by_name: &HashMap<&str, &IpGroup>, name: &str, ip: IpAddr, depth: usize) -> bool {
-    let Some(g) = by_name.get(name) else {
-        return false;
-    };
+/// Whether one of the group's own addresses, networks or ranges holds `ip`.
+fn holds(g: &IpGroup, ip: IpAddr) -> bool {
     let x = to_u128(ip);
     g.items.iter().any(|i| match i {
         IpItem::Host { address, .. } => address.parse::<IpAddr>().is_ok_and(|a| canonical(a) == ip),
@@ -148,7 +173,7 @@ fn contains(by_name: &HashMap<&str, &IpGroup>, name: &str, ip: IpAddr, depth: us
             (Ok(f), Ok(t)) => f.is_ipv4() == ip.is_ipv4() && (to_u128(f)..=to_u128(t)).contains(&x),
             _ => false,
         },
-        IpItem::Group { group, .. } => depth < MAX_DEPTH && contains(by_name, group, ip, depth + 1),
+        IpItem::Group { .. } => false,
     })
 }
 
@@ -265,5 +290,24 @@ mod tests {
         c.sort();
         assert_eq!(c, ["a", "b", "c"]);
         assert!(!group_contains(&groups, "d", "10.0.0.1".parse().unwrap()));
+        // Twenty levels, each naming the next 256 times: each is looked into once.
+        let deep: Vec<IpGroup> = (0..20)
+            .map(|n| IpGroup {
+                name: format!("g{n}"),
+                description: String::new(),
+                items: if n == 19 {
+                    vec![host("10.9.9.9")]
+                } else {
+                    (0..256)
+                        .map(|_| IpItem::Group {
+                            group: format!("g{}", n + 1),
+                            description: String::new(),
+                        })
+                        .collect()
+                },
+            })
+            .collect();
+        assert!(group_contains(&deep, "g0", "10.9.9.9".parse().unwrap()));
+        assert!(!group_contains(&deep, "g0", "10.9.9.8".parse().unwrap()));
     }
 }

@@ -1295,6 +1295,20 @@ mod tests {
             vec![g("a", vec![host("192.168.15.300")])],
             vec![g("a", vec![])],
             vec![g("a", vec![of("nobody")])],
+            vec![g(
+                "a",
+                vec![IpItem::Host {
+                    address: "10.0.0.1".into(),
+                    description: "a; b".into(),
+                }],
+            )],
+            vec![g(
+                "a",
+                vec![IpItem::Network {
+                    network: "::ffff:10.0.0.0/104".into(),
+                    description: String::new(),
+                }],
+            )],
             vec![g("a", vec![of("b")]), g("b", vec![of("a")])],
             vec![g(
                 "a",

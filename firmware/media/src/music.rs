@@ -8,8 +8,12 @@ use std::sync::{Arc, Mutex};
 /// Samples in one 20 ms frame.
 pub const FRAME: usize = 160;
 
-/// Frames a live source keeps: what a slow endpoint can still catch up with.
-const RING: usize = 16;
+/// Frames a live source keeps (640 ms): a capture that delivers in bursts (a sound
+/// card's period of several frames) is smoothed, a slow reader can catch up.
+const RING: usize = 32;
+
+/// How far behind the newest frame a reader starts (160 ms).
+const BEHIND: u64 = 8;
 
 /// What a held party hears.
 #[derive(Clone, Debug)]
@@ -70,17 +74,19 @@ impl Live {
     }
 
     /// Frame `*next` into `out` (µ-law) and moves `*next` on; silence when the capture
-    /// has not got that far. A reader starts at `u64::MAX`; one more than half the ring behind skips to two
-    /// frames behind the newest (the jitter between capture and the relay's tick).
+    /// has not got that far. A reader starts at `u64::MAX`; a new one, and one nearly a
+    /// ring behind, go to eight frames behind the newest (room for the capture's bursts
+    /// and the jitter between capture and the relay's tick).
     pub(crate) fn read(&self, next: &mut u64, out: &mut [u8; FRAME]) {
         let r = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let count = r.1;
         if count == 0 {
             return out.fill(0xff);
         }
-        // A new reader (`u64::MAX`) and one far behind start two frames behind.
-        if *next > count || *next + (RING as u64) / 2 < count {
-            *next = count.saturating_sub(2);
+        // A new reader (`u64::MAX`) and one about to be overtaken by the capture start
+        // again a little behind the newest frame.
+        if *next > count || *next + (RING as u64) - 4 < count {
+            *next = count.saturating_sub(BEHIND);
         }
         if *next < count {
             *out = r.0[(*next % RING as u64) as usize];
@@ -107,18 +113,26 @@ mod tests {
         for v in 1..=3 {
             live.push(&frame(v * 1000));
         }
-        // Starts two behind the newest: frames 2 and 3, then silence.
-        live.read(&mut next, &mut out);
-        assert_eq!(out[0], g711::linear_to_ulaw(2000));
-        live.read(&mut next, &mut out);
-        assert_eq!(out[0], g711::linear_to_ulaw(3000));
+        // Starts up to eight behind the newest: frames 1, 2 and 3, then silence.
+        for v in 1..=3 {
+            live.read(&mut next, &mut out);
+            assert_eq!(out[0], g711::linear_to_ulaw(v * 1000));
+        }
         live.read(&mut next, &mut out);
         assert_eq!(out[0], 0xff);
-        // Far behind after a stall: back to two behind the newest.
-        for v in 4..=40 {
+        // A burst of frames is played in order.
+        for v in 4..=20 {
+            live.push(&frame(v * 100));
+        }
+        for v in 4..=20 {
+            live.read(&mut next, &mut out);
+            assert_eq!(out[0], g711::linear_to_ulaw(v * 100));
+        }
+        // Nearly a ring behind after a stall: back to eight behind the newest.
+        for v in 21..=60 {
             live.push(&frame(v * 100));
         }
         live.read(&mut next, &mut out);
-        assert_eq!(out[0], g711::linear_to_ulaw(3900));
+        assert_eq!(out[0], g711::linear_to_ulaw(5300));
     }
 }

@@ -181,18 +181,20 @@ fn decode(data: &[u8], tag: u16, channels: u16, rate: u32, bits: u16) -> Result<
         _ => return Err(ClipError::Format("only 8/16-bit PCM, A-law and µ-law")),
     };
     let frame = width * ch;
-    let mono: Vec<i16> = data
-        .chunks_exact(frame)
-        .map(|f| {
-            let sum: i32 = f.chunks_exact(width).map(|s| sample(s) as i32).sum();
-            (sum / ch as i32) as i16
-        })
-        .collect();
+    let mono = |f: &[u8]| {
+        let sum: i32 = f.chunks_exact(width).map(|s| sample(s) as i32).sum();
+        (sum / ch as i32) as i16
+    };
     let out: Vec<u8> = if rate == 8000 {
-        mono.iter().map(|s| g711::linear_to_ulaw(*s)).collect()
+        data.chunks_exact(frame)
+            .map(|f| g711::linear_to_ulaw(mono(f)))
+            .collect()
     } else {
+        // A block at a time: the resampler keeps only what its filter still needs.
         let mut r = To8k::new(rate, usize::MAX);
-        r.push(mono.iter().map(|s| *s as f32))?;
+        for block in data.chunks(frame * 65536) {
+            r.push(block.chunks_exact(frame).map(|f| mono(f) as f32))?;
+        }
         r.finish()
     };
     Ok(Clip::from_ulaw(out))

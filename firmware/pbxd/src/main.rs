@@ -587,7 +587,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),
             Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
             Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir, &mut collections),
-            Some((name, m)) = music_rx.recv() => endpoints.set_music(&name, m),
+            Some((name, gen, m)) = music_rx.recv() => {
+                if collections.current(&name, gen, m.is_some()) {
+                    endpoints.set_music(&name, m);
+                }
+            }
             r = ctl_rx.recv() => {
                 let Some(r) = r else { break };
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);

@@ -18,15 +18,17 @@ pub const SYSTEM_CAP: usize = 3 * 60 * 8000;
 /// At most this much of a configured collection (10 minutes: 4.8 MB).
 pub const COLLECTION_CAP: usize = 10 * 60 * 8000;
 
-/// A collection loaded, or taken out (`None`).
-pub type Loaded = (String, Option<Music>);
+/// A collection loaded (with the generation it was loaded for), or taken out (`None`).
+pub type Loaded = (String, u64, Option<Music>);
 
 /// The collections in force and what they were made from.
 pub struct Collections {
     dir: PathBuf,
-    /// What each installed collection was made from: files with their sizes and
-    /// times, or the line-in device.
-    made_from: HashMap<String, String>,
+    /// What each collection in force is made from (files with their sizes and times,
+    /// or the line-in device), and the generation of its latest load: loads run in
+    /// parallel, so only the latest one's result is installed.
+    made_from: HashMap<String, (String, u64)>,
+    generation: u64,
     lines: HashMap<String, LineThread>,
     tx: mpsc::UnboundedSender<Loaded>,
 }
@@ -62,6 +64,7 @@ impl Collections {
         Collections {
             dir,
             made_from: HashMap::new(),
+            generation: 0,
             lines: HashMap::new(),
             tx,
         }
@@ -73,17 +76,32 @@ impl Collections {
         let mut keep = HashMap::new();
         for m in &cfg.music {
             let from = self.fingerprint(m);
-            if self.made_from.get(&m.name) != Some(&from) {
-                self.load(m);
-            }
-            keep.insert(m.name.clone(), from);
+            let gen = match self.made_from.get(&m.name) {
+                Some((f, g)) if *f == from => *g,
+                _ => {
+                    self.generation += 1;
+                    self.load(m, self.generation);
+                    self.generation
+                }
+            };
+            keep.insert(m.name.clone(), (from, gen));
         }
         for gone in self.made_from.keys().filter(|n| !keep.contains_key(*n)) {
-            let _ = self.tx.send((gone.clone(), None));
+            let _ = self.tx.send((gone.clone(), 0, None));
         }
         self.made_from = keep;
         let devices: Vec<&str> = cfg.music.iter().map(|m| m.line_in.as_str()).collect();
         self.lines.retain(|d, _| devices.contains(&d.as_str()));
+    }
+
+    /// Whether a load's result (or a removal, `loaded` false) is still what the
+    /// configuration says: a load overtaken by a later one, or by the collection's
+    /// removal, is dropped.
+    pub fn current(&self, name: &str, gen: u64, loaded: bool) -> bool {
+        match self.made_from.get(name) {
+            Some((_, g)) => loaded && *g == gen,
+            None => !loaded,
+        }
     }
 
     fn fingerprint(&self, m: &MusicCollection) -> String {
@@ -99,7 +117,7 @@ impl Collections {
         s
     }
 
-    fn load(&mut self, m: &MusicCollection) {
+    fn load(&mut self, m: &MusicCollection, gen: u64) {
         let name = m.name.clone();
         if !m.line_in.is_empty() {
             let live = self
@@ -108,7 +126,7 @@ impl Collections {
                 .or_insert_with(|| LineThread::start(&m.line_in))
                 .live
                 .clone();
-            let _ = self.tx.send((name, Some(Music::Live(live))));
+            let _ = self.tx.send((name, gen, Some(Music::Live(live))));
             return;
         }
         let paths: Vec<PathBuf> = m
@@ -118,7 +136,7 @@ impl Collections {
             .collect();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send((name.clone(), Some(load_files(&name, &paths))));
+            let _ = tx.send((name.clone(), gen, Some(load_files(&name, &paths))));
         });
     }
 }
@@ -200,7 +218,7 @@ fn capture(device: &str, live: &Live, stop: &AtomicBool) {
         let mut n: u32 = 0;
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = line.read_frame(&mut pcm) {
-                tracing::warn!("music on hold: {e}");
+                tracing::warn!("music on hold: {e} (opened again)");
                 break;
             }
             live.push(&pcm);
@@ -215,6 +233,9 @@ fn capture(device: &str, live: &Live, stop: &AtomicBool) {
                 (start, n) = (now, 0);
             }
         }
+        // Closed before the pause: a collection moved to another device and back finds
+        // it free.
+        drop(line);
         std::thread::sleep(Duration::from_millis(250));
     }
 }

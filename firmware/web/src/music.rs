@@ -344,6 +344,10 @@ fn page(
                                         option value=(n) selected[default == *n] { (n) }
                                     }
                                 }
+                                // A default typed before a refused save stays chosen.
+                                @if default != SYSTEM_MUSIC && !rows.iter().any(|r| r.first() == Some(&default)) {
+                                    option value=(default) selected { (default) }
+                                }
                             }
                         }
                         @if write { button type="submit" { "Save music on hold" } }
