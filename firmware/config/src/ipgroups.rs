@@ -76,10 +76,11 @@ fn mask(n: u8, bits: u8) -> u128 {
     } else {
         u128::MAX
     };
+    // n = 0: every bit is a host bit (and 1 << 128 would overflow).
     if n == 0 {
         0
     } else {
-        all & !((1u128 << (bits - n)) - 1).min(all)
+        all & !((1u128 << (bits - n)) - 1)
     }
 }
 

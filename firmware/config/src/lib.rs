@@ -24,7 +24,7 @@ pub use attendant::{
 pub use ipgroups::{group_contains, parse_network, IpGroup, IpItem, MAX_IP_ITEMS};
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
-pub use music::{valid_music_file, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
+pub use music::{valid_upload_name, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,

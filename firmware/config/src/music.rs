@@ -31,8 +31,9 @@ pub struct MusicCollection {
     pub default: bool,
 }
 
-/// Whether `name` can name an uploaded music file: 1 to 64 letters, digits, `-`, `_`.
-pub fn valid_music_file(name: &str) -> bool {
+/// Whether `name` can name an uploaded file (music, announcements): 1 to 64 letters,
+/// digits, `-`, `_`.
+pub fn valid_upload_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -83,7 +84,7 @@ impl MusicCollection {
             v.push(("files", format!("at most {MAX_MUSIC_FILES} files")));
         }
         for f in &self.files {
-            if !valid_music_file(f) {
+            if !valid_upload_name(f) {
                 v.push(("files", format!("{f:?} is not a music file's name")));
             }
         }

@@ -458,6 +458,15 @@ impl Rows {
 }
 
 /// One row of inputs; `sizes` per column; the dial-by-extension column is a choice.
+/// A table form's rows as typed (columns `cols`), blank rows left out: what a refused
+/// save shows again.
+pub(crate) fn typed_rows(form: &Form, cols: &[&str]) -> Vec<Vec<String>> {
+    (0..fields(form, cols[0]).len())
+        .map(|i| cols.iter().map(|c| col(form, c, i).to_string()).collect())
+        .filter(|r: &Vec<String>| r.iter().any(|v| !v.is_empty()))
+        .collect()
+}
+
 pub(crate) fn row(cols: &[&str], labels: &[&str], sizes: &[u32], values: &[String]) -> Markup {
     html! {
         tr {

@@ -3,7 +3,7 @@
 //! 10.1.0.0/16; 172.16.0.10-172.16.0.20; group Admins`). The API is
 //! `/api/v1/routing/ip_groups`.
 
-use crate::attendant_pages::table;
+use crate::attendant_pages::{table, typed_rows};
 use crate::pages::{csrf_field, fields, layout, outcome, page_response, Note};
 use crate::{ApiError, App, Caller};
 use config::{IpGroup, IpItem};
@@ -126,14 +126,7 @@ fn page(
     let snap = app.cfg.snapshot();
     let write = c.can_write_admin();
     let rows: Vec<Vec<String>> = match typed {
-        Some(f) => (0..fields(f, COLS[0]).len())
-            .map(|i| {
-                COLS.iter()
-                    .map(|n| fields(f, n).get(i).map_or("", |s| s.trim()).to_string())
-                    .collect()
-            })
-            .filter(|r: &Vec<String>| r.iter().any(|v| !v.is_empty()))
-            .collect(),
+        Some(f) => typed_rows(f, &COLS),
         None => snap
             .config
             .ip_groups

@@ -5,10 +5,11 @@
 //! `/admin/routing/music`.
 
 use crate::api::{no_content, ok};
-use crate::attendant_pages::table;
+use crate::attendant_pages::{table, typed_rows};
 use crate::pages::{csrf_field, field, fields, layout, outcome, page_response, Note};
+use crate::voicemail::Upload;
 use crate::{ApiError, App, Caller, Req};
-use config::{valid_music_file, MusicCollection, SYSTEM_MUSIC};
+use config::{valid_upload_name, MusicCollection, SYSTEM_MUSIC};
 use maud::html;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,66 +41,29 @@ pub(crate) struct MusicFile {
 
 /// The uploaded music files, by name.
 pub(crate) fn files(data_dir: &Path, music: &[MusicCollection]) -> Vec<MusicFile> {
-    let Ok(rd) = std::fs::read_dir(data_dir.join("music")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<MusicFile> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let name = name.strip_suffix(".wav")?;
-            valid_music_file(name).then(|| MusicFile {
-                name: name.to_string(),
-                seconds: e
-                    .metadata()
-                    .map_or(0, |m| m.len().saturating_sub(44) / 16_000),
-                collections: music
-                    .iter()
-                    .filter(|c| c.files.iter().any(|f| f == name))
-                    .map(|c| c.name.clone())
-                    .collect(),
-            })
+    crate::voicemail::wav_folder(&data_dir.join("music"))
+        .into_iter()
+        .map(|(name, seconds)| MusicFile {
+            collections: music
+                .iter()
+                .filter(|c| c.files.contains(&name))
+                .map(|c| c.name.clone())
+                .collect(),
+            name,
+            seconds,
         })
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
+        .collect()
 }
 
-/// The upload decoded (WAV: PCM 8/16-bit, A-law or µ-law; MP3) at any rate, as an
-/// 8 kHz 16-bit WAV file.
-fn music_wav(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let clip = media::Clip::audio_within(body, MAX_MUSIC_SECONDS * 8000).map_err(|e| match e {
-        media::player::ClipError::TooLong(_) => {
-            ApiError::bad("body", "a music file is at most 10 minutes long")
-        }
-        e => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the music file: {e}"),
-        ),
-    })?;
-    if clip.len() < 8000 {
-        return Err(ApiError::bad("body", "the music is shorter than a second"));
-    }
-    let pcm: Vec<i16> = clip
-        .samples()
-        .iter()
-        .map(|b| media::g711::ulaw_to_linear(*b))
-        .collect();
-    Ok(media::player::wav_bytes(&pcm))
-}
-
-/// Stores an upload as `<dir>/<name>.wav` (written aside, then renamed into place).
-fn store(dir: &Path, name: &str, body: &[u8]) -> Result<(), ApiError> {
-    let wav = music_wav(body)?;
-    let io = |e: std::io::Error| {
-        ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let path = dir.join(format!("{name}.wav"));
-    let tmp = dir.join(format!("{name}.part"));
-    std::fs::write(&tmp, wav).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
-}
+/// Music files: WAV or MP3, a second to 10 minutes.
+const MUSIC: Upload = Upload {
+    what: "music file",
+    mp3: true,
+    max_seconds: MAX_MUSIC_SECONDS,
+    max_text: "10 minutes",
+    min_samples: 8000,
+    min_text: "a second",
+};
 
 /// Removes an uploaded file no collection plays.
 fn remove(app: &App, name: &str) -> Result<(), ApiError> {
@@ -141,7 +105,7 @@ pub(crate) async fn api(
             let v = files(&app.settings.data_dir, &snap.config.music);
             ok(serde_json::to_value(v).unwrap_or(Value::Null))
         }
-        (_, [name]) if !valid_music_file(name) => Err(ApiError::bad(
+        (_, [name]) if !valid_upload_name(name) => Err(ApiError::bad(
             "name",
             "a music file's name is 1 to 64 letters, digits, - and _",
         )),
@@ -152,8 +116,8 @@ pub(crate) async fn api(
         }
         (&Method::PUT, [name]) => {
             crate::api::need_admin_write(c)?;
-            let (body, name2) = (req.body.clone(), name.to_string());
-            tokio::task::spawn_blocking(move || store(&dir, &name2, &body))
+            let (body, path) = (req.body.clone(), dir.join(format!("{name}.wav")));
+            tokio::task::spawn_blocking(move || MUSIC.store(&path, &body))
                 .await
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
             app.tell(crate::CoreRequest::MusicChanged);
@@ -192,7 +156,7 @@ pub(crate) async fn handle(
         (false, ["delete"]) => {
             let name = field(form, "name").unwrap_or("").to_string();
             let r = crate::api::need_admin_write(c).and_then(|()| {
-                if !valid_music_file(&name) {
+                if !valid_upload_name(&name) {
                     return Err(ApiError::not_found(format!("no music file {name}")));
                 }
                 remove(app, &name)
@@ -258,14 +222,7 @@ fn page(
     let music = &snap.config.music;
     let write = c.can_write_admin();
     let rows: Vec<Vec<String>> = match typed {
-        Some(f) => (0..fields(f, COLS[0]).len())
-            .map(|i| {
-                COLS.iter()
-                    .map(|n| fields(f, n).get(i).map_or("", |s| s.trim()).to_string())
-                    .collect()
-            })
-            .filter(|r: &Vec<String>| r.iter().any(|v| !v.is_empty()))
-            .collect(),
+        Some(f) => typed_rows(f, &COLS),
         None => music
             .iter()
             .map(|m| {

@@ -8,6 +8,7 @@
 use crate::api::{no_content, ok};
 use crate::pages::{csrf_field, when};
 use crate::{ApiError, App, Caller, Req};
+use config::valid_upload_name;
 use maud::html;
 use serde::Serialize;
 use serde_json::Value;
@@ -62,41 +63,98 @@ fn greeting_file(app: &App, c: &Caller, ext: &str, cause: &str) -> Result<PathBu
     Ok(box_dir(&app.settings.data_dir, ext).join(file))
 }
 
-/// A greeting as stored: the upload decoded (WAV of any rate, PCM 8/16-bit, A-law or
-/// µ-law) and written at 8 kHz, 16-bit.
-fn greeting_wav(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    // Its length is read from the header before anything is decoded.
-    let cap = MAX_GREETING_SECONDS * 8000;
-    let clip = media::Clip::wav_within(body, cap).map_err(|e| match e {
-        media::player::ClipError::TooLong(_) => {
-            ApiError::bad("body", "a greeting is at most two minutes long")
-        }
-        e => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the greeting: {e}"),
-        ),
-    })?;
-    if clip.len() < 8000 / 2 {
-        return Err(ApiError::bad(
-            "body",
-            "the greeting is shorter than half a second",
-        ));
-    }
-    let pcm: Vec<i16> = clip
-        .samples()
-        .iter()
-        .map(|b| media::g711::ulaw_to_linear(*b))
-        .collect();
-    Ok(media::player::wav_bytes(&pcm))
+/// A kind of uploaded audio (greetings and announcements, music) and its limits.
+pub(crate) struct Upload {
+    /// What it is called in messages: "greeting", "music file".
+    pub what: &'static str,
+    /// MP3 is taken besides WAV.
+    pub mp3: bool,
+    pub max_seconds: usize,
+    pub max_text: &'static str,
+    pub min_samples: usize,
+    pub min_text: &'static str,
 }
 
-/// Whether `name` can name an uploaded sound: 1 to 64 letters, digits, `-` and `_`.
-fn valid_sound_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+/// Greetings and auto attendant announcements: WAV, half a second to two minutes.
+pub(crate) const GREETING: Upload = Upload {
+    what: "greeting",
+    mp3: false,
+    max_seconds: MAX_GREETING_SECONDS,
+    max_text: "two minutes",
+    min_samples: 8000 / 2,
+    min_text: "half a second",
+};
+
+impl Upload {
+    /// The upload as stored: decoded (WAV of any rate, PCM 8/16-bit, A-law or µ-law;
+    /// MP3 where taken), its length checked before it is all decoded, and written at
+    /// 8 kHz, 16-bit.
+    pub(crate) fn wav(&self, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+        let cap = self.max_seconds * 8000;
+        let clip = if self.mp3 {
+            media::Clip::audio_within(body, cap)
+        } else {
+            media::Clip::wav_within(body, cap)
+        };
+        let clip = clip.map_err(|e| match e {
+            media::player::ClipError::TooLong(_) => ApiError::bad(
+                "body",
+                format!("a {} is at most {} long", self.what, self.max_text),
+            ),
+            e => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the {}: {e}", self.what),
+            ),
+        })?;
+        if clip.len() < self.min_samples {
+            return Err(ApiError::bad(
+                "body",
+                format!("the {} is shorter than {}", self.what, self.min_text),
+            ));
+        }
+        let pcm: Vec<i16> = clip
+            .samples()
+            .iter()
+            .map(|b| media::g711::ulaw_to_linear(*b))
+            .collect();
+        Ok(media::player::wav_bytes(&pcm))
+    }
+
+    /// Decodes the upload and stores it at `path` (written aside, then renamed into
+    /// place, so a failure leaves the file before it).
+    pub(crate) fn store(&self, path: &Path, body: &[u8]) -> Result<(), ApiError> {
+        let wav = self.wav(body)?;
+        let io = |e: std::io::Error| {
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, wav).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+/// The `<name>.wav` files of `dir` whose names are upload names, with their lengths in
+/// seconds (8 kHz 16-bit), by name.
+pub(crate) fn wav_folder(dir: &Path) -> Vec<(String, u64)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, u64)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let name = name.strip_suffix(".wav")?;
+            let seconds = e
+                .metadata()
+                .map_or(0, |m| m.len().saturating_sub(44) / 16_000);
+            valid_upload_name(name).then(|| (name.to_string(), seconds))
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// An uploaded sound.
@@ -108,24 +166,10 @@ pub(crate) struct Sound {
 
 /// The uploaded sounds, by name.
 pub(crate) fn sounds(data_dir: &Path) -> Vec<Sound> {
-    let Ok(rd) = std::fs::read_dir(data_dir.join("sounds")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<Sound> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let name = name.strip_suffix(".wav")?;
-            valid_sound_name(name).then(|| Sound {
-                name: name.to_string(),
-                seconds: e
-                    .metadata()
-                    .map_or(0, |m| m.len().saturating_sub(44) / 16_000),
-            })
-        })
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
+    wav_folder(&data_dir.join("sounds"))
+        .into_iter()
+        .map(|(name, seconds)| Sound { name, seconds })
+        .collect()
 }
 
 /// `/api/v1/sounds[/{name}]`: the announcements auto attendants play (Kerio 16's
@@ -142,7 +186,7 @@ pub(crate) fn sounds_api(
         (&Method::GET, []) => {
             ok(serde_json::to_value(sounds(&app.settings.data_dir)).unwrap_or(Value::Null))
         }
-        (_, [name]) if !valid_sound_name(name) => Err(ApiError::bad(
+        (_, [name]) if !valid_upload_name(name) => Err(ApiError::bad(
             "name",
             "a sound's name is 1 to 64 letters, digits, - and _",
         )),
@@ -153,15 +197,7 @@ pub(crate) fn sounds_api(
         }
         (&Method::PUT, [name]) => {
             crate::api::need_admin_write(c)?;
-            let wav = greeting_wav(&req.body)?;
-            let io = |e: std::io::Error| {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
-            };
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            let path = dir.join(format!("{name}.wav"));
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, wav).map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            GREETING.store(&dir.join(format!("{name}.wav")), &req.body)?;
             no_content()
         }
         (&Method::DELETE, [name]) => {
@@ -190,16 +226,7 @@ fn greeting_api(
             Ok(warp::reply::with_header(bytes, "content-type", "audio/wav").into_response())
         }
         Method::PUT => {
-            let wav = greeting_wav(&req.body)?;
-            let io = |e: std::io::Error| {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, format!("storing: {e}"))
-            };
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, wav).map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            GREETING.store(&path, &req.body)?;
             no_content()
         }
         Method::DELETE => {
@@ -374,7 +401,7 @@ mod tests {
             let s = (8000.0 * (i as f64 * 700.0 * std::f64::consts::TAU / 16_000.0).sin()) as i16;
             wav.extend_from_slice(&s.to_le_bytes());
         }
-        let stored = greeting_wav(&wav).unwrap();
+        let stored = GREETING.wav(&wav).unwrap();
         assert_eq!(stored.len(), 44 + 8000 * 2, "one second at 8 kHz, 16-bit");
         assert_eq!(&stored[24..28], &8000u32.to_le_bytes());
         // The length is checked before decoding: 20 minutes of 4 kHz µ-law in 4.8 MB.
@@ -386,7 +413,7 @@ mod tests {
         long.extend_from_slice(&(4000u32 * 1200).to_le_bytes());
         long.resize(44 + 4000 * 1200, 0xff);
         assert_eq!(
-            greeting_wav(&long).unwrap_err().error,
+            GREETING.wav(&long).unwrap_err().error,
             "a greeting is at most two minutes long"
         );
         for (bad, status) in [
@@ -397,7 +424,7 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
         ] {
-            assert_eq!(greeting_wav(&bad).unwrap_err().status, status);
+            assert_eq!(GREETING.wav(&bad).unwrap_err().status, status);
         }
     }
 }
