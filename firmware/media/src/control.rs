@@ -95,6 +95,20 @@ pub enum Command {
     Listen(EndpointId, Listen),
     /// The endpoint is done with: its ports are freed.
     Close(EndpointId),
+    /// The endpoint joins conference `room` (its mixer made when the first one joins),
+    /// hearing and sending payload type `pt` (A-law when `alaw`); a connection ends.
+    Join {
+        id: EndpointId,
+        room: String,
+        pt: u8,
+        alaw: bool,
+    },
+    /// The endpoint leaves its conference.
+    Leave(EndpointId),
+    /// Whether the others in its conference hear the endpoint's party.
+    Mute(EndpointId, bool),
+    /// Everyone in conference `room` hears `clip` once (entry and exit tones).
+    RoomTone { room: String, clip: Clip },
 }
 
 /// A port pair the driver bound ahead of need, idle until the exchange takes it.
@@ -161,6 +175,14 @@ impl Pool {
             recording: Cell::new(false),
             out: self.tx.clone(),
         })
+    }
+
+    /// Everyone in conference `room` hears `clip` once.
+    pub fn room_tone(&self, room: &str, clip: Clip) {
+        let _ = self.tx.send(Command::RoomTone {
+            room: room.to_string(),
+            clip,
+        });
     }
 
     /// The next command for the driver to carry out.
@@ -230,6 +252,27 @@ impl Handle {
     /// Ends the connection, both ways.
     pub fn disconnect(&self) {
         self.send(Command::Disconnect(self.id));
+    }
+
+    /// Joins conference `room`, in payload type `pt` (A-law when `alaw`).
+    pub fn join(&self, room: &str, pt: u8, alaw: bool) {
+        self.playing.set(false);
+        self.send(Command::Join {
+            id: self.id,
+            room: room.to_string(),
+            pt,
+            alaw,
+        });
+    }
+
+    /// Leaves its conference.
+    pub fn leave(&self) {
+        self.send(Command::Leave(self.id));
+    }
+
+    /// Whether the others in its conference hear this party.
+    pub fn mute(&self, muted: bool) {
+        self.send(Command::Mute(self.id, muted));
     }
 
     /// Plays `clip` to the party in a loop until [`Handle::stop`] or a new connection.
@@ -374,6 +417,8 @@ pub struct Endpoints {
     recordings: HashMap<EndpointId, PathBuf>,
     /// Recordings being written.
     writers: Vec<std::thread::JoinHandle<()>>,
+    /// Conference mixers by room, while anyone is in.
+    rooms: HashMap<String, Arc<crate::Mixer>>,
     /// When the last binding ran out of ports: tried again 50 ms later at the soonest
     /// (a closed pair is freed by its relay thread a moment after the close, so
     /// binding again at once would fail the same way).
@@ -389,6 +434,7 @@ impl Endpoints {
             music: HashMap::new(),
             recordings: HashMap::new(),
             writers: Vec::new(),
+            rooms: HashMap::new(),
             exhausted: None,
         }
     }
@@ -522,7 +568,37 @@ impl Endpoints {
             }
             Command::Connect { a, b, maps } => {
                 if let (Some(x), Some(y)) = (ep(&a), ep(&b)) {
+                    let was = x.in_conference() || y.in_conference();
                     x.connect(y, maps.0, maps.1);
+                    if was {
+                        self.rooms.retain(|_, m| !m.is_empty());
+                    }
+                }
+            }
+            Command::Join { id, room, pt, alaw } => {
+                if let Some(e) = self.open.get(&id) {
+                    let relay = &self.relay;
+                    let m = self.rooms.entry(room).or_insert_with(|| relay.mixer());
+                    if !e.join(m, pt, alaw) {
+                        tracing::warn!("a conference is full: {} participants", m.len());
+                    }
+                    self.rooms.retain(|_, m| !m.is_empty());
+                }
+            }
+            Command::Leave(id) => {
+                if let Some(e) = ep(&id) {
+                    e.leave();
+                    self.rooms.retain(|_, m| !m.is_empty());
+                }
+            }
+            Command::Mute(id, muted) => {
+                for m in self.rooms.values() {
+                    m.set_muted(id, muted);
+                }
+            }
+            Command::RoomTone { room, clip } => {
+                if let Some(m) = self.rooms.get(&room) {
+                    m.tone(clip);
                 }
             }
             Command::Disconnect(id) => {
@@ -646,6 +722,10 @@ impl Endpoints {
             Command::Close(id) => {
                 if let Some(e) = self.open.remove(&id) {
                     self.finish_recording(id, &e, None);
+                    if e.in_conference() {
+                        drop(e);
+                        self.rooms.retain(|_, m| !m.is_empty());
+                    }
                 }
             }
         }

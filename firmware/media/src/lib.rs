@@ -5,13 +5,14 @@
 //! to play (WAV and raw G.711 files, tones), G.711, RTP header arithmetic, DTMF (tones
 //! from RFC 4733 events, events to the party, digits detected as RFC 4733 events or
 //! in-band), recording what a party says, events to the exchange, and the SDP subset
-//! the exchange reads and writes. The exchange works endpoints through handles that
-//! emit commands ([`control`]); the driver carries them out on the relay. The
-//! conference mixer will sit here too. Must not touch: SIP or call routing.
+//! the exchange reads and writes, and the conference mixer ([`mixer`]). The exchange
+//! works endpoints through handles that emit commands ([`control`]); the driver
+//! carries them out on the relay. Must not touch: SIP or call routing.
 
 pub mod control;
 pub mod dtmf;
 pub mod g711;
+pub mod mixer;
 pub mod music;
 pub mod player;
 pub mod prompts;
@@ -20,6 +21,7 @@ pub mod rtp;
 pub mod sdp;
 
 pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
+pub use mixer::Mixer;
 pub use music::{Live, Music};
 pub use player::Clip;
 pub use relay::{Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, Stats, Xcode};

@@ -21,6 +21,7 @@
 
 use crate::dtmf::{EventIn, InBand};
 use crate::g711;
+use crate::mixer::{Input, Mixer};
 use crate::player::Clip;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -189,17 +190,19 @@ struct Cfg {
     /// The play loops (music on hold): what this side says goes nowhere either. A clip
     /// played once or a digit holds back only the peer's audio.
     looping: bool,
+    /// In a conference: where what the party says goes, and the mixer.
+    mix: Option<(Arc<Input>, Weak<Mixer>)>,
 }
 
 /// What a relay thread and the endpoint handle share.
-struct Shared {
+pub(crate) struct Shared {
     /// RTP and RTCP.
-    socks: [StdUdp; 2],
+    pub(crate) socks: [StdUdp; 2],
     cfg: RwLock<Cfg>,
     /// Where RTP and RTCP really came from last.
     latched: Mutex<[Option<SocketAddr>; 2]>,
-    stats: Arc<Stats>,
-    id: u64,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) id: u64,
     /// Set while a tap listens: the fast path reads only this flag otherwise.
     listening: AtomicBool,
     tap: Mutex<Tap>,
@@ -233,6 +236,16 @@ impl Shared {
     fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
         let side = self.cfg().side;
         target(&side, &self.latched()[rtcp as usize], rtcp)
+    }
+
+    /// Where this endpoint's RTP goes, unless it is playing something (a prompt to one
+    /// conference participant goes before the conference).
+    pub(crate) fn dest_unless_playing(&self) -> Option<SocketAddr> {
+        let cfg = self.cfg();
+        if cfg.playing != 0 {
+            return None;
+        }
+        target(&cfg.side, &self.latched()[0], false)
     }
 }
 
@@ -273,6 +286,8 @@ impl Endpoint {
     /// `here_to_there`, and back with `there_to_here`. Stops playing on both and drops
     /// any earlier connection of either.
     pub fn connect(&self, other: &Endpoint, here_to_there: PtMap, there_to_here: PtMap) {
+        self.leave();
+        other.leave();
         self.disconnect();
         other.disconnect();
         self.stop();
@@ -308,6 +323,33 @@ impl Endpoint {
                 c.peer = None;
             }
         }
+    }
+
+    /// Joins the conference `mixer`, hearing and sending payload type `pt` (PCMA when
+    /// `alaw`, else PCMU): any connection ends and what the party says goes to the
+    /// mixer. False when the mixer is full.
+    pub fn join(&self, mixer: &Arc<Mixer>, pt: u8, alaw: bool) -> bool {
+        self.leave();
+        self.disconnect();
+        self.stop();
+        let Some(input) = mixer.add(self.shared.clone(), pt, alaw) else {
+            return false;
+        };
+        self.shared.cfg_mut().mix = Some((input, Arc::downgrade(mixer)));
+        true
+    }
+
+    /// Leaves its conference, if it is in one.
+    pub fn leave(&self) {
+        let mix = self.shared.cfg_mut().mix.take();
+        if let Some(m) = mix.and_then(|(_, m)| m.upgrade()) {
+            m.remove(self.id);
+        }
+    }
+
+    /// Whether the endpoint is in a conference.
+    pub fn in_conference(&self) -> bool {
+        self.shared.cfg().mix.is_some()
     }
 
     /// Plays `clip` to the party in a loop, as payload type `pt` (PCMA when `alaw`,
@@ -441,6 +483,8 @@ impl Endpoint {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
+        // A mixer holds the endpoint's sockets while it is in: out it goes.
+        self.leave();
         self.disconnect();
         self.engine.command(Cmd::Remove(self.id));
     }
@@ -580,6 +624,8 @@ enum Cmd {
     Remove(u64),
     Play(u64, Box<Play>),
     Stop(u64),
+    /// A conference mixer to tick every 20 ms while anyone but this thread holds it.
+    Mix(Arc<Mixer>),
 }
 
 /// One relay thread: an epoll set over the sockets of its endpoints.
@@ -618,12 +664,13 @@ impl Engine {
     fn run(&self) {
         let mut endpoints: HashMap<u64, Arc<Shared>> = HashMap::new();
         let mut players: HashMap<u64, Box<Play>> = HashMap::new();
+        let mut mixers: Vec<Arc<Mixer>> = Vec::new();
         let mut next_tick = Instant::now();
         let mut events = vec![EpollEvent::empty(); 256];
         let mut buf = [0u8; 2048];
         let mut frame = [0u8; 12 + FRAME];
         loop {
-            let wait = if players.is_empty() {
+            let wait = if players.is_empty() && mixers.is_empty() {
                 EpollTimeout::from(1000u16)
             } else {
                 // Rounded up: a wait of 0 in the last millisecond would spin.
@@ -689,6 +736,12 @@ impl Engine {
                             Cmd::Stop(id) => {
                                 players.remove(&id);
                             }
+                            Cmd::Mix(m) => {
+                                if players.is_empty() && mixers.is_empty() {
+                                    next_tick = Instant::now();
+                                }
+                                mixers.push(m);
+                            }
                         }
                     }
                     continue;
@@ -705,12 +758,17 @@ impl Engine {
                     }
                 }
             }
-            if !players.is_empty() {
+            if !players.is_empty() || !mixers.is_empty() {
                 let now = Instant::now();
                 let mut sent = 0;
+                // A mixer nobody else holds (its conference is over) is let go.
+                mixers.retain(|m| Arc::strong_count(m) > 1);
                 // Catch up at most a few frames after a stall, then start afresh.
                 while next_tick <= now && sent < 3 {
                     players.retain(|_, p| !p.tick(&mut frame));
+                    for m in &mixers {
+                        m.tick();
+                    }
                     next_tick += TICK;
                     sent += 1;
                 }
@@ -737,6 +795,12 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
     }
     let peer = {
         let cfg = here.cfg();
+        if let Some((input, _)) = &cfg.mix {
+            if !rtcp {
+                input.packet(pkt);
+            }
+            return; // a conference: the mixer sends what the others hear
+        }
         if cfg.playing != 0 && cfg.looping {
             return; // the party hears music; what it says goes nowhere
         }
@@ -833,6 +897,14 @@ impl Relay {
             io::ErrorKind::AddrInUse,
             "no free RTP ports in the range",
         ))
+    }
+
+    /// A conference mixer, ticked on one of the relay's threads until it is dropped.
+    pub fn mixer(&self) -> Arc<Mixer> {
+        let m = Arc::new(Mixer::new());
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed) as usize;
+        self.engines[n % self.engines.len()].command(Cmd::Mix(m.clone()));
+        m
     }
 
     /// Opens an endpoint: binds a port pair and starts watching it.
