@@ -204,6 +204,28 @@ await run(async (page) => {
   assert.equal(await page.inputValue("#ip-group-list input[name=ig_items] >> nth=1"), "group Admins; 172.16.0.10-172.16.0.20");
   await fitsAPhone(page, "IP address groups");
 
+  // Conferences (Kerio 13): a room with a wrong PIN is refused and stays as typed, then
+  // saved; nobody is in a conference yet; the dial plan lists the room.
+  await page.click("nav >> text=Conferences");
+  await page.getByRole("heading", { name: "Conferences" }).waitFor();
+  assert.match(await page.locator("#conference-live").textContent(), /Nobody is in a conference/);
+  await page.fill("#conference-rooms input[name=cf_number] >> nth=0", "800");
+  await page.fill("#conference-rooms input[name=cf_description] >> nth=0", "Weekly sales");
+  await page.fill("#conference-rooms input[name=cf_pin] >> nth=0", "47a1");
+  await page.fill("#conference-rooms input[name=cf_max] >> nth=0", "10");
+  await page.fill("#conference-rooms input[name=cf_tones] >> nth=0", "no");
+  await page.click("#rooms button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /pin.*digits/);
+  assert.equal(await page.inputValue("#conference-rooms input[name=cf_description] >> nth=0"), "Weekly sales");
+  await page.fill("#conference-rooms input[name=cf_pin] >> nth=0", "4711");
+  await page.click("#rooms button[type=submit]");
+  await page.locator("p.done", { hasText: "Conference rooms saved." }).waitFor();
+  assert.equal(await page.inputValue("#conference-rooms input[name=cf_pin] >> nth=0"), "4711");
+  await fitsAPhone(page, "Conferences");
+  await page.click("nav >> text=Dial plan");
+  assert.match(await page.locator("#dialplan tbody tr", { hasText: "800" }).textContent(), /conference.*Weekly sales/);
+
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Call routing");
 });

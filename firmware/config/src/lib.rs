@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 mod attendant;
+mod conference;
 mod ipgroups;
 mod isdn;
 mod mail;
@@ -21,6 +22,7 @@ pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
     TimeRange, Weekday,
 };
+pub use conference::{Conference, MAX_CONFERENCE};
 pub use ipgroups::{group_contains, parse_network, IpGroup, IpItem, MAX_IP_ITEMS};
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
@@ -103,6 +105,9 @@ pub struct Config {
     /// IP address groups (Kerio 26).
     #[serde(default)]
     pub ip_groups: Vec<IpGroup>,
+    /// Conference rooms (Kerio 13).
+    #[serde(default)]
+    pub conferences: Vec<Conference>,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -173,6 +178,7 @@ impl Default for Config {
             time_ranges: Vec::new(),
             music: Vec::new(),
             ip_groups: Vec::new(),
+            conferences: Vec::new(),
         }
     }
 }
@@ -749,6 +755,7 @@ impl Config {
             .map(|e| &e.number)
             .chain(self.ring_groups.iter().map(|g| &g.number))
             .chain(self.auto_attendants.iter().map(|a| &a.number))
+            .chain(self.conferences.iter().map(|c| &c.number))
         {
             let clash = codes
                 .iter()
@@ -1220,6 +1227,11 @@ impl Snapshot {
             .auto_attendants
             .iter()
             .find(|a| a.number == number)
+    }
+
+    /// The conference room with this number.
+    pub fn conference(&self, number: &str) -> Option<&Conference> {
+        self.config.conferences.iter().find(|c| c.number == number)
     }
 
     pub fn time_range(&self, name: &str) -> Option<&TimeRange> {

@@ -929,6 +929,30 @@ impl Config {
             .map(|e| e.number.as_str())
             .collect();
         let fc = &self.feature_codes;
+        for c in &self.conferences {
+            let ent = format!("conference {}", c.number);
+            if !local.insert(c.number.as_str()) {
+                err(
+                    ent.clone(),
+                    "number",
+                    "is already used by an extension, ring group or another conference".into(),
+                );
+            }
+            let prefixes = [&fc.directed_pickup, &fc.voicemail_direct];
+            if prefixes
+                .iter()
+                .any(|p| !p.is_empty() && c.number.starts_with(p.as_str()))
+            {
+                err(
+                    ent.clone(),
+                    "number",
+                    "begins with a feature code prefix".into(),
+                );
+            }
+            for (field, message) in c.problems() {
+                err(ent.clone(), field, message);
+            }
+        }
         for a in &self.auto_attendants {
             let ent = format!("auto attendant {}", a.number);
             if !is_digits(&a.number) || a.number.len() > 20 {

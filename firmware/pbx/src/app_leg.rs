@@ -31,11 +31,8 @@ impl Pbx {
         dialled: &str,
         origin: &crate::route::Origin,
     ) -> Option<Box<dyn Application>> {
-        if let Some(script) = self.snapshot.auto_attendant(dialled) {
-            return Some(Box::new(crate::app::Attendant::new(
-                script.clone(),
-                self.attendant_env(),
-            )));
+        if let Some(app) = self.local_app(dialled) {
+            return Some(app);
         }
         let fc = &self.snapshot.config.feature_codes;
         let crate::route::Origin::Phone(account) = origin else {
@@ -80,6 +77,22 @@ impl Pbx {
             })
     }
 
+    /// The application a local number of any origin reaches: an auto attendant or a
+    /// conference room.
+    pub(crate) fn local_app(&self, number: &str) -> Option<Box<dyn Application>> {
+        if let Some(script) = self.snapshot.auto_attendant(number) {
+            return Some(Box::new(crate::app::Attendant::new(
+                script.clone(),
+                self.attendant_env(),
+            )));
+        }
+        let room = self.snapshot.conference(number)?;
+        Some(Box::new(crate::app::ConferenceRoom::new(
+            &room.number,
+            &room.pin,
+        )))
+    }
+
     /// The boxes a message can be left in (enabled extensions with voicemail on), with
     /// whether each has a temporary greeting.
     pub(crate) fn boxes(&self) -> Vec<(String, bool)> {
@@ -103,6 +116,7 @@ impl Pbx {
                 .filter(|e| e.enabled)
                 .map(|e| e.number.clone())
                 .chain(cfg.ring_groups.iter().map(|g| g.number.clone()))
+                .chain(cfg.conferences.iter().map(|c| c.number.clone()))
                 .collect(),
             sounds: self.settings.sounds_dir.clone(),
             voicemail: self.settings.voicemail_dir.clone(),
@@ -241,6 +255,13 @@ impl Pbx {
                         std::iter::once(groups).filter(|g| !g.is_empty()).collect();
                     self.start_plan(now, id, &number, 0, groups);
                     return;
+                }
+                Action::Join { room } => {
+                    self.join_room(now, id, &room);
+                    return;
+                }
+                Action::Mute(muted) => {
+                    self.mute_in_room(id, muted);
                 }
                 Action::HangUp => {
                     tracing::debug!(call = id, "the application hung up");

@@ -947,6 +947,7 @@ impl Pbx {
 
     pub(crate) fn end_call(&mut self, id: u64) -> Option<Call> {
         let call = self.calls.remove(&id)?;
+        self.leave_room(id);
         self.dialogs.remove(&call.a.call_id);
         for l in &call.legs {
             self.dialogs.remove(&l.dialog.call_id);

@@ -10,6 +10,7 @@
 //! threads, the clock, storage.
 
 pub mod app;
+pub use rooms::{Participant, RoomInfo};
 mod app_leg;
 mod build;
 mod calls;
@@ -19,6 +20,7 @@ pub mod negotiate;
 mod pickup;
 mod plan;
 mod registrar;
+mod rooms;
 mod route;
 mod transfer;
 mod trunks;
@@ -235,6 +237,8 @@ pub struct Pbx {
     utc_offset: i64,
     /// Wrong voicemail PINs per extension: count and when the first was keyed.
     pin_failures: HashMap<String, (u32, Instant)>,
+    /// Conference rooms with someone in them, by number.
+    rooms: HashMap<String, Vec<rooms::Participant>>,
 }
 
 impl Pbx {
@@ -277,6 +281,7 @@ impl Pbx {
             subscriptions: HashMap::new(),
             utc_offset: 0,
             pin_failures: HashMap::new(),
+            rooms: HashMap::new(),
         };
         pbx.sync_peers(now);
         pbx

@@ -213,7 +213,7 @@ impl Pbx {
     }
 
     /// The application a plan's number names: `voicemail:<extension>` (that box,
-    /// greeted for `cause`), or an auto attendant's number.
+    /// greeted for `cause`), an auto attendant's number or a conference room's.
     pub(crate) fn target_app(
         &self,
         to: &str,
@@ -234,11 +234,7 @@ impl Pbx {
                 .with_temp_greeting(temp),
             ));
         }
-        let s = self.snapshot.auto_attendant(to)?;
-        Some(Box::new(crate::app::Attendant::new(
-            s.clone(),
-            self.attendant_env(),
-        )))
+        self.local_app(to)
     }
 
     /// Rings `number` as the plan's next step.

@@ -37,6 +37,10 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Stop(id) => format!("Stop {id}"),
             Command::Listen(id, _) => format!("Listen {id}"),
             Command::Close(id) => format!("Close {id}"),
+            Command::Join { id, room, pt, alaw } => format!("Join {id} {room} {pt} {alaw}"),
+            Command::Leave(id) => format!("Leave {id}"),
+            Command::Mute(id, m) => format!("Mute {id} {m}"),
+            Command::RoomTone { room, clip } => format!("RoomTone {room} {}", clip.len()),
         })
         .collect()
 }
@@ -365,4 +369,64 @@ fn a_ring_group_falls_back_to_a_voicemail_box() {
     g.fallback = "voicemail:109".into();
     bad.ring_groups.push(g);
     assert!(bad.validate().is_err());
+}
+
+/// The endpoint that joined room 800 in µ-law, from the commands.
+fn joined(got: &[String]) -> String {
+    got.iter()
+        .find_map(|c| c.strip_prefix("Join ")?.strip_suffix(" 800 0 false"))
+        .unwrap_or_else(|| panic!("nobody joined: {got:?}"))
+        .to_string()
+}
+
+#[test]
+fn callers_join_a_conference_room_up_to_its_limit_and_leave_with_a_tone() {
+    let mut cfg = config();
+    cfg.conferences.push(config::Conference {
+        number: "800".into(),
+        description: String::new(),
+        pin: String::new(),
+        max_participants: 2,
+        tones: true,
+    });
+    let mut rig = Rig::without_sockets_with(Settings::default(), cfg, 100);
+    // 101 dials the room: answered by the box, its endpoint joins the room's mixer in
+    // its codec; alone, it hears so.
+    let ok = call_as(&mut rig, "101", A, "800", "c1");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let got = commands(&mut rig);
+    let a = joined(&got);
+    assert!(
+        got.contains(&format!("PlayPrompt {a} conf-onlyperson")),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|c| c.starts_with("RoomTone")), "{got:?}");
+    // 102 joins: everyone hears the entry tone (300 ms).
+    assert!(call_as(&mut rig, "102", B, "800", "c2").starts_with("SIP/2.0 200"));
+    let got = commands(&mut rig);
+    let b = joined(&got);
+    assert!(got.contains(&"RoomTone 800 2400".to_string()), "{got:?}");
+    let live = rig.pbx.conferences(rig.now);
+    assert_eq!(live[0].participants.len(), 2);
+    let (first, second) = (live[0].participants[0].call, live[0].participants[1].call);
+    // The room holds two: 103 hears that it is full and never joins.
+    assert!(call_as(&mut rig, "103", "127.0.0.1:7003", "800", "c3").starts_with("SIP/2.0 200"));
+    let got = commands(&mut rig);
+    assert!(got.iter().any(|c| c.ends_with(" conf-full")), "{got:?}");
+    assert!(!got.iter().any(|c| c.starts_with("Join")), "{got:?}");
+    // The administrator mutes 102, then puts 101 out: BYE, its endpoint closes and
+    // the other hears the exit tone.
+    assert!(rig.pbx.mute_participant("800", second, true));
+    assert!(!rig.pbx.mute_participant("801", second, true));
+    rig.drain();
+    assert_eq!(commands(&mut rig), [format!("Mute {b} true")]);
+    assert!(rig.pbx.conferences(rig.now)[0].participants[1].muted);
+    assert!(rig.pbx.kick_participant(rig.now, "800", first));
+    rig.drain();
+    assert!(rig.take(A).iter().any(|m| m.starts_with("BYE ")));
+    let got = commands(&mut rig);
+    assert!(got.contains(&format!("Close {a}")), "{got:?}");
+    assert!(got.contains(&"RoomTone 800 2400".to_string()), "{got:?}");
+    assert!(!rig.pbx.kick_participant(rig.now, "800", first));
+    assert_eq!(rig.pbx.conferences(rig.now)[0].participants.len(), 1);
 }

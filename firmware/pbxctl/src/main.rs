@@ -21,6 +21,18 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ConfCmd {
+    /// Rooms and participants (the default).
+    List,
+    /// The others stop hearing participant CALL of ROOM.
+    Mute { room: String, call: u64 },
+    /// The others hear participant CALL of ROOM again.
+    Unmute { room: String, call: u64 },
+    /// The box hangs up on participant CALL of ROOM.
+    Kick { room: String, call: u64 },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Exits 0 when the daemon is ready.
     Status,
@@ -56,6 +68,11 @@ enum Cmd {
     },
     /// Hangs up a call in progress (its ID as `calls` shows it).
     Hangup { id: u64 },
+    /// Conference rooms and who is in them; mute, unmute or put a participant out.
+    Conference {
+        #[command(subcommand)]
+        cmd: Option<ConfCmd>,
+    },
     /// Sets a new password for the web administrator `Admin` (the recovery path), read
     /// from standard input (asked twice on a terminal). Works with pbxd stopped too.
     AdminPassword,
@@ -319,6 +336,18 @@ fn run(cli: &Cli) -> Result<bool> {
             json!({"cmd": "admin_password", "password": password})
         }
         Cmd::Hangup { id } => json!({"cmd": "call_hangup", "id": id}),
+        Cmd::Conference { cmd } => match cmd {
+            None | Some(ConfCmd::List) => json!({"cmd": "conferences"}),
+            Some(ConfCmd::Mute { room, call }) => {
+                json!({"cmd": "conference_mute", "room": room, "call": call, "muted": true})
+            }
+            Some(ConfCmd::Unmute { room, call }) => {
+                json!({"cmd": "conference_mute", "room": room, "call": call, "muted": false})
+            }
+            Some(ConfCmd::Kick { room, call }) => {
+                json!({"cmd": "conference_kick", "room": room, "call": call})
+            }
+        },
         Cmd::Status => json!({"cmd": "status"}),
         Cmd::Extension {
             cmd:
@@ -710,6 +739,49 @@ fn run(cli: &Cli) -> Result<bool> {
             data["notified"], data["phones"]
         ),
         Cmd::Hangup { id } => println!("ok: call {id} hung up"),
+        Cmd::Conference {
+            cmd: None | Some(ConfCmd::List),
+        } => {
+            println!(
+                "{:<8} {:<6} {:<6} {:<10} {:<20} {:>7} MUTED",
+                "ROOM", "LIMIT", "CALL", "NUMBER", "NAME", "SECONDS"
+            );
+            for r in data.as_array().into_iter().flatten() {
+                let parts = r["participants"].as_array().cloned().unwrap_or_default();
+                if parts.is_empty() {
+                    println!(
+                        "{:<8} {:<6} -",
+                        r["number"].as_str().unwrap_or(""),
+                        r["limit"]
+                    );
+                }
+                for p in parts {
+                    println!(
+                        "{:<8} {:<6} {:<6} {:<10} {:<20} {:>7} {}",
+                        r["number"].as_str().unwrap_or(""),
+                        r["limit"],
+                        p["call"],
+                        p["number"].as_str().unwrap_or(""),
+                        p["name"].as_str().unwrap_or(""),
+                        p["seconds"],
+                        if p["muted"] == true { "yes" } else { "no" }
+                    );
+                }
+            }
+        }
+        Cmd::Conference {
+            cmd: Some(ConfCmd::Kick { room, call }),
+        } => println!("ok: call {call} put out of conference {room}"),
+        Cmd::Conference {
+            cmd: Some(ConfCmd::Mute { room, call } | ConfCmd::Unmute { room, call }),
+        } => println!(
+            "ok: call {call} of conference {room}: {}",
+            if data["muted"] == true {
+                "muted"
+            } else {
+                "unmuted"
+            }
+        ),
         _ => println!("ok: revision {}", data["revision"]),
     }
     Ok(true)

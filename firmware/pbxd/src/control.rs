@@ -352,6 +352,27 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                     fail(&format!("no call {id} in progress"))
                 }
             }
+            "conferences" => {
+                ok(serde_json::to_value(core.conferences(Instant::now())).expect("serialises"))
+            }
+            "conference_mute" | "conference_kick" => {
+                let room = str_arg(&body, "room")?.to_string();
+                let call = body
+                    .get("call")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| fail("missing argument call"))?;
+                let muted = body.get("muted").and_then(Value::as_bool).unwrap_or(false);
+                let done = if cmd == "conference_kick" {
+                    core.kick_participant(Instant::now(), &room, call)
+                } else {
+                    core.mute_participant(&room, call, muted)
+                };
+                if done {
+                    ok(json!({"room": room, "call": call, "muted": muted}))
+                } else {
+                    fail(&format!("call {call} is not in conference {room}"))
+                }
+            }
             "emergency_preset" => {
                 let country = str_arg(&body, "country")?.to_string();
                 let Some(list) = config::emergency_preset(&country) else {

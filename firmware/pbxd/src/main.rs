@@ -582,6 +582,15 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::MusicChanged => {
                         collections.reconcile(&state.cfg.snapshot().config);
                     }
+                    web::CoreRequest::Conferences(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.conferences(Instant::now())).expect("serialises"));
+                    }
+                    web::CoreRequest::ConferenceMute(room, call, muted, tx) => {
+                        let _ = tx.send(core.mute_participant(&room, call, muted));
+                    }
+                    web::CoreRequest::ConferenceKick(room, call, tx) => {
+                        let _ = tx.send(core.kick_participant(Instant::now(), &room, call));
+                    }
                 }
             }
             Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),

@@ -357,6 +357,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 Err(ApiError::not_found(format!("no call {id} in progress")))
             }
         }
+        (_, ["status", "conferences", rest @ ..]) => {
+            crate::conferences::api(app, req, &c, rest).await
+        }
         (&Method::GET, ["status", "peers"]) => crate::routing::peers_api(app, &c).await,
         (&Method::GET, ["status", "spans"]) => crate::routing::spans_api(app, &c).await,
         (&Method::GET, ["status", "health"]) => {

@@ -15,6 +15,7 @@
 mod api;
 mod attendant_pages;
 pub mod auth;
+mod conferences;
 mod history;
 mod ipgroups;
 mod music;
@@ -63,6 +64,13 @@ pub enum CoreRequest {
     MailboxChanged(String),
     /// Uploaded music on hold files changed: collections using them are loaded again.
     MusicChanged,
+    /// Conference rooms with who is in them, as JSON.
+    Conferences(oneshot::Sender<Value>),
+    /// Mute (true) or unmute participant call `1` of room `0`; answers whether it was
+    /// there.
+    ConferenceMute(String, u64, bool, oneshot::Sender<bool>),
+    /// Put participant call `1` out of room `0`; answers whether it was there.
+    ConferenceKick(String, u64, oneshot::Sender<bool>),
 }
 
 /// Knobs of the web server.

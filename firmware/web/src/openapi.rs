@@ -192,6 +192,12 @@ fn routing_paths() -> Value {
         "files": {"type": "array", "maxItems": 50, "items": {"type": "string"}, "description": "uploaded music files by name, in playing order"},
         "line_in": {"type": "string", "description": "an ALSA capture device (hw:1,0, plughw:1,0) played live instead of files"},
         "default": {"type": "boolean", "description": "held callers hear it (one collection at most)"}}});
+    let conference = json!({"type": "object", "additionalProperties": false, "required": ["number"], "properties": {
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "what callers dial (a DID may map to it)"},
+        "description": s("string"),
+        "pin": {"type": "string", "pattern": "^[0-9]{0,12}$", "description": "keyed by every participant to get in; empty: none"},
+        "max_participants": {"type": "integer", "minimum": 0, "maximum": 64, "description": "0: the box's limit (64); else 2 to 64"},
+        "tones": {"type": "boolean", "description": "a rising tone when someone joins, a falling one when someone leaves (default true)"}}});
     let range = json!({"type": "object", "additionalProperties": false, "properties": {
         "name": s("string"), "description": s("string"),
         "items": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "object", "required": ["type", "from", "to"], "properties": {
@@ -317,6 +323,16 @@ fn routing_paths() -> Value {
             "get": read_op("One group", ip_group.clone()),
             "put": write_op("Change a group (fields left out keep their value; a new name follows into the groups naming it)", Some(ip_group.clone()), "200", Some(ip_group)),
             "delete": write_op("Remove a group no other group names", None, "204", None)
+        },
+        "/routing/conferences": {
+            "get": read_op("Conference rooms (Kerio 13)", arr(&conference)),
+            "post": write_op("Add a room", Some(conference.clone()), "201", Some(conference.clone()))
+        },
+        "/routing/conferences/{number}": {
+            "parameters": [{"name": "number", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": read_op("One room", conference.clone()),
+            "put": write_op("Change a room (fields left out keep their value)", Some(conference.clone()), "200", Some(conference)),
+            "delete": write_op("Remove a room (its participants stay connected until they hang up)", None, "204", None)
         },
         "/routing/music_collections": {
             "get": read_op("Music on hold collections (Kerio 24)", arr(&music)),
@@ -705,12 +721,25 @@ fn base() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
                 "delete": write_op("Hang a call up", None, "204", None)
             },
+            "/status/conferences": {"get": read_op("Conference rooms with who is in them", json!({"type": "array", "items": r("ConferenceStatus")}))},
+            "/status/conferences/{number}/{call}": {
+                "parameters": [
+                    {"name": "number", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "call", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
+                "put": write_op("Mute or unmute a participant", Some(json!({"type": "object", "additionalProperties": false, "required": ["muted"], "properties": {"muted": s("boolean")}})), "204", None),
+                "delete": write_op("Put a participant out (the box hangs up on it)", None, "204", None)
+            },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
             "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
         }
     });
     doc["components"]["schemas"]["CallRecord"] = call_record;
+    doc["components"]["schemas"]["ConferenceStatus"] = json!({"type": "object", "properties": {
+        "number": s("string"), "description": s("string"), "limit": s("integer"),
+        "participants": {"type": "array", "items": {"type": "object", "properties": {
+            "call": s("integer"), "number": s("string"), "name": s("string"),
+            "seconds": s("integer"), "muted": s("boolean")}}}}});
     doc["paths"]["/history"] = history;
     let codes = json!({"type": "object", "additionalProperties": false, "properties": {
         "pickup": {"type": "string", "description": "1-8 of digits, * and #"},

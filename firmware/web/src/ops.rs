@@ -587,10 +587,12 @@ pub(crate) async fn delete_user(app: &Arc<App>, who: &str, username: &str) -> Re
 }
 
 /// Kerio's dial plan types (table 12.1): 1 = extension; ours for what Kerio's table
-/// does not name: 2 = ring group, 4 = auto attendant script, 9 = feature code.
+/// does not name: 2 = ring group, 3 = conference room, 4 = auto attendant script,
+/// 9 = feature code.
 pub(crate) const TYPE_EXTENSION: u32 = 1;
 pub(crate) const TYPE_RING_GROUP: u32 = 2;
 pub(crate) const TYPE_FEATURE: u32 = 9;
+pub(crate) const TYPE_CONFERENCE: u32 = 3;
 /// Kerio's dial plan names auto attendant scripts as their own type.
 pub(crate) const TYPE_AUTO_ATTENDANT: u32 = 4;
 
@@ -642,6 +644,14 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             "auto attendant",
             desc,
         ));
+    }
+    for c in &s.config.conferences {
+        let desc = if c.description.is_empty() {
+            "conference room".to_string()
+        } else {
+            c.description.clone()
+        };
+        v.push((c.number.clone(), TYPE_CONFERENCE, "conference", desc));
     }
     v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
     let fc = &s.config.feature_codes;

@@ -10,8 +10,8 @@ use crate::api::{busy, created, no_content, ok};
 use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
 use config::{
-    AutoAttendant, Config, Emergency, IpGroup, IpItem, IsdnInterface, Link, MusicCollection,
-    OutboundRoute, PermissionGroup, RingGroup, SipInterface, TimeRange,
+    AutoAttendant, Conference, Config, Emergency, IpGroup, IpItem, IsdnInterface, Link,
+    MusicCollection, OutboundRoute, PermissionGroup, RingGroup, SipInterface, TimeRange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -182,6 +182,20 @@ impl Entity for AutoAttendant {
     }
     fn list_mut(c: &mut Config) -> &mut Vec<Self> {
         &mut c.auto_attendants
+    }
+}
+
+impl Entity for Conference {
+    const WHAT: &'static str = "conference";
+    const KEY: &'static str = "number";
+    fn key(&self) -> &str {
+        &self.number
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.conferences
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.conferences
     }
 }
 
@@ -567,6 +581,9 @@ pub(crate) async fn api(
         }
         (_, ["auto_attendants", rest @ ..]) => {
             crud::<AutoAttendant>(app, &who, reveal, cfg, m, rest, body).await
+        }
+        (_, ["conferences", rest @ ..]) => {
+            crud::<Conference>(app, &who, reveal, cfg, m, rest, body).await
         }
         (_, ["ip_groups", rest @ ..]) => {
             crud::<IpGroup>(app, &who, reveal, cfg, m, rest, body).await

@@ -48,6 +48,9 @@ pub(crate) async fn handle(
         }
 
         (_, ["ip-groups"]) => crate::ipgroups::handle(app, c, get, form).await,
+        (_, ["conferences", rest @ ..]) => {
+            crate::conferences::handle(app, c, get, rest, form).await
+        }
         (_, ["music", rest @ ..]) => crate::music::handle(app, c, get, rest, form).await,
         (_, ["attendants", rest @ ..]) => {
             crate::attendant_pages::handle(app, c, get, rest, form).await

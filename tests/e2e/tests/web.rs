@@ -503,6 +503,11 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
         "{cfg}"
     );
     assert_eq!(
+        cfg["conferences"],
+        serde_json::json!([{"number": "800", "description": "Weekly sales", "pin": "4711", "max_participants": 10, "tones": false}]),
+        "{cfg}"
+    );
+    assert_eq!(
         cfg["ip_groups"][1]["items"][0],
         serde_json::json!({"type": "group", "group": "Admins", "description": ""}),
         "{cfg}"
@@ -525,6 +530,34 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
     let del = pbx.https("DELETE", "/api/v1/routing/ip_groups/IT", None, &h);
     assert_eq!(del.status, 400, "{del:?}");
     assert!(del.body.contains("Office: items: no group IT"), "{del:?}");
+    // Conference rooms through the API: a number an extension has is refused; a room
+    // added is listed with the defaults filled; the live view lists it, empty.
+    for (body, status, says) in [
+        (r#"{"number": "101"}"#, 400, "already used"),
+        (
+            r#"{"number": "801", "max_participants": 1}"#,
+            400,
+            "2 to 64",
+        ),
+        (r#"{"number": "801", "seats": 3}"#, 400, "seats"),
+        (r#"{"number": "801"}"#, 201, "801"),
+    ] {
+        let r = pbx.https("POST", "/api/v1/routing/conferences", Some(body), &h);
+        assert_eq!(r.status, status, "{body}: {r:?}");
+        assert!(r.body.contains(says), "{body}: {r:?}");
+    }
+    let room = pbx
+        .https("GET", "/api/v1/routing/conferences/801", None, &h)
+        .json();
+    assert_eq!(
+        room,
+        serde_json::json!({"number": "801", "description": "", "pin": "", "max_participants": 0, "tones": true})
+    );
+    let live = pbx
+        .https("GET", "/api/v1/status/conferences", None, &h)
+        .json();
+    assert_eq!(live[1]["number"], "801", "{live}");
+    assert_eq!(live[1]["participants"], serde_json::json!([]), "{live}");
     // The uploaded file was stored at 8 kHz.
     let wav = std::fs::read(pbx.data.path().join("music/lobby.wav")).unwrap();
     assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);

@@ -321,7 +321,11 @@ impl Application for Attendant {
                     }
                 }
             },
-            AppEvent::PlayDone | AppEvent::Recorded { .. } | AppEvent::Hangup => {}
+            AppEvent::PlayDone
+            | AppEvent::Recorded { .. }
+            | AppEvent::Joined { .. }
+            | AppEvent::Full
+            | AppEvent::Hangup => {}
         }
     }
 }

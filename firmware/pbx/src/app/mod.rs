@@ -1,6 +1,6 @@
-//! Applications: the box itself answering a call. Today the echo test, leaving a
-//! voicemail message and the voicemail menu; the auto attendant, queues and conferences
-//! are to come behind the same trait.
+//! Applications: the box itself answering a call: the echo test, leaving a voicemail
+//! message, the voicemail menu, the auto attendant and conference rooms; queues are to
+//! come behind the same trait.
 //!
 //! An application is a sans-IO state machine. The exchange answers the caller, gives
 //! the application what happens on that leg ([`AppEvent`]: started, a keypad digit, a
@@ -11,11 +11,13 @@
 //! and read the actions.
 
 mod attendant;
+mod conference;
 mod echo;
 mod vm_menu;
 mod voicemail;
 
 pub use attendant::{Attendant, AttendantEnv};
+pub use conference::ConferenceRoom;
 pub use echo::EchoTest;
 pub use vm_menu::VoicemailMenu;
 pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
@@ -40,6 +42,10 @@ pub enum AppEvent {
         samples: usize,
         ok: bool,
     },
+    /// The caller is in the conference room it asked to join, with `others` there.
+    Joined { others: usize },
+    /// The conference room is full: the caller is not in.
+    Full,
     /// The caller hung up; the application's last event.
     Hangup,
 }
@@ -79,6 +85,11 @@ pub enum Action {
     /// The application ends and the exchange rings `number` for the caller, as if
     /// dialled (outside numbers checked against permission group `groups`).
     Dial { number: String, groups: String },
+    /// The caller joins conference room `room`; [`AppEvent::Joined`] or
+    /// [`AppEvent::Full`] follows.
+    Join { room: String },
+    /// Whether the others in its conference room hear the caller.
+    Mute(bool),
 }
 
 /// What an application sees of its call, and where its actions go.
@@ -153,6 +164,16 @@ impl Context {
             number: number.to_string(),
             groups: groups.to_string(),
         });
+    }
+
+    pub fn join(&mut self, room: &str) {
+        self.actions.push(Action::Join {
+            room: room.to_string(),
+        });
+    }
+
+    pub fn mute(&mut self, muted: bool) {
+        self.actions.push(Action::Mute(muted));
     }
 
     pub fn hang_up(&mut self) {

@@ -30,10 +30,14 @@ pub fn rig() -> Rig {
     tokio::spawn(async move {
         while let Some(r) = rx.recv().await {
             match r {
-                web::CoreRequest::Registrations(t) | web::CoreRequest::Calls(t) => {
+                web::CoreRequest::Registrations(t)
+                | web::CoreRequest::Calls(t)
+                | web::CoreRequest::Conferences(t) => {
                     let _ = t.send(json!([]));
                 }
-                web::CoreRequest::HangUp(_, t) => {
+                web::CoreRequest::HangUp(_, t)
+                | web::CoreRequest::ConferenceMute(_, _, _, t)
+                | web::CoreRequest::ConferenceKick(_, _, t) => {
                     let _ = t.send(false);
                 }
                 web::CoreRequest::Resync(targets, t) => {
