@@ -81,6 +81,8 @@ class Call(pj.Call):
                     emit("CALL_RESUMED")
                 aud = self.getAudioMedia(i)
                 self.phone.player.startTransmit(aud)
+                if self.phone.conference:
+                    self.phone.bridge(self, aud)
                 if self.recorder is None:
                     self.phone.calls_recorded += 1
                     path = os.path.join(
@@ -138,6 +140,7 @@ class Phone:
         self.rec_dir = args.rec_dir
         self.calls = []
         self.calls_recorded = 0
+        self.conference = False
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -194,6 +197,19 @@ class Phone:
         if call in self.calls:
             self.calls.remove(call)
 
+    def bridge(self, call, aud):
+        # A three-way conference mixed on the phone: each call's party hears the
+        # other's (and the phone's own tone).
+        for other in self.calls:
+            if other is call:
+                continue
+            try:
+                o = other.getAudioMedia(-1)
+            except pj.Error:
+                continue
+            aud.startTransmit(o)
+            o.startTransmit(aud)
+
     def current(self):
         return self.calls[-1] if self.calls else None
 
@@ -233,6 +249,20 @@ class Phone:
             # Attended: the first call's party goes to the second call's, with
             # Replaces naming the second dialog.
             self.calls[0].xferReplaces(self.calls[-1], op)
+        elif cmd == "conference" and len(self.calls) >= 2:
+            # The conference key of a phone that mixes three-way calls itself: the
+            # held call is resumed and the two calls' audio bridged on the phone.
+            # The earlier calls are the held ones.
+            self.conference = True
+            for c in self.calls[:-1]:
+                o = pj.CallOpParam(True)
+                o.opt.flag = pj.PJSUA_CALL_UNHOLD
+                c.reinvite(o)
+            last = self.calls[-1]
+            try:
+                self.bridge(last, last.getAudioMedia(-1))
+            except pj.Error:
+                pass
         elif cmd == "quit":
             return False
         else:

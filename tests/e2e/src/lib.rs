@@ -831,7 +831,8 @@ impl Phone {
         })
     }
 
-    /// Sends a command (`dial`, `accept`, `hangup`, `hold`, `resume`, `sndcode`).
+    /// Sends a command (`dial`, `accept`, `hangup`, `hold`, `resume`, `sndcode`;
+    /// pjsua2 also `conference`: its calls bridged on the phone).
     pub fn command(&mut self, cmd: &str, params: &str) {
         self.token += 1;
         let body =

@@ -2,7 +2,9 @@
 //! in one room each hear the three others' tones and not their own; the live view
 //! lists them, the administrator mutes one and puts one out. A room with a PIN and a
 //! limit of two: the PIN is asked and keyed, the first participant hears that it is
-//! alone, a wrong PIN is refused, and a third caller hears that the room is full.
+//! alone, a wrong PIN is refused, and a third caller hears that the room is full. A
+//! phone's conference key (three-way mixed on the phone, as desk phones do by default)
+//! works through the box: hold, a second call, both resumed and bridged.
 
 use e2e::*;
 use serde_json::json;
@@ -317,4 +319,66 @@ fn a_pin_is_asked_and_a_full_room_refuses() {
     );
     // 103 (refused) and 104 (wrong PIN) were never heard in the room.
     assert!(pa[2] < pa[1] / 100.0 && pa[3] < pa[1] / 100.0, "{pa:?}");
+}
+
+#[test]
+fn a_phones_conference_key_joins_its_two_calls() {
+    let pbx = pbx_with_rooms();
+    let mut a = phone_of(
+        Kind::Pjsua2,
+        &pbx,
+        "101",
+        "Secret-101x",
+        1000,
+        false,
+        "PCMU,PCMA",
+    );
+    let b = phone_of(
+        Kind::Baresip,
+        &pbx,
+        "102",
+        "Secret-102x",
+        440,
+        true,
+        "PCMU,PCMA",
+    );
+    // 103 sends 1400 Hz: the music on hold 102 hears while held is 700 Hz.
+    let c = phone_of(
+        Kind::Linphone,
+        &pbx,
+        "103",
+        "Secret-103x",
+        1400,
+        true,
+        "PCMA,PCMU",
+    );
+    connect(&mut a, &b, &pbx, "102");
+    std::thread::sleep(Duration::from_secs(1));
+    a.command("hold", "");
+    std::thread::sleep(Duration::from_secs(1));
+    a.clear_events();
+    connect(&mut a, &c, &pbx, "103");
+    std::thread::sleep(Duration::from_secs(1));
+    a.command("conference", "");
+    std::thread::sleep(Duration::from_secs(5));
+    a.command("hangup", "");
+    std::thread::sleep(Duration::from_millis(500));
+    a.command("hangup", "");
+    closed_reason(&b);
+    closed_reason(&c);
+    // 102 hears 103 through 101's phone, and 103 hears 102.
+    let pb = powers(&b, 0.5, 2.5);
+    let pc = powers(&c, 0.5, 2.5);
+    println!("three-way on the phone: 102 heard {pb:?}, 103 heard {pc:?}");
+    assert!(
+        pb[3] > 1e9 && pb[3] > 30.0 * pb[0].max(1.0),
+        "102 hears 103: {pb:?}"
+    );
+    assert!(pb[2] < pb[3] / 100.0, "102 hears no music on hold: {pb:?}");
+    assert!(pb[1] > 1e9, "102 hears 101: {pb:?}");
+    assert!(
+        pc[0] > 1e9 && pc[0] > 30.0 * pc[3].max(1.0),
+        "103 hears 102: {pc:?}"
+    );
+    assert!(pc[1] > 1e9, "103 hears 101: {pc:?}");
 }
