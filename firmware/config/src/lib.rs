@@ -16,6 +16,7 @@ mod ipgroups;
 mod isdn;
 mod mail;
 mod music;
+mod parking;
 mod phones;
 mod routing;
 pub use attendant::{
@@ -27,6 +28,7 @@ pub use ipgroups::{group_contains, parse_network, IpGroup, IpItem, MAX_IP_ITEMS}
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use music::{valid_upload_name, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
+pub use parking::Parking;
 pub use phones::{
     format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
     PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
@@ -108,6 +110,9 @@ pub struct Config {
     /// Conference rooms (Kerio 13).
     #[serde(default)]
     pub conferences: Vec<Conference>,
+    /// Call parking slots (none in a document written before parking existed).
+    #[serde(default = "Parking::off")]
+    pub parking: Parking,
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -134,6 +139,11 @@ pub struct FeatureCodes {
     /// has `*98`.
     #[serde(default)]
     pub voicemail_direct: String,
+    /// Parks the call in the first free parking slot and says which (dialled in a
+    /// consultation call, then the transfer completed; or a blind transfer to it).
+    /// Empty: off; a new box has `*70`.
+    #[serde(default)]
+    pub park: String,
 }
 
 impl Default for FeatureCodes {
@@ -144,6 +154,7 @@ impl Default for FeatureCodes {
             echo_test: "*43".into(),
             voicemail: "*97".into(),
             voicemail_direct: "*98".into(),
+            park: "*70".into(),
         }
     }
 }
@@ -179,6 +190,7 @@ impl Default for Config {
             music: Vec::new(),
             ip_groups: Vec::new(),
             conferences: Vec::new(),
+            parking: Parking::default(),
         }
     }
 }
@@ -712,6 +724,21 @@ impl Config {
         }
         if !fc.voicemail.is_empty() {
             codes.push(("voicemail", &fc.voicemail));
+        }
+        if !fc.park.is_empty() {
+            codes.push(("park", &fc.park));
+        }
+        let park = &self.parking;
+        codes.extend(park.slots.iter().map(|s| ("parking slot", s)));
+        if park.slots.len() > 50 {
+            err("parking".into(), "slots", "at most 50 slots".into());
+        }
+        if !(10..=3600).contains(&park.timeout_seconds) {
+            err(
+                "parking".into(),
+                "timeout_seconds",
+                "must be 10 to 3600".into(),
+            );
         }
         let mut prefixes = vec![("directed_pickup", &fc.directed_pickup)];
         if !fc.voicemail_direct.is_empty() {
@@ -1447,8 +1474,8 @@ mod tests {
         let e = field_of(&|c| c.feature_codes.directed_pickup = "*".into());
         assert_eq!(
             e.len(),
-            5,
-            "the three whole codes and the direct voicemail begin with it: {e:?}"
+            15,
+            "the four whole codes, the nine parking slots and the direct voicemail begin with it: {e:?}"
         );
         // The voicemail codes: a whole code and a prefix, both checked.
         let e = field_of(&|c| c.feature_codes.voicemail = "*98".into());

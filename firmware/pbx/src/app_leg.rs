@@ -41,6 +41,10 @@ impl Pbx {
         if !fc.echo_test.is_empty() && dialled == fc.echo_test {
             return Some(Box::new(crate::app::EchoTest::new()));
         }
+        if !fc.park.is_empty() && dialled == fc.park {
+            let slot = self.free_slot()?;
+            return Some(Box::new(crate::app::ParkAnnounce::new(&slot)));
+        }
         if !fc.voicemail.is_empty() && dialled == fc.voicemail {
             let ext = account.extension.clone();
             let e = self.snapshot.extension(&ext)?;

@@ -224,7 +224,13 @@ impl Call {
             id: self.id,
             caller: self.caller_ext.clone(),
             callee: self.callee_ext.clone(),
-            state: if self.answered.is_some() || self.app.is_some() {
+            state: if self
+                .transfer
+                .as_ref()
+                .is_some_and(|t| t.by_gone && t.legs.is_empty())
+            {
+                "parked".into()
+            } else if self.answered.is_some() || self.app.is_some() {
                 "answered".into()
             } else {
                 "ringing".into()
@@ -556,6 +562,10 @@ impl Pbx {
         if let (Some(target), Origin::Phone(account)) = (self.pickup_code(&dialed), &origin) {
             let offer = (!late_offer).then_some(a_offer);
             return self.pickup(now, src, key, req, account.clone(), offer, target);
+        }
+        if let (true, Origin::Phone(account)) = (self.is_slot(&dialed), &origin) {
+            let offer = (!late_offer).then_some(a_offer);
+            return self.retrieve(now, src, key, req, account.clone(), offer, &dialed);
         }
         let app = self.application(&dialed, &origin);
         if app.is_none() && self.snapshot.route(&dialed) == config::Destination::Unknown {
@@ -948,6 +958,7 @@ impl Pbx {
     pub(crate) fn end_call(&mut self, id: u64) -> Option<Call> {
         let call = self.calls.remove(&id)?;
         self.leave_room(id);
+        self.unpark(id);
         self.dialogs.remove(&call.a.call_id);
         for l in &call.legs {
             self.dialogs.remove(&l.dialog.call_id);
@@ -1471,10 +1482,17 @@ impl Pbx {
         for i in 0..ringing {
             self.cancel_leg(now, id, i);
         }
-        if except != Some(Side::A) {
+        // A transferor that has gone (a parker) has no dialog left to end.
+        let gone = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.transfer.as_ref())
+            .filter(|t| t.by_gone)
+            .map(|t| t.by);
+        if except != Some(Side::A) && gone != Some(Side::A) {
             self.send_in_dialog(now, id, Side::A, "BYE", b"", Owner::Fire);
         }
-        if except != Some(Side::B) {
+        if except != Some(Side::B) && gone != Some(Side::B) {
             self.send_in_dialog(now, id, Side::B, "BYE", b"", Owner::Fire);
         }
         // A leg that has not answered anything yet can only be cancelled once it does:

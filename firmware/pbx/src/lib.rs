@@ -10,6 +10,7 @@
 //! threads, the clock, storage.
 
 pub mod app;
+pub use park::ParkedInfo;
 pub use rooms::{Participant, RoomInfo};
 mod app_leg;
 mod build;
@@ -17,6 +18,7 @@ mod calls;
 mod dtmf;
 mod mwi;
 pub mod negotiate;
+mod park;
 mod pickup;
 mod plan;
 mod registrar;
@@ -239,6 +241,8 @@ pub struct Pbx {
     pin_failures: HashMap<String, (u32, Instant)>,
     /// Conference rooms with someone in them, by number.
     rooms: HashMap<String, Vec<rooms::Participant>>,
+    /// Parked calls by slot, with when they were parked.
+    parked: std::collections::BTreeMap<String, (u64, Instant)>,
 }
 
 impl Pbx {
@@ -282,6 +286,7 @@ impl Pbx {
             utc_offset: 0,
             pin_failures: HashMap::new(),
             rooms: HashMap::new(),
+            parked: std::collections::BTreeMap::new(),
         };
         pbx.sync_peers(now);
         pbx

@@ -17,6 +17,71 @@ use sip::message::get;
 use std::time::Instant;
 
 impl Pbx {
+    /// A phone's INVITE dialog (`req` from `account`, offering `offer`, answered with
+    /// `answer` on endpoint `ep`) as an answered leg that can take a call's place (a
+    /// pickup, a parked call taken back); and the To tag the box gives it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn inbound_leg(
+        &mut self,
+        src: Source,
+        req: &rsip::Request,
+        account: &config::SipAccount,
+        number: &str,
+        ep: media::Handle,
+        offer: &Audio,
+        answer: &Audio,
+    ) -> (Leg, String) {
+        let tag = self.random_hex(10);
+        let from = get(&req.headers, "From").unwrap_or("").to_string();
+        let contact_uri = build::contact_uri(&req.headers)
+            .unwrap_or_else(|| sip::message::uri_part(&from).to_string());
+        let dest = if account.nat {
+            src.remote
+        } else {
+            build::uri_addr(&contact_uri).unwrap_or(src.remote)
+        };
+        let call_id = key_of(req).call_id;
+        let dialog = Dialog {
+            sip: sip::dialog::Dialog {
+                call_id: call_id.clone(),
+                local: format!("{};tag={tag}", get(&req.headers, "To").unwrap_or("")),
+                remote: from.clone(),
+                target_uri: contact_uri.clone(),
+                contact: build::contact(number, src.proto, src.local),
+                cseq: 0,
+                route: sip::dialog::route_set_uas(&req.headers),
+            },
+            to: Target {
+                proto: src.proto,
+                dest,
+            },
+            local_addr: src.local,
+            sdp_version: 1,
+            sent_sdp: Some(answer.clone()),
+        };
+        ep.set_remote(offer.rtp_target(), account.nat);
+        let leg = Leg {
+            account: account.username.clone(),
+            ep: Some(ep),
+            peer: None,
+            ack: AckBase {
+                ruri: contact_uri,
+                via: String::new(),
+                from: dialog.local.clone(),
+                call_id,
+                cseq: 0,
+                route: Vec::new(),
+            },
+            to_initial: from,
+            dialog,
+            branch: String::new(),
+            state: LegState::Answered,
+            got_provisional: true,
+            cancel_wanted: false,
+        };
+        (leg, tag)
+    }
+
     /// The feature code a phone dialled, if `dialled` is a pickup: `Some(None)` for
     /// group pickup, `Some(Some(n))` for directed pickup of extension `n`.
     pub(crate) fn pickup_code(&self, dialled: &str) -> Option<Option<String>> {
@@ -93,55 +158,8 @@ impl Pbx {
             return self.reply(now, key, &req, 488, "no codec in common");
         };
         // The picker's dialog, as a leg of the ringing call.
-        let tag = self.random_hex(10);
-        let from = get(&req.headers, "From").unwrap_or("").to_string();
-        let contact_uri = build::contact_uri(&req.headers)
-            .unwrap_or_else(|| sip::message::uri_part(&from).to_string());
-        let dest = if account.nat {
-            src.remote
-        } else {
-            build::uri_addr(&contact_uri).unwrap_or(src.remote)
-        };
-        let picker_call_id = key_of(&req).call_id;
-        let dialog = Dialog {
-            sip: sip::dialog::Dialog {
-                call_id: picker_call_id.clone(),
-                local: format!("{};tag={tag}", get(&req.headers, "To").unwrap_or("")),
-                remote: from.clone(),
-                target_uri: contact_uri.clone(),
-                contact: build::contact(&me.number, src.proto, src.local),
-                cseq: 0,
-                route: sip::dialog::route_set_uas(&req.headers),
-            },
-            to: Target {
-                proto: src.proto,
-                dest,
-            },
-            local_addr: src.local,
-            sdp_version: 1,
-            sent_sdp: Some(ans_p.clone()),
-        };
-        ep.set_remote(offer.rtp_target(), account.nat);
-        let contact = dialog.contact.clone();
-        let leg = Leg {
-            account: account.username.clone(),
-            ep: Some(ep),
-            peer: None,
-            ack: AckBase {
-                ruri: contact_uri,
-                via: String::new(),
-                from: dialog.local.clone(),
-                call_id: picker_call_id.clone(),
-                cseq: 0,
-                route: Vec::new(),
-            },
-            to_initial: from,
-            dialog,
-            branch: String::new(),
-            state: LegState::Answered,
-            got_provisional: true,
-            cancel_wanted: false,
-        };
+        let (leg, tag) = self.inbound_leg(src, &req, &account, &me.number, ep, &offer, &ans_p);
+        let (contact, picker_call_id) = (leg.dialog.contact.clone(), leg.dialog.call_id.clone());
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -149,14 +149,33 @@ impl Pbx {
         self.notify(now, id, side, &event, 100, false);
         tracing::info!(call = id, side = ?side, to = %target.number, attended = target.replaces.is_some(), "transfer");
         match target.replaces {
-            Some(r) => self.attended(now, id, side, &event, r, account),
-            None => self.blind(now, id, side, &event, &target.number, acct),
+            Some(r) => self.attended(now, id, side, &event, r, acct),
+            None => match self.park_target(&target.number) {
+                crate::park::ParkTarget::Slot(slot) => {
+                    self.park(now, id, side, &event, slot, &acct)
+                }
+                crate::park::ParkTarget::Refused(status) => {
+                    tracing::info!(call = id, status, "parking refused");
+                    self.notify(now, id, side, &event, status, true)
+                }
+                crate::park::ParkTarget::No => {
+                    self.blind(now, id, side, &event, &target.number, acct)
+                }
+            },
         }
     }
 
     /// A NOTIFY of the transfer's progress to `side`: `status` as a sipfrag status
     /// line; `last` ends the subscription.
-    fn notify(&mut self, now: Instant, id: u64, side: Side, event: &str, status: u16, last: bool) {
+    pub(crate) fn notify(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        event: &str,
+        status: u16,
+        last: bool,
+    ) {
         let gone = self
             .calls
             .get(&id)
@@ -186,7 +205,7 @@ impl Pbx {
     }
 
     /// The transferee's identity, as the new party is shown it.
-    fn party_caller(&self, id: u64, side: Side, transferor: &Caller) -> Caller {
+    pub(crate) fn party_caller(&self, id: u64, side: Side, transferor: &Caller) -> Caller {
         let call = &self.calls[&id];
         let (number, display) = match side {
             Side::A => (
@@ -411,6 +430,8 @@ impl Pbx {
                     br.transcoding,
                     !t.by_gone,
                 );
+                // A parked call rung back to its parker is no longer parked.
+                self.unpark(id);
             }
             _ => {
                 if leg.peer.is_some() && self.peer_leg_failed(now, id, idx, Some(resp), status) {
@@ -433,6 +454,9 @@ impl Pbx {
         };
         let Some(t) = &call.transfer else { return };
         let timed_out = t.deadline <= now;
+        if t.legs.is_empty() && !timed_out {
+            return; // parked: nothing rings until the parking time is up
+        }
         let statuses: Vec<u16> = t
             .legs
             .iter()
@@ -512,8 +536,23 @@ impl Pbx {
         side: Side,
         event: &str,
         replaces: sip::dialog::Replaces,
-        transferor: String,
+        acct: config::SipAccount,
     ) {
+        let transferor = acct.username.clone();
+        // The dialog named is the transferor's consultation call to the park code: the
+        // other side of this call is parked in the slot it was told.
+        let park = self.dialogs.get(&replaces.call_id).and_then(|id2| {
+            let c = self.calls.get(id2)?;
+            let slot = c.app.as_ref()?.app.as_ref()?.park_slot()?.to_string();
+            (c.caller_account == transferor && c.a.is_named_by(&replaces, true))
+                .then_some((*id2, slot))
+        });
+        if let Some((id2, slot)) = park {
+            // The consultation call ends (its slot is given up) once the call is in it.
+            self.park(now, id, side, event, slot, &acct);
+            self.terminate(now, id2);
+            return;
+        }
         // The dialog named is the transferor's own with the box: to-tag is ours,
         // from-tag the transferor's (RFC 3891 3); some phones swap them. The
         // exchange files calls by Call-ID (each of its dialogs has its own); the tags

@@ -68,6 +68,8 @@ enum Cmd {
     },
     /// Hangs up a call in progress (its ID as `calls` shows it).
     Hangup { id: u64 },
+    /// Calls waiting in parking slots.
+    Parked,
     /// Conference rooms and who is in them; mute, unmute or put a participant out.
     Conference {
         #[command(subcommand)]
@@ -336,6 +338,7 @@ fn run(cli: &Cli) -> Result<bool> {
             json!({"cmd": "admin_password", "password": password})
         }
         Cmd::Hangup { id } => json!({"cmd": "call_hangup", "id": id}),
+        Cmd::Parked => json!({"cmd": "parked"}),
         Cmd::Conference { cmd } => match cmd {
             None | Some(ConfCmd::List) => json!({"cmd": "conferences"}),
             Some(ConfCmd::Mute { room, call }) => {
@@ -739,6 +742,22 @@ fn run(cli: &Cli) -> Result<bool> {
             data["notified"], data["phones"]
         ),
         Cmd::Hangup { id } => println!("ok: call {id} hung up"),
+        Cmd::Parked => {
+            println!(
+                "{:<8} {:<6} {:<12} {:<10} SECONDS",
+                "SLOT", "CALL", "NUMBER", "PARKED BY"
+            );
+            for p in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<8} {:<6} {:<12} {:<10} {}",
+                    p["slot"].as_str().unwrap_or(""),
+                    p["call"],
+                    p["number"].as_str().unwrap_or(""),
+                    p["parked_by"].as_str().unwrap_or(""),
+                    p["seconds"]
+                );
+            }
+        }
         Cmd::Conference {
             cmd: None | Some(ConfCmd::List),
         } => {

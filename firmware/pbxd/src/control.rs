@@ -352,6 +352,9 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                     fail(&format!("no call {id} in progress"))
                 }
             }
+            "parked" => {
+                ok(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"))
+            }
             "conferences" => {
                 ok(serde_json::to_value(core.conferences(Instant::now())).expect("serialises"))
             }

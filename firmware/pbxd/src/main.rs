@@ -582,6 +582,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::MusicChanged => {
                         collections.reconcile(&state.cfg.snapshot().config);
                     }
+                    web::CoreRequest::Parked(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"));
+                    }
                     web::CoreRequest::Conferences(tx) => {
                         let _ = tx.send(serde_json::to_value(core.conferences(Instant::now())).expect("serialises"));
                     }

@@ -338,6 +338,10 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 .await
                 .ok_or_else(busy)?)
         }
+        (&Method::GET, ["status", "parked"]) => {
+            need_admin_read(&c)?;
+            ok(app.ask(crate::CoreRequest::Parked).await.ok_or_else(busy)?)
+        }
         (&Method::GET, ["status", "calls"]) => {
             need_admin_read(&c)?;
             ok(app.ask(crate::CoreRequest::Calls).await.ok_or_else(busy)?)

@@ -71,6 +71,8 @@ pub enum CoreRequest {
     ConferenceMute(String, u64, bool, oneshot::Sender<bool>),
     /// Put participant call `1` out of room `0`; answers whether it was there.
     ConferenceKick(String, u64, oneshot::Sender<bool>),
+    /// Calls waiting in parking slots, as JSON.
+    Parked(oneshot::Sender<Value>),
 }
 
 /// Knobs of the web server.

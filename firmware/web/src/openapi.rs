@@ -721,6 +721,8 @@ fn base() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
                 "delete": write_op("Hang a call up", None, "204", None)
             },
+            "/status/parked": {"get": read_op("Calls waiting in parking slots", json!({"type": "array", "items": {"type": "object", "properties": {
+                "slot": s("string"), "call": s("integer"), "number": s("string"), "parked_by": s("string"), "seconds": s("integer")}}}))},
             "/status/conferences": {"get": read_op("Conference rooms with who is in them", json!({"type": "array", "items": r("ConferenceStatus")}))},
             "/status/conferences/{number}/{call}": {
                 "parameters": [
@@ -746,7 +748,8 @@ fn base() -> Value {
         "voicemail": {"type": "string", "description": "the voicemail access number (own box after the service PIN); 1-8 of digits, * and #, or empty: off"},
         "voicemail_direct": {"type": "string", "description": "prefix followed by an extension: leave a message in its box; 1-8 of digits, * and #, or empty: off"},
         "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"},
-        "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"}}});
+        "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"},
+        "park": {"type": "string", "description": "call park: dialled in a consultation call (then the transfer completed) or blind-transferred to, parks in the first free slot; 1-8 of digits, * and #, or empty: off"}}});
     let smtp = json!({"type": "object", "additionalProperties": false, "properties": {
         "server": {"type": "string", "description": "host name or address of the mail server; empty: no e-mail is sent"},
         "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: 587 (starttls), 465 (tls), 25 (none)"},

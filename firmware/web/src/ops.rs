@@ -691,6 +691,22 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             "Direct voicemail: leave a message in that extension's box".into(),
         ));
     }
+    if !fc.park.is_empty() {
+        v.push((
+            fc.park.clone(),
+            TYPE_FEATURE,
+            "feature code",
+            "Call park: the first free slot, said aloud (transfer the call to it)".into(),
+        ));
+    }
+    for slot in &s.config.parking.slots {
+        v.push((
+            slot.clone(),
+            TYPE_FEATURE,
+            "parking slot",
+            "Parking slot: transfer a call here to park it, dial it to pick the call up".into(),
+        ));
+    }
     v
 }
 

@@ -467,6 +467,7 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
                     .unwrap_or("")
                     .trim()
                     .to_string(),
+                park: field(&form, "park").unwrap_or("").trim().to_string(),
             };
             let r = ops::set_feature_codes(app, &who, fc).await;
             let (note, st) = outcome(r, |()| "Feature codes saved.".into());
@@ -1195,6 +1196,7 @@ fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> 
                         label { "Echo test (hear yourself: checks a phone's microphone, speaker and network; # ends it; empty: off)" input name="echo_test" value=(snap.config.feature_codes.echo_test); }
                         label { "Voicemail (your own box after your service PIN: messages, greetings, PIN; empty: off)" input name="voicemail" value=(snap.config.feature_codes.voicemail); }
                         label { "Direct voicemail (followed by an extension: leave a message without ringing it; empty: off)" input name="voicemail_direct" value=(snap.config.feature_codes.voicemail_direct); }
+                        label { "Call park (in a consultation call, then transfer: the first free slot, said aloud; empty: off)" input name="park" value=(snap.config.feature_codes.park); }
                         @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
                     }
                 }
@@ -1232,6 +1234,10 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
         .unwrap_or(Value::Null);
     let regs = app
         .ask(crate::CoreRequest::Registrations)
+        .await
+        .unwrap_or(Value::Null);
+    let parked = app
+        .ask(crate::CoreRequest::Parked)
         .await
         .unwrap_or(Value::Null);
     let h = health_of(app, Some(&regs), Some(&calls));
@@ -1272,6 +1278,19 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
                                         }
                                     }
                                 }
+                            }
+                        }
+                    }
+                }
+                h2 { "Parked calls" }
+                @if parked.as_array().is_none_or(|p| p.is_empty()) {
+                    p #parked { "No call is parked." }
+                } @else {
+                    table #parked {
+                        thead { tr { th { "Slot" } th { "Waiting" } th { "Parked by" } th { "Time" } } }
+                        tbody {
+                            @for p in parked.as_array().unwrap_or(&empty) {
+                                tr { td { (s(p, "slot")) } td { (s(p, "number")) } td { (s(p, "parked_by")) } td { (s(p, "seconds")) " s" } }
                             }
                         }
                     }

@@ -13,12 +13,14 @@
 mod attendant;
 mod conference;
 mod echo;
+mod park;
 mod vm_menu;
 mod voicemail;
 
 pub use attendant::{Attendant, AttendantEnv};
 pub use conference::ConferenceRoom;
 pub use echo::EchoTest;
+pub use park::ParkAnnounce;
 pub use vm_menu::VoicemailMenu;
 pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
 
@@ -193,4 +195,9 @@ pub trait Application: Send {
 
     /// Something happened to the caller; the application acts through `cx`.
     fn handle(&mut self, event: AppEvent, cx: &mut Context);
+
+    /// The parking slot this call was told (the park code's announcement), kept for it.
+    fn park_slot(&self) -> Option<&str> {
+        None
+    }
 }

@@ -32,7 +32,8 @@ pub fn rig() -> Rig {
             match r {
                 web::CoreRequest::Registrations(t)
                 | web::CoreRequest::Calls(t)
-                | web::CoreRequest::Conferences(t) => {
+                | web::CoreRequest::Conferences(t)
+                | web::CoreRequest::Parked(t) => {
                     let _ = t.send(json!([]));
                 }
                 web::CoreRequest::HangUp(_, t)
