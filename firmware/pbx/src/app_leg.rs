@@ -329,6 +329,7 @@ impl Pbx {
         if let Some(id) = found {
             self.app_event(now, id, ev);
         }
+        self.blf_update(now);
     }
 
     /// The application's timer, when it is due.

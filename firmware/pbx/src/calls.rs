@@ -563,6 +563,16 @@ impl Pbx {
             let offer = (!late_offer).then_some(a_offer);
             return self.pickup(now, src, key, req, account.clone(), offer, target);
         }
+        // A BLF key pressed on a ringing colleague: INVITE with Replaces naming the
+        // early dialog its lamp showed (RFC 3891), a directed pickup of that call.
+        if let (Some(r), Origin::Phone(account)) = (get(&req.headers, "Replaces"), &origin) {
+            let Some(ext) = sip::dialog::Replaces::parse(r).and_then(|r| self.ringing_dialog(&r))
+            else {
+                return self.reply(now, key, &req, 481, "no such dialog to replace");
+            };
+            let offer = (!late_offer).then_some(a_offer);
+            return self.pickup(now, src, key, req, account.clone(), offer, Some(ext));
+        }
         if let (true, Origin::Phone(account)) = (self.is_slot(&dialed), &origin) {
             let offer = (!late_offer).then_some(a_offer);
             return self.retrieve(now, src, key, req, account.clone(), offer, &dialed);

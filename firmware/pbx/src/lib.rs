@@ -13,6 +13,7 @@ pub mod app;
 pub use park::ParkedInfo;
 pub use rooms::{Participant, RoomInfo};
 mod app_leg;
+mod blf;
 mod build;
 mod calls;
 mod dtmf;
@@ -243,6 +244,8 @@ pub struct Pbx {
     rooms: HashMap<String, Vec<rooms::Participant>>,
     /// Parked calls by slot, with when they were parked.
     parked: std::collections::BTreeMap<String, (u64, Instant)>,
+    /// Some busy lamp may be subscribed (cleared when none is found).
+    lamps: bool,
 }
 
 impl Pbx {
@@ -287,6 +290,7 @@ impl Pbx {
             pin_failures: HashMap::new(),
             rooms: HashMap::new(),
             parked: std::collections::BTreeMap::new(),
+            lamps: false,
         };
         pbx.sync_peers(now);
         pbx
@@ -478,6 +482,7 @@ impl Pbx {
             self.failures
                 .retain(|_, (_, since)| now.saturating_duration_since(*since) < window);
         }
+        self.blf_update(now);
     }
 
     /// Counts a wrong digest answer from `ip`; bans it once there are too many.
@@ -540,6 +545,7 @@ impl Pbx {
             SipMessage::Request(req) => self.handle_request(now, src, req),
             SipMessage::Response(resp) => self.handle_response(now, resp),
         }
+        self.blf_update(now);
     }
 
     fn handle_request(&mut self, now: Instant, src: Source, mut req: rsip::Request) {
@@ -774,7 +780,9 @@ impl Pbx {
     /// Hangs up call `id` (see `pbxctl calls`); false when it is not in progress.
     pub fn hang_up_call(&mut self, now: Instant, id: u64) -> bool {
         self.last_now = now;
-        self.terminate(now, id)
+        let done = self.terminate(now, id);
+        self.blf_update(now);
+        done
     }
 
     /// True once after the locations changed; the driver then persists them.

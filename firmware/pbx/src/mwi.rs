@@ -8,6 +8,10 @@
 //! it expires). A phone that never subscribes gets the same NOTIFY out of any dialog
 //! ("unsolicited", as most PBXs do) when the box changes and when it registers anew
 //! while its box holds messages.
+//!
+//! The same subscriptions carry the busy lamps (`crate::blf`): `Event: dialog` (RFC
+//! 4235) and `Event: presence` (RFC 3856 with PIDF and RPID) for an extension or a
+//! parking slot named in the Request-URI.
 
 use crate::{build, ClientKey, Owner, Pbx, ServerKey, Source, Target};
 use sip::build::{Body, Response};
@@ -21,9 +25,52 @@ pub(crate) const EVENT: &str = "message-summary";
 /// The body's media type (RFC 3842 section 7).
 const CONTENT_TYPE: &str = "application/simple-message-summary";
 
-/// Most subscriptions one account may hold (a phone refreshing with new dialogs
-/// after each reboot must not grow the table without end).
+/// Most message-waiting subscriptions one account may hold (a phone refreshing with
+/// new dialogs after each reboot must not grow the table without end).
 const PER_ACCOUNT: usize = 4;
+
+/// Most busy-lamp subscriptions one account may hold (a phone with many BLF keys on
+/// an expansion module).
+const BLF_PER_ACCOUNT: usize = 100;
+
+/// What a subscription watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Package {
+    /// Its own extension's voicemail box (RFC 3842).
+    MessageSummary,
+    /// An extension's or a parking slot's calls (RFC 4235).
+    Dialog,
+    /// The same as presence (RFC 3856, PIDF with RPID's on-the-phone).
+    Presence,
+}
+
+/// Every package the box serves, for `Allow-Events`.
+pub(crate) const ALLOW_EVENTS: &str = "message-summary, dialog, presence";
+
+impl Package {
+    fn of(event: &str) -> Option<Package> {
+        let name = event.split(';').next().unwrap_or("").trim();
+        [Package::MessageSummary, Package::Dialog, Package::Presence]
+            .into_iter()
+            .find(|p| p.event().eq_ignore_ascii_case(name))
+    }
+
+    pub(crate) fn event(self) -> &'static str {
+        match self {
+            Package::MessageSummary => EVENT,
+            Package::Dialog => "dialog",
+            Package::Presence => "presence",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Package::MessageSummary => CONTENT_TYPE,
+            Package::Dialog => "application/dialog-info+xml",
+            Package::Presence => "application/pidf+xml",
+        }
+    }
+}
 
 /// A box as `pbxctl voicemail` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,11 +83,17 @@ pub struct BoxSummary {
     pub subscribers: Vec<String>,
 }
 
-/// A phone watching its box.
+/// A phone watching its box, or a busy lamp.
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
+    pub package: Package,
     pub username: String,
+    /// The box's extension, or the extension or slot a lamp watches.
     pub ext: String,
+    /// The dialog-info version of the next NOTIFY (RFC 4235 4.1: 0, 1, 2, ...).
+    pub version: u32,
+    /// The lamp's state as last sent.
+    pub last: Option<crate::blf::LineState>,
     call_id: String,
     /// Our tag (the 200's To tag; the NOTIFYs' From tag).
     local_tag: String,
@@ -67,15 +120,14 @@ impl Pbx {
         req: &rsip::Request,
     ) {
         let event = get(&req.headers, "Event").unwrap_or("");
-        let package = event.split(';').next().unwrap_or("").trim();
-        if !package.eq_ignore_ascii_case(EVENT) {
+        let Some(package) = Package::of(event) else {
             let tag = self.random_hex(10);
             let r = Response::to(req, 489, "Bad Event")
                 .tag(Some(&tag))
-                .header("Allow-Events", EVENT)
+                .header("Allow-Events", ALLOW_EVENTS)
                 .build();
             return self.respond(now, key, 489, r);
-        }
+        };
         let account = match self.authenticate(now, src, key, req, "Authorization") {
             crate::registrar::Authn::Account(a) => a,
             crate::registrar::Authn::Link(_) => {
@@ -89,6 +141,24 @@ impl Pbx {
                 return;
             }
             crate::registrar::Authn::Answered => return,
+        };
+        // A lamp watches the extension or parking slot the Request-URI names.
+        let watched = if package == Package::MessageSummary {
+            account.extension.clone()
+        } else {
+            let ruri = req.uri.to_string();
+            let user = sip::message::uri_user(&ruri).unwrap_or("").to_string();
+            if self.snapshot.extension(&user).is_none() && !self.is_slot(&user) {
+                self.refuse(
+                    now,
+                    key,
+                    req,
+                    404,
+                    "Not Found (no such extension or parking slot)",
+                );
+                return;
+            }
+            user
         };
         let Some(expires) = self.subscription_expires(now, key, req) else {
             return;
@@ -111,8 +181,11 @@ impl Pbx {
             .map(str::to_string)
             .collect();
         let sub = Subscription {
+            package,
             username: account.username.clone(),
-            ext: account.extension.clone(),
+            ext: watched,
+            version: 0,
+            last: None,
             call_id: k.call_id.clone(),
             local_tag: local_tag.clone(),
             remote: from,
@@ -135,19 +208,22 @@ impl Pbx {
             .build();
         self.respond(now, key, 200, r);
         let id = format!("{}|{local_tag}", k.call_id);
-        tracing::debug!(user = %account.username, expires, "message-waiting subscription");
+        tracing::debug!(user = %account.username, package = package.event(), expires, "subscription");
         if expires == 0 {
             // A fetch: the state once, and the subscription ends (RFC 6665 4.4.3).
             return self.notify_subscription(now, sub, Some("timeout"));
         }
-        // One account keeps its newest few.
+        // One account keeps its newest few of each kind.
+        let lamp = package != Package::MessageSummary;
         let mut mine: Vec<(Instant, String)> = self
             .subscriptions
             .iter()
-            .filter(|(_, s)| s.username == account.username)
+            .filter(|(_, s)| {
+                s.username == account.username && (s.package != Package::MessageSummary) == lamp
+            })
             .map(|(k, s)| (s.expires, k.clone()))
             .collect();
-        if mine.len() >= PER_ACCOUNT {
+        if mine.len() >= if lamp { BLF_PER_ACCOUNT } else { PER_ACCOUNT } {
             mine.sort();
             for (_, old) in mine.into_iter().take(1) {
                 if let Some(gone) = self.subscriptions.remove(&old) {
@@ -155,6 +231,7 @@ impl Pbx {
                 }
             }
         }
+        self.lamps |= lamp;
         self.subscriptions.insert(id.clone(), sub.clone());
         self.notify_subscription(now, sub, None);
     }
@@ -205,11 +282,12 @@ impl Pbx {
         let k = sip::message::key(&req.headers);
         let id = format!("{}|{}", k.call_id, k.to_tag);
         let event = get(&req.headers, "Event").unwrap_or("");
-        let package = event.split(';').next().unwrap_or("").trim();
-        let from_tag_ok = self.subscriptions.get(&id).is_some_and(|s| {
+        let package = Package::of(event);
+        let ok = self.subscriptions.get(&id).is_some_and(|s| {
             sip::message::header_param(&s.remote, "tag") == Some(k.from_tag.as_str())
+                && Some(s.package) == package
         });
-        if !package.eq_ignore_ascii_case(EVENT) || !from_tag_ok {
+        if !ok {
             let r = Response::to(req, 481, "Subscription Does Not Exist").build();
             return self.respond(now, key, 481, r);
         }
@@ -314,7 +392,20 @@ impl Pbx {
             let left = sub.expires.saturating_duration_since(now).as_secs();
             format!("active;expires={left}")
         };
-        let body = self.summary(&sub.ext, sub.local);
+        let body = match sub.package {
+            Package::MessageSummary => self.summary(&sub.ext, sub.local),
+            Package::Dialog | Package::Presence => {
+                let state = self.line_state(&sub.ext);
+                let body = crate::blf::body(&sub, &state, sub.local);
+                sub.version += 1;
+                sub.last = Some(state);
+                if let Some(s) = self.subscriptions.get_mut(&id) {
+                    s.version = sub.version;
+                    s.last = sub.last.clone();
+                }
+                body
+            }
+        };
         let branch = self.branch();
         let via = build::via(sub.target.proto, sub.local, &branch);
         let from = format!("{};tag={}", sub.local_uri, sub.local_tag);
@@ -329,9 +420,12 @@ impl Pbx {
             cseq: sub.cseq,
             contact: Some(&contact),
             route: &sub.route,
-            extra: &[("Event", EVENT.to_string()), ("Subscription-State", state)],
+            extra: &[
+                ("Event", sub.package.event().to_string()),
+                ("Subscription-State", state),
+            ],
             body: Body::Typed {
-                content_type: CONTENT_TYPE,
+                content_type: sub.package.content_type(),
                 bytes: body.as_bytes(),
             },
         }
@@ -353,7 +447,7 @@ impl Pbx {
         let subs: Vec<Subscription> = self
             .subscriptions
             .values()
-            .filter(|s| s.ext == ext)
+            .filter(|s| s.ext == ext && s.package == Package::MessageSummary)
             .cloned()
             .collect();
         let watching: Vec<String> = subs.iter().map(|s| s.username.clone()).collect();
@@ -437,7 +531,7 @@ impl Pbx {
                 let mut watchers: Vec<String> = self
                     .subscriptions
                     .values()
-                    .filter(|s| s.ext == e.number)
+                    .filter(|s| s.ext == e.number && s.package == Package::MessageSummary)
                     .map(|s| s.username.clone())
                     .collect();
                 watchers.sort();
@@ -458,9 +552,35 @@ impl Pbx {
         let mut v: Vec<_> = self
             .subscriptions
             .values()
+            .filter(|s| s.package == Package::MessageSummary)
             .map(|s| (s.username.clone(), s.ext.clone()))
             .collect();
         v.sort();
         v
+    }
+}
+
+/// A subscription with every field filled, for tests of the bodies.
+#[cfg(test)]
+pub(crate) fn tests_subscription() -> Subscription {
+    Subscription {
+        package: Package::MessageSummary,
+        username: String::new(),
+        ext: String::new(),
+        version: 0,
+        last: None,
+        call_id: "c".into(),
+        local_tag: "l".into(),
+        remote: "<sip:101@127.0.0.1>;tag=r".into(),
+        local_uri: "<sip:102@127.0.0.1>".into(),
+        remote_target: "sip:101@127.0.0.1".into(),
+        route: Vec::new(),
+        target: Target {
+            proto: crate::Proto::Udp,
+            dest: "127.0.0.1:5060".parse().unwrap(),
+        },
+        local: "127.0.0.1:5060".parse().unwrap(),
+        cseq: 0,
+        expires: Instant::now(),
     }
 }

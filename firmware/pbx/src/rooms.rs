@@ -176,6 +176,8 @@ impl Pbx {
             return false;
         }
         tracing::info!(call, room, "put out of the conference by the administrator");
-        self.terminate(now, call)
+        let done = self.terminate(now, call);
+        self.blf_update(now);
+        done
     }
 }

@@ -1,6 +1,8 @@
 //! Message-waiting indication (RFC 3842 over RFC 6665), on a virtual clock with no
 //! sockets: a phone subscribes with its credentials and hears its box's counts at once,
 //! on each change and at the end; a phone that does not subscribe gets them unsolicited.
+//! Busy lamps (RFC 4235 dialog, RFC 3856 presence) on the same subscriptions: idle,
+//! ringing with the dialog a BLF key picks up by Replaces, in a call, a parked slot.
 
 mod common;
 
@@ -206,12 +208,15 @@ fn an_unsubscribe_ends_at_once_and_a_forgotten_subscription_is_dropped() {
 #[test]
 fn other_packages_bad_expiry_and_wrong_passwords_are_refused() {
     let mut rig = Rig::without_sockets(Settings::default(), 4);
-    let presence = subscribe(A, "z9hG4bKp1", 1, "", 600, "")
-        .replace("Event: message-summary", "Event: presence");
-    rig.send(A, &presence);
+    let other = subscribe(A, "z9hG4bKp1", 1, "", 600, "")
+        .replace("Event: message-summary", "Event: conference");
+    rig.send(A, &other);
     let r = rig.take(A).pop().unwrap();
     assert!(r.starts_with("SIP/2.0 489"), "{r}");
-    assert_eq!(header(&r, "Allow-Events"), Some("message-summary"));
+    assert_eq!(
+        header(&r, "Allow-Events"),
+        Some("message-summary, dialog, presence")
+    );
     // Too short.
     rig.send(A, &subscribe(A, "z9hG4bKe1", 1, "", 10, ""));
     let ch = rig.take(A).pop().unwrap();
@@ -316,4 +321,141 @@ fn a_refresh_moves_the_subscription_and_a_fifth_one_ends_the_oldest() {
         Some("terminated;reason=deactivated")
     );
     assert_eq!(rig.pbx.subscriptions().len(), 4);
+}
+
+/// Where the watching phone (103) is.
+const C: &str = "127.0.0.1:7003";
+
+/// 103 at C subscribes to `package` of `res`; answers the first NOTIFY's body.
+fn lamp(rig: &mut Rig, package: &str, res: &str, call_id: &str) -> String {
+    assert!(do_register(rig, "103", C, 3600, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    let sub = |cseq: u32, auth: &str| {
+        format!(
+            "SUBSCRIBE sip:{res}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {C};branch=z9hG4bK{call_id}{cseq};rport\r\nFrom: <sip:103@127.0.0.1>;tag=s103\r\nTo: <sip:{res}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:103@{C}>\r\nEvent: {package}\r\nExpires: 600\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+        )
+    };
+    rig.send(C, &sub(1, ""));
+    let r = rig.take(C).pop().unwrap();
+    let ch = header(&r, "WWW-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Authorization",
+        &ch,
+        "103",
+        "Secret-103x",
+        "SUBSCRIBE",
+        &format!("sip:{res}@127.0.0.1"),
+        Algorithm::Md5,
+    );
+    rig.send(C, &sub(2, &auth));
+    let got = rig.take(C);
+    assert!(got[0].starts_with("SIP/2.0 200"), "{got:?}");
+    let notify = got
+        .iter()
+        .find(|m| m.starts_with("NOTIFY"))
+        .unwrap_or_else(|| panic!("{got:?}"))
+        .clone();
+    assert_eq!(header(&notify, "Event"), Some(package));
+    rig.send(C, &answer(&notify, "200 OK", "", ""));
+    rig.take(C);
+    body(&notify).to_string()
+}
+
+/// The NOTIFYs C got since the last look (answered 200), and everything else B and C
+/// got.
+fn lamp_notifies(rig: &mut Rig) -> (Vec<String>, Vec<String>) {
+    let mut got = rig.take(C);
+    got.extend(rig.take(B));
+    let (n, other): (Vec<String>, Vec<String>) =
+        got.into_iter().partition(|m| m.starts_with("NOTIFY"));
+    for m in &n {
+        rig.send(C, &answer(m, "200 OK", "", ""));
+    }
+    rig.take(C);
+    (n, other)
+}
+
+#[test]
+fn a_dialog_lamp_shows_ringing_in_a_call_and_idle_and_a_replaces_invite_picks_up() {
+    let mut rig = Rig::without_sockets(Settings::default(), 10);
+    // Nothing else has a lamp: an unknown resource is 404.
+    let first = lamp(&mut rig, "dialog", "102", "blf-1");
+    assert!(first.contains("version=\"0\" state=\"full\""), "{first}");
+    assert!(!first.contains("<dialog "), "idle: {first}");
+    // 101 calls 102 (registered at B... the rig's 102 is at B too): ringing.
+    let inv = start_call(&mut rig);
+    let (n, _) = lamp_notifies(&mut rig);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let b = body(&n[0]);
+    assert!(
+        b.contains("<state>early</state>") && b.contains("version=\"1\""),
+        "{b}"
+    );
+    let leg_call_id = header(&inv, "Call-ID").unwrap().to_string();
+    assert!(b.contains(&format!("call-id=\"{leg_call_id}\"")), "{b}");
+    assert!(b.contains("direction=\"recipient\""), "{b}");
+    assert!(b.contains("<identity>sip:101@"), "{b}");
+    // A BLF key press: 103 (at C) sends INVITE with Replaces naming that dialog and
+    // takes the call; 102's phone is cancelled; the lamp goes idle.
+    let inv = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {C};branch=z9hG4bKrep{cseq};rport\r\nFrom: <sip:103@127.0.0.1>;tag=p103\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: blf-pickup\r\nCSeq: {cseq} INVITE\r\nContact: <sip:103@{C}>\r\nReplaces: {leg_call_id};to-tag=x;from-tag=y;early-only\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        )
+    };
+    rig.send(C, &inv(1, ""));
+    let ch = rig
+        .take(C)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 407"))
+        .expect("407");
+    let ch = header(&ch, "Proxy-Authenticate").unwrap().to_string();
+    let auth = authorization(
+        "Proxy-Authorization",
+        &ch,
+        "103",
+        "Secret-103x",
+        "INVITE",
+        "sip:102@127.0.0.1",
+        Algorithm::Md5,
+    );
+    rig.send(C, &inv(2, &auth));
+    let (n, other) = lamp_notifies(&mut rig);
+    assert!(
+        other.iter().any(|m| m.starts_with("SIP/2.0 200")),
+        "{other:?}"
+    );
+    assert!(rig.take(A).iter().any(|m| m.starts_with("SIP/2.0 200")));
+    // (102's phone sent no provisional yet: its CANCEL waits for one, RFC 3261 9.1.)
+    assert!(
+        n.last().is_some_and(|m| !body(m).contains("<dialog ")),
+        "102 is idle again: {n:?}"
+    );
+    // A Replaces naming no ringing dialog is 481.
+    let stale = inv(3, &auth).replace("Call-ID: blf-pickup", "Call-ID: blf-stale");
+    rig.send(C, &stale);
+    let r = rig.take(C);
+    assert!(
+        r.iter()
+            .any(|m| m.starts_with("SIP/2.0 481") || m.starts_with("SIP/2.0 407")),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_presence_lamp_follows_an_extension_and_a_parking_slot_lamp_exists() {
+    let mut rig = Rig::without_sockets(Settings::default(), 10);
+    let first = lamp(&mut rig, "presence", "101", "pres-1");
+    assert!(first.contains("<note>Idle</note>"), "{first}");
+    // 101 calls 102: 101 is on the phone.
+    let _inv = start_call(&mut rig);
+    let (n, _) = lamp_notifies(&mut rig);
+    assert!(
+        n.last()
+            .is_some_and(|m| body(m).contains("<note>On the phone</note>")),
+        "{n:?}"
+    );
+    assert_eq!(header(&n[0], "Content-Type"), Some("application/pidf+xml"));
+    // A parking slot can be watched; an unknown resource cannot.
+    let slot = lamp(&mut rig, "dialog", "*71", "slot-1");
+    assert!(slot.contains("entity=\"sip:*71@"), "{slot}");
 }

@@ -21,8 +21,9 @@ use std::fmt::Write;
 
 /// The methods pbxd accepts, for `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, REFER, SUBSCRIBE";
-/// The SIP extensions (option tags) pbxd supports, for `Supported`; none yet.
-pub const SUPPORTED: &[&str] = &[];
+/// The SIP extensions (option tags) pbxd supports, for `Supported`: `replaces` (RFC
+/// 3891: an INVITE taking a ringing call's place, a BLF key's pickup).
+pub const SUPPORTED: &[&str] = &["replaces"];
 /// The body types pbxd understands, for `Accept`.
 pub const ACCEPT: &str = "application/sdp";
 /// `User-Agent` and `Server`.
@@ -309,7 +310,7 @@ mod tests {
         assert_eq!(get(h, "Content-Length"), Some("5"));
         assert_eq!(get(h, "Contact"), Some("<sip:102@10.0.0.1>"));
         assert_eq!(get(h, "Allow"), Some(ALLOW));
-        assert!(text.contains("\r\nSupported: \r\n"), "{text}");
+        assert!(text.contains("\r\nSupported: replaces\r\n"), "{text}");
         assert_eq!(
             get_all(h, "Record-Route"),
             vec!["<sip:p1.example;lr>", "<sip:p2.example;lr>"]

@@ -106,6 +106,14 @@ class Call(pj.Call):
             self.recorder = None
 
 
+class Buddy(pj.Buddy):
+    # A buddy list entry: the presence of an extension or a parking slot (what a
+    # softphone's busy lamps show).
+    def onBuddyState(self):
+        info = self.getInfo()
+        emit("BUDDY", f"{info.uri} {info.presStatus.statusText}")
+
+
 class Account(pj.Account):
     def __init__(self, phone):
         super().__init__()
@@ -141,6 +149,7 @@ class Phone:
         self.calls = []
         self.calls_recorded = 0
         self.conference = False
+        self.buddies = []
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -263,6 +272,14 @@ class Phone:
                 self.bridge(last, last.getAudioMedia(-1))
             except pj.Error:
                 pass
+        elif cmd == "watch":
+            # SUBSCRIBE (Event: presence) to a URI; each NOTIFY becomes a BUDDY event.
+            cfg = pj.BuddyConfig()
+            cfg.uri = params
+            cfg.subscribe = True
+            b = Buddy()
+            b.create(self.acc, cfg)
+            self.buddies.append(b)
         elif cmd == "quit":
             return False
         else:
