@@ -30,8 +30,9 @@ pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use music::{valid_upload_name, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
 pub use parking::Parking;
 pub use phones::{
-    format_mac, normalize_mac, parse_utc_offset, phone_model, Phone, PhoneLine, PhoneModel,
-    PhoneState, Provisioning, MAX_PHONES, PHONE_MODELS,
+    format_blf_keys, format_mac, normalize_mac, parse_blf_keys, parse_utc_offset, phone_model,
+    BlfKey, Phone, PhoneLine, PhoneModel, PhoneState, Provisioning, MAX_BLF_KEYS, MAX_PHONES,
+    PHONE_MODELS,
 };
 pub use routing::{
     emergency_preset, matches_pattern, valid_target, Conflict, Destination, DidMapping, Emergency,
@@ -1135,6 +1136,39 @@ impl Config {
                         ent(),
                         "lines",
                         format!("account {} is used by two lines", l.account),
+                    );
+                }
+            }
+            if ph.blf_keys.len() > phones::MAX_BLF_KEYS {
+                err(
+                    ent(),
+                    "blf_keys",
+                    format!("at most {} BLF keys", phones::MAX_BLF_KEYS),
+                );
+            }
+            for k in &ph.blf_keys {
+                if !self.extensions.iter().any(|e| e.number == k.number)
+                    && !self.parking.slots.contains(&k.number)
+                {
+                    err(
+                        ent(),
+                        "blf_keys",
+                        format!("{} is not an extension or a parking slot", k.number),
+                    );
+                }
+                // Labels go into the phones' files as they are: one plain line.
+                if k.label.chars().count() > 32
+                    || k.label
+                        .chars()
+                        .any(|c| c.is_control() || "<>&\"|;".contains(c))
+                {
+                    err(
+                        ent(),
+                        "blf_keys",
+                        format!(
+                            "label {:?}: at most 32 characters, without < > & \" | ; or control characters",
+                            k.label
+                        ),
                     );
                 }
             }

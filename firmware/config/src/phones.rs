@@ -205,6 +205,52 @@ pub struct Phone {
     /// Removed by the admin: never provisioned again until added back (Kerio 10.4).
     #[serde(default)]
     pub disabled: bool,
+    /// Busy-lamp keys after the line keys, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blf_keys: Vec<BlfKey>,
+}
+
+/// A busy-lamp key: the extension or parking slot it watches (and picks up or dials),
+/// and what the key's label says (the number when empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlfKey {
+    pub number: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// Most BLF keys one phone is given (an expansion module's worth).
+pub const MAX_BLF_KEYS: usize = 40;
+
+/// BLF keys written as `102 Bob; *71 Park 1` (number, then an optional label; `;` or a
+/// new line between keys).
+pub fn parse_blf_keys(s: &str) -> Vec<BlfKey> {
+    s.split([';', '\n'])
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            let (number, label) = k.split_once(char::is_whitespace).unwrap_or((k, ""));
+            BlfKey {
+                number: number.to_string(),
+                label: label.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The keys as [`parse_blf_keys`] reads them.
+pub fn format_blf_keys(keys: &[BlfKey]) -> String {
+    keys.iter()
+        .map(|k| {
+            if k.label.is_empty() {
+                k.number.clone()
+            } else {
+                format!("{} {}", k.number, k.label)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Most phones the table holds. Phones add themselves by asking for a file, so the table
@@ -242,6 +288,7 @@ impl Phone {
             model: model.into(),
             lines: Vec::new(),
             disabled: false,
+            blf_keys: Vec::new(),
         }
     }
 

@@ -78,6 +78,8 @@ pub struct PhoneRow {
     pub last_file: Option<String>,
     /// Its configuration changed since it fetched it.
     pub needs_restart: bool,
+    /// Its busy-lamp keys.
+    pub blf_keys: Vec<config::BlfKey>,
 }
 
 /// File names that are never served: anything that could leave the flat provisioning
@@ -357,7 +359,32 @@ impl Provisioner {
                     .collect()
             })
             .unwrap_or_default();
+        let fc = &snap.config.feature_codes;
+        let blf = phone
+            .map(|ph| {
+                ph.blf_keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| templates::BlfView {
+                        index: i + 1,
+                        number: k.number.clone(),
+                        label: if k.label.is_empty() {
+                            k.number.clone()
+                        } else {
+                            k.label.clone()
+                        },
+                        pickup: if snap.extension(&k.number).is_some() {
+                            format!("{}{}", fc.directed_pickup, k.number)
+                        } else {
+                            String::new()
+                        },
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Context {
+            blf,
+            pickup_prefix: fc.directed_pickup.clone(),
             server: host.clone(),
             sip_port: self.sip_port,
             prov_url,
@@ -408,6 +435,7 @@ impl Provisioner {
                     last_fetch: s.map(|s| s.when),
                     last_file: s.map(|s| s.file.clone()),
                     needs_restart: s.is_some_and(|s| self.changed_since(snap, ph, s)),
+                    blf_keys: ph.blf_keys.clone(),
                 }
             })
             .collect()

@@ -206,6 +206,20 @@ pub struct LineView {
     pub password: String,
 }
 
+/// A busy-lamp key as the templates see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlfView {
+    /// 1, 2, ... in the phone's order of keys after its lines.
+    pub index: usize,
+    /// The extension or parking slot watched.
+    pub number: String,
+    /// The key's label (the number when none was given).
+    pub label: String,
+    /// What the key dials while the lamp shows ringing: the directed pickup code and
+    /// the number (empty for a parking slot, which the key simply dials).
+    pub pickup: String,
+}
+
 /// The phone as the templates see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhoneView {
@@ -244,6 +258,10 @@ pub struct Context {
     pub firmware: String,
     pub phone: Option<PhoneView>,
     pub lines: Vec<LineView>,
+    /// Busy-lamp keys, after the lines.
+    pub blf: Vec<BlfView>,
+    /// The directed pickup code (`**`), for phones that set it once.
+    pub pickup_prefix: String,
 }
 
 /// Fills the time fields of a context from an offset in minutes.
@@ -359,7 +377,57 @@ mod tests {
                     password: "Str0ng-Secret".into(),
                 })
                 .collect(),
+            blf: vec![
+                BlfView {
+                    index: 1,
+                    number: "102".into(),
+                    label: "Bob".into(),
+                    pickup: "**102".into(),
+                },
+                BlfView {
+                    index: 2,
+                    number: "*71".into(),
+                    label: "Park 1".into(),
+                    pickup: String::new(),
+                },
+            ],
+            pickup_prefix: "**".into(),
         };
+        // BLF keys reach the families that have them, after the line keys.
+        let file = |family: &str, file: &str| {
+            let r = FAMILIES
+                .iter()
+                .find(|f| f.name == family)
+                .unwrap()
+                .files
+                .iter()
+                .find(|r| r.template.ends_with(file))
+                .unwrap();
+            render(r, &ctx).unwrap()
+        };
+        let y = file("yealink", "MAC.cfg");
+        assert!(y.contains("linekey.17.type = 16\nlinekey.17.line = 1\nlinekey.17.value = 102\nlinekey.17.label = Bob\nlinekey.17.pickup_value = **102"), "{y}");
+        assert!(y.contains("linekey.18.value = *71"), "{y}");
+        let s = file("snom", "snomMAC.htm");
+        assert!(
+            s.contains("fkey0$: blf <sip:102@10.10.10.1:5060>|**\nfkey_label0$: Bob"),
+            "{s}"
+        );
+        let p = file("polycom", "MAC-sip.cfg");
+        assert!(
+            p.contains(
+                "attendant.resourceList.1.address=\"102\" attendant.resourceList.1.label=\"Bob\""
+            ),
+            "{p}"
+        );
+        assert!(p.contains("call.directedCallPickupString=\"**\""), "{p}");
+        let l = file("linksys", "spaMAC.cfg");
+        assert!(
+            l.contains(
+                "<Unit_1_Key_2_>fnc=blf+sd;sub=*71@10.10.10.1:5060;nme=Park 1</Unit_1_Key_2_>"
+            ),
+            "{l}"
+        );
         for f in FAMILIES {
             assert!(
                 models_of(f.name).next().is_some(),

@@ -392,12 +392,14 @@ fn provisioning_paths() -> Value {
         "time_zone": s("string"),
         "utc_offset": {"type": "string", "pattern": "^[+-][0-9]{2}:[0-9]{2}$"}
     }});
+    let blf_keys = json!({"type": "array", "maxItems": 40, "description": "busy-lamp keys after the line keys: an extension or parking slot each, with an optional label (at most 32 characters, no < > & \" | ;)",
+        "items": {"type": "object", "additionalProperties": false, "required": ["number"], "properties": {"number": s("string"), "label": s("string")}}});
     let phone_in = json!({
         "type": "object", "additionalProperties": false, "required": ["mac", "model"],
-        "properties": {"mac": s("string"), "model": s("string"), "extensions": str_array.clone()}});
+        "properties": {"mac": s("string"), "model": s("string"), "extensions": str_array.clone(), "blf_keys": blf_keys.clone()}});
     let phone_edit = json!({
         "type": "object", "additionalProperties": false,
-        "properties": {"model": s("string"), "extensions": str_array.clone()}});
+        "properties": {"model": s("string"), "extensions": str_array.clone(), "blf_keys": blf_keys}});
     let import = json!({
         "type": "object", "additionalProperties": false, "required": ["csv"],
         "properties": {"csv": s("string"), "lines": {"type": "array", "items": {"type": "integer", "minimum": 1}}, "dry_run": s("boolean")}});

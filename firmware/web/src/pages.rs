@@ -1603,13 +1603,18 @@ async fn phones_post(
                 let mac = field(form, "mac").unwrap_or("").to_string();
                 let model = field(form, "model").unwrap_or("").to_string();
                 let exts = numbers_list(field(form, "extensions").unwrap_or(""));
+                let blf = field(form, "blf_keys").map(config::parse_blf_keys);
                 let (m2, add) = (mac.clone(), action == "add");
                 ops::change(app, &who, format!("set phone {mac}"), move |c| {
-                    if add {
-                        phones::add_phone(c, &m2, &model, &exts)
+                    let m = if add {
+                        phones::add_phone(c, &m2, &model, &exts)?
                     } else {
-                        phones::put_phone(c, &m2, &model, &exts)
+                        phones::put_phone(c, &m2, &model, &exts)?
+                    };
+                    if let (Some(keys), Some(p)) = (blf, c.phones.iter_mut().find(|p| p.mac == m)) {
+                        p.blf_keys = keys;
                     }
+                    Ok(m)
                 })
                 .await?;
                 Ok(format!("Phone {mac} saved."))
@@ -1719,6 +1724,7 @@ fn phones_page(
                                             input type="hidden" name="mac" value=(r.mac);
                                             input type="hidden" name="model" value=(r.model);
                                             input name="extensions" value=(r.extensions.join(", ")) aria-label="Extensions" size="12";
+                                            input name="blf_keys" value=(config::format_blf_keys(&r.blf_keys)) aria-label="BLF keys" placeholder="BLF keys: 102 Bob; *71 Park" size="18";
                                             button type="submit" { "Set" }
                                         }
                                     } @else { (r.extensions.join(", ")) }

@@ -84,6 +84,14 @@ struct PhoneBody {
     mac: Option<String>,
     model: Option<String>,
     extensions: Option<Vec<String>>,
+    blf_keys: Option<Vec<config::BlfKey>>,
+}
+
+/// Sets phone `mac`'s BLF keys (when given) in a change.
+fn set_blf(cfg: &mut config::Config, mac: &str, keys: Option<Vec<config::BlfKey>>) {
+    if let (Some(keys), Some(p)) = (keys, cfg.phones.iter_mut().find(|p| p.mac == mac)) {
+        p.blf_keys = keys;
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,6 +169,7 @@ pub(crate) async fn api(
                 .model
                 .ok_or_else(|| ApiError::bad("model", "missing field `model`"))?;
             let exts = b.extensions.unwrap_or_default();
+            let blf = b.blf_keys;
             let snap = app.cfg.snapshot();
             if let Some(m) = config::normalize_mac(&mac) {
                 if snap
@@ -177,7 +186,9 @@ pub(crate) async fn api(
                 }
             }
             let mac = change(app, &who, format!("added phone {mac}"), move |cfg| {
-                phones::put_phone(cfg, &mac, &model, &exts)
+                let m = phones::put_phone(cfg, &mac, &model, &exts)?;
+                set_blf(cfg, &m, blf);
+                Ok(m)
             })
             .await?;
             Ok(json_reply(StatusCode::CREATED, &phone_row(app, &mac)))
@@ -203,8 +214,11 @@ pub(crate) async fn api(
             let exts = b
                 .extensions
                 .unwrap_or_else(|| cur.lines.iter().map(|l| l.extension.clone()).collect());
+            let blf = b.blf_keys;
             change(app, &who, format!("changed phone {mac}"), move |cfg| {
-                phones::put_phone(cfg, &m, &model, &exts)
+                let m = phones::put_phone(cfg, &m, &model, &exts)?;
+                set_blf(cfg, &m, blf);
+                Ok(m)
             })
             .await?;
             okj(phone_row(

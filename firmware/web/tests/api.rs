@@ -605,6 +605,20 @@ async fn bad_input_gets_an_error_naming_the_field() {
         ),
         (
             "POST",
+            "/api/v1/provisioning/phones",
+            r#"{"mac":"00:1a:a0:be:1e:cd","model":"794X","blf_keys":[{"number":"999"}]}"#,
+            400,
+            "blf_keys",
+        ),
+        (
+            "POST",
+            "/api/v1/provisioning/phones",
+            r#"{"mac":"00:1a:a0:be:1e:cd","model":"794X","blf_keys":[{"number":"*71","label":"a\nb"}]}"#,
+            400,
+            "blf_keys",
+        ),
+        (
+            "POST",
             "/api/v1/provisioning/restart",
             r#"{"phones":["00:1a:a0:be:1e"]}"#,
             400,
