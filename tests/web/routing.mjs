@@ -226,6 +226,25 @@ await run(async (page) => {
   await page.click("nav >> text=Dial plan");
   assert.match(await page.locator("#dialplan tbody tr", { hasText: "800" }).textContent(), /conference.*Weekly sales/);
 
+  // BLF keys of a provisioned phone: a key on a number that is nowhere is refused, then
+  // keys on an extension and a parking slot are saved.
+  await page.click("nav >> text=Phones");
+  await page.click("summary >> text=Add manually");
+  await page.fill("#add-phone input[name=mac]", "00:15:65:aa:bb:cc");
+  await page.selectOption("#add-phone select[name=model]", "T46");
+  await page.fill("#add-phone input[name=extensions]", "101");
+  await page.click("#add-phone button[type=submit]");
+  const phone = page.locator("#phones tbody tr", { hasText: "00:15:65:aa:bb:cc" });
+  await phone.waitFor();
+  await phone.locator("input[name=blf_keys]").fill("999 Nobody");
+  await phone.locator("button", { hasText: "Set" }).click();
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /999 is not an extension or a parking slot/);
+  await phone.locator("input[name=blf_keys]").fill("101 Reception; *71 Park 1");
+  await phone.locator("button", { hasText: "Set" }).click();
+  await page.locator("p.done").waitFor();
+  assert.equal(await phone.locator("input[name=blf_keys]").inputValue(), "101 Reception; *71 Park 1");
+
   // On a phone screen nothing runs off the side.
   await fitsAPhone(page, "Call routing");
 });

@@ -477,6 +477,13 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
     let pbx = Pbxd::start();
     pbx.admin_session(PW);
     pbx.ctl_ok(&["extension", "add", "101", "--password", "Str0ng-Secret-101"]);
+    // Phones added in the browser get lines: a phone password is set.
+    pbx.ctl_ok(&[
+        "provisioning",
+        "set",
+        "--phone-password",
+        "Ph0ne-Secret-2026",
+    ]);
     let lab = tempfile::tempdir().unwrap();
     let span = lab.path().join("span");
     browser(
@@ -500,6 +507,11 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
     assert_eq!(
         cfg["music"],
         serde_json::json!([{"name": "lobby-music", "description": "Reception", "files": ["lobby"], "default": true}]),
+        "{cfg}"
+    );
+    assert_eq!(
+        cfg["phones"][0]["blf_keys"],
+        serde_json::json!([{"number": "101", "label": "Reception"}, {"number": "*71", "label": "Park 1"}]),
         "{cfg}"
     );
     assert_eq!(
