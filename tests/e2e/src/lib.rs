@@ -1275,6 +1275,18 @@ pub fn last_recording(p: &Phone) -> PathBuf {
         .unwrap_or_else(|| panic!("{} recorded nothing", p.name))
 }
 
+/// The power of each of [`TONES`] in the `secs` of `p`'s last recording that end
+/// `before` seconds before its end (what it heard last, once calls settled).
+pub fn tone_powers(p: &Phone, before: f64, secs: f64) -> Vec<f64> {
+    let (s, rate) = read_wav(&last_recording(p));
+    let end = s.len().saturating_sub((before * rate as f64) as usize);
+    let from = end.saturating_sub((secs * rate as f64) as usize);
+    TONES
+        .iter()
+        .map(|t| tone_power(&s[from..end], rate, *t))
+        .collect()
+}
+
 pub fn assert_heard(p: &Phone, tone: f64) {
     assert_heard_at(p, tone, 0.25)
 }

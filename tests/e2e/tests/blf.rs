@@ -99,6 +99,8 @@ fn sipp_reads_dialog_info_as_a_blf_key_would() {
     // SIPp (as 103) subscribes to 102's dialog state: idle (no dialog), then early when
     // 102 is rung, early again with 102's tag once its phone answered 180 (the dialog
     // a BLF key would replace), then confirmed when it answers, then idle again.
+    // Each NOTIFY is answered 200 as a phone would.
+    const OK: &str = "  <send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>";
     let scenario = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="blf">
   <send retrans="500"><![CDATA[
@@ -141,81 +143,37 @@ Content-Length: 0
       <ereg regexp="active;expires=" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="ss"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+OK_TO_NOTIFY
   <recv request="NOTIFY" timeout="20000">
     <action>
       <ereg regexp="version=.1..*call-id=.[^\"]+. local-tag=.[^\"]*. remote-tag=.[^\"]+. direction=.recipient.>\s*.state.early./state." search_in="body" check_it="true" assign_to="early"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+OK_TO_NOTIFY
   <recv request="NOTIFY" timeout="20000">
     <action>
       <ereg regexp="version=.2..*call-id=.[^\"]+. local-tag=.[^\"]+. remote-tag=.[^\"]+. direction=.recipient.>\s*.state.early./state." search_in="body" check_it="true" assign_to="tagged"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+OK_TO_NOTIFY
   <recv request="NOTIFY" timeout="20000">
     <action>
       <ereg regexp="version=.3..*.state.confirmed./state." search_in="body" check_it="true" assign_to="confirmed"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+OK_TO_NOTIFY
   <recv request="NOTIFY" timeout="20000">
     <action>
       <ereg regexp="version=.4.[^>]*>\s*./dialog-info" search_in="body" check_it="true" assign_to="idle2"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
+OK_TO_NOTIFY
   <Reference variables="idle,ct,ss,early,tagged,confirmed,idle2"/>
 </scenario>
-"#;
+"#
+    .replace("OK_TO_NOTIFY", OK);
     let (child, sdir) = sipp_spawn(
-        scenario,
+        &scenario,
         &pbx.sip.to_string(),
         "127.0.0.1",
         free_port(),

@@ -39,18 +39,6 @@ fn prompt(name: &str) -> std::path::PathBuf {
     Path::new(PROMPTS).join(format!("{name}.wav"))
 }
 
-/// The power of each tone of [`TONES`] in `secs` of `p`'s last recording, ending
-/// `before` seconds before its end.
-fn powers(p: &Phone, before: f64, secs: f64) -> Vec<f64> {
-    let (s, rate) = read_wav(&last_recording(p));
-    let end = s.len().saturating_sub((before * rate as f64) as usize);
-    let from = end.saturating_sub((secs * rate as f64) as usize);
-    TONES
-        .iter()
-        .map(|t| tone_power(&s[from..end], rate, *t))
-        .collect()
-}
-
 #[test]
 fn four_phones_hear_each_other_and_not_themselves() {
     let pbx = pbx_with_rooms();
@@ -180,7 +168,7 @@ fn four_phones_hear_each_other_and_not_themselves() {
     // 103 was put out 4 s before the others hung up; its recording ends then.
     for (i, p) in phones.iter().enumerate() {
         let before = if i == 2 { 3.5 } else { 8.0 };
-        let pw = powers(p, before, 2.5);
+        let pw = tone_powers(p, before, 2.5);
         println!(
             "{} ({:?}) heard {:?}",
             p.name,
@@ -200,7 +188,7 @@ fn four_phones_hear_each_other_and_not_themselves() {
         }
     }
     // After the mute: 101 no longer hears 104 (1400 Hz), still hears 102.
-    let pw = powers(&phones[0], 1.5, 2.0);
+    let pw = tone_powers(&phones[0], 1.5, 2.0);
     println!("101 after the mute heard {pw:?}");
     assert!(pw[1] > 1e9, "101 still hears 102: {pw:?}");
     assert!(
@@ -307,8 +295,8 @@ fn a_pin_is_asked_and_a_full_room_refuses() {
     );
     assert!(invalid > 0.8, "a wrong PIN was not refused: {invalid:.2}");
     assert!(full > 0.8, "the full room did not say so: {full:.2}");
-    let pa = powers(&a, 2.5, 2.0);
-    let pb = powers(&b, 2.5, 2.0);
+    let pa = tone_powers(&a, 2.5, 2.0);
+    let pb = tone_powers(&b, 2.5, 2.0);
     assert!(
         pa[1] > 1e9 && pa[1] > 30.0 * pa[0].max(1.0),
         "101 hears 102: {pa:?}"
@@ -367,8 +355,8 @@ fn a_phones_conference_key_joins_its_two_calls() {
     closed_reason(&b);
     closed_reason(&c);
     // 102 hears 103 through 101's phone, and 103 hears 102.
-    let pb = powers(&b, 0.5, 2.5);
-    let pc = powers(&c, 0.5, 2.5);
+    let pb = tone_powers(&b, 0.5, 2.5);
+    let pc = tone_powers(&c, 0.5, 2.5);
     println!("three-way on the phone: 102 heard {pb:?}, 103 heard {pc:?}");
     assert!(
         pb[3] > 1e9 && pb[3] > 30.0 * pb[0].max(1.0),

@@ -25,18 +25,6 @@ fn prompt(name: &str) -> std::path::PathBuf {
     Path::new(PROMPTS).join(format!("{name}.wav"))
 }
 
-/// The power of each of [`TONES`] in the 2 s of `p`'s last recording ending `before`
-/// seconds before its end.
-fn powers(p: &Phone, before: f64) -> Vec<f64> {
-    let (s, rate) = read_wav(&last_recording(p));
-    let end = s.len().saturating_sub((before * rate as f64) as usize);
-    let from = end.saturating_sub(2 * rate as usize);
-    TONES
-        .iter()
-        .map(|t| tone_power(&s[from..end], rate, *t))
-        .collect()
-}
-
 #[test]
 fn a_call_parked_with_the_park_code_is_taken_from_another_phone() {
     let pbx = pbx_with_phones(120);
@@ -128,8 +116,8 @@ fn a_call_parked_with_the_park_code_is_taken_from_another_phone() {
     d.command("hangup", "");
     closed_reason(&d);
     closed_reason(&b);
-    let pb = powers(&b, 0.5);
-    let pd = powers(&d, 0.5);
+    let pb = tone_powers(&b, 0.5, 2.0);
+    let pd = tone_powers(&d, 0.5, 2.0);
     println!("after the pickup: 102 heard {pb:?}, 104 heard {pd:?}");
     assert!(
         pb[3] > 1e9 && pb[3] > 100.0 * pb[2].max(1.0),
@@ -192,7 +180,7 @@ fn a_call_blind_transferred_to_a_slot_rings_its_parker_when_nobody_takes_it() {
     closed_reason(&a);
     closed_reason(&b);
     assert_heard_somewhere(&b, MUSIC_TONE);
-    let pb = powers(&b, 0.5);
+    let pb = tone_powers(&b, 0.5, 2.0);
     println!("after the ring back: 102 heard {pb:?}");
     assert!(
         pb[0] > 1e9 && pb[0] > 100.0 * pb[2].max(1.0),
