@@ -1215,6 +1215,7 @@ impl Config {
         self.accounts.retain(|a| a.extension != number);
         for p in &mut self.phones {
             p.lines.retain(|l| l.extension != number);
+            p.blf_keys.retain(|k| k.number != number);
         }
         for u in &mut self.users {
             u.extensions.retain(|n| n != number);

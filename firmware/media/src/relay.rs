@@ -716,7 +716,8 @@ impl Engine {
                                 }
                             }
                             Cmd::Play(id, p) => {
-                                if players.is_empty() {
+                                // A mixer's tick keeps its pace.
+                                if players.is_empty() && mixers.is_empty() {
                                     next_tick = Instant::now();
                                 }
                                 // A digit while a digit is being sent: queued behind it.

@@ -12,6 +12,10 @@ use std::time::Instant;
 const PIN_TRIES: u32 = 5;
 const PIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
+/// Wrong PINs keyed for one conference room within [`PIN_WINDOW`], by anyone, that
+/// lock it: more than a voicemail box, since a room's participants share its PIN.
+const ROOM_PIN_TRIES: u32 = 10;
+
 /// The application answering a call, and what the exchange keeps for it.
 pub(crate) struct AppLeg {
     /// Taken out while it handles an event.
@@ -91,10 +95,19 @@ impl Pbx {
             )));
         }
         let room = self.snapshot.conference(number)?;
-        Some(Box::new(crate::app::ConferenceRoom::new(
-            &room.number,
-            &room.pin,
-        )))
+        let app = crate::app::ConferenceRoom::new(&room.number, &room.pin);
+        let now = self.last_now;
+        let locked = self
+            .pin_failures
+            .get(&crate::app::ConferenceRoom::pin_key(&room.number))
+            .is_some_and(|(n, since)| {
+                *n >= ROOM_PIN_TRIES && now.saturating_duration_since(*since) < PIN_WINDOW
+            });
+        Some(Box::new(if locked && !room.pin.is_empty() {
+            app.locked()
+        } else {
+            app
+        }))
     }
 
     /// The boxes a message can be left in (enabled extensions with voicemail on), with
@@ -230,8 +243,12 @@ impl Pbx {
                         *e = (0, now);
                     }
                     e.0 += 1;
-                    if e.0 == PIN_TRIES {
-                        tracing::warn!(extension = ext, "security: too many wrong voicemail PINs; the box is locked for a while");
+                    if e.0 == PIN_TRIES || e.0 == ROOM_PIN_TRIES {
+                        tracing::warn!(
+                            what = ext,
+                            tries = e.0,
+                            "security: too many wrong PINs; locked for a while"
+                        );
                     }
                 }
                 Action::Request(crate::Request::PinOk { ext }) => {
@@ -264,8 +281,10 @@ impl Pbx {
                     self.join_room(now, id, &room);
                     return;
                 }
-                Action::Mute(muted) => {
-                    self.mute_in_room(id, muted);
+                Action::ToggleMute => {
+                    let muted = self.toggle_mute(id);
+                    self.app_event(now, id, AppEvent::Muted(muted));
+                    return;
                 }
                 Action::HangUp => {
                     tracing::debug!(call = id, "the application hung up");

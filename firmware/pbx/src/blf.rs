@@ -71,6 +71,11 @@ pub(crate) fn body(sub: &Subscription, state: &LineState, host: SocketAddr) -> S
         Package::Dialog => {
             let dialog = match state {
                 LineState::Idle => String::new(),
+                // A watcher that may not pick the call up sees only that it rings.
+                LineState::Ringing { call_id, .. } if call_id.is_empty() => format!(
+                    "<dialog id=\"{}-ringing\" direction=\"recipient\">\n<state>early</state>\n</dialog>\n",
+                    xml(&sub.ext)
+                ),
                 LineState::Ringing {
                     call_id,
                     local_tag,
@@ -119,7 +124,34 @@ pub(crate) fn body(sub: &Subscription, state: &LineState, host: SocketAddr) -> S
     }
 }
 
+impl LineState {
+    /// What a watcher that may not pick the call up is shown: no caller, no dialog.
+    pub(crate) fn redacted(self) -> LineState {
+        match self {
+            LineState::Ringing { .. } => LineState::Ringing {
+                call_id: String::new(),
+                local_tag: String::new(),
+                remote_tag: String::new(),
+                caller: String::new(),
+            },
+            other => other,
+        }
+    }
+}
+
 impl Pbx {
+    /// Whether the phone of `sub` may see who calls the extension it watches and pick
+    /// the call up (its pickup groups; a slot's lamp hides nothing).
+    pub(crate) fn may_see_calls(&self, sub: &Subscription) -> bool {
+        let snap = &self.snapshot;
+        let Some(watched) = snap.extension(&sub.ext) else {
+            return true;
+        };
+        snap.account(&sub.username)
+            .and_then(|a| snap.extension(&a.extension))
+            .is_some_and(|me| me.may_pick_up(watched))
+    }
+
     /// What the lamp of extension or slot `res` shows now.
     pub(crate) fn line_state(&self, res: &str) -> LineState {
         let watched: HashSet<&str> = std::iter::once(res).collect();
@@ -213,10 +245,13 @@ impl Pbx {
         let changed: Vec<Subscription> = lamps
             .into_iter()
             .filter(|s| {
-                let now = states.get(&s.ext).unwrap_or(&LineState::Idle);
+                let mut now = states.get(&s.ext).cloned().unwrap_or(LineState::Idle);
+                if !self.may_see_calls(s) {
+                    now = now.redacted();
+                }
                 s.last
                     .as_ref()
-                    .is_none_or(|last| !same(s.package, last, now))
+                    .is_none_or(|last| !same(s.package, last, &now))
             })
             .cloned()
             .collect();
@@ -226,19 +261,33 @@ impl Pbx {
     }
 
     /// The early dialog a phone's INVITE with `Replaces` names (a BLF key pressed on a
-    /// ringing colleague): the ringing extension, if a phone of it rings in that dialog.
-    pub(crate) fn ringing_dialog(&self, replaces: &sip::dialog::Replaces) -> Option<String> {
+    /// ringing colleague): the call and the ringing extension, if a phone of it rings
+    /// in that dialog. The Call-ID must match; tags, when given, must be the dialog's
+    /// (phones write them from either end, and an early dialog may have no phone tag
+    /// yet, so either tag in either place is taken).
+    pub(crate) fn ringing_dialog(&self, replaces: &sip::dialog::Replaces) -> Option<(u64, String)> {
+        let tag = |v: &str| {
+            sip::message::header_param(v, "tag")
+                .unwrap_or("")
+                .to_string()
+        };
         self.calls
             .values()
             .filter(|c| !c.finished && c.answered.is_none())
-            .flat_map(|c| c.legs.iter())
-            .find(|l| {
+            .flat_map(|c| c.legs.iter().map(move |l| (c.id, l)))
+            .find(|(_, l)| {
+                let ours = [tag(&l.dialog.local), tag(&l.dialog.remote)];
+                let named = [&replaces.to_tag, &replaces.from_tag];
+                let tags_ok = named.iter().all(|t| t.is_empty())
+                    || named
+                        .iter()
+                        .any(|t| !t.is_empty() && ours.iter().any(|o| o == *t));
                 l.dialog.call_id == replaces.call_id
+                    && tags_ok
                     && matches!(l.state, LegState::Calling | LegState::Ringing)
                     && !l.cancel_wanted
             })
-            .and_then(|l| self.snapshot.account(&l.account))
-            .map(|a| a.extension.clone())
+            .and_then(|(id, l)| Some((id, self.snapshot.account(&l.account)?.extension.clone())))
     }
 }
 
@@ -279,6 +328,28 @@ mod tests {
         assert!(ringing.contains("<state>early</state>"));
         assert!(ringing.contains("<identity>sip:101@192.0.2.1:5060</identity>"));
         assert!(body(&d, &LineState::Busy, host).contains("<state>confirmed</state>"));
+        // A watcher that may not pick the call up: no caller, no dialog to replace.
+        let hidden = body(
+            &d,
+            &LineState::Ringing {
+                call_id: "abc".into(),
+                local_tag: "phone".into(),
+                remote_tag: "box".into(),
+                caller: "101".into(),
+            }
+            .redacted(),
+            host,
+        );
+        assert!(
+            hidden.contains(
+                "<dialog id=\"102-ringing\" direction=\"recipient\">\n<state>early</state>"
+            ),
+            "{hidden}"
+        );
+        assert!(
+            !hidden.contains("abc") && !hidden.contains("101"),
+            "{hidden}"
+        );
         let p = sub(Package::Presence, 0);
         let busy = body(&p, &LineState::Busy, host);
         assert!(

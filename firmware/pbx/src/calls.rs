@@ -561,17 +561,19 @@ impl Pbx {
         let caller = self.caller(&origin, &from_hdr);
         if let (Some(target), Origin::Phone(account)) = (self.pickup_code(&dialed), &origin) {
             let offer = (!late_offer).then_some(a_offer);
-            return self.pickup(now, src, key, req, account.clone(), offer, target);
+            return self.pickup(now, src, key, req, account.clone(), offer, target, None);
         }
         // A BLF key pressed on a ringing colleague: INVITE with Replaces naming the
         // early dialog its lamp showed (RFC 3891), a directed pickup of that call.
-        if let (Some(r), Origin::Phone(account)) = (get(&req.headers, "Replaces"), &origin) {
-            let Some(ext) = sip::dialog::Replaces::parse(r).and_then(|r| self.ringing_dialog(&r))
-            else {
+        // Only phones replace; anything else naming a dialog is not a new call either.
+        if let Some(r) = get(&req.headers, "Replaces") {
+            let found = sip::dialog::Replaces::parse(r).and_then(|r| self.ringing_dialog(&r));
+            let (Some((call, ext)), Origin::Phone(account)) = (found, &origin) else {
                 return self.reply(now, key, &req, 481, "no such dialog to replace");
             };
             let offer = (!late_offer).then_some(a_offer);
-            return self.pickup(now, src, key, req, account.clone(), offer, Some(ext));
+            let account = account.clone();
+            return self.pickup(now, src, key, req, account, offer, Some(ext), Some(call));
         }
         if let (true, Origin::Phone(account)) = (self.is_slot(&dialed), &origin) {
             let offer = (!late_offer).then_some(a_offer);
@@ -1525,6 +1527,9 @@ impl Pbx {
             for c in ids {
                 self.dialogs.remove(&c);
             }
+            // Its slot and its room are free at once, not when the last leg settles.
+            self.unpark(id);
+            self.leave_room(id);
             self.arm_call(id);
         } else {
             self.end_call(id);
@@ -1730,6 +1735,32 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
+        // The other side has gone (a parked call): nobody to ask. The session stays as
+        // it is (a session timer's refresh, a phone's hold and resume while it waits),
+        // following the party's new address.
+        let gone = call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.by_gone && t.by == other);
+        if gone {
+            let latch = call.ep(side).is_some_and(|e| e.side().latch);
+            if let Some(ep) = call.ep(side) {
+                ep.set_remote(offer.rtp_target(), latch);
+            }
+            let d = call.dialog(side).expect("answered");
+            let Some(prev) = d.sent_sdp.clone() else {
+                return self.reply(now, key, &req, 488, "");
+            };
+            d.sdp_version += 1;
+            let body = sdp::write(id, d.sdp_version, &prev);
+            let contact = d.contact.clone();
+            let r = Response::to(&req, 200, "OK")
+                .contact(&contact)
+                .sdp(&body)
+                .build();
+            self.await_ack(now, id, side, &r, key, key_of(&req).cseq);
+            return self.respond(now, key, 200, r);
+        }
         if self.hold_offer(now, id, side, key, &req, &offer) {
             return;
         }

@@ -330,13 +330,18 @@ impl Pbx {
         if self.registrations.len() != before {
             self.registrations_dirty = true;
         }
-        // Subscriptions of accounts gone or moved to another extension end, saying so.
+        // Subscriptions of accounts gone end, saying so, and so do message lamps of an
+        // account moved to another extension and busy lamps of an extension or slot
+        // that is no longer there.
         let gone: Vec<String> = self
             .subscriptions
             .iter()
-            .filter(|(_, s)| {
-                snap.account(&s.username)
-                    .is_none_or(|a| a.extension != s.ext)
+            .filter(|(_, s)| match snap.account(&s.username) {
+                None => true,
+                Some(a) if s.package == mwi::Package::MessageSummary => a.extension != s.ext,
+                Some(_) => {
+                    snap.extension(&s.ext).is_none() && !snap.config.parking.slots.contains(&s.ext)
+                }
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -395,7 +395,10 @@ impl Pbx {
         let body = match sub.package {
             Package::MessageSummary => self.summary(&sub.ext, sub.local),
             Package::Dialog | Package::Presence => {
-                let state = self.line_state(&sub.ext);
+                let mut state = self.line_state(&sub.ext);
+                if !self.may_see_calls(&sub) {
+                    state = state.redacted();
+                }
                 let body = crate::blf::body(&sub, &state, sub.local);
                 sub.version += 1;
                 sub.last = Some(state);

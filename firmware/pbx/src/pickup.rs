@@ -96,7 +96,8 @@ impl Pbx {
     }
 
     /// The picker (`account`, calling with `offer`) takes the oldest call ringing at
-    /// `target` (or at any extension it may pick up from).
+    /// `target` (or at any extension it may pick up from); with `only`, that call (an
+    /// INVITE with Replaces named it: 481 when it cannot be taken).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn pickup(
         &mut self,
@@ -107,6 +108,7 @@ impl Pbx {
         account: config::SipAccount,
         offer: Option<Audio>,
         target: Option<String>,
+        only: Option<u64>,
     ) {
         let snap = self.snapshot.clone();
         let Some(me) = snap.extension(&account.extension).cloned() else {
@@ -132,11 +134,15 @@ impl Pbx {
                 !c.finished && c.answered.is_none() && !c.late_offer && c.transfer.is_none()
             })
             .filter(|c| c.caller_account != account.username)
+            .filter(|c| only.is_none_or(|o| c.id == o))
             .filter(|c| c.legs.iter().any(ringing_here))
             .min_by_key(|c| (c.created, c.id))
             .map(|c| c.id);
         let Some(id) = found else {
             tracing::info!(picker = %me.number, ?target, "nothing to pick up");
+            if only.is_some() {
+                return self.reply(now, key, &req, 481, "that call cannot be picked up");
+            }
             return self.reply(now, key, &req, 404, "no call to pick up");
         };
         let ep = match self.media.take() {

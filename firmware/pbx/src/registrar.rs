@@ -302,10 +302,10 @@ impl Pbx {
                 // subscribes (its subscription says so).
                 notify = fresh
                     && self.mailboxes.contains_key(&account.extension)
-                    && !self
-                        .subscriptions
-                        .values()
-                        .any(|s| s.username == account.username);
+                    && !self.subscriptions.values().any(|s| {
+                        s.username == account.username
+                            && s.package == crate::mwi::Package::MessageSummary
+                    });
             }
         }
         // The bindings now in force (RFC 3261 10.3 step 8).

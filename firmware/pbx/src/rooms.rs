@@ -19,6 +19,8 @@ pub struct Participant {
     /// Seconds since it joined.
     pub seconds: u64,
     pub muted: bool,
+    /// Muted by the administrator: the participant's own `*` does not unmute it.
+    pub muted_by_admin: bool,
     #[serde(skip)]
     joined: Instant,
 }
@@ -74,6 +76,7 @@ impl Pbx {
             name: call.caller_name.clone(),
             seconds: 0,
             muted: false,
+            muted_by_admin: false,
             joined: now,
         });
         tracing::info!(call = id, room, others, "joined the conference");
@@ -106,22 +109,27 @@ impl Pbx {
         }
     }
 
-    /// Whether the others in its room hear call `id`'s caller (its own `*` or the
-    /// administrator).
-    pub(crate) fn mute_in_room(&mut self, id: u64, muted: bool) -> bool {
-        let Some(p) = self
-            .rooms
+    fn participant(&mut self, id: u64) -> Option<&mut Participant> {
+        self.rooms
             .values_mut()
             .flat_map(|r| r.iter_mut())
             .find(|p| p.call == id)
-        else {
+    }
+
+    /// Call `id`'s caller keyed `*`: muted or unmuted, unless the administrator muted
+    /// it; answers whether it is muted now.
+    pub(crate) fn toggle_mute(&mut self, id: u64) -> bool {
+        let Some(p) = self.participant(id) else {
             return false;
         };
-        p.muted = muted;
+        if !p.muted_by_admin {
+            p.muted = !p.muted;
+        }
+        let muted = p.muted;
         if let Some(c) = self.calls.get(&id) {
             c.a_ep.mute(muted);
         }
-        true
+        muted
     }
 
     /// Every configured room, with who is in it.
@@ -162,7 +170,15 @@ impl Pbx {
             return false;
         }
         tracing::info!(call, room, muted, "muted by the administrator");
-        self.mute_in_room(call, muted)
+        let Some(p) = self.participant(call) else {
+            return false;
+        };
+        p.muted = muted;
+        p.muted_by_admin = muted;
+        if let Some(c) = self.calls.get(&call) {
+            c.a_ep.mute(muted);
+        }
+        true
     }
 
     /// The administrator puts participant `call` out of room `room` (the box hangs

@@ -394,11 +394,17 @@ fn a_dialog_lamp_shows_ringing_in_a_call_and_idle_and_a_replaces_invite_picks_up
     assert!(b.contains(&format!("call-id=\"{leg_call_id}\"")), "{b}");
     assert!(b.contains("direction=\"recipient\""), "{b}");
     assert!(b.contains("<identity>sip:101@"), "{b}");
+    let box_tag = b
+        .split("remote-tag=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
     // A BLF key press: 103 (at C) sends INVITE with Replaces naming that dialog and
     // takes the call; 102's phone is cancelled; the lamp goes idle.
     let inv = |cseq: u32, auth: &str| {
         format!(
-            "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {C};branch=z9hG4bKrep{cseq};rport\r\nFrom: <sip:103@127.0.0.1>;tag=p103\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: blf-pickup\r\nCSeq: {cseq} INVITE\r\nContact: <sip:103@{C}>\r\nReplaces: {leg_call_id};to-tag=x;from-tag=y;early-only\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {C};branch=z9hG4bKrep{cseq};rport\r\nFrom: <sip:103@127.0.0.1>;tag=p103\r\nTo: <sip:102@127.0.0.1>\r\nCall-ID: blf-pickup\r\nCSeq: {cseq} INVITE\r\nContact: <sip:103@{C}>\r\nReplaces: {leg_call_id};to-tag={box_tag};from-tag=;early-only\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
             SDP.len()
         )
     };

@@ -410,7 +410,7 @@ mod tests {
         assert!(y.contains("linekey.18.value = *71"), "{y}");
         let s = file("snom", "snomMAC.htm");
         assert!(
-            s.contains("fkey0$: blf <sip:102@10.10.10.1:5060>|**\nfkey_label0$: Bob"),
+            s.contains("fkey16$: blf <sip:102@10.10.10.1:5060>|**\nfkey_label16$: Bob"),
             "{s}"
         );
         let p = file("polycom", "MAC-sip.cfg");

@@ -205,7 +205,12 @@ async fn page(
                 vec![
                     r.number.clone(),
                     r.description.clone(),
-                    r.pin.clone(),
+                    // Auditors see that a room has a PIN, not the PIN.
+                    if write || r.pin.is_empty() {
+                        r.pin.clone()
+                    } else {
+                        "****".to_string()
+                    },
                     match r.max_participants {
                         0 => String::new(),
                         n => n.to_string(),

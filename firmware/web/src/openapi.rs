@@ -743,7 +743,7 @@ fn base() -> Value {
         "number": s("string"), "description": s("string"), "limit": s("integer"),
         "participants": {"type": "array", "items": {"type": "object", "properties": {
             "call": s("integer"), "number": s("string"), "name": s("string"),
-            "seconds": s("integer"), "muted": s("boolean")}}}}});
+            "seconds": s("integer"), "muted": s("boolean"), "muted_by_admin": s("boolean")}}}}});
     doc["paths"]["/history"] = history;
     let codes = json!({"type": "object", "additionalProperties": false, "properties": {
         "pickup": {"type": "string", "description": "1-8 of digits, * and #"},

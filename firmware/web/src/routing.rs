@@ -191,6 +191,14 @@ impl Entity for Conference {
     fn key(&self) -> &str {
         &self.number
     }
+    /// The PIN is for administrators to hand out, not for auditors.
+    fn to_json(&self, reveal: bool) -> Value {
+        let mut v = serde_json::to_value(self).expect("serialises");
+        if !reveal && !self.pin.is_empty() {
+            v["pin"] = json!(HIDDEN);
+        }
+        v
+    }
     fn list(c: &Config) -> &Vec<Self> {
         &c.conferences
     }

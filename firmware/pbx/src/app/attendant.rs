@@ -325,6 +325,7 @@ impl Application for Attendant {
             | AppEvent::Recorded { .. }
             | AppEvent::Joined { .. }
             | AppEvent::Full
+            | AppEvent::Muted(_)
             | AppEvent::Hangup => {}
         }
     }

@@ -31,7 +31,8 @@ pub struct ConferenceRoom {
     step: Step,
     digits: String,
     tries: u32,
-    muted: bool,
+    /// Too many wrong PINs lately: nobody gets in for a while.
+    locked: bool,
 }
 
 impl ConferenceRoom {
@@ -42,8 +43,19 @@ impl ConferenceRoom {
             step: Step::Pin,
             digits: String::new(),
             tries: 0,
-            muted: false,
+            locked: false,
         }
+    }
+
+    /// The room refuses everyone for now ("the conference is locked").
+    pub fn locked(mut self) -> ConferenceRoom {
+        self.locked = true;
+        self
+    }
+
+    /// What the exchange counts a room's wrong PINs under.
+    pub fn pin_key(room: &str) -> String {
+        format!("conference {room}")
     }
 
     fn ask_pin(&mut self, cx: &mut Context) {
@@ -71,6 +83,9 @@ impl ConferenceRoom {
             return self.join(cx);
         }
         self.tries += 1;
+        cx.request(crate::Request::PinFailed {
+            ext: Self::pin_key(&self.room),
+        });
         if self.tries >= PIN_TRIES {
             tracing::warn!(
                 room = self.room,
@@ -93,6 +108,7 @@ impl Application for ConferenceRoom {
     fn handle(&mut self, event: AppEvent, cx: &mut Context) {
         match (&self.step, event) {
             (_, AppEvent::Hangup) => {}
+            (Step::Pin, AppEvent::Started) if self.locked => self.bye(cx, "conf-locked"),
             (Step::Pin, AppEvent::Started) if self.pin.is_empty() => self.join(cx),
             (Step::Pin, AppEvent::Started) => self.ask_pin(cx),
             (Step::Pin, AppEvent::Dtmf('#')) => self.check(cx),
@@ -117,15 +133,10 @@ impl Application for ConferenceRoom {
                 }
             }
             (Step::Joining, AppEvent::Full) => self.bye(cx, "conf-full"),
-            (Step::In, AppEvent::Dtmf('*')) => {
-                self.muted = !self.muted;
-                cx.mute(self.muted);
+            (Step::In, AppEvent::Dtmf('*')) => cx.toggle_mute(),
+            (Step::In, AppEvent::Muted(muted)) => {
                 cx.stop_playing();
-                cx.play_prompt(if self.muted {
-                    "conf-muted"
-                } else {
-                    "conf-unmuted"
-                });
+                cx.play_prompt(if muted { "conf-muted" } else { "conf-unmuted" });
             }
             (Step::Bye, AppEvent::PlayDone | AppEvent::Timer) => cx.hang_up(),
             _ => {}
@@ -147,7 +158,8 @@ mod tests {
             .filter_map(|a| match a {
                 Action::PlayPrompt(p) => Some(format!("play {p}")),
                 Action::Join { room } => Some(format!("join {room}")),
-                Action::Mute(m) => Some(format!("mute {m}")),
+                Action::ToggleMute => Some("toggle mute".into()),
+                Action::Request(crate::Request::PinFailed { ext }) => Some(format!("failed {ext}")),
                 Action::HangUp => Some("hang up".into()),
                 Action::StopPlaying | Action::Timer(_) => None,
                 other => Some(format!("{other:?}")),
@@ -164,14 +176,9 @@ mod tests {
             ["play conf-onlyperson"]
         );
         assert!(run(&mut app, AppEvent::Dtmf('5')).is_empty());
-        assert_eq!(
-            run(&mut app, AppEvent::Dtmf('*')),
-            ["mute true", "play conf-muted"]
-        );
-        assert_eq!(
-            run(&mut app, AppEvent::Dtmf('*')),
-            ["mute false", "play conf-unmuted"]
-        );
+        assert_eq!(run(&mut app, AppEvent::Dtmf('*')), ["toggle mute"]);
+        assert_eq!(run(&mut app, AppEvent::Muted(true)), ["play conf-muted"]);
+        assert_eq!(run(&mut app, AppEvent::Muted(false)), ["play conf-unmuted"]);
         assert!(run(&mut app, AppEvent::Hangup).is_empty());
     }
 
@@ -182,17 +189,30 @@ mod tests {
         for d in "12".chars() {
             assert!(run(&mut app, AppEvent::Dtmf(d)).is_empty());
         }
-        assert_eq!(run(&mut app, AppEvent::Dtmf('#')), ["play conf-invalidpin"]);
+        assert_eq!(
+            run(&mut app, AppEvent::Dtmf('#')),
+            ["failed conference 800", "play conf-invalidpin"]
+        );
         assert_eq!(run(&mut app, AppEvent::PlayDone), ["play conf-getpin"]);
         // A pause after some digits counts as the pound key.
         run(&mut app, AppEvent::Dtmf('9'));
-        assert_eq!(run(&mut app, AppEvent::Timer), ["play conf-invalidpin"]);
+        assert_eq!(
+            run(&mut app, AppEvent::Timer),
+            ["failed conference 800", "play conf-invalidpin"]
+        );
         run(&mut app, AppEvent::PlayDone);
         // Too many digits are never the PIN, even when it is a prefix.
         for d in "4712222".chars() {
             run(&mut app, AppEvent::Dtmf(d));
         }
-        assert_eq!(run(&mut app, AppEvent::Dtmf('#')), ["play conf-invalidpin"]);
+        assert_eq!(
+            run(&mut app, AppEvent::Dtmf('#')),
+            ["failed conference 800", "play conf-invalidpin"]
+        );
+        assert_eq!(run(&mut app, AppEvent::PlayDone), ["hang up"]);
+        // A room locked after many wrong PINs lets nobody key one.
+        let mut app = ConferenceRoom::new("800", "4711").locked();
+        assert_eq!(run(&mut app, AppEvent::Started), ["play conf-locked"]);
         assert_eq!(run(&mut app, AppEvent::PlayDone), ["hang up"]);
     }
 

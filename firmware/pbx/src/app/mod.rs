@@ -48,6 +48,9 @@ pub enum AppEvent {
     Joined { others: usize },
     /// The conference room is full: the caller is not in.
     Full,
+    /// Whether the others in its conference room hear the caller now (after its own
+    /// `*`, which cannot undo the administrator's mute).
+    Muted(bool),
     /// The caller hung up; the application's last event.
     Hangup,
 }
@@ -90,8 +93,9 @@ pub enum Action {
     /// The caller joins conference room `room`; [`AppEvent::Joined`] or
     /// [`AppEvent::Full`] follows.
     Join { room: String },
-    /// Whether the others in its conference room hear the caller.
-    Mute(bool),
+    /// The caller mutes or unmutes itself in its conference room;
+    /// [`AppEvent::Muted`] follows.
+    ToggleMute,
 }
 
 /// What an application sees of its call, and where its actions go.
@@ -174,8 +178,8 @@ impl Context {
         });
     }
 
-    pub fn mute(&mut self, muted: bool) {
-        self.actions.push(Action::Mute(muted));
+    pub fn toggle_mute(&mut self) {
+        self.actions.push(Action::ToggleMute);
     }
 
     pub fn hang_up(&mut self) {

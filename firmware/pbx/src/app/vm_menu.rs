@@ -728,7 +728,7 @@ impl Application for VoicemailMenu {
                     cx.request(Request::DiscardRecording { path });
                 }
             }
-            AppEvent::Joined { .. } | AppEvent::Full => {}
+            AppEvent::Joined { .. } | AppEvent::Full | AppEvent::Muted(_) => {}
             AppEvent::Hangup => {
                 self.flush(cx);
                 if let State::Review { file, .. } = &self.state {
