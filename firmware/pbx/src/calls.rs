@@ -1707,7 +1707,19 @@ impl Pbx {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.answered.is_none() || call.reinvite.is_some() || !call.ok.is_empty() {
+        if call.reinvite.is_some() || !call.ok.is_empty() {
+            return self.reply(now, key, &req, 491, "");
+        }
+        // Nobody else to ask: the box itself answers the caller (an application: a
+        // conference, a menu), or the other side has gone (a parked call).
+        let gone = call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.by_gone && t.by == other);
+        if (call.app.is_some() && side == Side::A) || (gone && call.answered.is_some()) {
+            return self.reinvite_local(now, id, side, key, req);
+        }
+        if call.answered.is_none() {
             return self.reply(now, key, &req, 491, "");
         }
         if let (Some(c), Some(d)) = (build::contact_uri(&req.headers), call.dialog(side)) {
@@ -1735,32 +1747,6 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
-        // The other side has gone (a parked call): nobody to ask. The session stays as
-        // it is (a session timer's refresh, a phone's hold and resume while it waits),
-        // following the party's new address.
-        let gone = call
-            .transfer
-            .as_ref()
-            .is_some_and(|t| t.by_gone && t.by == other);
-        if gone {
-            let latch = call.ep(side).is_some_and(|e| e.side().latch);
-            if let Some(ep) = call.ep(side) {
-                ep.set_remote(offer.rtp_target(), latch);
-            }
-            let d = call.dialog(side).expect("answered");
-            let Some(prev) = d.sent_sdp.clone() else {
-                return self.reply(now, key, &req, 488, "");
-            };
-            d.sdp_version += 1;
-            let body = sdp::write(id, d.sdp_version, &prev);
-            let contact = d.contact.clone();
-            let r = Response::to(&req, 200, "OK")
-                .contact(&contact)
-                .sdp(&body)
-                .build();
-            self.await_ack(now, id, side, &r, key, key_of(&req).cseq);
-            return self.respond(now, key, 200, r);
-        }
         if self.hold_offer(now, id, side, key, &req, &offer) {
             return;
         }
@@ -1798,6 +1784,71 @@ impl Pbx {
             prev,
         });
         self.send_in_dialog(now, id, other, "INVITE", &body, Owner::Reinvite(id));
+    }
+
+    /// A re-INVITE the box answers alone (from an application's caller, or from a
+    /// parked party whose other side has gone): the session stays as it is, in the
+    /// direction the offer asks (hold answered recvonly or inactive), following the
+    /// party's new address; without an offer the 200 offers the session again and the
+    /// answer comes in the ACK. A session timer's refresh or a phone's hold keeps the
+    /// call instead of failing it.
+    fn reinvite_local(
+        &mut self,
+        now: Instant,
+        id: u64,
+        side: Side,
+        key: &ServerKey,
+        req: rsip::Request,
+    ) {
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            match sdp::parse(&req.body) {
+                Ok(o) => Some(o),
+                Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
+            }
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let (Some(c), Some(d)) = (build::contact_uri(&req.headers), call.dialog(side)) {
+            d.target_uri = c; // target refresh
+        }
+        let Some(mut answer) = call.dialog(side).and_then(|d| d.sent_sdp.clone()) else {
+            return self.reply(now, key, &req, 488, "no session");
+        };
+        match &offer {
+            Some(o) => {
+                // The session's codec must still be offered (same payload type: the
+                // endpoint keeps sending it).
+                let codec = answer.codecs.iter().find(|c| !c.is_dtmf()).cloned();
+                if !codec.is_some_and(|c| {
+                    o.codecs
+                        .iter()
+                        .any(|x| x.pt == c.pt && x.name.eq_ignore_ascii_case(&c.name))
+                }) {
+                    return self.reply(now, key, &req, 488, "the session's codec is not offered");
+                }
+                answer.direction = o.direction.reverse();
+                answer.index = o.index;
+                answer.rejected = o.rejected.clone();
+                if let Some(ep) = call.ep(side) {
+                    ep.set_remote(o.rtp_target(), ep.side().latch);
+                }
+            }
+            None => call.answer_due = Some(side),
+        }
+        let d = call.dialog(side).expect("side A, or B of an answered call");
+        d.sdp_version += 1;
+        let body = sdp::write(id, d.sdp_version, &answer);
+        let contact = d.contact.clone();
+        let r = Response::to(&req, 200, "OK")
+            .contact(&contact)
+            .sdp(&body)
+            .build();
+        tracing::debug!(call = id, side = ?side, "re-INVITE answered by the box");
+        self.await_ack(now, id, side, &r, key, key_of(&req).cseq);
+        self.respond(now, key, 200, r);
     }
 
     pub(crate) fn reinvite_response(

@@ -430,3 +430,63 @@ fn callers_join_a_conference_room_up_to_its_limit_and_leave_with_a_tone() {
     assert!(!rig.pbx.kick_participant(rig.now, "800", first));
     assert_eq!(rig.pbx.conferences(rig.now)[0].participants.len(), 1);
 }
+
+#[test]
+fn a_participant_holds_and_resumes_and_the_box_answers_itself() {
+    let mut cfg = config();
+    cfg.conferences.push(config::Conference {
+        number: "800".into(),
+        description: String::new(),
+        pin: String::new(),
+        max_participants: 0,
+        tones: true,
+    });
+    let mut rig = Rig::without_sockets_with(Settings::default(), cfg, 100);
+    let ok = call_as(&mut rig, "101", A, "800", "h1");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    let msg = |method: &str, cseq: u32, branch: &str, body: &str| {
+        let ty = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!("{method} sip:800@{PBX} SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch={branch};rport\r\nFrom: <sip:101@127.0.0.1>;tag=th1\r\nTo: <sip:800@127.0.0.1>;tag={tag}\r\nCall-ID: h1\r\nCSeq: {cseq} {method}\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{ty}Content-Length: {}\r\n\r\n{body}", body.len())
+    };
+    rig.send(A, &msg("ACK", 2, "z9hG4bKh1ack", ""));
+    commands(&mut rig);
+    // Hold: answered recvonly by the box, the call goes on (no 491).
+    let hold = SDP
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("9000", "9010");
+    rig.send(A, &msg("INVITE", 3, "z9hG4bKh1hold", &hold));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert!(r.contains("a=recvonly"), "{r}");
+    rig.send(A, &msg("ACK", 3, "z9hG4bKh1a3", ""));
+    // The endpoint follows the new address.
+    assert!(commands(&mut rig)
+        .iter()
+        .any(|c| c.starts_with("SetRemote") && c.contains("9010")),);
+    // Resume, and a refresh without SDP: offered the session again.
+    rig.send(
+        A,
+        &msg("INVITE", 4, "z9hG4bKh1res", &SDP.replace("9000", "9010")),
+    );
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.contains("a=sendrecv"), "{r}");
+    rig.send(A, &msg("ACK", 4, "z9hG4bKh1a4", ""));
+    rig.send(A, &msg("INVITE", 5, "z9hG4bKh1ref", ""));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 200") && r.contains("m=audio"), "{r}");
+    // An offer without the session's codec is refused; the call stays.
+    // (the ACK carries the answer the 200's offer called for)
+    rig.send(A, &msg("ACK", 5, "z9hG4bKh1a5", &SDP.replace("9000", "9010")));
+    let g722 = SDP
+        .replace("RTP/AVP 0 101", "RTP/AVP 9 101")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:9 G722/8000");
+    rig.send(A, &msg("INVITE", 6, "z9hG4bKh1g", &g722));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 488"), "{r}");
+    assert_eq!(rig.pbx.conferences(rig.now)[0].participants.len(), 1);
+}

@@ -147,6 +147,11 @@ pub fn kvm_usable() -> bool {
 /// within seconds of a reset).
 const STUCK_REBOOT: Duration = Duration::from_secs(150);
 
+/// How long the console may stay silent after GRUB's `Booting ...` before the boot is
+/// taken as hung (the kernel runs `quiet`, so a slow boot under TCG is silent for a
+/// while, but not this long).
+const STUCK_BOOT: Duration = Duration::from_secs(240);
+
 /// One QMP command (after the capabilities handshake) on a fresh connection: QEMU's
 /// answer line, or what went wrong (a QEMU that does not answer in 10 s is wedged).
 fn qmp(sock: &Path, command: &str) -> Result<String, String> {
@@ -291,7 +296,7 @@ impl Guest {
     /// Waits for `text` on the serial console after the cursor and moves the cursor past
     /// it; answers what came before it.
     pub fn expect(&mut self, text: &str, within: Duration) -> String {
-        let t0 = Instant::now();
+        let mut t0 = Instant::now();
         let (mut len, mut quiet_since) = (0, Instant::now());
         loop {
             {
@@ -300,12 +305,13 @@ impl Guest {
                     (len, quiet_since) = (n, Instant::now());
                 }
             }
-            if quiet_since.elapsed() > STUCK_REBOOT
-                && self.cycled_at != Some(len)
-                && self.reboot_stuck()
-            {
+            let stuck = (quiet_since.elapsed() > STUCK_REBOOT && self.reboot_stuck())
+                || (quiet_since.elapsed() > STUCK_BOOT && self.boot_stuck());
+            if stuck && self.cycled_at != Some(len) {
                 self.power_cycle();
                 quiet_since = Instant::now();
+                // The boot after the power button gets the whole wait again.
+                t0 = Instant::now();
             }
             {
                 // Searched in the raw bytes: firmware and boot loader output is not
@@ -349,6 +355,18 @@ impl Guest {
         tail.trim_end().ends_with("reboot: Restarting system")
     }
 
+    /// Whether the console's last words are GRUB's `Booting `...'` with nothing after
+    /// them: under TCG a boot has been seen to hang there once in a while (the same
+    /// image booted on the next try).
+    fn boot_stuck(&self) -> bool {
+        let seen = self.seen.lock().unwrap();
+        let tail = String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..]).to_string();
+        tail.trim_end()
+            .rsplit('\n')
+            .next()
+            .is_some_and(|l| l.contains("Booting `") && l.ends_with('\''))
+    }
+
     /// The guest asked for a reset and nothing has come since: under TCG, QEMU 7.2 has
     /// been seen to stay silent there (no firmware, no GRUB) while the hardware watchdog
     /// armed for the way down did not fire either. A technician would press the
@@ -358,8 +376,8 @@ impl Guest {
         self.cycled_at = Some(self.seen.lock().unwrap().len());
         let status = qmp(&self.qmp, "query-status");
         eprintln!(
-            "image test: the guest's reboot went silent for {STUCK_REBOOT:?} after \
-             'reboot: Restarting system'; QEMU says {status:?}; power-cycling it (QMP system_reset)"
+            "image test: the guest went silent after 'reboot: Restarting system' or \
+             GRUB's 'Booting'; QEMU says {status:?}; power-cycling it (QMP system_reset)"
         );
         let r = qmp(&self.qmp, "system_reset");
         eprintln!("image test: system_reset: {r:?}");
