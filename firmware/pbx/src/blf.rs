@@ -55,6 +55,13 @@ fn same(package: Package, a: &LineState, b: &LineState) -> bool {
     }
 }
 
+/// The `tag` parameter of a From or To value ("" when it has none yet).
+fn tag(v: &str) -> String {
+    sip::message::header_param(v, "tag")
+        .unwrap_or("")
+        .to_string()
+}
+
 /// `s` with XML's five special characters escaped.
 fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -187,11 +194,6 @@ impl Pbx {
                 };
                 match l.state {
                     LegState::Calling | LegState::Ringing if !l.cancel_wanted => {
-                        let tag = |v: &str| {
-                            sip::message::header_param(v, "tag")
-                                .unwrap_or("")
-                                .to_string()
-                        };
                         set(
                             e,
                             LineState::Ringing {
@@ -266,11 +268,6 @@ impl Pbx {
     /// (phones write them from either end, and an early dialog may have no phone tag
     /// yet, so either tag in either place is taken).
     pub(crate) fn ringing_dialog(&self, replaces: &sip::dialog::Replaces) -> Option<(u64, String)> {
-        let tag = |v: &str| {
-            sip::message::header_param(v, "tag")
-                .unwrap_or("")
-                .to_string()
-        };
         self.calls
             .values()
             .filter(|c| !c.finished && c.answered.is_none())

@@ -481,7 +481,10 @@ fn a_participant_holds_and_resumes_and_the_box_answers_itself() {
     assert!(r.starts_with("SIP/2.0 200") && r.contains("m=audio"), "{r}");
     // An offer without the session's codec is refused; the call stays.
     // (the ACK carries the answer the 200's offer called for)
-    rig.send(A, &msg("ACK", 5, "z9hG4bKh1a5", &SDP.replace("9000", "9010")));
+    rig.send(
+        A,
+        &msg("ACK", 5, "z9hG4bKh1a5", &SDP.replace("9000", "9010")),
+    );
     let g722 = SDP
         .replace("RTP/AVP 0 101", "RTP/AVP 9 101")
         .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:9 G722/8000");
