@@ -18,6 +18,7 @@ mod mail;
 mod music;
 mod parking;
 mod phones;
+mod queue;
 mod routing;
 pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
@@ -34,6 +35,7 @@ pub use phones::{
     BlfKey, Phone, PhoneLine, PhoneModel, PhoneState, Provisioning, MAX_BLF_KEYS, MAX_PHONES,
     PHONE_MODELS,
 };
+pub use queue::{Queue, QueueStrategy, MAX_QUEUE_AGENTS, MAX_QUEUE_CALLERS};
 pub use routing::{
     emergency_preset, matches_pattern, valid_target, Conflict, Destination, DidMapping, Emergency,
     EmergencyNumber, Link, LinkMode, OutboundRoute, PermissionGroup, PermissionRule, Rewrite,
@@ -111,6 +113,9 @@ pub struct Config {
     /// Conference rooms (Kerio 13).
     #[serde(default)]
     pub conferences: Vec<Conference>,
+    /// Call queues (Kerio 14).
+    #[serde(default)]
+    pub queues: Vec<Queue>,
     /// Call parking slots (none in a document written before parking existed).
     #[serde(default = "Parking::off")]
     pub parking: Parking,
@@ -191,6 +196,7 @@ impl Default for Config {
             music: Vec::new(),
             ip_groups: Vec::new(),
             conferences: Vec::new(),
+            queues: Vec::new(),
             parking: Parking::default(),
         }
     }
@@ -780,10 +786,15 @@ impl Config {
         for n in self
             .extensions
             .iter()
-            .map(|e| &e.number)
-            .chain(self.ring_groups.iter().map(|g| &g.number))
-            .chain(self.auto_attendants.iter().map(|a| &a.number))
-            .chain(self.conferences.iter().map(|c| &c.number))
+            .map(|e| e.number.as_str())
+            .chain(self.ring_groups.iter().map(|g| g.number.as_str()))
+            .chain(self.auto_attendants.iter().map(|a| a.number.as_str()))
+            .chain(self.conferences.iter().map(|c| c.number.as_str()))
+            .chain(
+                self.queues
+                    .iter()
+                    .flat_map(|q| q.numbers().into_iter().filter(|n| !n.is_empty())),
+            )
         {
             let clash = codes
                 .iter()
@@ -1294,6 +1305,28 @@ impl Snapshot {
     /// The conference room with this number.
     pub fn conference(&self, number: &str) -> Option<&Conference> {
         self.config.conferences.iter().find(|c| c.number == number)
+    }
+
+    /// The call queue with this number.
+    pub fn queue(&self, number: &str) -> Option<&Queue> {
+        self.config.queues.iter().find(|q| q.number == number)
+    }
+
+    /// The queue whose agents log in (true) or out with this code.
+    pub fn queue_code(&self, code: &str) -> Option<(&Queue, bool)> {
+        self.config
+            .queues
+            .iter()
+            .filter(|q| q.dynamic_agents)
+            .find_map(|q| {
+                if q.login_code == code {
+                    Some((q, true))
+                } else if q.logout_code == code {
+                    Some((q, false))
+                } else {
+                    None
+                }
+            })
     }
 
     pub fn time_range(&self, name: &str) -> Option<&TimeRange> {

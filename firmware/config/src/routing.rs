@@ -953,6 +953,60 @@ impl Config {
                 err(ent.clone(), field, message);
             }
         }
+        for q in &self.queues {
+            let ent = format!("queue {}", q.number);
+            for n in q.numbers() {
+                if !n.is_empty() && !local.insert(n) {
+                    err(
+                        ent.clone(),
+                        if n == q.number {
+                            "number"
+                        } else {
+                            "login_code"
+                        },
+                        format!("{n} is already used by another number of the dial plan"),
+                    );
+                }
+                let prefixes = [&fc.directed_pickup, &fc.voicemail_direct];
+                if prefixes
+                    .iter()
+                    .any(|p| !p.is_empty() && !n.is_empty() && n.starts_with(p.as_str()))
+                {
+                    err(
+                        ent.clone(),
+                        "number",
+                        format!("{n} begins with a feature code prefix"),
+                    );
+                }
+            }
+            for a in &q.agents {
+                if !self.extensions.iter().any(|e| &e.number == a) {
+                    err(ent.clone(), "agents", format!("{a} is not an extension"));
+                }
+            }
+            if !q.music.is_empty()
+                && q.music != crate::SYSTEM_MUSIC
+                && !self.music.iter().any(|m| m.name == q.music)
+            {
+                err(
+                    ent.clone(),
+                    "music",
+                    format!("{} is not a music on hold collection", q.music),
+                );
+            }
+            if let Some(b) = crate::voicemail_target(&q.fallback) {
+                if !self.extensions.iter().any(|e| e.number == b && e.voicemail) {
+                    err(
+                        ent.clone(),
+                        "fallback",
+                        format!("extension {b} has no voicemail box"),
+                    );
+                }
+            }
+            for (field, message) in q.problems() {
+                err(ent.clone(), field, message);
+            }
+        }
         for a in &self.auto_attendants {
             let ent = format!("auto attendant {}", a.number);
             if !is_digits(&a.number) || a.number.len() > 20 {

@@ -94,6 +94,15 @@ impl Pbx {
                 self.attendant_env(),
             )));
         }
+        if let Some(q) = self.snapshot.queue(number) {
+            return Some(Box::new(crate::app::QueueCaller::new(
+                q.clone(),
+                self.settings.sounds_dir.clone(),
+            )));
+        }
+        if let Some((q, login)) = self.snapshot.queue_code(number) {
+            return Some(Box::new(crate::app::AgentLogin::new(&q.number, login)));
+        }
         let room = self.snapshot.conference(number)?;
         let app = crate::app::ConferenceRoom::new(&room.number, &room.pin);
         let now = self.last_now;
@@ -203,6 +212,8 @@ impl Pbx {
     /// Gives the application of call `id` an event and carries out its actions.
     pub(crate) fn app_event(&mut self, now: Instant, id: u64, event: AppEvent) {
         let unix = self.unix(now);
+        let place = self.queue_place(id);
+        let default_music = self.hold_music();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -213,6 +224,7 @@ impl Pbx {
         cx.call = id;
         cx.unix = unix;
         cx.local = unix as i64 + self.utc_offset;
+        cx.queue = place;
         app.handle(event, &mut cx);
         if let Some(a) = call.app.as_mut() {
             a.app = Some(app);
@@ -281,6 +293,26 @@ impl Pbx {
                     self.join_room(now, id, &room);
                     return;
                 }
+                Action::Music(music) => {
+                    let music = if music.is_empty() {
+                        default_music.clone()
+                    } else {
+                        music
+                    };
+                    call.a_ep.play_music(&music, pt, alaw);
+                }
+                Action::EnterQueue { queue } => {
+                    self.enter_queue(now, id, &queue);
+                    return;
+                }
+                Action::LeaveQueue => self.leave_queue(now, id, true),
+                Action::AgentLogin { queue, login } => {
+                    let ext = call.caller_ext.clone();
+                    let ok =
+                        call.caller_peer.is_none() && self.queue_login(now, &queue, &ext, login);
+                    self.app_event(now, id, AppEvent::AgentLogged { ok });
+                    return;
+                }
                 Action::ToggleMute => {
                     let muted = self.toggle_mute(id);
                     self.app_event(now, id, AppEvent::Muted(muted));
@@ -337,6 +369,7 @@ impl Pbx {
                 if let Some(ep) = ep {
                     ep.play_done();
                 }
+                self.queue_whisper_done(endpoint);
                 (endpoint, AppEvent::PlayDone)
             }
         };
@@ -348,7 +381,7 @@ impl Pbx {
         if let Some(id) = found {
             self.app_event(now, id, ev);
         }
-        self.blf_update(now);
+        self.after_input(now);
     }
 
     /// The application's timer, when it is due.

@@ -968,6 +968,7 @@ impl Pbx {
     }
 
     pub(crate) fn end_call(&mut self, id: u64) -> Option<Call> {
+        self.queue_call_ended(id);
         let call = self.calls.remove(&id)?;
         self.leave_room(id);
         self.unpark(id);
@@ -1217,9 +1218,15 @@ impl Pbx {
                     return;
                 }
                 leg.got_provisional = true;
-                // An application (voicemail after no answer) took the call meanwhile.
+                // An application (voicemail after no answer) took the call meanwhile,
+                // unless it is the queue the caller waits in for this agent.
+                let for_queue = call.answered.is_none() && self.is_queue_leg(id, idx);
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                let leg = &mut call.legs[idx];
                 let answered_elsewhere =
-                    call.answered.is_some_and(|i| i != idx) || call.app.is_some();
+                    call.answered.is_some_and(|i| i != idx) || (call.app.is_some() && !for_queue);
                 if call.answered == Some(idx) {
                     // A retransmitted 2xx: ACK it again.
                     let d = clone_dialog(&call.legs[idx].dialog);
@@ -1286,6 +1293,9 @@ impl Pbx {
                 if call.caller_answered {
                     let others: Vec<usize> = (0..call.legs.len()).filter(|i| *i != idx).collect();
                     tracing::debug!(call = id, "answered for a caller the box had answered");
+                    if for_queue {
+                        self.queue_answered(now, id, idx);
+                    }
                     self.arm_call(id);
                     for i in others {
                         self.cancel_leg(now, id, i);
@@ -1351,6 +1361,9 @@ impl Pbx {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
+        if call.app.is_some() && call.answered.is_none() {
+            return self.queue_leg_failed(now, id);
+        }
         if call.answered.is_some() || call.app.is_some() || call.finished {
             return;
         }
@@ -1527,9 +1540,11 @@ impl Pbx {
             for c in ids {
                 self.dialogs.remove(&c);
             }
-            // Its slot and its room are free at once, not when the last leg settles.
+            // Its slot, its room and its queue place are free at once, not when the
+            // last leg settles.
             self.unpark(id);
             self.leave_room(id);
+            self.queue_call_ended(id);
             self.arm_call(id);
         } else {
             self.end_call(id);

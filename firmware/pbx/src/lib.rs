@@ -11,6 +11,7 @@
 
 pub mod app;
 pub use park::ParkedInfo;
+pub use queues::{QueueAgentInfo, QueueCallerInfo, QueueInfo};
 pub use rooms::{Participant, RoomInfo};
 mod app_leg;
 mod blf;
@@ -22,6 +23,7 @@ pub mod negotiate;
 mod park;
 mod pickup;
 mod plan;
+mod queues;
 mod registrar;
 mod rooms;
 mod route;
@@ -246,6 +248,15 @@ pub struct Pbx {
     parked: std::collections::BTreeMap<String, (u64, Instant)>,
     /// Some busy lamp may be subscribed (cleared when none is found).
     lamps: bool,
+    /// Call queues' waiting callers, agents logged in and figures, by number.
+    queues: HashMap<String, queues::QueueState>,
+    /// Calls an agent answered for a queue: the queue and the agent.
+    queue_calls: HashMap<u64, (String, String)>,
+    /// Agents in wrap-up after a queue call, until when.
+    agent_wrapup: HashMap<String, Instant>,
+    /// Agents' endpoints playing the queue's announcement, with the call to put
+    /// through when it ends.
+    queue_whispers: HashMap<u64, u64>,
 }
 
 impl Pbx {
@@ -291,6 +302,10 @@ impl Pbx {
             rooms: HashMap::new(),
             parked: std::collections::BTreeMap::new(),
             lamps: false,
+            queues: HashMap::new(),
+            queue_calls: HashMap::new(),
+            agent_wrapup: HashMap::new(),
+            queue_whispers: HashMap::new(),
         };
         pbx.sync_peers(now);
         pbx
@@ -487,6 +502,13 @@ impl Pbx {
             self.failures
                 .retain(|_, (_, since)| now.saturating_duration_since(*since) < window);
         }
+        self.after_input(now);
+    }
+
+    /// What follows every input: waiting queue callers get free agents, and busy
+    /// lamps show what changed.
+    fn after_input(&mut self, now: Instant) {
+        self.queue_dispatch(now);
         self.blf_update(now);
     }
 
@@ -550,7 +572,7 @@ impl Pbx {
             SipMessage::Request(req) => self.handle_request(now, src, req),
             SipMessage::Response(resp) => self.handle_response(now, resp),
         }
-        self.blf_update(now);
+        self.after_input(now);
     }
 
     fn handle_request(&mut self, now: Instant, src: Source, mut req: rsip::Request) {
@@ -786,7 +808,7 @@ impl Pbx {
     pub fn hang_up_call(&mut self, now: Instant, id: u64) -> bool {
         self.last_now = now;
         let done = self.terminate(now, id);
-        self.blf_update(now);
+        self.after_input(now);
         done
     }
 

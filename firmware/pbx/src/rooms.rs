@@ -193,7 +193,7 @@ impl Pbx {
         }
         tracing::info!(call, room, "put out of the conference by the administrator");
         let done = self.terminate(now, call);
-        self.blf_update(now);
+        self.after_input(now);
         done
     }
 }

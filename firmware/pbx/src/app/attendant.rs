@@ -325,6 +325,9 @@ impl Application for Attendant {
             | AppEvent::Recorded { .. }
             | AppEvent::Joined { .. }
             | AppEvent::Full
+            | AppEvent::Queued
+            | AppEvent::QueueRefused
+            | AppEvent::AgentLogged { .. }
             | AppEvent::Muted(_)
             | AppEvent::Hangup => {}
         }

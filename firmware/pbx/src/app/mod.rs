@@ -1,6 +1,6 @@
 //! Applications: the box itself answering a call: the echo test, leaving a voicemail
-//! message, the voicemail menu, the auto attendant and conference rooms; queues are to
-//! come behind the same trait.
+//! message, the voicemail menu, the auto attendant, conference rooms and call queues
+//! (their callers and their agents' login codes).
 //!
 //! An application is a sans-IO state machine. The exchange answers the caller, gives
 //! the application what happens on that leg ([`AppEvent`]: started, a keypad digit, a
@@ -14,6 +14,7 @@ mod attendant;
 mod conference;
 mod echo;
 mod park;
+mod queue;
 mod vm_menu;
 mod voicemail;
 
@@ -21,6 +22,7 @@ pub use attendant::{Attendant, AttendantEnv};
 pub use conference::ConferenceRoom;
 pub use echo::EchoTest;
 pub use park::ParkAnnounce;
+pub use queue::{AgentLogin, QueueCaller};
 pub use vm_menu::VoicemailMenu;
 pub use voicemail::{Greeting, LeaveMessage, MAX_MESSAGE};
 
@@ -51,6 +53,15 @@ pub enum AppEvent {
     /// Whether the others in its conference room hear the caller now (after its own
     /// `*`, which cannot undo the administrator's mute).
     Muted(bool),
+    /// The caller waits in the queue it asked to enter ([`Context::queue`] tells
+    /// where).
+    Queued,
+    /// The queue did not take the caller (full, or no agent logged in), or put it out
+    /// (the last agent logged out): it goes to the queue's fallback.
+    QueueRefused,
+    /// The agent login or logout asked for is done (`ok`), or the caller is not an
+    /// extension that can be an agent.
+    AgentLogged { ok: bool },
     /// The caller hung up; the application's last event.
     Hangup,
 }
@@ -96,6 +107,48 @@ pub enum Action {
     /// The caller mutes or unmutes itself in its conference room;
     /// [`AppEvent::Muted`] follows.
     ToggleMute,
+    /// Music on hold from collection `music` (empty: the default one) until something
+    /// else plays.
+    Music(String),
+    /// The caller enters call queue `queue` and waits for an agent;
+    /// [`AppEvent::Queued`] or [`AppEvent::QueueRefused`] follows.
+    EnterQueue { queue: String },
+    /// The caller leaves its queue (its wait is over); agents ringing for it stop.
+    LeaveQueue,
+    /// The caller (an extension) logs in to or out of queue `queue` as an agent;
+    /// [`AppEvent::AgentLogged`] follows.
+    AgentLogin { queue: String, login: bool },
+}
+
+/// Where a caller waiting in a queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// 1 for the next caller to be served.
+    pub position: usize,
+    /// Seconds the caller can expect to wait (the queue's average wait of answered
+    /// callers), when calls were answered already.
+    pub estimate: Option<u64>,
+}
+
+/// The system prompts saying `n` (0 to 999): "digits/3", "digits/hundred", ...
+pub(crate) fn number_prompts(n: usize) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut n = n.min(999);
+    if n >= 100 {
+        v.push(format!("digits/{}", n / 100));
+        v.push("digits/hundred".to_string());
+        n %= 100;
+        if n == 0 {
+            return v;
+        }
+    }
+    if n > 20 && !n.is_multiple_of(10) {
+        v.push(format!("digits/{}", n / 10 * 10));
+        v.push(format!("digits/{}", n % 10));
+    } else {
+        v.push(format!("digits/{n}"));
+    }
+    v
 }
 
 /// What an application sees of its call, and where its actions go.
@@ -111,6 +164,8 @@ pub struct Context {
     /// Wall time in the box's time zone: Unix seconds plus the zone's offset (for
     /// time conditions).
     pub local: i64,
+    /// Where the caller waits, when it is in a call queue.
+    pub queue: Option<QueuePlace>,
     actions: Vec<Action>,
 }
 
@@ -122,6 +177,7 @@ impl Context {
             unix: 0,
             call: 0,
             local: 0,
+            queue: None,
             actions: Vec::new(),
         }
     }
@@ -180,6 +236,27 @@ impl Context {
 
     pub fn toggle_mute(&mut self) {
         self.actions.push(Action::ToggleMute);
+    }
+
+    pub fn music(&mut self, collection: &str) {
+        self.actions.push(Action::Music(collection.to_string()));
+    }
+
+    pub fn enter_queue(&mut self, queue: &str) {
+        self.actions.push(Action::EnterQueue {
+            queue: queue.to_string(),
+        });
+    }
+
+    pub fn leave_queue(&mut self) {
+        self.actions.push(Action::LeaveQueue);
+    }
+
+    pub fn agent_login(&mut self, queue: &str, login: bool) {
+        self.actions.push(Action::AgentLogin {
+            queue: queue.to_string(),
+            login,
+        });
     }
 
     pub fn hang_up(&mut self) {

@@ -63,23 +63,10 @@ fn p(name: &str) -> Say {
 
 /// Prompts saying `n` (0 to 999).
 fn number(n: usize) -> Vec<Say> {
-    let mut v = Vec::new();
-    let mut n = n.min(999);
-    if n >= 100 {
-        v.push(p(&format!("digits/{}", n / 100)));
-        v.push(p("digits/hundred"));
-        n %= 100;
-        if n == 0 {
-            return v;
-        }
-    }
-    if n > 20 && !n.is_multiple_of(10) {
-        v.push(p(&format!("digits/{}", n / 10 * 10)));
-        v.push(p(&format!("digits/{}", n % 10)));
-    } else {
-        v.push(p(&format!("digits/{n}")));
-    }
-    v
+    super::number_prompts(n)
+        .into_iter()
+        .map(Say::Prompt)
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -728,7 +715,12 @@ impl Application for VoicemailMenu {
                     cx.request(Request::DiscardRecording { path });
                 }
             }
-            AppEvent::Joined { .. } | AppEvent::Full | AppEvent::Muted(_) => {}
+            AppEvent::Joined { .. }
+            | AppEvent::Full
+            | AppEvent::Muted(_)
+            | AppEvent::Queued
+            | AppEvent::QueueRefused
+            | AppEvent::AgentLogged { .. } => {}
             AppEvent::Hangup => {
                 self.flush(cx);
                 if let State::Review { file, .. } = &self.state {
