@@ -33,6 +33,16 @@ enum ConfCmd {
 }
 
 #[derive(Subcommand)]
+enum QueueCmd {
+    /// Queues with their figures, waiting callers and agents (the default).
+    List,
+    /// Extension EXTENSION logs in to QUEUE as an agent (a queue taking dynamic agents).
+    Login { queue: String, extension: String },
+    /// Extension EXTENSION logs out of QUEUE.
+    Logout { queue: String, extension: String },
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Exits 0 when the daemon is ready.
     Status,
@@ -74,6 +84,12 @@ enum Cmd {
     Conference {
         #[command(subcommand)]
         cmd: Option<ConfCmd>,
+    },
+    /// Call queues: waiting callers, agents and their state, figures; log agents in
+    /// and out.
+    Queue {
+        #[command(subcommand)]
+        cmd: Option<QueueCmd>,
     },
     /// Sets a new password for the web administrator `Admin` (the recovery path), read
     /// from standard input (asked twice on a terminal). Works with pbxd stopped too.
@@ -339,6 +355,15 @@ fn run(cli: &Cli) -> Result<bool> {
         }
         Cmd::Hangup { id } => json!({"cmd": "call_hangup", "id": id}),
         Cmd::Parked => json!({"cmd": "parked"}),
+        Cmd::Queue { cmd } => match cmd {
+            None | Some(QueueCmd::List) => json!({"cmd": "queues"}),
+            Some(QueueCmd::Login { queue, extension }) => {
+                json!({"cmd": "queue_login", "queue": queue, "extension": extension})
+            }
+            Some(QueueCmd::Logout { queue, extension }) => {
+                json!({"cmd": "queue_logout", "queue": queue, "extension": extension})
+            }
+        },
         Cmd::Conference { cmd } => match cmd {
             None | Some(ConfCmd::List) => json!({"cmd": "conferences"}),
             Some(ConfCmd::Mute { room, call }) => {
@@ -791,6 +816,64 @@ fn run(cli: &Cli) -> Result<bool> {
         Cmd::Conference {
             cmd: Some(ConfCmd::Kick { room, call }),
         } => println!("ok: call {call} put out of conference {room}"),
+        Cmd::Queue {
+            cmd: None | Some(QueueCmd::List),
+        } => {
+            for q in data.as_array().into_iter().flatten() {
+                println!(
+                    "queue {} {}: {} waiting, answered {}, abandoned {}, redirected {}, average wait {} s, longest {} s",
+                    q["number"].as_str().unwrap_or(""),
+                    q["description"].as_str().unwrap_or(""),
+                    q["waiting"].as_array().map_or(0, Vec::len),
+                    q["answered"],
+                    q["abandoned"],
+                    q["redirected"],
+                    q["average_wait"],
+                    q["longest_wait"]
+                );
+                for w in q["waiting"].as_array().into_iter().flatten() {
+                    println!(
+                        "  caller {:<3} call {:<6} {:<12} {:>5} s  ringing {}",
+                        w["position"],
+                        w["call"],
+                        w["number"].as_str().unwrap_or(""),
+                        w["seconds"],
+                        w["ringing"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join(","))
+                            .unwrap_or_default()
+                    );
+                }
+                for a in q["agents"].as_array().into_iter().flatten() {
+                    println!(
+                        "  agent  {:<8} {:<12} answered {:<4} missed {:<4}{}",
+                        a["extension"].as_str().unwrap_or(""),
+                        a["state"].as_str().unwrap_or(""),
+                        a["answered"],
+                        a["missed"],
+                        if a["dynamic"] == true {
+                            " logged in"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        Cmd::Queue {
+            cmd: Some(QueueCmd::Login { queue, extension } | QueueCmd::Logout { queue, extension }),
+        } => println!(
+            "ok: {extension} logged {} queue {queue}",
+            if data["login"] == true {
+                "in to"
+            } else {
+                "out of"
+            }
+        ),
         Cmd::Conference {
             cmd: Some(ConfCmd::Mute { room, call } | ConfCmd::Unmute { room, call }),
         } => println!(

@@ -355,6 +355,19 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
             "parked" => {
                 ok(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"))
             }
+            "queues" => ok(serde_json::to_value(core.queues(Instant::now())).expect("serialises")),
+            "queue_login" | "queue_logout" => {
+                let queue = str_arg(&body, "queue")?.to_string();
+                let ext = str_arg(&body, "extension")?.to_string();
+                let login = cmd == "queue_login";
+                if core.queue_login(Instant::now(), &queue, &ext, login) {
+                    ok(json!({"queue": queue, "extension": ext, "login": login}))
+                } else {
+                    fail(&format!(
+                        "queue {queue} takes no agents logging in, or {ext} is no extension"
+                    ))
+                }
+            }
             "conferences" => {
                 ok(serde_json::to_value(core.conferences(Instant::now())).expect("serialises"))
             }

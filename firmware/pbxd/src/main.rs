@@ -582,6 +582,12 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::MusicChanged => {
                         collections.reconcile(&state.cfg.snapshot().config);
                     }
+                    web::CoreRequest::Queues(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.queues(Instant::now())).expect("serialises"));
+                    }
+                    web::CoreRequest::QueueLogin(queue, ext, login, tx) => {
+                        let _ = tx.send(core.queue_login(Instant::now(), &queue, &ext, login));
+                    }
                     web::CoreRequest::Parked(tx) => {
                         let _ = tx.send(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"));
                     }

@@ -361,6 +361,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 Err(ApiError::not_found(format!("no call {id} in progress")))
             }
         }
+        (_, ["status", "queues", rest @ ..]) => crate::queues::api(app, req, &c, rest).await,
         (_, ["status", "conferences", rest @ ..]) => {
             crate::conferences::api(app, req, &c, rest).await
         }

@@ -23,6 +23,7 @@ pub mod openapi;
 mod ops;
 mod pages;
 mod provisioning;
+mod queues;
 mod routing;
 mod routing_pages;
 pub mod tls;
@@ -73,6 +74,10 @@ pub enum CoreRequest {
     ConferenceKick(String, u64, oneshot::Sender<bool>),
     /// Calls waiting in parking slots, as JSON.
     Parked(oneshot::Sender<Value>),
+    /// Call queues with their waiting callers, agents and figures, as JSON.
+    Queues(oneshot::Sender<Value>),
+    /// Extension `1` logs in to (true) or out of queue `0`; answers whether it could.
+    QueueLogin(String, String, bool, oneshot::Sender<bool>),
 }
 
 /// Knobs of the web server.

@@ -198,6 +198,29 @@ fn routing_paths() -> Value {
         "pin": {"type": "string", "pattern": "^[0-9]{0,12}$", "description": "keyed by every participant to get in; empty: none"},
         "max_participants": {"type": "integer", "minimum": 0, "maximum": 64, "description": "0: the box's limit (64); else 2 to 64"},
         "tones": {"type": "boolean", "description": "a rising tone when someone joins, a falling one when someone leaves (default true)"}}});
+    let secs = |d: &str| json!({"type": "integer", "minimum": 0, "description": d});
+    let queue = json!({"type": "object", "additionalProperties": false, "required": ["number"], "properties": {
+        "number": {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "what callers dial (a DID may map to it)"},
+        "description": s("string"),
+        "strategy": {"type": "string", "enum": ["ring_all", "longest_idle", "fewest_calls", "random", "round_robin"], "description": "which free agent rings: all of them, the least recently called, the one with fewest calls, one at random, or in turn (round robin with memory); default ring_all"},
+        "max_callers": {"type": "integer", "minimum": 0, "maximum": 999, "description": "0: unlimited (999)"},
+        "max_wait_seconds": secs("0: no limit; else 10 to 86400, then the fallback"),
+        "fallback": {"type": "string", "description": "a number (another queue, an extension) or voicemail:<extension> for callers refused, put out or waiting too long; empty: goodbye"},
+        "music": {"type": "string", "description": "music on hold collection; empty: the default"},
+        "agents": {"type": "array", "items": s("string"), "maxItems": 64, "description": "extensions always in the queue"},
+        "dynamic_agents": {"type": "boolean", "description": "extensions log in and out with the codes"},
+        "login_code": {"type": "string", "pattern": "^[0-9]{0,20}$"},
+        "logout_code": {"type": "string", "pattern": "^[0-9]{0,20}$"},
+        "ring_seconds": {"type": "integer", "minimum": 5, "maximum": 300, "description": "an agent rings this long before the next is tried (default 20)"},
+        "wrapup_seconds": {"type": "integer", "minimum": 0, "maximum": 3600, "description": "no queue call for an agent this long after one"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 10, "description": "queues sharing agents: higher first"},
+        "position_seconds": secs("0: never; else 15 to 3600: the caller's place is said on entering and this often"),
+        "hold_time": {"type": "boolean", "description": "the place comes with the estimated hold time"},
+        "periodic_seconds": secs("0: never; else 15 to 3600"),
+        "periodic_sound": {"type": "string", "description": "an uploaded sound or a system prompt; empty: queue-periodic-announce"},
+        "agent_sound": {"type": "string", "description": "what the agent hears before the caller is put through; empty: nothing"},
+        "refuse_when_empty": {"type": "boolean", "description": "no agent logged in: new callers go to the fallback"},
+        "leave_when_empty": {"type": "boolean", "description": "the last agent logs out: waiting callers go to the fallback"}}});
     let range = json!({"type": "object", "additionalProperties": false, "properties": {
         "name": s("string"), "description": s("string"),
         "items": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "object", "required": ["type", "from", "to"], "properties": {
@@ -333,6 +356,16 @@ fn routing_paths() -> Value {
             "get": read_op("One room", conference.clone()),
             "put": write_op("Change a room (fields left out keep their value)", Some(conference.clone()), "200", Some(conference)),
             "delete": write_op("Remove a room (its participants stay connected until they hang up)", None, "204", None)
+        },
+        "/routing/queues": {
+            "get": read_op("Call queues (Kerio 14)", arr(&queue)),
+            "post": write_op("Add a queue", Some(queue.clone()), "201", Some(queue.clone()))
+        },
+        "/routing/queues/{number}": {
+            "parameters": [{"name": "number", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "get": read_op("One queue", queue.clone()),
+            "put": write_op("Change a queue (fields left out keep their value)", Some(queue.clone()), "200", Some(queue)),
+            "delete": write_op("Remove a queue (its waiting callers go to its fallback)", None, "204", None)
         },
         "/routing/music_collections": {
             "get": read_op("Music on hold collections (Kerio 24)", arr(&music)),
@@ -733,6 +766,13 @@ fn base() -> Value {
                 "put": write_op("Mute or unmute a participant", Some(json!({"type": "object", "additionalProperties": false, "required": ["muted"], "properties": {"muted": s("boolean")}})), "204", None),
                 "delete": write_op("Put a participant out (the box hangs up on it)", None, "204", None)
             },
+            "/status/queues": {"get": read_op("Call queues with their waiting callers, agents and figures", json!({"type": "array", "items": r("QueueStatus")}))},
+            "/status/queues/{number}/agents/{extension}": {
+                "parameters": [
+                    {"name": "number", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "extension", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "put": write_op("Log an extension in to or out of a queue taking dynamic agents", Some(json!({"type": "object", "additionalProperties": false, "required": ["logged_in"], "properties": {"logged_in": s("boolean")}})), "204", None)
+            },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
             "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
@@ -744,6 +784,17 @@ fn base() -> Value {
         "participants": {"type": "array", "items": {"type": "object", "properties": {
             "call": s("integer"), "number": s("string"), "name": s("string"),
             "seconds": s("integer"), "muted": s("boolean"), "muted_by_admin": s("boolean")}}}}});
+    doc["components"]["schemas"]["QueueStatus"] = json!({"type": "object", "properties": {
+        "number": s("string"), "description": s("string"), "strategy": s("string"),
+        "waiting": {"type": "array", "items": {"type": "object", "properties": {
+            "call": s("integer"), "number": s("string"), "name": s("string"), "position": s("integer"),
+            "seconds": s("integer"), "ringing": {"type": "array", "items": s("string")}}}},
+        "agents": {"type": "array", "items": {"type": "object", "properties": {
+            "extension": s("string"), "name": s("string"), "dynamic": s("boolean"),
+            "state": {"type": "string", "enum": ["free", "ringing", "in call", "wrap-up", "unavailable"]},
+            "answered": s("integer"), "missed": s("integer")}}},
+        "answered": s("integer"), "abandoned": s("integer"), "redirected": s("integer"),
+        "average_wait": s("integer"), "longest_wait": s("integer")}});
     doc["paths"]["/history"] = history;
     let codes = json!({"type": "object", "additionalProperties": false, "properties": {
         "pickup": {"type": "string", "description": "1-8 of digits, * and #"},

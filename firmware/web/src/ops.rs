@@ -588,13 +588,14 @@ pub(crate) async fn delete_user(app: &Arc<App>, who: &str, username: &str) -> Re
 
 /// Kerio's dial plan types (table 12.1): 1 = extension; ours for what Kerio's table
 /// does not name: 2 = ring group, 3 = conference room, 4 = auto attendant script,
-/// 9 = feature code.
+/// 5 = call queue, 9 = feature code (a queue's agent login and logout codes too).
 pub(crate) const TYPE_EXTENSION: u32 = 1;
 pub(crate) const TYPE_RING_GROUP: u32 = 2;
 pub(crate) const TYPE_FEATURE: u32 = 9;
 pub(crate) const TYPE_CONFERENCE: u32 = 3;
 /// Kerio's dial plan names auto attendant scripts as their own type.
 pub(crate) const TYPE_AUTO_ATTENDANT: u32 = 4;
+pub(crate) const TYPE_QUEUE: u32 = 5;
 
 /// Every used number with its type id, type name and description, by number.
 pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)> {
@@ -652,6 +653,28 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             c.description.clone()
         };
         v.push((c.number.clone(), TYPE_CONFERENCE, "conference", desc));
+    }
+    for q in &s.config.queues {
+        let name = if q.description.is_empty() {
+            format!("queue {}", q.number)
+        } else {
+            q.description.clone()
+        };
+        v.push((q.number.clone(), TYPE_QUEUE, "call queue", name.clone()));
+        if q.dynamic_agents {
+            v.push((
+                q.login_code.clone(),
+                TYPE_FEATURE,
+                "feature code",
+                format!("Agent login: {name}"),
+            ));
+            v.push((
+                q.logout_code.clone(),
+                TYPE_FEATURE,
+                "feature code",
+                format!("Agent logout: {name}"),
+            ));
+        }
     }
     v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
     let fc = &s.config.feature_codes;

@@ -95,6 +95,7 @@ pub(crate) fn layout(
                                 a href="/admin/routing" { "Call routing" }
                                 a href="/admin/routing/attendants" { "Auto attendant" }
                                 a href="/admin/routing/conferences" { "Conferences" }
+                                a href="/admin/routing/queues" { "Call queues" }
                                 a href="/admin/routing/music" { "Music on hold" }
                                 a href="/admin/routing/ip-groups" { "IP address groups" }
                                 a href="/admin/dialplan" { "Dial plan" }

@@ -11,7 +11,7 @@ use crate::ops::{self, change, HIDDEN};
 use crate::{ApiError, App, Caller, Req};
 use config::{
     AutoAttendant, Conference, Config, Emergency, IpGroup, IpItem, IsdnInterface, Link,
-    MusicCollection, OutboundRoute, PermissionGroup, RingGroup, SipInterface, TimeRange,
+    MusicCollection, OutboundRoute, PermissionGroup, Queue, RingGroup, SipInterface, TimeRange,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -204,6 +204,20 @@ impl Entity for Conference {
     }
     fn list_mut(c: &mut Config) -> &mut Vec<Self> {
         &mut c.conferences
+    }
+}
+
+impl Entity for Queue {
+    const WHAT: &'static str = "queue";
+    const KEY: &'static str = "number";
+    fn key(&self) -> &str {
+        &self.number
+    }
+    fn list(c: &Config) -> &Vec<Self> {
+        &c.queues
+    }
+    fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+        &mut c.queues
     }
 }
 
@@ -593,6 +607,7 @@ pub(crate) async fn api(
         (_, ["conferences", rest @ ..]) => {
             crud::<Conference>(app, &who, reveal, cfg, m, rest, body).await
         }
+        (_, ["queues", rest @ ..]) => crud::<Queue>(app, &who, reveal, cfg, m, rest, body).await,
         (_, ["ip_groups", rest @ ..]) => {
             crud::<IpGroup>(app, &who, reveal, cfg, m, rest, body).await
         }

@@ -48,6 +48,7 @@ pub(crate) async fn handle(
         }
 
         (_, ["ip-groups"]) => crate::ipgroups::handle(app, c, get, form).await,
+        (_, ["queues", rest @ ..]) => crate::queues::handle(app, c, get, rest, form).await,
         (_, ["conferences", rest @ ..]) => {
             crate::conferences::handle(app, c, get, rest, form).await
         }
