@@ -226,6 +226,36 @@ await run(async (page) => {
   await page.click("nav >> text=Dial plan");
   assert.match(await page.locator("#dialplan tbody tr", { hasText: "800" }).textContent(), /conference.*Weekly sales/);
 
+  // Call queues (Kerio 14): a queue with agents that are not extensions is refused and
+  // stays as typed, then saved with a strategy and login codes; the live view shows
+  // its agents; the dial plan lists the queue and its codes.
+  await page.click("nav >> text=Call queues");
+  await page.getByRole("heading", { name: "Call queues" }).waitFor();
+  const nq = "#queue-new";
+  await page.fill(`${nq} input[name=number]`, "700");
+  await page.fill(`${nq} input[name=description]`, "Households");
+  await page.selectOption(`${nq} select[name=strategy]`, "round_robin");
+  await page.fill(`${nq} input[name=agents]`, "101, 999");
+  await page.check(`${nq} input[name=dynamic_agents]`);
+  await page.fill(`${nq} input[name=login_code]`, "7001");
+  await page.fill(`${nq} input[name=logout_code]`, "7002");
+  await page.fill(`${nq} input[name=wrapup_seconds]`, "30");
+  await page.click(`${nq} button[type=submit]`);
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /999 is not an extension/);
+  assert.equal(await page.inputValue(`${nq} input[name=description]`), "Households");
+  assert.equal(await page.inputValue(`${nq} select[name=strategy]`), "round_robin");
+  await page.fill(`${nq} input[name=agents]`, "101");
+  await page.click(`${nq} button[type=submit]`);
+  await page.locator("p.done", { hasText: "Queue 700 saved." }).waitFor();
+  assert.equal(await page.inputValue("#queue-700 input[name=wrapup_seconds]"), "30");
+  assert.equal(await page.inputValue("#queue-700 select[name=strategy]"), "round_robin");
+  assert.match(await page.locator("#queue-agents").textContent(), /101/);
+  await fitsAPhone(page, "Call queues");
+  await page.click("nav >> text=Dial plan");
+  assert.match(await page.locator("#dialplan tbody tr", { hasText: "Households" }).first().textContent(), /call queue/);
+  assert.match(await page.locator("#dialplan tbody tr", { hasText: "7001" }).textContent(), /Agent login: Households/);
+
   // BLF keys of a provisioned phone: a key on a number that is nowhere is refused, then
   // keys on an extension and a parking slot are saved.
   await page.click("nav >> text=Phones");

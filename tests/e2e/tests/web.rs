@@ -570,6 +570,104 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
         .json();
     assert_eq!(live[1]["number"], "801", "{live}");
     assert_eq!(live[1]["participants"], serde_json::json!([]), "{live}");
+    // The queue saved in Chromium.
+    let q = &cfg["queues"][0];
+    assert_eq!(
+        (
+            q["number"].as_str(),
+            q["strategy"].as_str(),
+            q["wrapup_seconds"].as_u64(),
+            q["login_code"].as_str()
+        ),
+        (Some("700"), Some("round_robin"), Some(30), Some("7001")),
+        "{cfg}"
+    );
+    assert_eq!(q["agents"], serde_json::json!(["101"]), "{cfg}");
+    pbx.ctl_ok(&["extension", "add", "102", "--password", "Str0ng-Secret-102"]);
+    // Call queues through the API: refusals name the field; a queue added gets its
+    // defaults; the live view lists it and its agent; an agent logs in and out.
+    for (body, status, says) in [
+        (
+            r#"{"number": "101", "agents": ["101"]}"#,
+            400,
+            "already used",
+        ),
+        (r#"{"number": "710"}"#, 400, "at least one extension"),
+        (
+            r#"{"number": "710", "agents": ["101"], "strategy": "loudest"}"#,
+            400,
+            "strategy",
+        ),
+        (
+            r#"{"number": "710", "agents": ["101"], "ring_seconds": 1}"#,
+            400,
+            "5 to 300",
+        ),
+        (
+            r#"{"number": "710", "agents": ["101"], "dynamic_agents": true, "login_code": "7101", "logout_code": "7102"}"#,
+            201,
+            "710",
+        ),
+    ] {
+        let r = pbx.https("POST", "/api/v1/routing/queues", Some(body), &h);
+        assert_eq!(r.status, status, "{body}: {r:?}");
+        assert!(r.body.contains(says), "{body}: {r:?}");
+    }
+    let q = pbx
+        .https("GET", "/api/v1/routing/queues/710", None, &h)
+        .json();
+    assert_eq!(
+        (q["strategy"].as_str(), q["ring_seconds"].as_u64()),
+        (Some("ring_all"), Some(20)),
+        "{q}"
+    );
+    let put = pbx.https(
+        "PUT",
+        "/api/v1/status/queues/710/agents/102",
+        Some(r#"{"logged_in": true}"#),
+        &h,
+    );
+    assert_eq!(put.status, 204, "{put:?}");
+    let bad = pbx.https(
+        "PUT",
+        "/api/v1/status/queues/710/agents/102",
+        Some(r#"{"in": true}"#),
+        &h,
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let live = pbx.https("GET", "/api/v1/status/queues", None, &h).json();
+    let q = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["number"] == "710")
+        .unwrap();
+    let agents: Vec<(&str, bool)> = q["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["extension"].as_str().unwrap(),
+                a["dynamic"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(agents, [("101", false), ("102", true)], "{q}");
+    let out = pbx.https(
+        "PUT",
+        "/api/v1/status/queues/710/agents/102",
+        Some(r#"{"logged_in": false}"#),
+        &h,
+    );
+    assert_eq!(out.status, 204, "{out:?}");
+    let none = pbx.https(
+        "PUT",
+        "/api/v1/status/queues/700/agents/555",
+        Some(r#"{"logged_in": true}"#),
+        &h,
+    );
+    assert_eq!(none.status, 404, "{none:?}");
     // The uploaded file was stored at 8 kHz.
     let wav = std::fs::read(pbx.data.path().join("music/lobby.wav")).unwrap();
     assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8000);
