@@ -974,10 +974,23 @@ impl Config {
                 {
                     err(
                         ent.clone(),
-                        "number",
+                        if n == q.number {
+                            "number"
+                        } else {
+                            "login_code"
+                        },
                         format!("{n} begins with a feature code prefix"),
                     );
                 }
+            }
+            if self.queues.iter().any(|o| {
+                o.dynamic_agents && (o.login_code == q.fallback || o.logout_code == q.fallback)
+            }) {
+                err(
+                    ent.clone(),
+                    "fallback",
+                    "is an agent login or logout code, not a place for callers".into(),
+                );
             }
             for a in &q.agents {
                 if !self.extensions.iter().any(|e| &e.number == a) {

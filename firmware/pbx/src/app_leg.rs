@@ -286,7 +286,14 @@ impl Pbx {
                         .play(media::Clip::tone(&[425.0], 1000, 4000, 0.25), pt, alaw);
                     let groups: Vec<String> =
                         std::iter::once(groups).filter(|g| !g.is_empty()).collect();
-                    self.start_plan(now, id, &number, 0, groups);
+                    // A queue falling back to a queue that refuses at once (and back):
+                    // counted like forwarding, so a loop ends.
+                    let hops = call.plan.hops + 1;
+                    if hops > crate::plan::MAX_HOPS {
+                        tracing::warn!(call = id, number, "forwarding loop: hung up");
+                        return self.hang_up(now, id, None);
+                    }
+                    self.start_plan(now, id, &number, hops, groups);
                     return;
                 }
                 Action::Join { room } => {

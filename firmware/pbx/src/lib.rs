@@ -337,6 +337,7 @@ impl Pbx {
 
     pub fn set_snapshot(&mut self, s: Arc<Snapshot>) {
         self.snapshot = s;
+        self.queues_reconfigured();
         // Locations of accounts that no longer exist go away.
         let snap = self.snapshot.clone();
         let before = self.registrations.len();

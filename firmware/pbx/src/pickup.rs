@@ -130,8 +130,13 @@ impl Pbx {
         let found = self
             .calls
             .values()
+            // A queue's caller ringing agents is the queue's to hand over.
             .filter(|c| {
-                !c.finished && c.answered.is_none() && !c.late_offer && c.transfer.is_none()
+                !c.finished
+                    && c.answered.is_none()
+                    && !c.late_offer
+                    && c.transfer.is_none()
+                    && c.app.is_none()
             })
             .filter(|c| c.caller_account != account.username)
             .filter(|c| only.is_none_or(|o| c.id == o))

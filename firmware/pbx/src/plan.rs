@@ -17,7 +17,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// How many fallbacks one call may follow (a forward to a forward to ...).
-const MAX_HOPS: u8 = 5;
+pub(crate) const MAX_HOPS: u8 = 5;
 
 /// The plan of a call being rung.
 #[derive(Debug, Clone, Default)]
@@ -188,6 +188,7 @@ impl Pbx {
         if let Some(app) = self.target_app(number, call.plan.cause) {
             if let Some(c) = self.calls.get_mut(&id) {
                 c.plan.next.clear();
+                c.plan.hops = hops;
             }
             if late {
                 return self.fail_call(now, id, 488, "an application needs an SDP offer");

@@ -20,6 +20,10 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// How long an agent that let a caller ring out (or declined it) is not offered that
+/// caller again while no other agent is free.
+const RETRY: Duration = Duration::from_secs(5);
+
 /// A caller waiting in a queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Waiter {
@@ -29,8 +33,9 @@ pub(crate) struct Waiter {
     pub legs: Vec<usize>,
     pub ringing: Vec<String>,
     pub ring_until: Option<Instant>,
-    /// Agents that did not answer it, tried again only once every free agent was.
-    pub tried: Vec<String>,
+    /// Agents that did not answer it, and when they gave up: tried again only when no
+    /// other agent is free, and not within [`RETRY`].
+    pub tried: Vec<(String, Instant)>,
 }
 
 /// What a queue remembers of an agent.
@@ -110,7 +115,7 @@ impl Pbx {
     /// The agents of queue `q`: assigned ones, then those logged in.
     fn queue_agents(&self, q: &config::Queue) -> Vec<String> {
         let mut v = q.agents.clone();
-        if let Some(s) = self.queues.get(&q.number) {
+        if let Some(s) = self.queues.get(&q.number).filter(|_| q.dynamic_agents) {
             for a in &s.dynamic {
                 if !v.contains(a) {
                     v.push(a.clone());
@@ -118,6 +123,18 @@ impl Pbx {
             }
         }
         v
+    }
+
+    /// A new configuration: agents logged in to a queue that is gone, takes no more
+    /// dynamic agents, or whose extension is gone are logged out.
+    pub(crate) fn queues_reconfigured(&mut self) {
+        let snap = self.snapshot.clone();
+        for (name, s) in self.queues.iter_mut() {
+            match snap.queue(name).filter(|q| q.dynamic_agents) {
+                Some(_) => s.dynamic.retain(|a| snap.extension(a).is_some()),
+                None => s.dynamic.clear(),
+            }
+        }
     }
 
     /// Devices of extension `ext` that can ring (enabled and registered).
@@ -255,6 +272,7 @@ impl Pbx {
     /// (its wrap-up time begins).
     pub(crate) fn queue_call_ended(&mut self, id: u64) {
         let now = self.last_now;
+        self.queue_whispers.retain(|_, call| *call != id);
         if self.queue_of(id).is_some() {
             self.leave_queue(now, id, false);
         }
@@ -346,15 +364,16 @@ impl Pbx {
             }
             self.queue_whispers.insert(ep.id(), id);
         }
-        for other in w.legs.iter().filter(|l| **l != idx) {
-            self.cancel_leg(now, id, *other);
-        }
+        // The other agents' legs are cancelled by the caller of this (as for any
+        // answer of a call the box answered).
+        let _ = w;
     }
 
-    /// The announcement to an agent ended (endpoint `ep`): the caller is put through.
+    /// The announcement to an agent ended (endpoint `ep`): the caller is put through
+    /// (unless a hold plays it music meanwhile).
     pub(crate) fn queue_whisper_done(&mut self, ep: u64) {
         if let Some(id) = self.queue_whispers.remove(&ep) {
-            if let Some(c) = self.calls.get(&id) {
+            if let Some(c) = self.calls.get(&id).filter(|c| c.held_by.is_none()) {
                 c.a_ep.stop();
             }
         }
@@ -379,7 +398,8 @@ impl Pbx {
         }
         for a in std::mem::take(&mut w.ringing) {
             state.agents.entry(a.clone()).or_default().missed += 1;
-            w.tried.push(a);
+            w.tried.retain(|(t, _)| *t != a);
+            w.tried.push((a, now));
         }
         w.legs.clear();
         w.ring_until = None;
@@ -399,7 +419,8 @@ impl Pbx {
                 if w.ring_until.is_some_and(|t| t <= now) {
                     for a in std::mem::take(&mut w.ringing) {
                         s.agents.entry(a.clone()).or_default().missed += 1;
-                        w.tried.push(a);
+                        w.tried.retain(|(t, _)| *t != a);
+                        w.tried.push((a, now));
                     }
                     w.ring_until = None;
                     rang_out.push((w.call, std::mem::take(&mut w.legs)));
@@ -443,15 +464,15 @@ impl Pbx {
                 if free.is_empty() {
                     break;
                 }
-                if !self.offer(now, &q, call, &agents, free) {
-                    break;
-                }
+                // A caller whose free agents all gave up on it a moment ago waits;
+                // the next caller may take them.
+                self.offer(now, &q, call, &agents, free);
             }
         }
     }
 
     /// Rings the agents the strategy picks among `free` for waiting call `call`.
-    /// False when nothing could be rung.
+    /// False when nothing was rung.
     fn offer(
         &mut self,
         now: Instant,
@@ -464,16 +485,26 @@ impl Pbx {
         let Some(w) = state.waiting.iter_mut().find(|w| w.call == call) else {
             return false;
         };
-        // Agents that let this caller ring out come last: tried again only when
-        // every free agent was.
+        // Agents that let this caller ring out (or declined it) come last: offered
+        // again only when no other is free, and not within RETRY of giving up.
         let mut fresh: Vec<String> = free
             .iter()
-            .filter(|a| !w.tried.contains(a))
+            .filter(|a| !w.tried.iter().any(|(t, _)| t == *a))
             .cloned()
             .collect();
         if fresh.is_empty() {
-            w.tried.clear();
-            fresh = free;
+            fresh = free
+                .into_iter()
+                .filter(|a| {
+                    w.tried
+                        .iter()
+                        .any(|(t, at)| t == a && now.saturating_duration_since(*at) >= RETRY)
+                })
+                .collect();
+            w.tried.retain(|(t, _)| !fresh.contains(t));
+            if fresh.is_empty() {
+                return false;
+            }
         }
         let stats = |a: &String| state.agents.get(a).cloned().unwrap_or_default();
         let chosen: Vec<String> = match q.strategy {
@@ -530,7 +561,7 @@ impl Pbx {
             return false;
         };
         if legs.is_empty() {
-            w.tried.extend(chosen);
+            w.tried.extend(chosen.into_iter().map(|a| (a, now)));
             return false;
         }
         tracing::info!(call, queue = q.number, agents = ?chosen, "rings agents");

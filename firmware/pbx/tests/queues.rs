@@ -328,3 +328,97 @@ async fn dynamic_agents_log_in_and_out_with_codes() {
     assert!(stats(&rig).agents.is_empty());
     assert!(!rig.pbx.queue_login(rig.now, "700", "999", true));
 }
+
+#[tokio::test]
+async fn an_agent_who_declines_is_offered_the_caller_again_only_after_a_pause() {
+    let mut rig = rig_with(cfg(|q| q.agents = vec!["102".into()]));
+    enter(&mut rig, "101", A, "700", "dec");
+    let got = rung(&mut rig);
+    assert_eq!(got.len(), 1);
+    rig.send(
+        B,
+        &answer_at(&got[0].1, "486 Busy Here", "x", "", &format!("102@{B}")),
+    );
+    rig.advance(Duration::from_secs(3));
+    assert!(rung(&mut rig).is_empty(), "rung again at once");
+    rig.advance(Duration::from_secs(3));
+    assert_eq!(rung(&mut rig).len(), 1, "offered again after the pause");
+    assert_eq!(stats(&rig).agents[0].missed, 1);
+}
+
+#[tokio::test]
+async fn queues_falling_back_to_each_other_end_the_call() {
+    let mut c = cfg(|q| {
+        q.agents = vec![];
+        q.dynamic_agents = true;
+        q.login_code = "7001".into();
+        q.logout_code = "7002".into();
+        q.refuse_when_empty = true;
+        q.fallback = "701".into();
+    });
+    let mut other = c.queues[0].clone();
+    other.number = "701".into();
+    other.login_code = "7011".into();
+    other.logout_code = "7012".into();
+    other.fallback = "700".into();
+    c.queues.push(other);
+    assert!(c.validate().is_ok(), "{:?}", c.validate());
+    let mut rig = rig_with(c);
+    // Each queue refuses and hands the caller to the other, a few times; then the box
+    // hangs up (BYE after its 200) instead of looping for ever.
+    rig.send(A, &format!("INVITE sip:700@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKloop1;rport\r\nFrom: <sip:101@127.0.0.1>;tag=tl\r\nTo: <sip:700@127.0.0.1>\r\nCall-ID: loop\r\nCSeq: 1 INVITE\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len()));
+    let ch = rig
+        .take(A)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 407"))
+        .unwrap();
+    let auth = authorization(
+        "Proxy-Authorization",
+        header(&ch, "Proxy-Authenticate").unwrap(),
+        "101",
+        "Secret-101x",
+        "INVITE",
+        "sip:700@127.0.0.1",
+        sip::auth::Algorithm::Md5,
+    );
+    rig.send(A, &format!("INVITE sip:700@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A};branch=z9hG4bKloop2;rport\r\nFrom: <sip:101@127.0.0.1>;tag=tl\r\nTo: <sip:700@127.0.0.1>\r\nCall-ID: loop\r\nCSeq: 2 INVITE\r\nContact: <sip:101@{A}>\r\nMax-Forwards: 70\r\n{auth}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}", SDP.len()));
+    let got = rig.take(A);
+    assert!(got.iter().any(|m| m.starts_with("SIP/2.0 200")), "{got:?}");
+    assert!(got.iter().any(|m| m.starts_with("BYE ")), "{got:?}");
+    assert!(rig.pbx.calls(rig.now).is_empty());
+    assert_eq!(stats(&rig).redirected, 3);
+}
+
+#[tokio::test]
+async fn agents_logged_in_are_logged_out_when_the_queue_stops_taking_them() {
+    let c = cfg(|q| {
+        q.agents = vec!["104".into()];
+        q.dynamic_agents = true;
+        q.login_code = "7001".into();
+        q.logout_code = "7002".into();
+    });
+    let mut rig = rig_with(c.clone());
+    assert!(rig.pbx.queue_login(rig.now, "700", "103", true));
+    assert_eq!(stats(&rig).agents.len(), 2);
+    let mut off = c;
+    off.queues[0].dynamic_agents = false;
+    rig.pbx
+        .set_snapshot(std::sync::Arc::new(config::Snapshot::new(2, off)));
+    let agents: Vec<String> = stats(&rig)
+        .agents
+        .into_iter()
+        .map(|a| a.extension)
+        .collect();
+    assert_eq!(agents, ["104"]);
+}
+
+#[tokio::test]
+async fn a_queue_caller_ringing_an_agent_is_not_picked_up() {
+    let mut rig = rig_with(cfg(|q| q.agents = vec!["102".into()]));
+    enter(&mut rig, "101", A, "700", "pk");
+    assert_eq!(rung(&mut rig).len(), 1);
+    // 103 is in 102's pickup group (everybody is, by default) and dials the code.
+    let got = call_as(&mut rig, "103", C, "*8", "pick");
+    assert!(got.starts_with("SIP/2.0 404"), "{got}");
+    assert_eq!(stats(&rig).waiting.len(), 1);
+}

@@ -134,31 +134,38 @@ pub(crate) async fn handle(
     }
 }
 
-/// A number field of the form: empty is `0`.
-fn num<T: std::str::FromStr + Default>(form: &Form, name: &str) -> Result<T, ApiError> {
-    let v = field(form, name).unwrap_or("").trim();
-    if v.is_empty() {
-        return Ok(T::default());
-    }
-    v.parse()
-        .map_err(|_| ApiError::bad(name, format!("{v:?} is not a number")))
-}
-
-/// The queue the form describes (replacing `original`, empty for a new one).
-fn from_form(form: &Form) -> Result<Queue, ApiError> {
+/// The queue the form describes, and the first field that could not be read (its
+/// value is then the default, so the form comes back with everything else as typed).
+fn from_form(form: &Form) -> (Queue, Option<ApiError>) {
+    let mut bad = None;
+    let mut num = |name: &str| -> u32 {
+        let v = field(form, name).unwrap_or("").trim();
+        if v.is_empty() {
+            return 0;
+        }
+        v.parse().unwrap_or_else(|_| {
+            bad.get_or_insert_with(|| {
+                ApiError::bad(
+                    name,
+                    format!("{v:?} is not a whole number of a sensible size"),
+                )
+            });
+            0
+        })
+    };
     let text = |n: &str| field(form, n).unwrap_or("").trim().to_string();
     let on = |n: &str| field(form, n).is_some();
     let strategy = STRATEGIES
         .into_iter()
-        .find(|s| strategy_key(*s) == text("strategy"))
-        .ok_or_else(|| ApiError::bad("strategy", "is not a queue strategy"))?;
-    let ring: u32 = num(form, "ring_seconds")?;
-    Ok(Queue {
+        .find(|s| strategy_key(*s) == text("strategy"));
+    let ring = num("ring_seconds");
+    let priority = num("priority");
+    let q = Queue {
         number: text("number"),
         description: text("description"),
-        strategy,
-        max_callers: num(form, "max_callers")?,
-        max_wait_seconds: num(form, "max_wait_seconds")?,
+        strategy: strategy.unwrap_or_default(),
+        max_callers: num("max_callers"),
+        max_wait_seconds: num("max_wait_seconds"),
         fallback: text("fallback"),
         music: text("music"),
         agents: numbers_list(&text("agents")),
@@ -166,20 +173,28 @@ fn from_form(form: &Form) -> Result<Queue, ApiError> {
         login_code: text("login_code"),
         logout_code: text("logout_code"),
         ring_seconds: if ring == 0 { 20 } else { ring },
-        wrapup_seconds: num(form, "wrapup_seconds")?,
-        priority: num(form, "priority")?,
-        position_seconds: num(form, "position_seconds")?,
+        wrapup_seconds: num("wrapup_seconds"),
+        // Out of range is the configuration's to say (0 to 10).
+        priority: u8::try_from(priority).unwrap_or(u8::MAX),
+        position_seconds: num("position_seconds"),
         hold_time: on("hold_time"),
-        periodic_seconds: num(form, "periodic_seconds")?,
+        periodic_seconds: num("periodic_seconds"),
         periodic_sound: text("periodic_sound"),
         agent_sound: text("agent_sound"),
         refuse_when_empty: on("refuse_when_empty"),
         leave_when_empty: on("leave_when_empty"),
-    })
+    };
+    if strategy.is_none() {
+        bad.get_or_insert_with(|| ApiError::bad("strategy", "is not a queue strategy"));
+    }
+    (q, bad)
 }
 
 async fn save(app: &Arc<App>, who: &str, form: &Form) -> Result<String, ApiError> {
-    let q = from_form(form)?;
+    let (q, bad) = from_form(form);
+    if let Some(e) = bad {
+        return Err(e);
+    }
     let original = field(form, "original").unwrap_or("").to_string();
     let number = q.number.clone();
     crate::ops::change(app, who, format!("saved queue {number}"), move |cfg| {
@@ -286,7 +301,7 @@ async fn page(
     let mut music: Vec<String> = vec![config::SYSTEM_MUSIC.to_string()];
     music.extend(snap.config.music.iter().map(|m| m.name.clone()));
     // A refused form comes back as typed, in place of the queue it edits.
-    let typed_queue = typed.and_then(|f| from_form(f).ok());
+    let typed_queue = typed.map(|f| from_form(f).0);
     let typed_original = typed.and_then(|f| field(f, "original")).unwrap_or("");
     let blank = Queue::new("", &[]);
     page_response(
