@@ -251,6 +251,15 @@ await run(async (page) => {
   assert.equal(await page.inputValue("#queue-700 input[name=wrapup_seconds]"), "30");
   assert.equal(await page.inputValue("#queue-700 select[name=strategy]"), "round_robin");
   assert.match(await page.locator("#queue-agents").textContent(), /101/);
+  // The recorded calls' size limit: too small is refused, then saved.
+  await page.fill("#recordings-limit input[name=recordings_max_mb]", "5");
+  await page.click("#recordings-limit button[type=submit]");
+  await page.locator("p.error").waitFor();
+  assert.match(await page.locator("p.error").textContent(), /10 to 1000000/);
+  await page.fill("#recordings-limit input[name=recordings_max_mb]", "200");
+  await page.click("#recordings-limit button[type=submit]");
+  await page.locator("p.done", { hasText: "Size limit saved." }).waitFor();
+  assert.equal(await page.inputValue("#recordings-limit input[name=recordings_max_mb]"), "200");
   await fitsAPhone(page, "Call queues");
   await page.click("nav >> text=Dial plan");
   assert.match(await page.locator("#dialplan tbody tr", { hasText: "Households" }).first().textContent(), /call queue/);

@@ -116,9 +116,17 @@ pub struct Config {
     /// Call queues (Kerio 14).
     #[serde(default)]
     pub queues: Vec<Queue>,
+    /// Megabytes of recorded calls kept on the card; past it the oldest go (Kerio's
+    /// "periodically remove old recorded calls").
+    #[serde(default = "default_recordings_max_mb")]
+    pub recordings_max_mb: u32,
     /// Call parking slots (none in a document written before parking existed).
     #[serde(default = "Parking::off")]
     pub parking: Parking,
+}
+
+fn default_recordings_max_mb() -> u32 {
+    500
 }
 
 /// Feature codes: numbers in the dial plan like any other, made of digits, `*` and `#`.
@@ -197,6 +205,7 @@ impl Default for Config {
             ip_groups: Vec::new(),
             conferences: Vec::new(),
             queues: Vec::new(),
+            recordings_max_mb: default_recordings_max_mb(),
             parking: Parking::default(),
         }
     }

@@ -107,6 +107,10 @@ pub struct Queue {
     /// When the last agent logs out, callers waiting go to the fallback.
     #[serde(default)]
     pub leave_when_empty: bool,
+    /// Calls an agent answers are recorded (the caller on the left, the agent on the
+    /// right), kept up to the box's `recordings_max_mb`.
+    #[serde(default)]
+    pub record: bool,
 }
 
 fn default_ring_seconds() -> u32 {
@@ -138,6 +142,7 @@ impl Queue {
             agent_sound: String::new(),
             refuse_when_empty: false,
             leave_when_empty: false,
+            record: false,
         }
     }
 

@@ -953,6 +953,13 @@ impl Config {
                 err(ent.clone(), field, message);
             }
         }
+        if !(10..=1_000_000).contains(&self.recordings_max_mb) {
+            err(
+                "recorded calls".into(),
+                "recordings_max_mb",
+                "must be 10 to 1000000 megabytes".into(),
+            );
+        }
         for q in &self.queues {
             let ent = format!("queue {}", q.number);
             for n in q.numbers() {

@@ -406,6 +406,21 @@ impl Drop for Handle {
     }
 }
 
+/// Samples a recording holds in memory before [`Endpoints::flush_recordings`] writes
+/// them out: 10 seconds (160 kB).
+pub const SPOOL_SAMPLES: usize = 80_000;
+
+/// A recording going on.
+struct Recording {
+    path: PathBuf,
+    /// A long recording is written out as it goes into this file (a WAV whose sizes
+    /// are set when it ends), with this many samples so far.
+    spool: Option<PathBuf>,
+    spooled: usize,
+    /// The last write of it, which the next one waits for (they run in order).
+    last: Option<std::thread::JoinHandle<()>>,
+}
+
 /// The driver's side: the relay's endpoints by number, spares among them.
 pub struct Endpoints {
     relay: Relay,
@@ -413,8 +428,9 @@ pub struct Endpoints {
     prompts: Prompts,
     /// Music on hold collections by name.
     music: HashMap<String, crate::Music>,
-    /// Where each recording going on is written.
-    recordings: HashMap<EndpointId, PathBuf>,
+    /// Each recording going on: where it is written, and what of it is written out
+    /// already.
+    recordings: HashMap<EndpointId, Recording>,
     /// Recordings being written.
     writers: Vec<std::thread::JoinHandle<()>>,
     /// Conference mixers by room, while anyone is in.
@@ -475,8 +491,37 @@ impl Endpoints {
 
     /// Ends the recording of endpoint `id`, if any: the file is written on a thread of
     /// its own (the card may be slow), then [`crate::Event::Recorded`].
+    /// Writes out what long recordings hold in memory (at least [`SPOOL_SAMPLES`]):
+    /// the driver calls this every few seconds, so a recording of an hour holds
+    /// seconds, not the hour, in memory. The writing runs on its own thread.
+    pub fn flush_recordings(&mut self) {
+        for (id, rec) in self.recordings.iter_mut() {
+            let Some(ep) = self.open.get(id) else {
+                continue;
+            };
+            let Some(samples) = ep.take_recorded(SPOOL_SAMPLES) else {
+                continue;
+            };
+            let spool = rec
+                .spool
+                .get_or_insert_with(|| rec.path.with_extension("spool"))
+                .clone();
+            let first = rec.spooled == 0;
+            rec.spooled += samples.len();
+            let prev = rec.last.take();
+            rec.last = Some(std::thread::spawn(move || {
+                if let Some(p) = prev {
+                    let _ = p.join();
+                }
+                if let Err(e) = append_spool(&spool, first, &samples) {
+                    tracing::warn!(file = %spool.display(), "recording not written out: {e}");
+                }
+            }));
+        }
+    }
+
     fn finish_recording(&mut self, id: EndpointId, ep: &Endpoint, listen: Option<Listen>) {
-        let Some(path) = self.recordings.remove(&id) else {
+        let Some(rec) = self.recordings.remove(&id) else {
             return;
         };
         let samples = ep.stop_listening();
@@ -486,9 +531,22 @@ impl Endpoints {
         let events = self.relay.events();
         self.writers.retain(|w| !w.is_finished());
         self.writers.push(std::thread::spawn(move || {
+            let Recording {
+                path,
+                spool,
+                spooled,
+                last,
+            } = rec;
+            if let Some(p) = last {
+                let _ = p.join();
+            }
             let mut path = path;
-            let n = samples.len();
-            let ok = match write_wav(&path, &samples) {
+            let n = spooled + samples.len();
+            let written = match &spool {
+                Some(spool) => finish_spool(spool, &path, &samples, n),
+                None => write_wav(&path, &samples),
+            };
+            let ok = match written {
                 Ok(written) => {
                     path = written;
                     true
@@ -690,7 +748,15 @@ impl Endpoints {
                         self.report(id, path, 0, false);
                     } else {
                         e.listen(listen);
-                        self.recordings.insert(id, path);
+                        self.recordings.insert(
+                            id,
+                            Recording {
+                                path,
+                                spool: None,
+                                spooled: 0,
+                                last: None,
+                            },
+                        );
                     }
                     self.open.insert(id, e);
                 }
@@ -792,6 +858,53 @@ fn folder_full(path: &Path) -> bool {
 /// file renamed), making its folder if needed; answers the file written (`path`, or
 /// `path` with `-1`, `-2`... when a file of that name is there).
 fn write_wav(path: &Path, samples: &[i16]) -> io::Result<PathBuf> {
+    let path = free_name(path)?;
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, crate::player::wav_bytes(samples))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Adds `samples` to a long recording's spool file (made with a WAV header when
+/// `first`).
+fn append_spool(spool: &Path, first: bool, samples: &[i16]) -> io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = spool.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .truncate(false)
+        .open(spool)?;
+    if first {
+        f.set_len(0)?;
+        f.write_all(&crate::player::wav_bytes(&[]))?;
+    }
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    f.write_all(&bytes)
+}
+
+/// Ends a long recording: the last samples added, the WAV sizes set for `total`
+/// samples, and the spool renamed to a free name like `path`.
+fn finish_spool(spool: &Path, path: &Path, samples: &[i16], total: usize) -> io::Result<PathBuf> {
+    use std::io::{Seek, SeekFrom, Write};
+    append_spool(spool, false, samples)?;
+    let data = (total * 2) as u32;
+    let mut f = std::fs::OpenOptions::new().write(true).open(spool)?;
+    f.seek(SeekFrom::Start(4))?;
+    f.write_all(&(36 + data).to_le_bytes())?;
+    f.seek(SeekFrom::Start(40))?;
+    f.write_all(&data.to_le_bytes())?;
+    f.sync_all()?;
+    let path = free_name(path)?;
+    std::fs::rename(spool, &path)?;
+    Ok(path)
+}
+
+/// `path`, or `path` with `-1`, `-2`... when a file of that name is there (never over
+/// an earlier recording: a clock set back at boot); its folder made if needed.
+fn free_name(path: &Path) -> io::Result<PathBuf> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -808,9 +921,6 @@ fn write_wav(path: &Path, samples: &[i16]) -> io::Result<PathBuf> {
         })
         .find(|p| !p.exists())
         .ok_or_else(|| io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"))?;
-    let tmp = path.with_extension("part");
-    std::fs::write(&tmp, crate::player::wav_bytes(samples))?;
-    std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
 
@@ -1046,5 +1156,78 @@ mod tests {
         // A greeting recorded on the phone replaces one: a full box still takes it.
         assert!(folder_full(&full.join("new.wav")));
         assert!(!folder_full(&full.join("greeting-new-7.wav")));
+    }
+
+    #[test]
+    fn a_long_recording_is_written_out_as_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31740, 31749);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        relay.set_events(tx);
+        let mut eps = Endpoints::new(relay);
+        let mut pool = Pool::new(2);
+        eps.serve(&mut pool);
+        let a = pool.take().unwrap();
+        let party = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = ("127.0.0.1", a.port);
+        let send = |from: usize, n: usize| {
+            for i in from..from + n {
+                let mut p = vec![0x80, 0, (i >> 8) as u8, i as u8, 0, 0, 0, 0, 1, 2, 3, 4];
+                // µ-law 0xff is silence (0); each packet carries its number's low byte.
+                p.extend_from_slice(&[(i % 100) as u8; 160]);
+                party.send_to(&p, to).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(500));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let path = dir.path().join("calls/long.wav");
+        a.record(path.clone(), 8000 * 3600);
+        eps.serve(&mut pool);
+        // 12 s of audio: more than the spool threshold, written out on the flush.
+        send(0, 600);
+        eps.flush_recordings();
+        eps.flush_recordings(); // nothing new: nothing written
+        let spool = path.with_extension("spool");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::metadata(&spool).map_or(0, |m| m.len()) < 44 + 600 * 320 {
+            assert!(
+                std::time::Instant::now() < end,
+                "the spool holds what was taken"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(std::fs::metadata(&spool).unwrap().len(), 44 + 600 * 320);
+        send(600, 50);
+        a.stop_recording();
+        eps.serve(&mut pool);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let ev = loop {
+            if let Ok(e) = events.try_recv() {
+                break e;
+            }
+            assert!(std::time::Instant::now() < end, "no event");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        match ev {
+            crate::Event::Recorded {
+                path: p,
+                samples,
+                ok,
+                ..
+            } => assert_eq!((p, samples, ok), (path.clone(), 650 * 160, true)),
+            e => panic!("{e:?}"),
+        }
+        assert!(!spool.exists());
+        let clip = Clip::load(&path).unwrap();
+        assert_eq!(clip.len(), 650 * 160);
+        // In order: packet 0, then 1, ... 649 (each its own byte).
+        let s = clip.samples();
+        for i in [0usize, 1, 599, 600, 649] {
+            assert_eq!(
+                s[i * 160],
+                crate::g711::linear_to_ulaw(crate::g711::ulaw_to_linear((i % 100) as u8)),
+                "packet {i}"
+            );
+        }
     }
 }

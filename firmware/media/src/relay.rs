@@ -125,6 +125,9 @@ struct Tap {
     events: EventIn,
     inband: InBand,
     recording: Vec<i16>,
+    /// Samples of this recording already handed to the driver (a long one is written
+    /// out as it goes).
+    taken: usize,
     pcm: Vec<i16>,
     digits: Vec<char>,
 }
@@ -152,7 +155,10 @@ impl Tap {
             8 => g711::alaw_to_linear,
             _ => return,
         };
-        let room = self.listen.record.saturating_sub(self.recording.len());
+        let room = self
+            .listen
+            .record
+            .saturating_sub(self.taken + self.recording.len());
         if room == 0 && !self.listen.inband {
             return; // only events are listened for, or the recording is full
         }
@@ -472,6 +478,18 @@ impl Endpoint {
             ..Tap::default()
         };
         self.shared.listening.store(true, Ordering::Release);
+    }
+
+    /// What was recorded since the last take, when it is at least `min` samples: the
+    /// recording goes on (its length limit counts what was taken).
+    pub fn take_recorded(&self, min: usize) -> Option<Vec<i16>> {
+        let mut tap = self.shared.tap();
+        if tap.recording.len() < min.max(1) {
+            return None;
+        }
+        let v = std::mem::take(&mut tap.recording);
+        tap.taken += v.len();
+        Some(v)
     }
 
     /// Stops listening; answers what was recorded (linear samples at 8 kHz).

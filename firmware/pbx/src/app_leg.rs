@@ -349,6 +349,9 @@ impl Pbx {
                 ok,
             } => {
                 tracing::info!(file = %path.display(), seconds = samples / 8000, ok, "recording written");
+                if self.queue_recording_written(endpoint, &path, ok) {
+                    return;
+                }
                 let greeting = path
                     .file_name()
                     .and_then(|n| n.to_str())

@@ -96,6 +96,9 @@ pub struct Settings {
     pub voicemail_dir: std::path::PathBuf,
     /// Uploaded announcements (`<name>.wav`) that auto attendants play.
     pub sounds_dir: std::path::PathBuf,
+    /// Recorded queue calls (`<name>.wav`, stereo), their halves in `parts/` while
+    /// the call lasts.
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             register_retry: Duration::from_secs(30),
             voicemail_dir: "voicemail".into(),
             sounds_dir: "sounds".into(),
+            recordings_dir: "recordings".into(),
         }
     }
 }
@@ -145,6 +149,15 @@ pub enum Request {
     PinFailed { ext: String },
     /// The right PIN was keyed for `ext`'s box.
     PinOk { ext: String },
+    /// A recorded queue call ended: its two halves (the caller's and the agent's
+    /// voice, `None` when one could not be written) become one stereo file `out`, and
+    /// the oldest recordings go while they take more than `keep_bytes`.
+    MergeRecording {
+        caller: Option<std::path::PathBuf>,
+        agent: Option<std::path::PathBuf>,
+        out: std::path::PathBuf,
+        keep_bytes: u64,
+    },
 }
 
 /// A call as `pbxctl calls` shows it.
@@ -255,8 +268,13 @@ pub struct Pbx {
     /// Agents in wrap-up after a queue call, until when.
     agent_wrapup: HashMap<String, Instant>,
     /// Agents' endpoints playing the queue's announcement, with the call to put
-    /// through when it ends.
-    queue_whispers: HashMap<u64, u64>,
+    /// through when it ends, and the announcement itself while the short silence
+    /// before it plays.
+    queue_whispers: HashMap<u64, (u64, Option<queues::Whisper>)>,
+    /// Endpoints recording a queue call: the recording's name and side (0 caller, 1
+    /// agent); and each recording's halves written so far (`None`: not saved).
+    queue_rec_halves: HashMap<u64, (String, usize)>,
+    queue_rec_pairs: HashMap<String, [Option<Option<std::path::PathBuf>>; 2]>,
 }
 
 impl Pbx {
@@ -306,6 +324,8 @@ impl Pbx {
             queue_calls: HashMap::new(),
             agent_wrapup: HashMap::new(),
             queue_whispers: HashMap::new(),
+            queue_rec_halves: HashMap::new(),
+            queue_rec_pairs: HashMap::new(),
         };
         pbx.sync_peers(now);
         pbx

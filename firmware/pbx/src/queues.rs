@@ -24,6 +24,37 @@ use std::time::{Duration, Instant};
 /// caller again while no other agent is free.
 const RETRY: Duration = Duration::from_secs(5);
 
+/// The longest a queue call is recorded: its first hour (written to the card as it
+/// goes; the stereo file is then 115 MB).
+const MAX_RECORDING: usize = 8000 * 3600;
+
+/// A name's piece made of what a file name may hold (a caller's number may not).
+fn name_part(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '+')
+        .take(32)
+        .collect();
+    if v.is_empty() {
+        "unknown".into()
+    } else {
+        v
+    }
+}
+
+/// The announcement an agent hears, after a short silence (a phone that has just
+/// answered may not play the first moment of what it gets).
+#[derive(Debug, Clone)]
+pub(crate) struct Whisper {
+    path: std::path::PathBuf,
+    prompt: String,
+    pt: u8,
+    alaw: bool,
+}
+
+/// The silence before an agent's announcement.
+const WHISPER_LEAD_MS: usize = 400;
+
 /// A caller waiting in a queue.
 #[derive(Debug, Clone)]
 pub(crate) struct Waiter {
@@ -272,7 +303,7 @@ impl Pbx {
     /// (its wrap-up time begins).
     pub(crate) fn queue_call_ended(&mut self, id: u64) {
         let now = self.last_now;
-        self.queue_whispers.retain(|_, call| *call != id);
+        self.queue_whispers.retain(|_, (call, _)| *call != id);
         if self.queue_of(id).is_some() {
             self.leave_queue(now, id, false);
         }
@@ -302,6 +333,7 @@ impl Pbx {
         };
         let snap = self.snapshot.clone();
         let default_music = self.hold_music();
+        let unix = self.unix(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -328,7 +360,27 @@ impl Pbx {
             waited = waited.as_secs(),
             "an agent answered"
         );
-        self.queue_calls.insert(id, (name.clone(), agent));
+        self.queue_calls.insert(id, (name.clone(), agent.clone()));
+        // Recorded: the caller's voice and the agent's, into one file when it ends.
+        if snap.queue(&name).is_some_and(|q| q.record) {
+            let stem = format!(
+                "{}-{}-{}-{}-{id}",
+                unix,
+                name_part(&name),
+                name_part(&call.caller_ext),
+                name_part(&agent)
+            );
+            let parts = self.settings.recordings_dir.join("parts");
+            if let Some(ep) = call.legs[idx].ep.as_ref() {
+                call.a_ep
+                    .record(parts.join(format!("{stem}-caller.wav")), MAX_RECORDING);
+                ep.record(parts.join(format!("{stem}-agent.wav")), MAX_RECORDING);
+                self.queue_rec_halves
+                    .insert(call.a_ep.id(), (stem.clone(), 0));
+                self.queue_rec_halves.insert(ep.id(), (stem.clone(), 1));
+                self.queue_rec_pairs.insert(stem, [None, None]);
+            }
+        }
         // The agent hears which queue the call comes from; the caller hears music
         // until then.
         let sound = snap
@@ -353,7 +405,12 @@ impl Pbx {
             (sound, leg_codec, leg.ep.as_ref())
         {
             let path = self.settings.sounds_dir.join(format!("{sound}.wav"));
-            ep.play_file(path, Some(&sound), lpt, lalaw);
+            // µ-law 0xff is silence; the endpoint plays it in the agent's law.
+            ep.play_once(
+                media::Clip::from_ulaw(vec![0xff; WHISPER_LEAD_MS * 8]),
+                lpt,
+                lalaw,
+            );
             if let Some((pt, alaw)) = codec {
                 let music = if music.is_empty() {
                     default_music
@@ -362,20 +419,70 @@ impl Pbx {
                 };
                 call.a_ep.play_music(&music, pt, alaw);
             }
-            self.queue_whispers.insert(ep.id(), id);
+            let whisper = Whisper {
+                path,
+                prompt: sound,
+                pt: lpt,
+                alaw: lalaw,
+            };
+            self.queue_whispers.insert(ep.id(), (id, Some(whisper)));
         }
         // The other agents' legs are cancelled by the caller of this (as for any
         // answer of a call the box answered).
         let _ = w;
     }
 
-    /// The announcement to an agent ended (endpoint `ep`): the caller is put through
-    /// (unless a hold plays it music meanwhile).
+    /// A half of a recorded queue call is written (or not, `ok`): once both are, the
+    /// driver makes them one file. False when `ep` records no queue call.
+    pub(crate) fn queue_recording_written(
+        &mut self,
+        ep: u64,
+        path: &std::path::Path,
+        ok: bool,
+    ) -> bool {
+        let Some((stem, side)) = self.queue_rec_halves.remove(&ep) else {
+            return false;
+        };
+        let Some(pair) = self.queue_rec_pairs.get_mut(&stem) else {
+            return true;
+        };
+        pair[side] = Some(ok.then(|| path.to_path_buf()));
+        if pair.iter().all(Option::is_some) {
+            let [caller, agent] = self.queue_rec_pairs.remove(&stem).expect("found above");
+            self.requests.push_back(crate::Request::MergeRecording {
+                caller: caller.flatten(),
+                agent: agent.flatten(),
+                out: self.settings.recordings_dir.join(format!("{stem}.wav")),
+                keep_bytes: u64::from(self.snapshot.config.recordings_max_mb) * 1_000_000,
+            });
+        }
+        true
+    }
+
+    /// A play to an agent ended (endpoint `ep`): after the silence its announcement
+    /// plays; after the announcement the caller is put through (unless a hold plays
+    /// it music meanwhile).
     pub(crate) fn queue_whisper_done(&mut self, ep: u64) {
-        if let Some(id) = self.queue_whispers.remove(&ep) {
-            if let Some(c) = self.calls.get(&id).filter(|c| c.held_by.is_none()) {
-                c.a_ep.stop();
+        let Some((id, next)) = self.queue_whispers.remove(&ep) else {
+            return;
+        };
+        let Some(c) = self.calls.get(&id) else {
+            return;
+        };
+        if let Some(w) = next {
+            let leg = c
+                .legs
+                .iter()
+                .filter_map(|l| l.ep.as_ref())
+                .find(|e| e.id() == ep);
+            if let Some(h) = leg {
+                h.play_file(w.path, Some(&w.prompt), w.pt, w.alaw);
+                self.queue_whispers.insert(ep, (id, None));
+                return;
             }
+        }
+        if c.held_by.is_none() {
+            c.a_ep.stop();
         }
     }
 

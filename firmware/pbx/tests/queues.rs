@@ -422,3 +422,29 @@ async fn a_queue_caller_ringing_an_agent_is_not_picked_up() {
     assert!(got.starts_with("SIP/2.0 404"), "{got}");
     assert_eq!(stats(&rig).waiting.len(), 1);
 }
+
+#[tokio::test]
+async fn a_recording_queue_records_both_sides_of_an_answered_call() {
+    let mut rig = rig_with(cfg(|q| q.record = true));
+    enter(&mut rig, "101", A, "700", "rec");
+    let got = rung(&mut rig);
+    rig.commands.clear();
+    answer_as(&mut rig, "103", &got[1].1);
+    let recs: Vec<String> = rig
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            media::Command::Record { path, listen, .. } => {
+                assert_eq!(listen.record, 8000 * 3600, "an hour at most");
+                Some(path.display().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recs.len(), 2, "{:?}", rig.commands);
+    assert!(
+        recs[0].starts_with("recordings/parts/") && recs[0].ends_with("-700-101-103-1-caller.wav"),
+        "{recs:?}"
+    );
+    assert!(recs[1].ends_with("-700-101-103-1-agent.wav"), "{recs:?}");
+}

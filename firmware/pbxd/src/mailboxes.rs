@@ -74,6 +74,20 @@ pub fn serve(core: &mut Pbx, root: &Path, cfg: &std::sync::Arc<store::Configurat
             },
             // Counted by the exchange itself; never handed out.
             Request::PinFailed { .. } | Request::PinOk { .. } => continue,
+            Request::MergeRecording {
+                caller,
+                agent,
+                out,
+                keep_bytes,
+            } => {
+                let (caller, agent, out, keep) =
+                    (caller.clone(), agent.clone(), out.clone(), *keep_bytes);
+                // Reads and writes the whole call: not on the exchange's loop.
+                tokio::task::spawn_blocking(move || {
+                    crate::recordings::finish(caller, agent, out, keep)
+                });
+                continue;
+            }
             Request::ServicePin { ext, pin } => {
                 let (cfg, ext, pin) = (cfg.clone(), ext.clone(), pin.clone());
                 // Committing waits for the card: not on the exchange's loop.

@@ -10,6 +10,7 @@ mod isdn;
 mod mail;
 mod mailboxes;
 mod music;
+mod recordings;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -360,6 +361,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         voicemail_dir: voicemail_dir.clone(),
         sounds_dir: args.data_dir.join("sounds"),
+        recordings_dir: args.data_dir.join("recordings"),
         ..Settings::default()
     };
     let seed: u64 = rand::random();
@@ -615,7 +617,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 let answer = control::handle(&mut state, &mut core, &spans, r.body);
                 let _ = r.reply.send(answer);
             }
-            _ = heartbeat.tick() => beat.beat(),
+            _ = heartbeat.tick() => {
+                beat.beat();
+                // Long recordings (queue calls) go to the card as they run.
+                endpoints.flush_recordings();
+            }
             _ = health.tick(), if confirm.load(std::sync::atomic::Ordering::Relaxed) == CONFIRM_WAITING => {
                 let problems = health_problems(&spans, &state.cfg.snapshot().config, web_addr);
                 if problems.is_empty() {

@@ -2,7 +2,7 @@
 //! (`/api/v1/routing/conferences`), who is in them now with mute and kick
 //! (`/api/v1/status/conferences`), and the page `/admin/routing/conferences` with both.
 
-use crate::api::{no_content, ok};
+use crate::api::{busy, no_content, ok};
 use crate::attendant_pages::{table, typed_rows};
 use crate::pages::{csrf_field, fields, layout, outcome, page_response, Note};
 use crate::{ApiError, App, Caller, Req};
@@ -12,13 +12,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the exchange did not answer",
-    )
-}
 
 fn call_id(s: &str) -> Result<u64, ApiError> {
     s.parse()

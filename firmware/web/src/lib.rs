@@ -24,6 +24,7 @@ mod ops;
 mod pages;
 mod provisioning;
 mod queues;
+mod recordings;
 mod routing;
 mod routing_pages;
 pub mod tls;

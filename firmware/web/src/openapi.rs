@@ -220,7 +220,8 @@ fn routing_paths() -> Value {
         "periodic_sound": {"type": "string", "description": "an uploaded sound or a system prompt; empty: queue-periodic-announce"},
         "agent_sound": {"type": "string", "description": "what the agent hears before the caller is put through; empty: nothing"},
         "refuse_when_empty": {"type": "boolean", "description": "no agent logged in: new callers go to the fallback"},
-        "leave_when_empty": {"type": "boolean", "description": "the last agent logs out: waiting callers go to the fallback"}}});
+        "leave_when_empty": {"type": "boolean", "description": "the last agent logs out: waiting callers go to the fallback"},
+        "record": {"type": "boolean", "description": "calls agents answer are recorded (stereo: the caller left, the agent right; the first hour), kept up to recordings_max_mb"}}});
     let range = json!({"type": "object", "additionalProperties": false, "properties": {
         "name": s("string"), "description": s("string"),
         "items": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "object", "required": ["type", "from", "to"], "properties": {
@@ -772,6 +773,16 @@ fn base() -> Value {
                     {"name": "number", "in": "path", "required": true, "schema": {"type": "string"}},
                     {"name": "extension", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "put": write_op("Log an extension in to or out of a queue taking dynamic agents", Some(json!({"type": "object", "additionalProperties": false, "required": ["logged_in"], "properties": {"logged_in": s("boolean")}})), "204", None)
+            },
+            "/recordings": {"get": read_op("Recorded queue calls, newest first", json!({"type": "array", "items": {"type": "object", "properties": {
+                "name": s("string"), "time": s("integer"), "queue": s("string"), "caller": s("string"),
+                "agent": s("string"), "seconds": s("integer"), "bytes": s("integer")}}}))},
+            "/recordings/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9A-Za-z+-]{1,160}$"}}],
+                "get": {"summary": "The recording (WAV, stereo 8 kHz 16-bit)", "security": [{"session": []}],
+                    "responses": {"200": {"description": "OK", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}},
+                        "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such recording")}},
+                "delete": write_op("Remove a recording", None, "204", None)
             },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},

@@ -3,7 +3,7 @@
 //! agents logged in and out (`/api/v1/status/queues`), and the page
 //! `/admin/routing/queues` with both.
 
-use crate::api::{no_content, ok};
+use crate::api::{busy, no_content, ok};
 use crate::pages::{csrf_field, field, layout, numbers_list, outcome, page_response, Note};
 use crate::{ApiError, App, Caller, Req};
 use config::{Queue, QueueStrategy};
@@ -12,13 +12,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the exchange did not answer",
-    )
-}
 
 /// `/api/v1/status/queues[/{queue}/agents/{extension}]`: the live view; an agent
 /// logged in or out (`{"logged_in": true}`).
@@ -107,6 +100,38 @@ pub(crate) async fn handle(
             let (note, st) = outcome(r, |()| format!("Queue {number} removed."));
             page(app, c, note, st, None).await
         }
+        (false, ["recordings", name, "delete"]) => {
+            let r =
+                crate::api::need_admin_write(c).and_then(|()| crate::recordings::remove(app, name));
+            let (note, st) = outcome(r, |()| format!("Recorded call {name} removed."));
+            page(app, c, note, st, None).await
+        }
+        (false, ["recordings-limit"]) => {
+            let v = field(form, "recordings_max_mb")
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let r = match v.parse::<u32>() {
+                Err(_) => Err(ApiError::bad(
+                    "recordings_max_mb",
+                    format!("{v:?} is not a whole number of megabytes"),
+                )),
+                Ok(mb) => {
+                    crate::ops::change(
+                        app,
+                        &who,
+                        format!("recorded calls kept up to {mb} MB"),
+                        move |cfg| {
+                            cfg.recordings_max_mb = mb;
+                            Ok(())
+                        },
+                    )
+                    .await
+                }
+            };
+            let (note, st) = outcome(r, |()| "Size limit saved.".to_string());
+            page(app, c, note, st, None).await
+        }
         (false, [queue, "agents", ext, act @ ("login" | "logout")]) => {
             let r = match crate::api::need_admin_write(c) {
                 Err(e) => Err(e),
@@ -183,6 +208,7 @@ fn from_form(form: &Form) -> (Queue, Option<ApiError>) {
         agent_sound: text("agent_sound"),
         refuse_when_empty: on("refuse_when_empty"),
         leave_when_empty: on("leave_when_empty"),
+        record: on("record"),
     };
     if strategy.is_none() {
         bad.get_or_insert_with(|| ApiError::bad("strategy", "is not a queue strategy"));
@@ -267,6 +293,7 @@ fn queue_form(c: &Caller, v: &Queue, original: Option<&str>, music: &[String]) -
                 br;
                 label { input type="checkbox" name="refuse_when_empty" checked[v.refuse_when_empty]; " No agent logged in: callers go to the fallback" }
                 label { input type="checkbox" name="leave_when_empty" checked[v.leave_when_empty]; " The last agent logs out: waiting callers go to the fallback" }
+                label { input type="checkbox" name="record" checked[v.record]; " Record the calls agents answer" }
                 @if write { br; button type="submit" { "Save queue" } }
             }
         }
@@ -373,6 +400,39 @@ async fn page(
                         }
                     }
                     p.hint { a href="/admin/routing/queues" { "Refresh" } }
+                }
+                h2 { "Recorded calls" }
+                @let recs = crate::recordings::list(app);
+                @let used: u64 = recs.iter().map(|r| r.bytes).sum();
+                p.hint { "Calls of queues that record them: the caller on the left, the agent on the right (the first hour of a call). " (recs.len()) " recordings, " (used / 1_000_000) " MB; past the limit the oldest go." }
+                form.inline method="post" action="/admin/routing/queues/recordings-limit" id="recordings-limit" {
+                    (csrf_field(c))
+                    fieldset disabled[!write] {
+                        label { "Keep up to (MB) " input name="recordings_max_mb" value=(snap.config.recordings_max_mb) size="7" inputmode="numeric"; }
+                        @if write { button type="submit" { "Save limit" } }
+                    }
+                }
+                @if !recs.is_empty() {
+                    table #recordings {
+                        thead { tr { th { "Time" } th { "Queue" } th { "Caller" } th { "Agent" } th { "Length" } th { "Listen" } @if write { th {} } } }
+                        tbody {
+                            @for r in &recs {
+                                tr {
+                                    td { (crate::pages::when(r.time)) } td { (r.queue) } td { (r.caller) } td { (r.agent) }
+                                    td { (r.seconds) " s" }
+                                    td { audio controls preload="none" src={ "/api/v1/recordings/" (r.name) } {} }
+                                    @if write {
+                                        td {
+                                            form.inline method="post" action={ "/admin/routing/queues/recordings/" (r.name) "/delete" } {
+                                                (csrf_field(c))
+                                                button.danger type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
                 h2 { "Queues" }
                 @for q in &snap.config.queues {

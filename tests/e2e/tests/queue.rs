@@ -136,7 +136,8 @@ fn ring_all_with_a_logged_in_agent_announcements_wrap_up_and_an_abandoned_caller
     let pbx = pbx_with_queue(json!({
         "number": "701", "description": "Support", "strategy": "ring_all",
         "agents": ["103"], "dynamic_agents": true, "login_code": "7011", "logout_code": "7012",
-        "wrapup_seconds": 60, "position_seconds": 30, "agent_sound": "queue-reporthold"
+        "wrapup_seconds": 60, "position_seconds": 30, "agent_sound": "queue-reporthold",
+        "record": true
     }));
     let h = pbx.admin_session("Adm1n-Queues!");
     let h: Vec<&str> = h.iter().map(String::as_str).collect();
@@ -222,6 +223,72 @@ fn ring_all_with_a_logged_in_agent_announcements_wrap_up_and_an_abandoned_caller
     let pa = tone_powers(&a, 0.5, 2.0);
     assert!(pb[0] > 1e9, "the agent did not hear the caller: {pb:?}");
     assert!(pa[1] > 1e9, "the caller did not hear the agent: {pa:?}");
+    // The call was recorded: one stereo file, the caller's 440 Hz on the left and the
+    // agent's 1000 Hz on the right; the API lists it and gives the same file.
+    let rec_dir = pbx.data.path().join("recordings");
+    let wavs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&rec_dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+            .collect()
+    };
+    assert!(
+        wait_until(T, || wavs().len() == 1),
+        "no recording: {:?}\n{}",
+        wavs(),
+        pbx.log_text()
+    );
+    let file = wavs().pop().unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[22], bytes[23]]), 2, "stereo");
+    let frames: Vec<(i16, i16)> = bytes[44..]
+        .chunks_exact(4)
+        .map(|f| {
+            (
+                i16::from_le_bytes([f[0], f[1]]),
+                i16::from_le_bytes([f[2], f[3]]),
+            )
+        })
+        .collect();
+    let seconds = frames.len() as f64 / 8000.0;
+    println!("recorded {seconds:.1} s in {}", file.display());
+    assert!(seconds > 4.0, "{seconds}");
+    let tail = &frames[frames.len() - 16000..frames.len() - 4000];
+    let left: Vec<i16> = tail.iter().map(|f| f.0).collect();
+    let right: Vec<i16> = tail.iter().map(|f| f.1).collect();
+    let (l440, l1000) = (
+        tone_power(&left, 8000, 440.0),
+        tone_power(&left, 8000, 1000.0),
+    );
+    let (r440, r1000) = (
+        tone_power(&right, 8000, 440.0),
+        tone_power(&right, 8000, 1000.0),
+    );
+    println!("left 440 {l440:.2e} 1000 {l1000:.2e}; right 440 {r440:.2e} 1000 {r1000:.2e}");
+    assert!(
+        l440 > 100.0 * l1000.max(1.0),
+        "the caller is not on the left"
+    );
+    assert!(
+        r1000 > 100.0 * r440.max(1.0),
+        "the agent is not on the right"
+    );
+    let name = file.file_stem().unwrap().to_str().unwrap().to_string();
+    assert!(name.contains("-701-101-102-"), "{name}");
+    let listed = pbx.https("GET", "/api/v1/recordings", None, &h).json();
+    assert_eq!(listed[0]["name"], name.as_str(), "{listed}");
+    assert_eq!(
+        (listed[0]["queue"].as_str(), listed[0]["agent"].as_str()),
+        (Some("701"), Some("102"))
+    );
+    let got = pbx.https("GET", &format!("/api/v1/recordings/{name}"), None, &h);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-length"), Some(bytes.len().to_string()));
+    let bad = pbx.https("GET", "/api/v1/recordings/..%2Fconfig", None, &h);
+    assert_eq!(bad.status, 404, "{bad:?}");
 
     // 104 calls within 102's wrap-up: only 103 rings; 104 gives up.
     b.clear_events();

@@ -583,6 +583,7 @@ fn chromium_call_routing_provider_link_conflict_outbound_isdn_emergency() {
         "{cfg}"
     );
     assert_eq!(q["agents"], serde_json::json!(["101"]), "{cfg}");
+    assert_eq!(cfg["recordings_max_mb"], 200, "{cfg}");
     pbx.ctl_ok(&["extension", "add", "102", "--password", "Str0ng-Secret-102"]);
     // Call queues through the API: refusals name the field; a queue added gets its
     // defaults; the live view lists it and its agent; an agent logs in and out.
