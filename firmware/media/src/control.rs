@@ -417,8 +417,9 @@ struct Recording {
     /// are set when it ends), with this many samples so far.
     spool: Option<PathBuf>,
     spooled: usize,
-    /// The last write of it, which the next one waits for (they run in order).
-    last: Option<std::thread::JoinHandle<()>>,
+    /// The last write of it, which the next one waits for (they run in order); a
+    /// write that failed fails the ones after it, and the recording.
+    last: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 /// The driver's side: the relay's endpoints by number, spares among them.
@@ -511,11 +512,12 @@ impl Endpoints {
             let prev = rec.last.take();
             rec.last = Some(std::thread::spawn(move || {
                 if let Some(p) = prev {
-                    let _ = p.join();
+                    p.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("writer panicked")))?;
                 }
-                if let Err(e) = append_spool(&spool, first, &samples) {
+                append_spool(&spool, first, &samples).inspect_err(|e| {
                     tracing::warn!(file = %spool.display(), "recording not written out: {e}");
-                }
+                })
             }));
         }
     }
@@ -537,15 +539,20 @@ impl Endpoints {
                 spooled,
                 last,
             } = rec;
-            if let Some(p) = last {
-                let _ = p.join();
-            }
+            let before = last.map_or(Ok(()), |p| {
+                p.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("writer panicked")))
+            });
             let mut path = path;
             let n = spooled + samples.len();
             let written = match &spool {
-                Some(spool) => finish_spool(spool, &path, &samples, n),
+                Some(spool) => before.and_then(|()| finish_spool(spool, &path, &samples)),
                 None => write_wav(&path, &samples),
             };
+            if let (Err(_), Some(spool)) = (&written, &spool) {
+                // Half a recording is no recording: the spool goes.
+                let _ = std::fs::remove_file(spool);
+            }
             let ok = match written {
                 Ok(written) => {
                     path = written;
@@ -872,8 +879,10 @@ fn append_spool(spool: &Path, first: bool, samples: &[i16]) -> io::Result<()> {
     if let Some(dir) = spool.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // Only the first write makes the file (over a spool a crash left): a later one
+    // finding none fails rather than making a file without a header.
     let mut f = std::fs::OpenOptions::new()
-        .create(true)
+        .create(first)
         .append(true)
         .truncate(false)
         .open(spool)?;
@@ -885,12 +894,13 @@ fn append_spool(spool: &Path, first: bool, samples: &[i16]) -> io::Result<()> {
     f.write_all(&bytes)
 }
 
-/// Ends a long recording: the last samples added, the WAV sizes set for `total`
-/// samples, and the spool renamed to a free name like `path`.
-fn finish_spool(spool: &Path, path: &Path, samples: &[i16], total: usize) -> io::Result<PathBuf> {
+/// Ends a long recording: the last samples added, the WAV sizes set from what the
+/// file holds, and the spool renamed to a free name like `path`.
+fn finish_spool(spool: &Path, path: &Path, samples: &[i16]) -> io::Result<PathBuf> {
     use std::io::{Seek, SeekFrom, Write};
     append_spool(spool, false, samples)?;
-    let data = (total * 2) as u32;
+    let len = std::fs::metadata(spool)?.len();
+    let data = len.saturating_sub(44).min(u64::from(u32::MAX) - 36) as u32;
     let mut f = std::fs::OpenOptions::new().write(true).open(spool)?;
     f.seek(SeekFrom::Start(4))?;
     f.write_all(&(36 + data).to_le_bytes())?;
@@ -1229,5 +1239,51 @@ mod tests {
                 "packet {i}"
             );
         }
+    }
+
+    #[test]
+    fn packets_that_did_not_come_are_recorded_as_silence() {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31750, 31759);
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        relay.set_events(tx);
+        let mut eps = Endpoints::new(relay);
+        let mut pool = Pool::new(2);
+        eps.serve(&mut pool);
+        let a = pool.take().unwrap();
+        let party = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let send = |ts: u32, ssrc: u8| {
+            let mut p = vec![0x80, 0, 0, 0];
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, ssrc]);
+            p.extend_from_slice(&[0x10; 160]);
+            party.send_to(&p, ("127.0.0.1", a.port)).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let path = dir.path().join("gap.wav");
+        a.record(path.clone(), 8000 * 60);
+        eps.serve(&mut pool);
+        // 0, 160, then 960: four packets' worth (640 samples) never came. A new source
+        // starting anywhere is no gap.
+        send(0, 1);
+        send(160, 1);
+        send(960, 1);
+        send(5000, 2);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        a.stop_recording();
+        eps.serve(&mut pool);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let samples = loop {
+            if let Ok(crate::Event::Recorded { samples, .. }) = events.try_recv() {
+                break samples;
+            }
+            assert!(std::time::Instant::now() < end, "no event");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert_eq!(samples, 4 * 160 + 640);
+        let clip = Clip::load(&path).unwrap();
+        let s = clip.samples();
+        assert_ne!(s[320], s[320 + 640], "silence, then the third packet");
+        assert_eq!(s[320..960], [s[320]; 640]);
     }
 }

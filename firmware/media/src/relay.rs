@@ -118,6 +118,9 @@ pub struct Listen {
     pub record: usize,
 }
 
+/// The longest silence put in a recording for packets that did not come: 10 s.
+const MAX_GAP: usize = 80_000;
+
 /// An endpoint's listening state, used by its relay thread.
 #[derive(Debug, Default)]
 struct Tap {
@@ -128,6 +131,10 @@ struct Tap {
     /// Samples of this recording already handed to the driver (a long one is written
     /// out as it goes).
     taken: usize,
+    /// The RTP timestamp (of source `ssrc`) the next audio packet should carry: a later
+    /// one means packets were lost or not sent (a phone on hold, silence
+    /// suppression), and the recording gets that much silence so it keeps time.
+    next_ts: Option<(u32, u32)>,
     pcm: Vec<i16>,
     digits: Vec<char>,
 }
@@ -155,12 +162,27 @@ impl Tap {
             8 => g711::alaw_to_linear,
             _ => return,
         };
-        let room = self
+        let mut room = self
             .listen
             .record
             .saturating_sub(self.taken + self.recording.len());
         if room == 0 && !self.listen.inband {
             return; // only events are listened for, or the recording is full
+        }
+        if room > 0 {
+            let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+            let ssrc = u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]);
+            if let Some((src, next)) = self.next_ts {
+                let gap = ts.wrapping_sub(next) as usize;
+                // Up to 10 s of silence; a larger jump (or one backwards) is a new
+                // stream, not a gap.
+                if src == ssrc && gap > 0 && gap <= MAX_GAP {
+                    let fill = gap.min(room);
+                    self.recording.resize(self.recording.len() + fill, 0);
+                    room -= fill;
+                }
+            }
+            self.next_ts = Some((ssrc, ts.wrapping_add(payload.len() as u32)));
         }
         self.pcm.clear();
         self.pcm.extend(payload.iter().map(|b| decode(*b)));

@@ -361,7 +361,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         voicemail_dir: voicemail_dir.clone(),
         sounds_dir: args.data_dir.join("sounds"),
-        recordings_dir: args.data_dir.join("recordings"),
+        recordings_dir: {
+            let dir = args.data_dir.join("recordings");
+            recordings::recover(&dir);
+            dir
+        },
         ..Settings::default()
     };
     let seed: u64 = rand::random();

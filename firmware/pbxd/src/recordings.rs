@@ -46,10 +46,24 @@ fn stereo_header(frames: u64) -> Vec<u8> {
     v
 }
 
-/// Makes `caller` and `agent` (either may be missing: silence) one stereo file `out`,
-/// read and written a few thousand samples at a time; the halves are removed. Answers
-/// the file written.
+/// Makes `caller` and `agent` (either may be missing: silence) one stereo file like
+/// `out` (`-1`, `-2`... when that name is taken), read and written a few thousand
+/// samples at a time; the halves are removed. Answers the file written.
 pub fn merge(caller: Option<&Path>, agent: Option<&Path>, out: &Path) -> io::Result<PathBuf> {
+    let tmp = out.with_extension("part");
+    let r = merge_into(caller, agent, out, &tmp);
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn merge_into(
+    caller: Option<&Path>,
+    agent: Option<&Path>,
+    out: &Path,
+    tmp: &Path,
+) -> io::Result<PathBuf> {
     let mut sides = Vec::new();
     for p in [caller, agent] {
         sides.push(match p {
@@ -71,8 +85,7 @@ pub fn merge(caller: Option<&Path>, agent: Option<&Path>, out: &Path) -> io::Res
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = out.with_extension("part");
-    let mut w = BufWriter::new(File::create(&tmp)?);
+    let mut w = BufWriter::new(File::create(tmp)?);
     w.write_all(&stereo_header(frames))?;
     let mut left = vec![0u8; 8192];
     let mut right = vec![0u8; 8192];
@@ -102,11 +115,70 @@ pub fn merge(caller: Option<&Path>, agent: Option<&Path>, out: &Path) -> io::Res
     }
     w.flush()?;
     drop(w);
-    std::fs::rename(&tmp, out)?;
+    // Never over an earlier recording (call numbers start again with pbxd, and a box
+    // without a clock may repeat a time).
+    let stem = out
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let out = (0..1000)
+        .map(|n| match n {
+            0 => out.to_path_buf(),
+            n => out.with_file_name(format!("{stem}-{n}.wav")),
+        })
+        .find(|p| !p.exists())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AlreadyExists, "no free file name"))?;
+    std::fs::rename(tmp, &out)?;
     for p in [caller, agent].into_iter().flatten() {
         let _ = std::fs::remove_file(p);
     }
-    Ok(out.to_path_buf())
+    Ok(out)
+}
+
+/// After a restart: what a call in progress left in `dir/parts` (halves, spools,
+/// temporary files) is put together as well as it can be or removed.
+pub fn recover(dir: &Path) {
+    let parts = dir.join("parts");
+    let Ok(rd) = std::fs::read_dir(&parts) else {
+        return;
+    };
+    let mut stems = std::collections::BTreeSet::new();
+    for e in rd.filter_map(Result::ok) {
+        let p = e.path();
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        match name
+            .strip_suffix("-caller.wav")
+            .or_else(|| name.strip_suffix("-agent.wav"))
+        {
+            Some(stem) => {
+                stems.insert(stem.to_string());
+            }
+            None => {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+    }
+    for stem in stems {
+        let half =
+            |side: &str| Some(parts.join(format!("{stem}-{side}.wav"))).filter(|p| p.exists());
+        let (c, a) = (half("caller"), half("agent"));
+        match merge(c.as_deref(), a.as_deref(), &dir.join(format!("{stem}.wav"))) {
+            Ok(p) => {
+                tracing::info!(file = %p.display(), "recorded call of before the restart saved")
+            }
+            Err(e) => {
+                tracing::warn!(stem, "recorded call of before the restart lost: {e}");
+                for p in [c, a].into_iter().flatten() {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
 }
 
 /// The recorded calls in `dir` (`*.wav`), oldest first, with their sizes.
@@ -146,6 +218,10 @@ pub fn enforce_cap(dir: &Path, keep: u64) -> usize {
 
 /// Carries out [`pbx::Request::MergeRecording`] (on a blocking thread).
 pub fn finish(caller: Option<PathBuf>, agent: Option<PathBuf>, out: PathBuf, keep: u64) {
+    if caller.is_none() && agent.is_none() {
+        tracing::warn!(file = %out.display(), "recorded call not saved: neither side was written");
+        return;
+    }
     match merge(caller.as_deref(), agent.as_deref(), &out) {
         Ok(p) => tracing::info!(file = %p.display(), "call recorded"),
         Err(e) => tracing::warn!(file = %out.display(), "recorded call not saved: {e}"),
@@ -222,5 +298,17 @@ mod tests {
             0,
             "the newest stays"
         );
+        // The same name again: a new file beside it.
+        mono(&a, &left[..10]);
+        let again = merge(Some(&a), None, &out2).unwrap();
+        assert_eq!(again, dir.path().join("rec/2-700-101-102-6-1.wav"));
+        // After a restart: halves are saved, spools and temporary files removed.
+        let rec = dir.path().join("rec");
+        std::fs::create_dir_all(rec.join("parts")).unwrap();
+        mono(&rec.join("parts/3-700-101-102-1-caller.wav"), &left[..50]);
+        std::fs::write(rec.join("parts/4-700-101-102-2-agent.spool"), b"x").unwrap();
+        recover(&rec);
+        assert!(rec.join("3-700-101-102-1.wav").exists());
+        assert_eq!(std::fs::read_dir(rec.join("parts")).unwrap().count(), 0);
     }
 }

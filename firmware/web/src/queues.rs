@@ -420,7 +420,7 @@ async fn page(
                                 tr {
                                     td { (crate::pages::when(r.time)) } td { (r.queue) } td { (r.caller) } td { (r.agent) }
                                     td { (r.seconds) " s" }
-                                    td { audio controls preload="none" src={ "/api/v1/recordings/" (r.name) } {} }
+                                    td { @if write { audio controls preload="none" src={ "/api/v1/recordings/" (r.name) } {} } }
                                     @if write {
                                         td {
                                             form.inline method="post" action={ "/admin/routing/queues/recordings/" (r.name) "/delete" } {

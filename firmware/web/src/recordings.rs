@@ -86,6 +86,8 @@ pub(crate) async fn api(
     match (&req.method, rest) {
         (&Method::GET, []) => ok(serde_json::to_value(list(app)).unwrap_or_default()),
         (&Method::GET, [name]) => {
+            // What callers said is for administrators, not auditors.
+            crate::api::need_admin_write(c)?;
             if !valid_name(name) {
                 return Err(ApiError::not_found(format!("no recorded call {name}")));
             }
