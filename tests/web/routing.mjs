@@ -4,7 +4,7 @@
 // numbers. Run by
 // tests/e2e/tests/web.rs, which checks the stored configuration afterwards.
 import assert from "node:assert/strict";
-import { artifacts, run, fitsAPhone, login } from "./harness.mjs";
+import { artifacts, base, run, fitsAPhone, login } from "./harness.mjs";
 
 const ADMIN_PW = process.env.ADMIN_PW;
 
@@ -250,6 +250,12 @@ await run(async (page) => {
   await page.locator("p.done", { hasText: "Queue 700 saved." }).waitFor();
   assert.equal(await page.inputValue("#queue-700 input[name=wrapup_seconds]"), "30");
   assert.equal(await page.inputValue("#queue-700 select[name=strategy]"), "round_robin");
+  // The live view is the exchange's, which takes the saved configuration a moment
+  // later: refreshed until the queue is there.
+  for (let i = 0; i < 20 && !(await page.locator("#queue-agents").count()); i++) {
+    await page.waitForTimeout(250);
+    await page.goto(`${base}/admin/routing/queues`);
+  }
   assert.match(await page.locator("#queue-agents").textContent(), /101/);
   // The recorded calls' size limit: too small is refused, then saved.
   await page.fill("#recordings-limit input[name=recordings_max_mb]", "5");
