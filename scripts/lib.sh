@@ -41,13 +41,18 @@ ensure_web_test_tools() {
 }
 
 # ensure_phone_tools: the softphones the call tests drive besides baresip (a Debian
-# package): PJSIP's pjsua2 (PyPI pjsua2-python, a wheel with PJSIP 2.15 built in), and
-# the aiosmtpd mail server, in the same virtualenv under target/.
+# package): PJSIP's pjsua2 (PyPI pjsua2-python, a wheel with PJSIP 2.15 built in), the
+# aiosmtpd mail server and the SIPVicious attack tools, in the same virtualenv under
+# target/.
 ensure_phone_tools() {
     local venv=target/pyenv want=2.15.1.post1
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     if ! "$venv/bin/pip" show pjsua2-python 2>/dev/null | grep -q "^Version: $want\$"; then
         "$venv/bin/pip" install -q --disable-pip-version-check "pjsua2-python==$want"
+    fi
+    # SIPVicious (svmap, svwar, svcrack): the attack tools the protection is tested with.
+    if ! "$venv/bin/pip" show sipvicious 2>/dev/null | grep -q "^Version: 0.3.8\$"; then
+        "$venv/bin/pip" install -q --disable-pip-version-check "sipvicious==0.3.8"
     fi
     # The mail server the voicemail e-mail tests send to.
     if ! "$venv/bin/pip" show aiosmtpd 2>/dev/null | grep -q "^Version: 1.4.6\$"; then

@@ -123,6 +123,18 @@ pub struct Config {
     /// Call parking slots (none in a document written before parking existed).
     #[serde(default = "Parking::off")]
     pub parking: Parking,
+    /// Scanner and brute-force protection's settings.
+    #[serde(default)]
+    pub sip_protection: SipProtection,
+}
+
+/// Scanner and brute-force protection (always on): what the administrator sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipProtection {
+    /// An IP address group whose sources are never banned nor held to the request
+    /// rate (the office, a provider); empty: none.
+    pub allow_group: String,
 }
 
 fn default_recordings_max_mb() -> u32 {
@@ -207,6 +219,7 @@ impl Default for Config {
             queues: Vec::new(),
             recordings_max_mb: default_recordings_max_mb(),
             parking: Parking::default(),
+            sip_protection: SipProtection::default(),
         }
     }
 }

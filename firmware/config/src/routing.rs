@@ -881,6 +881,14 @@ impl Config {
                 }
             }
         }
+        let allow = &self.sip_protection.allow_group;
+        if !allow.is_empty() && !group_names.contains(allow.as_str()) {
+            err(
+                "SIP protection".into(),
+                "allow_group",
+                format!("no IP address group {allow}"),
+            );
+        }
         for c in crate::ipgroups::circles(&self.ip_groups) {
             err(
                 format!("IP address group {c}"),

@@ -18,6 +18,7 @@ mod blf;
 mod build;
 mod calls;
 mod dtmf;
+pub mod guard;
 mod mwi;
 pub mod negotiate;
 mod park;
@@ -86,8 +87,14 @@ pub struct Settings {
     /// (0 = never). Challenges (401/407) and stale nonces never count.
     pub ban_after: u32,
     pub ban_window: Duration,
-    /// How long a banned address is ignored.
+    /// How long a first ban lasts (a second within a day an hour, later ones a day).
     pub ban_time: Duration,
+    /// Challenges within `ban_window` never answered right that get an address nobody
+    /// authenticated from banned (0: never).
+    pub challenge_flood: u32,
+    /// SIP requests a second from one address (twice as many in a burst) before an
+    /// untrusted one is banned and a trusted one's excess dropped (0: no limit).
+    pub rate_limit: u32,
     pub timers: Timers,
     /// First wait before a failed registration to a provider or link is tried again;
     /// it doubles up to 30 minutes.
@@ -114,6 +121,8 @@ impl Default for Settings {
             ban_after: 10,
             ban_window: Duration::from_secs(60),
             ban_time: Duration::from_secs(600),
+            challenge_flood: 100,
+            rate_limit: 300,
             timers: Timers::default(),
             register_retry: Duration::from_secs(30),
             voicemail_dir: "voicemail".into(),
@@ -235,10 +244,8 @@ pub struct Pbx {
     /// Call records of calls that ended, for the history.
     records: VecDeque<store::CallRecord>,
     next_sweep: Instant,
-    /// Wrong answers per source address: count and start of the window.
-    failures: HashMap<std::net::IpAddr, (u32, Instant)>,
-    /// Banned source addresses and until when.
-    bans: HashMap<std::net::IpAddr, Instant>,
+    /// Scanner and brute-force protection.
+    guard: guard::Guard,
     /// Providers and links: addresses, registrations, keepalives.
     peers: trunks::Peers,
     /// Our address towards a destination (the driver knows the routes).
@@ -289,6 +296,18 @@ impl Pbx {
         let mut rng = StdRng::seed_from_u64(seed);
         let key: [u8; 32] = rng.gen();
         let timers = settings.timers;
+        let guard = guard::Guard::new(guard::GuardSettings {
+            ban_after: settings.ban_after,
+            window: settings.ban_window,
+            challenge_flood: settings.challenge_flood,
+            rate: settings.rate_limit,
+            ban_times: [
+                settings.ban_time,
+                settings.ban_time.max(Duration::from_secs(3600)),
+                settings.ban_time.max(Duration::from_secs(24 * 3600)),
+            ],
+            trust_time: Duration::from_secs(24 * 3600),
+        });
         let mut pbx = Pbx {
             snapshot,
             nonces: sip::auth::Nonces::new(key, settings.nonce_lifetime),
@@ -307,8 +326,7 @@ impl Pbx {
             round_robin: HashMap::new(),
             routing: None,
             next_sweep: now + Duration::from_secs(1),
-            failures: HashMap::new(),
-            bans: HashMap::new(),
+            guard,
             peers: HashMap::new(),
             local_for: Box::new(|_| SocketAddr::from(([127, 0, 0, 1], 5060))),
             last_now: now,
@@ -518,10 +536,8 @@ impl Pbx {
             self.expire_registrations(now);
             self.expire_subscriptions(now);
             self.run_peers(now);
-            let window = self.settings.ban_window;
-            self.bans.retain(|_, until| *until > now);
-            self.failures
-                .retain(|_, (_, since)| now.saturating_duration_since(*since) < window);
+            let unix = self.unix(now);
+            self.guard.tick(now, unix);
         }
         self.after_input(now);
     }
@@ -533,45 +549,54 @@ impl Pbx {
         self.blf_update(now);
     }
 
-    /// Counts a wrong digest answer from `ip`; bans it once there are too many.
-    pub(crate) fn note_auth_failure(&mut self, now: Instant, ip: std::net::IpAddr) {
-        if self.settings.ban_after == 0 {
-            return;
-        }
-        let window = self.settings.ban_window;
-        let e = self.failures.entry(ip).or_insert((0, now));
-        if now.saturating_duration_since(e.1) >= window {
-            *e = (0, now);
-        }
-        e.0 += 1;
-        if e.0 >= self.settings.ban_after {
-            self.failures.remove(&ip);
-            self.bans.insert(ip, now + self.settings.ban_time);
-            tracing::warn!(%ip, minutes = self.settings.ban_time.as_secs() / 60, "too many wrong SIP passwords: address banned");
-        }
+    /// The SIP bans in force, the newest first.
+    pub fn bans(&self, now: Instant) -> Vec<guard::BanView> {
+        self.guard.bans(now)
     }
 
-    /// Addresses banned for wrong passwords, with the seconds left.
-    pub fn bans(&self, now: Instant) -> Vec<(std::net::IpAddr, u64)> {
-        let mut v: Vec<_> = self
-            .bans
-            .iter()
-            .filter(|(_, u)| **u > now)
-            .map(|(ip, u)| (*ip, u.saturating_duration_since(now).as_secs()))
-            .collect();
-        v.sort();
-        v
+    /// Lifts a ban by its key (`192.0.2.7`, `192.0.2.7:5070`, `alice@192.0.2.7`);
+    /// false when no such ban is in force.
+    pub fn lift_ban(&mut self, now: Instant, key: &str) -> bool {
+        let unix = self.unix(now);
+        guard::BanKey::parse(key).is_some_and(|k| self.guard.lift(unix, &k))
+    }
+
+    /// Whether the bans changed since the last call (save [`Pbx::export_bans`] then).
+    pub fn take_bans_dirty(&mut self) -> bool {
+        self.guard.take_dirty()
+    }
+
+    /// The bans in force, for the store.
+    pub fn export_bans(&self, now: Instant) -> Vec<u8> {
+        self.guard.export(now)
+    }
+
+    /// Takes back saved bans; false when the blob cannot be read.
+    pub fn import_bans(&mut self, blob: &[u8], now: Instant) -> bool {
+        let unix = self.unix(now);
+        self.guard.import(blob, now, unix)
+    }
+
+    /// Bans made, ended and lifted since the last call, for the security log.
+    pub fn take_security_events(&mut self, now: Instant) -> Vec<guard::SecurityEvent> {
+        let unix = self.unix(now);
+        self.guard.take_events(unix)
     }
 
     /// Handles one received message.
     pub fn handle_message(&mut self, now: Instant, src: Source, bytes: &[u8]) {
         self.last_now = now;
-        if self
-            .bans
-            .get(&src.remote.ip())
-            .is_some_and(|until| *until > now)
-        {
-            return; // banned: not even an answer
+        let unix = self.unix(now);
+        let request = !bytes.starts_with(b"SIP/2.0 ");
+        let snap = self.snapshot.clone();
+        if !self.guard.admit(
+            now,
+            unix,
+            src.remote,
+            request,
+            guard::allow_list(&snap.config),
+        ) {
+            return; // banned or flooding: not even an answer
         }
         let msg = match sip::parse(bytes) {
             Ok(m) => m,
@@ -589,6 +614,35 @@ impl Pbx {
                 return;
             }
         };
+        if let SipMessage::Request(req) = &msg {
+            let ua = sip::message::get(&req.headers, "User-Agent");
+            // The users a request names matter only while a user is banned somewhere.
+            let (mut from, mut cred) = (String::new(), String::new());
+            if self.guard.has_user_bans() {
+                from = sip::message::get(&req.headers, "From")
+                    .and_then(|v| sip::message::uri_user(sip::message::uri_part(v)))
+                    .unwrap_or("")
+                    .to_string();
+                cred = req
+                    .headers
+                    .iter()
+                    .map(sip::message::name_value)
+                    .filter(|(n, _)| {
+                        n.eq_ignore_ascii_case("Authorization")
+                            || n.eq_ignore_ascii_case("Proxy-Authorization")
+                    })
+                    .find_map(|(_, v)| sip::auth::parse_credentials(v))
+                    .map(|c| c.username)
+                    .unwrap_or_default();
+            }
+            let allowed = guard::allow_list(&snap.config);
+            if !self
+                .guard
+                .admit_request(now, unix, src.remote, ua, &[&from, &cred], allowed)
+            {
+                return; // a scanner, or a user banned here: no answer
+            }
+        }
         match msg {
             SipMessage::Request(req) => self.handle_request(now, src, req),
             SipMessage::Response(resp) => self.handle_response(now, resp),
@@ -855,6 +909,8 @@ impl Pbx {
                 && (self.snapshot.account(&r.username).is_some()
                     || self.snapshot.link_by_user(&r.username).is_some())
             {
+                // Its address was trusted before the restart.
+                self.guard.authenticated(now, r.source, &r.username);
                 self.registrations.insert(r.username.clone(), r);
             }
         }

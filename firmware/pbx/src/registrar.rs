@@ -124,11 +124,18 @@ impl Pbx {
             pbx.respond(now, key, code, r);
             Authn::Answered
         };
+        let snap = self.snapshot.clone();
+        let allowed = crate::guard::allow_list(&snap.config);
         match outcome {
-            AuthOutcome::Missing => return challenge(self, false),
+            AuthOutcome::Missing => {
+                self.guard.challenged(now, unix, src.remote, allowed);
+                return challenge(self, false);
+            }
             AuthOutcome::Stale => return challenge(self, true),
             AuthOutcome::Wrong => {
-                self.note_auth_failure(now, src.remote.ip());
+                let user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
+                self.guard
+                    .wrong(now, unix, src.remote, user, secret.is_some(), allowed);
                 tracing::info!(remote = %src.remote, user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or(""), "wrong SIP credentials");
                 return self.refuse(
                     now,
@@ -138,7 +145,10 @@ impl Pbx {
                     "Forbidden (wrong user name or password)",
                 );
             }
-            AuthOutcome::Ok => {}
+            AuthOutcome::Ok => {
+                let user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
+                self.guard.authenticated(now, src.remote, user);
+            }
         }
         if let Some(l) = link {
             return Authn::Link(Box::new(l));

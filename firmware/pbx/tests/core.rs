@@ -293,6 +293,76 @@ async fn brute_force_bans_the_address_but_challenges_never_count() {
 }
 
 #[tokio::test]
+async fn behind_one_nat_a_guesser_and_a_scanner_are_cut_off_and_the_phone_keeps_working() {
+    let mut rig = Rig::new(Settings::default());
+    // 101's phone authenticates from 127.0.0.1: the address is trusted.
+    assert!(do_register(&mut rig, "101", A, 120, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    // A device at the same address guesses 102's password from one port.
+    const BAD: &str = "127.0.0.1:40000";
+    rig.send(BAD, &register("102", BAD, 1, 120, ""));
+    let ch = header(&rig.take(BAD).pop().unwrap(), "WWW-Authenticate")
+        .unwrap()
+        .to_string();
+    for i in 0..10 {
+        rig.send(
+            BAD,
+            &register(
+                "102",
+                BAD,
+                2 + i,
+                120,
+                &reg_auth(&ch, "102", &format!("guess-{i}")),
+            ),
+        );
+        assert!(rig.take(BAD).pop().unwrap().starts_with("SIP/2.0 403"));
+    }
+    rig.send(BAD, &register("102", BAD, 20, 120, ""));
+    assert!(rig.take(BAD).is_empty(), "the guessing port answered");
+    let keys: Vec<String> = rig.pbx.bans(rig.now).into_iter().map(|b| b.key).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.contains(&BAD.to_string()) && keys.contains(&"102@127.0.0.1".to_string()));
+    // 102 from yet another port is not answered; 101's phone is.
+    const OTHER: &str = "127.0.0.1:40001";
+    rig.send(OTHER, &register("102", OTHER, 1, 120, ""));
+    assert!(rig.take(OTHER).is_empty());
+    assert!(do_register(&mut rig, "101", A, 120, Algorithm::Md5).starts_with("SIP/2.0 200"));
+    // A scanner's user agent from an address nobody authenticated from: no answer, and
+    // the address is banned.
+    const SCAN: &str = "127.0.0.9:5060";
+    let probe = format!("OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {SCAN};branch=z9hG4bKscan\r\nFrom: <sip:100@x>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: scan\r\nCSeq: 1 OPTIONS\r\nUser-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n");
+    rig.send(SCAN, &probe);
+    assert!(rig.take(SCAN).is_empty());
+    rig.send(
+        "127.0.0.9:5999",
+        &register("101", "127.0.0.9:5999", 1, 120, ""),
+    );
+    assert!(rig.take("127.0.0.9:5999").is_empty());
+    // The security log gets each ban; the bans go to the store and come back.
+    let events = rig.pbx.take_security_events(rig.now);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        events[2].event.contains("scanner (friendly-scanner)"),
+        "{events:?}"
+    );
+    assert!(rig.pbx.take_bans_dirty());
+    let blob = rig.pbx.export_bans(rig.now);
+    let mut fresh = Rig::new(Settings::default());
+    assert!(fresh.pbx.import_bans(&blob, fresh.now));
+    assert_eq!(fresh.pbx.bans(fresh.now).len(), 3);
+    fresh.send(SCAN, &probe.replace("friendly-scanner", "Yealink"));
+    assert!(fresh.take(SCAN).is_empty());
+    // Lifted, it is answered again.
+    assert!(fresh.pbx.lift_ban(fresh.now, "127.0.0.9"));
+    fresh.send(
+        SCAN,
+        &probe
+            .replace("friendly-scanner", "Yealink")
+            .replace("z9hG4bKscan", "z9hG4bKscan2"),
+    );
+    assert!(fresh.take(SCAN).pop().unwrap().starts_with("SIP/2.0 200"));
+}
+
+#[tokio::test]
 async fn a_late_answer_after_cancel_is_acked_and_hung_up() {
     let mut rig = Rig::new(Settings::default());
     let inv = start_call(&mut rig);

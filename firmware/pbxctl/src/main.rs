@@ -80,6 +80,11 @@ enum Cmd {
     Hangup { id: u64 },
     /// Calls waiting in parking slots.
     Parked,
+    /// SIP sources banned by the scanner and brute-force protection.
+    Bans,
+    /// Lifts a SIP ban: `192.0.2.7`, `192.0.2.7:5070` or `alice@192.0.2.7` as `bans`
+    /// shows it.
+    Unban { key: String },
     /// Conference rooms and who is in them; mute, unmute or put a participant out.
     Conference {
         #[command(subcommand)]
@@ -355,6 +360,8 @@ fn run(cli: &Cli) -> Result<bool> {
         }
         Cmd::Hangup { id } => json!({"cmd": "call_hangup", "id": id}),
         Cmd::Parked => json!({"cmd": "parked"}),
+        Cmd::Bans => json!({"cmd": "bans"}),
+        Cmd::Unban { key } => json!({"cmd": "unban", "key": key}),
         Cmd::Queue { cmd } => match cmd {
             None | Some(QueueCmd::List) => json!({"cmd": "queues"}),
             Some(QueueCmd::Login { queue, extension }) => {
@@ -508,8 +515,9 @@ fn run(cli: &Cli) -> Result<bool> {
             );
             for b in data["banned"].as_array().into_iter().flatten() {
                 println!(
-                    "banned for wrong passwords: {} ({} s left)",
-                    b["address"].as_str().unwrap_or(""),
+                    "banned: {} ({}; {} s left)",
+                    b["key"].as_str().unwrap_or(""),
+                    b["reason"].as_str().unwrap_or(""),
                     b["seconds_left"]
                 );
             }
@@ -767,6 +775,23 @@ fn run(cli: &Cli) -> Result<bool> {
             data["notified"], data["phones"]
         ),
         Cmd::Hangup { id } => println!("ok: call {id} hung up"),
+        Cmd::Bans => {
+            println!(
+                "{:<32} {:<8} {:>8} {:>7} REASON",
+                "BANNED", "KIND", "LEFT (s)", "OFFENCE"
+            );
+            for b in data.as_array().into_iter().flatten() {
+                println!(
+                    "{:<32} {:<8} {:>8} {:>7} {}",
+                    b["key"].as_str().unwrap_or(""),
+                    b["kind"].as_str().unwrap_or(""),
+                    b["seconds_left"].as_u64().unwrap_or(0),
+                    b["offence"].as_u64().unwrap_or(0),
+                    b["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Unban { key } => println!("ok: the ban on {key} is lifted"),
         Cmd::Parked => {
             println!(
                 "{:<8} {:<6} {:<12} {:<10} SECONDS",

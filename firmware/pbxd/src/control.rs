@@ -166,7 +166,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                 "extensions": state.cfg.snapshot().config.extensions.len(),
                 "registrations": core.registrations().len(),
                 "calls": core.calls(Instant::now()).len(),
-                "banned": core.bans(Instant::now()).iter().map(|(ip, secs)| json!({"address": ip.to_string(), "seconds_left": secs})).collect::<Vec<_>>(),
+                "banned": core.bans(Instant::now()),
                 "peers": core.peers(Instant::now()),
             })),
             "peers" => ok(serde_json::to_value(core.peers(Instant::now())).expect("serialises")),
@@ -350,6 +350,15 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
                     ok(json!({"id": id}))
                 } else {
                     fail(&format!("no call {id} in progress"))
+                }
+            }
+            "bans" => ok(serde_json::to_value(core.bans(Instant::now())).expect("serialises")),
+            "unban" => {
+                let key = str_arg(&body, "key")?.to_string();
+                if core.lift_ban(Instant::now(), &key) {
+                    ok(json!({ "lifted": key }))
+                } else {
+                    fail(&format!("no SIP ban on {key}"))
                 }
             }
             "parked" => {

@@ -42,10 +42,16 @@ struct Args {
     /// accepted in answers; older phones fail when offered one they do not know.
     #[arg(long, default_value = "md5", value_delimiter = ',')]
     digest: Vec<String>,
-    /// Wrong SIP passwords from one address within a minute before it is ignored for ten
-    /// minutes (0 disables). Challenges never count.
+    /// Wrong SIP passwords or unknown users from one source within a minute before it
+    /// is ignored for ten minutes (an hour, a day when it does it again; 0 disables).
+    /// Challenges never count against an address a phone authenticated from.
     #[arg(long, default_value_t = 10)]
     ban_after: u32,
+    /// SIP requests a second from one address (twice as many in a burst) before an
+    /// address no phone authenticated from is banned, and a trusted one's excess
+    /// dropped (0: no limit; benchmarks).
+    #[arg(long, default_value_t = 300)]
+    sip_rate_limit: u32,
     /// Seconds an extension rings before the caller gets 480.
     #[arg(long, default_value_t = 60)]
     ring_timeout: u64,
@@ -358,6 +364,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         ring_timeout: Duration::from_secs(args.ring_timeout),
         digest,
         ban_after: args.ban_after,
+        rate_limit: args.sip_rate_limit,
         register_retry: Duration::from_secs(args.register_retry.max(1)),
         voicemail_dir: voicemail_dir.clone(),
         sounds_dir: args.data_dir.join("sounds"),
@@ -394,6 +401,13 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     if let Some(blob) = store.registrations()? {
         core.import_registrations(&blob, Instant::now());
         tracing::info!(count = core.registrations().len(), "registrations restored");
+    }
+    if let Some(blob) = store.bans()? {
+        if core.import_bans(&blob, Instant::now()) {
+            tracing::info!(count = core.bans(Instant::now()).len(), "SIP bans restored");
+        } else {
+            tracing::warn!("saved SIP bans unreadable; starting without");
+        }
     }
 
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(64);
@@ -594,6 +608,12 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::QueueLogin(queue, ext, login, tx) => {
                         let _ = tx.send(core.queue_login(Instant::now(), &queue, &ext, login));
                     }
+                    web::CoreRequest::Bans(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.bans(Instant::now())).expect("serialises"));
+                    }
+                    web::CoreRequest::LiftBan(key, tx) => {
+                        let _ = tx.send(core.lift_ban(Instant::now(), &key));
+                    }
                     web::CoreRequest::Parked(tx) => {
                         let _ = tx.send(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"));
                     }
@@ -625,6 +645,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 beat.beat();
                 // Long recordings (queue calls) go to the card as they run.
                 endpoints.flush_recordings();
+                save_guard(&mut core, state.cfg.store());
             }
             _ = health.tick(), if confirm.load(std::sync::atomic::Ordering::Relaxed) == CONFIRM_WAITING => {
                 let problems = health_problems(&spans, &state.cfg.snapshot().config, web_addr);
@@ -686,6 +707,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
+    save_guard(&mut core, state.cfg.store());
     // Messages being recorded are written before the daemon goes.
     endpoints.shutdown();
     if let Err(e) = state.cfg.store().flush() {
@@ -706,6 +728,32 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     }
     let _ = std::fs::remove_file(&sock_path);
     Ok(())
+}
+
+/// SIP bans made, ended or lifted: into the security log and saved (bans survive a
+/// restart). Called every second, so a flood of bans costs one write a second.
+fn save_guard(core: &mut Pbx, store: &store::Store) {
+    let now = Instant::now();
+    let events: Vec<store::SecurityEntry> = core
+        .take_security_events(now)
+        .into_iter()
+        .map(|e| store::SecurityEntry {
+            when: e.unix,
+            address: e.address,
+            username: e.user,
+            event: e.event,
+        })
+        .collect();
+    if !events.is_empty() {
+        if let Err(e) = store.security_events(&events) {
+            tracing::warn!("security log: {e}");
+        }
+    }
+    if core.take_bans_dirty() {
+        if let Err(e) = store.save_bans(&core.export_bans(now)) {
+            tracing::warn!("saving SIP bans: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ const LOG: &str = "config_log";
 const REGISTRATIONS: &str = "registrations";
 const SECURITY: &str = "security_log";
 const PHONES_SEEN: &str = "phones_seen";
+const SIP_BANS: &str = "sip_bans";
 
 /// Entries the security log keeps; older ones are dropped.
 pub const SECURITY_LOG_KEEP: usize = 5000;
@@ -210,10 +211,25 @@ impl Store {
         self.security_event_keeping(e, SECURITY_LOG_KEEP)
     }
 
+    /// Appends several entries with one flush (the SIP guard's bans of a second).
+    pub fn security_events(&self, list: &[SecurityEntry]) -> Result<(), StoreError> {
+        self.security_events_keeping(list, SECURITY_LOG_KEEP)
+    }
+
     fn security_event_keeping(&self, e: &SecurityEntry, keep: usize) -> Result<(), StoreError> {
+        self.security_events_keeping(std::slice::from_ref(e), keep)
+    }
+
+    fn security_events_keeping(
+        &self,
+        list: &[SecurityEntry],
+        keep: usize,
+    ) -> Result<(), StoreError> {
         let t = self.db.open_tree(SECURITY)?;
-        let id = self.db.generate_id()?;
-        t.insert(be(id), serde_json::to_vec(e).expect("entry serialises"))?;
+        for e in list {
+            let id = self.db.generate_id()?;
+            t.insert(be(id), serde_json::to_vec(e).expect("entry serialises"))?;
+        }
         while t.len() > keep {
             if t.pop_min()?.is_none() {
                 break;
@@ -260,6 +276,18 @@ impl Store {
     pub fn forget_phone_seen(&self, mac: &str) -> Result<(), StoreError> {
         self.db.open_tree(PHONES_SEEN)?.remove(mac)?;
         Ok(())
+    }
+
+    /// Replaces the saved SIP bans (a JSON blob owned by the exchange's guard).
+    pub fn save_bans(&self, blob: &[u8]) -> Result<(), StoreError> {
+        self.db.open_tree(SIP_BANS)?.insert("all", blob)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The saved SIP bans, if any.
+    pub fn bans(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.open_tree(SIP_BANS)?.get("all")?.map(|v| v.to_vec()))
     }
 
     /// The persisted registrations, if any.

@@ -163,6 +163,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.starts_with(&["me", "voicemail"]) {
         return crate::voicemail::api(app, req, &c, &segs[2..]);
     }
+    if segs.first() == Some(&"security") {
+        return crate::security::api(app, req, &c, &segs[1..]).await;
+    }
     if segs.first() == Some(&"recordings") {
         return crate::recordings::api(app, req, &c, &segs[1..]).await;
     }

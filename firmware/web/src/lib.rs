@@ -27,6 +27,7 @@ mod queues;
 mod recordings;
 mod routing;
 mod routing_pages;
+mod security;
 pub mod tls;
 mod update;
 mod voicemail;
@@ -79,6 +80,10 @@ pub enum CoreRequest {
     Queues(oneshot::Sender<Value>),
     /// Extension `1` logs in to (true) or out of queue `0`; answers whether it could.
     QueueLogin(String, String, bool, oneshot::Sender<bool>),
+    /// The SIP bans in force, as JSON.
+    Bans(oneshot::Sender<Value>),
+    /// Lift the SIP ban with this key; answers whether there was one.
+    LiftBan(String, oneshot::Sender<bool>),
 }
 
 /// Knobs of the web server.

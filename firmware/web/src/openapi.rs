@@ -759,6 +759,17 @@ fn base() -> Value {
             },
             "/status/parked": {"get": read_op("Calls waiting in parking slots", json!({"type": "array", "items": {"type": "object", "properties": {
                 "slot": s("string"), "call": s("integer"), "number": s("string"), "parked_by": s("string"), "seconds": s("integer")}}}))},
+            "/security/bans": {"get": read_op("SIP sources banned by the scanner and brute-force protection, the newest first", json!({"type": "array", "items": {"type": "object", "properties": {
+                "key": s("string"), "kind": {"type": "string", "enum": ["address", "port", "user"]}, "address": s("string"), "port": s("integer"), "user": s("string"),
+                "reason": s("string"), "since": s("integer"), "until": s("integer"), "seconds_left": s("integer"), "offence": s("integer"), "spares_phones": s("boolean")}}}))},
+            "/security/bans/{key}": {
+                "parameters": [{"name": "key", "in": "path", "required": true, "description": "192.0.2.7, 192.0.2.7:5070 or alice@192.0.2.7", "schema": {"type": "string"}}],
+                "delete": write_op("Lift a SIP ban", None, "204", None)
+            },
+            "/security/sip_protection": {
+                "get": read_op("The IP address group never banned", json!({"type": "object", "properties": {"allow_group": s("string")}})),
+                "put": write_op("Set the IP address group never banned (empty: none)", Some(json!({"type": "object", "additionalProperties": false, "properties": {"allow_group": s("string")}})), "200", Some(json!({"type": "object", "properties": {"allow_group": s("string")}})))
+            },
             "/status/conferences": {"get": read_op("Conference rooms with who is in them", json!({"type": "array", "items": r("ConferenceStatus")}))},
             "/status/conferences/{number}/{call}": {
                 "parameters": [

@@ -101,6 +101,7 @@ pub(crate) fn layout(
                                 a href="/admin/dialplan" { "Dial plan" }
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/history" { "Call history" }
+                                a href="/admin/security" { "SIP protection" }
                                 a href="/admin/logs" { "Logs" }
                                 a href="/admin/update" { "System" }
                                 a href="/" { "MyPhone" }
@@ -536,6 +537,7 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             status_page(app, &c, note).await
         }
         (true, ["logs"]) => logs_page(app, &c),
+        (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
         (true, ["update"]) => crate::update::page(app, &c, Note::None, StatusCode::OK, None),
         (false, ["update", "time"]) => crate::update::time_post(app, req, &c, &form).await,
         (_, ["routing", rest @ ..]) => {

@@ -379,6 +379,22 @@ pub fn sipp(pbx: &Pbxd, scenario: &str, user: &str, password: &str, extra: &[&st
         .expect("run sipp (apt package sip-tester)")
 }
 
+/// Asserts a SIPp run passed, with the end of its output when not.
+pub fn sipp_ok(o: &std::process::Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "SIPp {what} failed ({}):\n{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Events a phone reported, in order: `{"type": ..., "param": ...}` as baresip's
 /// ctrl_tcp names them (the pjsua2 driver speaks the same names).
 type Events = Arc<Mutex<Vec<Value>>>;
@@ -1137,6 +1153,52 @@ pub fn udp_exchange(pbx: &Pbxd, bytes: &[u8]) -> Option<String> {
     s.recv_from(&mut buf)
         .ok()
         .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// An OPTIONS from a socket on `ip` (a loopback address) with From user `user`: the
+/// answer, or None when the box says nothing within two seconds.
+pub fn options_from(pbx: &Pbxd, ip: &str, user: &str) -> Option<String> {
+    let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = s.local_addr().unwrap();
+    let branch = format!("z9hG4bKopt{}", rand_tag());
+    let msg = format!("OPTIONS sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: <sip:{user}@{ip}>;tag=o1\r\nTo: <sip:{}>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: e2e\r\nContent-Length: 0\r\n\r\n", pbx.sip, pbx.sip);
+    s.send_to(msg.as_bytes(), pbx.sip).unwrap();
+    let mut buf = [0u8; 65536];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// `n` REGISTERs for `user` with a made-up digest answer (a wrong password) from one
+/// socket on `ip`; returns the status lines answered (a banned source gets none).
+pub fn guess_passwords(pbx: &Pbxd, ip: &str, user: &str, n: usize) -> Vec<String> {
+    let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let me = s.local_addr().unwrap();
+    let mut answers = Vec::new();
+    for i in 0..n {
+        let branch = format!("z9hG4bKguess{}{i}", rand_tag());
+        let msg = format!("REGISTER sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: <sip:{user}@{}>;tag=g{i}\r\nTo: <sip:{user}@{}>\r\nCall-ID: {branch}\r\nCSeq: {} REGISTER\r\nContact: <sip:{user}@{me}>\r\nAuthorization: Digest username=\"{user}\", realm=\"pbx\", nonce=\"{i}x\", uri=\"sip:{}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5\r\nMax-Forwards: 70\r\nUser-Agent: e2e\r\nContent-Length: 0\r\n\r\n", pbx.sip, pbx.sip, pbx.sip, i + 1, pbx.sip);
+        s.send_to(msg.as_bytes(), pbx.sip).unwrap();
+        let mut buf = [0u8; 65536];
+        if let Ok((len, _)) = s.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            answers.push(text.lines().next().unwrap_or("").to_string());
+        }
+    }
+    answers
+}
+
+fn rand_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// How long a phone may take to register, answer or connect.

@@ -5,21 +5,6 @@ use std::time::Duration;
 
 const PASS: &str = "Secret-101x";
 
-fn sipp_ok(o: &std::process::Output, what: &str) {
-    assert!(
-        o.status.success(),
-        "SIPp {what} failed ({}):\n{}\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn sipp_registers_with_digest_and_unregisters() {
     let pbx = Pbxd::start();
@@ -209,7 +194,13 @@ fn control_socket_is_private() {
 
 #[test]
 fn malformed_sip_gets_400_and_never_kills_the_daemon() {
-    let mut pbx = Pbxd::start();
+    // No request rate limit: every message of the storm below reaches the parser (with
+    // the limit its source is banned after 600; tests/e2e/tests/security.rs).
+    let mut pbx = Pbxd::start_in(
+        tempfile::tempdir().unwrap(),
+        free_port(),
+        &["--sip-rate-limit", "0"],
+    );
     let bad_cseq = "INVITE sip:102@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: bad1\r\nCSeq: abc INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let answer = udp_exchange(&pbx, bad_cseq.as_bytes()).expect("a 400 for a bad CSeq");
     assert!(
@@ -290,40 +281,6 @@ fn sipp_registers_over_tcp() {
         regs.lines()
             .any(|l| l.starts_with("101 ") && l.contains(" tcp ")),
         "{regs}"
-    );
-}
-
-#[test]
-fn password_guessing_gets_the_address_banned() {
-    let pbx = Pbxd::start_in(
-        tempfile::tempdir().unwrap(),
-        free_port(),
-        &["--ban-after", "3"],
-    );
-    pbx.ctl_ok(&["extension", "add", "101", "--password", PASS]);
-    let options = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKban\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: ban1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
-    // Challenges alone never ban: many registrations without credentials first.
-    for _ in 0..5 {
-        sipp_ok(
-            &sipp(&pbx, "register.xml", "101", PASS, &[]),
-            "register.xml",
-        );
-    }
-    assert!(udp_exchange(&pbx, options.as_bytes()).is_some());
-    for _ in 0..3 {
-        sipp_ok(
-            &sipp(&pbx, "register_wrong.xml", "101", "Guess-Guess-1", &[]),
-            "register_wrong.xml",
-        );
-    }
-    assert!(
-        udp_exchange(&pbx, options.as_bytes()).is_none(),
-        "banned address still answered"
-    );
-    let status = pbx.ctl_ok(&["status"]);
-    assert!(
-        status.contains("banned for wrong passwords: 127.0.0.1"),
-        "{status}"
     );
 }
 

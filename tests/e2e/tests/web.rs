@@ -445,6 +445,38 @@ fn call_history_in_the_api_the_admin_and_the_portal() {
     drop((a, b));
 }
 
+#[test]
+fn chromium_sip_protection_lists_and_lifts_a_ban_and_sets_the_allowed_group() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    pbx.ctl_ok(&["extension", "add", "101", "--password", "Str0ng-Secret-101"]);
+    let group =
+        json!({"name": "office", "items": [{"type": "network", "network": "127.0.0.0/29"}]});
+    let r = pbx.https(
+        "POST",
+        "/api/v1/routing/ip_groups",
+        Some(&group.to_string()),
+        &h,
+    );
+    assert!(r.status == 201 || r.status == 200, "{r:?}");
+    // Ten wrong passwords from 127.0.0.9: the eleventh and twelfth get no answer.
+    assert_eq!(guess_passwords(&pbx, "127.0.0.9", "101", 12).len(), 10);
+    // The ban is in the security log the page shows (written within a second).
+    assert!(wait_until(Duration::from_secs(5), || {
+        pbx.https("GET", "/api/v1/logs/security", None, &h)
+            .body
+            .contains("SIP ban")
+    }));
+    browser(&pbx, "security.mjs", &[("ADMIN_PW", PW)]);
+    assert!(
+        options_from(&pbx, "127.0.0.9", "x").is_some(),
+        "still banned"
+    );
+    let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    assert_eq!(cfg["sip_protection"]["allow_group"], "office", "{cfg}");
+}
+
 /// Runs one browser script from tests/web against `pbx`; panics with its output on failure.
 fn browser(pbx: &Pbxd, script: &str, env: &[(&str, &str)]) {
     let dir = repo().join("tests/web");

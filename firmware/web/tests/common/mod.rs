@@ -34,12 +34,14 @@ pub fn rig() -> Rig {
                 | web::CoreRequest::Calls(t)
                 | web::CoreRequest::Conferences(t)
                 | web::CoreRequest::Queues(t)
+                | web::CoreRequest::Bans(t)
                 | web::CoreRequest::Parked(t) => {
                     let _ = t.send(json!([]));
                 }
                 web::CoreRequest::HangUp(_, t)
                 | web::CoreRequest::ConferenceMute(_, _, _, t)
                 | web::CoreRequest::ConferenceKick(_, _, t)
+                | web::CoreRequest::LiftBan(_, t)
                 | web::CoreRequest::QueueLogin(_, _, _, t) => {
                     let _ = t.send(false);
                 }
