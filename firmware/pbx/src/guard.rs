@@ -34,20 +34,38 @@ pub const SCANNERS: &[&str] = &[
     "smap",
 ];
 
-/// The administrator's allow list: sources in `sip_protection.allow_group`.
-pub fn allow_list(cfg: &config::Config) -> impl Fn(IpAddr) -> bool + '_ {
+/// Sources never banned: the administrator's allow group (`sip_protection.allow_group`),
+/// and the providers and links the box talks to (their addresses and inbound sources:
+/// they never authenticate to us, and a spoofed packet must not cut a trunk off).
+pub(crate) fn allow_list<'a>(
+    cfg: &'a config::Config,
+    peers: &'a crate::trunks::Peers,
+) -> impl Fn(IpAddr) -> bool + 'a {
     let group = cfg.sip_protection.allow_group.as_str();
-    move |ip| !group.is_empty() && config::group_contains(&cfg.ip_groups, group, ip)
+    move |ip| {
+        (!group.is_empty() && config::group_contains(&cfg.ip_groups, group, ip))
+            || peers.values().any(|p| p.addrs.iter().any(|a| a.ip() == ip))
+            || cfg.sip_interfaces.iter().any(|i| {
+                i.inbound_sources
+                    .iter()
+                    .any(|s| config::Subnet::parse(s).is_ok_and(|s| s.contains(ip)))
+            })
+    }
 }
 
 /// Source addresses followed at once (beyond it new ones are not counted).
 pub const MAX_ADDRESSES: usize = 65_536;
 /// Bans held at once (beyond it no new ones are made).
 pub const MAX_BANS: usize = 10_000;
-/// Ports, users and phones followed per address.
+/// Ports and users with wrong answers followed per address.
 const MAX_PER_ADDRESS: usize = 64;
-/// Security events waiting for the driver.
-const MAX_EVENTS: usize = 1_000;
+/// Phones (user and source port that authenticated) remembered per address.
+const MAX_PHONES: usize = 1_024;
+/// Source ports of one address banned before the address itself is (sparing phones).
+const MAX_PORT_BANS: usize = 16;
+/// Security events waiting for the driver (it takes them every second; the rest are
+/// counted in one line, so a flood of bans does not rotate the security log away).
+const MAX_EVENTS: usize = 100;
 /// A source banned again within this long gets the next, longer ban.
 const OFFENCE_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
@@ -344,18 +362,18 @@ impl Guard {
     ) -> bool {
         let ip = src.ip();
         if !self.bans.is_empty() {
-            if self.active(&BanKey::Port(src), now).is_some() {
-                return false;
-            }
+            let mut banned = self.active(&BanKey::Port(src), now).is_some();
             if let Some(b) = self.active(&BanKey::Address(ip), now) {
                 let spared = b.spare_phones
                     && self
                         .addrs
                         .get(&ip)
                         .is_some_and(|s| s.phone_port(src.port()));
-                if !spared {
-                    return false;
-                }
+                banned |= !spared;
+            }
+            // The allow group also covers bans made before it named the source.
+            if banned && !allowed(ip) {
+                return false;
             }
         }
         if !request || self.settings.rate == 0 {
@@ -408,14 +426,17 @@ impl Guard {
                 if allowed(src.ip()) {
                     return false;
                 }
-                let trusted = self.addrs.get(&src.ip()).is_some_and(|s| s.trusted(now));
-                let key = if trusted {
-                    BanKey::Port(src)
-                } else {
-                    BanKey::Address(src.ip())
-                };
+                let st = self.addrs.get(&src.ip());
+                let trusted = st.is_some_and(|s| s.trusted(now));
                 let ua: String = ua.chars().take(40).collect();
-                self.ban(now, unix, key, format!("scanner ({ua})"), false);
+                if !trusted {
+                    let key = BanKey::Address(src.ip());
+                    self.ban(now, unix, key, format!("scanner ({ua})"), false);
+                } else if !st.is_some_and(|s| s.phone_port(src.port())) {
+                    // Never a port a phone authenticated from (one spoofed packet would
+                    // cut the phone off): that message alone is dropped.
+                    self.ban_port(now, unix, src, format!("scanner ({ua})"));
+                }
                 return false;
             }
         }
@@ -504,6 +525,14 @@ impl Guard {
                 true,
             ));
         }
+        if st.ports.len() >= MAX_PER_ADDRESS && !st.ports.contains_key(&src.port()) {
+            st.ports
+                .retain(|_, c| now.saturating_duration_since(c.since) < window);
+        }
+        if st.users.len() >= MAX_PER_ADDRESS && !st.users.contains_key(user) {
+            st.users
+                .retain(|_, c| now.saturating_duration_since(c.since) < window);
+        }
         if st.ports.len() < MAX_PER_ADDRESS || st.ports.contains_key(&src.port()) {
             let c = st.ports.entry(src.port()).or_insert(Counter::new(now));
             let n = c.hit(now, window);
@@ -538,7 +567,10 @@ impl Guard {
             }
         }
         for (key, reason, spare) in bans {
-            self.ban(now, unix, key, reason, spare);
+            match key {
+                BanKey::Port(sa) => self.ban_port(now, unix, sa, reason),
+                key => self.ban(now, unix, key, reason, spare),
+            }
         }
     }
 
@@ -557,7 +589,7 @@ impl Guard {
             .position(|(u, p)| u == user && *p == src.port())
         {
             st.phones.remove(i);
-        } else if st.phones.len() >= MAX_PER_ADDRESS {
+        } else if st.phones.len() >= MAX_PHONES {
             st.phones.pop_front();
         }
         st.phones.push_back((user.to_string(), src.port()));
@@ -568,20 +600,35 @@ impl Guard {
             return;
         }
         if !self.bans.contains_key(&key) && self.bans.len() >= MAX_BANS {
-            tracing::warn!(target: "security", %key, "too many SIP bans held: not banned ({reason})");
-            return;
+            // Full (a flood of bans): the one ending soonest makes room, so the newest
+            // offender is always shut out.
+            self.bans.retain(|_, b| b.until > now);
+            if self.bans.len() >= MAX_BANS {
+                if let Some(k) = self
+                    .bans
+                    .iter()
+                    .min_by_key(|(_, b)| b.until)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.bans.remove(&k);
+                }
+            }
         }
         if !self.offences.contains_key(&key) && self.offences.len() >= 2 * MAX_BANS {
             self.offences
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) < OFFENCE_MEMORY);
         }
-        let e = self.offences.entry(key.clone()).or_insert((0, now));
-        if now.saturating_duration_since(e.1) >= OFFENCE_MEMORY {
-            e.0 = 0;
-        }
-        e.0 += 1;
-        e.1 = now;
-        let offence = e.0;
+        let offence = if self.offences.contains_key(&key) || self.offences.len() < 2 * MAX_BANS {
+            let e = self.offences.entry(key.clone()).or_insert((0, now));
+            if now.saturating_duration_since(e.1) >= OFFENCE_MEMORY {
+                e.0 = 0;
+            }
+            e.0 += 1;
+            e.1 = now;
+            e.0
+        } else {
+            1 // the escalation table is full: a first offence
+        };
         let time = self.settings.ban_times[(offence as usize - 1).min(2)];
         let minutes = time.as_secs() / 60;
         tracing::warn!(target: "security", %key, minutes, offence, "SIP source banned: {reason}");
@@ -603,6 +650,25 @@ impl Guard {
         );
         self.recount_user_bans();
         self.dirty = true;
+    }
+
+    /// Bans one source port of an address; past [`MAX_PORT_BANS`] of them the address
+    /// itself, sparing the ports its phones authenticated from.
+    fn ban_port(&mut self, now: Instant, unix: u64, src: SocketAddr, reason: String) {
+        let ip = src.ip();
+        let ports = self
+            .bans
+            .iter()
+            .filter(|(k, b)| b.until > now && matches!(k, BanKey::Port(sa) if sa.ip() == ip))
+            .count();
+        if ports >= MAX_PORT_BANS {
+            let reason = format!(
+                "{reason}, from more than {MAX_PORT_BANS} ports (phones that authenticated still get through)"
+            );
+            self.ban(now, unix, BanKey::Address(ip), reason, true);
+        } else {
+            self.ban(now, unix, BanKey::Port(src), reason, false);
+        }
     }
 
     fn recount_user_bans(&mut self) {
@@ -664,8 +730,8 @@ impl Guard {
         });
     }
 
-    /// The administrator lifts a ban (and forgives the source's count).
-    pub fn lift(&mut self, unix: u64, key: &BanKey) -> bool {
+    /// The administrator `by` lifts a ban (and forgives the source's count).
+    pub fn lift(&mut self, unix: u64, key: &BanKey, by: &str) -> bool {
         if self.bans.remove(key).is_none() {
             return false;
         }
@@ -686,8 +752,12 @@ impl Guard {
                 }
             }
         }
-        tracing::info!(target: "security", %key, "SIP ban lifted by the administrator");
-        self.event(unix, key, "SIP ban lifted by the administrator".into());
+        tracing::info!(target: "security", %key, by, "SIP ban lifted by the administrator");
+        self.event(
+            unix,
+            key,
+            format!("SIP ban lifted by the administrator ({by})"),
+        );
         self.recount_user_bans();
         self.dirty = true;
         true
@@ -787,15 +857,27 @@ impl Guard {
             if s.until <= unix {
                 continue;
             }
-            let left = Duration::from_secs(s.until - unix);
+            // Never longer than the ban was made for, nor than the longest ban (a clock
+            // that was wrong at the ban or is wrong now).
+            let longest = self.settings.ban_times[2].as_secs();
+            let left = (s.until - unix)
+                .min(s.until.saturating_sub(s.since))
+                .min(longest);
+            let left = Duration::from_secs(left);
             if s.spare_phones {
                 let burst = self.burst();
+                let trust = self.settings.trust_time;
                 let st = self
                     .addrs
                     .entry(key.ip())
                     .or_insert_with(|| AddrState::new(now, burst));
-                st.trusted_until = Some(now + self.settings.trust_time);
-                st.phones = s.phones.into_iter().take(MAX_PER_ADDRESS).collect();
+                st.trusted_until = Some(now + trust);
+                // Phones restored with their registrations stay; the saved ones join.
+                for p in s.phones {
+                    if st.phones.len() < MAX_PHONES && !st.phones.contains(&p) {
+                        st.phones.push_back(p);
+                    }
+                }
             }
             self.offences.insert(key.clone(), (s.offence.max(1), now));
             self.bans.insert(
@@ -1048,13 +1130,13 @@ mod tests {
         for _ in 0..10 {
             g.wrong(t0, 0, a, "101", true, none);
         }
-        assert!(g.lift(5, &BanKey::parse("192.0.2.7").unwrap()));
-        assert!(!g.lift(5, &BanKey::parse("192.0.2.7").unwrap()));
+        assert!(g.lift(5, &BanKey::parse("192.0.2.7").unwrap(), "Admin"));
+        assert!(!g.lift(5, &BanKey::parse("192.0.2.7").unwrap(), "Admin"));
         assert!(g.admit(t0, 0, a, true, none));
         let ev = g.take_events(5);
         assert_eq!(
             ev.last().unwrap().event,
-            "SIP ban lifted by the administrator"
+            "SIP ban lifted by the administrator (Admin)"
         );
         // A flood from ever new (spoofed) addresses.
         for i in 0..(MAX_ADDRESSES as u32 + 5000) {
@@ -1065,5 +1147,58 @@ mod tests {
         // A minute later they are forgotten.
         g.tick(t0 + Duration::from_secs(61), 61);
         assert!(g.addrs.len() < 10);
+    }
+
+    #[test]
+    fn spoofed_scanners_never_cut_a_phone_and_many_ports_shut_the_address() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(GuardSettings::default());
+        let phone = src("192.0.2.7:5060");
+        g.authenticated(t0, phone, "101");
+        // A scanner's user agent "from" the phone's port: that message only.
+        assert!(!g.admit_request(t0, 0, phone, Some("friendly-scanner"), &[], none));
+        assert!(g.bans(t0).is_empty());
+        assert!(g.admit(t0, 0, phone, true, none));
+        // From ever new ports: 16 port bans, then the address but for its phones.
+        for p in 0..17u16 {
+            let s = src(&format!("192.0.2.7:{}", 30000 + p));
+            assert!(!g.admit_request(t0, 0, s, Some("sipvicious"), &[], none));
+        }
+        let b = g.bans(t0);
+        assert_eq!(b.iter().filter(|b| b.kind == "port").count(), 16);
+        let addr = b.iter().find(|b| b.kind == "address").unwrap();
+        assert!(addr.spares_phones, "{addr:?}");
+        assert!(g.admit(t0, 0, phone, true, none));
+        assert!(!g.admit(t0, 0, src("192.0.2.7:40000"), true, none));
+        // Added to the allow group afterwards, the address is let in at once.
+        let office = |ip: IpAddr| ip == "192.0.2.7".parse::<IpAddr>().unwrap();
+        assert!(g.admit(t0, 0, src("192.0.2.7:40000"), true, office));
+    }
+
+    #[test]
+    fn a_full_ban_table_makes_room_and_restored_bans_are_never_longer_than_made() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(GuardSettings::default());
+        for i in 0..(MAX_BANS as u32 + 10) {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            let s = SocketAddr::new(ip.into(), 5060);
+            g.admit_request(t0, 0, s, Some("friendly-scanner"), &[], none);
+        }
+        assert_eq!(g.bans(t0).len(), MAX_BANS);
+        // The newest offender is always shut out.
+        let last = SocketAddr::new(
+            std::net::Ipv4Addr::from(0x0a00_0000 + MAX_BANS as u32 + 9).into(),
+            5060,
+        );
+        assert!(!g.admit(t0, 0, last, true, none));
+        // A saved ban whose clock is off by years comes back no longer than it was made.
+        let blob = br#"[{"key": "198.51.100.1", "reason": "x", "since": 100, "until": 700, "offence": 1}]"#;
+        let mut h = Guard::new(GuardSettings::default());
+        assert!(h.import(blob, t0, 50));
+        assert_eq!(h.bans(t0)[0].seconds_left, 600);
+        let blob = br#"[{"key": "198.51.100.1", "reason": "x", "since": 0, "until": 18446744073709551615, "offence": 9}]"#;
+        assert!(h.import(blob, t0, 50));
+        assert_eq!(h.bans(t0)[0].seconds_left, 24 * 3600);
+        assert!(!h.import(b"not json", t0, 50));
     }
 }

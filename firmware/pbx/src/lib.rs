@@ -556,9 +556,10 @@ impl Pbx {
 
     /// Lifts a ban by its key (`192.0.2.7`, `192.0.2.7:5070`, `alice@192.0.2.7`);
     /// false when no such ban is in force.
-    pub fn lift_ban(&mut self, now: Instant, key: &str) -> bool {
+    /// `by` names who lifted it (for the security log).
+    pub fn lift_ban(&mut self, now: Instant, key: &str, by: &str) -> bool {
         let unix = self.unix(now);
-        guard::BanKey::parse(key).is_some_and(|k| self.guard.lift(unix, &k))
+        guard::BanKey::parse(key).is_some_and(|k| self.guard.lift(unix, &k, by))
     }
 
     /// Whether the bans changed since the last call (save [`Pbx::export_bans`] then).
@@ -587,14 +588,15 @@ impl Pbx {
     pub fn handle_message(&mut self, now: Instant, src: Source, bytes: &[u8]) {
         self.last_now = now;
         let unix = self.unix(now);
-        let request = !bytes.starts_with(b"SIP/2.0 ");
+        // A bare CRLF keepalive is no request.
+        let request = !bytes.starts_with(b"SIP/2.0 ") && !bytes.iter().all(u8::is_ascii_whitespace);
         let snap = self.snapshot.clone();
         if !self.guard.admit(
             now,
             unix,
             src.remote,
             request,
-            guard::allow_list(&snap.config),
+            guard::allow_list(&snap.config, &self.peers),
         ) {
             return; // banned or flooding: not even an answer
         }
@@ -635,7 +637,7 @@ impl Pbx {
                     .map(|c| c.username)
                     .unwrap_or_default();
             }
-            let allowed = guard::allow_list(&snap.config);
+            let allowed = guard::allow_list(&snap.config, &self.peers);
             if !self
                 .guard
                 .admit_request(now, unix, src.remote, ua, &[&from, &cred], allowed)

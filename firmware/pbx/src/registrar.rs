@@ -125,17 +125,20 @@ impl Pbx {
             Authn::Answered
         };
         let snap = self.snapshot.clone();
-        let allowed = crate::guard::allow_list(&snap.config);
         match outcome {
             AuthOutcome::Missing => {
+                let allowed = crate::guard::allow_list(&snap.config, &self.peers);
                 self.guard.challenged(now, unix, src.remote, allowed);
                 return challenge(self, false);
             }
             AuthOutcome::Stale => return challenge(self, true),
             AuthOutcome::Wrong => {
                 let user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
-                self.guard
-                    .wrong(now, unix, src.remote, user, secret.is_some(), allowed);
+                {
+                    let allowed = crate::guard::allow_list(&snap.config, &self.peers);
+                    self.guard
+                        .wrong(now, unix, src.remote, user, secret.is_some(), allowed);
+                }
                 tracing::info!(remote = %src.remote, user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or(""), "wrong SIP credentials");
                 return self.refuse(
                     now,
@@ -145,12 +148,16 @@ impl Pbx {
                     "Forbidden (wrong user name or password)",
                 );
             }
-            AuthOutcome::Ok => {
-                let user = creds.as_ref().map(|c| c.username.as_str()).unwrap_or("");
-                self.guard.authenticated(now, src.remote, user);
-            }
+            AuthOutcome::Ok => {}
         }
+        // Trusted only once every check below passed (a leaked password for an account
+        // held to another address must not make this one trusted).
+        let user = creds
+            .as_ref()
+            .map(|c| c.username.clone())
+            .unwrap_or_default();
         if let Some(l) = link {
+            self.guard.authenticated(now, src.remote, &user);
             return Authn::Link(Box::new(l));
         }
         let account = account.expect("Ok implies an account");
@@ -175,6 +182,7 @@ impl Pbx {
         if !proto_ok {
             return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
         }
+        self.guard.authenticated(now, src.remote, &user);
         Authn::Account(account)
     }
 

@@ -352,7 +352,7 @@ async fn behind_one_nat_a_guesser_and_a_scanner_are_cut_off_and_the_phone_keeps_
     fresh.send(SCAN, &probe.replace("friendly-scanner", "Yealink"));
     assert!(fresh.take(SCAN).is_empty());
     // Lifted, it is answered again.
-    assert!(fresh.pbx.lift_ban(fresh.now, "127.0.0.9"));
+    assert!(fresh.pbx.lift_ban(fresh.now, "127.0.0.9", "Admin"));
     fresh.send(
         SCAN,
         &probe

@@ -355,7 +355,7 @@ pub fn handle(state: &mut State, core: &mut Pbx, spans: &crate::isdn::Spans, bod
             "bans" => ok(serde_json::to_value(core.bans(Instant::now())).expect("serialises")),
             "unban" => {
                 let key = str_arg(&body, "key")?.to_string();
-                if core.lift_ban(Instant::now(), &key) {
+                if core.lift_ban(Instant::now(), &key, "pbxctl") {
                     ok(json!({ "lifted": key }))
                 } else {
                     fail(&format!("no SIP ban on {key}"))

@@ -402,6 +402,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         core.import_registrations(&blob, Instant::now());
         tracing::info!(count = core.registrations().len(), "registrations restored");
     }
+    let mut bans_saved = std::time::Instant::now();
     if let Some(blob) = store.bans()? {
         if core.import_bans(&blob, Instant::now()) {
             tracing::info!(count = core.bans(Instant::now()).len(), "SIP bans restored");
@@ -611,8 +612,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     web::CoreRequest::Bans(tx) => {
                         let _ = tx.send(serde_json::to_value(core.bans(Instant::now())).expect("serialises"));
                     }
-                    web::CoreRequest::LiftBan(key, tx) => {
-                        let _ = tx.send(core.lift_ban(Instant::now(), &key));
+                    web::CoreRequest::LiftBan(key, by, tx) => {
+                        let _ = tx.send(core.lift_ban(Instant::now(), &key, &by));
                     }
                     web::CoreRequest::Parked(tx) => {
                         let _ = tx.send(serde_json::to_value(core.parked_calls(Instant::now())).expect("serialises"));
@@ -645,7 +646,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 beat.beat();
                 // Long recordings (queue calls) go to the card as they run.
                 endpoints.flush_recordings();
-                save_guard(&mut core, state.cfg.store());
+                save_guard(&mut core, state.cfg.store(), &mut bans_saved, false);
             }
             _ = health.tick(), if confirm.load(std::sync::atomic::Ordering::Relaxed) == CONFIRM_WAITING => {
                 let problems = health_problems(&spans, &state.cfg.snapshot().config, web_addr);
@@ -707,7 +708,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         }
     }
     tracing::info!("shutting down");
-    save_guard(&mut core, state.cfg.store());
+    save_guard(&mut core, state.cfg.store(), &mut bans_saved, true);
     // Messages being recorded are written before the daemon goes.
     endpoints.shutdown();
     if let Err(e) = state.cfg.store().flush() {
@@ -730,9 +731,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     Ok(())
 }
 
-/// SIP bans made, ended or lifted: into the security log and saved (bans survive a
-/// restart). Called every second, so a flood of bans costs one write a second.
-fn save_guard(core: &mut Pbx, store: &store::Store) {
+/// SIP bans made, ended or lifted: into the security log (every second), and the bans
+/// saved so they survive a restart (at most every 10 s, and at shutdown: a flood of
+/// bans costs one write a second and one save in ten).
+fn save_guard(core: &mut Pbx, store: &store::Store, saved: &mut std::time::Instant, force: bool) {
     let now = Instant::now();
     let events: Vec<store::SecurityEntry> = core
         .take_security_events(now)
@@ -749,7 +751,11 @@ fn save_guard(core: &mut Pbx, store: &store::Store) {
             tracing::warn!("security log: {e}");
         }
     }
+    if !force && saved.elapsed() < Duration::from_secs(10) {
+        return;
+    }
     if core.take_bans_dirty() {
+        *saved = std::time::Instant::now();
         if let Err(e) = store.save_bans(&core.export_bans(now)) {
             tracing::warn!("saving SIP bans: {e}");
         }

@@ -192,6 +192,18 @@ impl Nonces {
         NonceState::Fresh
     }
 
+    /// Whether we issued `nonce` (fresh or not): a digest answer with a nonce we never
+    /// gave is not a password guess but a request to challenge.
+    pub fn issued(&self, nonce: &str) -> bool {
+        let Some((ts, mac)) = nonce.split_once('.') else {
+            return false;
+        };
+        let Ok(ts) = u64::from_str_radix(ts, 16) else {
+            return false;
+        };
+        constant_time_eq(mac.as_bytes(), self.mac(ts).as_bytes())
+    }
+
     /// A challenge header value.
     pub fn challenge(&self, realm: &str, alg: Algorithm, now_secs: u64, stale: bool) -> String {
         format!(
@@ -229,6 +241,11 @@ pub fn check(
         return AuthOutcome::Missing;
     };
     if c.realm != realm || c.algorithm().is_none() {
+        return AuthOutcome::Missing;
+    }
+    // Only an answer to one of our challenges can be a wrong password: a made-up nonce
+    // (a spoofed packet cannot have seen ours) is challenged, never counted.
+    if !nonces.issued(&c.nonce) {
         return AuthOutcome::Missing;
     }
     let Some(secret) = secret else {

@@ -230,7 +230,8 @@ impl Store {
             let id = self.db.generate_id()?;
             t.insert(be(id), serde_json::to_vec(e).expect("entry serialises"))?;
         }
-        while t.len() > keep {
+        // sled's len() walks the tree: counted once, then the surplus popped.
+        for _ in keep..t.len() {
             if t.pop_min()?.is_none() {
                 break;
             }

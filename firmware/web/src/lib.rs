@@ -82,8 +82,8 @@ pub enum CoreRequest {
     QueueLogin(String, String, bool, oneshot::Sender<bool>),
     /// The SIP bans in force, as JSON.
     Bans(oneshot::Sender<Value>),
-    /// Lift the SIP ban with this key; answers whether there was one.
-    LiftBan(String, oneshot::Sender<bool>),
+    /// Lift the SIP ban with key `0`, by user `1`; answers whether there was one.
+    LiftBan(String, String, oneshot::Sender<bool>),
 }
 
 /// Knobs of the web server.

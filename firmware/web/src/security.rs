@@ -49,15 +49,14 @@ pub(crate) async fn api(
 }
 
 async fn lift(app: &Arc<App>, c: &Caller, key: &str) -> Result<(), ApiError> {
-    let k = key.to_string();
+    let (k, by) = (key.to_string(), c.user.username.clone());
     let done = app
-        .ask(|tx| crate::CoreRequest::LiftBan(k, tx))
+        .ask(|tx| crate::CoreRequest::LiftBan(k, by, tx))
         .await
         .ok_or_else(busy)?;
     if !done {
         return Err(ApiError::not_found(format!("no SIP ban on {key}")));
     }
-    tracing::info!(target: "security", %key, by = %c.user.username, "SIP ban lifted");
     Ok(())
 }
 

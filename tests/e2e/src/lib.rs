@@ -1170,19 +1170,36 @@ pub fn options_from(pbx: &Pbxd, ip: &str, user: &str) -> Option<String> {
         .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// `n` REGISTERs for `user` with a made-up digest answer (a wrong password) from one
-/// socket on `ip`; returns the status lines answered (a banned source gets none).
+/// `n` REGISTERs for `user` answering the box's challenge with a wrong digest (a
+/// password guess) from one socket on `ip`; returns the status lines answered to the
+/// guesses (a banned source gets none).
 pub fn guess_passwords(pbx: &Pbxd, ip: &str, user: &str, n: usize) -> Vec<String> {
     let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let me = s.local_addr().unwrap();
-    let mut answers = Vec::new();
-    for i in 0..n {
+    let mut buf = [0u8; 65536];
+    let register = |i: usize, auth: &str| {
         let branch = format!("z9hG4bKguess{}{i}", rand_tag());
-        let msg = format!("REGISTER sip:{} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: <sip:{user}@{}>;tag=g{i}\r\nTo: <sip:{user}@{}>\r\nCall-ID: {branch}\r\nCSeq: {} REGISTER\r\nContact: <sip:{user}@{me}>\r\nAuthorization: Digest username=\"{user}\", realm=\"pbx\", nonce=\"{i}x\", uri=\"sip:{}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5\r\nMax-Forwards: 70\r\nUser-Agent: e2e\r\nContent-Length: 0\r\n\r\n", pbx.sip, pbx.sip, pbx.sip, i + 1, pbx.sip);
-        s.send_to(msg.as_bytes(), pbx.sip).unwrap();
-        let mut buf = [0u8; 65536];
+        format!("REGISTER sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nFrom: <sip:{user}@{0}>;tag=g{i}\r\nTo: <sip:{user}@{0}>\r\nCall-ID: {branch}\r\nCSeq: {1} REGISTER\r\nContact: <sip:{user}@{me}>\r\n{auth}Max-Forwards: 70\r\nUser-Agent: e2e\r\nContent-Length: 0\r\n\r\n", pbx.sip, i + 1)
+    };
+    // The challenge: its nonce makes the guesses real answers.
+    s.send_to(register(0, "").as_bytes(), pbx.sip).unwrap();
+    let nonce = match s.recv_from(&mut buf) {
+        Ok((len, _)) => {
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            text.split("nonce=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+                .to_string()
+        }
+        Err(_) => return Vec::new(), // banned already
+    };
+    let mut answers = Vec::new();
+    for i in 1..=n {
+        let auth = format!("Authorization: Digest username=\"{user}\", realm=\"pbx\", nonce=\"{nonce}\", uri=\"sip:{}\", response=\"0123456789abcdef0123456789abcdef\", algorithm=MD5\r\n", pbx.sip);
+        s.send_to(register(i, &auth).as_bytes(), pbx.sip).unwrap();
         if let Ok((len, _)) = s.recv_from(&mut buf) {
             let text = String::from_utf8_lossy(&buf[..len]).into_owned();
             answers.push(text.lines().next().unwrap_or("").to_string());

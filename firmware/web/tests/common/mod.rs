@@ -41,7 +41,7 @@ pub fn rig() -> Rig {
                 web::CoreRequest::HangUp(_, t)
                 | web::CoreRequest::ConferenceMute(_, _, _, t)
                 | web::CoreRequest::ConferenceKick(_, _, t)
-                | web::CoreRequest::LiftBan(_, t)
+                | web::CoreRequest::LiftBan(_, _, t)
                 | web::CoreRequest::QueueLogin(_, _, _, t) => {
                     let _ = t.send(false);
                 }
