@@ -6,6 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use system::update::{UpdateSettings, UpdateState, Updater};
 
+/// The tests run one after the other: a process one forks while the other's script is
+/// open for writing holds that descriptor until it executes, and running the script
+/// meanwhile fails with ETXTBSY ("Text file busy"; seen once in CI).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn script(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let p = dir.join("rauc");
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
@@ -24,6 +29,7 @@ async fn settle(u: &Updater, within: Duration) -> UpdateState {
 
 #[tokio::test]
 async fn a_hung_installer_is_stopped_and_a_new_install_allowed() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("b.raucb");
     std::fs::write(&bundle, b"hsqs").unwrap();
@@ -53,6 +59,7 @@ async fn a_hung_installer_is_stopped_and_a_new_install_allowed() {
 
 #[tokio::test]
 async fn an_endless_talker_keeps_its_last_words_only() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("b.raucb");
     std::fs::write(&bundle, b"hsqs").unwrap();
