@@ -590,13 +590,12 @@ impl Pbx {
         let unix = self.unix(now);
         // A bare CRLF keepalive is no request.
         let request = !bytes.starts_with(b"SIP/2.0 ") && !bytes.iter().all(u8::is_ascii_whitespace);
-        let snap = self.snapshot.clone();
         if !self.guard.admit(
             now,
             unix,
             src.remote,
             request,
-            guard::allow_list(&snap.config, &self.peers),
+            guard::allow_list(&self.snapshot.config, &self.peers),
         ) {
             return; // banned or flooding: not even an answer
         }
@@ -625,19 +624,12 @@ impl Pbx {
                     .and_then(|v| sip::message::uri_user(sip::message::uri_part(v)))
                     .unwrap_or("")
                     .to_string();
-                cred = req
-                    .headers
-                    .iter()
-                    .map(sip::message::name_value)
-                    .filter(|(n, _)| {
-                        n.eq_ignore_ascii_case("Authorization")
-                            || n.eq_ignore_ascii_case("Proxy-Authorization")
-                    })
-                    .find_map(|(_, v)| sip::auth::parse_credentials(v))
+                cred = registrar::credentials(req)
+                    .next()
                     .map(|c| c.username)
                     .unwrap_or_default();
             }
-            let allowed = guard::allow_list(&snap.config, &self.peers);
+            let allowed = guard::allow_list(&self.snapshot.config, &self.peers);
             if !self
                 .guard
                 .admit_request(now, unix, src.remote, ua, &[&from, &cred], allowed)

@@ -9,6 +9,17 @@ use sip::message::{get, get_all, header_param, uri_part, uri_user};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+/// The digest credentials a request carries, in either header (phones use both).
+pub(crate) fn credentials(req: &rsip::Request) -> impl Iterator<Item = auth::Credentials> + '_ {
+    req.headers
+        .iter()
+        .map(sip::message::name_value)
+        .filter(|(n, _)| {
+            n.eq_ignore_ascii_case("Authorization") || n.eq_ignore_ascii_case("Proxy-Authorization")
+        })
+        .filter_map(|(_, v)| auth::parse_credentials(v))
+}
+
 /// Where an account can be reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
@@ -66,16 +77,7 @@ impl Pbx {
         };
         let method = req.method.to_string();
         // Phones put credentials in either header; take the first for our realm.
-        let creds = req
-            .headers
-            .iter()
-            .map(sip::message::name_value)
-            .filter(|(n, _)| {
-                n.eq_ignore_ascii_case("Authorization")
-                    || n.eq_ignore_ascii_case("Proxy-Authorization")
-            })
-            .filter_map(|(_, v)| auth::parse_credentials(v))
-            .find(|c| c.realm == self.settings.realm);
+        let creds = credentials(req).find(|c| c.realm == self.settings.realm);
         let unix = self.unix(now);
         let account = creds
             .as_ref()

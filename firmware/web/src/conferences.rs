@@ -218,11 +218,7 @@ async fn page(
         .await
         .unwrap_or(Value::Null);
     let empty = Vec::new();
-    let s = |v: &Value, k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
+    let s = crate::pages::json_text;
     let busy_rooms: Vec<&Value> = live
         .as_array()
         .unwrap_or(&empty)

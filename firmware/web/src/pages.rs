@@ -561,6 +561,16 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     }
 }
 
+/// A field of a JSON object as page text: a string as it is, anything else as JSON,
+/// nothing when absent (the live views' values from the exchange).
+pub(crate) fn json_text(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
 pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(k, _)| k == name)

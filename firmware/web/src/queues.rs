@@ -320,11 +320,7 @@ async fn page(
         .await
         .unwrap_or(Value::Null);
     let empty = Vec::new();
-    let s = |v: &Value, k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
+    let s = crate::pages::json_text;
     let mut music: Vec<String> = vec![config::SYSTEM_MUSIC.to_string()];
     music.extend(snap.config.music.iter().map(|m| m.name.clone()));
     // A refused form comes back as typed, in place of the queue it edits.

@@ -116,11 +116,7 @@ async fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Res
         .await
         .unwrap_or(Value::Null);
     let empty = Vec::new();
-    let s = |v: &Value, k: &str| match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    };
+    let s = crate::pages::json_text;
     let allow = &snap.config.sip_protection.allow_group;
     let log: Vec<store::SecurityEntry> = app
         .cfg
