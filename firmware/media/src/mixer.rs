@@ -47,7 +47,7 @@ struct Jitter {
 }
 
 impl Input {
-    fn new() -> Input {
+    pub(crate) fn new() -> Input {
         Input {
             jitter: Mutex::new(Jitter {
                 buf: [0; CAP],
@@ -82,7 +82,7 @@ impl Input {
     }
 
     /// The next frame into `out` (silence while the buffer fills).
-    fn frame(&self, out: &mut [i16; FRAME]) {
+    pub(crate) fn frame(&self, out: &mut [i16; FRAME]) {
         let mut j = self.jitter.lock().unwrap_or_else(|e| e.into_inner());
         if !j.primed {
             if j.len < PRIME {

@@ -1016,6 +1016,45 @@ fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
     true
 }
 
+/// What a relay thread does with packets that needs no socket, for the fuzz targets
+/// (`fuzz/`): the tap (RFC 4733 and in-band digits, a recording), a conference input
+/// with its frames, and the rewrite for the other side with G.711 transcoding. Returns
+/// the digits heard.
+#[doc(hidden)]
+pub fn fuzz_packets(pkts: &mut [Vec<u8>]) -> Vec<char> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tap = Tap {
+        listen: Listen {
+            events_pt: Some(101),
+            inband: true,
+            record: 16_000,
+        },
+        ..Tap::default()
+    };
+    let input = crate::mixer::Input::new();
+    let mut map = PtMap::default();
+    map.set(0, 8, Xcode::UlawToAlaw);
+    map.set(8, 0, Xcode::AlawToUlaw);
+    map.set(101, 96, Xcode::None);
+    let stats = Stats::default();
+    let mut frame = [0i16; 160];
+    for pkt in pkts.iter_mut() {
+        tap.packet(pkt, 1, Some(&tx));
+        input.packet(pkt);
+        input.frame(&mut frame);
+        rewrite(pkt, &map, &stats);
+    }
+    assert!(
+        tap.recording.len() <= 16_000,
+        "the recording passed its cap"
+    );
+    let mut digits = Vec::new();
+    while let Ok(Event::Dtmf { digit, .. }) = rx.try_recv() {
+        digits.push(digit);
+    }
+    digits
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1024,6 +1063,20 @@ mod tests {
         let mut p = vec![0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
         p.extend_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn the_fuzz_hook_hears_an_event_and_transcodes() {
+        let mut pkts = vec![
+            rtp(101, &[5, 10, 0, 160]),
+            rtp(101, &[5, 0x8a, 1, 64]),
+            rtp(0, &[0xff; 160]),
+            vec![0x80],
+        ];
+        assert_eq!(fuzz_packets(&mut pkts), vec!['5']);
+        assert_eq!(pkts[0][1], 96, "telephone-event renumbered");
+        assert_eq!(pkts[2][1], 8, "PCMU became PCMA");
+        assert_eq!(pkts[2][12], g711::ulaw_to_alaw_table()[0xff]);
     }
 
     fn at(port: u16) -> SocketAddr {

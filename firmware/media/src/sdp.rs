@@ -143,10 +143,13 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 }
             }
             "m" => {
+                // m=<media> <port>[/<count>] <proto> <fmt> ... (RFC 4566 5.14): a line
+                // short of its proto is refused, or the answer would repeat it garbled.
                 let mut it = v.split_whitespace();
-                let media = it.next().unwrap_or("");
-                let port = it.next().unwrap_or("");
-                let proto = it.next().unwrap_or("RTP/AVP");
+                let (Some(media), Some(port), Some(proto)) = (it.next(), it.next(), it.next())
+                else {
+                    return Err(SdpError("malformed m= line".into()));
+                };
                 let index = mlines;
                 mlines += 1;
                 // Every stream comes back in the answer: a few are plenty for a phone,
@@ -178,6 +181,9 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                             .ok()
                             .filter(|p| *p < 128)
                             .ok_or_else(|| SdpError(format!("bad payload type {pt:?}")))?;
+                        if codecs.iter().any(|c: &Codec| c.pt == pt) {
+                            continue; // listed twice: the first stands
+                        }
                         let (name, rate) = static_codec(pt).unwrap_or(("", 8000));
                         codecs.push(Codec {
                             pt,
@@ -342,6 +348,26 @@ mod tests {
                 "m=audio 0 RTP/AVP 8"
             ]
         );
+    }
+
+    #[test]
+    fn an_m_line_short_of_its_proto_is_refused() {
+        // Found by the sdp fuzz target: `m=` alone was kept as a stream with no media,
+        // and the answer repeated it as `m= 0 RTP/AVP `, which reads back differently.
+        let twice = parse(
+            b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 9000 RTP/AVP 0 8 8\r\na=rtpmap:8 PCMA/8000\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            twice.codecs.len(),
+            2,
+            "a payload type listed twice is one codec"
+        );
+        for m in ["m=", "m=video", "m=video 0", "m=audio 9000"] {
+            let body = format!("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 9000 RTP/AVP 0\r\n{m}\r\n");
+            let e = parse(body.as_bytes()).unwrap_err();
+            assert!(e.0.contains("malformed m= line"), "{m}: {e}");
+        }
     }
 
     #[test]

@@ -99,11 +99,14 @@ impl AckBase {
     }
 }
 
-/// The first Contact URI of a message, if any.
+/// The first Contact URI of a message, if any, without a `?headers` part: it becomes
+/// a Request-URI, where headers are not allowed (RFC 3261 19.1.5; found by the
+/// exchange fuzz target, which saw a BYE the exchange sent refused by its own parser).
 pub fn contact_uri(headers: &rsip::Headers) -> Option<String> {
-    get_all(headers, "Contact")
-        .first()
-        .map(|c| sip::message::uri_part(c).to_string())
+    get_all(headers, "Contact").first().map(|c| {
+        let uri = sip::message::uri_part(c);
+        uri.split('?').next().unwrap_or(uri).to_string()
+    })
 }
 
 /// `host:port` of a SIP URI when the host is an IP literal.
@@ -112,6 +115,16 @@ pub use sip::dialog::uri_addr;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_contact_loses_its_uri_headers() {
+        let raw = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContact: <sip:101@10.0.0.2?:7001>\r\nContent-Length: 0\r\n\r\n";
+        let msg = sip::parse(raw.as_bytes()).unwrap();
+        let rsip::SipMessage::Request(r) = msg else {
+            panic!()
+        };
+        assert_eq!(contact_uri(&r.headers).as_deref(), Some("sip:101@10.0.0.2"));
+    }
 
     #[test]
     fn rport_is_filled() {

@@ -101,6 +101,20 @@ pub fn put_phone(
     model: &str,
     extensions: &[String],
 ) -> Result<String, ChangeError> {
+    let mut work = c.clone();
+    let mac = put_phone_into(&mut work, mac, model, extensions)?;
+    *c = work;
+    Ok(mac)
+}
+
+/// [`put_phone`] on a configuration the caller throws away on an error (a check late in
+/// the change fails after earlier steps changed it).
+fn put_phone_into(
+    c: &mut Config,
+    mac: &str,
+    model: &str,
+    extensions: &[String],
+) -> Result<String, ChangeError> {
     let mac = parse_mac(mac)?;
     let m = model_for(None, model).map_err(|e| ChangeError::field("model", e))?;
     if extensions.len() > m.lines {
@@ -357,9 +371,11 @@ pub fn import(
     if !bad.is_empty() {
         return Err(ChangeError::field("file", bad.join("; ")));
     }
+    let mut work = c.clone();
     for l in &picked {
-        put_phone(c, &l.mac, &l.model, &l.extensions)?;
+        put_phone_into(&mut work, &l.mac, &l.model, &l.extensions)?;
     }
+    *c = work;
     Ok(picked)
 }
 
@@ -375,6 +391,23 @@ mod tests {
     }
 
     const KERIO: &str = "00:1a:a0:be:1e:cd;Cisco;794X;111;112\n00:1b:b0:cd:e1:ca;Cisco;796X;115\n00:1c:c0:ab:a2:24;Linksys;SPA942;113;114\n";
+
+    #[test]
+    fn a_refused_import_changes_nothing() {
+        // Found by the phones_csv fuzz target: the phone was added before its line
+        // failed (no password for phones yet), and stayed.
+        let mut c = Config::default();
+        c.extensions.push(Extension::new("101"));
+        let before = c.clone();
+        let csv =
+            b"hwAddress;phoneManufacturer;phoneType;ext1\r\n000413aabbcc;Snom;snom320;101;104\r\n";
+        let e = import(&mut c, csv, None).unwrap_err();
+        assert!(e.to_string().contains("password for phones"), "{e}");
+        assert_eq!(c, before);
+        let e = put_phone(&mut c, "000413aabbcc", "snom320", &["101".into()]).unwrap_err();
+        assert!(e.to_string().contains("password for phones"), "{e}");
+        assert_eq!(c, before);
+    }
 
     #[test]
     fn kerio_example_imports() {

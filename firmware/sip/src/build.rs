@@ -160,7 +160,15 @@ impl<'a> Response<'a> {
     /// The wire bytes.
     pub fn build(self) -> Vec<u8> {
         let method = self.req.method.to_string();
-        let mut out = format!("SIP/2.0 {} {}\r\n", self.status, self.reason);
+        // A reason can carry what a peer sent (a bad SDP line): no control characters
+        // in the status line (a NUL made the exchange's 488 unreadable; found by the
+        // exchange fuzz target).
+        let reason = if self.reason.chars().any(char::is_control) {
+            std::borrow::Cow::Owned(crate::message::sanitize(self.reason))
+        } else {
+            std::borrow::Cow::Borrowed(self.reason)
+        };
+        let mut out = format!("SIP/2.0 {} {}\r\n", self.status, reason);
         let mut tagged = false;
         let mut record_route = Vec::new();
         for h in self.req.headers.iter() {
