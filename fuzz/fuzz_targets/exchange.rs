@@ -41,6 +41,24 @@ fn snapshot() -> Arc<Snapshot> {
     .clone()
 }
 
+/// A request whose Request-URI is a reachable SIP URI ([`sip::message::target_uri`]) that
+/// rsip cannot read (an IPv6 literal, a parameter value with `:`, as a phone's Contact
+/// may carry) and that parses with a plain one in its place.
+fn rsip_limit(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((line, rest)) = text.split_once("\r\n") else {
+        return false;
+    };
+    let mut parts = line.split(' ');
+    let (Some(m), Some(uri), Some("SIP/2.0"), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    sip::message::target_uri(uri) == Some(uri)
+        && sip::message::parse(format!("{m} sip:x@127.0.0.1 SIP/2.0\r\n{rest}").as_bytes()).is_ok()
+}
+
 fn trace() -> bool {
     static T: OnceLock<bool> = OnceLock::new();
     *T.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
@@ -65,6 +83,8 @@ struct Rig {
     spares: u64,
     /// The message being handled did not parse.
     echo: bool,
+    /// Timer rounds run for this input (at most 20,000: bounded time).
+    rounds: u32,
 }
 
 fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
@@ -101,6 +121,7 @@ impl Rig {
             last: Default::default(),
             spares: 0,
             echo: false,
+            rounds: 0,
         };
         rig.drain();
         for (i, (user, at)) in PHONES.iter().enumerate().take(2) {
@@ -181,7 +202,7 @@ impl Rig {
             }
             let echo = self.echo
                 && (t.bytes.starts_with(b"SIP/2.0 4") || t.bytes.starts_with(b"SIP/2.0 5"));
-            if let (false, Err(e)) = (echo, sip::message::parse(&t.bytes)) {
+            if let (false, Err(e)) = (echo || rsip_limit(&t.bytes), sip::message::parse(&t.bytes)) {
                 panic!(
                     "the exchange sent what does not parse ({e}):\n{}",
                     String::from_utf8_lossy(&t.bytes)
@@ -215,7 +236,8 @@ impl Rig {
 
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
-        for _ in 0..10_000 {
+        while self.rounds < 20_000 {
+            self.rounds += 1;
             let next = self.pbx.poll_timeout();
             if next > end {
                 break;

@@ -1019,8 +1019,8 @@ fn rewrite(pkt: &mut [u8], map: &PtMap, stats: &Stats) -> bool {
 /// What a relay thread does with packets that needs no socket, for the fuzz targets
 /// (`fuzz/`): the tap (RFC 4733 and in-band digits, a recording), a conference input
 /// with its frames, and the rewrite for the other side with G.711 transcoding. Returns
-/// the digits heard.
-#[doc(hidden)]
+/// the digits heard. Built only for tests and the fuzz targets (`--cfg fuzzing`).
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_packets(pkts: &mut [Vec<u8>]) -> Vec<char> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tap = Tap {

@@ -99,14 +99,21 @@ impl AckBase {
     }
 }
 
-/// The first Contact URI of a message, if any, without a `?headers` part: it becomes
-/// a Request-URI, where headers are not allowed (RFC 3261 19.1.5; found by the
-/// exchange fuzz target, which saw a BYE the exchange sent refused by its own parser).
+/// The first Contact URI of a message as a remote target ([`sip::message::target_uri`]:
+/// without a `?headers` part, `None` when it is no SIP URI a request can be sent to).
 pub fn contact_uri(headers: &rsip::Headers) -> Option<String> {
-    get_all(headers, "Contact").first().map(|c| {
-        let uri = sip::message::uri_part(c);
-        uri.split('?').next().unwrap_or(uri).to_string()
-    })
+    get_all(headers, "Contact")
+        .first()
+        .and_then(|c| sip::message::target_uri(c))
+        .map(str::to_string)
+}
+
+/// Where requests in a dialog a request started go: its Contact, else its From, else
+/// the address it came from.
+pub fn remote_target(headers: &rsip::Headers, src: std::net::SocketAddr) -> String {
+    contact_uri(headers)
+        .or_else(|| sip::message::target_uri(get_all(headers, "From").first()?).map(str::to_string))
+        .unwrap_or_else(|| format!("sip:{src}"))
 }
 
 /// `host:port` of a SIP URI when the host is an IP literal.
@@ -118,12 +125,28 @@ mod tests {
 
     #[test]
     fn a_contact_loses_its_uri_headers() {
-        let raw = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContact: <sip:101@10.0.0.2?:7001>\r\nContent-Length: 0\r\n\r\n";
-        let msg = sip::parse(raw.as_bytes()).unwrap();
-        let rsip::SipMessage::Request(r) = msg else {
-            panic!()
+        let raw = "OPTIONS sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKx\r\nFrom: <sip:a@b:70*1>;tag=1\r\nTo: <sip:b@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContact: <sip:101@10.0.0.2?:7001>\r\nContent-Length: 0\r\n\r\n";
+        let req = |raw: &str| match sip::parse(raw.as_bytes()).unwrap() {
+            rsip::SipMessage::Request(r) => r,
+            _ => panic!(),
         };
+        let src: std::net::SocketAddr = "10.0.0.2:5062".parse().unwrap();
+        let r = req(raw);
         assert_eq!(contact_uri(&r.headers).as_deref(), Some("sip:101@10.0.0.2"));
+        let r = req(&raw.replace(
+            "Contact: <sip:101@10.0.0.2?:7001>\r\n",
+            "Contact: <si!:x@y>\r\n",
+        ));
+        assert_eq!(contact_uri(&r.headers), None);
+        assert_eq!(
+            remote_target(&r.headers, src),
+            "sip:10.0.0.2:5062",
+            "nor the From"
+        );
+        let r = req(&raw
+            .replace("Contact: <sip:101@10.0.0.2?:7001>\r\n", "")
+            .replace(":70*1", ""));
+        assert_eq!(remote_target(&r.headers, src), "sip:a@b");
     }
 
     #[test]

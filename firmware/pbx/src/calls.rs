@@ -599,9 +599,7 @@ impl Pbx {
         let id = self.next_call;
         self.next_call += 1;
         let a_tag = self.random_hex(10);
-        let a_contact_uri = build::contact_uri(&req.headers).unwrap_or_else(|| {
-            sip::message::uri_part(get(&req.headers, "From").unwrap_or("")).to_string()
-        });
+        let a_contact_uri = build::remote_target(&req.headers, src.remote);
         // Providers and NAT'ed callers are answered where the request came from.
         let a_dest = if caller_latch || matches!(origin, Origin::Trunk(_)) {
             src.remote

@@ -33,8 +33,7 @@ impl Pbx {
     ) -> (Leg, String) {
         let tag = self.random_hex(10);
         let from = get(&req.headers, "From").unwrap_or("").to_string();
-        let contact_uri = build::contact_uri(&req.headers)
-            .unwrap_or_else(|| sip::message::uri_part(&from).to_string());
+        let contact_uri = build::remote_target(&req.headers, src.remote);
         let dest = if account.nat {
             src.remote
         } else {

@@ -269,7 +269,16 @@ impl Pbx {
         }
         let mut notify = false;
         if let Some(c) = contacts.first() {
-            let uri = uri_part(c).to_string();
+            let Some(uri) = sip::message::target_uri(c).map(str::to_string) else {
+                self.refuse(
+                    now,
+                    key,
+                    req,
+                    400,
+                    "Bad Request (the Contact is no SIP URI)",
+                );
+                return;
+            };
             let asked = header_param(c, "expires")
                 .and_then(|e| e.parse::<u32>().ok())
                 .or(header_expires)

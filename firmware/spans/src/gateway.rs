@@ -836,8 +836,8 @@ impl Gw {
             .unwrap_or_default();
         c.remote_uri = format!("<{}>", uri_part(&from));
         c.target = get(&req.headers, "Contact")
-            .map(|t| uri_part(t).to_string())
-            .unwrap_or_else(|| format!("sip:{}", src));
+            .and_then(sip::message::target_uri)
+            .map_or_else(|| format!("sip:{}", src), str::to_string);
         c.invite = Some(req);
         self.calls.push(c);
         let i = self.calls.len() - 1;
@@ -861,8 +861,8 @@ impl Gw {
         if let Some(t) = get(&resp.headers, "To").and_then(|t| header_param(t, "tag")) {
             self.calls[i].remote_tag = Some(t.to_string());
         }
-        if let Some(ct) = get(&resp.headers, "Contact") {
-            self.calls[i].target = uri_part(ct).to_string();
+        if let Some(ct) = get(&resp.headers, "Contact").and_then(sip::message::target_uri) {
+            self.calls[i].target = ct.to_string();
         }
         let answered_sdp = sdp::parse(&resp.body).ok();
         let answer = answered_sdp.as_ref().and_then(|a| a.rtp_target());
