@@ -50,6 +50,10 @@ impl ClientKey {
     }
 }
 
+/// Server transactions kept (answering, or absorbing retransmissions after their final
+/// response) beyond which a non-INVITE transaction ends with its final response.
+pub const MAX_SERVER: usize = 8192;
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
     Client(ClientKey),
@@ -147,13 +151,39 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
 
     /// Answers the request of `key`; false when there is no such transaction or it
     /// already sent a final response.
+    ///
+    /// A transaction answered with a challenge (401, 407) ends with it, instead of
+    /// keeping it 32 s for retransmissions (Timer J; for an INVITE, Timer G resending
+    /// it until the ACK and Timer H): a request sent again is challenged again, and the
+    /// ACK to the challenge finds no transaction and no dialog and is dropped, as with a
+    /// stateless proxy. A non-INVITE transaction also ends with its final response when
+    /// more than [`MAX_SERVER`] transactions are kept. A REGISTER or INVITE flood from
+    /// many addresses then costs no more memory than that (a repeated request is
+    /// handled again: for REGISTER, OPTIONS and SUBSCRIBE that does what the first did,
+    /// a repeated BYE gets 481).
     pub fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) -> bool {
-        let sent = self
-            .server
-            .get_mut(key)
-            .is_some_and(|s| s.tx.respond(now, status, bytes));
+        let many = self.server.len() > MAX_SERVER;
+        let Some(s) = self.server.get_mut(key) else {
+            return false;
+        };
+        let sent = s.tx.respond(now, status, bytes);
+        let non_invite = matches!(s.tx, ServerTransaction::NonInvite(_));
+        let done = sent && (matches!(status, 401 | 407) || (many && non_invite && status >= 200));
+        if done {
+            if let Some(mut s) = self.server.remove(key) {
+                while let Some(b) = s.tx.poll_transmit() {
+                    self.outbox.push_back((s.dest, b));
+                }
+            }
+            return true;
+        }
         self.touch_server(key);
         sent
+    }
+
+    /// How many server transactions there are (for tests and figures).
+    pub fn server_count(&self) -> usize {
+        self.server.len()
     }
 
     /// A request arrived again: its transaction resends what it last sent. False when
@@ -355,6 +385,43 @@ mod tests {
         assert!(t.handle_timeout(due).is_empty());
         assert_eq!(t.server_state(&k), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_challenge_or_a_full_table_keeps_no_transaction() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let k = ServerKey::new("z9hG4bKc", "REGISTER", remote());
+        t.new_server(k.clone(), false, false, 7);
+        assert!(t.respond(t0, &k, 401, b"401".to_vec()));
+        assert_eq!(drain(&mut t), vec![(7, b"401".to_vec())]);
+        assert!(
+            t.is_empty() && t.poll_timeout().is_none(),
+            "nothing kept for a 401"
+        );
+        assert!(!t.retransmission(&k), "a repeated REGISTER is a new one");
+        let k = ServerKey::new("z9hG4bKci", "INVITE", remote());
+        t.new_server(k.clone(), true, false, 7);
+        assert!(t.respond(t0, &k, 100, b"100".to_vec()));
+        assert!(t.respond(t0, &k, 407, b"407".to_vec()));
+        assert_eq!(
+            drain(&mut t),
+            vec![(7, b"100".to_vec()), (7, b"407".to_vec())]
+        );
+        assert!(t.is_empty(), "nothing kept for a 407 to an INVITE");
+        assert!(!t.ack(t0, &k), "its ACK finds no transaction");
+        // A full table: finals end at once, INVITE transactions still linger.
+        for i in 0..=MAX_SERVER {
+            let k = ServerKey::new(&format!("z9hG4bKi{i}"), "INVITE", remote());
+            t.new_server(k, true, false, 1);
+        }
+        let k = ServerKey::new("z9hG4bKo", "OPTIONS", remote());
+        t.new_server(k.clone(), false, false, 7);
+        assert!(t.respond(t0, &k, 200, b"200".to_vec()));
+        assert_eq!(t.server_count(), MAX_SERVER + 1);
+        let ki = ServerKey::new("z9hG4bKi0", "INVITE", remote());
+        assert!(t.respond(t0, &ki, 486, b"486".to_vec()));
+        assert!(t.retransmission(&ki), "the INVITE transaction absorbs");
     }
 
     #[test]
