@@ -163,10 +163,12 @@ impl Pbx {
         let Some(expires) = self.subscription_expires(now, key, req) else {
             return;
         };
-        let Some(remote_target) = build::contact_uri(&req.headers) else {
+        if get(&req.headers, "Contact").is_none() {
             self.refuse(now, key, req, 400, "Bad Request (no Contact)");
             return;
-        };
+        }
+        // A Contact the exchange cannot send to: the From, then the source stand in.
+        let remote_target = build::remote_target(&req.headers, src.remote);
         let k = sip::message::key(&req.headers);
         let from = get(&req.headers, "From").unwrap_or("").to_string();
         let to = get(&req.headers, "To").unwrap_or("").to_string();

@@ -123,7 +123,7 @@ impl Pbx {
                 .tag(Some(&tag))
                 .headers(&extra)
                 .build();
-            pbx.respond(now, key, code, r);
+            pbx.tx.challenge(now, key, code, r);
             Authn::Answered
         };
         let snap = self.snapshot.clone();
@@ -269,15 +269,20 @@ impl Pbx {
         }
         let mut notify = false;
         if let Some(c) = contacts.first() {
-            let Some(uri) = sip::message::target_uri(c).map(str::to_string) else {
-                self.refuse(
-                    now,
-                    key,
-                    req,
-                    400,
-                    "Bad Request (the Contact is no SIP URI)",
-                );
-                return;
+            let uri = match sip::message::target_uri(c) {
+                Some(u) => u.to_string(),
+                // Behind NAT requests go where the REGISTER came from anyway.
+                None if account.nat => format!("sip:{}@{}", account.username, src.remote),
+                None => {
+                    self.refuse(
+                        now,
+                        key,
+                        req,
+                        400,
+                        "Bad Request (the Contact is no SIP URI)",
+                    );
+                    return;
+                }
             };
             let asked = header_param(c, "expires")
                 .and_then(|e| e.parse::<u32>().ok())

@@ -752,3 +752,33 @@ async fn every_call_leaves_a_record() {
         (Outcome::Answered, "102", 5)
     );
 }
+
+/// A Contact the exchange could not send to: behind NAT the source stands in, without
+/// NAT the REGISTER is refused (the exchange fuzz target's find, tests/../fuzz).
+#[tokio::test]
+async fn a_contact_that_is_no_target_is_replaced_or_refused() {
+    let mut cfg = common::config();
+    cfg.accounts[1].nat = false;
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    for (user, at, want) in [("101", A, "200"), ("102", B, "400")] {
+        let bad = |cseq: u32, auth: &str| {
+            register(user, at, cseq, 120, auth).replace(
+                &format!("Contact: <sip:{user}@{at}>"),
+                &format!("Contact: <sip:{user}@{at}9*1>"),
+            )
+        };
+        rig.send(at, &bad(1, ""));
+        let ch = header(&rig.take(at).pop().unwrap(), "WWW-Authenticate")
+            .unwrap()
+            .to_string();
+        rig.send(
+            at,
+            &bad(2, &reg_auth(&ch, user, &format!("Secret-{user}x"))),
+        );
+        let r = rig.take(at).pop().unwrap();
+        assert!(r.starts_with(&format!("SIP/2.0 {want}")), "{user}: {r}");
+    }
+    let regs = rig.pbx.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(regs[0].contact, format!("sip:101@{A}"));
+}

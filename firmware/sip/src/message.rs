@@ -332,7 +332,7 @@ pub fn target_uri(v: &str) -> Option<&str> {
     let uri = uri.split('?').next().unwrap_or(uri);
     if uri
         .bytes()
-        .any(|b| b <= b' ' || b >= 0x7f || b"<>\"".contains(&b))
+        .any(|b| b <= b' ' || b == 0x7f || b"<>\"".contains(&b))
     {
         return None;
     }
@@ -344,6 +344,8 @@ pub fn target_uri(v: &str) -> Option<&str> {
     let hostport = hostport.split(';').next().unwrap_or("");
     let port = if let Some(v6) = hostport.strip_prefix('[') {
         let (addr, after) = v6.split_once(']')?;
+        // A link-local address may carry its zone (`%eth0`, `%25eth0`).
+        let addr = addr.split('%').next().unwrap_or(addr);
         addr.parse::<std::net::Ipv6Addr>().ok()?;
         match after {
             "" => None,
@@ -354,8 +356,12 @@ pub fn target_uri(v: &str) -> Option<&str> {
             Some((h, p)) => (h, Some(p)),
             None => (hostport, None),
         };
-        let label =
-            |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        // Underscores are not in RFC 1123 host names, but DNS and real devices use them.
+        let label = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         if !host.trim_end_matches('.').split('.').all(label) {
             return None;
         }
@@ -862,7 +868,16 @@ mod tests {
             ("<si!:101@10.0.0.2>", None),
             ("<tel:+123>", None),
             ("<sip:101@[2001:db8::1>", None),
-            ("<sip:101@bad_host>", None),
+            ("<sip:101@bad host>", None),
+            (
+                "<sip:101@dev_1.example.com>",
+                Some("sip:101@dev_1.example.com"),
+            ),
+            (
+                "<sip:101@[fe80::1%eth0]:5060>",
+                Some("sip:101@[fe80::1%eth0]:5060"),
+            ),
+            ("<sip:J\u{f6}rg@10.0.0.2>", Some("sip:J\u{f6}rg@10.0.0.2")),
         ] {
             assert_eq!(target_uri(v), want, "{v}");
         }

@@ -152,23 +152,48 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
     /// Answers the request of `key`; false when there is no such transaction or it
     /// already sent a final response.
     ///
-    /// A transaction answered with a challenge (401, 407) ends with it, instead of
-    /// keeping it 32 s for retransmissions (Timer J; for an INVITE, Timer G resending
-    /// it until the ACK and Timer H): a request sent again is challenged again, and the
-    /// ACK to the challenge finds no transaction and no dialog and is dropped, as with a
-    /// stateless proxy. A non-INVITE transaction also ends with its final response when
-    /// more than [`MAX_SERVER`] transactions are kept. A REGISTER or INVITE flood from
-    /// many addresses then costs no more memory than that (a repeated request is
-    /// handled again: for REGISTER, OPTIONS and SUBSCRIBE that does what the first did,
-    /// a repeated BYE gets 481).
+    /// A non-INVITE transaction ends with its final response, instead of keeping it 32 s
+    /// for retransmissions (Timer J), when more than [`MAX_SERVER`] transactions are kept
+    /// (a repeated request is then handled again: for REGISTER, OPTIONS and SUBSCRIBE
+    /// that does what the first did, a repeated BYE gets 481).
     pub fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) -> bool {
+        let many = self.server.len() > MAX_SERVER && status >= 200;
+        self.respond_and_end(now, key, status, bytes, [many, false])
+    }
+
+    /// Answers the request of `key` with our own challenge (401, 407). A non-INVITE
+    /// transaction ends with it, as a stateless proxy's would: a request sent again is
+    /// challenged again. An INVITE transaction keeps resending it until the ACK (Timer
+    /// G; the caller stopped resending its INVITE at our 100 Trying), unless more than
+    /// [`MAX_SERVER`] transactions are kept: then it ends too, and its ACK finds neither
+    /// transaction nor dialog and is dropped. A REGISTER flood from many addresses thus
+    /// keeps no transaction, an INVITE flood at most [`MAX_SERVER`].
+    pub fn challenge(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        status: u16,
+        bytes: Vec<u8>,
+    ) -> bool {
         let many = self.server.len() > MAX_SERVER;
+        self.respond_and_end(now, key, status, bytes, [true, many])
+    }
+
+    fn respond_and_end(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        status: u16,
+        bytes: Vec<u8>,
+        // Whether the transaction ends with this response: [non-INVITE, INVITE].
+        end: [bool; 2],
+    ) -> bool {
         let Some(s) = self.server.get_mut(key) else {
             return false;
         };
         let sent = s.tx.respond(now, status, bytes);
         let non_invite = matches!(s.tx, ServerTransaction::NonInvite(_));
-        let done = sent && (matches!(status, 401 | 407) || (many && non_invite && status >= 200));
+        let done = sent && end[!non_invite as usize];
         if done {
             if let Some(mut s) = self.server.remove(key) {
                 while let Some(b) = s.tx.poll_transmit() {
@@ -393,23 +418,33 @@ mod tests {
         let mut t = Table::new(Timers::default());
         let k = ServerKey::new("z9hG4bKc", "REGISTER", remote());
         t.new_server(k.clone(), false, false, 7);
-        assert!(t.respond(t0, &k, 401, b"401".to_vec()));
+        assert!(t.challenge(t0, &k, 401, b"401".to_vec()));
         assert_eq!(drain(&mut t), vec![(7, b"401".to_vec())]);
         assert!(
             t.is_empty() && t.poll_timeout().is_none(),
             "nothing kept for a 401"
         );
         assert!(!t.retransmission(&k), "a repeated REGISTER is a new one");
+        // A 401 passed on from elsewhere is an ordinary final response.
+        let k = ServerKey::new("z9hG4bKp", "REGISTER", remote());
+        t.new_server(k.clone(), false, false, 7);
+        assert!(t.respond(t0, &k, 401, b"401".to_vec()));
+        assert!(t.retransmission(&k));
+        t.handle_timeout(t0 + std::time::Duration::from_secs(33));
+        drain(&mut t);
+        // The caller stops resending its INVITE at the 100: the 407 is resent until
+        // the ACK.
         let k = ServerKey::new("z9hG4bKci", "INVITE", remote());
         t.new_server(k.clone(), true, false, 7);
         assert!(t.respond(t0, &k, 100, b"100".to_vec()));
-        assert!(t.respond(t0, &k, 407, b"407".to_vec()));
+        assert!(t.challenge(t0, &k, 407, b"407".to_vec()));
         assert_eq!(
             drain(&mut t),
             vec![(7, b"100".to_vec()), (7, b"407".to_vec())]
         );
-        assert!(t.is_empty(), "nothing kept for a 407 to an INVITE");
-        assert!(!t.ack(t0, &k), "its ACK finds no transaction");
+        assert!(t.ack(t0, &k), "the INVITE transaction waits for its ACK");
+        t.handle_timeout(t0 + std::time::Duration::from_secs(33));
+        assert!(t.is_empty());
         // A full table: finals end at once, INVITE transactions still linger.
         for i in 0..=MAX_SERVER {
             let k = ServerKey::new(&format!("z9hG4bKi{i}"), "INVITE", remote());
@@ -421,7 +456,16 @@ mod tests {
         assert_eq!(t.server_count(), MAX_SERVER + 1);
         let ki = ServerKey::new("z9hG4bKi0", "INVITE", remote());
         assert!(t.respond(t0, &ki, 486, b"486".to_vec()));
-        assert!(t.retransmission(&ki), "the INVITE transaction absorbs");
+        assert!(
+            t.retransmission(&ki),
+            "an INVITE answered by the core absorbs"
+        );
+        let kc = ServerKey::new("z9hG4bKi1", "INVITE", remote());
+        assert!(t.challenge(t0, &kc, 407, b"407".to_vec()));
+        assert!(
+            !t.retransmission(&kc),
+            "a challenged INVITE ends in a full table"
+        );
     }
 
     #[test]
