@@ -37,6 +37,11 @@ fn sipvicious(pbx: &Pbxd, name: &str, args: &[&str]) -> Output {
     o
 }
 
+/// A REGISTER for 101 with no credentials from `me`, a new transaction per `id`.
+fn unanswered_register(pbx: &Pbxd, me: std::net::SocketAddr, id: &str) -> String {
+    format!("REGISTER sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{id};rport\r\nFrom: <sip:101@{0}>;tag={id}\r\nTo: <sip:101@{0}>\r\nCall-ID: {id}\r\nCSeq: 1 REGISTER\r\nContact: <sip:101@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", pbx.sip)
+}
+
 fn rss_kib(pbx: &Pbxd) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{}/status", pbx.child.id())).unwrap();
     s.lines()
@@ -311,7 +316,7 @@ fn a_register_flood_from_many_addresses_keeps_no_transactions() {
         let s = std::net::UdpSocket::bind(format!("{ip}:0")).unwrap();
         let me = s.local_addr().unwrap();
         for i in 0..100 {
-            let msg = format!("REGISTER sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKmany{a}x{i};rport\r\nFrom: <sip:101@{0}>;tag=m{i}\r\nTo: <sip:101@{0}>\r\nCall-ID: many{a}x{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:101@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", pbx.sip);
+            let msg = unanswered_register(&pbx, me, &format!("many{a}x{i}"));
             let _ = s.send_to(msg.as_bytes(), pbx.sip);
         }
         // About 10,000 a second, which pbxd mostly keeps up with.
@@ -350,7 +355,7 @@ fn a_register_flood_is_cut_off_and_memory_stays_bounded() {
     let s = std::net::UdpSocket::bind("127.0.0.8:0").unwrap();
     let me = s.local_addr().unwrap();
     for i in 0..30_000 {
-        let msg = format!("REGISTER sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKflood{i};rport\r\nFrom: <sip:101@{0}>;tag=f{i}\r\nTo: <sip:101@{0}>\r\nCall-ID: flood{i}\r\nCSeq: 1 REGISTER\r\nContact: <sip:101@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", pbx.sip);
+        let msg = unanswered_register(&pbx, me, &format!("flood{i}"));
         let _ = s.send_to(msg.as_bytes(), pbx.sip);
     }
     std::thread::sleep(Duration::from_secs(2));

@@ -158,7 +158,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
     /// that does what the first did, a repeated BYE gets 481).
     pub fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) -> bool {
         let many = self.server.len() > MAX_SERVER && status >= 200;
-        self.respond_and_end(now, key, status, bytes, [many, false])
+        self.respond_and_end(now, key, status, bytes, many, false)
     }
 
     /// Answers the request of `key` with our own challenge (401, 407). A non-INVITE
@@ -176,7 +176,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         bytes: Vec<u8>,
     ) -> bool {
         let many = self.server.len() > MAX_SERVER;
-        self.respond_and_end(now, key, status, bytes, [true, many])
+        self.respond_and_end(now, key, status, bytes, true, many)
     }
 
     fn respond_and_end(
@@ -185,15 +185,21 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         key: &ServerKey,
         status: u16,
         bytes: Vec<u8>,
-        // Whether the transaction ends with this response: [non-INVITE, INVITE].
-        end: [bool; 2],
+        // Whether the transaction ends with this response, when non-INVITE and INVITE.
+        end_non_invite: bool,
+        end_invite: bool,
     ) -> bool {
         let Some(s) = self.server.get_mut(key) else {
             return false;
         };
         let sent = s.tx.respond(now, status, bytes);
         let non_invite = matches!(s.tx, ServerTransaction::NonInvite(_));
-        let done = sent && end[!non_invite as usize];
+        let done = sent
+            && if non_invite {
+                end_non_invite
+            } else {
+                end_invite
+            };
         if done {
             if let Some(mut s) = self.server.remove(key) {
                 while let Some(b) = s.tx.poll_transmit() {
