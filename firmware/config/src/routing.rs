@@ -1171,8 +1171,8 @@ impl Config {
                     format!("{host:?} is not a host name or IP address"),
                 );
             }
-            if !matches!(transport, Transport::Udp | Transport::Tcp) {
-                err(ent.into(), "transport", "must be udp or tcp".into());
+            if !matches!(transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
+                err(ent.into(), "transport", "must be udp, tcp or tls".into());
             }
             if codecs.is_empty() {
                 err(ent.into(), "codecs", "must list at least one codec".into());

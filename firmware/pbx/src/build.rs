@@ -52,12 +52,7 @@ pub fn via(proto: sip::transport::Proto, local: SocketAddr, branch: &str) -> Str
 
 /// Our Contact for a dialog.
 pub fn contact(user: &str, proto: sip::transport::Proto, local: SocketAddr) -> String {
-    let t = if proto == sip::transport::Proto::Tcp {
-        ";transport=tcp"
-    } else {
-        ""
-    };
-    format!("<sip:{user}@{local}{t}>")
+    format!("<sip:{user}@{local}{}>", proto.uri_param())
 }
 
 /// Fields of an outgoing INVITE that the ACK to a non-2xx answer repeats.

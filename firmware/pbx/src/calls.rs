@@ -766,11 +766,7 @@ impl Pbx {
                 ..Default::default()
             }
             .build();
-            let dest = if acct.nat {
-                reg.source
-            } else {
-                build::uri_addr(&reg.contact).unwrap_or(reg.source)
-            };
+            let dest = reg.dest(acct.nat);
             let target = Target { proto, dest };
             let ack = AckBase {
                 ruri: reg.contact.clone(),

@@ -249,7 +249,7 @@ pub struct Pbx {
     /// Providers and links: addresses, registrations, keepalives.
     peers: trunks::Peers,
     /// Our address towards a destination (the driver knows the routes).
-    local_for: Box<dyn Fn(SocketAddr) -> SocketAddr + Send>,
+    local_for: Box<dyn Fn(Proto, SocketAddr) -> SocketAddr + Send>,
     /// The latest `now` seen, for work started outside a handler.
     last_now: Instant,
     /// What the voicemail boxes hold, as the driver last read them.
@@ -328,7 +328,7 @@ impl Pbx {
             next_sweep: now + Duration::from_secs(1),
             guard,
             peers: HashMap::new(),
-            local_for: Box::new(|_| SocketAddr::from(([127, 0, 0, 1], 5060))),
+            local_for: Box::new(|_, _| SocketAddr::from(([127, 0, 0, 1], 5060))),
             last_now: now,
             mailboxes: HashMap::new(),
             requests: VecDeque::new(),
@@ -356,7 +356,7 @@ impl Pbx {
     }
 
     /// How to find our address towards a destination (pbxd asks the kernel's routes).
-    pub fn set_local_for(&mut self, f: Box<dyn Fn(SocketAddr) -> SocketAddr + Send>) {
+    pub fn set_local_for(&mut self, f: Box<dyn Fn(Proto, SocketAddr) -> SocketAddr + Send>) {
         self.local_for = f;
     }
 
@@ -835,11 +835,7 @@ impl Pbx {
             ..Default::default()
         }
         .build();
-        let dest = if nat {
-            reg.source
-        } else {
-            build::uri_addr(&reg.contact).unwrap_or(reg.source)
-        };
+        let dest = reg.dest(nat);
         tracing::info!(username, event, %dest, "asking the phone to resync");
         self.start_client(
             now,

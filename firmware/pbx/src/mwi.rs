@@ -507,11 +507,7 @@ impl Pbx {
             ..Default::default()
         }
         .build();
-        let dest = if nat {
-            reg.source
-        } else {
-            build::uri_addr(&reg.contact).unwrap_or(reg.source)
-        };
+        let dest = reg.dest(nat);
         self.start_client(
             now,
             ClientKey::new(&branch, "NOTIFY"),

@@ -31,7 +31,7 @@ pub struct Registration {
     pub source: SocketAddr,
     /// Our address the phone reached.
     pub local: SocketAddr,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls`.
     pub transport: String,
     /// Unix seconds.
     pub expires_at: u64,
@@ -41,10 +41,18 @@ pub struct Registration {
 impl Registration {
     /// Transport as the core's enum.
     pub fn proto(&self) -> sip::transport::Proto {
-        if self.transport == "tcp" {
-            sip::transport::Proto::Tcp
+        sip::transport::Proto::from_name(&self.transport)
+    }
+
+    /// Where requests to the phone go. Over TCP or TLS the connection it registered on
+    /// (RFC 5626's flow: a phone's listening port may not be reachable, and over TLS
+    /// it has no certificate we could check); over UDP its source when behind NAT,
+    /// else its Contact.
+    pub fn dest(&self, nat: bool) -> SocketAddr {
+        if nat || self.proto().reliable() {
+            self.source
         } else {
-            sip::transport::Proto::Udp
+            crate::build::uri_addr(&self.contact).unwrap_or(self.source)
         }
     }
 }
@@ -180,8 +188,10 @@ impl Pbx {
         let proto_ok = account.transports.iter().any(|t| match src.proto {
             sip::transport::Proto::Udp => *t == config::Transport::Udp,
             sip::transport::Proto::Tcp => *t == config::Transport::Tcp,
+            sip::transport::Proto::Tls => *t == config::Transport::Tls,
         });
         if !proto_ok {
+            tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), allowed = ?account.transports, "refused: transport not allowed for the account");
             return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
         }
         self.guard.authenticated(now, src.remote, &user);
@@ -315,11 +325,7 @@ impl Pbx {
                     contact: uri,
                     source: src.remote,
                     local: src.local,
-                    transport: if src.proto == sip::transport::Proto::Tcp {
-                        "tcp".into()
-                    } else {
-                        "udp".into()
-                    },
+                    transport: src.proto.name().into(),
                     expires_at: unix + granted as u64,
                     user_agent: get(&req.headers, "User-Agent")
                         .unwrap_or("")

@@ -413,7 +413,7 @@ impl Pbx {
             let ruri = format!("sip:{}@{hostport}", hop.number);
             let to = format!("<sip:{}@{hostport}>", hop.number);
             let via = build::via(target.proto, local, &branch);
-            let t = if pc.tcp { ";transport=tcp" } else { "" };
+            let t = pc.proto.uri_param();
             let contact = format!(
                 "<sip:{}@{contact_host}{t}>",
                 if pl.privacy {

@@ -19,7 +19,7 @@ pub struct Lookup {
     pub host: String,
     /// 0 = use SRV (RFC 3263).
     pub port: u16,
-    pub tcp: bool,
+    pub proto: Proto,
 }
 
 /// A peer as `pbxctl status` and the web show it.
@@ -64,8 +64,8 @@ pub(crate) struct RegClient {
 
 #[derive(Default)]
 pub(crate) struct Peer {
-    /// Host, port and TCP as configured, to notice a change.
-    host: (String, u16, bool),
+    /// Host, port and transport as configured, to notice a change.
+    host: (String, u16, Proto),
     /// What the registration depends on (user, auth user, password, expires, external
     /// address), to start it afresh when one changes.
     reg_key: [String; 5],
@@ -82,7 +82,7 @@ pub(crate) struct PeerConf {
     pub name: String,
     pub host: String,
     pub port: u16,
-    pub tcp: bool,
+    pub proto: Proto,
     pub user: String,
     pub auth_user: String,
     pub password: String,
@@ -103,6 +103,15 @@ impl Pbx {
     }
 }
 
+/// How we reach a peer configured with `t` (WS and WSS are for phones only).
+pub(crate) fn proto_of(t: Transport) -> Proto {
+    match t {
+        Transport::Tcp => Proto::Tcp,
+        Transport::Tls => Proto::Tls,
+        _ => Proto::Udp,
+    }
+}
+
 /// The settings of an enabled interface or link.
 pub(crate) fn peer_conf_of(s: &config::Snapshot, name: &str) -> Option<PeerConf> {
     {
@@ -111,7 +120,7 @@ pub(crate) fn peer_conf_of(s: &config::Snapshot, name: &str) -> Option<PeerConf>
                 name: i.name.clone(),
                 host: i.host.clone(),
                 port: i.port,
-                tcp: i.transport == Transport::Tcp,
+                proto: proto_of(i.transport),
                 user: i.username.clone(),
                 auth_user: i.auth_name().to_string(),
                 password: i.password.clone(),
@@ -131,7 +140,7 @@ pub(crate) fn peer_conf_of(s: &config::Snapshot, name: &str) -> Option<PeerConf>
             name: l.name.clone(),
             host: l.host.clone(),
             port: l.port,
-            tcp: l.transport == Transport::Tcp,
+            proto: proto_of(l.transport),
             user: l.username.clone(),
             auth_user: l.username.clone(),
             password: l.password.clone(),
@@ -178,7 +187,7 @@ impl Pbx {
             let Some(pc) = self.peer_conf(&name) else {
                 continue;
             };
-            let host = (pc.host.clone(), pc.port, pc.tcp);
+            let host = (pc.host.clone(), pc.port, pc.proto);
             let reg_key = [
                 pc.user.clone(),
                 pc.auth_user.clone(),
@@ -192,7 +201,11 @@ impl Pbx {
             if p.host != host {
                 p.addrs.clear();
                 if let Ok(ip) = pc.host.parse::<IpAddr>() {
-                    let port = if pc.port == 0 { 5060 } else { pc.port };
+                    let port = match (pc.port, pc.proto) {
+                        (0, Proto::Tls) => 5061,
+                        (0, _) => 5060,
+                        (p, _) => p,
+                    };
                     p.addrs = vec![SocketAddr::new(ip, port)];
                 }
                 p.host = host;
@@ -236,7 +249,7 @@ impl Pbx {
                 peer: n.clone(),
                 host: p.host.0.clone(),
                 port: p.host.1,
-                tcp: p.host.2,
+                proto: p.host.2,
             })
             .collect()
     }
@@ -282,11 +295,7 @@ impl Pbx {
         if pc.peer_registers {
             let user = &pc.user;
             let reg = self.registrations.get(user)?;
-            let dest = if pc.nat {
-                reg.source
-            } else {
-                build::uri_addr(&reg.contact).unwrap_or(reg.source)
-            };
+            let dest = reg.dest(pc.nat);
             let hostport = reg
                 .contact
                 .split_once('@')
@@ -306,7 +315,7 @@ impl Pbx {
         }
         let p = self.peers.get(&pc.name)?;
         let dest = *p.addrs.get(n)?;
-        let proto = if pc.tcp { Proto::Tcp } else { Proto::Udp };
+        let proto = pc.proto;
         // Without a port the host alone is the target (5060, or the domain's SRV).
         let hostport = if pc.port != 0 {
             format!("{}:{}", pc.host, pc.port)
@@ -358,7 +367,7 @@ impl Pbx {
 
     /// Our address towards `dest`, and what to put in Contact.
     pub(crate) fn local_towards(&self, pc: &PeerConf, dest: SocketAddr) -> (SocketAddr, String) {
-        let local = (self.local_for)(dest);
+        let local = (self.local_for)(pc.proto, dest);
         let contact_host = match pc.external_ip.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, local.port()),
             Err(_) => local,
@@ -406,7 +415,7 @@ impl Pbx {
         let ruri = format!("sip:{hostport}");
         let aor = format!("<sip:{}@{hostport}>", pc.user);
         let from = format!("{aor};tag={}", r.tag);
-        let t = if pc.tcp { ";transport=tcp" } else { "" };
+        let t = pc.proto.uri_param();
         let contact = format!("<sip:{}@{contact_host}{t}>", pc.user);
         let mut extra = vec![("Expires", pc.expires.to_string())];
         if let Some((h, v)) = auth {

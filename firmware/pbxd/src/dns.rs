@@ -40,15 +40,20 @@ fn opts() -> ResolverOpts {
 }
 
 /// Addresses of a SIP server, in the order to try.
-pub async fn resolve(host: &str, port: u16, tcp: bool) -> Vec<SocketAddr> {
+pub async fn resolve(host: &str, port: u16, proto: sip::transport::Proto) -> Vec<SocketAddr> {
+    use sip::transport::Proto;
     let Some(r) = RESOLVER.get() else {
         return Vec::new();
     };
     if port != 0 {
         return a_records(r, host, port).await;
     }
-    let want = if tcp { "SIP+D2T" } else { "SIP+D2U" };
-    let mut srv_name = format!("{}.{host}", if tcp { "_sip._tcp" } else { "_sip._udp" });
+    let (want, srv, default_port) = match proto {
+        Proto::Udp => ("SIP+D2U", "_sip._udp", 5060),
+        Proto::Tcp => ("SIP+D2T", "_sip._tcp", 5060),
+        Proto::Tls => ("SIPS+D2T", "_sips._tcp", 5061),
+    };
+    let mut srv_name = format!("{srv}.{host}");
     // NAPTR: the replacement for our transport, lowest order then preference.
     if let Ok(l) = r.lookup(host, RecordType::NAPTR).await {
         let mut best: Option<(u16, u16, String)> = None;
@@ -89,7 +94,7 @@ pub async fn resolve(host: &str, port: u16, tcp: bool) -> Vec<SocketAddr> {
             return out;
         }
     }
-    a_records(r, host, 5060).await
+    a_records(r, host, default_port).await
 }
 
 async fn a_records(r: &TokioAsyncResolver, host: &str, port: u16) -> Vec<SocketAddr> {

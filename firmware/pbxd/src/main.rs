@@ -32,6 +32,10 @@ struct Args {
     /// SIP address for UDP and TCP.
     #[arg(long, default_value = "0.0.0.0:5060")]
     sip: SocketAddr,
+    /// SIP over TLS address (default: the SIP address with the next port, 5061 beside
+    /// 5060), or `off`.
+    #[arg(long)]
+    sip_tls: Option<String>,
     /// RTP port range, LOW-HIGH.
     #[arg(long, default_value = "10000-20000")]
     rtp_ports: String,
@@ -198,13 +202,55 @@ fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
     }
 }
 
+/// Starts SIP over TLS with the web's certificate, trusting the system's roots and the
+/// administrator's CAs. A port that cannot be bound leaves SIP over UDP and TCP working.
+async fn listen_sip_tls(
+    args: &Args,
+    transports: &sip::transport::Transports,
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let listen = match args.sip_tls.as_deref() {
+        Some("off") => return,
+        Some(a) => match a.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("--sip-tls {a:?}: {e}; SIP over TLS is off");
+                return;
+            }
+        },
+        None => SocketAddr::new(args.sip.ip(), args.sip.port().wrapping_add(1).max(1)),
+    };
+    let extra = web::tls::trusted_cas(&args.data_dir);
+    let made = sip::transport::tls_server_config(certs, key).and_then(|server| {
+        let (client, roots) = sip::transport::tls_client_config(&extra)?;
+        Ok((server, client, roots))
+    });
+    let (server, client, roots) = match made {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("SIP over TLS is off: {e}");
+            return;
+        }
+    };
+    let settings = sip::transport::TlsSettings {
+        listen,
+        server,
+        client,
+    };
+    match transports.listen_tls(settings).await {
+        Ok(a) => tracing::info!(tls = %a, trusted = roots, extra = extra.len(), "SIP over TLS"),
+        Err(e) => tracing::error!("cannot bind SIP over TLS on {listen}: {e}; SIP over TLS is off"),
+    }
+}
+
 /// Looks up the peers whose host is a DNS name (RFC 3263: NAPTR, SRV, then A/AAAA);
 /// the answers come back to the loop through `dns`.
 fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>) {
     for l in core.lookups() {
         let tx = dns.clone();
         tokio::spawn(async move {
-            let addrs = dns::resolve(&l.host, l.port, l.tcp).await;
+            let addrs = dns::resolve(&l.host, l.port, l.proto).await;
             if addrs.is_empty() {
                 tracing::warn!(peer = %l.peer, host = %l.host, "cannot resolve the peer's host");
             }
@@ -391,7 +437,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     // Boxes that changed beside the loop (a message e-mailed, then deleted).
     let (mail_tx, mut mail_rx) = mpsc::unbounded_channel::<String>();
     let t = transports.clone();
-    core.set_local_for(Box::new(move |dest| t.local_for(dest)));
+    core.set_local_for(Box::new(move |proto, dest| t.local_for(proto, dest)));
     dns::init(args.dns);
     let (dns_tx, mut dns_rx) = mpsc::channel::<(pbx::Lookup, Vec<SocketAddr>)>(64);
     resolve(&core, &dns_tx);
@@ -418,8 +464,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     tracing::info!(sip = %transports.local_addr(), rtp = %format!("{low}-{high}"), revision = rev, "pbxd ready");
 
     // The web admin: certificate first (made once), then HTTPS and the redirect.
-    let (certs, key, made) = web::tls::load_or_make(&args.data_dir, &[args.web.ip()])
-        .context("cannot make or read the web certificate")?;
+    let (certs, key, made) =
+        web::tls::load_or_make(&args.data_dir, &[args.web.ip(), args.sip.ip()])
+            .context("cannot make or read the web certificate")?;
+    listen_sip_tls(&args, &transports, certs.clone(), key.clone_key()).await;
     let tls = web::tls::server_config(certs, key)?;
     let web_listener = tokio::net::TcpListener::bind(args.web)
         .await
@@ -630,7 +678,15 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                 }
             }
             Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),
-            Some((l, addrs)) = dns_rx.recv() => core.set_peer_addresses(&l.peer, &l.host, addrs),
+            Some((l, addrs)) = dns_rx.recv() => {
+                if l.proto == sip::transport::Proto::Tls {
+                    // The certificate must be the host's (and SNI names it).
+                    for a in &addrs {
+                        transports.set_server_name(*a, &l.host);
+                    }
+                }
+                core.set_peer_addresses(&l.peer, &l.host, addrs)
+            }
             Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir, &mut collections),
             Some((name, gen, m)) = music_rx.recv() => {
                 if collections.current(&name, gen, m.is_some()) {

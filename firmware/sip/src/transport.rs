@@ -1,21 +1,29 @@
-//! Tokio drivers for the UDP and TCP transports: the only place in `sip` that owns sockets.
+//! Tokio drivers for the UDP, TCP and TLS transports: the only place in `sip` that owns
+//! sockets.
 //!
 //! Everything received goes to one channel as [`Incoming`]; [`Transports::send`] writes
-//! a message to a peer, over the connection it came from for TCP.
+//! a message to a peer, over the connection it came from for TCP and TLS, or over one it
+//! opens (TLS verifies the peer's certificate against the name set with
+//! [`Transports::set_server_name`], else its address).
 
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 /// Transport protocol of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Proto {
+    #[default]
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Proto {
@@ -24,11 +32,38 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
+        }
+    }
+    /// The `transport` URI parameter a Contact or Route of ours carries (none for UDP).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Proto::Udp => "",
+            Proto::Tcp => ";transport=tcp",
+            Proto::Tls => ";transport=tls",
+        }
+    }
+    /// Lower-case name (`udp`, `tcp`, `tls`), as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
+        }
+    }
+    /// The protocol of a lower- or upper-case name; anything else is UDP.
+    pub fn from_name(s: &str) -> Proto {
+        if s.eq_ignore_ascii_case("tcp") {
+            Proto::Tcp
+        } else if s.eq_ignore_ascii_case("tls") {
+            Proto::Tls
+        } else {
+            Proto::Udp
         }
     }
     /// Reliable transports do not retransmit.
     pub fn reliable(self) -> bool {
-        self == Proto::Tcp
+        self != Proto::Udp
     }
 }
 
@@ -42,7 +77,31 @@ pub struct Incoming {
     pub bytes: Vec<u8>,
 }
 
-type Conns = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
+type Key = (Proto, SocketAddr);
+/// A connection's queue of messages to write, with a number that tells it from a later
+/// connection to the same peer.
+type Conns = Arc<Mutex<HashMap<Key, (u64, mpsc::UnboundedSender<Vec<u8>>)>>>;
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// What SIP over TLS needs: where to listen, our certificate, whom we trust.
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    pub server: Arc<rustls::ServerConfig>,
+    pub client: Arc<rustls::ClientConfig>,
+}
+
+struct TlsState {
+    local: SocketAddr,
+    connector: tokio_rustls::TlsConnector,
+    /// The name to verify a peer's certificate against, by its address.
+    names: Mutex<HashMap<SocketAddr, String>>,
+}
+
+/// What a connection's writer takes from.
+struct Queue {
+    id: u64,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+}
 
 /// The bound SIP transports.
 #[derive(Clone)]
@@ -52,10 +111,14 @@ pub struct Transports {
     local: SocketAddr,
     tx: mpsc::Sender<Incoming>,
     routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
+    tls: Arc<OnceLock<TlsState>>,
 }
 
-/// Most TCP connections served at once.
+/// Most TCP and TLS connections served at once.
 const MAX_TCP: usize = 4096;
+/// Most TLS handshakes under way at once, and how long one may take.
+const MAX_HANDSHAKES: usize = 256;
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
 
 impl Transports {
     /// Binds UDP and TCP on `addr` and starts receiving.
@@ -70,6 +133,7 @@ impl Transports {
             local,
             tx: tx.clone(),
             routes: Arc::default(),
+            tls: Arc::default(),
         };
         let t2 = t.clone();
         tokio::spawn(async move {
@@ -81,7 +145,7 @@ impl Transports {
                         if n <= 4 && buf[..n].iter().all(|b| *b == b'\r' || *b == b'\n') {
                             continue;
                         }
-                        let local = t2.local_for(remote);
+                        let local = t2.local_for(Proto::Udp, remote);
                         let m = Incoming {
                             proto: Proto::Udp,
                             remote,
@@ -104,7 +168,9 @@ impl Transports {
                         if t3.conns.lock().unwrap().len() >= MAX_TCP {
                             continue;
                         }
-                        t3.serve_tcp(stream, remote);
+                        let local = stream.local_addr().unwrap_or(t3.local);
+                        let rx = t3.register((Proto::Tcp, remote));
+                        t3.serve_stream(Proto::Tcp, stream, remote, local, rx);
                     }
                     Err(e) => {
                         tracing::warn!("tcp accept: {e}");
@@ -121,36 +187,156 @@ impl Transports {
         self.local
     }
 
-    /// The box's own address towards `remote`: the bound address, or when bound to the
-    /// wildcard the source address the kernel routes to `remote` with.
-    pub fn local_for(&self, remote: SocketAddr) -> SocketAddr {
-        if !self.local.ip().is_unspecified() {
-            return self.local;
+    /// The box's own address towards `remote` over `proto`: the bound address (the TLS
+    /// listener's for TLS), or when bound to the wildcard the source address the
+    /// kernel routes to `remote` with.
+    pub fn local_for(&self, proto: Proto, remote: SocketAddr) -> SocketAddr {
+        let bound = match (proto, self.tls.get()) {
+            (Proto::Tls, Some(t)) => t.local,
+            _ => self.local,
+        };
+        if !bound.ip().is_unspecified() {
+            return bound;
         }
         let ip = {
             let mut routes = self.routes.lock().unwrap();
             *routes
                 .entry(remote.ip())
-                .or_insert_with(|| route_source(remote).unwrap_or(self.local.ip()))
+                .or_insert_with(|| route_source(remote).unwrap_or(bound.ip()))
         };
-        SocketAddr::new(ip, self.local.port())
+        SocketAddr::new(ip, bound.port())
     }
 
-    fn serve_tcp(&self, stream: TcpStream, remote: SocketAddr) {
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.conns.lock().unwrap().insert(remote, out_tx);
-        let local = stream.local_addr().unwrap_or(self.local);
-        let (mut rd, mut wr) = stream.into_split();
-        let conns = self.conns.clone();
-        let tx = self.tx.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(b) = out_rx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
+    /// Listens for SIP over TLS (once; a second call changes nothing) and opens TLS
+    /// connections with `client`'s trust. Returns the bound address.
+    pub async fn listen_tls(&self, settings: TlsSettings) -> io::Result<SocketAddr> {
+        if let Some(t) = self.tls.get() {
+            return Ok(t.local);
+        }
+        let listener = TcpListener::bind(settings.listen).await?;
+        let local = listener.local_addr()?;
+        // Handshakes under way (accepted, not yet finished).
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let state = TlsState {
+            local,
+            connector: tokio_rustls::TlsConnector::from(settings.client),
+            names: Mutex::default(),
+        };
+        if self.tls.set(state).is_err() {
+            return Ok(self.tls.get().map_or(local, |t| t.local));
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(settings.server);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, remote) = match listener.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("tls accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if me.conns.lock().unwrap().len() >= MAX_TCP
+                    || handshakes.load(Ordering::Relaxed) >= MAX_HANDSHAKES
+                {
+                    continue;
                 }
+                handshakes.fetch_add(1, Ordering::Relaxed);
+                let (me, acceptor, handshakes) = (me.clone(), acceptor.clone(), handshakes.clone());
+                tokio::spawn(async move {
+                    let local = stream.local_addr().unwrap_or(local);
+                    let done = tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(stream)).await;
+                    handshakes.fetch_sub(1, Ordering::Relaxed);
+                    match done {
+                        Ok(Ok(s)) => {
+                            let rx = me.register((Proto::Tls, remote));
+                            me.serve_stream(Proto::Tls, s, remote, local, rx);
+                        }
+                        Ok(Err(e)) => tracing::debug!("tls handshake from {remote}: {e}"),
+                        Err(_) => tracing::debug!("tls handshake from {remote} timed out"),
+                    }
+                });
             }
         });
-        let conns2 = conns.clone();
+        Ok(local)
+    }
+
+    /// The address SIP over TLS listens on, when it does.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.get().map(|t| t.local)
+    }
+
+    /// The name a TLS peer at `dest` must prove (its host name: SNI and the
+    /// certificate check); without one its address is checked.
+    pub fn set_server_name(&self, dest: SocketAddr, name: &str) {
+        if let Some(t) = self.tls.get() {
+            t.names.lock().unwrap().insert(dest, name.to_string());
+        }
+    }
+
+    /// A new connection's queue of messages to write.
+    fn register(&self, key: Key) -> Queue {
+        let (out_tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        self.conns.lock().unwrap().insert(key, (id, out_tx));
+        Queue { id, rx }
+    }
+
+    /// Forgets `key`'s connection if it is still the one `q` belongs to.
+    fn forget(conns: &Conns, key: &Key, q: &Queue) {
+        let mut c = conns.lock().unwrap();
+        if c.get(key).is_some_and(|(id, _)| *id == q.id) {
+            c.remove(key);
+        }
+    }
+
+    /// Reads messages off a connection (framed by Content-Length) and writes what is
+    /// queued for it, until either side ends.
+    fn serve_stream<S>(
+        &self,
+        proto: Proto,
+        stream: S,
+        remote: SocketAddr,
+        local: SocketAddr,
+        mut q: Queue,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let key = (proto, remote);
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let conns = self.conns.clone();
+        let tx = self.tx.clone();
+        // The writer owns the queue; the reader says when the connection is gone.
+        let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
+        let conns_w = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    b = q.rx.recv() => {
+                        let Some(b) = b else { break };
+                        if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
+                            break;
+                        }
+                    }
+                    _ = &mut gone_rx => {
+                        // Let what is queued go out, briefly, then stop.
+                        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                            while let Ok(b) = q.rx.try_recv() {
+                                if wr.write_all(&b).await.is_err() {
+                                    break;
+                                }
+                            }
+                            let _ = wr.flush().await;
+                        })
+                        .await;
+                        break;
+                    }
+                }
+            }
+            Self::forget(&conns_w, &key, &q);
+            let _ = wr.shutdown().await;
+        });
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::with_capacity(8192);
             let mut chunk = vec![0u8; 16_384];
@@ -170,7 +356,7 @@ impl Transports {
                                 .count();
                             msg.drain(..lead);
                             let m = Incoming {
-                                proto: Proto::Tcp,
+                                proto,
                                 remote,
                                 local,
                                 bytes: msg,
@@ -189,7 +375,7 @@ impl Transports {
                         Err(e) => {
                             // The stream cannot be framed any more: answer if we can, then close.
                             if let Some(reply) = crate::message::reject_unparsed(&buf, &e) {
-                                if let Some(c) = conns2.lock().unwrap().get(&remote) {
+                                if let Some((_, c)) = conns.lock().unwrap().get(&key) {
                                     let _ = c.send(reply);
                                 }
                             }
@@ -198,47 +384,152 @@ impl Transports {
                     }
                 }
             }
-            conns.lock().unwrap().remove(&remote);
-            // Let the writer flush what is queued, then stop.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            writer.abort();
+            let _ = gone_tx.send(());
+        });
+    }
+
+    /// Opens a connection to `dest` and queues `bytes` on it. Messages sent while it
+    /// opens queue behind them; a connection that cannot be opened drops them (the
+    /// transaction layer times out).
+    fn open(&self, proto: Proto, dest: SocketAddr, bytes: Vec<u8>) {
+        let key = (proto, dest);
+        let rx = self.register(key);
+        if let Some((_, c)) = self.conns.lock().unwrap().get(&key) {
+            let _ = c.send(bytes);
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            // From our own address (the one Via, Contact and SDP name), not whichever
+            // the kernel would pick.
+            let local = me.local_for(proto, dest);
+            let tcp = match tokio::time::timeout(Duration::from_secs(5), connect_from(local, dest))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tracing::debug!("{} connect to {dest} failed", proto.via_name());
+                    Self::forget(&me.conns, &key, &rx);
+                    return;
+                }
+            };
+            if proto == Proto::Tcp {
+                me.serve_stream(proto, tcp, dest, local, rx);
+                return;
+            }
+            let Some(tls) = me.tls.get() else {
+                tracing::warn!("SIP over TLS to {dest}: TLS is not set up");
+                Self::forget(&me.conns, &key, &rx);
+                return;
+            };
+            let name = tls
+                .names
+                .lock()
+                .unwrap()
+                .get(&dest)
+                .cloned()
+                .unwrap_or_else(|| dest.ip().to_string());
+            let server_name = match ServerName::try_from(name.clone()) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("SIP over TLS to {dest}: bad server name {name:?}: {e}");
+                    Self::forget(&me.conns, &key, &rx);
+                    return;
+                }
+            };
+            match tokio::time::timeout(HANDSHAKE_TIME, tls.connector.connect(server_name, tcp))
+                .await
+            {
+                Ok(Ok(s)) => me.serve_stream(proto, s, dest, local, rx),
+                Ok(Err(e)) => {
+                    tracing::warn!("SIP over TLS to {dest} ({name}) refused: {e}");
+                    Self::forget(&me.conns, &key, &rx);
+                }
+                Err(_) => {
+                    tracing::warn!("SIP over TLS to {dest} ({name}): handshake timed out");
+                    Self::forget(&me.conns, &key, &rx);
+                }
+            }
         });
     }
 
     /// Sends `bytes` to `dest`. UDP datagrams that cannot be sent now are dropped (the
-    /// transaction layer retransmits); TCP reuses the peer's connection or opens one.
+    /// transaction layer retransmits); TCP and TLS reuse the peer's connection or open
+    /// one.
     pub fn send(&self, proto: Proto, dest: SocketAddr, bytes: Vec<u8>) {
-        match proto {
-            Proto::Udp => {
-                if let Err(e) = self.udp.try_send_to(&bytes, dest) {
-                    tracing::debug!("udp send to {dest}: {e}");
-                }
+        if proto == Proto::Udp {
+            if let Err(e) = self.udp.try_send_to(&bytes, dest) {
+                tracing::debug!("udp send to {dest}: {e}");
             }
-            Proto::Tcp => {
-                if let Some(c) = self.conns.lock().unwrap().get(&dest) {
-                    let _ = c.send(bytes);
-                    return;
-                }
-                let me = self.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(
-                        std::time::Duration::from_secs(5),
-                        TcpStream::connect(dest),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => {
-                            me.serve_tcp(s, dest);
-                            if let Some(c) = me.conns.lock().unwrap().get(&dest) {
-                                let _ = c.send(bytes);
-                            }
-                        }
-                        _ => tracing::debug!("tcp connect to {dest} failed"),
-                    }
-                });
-            }
+            return;
         }
+        let bytes = match self.conns.lock().unwrap().get(&(proto, dest)) {
+            Some((_, c)) => match c.send(bytes) {
+                Ok(()) => return,
+                // Its writer has just stopped: open a new one.
+                Err(e) => e.0,
+            },
+            None => bytes,
+        };
+        self.open(proto, dest, bytes);
     }
+}
+
+/// A server configuration for SIP over TLS (1.2 and 1.3) with our certificate chain.
+pub fn tls_server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> io::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("certificate and key do not match: {e}"),
+            )
+        })?;
+    Ok(Arc::new(cfg))
+}
+
+/// A client configuration for SIP over TLS that trusts the system's roots and `extra`
+/// (an administrator's CA). Returns it with how many roots it trusts.
+pub fn tls_client_config(
+    extra: &[CertificateDer<'static>],
+) -> io::Result<(Arc<rustls::ClientConfig>, usize)> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!("system certificates: {e}");
+    }
+    roots.add_parsable_certificates(native.certs);
+    let (added, ignored) = roots.add_parsable_certificates(extra.iter().cloned());
+    if ignored > 0 {
+        tracing::warn!("{ignored} trusted CA certificate(s) could not be used");
+    }
+    tracing::debug!(extra = added, total = roots.len(), "TLS trust");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    Ok((Arc::new(cfg), roots.len()))
+}
+
+/// A TCP connection to `dest` from `local`'s address (any port).
+async fn connect_from(local: SocketAddr, dest: SocketAddr) -> io::Result<TcpStream> {
+    let sock = if dest.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if local.is_ipv4() == dest.is_ipv4() && !local.ip().is_unspecified() {
+        sock.bind(SocketAddr::new(local.ip(), 0))?;
+    }
+    sock.connect(dest).await
 }
 
 /// The source address the kernel would use towards `remote` (no packet is sent).
@@ -251,4 +542,111 @@ fn route_source(remote: SocketAddr) -> Option<IpAddr> {
     let s = std::net::UdpSocket::bind(bind).ok()?;
     s.connect(remote).ok()?;
     Some(s.local_addr().ok()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.5:5061;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.5>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: t1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    /// A certificate for 127.0.0.1 and its server configuration.
+    fn server_cert() -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {
+        let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let der = c.cert.der().clone();
+        let key = PrivateKeyDer::try_from(c.signing_key.serialize_der()).unwrap();
+        (der.clone(), tls_server_config(vec![der], key).unwrap())
+    }
+
+    async fn with_tls(
+        ip: &str,
+        server: Arc<rustls::ServerConfig>,
+        trust: &[CertificateDer<'static>],
+    ) -> (Transports, mpsc::Receiver<Incoming>) {
+        let (t, rx) = Transports::bind(format!("{ip}:0").parse().unwrap())
+            .await
+            .unwrap();
+        let (client, _) = tls_client_config(trust).unwrap();
+        t.listen_tls(TlsSettings {
+            listen: format!("{ip}:0").parse().unwrap(),
+            server,
+            client,
+        })
+        .await
+        .unwrap();
+        (t, rx)
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Incoming>) -> Option<Incoming> {
+        tokio::time::timeout(Duration::from_secs(3), rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    #[tokio::test]
+    async fn tls_carries_messages_both_ways_from_our_own_address() {
+        let (cert, server) = server_cert();
+        let (a, mut a_rx) = with_tls("127.0.0.1", server.clone(), &[]).await;
+        let (b, mut b_rx) = with_tls("127.0.0.5", server, &[cert]).await;
+        let a_tls = a.tls_addr().unwrap();
+        assert_ne!(a_tls, a.local_addr());
+        assert_eq!(
+            a.local_for(Proto::Tls, "127.0.0.9:5061".parse().unwrap()),
+            a_tls
+        );
+        b.send(Proto::Tls, a_tls, OPTIONS.to_vec());
+        let m = next(&mut a_rx).await.expect("arrives over TLS");
+        assert_eq!(m.proto, Proto::Tls);
+        assert_eq!(m.bytes, OPTIONS);
+        assert_eq!(m.local, a_tls);
+        // From B's own address, not whichever the kernel would pick.
+        assert_eq!(m.remote.ip(), "127.0.0.5".parse::<IpAddr>().unwrap());
+        // The answer goes back down the same connection.
+        a.send(
+            Proto::Tls,
+            m.remote,
+            b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        );
+        let r = next(&mut b_rx).await.expect("answer over the connection");
+        assert_eq!(r.proto, Proto::Tls);
+        assert_eq!(r.remote, a_tls);
+        assert!(r.bytes.starts_with(b"SIP/2.0 200 OK"));
+        assert_eq!(b.conns.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_or_misnamed_certificate_carries_nothing() {
+        let (cert, server) = server_cert();
+        let (a, mut a_rx) = with_tls("127.0.0.1", server.clone(), &[]).await;
+        let a_tls = a.tls_addr().unwrap();
+        // Not trusted.
+        let (b, _b_rx) = with_tls("127.0.0.6", server.clone(), &[]).await;
+        b.send(Proto::Tls, a_tls, OPTIONS.to_vec());
+        // Trusted, but dialled by a name the certificate does not carry.
+        let (c, _c_rx) = with_tls("127.0.0.7", server, &[cert]).await;
+        c.set_server_name(a_tls, "pbx.example.com");
+        c.send(Proto::Tls, a_tls, OPTIONS.to_vec());
+        assert!(next(&mut a_rx).await.is_none());
+        // The failed connections are forgotten: a later send tries afresh.
+        assert!(b.conns.lock().unwrap().is_empty());
+        assert!(c.conns.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn tcp_and_tls_to_the_same_address_are_different_connections() {
+        let (_, server) = server_cert();
+        let (a, mut a_rx) = with_tls("127.0.0.1", server, &[]).await;
+        let (b, _b_rx) = Transports::bind("127.0.0.8:0".parse().unwrap())
+            .await
+            .unwrap();
+        b.send(Proto::Tcp, a.local_addr(), OPTIONS.to_vec());
+        let m = next(&mut a_rx).await.unwrap();
+        assert_eq!(m.proto, Proto::Tcp);
+        assert_eq!(m.remote.ip(), "127.0.0.8".parse::<IpAddr>().unwrap());
+        // No TLS set up on B: a TLS send goes nowhere and leaves TCP alone.
+        b.send(Proto::Tls, a.tls_addr().unwrap(), OPTIONS.to_vec());
+        assert!(next(&mut a_rx).await.is_none());
+        assert_eq!(b.conns.lock().unwrap().len(), 1);
+    }
 }

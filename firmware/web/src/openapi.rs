@@ -76,7 +76,7 @@ fn routing_paths() -> Value {
     let str_array = json!({"type": "array", "items": {"type": "string"}});
     let uint = |max: u64| json!({"type": "integer", "minimum": 0, "maximum": max});
     let name = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"});
-    let transport = json!({"type": "string", "enum": ["udp", "tcp"]});
+    let transport = json!({"type": "string", "enum": ["udp", "tcp", "tls"]});
     let rewrite = json!({"type": "object", "additionalProperties": false, "properties": {
         "strip": uint(4294967295), "prefix": s("string")}});
     let interface = json!({"type": "object", "additionalProperties": false, "properties": {

@@ -616,6 +616,7 @@ fn selected_transport(t: Transport) -> Markup {
     html! {
         option value="udp" selected[t == Transport::Udp] { "UDP" }
         option value="tcp" selected[t == Transport::Tcp] { "TCP" }
+        option value="tls" selected[t == Transport::Tls] { "TLS (certificate checked)" }
     }
 }
 

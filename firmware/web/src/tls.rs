@@ -122,6 +122,37 @@ fn read(
     Ok((certs, key))
 }
 
+/// Where the certificates of CAs the administrator trusts (besides the system's roots)
+/// are kept: one PEM file of any number of certificates.
+pub fn trusted_cas_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("tls").join("trusted-ca.pem")
+}
+
+/// The administrator's trusted CA certificates (none when the file is missing or
+/// unreadable, which is logged).
+pub fn trusted_cas(data_dir: &Path) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    let path = trusted_cas_path(data_dir);
+    if !path.exists() {
+        return Vec::new();
+    }
+    match CertificateDer::pem_file_iter(&path) {
+        Ok(it) => it
+            .filter_map(|c| match c {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!("{}: {e}", path.display());
+                    None
+                }
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("{}: {e}", path.display());
+            Vec::new()
+        }
+    }
+}
+
 /// A rustls server configuration: TLS 1.2 and 1.3, HTTP/1.1.
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,

@@ -169,7 +169,14 @@ class Phone:
         t.port = args.sip_port
         t.boundAddress = "127.0.0.1"
         t.publicAddress = "127.0.0.1"
-        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
+        if args.tls_ca:
+            # SIP over TLS only, checking the box's certificate (name included)
+            # against the CA the harness trusts.
+            t.tlsConfig.CaListFile = args.tls_ca
+            t.tlsConfig.verifyServer = True
+            self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, t)
+        else:
+            self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, t)
         self.ep.audDevManager().setNullDev()
         self.ep.libStart()
         wanted = [c.strip() for c in args.codecs.split(",") if c.strip()]
@@ -185,7 +192,10 @@ class Phone:
         self.player.createPlayer(tone)
         a = pj.AccountConfig()
         a.idUri = f"sip:{args.user}@{args.registrar}"
-        a.regConfig.registrarUri = f"sip:{args.registrar}"
+        suffix = ";transport=tls" if args.tls_ca else ""
+        a.regConfig.registrarUri = f"sip:{args.registrar}{suffix}"
+        if args.tls_ca:
+            a.sipConfig.proxies.append(f"sip:{args.registrar};transport=tls;lr")
         a.regConfig.timeoutSec = 300
         a.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
         a.mediaConfig.transportConfig.port = args.rtp_port
@@ -330,6 +340,7 @@ def main():
     p.add_argument("--tone", type=int, required=True)
     p.add_argument("--codecs", default="PCMU,PCMA")
     p.add_argument("--auto-answer", action="store_true")
+    p.add_argument("--tls-ca", help="register and call over TLS, trusting this CA")
     p.add_argument("--rec-dir", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--lifetime", type=float, default=300)

@@ -75,6 +75,8 @@ pub struct Pbxd {
     pub child: Child,
     pub data: tempfile::TempDir,
     pub sip: SocketAddr,
+    /// SIP over TLS (a free port beside `sip`'s address unless the test chose one).
+    pub sip_tls: SocketAddr,
     pub log: PathBuf,
     pub rtp: (u16, u16),
     /// The HTTPS web admin (on loopback unless the test chose otherwise).
@@ -150,6 +152,16 @@ impl Pbxd {
             Some(i) => extra[i + 1].parse().unwrap(),
             None => format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         };
+        let sip_tls: SocketAddr = match extra.iter().position(|a| *a == "--sip-tls") {
+            Some(i) => extra[i + 1].parse().unwrap_or(sip),
+            None => SocketAddr::new(sip.ip(), free_port()),
+        };
+        let sip_tls_arg = sip_tls.to_string();
+        let sip_tls_args: Vec<&str> = if extra.contains(&"--sip-tls") {
+            vec![]
+        } else {
+            vec!["--sip-tls", &sip_tls_arg]
+        };
         let tftp_arg = tftp.to_string();
         let tftp_args: Vec<&str> = if extra.contains(&"--tftp") {
             vec![]
@@ -193,6 +205,7 @@ impl Pbxd {
                 &format!("{}-{}", rtp.0, rtp.1),
             ])
             .args(&web_args)
+            .args(&sip_tls_args)
             .args(&tftp_args)
             .args(&moh_args)
             .args(extra)
@@ -206,6 +219,7 @@ impl Pbxd {
             child,
             data,
             sip,
+            sip_tls,
             log,
             rtp,
             web,
@@ -431,6 +445,9 @@ enum Control {
 pub struct Phone {
     pub name: String,
     pub kind: Kind,
+    /// Where the phone sends its requests: `host:port`, with `;transport=tls` for a
+    /// phone on SIP over TLS.
+    pub server: String,
     child: Child,
     dir: tempfile::TempDir,
     ctrl: Control,
@@ -447,6 +464,18 @@ pub struct PhoneSpec<'a> {
     pub auto_answer: bool,
     /// Codecs in order of preference, e.g. "PCMU,PCMA".
     pub codecs: &'a str,
+    /// SIP over TLS only, trusting this CA (the box's own certificate).
+    pub tls_ca: Option<&'a Path>,
+}
+
+impl PhoneSpec<'_> {
+    /// Where the phone registers and sends its calls.
+    fn server(&self, pbx: &Pbxd) -> String {
+        match self.tls_ca {
+            Some(_) => format!("{};transport=tls", pbx.sip_tls),
+            None => pbx.sip.to_string(),
+        }
+    }
 }
 
 /// The Python that has pjsua2 (`PBX_PYTHON`, else the workspace's target/pyenv, which
@@ -641,7 +670,14 @@ impl Phone {
         let mut cmd = Command::new(py);
         cmd.arg(script)
             .args(["--user", spec.user, "--password", spec.password])
-            .args(["--registrar", &pbx.sip.to_string()])
+            .args([
+                "--registrar",
+                &match spec.tls_ca {
+                    Some(_) => pbx.sip_tls,
+                    None => pbx.sip,
+                }
+                .to_string(),
+            ])
             .args(["--sip-port", &free_port().to_string()])
             .args(["--rtp-port", &rtp.0.to_string()])
             .args(["--rtp-range", &(rtp.1 - rtp.0).to_string()])
@@ -653,6 +689,9 @@ impl Phone {
             .args(["--lifetime", "300"]);
         if spec.auto_answer {
             cmd.arg("--auto-answer");
+        }
+        if let Some(ca) = spec.tls_ca {
+            cmd.arg("--tls-ca").arg(ca);
         }
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = cmd
@@ -669,6 +708,7 @@ impl Phone {
         let mut p = Phone {
             name: spec.user.to_string(),
             kind: Kind::Pjsua2,
+            server: spec.server(pbx),
             child,
             dir,
             ctrl: Control::Stdin(stdin),
@@ -702,11 +742,22 @@ impl Phone {
         // liblinphone does not start its SIP stack until it can open its call database.
         std::fs::create_dir_all(dir.path().join(".local/share/linphone")).unwrap();
         let rtp = rtp_range();
+        // Over TLS: no UDP port, and the box's certificate checked, name included.
+        let (udp, tls, trust) = match spec.tls_ca {
+            Some(ca) => (
+                0,
+                free_port(),
+                format!(
+                    "root_ca={}\nverify_server_certs=1\nverify_server_cn=1\n",
+                    ca.display()
+                ),
+            ),
+            None => (free_port(), 0, String::new()),
+        };
         let mut rc = format!(
-            "[sip]\nsip_port={}\nsip_tcp_port=0\nsip_tls_port=0\nuse_ipv6=0\ninc_timeout=60\n\
+            "[sip]\nsip_port={udp}\nsip_tcp_port=0\nsip_tls_port={tls}\n{trust}use_ipv6=0\ninc_timeout=60\n\
              [rtp]\naudio_rtp_port={}-{}\nnortp_timeout=60\n[sound]\nechocancellation=0\n\
              [video]\ncapture=0\ndisplay=0\n",
-            free_port(),
             rtp.0,
             rtp.1
         );
@@ -718,6 +769,15 @@ impl Phone {
         std::fs::write(dir.path().join("linphonerc"), rc).unwrap();
         let tone = dir.path().join("tone.wav");
         write_tone_wav(&tone, spec.tone, 120);
+        // liblinphone's TLS (mbedTLS) matches the server's name against the
+        // certificate's DNS names only, never its IP addresses: it dials the box as
+        // localhost, which the box's certificate names.
+        let server = match spec.tls_ca {
+            Some(_) if pbx.sip_tls.ip().is_loopback() => {
+                format!("localhost:{};transport=tls", pbx.sip_tls.port())
+            }
+            _ => spec.server(pbx),
+        };
         // linphonec does not end when its stdin closes: coreutils' timeout bounds its
         // life should this process die without dropping the phone (SIGTERM to
         // timeout reaches linphonec too; SIGKILL would orphan it).
@@ -743,7 +803,7 @@ impl Phone {
         let mut first = vec![
             "soundcard use files".to_string(),
             format!(
-                "register sip:{user}@{pbx} sip:{pbx} {pass}",
+                "register sip:{user}@{pbx} sip:{server} {pass}",
                 user = spec.user,
                 pbx = pbx.sip,
                 pass = spec.password
@@ -767,6 +827,7 @@ impl Phone {
         Some(Phone {
             name: spec.user.to_string(),
             kind: Kind::Linphone,
+            server,
             child,
             dir,
             ctrl: Control::Linphonec(stdin),
@@ -836,9 +897,11 @@ impl Phone {
         rd.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         let ev2 = events.clone();
         std::thread::spawn(move || read_netstrings(rd, ev2));
+        assert!(spec.tls_ca.is_none(), "the baresip harness has no TLS");
         Some(Phone {
             name: spec.user.to_string(),
             kind: Kind::Baresip,
+            server: spec.server(pbx),
             child,
             dir,
             ctrl: Control::Tcp(ctrl),
@@ -1251,6 +1314,23 @@ pub fn phone_of(
     auto_answer: bool,
     codecs: &str,
 ) -> Phone {
+    registered_phone(
+        kind,
+        pbx,
+        PhoneSpec {
+            user,
+            password,
+            tone,
+            auto_answer,
+            codecs,
+            tls_ca: None,
+        },
+    )
+}
+
+/// A phone of `kind` set up as `spec` says that has registered.
+pub fn registered_phone(kind: Kind, pbx: &Pbxd, spec: PhoneSpec) -> Phone {
+    let user = spec.user;
     // A phone that had this account before may still be registered (it was stopped
     // without unregistering): wait for the new phone's own registration, not that one.
     let line_of = |pbx: &Pbxd| {
@@ -1260,17 +1340,7 @@ pub fn phone_of(
             .map(str::to_string)
     };
     let before = line_of(pbx);
-    let p = Phone::start_kind(
-        pbx,
-        kind,
-        PhoneSpec {
-            user,
-            password,
-            tone,
-            auto_answer,
-            codecs,
-        },
-    );
+    let p = Phone::start_kind(pbx, kind, spec);
     let registered = wait_until(PHONE_WAIT, || {
         line_of(pbx).is_some_and(|l| Some(&l) != before.as_ref())
     });
@@ -1279,7 +1349,8 @@ pub fn phone_of(
 }
 
 pub fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
-    from.command("dial", &format!("sip:{number}@{}", pbx.sip));
+    let _ = pbx;
+    from.command("dial", &format!("sip:{number}@{}", from.server));
 }
 
 /// `from` dials `number`; both it and `to` reach CALL_ESTABLISHED.
