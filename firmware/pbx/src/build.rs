@@ -50,6 +50,23 @@ pub fn via(proto: sip::transport::Proto, local: SocketAddr, branch: &str) -> Str
     )
 }
 
+/// Where requests to a phone go: over TLS the connection it came on (it has no
+/// certificate the box could check, and its listening port may be unreachable),
+/// behind NAT its source, else its Contact (`contact`, a URI) when that names an
+/// address.
+pub fn dest_of(
+    proto: sip::transport::Proto,
+    nat: bool,
+    contact: &str,
+    source: SocketAddr,
+) -> SocketAddr {
+    if nat || proto == sip::transport::Proto::Tls {
+        source
+    } else {
+        uri_addr(contact).unwrap_or(source)
+    }
+}
+
 /// Our Contact for a dialog.
 pub fn contact(user: &str, proto: sip::transport::Proto, local: SocketAddr) -> String {
     format!("<sip:{user}@{local}{}>", proto.uri_param())

@@ -600,11 +600,12 @@ impl Pbx {
         self.next_call += 1;
         let a_tag = self.random_hex(10);
         let a_contact_uri = build::remote_target(&req.headers, src.remote);
-        // Providers and NAT'ed callers are answered where the request came from.
-        let a_dest = if caller_latch || matches!(origin, Origin::Trunk(_)) {
+        // Providers, NAT'ed callers and callers over TLS are answered where the
+        // request came from.
+        let a_dest = if matches!(origin, Origin::Trunk(_)) {
             src.remote
         } else {
-            build::uri_addr(&a_contact_uri).unwrap_or(src.remote)
+            build::dest_of(src.proto, caller_latch, &a_contact_uri, src.remote)
         };
         let a = Dialog {
             sip: sip::dialog::Dialog {

@@ -173,11 +173,7 @@ impl Pbx {
         let from = get(&req.headers, "From").unwrap_or("").to_string();
         let to = get(&req.headers, "To").unwrap_or("").to_string();
         let local_tag = self.random_hex(10);
-        let dest = if account.nat {
-            src.remote
-        } else {
-            build::uri_addr(&remote_target).unwrap_or(src.remote)
-        };
+        let dest = build::dest_of(src.proto, account.nat, &remote_target, src.remote);
         let route: Vec<String> = sip::message::get_all(&req.headers, "Record-Route")
             .into_iter()
             .map(str::to_string)
@@ -307,11 +303,7 @@ impl Pbx {
         };
         // A refresh is a target refresh (RFC 6665 4.1.2.1): the phone may have moved.
         if let Some(c) = build::contact_uri(&req.headers) {
-            sub.target.dest = if nat {
-                src.remote
-            } else {
-                build::uri_addr(&c).unwrap_or(src.remote)
-            };
+            sub.target.dest = build::dest_of(src.proto, nat, &c, src.remote);
             sub.remote_target = c;
         }
         sub.target.proto = src.proto;

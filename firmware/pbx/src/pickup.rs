@@ -34,11 +34,7 @@ impl Pbx {
         let tag = self.random_hex(10);
         let from = get(&req.headers, "From").unwrap_or("").to_string();
         let contact_uri = build::remote_target(&req.headers, src.remote);
-        let dest = if account.nat {
-            src.remote
-        } else {
-            build::uri_addr(&contact_uri).unwrap_or(src.remote)
-        };
+        let dest = build::dest_of(src.proto, account.nat, &contact_uri, src.remote);
         let call_id = key_of(req).call_id;
         let dialog = Dialog {
             sip: sip::dialog::Dialog {

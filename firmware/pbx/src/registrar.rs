@@ -44,16 +44,9 @@ impl Registration {
         sip::transport::Proto::from_name(&self.transport)
     }
 
-    /// Where requests to the phone go. Over TCP or TLS the connection it registered on
-    /// (RFC 5626's flow: a phone's listening port may not be reachable, and over TLS
-    /// it has no certificate we could check); over UDP its source when behind NAT,
-    /// else its Contact.
+    /// Where requests to the phone go ([`crate::build::dest_of`]).
     pub fn dest(&self, nat: bool) -> SocketAddr {
-        if nat || self.proto().reliable() {
-            self.source
-        } else {
-            crate::build::uri_addr(&self.contact).unwrap_or(self.source)
-        }
+        crate::build::dest_of(self.proto(), nat, &self.contact, self.source)
     }
 }
 
@@ -167,6 +160,11 @@ impl Pbx {
             .map(|c| c.username.clone())
             .unwrap_or_default();
         if let Some(l) = link {
+            // A link set to TLS takes nothing else.
+            if l.transport == config::Transport::Tls && src.proto != sip::transport::Proto::Tls {
+                tracing::info!(link = %l.name, source = %src.remote, transport = src.proto.name(), "refused: the link takes only TLS");
+                return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
+            }
             self.guard.authenticated(now, src.remote, &user);
             return Authn::Link(Box::new(l));
         }

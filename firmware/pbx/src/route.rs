@@ -373,7 +373,7 @@ impl Pbx {
                 skip(self, 480, "unreachable");
                 continue;
             };
-            let (local, contact_host) = self.local_towards(&pc, target.dest);
+            let (local, contact_host) = self.local_towards(&pc, target);
             let branch = self.branch();
             let (new_tag, new_call_id) =
                 (self.random_hex(10), format!("{}@pbxd", self.random_hex(24)));
@@ -413,7 +413,7 @@ impl Pbx {
             let ruri = format!("sip:{}@{hostport}", hop.number);
             let to = format!("<sip:{}@{hostport}>", hop.number);
             let via = build::via(target.proto, local, &branch);
-            let t = pc.proto.uri_param();
+            let t = target.proto.uri_param();
             let contact = format!(
                 "<sip:{}@{contact_host}{t}>",
                 if pl.privacy {

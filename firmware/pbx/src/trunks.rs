@@ -240,6 +240,28 @@ impl Pbx {
         }
     }
 
+    /// The names TLS peers must prove, by address: peers given by IP address first
+    /// (their address), then those given by name (the name), so that a name pointed at
+    /// another peer's address cannot change what that one must prove.
+    pub fn tls_names(&self) -> Vec<(SocketAddr, String)> {
+        let mut by_ip = Vec::new();
+        let mut by_name = Vec::new();
+        for p in self.peers.values().filter(|p| p.host.2 == Proto::Tls) {
+            let ip = p.host.0.parse::<IpAddr>().is_ok();
+            for a in &p.addrs {
+                if ip {
+                    by_ip.push((*a, a.ip().to_string()));
+                } else {
+                    by_name.push((*a, p.host.0.clone()));
+                }
+            }
+        }
+        by_ip.sort();
+        by_name.sort();
+        by_ip.extend(by_name);
+        by_ip
+    }
+
     /// Peers whose host is a DNS name, for the driver to resolve.
     pub fn lookups(&self) -> Vec<Lookup> {
         self.peers
@@ -366,8 +388,8 @@ impl Pbx {
     }
 
     /// Our address towards `dest`, and what to put in Contact.
-    pub(crate) fn local_towards(&self, pc: &PeerConf, dest: SocketAddr) -> (SocketAddr, String) {
-        let local = (self.local_for)(pc.proto, dest);
+    pub(crate) fn local_towards(&self, pc: &PeerConf, target: Target) -> (SocketAddr, String) {
+        let local = (self.local_for)(target.proto, target.dest);
         let contact_host = match pc.external_ip.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, local.port()),
             Err(_) => local,
@@ -404,7 +426,7 @@ impl Pbx {
             }
             return;
         };
-        let (local, contact_host) = self.local_towards(&pc, target.dest);
+        let (local, contact_host) = self.local_towards(&pc, target);
         let branch = self.branch();
         let Some(r) = self.peers.get_mut(name).and_then(|p| p.reg.as_mut()) else {
             return;
@@ -415,7 +437,7 @@ impl Pbx {
         let ruri = format!("sip:{hostport}");
         let aor = format!("<sip:{}@{hostport}>", pc.user);
         let from = format!("{aor};tag={}", r.tag);
-        let t = pc.proto.uri_param();
+        let t = target.proto.uri_param();
         let contact = format!("<sip:{}@{contact_host}{t}>", pc.user);
         let mut extra = vec![("Expires", pc.expires.to_string())];
         if let Some((h, v)) = auth {
@@ -547,7 +569,7 @@ impl Pbx {
             }
             return;
         };
-        let (local, _) = self.local_towards(&pc, target.dest);
+        let (local, _) = self.local_towards(&pc, target);
         let branch = self.branch();
         let (cid, tag) = (format!("{}@pbxd", self.random_hex(24)), self.random_hex(10));
         let user = if pc.user.is_empty() { "pbx" } else { &pc.user };

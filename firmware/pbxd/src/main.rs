@@ -468,6 +468,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         web::tls::load_or_make(&args.data_dir, &[args.web.ip(), args.sip.ip()])
             .context("cannot make or read the web certificate")?;
     listen_sip_tls(&args, &transports, certs.clone(), key.clone_key()).await;
+    transports.set_server_names(&core.tls_names());
     let tls = web::tls::server_config(certs, key)?;
     let web_listener = tokio::net::TcpListener::bind(args.web)
         .await
@@ -679,15 +680,14 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             }
             Some(ext) = mail_rx.recv() => mailboxes::rescan(&mut core, &voicemail_dir, &ext),
             Some((l, addrs)) = dns_rx.recv() => {
-                if l.proto == sip::transport::Proto::Tls {
-                    // The certificate must be the host's (and SNI names it).
-                    for a in &addrs {
-                        transports.set_server_name(*a, &l.host);
-                    }
-                }
-                core.set_peer_addresses(&l.peer, &l.host, addrs)
+                core.set_peer_addresses(&l.peer, &l.host, addrs);
+                // A TLS peer's certificate must be for its host (and SNI names it).
+                transports.set_server_names(&core.tls_names());
             }
-            Ok(()) = snapshots.changed() => take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir, &mut collections),
+            Ok(()) = snapshots.changed() => {
+                take_snapshot(&mut snapshots, &mut core, &mut spans, &dns_tx, &voicemail_dir, &mut collections);
+                transports.set_server_names(&core.tls_names());
+            }
             Some((name, gen, m)) = music_rx.recv() => {
                 if collections.current(&name, gen, m.is_some()) {
                     endpoints.set_music(&name, m);

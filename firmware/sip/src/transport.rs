@@ -80,7 +80,7 @@ pub struct Incoming {
 type Key = (Proto, SocketAddr);
 /// A connection's queue of messages to write, with a number that tells it from a later
 /// connection to the same peer.
-type Conns = Arc<Mutex<HashMap<Key, (u64, mpsc::UnboundedSender<Vec<u8>>)>>>;
+type Conns = Arc<Mutex<HashMap<Key, (u64, mpsc::Sender<Vec<u8>>)>>>;
 static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// What SIP over TLS needs: where to listen, our certificate, whom we trust.
@@ -100,7 +100,7 @@ struct TlsState {
 /// What a connection's writer takes from.
 struct Queue {
     id: u64,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
 }
 
 /// The bound SIP transports.
@@ -119,6 +119,15 @@ const MAX_TCP: usize = 4096;
 /// Most TLS handshakes under way at once, and how long one may take.
 const MAX_HANDSHAKES: usize = 256;
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+/// Messages queued for one connection: a peer that reads none of them is cut off.
+const QUEUE: usize = 256;
+/// Longest a write to a connection may take.
+const WRITE_TIME: Duration = Duration::from_secs(10);
+/// A connection silent this long before its first message, or this long after one
+/// (longer than the longest registration, so a registered phone's connection lives
+/// between its refreshes even without keep-alives), is closed.
+const FIRST_MESSAGE_TIME: Duration = Duration::from_secs(30);
+const IDLE_TIME: Duration = Duration::from_secs(3_900);
 
 impl Transports {
     /// Binds UDP and TCP on `addr` and starts receiving.
@@ -242,12 +251,12 @@ impl Transports {
                 {
                     continue;
                 }
-                handshakes.fetch_add(1, Ordering::Relaxed);
-                let (me, acceptor, handshakes) = (me.clone(), acceptor.clone(), handshakes.clone());
+                let counted = Counted::new(&handshakes);
+                let (me, acceptor) = (me.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let local = stream.local_addr().unwrap_or(local);
                     let done = tokio::time::timeout(HANDSHAKE_TIME, acceptor.accept(stream)).await;
-                    handshakes.fetch_sub(1, Ordering::Relaxed);
+                    drop(counted);
                     match done {
                         Ok(Ok(s)) => {
                             let rx = me.register((Proto::Tls, remote));
@@ -267,32 +276,48 @@ impl Transports {
         self.tls.get().map(|t| t.local)
     }
 
-    /// The name a TLS peer at `dest` must prove (its host name: SNI and the
-    /// certificate check); without one its address is checked.
-    pub fn set_server_name(&self, dest: SocketAddr, name: &str) {
-        if let Some(t) = self.tls.get() {
-            t.names.lock().unwrap().insert(dest, name.to_string());
+    /// The names TLS peers must prove (their host names: SNI and the certificate
+    /// check), by address; replaces the earlier list. An address listed twice keeps its
+    /// first name (the exchange lists peers given by address first, so a DNS name
+    /// pointed at another peer's address cannot change what that peer must prove).
+    /// An address not listed is checked as an IP address.
+    pub fn set_server_names(&self, names: &[(SocketAddr, String)]) {
+        let Some(t) = self.tls.get() else { return };
+        let mut m = HashMap::new();
+        for (a, n) in names {
+            match m.get(a) {
+                Some(first) if first != n => tracing::warn!(
+                    "TLS peers {first} and {n} share the address {a}: it must prove {first}"
+                ),
+                Some(_) => {}
+                None => {
+                    m.insert(*a, n.clone());
+                }
+            }
         }
+        *t.names.lock().unwrap() = m;
     }
 
     /// A new connection's queue of messages to write.
     fn register(&self, key: Key) -> Queue {
-        let (out_tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (out_tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
         let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         self.conns.lock().unwrap().insert(key, (id, out_tx));
         Queue { id, rx }
     }
 
-    /// Forgets `key`'s connection if it is still the one `q` belongs to.
-    fn forget(conns: &Conns, key: &Key, q: &Queue) {
+    /// Forgets `key`'s connection if it is still the one numbered `id`.
+    fn forget(conns: &Conns, key: &Key, id: u64) {
         let mut c = conns.lock().unwrap();
-        if c.get(key).is_some_and(|(id, _)| *id == q.id) {
+        if c.get(key).is_some_and(|(i, _)| *i == id) {
             c.remove(key);
         }
     }
 
     /// Reads messages off a connection (framed by Content-Length) and writes what is
-    /// queued for it, until either side ends.
+    /// queued for it, until either side ends, a write takes longer than
+    /// [`WRITE_TIME`], or the peer is silent too long ([`FIRST_MESSAGE_TIME`] before its
+    /// first message, [`IDLE_TIME`] later).
     fn serve_stream<S>(
         &self,
         proto: Proto,
@@ -304,87 +329,36 @@ impl Transports {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let key = (proto, remote);
-        let (mut rd, mut wr) = tokio::io::split(stream);
         let conns = self.conns.clone();
         let tx = self.tx.clone();
-        // The writer owns the queue; the reader says when the connection is gone.
-        let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
-        let conns_w = conns.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    b = q.rx.recv() => {
-                        let Some(b) = b else { break };
-                        if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
+            let (mut rd, mut wr) = tokio::io::split(stream);
+            {
+                let reading = read_messages(&mut rd, key, local, &tx, &conns);
+                let writing = async {
+                    while let Some(b) = q.rx.recv().await {
+                        if !write_timed(&mut wr, &b).await {
                             break;
                         }
                     }
-                    _ = &mut gone_rx => {
-                        // Let what is queued go out, briefly, then stop.
-                        let _ = tokio::time::timeout(Duration::from_millis(100), async {
-                            while let Ok(b) = q.rx.try_recv() {
-                                if wr.write_all(&b).await.is_err() {
-                                    break;
-                                }
-                            }
-                            let _ = wr.flush().await;
-                        })
-                        .await;
+                };
+                tokio::select! {
+                    _ = reading => {}
+                    _ = writing => {}
+                }
+            }
+            // Nothing more is queued here; what was (an answer to the last message, a
+            // 400 to an unframeable stream) goes out, briefly.
+            Self::forget(&conns, &key, q.id);
+            let _ = tokio::time::timeout(Duration::from_millis(100), async {
+                while let Ok(b) = q.rx.try_recv() {
+                    if !write_timed(&mut wr, &b).await {
                         break;
                     }
                 }
-            }
-            Self::forget(&conns_w, &key, &q);
-            let _ = wr.shutdown().await;
-        });
-        tokio::spawn(async move {
-            let mut buf: Vec<u8> = Vec::with_capacity(8192);
-            let mut chunk = vec![0u8; 16_384];
-            'conn: loop {
-                let n = match rd.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                loop {
-                    match crate::message::stream_frame_len(&buf) {
-                        Ok(Some(len)) => {
-                            let mut msg: Vec<u8> = buf.drain(..len).collect();
-                            let lead = msg
-                                .iter()
-                                .take_while(|b| **b == b'\r' || **b == b'\n')
-                                .count();
-                            msg.drain(..lead);
-                            let m = Incoming {
-                                proto,
-                                remote,
-                                local,
-                                bytes: msg,
-                            };
-                            if tx.send(m).await.is_err() {
-                                break 'conn;
-                            }
-                        }
-                        Ok(None) => {
-                            // A lone CRLF keep-alive (RFC 5626) is consumed.
-                            if buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
-                                buf.clear();
-                            }
-                            break;
-                        }
-                        Err(e) => {
-                            // The stream cannot be framed any more: answer if we can, then close.
-                            if let Some(reply) = crate::message::reject_unparsed(&buf, &e) {
-                                if let Some((_, c)) = conns.lock().unwrap().get(&key) {
-                                    let _ = c.send(reply);
-                                }
-                            }
-                            break 'conn;
-                        }
-                    }
-                }
-            }
-            let _ = gone_tx.send(());
+            })
+            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), wr.shutdown()).await;
         });
     }
 
@@ -392,10 +366,14 @@ impl Transports {
     /// opens queue behind them; a connection that cannot be opened drops them (the
     /// transaction layer times out).
     fn open(&self, proto: Proto, dest: SocketAddr, bytes: Vec<u8>) {
+        if proto == Proto::Tls && self.tls.get().is_none() {
+            tracing::warn!("SIP over TLS to {dest}: TLS is not set up");
+            return;
+        }
         let key = (proto, dest);
         let rx = self.register(key);
         if let Some((_, c)) = self.conns.lock().unwrap().get(&key) {
-            let _ = c.send(bytes);
+            let _ = c.try_send(bytes);
         }
         let me = self.clone();
         tokio::spawn(async move {
@@ -408,7 +386,7 @@ impl Transports {
                 Ok(Ok(s)) => s,
                 _ => {
                     tracing::debug!("{} connect to {dest} failed", proto.via_name());
-                    Self::forget(&me.conns, &key, &rx);
+                    Self::forget(&me.conns, &key, rx.id);
                     return;
                 }
             };
@@ -418,7 +396,7 @@ impl Transports {
             }
             let Some(tls) = me.tls.get() else {
                 tracing::warn!("SIP over TLS to {dest}: TLS is not set up");
-                Self::forget(&me.conns, &key, &rx);
+                Self::forget(&me.conns, &key, rx.id);
                 return;
             };
             let name = tls
@@ -432,7 +410,7 @@ impl Transports {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!("SIP over TLS to {dest}: bad server name {name:?}: {e}");
-                    Self::forget(&me.conns, &key, &rx);
+                    Self::forget(&me.conns, &key, rx.id);
                     return;
                 }
             };
@@ -442,11 +420,11 @@ impl Transports {
                 Ok(Ok(s)) => me.serve_stream(proto, s, dest, local, rx),
                 Ok(Err(e)) => {
                     tracing::warn!("SIP over TLS to {dest} ({name}) refused: {e}");
-                    Self::forget(&me.conns, &key, &rx);
+                    Self::forget(&me.conns, &key, rx.id);
                 }
                 Err(_) => {
                     tracing::warn!("SIP over TLS to {dest} ({name}): handshake timed out");
-                    Self::forget(&me.conns, &key, &rx);
+                    Self::forget(&me.conns, &key, rx.id);
                 }
             }
         });
@@ -462,13 +440,27 @@ impl Transports {
             }
             return;
         }
-        let bytes = match self.conns.lock().unwrap().get(&(proto, dest)) {
-            Some((_, c)) => match c.send(bytes) {
-                Ok(()) => return,
-                // Its writer has just stopped: open a new one.
-                Err(e) => e.0,
-            },
-            None => bytes,
+        let key = (proto, dest);
+        let bytes = {
+            let mut conns = self.conns.lock().unwrap();
+            match conns.get(&key) {
+                Some((_, c)) => match c.try_send(bytes) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The peer reads nothing: it is cut off (its writer ends
+                        // when its current write times out).
+                        tracing::warn!(
+                            "{} connection to {dest} is not read; closing it",
+                            proto.via_name()
+                        );
+                        conns.remove(&key);
+                        return;
+                    }
+                    // Its writer has just stopped: open a new one.
+                    Err(mpsc::error::TrySendError::Closed(b)) => b,
+                },
+                None => bytes,
+            }
         };
         self.open(proto, dest, bytes);
     }
@@ -517,6 +509,99 @@ pub fn tls_client_config(
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
     Ok((Arc::new(cfg), roots.len()))
+}
+
+/// One of a count of things under way, for as long as it lives (a task that is
+/// dropped or panics gives its place back).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(n: &Arc<AtomicUsize>) -> Counted {
+        n.fetch_add(1, Ordering::Relaxed);
+        Counted(n.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes `b` whole within [`WRITE_TIME`].
+async fn write_timed<W: AsyncWrite + Unpin>(wr: &mut W, b: &[u8]) -> bool {
+    let write = async {
+        wr.write_all(b).await?;
+        wr.flush().await
+    };
+    matches!(tokio::time::timeout(WRITE_TIME, write).await, Ok(Ok(())))
+}
+
+/// Reads messages off a stream until it ends, cannot be framed (a 400 is queued when
+/// the request can be read) or is silent too long; each goes to `tx`.
+async fn read_messages<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    key: Key,
+    local: SocketAddr,
+    tx: &mpsc::Sender<Incoming>,
+    conns: &Conns,
+) {
+    let (proto, remote) = key;
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 16_384];
+    let mut wait = FIRST_MESSAGE_TIME;
+    loop {
+        let n = match tokio::time::timeout(wait, rd.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!(
+                    "{} connection from {remote} silent; closing it",
+                    proto.via_name()
+                );
+                return;
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match crate::message::stream_frame_len(&buf) {
+                Ok(Some(len)) => {
+                    let mut msg: Vec<u8> = buf.drain(..len).collect();
+                    let lead = msg
+                        .iter()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
+                    msg.drain(..lead);
+                    wait = IDLE_TIME;
+                    let m = Incoming {
+                        proto,
+                        remote,
+                        local,
+                        bytes: msg,
+                    };
+                    if tx.send(m).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    // A lone CRLF keep-alive (RFC 5626) is consumed.
+                    if buf.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        buf.clear();
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // The stream cannot be framed any more: answer if we can, then close.
+                    if let Some(reply) = crate::message::reject_unparsed(&buf, &e) {
+                        if let Some((_, c)) = conns.lock().unwrap().get(&key) {
+                            let _ = c.try_send(reply);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A TCP connection to `dest` from `local`'s address (any port).
@@ -625,7 +710,7 @@ mod tests {
         b.send(Proto::Tls, a_tls, OPTIONS.to_vec());
         // Trusted, but dialled by a name the certificate does not carry.
         let (c, _c_rx) = with_tls("127.0.0.7", server, &[cert]).await;
-        c.set_server_name(a_tls, "pbx.example.com");
+        c.set_server_names(&[(a_tls, "pbx.example.com".into())]);
         c.send(Proto::Tls, a_tls, OPTIONS.to_vec());
         assert!(next(&mut a_rx).await.is_none());
         // The failed connections are forgotten: a later send tries afresh.
@@ -634,19 +719,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tcp_and_tls_to_the_same_address_are_different_connections() {
+    async fn tls_without_tls_set_up_opens_nothing_and_leaves_tcp_alone() {
         let (_, server) = server_cert();
         let (a, mut a_rx) = with_tls("127.0.0.1", server, &[]).await;
-        let (b, _b_rx) = Transports::bind("127.0.0.8:0".parse().unwrap())
+        let (b, mut b_rx) = Transports::bind("127.0.0.8:0".parse().unwrap())
             .await
             .unwrap();
         b.send(Proto::Tcp, a.local_addr(), OPTIONS.to_vec());
         let m = next(&mut a_rx).await.unwrap();
         assert_eq!(m.proto, Proto::Tcp);
         assert_eq!(m.remote.ip(), "127.0.0.8".parse::<IpAddr>().unwrap());
-        // No TLS set up on B: a TLS send goes nowhere and leaves TCP alone.
+        // No TLS set up on B: a TLS send opens no connection (not even TCP) and leaves
+        // the TCP one alone.
         b.send(Proto::Tls, a.tls_addr().unwrap(), OPTIONS.to_vec());
+        assert_eq!(b.conns.lock().unwrap().len(), 1);
         assert!(next(&mut a_rx).await.is_none());
         assert_eq!(b.conns.lock().unwrap().len(), 1);
+        // A holds B's TCP connection: a TLS send to the same address is not carried
+        // by it.
+        a.send(Proto::Tls, m.remote, OPTIONS.to_vec());
+        assert!(next(&mut b_rx).await.is_none());
+        assert!(a
+            .conns
+            .lock()
+            .unwrap()
+            .contains_key(&(Proto::Tcp, m.remote)));
     }
 }

@@ -23,6 +23,9 @@ fn only_tls(pbx: &Pbxd, users: &[&str]) {
         for a in v["accounts"].as_array_mut().unwrap() {
             if users.iter().any(|u| a["username"] == *u) {
                 a["transports"] = json!(["tls"]);
+                // Not behind NAT: over TLS the box still answers down the phone's
+                // own connection, never to its Contact.
+                a["nat"] = json!(false);
             }
         }
     });
@@ -195,7 +198,7 @@ fn a_link_over_tls_checks_the_peer_certificate_by_name() {
     let pw101 = add_ext(&a, "101");
     edit_config(&a, |v| {
         v["links"] = json!([{"name": "siteB", "range_min": "151", "range_max": "200",
-            "host": "", "port": 0, "mode": "peer_registers",
+            "host": "", "port": 0, "mode": "peer_registers", "transport": "tls",
             "username": "linkAB", "password": "Link-Secret-42x", "keepalive": 0}]);
     });
 
