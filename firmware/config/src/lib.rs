@@ -503,7 +503,7 @@ fn yes() -> bool {
     true
 }
 fn default_transports() -> Vec<Transport> {
-    vec![Transport::Udp, Transport::Tcp]
+    vec![Transport::Udp, Transport::Tcp, Transport::Tls]
 }
 fn default_codecs() -> Vec<String> {
     vec!["PCMU".into(), "PCMA".into()]

@@ -207,8 +207,7 @@ fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
 async fn listen_sip_tls(
     args: &Args,
     transports: &sip::transport::Transports,
-    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
+    active: Arc<web::tls::ActiveCert>,
 ) {
     let listen = match args.sip_tls.as_deref() {
         Some("off") => return,
@@ -222,7 +221,7 @@ async fn listen_sip_tls(
         None => SocketAddr::new(args.sip.ip(), args.sip.port().wrapping_add(1).max(1)),
     };
     let extra = web::tls::trusted_cas(&args.data_dir);
-    let made = sip::transport::tls_server_config(certs, key).and_then(|server| {
+    let made = web::tls::server_config_active(active, &[]).and_then(|server| {
         let (client, roots) = sip::transport::tls_client_config(&extra)?;
         Ok((server, client, roots))
     });
@@ -467,9 +466,11 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let (certs, key, made) =
         web::tls::load_or_make(&args.data_dir, &[args.web.ip(), args.sip.ip()])
             .context("cannot make or read the web certificate")?;
-    listen_sip_tls(&args, &transports, certs.clone(), key.clone_key()).await;
+    // One certificate for both servers, replaced live when the admin picks another.
+    let active = web::tls::ActiveCert::new(certs, key)?;
+    listen_sip_tls(&args, &transports, active.clone()).await;
     transports.set_server_names(&core.tls_names());
-    let tls = web::tls::server_config(certs, key)?;
+    let tls = web::tls::server_config_active(active.clone(), &[b"http/1.1"])?;
     let web_listener = tokio::net::TcpListener::bind(args.web)
         .await
         .with_context(|| format!("cannot bind the web admin on {}", args.web))?;
@@ -508,6 +509,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         updater.clone(),
     );
     let web_addr = web_listener.local_addr()?;
+    app.set_active_cert(active);
     tokio::spawn(web::serve(web_listener, tls, app));
     if let Some(addr) = args.web_redirect {
         let l = tokio::net::TcpListener::bind(addr)
@@ -651,6 +653,16 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                     web::CoreRequest::MusicChanged => {
                         collections.reconcile(&state.cfg.snapshot().config);
+                    }
+                    web::CoreRequest::TrustChanged => {
+                        let extra = web::tls::trusted_cas(&args.data_dir);
+                        match sip::transport::tls_client_config(&extra) {
+                            Ok((client, roots)) => {
+                                transports.set_client_config(client);
+                                tracing::info!(trusted = roots, extra = extra.len(), "TLS trust changed");
+                            }
+                            Err(e) => tracing::error!("TLS trust unchanged: {e}"),
+                        }
                     }
                     web::CoreRequest::Queues(tx) => {
                         let _ = tx.send(serde_json::to_value(core.queues(Instant::now())).expect("serialises"));

@@ -92,7 +92,7 @@ pub struct TlsSettings {
 
 struct TlsState {
     local: SocketAddr,
-    connector: tokio_rustls::TlsConnector,
+    connector: Mutex<tokio_rustls::TlsConnector>,
     /// The name to verify a peer's certificate against, by its address.
     names: Mutex<HashMap<SocketAddr, String>>,
 }
@@ -228,7 +228,7 @@ impl Transports {
         let handshakes = Arc::new(AtomicUsize::new(0));
         let state = TlsState {
             local,
-            connector: tokio_rustls::TlsConnector::from(settings.client),
+            connector: Mutex::new(tokio_rustls::TlsConnector::from(settings.client)),
             names: Mutex::default(),
         };
         if self.tls.set(state).is_err() {
@@ -269,6 +269,14 @@ impl Transports {
             }
         });
         Ok(local)
+    }
+
+    /// Whom TLS connections the box opens from now on trust (the administrator
+    /// changed the trusted certificates); connections open stay as they are.
+    pub fn set_client_config(&self, client: Arc<rustls::ClientConfig>) {
+        if let Some(t) = self.tls.get() {
+            *t.connector.lock().unwrap() = tokio_rustls::TlsConnector::from(client);
+        }
     }
 
     /// The address SIP over TLS listens on, when it does.
@@ -414,9 +422,8 @@ impl Transports {
                     return;
                 }
             };
-            match tokio::time::timeout(HANDSHAKE_TIME, tls.connector.connect(server_name, tcp))
-                .await
-            {
+            let connector = tls.connector.lock().unwrap().clone();
+            match tokio::time::timeout(HANDSHAKE_TIME, connector.connect(server_name, tcp)).await {
                 Ok(Ok(s)) => me.serve_stream(proto, s, dest, local, rx),
                 Ok(Err(e)) => {
                     tracing::warn!("SIP over TLS to {dest} ({name}) refused: {e}");

@@ -169,6 +169,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.first() == Some(&"recordings") {
         return crate::recordings::api(app, req, &c, &segs[1..]).await;
     }
+    if segs.first() == Some(&"certificates") {
+        return crate::cert_pages::api(app, req, &c, &segs[1..]).await;
+    }
     if segs.first() == Some(&"music") {
         return crate::music::api(app, req, &c, &segs[1..]).await;
     }

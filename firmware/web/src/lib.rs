@@ -15,6 +15,8 @@
 mod api;
 mod attendant_pages;
 pub mod auth;
+mod cert_pages;
+pub mod certs;
 mod conferences;
 mod history;
 mod ipgroups;
@@ -67,6 +69,9 @@ pub enum CoreRequest {
     MailboxChanged(String),
     /// Uploaded music on hold files changed: collections using them are loaded again.
     MusicChanged,
+    /// The certificates trusted besides the system's changed: TLS to providers and
+    /// links checks against the new list.
+    TrustChanged,
     /// Conference rooms with who is in them, as JSON.
     Conferences(oneshot::Sender<Value>),
     /// Mute (true) or unmute participant call `1` of room `0`; answers whether it was
@@ -110,6 +115,8 @@ pub struct App {
     started: Instant,
     settings: Settings,
     updater: Arc<system::update::Updater>,
+    /// What the servers present (set by the driver once they run).
+    active_cert: std::sync::OnceLock<Arc<tls::ActiveCert>>,
 }
 
 impl App {
@@ -130,7 +137,18 @@ impl App {
             started: Instant::now(),
             settings,
             updater,
+            active_cert: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The certificate the web and SIP over TLS present, so that making another one
+    /// active takes effect at once.
+    pub fn set_active_cert(&self, a: Arc<tls::ActiveCert>) {
+        let _ = self.active_cert.set(a);
+    }
+
+    pub(crate) fn active_cert(&self) -> Option<&tls::ActiveCert> {
+        self.active_cert.get().map(|a| a.as_ref())
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, auth::Sessions> {

@@ -61,12 +61,66 @@ fn username_param() -> Value {
 /// The document.
 pub fn document() -> Value {
     let mut d = base();
-    for more in [provisioning_paths(), routing_paths()] {
+    for more in [provisioning_paths(), routing_paths(), certificate_paths()] {
         if let (Some(paths), Value::Object(more)) = (d["paths"].as_object_mut(), more) {
             paths.extend(more);
         }
     }
     d
+}
+
+/// `/certificates/...` (Kerio 19): the store the web admin and SIP over TLS share.
+fn certificate_paths() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let info = json!({"type": "object", "properties": {
+        "id": s("string"), "kind": {"type": "string", "enum": ["certificate", "request"]},
+        "subject": s("string"), "issuer": s("string"), "names": {"type": "array", "items": s("string")},
+        "not_before": s("integer"), "not_after": s("integer"), "days_left": s("integer"),
+        "self_signed": s("boolean"), "chain": s("integer"), "active": s("boolean")}});
+    let list = json!({"type": "object", "properties": {
+        "certificates": {"type": "array", "items": info.clone()}, "trusted": {"type": "array", "items": info.clone()}}});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,64}$"}});
+    let pem = json!({"200": {"description": "PEM", "content": {"application/x-pem-file": {"schema": {"type": "string"}}}},
+        "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such certificate, or it has none of these")});
+    json!({
+        "/certificates": {
+            "get": read_op("Certificates and requests in the store (the active one marked), and the certificates trusted besides the system's", list.clone()),
+            "post": write_op("Make a self-signed certificate or a certificate request (host name and two-letter country required)",
+                Some(json!({"type": "object", "required": ["kind", "hostname", "country"], "properties": {
+                    "kind": {"type": "string", "enum": ["self_signed", "request"]}, "hostname": s("string"),
+                    "names": {"type": "array", "items": s("string")}, "organization": s("string"), "city": s("string"),
+                    "country": s("string"), "days": {"type": "integer", "minimum": 0, "maximum": 3650}}})),
+                "201", Some(info.clone()))
+        },
+        "/certificates/import": {
+            "post": write_op("Import a signed certificate with its chain, with its key or answering a request made here",
+                Some(json!({"type": "object", "required": ["certificate"], "properties": {"certificate": s("string"), "key": s("string")}})),
+                "201", Some(info))
+        },
+        "/certificates/trusted": {
+            "get": read_op("Certificates trusted besides the system's (for providers and links over TLS)", json!({"type": "array", "items": list["certificates"]["items"].clone()})),
+            "put": {"summary": "Replace the trusted certificates (PEM; empty: the system's only)", "security": [{"session": [], "csrf": []}],
+                "requestBody": {"required": true, "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "responses": {"200": ok("saved", json!({"type": "object", "properties": {"trusted": s("integer")}})),
+                    "400": err("not PEM certificates"), "401": err("not logged in"), "403": err("missing CSRF token or not an administrator")}}
+        },
+        "/certificates/{id}": {
+            "parameters": [id.clone()],
+            "delete": write_op("Remove a certificate or request that is not active", None, "204", None)
+        },
+        "/certificates/{id}/activate": {
+            "parameters": [id.clone()],
+            "post": write_op("Make a certificate active: the web admin and SIP over TLS present it from the next connection", None, "200", Some(list))
+        },
+        "/certificates/{id}/certificate": {
+            "parameters": [id.clone()],
+            "get": {"summary": "A certificate with its chain (PEM)", "security": [{"session": []}], "responses": pem.clone()}
+        },
+        "/certificates/{id}/request": {
+            "parameters": [id],
+            "get": {"summary": "A certificate request (PKCS #10, PEM) for a certification authority", "security": [{"session": []}], "responses": pem}
+        }
+    })
 }
 
 /// `/routing/...` (trunks and number routing, Kerio chapters 6, 7, 18, 23), `/status/peers`

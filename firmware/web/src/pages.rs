@@ -102,6 +102,7 @@ pub(crate) fn layout(
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/history" { "Call history" }
                                 a href="/admin/security" { "SIP protection" }
+                                a href="/admin/certificates" { "Certificates" }
                                 a href="/admin/logs" { "Logs" }
                                 a href="/admin/update" { "System" }
                                 a href="/" { "MyPhone" }
@@ -239,6 +240,8 @@ fn health_of(app: &Arc<App>, regs: Option<&Value>, calls: Option<&Value>) -> Val
         .map(|n| n.get())
         .unwrap_or(1);
     let snap = app.cfg.snapshot();
+    let mut warnings = warnings(&snap.config);
+    warnings.extend(crate::certs::expiry_warning(&app.settings.data_dir));
     json!({
         "version": app.settings.version,
         "uptime_seconds": app.started.elapsed().as_secs(),
@@ -252,7 +255,7 @@ fn health_of(app: &Arc<App>, regs: Option<&Value>, calls: Option<&Value>) -> Val
         "registrations": regs.and_then(Value::as_array).map_or(0, Vec::len),
         "calls": calls.and_then(Value::as_array).map_or(0, Vec::len),
         "revision": snap.revision,
-        "warnings": warnings(&snap.config),
+        "warnings": warnings,
     })
 }
 
@@ -538,6 +541,9 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         }
         (true, ["logs"]) => logs_page(app, &c),
         (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
+        (_, ["certificates", rest @ ..]) => {
+            crate::cert_pages::handle(app, &c, req.addr, get, rest, &form).await
+        }
         (true, ["update"]) => crate::update::page(app, &c, Note::None, StatusCode::OK, None),
         (false, ["update", "time"]) => crate::update::time_post(app, req, &c, &form).await,
         (_, ["routing", rest @ ..]) => {

@@ -90,7 +90,7 @@ pub fn load_or_make(
 
 /// Writes via a temporary file and rename, mode 0600, so a power cut leaves the old
 /// file or the new one.
-fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -151,6 +151,72 @@ pub fn trusted_cas(data_dir: &Path) -> Vec<CertificateDer<'static>> {
             Vec::new()
         }
     }
+}
+
+/// The certificate the servers present, shared by the web admin and SIP over TLS and
+/// replaced when the admin makes another certificate active: each new connection gets
+/// the current one.
+#[derive(Debug)]
+pub struct ActiveCert(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl ActiveCert {
+    fn certified(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<Arc<rustls::sign::CertifiedKey>> {
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key)
+            .map_err(|e| bad(format!("the private key cannot be used: {e}")))?;
+        let ck = rustls::sign::CertifiedKey::new(certs, signer);
+        ck.keys_match()
+            .map_err(|e| bad(format!("certificate and key do not match: {e}")))?;
+        Ok(Arc::new(ck))
+    }
+
+    /// The certificate to present first.
+    pub fn new(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<Arc<ActiveCert>> {
+        Ok(Arc::new(ActiveCert(std::sync::RwLock::new(
+            Self::certified(certs, key)?,
+        ))))
+    }
+
+    /// Presents this certificate from the next connection on.
+    pub fn set(
+        &self,
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<()> {
+        let ck = Self::certified(certs, key)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = ck;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ActiveCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// A rustls server configuration presenting the active certificate: TLS 1.2 and 1.3,
+/// with these ALPN protocols.
+pub fn server_config_active(
+    active: Arc<ActiveCert>,
+    alpn: &[&[u8]],
+) -> io::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| bad(format!("TLS versions: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(active);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
 }
 
 /// A rustls server configuration: TLS 1.2 and 1.3, HTTP/1.1.

@@ -1714,3 +1714,26 @@ impl Drop for MailSink {
         let _ = self.child.wait();
     }
 }
+
+/// A certification authority of the test's own signs `request_pem` (PKCS #10, what the
+/// box's certificate store makes) for `days`. Returns the chain (the certificate, then
+/// the CA's) and the CA's certificate, both PEM.
+pub fn sign_request(request_pem: &str, days: u64) -> (String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "e2e test CA");
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let mut req = rcgen::CertificateSigningRequestParams::from_pem(request_pem).unwrap();
+    let now = std::time::SystemTime::now();
+    req.params.not_before = (now - Duration::from_secs(86_400)).into();
+    req.params.not_after = (now + Duration::from_secs(days * 86_400)).into();
+    let cert = req.signed_by(&issuer).unwrap();
+    (format!("{}{}", cert.pem(), ca_cert.pem()), ca_cert.pem())
+}

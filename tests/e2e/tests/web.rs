@@ -477,6 +477,168 @@ fn chromium_sip_protection_lists_and_lifts_a_ban_and_sets_the_allowed_group() {
     assert_eq!(cfg["sip_protection"]["allow_group"], "office", "{cfg}");
 }
 
+#[test]
+fn certificates_a_request_signed_elsewhere_serves_the_web_and_sip_at_once() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let pw = "Str0ng-Secret-101";
+    pbx.ctl_ok(&["extension", "add", "101", "--password", pw]);
+    let list = pbx.https("GET", "/api/v1/certificates", None, &h).json();
+    let first = &list["certificates"][0];
+    assert_eq!(list["certificates"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (first["active"].clone(), first["self_signed"].clone()),
+        (json!(true), json!(true))
+    );
+
+    // A request (Kerio 19.2): host name and country are required.
+    let bad = pbx.https(
+        "POST",
+        "/api/v1/certificates",
+        Some(
+            &json!({"kind": "request", "hostname": "pbx.example.test", "country": "Czechia"})
+                .to_string(),
+        ),
+        &h,
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.body.contains("two letters"), "{}", bad.body);
+    let request = |days: u64| {
+        let r = pbx.https(
+            "POST",
+            "/api/v1/certificates",
+            Some(
+                &json!({"kind": "request", "hostname": "pbx.example.test",
+                "names": ["127.0.0.1", "localhost"], "organization": "Example", "country": "cz"})
+                .to_string(),
+            ),
+            &h,
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(r.json()["kind"], "request");
+        let csr = pbx.https(
+            "GET",
+            &format!("/api/v1/certificates/{id}/request"),
+            None,
+            &h,
+        );
+        assert_eq!(csr.status, 200);
+        assert!(
+            csr.body.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+            "{}",
+            csr.body
+        );
+        let (chain, ca) = sign_request(&csr.body, days);
+        // What the authority signed comes back without a key: the request's is used.
+        let r = pbx.https(
+            "POST",
+            "/api/v1/certificates/import",
+            Some(&json!({"certificate": chain}).to_string()),
+            &h,
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        assert_eq!(r.json()["id"], id.as_str());
+        assert_eq!(r.json()["kind"], "certificate");
+        assert_eq!(r.json()["chain"], 2);
+        assert!(r.json()["issuer"].as_str().unwrap().contains("e2e test CA"));
+        (id, ca)
+    };
+    let (id, ca) = request(90);
+    // Imported again, nothing matches a request any more.
+    let again = pbx.https(
+        "POST",
+        "/api/v1/certificates/import",
+        Some(&json!({"certificate": "junk"}).to_string()),
+        &h,
+    );
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("no certificate"), "{}", again.body);
+    let r = pbx.https(
+        "POST",
+        &format!("/api/v1/certificates/{id}/activate"),
+        None,
+        &h,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The web presents it at once: curl trusting only the test CA gets in.
+    let ca_file = pbx.data.path().join("e2e-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let curl = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--max-time", "10", "--cacert"])
+        .arg(&ca_file)
+        .arg(format!("https://{}/admin", pbx.web))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    // So does SIP over TLS: a phone trusting only the test CA registers and calls.
+    let mut p = registered_phone(
+        Kind::Pjsua2,
+        &pbx,
+        PhoneSpec {
+            user: "101",
+            password: pw,
+            tone: 440,
+            auto_answer: true,
+            codecs: "PCMU",
+            tls_ca: Some(&ca_file),
+        },
+    );
+    p.command("dial", &format!("sip:*43@{}", p.server));
+    assert!(
+        p.wait_event("CALL_ESTABLISHED", T).is_some(),
+        "{:?}",
+        p.events()
+    );
+    p.command("hangup", "");
+    // The active certificate cannot be removed.
+    let r = pbx.https("DELETE", &format!("/api/v1/certificates/{id}"), None, &h);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("active"), "{}", r.body);
+
+    // One that runs out in 10 days is warned about on the dashboard (the browser sees it).
+    let (short, _) = request(10);
+    let r = pbx.https(
+        "POST",
+        &format!("/api/v1/certificates/{short}/activate"),
+        None,
+        &h,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let health = pbx.https("GET", "/api/v1/status/health", None, &h).json();
+    assert!(
+        health["warnings"].to_string().contains("runs out in"),
+        "{health}"
+    );
+    browser(
+        &pbx,
+        "certificates.mjs",
+        &[("ADMIN_PW", PW), ("SIGNED_ID", &short)],
+    );
+    // The security log has each change.
+    let log = pbx.https("GET", "/api/v1/logs/security", None, &h).body;
+    assert!(
+        log.contains(&format!("certificate {id} made active")),
+        "{log}"
+    );
+    // Trusted certificates: junk is refused, a CA is kept.
+    let r = pbx.https("PUT", "/api/v1/certificates/trusted", Some("junk"), &h);
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = pbx.https("PUT", "/api/v1/certificates/trusted", Some(&ca), &h);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        pbx.https("GET", "/api/v1/certificates/trusted", None, &h)
+            .json()[0]["subject"],
+        "CN=e2e test CA"
+    );
+}
+
 /// Runs one browser script from tests/web against `pbx`; panics with its output on failure.
 fn browser(pbx: &Pbxd, script: &str, env: &[(&str, &str)]) {
     let dir = repo().join("tests/web");

@@ -56,7 +56,9 @@ pub fn rig() -> Rig {
                 web::CoreRequest::Peers(t) => {
                     let _ = t.send(json!([{"name": "sipgate", "kind": "interface", "registration": "registered"}]));
                 }
-                web::CoreRequest::MailboxChanged(_) | web::CoreRequest::MusicChanged => {}
+                web::CoreRequest::MailboxChanged(_)
+                | web::CoreRequest::MusicChanged
+                | web::CoreRequest::TrustChanged => {}
             }
         }
     });
