@@ -48,6 +48,8 @@ await run(async (page) => {
 
   // The active one runs for ten years: no warning any more.
   await page.click("nav >> text=Dashboard");
+  await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+  assert.match(await page.locator("main").textContent(), /Warnings/);
   assert.doesNotMatch(await page.locator("main").textContent(), /runs out in/);
   await fitsAPhone(page, "Certificates");
 });

@@ -14,8 +14,10 @@ use warp::reply::{Reply, Response};
 
 impl From<Refused> for ApiError {
     fn from(r: Refused) -> Self {
-        if r.0.starts_with("no such certificate") {
+        if r.0.starts_with(certs::MISSING) {
             ApiError::not_found(r.0)
+        } else if r.0.starts_with(certs::STORAGE) {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, r.0)
         } else {
             ApiError::bad("certificate", r.0)
         }

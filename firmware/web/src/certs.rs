@@ -66,8 +66,45 @@ pub struct Refused(pub String);
 
 impl From<io::Error> for Refused {
     fn from(e: io::Error) -> Self {
-        Refused(e.to_string())
+        Refused(format!("{STORAGE}{e}"))
     }
+}
+
+/// How a refusal for a failing disk starts (the API answers 500, not 400).
+pub const STORAGE: &str = "storage: ";
+/// How a refusal for something that is not there starts (the API answers 404).
+pub const MISSING: &str = "no such certificate";
+
+/// Most entries in the store, and most names in one certificate.
+const MAX_ENTRIES: usize = 100;
+const MAX_NAMES: usize = 100;
+
+/// One change to the store at a time (two activations must not interleave their
+/// files, nor two first listings both take the initial certificate in).
+static STORE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn store_lock() -> std::sync::MutexGuard<'static, ()> {
+    STORE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// PEM of certificates as parsed (whatever else a pasted file held, a private key
+/// among it, is not kept).
+fn chain_pem(certs: &[CertificateDer<'static>]) -> String {
+    let blocks: Vec<pem::Pem> = certs
+        .iter()
+        .map(|c| pem::Pem::new("CERTIFICATE", c.as_ref().to_vec()))
+        .collect();
+    pem::encode_many(&blocks)
+}
+
+fn check_room(data_dir: &Path) -> Result<(), Refused> {
+    let n = std::fs::read_dir(store_dir(data_dir)).map_or(0, |rd| rd.count());
+    if n >= MAX_ENTRIES {
+        return refused(format!(
+            "the store holds {MAX_ENTRIES} certificates and requests: remove some first"
+        ));
+    }
+    Ok(())
 }
 
 fn refused<T>(msg: impl Into<String>) -> Result<T, Refused> {
@@ -89,7 +126,7 @@ pub fn valid_id(id: &str) -> bool {
 fn entry_dir(data_dir: &Path, id: &str) -> Result<PathBuf, Refused> {
     let d = store_dir(data_dir).join(id);
     if !valid_id(id) || !d.is_dir() {
-        return refused(format!("no such certificate: {id}"));
+        return refused(format!("{MISSING}: {id}"));
     }
     Ok(d)
 }
@@ -238,6 +275,11 @@ pub fn active_chain(data_dir: &Path) -> Option<Vec<CertificateDer<'static>>> {
 /// Every entry, the active one marked; the certificate made at first start is taken
 /// into the store the first time it is listed.
 pub fn list(data_dir: &Path) -> Vec<Info> {
+    let _g = store_lock();
+    list_locked(data_dir)
+}
+
+fn list_locked(data_dir: &Path) -> Vec<Info> {
     let active = active_chain(data_dir);
     let active_leaf = active.as_ref().and_then(|c| c.first().cloned());
     let mut out = Vec::new();
@@ -266,8 +308,9 @@ pub fn list(data_dir: &Path) -> Vec<Info> {
         if let Some(chain) = active {
             let (cert, key) = tls::paths(data_dir);
             let id = new_id("initial");
-            if let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) {
-                if save_entry(data_dir, &id, Some(&c), &k, None).is_ok() {
+            if let (Ok(_), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) {
+                let c = chain_pem(&chain);
+                if save_entry(data_dir, &id, Some(c.as_bytes()), &k, None).is_ok() {
                     out.insert(0, describe(&id, &chain, true));
                 }
             }
@@ -313,6 +356,9 @@ fn params(s: &Subject) -> Result<rcgen::CertificateParams, Refused> {
             return refused(format!("the {what} is up to 64 printable characters"));
         }
     }
+    if s.names.len() > MAX_NAMES {
+        return refused(format!("at most {MAX_NAMES} more names"));
+    }
     let mut names = vec![host.to_string()];
     for n in &s.names {
         let n = n.trim();
@@ -343,6 +389,8 @@ fn params(s: &Subject) -> Result<rcgen::CertificateParams, Refused> {
 
 /// Makes a self-signed certificate (not active until chosen). Returns its id.
 pub fn create_self_signed(data_dir: &Path, s: &Subject) -> Result<String, Refused> {
+    let _g = store_lock();
+    check_room(data_dir)?;
     let mut p = params(s)?;
     let days = if s.days == 0 { 3650 } else { s.days };
     if days > 3650 {
@@ -370,6 +418,8 @@ pub fn create_self_signed(data_dir: &Path, s: &Subject) -> Result<String, Refuse
 /// Makes a key and a certificate signing request (PKCS #10) for a certification
 /// authority. Returns its id; the request is `request_pem(id)`.
 pub fn create_request(data_dir: &Path, s: &Subject) -> Result<String, Refused> {
+    let _g = store_lock();
+    check_room(data_dir)?;
     let p = params(s)?;
     let key = rcgen::KeyPair::generate().map_err(|e| Refused(format!("key: {e}")))?;
     let csr = p
@@ -396,7 +446,7 @@ pub fn download(data_dir: &Path, id: &str, what: &str) -> Result<Vec<u8>, Refuse
         "certificate" => "cert.pem",
         _ => return refused("download the certificate or the request"),
     };
-    std::fs::read(d.join(file)).map_err(|_| Refused(format!("{id} has no {what}")))
+    std::fs::read(d.join(file)).map_err(|_| Refused(format!("{MISSING} file: {id} has no {what}")))
 }
 
 /// Imports a signed certificate with its chain: with its key (a certificate made
@@ -411,20 +461,24 @@ pub fn import(
         return refused("a certificate chain is at most 64 KiB and a key 16 KiB");
     }
     let chain = parse_chain(chain_pem)?;
+    // Only the certificates are kept, re-encoded (a key pasted with them is not).
+    let clean = self::chain_pem(&chain);
     let info = describe("", &chain, false);
     if info.not_after < now_unix() {
         return refused("the certificate has expired");
     }
+    let _g = store_lock();
     if let Some(k) = key_pem {
         let key = parse_key(k)?;
         check_pair(&chain, &key)?;
+        check_room(data_dir)?;
         let id = new_id("imported");
-        save_entry(data_dir, &id, Some(chain_pem), k, None)?;
+        save_entry(data_dir, &id, Some(clean.as_bytes()), k, None)?;
         tracing::info!(id, subject = %info.subject, "certificate imported");
         return Ok(id);
     }
     // Without a key: the request made here whose key it carries.
-    for e in list(data_dir)
+    for e in list_locked(data_dir)
         .into_iter()
         .filter(|e| e.kind == Kind::Request)
     {
@@ -434,7 +488,7 @@ pub fn import(
         };
         let Ok(key) = parse_key(&k) else { continue };
         if check_pair(&chain, &key).is_ok() {
-            save_entry(data_dir, &e.id, Some(chain_pem), &k, None)?;
+            save_entry(data_dir, &e.id, Some(clean.as_bytes()), &k, None)?;
             tracing::info!(id = %e.id, subject = %info.subject, "signed certificate imported for its request");
             return Ok(e.id);
         }
@@ -480,26 +534,37 @@ pub fn activate(
     id: &str,
     active: Option<&tls::ActiveCert>,
 ) -> Result<(), Refused> {
+    let _g = store_lock();
     let u = usable(data_dir, id)?;
+    let (cert_path, key_path) = tls::paths(data_dir);
+    std::fs::create_dir_all(cert_path.parent().expect("has a parent"))?;
+    // The files first, then the servers: a write that fails puts the old files back
+    // and leaves the servers as they were. Cert and key are renamed into place one
+    // after the other; a power cut between them leaves a pair that does not match,
+    // which the next start replaces by a new self-signed certificate (logged) rather
+    // than serving nothing.
+    let old = (std::fs::read(&key_path), std::fs::read(&cert_path));
+    let written = tls::write_private(&key_path, &u.key_pem)
+        .and_then(|()| tls::write_private(&cert_path, &u.chain_pem));
+    if let Err(e) = written {
+        if let (Ok(k), Ok(c)) = old {
+            let _ = tls::write_private(&key_path, &k);
+            let _ = tls::write_private(&cert_path, &c);
+        }
+        return Err(e.into());
+    }
     if let Some(a) = active {
         a.set(u.chain, u.key)?;
     }
-    let (c, k) = (u.chain_pem, u.key_pem);
-    let (cert_path, key_path) = tls::paths(data_dir);
-    std::fs::create_dir_all(cert_path.parent().expect("has a parent"))?;
-    // Cert and key are renamed into place one after the other; a power cut between
-    // them leaves a pair that does not match, which the next start replaces by a new
-    // self-signed certificate (logged) rather than serving nothing.
-    tls::write_private(&key_path, &k)?;
-    tls::write_private(&cert_path, &c)?;
     tracing::info!(id, "certificate made active");
     Ok(())
 }
 
 /// Removes an entry that is not active.
 pub fn remove(data_dir: &Path, id: &str) -> Result<(), Refused> {
+    let _g = store_lock();
     let d = entry_dir(data_dir, id)?;
-    if list(data_dir).iter().any(|e| e.id == id && e.active) {
+    if list_locked(data_dir).iter().any(|e| e.id == id && e.active) {
         return refused("the active certificate cannot be removed: make another one active first");
     }
     std::fs::remove_dir_all(d)?;
@@ -528,7 +593,7 @@ pub fn set_trusted(data_dir: &Path, pem: &[u8]) -> Result<usize, Refused> {
     }
     let certs = parse_chain(pem)?;
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-    tls::write_private(&path, pem)?;
+    tls::write_private(&path, chain_pem(&certs).as_bytes())?;
     Ok(certs.len())
 }
 
@@ -690,14 +755,17 @@ mod tests {
             assert!(e.contains(why), "{why}: {e}");
         }
         assert_eq!(list(d.path()).len(), before);
-        // Its own key makes it importable.
-        let id = import(
-            d.path(),
-            other.cert.pem().as_bytes(),
-            Some(other.signing_key.serialize_pem().as_bytes()),
-        )
-        .unwrap();
+        // Its own key makes it importable; a key pasted with the certificate is not
+        // kept in the certificate's file (which auditors may download).
+        let key = other.signing_key.serialize_pem();
+        let pasted = format!("{}{key}", other.cert.pem());
+        let id = import(d.path(), pasted.as_bytes(), Some(key.as_bytes())).unwrap();
         assert!(id.starts_with("imported-"));
+        let kept = String::from_utf8(download(d.path(), &id, "certificate").unwrap()).unwrap();
+        assert!(
+            kept.contains("BEGIN CERTIFICATE") && !kept.contains("PRIVATE KEY"),
+            "{kept}"
+        );
         for s in [
             Subject {
                 country: "Czechia".into(),
@@ -708,6 +776,11 @@ mod tests {
         ] {
             assert!(create_self_signed(d.path(), &s).is_err());
         }
+        // ".." is a directory, but no id.
+        assert!(download(d.path(), "..", "request")
+            .unwrap_err()
+            .0
+            .starts_with(MISSING));
         assert!(download(d.path(), "../../etc", "request").is_err());
         assert!(remove(d.path(), "nope").is_err());
     }

@@ -119,6 +119,9 @@ fn read(
     }
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| bad(format!("{}: {e}", key_path.display())))?;
+    // A pair that does not match (a power cut between writing the two) is unreadable
+    // too: a new certificate is made rather than the servers refusing to start.
+    ActiveCert::certified(certs.clone(), key.clone_key())?;
     Ok((certs, key))
 }
 

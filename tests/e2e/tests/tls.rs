@@ -280,4 +280,20 @@ fn a_link_over_tls_checks_the_peer_certificate_by_name() {
         !regs.contains("127.0.0.6") && !regs.contains("127.0.0.7"),
         "{regs}"
     );
+
+    // D's administrator trusts the CA on the Certificates API: with no restart, D's
+    // next registration (started afresh by a changed setting) gets through.
+    let h = d.admin_session("Adm1n-Secret!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let r = d.https("PUT", "/api/v1/certificates/trusted", Some(&ca), &h);
+    assert_eq!(r.status, 200, "{r:?}");
+    edit_config(&d, |v| v["links"][0]["register_expires"] = json!(1800));
+    assert!(
+        wait_until(Duration::from_secs(20), || peer(&d, "siteA")
+            ["registration"]
+            == "registered"),
+        "D did not register after trusting the CA: {}\n{}",
+        peer(&d, "siteA"),
+        d.log_text()
+    );
 }

@@ -546,15 +546,41 @@ fn certificates_a_request_signed_elsewhere_serves_the_web_and_sip_at_once() {
         (id, ca)
     };
     let (id, ca) = request(90);
-    // Imported again, nothing matches a request any more.
+    // Imported again without a key, it answers no request any more; junk is refused.
+    let chain = pbx
+        .https(
+            "GET",
+            &format!("/api/v1/certificates/{id}/certificate"),
+            None,
+            &h,
+        )
+        .body;
+    assert!(
+        chain.contains("BEGIN CERTIFICATE") && !chain.contains("PRIVATE KEY"),
+        "{chain}"
+    );
     let again = pbx.https(
+        "POST",
+        "/api/v1/certificates/import",
+        Some(&json!({"certificate": chain}).to_string()),
+        &h,
+    );
+    assert_eq!(again.status, 400, "{again:?}");
+    assert!(
+        again.body.contains("no request made here"),
+        "{}",
+        again.body
+    );
+    let junk = pbx.https(
         "POST",
         "/api/v1/certificates/import",
         Some(&json!({"certificate": "junk"}).to_string()),
         &h,
     );
-    assert_eq!(again.status, 400);
-    assert!(again.body.contains("no certificate"), "{}", again.body);
+    assert_eq!(junk.status, 400);
+    assert!(junk.body.contains("no certificate"), "{}", junk.body);
+    let missing = pbx.https("GET", "/api/v1/certificates/request-1/request", None, &h);
+    assert_eq!(missing.status, 404, "{missing:?}");
     let r = pbx.https(
         "POST",
         &format!("/api/v1/certificates/{id}/activate"),
