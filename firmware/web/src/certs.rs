@@ -46,6 +46,24 @@ pub struct Info {
     pub active: bool,
 }
 
+impl Info {
+    fn blank(id: &str, kind: Kind) -> Info {
+        Info {
+            id: id.into(),
+            kind,
+            subject: String::new(),
+            issuer: String::new(),
+            names: Vec::new(),
+            not_before: 0,
+            not_after: 0,
+            days_left: 0,
+            self_signed: false,
+            chain: 0,
+            active: false,
+        }
+    }
+}
+
 /// What a new certificate or request is made for (Kerio's dialog: host name and
 /// country are required).
 #[derive(Debug, Clone, Default)]
@@ -206,19 +224,9 @@ fn san_names(ext: Option<&x509_parser::extensions::SubjectAlternativeName>) -> V
 
 /// What a certificate chain says about its first certificate.
 pub fn describe(id: &str, certs: &[CertificateDer<'static>], active: bool) -> Info {
-    let mut info = Info {
-        id: id.into(),
-        kind: Kind::Certificate,
-        subject: String::new(),
-        issuer: String::new(),
-        names: Vec::new(),
-        not_before: 0,
-        not_after: 0,
-        days_left: 0,
-        self_signed: false,
-        chain: certs.len(),
-        active,
-    };
+    let mut info = Info::blank(id, Kind::Certificate);
+    info.chain = certs.len();
+    info.active = active;
     if let Some(Ok((_, c))) = certs
         .first()
         .map(|c| x509_parser::parse_x509_certificate(c))
@@ -235,19 +243,7 @@ pub fn describe(id: &str, certs: &[CertificateDer<'static>], active: bool) -> In
 }
 
 fn describe_request(id: &str, pem: &[u8]) -> Info {
-    let mut info = Info {
-        id: id.into(),
-        kind: Kind::Request,
-        subject: String::new(),
-        issuer: String::new(),
-        names: Vec::new(),
-        not_before: 0,
-        not_after: 0,
-        days_left: 0,
-        self_signed: false,
-        chain: 0,
-        active: false,
-    };
+    let mut info = Info::blank(id, Kind::Request);
     if let Ok(der) = CertificateSigningRequestDer::from_pem_slice(pem) {
         use x509_parser::prelude::FromDer;
         if let Ok((_, r)) =

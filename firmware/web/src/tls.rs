@@ -222,20 +222,12 @@ pub fn server_config_active(
     Ok(Arc::new(cfg))
 }
 
-/// A rustls server configuration: TLS 1.2 and 1.3, HTTP/1.1.
+/// A rustls server configuration for this certificate: TLS 1.2 and 1.3, HTTP/1.1.
 pub fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> io::Result<Arc<rustls::ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| bad(format!("TLS versions: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| bad(format!("certificate and key do not match: {e}")))?;
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    server_config_active(ActiveCert::new(certs, key)?, &[b"http/1.1"])
 }
 
 #[cfg(test)]

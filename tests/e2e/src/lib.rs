@@ -1715,10 +1715,8 @@ impl Drop for MailSink {
     }
 }
 
-/// A certification authority of the test's own signs `request_pem` (PKCS #10, what the
-/// box's certificate store makes) for `days`. Returns the chain (the certificate, then
-/// the CA's) and the CA's certificate, both PEM.
-pub fn sign_request(request_pem: &str, days: u64) -> (String, String) {
+/// A certification authority of the test's own: the issuer and its certificate, PEM.
+pub fn test_ca() -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -1729,11 +1727,52 @@ pub fn sign_request(request_pem: &str, days: u64) -> (String, String) {
         rcgen::KeyUsagePurpose::CrlSign,
     ];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
+    (rcgen::Issuer::new(ca, ca_key), ca_cert.pem())
+}
+
+/// A certification authority of the test's own signs `request_pem` (PKCS #10, what the
+/// box's certificate store makes) for `days`. Returns the chain (the certificate, then
+/// the CA's) and the CA's certificate, both PEM.
+pub fn sign_request(request_pem: &str, days: u64) -> (String, String) {
+    let (issuer, ca_pem) = test_ca();
     let mut req = rcgen::CertificateSigningRequestParams::from_pem(request_pem).unwrap();
     let now = std::time::SystemTime::now();
     req.params.not_before = (now - Duration::from_secs(86_400)).into();
     req.params.not_after = (now + Duration::from_secs(days * 86_400)).into();
     let cert = req.signed_by(&issuer).unwrap();
-    (format!("{}{}", cert.pem(), ca_cert.pem()), ca_cert.pem())
+    (format!("{}{ca_pem}", cert.pem()), ca_pem)
+}
+
+/// dnsmasq on 127.0.0.1:`port` with these record options (`--host-record=...`,
+/// `--srv-host=...`); killed on drop.
+pub struct Dnsmasq(Child);
+
+impl Dnsmasq {
+    pub fn start(port: u16, records: &[String]) -> Dnsmasq {
+        Dnsmasq(
+            Command::new("dnsmasq")
+                .args([
+                    "--no-daemon",
+                    "--conf-file=/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--user=root",
+                ])
+                .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
+                .arg(format!("--port={port}"))
+                .args(records)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("run dnsmasq (apt package dnsmasq-base)"),
+        )
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -124,16 +124,7 @@ fn phones_of_two_stacks_register_and_call_over_tls() {
 
 /// A CA and a certificate it signs for `names`, as PEM (CA, certificate, key).
 fn signed_cert(names: &[&str]) -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "e2e test CA");
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).unwrap();
+    let (ca, ca_pem) = test_ca();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params =
         rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -142,17 +133,7 @@ fn signed_cert(names: &[&str]) -> (String, String, String) {
         .distinguished_name
         .push(rcgen::DnType::CommonName, names[0]);
     let cert = params.signed_by(&key, &ca).unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
-/// dnsmasq on loopback; killed on drop.
-struct Dns(std::process::Child);
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    (ca_pem, cert.pem(), key.serialize_pem())
 }
 
 fn peer(p: &Pbxd, name: &str) -> Value {
@@ -205,31 +186,21 @@ fn a_link_over_tls_checks_the_peer_certificate_by_name() {
     // RFC 3263 for TLS: _sips._tcp SRV gives A's TLS port; other.test is A's
     // address under a name its certificate does not carry.
     let dns_port = free_port();
-    let _dns = Dns(std::process::Command::new("dnsmasq")
-        .args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-        ])
-        .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
-        .arg(format!("--port={dns_port}"))
-        .arg("--host-record=pbx-a.test,127.0.0.2")
-        .arg("--host-record=other.test,127.0.0.2")
-        .arg(format!(
-            "--srv-host=_sips._tcp.pbx-a.test,pbx-a.test,{},0,5",
-            a_tls.port()
-        ))
-        .arg(format!(
-            "--srv-host=_sips._tcp.other.test,other.test,{},0,5",
-            a_tls.port()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run dnsmasq (apt package dnsmasq-base)"));
+    let _dns = Dnsmasq::start(
+        dns_port,
+        &[
+            "--host-record=pbx-a.test,127.0.0.2".into(),
+            "--host-record=other.test,127.0.0.2".into(),
+            format!(
+                "--srv-host=_sips._tcp.pbx-a.test,pbx-a.test,{},0,5",
+                a_tls.port()
+            ),
+            format!(
+                "--srv-host=_sips._tcp.other.test,other.test,{},0,5",
+                a_tls.port()
+            ),
+        ],
+    );
     let dns = format!("127.0.0.1:{dns_port}");
 
     // B trusts the CA and dials A by the name on its certificate.

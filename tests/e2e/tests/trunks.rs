@@ -523,48 +523,23 @@ fn ivoz_routing_order_and_a_friend_held_to_its_permission_group() {
     sipp_wait("provider", sp, &dp);
 }
 
-/// dnsmasq on loopback serving the provider's NAPTR, SRV and A records; killed on drop.
-struct Dns(std::process::Child);
-
-impl Drop for Dns {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_provider_named_by_domain_is_found_through_naptr_and_srv() {
     // RFC 3263: NAPTR names the UDP SRV record, which names two servers by priority. A
     // decoy _sip._udp record at the domain itself shows that NAPTR was followed.
     let (dns_port, sip_port, second, decoy) = (free_port(), free_port(), free_port(), free_port());
-    let dns = Dns(std::process::Command::new("dnsmasq")
-        .args([
-            "--no-daemon",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--user=root",
-        ])
-        .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
-        .arg(format!("--port={dns_port}"))
-        .arg("--host-record=sip1.provider.test,127.0.0.4")
-        .arg("--host-record=sip2.provider.test,127.0.0.5")
-        .arg("--naptr-record=provider.test,10,10,s,SIP+D2U,,_sip._udp.naptr.provider.test")
-        .arg(format!(
-            "--srv-host=_sip._udp.naptr.provider.test,sip1.provider.test,{sip_port},0,5"
-        ))
-        .arg(format!(
-            "--srv-host=_sip._udp.naptr.provider.test,sip2.provider.test,{second},1,5"
-        ))
-        .arg(format!(
-            "--srv-host=_sip._udp.provider.test,sip1.provider.test,{decoy},0,5"
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run dnsmasq (apt package dnsmasq-base)"));
+    // dnsmasq on loopback serving the provider's NAPTR, SRV and A records.
+    let dns = Dnsmasq::start(
+        dns_port,
+        &[
+            "--host-record=sip1.provider.test,127.0.0.4".into(),
+            "--host-record=sip2.provider.test,127.0.0.5".into(),
+            "--naptr-record=provider.test,10,10,s,SIP+D2U,,_sip._udp.naptr.provider.test".into(),
+            format!("--srv-host=_sip._udp.naptr.provider.test,sip1.provider.test,{sip_port},0,5"),
+            format!("--srv-host=_sip._udp.naptr.provider.test,sip2.provider.test,{second},1,5"),
+            format!("--srv-host=_sip._udp.provider.test,sip1.provider.test,{decoy},0,5"),
+        ],
+    );
     let data = tempfile::tempdir().unwrap();
     let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dns_arg = format!("127.0.0.1:{dns_port}");
