@@ -116,6 +116,9 @@ pub struct Transports {
 
 /// Most TCP and TLS connections served at once.
 const MAX_TCP: usize = 4096;
+/// Most TCP and TLS connections from one address (an office of phones behind one NAT
+/// fits; one host cannot take every place).
+const MAX_PER_ADDRESS: usize = 256;
 /// Most TLS handshakes under way at once, and how long one may take.
 const MAX_HANDSHAKES: usize = 256;
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
@@ -174,7 +177,7 @@ impl Transports {
             loop {
                 match tcp.accept().await {
                     Ok((stream, remote)) => {
-                        if t3.conns.lock().unwrap().len() >= MAX_TCP {
+                        if !t3.room_for(remote.ip()) {
                             continue;
                         }
                         let local = stream.local_addr().unwrap_or(t3.local);
@@ -246,8 +249,7 @@ impl Transports {
                         continue;
                     }
                 };
-                if me.conns.lock().unwrap().len() >= MAX_TCP
-                    || handshakes.load(Ordering::Relaxed) >= MAX_HANDSHAKES
+                if !me.room_for(remote.ip()) || handshakes.load(Ordering::Relaxed) >= MAX_HANDSHAKES
                 {
                     continue;
                 }
@@ -304,6 +306,20 @@ impl Transports {
             }
         }
         *t.names.lock().unwrap() = m;
+    }
+
+    /// Whether a connection from `ip` may be accepted: fewer than [`MAX_TCP`] in all
+    /// and [`MAX_PER_ADDRESS`] from it. A refused connection is closed at once.
+    fn room_for(&self, ip: IpAddr) -> bool {
+        let conns = self.conns.lock().unwrap();
+        if conns.len() >= MAX_TCP {
+            return false;
+        }
+        let ok = conns.keys().filter(|(_, a)| a.ip() == ip).count() < MAX_PER_ADDRESS;
+        if !ok {
+            tracing::debug!("{ip} holds {MAX_PER_ADDRESS} connections: refusing another");
+        }
+        ok
     }
 
     /// A new connection's queue of messages to write.
@@ -723,6 +739,37 @@ mod tests {
         // The failed connections are forgotten: a later send tries afresh.
         assert!(b.conns.lock().unwrap().is_empty());
         assert!(c.conns.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_take_every_connection() {
+        let (a, mut a_rx) = Transports::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_PER_ADDRESS + 5 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind("127.0.0.9:0".parse().unwrap()).unwrap();
+            held.push(s.connect(a.local_addr()).await.unwrap());
+        }
+        // The accept loop has taken them all in (or shut the extra ones).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let from = |ip: &str| {
+            a.conns
+                .lock()
+                .unwrap()
+                .keys()
+                .filter(|(_, r)| r.ip() == ip.parse::<IpAddr>().unwrap())
+                .count()
+        };
+        assert_eq!(from("127.0.0.9"), MAX_PER_ADDRESS);
+        // Another address still gets in and is heard.
+        let (b, _b_rx) = Transports::bind("127.0.0.10:0".parse().unwrap())
+            .await
+            .unwrap();
+        b.send(Proto::Tcp, a.local_addr(), OPTIONS.to_vec());
+        let m = next(&mut a_rx).await.expect("heard");
+        assert_eq!(m.remote.ip(), "127.0.0.10".parse::<IpAddr>().unwrap());
     }
 
     #[tokio::test]
