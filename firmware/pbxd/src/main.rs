@@ -202,6 +202,12 @@ fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
     }
 }
 
+/// Whom SIP over TLS trusts: the system's roots and the administrator's CAs (how many
+/// in all).
+fn sip_trust(data_dir: &std::path::Path) -> std::io::Result<(Arc<rustls::ClientConfig>, usize)> {
+    sip::transport::tls_client_config(&web::tls::trusted_cas(data_dir))
+}
+
 /// Starts SIP over TLS with the web's certificate, trusting the system's roots and the
 /// administrator's CAs. A port that cannot be bound leaves SIP over UDP and TCP working.
 async fn listen_sip_tls(
@@ -220,9 +226,8 @@ async fn listen_sip_tls(
         },
         None => SocketAddr::new(args.sip.ip(), args.sip.port().wrapping_add(1).max(1)),
     };
-    let extra = web::tls::trusted_cas(&args.data_dir);
     let made = web::tls::server_config_active(active, &[]).and_then(|server| {
-        let (client, roots) = sip::transport::tls_client_config(&extra)?;
+        let (client, roots) = sip_trust(&args.data_dir)?;
         Ok((server, client, roots))
     });
     let (server, client, roots) = match made {
@@ -238,7 +243,7 @@ async fn listen_sip_tls(
         client,
     };
     match transports.listen_tls(settings).await {
-        Ok(a) => tracing::info!(tls = %a, trusted = roots, extra = extra.len(), "SIP over TLS"),
+        Ok(a) => tracing::info!(tls = %a, trusted = roots, "SIP over TLS"),
         Err(e) => tracing::error!("cannot bind SIP over TLS on {listen}: {e}; SIP over TLS is off"),
     }
 }
@@ -655,11 +660,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                         collections.reconcile(&state.cfg.snapshot().config);
                     }
                     web::CoreRequest::TrustChanged => {
-                        let extra = web::tls::trusted_cas(&args.data_dir);
-                        match sip::transport::tls_client_config(&extra) {
+                        match sip_trust(&args.data_dir) {
                             Ok((client, roots)) => {
                                 transports.set_client_config(client);
-                                tracing::info!(trusted = roots, extra = extra.len(), "TLS trust changed");
+                                tracing::info!(trusted = roots, "TLS trust changed");
                             }
                             Err(e) => tracing::error!("TLS trust unchanged: {e}"),
                         }

@@ -6,7 +6,7 @@
 //! opens (TLS verifies the peer's certificate against the name set with
 //! [`Transports::set_server_name`], else its address).
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -489,26 +489,6 @@ impl Transports {
     }
 }
 
-/// A server configuration for SIP over TLS (1.2 and 1.3) with our certificate chain.
-pub fn tls_server_config(
-    certs: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-) -> io::Result<Arc<rustls::ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("certificate and key do not match: {e}"),
-            )
-        })?;
-    Ok(Arc::new(cfg))
-}
-
 /// A client configuration for SIP over TLS that trusts the system's roots and `extra`
 /// (an administrator's CA). Returns it with how many roots it trusts.
 pub fn tls_client_config(
@@ -655,8 +635,25 @@ fn route_source(remote: SocketAddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::PrivateKeyDer;
 
     const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.5:5061;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.5>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: t1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    /// A server configuration with our certificate chain (pbxd's comes from the web's
+    /// certificate resolver, `web::tls::server_config_active`).
+    fn tls_server_config(
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> io::Result<Arc<rustls::ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Arc::new(cfg))
+    }
 
     /// A certificate for 127.0.0.1 and its server configuration.
     fn server_cert() -> (CertificateDer<'static>, Arc<rustls::ServerConfig>) {

@@ -110,13 +110,8 @@ fn read(
     key_path: &Path,
 ) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| bad(format!("{}: {e}", cert_path.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(format!("{}: {e}", cert_path.display())))?;
-    if certs.is_empty() {
-        return Err(bad(format!("{}: no certificate", cert_path.display())));
-    }
+    let certs = crate::certs::parse_chain(&std::fs::read(cert_path)?)
+        .map_err(|e| bad(format!("{}: {}", cert_path.display(), e.0)))?;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| bad(format!("{}: {e}", key_path.display())))?;
     // A pair that does not match (a power cut between writing the two) is unreadable
@@ -131,29 +126,17 @@ pub fn trusted_cas_path(data_dir: &Path) -> PathBuf {
     data_dir.join("tls").join("trusted-ca.pem")
 }
 
-/// The administrator's trusted CA certificates (none when the file is missing or
-/// unreadable, which is logged).
+/// The administrator's trusted CA certificates (none when the file is missing; an
+/// unreadable one is logged and trusts none: the store writes only parsed ones).
 pub fn trusted_cas(data_dir: &Path) -> Vec<CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
     let path = trusted_cas_path(data_dir);
-    if !path.exists() {
+    let Ok(pem) = std::fs::read(&path) else {
         return Vec::new();
-    }
-    match CertificateDer::pem_file_iter(&path) {
-        Ok(it) => it
-            .filter_map(|c| match c {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::warn!("{}: {e}", path.display());
-                    None
-                }
-            })
-            .collect(),
-        Err(e) => {
-            tracing::warn!("{}: {e}", path.display());
-            Vec::new()
-        }
-    }
+    };
+    crate::certs::parse_chain(&pem).unwrap_or_else(|e| {
+        tracing::warn!("{}: {}", path.display(), e.0);
+        Vec::new()
+    })
 }
 
 /// The certificate the servers present, shared by the web admin and SIP over TLS and

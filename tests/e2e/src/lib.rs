@@ -1348,6 +1348,13 @@ pub fn registered_phone(kind: Kind, pbx: &Pbxd, spec: PhoneSpec) -> Phone {
     p
 }
 
+/// Adds extension `n` with the password `Secret-<n>x`, which it returns.
+pub fn add_ext(p: &Pbxd, n: &str) -> String {
+    let pw = format!("Secret-{n}x");
+    p.ctl_ok(&["extension", "add", n, "--password", &pw]);
+    pw
+}
+
 pub fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
     let _ = pbx;
     from.command("dial", &format!("sip:{number}@{}", from.server));

@@ -12,12 +12,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
 
-fn add_ext(p: &Pbxd, n: &str) -> String {
-    let pw = format!("Secret-{n}x");
-    p.ctl_ok(&["extension", "add", n, "--password", &pw]);
-    pw
-}
-
 fn only_tls(pbx: &Pbxd, users: &[&str]) {
     edit_config(pbx, |v| {
         for a in v["accounts"].as_array_mut().unwrap() {

@@ -124,12 +124,6 @@ fn peer_state(p: &Pbxd, name: &str) -> (String, String) {
     )
 }
 
-fn add_ext(p: &Pbxd, n: &str) -> String {
-    let pw = format!("Secret-{n}x");
-    p.ctl_ok(&["extension", "add", n, "--password", &pw]);
-    pw
-}
-
 fn launch_on(ip: &str) -> Pbxd {
     let data = tempfile::tempdir().unwrap();
     let sip: SocketAddr = format!("{ip}:{}", free_port()).parse().unwrap();
