@@ -161,6 +161,81 @@ pub fn group_contains(groups: &[IpGroup], name: &str, ip: IpAddr) -> bool {
     false
 }
 
+/// A group's addresses as (first, last) ranges: IPv4, then IPv6.
+pub type GroupRanges = (Vec<(u32, u32)>, Vec<(u128, u128)>);
+
+/// Every address of group `name` (its own items and the groups it names, each once) as
+/// sorted, merged ranges of first and last address: IPv4 apart from IPv6. An unknown
+/// group has none. What the firewall's address sets are made of.
+pub fn group_ranges(groups: &[IpGroup], name: &str) -> GroupRanges {
+    let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    let mut todo = vec![name];
+    while let Some(n) = todo.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        let Some(g) = by_name.get(n) else { continue };
+        for i in &g.items {
+            let r = match i {
+                IpItem::Host { address, .. } => address
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(canonical)
+                    .map(|a| (a.is_ipv4(), to_u128(a), to_u128(a))),
+                IpItem::Network { network, .. } => parse_network(network).map(|(a, n)| {
+                    let bits = if a.is_ipv4() { 32 } else { 128 };
+                    let lo = to_u128(a);
+                    let all = if bits == 32 {
+                        u32::MAX as u128
+                    } else {
+                        u128::MAX
+                    };
+                    (a.is_ipv4(), lo, lo | (all & !mask(n, bits)))
+                }),
+                IpItem::Range { from, to, .. } => {
+                    match (from.parse::<IpAddr>(), to.parse::<IpAddr>()) {
+                        (Ok(f), Ok(t))
+                            if f.is_ipv4() == t.is_ipv4() && to_u128(f) <= to_u128(t) =>
+                        {
+                            Some((f.is_ipv4(), to_u128(f), to_u128(t)))
+                        }
+                        _ => None,
+                    }
+                }
+                IpItem::Group { group, .. } => {
+                    todo.push(group.as_str());
+                    None
+                }
+            };
+            match r {
+                Some((true, lo, hi)) => v4.push((lo, hi)),
+                Some((false, lo, hi)) => v6.push((lo, hi)),
+                None => {}
+            }
+        }
+    }
+    let v4 = merge(v4)
+        .into_iter()
+        .map(|(a, b)| (a as u32, b as u32))
+        .collect();
+    (v4, merge(v6))
+}
+
+/// Sorted ranges with the overlapping and touching ones joined.
+fn merge(mut v: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+    v.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(v.len());
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
 /// Whether one of the group's own addresses, networks or ranges holds `ip`.
 fn holds(g: &IpGroup, ip: IpAddr) -> bool {
     let x = to_u128(ip);
@@ -310,5 +385,72 @@ mod tests {
             .collect();
         assert!(group_contains(&deep, "g0", "10.9.9.9".parse().unwrap()));
         assert!(!group_contains(&deep, "g0", "10.9.9.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn ranges_flatten_nested_groups_and_merge() {
+        let host = |a: &str| IpItem::Host {
+            address: a.into(),
+            description: String::new(),
+        };
+        let groups = vec![
+            IpGroup {
+                name: "Office".into(),
+                description: String::new(),
+                items: vec![
+                    IpItem::Network {
+                        network: "10.0.0.0/24".into(),
+                        description: String::new(),
+                    },
+                    host("10.0.1.0"),
+                    host("10.0.0.7"),
+                    IpItem::Group {
+                        group: "Admins".into(),
+                        description: String::new(),
+                    },
+                    IpItem::Group {
+                        group: "Office".into(),
+                        description: String::new(),
+                    },
+                ],
+            },
+            IpGroup {
+                name: "Admins".into(),
+                description: String::new(),
+                items: vec![
+                    IpItem::Range {
+                        from: "192.168.1.10".into(),
+                        to: "192.168.1.20".into(),
+                        description: String::new(),
+                    },
+                    host("2001:db8::1"),
+                    IpItem::Network {
+                        network: "2001:db8::/127".into(),
+                        description: String::new(),
+                    },
+                ],
+            },
+        ];
+        let (v4, v6) = group_ranges(&groups, "Office");
+        let ip4 = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(
+            v4,
+            vec![
+                (ip4("10.0.0.0"), ip4("10.0.1.0")),
+                (ip4("192.168.1.10"), ip4("192.168.1.20"))
+            ]
+        );
+        let ip6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+        assert_eq!(v6, vec![(ip6("2001:db8::"), ip6("2001:db8::1"))]);
+        assert_eq!(group_ranges(&groups, "Nobody"), (vec![], vec![]));
+        let all = IpGroup {
+            name: "All".into(),
+            description: String::new(),
+            items: vec![IpItem::Network {
+                network: "0.0.0.0/0".into(),
+                description: String::new(),
+            }],
+        };
+        assert_eq!(group_ranges(&[all], "All").0, vec![(0, u32::MAX)]);
     }
 }

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 mod attendant;
 mod conference;
+mod firewall;
 mod ipgroups;
 mod isdn;
 mod mail;
@@ -25,7 +26,10 @@ pub use attendant::{
     TimeRange, Weekday,
 };
 pub use conference::{Conference, MAX_CONFERENCE};
-pub use ipgroups::{group_contains, parse_network, IpGroup, IpItem, MAX_IP_ITEMS};
+pub use firewall::{Firewall, FIREWALL_SERVICES};
+pub use ipgroups::{
+    group_contains, group_ranges, parse_network, GroupRanges, IpGroup, IpItem, MAX_IP_ITEMS,
+};
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use music::{valid_upload_name, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
@@ -126,6 +130,9 @@ pub struct Config {
     /// Scanner and brute-force protection's settings.
     #[serde(default)]
     pub sip_protection: SipProtection,
+    /// The firewall: which IP address groups reach which services (Kerio 22.2).
+    #[serde(default)]
+    pub firewall: Firewall,
 }
 
 /// Scanner and brute-force protection (always on): what the administrator sets.
@@ -220,6 +227,7 @@ impl Default for Config {
             recordings_max_mb: default_recordings_max_mb(),
             parking: Parking::default(),
             sip_protection: SipProtection::default(),
+            firewall: Firewall::default(),
         }
     }
 }

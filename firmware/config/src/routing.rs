@@ -889,6 +889,12 @@ impl Config {
                 format!("no IP address group {allow}"),
             );
         }
+        for (k, _) in crate::FIREWALL_SERVICES {
+            let g = self.firewall.group(k).unwrap_or("");
+            if !g.is_empty() && !group_names.contains(g) {
+                err("Firewall".into(), k, format!("no IP address group {g}"));
+            }
+        }
         for c in crate::ipgroups::circles(&self.ip_groups) {
             err(
                 format!("IP address group {c}"),

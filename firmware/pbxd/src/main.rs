@@ -107,6 +107,18 @@ struct Args {
     /// box). Without it (a development machine) they are only saved.
     #[arg(long)]
     system_root: Option<PathBuf>,
+    /// Put the firewall's settings in force through nftables (the box). Without it (a
+    /// development machine, the tests) they are saved and the web server holds its own
+    /// paths to them, but the host's packet filter is left alone.
+    #[arg(long)]
+    firewall: bool,
+    /// Seconds a firewall change that holds anything waits for its confirmation
+    /// before it is rolled back (tests shorten the minute).
+    #[arg(long, default_value_t = 60, hide = true)]
+    firewall_confirm: u64,
+    /// nftables' command line program.
+    #[arg(long, default_value = "nft")]
+    nft: PathBuf,
     /// What restarts the box after a firmware update.
     #[arg(long, default_value = "/sbin/reboot")]
     reboot_command: String,
@@ -248,6 +260,38 @@ async fn listen_sip_tls(
     }
 }
 
+/// Keeps the firewall's nftables table in step with the configuration: loads it at
+/// start and again whenever the settings, the groups they name or the ports change.
+async fn enforce_firewall(
+    mut rx: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    enforcer: Arc<system::firewall::Enforcer>,
+    ports: system::firewall::Ports,
+) {
+    let mut last: Option<serde_json::Value> = None;
+    loop {
+        let snap = rx.borrow_and_update().clone();
+        let rules = system::firewall::ruleset(&snap.config, &ports);
+        if last.as_ref() != Some(&rules) {
+            let e = enforcer.clone();
+            let r2 = rules.clone();
+            let rev = snap.revision;
+            match tokio::task::spawn_blocking(move || e.apply(rev, &r2)).await {
+                Ok(Ok(n)) => {
+                    tracing::info!(revision = rev, rules = n, "firewall in force");
+                    last = Some(rules);
+                }
+                Ok(Err(e)) => tracing::error!(revision = rev, "firewall not in force: {e}"),
+                Err(e) => tracing::error!("firewall: {e}"),
+            }
+        } else {
+            enforcer.unchanged(snap.revision);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Looks up the peers whose host is a DNS name (RFC 3263: NAPTR, SRV, then A/AAAA);
 /// the answers come back to the loop through `dns`.
 fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>) {
@@ -378,6 +422,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     }
     let snapshot = Arc::new(Snapshot::new(rev, cfg));
     let configurator = Arc::new(store::Configurator::new(store.clone(), snapshot.clone()));
+    // A firewall change nobody confirmed before the daemon stopped is undone first.
+    web::firewall::recover_unconfirmed(&configurator, &args.data_dir);
+    let snapshot = configurator.snapshot();
     let mut snapshots = configurator.subscribe();
     let (transports, mut incoming) = sip::transport::Transports::bind(args.sip)
         .await
@@ -488,6 +535,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let tftp = tokio::net::UdpSocket::bind(args.tftp)
         .await
         .with_context(|| format!("cannot bind TFTP on {}", args.tftp))?;
+    let tftp_port = tftp.local_addr()?.port();
     tracing::info!(tftp = %tftp.local_addr()?, "provisioning over TFTP");
     tokio::spawn(provision::server::serve(tftp, prov.clone()));
     let (web_tx, mut web_rx) = mpsc::channel::<web::CoreRequest>(64);
@@ -509,13 +557,14 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             version: release_version(),
             data_dir: args.data_dir.clone(),
             root: args.system_root.clone(),
+            firewall_confirm: Duration::from_secs(args.firewall_confirm.max(1)),
         },
         prov.clone(),
         updater.clone(),
     );
     let web_addr = web_listener.local_addr()?;
     app.set_active_cert(active);
-    tokio::spawn(web::serve(web_listener, tls, app));
+    tokio::spawn(web::serve(web_listener, tls, app.clone()));
     if let Some(addr) = args.web_redirect {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -523,6 +572,24 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         tokio::spawn(web::serve_redirect(l, web_addr.port()));
     }
     tracing::info!(web = %web_addr, new_certificate = made, "web admin at https://{web_addr}/admin");
+    let ports = system::firewall::Ports {
+        sip: transports.local_addr().port(),
+        sip_tls: transports.tls_addr().map(|a| a.port()),
+        web: std::iter::once(web_addr.port())
+            .chain(args.web_redirect.map(|a| a.port()))
+            .collect(),
+        tftp: Some(tftp_port),
+        rtp: (low, high),
+    };
+    let enforcer = Arc::new(if args.firewall {
+        system::firewall::Enforcer::new(&args.nft)
+    } else {
+        system::firewall::Enforcer::disabled()
+    });
+    app.set_firewall(enforcer.clone());
+    if args.firewall {
+        tokio::spawn(enforce_firewall(configurator.subscribe(), enforcer, ports));
+    }
 
     let mut state = control::State {
         cfg: configurator,

@@ -1,4 +1,5 @@
 pub mod apply;
+pub mod firewall;
 pub mod network;
 #[doc(hidden)]
 pub mod testing;

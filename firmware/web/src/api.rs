@@ -133,6 +133,10 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                     );
                     Ok(r)
                 }
+                Err(LoginError::NotHere(a)) => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("the firewall does not allow this service from {a}"),
+                )),
                 Err(LoginError::Wrong) => Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "wrong user name or password",
@@ -162,6 +166,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     }
     if segs.starts_with(&["me", "voicemail"]) {
         return crate::voicemail::api(app, req, &c, &segs[2..]);
+    }
+    if segs.first() == Some(&"firewall") {
+        return crate::firewall::api(app, req, &c, &segs[1..]).await;
     }
     if segs.first() == Some(&"security") {
         return crate::security::api(app, req, &c, &segs[1..]).await;

@@ -84,7 +84,12 @@ pub(crate) async fn handle(app: &Arc<App>, c: &Caller, get: bool, form: &Form) -
         return page(app, c, Note::None, StatusCode::OK, None);
     }
     let r = save(app, &c.user.username, form).await;
-    let (note, st) = outcome(r, |()| "IP address groups saved.".into());
+    let (note, st) = outcome(r, |()| {
+        match crate::firewall::seconds_left(app) {
+        Some(s) => format!("IP address groups saved. The firewall's rules changed with them and are on trial: confirm them on the Firewall page within {s} seconds, or they are rolled back."),
+        None => "IP address groups saved.".into(),
+    }
+    });
     let typed = (st != StatusCode::OK).then_some(form);
     page(app, c, note, st, typed)
 }

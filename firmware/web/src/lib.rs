@@ -18,6 +18,7 @@ pub mod auth;
 mod cert_pages;
 pub mod certs;
 mod conferences;
+pub mod firewall;
 mod history;
 mod ipgroups;
 mod music;
@@ -103,6 +104,8 @@ pub struct Settings {
     /// The system's root where the time zone and NTP servers are put in force (`/` on
     /// the box); `None` on a development machine: settings are saved, not applied.
     pub root: Option<PathBuf>,
+    /// How long a firewall change that holds anything waits for its confirmation.
+    pub firewall_confirm: Duration,
 }
 
 /// Everything the handlers share.
@@ -117,6 +120,13 @@ pub struct App {
     updater: Arc<system::update::Updater>,
     /// What the servers present (set by the driver once they run).
     active_cert: std::sync::OnceLock<Arc<tls::ActiveCert>>,
+    /// What puts the firewall in force (set by the driver).
+    firewall: std::sync::OnceLock<Arc<system::firewall::Enforcer>>,
+    /// A firewall change on trial.
+    fw_pending: Mutex<Option<firewall::Pending>>,
+    /// Held across a configuration change and its trial's bookkeeping, a confirmation
+    /// and a rollback, so that none of them sees another half done.
+    fw_lock: tokio::sync::Mutex<()>,
 }
 
 impl App {
@@ -138,7 +148,15 @@ impl App {
             settings,
             updater,
             active_cert: std::sync::OnceLock::new(),
+            firewall: std::sync::OnceLock::new(),
+            fw_pending: Mutex::new(None),
+            fw_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// What puts the firewall's settings in force (its status is shown on the page).
+    pub fn set_firewall(&self, e: Arc<system::firewall::Enforcer>) {
+        let _ = self.firewall.set(e);
     }
 
     /// The certificate the web and SIP over TLS present, so that making another one
@@ -257,6 +275,9 @@ pub struct Caller {
     token: String,
     session: auth::Session,
     user: config::User,
+    /// Whether the firewall's settings allow the web admin from the request's address
+    /// (an administrator elsewhere is a portal user there).
+    admin_here: bool,
 }
 
 impl Caller {
@@ -264,13 +285,14 @@ impl Caller {
         self.user.role
     }
     fn can_read_admin(&self) -> bool {
-        matches!(
-            self.role(),
-            config::Role::Administrator | config::Role::Auditor
-        )
+        self.admin_here
+            && matches!(
+                self.role(),
+                config::Role::Administrator | config::Role::Auditor
+            )
     }
     fn can_write_admin(&self) -> bool {
-        self.role() == config::Role::Administrator
+        self.admin_here && self.role() == config::Role::Administrator
     }
 }
 
@@ -285,11 +307,15 @@ fn caller(app: &App, req: &Req) -> Option<Caller> {
         .filter(|u| u.enabled && !u.password_hash.is_empty())
         .cloned();
     match user {
-        Some(user) => Some(Caller {
+        Some(user) if firewall::web_allowed(&snap.config, user.role, req.addr) => Some(Caller {
             token: token.to_string(),
             session,
             user,
+            admin_here: firewall::admin_allowed(&snap.config, req.addr),
         }),
+        // A session from an address the firewall's settings no longer allow: no rights
+        // there (it stays open for the address it may still be used from).
+        Some(_) => None,
         None => {
             app.sessions().close(token);
             None
@@ -311,6 +337,8 @@ fn csrf_ok(req: &Req, c: &Caller, form: Option<&[(String, String)]>) -> bool {
 enum LoginError {
     Blocked(u64),
     Wrong,
+    /// The firewall's settings keep this user's part of the web from the address.
+    NotHere(IpAddr),
 }
 
 /// Checks a user name and password, with the rate limit and the security log; opens a
@@ -337,6 +365,19 @@ async fn login(
     .await
     .unwrap_or(false);
     match user {
+        Some(u)
+            if ok
+                && u.enabled
+                && !firewall::web_allowed(&app.cfg.snapshot().config, u.role, addr) =>
+        {
+            app.limiter().succeeded(addr);
+            app.security(
+                addr,
+                &u.username,
+                "login refused: the firewall does not allow the web from this address",
+            );
+            Err(LoginError::NotHere(addr))
+        }
         Some(u) if ok && u.enabled => {
             app.limiter().succeeded(addr);
             let (token, s) = app.sessions().open(Instant::now(), &u.username, addr);
@@ -461,7 +502,9 @@ fn add_security_headers(r: &mut Response) {
 /// Routes one request.
 pub async fn handle(app: Arc<App>, req: Req) -> Response {
     let prov_get = req.method == Method::GET || req.method == Method::HEAD;
-    let mut r = if let (Some(name), true) = (req.path.strip_prefix("/prov/"), prov_get) {
+    let mut r = if let Some(refused) = firewall::refusal(&app, &req) {
+        refused
+    } else if let (Some(name), true) = (req.path.strip_prefix("/prov/"), prov_get) {
         let name = name.to_string();
         provisioning::prov(&app, &req, &name).await
     } else if req.path == "/api/v1" || req.path.starts_with("/api/v1/") {

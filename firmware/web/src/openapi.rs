@@ -824,6 +824,12 @@ fn base() -> Value {
                 "get": read_op("The IP address group never banned", json!({"type": "object", "properties": {"allow_group": s("string")}})),
                 "put": write_op("Set the IP address group never banned (empty: none)", Some(json!({"type": "object", "additionalProperties": false, "properties": {"allow_group": s("string")}})), "200", Some(json!({"type": "object", "properties": {"allow_group": s("string")}})))
             },
+            "/firewall": {
+                "get": read_op("The firewall: each service's allowed IP address group, the change on trial, what is in force", r("FirewallView")),
+                "put": write_op("Set services' allowed groups (empty: anyone); a change that holds anything is on trial until confirmed", Some(r("FirewallSettings")), "200", Some(r("FirewallView")))
+            },
+            "/firewall/confirm": {"post": write_op("Confirm the change on trial (409: none)", None, "204", None)},
+            "/firewall/rollback": {"post": write_op("Roll the change on trial back now (409: none)", None, "204", None)},
             "/status/conferences": {"get": read_op("Conference rooms with who is in them", json!({"type": "array", "items": r("ConferenceStatus")}))},
             "/status/conferences/{number}/{call}": {
                 "parameters": [
@@ -854,6 +860,20 @@ fn base() -> Value {
             "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
         }
     });
+    let group = json!({"type": "string", "maxLength": 32, "description": "an IP address group's name; empty: anyone"});
+    let services: serde_json::Map<String, Value> = config::FIREWALL_SERVICES
+        .iter()
+        .map(|(k, _)| (k.to_string(), group.clone()))
+        .collect();
+    doc["components"]["schemas"]["FirewallSettings"] =
+        json!({"type": "object", "additionalProperties": false, "properties": services});
+    doc["components"]["schemas"]["FirewallView"] = json!({"type": "object", "required": ["settings", "in_force"], "properties": {
+        "settings": r("FirewallSettings"),
+        "confirm_within": {"type": "integer", "nullable": true, "description": "seconds left to confirm the change on trial; null: none"},
+        "in_force": {"type": "object", "properties": {
+            "enabled": s("boolean"), "revision": {"type": "integer", "nullable": true}, "rules": s("integer"),
+            "error": {"type": "string", "nullable": true}}}
+    }});
     doc["components"]["schemas"]["CallRecord"] = call_record;
     doc["components"]["schemas"]["ConferenceStatus"] = json!({"type": "object", "properties": {
         "number": s("string"), "description": s("string"), "limit": s("integer"),

@@ -19,11 +19,33 @@ pub(crate) async fn change<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let cfg = app.cfg.clone();
     let who = who.to_string();
-    tokio::task::spawn_blocking(move || cfg.change(&who, &what, unix_now(), f))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map(|(_, t)| t)
-        .map_err(ApiError::from)
+    // The firewall's trial (crate::firewall) is decided with the change, under one lock.
+    let _g = app.fw_lock.lock().await;
+    let open = app
+        .fw_pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some();
+    let data = app.settings.data_dir.clone();
+    let (trial, before, t) = tokio::task::spawn_blocking(move || {
+        let mut seen = None;
+        let r = cfg.change(&who, &what, unix_now(), |c| {
+            let before = c.clone();
+            let t = f(c)?;
+            let trial = crate::firewall::before_commit(&data, &before, c, open)?;
+            seen = Some((trial, before));
+            Ok(t)
+        });
+        r.map(|(_, t)| {
+            let (trial, before) = seen.expect("the change ran");
+            (trial, before, t)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(ApiError::from)?;
+    crate::firewall::after_commit(app, trial, &before);
+    Ok(t)
 }
 
 /// Extension `n` of a configuration being changed.

@@ -102,6 +102,7 @@ pub(crate) fn layout(
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/history" { "Call history" }
                                 a href="/admin/security" { "SIP protection" }
+                                a href="/admin/firewall" { "Firewall" }
                                 a href="/admin/certificates" { "Certificates" }
                                 a href="/admin/logs" { "Logs" }
                                 a href="/admin/update" { "System" }
@@ -541,6 +542,9 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         }
         (true, ["logs"]) => logs_page(app, &c),
         (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
+        (_, ["firewall", rest @ ..]) => {
+            crate::firewall::handle(app, &c, req.addr, get, rest, &form).await
+        }
         (_, ["certificates", rest @ ..]) => {
             crate::cert_pages::handle(app, &c, req.addr, get, rest, &form).await
         }
@@ -860,6 +864,13 @@ async fn login_post(app: &Arc<App>, req: &Req, admin: bool) -> Response {
                 "Too many failed logins from this address. Try again in {s} seconds."
             )),
             StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(LoginError::NotHere(a)) => login_page(
+            admin,
+            &Note::Error(format!(
+                "The firewall does not allow this service from {a}."
+            )),
+            StatusCode::FORBIDDEN,
         ),
         Err(LoginError::Wrong) => login_page(
             admin,

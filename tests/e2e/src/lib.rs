@@ -242,9 +242,34 @@ impl Pbxd {
         body: Option<&str>,
         headers: &[&str],
     ) -> HttpAnswer {
+        let a = self.https_via(&[], &[], method, path, body, headers);
+        assert!(a.status != 0, "curl {method} {path} failed: {}", a.body);
+        a
+    }
+
+    /// [`Pbxd::https`] with curl run through `prefix` (`ip netns exec NS`) and given
+    /// `curl_args` (`--interface ADDRESS`). A connection that fails is status 0 with
+    /// curl's complaint and exit code as the body.
+    pub fn https_via(
+        &self,
+        prefix: &[&str],
+        curl_args: &[&str],
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[&str],
+    ) -> HttpAnswer {
         let cert = self.data.path().join("web/cert.pem");
         let hdr = tempfile::NamedTempFile::new().unwrap();
-        let mut c = Command::new("curl");
+        let mut c = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg("curl");
+                c
+            }
+            None => Command::new("curl"),
+        };
+        c.args(curl_args);
         c.args(["-sS", "--max-time", "20", "-X", method, "--cacert"])
             .arg(&cert)
             .arg("-D")
@@ -259,11 +284,17 @@ impl Pbxd {
         c.arg(format!("https://{}{path}", self.web));
         let out = c.output().expect("run curl");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "curl {method} {path} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            return HttpAnswer {
+                status: 0,
+                headers: String::new(),
+                body: format!(
+                    "{} (curl exit {:?})",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    out.status.code()
+                ),
+            };
+        }
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         HttpAnswer {
             status: code.trim().parse().unwrap_or(0),
@@ -1782,4 +1813,42 @@ impl Drop for Dnsmasq {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs a Chromium script of `tests/web` (playwright-core) against the daemon's web,
+/// through `prefix` (`ip netns exec NS` for a daemon in a namespace); fails the test
+/// with the script's output and the daemon's log unless it says it passed.
+pub fn browser_via(pbx: &Pbxd, prefix: &[&str], script: &str, env: &[(&str, &str)]) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = repo.join("tests/web");
+    let artifacts = repo.join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut c = match prefix.split_first() {
+        Some((p, rest)) => {
+            let mut c = Command::new(p);
+            c.args(rest).arg("node");
+            c
+        }
+        None => Command::new("node"),
+    };
+    let out = c
+        .arg(dir.join(script))
+        .env("BASE_URL", format!("https://{}", pbx.web))
+        .env("ARTIFACTS", &artifacts)
+        .env("NODE_PATH", dir.join("node_modules"))
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .output()
+        .expect("run node (scripts/test installs playwright-core)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "browser test {script} failed:\n{text}\npbxd log:\n{}",
+        pbx.log_text()
+    );
+    assert!(text.contains("browser test passed"), "{text}");
 }

@@ -667,29 +667,7 @@ fn certificates_a_request_signed_elsewhere_serves_the_web_and_sip_at_once() {
 
 /// Runs one browser script from tests/web against `pbx`; panics with its output on failure.
 fn browser(pbx: &Pbxd, script: &str, env: &[(&str, &str)]) {
-    let dir = repo().join("tests/web");
-    let artifacts = repo().join("target/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let out = Command::new("node")
-        .arg(dir.join(script))
-        .env("BASE_URL", format!("https://{}", pbx.web))
-        .env("ARTIFACTS", &artifacts)
-        .env("NODE_PATH", dir.join("node_modules"))
-        .envs(env.iter().copied())
-        .current_dir(&dir)
-        .output()
-        .expect("run node (scripts/test installs playwright-core)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "browser test {script} failed:\n{text}\npbxd log:\n{}",
-        pbx.log_text()
-    );
-    assert!(text.contains("browser test passed"), "{text}");
+    browser_via(pbx, &[], script, env);
 }
 
 #[test]

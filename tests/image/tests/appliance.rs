@@ -8,7 +8,7 @@
 //! scripts/test runs it with `--ignored` after building the image.
 
 use image_tests::{image_dir, Guest, Lan};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -351,6 +351,29 @@ fn the_root_file_system_has_the_music_on_hold() {
     let tracks = listing.lines().filter(|l| l.ends_with(".wav")).count();
     assert_eq!(tracks, 5, "{listing}");
     assert!(listing.contains("macroform-cold_day.wav"), "{listing}");
+}
+
+/// The root file system carries nftables' command line program, which pbxd runs with
+/// `--firewall` to put the firewall's settings in force.
+#[test]
+#[ignore = "needs scripts/build-image; scripts/test runs it"]
+fn the_root_file_system_has_nftables() {
+    let out = Command::new("debugfs")
+        .args(["-R", "stat /usr/sbin/nft"])
+        .arg(image_dir().join("rootfs.ext4"))
+        .output()
+        .expect("run debugfs (e2fsprogs)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Type: regular"),
+        "{out:?}"
+    );
+    let unit = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../rootfs-overlay/etc/systemd/system/pbxd.service"),
+    )
+    .unwrap();
+    assert!(unit.contains(" --firewall"), "{unit}");
 }
 
 /// The root file system carries the English system prompts where pbxd looks for them:

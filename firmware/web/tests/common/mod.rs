@@ -77,6 +77,7 @@ pub fn rig() -> Rig {
                     .unwrap();
                 root
             }),
+            firewall_confirm: web::firewall::CONFIRM_WINDOW,
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.
