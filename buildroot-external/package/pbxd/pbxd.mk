@@ -13,11 +13,12 @@ PBXD_VERSION = 0.1.0
 PBXD_SITE = https://github.com/pbx-appliance/firmware.git
 PBXD_SITE_METHOD = git
 PBXD_LICENSE = GPL-3.0-or-later
-PBXD_DEPENDENCIES = dahdi-linux host-clang alsa-lib host-pkgconf
+PBXD_DEPENDENCIES = dahdi-linux host-clang alsa-lib host-pkgconf libsrtp
 
 PBXD_CARGO_BUILD_OPTS = -p pbxd -p pbxctl -p console
 PBXD_CARGO_ENV = \
 	DAHDI_INCLUDE_DIR=$(STAGING_DIR)/usr/include \
+	SRTP2_INCLUDE_DIR=$(STAGING_DIR)/usr/include \
 	LIBCLANG_PATH=$(HOST_DIR)/lib \
 	BINDGEN_EXTRA_CLANG_ARGS="--sysroot=$(STAGING_DIR)"
 

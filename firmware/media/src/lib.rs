@@ -5,7 +5,8 @@
 //! to play (WAV and raw G.711 files, tones), G.711, RTP header arithmetic, DTMF (tones
 //! from RFC 4733 events, events to the party, digits detected as RFC 4733 events or
 //! in-band), recording what a party says, events to the exchange, and the SDP subset
-//! the exchange reads and writes, and the conference mixer ([`mixer`]). The exchange
+//! the exchange reads and writes, SRTP ([`srtp`], libsrtp2) on the legs that ask for
+//! it, and the conference mixer ([`mixer`]). The exchange
 //! works endpoints through handles that emit commands ([`control`]); the driver
 //! carries them out on the relay. Must not touch: SIP or call routing.
 
@@ -19,6 +20,7 @@ pub mod prompts;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 
 pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
 pub use mixer::Mixer;

@@ -265,7 +265,7 @@ impl Mixer {
                     g711::linear_to_ulaw(s)
                 };
             }
-            if p.shared.socks[0].send_to(&pkt[..], dst).is_ok() {
+            if p.shared.send(0, &pkt[..], dst) {
                 p.shared.stats.played.fetch_add(1, Ordering::Relaxed);
             }
             p.first = false;

@@ -79,6 +79,8 @@ pub struct Stats {
     pub played: AtomicU64,
     /// Of the relayed packets, those whose G.711 law was changed.
     pub transcoded: AtomicU64,
+    /// Packets an SRTP leg dropped: forged, replayed, or not SRTP at all.
+    pub srtp_dropped: AtomicU64,
 }
 
 /// What endpoints report to the exchange (through [`Relay::set_events`]).
@@ -235,6 +237,16 @@ pub(crate) struct Shared {
     listening: AtomicBool,
     tap: Mutex<Tap>,
     events: Arc<OnceLock<EventSink>>,
+    /// SRTP on this leg: what comes in is unprotected, what goes out protected.
+    srtp: Mutex<Option<Box<SrtpLeg>>>,
+    /// Set while `srtp` holds a leg: the plain fast path reads only this flag.
+    secure: AtomicBool,
+}
+
+/// The two sessions of an SRTP leg.
+struct SrtpLeg {
+    rx: crate::srtp::Session,
+    tx: crate::srtp::Session,
 }
 
 impl Shared {
@@ -258,6 +270,45 @@ impl Shared {
         if let Some(sink) = self.events.get() {
             let _ = sink.send(e);
         }
+    }
+
+    fn srtp(&self) -> std::sync::MutexGuard<'_, Option<Box<SrtpLeg>>> {
+        self.srtp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a packet out of socket `idx` (0 RTP, 1 RTCP) to `dst`, protected first
+    /// on an SRTP leg (a packet that cannot be protected is not sent in clear).
+    pub(crate) fn send(&self, idx: usize, pkt: &[u8], dst: SocketAddr) -> bool {
+        if !self.secure.load(Ordering::Acquire) {
+            return self.socks[idx].send_to(pkt, dst).is_ok();
+        }
+        let mut buf = [0u8; 2048];
+        if pkt.len() + crate::srtp::MAX_TRAILER > buf.len() {
+            return false;
+        }
+        buf[..pkt.len()].copy_from_slice(pkt);
+        let n = match self.srtp().as_mut() {
+            Some(leg) => match leg.tx.protect(&mut buf, pkt.len(), idx == 1) {
+                Ok(n) => n,
+                Err(_) => return false,
+            },
+            None => return false,
+        };
+        self.socks[idx].send_to(&buf[..n], dst).is_ok()
+    }
+
+    /// What came in on an SRTP leg, checked and decrypted in place: its plain length,
+    /// or None to drop it (forged, replayed, or sent before the keys were set). A plain
+    /// leg passes everything.
+    fn unprotect(&self, idx: usize, pkt: &mut [u8]) -> Option<usize> {
+        if !self.secure.load(Ordering::Acquire) {
+            return Some(pkt.len());
+        }
+        let n = self.srtp().as_mut()?.rx.unprotect(pkt, idx == 1).ok();
+        if n.is_none() {
+            self.stats.srtp_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        n
     }
 
     /// Where this endpoint's RTP (or RTCP) goes, if anywhere.
@@ -294,6 +345,36 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// Puts SRTP on the leg (SDES: the party's key unprotects what it sends, the key
+    /// the box gave it protects what goes to it), or takes it off with `None`. Keys
+    /// that libsrtp refuses leave the leg silent rather than plain.
+    pub fn set_srtp(
+        &self,
+        keys: Option<(
+            crate::srtp::Suite,
+            [u8; crate::srtp::KEY_LEN],
+            [u8; crate::srtp::KEY_LEN],
+        )>,
+    ) {
+        let leg = keys.map(|(suite, theirs, ours)| {
+            match (
+                crate::srtp::Session::inbound(suite, &theirs),
+                crate::srtp::Session::outbound(suite, &ours),
+            ) {
+                (Ok(rx), Ok(tx)) => Some(Box::new(SrtpLeg { rx, tx })),
+                _ => None,
+            }
+        });
+        let secure = leg.is_some();
+        *self.shared.srtp() = leg.flatten();
+        self.shared.secure.store(secure, Ordering::Release);
+    }
+
+    /// Whether the leg speaks SRTP.
+    pub fn secure(&self) -> bool {
+        self.shared.secure.load(Ordering::Acquire)
+    }
+
     /// Points the endpoint at the party's RTP address (from its SDP), following the
     /// real source of its packets when `latch` is set.
     pub fn set_remote(&self, remote: Option<SocketAddr>, latch: bool) {
@@ -637,7 +718,7 @@ impl Play {
             }
         };
         if let Some(dst) = dst {
-            if self.shared.socks[0].send_to(&pkt[..len], dst).is_ok() {
+            if self.shared.send(0, &pkt[..len], dst) {
                 self.shared.stats.played.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -824,6 +905,11 @@ impl Engine {
 /// A packet that reached endpoint `here` on socket `idx` (0 RTP, 1 RTCP) goes out of
 /// its peer.
 fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
+    // On an SRTP leg only what authenticates is latched onto and relayed.
+    let Some(len) = here.unprotect(idx, pkt) else {
+        return;
+    };
+    let pkt = &mut pkt[..len];
     {
         let mut l = here.latched();
         if l[idx] != Some(src) {
@@ -863,7 +949,7 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
     let Some(dst) = dst.filter(|_| !playing) else {
         return;
     };
-    if peer.socks[idx].send_to(pkt, dst).is_ok() && !rtcp {
+    if peer.send(idx, pkt, dst) && !rtcp {
         here.stats.relayed.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -964,6 +1050,8 @@ impl Relay {
             listening: AtomicBool::new(false),
             tap: Mutex::new(Tap::default()),
             events: self.events.clone(),
+            srtp: Mutex::new(None),
+            secure: AtomicBool::new(false),
         });
         let engine = self.engines[(id as usize) % self.engines.len()].clone();
         engine.command(Cmd::Add(id, shared.clone()));
@@ -1088,6 +1176,52 @@ mod tests {
             .await
             .expect("a packet within 2 s")
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_srtp_leg_is_decrypted_and_reencrypted_only_where_the_legs_differ() {
+        use crate::srtp::{new_key, Session, Suite};
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31900, 31920);
+        let a = relay.open().unwrap();
+        let b = relay.open().unwrap();
+        let phone_a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let phone_b = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        a.set_remote(Some(phone_a.local_addr().unwrap()), true);
+        b.set_remote(Some(phone_b.local_addr().unwrap()), true);
+        // B speaks SRTP: its key and the box's.
+        let (b_key, box_key) = (new_key(), new_key());
+        b.set_srtp(Some((Suite::Aes128Sha1_80, b_key, box_key)));
+        assert!(b.secure() && !a.secure());
+        a.connect(&b, PtMap::default(), PtMap::default());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut phone_b_tx = Session::outbound(Suite::Aes128Sha1_80, &b_key).unwrap();
+        let mut phone_b_rx = Session::inbound(Suite::Aes128Sha1_80, &box_key).unwrap();
+        // Plain from A reaches B encrypted with the box's key.
+        let plain = rtp(0, &[0x2a; 160]);
+        phone_a.send_to(&plain, at(a.port)).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, _) = recv(&phone_b, &mut buf).await;
+        assert_eq!(n, plain.len() + 10);
+        assert_ne!(&buf[12..172], &plain[12..], "not plain on B's wire");
+        let m = phone_b_rx.unprotect(&mut buf[..n], false).unwrap();
+        assert_eq!(&buf[..m], &plain[..]);
+        // SRTP from B reaches A plain; a forged packet and plain RTP from B go nowhere.
+        let forged = rtp(0, &[1; 170]);
+        phone_b.send_to(&forged, at(b.port)).await.unwrap();
+        let mut out = [0u8; 2048];
+        let said = rtp(0, &[0x17; 160]);
+        out[..said.len()].copy_from_slice(&said);
+        let k = phone_b_tx.protect(&mut out, said.len(), false).unwrap();
+        phone_b.send_to(&out[..k], at(b.port)).await.unwrap();
+        let (n, _) = recv(&phone_a, &mut buf).await;
+        assert_eq!(&buf[..n], &said[..], "A gets what B said, decrypted");
+        assert_eq!(b.stats.srtp_dropped.load(Ordering::Relaxed), 1);
+        // A plain leg again: B's packets pass as they are.
+        b.set_srtp(None);
+        assert!(!b.secure());
+        phone_b.send_to(&said, at(b.port)).await.unwrap();
+        let (n, _) = recv(&phone_a, &mut buf).await;
+        assert_eq!(&buf[..n], &said[..]);
     }
 
     #[tokio::test]

@@ -63,6 +63,68 @@ pub struct Audio {
     /// The other m-lines of an offer (video, a second audio stream, ...), which an
     /// answer must repeat in their places with port 0 (RFC 3264 6, RFC 4317 2.2).
     pub rejected: Vec<MediaLine>,
+    /// The m-line's profile is RTP/SAVP or RTP/SAVPF: SRTP or nothing (RFC 3711).
+    pub secure: bool,
+    /// The SDES keys offered or answered (RFC 4568), in their order; lines of a suite
+    /// or with parameters the box does not speak are left out.
+    pub crypto: Vec<Crypto>,
+}
+
+/// Most `a=crypto` lines kept from one stream.
+pub const MAX_CRYPTO: usize = 8;
+
+/// One SDES key (RFC 4568): `a=crypto:<tag> <suite> inline:<key||salt>[|<lifetime>]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub suite: crate::srtp::Suite,
+    pub key: [u8; crate::srtp::KEY_LEN],
+}
+
+impl std::fmt::Debug for Crypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: never in a log.
+        write!(f, "Crypto({} {})", self.tag, self.suite.name())
+    }
+}
+
+impl Crypto {
+    /// The attribute's value (after `a=crypto:`), or None for a line the box does not
+    /// speak: another suite, a master key index, several keys, session parameters
+    /// (UNENCRYPTED_SRTP, KDR, ...), or a key of the wrong length.
+    pub fn parse(val: &str) -> Option<Crypto> {
+        use base64::Engine;
+        let mut it = val.split_whitespace();
+        let tag: u32 = it.next()?.parse().ok().filter(|t| *t < 1_000_000_000)?;
+        let suite = crate::srtp::Suite::from_name(it.next()?)?;
+        let key_params = it.next()?;
+        if it.next().is_some() || key_params.contains(';') {
+            return None;
+        }
+        let info = key_params.strip_prefix("inline:")?;
+        let mut parts = info.split('|');
+        let b64 = parts.next()?;
+        for p in parts {
+            // A lifetime (2^31 or a number) is fine; a master key index is not.
+            if p.contains(':') {
+                return None;
+            }
+        }
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        let key: [u8; crate::srtp::KEY_LEN] = raw.try_into().ok()?;
+        Some(Crypto { tag, suite, key })
+    }
+
+    /// The attribute's value as the box writes it.
+    pub fn value(&self) -> String {
+        use base64::Engine;
+        format!(
+            "{} {} inline:{}",
+            self.tag,
+            self.suite.name(),
+            base64::engine::general_purpose::STANDARD.encode(self.key)
+        )
+    }
 }
 
 /// An m-line the box does not take: its place, media, transport and formats.
@@ -200,6 +262,9 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         ptime: None,
                         index,
                         rejected: Vec::new(),
+                        secure: proto.eq_ignore_ascii_case("RTP/SAVP")
+                            || proto.eq_ignore_ascii_case("RTP/SAVPF"),
+                        crypto: Vec::new(),
                     });
                 }
             }
@@ -244,6 +309,13 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         }
                     }
                     "ptime" => a.ptime = val.trim().parse().ok(),
+                    "crypto" if a.crypto.len() < MAX_CRYPTO => {
+                        if let Some(c) = Crypto::parse(val) {
+                            if !a.crypto.iter().any(|x| x.tag == c.tag) {
+                                a.crypto.push(c);
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -273,7 +345,8 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     for m in audio.rejected.iter().filter(|m| m.index < audio.index) {
         reject(&mut s, m);
     }
-    s.push_str(&format!("m=audio {} RTP/AVP", audio.port));
+    let proto = if audio.secure { "RTP/SAVP" } else { "RTP/AVP" };
+    s.push_str(&format!("m=audio {} {proto}", audio.port));
     for c in &audio.codecs {
         s.push_str(&format!(" {}", c.pt));
     }
@@ -286,6 +359,9 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     }
     if let Some(p) = audio.ptime {
         s.push_str(&format!("a=ptime:{p}\r\n"));
+    }
+    for c in &audio.crypto {
+        s.push_str(&format!("a=crypto:{}\r\n", c.value()));
     }
     s.push_str(&format!("a={}\r\n", audio.direction.attr()));
     for m in audio.rejected.iter().filter(|m| m.index > audio.index) {
@@ -384,5 +460,59 @@ mod tests {
             .unwrap_err()
             .0
             .contains("media streams"));
+    }
+
+    #[test]
+    fn sdes_keys_are_read_and_written_and_odd_lines_left_out() {
+        let k80 = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let offer = format!(
+            "v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k80}|2^20\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{k80}\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{k80}|2^20|1:4\r\n\
+             a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{k80} UNENCRYPTED_SRTP\r\n\
+             a=crypto:5 F8_128_HMAC_SHA1_80 inline:{k80}\r\n\
+             a=crypto:6 AES_CM_128_HMAC_SHA1_80 inline:notbase64!\r\n\
+             a=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:AAAA\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{k80}\r\n\
+             a=crypto:99999999999 AES_CM_128_HMAC_SHA1_80 inline:{k80}\r\n"
+        );
+        let a = parse(offer.as_bytes()).unwrap();
+        assert!(a.secure);
+        let tags: Vec<u32> = a.crypto.iter().map(|c| c.tag).collect();
+        assert_eq!(tags, [1, 2], "{:?}", a.crypto);
+        assert_eq!(a.crypto[0].suite, crate::srtp::Suite::Aes128Sha1_80);
+        assert_eq!(a.crypto[1].suite, crate::srtp::Suite::Aes128Sha1_32);
+        assert!(
+            !format!("{:?}", a.crypto[0]).contains(k80),
+            "no key in a log"
+        );
+        let body = String::from_utf8(write(1, 1, &a)).unwrap();
+        assert!(body.contains("m=audio 4000 RTP/SAVP 0\r\n"), "{body}");
+        assert!(
+            body.contains(&format!(
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{k80}\r\n"
+            )),
+            "{body}"
+        );
+        assert_eq!(parse(body.as_bytes()).unwrap().crypto, a.crypto);
+        // Plain RTP with keys (best effort SRTP) and SAVPF.
+        let be = offer.replace("RTP/SAVP", "RTP/AVP");
+        let b = parse(be.as_bytes()).unwrap();
+        assert!(!b.secure && b.crypto.len() == 2);
+        assert!(
+            parse(offer.replace("RTP/SAVP", "RTP/SAVPF").as_bytes())
+                .unwrap()
+                .secure
+        );
+        // Thousands of lines keep at most MAX_CRYPTO.
+        let mut many = String::from("v=0\r\nc=IN IP4 10.0.0.2\r\nm=audio 4000 RTP/SAVP 0\r\n");
+        for t in 0..5000 {
+            many.push_str(&format!(
+                "a=crypto:{t} AES_CM_128_HMAC_SHA1_80 inline:{k80}\r\n"
+            ));
+        }
+        assert_eq!(parse(many.as_bytes()).unwrap().crypto.len(), MAX_CRYPTO);
     }
 }

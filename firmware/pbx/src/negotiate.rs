@@ -59,6 +59,8 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
         ptime: from.ptime,
         index: 0,
         rejected: Vec::new(),
+        secure: false,
+        crypto: Vec::new(),
     })
 }
 
@@ -90,6 +92,8 @@ pub fn late_offer(allowed: &[String]) -> Option<Audio> {
         ptime: None,
         index: 0,
         rejected: Vec::new(),
+        secure: false,
+        crypto: Vec::new(),
     })
 }
 
@@ -177,6 +181,8 @@ pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Br
             // The answer has the offer's m-lines, the ones not taken with port 0.
             index: offer.index,
             rejected: offer.rejected.clone(),
+            secure: false,
+            crypto: Vec::new(),
         },
         forward,
         backward,
@@ -232,6 +238,8 @@ pub fn answer_local(offer: &Audio, allowed: &[String], ip: IpAddr, port: u16) ->
         ptime: offer.ptime,
         index: offer.index,
         rejected: offer.rejected.clone(),
+        secure: false,
+        crypto: Vec::new(),
     })
 }
 
@@ -279,6 +287,8 @@ pub fn answer_both(
             ptime: o.ptime,
             index: o.index,
             rejected: o.rejected.clone(),
+            secure: false,
+            crypto: Vec::new(),
         }
     };
     let ans_a = answer(a, ca, b, a_ip, a_port);
@@ -309,6 +319,8 @@ mod tests {
             ptime: None,
             index: 0,
             rejected: Vec::new(),
+            secure: false,
+            crypto: Vec::new(),
         }
     }
 

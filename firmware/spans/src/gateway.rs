@@ -406,6 +406,8 @@ impl Gw {
             ptime: Some(20),
             index: 0,
             rejected: Vec::new(),
+            secure: false,
+            crypto: Vec::new(),
         };
         sdp::write(rand::thread_rng().gen::<u32>().into(), 1, &audio)
     }
