@@ -272,7 +272,9 @@ pub struct Extension {
     pub busy_level: u32,
     #[serde(default)]
     pub caller_id: CallerIdPresentation,
-    /// Calls must use TLS and SRTP (stored; enforced by the encryption work).
+    /// Encrypt calls (Kerio's "Encrypt communication"): its phones register and call
+    /// only over SIP over TLS, and their calls' audio is SRTP only (SDES keys, RFC
+    /// 4568); anything else is refused with the reason. Its accounts must allow TLS.
     #[serde(default)]
     pub encrypt_calls: bool,
     /// Every call to the extension goes to this number instead (unconditional forward);
@@ -728,6 +730,13 @@ pub(crate) fn valid_username(s: &str) -> bool {
 }
 
 impl Config {
+    /// Whether `account`'s extension encrypts calls (TLS and SRTP only).
+    pub fn encrypts(&self, account: &SipAccount) -> bool {
+        self.extensions
+            .iter()
+            .any(|e| e.number == account.extension && e.encrypt_calls)
+    }
+
     /// Checks the whole configuration: unique numbers and names, references that exist,
     /// values in range, strong secrets. Lists every problem, not only the first.
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -948,6 +957,16 @@ impl Config {
                     ent.clone(),
                     "transports",
                     "must allow at least one transport".into(),
+                );
+            }
+            if self.encrypts(a) && !a.transports.contains(&Transport::Tls) {
+                err(
+                    ent.clone(),
+                    "transports",
+                    format!(
+                        "extension {} encrypts calls: TLS must be among the transports",
+                        a.extension
+                    ),
                 );
             }
             if a.codecs.is_empty() {

@@ -29,6 +29,8 @@ pub enum Command {
     Take(EndpointId),
     /// Where the party receives RTP, and whether to latch to where it really sends from.
     SetRemote(EndpointId, SideConfig),
+    /// SRTP on the leg: the suite, the party's key, the box's key (None: plain).
+    Srtp(EndpointId, Option<Box<crate::relay::SrtpKeys>>),
     /// The relay fast path between two endpoints, both ways, with the payload rewrite of
     /// each direction; stops their plays and ends their earlier connections.
     Connect {
@@ -173,6 +175,7 @@ impl Pool {
             playing: Cell::new(false),
             listen: Cell::new(Listen::default()),
             recording: Cell::new(false),
+            secure: Cell::new(false),
             out: self.tx.clone(),
         })
     }
@@ -204,6 +207,8 @@ pub struct Handle {
     /// What it listens for (digits), besides a recording.
     listen: Cell<Listen>,
     recording: Cell<bool>,
+    /// Keyed for SRTP (a plain leg is told nothing).
+    secure: Cell<bool>,
     out: mpsc::Sender<Command>,
 }
 
@@ -230,6 +235,15 @@ impl Handle {
         let side = SideConfig { remote, latch };
         self.side.set(side);
         self.send(Command::SetRemote(self.id, side));
+    }
+
+    /// Puts SRTP on the leg with the party's key and the box's, or takes it off.
+    pub fn set_srtp(&self, keys: Option<crate::relay::SrtpKeys>) {
+        if keys.is_none() && !self.secure.get() {
+            return;
+        }
+        self.secure.set(keys.is_some());
+        self.send(Command::Srtp(self.id, keys.map(Box::new)));
     }
 
     /// Where the party said it receives RTP, and whether to latch.
@@ -624,6 +638,12 @@ impl Endpoints {
             Command::Take(id) => {
                 if let Some(e) = ep(&id) {
                     e.forget_latched();
+                    e.set_srtp(None);
+                }
+            }
+            Command::Srtp(id, keys) => {
+                if let Some(e) = ep(&id) {
+                    e.set_srtp(keys.map(|k| *k));
                 }
             }
             Command::SetRemote(id, side) => {

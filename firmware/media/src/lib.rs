@@ -26,4 +26,6 @@ pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
 pub use mixer::Mixer;
 pub use music::{Live, Music};
 pub use player::Clip;
-pub use relay::{Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, Stats, Xcode};
+pub use relay::{
+    Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, SrtpKeys, Stats, Xcode,
+};

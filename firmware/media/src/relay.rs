@@ -243,8 +243,25 @@ pub(crate) struct Shared {
     secure: AtomicBool,
 }
 
+/// SRTP keys of a leg: the suite, the party's master key and salt (what it sends is
+/// unprotected with it), the box's (what goes to it is protected with it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: crate::srtp::Suite,
+    pub theirs: [u8; crate::srtp::KEY_LEN],
+    pub ours: [u8; crate::srtp::KEY_LEN],
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are secrets: never in a log.
+        write!(f, "SrtpKeys({})", self.suite.name())
+    }
+}
+
 /// The two sessions of an SRTP leg.
 struct SrtpLeg {
+    keys: SrtpKeys,
     rx: crate::srtp::Session,
     tx: crate::srtp::Session,
 }
@@ -348,26 +365,43 @@ impl Endpoint {
     /// Puts SRTP on the leg (SDES: the party's key unprotects what it sends, the key
     /// the box gave it protects what goes to it), or takes it off with `None`. Keys
     /// that libsrtp refuses leave the leg silent rather than plain.
-    pub fn set_srtp(
-        &self,
-        keys: Option<(
-            crate::srtp::Suite,
-            [u8; crate::srtp::KEY_LEN],
-            [u8; crate::srtp::KEY_LEN],
-        )>,
-    ) {
-        let leg = keys.map(|(suite, theirs, ours)| {
-            match (
-                crate::srtp::Session::inbound(suite, &theirs),
-                crate::srtp::Session::outbound(suite, &ours),
-            ) {
-                (Ok(rx), Ok(tx)) => Some(Box::new(SrtpLeg { rx, tx })),
-                _ => None,
+    pub fn set_srtp(&self, keys: Option<SrtpKeys>) {
+        use crate::srtp::Session;
+        let mut cur = self.shared.srtp();
+        let Some(k) = keys else {
+            *cur = None;
+            self.shared.secure.store(false, Ordering::Release);
+            return;
+        };
+        // A session's rollover counter and replay window live as long as its key: the
+        // same keys again (an offer or answer repeating them) change nothing, and a
+        // new key of the party's renews only what reads it.
+        let leg = match cur.take() {
+            Some(old) if old.keys == k => Some(old),
+            Some(old) if old.keys.suite == k.suite && old.keys.ours == k.ours => {
+                Session::inbound(k.suite, &k.theirs).ok().map(|rx| {
+                    Box::new(SrtpLeg {
+                        keys: k.clone(),
+                        rx,
+                        tx: old.tx,
+                    })
+                })
             }
-        });
-        let secure = leg.is_some();
-        *self.shared.srtp() = leg.flatten();
-        self.shared.secure.store(secure, Ordering::Release);
+            _ => match (
+                Session::inbound(k.suite, &k.theirs),
+                Session::outbound(k.suite, &k.ours),
+            ) {
+                (Ok(rx), Ok(tx)) => Some(Box::new(SrtpLeg {
+                    keys: k.clone(),
+                    rx,
+                    tx,
+                })),
+                _ => None,
+            },
+        };
+        // Keys libsrtp refused leave the leg silent rather than plain.
+        *cur = leg;
+        self.shared.secure.store(true, Ordering::Release);
     }
 
     /// Whether the leg speaks SRTP.
@@ -1190,7 +1224,11 @@ mod tests {
         b.set_remote(Some(phone_b.local_addr().unwrap()), true);
         // B speaks SRTP: its key and the box's.
         let (b_key, box_key) = (new_key(), new_key());
-        b.set_srtp(Some((Suite::Aes128Sha1_80, b_key, box_key)));
+        b.set_srtp(Some(SrtpKeys {
+            suite: Suite::Aes128Sha1_80,
+            theirs: b_key,
+            ours: box_key,
+        }));
         assert!(b.secure() && !a.secure());
         a.connect(&b, PtMap::default(), PtMap::default());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -1216,6 +1254,37 @@ mod tests {
         let (n, _) = recv(&phone_a, &mut buf).await;
         assert_eq!(&buf[..n], &said[..], "A gets what B said, decrypted");
         assert_eq!(b.stats.srtp_dropped.load(Ordering::Relaxed), 1);
+        // The same keys again (a re-INVITE repeating them) keep the sessions: the
+        // packet just relayed is still a replay.
+        let keys = SrtpKeys {
+            suite: Suite::Aes128Sha1_80,
+            theirs: b_key,
+            ours: box_key,
+        };
+        b.set_srtp(Some(keys.clone()));
+        phone_b.send_to(&out[..k], at(b.port)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(b.stats.srtp_dropped.load(Ordering::Relaxed), 2);
+        // A new key of B's renews only what reads B: the box's side goes on.
+        let b_key2 = new_key();
+        b.set_srtp(Some(SrtpKeys {
+            theirs: b_key2,
+            ..keys
+        }));
+        let mut phone_b_tx2 = Session::outbound(Suite::Aes128Sha1_80, &b_key2).unwrap();
+        let said2 = rtp(0, &[0x33; 160]);
+        out[..said2.len()].copy_from_slice(&said2);
+        let k2 = phone_b_tx2.protect(&mut out, said2.len(), false).unwrap();
+        phone_b.send_to(&out[..k2], at(b.port)).await.unwrap();
+        let (n, _) = recv(&phone_a, &mut buf).await;
+        assert_eq!(&buf[..n], &said2[..]);
+        let plain2 = rtp(0, &[0x44; 160]);
+        let mut p2 = plain2.clone();
+        p2[3] = 2; // the next sequence number
+        phone_a.send_to(&p2, at(a.port)).await.unwrap();
+        let (n, _) = recv(&phone_b, &mut buf).await;
+        let m = phone_b_rx.unprotect(&mut buf[..n], false).unwrap();
+        assert_eq!(&buf[12..m], &p2[12..], "the box's session went on");
         // A plain leg again: B's packets pass as they are.
         b.set_srtp(None);
         assert!(!b.secure());

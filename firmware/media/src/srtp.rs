@@ -90,14 +90,20 @@ impl Session {
         let mut k = *key;
         policy.key = k.as_mut_ptr();
         policy.window_size = 128;
-        // The box sends one stream after another on a leg (the peer's, music, a prompt):
-        // a stream restarting its numbers is not a replay on the way out.
-        policy.allow_repeat_tx = 1;
+        // Never encrypt twice at one index (a relayed party choosing an earlier
+        // stream's SSRC and numbers would learn that stream's keystream): libsrtp
+        // refuses such a packet, and it is not sent. Plays and the mixer send with
+        // fresh SSRCs.
+        policy.allow_repeat_tx = 0;
         policy.next = std::ptr::null_mut();
         let mut ctx: ffi::srtp_t = std::ptr::null_mut();
         // SAFETY: policy is fully set; ctx receives a new session or stays null.
         let r = unsafe { ffi::srtp_create(&mut ctx, &policy) };
-        k.fill(0);
+        // libsrtp has its copy; this one goes (volatile: not optimised away).
+        for b in k.iter_mut() {
+            // SAFETY: b is a valid, aligned byte of k.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
         if r != ffi::srtp_err_status_t_srtp_err_status_ok || ctx.is_null() {
             return Err(SrtpError(r));
         }
@@ -169,18 +175,14 @@ impl Drop for Session {
     }
 }
 
-/// A fresh master key and salt for an `a=crypto` line the box offers or answers.
+/// A fresh master key and salt for an `a=crypto` line the box offers or answers, from
+/// the kernel's random numbers (getrandom(2), which blocks only until the pool is first
+/// seeded at boot).
 pub fn new_key() -> [u8; KEY_LEN] {
     let mut k = [0u8; KEY_LEN];
-    getrandom(&mut k);
+    // Fails only on a kernel without getrandom(2) and /dev/urandom: no box runs one.
+    getrandom::getrandom(&mut k).expect("the kernel's random numbers");
     k
-}
-
-fn getrandom(buf: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .expect("the kernel's random numbers");
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub(crate) struct Dialog {
     pub sdp_version: u64,
     /// The session description we last gave this side.
     pub sent_sdp: Option<Audio>,
+    /// SRTP with this side (SDES keys); None: plain RTP.
+    pub srtp: Option<crate::secure::LegSrtp>,
 }
 
 impl std::ops::Deref for Dialog {
@@ -403,7 +405,11 @@ impl Pbx {
             return;
         }
         call.caller_answered = true;
-        let body = sdp::write(id, call.a.sdp_version, &answer);
+        let body = sdp::write(
+            id,
+            call.a.sdp_version,
+            &crate::secure::dress(&answer, &call.a.srtp),
+        );
         call.a.sent_sdp = Some(answer);
         let r = Response::to(&call.a_req, 200, "OK")
             .tag(Some(call.a.local_tag()))
@@ -557,6 +563,15 @@ impl Pbx {
                 Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
             }
         };
+        // SRTP with the caller: its offer's key, or the box's offer in the 200 when a
+        // caller that must encrypt made none.
+        let required = matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a));
+        let mut a_srtp = None;
+        if late_offer {
+            a_srtp = required.then(crate::secure::offered);
+        } else if let Err(why) = crate::secure::take_offer(&mut a_srtp, &a_offer, required) {
+            return self.reply(now, key, &req, 488, why);
+        }
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
         let caller = self.caller(&origin, &from_hdr);
         if let (Some(target), Origin::Phone(account)) = (self.pickup_code(&dialed), &origin) {
@@ -596,6 +611,7 @@ impl Pbx {
             }
         };
         a_ep.set_remote(a_offer.rtp_target(), caller_latch);
+        crate::secure::key(&a_ep, &a_srtp);
         let id = self.next_call;
         self.next_call += 1;
         let a_tag = self.random_hex(10);
@@ -624,6 +640,7 @@ impl Pbx {
             local_addr: src.local,
             sdp_version: 1,
             sent_sdp: None,
+            srtp: a_srtp,
         };
         tracing::debug!(call = id, caller = %caller.number, callee = %dialed, "call");
         self.dialogs.insert(a.call_id.clone(), id);
@@ -728,6 +745,17 @@ impl Pbx {
             if legs.iter().any(|l: &Leg| l.account == acct.username) {
                 continue; // rung already (a group and a forward reaching the same phone)
             }
+            // An encrypting phone's key goes only over TLS (a registration from before
+            // the extension was set to encrypt may be over UDP or TCP).
+            let encrypts = self.snapshot.config.encrypts(&acct);
+            if encrypts && reg.proto() != sip::transport::Proto::Tls {
+                tracing::warn!(
+                    call = id,
+                    account = acct.username,
+                    "not rung: its extension encrypts calls and it registered without TLS"
+                );
+                continue;
+            }
             let Ok(ep) = self.media.take() else {
                 tracing::warn!(
                     call = id,
@@ -753,7 +781,11 @@ impl Pbx {
             let to = format!("<sip:{}@{host}>", reg.extension);
             let via = build::via(proto, reg.local, &branch);
             let contact = build::contact(&caller.number, proto, reg.local);
-            let body = sdp::write(id, 1, &offer);
+            // A phone that encrypts is offered SRTP only; what goes to it is protected
+            // from the start, what it sends readable once its answer gives its key.
+            let b_srtp = encrypts.then(crate::secure::offered);
+            crate::secure::key(&ep, &b_srtp);
+            let body = sdp::write(id, 1, &crate::secure::dress(&offer, &b_srtp));
             let bytes = sip::build::Request {
                 method: "INVITE",
                 uri: &reg.contact,
@@ -802,6 +834,7 @@ impl Pbx {
                     local_addr: reg.local,
                     sdp_version: 1,
                     sent_sdp: Some(offer),
+                    srtp: b_srtp,
                 },
                 branch,
                 ack,
@@ -1176,7 +1209,13 @@ impl Pbx {
                 let mut body = Vec::new();
                 // A late-offer caller cannot take an offer in an unreliable provisional.
                 if !resp.body.is_empty() && !call.late_offer {
-                    if let Ok(ans) = sdp::parse(&resp.body) {
+                    let ans = sdp::parse(&resp.body)
+                        .ok()
+                        .filter(|a| crate::secure::take_answer(&mut leg.dialog.srtp, a).is_ok());
+                    if let Some(ans) = ans {
+                        if let Some(ep) = &leg.ep {
+                            crate::secure::key(ep, &leg.dialog.srtp);
+                        }
                         if let Some(br) = negotiate::bridge(
                             &call.a_offer,
                             &ans,
@@ -1187,7 +1226,11 @@ impl Pbx {
                             if let Some(ep) = &leg.ep {
                                 connect_callee(&call.a_ep, ep, &ans, &br, latch);
                             }
-                            body = sdp::write(id, call.a.sdp_version, &br.answer);
+                            body = sdp::write(
+                                id,
+                                call.a.sdp_version,
+                                &crate::secure::dress(&br.answer, &call.a.srtp),
+                            );
                             call.a.sent_sdp = Some(br.answer);
                         }
                     }
@@ -1241,7 +1284,10 @@ impl Pbx {
                     self.settle_if_finished(id);
                     return;
                 }
-                let ans = sdp::parse(&resp.body).ok();
+                // On an SRTP leg an answer without the party's key is no answer.
+                let ans = sdp::parse(&resp.body)
+                    .ok()
+                    .filter(|a| crate::secure::take_answer(&mut leg.dialog.srtp, a).is_ok());
                 // A caller the box answered already keeps the codec it agreed to.
                 let caller_side = match (&call.a.sent_sdp, call.caller_answered) {
                     (Some(agreed), true) => negotiate::narrow(&call.a_offer, agreed),
@@ -1259,6 +1305,9 @@ impl Pbx {
                 };
                 leg.state = LegState::Answered;
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
+                if let Some(ep) = &leg.ep {
+                    crate::secure::key(ep, &leg.dialog.srtp);
+                }
                 if call.caller_answered {
                     // The ringback the box played stops; no more digits are listened for.
                     call.a_ep.stop();
@@ -1300,7 +1349,11 @@ impl Pbx {
                 if call.late_offer {
                     call.answer_due = Some(Side::A);
                 }
-                let body = sdp::write(id, call.a.sdp_version, &br.answer);
+                let body = sdp::write(
+                    id,
+                    call.a.sdp_version,
+                    &crate::secure::dress(&br.answer, &call.a.srtp),
+                );
                 call.a.sent_sdp = Some(br.answer);
                 let tag = call.a.local.rsplit_once(";tag=").map(|t| t.1.to_string());
                 let r = Response::to(&call.a_req, 200, "OK")
@@ -1576,13 +1629,20 @@ impl Pbx {
                 })
             })
         });
+        // On an SRTP side the answer must carry the party's key.
+        let answer = answer.filter(|a| {
+            call.dialog(side)
+                .is_some_and(|d| crate::secure::take_answer(&mut d.srtp, a).is_ok())
+        });
         let Some(answer) = answer else {
             // RFC 3261 13.3.1.4: an ACK without a usable answer ends the session.
             tracing::info!(call = id, side = ?side, "no usable SDP answer in the ACK: hanging up");
             return self.hang_up(now, id, None);
         };
+        let srtp = call.dialog(side).and_then(|d| d.srtp.clone());
         if let Some(ep) = call.ep(side) {
             ep.set_remote(answer.rtp_target(), ep.side().latch);
+            crate::secure::key(ep, &srtp);
         }
     }
 
@@ -1743,7 +1803,7 @@ impl Pbx {
                 return self.reply(now, key, &req, 488, "");
             };
             d.sdp_version += 1;
-            let body = sdp::write(id, d.sdp_version, &sdp_prev);
+            let body = sdp::write(id, d.sdp_version, &crate::secure::dress(&sdp_prev, &d.srtp));
             let contact = d.contact.clone();
             let r = Response::to(&req, 200, "OK")
                 .contact(&contact)
@@ -1757,6 +1817,9 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
+        if let Err(why) = self.srtp_offer(id, side, &offer) {
+            return self.reply(now, key, &req, 488, why);
+        }
         if self.hold_offer(now, id, side, key, &req, &offer) {
             return;
         }
@@ -1784,7 +1847,7 @@ impl Pbx {
             fwd.rejected = prev.rejected.clone();
         }
         d.sdp_version += 1;
-        let body = sdp::write(id, d.sdp_version, &fwd);
+        let body = sdp::write(id, d.sdp_version, &crate::secure::dress(&fwd, &d.srtp));
         let prev = d.sent_sdp.replace(fwd);
         call.reinvite = Some(Reinvite {
             from: side,
@@ -1818,6 +1881,11 @@ impl Pbx {
                 Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
             }
         };
+        if let Some(o) = &offer {
+            if let Err(why) = self.srtp_offer(id, side, o) {
+                return self.reply(now, key, &req, 488, why);
+            }
+        }
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1850,7 +1918,7 @@ impl Pbx {
         }
         let d = call.dialog(side).expect("side A, or B of an answered call");
         d.sdp_version += 1;
-        let body = sdp::write(id, d.sdp_version, &answer);
+        let body = sdp::write(id, d.sdp_version, &crate::secure::dress(&answer, &d.srtp));
         let contact = d.contact.clone();
         let r = Response::to(&req, 200, "OK")
             .contact(&contact)
@@ -1914,6 +1982,10 @@ impl Pbx {
         let ip = call.dialog(ri.from).expect("answered").local_addr.ip();
         let Some((ans, br)) = sdp::parse(&resp.body)
             .ok()
+            .filter(|a| {
+                call.dialog(other)
+                    .is_some_and(|d| crate::secure::take_answer(&mut d.srtp, a).is_ok())
+            })
             .and_then(|a| negotiate::bridge(&ri.offer, &a, ip, port).map(|b| (a, b)))
         else {
             let r = Response::to(&ri.req, 488, "Not Acceptable Here").build();
@@ -1924,9 +1996,11 @@ impl Pbx {
         } else {
             (br.backward, br.forward)
         };
+        let answerer_srtp = call.dialog(other).and_then(|d| d.srtp.clone());
         if let (Some(offerer), Some(answerer)) = (call.ep(ri.from), call.ep(other)) {
             offerer.set_remote(ri.offer.rtp_target(), offerer.side().latch);
             answerer.set_remote(ans.rtp_target(), answerer.side().latch);
+            crate::secure::key(answerer, &answerer_srtp);
             // On hold the music goes on until the holder resumes.
             if call.held_by.is_none() {
                 offerer.connect(answerer, br.forward, br.backward);
@@ -1938,7 +2012,11 @@ impl Pbx {
         }
         let d = call.dialog(ri.from).expect("answered");
         d.sdp_version += 1;
-        let body = sdp::write(id, d.sdp_version, &br.answer);
+        let body = sdp::write(
+            id,
+            d.sdp_version,
+            &crate::secure::dress(&br.answer, &d.srtp),
+        );
         d.sent_sdp = Some(br.answer);
         let contact = d.contact.clone();
         let r = Response::to(&ri.req, 200, "OK")
@@ -1947,6 +2025,23 @@ impl Pbx {
             .build();
         self.await_ack(now, id, ri.from, &r, &ri.key, key_of(&ri.req).cseq);
         self.respond(now, &ri.key, 200, r);
+    }
+
+    /// A side's new offer on an SRTP dialog (or one that brings keys): its key is taken
+    /// and the endpoint facing it keyed again. `Err`: the reason for a 488.
+    fn srtp_offer(&mut self, id: u64, side: Side, offer: &Audio) -> Result<(), &'static str> {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(d) = call.dialog(side) else {
+            return Ok(());
+        };
+        crate::secure::take_offer(&mut d.srtp, offer, false)?;
+        let srtp = d.srtp.clone();
+        if let Some(ep) = call.ep(side) {
+            crate::secure::key(ep, &srtp);
+        }
+        Ok(())
     }
 
     /// A re-INVITE that puts the other side on hold, or takes it off hold, is answered
@@ -2014,7 +2109,7 @@ impl Pbx {
         }
         let d = call.dialog(side).expect("answered");
         d.sdp_version += 1;
-        let body = sdp::write(id, d.sdp_version, &answer);
+        let body = sdp::write(id, d.sdp_version, &crate::secure::dress(&answer, &d.srtp));
         d.sent_sdp = Some(current);
         let contact = d.contact.clone();
         let r = Response::to(req, 200, "OK")
@@ -2079,5 +2174,6 @@ pub(crate) fn clone_dialog(d: &Dialog) -> Dialog {
         local_addr: d.local_addr,
         sdp_version: d.sdp_version,
         sent_sdp: None,
+        srtp: d.srtp.clone(),
     }
 }

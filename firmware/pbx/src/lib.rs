@@ -28,6 +28,7 @@ mod queues;
 mod registrar;
 mod rooms;
 mod route;
+mod secure;
 mod transfer;
 mod trunks;
 

@@ -219,6 +219,8 @@ impl Pbx {
         let (leg, tag) =
             self.inbound_leg(src, &req, &account, &account.extension, ep, &offer, &ans_p);
         let (contact, taker_call_id) = (leg.dialog.contact.clone(), leg.dialog.call_id.clone());
+        // The taker's own SRTP (its dialog changes places in replace_side below).
+        let taker_srtp = leg.dialog.srtp.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -229,7 +231,7 @@ impl Pbx {
         // Maps from the parked party to the taker and back.
         self.replace_side(now, id, by, idx, (ab, ba), xcode, false);
         self.dialogs.insert(taker_call_id, id);
-        let body = sdp::write(id, 1, &ans_p);
+        let body = sdp::write(id, 1, &crate::secure::dress(&ans_p, &taker_srtp));
         let rp = Response::to(&req, 200, "OK")
             .tag(Some(&tag))
             .contact(&contact)

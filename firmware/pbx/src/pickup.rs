@@ -36,6 +36,11 @@ impl Pbx {
         let contact_uri = build::remote_target(&req.headers, src.remote);
         let dest = build::dest_of(src.proto, account.nat, &contact_uri, src.remote);
         let call_id = key_of(req).call_id;
+        // SRTP as the offer asks (a refused offer was answered 488 before this).
+        let mut srtp = None;
+        let required = self.snapshot.config.encrypts(account);
+        let _ = crate::secure::take_offer(&mut srtp, offer, required);
+        crate::secure::key(&ep, &srtp);
         let dialog = Dialog {
             sip: sip::dialog::Dialog {
                 call_id: call_id.clone(),
@@ -53,6 +58,7 @@ impl Pbx {
             local_addr: src.local,
             sdp_version: 1,
             sent_sdp: Some(answer.clone()),
+            srtp,
         };
         ep.set_remote(offer.rtp_target(), account.nat);
         let leg = Leg {
@@ -166,6 +172,7 @@ impl Pbx {
         // The picker's dialog, as a leg of the ringing call.
         let (leg, tag) = self.inbound_leg(src, &req, &account, &me.number, ep, &offer, &ans_p);
         let (contact, picker_call_id) = (leg.dialog.contact.clone(), leg.dialog.call_id.clone());
+        let picker_srtp = leg.dialog.srtp.clone();
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -182,7 +189,7 @@ impl Pbx {
         self.answer_caller(now, id, ans_a);
         // The picker's 200.
         self.dialogs.insert(picker_call_id, id);
-        let body = sdp::write(id, 1, &ans_p);
+        let body = sdp::write(id, 1, &crate::secure::dress(&ans_p, &picker_srtp));
         let rp = Response::to(&req, 200, "OK")
             .tag(Some(&tag))
             .contact(&contact)

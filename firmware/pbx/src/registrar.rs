@@ -192,6 +192,16 @@ impl Pbx {
             tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), allowed = ?account.transports, "refused: transport not allowed for the account");
             return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
         }
+        if self.snapshot.config.encrypts(&account) && src.proto != sip::transport::Proto::Tls {
+            tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), "refused: the account encrypts calls");
+            return self.refuse(
+                now,
+                key,
+                req,
+                403,
+                "Forbidden (this account encrypts calls: use TLS)",
+            );
+        }
         self.guard.authenticated(now, src.remote, &user);
         Authn::Account(account)
     }

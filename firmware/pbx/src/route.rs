@@ -469,6 +469,8 @@ impl Pbx {
                 local_addr: local,
                 sdp_version: 1,
                 sent_sdp: Some(offer),
+                // Providers and links: plain RTP (SRTP towards them is not offered yet).
+                srtp: None,
             };
             leg.branch = branch.clone();
             leg.ack = ack.clone();
@@ -609,6 +611,7 @@ impl Pbx {
                 local_addr: local,
                 sdp_version: 1,
                 sent_sdp: None,
+                srtp: None,
             },
             branch: String::new(),
             ack: build::AckBase {

@@ -393,7 +393,9 @@ impl Pbx {
                 let (by, other) = (t.by, t.by.other());
                 let template = call.dialog_ref(other).sent_sdp.clone();
                 let leg = &mut call.legs[idx];
-                let ans = sdp::parse(&resp.body).ok();
+                let ans = sdp::parse(&resp.body)
+                    .ok()
+                    .filter(|a| crate::secure::take_answer(&mut leg.dialog.srtp, a).is_ok());
                 let br = match (&template, &ans) {
                     (Some(t), Some(a)) => negotiate::bridge(t, a, t.addr, t.port),
                     _ => None,
@@ -407,6 +409,7 @@ impl Pbx {
                 let latch = crate::route::leg_latch(&self.snapshot, leg);
                 if let Some(ep) = &leg.ep {
                     ep.set_remote(ans.rtp_target(), latch);
+                    crate::secure::key(ep, &leg.dialog.srtp);
                 }
                 leg.dialog.sent_sdp = leg
                     .dialog

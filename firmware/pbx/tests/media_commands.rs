@@ -41,6 +41,7 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Leave(id) => format!("Leave {id}"),
             Command::Mute(id, m) => format!("Mute {id} {m}"),
             Command::RoomTone { room, clip } => format!("RoomTone {room} {}", clip.len()),
+            Command::Srtp(id, keys) => format!("Srtp {id} {}", keys.is_some()),
         })
         .collect()
 }

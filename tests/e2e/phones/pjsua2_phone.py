@@ -201,6 +201,10 @@ class Phone:
         a.mediaConfig.transportConfig.port = args.rtp_port
         a.mediaConfig.transportConfig.portRange = args.rtp_range
         a.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+        if args.srtp:
+            # SRTP or no call; SDES keys go only over TLS (pjsua's secure signalling).
+            a.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+            a.mediaConfig.srtpSecureSignaling = 1
         a.natConfig.iceEnabled = False
         a.natConfig.sdpNatRewriteUse = 0
         a.natConfig.viaRewriteUse = 0
@@ -341,6 +345,7 @@ def main():
     p.add_argument("--codecs", default="PCMU,PCMA")
     p.add_argument("--auto-answer", action="store_true")
     p.add_argument("--tls-ca", help="register and call over TLS, trusting this CA")
+    p.add_argument("--srtp", action="store_true", help="audio over SRTP only (SDES keys)")
     p.add_argument("--rec-dir", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--lifetime", type=float, default=300)

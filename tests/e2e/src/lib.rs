@@ -497,6 +497,8 @@ pub struct PhoneSpec<'a> {
     pub codecs: &'a str,
     /// SIP over TLS only, trusting this CA (the box's own certificate).
     pub tls_ca: Option<&'a Path>,
+    /// Audio over SRTP only (SDES keys; pjsua2 and linphone).
+    pub srtp: bool,
 }
 
 impl PhoneSpec<'_> {
@@ -724,6 +726,9 @@ impl Phone {
         if let Some(ca) = spec.tls_ca {
             cmd.arg("--tls-ca").arg(ca);
         }
+        if spec.srtp {
+            cmd.arg("--srtp");
+        }
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -785,8 +790,14 @@ impl Phone {
             ),
             None => (free_port(), 0, String::new()),
         };
+        // SRTP with SDES keys, and nothing else.
+        let srtp = if spec.srtp {
+            "media_encryption=srtp\nmedia_encryption_mandatory=1\n"
+        } else {
+            ""
+        };
         let mut rc = format!(
-            "[sip]\nsip_port={udp}\nsip_tcp_port=0\nsip_tls_port={tls}\n{trust}use_ipv6=0\ninc_timeout=60\n\
+            "[sip]\nsip_port={udp}\nsip_tcp_port=0\nsip_tls_port={tls}\n{trust}{srtp}use_ipv6=0\ninc_timeout=60\n\
              [rtp]\naudio_rtp_port={}-{}\nnortp_timeout=60\n[sound]\nechocancellation=0\n\
              [video]\ncapture=0\ndisplay=0\n",
             rtp.0,
@@ -929,6 +940,7 @@ impl Phone {
         let ev2 = events.clone();
         std::thread::spawn(move || read_netstrings(rd, ev2));
         assert!(spec.tls_ca.is_none(), "the baresip harness has no TLS");
+        assert!(!spec.srtp, "the baresip harness has no SRTP");
         Some(Phone {
             name: spec.user.to_string(),
             kind: Kind::Baresip,
@@ -1355,6 +1367,7 @@ pub fn phone_of(
             auto_answer,
             codecs,
             tls_ca: None,
+            srtp: false,
         },
     )
 }

@@ -45,6 +45,7 @@ fn tls_phone(kind: Kind, pbx: &Pbxd, user: &str, pw: &str, tone: u32, ca: &Path)
             auto_answer: true,
             codecs: "PCMU,PCMA",
             tls_ca: Some(ca),
+            srtp: false,
         },
     )
 }
@@ -102,6 +103,7 @@ fn phones_of_two_stacks_register_and_call_over_tls() {
             auto_answer: true,
             codecs: "PCMU",
             tls_ca: None,
+            srtp: false,
         },
     );
     assert!(

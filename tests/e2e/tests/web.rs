@@ -614,6 +614,7 @@ fn certificates_a_request_signed_elsewhere_serves_the_web_and_sip_at_once() {
             auto_answer: true,
             codecs: "PCMU",
             tls_ca: Some(&ca_file),
+            srtp: false,
         },
     );
     p.command("dial", &format!("sip:*43@{}", p.server));

@@ -1,0 +1,278 @@
+//! Encrypted calls (RFC 3711 SRTP with RFC 4568 SDES keys, over SIP over TLS): accounts
+//! marked "encrypt calls" use pjsua2 and linphone with SRTP made mandatory; a plain
+//! baresip phone calls them and is called. What the box sends the encrypting phones
+//! is captured on the wire (tcpdump) and does not decode to the tone the plain phone
+//! sends, while what goes to the plain phone does; the sessions the encrypting phones
+//! got say RTP/SAVP with a key. An encrypting account is refused over UDP, and its
+//! offer without SRTP is refused with the reason.
+
+use e2e::*;
+use serde_json::json;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+/// Extensions that encrypt calls (Kerio's "Encrypt communication"), their accounts
+/// allowed `transports`.
+fn encrypting(pbx: &Pbxd, numbers: &[&str], transports: serde_json::Value) {
+    edit_config(pbx, |v| {
+        for e in v["extensions"].as_array_mut().unwrap() {
+            if numbers.iter().any(|n| e["number"] == *n) {
+                e["encrypt_calls"] = json!(true);
+            }
+        }
+        for a in v["accounts"].as_array_mut().unwrap() {
+            if numbers.iter().any(|n| a["extension"] == *n) {
+                a["transports"] = transports.clone();
+                a["nat"] = json!(false);
+            }
+        }
+    });
+}
+
+fn secure_phone(kind: Kind, pbx: &Pbxd, user: &str, pw: &str, tone: u32, ca: &Path) -> Phone {
+    registered_phone(
+        kind,
+        pbx,
+        PhoneSpec {
+            user,
+            password: pw,
+            tone,
+            auto_answer: true,
+            codecs: "PCMU,PCMA",
+            tls_ca: Some(ca),
+            srtp: true,
+        },
+    )
+}
+
+/// UDP payloads of a pcap file (Linux loopback: Ethernet framing), with their source
+/// and destination ports.
+fn udp_payloads(pcap: &Path) -> Vec<(u16, u16, Vec<u8>)> {
+    let b = std::fs::read(pcap).unwrap();
+    assert!(b.len() >= 24, "no pcap header");
+    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |i: usize| {
+        let x = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let caplen = u32_at(i + 8) as usize;
+        let pkt = &b[i + 16..(i + 16 + caplen).min(b.len())];
+        i += 16 + caplen;
+        // Ethernet (14), IPv4 (IHL), UDP (8).
+        if pkt.len() < 14 + 20 + 8 || pkt[12..14] != [0x08, 0x00] || pkt[23] != 17 {
+            continue;
+        }
+        let ihl = (pkt[14] & 0x0f) as usize * 4;
+        let udp = &pkt[14 + ihl..];
+        if udp.len() < 8 {
+            continue;
+        }
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        out.push((sport, dport, udp[8..].to_vec()));
+    }
+    out
+}
+
+/// The power of `hz` in μ-law samples, as a fraction of all their power (Goertzel).
+fn tone_share(ulaw: &[u8], hz: f64) -> f64 {
+    let x: Vec<f64> = ulaw
+        .iter()
+        .map(|&u| {
+            // G.711 μ-law to linear.
+            let u = !u;
+            let sign = u & 0x80;
+            let exp = (u >> 4) & 7;
+            let man = u & 0x0f;
+            let mag = ((((man as i32) << 3) + 0x84) << exp) - 0x84;
+            f64::from(if sign != 0 { -mag } else { mag })
+        })
+        .collect();
+    let n = x.len() as f64;
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in &x {
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let p = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let total: f64 = x.iter().map(|v| v * v).sum::<f64>() * n / 2.0;
+    if total == 0.0 {
+        0.0
+    } else {
+        p / total
+    }
+}
+
+#[test]
+fn encrypting_phones_talk_srtp_over_tls_and_plain_phones_still_reach_them() {
+    let pbx = Pbxd::start();
+    let pw101 = add_ext(&pbx, "101");
+    let pw102 = add_ext(&pbx, "102");
+    let pw103 = add_ext(&pbx, "103");
+    let pw104 = add_ext(&pbx, "104");
+    encrypting(&pbx, &["101", "102"], json!(["tls"]));
+    // 104 may use UDP too, but encrypts: over UDP it is refused all the same.
+    encrypting(&pbx, &["104"], json!(["udp", "tls"]));
+    let ca = pbx.data.path().join("web/cert.pem");
+
+    // What the box sends from its RTP ports, on the wire.
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("rtp.pcap");
+    let mut dump = Command::new("timeout")
+        .args(["-s", "INT", "120", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
+        .arg(&pcap)
+        .arg(format!("udp and src portrange {}-{}", pbx.rtp.0, pbx.rtp.1))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tcpdump");
+    assert!(wait_until(T, || pcap.exists()), "tcpdump did not start");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut a = secure_phone(Kind::Pjsua2, &pbx, "101", &pw101, 1000, &ca);
+    let mut b = secure_phone(Kind::Linphone, &pbx, "102", &pw102, 440, &ca);
+    let mut c = phone(&pbx, "103", &pw103, 700, true, "PCMU,PCMA");
+
+    // SRTP phone to plain phone: decrypted on the way to 103. 101 holds and resumes:
+    // its re-offers keep their keys, the box's answers carry its own, and the voice
+    // comes back after.
+    connect(&mut a, &c, &pbx, "103");
+    std::thread::sleep(Duration::from_secs(2));
+    a.command("hold", "");
+    assert!(wait_until(T, || pbx
+        .log_text()
+        .contains("call put on hold")));
+    std::thread::sleep(Duration::from_secs(1));
+    a.command("resume", "");
+    assert!(wait_until(T, || pbx
+        .log_text()
+        .contains("call taken off hold")));
+    std::thread::sleep(Duration::from_secs(3));
+    a.command("hangup", "");
+    closed_reason(&c);
+    assert_heard(&c, 1000.0);
+    assert_heard_at(&c, 1000.0, 0.9);
+    assert_heard(&a, 700.0);
+
+    // Plain phone to the SRTP linphone: encrypted on the way to 102.
+    b.clear_events();
+    c.clear_events();
+    connect(&mut c, &b, &pbx, "102");
+    std::thread::sleep(Duration::from_secs(3));
+    c.command("hangup", "");
+    closed_reason(&b);
+    assert_heard(&b, 700.0);
+    assert_heard(&c, 440.0);
+
+    // SRTP to SRTP: each leg with its own keys.
+    a.clear_events();
+    b.clear_events();
+    connect(&mut b, &a, &pbx, "101");
+    std::thread::sleep(Duration::from_secs(3));
+    b.command("hangup", "");
+    closed_reason(&a);
+    assert_heard(&a, 440.0);
+    assert_heard(&b, 1000.0);
+
+    // The sessions the encrypting phones got: RTP/SAVP and one key each.
+    let log = a.log();
+    assert!(log.contains("RTP/SAVP"), "pjsua2 saw no RTP/SAVP session");
+    assert!(log.contains("a=crypto:"), "pjsua2 saw no key");
+
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
+    let _ = dump.wait();
+    let pkts = udp_payloads(&pcap);
+    // 20 ms of G.711: 12 + 160 bytes in clear, 10 more with SRTP's tag.
+    let plain: Vec<u8> = pkts
+        .iter()
+        .filter(|p| p.2.len() == 172 && p.2[1] & 0x7f == 0)
+        .flat_map(|p| p.2[12..].to_vec())
+        .collect();
+    let secure: Vec<u8> = pkts
+        .iter()
+        .filter(|p| p.2.len() == 182)
+        .flat_map(|p| p.2[12..172].to_vec())
+        .collect();
+    assert!(
+        plain.len() >= 8000 && secure.len() >= 8000,
+        "plain {} bytes, SRTP {} bytes of {} packets",
+        plain.len(),
+        secure.len(),
+        pkts.len()
+    );
+    // To 103 went 101's and 102's tones in clear; to 101 and 102 went 103's 700 Hz
+    // (and each other's) only encrypted.
+    let clear = tone_share(&plain, 1000.0).max(tone_share(&plain, 440.0));
+    eprintln!(
+        "on the wire: {} plain bytes (tone share {clear:.3}), {} SRTP bytes (700 Hz share {:.5})",
+        plain.len(),
+        secure.len(),
+        tone_share(&secure, 700.0)
+    );
+    assert!(
+        clear > 0.2,
+        "the plain leg's audio does not decode to a tone: {clear}"
+    );
+    for hz in [700.0, 1000.0, 440.0] {
+        let s = tone_share(&secure, hz);
+        assert!(s < 0.01, "SRTP packets decode to {hz} Hz ({s})");
+    }
+
+    // 104 encrypts: over UDP with the right password it is refused, with the reason.
+    let udp = Phone::start(
+        &pbx,
+        PhoneSpec {
+            user: "104",
+            password: &pw104,
+            tone: 500,
+            auto_answer: true,
+            codecs: "PCMU",
+            tls_ca: None,
+            srtp: false,
+        },
+    );
+    assert!(
+        wait_until(T, || udp.log().contains(
+            "SIP/2.0 403 Forbidden (this account encrypts calls: use TLS)"
+        )),
+        "{}",
+        udp.log()
+    );
+    drop(udp);
+    // Over TLS without SRTP it registers, but its plain offer is refused with 488.
+    let mut d = registered_phone(
+        Kind::Pjsua2,
+        &pbx,
+        PhoneSpec {
+            user: "104",
+            password: &pw104,
+            tone: 500,
+            auto_answer: true,
+            codecs: "PCMU",
+            tls_ca: Some(&ca),
+            srtp: false,
+        },
+    );
+    dial(&mut d, &pbx, "103");
+    assert!(
+        wait_until(T, || d
+            .log()
+            .contains("488 Not Acceptable Here (this account encrypts calls")),
+        "{}",
+        d.log()
+    );
+}
