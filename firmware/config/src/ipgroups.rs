@@ -138,27 +138,31 @@ impl IpItem {
     }
 }
 
-/// Whether `ip` is in group `name` of `groups` (false for an unknown group). Each group
-/// is looked into once, however often it is named, so circles and diamonds cost nothing.
-pub fn group_contains(groups: &[IpGroup], name: &str, ip: IpAddr) -> bool {
+/// The groups `names` reach: those groups and every group they name, each once (so
+/// circles and diamonds cost nothing); unknown names reach nothing.
+pub fn reached<'a>(groups: &'a [IpGroup], names: &[&str]) -> Vec<&'a IpGroup> {
     let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
-    let ip = canonical(ip);
     let mut seen = std::collections::HashSet::new();
-    let mut todo = vec![name];
+    let mut todo: Vec<&str> = names.to_vec();
+    let mut out = Vec::new();
     while let Some(n) = todo.pop() {
         if !seen.insert(n) {
             continue;
         }
         let Some(g) = by_name.get(n) else { continue };
-        if holds(g, ip) {
-            return true;
-        }
+        out.push(*g);
         todo.extend(g.items.iter().filter_map(|i| match i {
             IpItem::Group { group, .. } => Some(group.as_str()),
             _ => None,
         }));
     }
-    false
+    out
+}
+
+/// Whether `ip` is in group `name` of `groups` (false for an unknown group).
+pub fn group_contains(groups: &[IpGroup], name: &str, ip: IpAddr) -> bool {
+    let ip = canonical(ip);
+    reached(groups, &[name]).into_iter().any(|g| holds(g, ip))
 }
 
 /// A group's addresses as (first, last) ranges: IPv4, then IPv6.
@@ -168,15 +172,8 @@ pub type GroupRanges = (Vec<(u32, u32)>, Vec<(u128, u128)>);
 /// sorted, merged ranges of first and last address: IPv4 apart from IPv6. An unknown
 /// group has none. What the firewall's address sets are made of.
 pub fn group_ranges(groups: &[IpGroup], name: &str) -> GroupRanges {
-    let by_name: HashMap<&str, &IpGroup> = groups.iter().map(|g| (g.name.as_str(), g)).collect();
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    let mut seen = std::collections::HashSet::new();
-    let mut todo = vec![name];
-    while let Some(n) = todo.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        let Some(g) = by_name.get(n) else { continue };
+    for g in reached(groups, &[name]) {
         for i in &g.items {
             let r = match i {
                 IpItem::Host { address, .. } => address
@@ -204,10 +201,7 @@ pub fn group_ranges(groups: &[IpGroup], name: &str) -> GroupRanges {
                         _ => None,
                     }
                 }
-                IpItem::Group { group, .. } => {
-                    todo.push(group.as_str());
-                    None
-                }
+                IpItem::Group { .. } => None,
             };
             match r {
                 Some((true, lo, hi)) => v4.push((lo, hi)),

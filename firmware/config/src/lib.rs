@@ -28,7 +28,8 @@ pub use attendant::{
 pub use conference::{Conference, MAX_CONFERENCE};
 pub use firewall::{Firewall, FIREWALL_SERVICES};
 pub use ipgroups::{
-    group_contains, group_ranges, parse_network, GroupRanges, IpGroup, IpItem, MAX_IP_ITEMS,
+    group_contains, group_ranges, parse_network, reached, GroupRanges, IpGroup, IpItem,
+    MAX_IP_ITEMS,
 };
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
 pub use mail::{valid_address, Smtp, SmtpSecurity};

@@ -341,7 +341,19 @@ pub fn target_uri(v: &str) -> Option<&str> {
         return None;
     }
     let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let hostport = hostport.split(';').next().unwrap_or("");
+    let mut params = hostport.split(';');
+    let hostport = params.next().unwrap_or("");
+    // Each parameter has a name (`;:7002` is no parameter, and no parser takes it).
+    for p in params {
+        let name = p.split_once('=').map_or(p, |(n, _)| n);
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'+%".contains(&b))
+        {
+            return None;
+        }
+    }
     let port = if let Some(v6) = hostport.strip_prefix('[') {
         let (addr, after) = v6.split_once(']')?;
         // A link-local address may carry its zone (`%eth0`, `%25eth0`).
@@ -863,6 +875,14 @@ mod tests {
             ),
             ("sip:101@10.0.0.2;expires=60", Some("sip:101@10.0.0.2")),
             ("<sip:101@10.0.0.2:70*1>", None),
+            // Found by the exchange fuzz target: a 200's Contact became an ACK's
+            // Request-URI that no parser takes.
+            ("<sip:102@127.0.0.;:7002>", None),
+            ("<sip:102@127.0.0.1;=x>", None),
+            (
+                "<sip:102@127.0.0.1;lr;transport=tls>",
+                Some("sip:102@127.0.0.1;lr;transport=tls"),
+            ),
             ("<sip:101@10.0.0.2:65536>", None),
             ("<sip:101@10.0.0.2:>", None),
             ("<si!:101@10.0.0.2>", None),

@@ -172,25 +172,11 @@ pub(crate) fn after_commit(app: &Arc<App>, trial: Trial, before: &Config) {
 
 /// The groups the settings name, and the groups those name, as they were.
 fn reachable<'a>(fw: &Firewall, groups: &'a [IpGroup]) -> Vec<&'a IpGroup> {
-    let mut todo: Vec<&str> = FIREWALL_SERVICES
+    let names: Vec<&str> = FIREWALL_SERVICES
         .iter()
         .filter_map(|(k, _)| fw.group(k).filter(|g| !g.is_empty()))
         .collect();
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    while let Some(n) = todo.pop() {
-        if !seen.insert(n) {
-            continue;
-        }
-        if let Some(g) = groups.iter().find(|g| g.name == n) {
-            out.push(g);
-            todo.extend(g.items.iter().filter_map(|i| match i {
-                config::IpItem::Group { group, .. } => Some(group.as_str()),
-                _ => None,
-            }));
-        }
-    }
-    out
+    config::reached(groups, &names)
 }
 
 /// Puts the rules from before a change back: the settings, and the groups they reach
@@ -316,24 +302,9 @@ pub(crate) fn refusal(app: &App, req: &Req) -> Option<Response> {
     ))
 }
 
-/// Seconds left to confirm the change on trial, if one is.
-pub(crate) fn seconds_left(app: &App) -> Option<u64> {
+/// The change on trial, if one is: seconds left to confirm it, and its id.
+fn trial(app: &App) -> Option<(u64, String)> {
     app.fw_pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .map(|p| {
-            p.deadline
-                .saturating_duration_since(Instant::now())
-                .as_secs()
-        })
-}
-
-/// The API's view: settings, the trial and what is in force.
-fn view(app: &App) -> Value {
-    let snap = app.cfg.snapshot();
-    let (left, trial) = app
-        .fw_pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
@@ -345,7 +316,17 @@ fn view(app: &App) -> Value {
                 p.id.to_string(),
             )
         })
-        .unzip();
+}
+
+/// Seconds left to confirm the change on trial, if one is.
+pub(crate) fn seconds_left(app: &App) -> Option<u64> {
+    trial(app).map(|t| t.0)
+}
+
+/// The API's view: settings, the trial and what is in force.
+fn view(app: &App) -> Value {
+    let snap = app.cfg.snapshot();
+    let (left, trial) = trial(app).unzip();
     let status = app.firewall.get().map(|e| e.status()).unwrap_or_default();
     json!({
         "settings": snap.config.firewall,

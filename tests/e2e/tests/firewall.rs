@@ -149,6 +149,36 @@ fn login(pbx: &Pbxd, net: &Net, src: &str) -> Vec<String> {
 
 const PW: &str = "Adm1n-Secret!";
 
+/// The administrator, made from the office at the first start and logged in there.
+fn admin(pbx: &Pbxd, net: &Net) -> Vec<String> {
+    let setup = web(
+        pbx,
+        net,
+        OFFICE,
+        "POST",
+        "/api/v1/setup",
+        Some(&json!({"password": PW})),
+        &[],
+    );
+    assert_eq!(setup.status, 201, "{setup:?}");
+    login(pbx, net, OFFICE)
+}
+
+/// An IP address group made from the office.
+fn group(pbx: &Pbxd, net: &Net, h: &[String], name: &str, items: Value) {
+    let body = json!({"name": name, "items": items});
+    let a = web(
+        pbx,
+        net,
+        OFFICE,
+        "POST",
+        "/api/v1/routing/ip_groups",
+        Some(&body),
+        h,
+    );
+    assert_eq!(a.status, 201, "{a:?}");
+}
+
 fn nft_table(net: &Net) -> Option<Value> {
     let o = Command::new("ip")
         .args([
@@ -214,29 +244,15 @@ fn start(net: &Net, data: tempfile::TempDir) -> Pbxd {
 fn services_are_held_to_their_groups_and_a_change_that_cuts_the_admin_off_rolls_back() {
     let net = net();
     let pbx = start(&net, tempfile::tempdir().unwrap());
-    // The administrator is created on the box itself (loopback is never held).
-    let setup = web(
-        &pbx,
-        &net,
-        OFFICE,
-        "POST",
-        "/api/v1/setup",
-        Some(&json!({"password": PW})),
-        &[],
-    );
-    assert_eq!(setup.status, 201, "{setup:?}");
-    let h = login(&pbx, &net, OFFICE);
+    let h = admin(&pbx, &net);
     for (name, addr) in [("Office", OFFICE), ("Other", OTHER)] {
-        let a = web(
+        group(
             &pbx,
             &net,
-            OFFICE,
-            "POST",
-            "/api/v1/routing/ip_groups",
-            Some(&json!({"name": name, "items": [{"type": "host", "address": addr}]})),
             &h,
+            name,
+            json!([{"type": "host", "address": addr}]),
         );
-        assert_eq!(a.status, 201, "{a:?}");
     }
     // Open: both addresses reach SIP, TFTP and the web; no table on the box.
     for src in [OFFICE, OTHER] {
@@ -393,17 +409,7 @@ fn services_are_held_to_their_groups_and_a_change_that_cuts_the_admin_off_rolls_
 fn an_unknown_group_is_refused_and_a_change_unconfirmed_at_a_restart_rolls_back() {
     let net_a = net_named("r");
     let pbx = start(&net_a, tempfile::tempdir().unwrap());
-    let setup = web(
-        &pbx,
-        &net_a,
-        OFFICE,
-        "POST",
-        "/api/v1/setup",
-        Some(&json!({"password": PW})),
-        &[],
-    );
-    assert_eq!(setup.status, 201, "{setup:?}");
-    let h = login(&pbx, &net_a, OFFICE);
+    let h = admin(&pbx, &net_a);
     let bad = web(
         &pbx,
         &net_a,
@@ -426,18 +432,8 @@ fn an_unknown_group_is_refused_and_a_change_unconfirmed_at_a_restart_rolls_back(
         &h,
     );
     assert_eq!(unknown.status, 400, "{unknown:?}");
-    let a = web(
-        &pbx,
-        &net_a,
-        OFFICE,
-        "POST",
-        "/api/v1/routing/ip_groups",
-        Some(
-            &json!({"name": "Office", "items": [{"type": "range", "from": "10.78.0.1", "to": "10.78.0.2"}]}),
-        ),
-        &h,
-    );
-    assert_eq!(a.status, 201, "{a:?}");
+    let office = json!([{"type": "range", "from": "10.78.0.1", "to": "10.78.0.2"}]);
+    group(&pbx, &net_a, &h, "Office", office);
     let a = web(
         &pbx,
         &net_a,
@@ -465,16 +461,13 @@ fn an_unknown_group_is_refused_and_a_change_unconfirmed_at_a_restart_rolls_back(
 
     // The web port admits the LAN for the portal, but the web admin and provisioning
     // over HTTPS only the office: the web server holds each path to its group.
-    let a = web(
+    group(
         &pbx,
         &net_a,
-        OFFICE,
-        "POST",
-        "/api/v1/routing/ip_groups",
-        Some(&json!({"name": "Lan", "items": [{"type": "network", "network": "10.78.0.0/24"}]})),
         &h,
+        "Lan",
+        json!([{"type": "network", "network": "10.78.0.0/24"}]),
     );
-    assert_eq!(a.status, 201, "{a:?}");
     let split = json!({"web_admin": "Office", "user_portal": "Lan", "provisioning": "Office"});
     let a = web(
         &pbx,
@@ -609,27 +602,14 @@ fn net_named(tag: &str) -> Net {
 fn chromium_puts_rules_on_trial_confirms_them_and_rolls_a_change_back() {
     let net = net_named("w");
     let pbx = start(&net, tempfile::tempdir().unwrap());
-    let setup = web(
+    let h = admin(&pbx, &net);
+    group(
         &pbx,
         &net,
-        OFFICE,
-        "POST",
-        "/api/v1/setup",
-        Some(&json!({"password": PW})),
-        &[],
-    );
-    assert_eq!(setup.status, 201, "{setup:?}");
-    let h = login(&pbx, &net, OFFICE);
-    let a = web(
-        &pbx,
-        &net,
-        OFFICE,
-        "POST",
-        "/api/v1/routing/ip_groups",
-        Some(&json!({"name": "Office", "items": [{"type": "host", "address": OFFICE}]})),
         &h,
+        "Office",
+        json!([{"type": "host", "address": OFFICE}]),
     );
-    assert_eq!(a.status, 201, "{a:?}");
     // Chromium runs in the LAN from the office's address (the first on its link).
     browser_via(
         &pbx,
