@@ -48,6 +48,19 @@ fn secure_phone(kind: Kind, pbx: &Pbxd, user: &str, pw: &str, tone: u32, ca: &Pa
     )
 }
 
+/// A call from `from` to `to` (dialling `number`): answered, three seconds of the two
+/// tones, `from` hangs up; `heard.0` is what `to` heard, `heard.1` what `from` heard.
+fn talk(from: &mut Phone, to: &mut Phone, pbx: &Pbxd, number: &str, heard: (f64, f64)) {
+    from.clear_events();
+    to.clear_events();
+    connect(from, to, pbx, number);
+    std::thread::sleep(Duration::from_secs(3));
+    from.command("hangup", "");
+    closed_reason(to);
+    assert_heard(to, heard.0);
+    assert_heard(from, heard.1);
+}
+
 /// UDP payloads of a pcap file (Linux loopback: Ethernet framing), with their source
 /// and destination ports.
 fn udp_payloads(pcap: &Path) -> Vec<(u16, u16, Vec<u8>)> {
@@ -167,29 +180,33 @@ fn encrypting_phones_talk_srtp_over_tls_and_plain_phones_still_reach_them() {
     assert_heard(&a, 700.0);
 
     // Plain phone to the SRTP linphone: encrypted on the way to 102.
-    b.clear_events();
-    c.clear_events();
-    connect(&mut c, &b, &pbx, "102");
-    std::thread::sleep(Duration::from_secs(3));
-    c.command("hangup", "");
-    closed_reason(&b);
-    assert_heard(&b, 700.0);
-    assert_heard(&c, 440.0);
-
+    talk(&mut c, &mut b, &pbx, "102", (700.0, 440.0));
     // SRTP to SRTP: each leg with its own keys.
-    a.clear_events();
-    b.clear_events();
-    connect(&mut b, &a, &pbx, "101");
-    std::thread::sleep(Duration::from_secs(3));
-    b.command("hangup", "");
-    closed_reason(&a);
-    assert_heard(&a, 440.0);
-    assert_heard(&b, 1000.0);
+    talk(&mut b, &mut a, &pbx, "101", (440.0, 1000.0));
 
-    // The sessions the encrypting phones got: RTP/SAVP and one key each.
+    // The offer the box made 101 (the last INVITE pjsua2 logged, one it received):
+    // RTP/SAVP with one key of the suite every phone speaks.
     let log = a.log();
-    assert!(log.contains("RTP/SAVP"), "pjsua2 saw no RTP/SAVP session");
-    assert!(log.contains("a=crypto:"), "pjsua2 saw no key");
+    let marker = "bytes Request msg INVITE/";
+    let line = log
+        .lines()
+        .rfind(|l| l.contains(marker))
+        .expect("pjsua2 logged an INVITE");
+    assert!(
+        line.contains("RX"),
+        "the last INVITE was not the box's: {line}"
+    );
+    let offer = log
+        .rsplit(marker)
+        .next()
+        .and_then(|m| m.split("--end msg--").next())
+        .unwrap_or_default();
+    assert!(offer.contains(" RTP/SAVP "), "{offer}");
+    assert_eq!(offer.matches("a=crypto:").count(), 1, "{offer}");
+    assert!(
+        offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
 
     let _ = Command::new("kill")
         .args(["-INT", &dump.id().to_string()])
