@@ -26,8 +26,9 @@ ensure_rust() {
     command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install the Rust toolchain (rustup)" >&2; exit 1; }
 }
 
-# ensure_web_test_tools: schemathesis in a virtualenv under target/ and playwright-core
-# (driving Debian's Chromium, never a downloaded browser) under tests/web/node_modules.
+# ensure_web_test_tools: schemathesis in a virtualenv under target/ and, under
+# tests/web/node_modules, playwright-core (driving Debian's Chromium, never a downloaded
+# browser) and the browser phones JsSIP and SIP.js with esbuild to bundle them.
 ensure_web_test_tools() {
     local venv=target/pyenv want=4.32.5
     if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$want"; then
@@ -35,7 +36,11 @@ ensure_web_test_tools() {
         "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$want"
     fi
     command -v npm >/dev/null 2>&1 || ensure_packages npm:npm
-    if [ ! -d tests/web/node_modules/playwright-core ]; then
+    local m missing=
+    for m in playwright-core esbuild jssip sip.js; do
+        [ -d "tests/web/node_modules/$m" ] || missing=1
+    done
+    if [ -n "$missing" ]; then
         (cd tests/web && npm ci --no-audit --no-fund --silent)
     fi
 }

@@ -6,11 +6,12 @@ import assert from "node:assert/strict";
 export const base = process.env.BASE_URL;
 export const artifacts = process.env.ARTIFACTS || ".";
 
-// Runs `body(page)`; prints "browser test passed" when it returns.
-export async function run(body) {
+// Runs `body(page)`; prints "browser test passed" when it returns. `extraArgs` go to
+// Chromium as well (a fake microphone, say).
+export async function run(body, extraArgs = []) {
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", ...extraArgs],
   });
   const timer = setTimeout(() => { console.error("browser test timed out"); process.exit(2); }, 120000);
   try {

@@ -179,6 +179,8 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let mut session_dir = Direction::SendRecv;
     let mut mlines = 0usize;
     let mut rejected = Vec::new();
+    // The profile of an audio stream passed over because the box does not speak it.
+    let mut unspoken: Option<String> = None;
     for line in text.lines() {
         let line = line.trim_end();
         let Some((k, v)) = line.split_once('=') else {
@@ -219,7 +221,16 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 if mlines > MAX_STREAMS {
                     return Err(SdpError(format!("more than {MAX_STREAMS} media streams")));
                 }
-                in_audio = media == "audio" && audio.is_none();
+                // RTP over UDP only: an audio stream of another profile (DTLS-SRTP's
+                // UDP/TLS/RTP/SAVPF from a browser, RTP over TCP) is refused in the
+                // answer like any stream the box does not take (RFC 3264 6).
+                let spoken = ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+                    .iter()
+                    .any(|p| proto.eq_ignore_ascii_case(p));
+                if media == "audio" && audio.is_none() && !spoken && unspoken.is_none() {
+                    unspoken = Some(proto.chars().take(40).collect());
+                }
+                in_audio = media == "audio" && audio.is_none() && spoken;
                 if !in_audio {
                     rejected.push(MediaLine {
                         index,
@@ -322,7 +333,14 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
             _ => {}
         }
     }
-    let mut a = audio.ok_or_else(|| SdpError("no audio stream".into()))?;
+    let mut a = audio.ok_or_else(|| match unspoken {
+        Some(p) if p.to_ascii_uppercase().contains("TLS") => SdpError(format!(
+            "audio only as {p} (DTLS-SRTP, as browsers send) which the box does not speak yet: \
+             offer RTP/AVP or RTP/SAVP"
+        )),
+        Some(p) => SdpError(format!("audio only as {p}: offer RTP/AVP or RTP/SAVP")),
+        None => SdpError("no audio stream".into()),
+    })?;
     if a.addr.is_unspecified() && session_addr.is_none() && a.port != 0 {
         return Err(SdpError("no connection address".into()));
     }
@@ -375,6 +393,31 @@ mod tests {
     use super::*;
 
     const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendonly\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+
+    #[test]
+    fn audio_in_a_profile_the_box_does_not_speak_is_passed_over_with_its_reason() {
+        // A browser's WebRTC offer: DTLS-SRTP only.
+        let webrtc = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                      m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n";
+        let e = parse(webrtc.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("UDP/TLS/RTP/SAVPF") && e.contains("DTLS-SRTP"),
+            "{e}"
+        );
+        let tcp = webrtc.replace("UDP/TLS/RTP/SAVPF", "TCP/RTP/AVP");
+        let e = parse(tcp.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("audio only as TCP/RTP/AVP"), "{e}");
+        // A later stream the box speaks is taken, the first refused in its place.
+        let both = format!("{webrtc}m=audio 4000 RTP/AVP 0\r\n");
+        let a = parse(both.as_bytes()).unwrap();
+        assert_eq!((a.port, a.index), (4000, 1));
+        assert_eq!(a.rejected.len(), 1);
+        assert_eq!(a.rejected[0].proto, "UDP/TLS/RTP/SAVPF");
+        // RTP/AVPF is plain RTP with feedback: taken.
+        let avpf = webrtc.replace("UDP/TLS/RTP/SAVPF", "RTP/AVPF");
+        assert!(!parse(avpf.as_bytes()).unwrap().secure);
+    }
 
     #[test]
     fn parse_and_write() {

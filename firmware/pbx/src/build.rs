@@ -50,7 +50,7 @@ pub fn via(proto: sip::transport::Proto, local: SocketAddr, branch: &str) -> Str
     )
 }
 
-/// Where requests to a phone go: over TLS the connection it came on (it has no
+/// Where requests to a phone go: over TLS or WSS the connection it came on (it has no
 /// certificate the box could check, and its listening port may be unreachable),
 /// behind NAT its source, else its Contact (`contact`, a URI) when that names an
 /// address.
@@ -60,7 +60,7 @@ pub fn dest_of(
     contact: &str,
     source: SocketAddr,
 ) -> SocketAddr {
-    if nat || proto == sip::transport::Proto::Tls {
+    if nat || proto.connection_only() {
         source
     } else {
         uri_addr(contact).unwrap_or(source)

@@ -31,7 +31,7 @@ pub struct Registration {
     pub source: SocketAddr,
     /// Our address the phone reached.
     pub local: SocketAddr,
-    /// `udp`, `tcp` or `tls`.
+    /// `udp`, `tcp`, `tls` or `wss`.
     pub transport: String,
     /// Unix seconds.
     pub expires_at: u64,
@@ -160,8 +160,10 @@ impl Pbx {
             .map(|c| c.username.clone())
             .unwrap_or_default();
         if let Some(l) = link {
-            // A link set to TLS takes nothing else.
-            if l.transport == config::Transport::Tls && src.proto != sip::transport::Proto::Tls {
+            // A link set to TLS takes nothing else; no link comes over WebSocket.
+            if (l.transport == config::Transport::Tls && src.proto != sip::transport::Proto::Tls)
+                || src.proto == sip::transport::Proto::Wss
+            {
                 tracing::info!(link = %l.name, source = %src.remote, transport = src.proto.name(), "refused: the link takes only TLS");
                 return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
             }
@@ -187,6 +189,7 @@ impl Pbx {
             sip::transport::Proto::Udp => *t == config::Transport::Udp,
             sip::transport::Proto::Tcp => *t == config::Transport::Tcp,
             sip::transport::Proto::Tls => *t == config::Transport::Tls,
+            sip::transport::Proto::Wss => *t == config::Transport::Wss,
         });
         if !proto_ok {
             tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), allowed = ?account.transports, "refused: transport not allowed for the account");
@@ -204,6 +207,23 @@ impl Pbx {
         }
         self.guard.authenticated(now, src.remote, &user);
         Authn::Account(account)
+    }
+
+    /// A phone's WebSocket has closed: what it registered over it is gone (the box
+    /// opens no WebSocket, so it cannot be reached until it connects and registers
+    /// again), and a call to it fails at once instead of waiting out a transaction.
+    /// Registrations over other transports stay.
+    pub fn connection_closed(&mut self, src: Source) {
+        if src.proto != sip::transport::Proto::Wss {
+            return;
+        }
+        let before = self.registrations.len();
+        self.registrations
+            .retain(|_, r| !(r.proto() == src.proto && r.source == src.remote));
+        if self.registrations.len() != before {
+            self.registrations_dirty = true;
+            tracing::info!(source = %src.remote, "registration ended with its WebSocket");
+        }
     }
 
     pub(crate) fn refuse(

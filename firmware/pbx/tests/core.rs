@@ -782,3 +782,95 @@ async fn a_contact_that_is_no_target_is_replaced_or_refused() {
     assert_eq!(regs.len(), 1);
     assert_eq!(regs[0].contact, format!("sip:101@{A}"));
 }
+
+/// Registers `user` from `from` over secure WebSocket (RFC 7118: a `.invalid` Contact);
+/// the final answer.
+fn register_over_wss(rig: &mut Rig, user: &str, from: &str) -> String {
+    let msg = |cseq: u32, auth: &str| {
+        register(user, from, cseq, 300, auth)
+            .replace("SIP/2.0/UDP", "SIP/2.0/WSS")
+            .replace(
+                &format!("Contact: <sip:{user}@{from}>"),
+                "Contact: <sip:k3x9@df7jal23ls0d.invalid;transport=ws>",
+            )
+    };
+    rig.send_over(Proto::Wss, from, &msg(1, ""));
+    let r = rig.take(from).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 401"), "{r}");
+    let auth = reg_auth(
+        header(&r, "WWW-Authenticate").unwrap(),
+        user,
+        &format!("Secret-{user}x"),
+    );
+    rig.send_over(Proto::Wss, from, &msg(2, &auth));
+    rig.take(from).pop().unwrap()
+}
+
+#[tokio::test]
+async fn a_websocket_phone_is_reached_over_its_connection_and_leaves_with_it() {
+    let mut cfg = config();
+    cfg.accounts[0].transports.push(config::Transport::Wss);
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    // 102's account does not allow WSS.
+    let r = register_over_wss(&mut rig, "102", B);
+    assert!(
+        r.starts_with("SIP/2.0 403 Forbidden (transport not allowed)"),
+        "{r}"
+    );
+    let r = register_over_wss(&mut rig, "101", A);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let regs = rig.pbx.registrations();
+    assert_eq!(regs.len(), 1);
+    assert_eq!(
+        (regs[0].transport.as_str(), regs[0].source),
+        ("wss", A.parse().unwrap())
+    );
+    // A call to it goes down its connection, to its .invalid Contact, over WSS.
+    do_register(&mut rig, "103", B, 300, Algorithm::Md5);
+    call_as(&mut rig, "103", B, "101", "ws-call");
+    rig.advance(Duration::from_millis(10));
+    let out: Vec<_> = rig
+        .out
+        .iter()
+        .filter(|t| t.dest == A.parse().unwrap())
+        .collect();
+    let inv = out
+        .iter()
+        .find(|t| t.bytes.starts_with(b"INVITE "))
+        .expect("INVITE to the browser phone");
+    assert_eq!(inv.proto, Proto::Wss);
+    let text = String::from_utf8_lossy(&inv.bytes);
+    assert!(
+        text.starts_with("INVITE sip:k3x9@df7jal23ls0d.invalid;transport=ws SIP/2.0"),
+        "{text}"
+    );
+    assert!(
+        header(&text, "Via").unwrap().starts_with("SIP/2.0/WSS "),
+        "{text}"
+    );
+    assert!(
+        header(&text, "Contact")
+            .unwrap()
+            .ends_with(";transport=ws>"),
+        "{text}"
+    );
+    // Its connection closes: the registration goes with it (not one from elsewhere, nor
+    // over another transport from the same address).
+    rig.pbx.take_registrations_dirty();
+    for (proto, from) in [(Proto::Wss, B), (Proto::Tcp, A)] {
+        rig.pbx.connection_closed(Source {
+            proto,
+            remote: from.parse().unwrap(),
+            local: PBX.parse().unwrap(),
+        });
+        assert_eq!(rig.pbx.registrations().len(), 2);
+    }
+    assert!(!rig.pbx.take_registrations_dirty());
+    rig.pbx.connection_closed(Source {
+        proto: Proto::Wss,
+        remote: A.parse().unwrap(),
+        local: PBX.parse().unwrap(),
+    });
+    assert!(rig.pbx.registrations().iter().all(|r| r.username != "101"));
+    assert!(rig.pbx.take_registrations_dirty());
+}

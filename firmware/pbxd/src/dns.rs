@@ -52,6 +52,9 @@ pub async fn resolve(host: &str, port: u16, proto: sip::transport::Proto) -> Vec
         Proto::Udp => ("SIP+D2U", "_sip._udp", 5060),
         Proto::Tcp => ("SIP+D2T", "_sip._tcp", 5060),
         Proto::Tls => ("SIPS+D2T", "_sips._tcp", 5061),
+        // The box opens no WebSocket (providers and links are reached over UDP, TCP
+        // or TLS).
+        Proto::Wss => return Vec::new(),
     };
     let mut srv_name = format!("{srv}.{host}");
     // NAPTR: the replacement for our transport, lowest order then preference.

@@ -564,7 +564,15 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     );
     let web_addr = web_listener.local_addr()?;
     app.set_active_cert(active);
-    tokio::spawn(web::serve(web_listener, tls, app.clone()));
+    // SIP over WebSocket (RFC 7118) on the web port: the web server upgrades, the SIP
+    // transports carry it like any connection.
+    transports.set_ws_addr(web_addr);
+    let (room, serve) = (transports.clone(), transports.clone());
+    let sip_ws = web::sip_ws::SipWs {
+        room: Arc::new(move |ip| room.ws_room_for(ip)),
+        serve: Arc::new(move |io, peer, local| serve.serve_ws(io, peer, local)),
+    };
+    tokio::spawn(web::serve(web_listener, tls, app.clone(), Some(sip_ws)));
     if let Some(addr) = args.web_redirect {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -668,14 +676,22 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             m = incoming.recv() => {
                 let Some(m) = m else { break };
                 let src = Source { proto: m.proto, remote: m.remote, local: m.local };
-                core.handle_message(Instant::now(), src, &m.bytes);
+                if m.closed {
+                    core.connection_closed(src);
+                } else {
+                    core.handle_message(Instant::now(), src, &m.bytes);
+                }
                 // Drain what else is queued before looking at timers: batches under load.
                 for _ in 0..256 {
                     let Ok(m) = incoming.try_recv() else { break };
                     // Each message finds the media endpoints it needs.
                     endpoints.serve(core.media_pool());
                     let src = Source { proto: m.proto, remote: m.remote, local: m.local };
-                    core.handle_message(Instant::now(), src, &m.bytes);
+                    if m.closed {
+                        core.connection_closed(src);
+                    } else {
+                        core.handle_message(Instant::now(), src, &m.bytes);
+                    }
                 }
             }
             _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),

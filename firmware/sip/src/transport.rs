@@ -1,10 +1,12 @@
-//! Tokio drivers for the UDP, TCP and TLS transports: the only place in `sip` that owns
-//! sockets.
+//! Tokio drivers for the UDP, TCP and TLS transports and SIP over secure WebSocket
+//! (RFC 7118): the only place in `sip` that owns sockets.
 //!
 //! Everything received goes to one channel as [`Incoming`]; [`Transports::send`] writes
-//! a message to a peer, over the connection it came from for TCP and TLS, or over one it
-//! opens (TLS verifies the peer's certificate against the name set with
-//! [`Transports::set_server_name`], else its address).
+//! a message to a peer, over the connection it came from for TCP, TLS and WSS, or over
+//! one it opens for TCP and TLS (TLS verifies the peer's certificate against the name set
+//! with [`Transports::set_server_names`], else its address). WebSocket connections are
+//! accepted and upgraded by the web server, which hands each to
+//! [`Transports::serve_ws`]; the box opens none.
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 
 /// Transport protocol of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -24,6 +27,8 @@ pub enum Proto {
     Udp,
     Tcp,
     Tls,
+    /// SIP over secure WebSocket (RFC 7118), served on the web port.
+    Wss,
 }
 
 impl Proto {
@@ -33,30 +38,37 @@ impl Proto {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
             Proto::Tls => "TLS",
+            Proto::Wss => "WSS",
         }
     }
-    /// The `transport` URI parameter a Contact or Route of ours carries (none for UDP).
+    /// The `transport` URI parameter a Contact or Route of ours carries (none for UDP;
+    /// `ws` for secure WebSocket too, RFC 7118 5.2).
     pub fn uri_param(self) -> &'static str {
         match self {
             Proto::Udp => "",
             Proto::Tcp => ";transport=tcp",
             Proto::Tls => ";transport=tls",
+            Proto::Wss => ";transport=ws",
         }
     }
-    /// Lower-case name (`udp`, `tcp`, `tls`), as stored and shown.
+    /// Lower-case name (`udp`, `tcp`, `tls`, `wss`), as stored and shown.
     pub fn name(self) -> &'static str {
         match self {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
             Proto::Tls => "tls",
+            Proto::Wss => "wss",
         }
     }
-    /// The protocol of a lower- or upper-case name; anything else is UDP.
+    /// The protocol of a lower- or upper-case name (`ws` is served secure only, as
+    /// `wss`); anything else is UDP.
     pub fn from_name(s: &str) -> Proto {
         if s.eq_ignore_ascii_case("tcp") {
             Proto::Tcp
         } else if s.eq_ignore_ascii_case("tls") {
             Proto::Tls
+        } else if s.eq_ignore_ascii_case("wss") || s.eq_ignore_ascii_case("ws") {
+            Proto::Wss
         } else {
             Proto::Udp
         }
@@ -64,6 +76,11 @@ impl Proto {
     /// Reliable transports do not retransmit.
     pub fn reliable(self) -> bool {
         self != Proto::Udp
+    }
+    /// Reached only over the connection the peer opened (the box opens no WebSocket,
+    /// and a phone over TLS has no certificate the box could check).
+    pub fn connection_only(self) -> bool {
+        matches!(self, Proto::Tls | Proto::Wss)
     }
 }
 
@@ -75,6 +92,9 @@ pub struct Incoming {
     /// The box's address as seen by this peer.
     pub local: SocketAddr,
     pub bytes: Vec<u8>,
+    /// The peer's WebSocket has closed (no bytes): what it registered cannot be reached
+    /// until it connects again. Only for WSS.
+    pub closed: bool,
 }
 
 type Key = (Proto, SocketAddr);
@@ -112,6 +132,8 @@ pub struct Transports {
     tx: mpsc::Sender<Incoming>,
     routes: Arc<Mutex<HashMap<IpAddr, IpAddr>>>,
     tls: Arc<OnceLock<TlsState>>,
+    /// The web server's address, where SIP over WebSocket is served.
+    ws: Arc<OnceLock<SocketAddr>>,
 }
 
 /// Most TCP and TLS connections served at once.
@@ -119,6 +141,8 @@ const MAX_TCP: usize = 4096;
 /// Most TCP and TLS connections from one address (an office of phones behind one NAT
 /// fits; one host cannot take every place).
 const MAX_PER_ADDRESS: usize = 256;
+/// Most WebSockets from one address (within [`MAX_PER_ADDRESS`]).
+const MAX_WS_PER_ADDRESS: usize = 64;
 /// Most TLS handshakes under way at once, and how long one may take.
 const MAX_HANDSHAKES: usize = 256;
 const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
@@ -146,6 +170,7 @@ impl Transports {
             tx: tx.clone(),
             routes: Arc::default(),
             tls: Arc::default(),
+            ws: Arc::default(),
         };
         let t2 = t.clone();
         tokio::spawn(async move {
@@ -163,6 +188,7 @@ impl Transports {
                             remote,
                             local,
                             bytes: buf[..n].to_vec(),
+                            closed: false,
                         };
                         if t2.tx.send(m).await.is_err() {
                             return;
@@ -203,8 +229,9 @@ impl Transports {
     /// listener's for TLS), or when bound to the wildcard the source address the
     /// kernel routes to `remote` with.
     pub fn local_for(&self, proto: Proto, remote: SocketAddr) -> SocketAddr {
-        let bound = match (proto, self.tls.get()) {
-            (Proto::Tls, Some(t)) => t.local,
+        let bound = match (proto, self.tls.get(), self.ws.get()) {
+            (Proto::Tls, Some(t), _) => t.local,
+            (Proto::Wss, _, Some(w)) => *w,
             _ => self.local,
         };
         if !bound.ip().is_unspecified() {
@@ -386,10 +413,155 @@ impl Transports {
         });
     }
 
+    /// Where SIP over WebSocket is served (the web server's address): the box's own
+    /// address in what it sends over WSS.
+    pub fn set_ws_addr(&self, addr: SocketAddr) {
+        let _ = self.ws.set(addr);
+    }
+
+    /// Whether a WebSocket from `ip` may be taken: room as for any connection, and
+    /// fewer than [`MAX_WS_PER_ADDRESS`] WebSockets from it (any web page a user opens
+    /// can open WebSockets to the box: they cannot take an office's places from its
+    /// TCP and TLS phones).
+    pub fn ws_room_for(&self, ip: IpAddr) -> bool {
+        if !self.room_for(ip) {
+            return false;
+        }
+        let conns = self.conns.lock().unwrap();
+        conns
+            .keys()
+            .filter(|(p, a)| *p == Proto::Wss && a.ip() == ip)
+            .count()
+            < MAX_WS_PER_ADDRESS
+    }
+
+    /// Serves SIP over a WebSocket (RFC 7118) on `io`, a connection the web server
+    /// accepted from `remote` on `local` and upgraded with the `sip` subprotocol: each
+    /// text or binary message is one SIP message (at most [`WS_MAX_MESSAGE`] bytes), and
+    /// each message queued for the connection goes out as one text message (binary if
+    /// it is not UTF-8). The first SIP message must come within [`FIRST_MESSAGE_TIME`]
+    /// of the opening (pings and blank messages do not count); later anything from
+    /// the peer keeps it open for [`IDLE_TIME`]. Otherwise it ends as
+    /// [`Self::serve_stream`] does, with a close frame saying why; its end is reported
+    /// as an [`Incoming`] with `closed`. Without [`Self::ws_room_for`] it is closed at
+    /// once.
+    pub fn serve_ws<S>(&self, io: S, remote: SocketAddr, local: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+        use tokio_tungstenite::tungstenite::{Error, Message};
+        if !self.ws_room_for(remote.ip()) {
+            return;
+        }
+        let key = (Proto::Wss, remote);
+        let mut q = self.register(key);
+        let conns = self.conns.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut ws =
+                WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
+            let silence = tokio::time::sleep(FIRST_MESSAGE_TIME);
+            tokio::pin!(silence);
+            let mut heard = false;
+            // Why the box closes (None: the peer closed, or the connection broke).
+            let why: Option<(CloseCode, &str)> = loop {
+                tokio::select! {
+                    got = ws.next() => {
+                        let bytes = match got {
+                            Some(Ok(Message::Text(t))) => t.into_bytes(),
+                            Some(Ok(Message::Binary(b))) => b,
+                            // Pings are answered by the stream itself.
+                            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Vec::new(),
+                            Some(Ok(Message::Close(_))) | None => break None,
+                            Some(Err(Error::Capacity(e))) => {
+                                tracing::debug!("WebSocket from {remote}: {e}");
+                                break Some((CloseCode::Size, "message too big for SIP"));
+                            }
+                            Some(Err(Error::Protocol(e))) => {
+                                tracing::debug!("WebSocket from {remote}: {e}");
+                                break Some((CloseCode::Protocol, "protocol error"));
+                            }
+                            Some(Err(Error::Utf8)) => break Some((CloseCode::Invalid, "text not UTF-8")),
+                            Some(Err(e)) => {
+                                tracing::debug!("WebSocket from {remote}: {e}");
+                                break None;
+                            }
+                        };
+                        // A keep-alive (a ping, blank lines) keeps a connection that has
+                        // carried SIP; it is no message.
+                        let blank = bytes.iter().all(u8::is_ascii_whitespace);
+                        if heard || !blank {
+                            silence.as_mut().reset(tokio::time::Instant::now() + IDLE_TIME);
+                        }
+                        if blank {
+                            continue;
+                        }
+                        heard = true;
+                        let m = Incoming { proto: Proto::Wss, remote, local, bytes, closed: false };
+                        if tx.send(m).await.is_err() {
+                            break Some((CloseCode::Away, "shutting down"));
+                        }
+                    }
+                    out = q.rx.recv() => {
+                        // The queue is closed when the box gave up on the peer.
+                        let Some(b) = out else { break Some((CloseCode::Policy, "not read")) };
+                        if !matches!(tokio::time::timeout(WRITE_TIME, ws.send(ws_message(b))).await, Ok(Ok(()))) {
+                            break None;
+                        }
+                    }
+                    _ = &mut silence => {
+                        tracing::debug!("WebSocket from {remote} silent; closing it");
+                        break Some((CloseCode::Away, "silent too long"));
+                    }
+                }
+            };
+            Self::forget(&conns, &key, q.id);
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                match why {
+                    // The peer's close is answered (tungstenite queued the reply).
+                    None => {
+                        let _ = ws.flush().await;
+                    }
+                    Some((code, reason)) => {
+                        // What was queued (an answer to the last message) goes first.
+                        while let Ok(b) = q.rx.try_recv() {
+                            if ws.send(ws_message(b)).await.is_err() {
+                                return;
+                            }
+                        }
+                        let frame = CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        };
+                        let _ = ws.close(Some(frame)).await;
+                    }
+                }
+            })
+            .await;
+            let gone = Incoming {
+                proto: Proto::Wss,
+                remote,
+                local,
+                bytes: Vec::new(),
+                closed: true,
+            };
+            let _ = tx.send(gone).await;
+        });
+    }
+
     /// Opens a connection to `dest` and queues `bytes` on it. Messages sent while it
     /// opens queue behind them; a connection that cannot be opened drops them (the
     /// transaction layer times out).
     fn open(&self, proto: Proto, dest: SocketAddr, bytes: Vec<u8>) {
+        if proto == Proto::Wss {
+            // The box opens no WebSocket: a browser phone whose connection has gone is
+            // reached again when it reconnects and registers.
+            tracing::debug!("SIP over WebSocket to {dest}: no connection");
+            return;
+        }
         if proto == Proto::Tls && self.tls.get().is_none() {
             tracing::warn!("SIP over TLS to {dest}: TLS is not set up");
             return;
@@ -489,6 +661,31 @@ impl Transports {
     }
 }
 
+/// The largest WebSocket message (one SIP message) and frame a peer may send: as large
+/// as any SIP message over TCP.
+pub const WS_MAX_MESSAGE: usize = 65_536;
+
+/// How the box reads a WebSocket: messages and frames at most [`WS_MAX_MESSAGE`].
+pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        max_message_size: Some(WS_MAX_MESSAGE),
+        max_frame_size: Some(WS_MAX_MESSAGE),
+        // Pongs to a peer that sends pings and reads nothing pile up here: bounded,
+        // past it the connection ends.
+        max_write_buffer_size: 4 * WS_MAX_MESSAGE,
+        ..Default::default()
+    }
+}
+
+/// One SIP message as one WebSocket message: text, or binary when it is not UTF-8.
+fn ws_message(b: Vec<u8>) -> tokio_tungstenite::tungstenite::Message {
+    use tokio_tungstenite::tungstenite::Message;
+    match String::from_utf8(b) {
+        Ok(t) => Message::Text(t),
+        Err(e) => Message::Binary(e.into_bytes()),
+    }
+}
+
 /// A client configuration for SIP over TLS that trusts the system's roots and `extra`
 /// (an administrator's CA). Returns it with how many roots it trusts.
 pub fn tls_client_config(
@@ -581,6 +778,7 @@ async fn read_messages<R: AsyncRead + Unpin>(
                         remote,
                         local,
                         bytes: msg,
+                        closed: false,
                     };
                     if tx.send(m).await.is_err() {
                         return;
@@ -795,5 +993,188 @@ mod tests {
             .lock()
             .unwrap()
             .contains_key(&(Proto::Tcp, m.remote)));
+    }
+}
+
+#[cfg(test)]
+mod ws_tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+
+    const REGISTER: &str = "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK1\r\nFrom: <sip:101@127.0.0.1>;tag=1\r\nTo: <sip:101@127.0.0.1>\r\nCall-ID: w1\r\nCSeq: 1 REGISTER\r\nContact: <sip:x@df7jal23ls0d.invalid;transport=ws>\r\nMax-Forwards: 70\r\n\r\n";
+
+    type Browser = WebSocketStream<tokio::io::DuplexStream>;
+
+    /// The box's transports with one WebSocket served, and the browser's end of it.
+    async fn served() -> (Transports, mpsc::Receiver<Incoming>, Browser, SocketAddr) {
+        let (t, rx) = Transports::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let web: SocketAddr = "127.0.0.1:4021".parse().unwrap();
+        t.set_ws_addr(web);
+        let (box_end, browser_end) = tokio::io::duplex(200_000);
+        let client = WebSocketStream::from_raw_socket(browser_end, Role::Client, None).await;
+        let remote: SocketAddr = "127.0.0.44:50123".parse().unwrap();
+        t.serve_ws(box_end, remote, web);
+        (t, rx, client, remote)
+    }
+
+    async fn next_message(c: &mut Browser) -> Message {
+        tokio::time::timeout(Duration::from_secs(2), c.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("well formed")
+    }
+
+    async fn forgotten(t: &Transports, remote: SocketAddr) {
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while t.conns.lock().unwrap().contains_key(&(Proto::Wss, remote)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the connection is forgotten");
+    }
+
+    #[tokio::test]
+    async fn each_websocket_message_is_one_sip_message_both_ways() {
+        let (t, mut rx, mut c, remote) = served().await;
+        // No Content-Length: the WebSocket message frames it (RFC 7118 5.1).
+        c.send(Message::Text(REGISTER.into())).await.unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.proto, Proto::Wss);
+        assert_eq!(m.remote, remote);
+        assert_eq!(m.local, "127.0.0.1:4021".parse().unwrap());
+        assert_eq!(m.bytes, REGISTER.as_bytes());
+        // Blank keep-alives and pings deliver nothing; a ping is answered.
+        c.send(Message::Text("\r\n\r\n".into())).await.unwrap();
+        c.send(Message::Ping(b"hi".to_vec())).await.unwrap();
+        assert_eq!(next_message(&mut c).await, Message::Pong(b"hi".to_vec()));
+        // Binary messages are SIP too.
+        c.send(Message::Binary(REGISTER.as_bytes().to_vec()))
+            .await
+            .unwrap();
+        let m = rx.recv().await.unwrap();
+        assert_eq!(m.bytes, REGISTER.as_bytes());
+        // What the box sends goes back over the same WebSocket, one message each.
+        t.send(Proto::Wss, remote, b"SIP/2.0 200 OK\r\n\r\n".to_vec());
+        t.send(Proto::Wss, remote, vec![b'S', 0xff]);
+        assert_eq!(
+            next_message(&mut c).await,
+            Message::Text("SIP/2.0 200 OK\r\n\r\n".into())
+        );
+        assert_eq!(
+            next_message(&mut c).await,
+            Message::Binary(vec![b'S', 0xff])
+        );
+        // The box's address over WSS is the web server's.
+        assert_eq!(
+            t.local_for(Proto::Wss, remote),
+            "127.0.0.1:4021".parse().unwrap()
+        );
+        // A message larger than any SIP message ends the connection, undelivered, with
+        // a close frame saying so; the core hears that the connection is gone.
+        c.send(Message::Text("x".repeat(WS_MAX_MESSAGE + 1)))
+            .await
+            .unwrap();
+        match next_message(&mut c).await {
+            Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1009),
+            m => panic!("{m:?}"),
+        }
+        forgotten(&t, remote).await;
+        let gone = rx.recv().await.unwrap();
+        assert!(gone.closed && gone.bytes.is_empty() && gone.remote == remote);
+    }
+
+    /// Resident memory of this process, bytes.
+    fn rss() -> usize {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    #[tokio::test]
+    async fn pings_to_a_peer_that_reads_nothing_cannot_grow_the_box() {
+        let (t, mut rx) = Transports::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        // The browser's end holds 1 KiB and is never read.
+        let (box_end, mut browser_end) = tokio::io::duplex(1024);
+        let remote: SocketAddr = "127.0.0.45:50124".parse().unwrap();
+        t.serve_ws(box_end, remote, "127.0.0.1:4021".parse().unwrap());
+        // 200,000 masked pings of 125 bytes (26 MB): their pongs would pile up in the
+        // box without a bound.
+        let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+        ping.extend(std::iter::repeat_n(0u8, 125));
+        let burst = ping.repeat(1000);
+        let before = rss();
+        let flood = async {
+            for _ in 0..200 {
+                tokio::io::AsyncWriteExt::write_all(&mut browser_end, &burst)
+                    .await
+                    .unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), flood)
+            .await
+            .expect("the box keeps reading");
+        let grown = rss().saturating_sub(before);
+        assert!(grown < 12 << 20, "grew {grown} bytes");
+        assert!(t.conns.lock().unwrap().contains_key(&(Proto::Wss, remote)));
+        drop(browser_end);
+        forgotten(&t, remote).await;
+        assert!(rx.recv().await.unwrap().closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alives_do_not_stand_in_for_the_first_sip_message() {
+        let (t, mut rx, mut c, remote) = served().await;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            if c.send(Message::Text("\r\n".into())).await.is_err() {
+                break;
+            }
+        }
+        // 36 s of blank keep-alives and no SIP: closed at 30 s, "going away".
+        match next_message(&mut c).await {
+            Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1001),
+            m => panic!("{m:?}"),
+        }
+        forgotten(&t, remote).await;
+        assert!(rx.recv().await.unwrap().closed);
+    }
+
+    #[tokio::test]
+    async fn a_closed_websocket_is_answered_forgotten_and_never_reopened() {
+        let (t, mut rx, mut c, remote) = served().await;
+        c.close(None).await.unwrap();
+        // The box answers the close (RFC 6455 5.5.1).
+        assert!(matches!(next_message(&mut c).await, Message::Close(_)));
+        forgotten(&t, remote).await;
+        assert!(rx.recv().await.unwrap().closed);
+        // Nothing is opened towards a browser.
+        t.send(
+            Proto::Wss,
+            remote,
+            b"OPTIONS sip:x SIP/2.0\r\n\r\n".to_vec(),
+        );
+        assert!(t.conns.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn wss_names() {
+        assert_eq!(Proto::from_name("WSS"), Proto::Wss);
+        assert_eq!(Proto::from_name("ws"), Proto::Wss);
+        assert_eq!(Proto::Wss.via_name(), "WSS");
+        assert_eq!(Proto::Wss.name(), "wss");
+        assert_eq!(Proto::Wss.uri_param(), ";transport=ws");
+        assert!(Proto::Wss.reliable() && Proto::Wss.connection_only());
+        assert!(Proto::Tls.connection_only() && !Proto::Tcp.connection_only());
     }
 }

@@ -302,6 +302,23 @@ pub(crate) fn refusal(app: &App, req: &Req) -> Option<Response> {
     ))
 }
 
+/// The refusal of SIP over WebSocket from `ip`, if the firewall's settings keep it out:
+/// it is held like the rest of the web (the portal's and the web admin's groups).
+pub(crate) fn ws_refusal(app: &App, ip: IpAddr) -> Option<Response> {
+    if ws_allowed(&app.cfg.snapshot().config, ip) {
+        return None;
+    }
+    tracing::debug!(address = %ip, "SIP over WebSocket refused by the firewall's settings");
+    Some(crate::json_reply(
+        StatusCode::FORBIDDEN,
+        &json!({"error": format!("the firewall does not allow this service from {ip}")}),
+    ))
+}
+
+fn ws_allowed(c: &Config, ip: IpAddr) -> bool {
+    allowed(c, &c.firewall.user_portal, ip) || allowed(c, &c.firewall.web_admin, ip)
+}
+
 /// The change on trial, if one is: seconds left to confirm it, and its id.
 fn trial(app: &App) -> Option<(u64, String)> {
     app.fw_pending
@@ -593,6 +610,24 @@ mod tests {
             }],
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn browser_phones_are_held_to_the_portals_or_the_admins_group() {
+        let office: IpAddr = "10.1.2.3".parse().unwrap();
+        let away: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut c = cfg("10.0.0.0/8");
+        assert!(ws_allowed(&c, away));
+        // SIP's own groups do not hold the web port's WebSocket.
+        c.firewall.sip_tls = "Office".into();
+        assert!(ws_allowed(&c, away));
+        c.firewall.user_portal = "Office".into();
+        assert!(ws_allowed(&c, away), "the admin's service is still open");
+        c.firewall.web_admin = "Office".into();
+        assert!(ws_allowed(&c, office) && !ws_allowed(&c, away));
+        assert!(ws_allowed(&c, "127.0.0.1".parse().unwrap()));
+        c.firewall.user_portal.clear();
+        assert!(ws_allowed(&c, away));
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod recordings;
 mod routing;
 mod routing_pages;
 mod security;
+pub mod sip_ws;
 pub mod tls;
 mod update;
 mod voicemail;
@@ -683,15 +684,17 @@ pub fn routes(
         .unify()
 }
 
-/// Serves the site over TLS on `listener` until the task is dropped.
+/// Serves the site over TLS on `listener` until the task is dropped, and SIP over
+/// WebSocket at [`sip_ws::PATH`] through `sip` when given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Arc<App>,
+    sip: Option<sip_ws::SipWs>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let service = warp::service(routes(app));
+    let service = warp::service(routes(app.clone()));
     // Bounds the memory a flood of connections can take.
     let slots = Arc::new(tokio::sync::Semaphore::new(256));
     // One firmware-sized upload at a time bounds what uploads can take.
@@ -712,6 +715,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let service = service.clone();
         let uploads = uploads.clone();
+        let (app, sip) = (app.clone(), sip.clone());
         let local = tcp
             .local_addr()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -728,12 +732,32 @@ pub async fn serve(
                 };
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    // SIP over WebSocket: held like the rest of the web, never routed.
+                    let ws = if sip_ws::wanted(req.uri().path()) {
+                        let mut r = match firewall::ws_refusal(&app, peer.ip()) {
+                            Some(r) => r,
+                            None => sip_ws::upgrade(
+                                &mut req,
+                                peer,
+                                local,
+                                sip.clone(),
+                                &app.cfg.snapshot().config,
+                            ),
+                        };
+                        add_security_headers(&mut r);
+                        Some(r)
+                    } else {
+                        None
+                    };
                     req.extensions_mut().insert(ClientAddr(peer, local));
                     let limit = body_limit(req.method(), req.uri().path());
                     let req = req.map(|b| Capped::new(b, limit));
                     let mut service = service.clone();
                     let uploads = uploads.clone();
                     async move {
+                        if let Some(r) = ws {
+                            return Ok(r);
+                        }
                         let _big = if limit > MAX_BODY {
                             Some(uploads.acquire_owned().await)
                         } else {
@@ -747,7 +771,8 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(20))
                 .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tls), svc);
+                .serve_connection(TokioIo::new(tls), svc)
+                .with_upgrades();
             // Nobody keeps a connection for more than ten minutes.
             let _ = tokio::time::timeout(Duration::from_secs(600), conn).await;
         });

@@ -148,8 +148,13 @@ impl Rig {
     }
 
     pub fn send(&mut self, from: &str, msg: &str) {
+        self.send_over(Proto::Udp, from, msg);
+    }
+
+    /// A message from `from` over `proto`.
+    pub fn send_over(&mut self, proto: Proto, from: &str, msg: &str) {
         let src = Source {
-            proto: Proto::Udp,
+            proto,
             remote: from.parse().unwrap(),
             local: PBX.parse().unwrap(),
         };
