@@ -26,6 +26,16 @@ await run(async (page) => {
   await page.click("#interface button[type=submit]");
   await page.locator("p.done", { hasText: "Interface voipex added." }).waitFor();
   await page.getByRole("heading", { name: "SIP interface voipex" }).waitFor();
+  // Encrypted audio (SRTP) needs TLS: refused over UDP with the reason, kept with TLS.
+  await page.check("#interface input[name=srtp]");
+  await page.click("#interface button[type=submit]");
+  await page.locator("p.error", { hasText: "set the transport to tls" }).waitFor();
+  await page.selectOption("#interface select[name=transport]", "tls");
+  await page.check("#interface input[name=srtp]");
+  await page.click("#interface button[type=submit]");
+  await page.locator("p.done", { hasText: "Saved." }).waitFor();
+  assert.ok(await page.isChecked("#interface input[name=srtp]"));
+  assert.equal(await page.inputValue("#interface select[name=transport]"), "tls");
 
   // A link to the branch office; 101 falls inside its range.
   await page.click("text=← Call routing");

@@ -136,6 +136,11 @@ pub struct SipInterface {
     /// Further addresses or subnets the provider sends calls from.
     #[serde(default)]
     pub inbound_sources: Vec<String>,
+    /// Encrypt audio (SRTP with SDES keys, Kalliope's "Abilita SRTP"): calls through
+    /// it are offered RTP/SAVP with a key, calls from it must offer SRTP. Needs TLS
+    /// (the keys travel in the signalling).
+    #[serde(default)]
+    pub srtp: bool,
 }
 
 fn udp() -> Transport {
@@ -166,6 +171,7 @@ impl SipInterface {
             codecs: default_codecs(),
             max_calls: 0,
             inbound_sources: Vec::new(),
+            srtp: false,
         }
     }
 
@@ -288,6 +294,9 @@ pub struct Link {
     /// Seconds between OPTIONS keepalives for a direct link (0 = none).
     #[serde(default = "default_keepalive")]
     pub keepalive: u32,
+    /// Encrypt audio (SRTP), as on an interface; needs TLS.
+    #[serde(default)]
+    pub srtp: bool,
 }
 
 impl Link {
@@ -317,6 +326,7 @@ impl Link {
             permission_group: String::new(),
             remote_wins: Vec::new(),
             keepalive: default_keepalive(),
+            srtp: false,
         }
     }
 
@@ -1152,6 +1162,7 @@ impl Config {
                             name: &str,
                             host: &str,
                             transport: Transport,
+                            srtp: bool,
                             codecs: &[String],
                             names: &mut HashSet<String>,
                             err: &mut dyn FnMut(String, &str, String)| {
@@ -1180,6 +1191,13 @@ impl Config {
             if !matches!(transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
                 err(ent.into(), "transport", "must be udp, tcp or tls".into());
             }
+            if srtp && transport != Transport::Tls {
+                err(
+                    ent.into(),
+                    "srtp",
+                    "SRTP keys travel in the signalling: set the transport to tls".into(),
+                );
+            }
             if codecs.is_empty() {
                 err(ent.into(), "codecs", "must list at least one codec".into());
             }
@@ -1199,6 +1217,7 @@ impl Config {
                 &i.name,
                 &i.host,
                 i.transport,
+                i.srtp,
                 &i.codecs,
                 &mut names,
                 err,
@@ -1247,6 +1266,7 @@ impl Config {
                 &l.name,
                 &l.host,
                 l.transport,
+                l.srtp,
                 &l.codecs,
                 &mut names,
                 err,
@@ -1854,5 +1874,24 @@ mod tests {
             (g.strategy, g.member_seconds, g.timeout),
             (RingStrategy::All, 15, 0)
         );
+    }
+
+    #[test]
+    fn srtp_towards_a_peer_needs_tls() {
+        let mut c = Config::default();
+        let mut i = SipInterface::new("prov", "sip.example.com");
+        i.srtp = true;
+        c.sip_interfaces.push(i);
+        let mut l = Link::new("siteB");
+        l.prefix = "8".into();
+        l.host = "10.0.0.2".into();
+        l.srtp = true;
+        c.links.push(l);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("interface prov: srtp"), "{e}");
+        assert!(e.contains("link siteB: srtp"), "{e}");
+        c.sip_interfaces[0].transport = Transport::Tls;
+        c.links[0].transport = Transport::Tls;
+        assert!(c.validate().is_ok(), "{:?}", c.validate());
     }
 }

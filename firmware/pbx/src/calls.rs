@@ -565,11 +565,21 @@ impl Pbx {
         };
         // SRTP with the caller: its offer's key, or the box's offer in the 200 when a
         // caller that must encrypt made none.
-        let required = matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a));
+        let peer_encrypts = match &origin {
+            Origin::Trunk(n) | Origin::Link(n) => self.peer_conf(n).is_some_and(|p| p.srtp),
+            Origin::Phone(_) => false,
+        };
+        let required =
+            peer_encrypts || matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a));
         let mut a_srtp = None;
         if late_offer {
             a_srtp = required.then(crate::secure::offered);
         } else if let Err(why) = crate::secure::take_offer(&mut a_srtp, &a_offer, required) {
+            let why = if peer_encrypts && why.starts_with("this account") {
+                "this interface encrypts audio: offer SRTP (RTP/SAVP with a=crypto)"
+            } else {
+                why
+            };
             return self.reply(now, key, &req, 488, why);
         }
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();

@@ -429,7 +429,19 @@ impl Pbx {
             if let Some((h, v)) = &auth {
                 extra.push((h, v.clone()));
             }
-            let body = sdp::write(id, 1, &offer);
+            // SRTP towards a peer that encrypts audio: the box's key, kept through a
+            // retry with credentials; a plain peer after it (failover) gets plain RTP.
+            let call = self.calls.get(&id).expect("checked");
+            let srtp = pc.srtp.then(|| {
+                retry
+                    .then(|| call.legs[idx].dialog.srtp.clone())
+                    .flatten()
+                    .unwrap_or_else(crate::secure::offered)
+            });
+            if let Some(ep) = call.legs[idx].ep.as_ref() {
+                crate::secure::key(ep, &srtp);
+            }
+            let body = sdp::write(id, 1, &crate::secure::dress(&offer, &srtp));
             let bytes = sip::build::Request {
                 method: "INVITE",
                 uri: &ruri,
@@ -469,8 +481,7 @@ impl Pbx {
                 local_addr: local,
                 sdp_version: 1,
                 sent_sdp: Some(offer),
-                // Providers and links: plain RTP (SRTP towards them is not offered yet).
-                srtp: None,
+                srtp,
             };
             leg.branch = branch.clone();
             leg.ack = ack.clone();

@@ -95,6 +95,8 @@ pub(crate) struct PeerConf {
     pub nat: bool,
     pub max_calls: u32,
     pub peer_registers: bool,
+    /// Audio with it is SRTP only (SDES keys).
+    pub srtp: bool,
 }
 
 impl Pbx {
@@ -133,6 +135,7 @@ pub(crate) fn peer_conf_of(s: &config::Snapshot, name: &str) -> Option<PeerConf>
                 nat: false,
                 max_calls: i.max_calls,
                 peer_registers: false,
+                srtp: i.srtp,
             });
         }
         let l = s.link(name).filter(|l| l.enabled)?;
@@ -157,6 +160,7 @@ pub(crate) fn peer_conf_of(s: &config::Snapshot, name: &str) -> Option<PeerConf>
             nat: l.nat,
             max_calls: 0,
             peer_registers: l.mode == LinkMode::PeerRegisters,
+            srtp: l.srtp,
         })
     }
 }

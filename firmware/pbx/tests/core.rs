@@ -874,3 +874,64 @@ async fn a_websocket_phone_is_reached_over_its_connection_and_leaves_with_it() {
     assert!(rig.pbx.registrations().iter().all(|r| r.username != "101"));
     assert!(rig.pbx.take_registrations_dirty());
 }
+
+#[tokio::test]
+async fn a_provider_that_encrypts_audio_is_offered_srtp_and_must_offer_it() {
+    let mut cfg = config();
+    let mut i = config::SipInterface::new("prov", "127.0.0.9");
+    i.keepalive = 0;
+    i.transport = config::Transport::Tls;
+    i.port = 5061;
+    i.srtp = true;
+    i.operator = "101".into();
+    cfg.sip_interfaces = vec![i];
+    cfg.outbound_routes =
+        vec![
+            serde_json::from_value(serde_json::json!({"prefix": "0", "interfaces": ["prov"]}))
+                .unwrap(),
+        ];
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    let prov = "127.0.0.9:5061";
+    do_register(&mut rig, "101", A, 300, Algorithm::Md5);
+    // 101 (plain) calls out: the provider is offered RTP/SAVP with one key, over TLS.
+    call_as(&mut rig, "101", A, "0555123", "to-prov");
+    let inv = rig
+        .out
+        .iter()
+        .find(|t| t.bytes.starts_with(b"INVITE "))
+        .expect("an INVITE to the provider");
+    assert_eq!((inv.proto, inv.dest), (Proto::Tls, prov.parse().unwrap()));
+    let text = String::from_utf8_lossy(&inv.bytes).into_owned();
+    assert!(text.contains(" RTP/SAVP "), "{text}");
+    assert_eq!(text.matches("a=crypto:").count(), 1, "{text}");
+    assert!(
+        text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{text}"
+    );
+    rig.take(prov);
+    // From it, a plain offer is refused with the reason; one with a key rings 101.
+    let from_prov = |call_id: &str, sdp: &str| {
+        format!(
+            "INVITE sip:5551000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS {prov};branch=z9hG4bK{call_id}\r\nFrom: <sip:0612345@127.0.0.9>;tag=p1\r\nTo: <sip:5551000@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:0612345@{prov};transport=tls>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    rig.send_over(Proto::Tls, prov, &from_prov("plain-in", SDP));
+    let got = rig.take(prov);
+    assert!(
+        got.iter().any(
+            |m| m.starts_with("SIP/2.0 488 Not Acceptable Here (this interface encrypts audio")
+        ),
+        "{got:?}"
+    );
+    let keyed = SDP.replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv\r\n",
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\na=sendrecv\r\n",
+    );
+    rig.take(A);
+    rig.send_over(Proto::Tls, prov, &from_prov("srtp-in", &keyed));
+    assert!(
+        rig.take(A).iter().any(|m| m.starts_with("INVITE ")),
+        "101 is rung"
+    );
+}

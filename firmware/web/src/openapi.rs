@@ -143,7 +143,7 @@ fn routing_paths() -> Value {
         "username": s("string"), "password": s("string"), "auth_user": s("string"),
         "register": s("boolean"), "register_expires": uint(4294967295), "external_ip": s("string"),
         "keepalive": uint(4294967295), "codecs": str_array.clone(), "max_calls": uint(4294967295),
-        "inbound_sources": str_array.clone()}});
+        "inbound_sources": str_array.clone(), "srtp": s("boolean")}});
     let mut interface_new = interface.clone();
     interface_new["required"] = json!(["name", "host"]);
     let link = json!({"type": "object", "additionalProperties": false, "properties": {
@@ -157,7 +157,7 @@ fn routing_paths() -> Value {
         "register_expires": uint(4294967295), "nat": s("boolean"), "codecs": str_array.clone(),
         "from_domain": s("string"), "fallback_ddi": s("string"), "country_code": s("string"),
         "area_code": s("string"), "permission_group": s("string"), "remote_wins": str_array.clone(),
-        "keepalive": uint(4294967295)}});
+        "keepalive": uint(4294967295), "srtp": s("boolean")}});
     let isdn = json!({"type": "object", "additionalProperties": false, "properties": {
         "name": name.clone(), "enabled": s("boolean"), "description": s("string"),
         "role": {"type": "string", "enum": ["provider", "pbx"]},

@@ -328,7 +328,7 @@ fn interface_form(form: &Form) -> Result<Map<String, Value>, ApiError> {
         "password".into(),
         json!(field(form, "password").unwrap_or("")),
     );
-    for k in ["enabled", "register"] {
+    for k in ["enabled", "register", "srtp"] {
         m.insert(k.into(), check(form, k));
     }
     for k in ["numbers", "codecs", "inbound_sources"] {
@@ -404,7 +404,7 @@ fn link_form(form: &Form, stored: Option<&Link>) -> Result<Map<String, Value>, A
         "password".into(),
         json!(field(form, "password").unwrap_or("")),
     );
-    for k in ["enabled", "nat"] {
+    for k in ["enabled", "nat", "srtp"] {
         m.insert(k.into(), check(form, k));
     }
     m.insert("patterns".into(), lines(form, "patterns"));
@@ -1029,6 +1029,7 @@ fn interface_page(
                     label { "Host name or IP address" input name="host" value=(i.host) required; }
                     label { "Port (0 = from DNS SRV, else 5060)" input name="port" value=(i.port) inputmode="numeric"; }
                     label { "Transport" select name="transport" { (selected_transport(i.transport)) } }
+                    label.check { input type="checkbox" name="srtp" checked[i.srtp]; "Encrypt audio (SRTP; needs TLS)" }
                     label { "User name" input name="username" value=(i.username) autocomplete="off"; }
                     label { "Password" (secret_field("iface-password", "password", password, !write)) }
                     label { "Authentication user ID (when it differs)" input name="auth_user" value=(i.auth_user) autocomplete="off"; }
@@ -1163,6 +1164,7 @@ fn link_page(
                     label { "Host name or IP address" input name="host" value=(l.host); }
                     label { "Port (0 = 5060 or DNS SRV)" input name="port" value=(l.port) inputmode="numeric"; }
                     label { "Transport" select name="transport" { (selected_transport(l.transport)) } }
+                    label.check { input type="checkbox" name="srtp" checked[l.srtp]; "Encrypt audio (SRTP; needs TLS)" }
                     label { "User name (the same on both systems)" input name="username" value=(l.username) autocomplete="off"; }
                     label { "Password" (secret_field("link-password", "password", &password, !write)) }
                     label { "Registration lifetime (seconds)" input name="register_expires" value=(l.register_expires) inputmode="numeric"; }

@@ -4,10 +4,13 @@
 //! is captured on the wire (tcpdump) and does not decode to the tone the plain phone
 //! sends, while what goes to the plain phone does; the sessions the encrypting phones
 //! got say RTP/SAVP with a key. An encrypting account is refused over UDP, and its
-//! offer without SRTP is refused with the reason.
+//! offer without SRTP is refused with the reason. Two boxes linked over TLS with
+//! "encrypt audio" carry plain phones' calls as SRTP between them, and a box whose
+//! link does not encrypt is refused with the reason.
 
 use e2e::*;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -291,5 +294,154 @@ fn encrypting_phones_talk_srtp_over_tls_and_plain_phones_still_reach_them() {
             .contains("488 Not Acceptable Here (this account encrypts calls")),
         "{}",
         d.log()
+    );
+}
+
+/// Starts tcpdump on loopback with `filter`, writing to `pcap`.
+fn capture(pcap: &Path, filter: &str) -> std::process::Child {
+    let dump = Command::new("timeout")
+        .args(["-s", "INT", "120", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
+        .arg(pcap)
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tcpdump");
+    assert!(wait_until(T, || pcap.exists()), "tcpdump did not start");
+    std::thread::sleep(Duration::from_millis(500));
+    dump
+}
+
+fn stop_capture(mut dump: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
+    let _ = dump.wait();
+}
+
+fn link_state(p: &Pbxd, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&p.ctl_ok(&["peers", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no peer {name}: {v}"))
+}
+
+#[test]
+fn a_link_that_encrypts_audio_carries_plain_phones_calls_as_srtp() {
+    // A's certificate, from the test's own CA, names A's address; B trusts the CA.
+    let (ca, ca_pem) = test_ca();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.2".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let a_data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(a_data.path().join("web")).unwrap();
+    std::fs::write(a_data.path().join("web/cert.pem"), cert.pem()).unwrap();
+    std::fs::write(a_data.path().join("web/key.pem"), key.serialize_pem()).unwrap();
+    let a_sip: SocketAddr = format!("127.0.0.2:{}", free_port()).parse().unwrap();
+    let a_tls = format!("127.0.0.2:{}", free_port());
+    let a = Pbxd::launch(a_data, a_sip, &["--sip-tls", &a_tls], &[]);
+    let pw101 = add_ext(&a, "101");
+    let link = |name: &str, range: (&str, &str), extra: Value| {
+        let mut l = json!({"name": name, "range_min": range.0, "range_max": range.1,
+            "transport": "tls", "srtp": true, "username": "linkAB",
+            "password": "Link-Secret-42x", "keepalive": 0});
+        for (k, v) in extra.as_object().unwrap() {
+            l[k] = v.clone();
+        }
+        l
+    };
+    edit_config(&a, |v| {
+        v["links"] = json!([link(
+            "siteB",
+            ("151", "200"),
+            json!({"mode": "peer_registers"})
+        )]);
+    });
+    let b_data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(b_data.path().join("tls")).unwrap();
+    std::fs::write(b_data.path().join("tls/trusted-ca.pem"), &ca_pem).unwrap();
+    let b_sip: SocketAddr = format!("127.0.0.3:{}", free_port()).parse().unwrap();
+    let b = Pbxd::launch(b_data, b_sip, &["--register-retry", "2"], &[]);
+    let (host, port) = a_tls.split_once(':').unwrap();
+    let port: u16 = port.parse().unwrap();
+    edit_config(&b, |v| {
+        v["links"] = json!([link(
+            "siteA",
+            ("100", "150"),
+            json!({"mode": "we_register", "host": host, "port": port})
+        )]);
+    });
+    assert!(
+        wait_until(Duration::from_secs(20), || link_state(&b, "siteA")
+            ["registration"]
+            == "registered"),
+        "B did not register to A: {}\n{}",
+        link_state(&b, "siteA"),
+        b.log_text()
+    );
+    let pw160 = add_ext(&b, "160");
+
+    // Only the audio between the two boxes' relays.
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("link.pcap");
+    let dump = capture(
+        &pcap,
+        &format!(
+            "udp and ((src portrange {}-{} and dst portrange {}-{}) or (src portrange {}-{} and dst portrange {}-{}))",
+            a.rtp.0, a.rtp.1, b.rtp.0, b.rtp.1, b.rtp.0, b.rtp.1, a.rtp.0, a.rtp.1
+        ),
+    );
+    // Plain phones of two stacks: pjsua2 on A, baresip on B.
+    let mut p101 = registered_phone(
+        Kind::Pjsua2,
+        &a,
+        PhoneSpec {
+            user: "101",
+            password: &pw101,
+            tone: 1000,
+            auto_answer: true,
+            codecs: "PCMU",
+            tls_ca: None,
+            srtp: false,
+        },
+    );
+    let mut p160 = phone(&b, "160", &pw160, 440, true, "PCMU");
+    talk(&mut p101, &mut p160, &a, "160", (1000.0, 440.0));
+    talk(&mut p160, &mut p101, &b, "101", (440.0, 1000.0));
+    stop_capture(dump);
+    let pkts = udp_payloads(&pcap);
+    let secure: Vec<u8> = pkts
+        .iter()
+        .filter(|p| p.2.len() == 182)
+        .flat_map(|p| p.2[12..172].to_vec())
+        .collect();
+    let plain = pkts.iter().filter(|p| p.2.len() == 172).count();
+    assert!(
+        secure.len() >= 16_000 && plain == 0,
+        "{} SRTP bytes, {plain} plain packets of {} between the boxes",
+        secure.len(),
+        pkts.len()
+    );
+    for hz in [1000.0, 440.0] {
+        let s = tone_share(&secure, hz);
+        assert!(s < 0.01, "the link's SRTP decodes to {hz} Hz ({s})");
+    }
+
+    // B's link stops encrypting: its plain offers are refused by A, with the reason.
+    edit_config(&b, |v| v["links"][0]["srtp"] = json!(false));
+    p160.clear_events();
+    p101.clear_events();
+    dial(&mut p160, &b, "101");
+    let why = closed_reason(&p160);
+    assert!(why.contains("488"), "{why}");
+    assert!(
+        p101.wait_event("CALL_INCOMING", Duration::from_millis(500))
+            .is_none(),
+        "101 was rung"
     );
 }
