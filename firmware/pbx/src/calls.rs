@@ -466,8 +466,14 @@ impl Pbx {
     ) {
         use crate::route::Origin;
         // Who is calling: a provider or an open link by its address (never challenged),
-        // else a phone or a link by its credentials.
-        let origin = match self.peer_from(src.remote.ip()) {
+        // else a phone or a link by its credentials. Nothing over WebSocket is a
+        // provider or a link (a web page at a provider's address could open one).
+        let by_address = if src.proto == sip::transport::Proto::Wss {
+            None
+        } else {
+            self.peer_from(src.remote.ip())
+        };
+        let origin = match by_address {
             Some((name, false)) => Origin::Trunk(name),
             Some((name, true)) => Origin::Link(name),
             None => match self.authenticate(now, src, key, &req, "Proxy-Authorization") {
@@ -569,6 +575,16 @@ impl Pbx {
             Origin::Trunk(n) | Origin::Link(n) => self.peer_conf(n).is_some_and(|p| p.srtp),
             Origin::Phone(_) => false,
         };
+        // Its keys travel in the signalling: only over TLS.
+        if peer_encrypts && src.proto != sip::transport::Proto::Tls {
+            return self.reply(
+                now,
+                key,
+                &req,
+                403,
+                "this interface encrypts audio: call over TLS",
+            );
+        }
         let required =
             peer_encrypts || matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a));
         let mut a_srtp = None;

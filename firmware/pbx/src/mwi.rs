@@ -111,6 +111,17 @@ pub(crate) struct Subscription {
 }
 
 impl Pbx {
+    /// Forgets the subscriptions whose NOTIFYs go to `target` (a connection that
+    /// closed), without a NOTIFY.
+    pub(crate) fn drop_subscriptions_to(&mut self, target: Target) {
+        let before = self.subscriptions.len();
+        self.subscriptions
+            .retain(|_, s| !(s.target.proto == target.proto && s.target.dest == target.dest));
+        if self.subscriptions.len() != before {
+            tracing::debug!(dest = %target.dest, "subscriptions ended with their connection");
+        }
+    }
+
     /// An out-of-dialog SUBSCRIBE.
     pub(crate) fn subscribe(
         &mut self,

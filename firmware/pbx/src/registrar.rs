@@ -224,6 +224,11 @@ impl Pbx {
             self.registrations_dirty = true;
             tracing::info!(source = %src.remote, "registration ended with its WebSocket");
         }
+        // Its lamps' subscriptions cannot be notified any more either.
+        self.drop_subscriptions_to(crate::Target {
+            proto: src.proto,
+            dest: src.remote,
+        });
     }
 
     pub(crate) fn refuse(

@@ -19,6 +19,9 @@ pub(crate) struct LegSrtp {
     pub theirs: Option<[u8; media::srtp::KEY_LEN]>,
     /// The m-line says RTP/SAVP (an offer of plain RTP/AVP with keys is answered so).
     pub savp: bool,
+    /// The side must encrypt (an account that encrypts calls, an interface or link
+    /// that encrypts audio): its keys may never be dropped, even best-effort ones.
+    pub required: bool,
 }
 
 impl std::fmt::Debug for LegSrtp {
@@ -36,6 +39,7 @@ pub(crate) fn offered() -> LegSrtp {
         ours: media::srtp::new_key(),
         theirs: None,
         savp: true,
+        required: true,
     }
 }
 
@@ -67,6 +71,7 @@ pub(crate) fn take_offer(
             x.suite = c.suite;
             x.theirs = Some(c.key);
             x.savp = offer.secure;
+            x.required |= required;
             Ok(())
         }
         (Some(c), None) => {
@@ -76,12 +81,13 @@ pub(crate) fn take_offer(
                 ours: media::srtp::new_key(),
                 theirs: Some(c.key),
                 savp: offer.secure,
+                required,
             });
             Ok(())
         }
         // Best-effort keys on RTP/AVP may be dropped again (some phones do on hold),
         // unless the side must encrypt.
-        (None, Some(x)) if !x.savp && !required => {
+        (None, Some(x)) if !x.savp && !required && !x.required => {
             *s = None;
             Ok(())
         }
@@ -209,6 +215,12 @@ mod tests {
         assert!(take_offer(&mut be.clone(), &audio(false, &[]), true).is_err());
         take_offer(&mut be, &audio(false, &[]), false).unwrap();
         assert!(be.is_none());
+        // A side that must encrypt keeps even best-effort keys for the dialog's life:
+        // its later plain re-offer (the re-INVITE path passes false) is refused.
+        let mut must = None;
+        take_offer(&mut must, &audio(false, &[(1, Aes128Sha1_80, 4)]), true).unwrap();
+        assert!(take_offer(&mut must, &audio(false, &[]), false).is_err());
+        assert!(must.is_some());
         // The box's offer: its answer must carry the offered tag and suite.
         let mut o = Some(offered());
         assert!(take_answer(&mut o, &audio(true, &[(2, Aes128Sha1_80, 1)])).is_err());

@@ -934,4 +934,19 @@ async fn a_provider_that_encrypts_audio_is_offered_srtp_and_must_offer_it() {
         rig.take(A).iter().any(|m| m.starts_with("INVITE ")),
         "101 is rung"
     );
+    // Over UDP the same provider is refused: the box's key would travel in clear.
+    let udp = "127.0.0.9:5060";
+    rig.send_over(Proto::Udp, udp, &from_prov("udp-in", &keyed));
+    let got = rig.take(udp);
+    assert!(
+        got.iter().any(|m| m
+            .starts_with("SIP/2.0 403 Forbidden (this interface encrypts audio: call over TLS)")),
+        "{got:?}"
+    );
+    // Over WebSocket, its address makes no provider: challenged like anyone.
+    let ws = "127.0.0.9:40000";
+    rig.send_over(Proto::Wss, ws, &from_prov("ws-in", &keyed));
+    let got = rig.take(ws);
+    assert!(got.iter().any(|m| m.starts_with("SIP/2.0 407 ")), "{got:?}");
+    assert!(rig.take(A).iter().all(|m| !m.starts_with("INVITE ")));
 }
