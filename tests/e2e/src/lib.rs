@@ -1794,6 +1794,17 @@ pub fn sign_request(request_pem: &str, days: u64) -> (String, String) {
     (format!("{}{ca_pem}", cert.pem()), ca_pem)
 }
 
+/// What `pbxctl peers --json` says of the interface or link `name`.
+pub fn peer(p: &Pbxd, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&p.ctl_ok(&["peers", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no peer {name}: {v}"))
+}
+
 /// dnsmasq on 127.0.0.1:`port` with these record options (`--host-record=...`,
 /// `--srv-host=...`); killed on drop.
 pub struct Dnsmasq(Child);

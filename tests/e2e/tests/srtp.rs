@@ -146,16 +146,10 @@ fn encrypting_phones_talk_srtp_over_tls_and_plain_phones_still_reach_them() {
     // What the box sends from its RTP ports, on the wire.
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("rtp.pcap");
-    let mut dump = Command::new("timeout")
-        .args(["-s", "INT", "120", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
-        .arg(&pcap)
-        .arg(format!("udp and src portrange {}-{}", pbx.rtp.0, pbx.rtp.1))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run tcpdump");
-    assert!(wait_until(T, || pcap.exists()), "tcpdump did not start");
-    std::thread::sleep(Duration::from_millis(500));
+    let dump = capture(
+        &pcap,
+        &format!("udp and src portrange {}-{}", pbx.rtp.0, pbx.rtp.1),
+    );
 
     let mut a = secure_phone(Kind::Pjsua2, &pbx, "101", &pw101, 1000, &ca);
     let mut b = secure_phone(Kind::Linphone, &pbx, "102", &pw102, 440, &ca);
@@ -211,10 +205,7 @@ fn encrypting_phones_talk_srtp_over_tls_and_plain_phones_still_reach_them() {
         "{offer}"
     );
 
-    let _ = Command::new("kill")
-        .args(["-INT", &dump.id().to_string()])
-        .status();
-    let _ = dump.wait();
+    stop_capture(dump);
     let pkts = udp_payloads(&pcap);
     // 20 ms of G.711: 12 + 160 bytes in clear, 10 more with SRTP's tag.
     let plain: Vec<u8> = pkts
@@ -319,16 +310,6 @@ fn stop_capture(mut dump: std::process::Child) {
     let _ = dump.wait();
 }
 
-fn link_state(p: &Pbxd, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&p.ctl_ok(&["peers", "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no peer {name}: {v}"))
-}
-
 #[test]
 fn a_link_that_encrypts_audio_carries_plain_phones_calls_as_srtp() {
     // A's certificate, from the test's own CA, names A's address; B trusts the CA.
@@ -377,11 +358,11 @@ fn a_link_that_encrypts_audio_carries_plain_phones_calls_as_srtp() {
         )]);
     });
     assert!(
-        wait_until(Duration::from_secs(20), || link_state(&b, "siteA")
+        wait_until(Duration::from_secs(20), || peer(&b, "siteA")
             ["registration"]
             == "registered"),
         "B did not register to A: {}\n{}",
-        link_state(&b, "siteA"),
+        peer(&b, "siteA"),
         b.log_text()
     );
     let pw160 = add_ext(&b, "160");

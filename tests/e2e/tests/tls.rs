@@ -5,7 +5,7 @@
 //! the name it dialled, does not talk to it.
 
 use e2e::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -130,16 +130,6 @@ fn signed_cert(names: &[&str]) -> (String, String, String) {
         .push(rcgen::DnType::CommonName, names[0]);
     let cert = params.signed_by(&key, &ca).unwrap();
     (ca_pem, cert.pem(), key.serialize_pem())
-}
-
-fn peer(p: &Pbxd, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&p.ctl_ok(&["peers", "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no peer {name}: {v}"))
 }
 
 /// A box on `ip` whose link `siteA` registers over TLS to `host` (SRV for the port).
