@@ -1,9 +1,10 @@
 //! SIP over WebSocket (RFC 7118): what a browser sends after the opening handshake, read
-//! the way the box reads it (tungstenite with `sip::transport::ws_config`). Every
-//! message read is within the box's limit, and reading ends.
+//! the way the box reads it (tungstenite with `sip::transport::ws_config`): nothing
+//! panics, each message's SIP parse returns, and reading ends. (The 64 KiB message
+//! limit is beyond the inputs' 4 KiB: a unit test in `sip::transport` covers it.)
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sip::transport::{ws_config, WS_MAX_MESSAGE};
+use sip::transport::ws_config;
 use std::io::{Cursor, Read, Write};
 use tungstenite::protocol::{Role, WebSocket};
 use tungstenite::Message;
@@ -36,11 +37,9 @@ fuzz_target!(|data: &[u8]| {
     for _ in 0..10_000 {
         match ws.read() {
             Ok(Message::Text(t)) => {
-                assert!(t.len() <= WS_MAX_MESSAGE);
                 let _ = sip::parse(t.as_bytes());
             }
             Ok(Message::Binary(b)) => {
-                assert!(b.len() <= WS_MAX_MESSAGE);
                 let _ = sip::parse(&b);
             }
             Ok(_) => {}

@@ -585,17 +585,16 @@ impl Pbx {
                 "this interface encrypts audio: call over TLS",
             );
         }
-        let required =
-            peer_encrypts || matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a));
+        let must = if peer_encrypts {
+            Some(crate::secure::INTERFACE_ENCRYPTS)
+        } else {
+            matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a))
+                .then_some(crate::secure::ACCOUNT_ENCRYPTS)
+        };
         let mut a_srtp = None;
         if late_offer {
-            a_srtp = required.then(crate::secure::offered);
-        } else if let Err(why) = crate::secure::take_offer(&mut a_srtp, &a_offer, required) {
-            let why = if peer_encrypts && why.starts_with("this account") {
-                "this interface encrypts audio: offer SRTP (RTP/SAVP with a=crypto)"
-            } else {
-                why
-            };
+            a_srtp = must.map(|_| crate::secure::offered());
+        } else if let Err(why) = crate::secure::take_offer(&mut a_srtp, &a_offer, must) {
             return self.reply(now, key, &req, 488, why);
         }
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
@@ -2062,7 +2061,7 @@ impl Pbx {
         let Some(d) = call.dialog(side) else {
             return Ok(());
         };
-        crate::secure::take_offer(&mut d.srtp, offer, false)?;
+        crate::secure::take_offer(&mut d.srtp, offer, None)?;
         let srtp = d.srtp.clone();
         if let Some(ep) = call.ep(side) {
             crate::secure::key(ep, &srtp);

@@ -38,8 +38,12 @@ impl Pbx {
         let call_id = key_of(req).call_id;
         // SRTP as the offer asks (a refused offer was answered 488 before this).
         let mut srtp = None;
-        let required = self.snapshot.config.encrypts(account);
-        let _ = crate::secure::take_offer(&mut srtp, offer, required);
+        let must = self
+            .snapshot
+            .config
+            .encrypts(account)
+            .then_some(crate::secure::ACCOUNT_ENCRYPTS);
+        let _ = crate::secure::take_offer(&mut srtp, offer, must);
         crate::secure::key(&ep, &srtp);
         let dialog = Dialog {
             sip: sip::dialog::Dialog {

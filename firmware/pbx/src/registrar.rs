@@ -211,8 +211,8 @@ impl Pbx {
 
     /// A phone's WebSocket has closed: what it registered over it is gone (the box
     /// opens no WebSocket, so it cannot be reached until it connects and registers
-    /// again), and a call to it fails at once instead of waiting out a transaction.
-    /// Registrations over other transports stay.
+    /// again), with the subscriptions it made, so a new call to it fails at once
+    /// instead of waiting out a transaction. Registrations over other transports stay.
     pub fn connection_closed(&mut self, src: Source) {
         if src.proto != sip::transport::Proto::Wss {
             return;

@@ -43,14 +43,24 @@ pub(crate) fn offered() -> LegSrtp {
     }
 }
 
+/// Why a phone's plain offer is refused when its extension encrypts calls.
+pub(crate) const ACCOUNT_ENCRYPTS: &str =
+    "this account encrypts calls: offer SRTP (RTP/SAVP with a=crypto)";
+/// Why a plain offer from an interface or link that encrypts audio is refused.
+pub(crate) const INTERFACE_ENCRYPTS: &str =
+    "this interface encrypts audio: offer SRTP (RTP/SAVP with a=crypto)";
+
 /// A side's offer (an INVITE's, or a re-INVITE's on a dialog with `s`): SRTP when it
-/// holds a key the box speaks, plain when it holds none and may be plain. The box's
-/// key stays for the dialog's life. `Err` is the reason for a 488.
+/// holds a key the box speaks, plain when it holds none and may be plain. `must` is
+/// `Some(why)` when the side must encrypt ([`ACCOUNT_ENCRYPTS`],
+/// [`INTERFACE_ENCRYPTS`]): a plain offer is refused with that reason. The box's key
+/// stays for the dialog's life. `Err` is the reason for a 488.
 pub(crate) fn take_offer(
     s: &mut Option<LegSrtp>,
     offer: &Audio,
-    required: bool,
+    must: Option<&'static str>,
 ) -> Result<(), &'static str> {
+    let required = must.is_some();
     // The line with the tag agreed before, else the first the box speaks.
     let pick = s
         .as_ref()
@@ -95,10 +105,7 @@ pub(crate) fn take_offer(
         (None, None) if offer.secure => {
             Err("no SRTP crypto suite the box speaks (AES_CM_128_HMAC_SHA1_80 or _32)")
         }
-        (None, None) if required => {
-            Err("this account encrypts calls: offer SRTP (RTP/SAVP with a=crypto)")
-        }
-        (None, None) => Ok(()),
+        (None, None) => must.map_or(Ok(()), Err),
     }
 }
 
@@ -179,15 +186,20 @@ mod tests {
         use Suite::*;
         // A plain offer to a plain side: nothing; to an encrypting one: refused.
         let mut s = None;
-        assert!(take_offer(&mut s, &audio(false, &[]), false).is_ok() && s.is_none());
-        assert!(take_offer(&mut s, &audio(false, &[]), true).is_err());
-        assert!(take_offer(&mut s, &audio(true, &[]), false).is_err());
+        assert!(take_offer(&mut s, &audio(false, &[]), None).is_ok() && s.is_none());
+        assert!(take_offer(&mut s, &audio(false, &[]), Some(ACCOUNT_ENCRYPTS)).is_err());
+        // ... with the reason the side gives.
+        assert_eq!(
+            take_offer(&mut s, &audio(false, &[]), Some(INTERFACE_ENCRYPTS)),
+            Err(INTERFACE_ENCRYPTS)
+        );
+        assert!(take_offer(&mut s, &audio(true, &[]), None).is_err());
         // A key: the first line the box speaks; the answer repeats its tag with the
         // box's key and the offer's profile.
         take_offer(
             &mut s,
             &audio(true, &[(3, Aes128Sha1_32, 7), (4, Aes128Sha1_80, 8)]),
-            false,
+            None,
         )
         .unwrap();
         let x = s.clone().unwrap();
@@ -201,25 +213,30 @@ mod tests {
         assert_eq!((dressed.crypto[0].tag, dressed.crypto[0].key), (3, x.ours));
         // A re-offer keeps the box's key, takes a new key of the party's, and may not
         // drop SRTP.
-        take_offer(&mut s, &audio(true, &[(3, Aes128Sha1_32, 9)]), false).unwrap();
+        take_offer(&mut s, &audio(true, &[(3, Aes128Sha1_32, 9)]), None).unwrap();
         assert_eq!(s.as_ref().unwrap().theirs, Some([9; 30]));
         assert_eq!(s.as_ref().unwrap().ours, x.ours);
-        assert!(take_offer(&mut s, &audio(false, &[]), false).is_err());
+        assert!(take_offer(&mut s, &audio(false, &[]), None).is_err());
         // A re-offer of another suite renews the box's key.
-        take_offer(&mut s, &audio(true, &[(3, Aes128Sha1_80, 9)]), false).unwrap();
+        take_offer(&mut s, &audio(true, &[(3, Aes128Sha1_80, 9)]), None).unwrap();
         assert_ne!(s.as_ref().unwrap().ours, x.ours);
         // Best-effort keys on RTP/AVP may go again; required ones may not.
         let mut be = None;
-        take_offer(&mut be, &audio(false, &[(1, Aes128Sha1_80, 4)]), false).unwrap();
+        take_offer(&mut be, &audio(false, &[(1, Aes128Sha1_80, 4)]), None).unwrap();
         assert!(be.as_ref().is_some_and(|x| !x.savp));
-        assert!(take_offer(&mut be.clone(), &audio(false, &[]), true).is_err());
-        take_offer(&mut be, &audio(false, &[]), false).unwrap();
+        assert!(take_offer(&mut be.clone(), &audio(false, &[]), Some(ACCOUNT_ENCRYPTS)).is_err());
+        take_offer(&mut be, &audio(false, &[]), None).unwrap();
         assert!(be.is_none());
         // A side that must encrypt keeps even best-effort keys for the dialog's life:
         // its later plain re-offer (the re-INVITE path passes false) is refused.
         let mut must = None;
-        take_offer(&mut must, &audio(false, &[(1, Aes128Sha1_80, 4)]), true).unwrap();
-        assert!(take_offer(&mut must, &audio(false, &[]), false).is_err());
+        take_offer(
+            &mut must,
+            &audio(false, &[(1, Aes128Sha1_80, 4)]),
+            Some(ACCOUNT_ENCRYPTS),
+        )
+        .unwrap();
+        assert!(take_offer(&mut must, &audio(false, &[]), None).is_err());
         assert!(must.is_some());
         // The box's offer: its answer must carry the offered tag and suite.
         let mut o = Some(offered());

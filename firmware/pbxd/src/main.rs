@@ -294,6 +294,21 @@ async fn enforce_firewall(
 
 /// Looks up the peers whose host is a DNS name (RFC 3263: NAPTR, SRV, then A/AAAA);
 /// the answers come back to the loop through `dns`.
+/// Hands what the SIP transports received to the core: a message, or the end of a
+/// peer's WebSocket.
+fn deliver(core: &mut Pbx, m: sip::transport::Incoming) {
+    let src = Source {
+        proto: m.proto,
+        remote: m.remote,
+        local: m.local,
+    };
+    if m.closed {
+        core.connection_closed(src);
+    } else {
+        core.handle_message(Instant::now(), src, &m.bytes);
+    }
+}
+
 fn resolve(core: &Pbx, dns: &tokio::sync::mpsc::Sender<(pbx::Lookup, Vec<std::net::SocketAddr>)>) {
     for l in core.lookups() {
         let tx = dns.clone();
@@ -572,7 +587,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         room: Arc::new(move |ip| room.ws_room_for(ip)),
         serve: Arc::new(move |io, peer, local| serve.serve_ws(io, peer, local)),
     };
-    tokio::spawn(web::serve(web_listener, tls, app.clone(), Some(sip_ws)));
+    tokio::spawn(web::serve(web_listener, tls, app.clone(), sip_ws));
     if let Some(addr) = args.web_redirect {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -675,23 +690,13 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         tokio::select! {
             m = incoming.recv() => {
                 let Some(m) = m else { break };
-                let src = Source { proto: m.proto, remote: m.remote, local: m.local };
-                if m.closed {
-                    core.connection_closed(src);
-                } else {
-                    core.handle_message(Instant::now(), src, &m.bytes);
-                }
+                deliver(&mut core, m);
                 // Drain what else is queued before looking at timers: batches under load.
                 for _ in 0..256 {
                     let Ok(m) = incoming.try_recv() else { break };
                     // Each message finds the media endpoints it needs.
                     endpoints.serve(core.media_pool());
-                    let src = Source { proto: m.proto, remote: m.remote, local: m.local };
-                    if m.closed {
-                        core.connection_closed(src);
-                    } else {
-                        core.handle_message(Instant::now(), src, &m.bytes);
-                    }
+                    deliver(&mut core, m);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => core.handle_timeout(Instant::now()),

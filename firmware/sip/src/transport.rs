@@ -670,8 +670,8 @@ pub fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
         max_message_size: Some(WS_MAX_MESSAGE),
         max_frame_size: Some(WS_MAX_MESSAGE),
-        // Pongs to a peer that sends pings and reads nothing pile up here: bounded,
-        // past it the connection ends.
+        // Pongs to a peer that sends pings and reads nothing would pile up here:
+        // bounded, past it the pending pong is replaced, not added.
         max_write_buffer_size: 4 * WS_MAX_MESSAGE,
         ..Default::default()
     }

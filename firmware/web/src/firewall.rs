@@ -281,42 +281,33 @@ pub(crate) fn web_allowed(c: &Config, role: config::Role, ip: IpAddr) -> bool {
 /// `/prov/` is provisioning's; the rest is the portal's and the admin's (an address
 /// allowed only the portal gets no administrator rights: see `Caller`).
 pub(crate) fn refusal(app: &App, req: &Req) -> Option<Response> {
-    let snap = app.cfg.snapshot();
-    let c = &snap.config;
-    if !c.firewall.restricts() {
+    refusal_at(app, &req.path, req.addr)
+}
+
+/// [`refusal`] of a request for `path` from `ip` (also SIP over WebSocket's `/ws`,
+/// answered before the site's routes: held like the rest of the web, for browser
+/// phones live in the portal).
+pub(crate) fn refusal_at(app: &App, path: &str, ip: IpAddr) -> Option<Response> {
+    if path_allowed(&app.cfg.snapshot().config, path, ip) {
         return None;
     }
-    let ip = req.addr;
-    let ok = if req.path.starts_with("/prov/") {
+    tracing::debug!(address = %ip, path, "refused by the firewall's settings");
+    Some(crate::json_reply(
+        StatusCode::FORBIDDEN,
+        &json!({"error": format!("the firewall does not allow this service from {ip}")}),
+    ))
+}
+
+/// Whether the firewall's settings let `ip` reach `path` on the web port.
+fn path_allowed(c: &Config, path: &str, ip: IpAddr) -> bool {
+    if !c.firewall.restricts() {
+        return true;
+    }
+    if path.starts_with("/prov/") {
         allowed(c, &c.firewall.provisioning, ip)
     } else {
         allowed(c, &c.firewall.user_portal, ip) || allowed(c, &c.firewall.web_admin, ip)
-    };
-    if ok {
-        return None;
     }
-    tracing::debug!(address = %ip, path = req.path, "refused by the firewall's settings");
-    Some(crate::json_reply(
-        StatusCode::FORBIDDEN,
-        &json!({"error": format!("the firewall does not allow this service from {ip}")}),
-    ))
-}
-
-/// The refusal of SIP over WebSocket from `ip`, if the firewall's settings keep it out:
-/// it is held like the rest of the web (the portal's and the web admin's groups).
-pub(crate) fn ws_refusal(app: &App, ip: IpAddr) -> Option<Response> {
-    if ws_allowed(&app.cfg.snapshot().config, ip) {
-        return None;
-    }
-    tracing::debug!(address = %ip, "SIP over WebSocket refused by the firewall's settings");
-    Some(crate::json_reply(
-        StatusCode::FORBIDDEN,
-        &json!({"error": format!("the firewall does not allow this service from {ip}")}),
-    ))
-}
-
-fn ws_allowed(c: &Config, ip: IpAddr) -> bool {
-    allowed(c, &c.firewall.user_portal, ip) || allowed(c, &c.firewall.web_admin, ip)
 }
 
 /// The change on trial, if one is: seconds left to confirm it, and its id.
@@ -614,20 +605,21 @@ mod tests {
 
     #[test]
     fn browser_phones_are_held_to_the_portals_or_the_admins_group() {
+        let ws = |c: &Config, ip| path_allowed(c, crate::sip_ws::PATH, ip);
         let office: IpAddr = "10.1.2.3".parse().unwrap();
         let away: IpAddr = "192.0.2.7".parse().unwrap();
         let mut c = cfg("10.0.0.0/8");
-        assert!(ws_allowed(&c, away));
+        assert!(ws(&c, away));
         // SIP's own groups do not hold the web port's WebSocket.
         c.firewall.sip_tls = "Office".into();
-        assert!(ws_allowed(&c, away));
+        assert!(ws(&c, away));
         c.firewall.user_portal = "Office".into();
-        assert!(ws_allowed(&c, away), "the admin's service is still open");
+        assert!(ws(&c, away), "the admin's service is still open");
         c.firewall.web_admin = "Office".into();
-        assert!(ws_allowed(&c, office) && !ws_allowed(&c, away));
-        assert!(ws_allowed(&c, "127.0.0.1".parse().unwrap()));
+        assert!(ws(&c, office) && !ws(&c, away));
+        assert!(ws(&c, "127.0.0.1".parse().unwrap()));
         c.firewall.user_portal.clear();
-        assert!(ws_allowed(&c, away));
+        assert!(ws(&c, away));
     }
 
     #[test]

@@ -685,12 +685,12 @@ pub fn routes(
 }
 
 /// Serves the site over TLS on `listener` until the task is dropped, and SIP over
-/// WebSocket at [`sip_ws::PATH`] through `sip` when given.
+/// WebSocket at [`sip_ws::PATH`] through `sip`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: Arc<App>,
-    sip: Option<sip_ws::SipWs>,
+    sip: sip_ws::SipWs,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
@@ -734,13 +734,13 @@ pub async fn serve(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     // SIP over WebSocket: held like the rest of the web, never routed.
                     let ws = if sip_ws::wanted(req.uri().path()) {
-                        let mut r = match firewall::ws_refusal(&app, peer.ip()) {
+                        let mut r = match firewall::refusal_at(&app, sip_ws::PATH, peer.ip()) {
                             Some(r) => r,
                             None => sip_ws::upgrade(
                                 &mut req,
                                 peer,
                                 local,
-                                sip.clone(),
+                                &sip,
                                 &app.cfg.snapshot().config,
                             ),
                         };

@@ -119,15 +119,15 @@ pub(crate) fn upgrade<B>(
     req: &mut hyper::Request<B>,
     peer: SocketAddr,
     local: SocketAddr,
-    sip: Option<SipWs>,
+    sip: &SipWs,
     config: &config::Config,
 ) -> Response {
-    let Some(sip) = sip.filter(|_| served(config)) else {
+    if !served(config) {
         return refuse((
             StatusCode::NOT_FOUND,
             "SIP over WebSocket is not served: no account allows wss",
         ));
-    };
+    }
     let accept = match check(req.method(), req.headers()) {
         Ok(a) => a,
         Err(why) => {
@@ -145,6 +145,7 @@ pub(crate) fn upgrade<B>(
         return r;
     }
     let on = hyper::upgrade::on(req);
+    let serve = sip.serve.clone();
     tokio::spawn(async move {
         let upgraded = match tokio::time::timeout(std::time::Duration::from_secs(10), on).await {
             Ok(Ok(u)) => u,
@@ -154,7 +155,7 @@ pub(crate) fn upgrade<B>(
             }
         };
         tracing::debug!(%peer, "SIP over WebSocket opened");
-        (sip.serve)(TokioIo::new(upgraded), peer, local);
+        serve(TokioIo::new(upgraded), peer, local);
     });
     let mut r = warp::reply().into_response();
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
