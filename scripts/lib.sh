@@ -64,3 +64,9 @@ ensure_phone_tools() {
         "$venv/bin/pip" install -q --disable-pip-version-check "aiosmtpd==1.4.6"
     fi
 }
+
+# Prints how much the build takes on disk and how much is left (a CI machine's disk is
+# not large: the figure shows how close a run comes).
+disk_use() {
+    echo "disk $1: target $(du -sh target 2>/dev/null | cut -f1), free $(df -h --output=avail . | tail -1 | tr -d ' ')"
+}
