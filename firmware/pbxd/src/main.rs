@@ -425,12 +425,73 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run(args, low, high))
+    let restart = rt.block_on(run(args, low, high))?;
+    if restart {
+        // Threads still serving a web request must not hold the restart up.
+        rt.shutdown_timeout(Duration::from_secs(2));
+        return Err(restart_in_place());
+    }
+    Ok(())
 }
 
-async fn run(args: Args, low: u16, high: u16) -> Result<()> {
-    let store = store::Store::open(&args.data_dir)
-        .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+/// Runs this program again in this process (same PID, same arguments): a recovery
+/// staged by the web admin is put in place as it starts, with or without a service
+/// manager around it.
+fn restart_in_place() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    tracing::info!("restarting");
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return anyhow::anyhow!("cannot restart: {e}"),
+    };
+    let e = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::anyhow!("cannot restart: {e}")
+}
+
+/// Opens the store, after putting a staged recovery in place. A recovered store that
+/// does not open, or whose configuration does not read, is rolled back: the box comes
+/// up as it was before.
+fn open_store(data: &std::path::Path) -> Result<store::Store> {
+    use store::backup;
+    let restored = backup::apply_pending(data).with_context(|| {
+        format!(
+            "cannot put the staged recovery in place in {}",
+            data.display()
+        )
+    })?;
+    let opened = store::Store::open(data).and_then(|s| s.config().map(|_| s));
+    match (opened, restored) {
+        (Ok(s), None) => Ok(s),
+        (Ok(s), Some(m)) => {
+            if let Err(e) = backup::finish(data) {
+                tracing::warn!("the directories the recovery replaced stay in .restore: {e}");
+            }
+            let event = format!("{} restored", web::backup::describe(&m));
+            tracing::info!("{event}");
+            let _ = s.security_event(&store::SecurityEntry {
+                when: unix_now(),
+                address: String::new(),
+                username: String::new(),
+                event,
+            });
+            Ok(s)
+        }
+        (Err(e), Some(_)) => {
+            tracing::error!("the recovered store does not open ({e}): back to the box as it was");
+            backup::roll_back(data).context("rolling the recovery back")?;
+            store::Store::open(data).context("the store after the roll-back")
+        }
+        (Err(e), None) => {
+            Err(e).with_context(|| format!("cannot open the store in {}", data.display()))
+        }
+    }
+}
+
+/// Runs the exchange until it is told to stop; answers whether it was asked to restart.
+async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
+    let store = open_store(&args.data_dir)?;
     let (rev, cfg) = store.config()?;
     if let Err(e) = cfg.validate() {
         tracing::error!("stored configuration does not validate: {e}");
@@ -573,6 +634,9 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
             data_dir: args.data_dir.clone(),
             root: args.system_root.clone(),
             firewall_confirm: Duration::from_secs(args.firewall_confirm.max(1)),
+            board: board::Profile::detect(std::path::Path::new("/"))
+                .map_or(std::env::consts::ARCH, |p| p.name)
+                .to_string(),
         },
         prov.clone(),
         updater.clone(),
@@ -672,6 +736,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut persist = tokio::time::interval(Duration::from_secs(30));
     persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut restart = false;
     loop {
         // A configuration committed by the web or the control socket is in force before
         // the core handles anything that came after it (a phone registering to a new
@@ -779,6 +844,10 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
                     }
                     web::CoreRequest::ConferenceKick(room, call, tx) => {
                         let _ = tx.send(core.kick_participant(Instant::now(), &room, call));
+                    }
+                    web::CoreRequest::Restart => {
+                        restart = true;
+                        break;
                     }
                 }
             }
@@ -888,7 +957,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<()> {
         tracing::warn!("saving registrations: {e}");
     }
     let _ = std::fs::remove_file(&sock_path);
-    Ok(())
+    Ok(restart)
 }
 
 /// SIP bans made, ended or lifted: into the security log (every second), and the bans

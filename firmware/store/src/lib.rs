@@ -23,6 +23,7 @@ const SIP_BANS: &str = "sip_bans";
 /// Entries the security log keeps; older ones are dropped.
 pub const SECURITY_LOG_KEEP: usize = 5000;
 
+pub mod backup;
 mod changes;
 pub mod history;
 pub mod voicemail;
@@ -87,18 +88,11 @@ fn read_u64(v: &[u8]) -> Result<u64, StoreError> {
 impl Store {
     /// Opens (creating if needed) the database under `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        // No background flusher: every commit flushes before it is acknowledged, and
-        // without the flusher thread dropping the store releases the database at once
-        // (with it, a reopen right after a drop could fail on sled's file lock).
-        let config = sled::Config::new()
-            .path(dir.join("db"))
-            .mode(sled::Mode::LowSpace)
-            .flush_every_ms(None);
         // sled's worker threads can hold the file lock for a moment after a store is
         // dropped, and a previous pbxd may still be exiting: wait a little for the lock.
         let mut tries = 0;
         let db = loop {
-            match config.open() {
+            match backup::open_db(&dir.join("db")) {
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock") && tries < 40 =>
                 {

@@ -185,6 +185,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.first() == Some(&"sounds") {
         return crate::voicemail::sounds_api(app, req, &c, &segs[1..]);
     }
+    if segs.starts_with(&["system", "backups"]) || segs == ["system", "restore"] {
+        return crate::backup::api(app, req, &c, &segs[1..]).await;
+    }
     if segs.first() == Some(&"system") {
         return crate::update::api(app, req, &c, &segs[1..]).await;
     }

@@ -15,6 +15,7 @@
 mod api;
 mod attendant_pages;
 pub mod auth;
+pub mod backup;
 mod cert_pages;
 pub mod certs;
 mod conferences;
@@ -91,6 +92,8 @@ pub enum CoreRequest {
     Bans(oneshot::Sender<Value>),
     /// Lift the SIP ban with key `0`, by user `1`; answers whether there was one.
     LiftBan(String, String, oneshot::Sender<bool>),
+    /// A recovery is staged: stop and start again, which puts it in place.
+    Restart,
 }
 
 /// Knobs of the web server.
@@ -107,6 +110,9 @@ pub struct Settings {
     pub root: Option<PathBuf>,
     /// How long a firewall change that holds anything waits for its confirmation.
     pub firewall_confirm: Duration,
+    /// The board (its profile's name, or the processor architecture): what a backup's
+    /// manifest says it was made on.
+    pub board: String,
 }
 
 /// Everything the handlers share.
@@ -618,6 +624,8 @@ fn body_limit(m: &Method, path: &str) -> usize {
         voicemail::MAX_GREETING_BODY
     } else if music::big_body(m, path) {
         music::MAX_MUSIC_BODY
+    } else if backup::big_body(m, path) {
+        backup::MAX_BACKUP
     } else {
         MAX_BODY
     }

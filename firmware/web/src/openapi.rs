@@ -552,6 +552,40 @@ fn provisioning_paths() -> Value {
         "/system/time": {
             "get": read_op("Time zone and NTP servers (Kerio 22)", r("TimeSettings")),
             "put": write_op("Set the time zone and NTP servers (empty: NTP off)", Some(r("TimeSettings")), "200", Some(r("TimeSettings")))
+        },
+        "/system/backups": {
+            "get": read_op("Backups on the box (newest first), the parts a backup can hold, and whether a recovery waits for the restart (Kerio 20)", s("object")),
+            "post": write_op(
+                "Make a backup now of the parts named (none: config, voicemail and sounds); the box keeps the newest 5",
+                Some(json!({"type": "object", "additionalProperties": false, "required": ["parts"], "properties": {
+                    "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}}}})),
+                "201", Some(s("object")))
+        },
+        "/system/backups/{name}": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^backup-[0-9-]+\\.tar\\.gz$"}}],
+            "get": {
+                "summary": "Download a backup (application/gzip)",
+                "security": [{"session": []}],
+                "responses": {"200": {"description": "the archive", "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}, "401": err("not logged in"), "403": err("not an administrator"), "404": err("no such backup")}
+            },
+            "delete": write_op("Remove a backup from the box", None, "204", None)
+        },
+        "/system/restore": {
+            "post": {
+                "summary": "Recover from a backup (the archive as the body, at most 512 MiB): checked whole, then the exchange restarts into it",
+                "security": [{"session": [], "csrf": []}],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {
+                    "202": ok("staged: the exchange restarts into it", s("object")),
+                    "400": err("no body"),
+                    "401": err("not logged in"),
+                    "403": err("missing CSRF token or not an administrator"),
+                    "409": err("made by newer firmware (a newer data schema)"),
+                    "413": err("larger than 512 MiB"),
+                    "422": err("not a backup, or a damaged one"),
+                    "507": err("no room on the data partition")
+                }
+            }
         }
     })
 }

@@ -106,6 +106,7 @@ pub(crate) fn layout(
                                 a href="/admin/certificates" { "Certificates" }
                                 a href="/admin/logs" { "Logs" }
                                 a href="/admin/update" { "System" }
+                                a href="/admin/backup" { "Backup" }
                                 a href="/" { "MyPhone" }
                             } @else {
                                 a href="/" { "MyPhone" }
@@ -547,6 +548,9 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         }
         (_, ["certificates", rest @ ..]) => {
             crate::cert_pages::handle(app, &c, req.addr, get, rest, &form).await
+        }
+        (_, ["backup", rest @ ..]) => {
+            crate::backup::handle(app, &c, req.addr, get, rest, &form).await
         }
         (true, ["update"]) => crate::update::page(app, &c, Note::None, StatusCode::OK, None),
         (false, ["update", "time"]) => crate::update::time_post(app, req, &c, &form).await,

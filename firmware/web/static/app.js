@@ -61,6 +61,59 @@ document.addEventListener("submit", function (ev) {
   });
 });
 
+// Backup page: send the chosen backup to the API; the box checks it, then restarts
+// into it, and the page reloads once the box answers again.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  if (form.id !== "restore-form") return;
+  ev.preventDefault();
+  var file = document.getElementById("archive").files[0];
+  var state = document.getElementById("restore-state");
+  var button = form.querySelector("button");
+  if (!file) return;
+  var show = function (name, text) {
+    state.setAttribute("data-state", name);
+    state.className = name === "failed" ? "error" : (name === "done" ? "done" : "");
+    state.textContent = text;
+  };
+  button.disabled = true;
+  show("uploading", "Uploading and checking " + file.name + "...");
+  fetch("/api/v1/system/restore", {
+    method: "POST",
+    headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
+    body: file,
+    credentials: "same-origin"
+  }).then(function (r) {
+    return r.json().then(function (j) { return { ok: r.ok, body: j }; });
+  }).then(function (a) {
+    if (!a.ok) {
+      show("failed", a.body.error || "The backup was refused.");
+      button.disabled = false;
+      return;
+    }
+    show("restarting", a.body.message);
+    // Until the restarted box answers (its sessions are the backup's: log in again).
+    var tries = 0;
+    var poll = function () {
+      tries += 1;
+      fetch("/api/v1/status/health", { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 401 || r.ok) {
+          show("done", "The box is back with the backup in place.");
+          setTimeout(function () { window.location.href = "/admin/backup"; }, 1000);
+        } else if (tries < 120) {
+          setTimeout(poll, 1000);
+        }
+      }).catch(function () {
+        if (tries < 120) setTimeout(poll, 1000);
+      });
+    };
+    setTimeout(poll, 2000);
+  }).catch(function (e) {
+    show("failed", "The upload failed: " + e);
+    button.disabled = false;
+  });
+});
+
 // Portal: the voicemail greetings chosen are sent to the API one by one.
 document.addEventListener("submit", function (ev) {
   var form = ev.target;

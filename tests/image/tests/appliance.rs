@@ -21,6 +21,22 @@ fn menu(g: &mut Guest, within: Duration) -> String {
 }
 
 /// Console entry 5: the firmware version and slots.
+/// Waits (a boot at most) for the menu to show `words` in its header: the menu drawn
+/// again before a reboot takes the console does not count.
+fn menu_showing(g: &mut Guest, words: &str) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let header = menu(g, BOOT);
+        if header.contains(words) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < BOOT,
+            "the menu never showed {words}:\n{header}"
+        );
+    }
+}
+
 fn slots(g: &mut Guest) -> String {
     g.line("5");
     let s = g.expect("Press Enter", Duration::from_secs(30));
@@ -54,25 +70,53 @@ fn web_answers(lan: &Lan, url: &str, within: Duration) -> String {
     }
 }
 
+/// A web session: its cookie jar (in its own folder) and its CSRF token.
+struct Session {
+    _dir: tempfile::TempDir,
+    jar: String,
+    csrf: String,
+}
+
+impl Session {
+    /// Logs in as Admin with `password`.
+    fn open(lan: &Lan, host: &str, password: &str) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = dir.path().join("cookies").display().to_string();
+        let (code, body) = lan.curl(&[
+            "-c",
+            &jar,
+            "-H",
+            "content-type: application/json",
+            "--data",
+            &format!(r#"{{"username":"Admin","password":"{password}"}}"#),
+            &format!("https://{host}:4021/api/v1/login"),
+        ]);
+        assert_eq!(code, 200, "login: {body}");
+        let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let csrf = login["csrf_token"].as_str().unwrap().to_string();
+        Session {
+            _dir: dir,
+            jar,
+            csrf,
+        }
+    }
+
+    /// A state-changing request with `args` (the body and URL among them).
+    fn send(&self, lan: &Lan, args: &[&str]) -> (u16, String) {
+        let csrf = format!("x-csrf-token: {}", self.csrf);
+        let mut all = vec!["-b", &self.jar, "-H", &csrf];
+        all.extend_from_slice(args);
+        lan.curl(&all)
+    }
+}
+
 /// Logs in as Admin and uploads a bundle; answers the final update state.
 fn upload(lan: &Lan, host: &str, bundle: &Path) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let jar = dir.path().join("cookies").display().to_string();
-    let (code, body) = lan.curl(&[
-        "-c",
-        &jar,
-        "-H",
-        "content-type: application/json",
-        "--data",
-        &format!(r#"{{"username":"Admin","password":"{PASSWORD}"}}"#),
-        &format!("https://{host}:4021/api/v1/login"),
-    ]);
-    assert_eq!(code, 200, "login: {body}");
-    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    let session = Session::open(lan, host, PASSWORD);
+    let (jar, csrf) = (&session.jar, &session.csrf);
     let (code, body) = lan.curl(&[
         "-b",
-        &jar,
+        jar,
         "-H",
         &format!("x-csrf-token: {csrf}"),
         "-H",
@@ -86,7 +130,7 @@ fn upload(lan: &Lan, host: &str, bundle: &Path) -> serde_json::Value {
     loop {
         let (code, body) = lan.curl(&[
             "-b",
-            &jar,
+            jar,
             &format!("https://{host}:4021/api/v1/system/update"),
         ]);
         if code == 200 {
@@ -332,6 +376,124 @@ fn the_box_boots_answers_updates_and_rolls_back() {
         &lan,
         "https://10.10.20.1:4021/admin",
         Duration::from_secs(60),
+    );
+
+    backup_factory_reset_and_recovery(&lan, &mut g, work.path(), host);
+}
+
+/// Kerio 20 on the box: a backup made and downloaded, a factory reset from the console,
+/// the backup uploaded to the new box, which restarts into it; after a reboot the
+/// extension, the administrator's password and the network settings are the backup's.
+fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host: &str) {
+    let admin = Session::open(lan, host, PASSWORD);
+    let url = |h: &str, path: &str| format!("https://{h}:4021/api/v1{path}");
+    let json = "content-type: application/json";
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-H",
+            json,
+            "--data",
+            r#"{"number": "101"}"#,
+            &url(host, "/extensions"),
+        ],
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-H",
+            json,
+            "--data",
+            r#"{"parts": ["config", "voicemail"]}"#,
+            &url(host, "/system/backups"),
+        ],
+    );
+    assert_eq!(code, 201, "{body}");
+    let made: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let name = made["name"].as_str().unwrap();
+    let archive = work.join("box.tar.gz");
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-o",
+            archive.to_str().unwrap(),
+            &url(host, &format!("/system/backups/{name}")),
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+
+    // Factory reset at the console: the box comes back at the factory address, empty.
+    g.line("9");
+    g.expect("Type RESET", Duration::from_secs(10));
+    g.line("RESET");
+    menu_showing(g, "https://10.10.10.1:4021/admin");
+    web_answers(
+        lan,
+        "https://10.10.10.1:4021/admin",
+        Duration::from_secs(120),
+    );
+    let factory = "10.10.10.1";
+    g.line("3");
+    g.expect("New password:", Duration::from_secs(10));
+    g.line("Factory-Fresh-7");
+    g.expect("The same again:", Duration::from_secs(10));
+    g.line("Factory-Fresh-7");
+    g.expect("log in as Admin", Duration::from_secs(30));
+    g.line("");
+    menu(g, Duration::from_secs(10));
+    let fresh = Session::open(lan, factory, "Factory-Fresh-7");
+    let (_, exts) = lan.curl(&["-b", &fresh.jar, &url(factory, "/extensions")]);
+    assert!(
+        !exts.contains("\"101\""),
+        "the reset box still has 101: {exts}"
+    );
+
+    // The recovery: checked, staged, and pbxd restarts into it.
+    let (code, body) = fresh.send(
+        lan,
+        &[
+            "-H",
+            "content-type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", archive.display()),
+            &url(factory, "/system/restore"),
+        ],
+    );
+    assert_eq!(code, 202, "{body}");
+    let t0 = std::time::Instant::now();
+    let restored = loop {
+        let dir = tempfile::tempdir().unwrap();
+        let jar = dir.path().join("c").display().to_string();
+        let (code, body) = lan.curl(&[
+            "-c",
+            &jar,
+            "-H",
+            json,
+            "--data",
+            &format!(r#"{{"username":"Admin","password":"{PASSWORD}"}}"#),
+            &url(factory, "/login"),
+        ]);
+        if code == 200 {
+            break lan.curl(&["-b", &jar, &url(factory, "/extensions")]).1;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the backup's password never worked: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(restored.contains("\"101\""), "{restored}");
+
+    // The backup's network settings take effect at the next boot.
+    g.line("7");
+    g.expect("(y/n)", Duration::from_secs(10));
+    g.line("y");
+    menu_showing(g, "https://10.10.20.1:4021/admin");
+    web_answers(
+        lan,
+        "https://10.10.20.1:4021/admin",
+        Duration::from_secs(120),
     );
 }
 

@@ -58,7 +58,8 @@ pub fn rig() -> Rig {
                 }
                 web::CoreRequest::MailboxChanged(_)
                 | web::CoreRequest::MusicChanged
-                | web::CoreRequest::TrustChanged => {}
+                | web::CoreRequest::TrustChanged
+                | web::CoreRequest::Restart => {}
             }
         }
     });
@@ -78,6 +79,7 @@ pub fn rig() -> Rig {
                 root
             }),
             firewall_confirm: web::firewall::CONFIRM_WINDOW,
+            board: "test".into(),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.

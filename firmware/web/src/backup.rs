@@ -1,0 +1,453 @@
+//! Backup and recovery (Kerio 20): the administrator chooses what to back up, the box
+//! writes one archive to `DATA/backups` (the newest [`KEEP`] are kept), and it is
+//! downloaded from the page or the API. A backup uploaded for recovery is checked whole
+//! and staged; the exchange then restarts and puts it in place before anything opens
+//! the store (`store::backup` says how a failure leaves the box as it was).
+//!
+//! API: `GET /api/v1/system/backups` lists the backups, the parts a backup can hold and
+//! whether a recovery waits for the restart; `POST` makes one (`{"parts": [...]}`);
+//! `GET` or `DELETE /api/v1/system/backups/NAME` downloads or removes one;
+//! `POST /api/v1/system/restore` takes an archive as the body and restarts into it.
+
+use crate::api::{created, need_admin_read, need_admin_write, no_content, ok};
+use crate::pages::{csrf_field, field, fields, layout, page_response, Note};
+use crate::{json_reply, ApiError, App, Caller, Req};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use store::backup::{BackupError, Manifest, Part};
+use warp::http::{header, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+/// The largest backup the box makes, sends or takes back: downloads and uploads go
+/// through memory.
+pub const MAX_BACKUP: usize = 512 << 20;
+/// How many backups stay on the data partition; the oldest go first.
+pub const KEEP: usize = 5;
+const RESTORE_PATH: &str = "/api/v1/system/restore";
+
+/// Whether a request may carry a backup-sized body.
+pub(crate) fn big_body(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == RESTORE_PATH
+}
+
+fn dir(app: &App) -> PathBuf {
+    app.settings.data_dir.join(store::backup::DIR)
+}
+
+/// A backup's file name from its date (UTC): `backup-2026-12-04-231500.tar.gz`.
+pub fn file_name(unix: u64) -> String {
+    format!(
+        "backup-{}.tar.gz",
+        crate::pages::when(unix).replace(' ', "-").replace(':', "")
+    )
+}
+
+/// A backup in words, for the logs: when, where and by which firmware it was made.
+pub fn describe(m: &Manifest) -> String {
+    format!(
+        "backup made {} UTC on {} by firmware {}",
+        crate::pages::when(m.created),
+        if m.host.is_empty() { "a box" } else { &m.host },
+        m.firmware
+    )
+}
+
+/// Only names the box gives its backups are ever opened.
+fn valid_name(n: &str) -> bool {
+    n.starts_with("backup-")
+        && n.ends_with(".tar.gz")
+        && n.len() < 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !n.contains("..")
+}
+
+fn http_error(e: BackupError) -> ApiError {
+    let status = match &e {
+        BackupError::NotABackup(_) | BackupError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        BackupError::TooNew { .. } => StatusCode::CONFLICT,
+        BackupError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        BackupError::Invalid(_) => StatusCode::BAD_REQUEST,
+        BackupError::Io(io) if io.raw_os_error() == Some(28) => StatusCode::INSUFFICIENT_STORAGE,
+        BackupError::Io(_) | BackupError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.to_string())
+}
+
+fn listed(path: &Path) -> Value {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let manifest = std::fs::File::open(path)
+        .map_err(BackupError::from)
+        .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)));
+    match manifest {
+        Ok(m) => json!({"name": name, "size": size, "manifest": m}),
+        Err(e) => json!({"name": name, "size": size, "error": e.to_string()}),
+    }
+}
+
+/// The backups on the box, newest first.
+fn list(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(valid_name)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.reverse();
+    v
+}
+
+/// Makes a backup of `parts` now; the oldest beyond [`KEEP`] go.
+async fn make(app: &Arc<App>, parts: Vec<Part>) -> Result<Value, ApiError> {
+    static BUSY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let store = app.cfg.store().clone();
+    let data = app.settings.data_dir.clone();
+    let dir = dir(app);
+    let origin = store::backup::Origin {
+        firmware: app.settings.version.clone(),
+        board: app.settings.board.clone(),
+        host: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let _one = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+        let now = crate::unix_now();
+        let mut out = dir.join(file_name(now));
+        // Two backups in one second: the second waits for the next name.
+        let mut n = 1;
+        while out.exists() {
+            n += 1;
+            out = dir.join(file_name(now).replace(".tar.gz", &format!("-{n}.tar.gz")));
+        }
+        store::backup::create(&store, &data, &parts, &origin, now, &out).map_err(http_error)?;
+        let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        if size > MAX_BACKUP as u64 {
+            let _ = std::fs::remove_file(&out);
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "the backup would be {} MiB, more than the {} MiB the box can send and take back: leave out call recordings or phone firmware",
+                    size >> 20,
+                    MAX_BACKUP >> 20
+                ),
+            ));
+        }
+        for old in list(&dir).into_iter().skip(KEEP) {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(listed(&out))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn parts_from(names: &[&str]) -> Result<Vec<Part>, ApiError> {
+    names
+        .iter()
+        .map(|n| {
+            Part::parse(n).ok_or_else(|| {
+                ApiError::bad(
+                    "parts",
+                    format!(
+                        "unknown part {n:?} (one of {})",
+                        Part::ALL.map(Part::name).join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn download(app: &App, name: &str) -> Result<Response, ApiError> {
+    if !valid_name(name) {
+        return Err(ApiError::not_found("no such backup"));
+    }
+    let bytes =
+        std::fs::read(dir(app).join(name)).map_err(|_| ApiError::not_found("no such backup"))?;
+    let mut r = warp::reply::with_header(bytes, "content-type", "application/gzip").into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+fn remove(app: &App, name: &str) -> Result<(), ApiError> {
+    if !valid_name(name) {
+        return Err(ApiError::not_found("no such backup"));
+    }
+    std::fs::remove_file(dir(app).join(name)).map_err(|_| ApiError::not_found("no such backup"))
+}
+
+/// Checks and stages an uploaded backup, then has the exchange restart into it.
+async fn restore(app: &Arc<App>, req: &Req, who: &str) -> Result<Manifest, ApiError> {
+    static BUSY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    if req.body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "send the backup (.tar.gz) as the request body",
+        ));
+    }
+    let _one = BUSY.lock().await;
+    let data = app.settings.data_dir.clone();
+    let body = req.body.clone();
+    let m = tokio::task::spawn_blocking(move || store::backup::stage(&data, &body[..]))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(http_error)?;
+    app.security(
+        req.addr,
+        who,
+        &format!("{} uploaded for recovery; restarting", describe(&m)),
+    );
+    // The answer goes out first; then the exchange stops and starts again.
+    let core = app.core.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let _ = core.send(crate::CoreRequest::Restart).await;
+    });
+    Ok(m)
+}
+
+pub(crate) async fn api(
+    app: &Arc<App>,
+    req: &Req,
+    c: &Caller,
+    segs: &[&str],
+) -> Result<Response, ApiError> {
+    match (&req.method, segs) {
+        (&Method::GET, ["backups"]) => {
+            need_admin_read(c)?;
+            let backups: Vec<Value> = list(&dir(app)).iter().map(|p| listed(p)).collect();
+            let parts: Vec<Value> = Part::ALL
+                .iter()
+                .map(|p| json!({"name": p.name(), "label": p.label(), "default": Part::DEFAULT.contains(p)}))
+                .collect();
+            ok(json!({
+                "backups": backups,
+                "parts": parts,
+                "restore_pending": store::backup::pending(&app.settings.data_dir),
+            }))
+        }
+        (&Method::POST, ["backups"]) => {
+            need_admin_write(c)?;
+            let parts = if req.body.iter().all(u8::is_ascii_whitespace) {
+                Part::DEFAULT.to_vec()
+            } else {
+                #[derive(serde::Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Body {
+                    parts: Vec<String>,
+                }
+                let b: Body = serde_json::from_slice(&req.body).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected {{\"parts\": [\"config\", \"voicemail\"]}}: {e}"),
+                    )
+                })?;
+                parts_from(&b.parts.iter().map(String::as_str).collect::<Vec<_>>())?
+            };
+            let v = make(app, parts).await?;
+            app.security(req.addr, &c.user.username, "backup created");
+            created(v)
+        }
+        (&Method::GET, ["backups", name]) => {
+            need_admin_write(c)?;
+            let r = download(app, name)?;
+            app.security(
+                req.addr,
+                &c.user.username,
+                &format!("backup {name} downloaded"),
+            );
+            Ok(r)
+        }
+        (&Method::DELETE, ["backups", name]) => {
+            need_admin_write(c)?;
+            remove(app, name)?;
+            no_content()
+        }
+        (&Method::POST, ["restore"]) => {
+            need_admin_write(c)?;
+            let m = restore(app, req, &c.user.username).await?;
+            Ok(json_reply(
+                StatusCode::ACCEPTED,
+                &json!({"restoring": m, "message": "The backup is in order. The exchange restarts into it now; calls in progress end."}),
+            ))
+        }
+        _ => Err(ApiError::not_found("no such route")),
+    }
+}
+
+/// `/admin/backup`: create, list, download, delete; recovery through the API from the
+/// page's script.
+pub(crate) async fn handle(
+    app: &Arc<App>,
+    c: &Caller,
+    addr: std::net::IpAddr,
+    get: bool,
+    rest: &[&str],
+    form: &[(String, String)],
+) -> Response {
+    if get {
+        return match rest {
+            [] => page(app, c, Note::None, StatusCode::OK),
+            [name] => match need_admin_write(c).and_then(|()| download(app, name)) {
+                Ok(r) => {
+                    app.security(addr, &c.user.username, &format!("backup {name} downloaded"));
+                    r
+                }
+                Err(e) => page(app, c, Note::Error(e.error), e.status),
+            },
+            _ => page(
+                app,
+                c,
+                Note::Error("no such page".into()),
+                StatusCode::NOT_FOUND,
+            ),
+        };
+    }
+    if let Err(e) = need_admin_write(c) {
+        return page(app, c, Note::Error(e.error), e.status);
+    }
+    let r = match rest {
+        ["create"] => match parts_from(&fields(form, "part")) {
+            Ok(p) => make(app, p).await.map(|v| {
+                app.security(addr, &c.user.username, "backup created");
+                format!(
+                    "Backup {} made: download it and keep it off the box.",
+                    v["name"].as_str().unwrap_or("")
+                )
+            }),
+            Err(e) => Err(e),
+        },
+        ["delete"] => {
+            let name = field(form, "name").unwrap_or("");
+            remove(app, name).map(|()| format!("Backup {name} removed."))
+        }
+        _ => Err(ApiError::not_found("no such action")),
+    };
+    match r {
+        Ok(m) => page(app, c, Note::Done(m), StatusCode::OK),
+        Err(e) => page(app, c, Note::Error(e.error), e.status),
+    }
+}
+
+fn size_text(bytes: u64) -> String {
+    if bytes < 1 << 20 {
+        format!("{} KiB", bytes.div_ceil(1024))
+    } else {
+        format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+    }
+}
+
+fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response {
+    use maud::html;
+    let write = c.can_write_admin();
+    let backups: Vec<Value> = list(&dir(app)).iter().map(|p| listed(p)).collect();
+    let pending = store::backup::pending(&app.settings.data_dir);
+    page_response(
+        status,
+        layout(
+            "Backup and recovery",
+            Some(c),
+            true,
+            &note,
+            html! {
+                @if pending {
+                    p.error role="alert" { "A recovery is staged and waits for the exchange to restart." }
+                }
+                h2 { "Back up" }
+                p { "A backup is one archive (" code { ".tar.gz" } ") with a manifest and checksums. The box keeps the newest " (KEEP) "; download them and keep them off the box, since a factory reset erases the data partition." }
+                @if write {
+                    form id="backup-form" method="post" action="/admin/backup/create" {
+                        (csrf_field(c))
+                        fieldset {
+                            legend { "What to back up" }
+                            @for p in Part::ALL {
+                                label {
+                                    input type="checkbox" name="part" value=(p.name()) checked[Part::DEFAULT.contains(&p)];
+                                    " " (p.label())
+                                }
+                            }
+                        }
+                        button type="submit" { "Create backup" }
+                    }
+                }
+                table id="backups" {
+                    thead { tr { th { "Backup" } th { "Made" } th { "Firmware" } th { "Holds" } th { "Size" } th {} } }
+                    tbody {
+                        @for b in &backups {
+                            @let name = b["name"].as_str().unwrap_or("");
+                            tr data-name=(name) {
+                                td { @if write { a href=(format!("/admin/backup/{name}")) download=(name) { (name) } } @else { (name) } }
+                                @if let Some(m) = b.get("manifest") {
+                                    td { (crate::pages::when(m["created"].as_u64().unwrap_or(0))) " UTC" }
+                                    td { (m["firmware"].as_str().unwrap_or("")) }
+                                    td { (m["parts"].as_array().map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                                } @else {
+                                    td colspan="3" { (b["error"].as_str().unwrap_or("")) }
+                                }
+                                td { (size_text(b["size"].as_u64().unwrap_or(0))) }
+                                td {
+                                    @if write {
+                                        form method="post" action="/admin/backup/delete" {
+                                            (csrf_field(c))
+                                            input type="hidden" name="name" value=(name);
+                                            button type="submit" { "Delete" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if backups.is_empty() { p { "No backups on the box yet." } }
+                @if write {
+                    h2 { "Recover" }
+                    p { "Upload a backup of this box or of another one. It is checked whole first (manifest, checksums, data schema); a damaged backup, or one made by newer firmware, is refused and nothing changes. Then the exchange restarts into it: calls in progress end, and what the backup holds replaces what the box has." }
+                    form id="restore-form" data-csrf=(c.session.csrf) {
+                        label for="archive" { "Backup file" }
+                        input type="file" id="archive" name="archive" accept=".tar.gz,.tgz,application/gzip" required;
+                        button type="submit" { "Recover and restart" }
+                    }
+                    p id="restore-state" data-state="idle" {}
+                    noscript { p { "Uploading needs JavaScript; the API takes the file too: POST " code { (RESTORE_PATH) } "." } }
+                }
+            },
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_box_gives_are_the_only_ones_it_opens() {
+        let n = file_name(1_733_354_100);
+        assert_eq!(n, "backup-2024-12-04-231500.tar.gz");
+        assert!(valid_name(&n) && valid_name("backup-2024-12-04-231500-2.tar.gz"));
+        for bad in [
+            "../db",
+            "backup-..tar.gz",
+            "backup-a/b.tar.gz",
+            "x.tar.gz",
+            "backup-1.zip",
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+}
