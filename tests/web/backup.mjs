@@ -1,7 +1,7 @@
 // Chromium on the Backup page (Kerio 20): a backup of the chosen parts is made and
 // downloaded through its link; a file that is not a backup is refused with the box's
 // reason and nothing changes; then the downloaded backup is uploaded, the box restarts
-// into it, and the page comes back to the login. Run by tests/e2e/tests/backup.rs,
+// into it, and the page comes back to the login; the backup schedule is saved. Run by tests/e2e/tests/backup.rs,
 // which checks the downloaded file and the box afterwards.
 import assert from "node:assert/strict";
 import { artifacts, run, login, fitsAPhone } from "./harness.mjs";
@@ -35,6 +35,15 @@ await run(async (page) => {
   await download.saveAs(SAVE_TO);
   await fitsAPhone(page, "Backup");
 
+  // A change after the backup, which the recovery must take away.
+  const csrf = await page.getAttribute("#restore-form", "data-csrf");
+  const added = await page.evaluate(async (csrf) => (await fetch("/api/v1/extensions", {
+    method: "POST",
+    headers: { "X-CSRF-Token": csrf, "Content-Type": "application/json" },
+    body: JSON.stringify({ number: "102" }),
+  })).status, csrf);
+  assert.equal(added, 201);
+
   // Not a backup: refused, nothing staged.
   await page.setInputFiles("#archive", JUNK);
   await page.click("#restore-form button[type=submit]");
@@ -52,4 +61,15 @@ await run(async (page) => {
   await login(page, "Admin", ADMIN_PW);
   await page.click("nav >> text=Backup");
   assert.equal(await page.locator("#backups tbody tr").count(), 1);
+  assert.match(await page.textContent("#recovery"), /At its last start the box restored the backup made .* UTC on .* by firmware/);
+
+  // The schedule: every Sunday from 04:00, configuration only, seven kept.
+  await page.selectOption("#every", "weekly");
+  await page.fill("#hour", "4");
+  await page.fill("#keep", "7");
+  for (const p of ["voicemail", "sounds"]) await page.uncheck(`input[name=scheduled_part][value=${p}]`);
+  await page.click("#schedule-form button[type=submit]");
+  await page.locator("p.done", { hasText: "Backup schedule saved." }).waitFor();
+  assert.equal(await page.inputValue("#every"), "weekly");
+  assert.match(await page.textContent("main"), /The box keeps the newest 7/);
 });

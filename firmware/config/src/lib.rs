@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 mod attendant;
+mod backup;
 mod conference;
 mod firewall;
 mod ipgroups;
@@ -25,6 +26,7 @@ pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
     TimeRange, Weekday,
 };
+pub use backup::{BackupEvery, BackupSchedule, BACKUP_PARTS};
 pub use conference::{Conference, MAX_CONFERENCE};
 pub use firewall::{Firewall, FIREWALL_SERVICES};
 pub use ipgroups::{
@@ -103,6 +105,9 @@ pub struct Config {
     /// The mail server voicemail messages are sent through (Kerio 17.3).
     #[serde(default)]
     pub smtp: Smtp,
+    /// Scheduled backups and how many backups are kept (Kerio 20).
+    #[serde(default)]
+    pub backup: BackupSchedule,
     /// Auto attendant scripts (Kerio 16).
     #[serde(default)]
     pub auto_attendants: Vec<AutoAttendant>,
@@ -219,6 +224,7 @@ impl Default for Config {
             ring_groups: Vec::new(),
             feature_codes: FeatureCodes::default(),
             smtp: Smtp::default(),
+            backup: BackupSchedule::default(),
             auto_attendants: Vec::new(),
             time_ranges: Vec::new(),
             music: Vec::new(),
@@ -921,6 +927,9 @@ impl Config {
                     );
                 }
             }
+        }
+        for (field, message) in self.backup.problems() {
+            err("backup".into(), field, message);
         }
         for (field, message) in self.smtp.problems() {
             err("smtp".into(), field, message);

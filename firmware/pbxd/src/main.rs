@@ -450,48 +450,123 @@ fn restart_in_place() -> anyhow::Error {
     anyhow::anyhow!("cannot restart: {e}")
 }
 
+/// The board's profile name, or the processor architecture off the known boards.
+fn board_name() -> String {
+    board::Profile::detect(std::path::Path::new("/"))
+        .map_or(std::env::consts::ARCH, |p| p.name)
+        .to_string()
+}
+
+/// Makes the scheduled backup when it is due (off the loop). One that failed (a full
+/// partition, say) is tried again after ten minutes, not at every tick.
+fn scheduled_backup(
+    cfg: &store::Configurator,
+    data: &std::path::Path,
+    origin: &store::backup::Origin,
+    tried: &mut Option<std::time::Instant>,
+) {
+    static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let snap = cfg.snapshot();
+    let s = &snap.config.backup;
+    if RUNNING.load(std::sync::atomic::Ordering::Relaxed)
+        || tried.is_some_and(|t| t.elapsed() < Duration::from_secs(600))
+        || !web::backup::scheduled_due(s, unix_now(), utc_offset(), data)
+    {
+        return;
+    }
+    *tried = Some(std::time::Instant::now());
+    RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
+    let parts: Vec<store::backup::Part> = s
+        .parts
+        .iter()
+        .filter_map(|p| store::backup::Part::parse(p))
+        .collect();
+    let (store, data, origin, keep) = (
+        cfg.store().clone(),
+        data.to_path_buf(),
+        origin.clone(),
+        s.keep as usize,
+    );
+    tokio::task::spawn_blocking(move || {
+        match web::backup::make_now(&store, &data, &parts, &origin, keep) {
+            Ok(p) => tracing::info!(file = %p.display(), "scheduled backup made"),
+            Err(e) => tracing::error!("scheduled backup failed: {}", e.error),
+        }
+        RUNNING.store(false, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 /// Opens the store, after putting a staged recovery in place. A recovered store that
 /// does not open, or whose configuration does not read, is rolled back: the box comes
-/// up as it was before.
-fn open_store(data: &std::path::Path) -> Result<store::Store> {
+/// up as it was before. Answers what became of a recovery (for the Backup page).
+fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<String, String>>)> {
     use store::backup;
-    let restored = backup::apply_pending(data).with_context(|| {
-        format!(
-            "cannot put the staged recovery in place in {}",
-            data.display()
-        )
-    })?;
-    let opened = store::Store::open(data).and_then(|s| s.config().map(|_| s));
-    match (opened, restored) {
-        (Ok(s), None) => Ok(s),
-        (Ok(s), Some(m)) => {
+    let open = || {
+        store::Store::open(data)
+            .with_context(|| format!("cannot open the store in {}", data.display()))
+    };
+    let restored = match backup::apply_pending(data) {
+        Ok(r) => r,
+        // A staging that was not whole was dropped: the box is as it was.
+        Err(e @ backup::BackupError::Corrupt(_)) => {
+            tracing::error!("{e}");
+            let s = open()?;
+            security_note(&s, "", &format!("recovery not put in place: {e}"));
+            return Ok((s, Some(Err(e.to_string()))));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot put the staged recovery in place in {}",
+                    data.display()
+                )
+            })
+        }
+    };
+    let Some(applied) = restored else {
+        return Ok((open()?, None));
+    };
+    let what = web::backup::describe(&applied.manifest);
+    match store::Store::open(data).and_then(|s| s.config().map(|_| s)) {
+        Ok(s) => {
+            if applied.manifest.parts.contains(&backup::Part::Config) {
+                // A firewall change on trial belonged to the configuration replaced.
+                web::firewall::forget_unconfirmed(data);
+            }
             if let Err(e) = backup::finish(data) {
                 tracing::warn!("the directories the recovery replaced stay in .restore: {e}");
             }
-            let event = format!("{} restored", web::backup::describe(&m));
-            tracing::info!("{event}");
-            let _ = s.security_event(&store::SecurityEntry {
-                when: unix_now(),
-                address: String::new(),
-                username: String::new(),
-                event,
-            });
-            Ok(s)
+            tracing::info!("{what} restored");
+            security_note(&s, &applied.by, &format!("{what} restored"));
+            Ok((s, Some(Ok(what))))
         }
-        (Err(e), Some(_)) => {
+        Err(e) => {
             tracing::error!("the recovered store does not open ({e}): back to the box as it was");
             backup::roll_back(data).context("rolling the recovery back")?;
-            store::Store::open(data).context("the store after the roll-back")
+            let s = open()?;
+            let why = format!("the {what} does not open ({e})");
+            security_note(&s, &applied.by, &format!("recovery rolled back: {why}"));
+            Ok((s, Some(Err(why))))
         }
-        (Err(e), None) => {
-            Err(e).with_context(|| format!("cannot open the store in {}", data.display()))
-        }
+    }
+}
+
+/// An entry of the security log written at start (`by`: who asked, from where).
+fn security_note(s: &store::Store, by: &str, event: &str) {
+    let (username, address) = by.split_once(" from ").unwrap_or((by, ""));
+    if let Err(e) = s.security_event(&store::SecurityEntry {
+        when: unix_now(),
+        address: address.to_string(),
+        username: username.to_string(),
+        event: event.to_string(),
+    }) {
+        tracing::warn!("security log: {e}");
     }
 }
 
 /// Runs the exchange until it is told to stop; answers whether it was asked to restart.
 async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
-    let store = open_store(&args.data_dir)?;
+    let (store, recovery) = open_store(&args.data_dir)?;
     let (rev, cfg) = store.config()?;
     if let Err(e) = cfg.validate() {
         tracing::error!("stored configuration does not validate: {e}");
@@ -634,9 +709,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
             data_dir: args.data_dir.clone(),
             root: args.system_root.clone(),
             firewall_confirm: Duration::from_secs(args.firewall_confirm.max(1)),
-            board: board::Profile::detect(std::path::Path::new("/"))
-                .map_or(std::env::consts::ARCH, |p| p.name)
-                .to_string(),
+            board: board_name(),
+            recovery,
         },
         prov.clone(),
         updater.clone(),
@@ -737,6 +811,8 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
     let mut persist = tokio::time::interval(Duration::from_secs(30));
     persist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut restart = false;
+    let origin = web::backup::origin(&release_version(), &board_name());
+    let mut backup_tried: Option<std::time::Instant> = None;
     loop {
         // A configuration committed by the web or the control socket is in force before
         // the core handles anything that came after it (a phone registering to a new
@@ -897,6 +973,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
             }
             _ = persist.tick() => {
                 rounds += 1;
+                scheduled_backup(&state.cfg, &args.data_dir, &origin, &mut backup_tried);
                 // Daylight saving time and a new time zone reach the time conditions.
                 core.set_utc_offset(utc_offset());
                 if rounds.is_multiple_of(10) {

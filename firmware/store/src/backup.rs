@@ -33,12 +33,19 @@ pub const FORMAT: u32 = 1;
 pub const DIR: &str = "backups";
 /// Where a restore is staged and journaled.
 const RESTORE: &str = ".restore";
+/// Where a finished or abandoned `.restore` goes to be deleted.
+const TRASH: &str = ".restore-trash";
 const MANIFEST: &str = "manifest.json";
 const DUMP: &str = "db.dump";
 const SUMS: &str = "SHA256SUMS";
 const DUMP_MAGIC: &[u8; 8] = b"PBXDUMP1";
 /// Room left free on the data partition after a restore is staged.
 const RESERVE: u64 = 16 << 20;
+/// What each file or directory of a restore is counted as besides its bytes (a block).
+const ENTRY_COST: u64 = 4096;
+/// Most files and directories a backup may hold, and most trees its database.
+const MAX_ENTRIES: u64 = 200_000;
+const MAX_TREES: usize = 1000;
 /// Largest field of a database dump (a tree name, a key or a value).
 const MAX_FIELD: u64 = 64 << 20;
 
@@ -145,6 +152,11 @@ pub enum BackupError {
     TooNew { firmware: String, schema: u64 },
     #[error("not enough room on the data partition to unpack the backup (more than {free_mib} MiB needed)")]
     NoRoom { free_mib: u64 },
+    #[error(
+        "this backup was made by newer firmware ({firmware}, archive format {format}; this \
+         firmware reads {FORMAT}): update the firmware first, then restore"
+    )]
+    FormatTooNew { firmware: String, format: u32 },
     #[error("{0}")]
     Invalid(String),
 }
@@ -213,12 +225,19 @@ fn import_dump(r: &mut impl Read, db: &sled::Db) -> Result<(), BackupError> {
         return Err(corrupt("database dump: unknown format"));
     }
     let mut tree: Option<sled::Tree> = None;
+    let mut trees = 0;
     loop {
         let mut tag = [0u8; 1];
         r.read_exact(&mut tag)
             .map_err(|_| corrupt("database dump cut short"))?;
         match tag[0] {
-            b'T' => tree = Some(db.open_tree(field(r)?)?),
+            b'T' => {
+                trees += 1;
+                if trees > MAX_TREES {
+                    return Err(corrupt("database dump: too many trees"));
+                }
+                tree = Some(db.open_tree(field(r)?)?);
+            }
             b'K' => {
                 let t = tree
                     .as_ref()
@@ -288,7 +307,8 @@ fn write_archive(
     tmp: &Path,
     dump: &Path,
 ) -> Result<Manifest, BackupError> {
-    let file = File::create(tmp)?;
+    // A backup holds password hashes and private keys: for the daemon's eyes only.
+    let file = private_file(tmp)?;
     let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let manifest = Manifest {
@@ -310,7 +330,7 @@ fn write_archive(
     append(&mut tar, MANIFEST, &m[..], m.len() as u64, now, &mut sums)?;
     if parts.contains(&Part::Config) {
         // Through a file beside the archive: call history can be large.
-        let mut w = BufWriter::new(File::create(dump)?);
+        let mut w = BufWriter::new(private_file(dump)?);
         store.dump(&mut w)?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         let f = File::open(dump)?;
@@ -342,6 +362,17 @@ fn write_archive(
     let w = gz.finish()?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     Ok(manifest)
+}
+
+/// A new file only its owner reads.
+fn private_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn mtime(m: &fs::Metadata) -> u64 {
@@ -471,6 +502,12 @@ fn manifest_of(mut e: tar::Entry<'_, impl Read>) -> Result<(Manifest, String), B
     e.read_to_end(&mut b).map_err(corrupt)?;
     let m: Manifest = serde_json::from_slice(&b)
         .map_err(|e| BackupError::NotABackup(format!("manifest.json: {e}")))?;
+    if m.format > FORMAT {
+        return Err(BackupError::FormatTooNew {
+            firmware: m.firmware,
+            format: m.format,
+        });
+    }
     if m.format != FORMAT {
         return Err(BackupError::NotABackup(format!(
             "archive format {} (this firmware reads {FORMAT})",
@@ -495,18 +532,31 @@ struct Plan {
     manifest: Manifest,
     /// The directories of DATA the restore replaces.
     dirs: Vec<String>,
+    /// Those of them the backup brings (the others it removes); each must be staged.
+    staged: Vec<String>,
+    /// Who asked for it, from where (for the security log at the next start).
+    by: String,
+}
+
+/// A recovery put in place at start: the backup's manifest and who asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub manifest: Manifest,
+    pub by: String,
 }
 
 /// Checks a backup and stages it for the next start (nothing in force changes). A
-/// restore staged before and not yet applied is replaced.
-pub fn stage(data: &Path, archive: impl Read) -> Result<Manifest, BackupError> {
+/// restore staged before and not yet applied is replaced. `by` (who, from where) goes
+/// to the security log when it is put in place.
+pub fn stage(data: &Path, archive: impl Read, by: &str) -> Result<Manifest, BackupError> {
     let root = data.join(RESTORE);
-    if fs::symlink_metadata(&root).is_ok() {
-        fs::remove_dir_all(&root)?;
+    if exists(&root) {
+        retire(data, &root)?;
     }
     let new = root.join("new");
     fs::create_dir_all(&new)?;
-    let r = stage_into(data, &new, archive).and_then(|plan| {
+    let r = stage_into(data, &new, archive).and_then(|mut plan| {
+        plan.by = by.to_string();
         write_marker(
             &root.join("READY"),
             &serde_json::to_vec(&plan).expect("plan serialises"),
@@ -514,20 +564,43 @@ pub fn stage(data: &Path, archive: impl Read) -> Result<Manifest, BackupError> {
         Ok(plan.manifest)
     });
     if r.is_err() {
-        let _ = fs::remove_dir_all(&root);
+        let _ = retire(data, &root);
     }
     r
 }
 
-fn free_space(dir: &Path) -> Result<u64, BackupError> {
+/// Takes `.restore` out of the way in one step (a rename), then deletes it: a power cut
+/// can never leave a journal marker beside a half-deleted directory.
+fn retire(data: &Path, root: &Path) -> io::Result<()> {
+    let trash = data.join(TRASH);
+    if exists(&trash) {
+        fs::remove_dir_all(&trash)?;
+    }
+    fs::rename(root, &trash)?;
+    sync_dir(data)?;
+    fs::remove_dir_all(&trash)
+}
+
+/// Free bytes and free inodes on the partition of `dir`.
+fn free_space(dir: &Path) -> Result<(u64, u64), BackupError> {
     let s = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
     #[allow(clippy::useless_conversion)] // the field types differ between targets
-    Ok(u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())))
+    Ok((
+        u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size())),
+        u64::from(s.files_available()),
+    ))
 }
 
 fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, BackupError> {
-    let budget = free_space(data)?.saturating_sub(RESERVE);
-    let mut written = 0u64;
+    let (bytes, inodes) = free_space(data)?;
+    let budget = bytes.saturating_sub(RESERVE);
+    // A file system that does not count inodes says 0 free: then only the cap holds.
+    let max_entries = if inodes == 0 {
+        MAX_ENTRIES
+    } else {
+        MAX_ENTRIES.min(inodes / 2)
+    };
+    let (mut written, mut count) = (0u64, 0u64);
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     let mut entries = ar.entries().map_err(corrupt)?;
     let first = entries
@@ -568,6 +641,13 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
         if name == MANIFEST || hashes.contains_key(&name) || dirs_seen.contains(&name) {
             return Err(corrupt(format!("{name} is in the archive twice")));
         }
+        count += 1;
+        written = written.saturating_add(ENTRY_COST);
+        if count > max_entries {
+            return Err(corrupt(format!(
+                "more than {max_entries} files and directories"
+            )));
+        }
         let target = if name == DUMP {
             if !m.parts.contains(&Part::Config) || !kind.is_file() {
                 return Err(corrupt("a database dump without the config part"));
@@ -585,6 +665,10 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
                 return Err(corrupt(format!(
                     "{name:?} is outside what the manifest's parts hold"
                 )));
+            }
+            // A part's own directories are directories.
+            if comps.len() == 1 && !kind.is_dir() {
+                return Err(corrupt(format!("{name} is not a directory")));
             }
             new.join(rel)
         };
@@ -607,7 +691,7 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent)?;
         }
-        let mut out = BufWriter::new(File::create(&target)?);
+        let mut out = BufWriter::new(private_file(&target)?);
         let mut hash = Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
         loop {
@@ -649,12 +733,27 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
         })?;
         s.config().map_err(corrupt)?;
     }
-    let dirs = m
+    if written > budget {
+        return Err(BackupError::NoRoom {
+            free_mib: budget >> 20,
+        });
+    }
+    let dirs: Vec<String> = m
         .parts
         .iter()
         .flat_map(|p| p.dirs().iter().map(|d| d.to_string()))
         .collect();
-    Ok(Plan { manifest: m, dirs })
+    let staged = dirs
+        .iter()
+        .filter(|d| new.join(d).is_dir())
+        .cloned()
+        .collect();
+    Ok(Plan {
+        manifest: m,
+        dirs,
+        staged,
+        by: String::new(),
+    })
 }
 
 fn parse_sums(s: &str) -> Result<BTreeMap<String, String>, BackupError> {
@@ -713,15 +812,24 @@ fn read_plan(path: &Path) -> Result<Plan, BackupError> {
         .iter()
         .flat_map(|p| p.dirs().iter().copied())
         .collect();
-    if let Some(d) = plan.dirs.iter().find(|d| !known.contains(d.as_str())) {
+    if let Some(d) = plan
+        .dirs
+        .iter()
+        .chain(&plan.staged)
+        .find(|d| !known.contains(d.as_str()) || !plan.dirs.contains(d))
+    {
         return Err(corrupt(format!("the staged restore names {d:?}")));
     }
     Ok(plan)
 }
 
 /// Puts a staged restore in place (called at start, before the store opens). Answers
-/// the manifest of the backup now in place, until [`finish`] or [`roll_back`].
-pub fn apply_pending(data: &Path) -> Result<Option<Manifest>, BackupError> {
+/// the backup now in place, until [`finish`] or [`roll_back`].
+pub fn apply_pending(data: &Path) -> Result<Option<Applied>, BackupError> {
+    let trash = data.join(TRASH);
+    if exists(&trash) {
+        fs::remove_dir_all(&trash)?;
+    }
     let root = data.join(RESTORE);
     if !exists(&root) {
         return Ok(None);
@@ -732,17 +840,24 @@ pub fn apply_pending(data: &Path) -> Result<Option<Manifest>, BackupError> {
         return Ok(None);
     }
     if exists(&done) {
-        return Ok(Some(read_plan(&done)?.manifest));
+        return Ok(Some(read_plan(&done)?.applied()));
     }
     if !exists(&ready) {
         // A staging cut off before it was whole: nothing in force was touched.
-        fs::remove_dir_all(&root)?;
+        retire(data, &root)?;
         return Ok(None);
     }
     let plan = read_plan(&ready)?;
     let (old, new) = (root.join("old"), root.join("new"));
-    fs::create_dir_all(&old)?;
     if !exists(&moved) {
+        // Nothing in force was touched yet: a staging that is not whole is dropped.
+        if let Some(d) = plan.staged.iter().find(|d| !new.join(d).is_dir()) {
+            retire(data, &root)?;
+            return Err(corrupt(format!(
+                "the staged recovery lacks {d}; it was dropped and the box is as it was"
+            )));
+        }
+        fs::create_dir_all(&old)?;
         // Each directory moves whole (rename is atomic), so running this again after
         // an interruption moves only what is left. A directory that was not there is
         // kept as an empty one, so that a roll-back knows to take the restored one away.
@@ -767,12 +882,21 @@ pub fn apply_pending(data: &Path) -> Result<Option<Manifest>, BackupError> {
     sync_dir(data)?;
     fs::rename(&ready, &done)?;
     sync_dir(&root)?;
-    Ok(Some(plan.manifest))
+    Ok(Some(plan.applied()))
+}
+
+impl Plan {
+    fn applied(self) -> Applied {
+        Applied {
+            manifest: self.manifest,
+            by: self.by,
+        }
+    }
 }
 
 /// The restored store opened: the directories it replaced go.
 pub fn finish(data: &Path) -> io::Result<()> {
-    fs::remove_dir_all(data.join(RESTORE))
+    retire(data, &data.join(RESTORE))
 }
 
 /// The restored box did not come up: the directories it replaced come back. Safe to
@@ -799,14 +923,16 @@ pub fn roll_back(data: &Path) -> Result<(), BackupError> {
         let keep = old.join(d);
         if exists(&keep) {
             let cur = data.join(d);
-            if exists(&cur) {
-                fs::remove_dir_all(&cur)?;
+            match fs::symlink_metadata(&cur) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&cur)?,
+                Ok(_) => fs::remove_file(&cur)?,
+                Err(_) => {}
             }
             fs::rename(&keep, &cur)?;
         }
     }
     sync_dir(data)?;
-    fs::remove_dir_all(&root)?;
+    retire(data, &root)?;
     Ok(())
 }
 
@@ -862,8 +988,12 @@ mod tests {
     }
 
     fn restore(d: &Path, archive: &[u8]) -> Result<Manifest, BackupError> {
-        let m = stage(d, archive)?;
-        assert_eq!(apply_pending(d).unwrap(), Some(m.clone()));
+        let m = stage(d, archive, "admin at 192.0.2.1")?;
+        let applied = apply_pending(d).unwrap().unwrap();
+        assert_eq!(
+            (&applied.manifest, applied.by.as_str()),
+            (&m, "admin at 192.0.2.1")
+        );
         Store::open(d).unwrap();
         finish(d).unwrap();
         Ok(m)
@@ -918,7 +1048,7 @@ mod tests {
             h.set_entry_type(*kind);
             h.set_size(body.len() as u64);
             h.set_mode(0o644);
-            if *kind == tar::EntryType::Symlink {
+            if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
                 h.set_link_name("/etc/passwd").unwrap();
             }
             // Names as they are, even the ones append_data would refuse ("..").
@@ -976,7 +1106,7 @@ mod tests {
     fn refused(archive: &[u8]) -> BackupError {
         let (dir, _) = a_box();
         let before = snapshot(dir.path());
-        let e = stage(dir.path(), archive).unwrap_err();
+        let e = stage(dir.path(), archive, "test").unwrap_err();
         assert_eq!(apply_pending(dir.path()).unwrap(), None);
         assert_eq!(snapshot(dir.path()), before, "{e}: nothing changes");
         e
@@ -993,7 +1123,7 @@ mod tests {
 
     #[test]
     fn damaged_archives_are_refused_and_change_nothing() {
-        use tar::EntryType::{Directory, Regular, Symlink};
+        use tar::EntryType::{Directory, Link, Regular, Symlink};
         let (from, _) = a_box();
         let good = backup_of(from.path(), &Part::DEFAULT);
         // Cut short, a byte flipped in the compressed data, not gzip at all.
@@ -1062,6 +1192,20 @@ mod tests {
             ),
             (
                 craft(
+                    &[(MANIFEST, Regular, &m), ("data/voicemail/h", Link, b"")],
+                    None,
+                ),
+                "links",
+            ),
+            (
+                craft(
+                    &[(MANIFEST, Regular, &m), ("data/voicemail", Regular, b"x")],
+                    None,
+                ),
+                "not a directory",
+            ),
+            (
+                craft(
                     &[(MANIFEST, Regular, &m), ("data/voicemail/a", Regular, b"x")],
                     Some(&format!(
                         "{}  {MANIFEST}\n{}  data/voicemail/a\n",
@@ -1124,7 +1268,7 @@ mod tests {
         let d = to.path();
         fs::create_dir_all(d.join("voicemail/7")).unwrap();
         fs::create_dir_all(d.join("web")).unwrap();
-        stage(d, &archive[..]).unwrap();
+        stage(d, &archive[..], "test").unwrap();
         // Power cut after the first directory went aside.
         let old = d.join(RESTORE).join("old");
         fs::create_dir_all(&old).unwrap();
@@ -1136,6 +1280,71 @@ mod tests {
         assert!(d.join("voicemail/101/msg1.wav").is_file() && !d.join("voicemail/7").exists());
         finish(d).unwrap();
         assert_eq!(apply_pending(d).unwrap(), None);
+    }
+
+    #[test]
+    fn a_restore_cut_off_after_the_old_directories_went_aside_is_finished() {
+        let (from, c) = a_box();
+        let archive = backup_of(from.path(), &[Part::Config, Part::Voicemail]);
+        let to = tempfile::tempdir().unwrap();
+        let d = to.path();
+        fs::create_dir_all(d.join("voicemail/7")).unwrap();
+        drop(Store::open(d).unwrap());
+        stage(d, &archive[..], "test").unwrap();
+        // Everything aside and MOVED written, nothing moved in yet.
+        let root = d.join(RESTORE);
+        let old = root.join("old");
+        fs::create_dir_all(&old).unwrap();
+        for dir in ["db", "voicemail"] {
+            fs::rename(d.join(dir), old.join(dir)).unwrap();
+        }
+        for dir in ["web", "tls", "system"] {
+            fs::create_dir(old.join(dir)).unwrap();
+        }
+        write_marker(&root.join("MOVED"), b"").unwrap();
+        assert!(apply_pending(d).unwrap().is_some());
+        assert_eq!(Store::open(d).unwrap().config().unwrap(), (1, c));
+        assert!(d.join("voicemail/101/msg1.wav").is_file());
+        finish(d).unwrap();
+        assert!(!root.exists() && !d.join(TRASH).exists());
+    }
+
+    #[test]
+    fn a_second_upload_replaces_the_staged_one_and_a_staging_that_lost_a_part_is_dropped() {
+        let (from, _) = a_box();
+        let config_only = backup_of(from.path(), &[Part::Config]);
+        let voicemail_only = backup_of(from.path(), &[Part::Voicemail]);
+        let (to, c) = a_box();
+        let d = to.path();
+        fs::write(d.join("voicemail/101/msg1.wav"), "MINE").unwrap();
+        stage(d, &config_only[..], "first").unwrap();
+        stage(d, &voicemail_only[..], "second").unwrap();
+        assert_eq!(apply_pending(d).unwrap().unwrap().by, "second");
+        finish(d).unwrap();
+        assert_eq!(
+            read(d, "voicemail/101/msg1.wav").as_deref(),
+            Some("MESSAGE")
+        );
+        // A staging whose database went missing (a power cut while it was replaced)
+        // is never swapped in: the box keeps its own store.
+        stage(d, &config_only[..], "third").unwrap();
+        fs::remove_dir_all(d.join(RESTORE).join("new/db")).unwrap();
+        let e = apply_pending(d).unwrap_err();
+        assert!(e.to_string().contains("lacks db"), "{e}");
+        assert!(!d.join(RESTORE).exists());
+        assert_eq!(Store::open(d).unwrap().config().unwrap(), (1, c));
+    }
+
+    #[test]
+    fn backups_and_restored_files_are_for_the_daemon_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (from, _) = a_box();
+        let archive = backup_of(from.path(), &[Part::Config]);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&from.path().join(DIR).join("b.tar.gz")), 0o600);
+        let to = tempfile::tempdir().unwrap();
+        restore(to.path(), &archive).unwrap();
+        assert_eq!(mode(&to.path().join("web/cert.pem")), 0o600);
     }
 
     #[test]
@@ -1152,7 +1361,7 @@ mod tests {
             .unwrap();
         fs::remove_dir_all(d.join("web")).unwrap();
         fs::write(d.join("voicemail/101/msg1.wav"), "MINE").unwrap();
-        stage(d, &archive[..]).unwrap();
+        stage(d, &archive[..], "test").unwrap();
         apply_pending(d).unwrap().unwrap();
         assert!(d.join("web/cert.pem").is_file());
         roll_back(d).unwrap();
@@ -1163,6 +1372,12 @@ mod tests {
             "a directory the restore brought is taken away again"
         );
         assert!(!d.join(RESTORE).exists());
+    }
+
+    #[test]
+    fn the_configuration_names_the_same_parts() {
+        assert_eq!(Part::ALL.map(Part::name), config::BACKUP_PARTS);
+        assert!(Part::ALL.iter().all(|p| Part::parse(p.name()) == Some(*p)));
     }
 
     #[test]

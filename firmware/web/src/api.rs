@@ -103,6 +103,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     // Routes open to anybody.
     match (m, segs.as_slice()) {
         (&Method::GET, ["openapi.json"]) => return ok(crate::openapi::document()),
+        (&Method::GET, ["instance"]) => return ok(json!({"instance": crate::backup::instance()})),
         (&Method::POST, ["setup"]) => {
             let b: SetupBody = ops::parse(Value::Object(ops::object(&req.body)?))?;
             ops::setup(app, &b.password).await?;
@@ -185,7 +186,10 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.first() == Some(&"sounds") {
         return crate::voicemail::sounds_api(app, req, &c, &segs[1..]);
     }
-    if segs.starts_with(&["system", "backups"]) || segs == ["system", "restore"] {
+    if segs.starts_with(&["system", "backups"])
+        || segs == ["system", "restore"]
+        || segs == ["system", "backup-schedule"]
+    {
         return crate::backup::api(app, req, &c, &segs[1..]).await;
     }
     if segs.first() == Some(&"system") {

@@ -23,8 +23,6 @@ use warp::Reply;
 /// The largest backup the box makes, sends or takes back: downloads and uploads go
 /// through memory.
 pub const MAX_BACKUP: usize = 512 << 20;
-/// How many backups stay on the data partition; the oldest go first.
-pub const KEEP: usize = 5;
 const RESTORE_PATH: &str = "/api/v1/system/restore";
 
 /// Whether a request may carry a backup-sized body.
@@ -64,10 +62,20 @@ fn valid_name(n: &str) -> bool {
         && !n.contains("..")
 }
 
+/// A random name of this daemon, new at every start: the Backup page's script knows
+/// the box restarted when it changes.
+pub(crate) fn instance() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
+/// A recovery is staged and the restart asked for: nothing else is taken until then.
+static STAGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn http_error(e: BackupError) -> ApiError {
     let status = match &e {
         BackupError::NotABackup(_) | BackupError::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        BackupError::TooNew { .. } => StatusCode::CONFLICT,
+        BackupError::TooNew { .. } | BackupError::FormatTooNew { .. } => StatusCode::CONFLICT,
         BackupError::NoRoom { .. } => StatusCode::INSUFFICIENT_STORAGE,
         BackupError::Invalid(_) => StatusCode::BAD_REQUEST,
         BackupError::Io(io) if io.raw_os_error() == Some(28) => StatusCode::INSUFFICIENT_STORAGE,
@@ -110,49 +118,122 @@ fn list(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Makes a backup of `parts` now; the oldest beyond [`KEEP`] go.
-async fn make(app: &Arc<App>, parts: Vec<Part>) -> Result<Value, ApiError> {
+/// Makes a backup of `parts` of the box at `data` now, in `DATA/backups`; the oldest
+/// beyond `keep` go. Blocking (the web's requests and the schedule call it off their
+/// loops); one backup at a time.
+pub fn make_now(
+    store: &store::Store,
+    data: &Path,
+    parts: &[Part],
+    origin: &store::backup::Origin,
+    keep: usize,
+) -> Result<PathBuf, ApiError> {
     static BUSY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let store = app.cfg.store().clone();
-    let data = app.settings.data_dir.clone();
-    let dir = dir(app);
-    let origin = store::backup::Origin {
-        firmware: app.settings.version.clone(),
-        board: app.settings.board.clone(),
+    let _one = BUSY.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = data.join(store::backup::DIR);
+    // What a backup cut off (a restart, a power cut) left behind.
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(".partial-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    // Names sort by date: a second backup within the same second waits for the next.
+    let mut now = crate::unix_now();
+    while dir.join(file_name(now)).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        now = crate::unix_now();
+    }
+    let out = dir.join(file_name(now));
+    store::backup::create(store, data, parts, origin, now, &out).map_err(http_error)?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_BACKUP as u64 {
+        let _ = std::fs::remove_file(&out);
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!(
+                "the backup would be {} MiB, more than the {} MiB the box can send and take back: leave out call recordings or phone firmware",
+                size >> 20,
+                MAX_BACKUP >> 20
+            ),
+        ));
+    }
+    for old in list(&dir).into_iter().skip(keep.max(1)) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(out)
+}
+
+/// What a backup made here says of the box.
+pub fn origin(version: &str, board: &str) -> store::backup::Origin {
+    store::backup::Origin {
+        firmware: version.to_string(),
+        board: board.to_string(),
         host: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
+    }
+}
+
+/// Whether the scheduled backup is due at `now` (Unix seconds; `utc_offset` seconds east
+/// of UTC gives local time): its hour of the day (of the last Sunday, weekly) has come
+/// and no backup on the box was made since. A box that was off then catches up when it
+/// is back.
+pub fn scheduled_due(s: &config::BackupSchedule, now: u64, utc_offset: i64, data: &Path) -> bool {
+    let local = now as i64 + utc_offset;
+    let day = local.div_euclid(86_400);
+    let slot = match s.every {
+        config::BackupEvery::Off => return false,
+        config::BackupEvery::Daily => day,
+        // 1970-01-01 was a Thursday: day + 4 counts from a Sunday.
+        config::BackupEvery::Weekly => day - (day + 4).rem_euclid(7),
     };
+    let start = slot * 86_400 + i64::from(s.hour) * 3600 - utc_offset;
+    if (now as i64) < start {
+        return false;
+    }
+    // The newest backup's date, from its manifest (names are only the default).
+    let newest = list(&data.join(store::backup::DIR))
+        .iter()
+        .filter_map(|p| {
+            std::fs::File::open(p)
+                .ok()
+                .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)).ok())
+        })
+        .map(|m| m.created)
+        .max();
+    newest.is_none_or(|c| (c as i64) < start)
+}
+
+/// Parts by name; unknown names are refused with the list of known ones.
+fn parts_of(names: &[String]) -> Result<Vec<Part>, ApiError> {
+    parts_from(&names.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Makes a backup now for a web request.
+async fn make(app: &Arc<App>, parts: Vec<Part>) -> Result<Value, ApiError> {
+    let store = app.cfg.store().clone();
+    let data = app.settings.data_dir.clone();
+    let origin = origin(&app.settings.version, &app.settings.board);
+    let keep = app.cfg.snapshot().config.backup.keep as usize;
     tokio::task::spawn_blocking(move || {
-        let _one = BUSY.lock().unwrap_or_else(|e| e.into_inner());
-        let now = crate::unix_now();
-        let mut out = dir.join(file_name(now));
-        // Two backups in one second: the second waits for the next name.
-        let mut n = 1;
-        while out.exists() {
-            n += 1;
-            out = dir.join(file_name(now).replace(".tar.gz", &format!("-{n}.tar.gz")));
-        }
-        store::backup::create(&store, &data, &parts, &origin, now, &out).map_err(http_error)?;
-        let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-        if size > MAX_BACKUP as u64 {
-            let _ = std::fs::remove_file(&out);
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                format!(
-                    "the backup would be {} MiB, more than the {} MiB the box can send and take back: leave out call recordings or phone firmware",
-                    size >> 20,
-                    MAX_BACKUP >> 20
-                ),
-            ));
-        }
-        for old in list(&dir).into_iter().skip(KEEP) {
-            let _ = std::fs::remove_file(old);
-        }
-        Ok(listed(&out))
+        make_now(&store, &data, &parts, &origin, keep).map(|p| listed(&p))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// Saves the backup schedule.
+async fn set_schedule(
+    app: &Arc<App>,
+    who: &str,
+    s: config::BackupSchedule,
+) -> Result<(), ApiError> {
+    crate::ops::change(app, who, "changed the backup schedule".into(), move |c| {
+        c.backup = s;
+        Ok(())
+    })
+    .await
+    .map(|_| ())
 }
 
 fn parts_from(names: &[&str]) -> Result<Vec<Part>, ApiError> {
@@ -202,12 +283,20 @@ async fn restore(app: &Arc<App>, req: &Req, who: &str) -> Result<Manifest, ApiEr
         ));
     }
     let _one = BUSY.lock().await;
+    if STAGED.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "a recovery is staged and the box is restarting into it",
+        ));
+    }
     let data = app.settings.data_dir.clone();
     let body = req.body.clone();
-    let m = tokio::task::spawn_blocking(move || store::backup::stage(&data, &body[..]))
+    let by = format!("{who} from {}", req.addr);
+    let m = tokio::task::spawn_blocking(move || store::backup::stage(&data, &body[..], &by))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(http_error)?;
+    STAGED.store(true, std::sync::atomic::Ordering::SeqCst);
     app.security(
         req.addr,
         who,
@@ -258,7 +347,7 @@ pub(crate) async fn api(
                         format!("expected {{\"parts\": [\"config\", \"voicemail\"]}}: {e}"),
                     )
                 })?;
-                parts_from(&b.parts.iter().map(String::as_str).collect::<Vec<_>>())?
+                parts_of(&b.parts)?
             };
             let v = make(app, parts).await?;
             app.security(req.addr, &c.user.username, "backup created");
@@ -279,12 +368,27 @@ pub(crate) async fn api(
             remove(app, name)?;
             no_content()
         }
+        (&Method::GET, ["backup-schedule"]) => {
+            need_admin_read(c)?;
+            ok(serde_json::to_value(&app.cfg.snapshot().config.backup).expect("serialises"))
+        }
+        (&Method::PUT, ["backup-schedule"]) => {
+            need_admin_write(c)?;
+            let s: config::BackupSchedule = serde_json::from_slice(&req.body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("expected {{\"every\": \"daily\", \"hour\": 3, \"parts\": [\"config\"], \"keep\": 5}}: {e}"),
+                )
+            })?;
+            set_schedule(app, &c.user.username, s).await?;
+            ok(serde_json::to_value(&app.cfg.snapshot().config.backup).expect("serialises"))
+        }
         (&Method::POST, ["restore"]) => {
             need_admin_write(c)?;
             let m = restore(app, req, &c.user.username).await?;
             Ok(json_reply(
                 StatusCode::ACCEPTED,
-                &json!({"restoring": m, "message": "The backup is in order. The exchange restarts into it now; calls in progress end."}),
+                &json!({"restoring": m, "instance": instance(), "message": "The backup is in order. The exchange restarts into it now; calls in progress end."}),
             ))
         }
         _ => Err(ApiError::not_found("no such route")),
@@ -337,6 +441,39 @@ pub(crate) async fn handle(
             let name = field(form, "name").unwrap_or("");
             remove(app, name).map(|()| format!("Backup {name} removed."))
         }
+        ["schedule"] => {
+            let every = match field(form, "every").unwrap_or("") {
+                "daily" => Ok(config::BackupEvery::Daily),
+                "weekly" => Ok(config::BackupEvery::Weekly),
+                "off" => Ok(config::BackupEvery::Off),
+                _ => Err(ApiError::bad("every", "choose off, daily or weekly")),
+            };
+            let number = |name: &str, range: std::ops::RangeInclusive<u32>| {
+                field(form, name)
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .filter(|v| range.contains(v))
+                    .ok_or_else(|| {
+                        ApiError::bad(name, format!("must be {}-{}", range.start(), range.end()))
+                    })
+            };
+            let s = every.and_then(|every| {
+                Ok(config::BackupSchedule {
+                    every,
+                    hour: number("hour", 0..=23)? as u8,
+                    keep: number("keep", 1..=30)?,
+                    parts: fields(form, "scheduled_part")
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                })
+            });
+            match s {
+                Ok(s) => set_schedule(app, &c.user.username, s)
+                    .await
+                    .map(|()| "Backup schedule saved.".to_string()),
+                Err(e) => Err(e),
+            }
+        }
         _ => Err(ApiError::not_found("no such action")),
     };
     match r {
@@ -358,6 +495,7 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
     let write = c.can_write_admin();
     let backups: Vec<Value> = list(&dir(app)).iter().map(|p| listed(p)).collect();
     let pending = store::backup::pending(&app.settings.data_dir);
+    let sched = app.cfg.snapshot().config.backup.clone();
     page_response(
         status,
         layout(
@@ -369,8 +507,13 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                 @if pending {
                     p.error role="alert" { "A recovery is staged and waits for the exchange to restart." }
                 }
+                @match &app.settings.recovery {
+                    Some(Ok(m)) => p.done id="recovery" role="status" { "At its last start the box restored the " (m) "." }
+                    Some(Err(m)) => p.error id="recovery" role="alert" { "At its last start the recovery did not come up and the box went back to what it was: " (m) }
+                    None => {}
+                }
                 h2 { "Back up" }
-                p { "A backup is one archive (" code { ".tar.gz" } ") with a manifest and checksums. The box keeps the newest " (KEEP) "; download them and keep them off the box, since a factory reset erases the data partition." }
+                p { "A backup is one archive (" code { ".tar.gz" } ") with a manifest and checksums. The box keeps the newest " (sched.keep) "; download them and keep them off the box, since a factory reset erases the data partition." }
                 @if write {
                     form id="backup-form" method="post" action="/admin/backup/create" {
                         (csrf_field(c))
@@ -415,10 +558,34 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                     }
                 }
                 @if backups.is_empty() { p { "No backups on the box yet." } }
+                h2 { "Scheduled backups" }
+                form id="schedule-form" method="post" action="/admin/backup/schedule" {
+                    (csrf_field(c))
+                    label for="every" { "Back up" }
+                    select id="every" name="every" disabled[!write] {
+                        @for (v, t) in [("off", "Only by hand"), ("daily", "Every day"), ("weekly", "Every Sunday")] {
+                            option value=(v) selected[serde_json::to_value(sched.every).ok().and_then(|x| x.as_str().map(|x| x == v)).unwrap_or(false)] { (t) }
+                        }
+                    }
+                    label for="hour" { "From this hour (0-23, the box's time)" }
+                    input id="hour" name="hour" type="number" min="0" max="23" value=(sched.hour) disabled[!write];
+                    label for="keep" { "Backups kept on the box (1-30, made by hand or by the schedule)" }
+                    input id="keep" name="keep" type="number" min="1" max="30" value=(sched.keep) disabled[!write];
+                    fieldset {
+                        legend { "What the scheduled backups hold" }
+                        @for p in Part::ALL {
+                            label {
+                                input type="checkbox" name="scheduled_part" value=(p.name()) checked[sched.parts.iter().any(|x| x == p.name())] disabled[!write];
+                                " " (p.label())
+                            }
+                        }
+                    }
+                    @if write { button type="submit" { "Save schedule" } }
+                }
                 @if write {
                     h2 { "Recover" }
                     p { "Upload a backup of this box or of another one. It is checked whole first (manifest, checksums, data schema); a damaged backup, or one made by newer firmware, is refused and nothing changes. Then the exchange restarts into it: calls in progress end, and what the backup holds replaces what the box has." }
-                    form id="restore-form" data-csrf=(c.session.csrf) {
+                    form id="restore-form" data-csrf=(c.session.csrf) data-instance=(instance()) {
                         label for="archive" { "Backup file" }
                         input type="file" id="archive" name="archive" accept=".tar.gz,.tgz,application/gzip" required;
                         button type="submit" { "Recover and restart" }
@@ -439,7 +606,7 @@ mod tests {
     fn names_the_box_gives_are_the_only_ones_it_opens() {
         let n = file_name(1_733_354_100);
         assert_eq!(n, "backup-2024-12-04-231500.tar.gz");
-        assert!(valid_name(&n) && valid_name("backup-2024-12-04-231500-2.tar.gz"));
+        assert!(valid_name(&n));
         for bad in [
             "../db",
             "backup-..tar.gz",
@@ -449,5 +616,52 @@ mod tests {
         ] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_scheduled_backup_is_due_once_per_day_or_week_from_its_hour() {
+        use config::{BackupEvery, BackupSchedule};
+        let data = tempfile::tempdir().unwrap();
+        let d = data.path();
+        let store = store::Store::open(d).unwrap();
+        let daily = BackupSchedule {
+            every: BackupEvery::Daily,
+            hour: 3,
+            ..Default::default()
+        };
+        // Wednesday 2024-12-04 in UTC+1: 02:30 and 03:30 local.
+        let wed_0230 = 1_733_275_800;
+        let wed_0330 = wed_0230 + 3600;
+        let off = BackupSchedule::default();
+        assert!(!scheduled_due(&off, wed_0330, 3600, d), "off");
+        assert!(!scheduled_due(&daily, wed_0230, 3600, d), "before its hour");
+        assert!(scheduled_due(&daily, wed_0330, 3600, d));
+        let weekly = BackupSchedule {
+            every: BackupEvery::Weekly,
+            ..daily.clone()
+        };
+        // Weekly: due since Sunday 03:00 (a box off on Sunday catches up).
+        assert!(scheduled_due(&weekly, wed_0230, 3600, d));
+        let origin = origin("t", "x86");
+        let parts = [Part::Config];
+        let out = d.join(store::backup::DIR).join(file_name(wed_0230));
+        // Made on Wednesday at 02:30: the weekly one is done, the daily one not yet.
+        store::backup::create(&store, d, &parts, &origin, wed_0230, &out).unwrap();
+        assert!(!scheduled_due(&weekly, wed_0330, 3600, d));
+        assert!(scheduled_due(&daily, wed_0330, 3600, d));
+        let out = d.join(store::backup::DIR).join(file_name(wed_0330));
+        store::backup::create(&store, d, &parts, &origin, wed_0330, &out).unwrap();
+        assert!(
+            !scheduled_due(&daily, wed_0330 + 7200, 3600, d),
+            "done today"
+        );
+        assert!(
+            scheduled_due(&daily, wed_0330 + 86_400, 3600, d),
+            "due again tomorrow"
+        );
+        // A Sunday before 03:00 belongs to the week before.
+        let sun_0230 = wed_0230 + 4 * 86_400;
+        assert!(!scheduled_due(&weekly, sun_0230, 3600, d));
+        assert!(scheduled_due(&weekly, sun_0230 + 3600, 3600, d));
     }
 }

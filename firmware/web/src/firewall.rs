@@ -29,6 +29,18 @@ pub const CONFIRM_WINDOW: Duration = Duration::from_secs(60);
 /// The rules as they were before a change on trial, on /data.
 const FILE: &str = "firewall-unconfirmed.json";
 
+/// Drops a firewall change on trial without applying anything (a recovery replaced the
+/// configuration it was made to).
+pub fn forget_unconfirmed(data_dir: &Path) {
+    match std::fs::remove_file(data_dir.join(FILE)) {
+        Ok(()) => {
+            tracing::info!("the firewall change on trial went with the replaced configuration")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!("cannot remove {FILE}: {e}"),
+    }
+}
+
 /// What a rollback restores.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Previous {

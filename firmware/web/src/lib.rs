@@ -113,6 +113,9 @@ pub struct Settings {
     /// The board (its profile's name, or the processor architecture): what a backup's
     /// manifest says it was made on.
     pub board: String,
+    /// What became of a recovery put in place at this start: `Ok` with the backup in
+    /// words when it came up, `Err` with why it was rolled back (the Backup page says).
+    pub recovery: Option<Result<String, String>>,
 }
 
 /// Everything the handlers share.

@@ -557,7 +557,7 @@ fn provisioning_paths() -> Value {
             "get": read_op("Backups on the box (newest first), the parts a backup can hold, and whether a recovery waits for the restart (Kerio 20)", s("object")),
             "post": write_op(
                 "Make a backup now of the parts named (none: config, voicemail and sounds); the box keeps the newest 5",
-                Some(json!({"type": "object", "additionalProperties": false, "required": ["parts"], "properties": {
+                Some(json!({"type": "object", "additionalProperties": false, "properties": {
                     "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}}}})),
                 "201", Some(s("object")))
         },
@@ -570,6 +570,16 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/system/backup-schedule": {
+            "get": read_op("Scheduled backups and how many backups the box keeps", r("BackupSchedule")),
+            "put": write_op("Set the backup schedule (fields left out take their defaults)", Some(r("BackupSchedule")), "200", Some(r("BackupSchedule")))
+        },
+        "/instance": {
+            "get": {
+                "summary": "A random name of the running daemon, new at every start (a page waiting for the box to restart asks it; needs no login)",
+                "responses": {"200": ok("OK", json!({"type": "object", "properties": {"instance": {"type": "string"}}}))}
+            }
+        },
         "/system/restore": {
             "post": {
                 "summary": "Recover from a backup (the archive as the body, at most 512 MiB): checked whole, then the exchange restarts into it",
@@ -580,7 +590,7 @@ fn provisioning_paths() -> Value {
                     "400": err("no body"),
                     "401": err("not logged in"),
                     "403": err("missing CSRF token or not an administrator"),
-                    "409": err("made by newer firmware (a newer data schema)"),
+                    "409": err("made by newer firmware (a newer data schema or archive format), or a recovery is already staged"),
                     "413": err("larger than 512 MiB"),
                     "422": err("not a backup, or a damaged one"),
                     "507": err("no room on the data partition")
@@ -685,6 +695,12 @@ fn base() -> Value {
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": s("string"), "field": s("string")}},
+                "BackupSchedule": {"type": "object", "additionalProperties": false, "properties": {
+                    "every": {"type": "string", "enum": ["off", "daily", "weekly"], "description": "weekly: Sundays"},
+                    "hour": {"type": "integer", "minimum": 0, "maximum": 23, "description": "local hour from which the backup is due"},
+                    "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}},
+                    "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"}
+                }},
                 "TimeSettings": {"type": "object", "required": ["timezone"], "additionalProperties": false, "properties": {
                     "timezone": {"type": "string", "description": "IANA zone, e.g. Europe/Prague"},
                     "ntp": {"type": "array", "maxItems": 4, "items": {"type": "string"}}

@@ -92,13 +92,16 @@ document.addEventListener("submit", function (ev) {
       return;
     }
     show("restarting", a.body.message);
-    // Until the restarted box answers (its sessions are the backup's: log in again).
+    // Until a new daemon answers (its name changes); then the Backup page, after a new
+    // login, says whether the backup came up.
     var tries = 0;
     var poll = function () {
       tries += 1;
-      fetch("/api/v1/status/health", { credentials: "same-origin" }).then(function (r) {
-        if (r.status === 401 || r.ok) {
-          show("done", "The box is back with the backup in place.");
+      fetch("/api/v1/instance").then(function (r) {
+        return r.json();
+      }).then(function (j) {
+        if (j.instance && j.instance !== a.body.instance) {
+          show("done", "The box restarted. Log in again: the Backup page says whether the backup is in place.");
           setTimeout(function () { window.location.href = "/admin/backup"; }, 1000);
         } else if (tries < 120) {
           setTimeout(poll, 1000);
@@ -107,7 +110,7 @@ document.addEventListener("submit", function (ev) {
         if (tries < 120) setTimeout(poll, 1000);
       });
     };
-    setTimeout(poll, 2000);
+    setTimeout(poll, 1000);
   }).catch(function (e) {
     show("failed", "The upload failed: " + e);
     button.disabled = false;

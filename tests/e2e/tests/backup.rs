@@ -56,6 +56,13 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The log says a backup was put in place (not only registrations or bans restored).
+fn restored(pbx: &Pbxd) -> bool {
+    pbx.log_text()
+        .lines()
+        .any(|l| l.contains("backup made") && l.ends_with(" restored"))
+}
+
 /// The daemon restarted in place (same process) and answers again.
 fn wait_restarted(pbx: &Pbxd) {
     let back = wait_until(Duration::from_secs(30), || {
@@ -210,7 +217,7 @@ fn backup_factory_reset_and_recovery_give_the_same_box_back() {
         json!(["config", "voicemail"])
     );
     wait_restarted(&b);
-    assert!(b.log_text().contains("restored"), "{}", b.log_text());
+    assert!(restored(&b), "{}", b.log_text());
     // The first box's certificate, administrator password, extension, user and message.
     assert_eq!(
         std::fs::read(b.data.path().join("web/cert.pem")).unwrap(),
@@ -228,7 +235,10 @@ fn backup_factory_reset_and_recovery_give_the_same_box_back() {
         recorded
     );
     let security = b.https("GET", "/api/v1/logs/security", None, &refs(&h));
-    assert!(security.body.contains("restored"), "{security:?}");
+    assert!(
+        security.body.contains("backup made") && security.body.contains("on pbx by firmware"),
+        "{security:?}"
+    );
     assert!(!b.data.path().join(".restore").exists());
 }
 
@@ -265,6 +275,108 @@ fn chromium_backup_page_makes_downloads_and_restores() {
         !listing.contains("data/sounds"),
         "sounds were left out: {listing}"
     );
-    assert!(pbx.log_text().contains("restored"), "{}", pbx.log_text());
+    assert!(restored(&pbx), "{}", pbx.log_text());
+    // 102 was added after the backup: the recovery took it away again.
+    let exts = pbx.ctl_ok(&["extension", "list"]);
+    assert!(exts.contains("101") && !exts.contains("102"), "{exts}");
+    let cfg: serde_json::Value = serde_json::from_str(&pbx.ctl_ok(&["config", "export"])).unwrap();
+    assert_eq!(
+        cfg["backup"],
+        json!({"every": "weekly", "hour": 4, "parts": ["config"], "keep": 7})
+    );
+}
+
+#[test]
+fn scheduled_backups_are_made_and_the_oldest_go() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    let bad = pbx.https(
+        "PUT",
+        "/api/v1/system/backup-schedule",
+        Some(r#"{"every": "daily", "hour": 24}"#),
+        &refs(&h),
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.body.contains("hour") && bad.body.contains("0-23"),
+        "{bad:?}"
+    );
+    // From midnight, box time: due at once.
+    let s = json!({"every": "daily", "hour": 0, "parts": ["config"], "keep": 2});
+    let r = pbx.https(
+        "PUT",
+        "/api/v1/system/backup-schedule",
+        Some(&s.to_string()),
+        &refs(&h),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), s);
+    let backups = || -> Vec<serde_json::Value> {
+        pbx.https("GET", "/api/v1/system/backups", None, &refs(&h))
+            .json()["backups"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // The daemon looks every 30 seconds.
+    assert!(
+        wait_until(Duration::from_secs(45), || backups().len() == 1),
+        "no scheduled backup:\n{}",
+        pbx.log_text()
+    );
+    let first = backups()[0].clone();
+    assert_eq!(first["manifest"]["parts"], json!(["config"]), "{first}");
+    assert!(pbx.log_text().contains("scheduled backup made"));
+    // Two more by hand: two are kept, the scheduled one (the oldest) went; none more is
+    // made today.
+    for _ in 0..2 {
+        let r = pbx.https("POST", "/api/v1/system/backups", Some(""), &refs(&h));
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let names: Vec<String> = backups()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        !names.contains(&first["name"].as_str().unwrap().to_string()),
+        "{names:?}"
+    );
+    assert!(names[0] > names[1], "newest first: {names:?}");
+    assert_eq!(pbx.log_text().matches("scheduled backup made").count(), 1);
+}
+
+#[test]
+fn a_recovery_that_does_not_open_is_rolled_back() {
+    let pbx = Pbxd::start();
+    pbx.admin_session(PW);
+    add_ext(&pbx, "101");
+    let data = pbx.stop();
+    // A staged recovery whose database is no database (made by hand: no upload gets
+    // this far): it is swapped in, does not open, and is rolled back.
+    let root = data.path().join(".restore");
+    std::fs::create_dir_all(root.join("new")).unwrap();
+    std::fs::write(root.join("new/db"), b"not a database").unwrap();
+    let plan = json!({
+        "manifest": {"format": 1, "firmware": "0.1.0", "schema": 1, "board": "x86_64",
+                     "host": "elsewhere", "created": 1_700_000_000, "revision": 9, "parts": ["config"]},
+        "dirs": ["db"], "staged": [], "by": "Admin from 192.0.2.7"
+    });
+    std::fs::write(root.join("READY"), plan.to_string()).unwrap();
+    let pbx = Pbxd::start_in(data, free_port(), &[]);
+    assert!(
+        pbx.log_text().contains("does not open"),
+        "{}",
+        pbx.log_text()
+    );
     assert!(pbx.ctl_ok(&["extension", "list"]).contains("101"));
+    assert!(!pbx.data.path().join(".restore").exists());
+    let h = pbx.login("Admin", PW);
+    let security = pbx
+        .https("GET", "/api/v1/logs/security", None, &refs(&h))
+        .body;
+    assert!(
+        security.contains("recovery rolled back") && security.contains("192.0.2.7"),
+        "{security}"
+    );
 }
