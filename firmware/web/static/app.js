@@ -9,22 +9,22 @@ document.addEventListener("click", function (ev) {
   b.setAttribute("aria-pressed", show ? "true" : "false");
 });
 
-// Firmware page: send the chosen bundle to the API and follow the install.
-document.addEventListener("submit", function (ev) {
-  var form = ev.target;
-  if (form.id !== "update-form") return;
-  ev.preventDefault();
-  var file = document.getElementById("bundle").files[0];
-  var state = document.getElementById("update-state");
+// Sends the file chosen in `form` (input `inputId`) to `url`, showing where it stands
+// in the line `stateId`; `accepted(answer, show, button)` follows what comes after.
+// The firmware update and the recovery upload use it.
+function uploadFrom(form, inputId, stateId, url, accepted) {
+  var file = document.getElementById(inputId).files[0];
+  var state = document.getElementById(stateId);
   var button = form.querySelector("button");
   if (!file) return;
   var show = function (name, text) {
     state.setAttribute("data-state", name);
+    state.className = name === "failed" ? "error" : (name === "done" ? "done" : "");
     state.textContent = text;
   };
   button.disabled = true;
   show("uploading", "Uploading " + file.name + "...");
-  fetch("/api/v1/system/update", {
+  fetch(url, {
     method: "POST",
     headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
     body: file,
@@ -37,6 +37,19 @@ document.addEventListener("submit", function (ev) {
       button.disabled = false;
       return;
     }
+    accepted(a.body, show, button);
+  }).catch(function (e) {
+    show("failed", "The upload failed: " + e);
+    button.disabled = false;
+  });
+}
+
+// Firmware page: send the chosen bundle to the API and follow the install.
+document.addEventListener("submit", function (ev) {
+  var form = ev.target;
+  if (form.id !== "update-form") return;
+  ev.preventDefault();
+  uploadFrom(form, "bundle", "update-state", "/api/v1/system/update", function (_, show, button) {
     var poll = function () {
       fetch("/api/v1/system/update", { credentials: "same-origin" }).then(function (r) {
         return r.json();
@@ -55,52 +68,25 @@ document.addEventListener("submit", function (ev) {
       });
     };
     poll();
-  }).catch(function (e) {
-    show("failed", "The upload failed: " + e);
-    button.disabled = false;
   });
 });
 
 // Backup page: send the chosen backup to the API; the box checks it, then restarts
-// into it, and the page reloads once the box answers again.
+// into it. Once a new daemon answers (its name changes) the page goes back to the
+// Backup page, which after a new login says whether the backup came up.
 document.addEventListener("submit", function (ev) {
   var form = ev.target;
   if (form.id !== "restore-form") return;
   ev.preventDefault();
-  var file = document.getElementById("archive").files[0];
-  var state = document.getElementById("restore-state");
-  var button = form.querySelector("button");
-  if (!file) return;
-  var show = function (name, text) {
-    state.setAttribute("data-state", name);
-    state.className = name === "failed" ? "error" : (name === "done" ? "done" : "");
-    state.textContent = text;
-  };
-  button.disabled = true;
-  show("uploading", "Uploading and checking " + file.name + "...");
-  fetch("/api/v1/system/restore", {
-    method: "POST",
-    headers: { "X-CSRF-Token": form.getAttribute("data-csrf"), "Content-Type": "application/octet-stream" },
-    body: file,
-    credentials: "same-origin"
-  }).then(function (r) {
-    return r.json().then(function (j) { return { ok: r.ok, body: j }; });
-  }).then(function (a) {
-    if (!a.ok) {
-      show("failed", a.body.error || "The backup was refused.");
-      button.disabled = false;
-      return;
-    }
-    show("restarting", a.body.message);
-    // Until a new daemon answers (its name changes); then the Backup page, after a new
-    // login, says whether the backup came up.
+  uploadFrom(form, "archive", "restore-state", "/api/v1/system/restore", function (answer, show) {
+    show("restarting", answer.message);
     var tries = 0;
     var poll = function () {
       tries += 1;
       fetch("/api/v1/instance").then(function (r) {
         return r.json();
       }).then(function (j) {
-        if (j.instance && j.instance !== a.body.instance) {
+        if (j.instance && j.instance !== answer.instance) {
           show("done", "The box restarted. Log in again: the Backup page says whether the backup is in place.");
           setTimeout(function () { window.location.href = "/admin/backup"; }, 1000);
         } else if (tries < 120) {
@@ -111,9 +97,6 @@ document.addEventListener("submit", function (ev) {
       });
     };
     setTimeout(poll, 1000);
-  }).catch(function (e) {
-    show("failed", "The upload failed: " + e);
-    button.disabled = false;
   });
 });
 
