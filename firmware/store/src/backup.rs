@@ -530,9 +530,8 @@ fn manifest_of(mut e: tar::Entry<'_, impl Read>) -> Result<(Manifest, String), B
 #[derive(Debug, Serialize, Deserialize)]
 struct Plan {
     manifest: Manifest,
-    /// The directories of DATA the restore replaces.
-    dirs: Vec<String>,
-    /// Those of them the backup brings (the others it removes); each must be staged.
+    /// The directories of DATA the restore replaces that the backup brings (the others
+    /// of its parts it removes); each must be staged.
     staged: Vec<String>,
     /// Who asked for it, from where (for the security log at the next start).
     by: String,
@@ -608,12 +607,7 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
         .ok_or_else(|| BackupError::NotABackup("the archive is empty".into()))?
         .map_err(|e| BackupError::NotABackup(format!("not a gzip-compressed tar archive ({e})")))?;
     let (m, manifest_sum) = manifest_of(first)?;
-    let allowed: BTreeSet<&str> = m
-        .parts
-        .iter()
-        .flat_map(|p| p.dirs().iter().copied())
-        .filter(|d| *d != "db")
-        .collect();
+    let allowed: BTreeSet<&str> = dirs_of(&m).filter(|d| *d != "db").collect();
     let mut hashes = BTreeMap::from([(MANIFEST.to_string(), manifest_sum)]);
     let mut dirs_seen = BTreeSet::new();
     let mut sums: Option<BTreeMap<String, String>> = None;
@@ -673,7 +667,7 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
             new.join(rel)
         };
         if kind.is_dir() {
-            fs::create_dir_all(&target)?;
+            fs::create_dir_all(&target).map_err(|e| clash(&name, e))?;
             dirs_seen.insert(name);
             continue;
         }
@@ -689,9 +683,9 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
             });
         }
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)?;
+            fs::create_dir_all(parent).map_err(|e| clash(&name, e))?;
         }
-        let mut out = BufWriter::new(private_file(&target)?);
+        let mut out = BufWriter::new(private_file(&target).map_err(|e| clash(&name, e))?);
         let mut hash = Sha256::new();
         let mut buf = vec![0u8; 64 << 10];
         loop {
@@ -738,22 +732,32 @@ fn stage_into(data: &Path, new: &Path, archive: impl Read) -> Result<Plan, Backu
             free_mib: budget >> 20,
         });
     }
-    let dirs: Vec<String> = m
-        .parts
-        .iter()
-        .flat_map(|p| p.dirs().iter().map(|d| d.to_string()))
-        .collect();
-    let staged = dirs
-        .iter()
+    let staged = dirs_of(&m)
         .filter(|d| new.join(d).is_dir())
-        .cloned()
+        .map(str::to_string)
         .collect();
     Ok(Plan {
         manifest: m,
-        dirs,
         staged,
         by: String::new(),
     })
+}
+
+/// The directories of DATA a backup's parts are made of: what its recovery replaces.
+fn dirs_of(m: &Manifest) -> impl Iterator<Item = &'static str> + '_ {
+    m.parts.iter().flat_map(|p| p.dirs().iter().copied())
+}
+
+/// An entry that cannot be written where a file and a directory share a name is the
+/// archive's fault, not the box's.
+fn clash(name: &str, e: io::Error) -> BackupError {
+    use io::ErrorKind::{AlreadyExists, IsADirectory, NotADirectory};
+    match e.kind() {
+        AlreadyExists | IsADirectory | NotADirectory => {
+            corrupt(format!("{name}: a file and a directory of the same name"))
+        }
+        _ => e.into(),
+    }
 }
 
 fn parse_sums(s: &str) -> Result<BTreeMap<String, String>, BackupError> {
@@ -808,15 +812,10 @@ fn exists(p: &Path) -> bool {
 fn read_plan(path: &Path) -> Result<Plan, BackupError> {
     let plan: Plan = serde_json::from_slice(&fs::read(path)?).map_err(corrupt)?;
     // Only the parts' own directories are ever moved.
-    let known: BTreeSet<&str> = Part::ALL
-        .iter()
-        .flat_map(|p| p.dirs().iter().copied())
-        .collect();
     if let Some(d) = plan
-        .dirs
+        .staged
         .iter()
-        .chain(&plan.staged)
-        .find(|d| !known.contains(d.as_str()) || !plan.dirs.contains(d))
+        .find(|d| !dirs_of(&plan.manifest).any(|x| x == d.as_str()))
     {
         return Err(corrupt(format!("the staged restore names {d:?}")));
     }
@@ -861,7 +860,7 @@ pub fn apply_pending(data: &Path) -> Result<Option<Applied>, BackupError> {
         // Each directory moves whole (rename is atomic), so running this again after
         // an interruption moves only what is left. A directory that was not there is
         // kept as an empty one, so that a roll-back knows to take the restored one away.
-        for d in &plan.dirs {
+        for d in dirs_of(&plan.manifest) {
             let (cur, keep) = (data.join(d), old.join(d));
             if exists(&cur) {
                 fs::rename(&cur, &keep)?;
@@ -873,7 +872,7 @@ pub fn apply_pending(data: &Path) -> Result<Option<Applied>, BackupError> {
         sync_dir(&old)?;
         write_marker(&moved, b"")?;
     }
-    for d in &plan.dirs {
+    for d in dirs_of(&plan.manifest) {
         let staged = new.join(d);
         if exists(&staged) {
             fs::rename(&staged, data.join(d))?;
@@ -919,7 +918,7 @@ pub fn roll_back(data: &Path) -> Result<(), BackupError> {
         plan
     };
     let old = root.join("old");
-    for d in &plan.dirs {
+    for d in dirs_of(&plan.manifest) {
         let keep = old.join(d);
         if exists(&keep) {
             let cur = data.join(d);
@@ -1206,6 +1205,28 @@ mod tests {
             ),
             (
                 craft(
+                    &[
+                        (MANIFEST, Regular, &m),
+                        ("data/voicemail/a", Regular, b"x"),
+                        ("data/voicemail/a/b", Regular, b"y"),
+                    ],
+                    None,
+                ),
+                "a file and a directory of the same name",
+            ),
+            (
+                craft(
+                    &[
+                        (MANIFEST, Regular, &m),
+                        ("data/voicemail/a/", Directory, b""),
+                        ("data/voicemail/a", Regular, b"x"),
+                    ],
+                    None,
+                ),
+                "twice",
+            ),
+            (
+                craft(
                     &[(MANIFEST, Regular, &m), ("data/voicemail/a", Regular, b"x")],
                     Some(&format!(
                         "{}  {MANIFEST}\n{}  data/voicemail/a\n",
@@ -1377,6 +1398,10 @@ mod tests {
     #[test]
     fn the_configuration_names_the_same_parts() {
         assert_eq!(Part::ALL.map(Part::name), config::BACKUP_PARTS);
+        assert_eq!(
+            Part::DEFAULT.map(Part::name).to_vec(),
+            config::BackupSchedule::default().parts
+        );
         assert!(Part::ALL.iter().all(|p| Part::parse(p.name()) == Some(*p)));
     }
 

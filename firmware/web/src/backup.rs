@@ -1,5 +1,5 @@
 //! Backup and recovery (Kerio 20): the administrator chooses what to back up, the box
-//! writes one archive to `DATA/backups` (the newest [`KEEP`] are kept), and it is
+//! writes one archive to `DATA/backups` (the newest `backup.keep` are kept), and it is
 //! downloaded from the page or the API. A backup uploaded for recovery is checked whole
 //! and staged; the exchange then restarts and puts it in place before anything opens
 //! the store (`store::backup` says how a failure leaves the box as it was).
@@ -191,22 +191,13 @@ pub fn scheduled_due(s: &config::BackupSchedule, now: u64, utc_offset: i64, data
     if (now as i64) < start {
         return false;
     }
-    // The newest backup's date, from its manifest (names are only the default).
+    // The newest backup (names sort by date) and its date, from its manifest.
     let newest = list(&data.join(store::backup::DIR))
-        .iter()
-        .filter_map(|p| {
-            std::fs::File::open(p)
-                .ok()
-                .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)).ok())
-        })
-        .map(|m| m.created)
-        .max();
+        .first()
+        .and_then(|p| std::fs::File::open(p).ok())
+        .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)).ok())
+        .map(|m| m.created);
     newest.is_none_or(|c| (c as i64) < start)
-}
-
-/// Parts by name; unknown names are refused with the list of known ones.
-fn parts_of(names: &[String]) -> Result<Vec<Part>, ApiError> {
-    parts_from(&names.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// Makes a backup now for a web request.
@@ -236,10 +227,12 @@ async fn set_schedule(
     .map(|_| ())
 }
 
-fn parts_from(names: &[&str]) -> Result<Vec<Part>, ApiError> {
+/// Parts by name; unknown names are refused with the list of known ones.
+fn parts_from(names: &[impl AsRef<str>]) -> Result<Vec<Part>, ApiError> {
     names
         .iter()
         .map(|n| {
+            let n = n.as_ref();
             Part::parse(n).ok_or_else(|| {
                 ApiError::bad(
                     "parts",
@@ -347,7 +340,7 @@ pub(crate) async fn api(
                         format!("expected {{\"parts\": [\"config\", \"voicemail\"]}}: {e}"),
                     )
                 })?;
-                parts_of(&b.parts)?
+                parts_from(&b.parts)?
             };
             let v = make(app, parts).await?;
             app.security(req.addr, &c.user.username, "backup created");
@@ -408,13 +401,6 @@ pub(crate) async fn handle(
     if get {
         return match rest {
             [] => page(app, c, Note::None, StatusCode::OK),
-            [name] => match need_admin_write(c).and_then(|()| download(app, name)) {
-                Ok(r) => {
-                    app.security(addr, &c.user.username, &format!("backup {name} downloaded"));
-                    r
-                }
-                Err(e) => page(app, c, Note::Error(e.error), e.status),
-            },
             _ => page(
                 app,
                 c,
@@ -448,19 +434,17 @@ pub(crate) async fn handle(
                 "off" => Ok(config::BackupEvery::Off),
                 _ => Err(ApiError::bad("every", "choose off, daily or weekly")),
             };
-            let number = |name: &str, range: std::ops::RangeInclusive<u32>| {
+            // Ranges are the configuration's to check (it names the field).
+            let number = |name: &str| {
                 field(form, name)
                     .and_then(|v| v.trim().parse::<u32>().ok())
-                    .filter(|v| range.contains(v))
-                    .ok_or_else(|| {
-                        ApiError::bad(name, format!("must be {}-{}", range.start(), range.end()))
-                    })
+                    .ok_or_else(|| ApiError::bad(name, "must be a whole number"))
             };
             let s = every.and_then(|every| {
                 Ok(config::BackupSchedule {
                     every,
-                    hour: number("hour", 0..=23)? as u8,
-                    keep: number("keep", 1..=30)?,
+                    hour: u8::try_from(number("hour")?).unwrap_or(u8::MAX),
+                    keep: number("keep")?,
                     parts: fields(form, "scheduled_part")
                         .into_iter()
                         .map(String::from)
@@ -535,7 +519,7 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                         @for b in &backups {
                             @let name = b["name"].as_str().unwrap_or("");
                             tr data-name=(name) {
-                                td { @if write { a href=(format!("/admin/backup/{name}")) download=(name) { (name) } } @else { (name) } }
+                                td { @if write { a href=(format!("/api/v1/system/backups/{name}")) download=(name) { (name) } } @else { (name) } }
                                 @if let Some(m) = b.get("manifest") {
                                     td { (crate::pages::when(m["created"].as_u64().unwrap_or(0))) " UTC" }
                                     td { (m["firmware"].as_str().unwrap_or("")) }

@@ -360,7 +360,7 @@ fn a_recovery_that_does_not_open_is_rolled_back() {
     let plan = json!({
         "manifest": {"format": 1, "firmware": "0.1.0", "schema": 1, "board": "x86_64",
                      "host": "elsewhere", "created": 1_700_000_000, "revision": 9, "parts": ["config"]},
-        "dirs": ["db"], "staged": [], "by": "Admin from 192.0.2.7"
+        "staged": [], "by": "Admin from 192.0.2.7"
     });
     std::fs::write(root.join("READY"), plan.to_string()).unwrap();
     let pbx = Pbxd::start_in(data, free_port(), &[]);

@@ -80,6 +80,12 @@ struct Session {
 impl Session {
     /// Logs in as Admin with `password`.
     fn open(lan: &Lan, host: &str, password: &str) -> Session {
+        Session::try_open(lan, host, password)
+            .unwrap_or_else(|(code, body)| panic!("login: {code} {body}"))
+    }
+
+    /// Logs in as Admin with `password`, or answers the refusal's status and body.
+    fn try_open(lan: &Lan, host: &str, password: &str) -> Result<Session, (u16, String)> {
         let dir = tempfile::tempdir().unwrap();
         let jar = dir.path().join("cookies").display().to_string();
         let (code, body) = lan.curl(&[
@@ -91,14 +97,16 @@ impl Session {
             &format!(r#"{{"username":"Admin","password":"{password}"}}"#),
             &format!("https://{host}:4021/api/v1/login"),
         ]);
-        assert_eq!(code, 200, "login: {body}");
+        if code != 200 {
+            return Err((code, body));
+        }
         let login: serde_json::Value = serde_json::from_str(&body).unwrap();
         let csrf = login["csrf_token"].as_str().unwrap().to_string();
-        Session {
+        Ok(Session {
             _dir: dir,
             jar,
             csrf,
-        }
+        })
     }
 
     /// A state-changing request with `args` (the body and URL among them).
@@ -463,20 +471,10 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     assert_eq!(code, 202, "{body}");
     let t0 = std::time::Instant::now();
     let restored = loop {
-        let dir = tempfile::tempdir().unwrap();
-        let jar = dir.path().join("c").display().to_string();
-        let (code, body) = lan.curl(&[
-            "-c",
-            &jar,
-            "-H",
-            json,
-            "--data",
-            &format!(r#"{{"username":"Admin","password":"{PASSWORD}"}}"#),
-            &url(factory, "/login"),
-        ]);
-        if code == 200 {
-            break lan.curl(&["-b", &jar, &url(factory, "/extensions")]).1;
-        }
+        let (code, body) = match Session::try_open(lan, factory, PASSWORD) {
+            Ok(s) => break lan.curl(&["-b", &s.jar, &url(factory, "/extensions")]).1,
+            Err(refused) => refused,
+        };
         assert!(
             t0.elapsed() < Duration::from_secs(120),
             "the backup's password never worked: {code} {body}"
