@@ -183,14 +183,16 @@ fn qmp(sock: &Path, command: &str) -> Result<String, String> {
 pub struct Guest {
     qemu: Child,
     serial: UnixStream,
-    /// QEMU's machine protocol socket (QMP): the power button of the test's box.
+    /// QEMU's machine protocol socket (QMP): where the test asks QEMU of the guest's state.
     qmp: PathBuf,
     /// The length of the console output when the guest was last power-cycled.
     cycled_at: Option<usize>,
     seen: Arc<Mutex<Vec<u8>>>,
     /// Where [`Guest::expect`] looks from.
     cursor: usize,
-    _dir: tempfile::TempDir,
+    /// The namespace QEMU runs in (its NIC is the LAN's tap0).
+    netns: String,
+    dir: tempfile::TempDir,
 }
 
 impl Guest {
@@ -205,11 +207,31 @@ impl Guest {
             .arg(&copy));
         let vars = dir.path().join("vars.fd");
         std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF vars");
-        let sock = dir.path().join("serial.sock");
-        let qmp = dir.path().join("qmp.sock");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (qemu, serial) = Self::power_on(&lan.name, dir.path(), &seen);
+        Guest {
+            qemu,
+            serial,
+            qmp: dir.path().join("qmp.sock"),
+            cycled_at: None,
+            seen,
+            cursor: 0,
+            netns: lan.name.clone(),
+            dir,
+        }
+    }
+
+    /// Starts QEMU on the disk and firmware variables in `dir`, and copies what its
+    /// serial console prints into `seen` from a thread of its own.
+    fn power_on(netns: &str, dir: &Path, seen: &Arc<Mutex<Vec<u8>>>) -> (Child, UnixStream) {
+        let sock = dir.join("serial.sock");
+        let qmp = dir.join("qmp.sock");
+        // A socket left by a QEMU that was stopped must not be mistaken for the new one.
+        let _ = std::fs::remove_file(&sock);
+        let _ = std::fs::remove_file(&qmp);
         let kvm = kvm_usable();
-        let qemu = lan
-            .cmd("qemu-system-x86_64")
+        let qemu = Command::new("ip")
+            .args(["netns", "exec", netns, "qemu-system-x86_64"])
             .args([
                 "-machine",
                 if kvm {
@@ -225,9 +247,15 @@ impl Guest {
                 "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
             ])
             .arg("-drive")
-            .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+            .arg(format!(
+                "if=pflash,format=raw,file={}",
+                dir.join("vars.fd").display()
+            ))
             .arg("-drive")
-            .arg(format!("file={},format=raw,if=virtio", copy.display()))
+            .arg(format!(
+                "file={},format=raw,if=virtio",
+                dir.join("disk.img").display()
+            ))
             .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
             .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
             .args(["-device", "i6300esb"])
@@ -264,7 +292,6 @@ impl Guest {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
-        let seen = Arc::new(Mutex::new(Vec::new()));
         let mut rd = serial.try_clone().expect("clone");
         let s = seen.clone();
         std::thread::spawn(move || {
@@ -276,15 +303,7 @@ impl Guest {
                 s.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Guest {
-            qemu,
-            serial,
-            qmp,
-            cycled_at: None,
-            seen,
-            cursor: 0,
-            _dir: dir,
-        }
+        (qemu, serial)
     }
 
     /// What the serial console showed since the cursor, escape sequences and all.
@@ -367,20 +386,32 @@ impl Guest {
             .is_some_and(|l| l.contains("Booting `") && l.ends_with('\''))
     }
 
-    /// The guest asked for a reset and nothing has come since: under TCG, QEMU 7.2 has
-    /// been seen to stay silent there (no firmware, no GRUB) while the hardware watchdog
-    /// armed for the way down did not fire either. A technician would press the
-    /// power button; QMP's `system_reset` is that button. What QEMU says of the guest's
-    /// state is printed first, so the cause can be followed up.
+    /// The guest asked for a reset and nothing has come since: under TCG, QEMU has been
+    /// seen to stay silent there (no firmware, no GRUB) while the hardware watchdog armed
+    /// for the way down did not fire either, and once it stayed silent after QMP's
+    /// `system_reset` too. A technician would pull the plug and put it back: QEMU is
+    /// stopped and started again on the same disk and firmware variables. What QEMU said
+    /// of the guest's state is printed first, so the cause can be followed up.
     fn power_cycle(&mut self) {
         self.cycled_at = Some(self.seen.lock().unwrap().len());
         let status = qmp(&self.qmp, "query-status");
         eprintln!(
             "image test: the guest went silent after 'reboot: Restarting system' or \
-             GRUB's 'Booting'; QEMU says {status:?}; power-cycling it (QMP system_reset)"
+             GRUB's 'Booting'; QEMU says {status:?}; powering it off and on"
         );
-        let r = qmp(&self.qmp, "system_reset");
-        eprintln!("image test: system_reset: {r:?}");
+        self.power_cut();
+    }
+
+    /// The plug pulled and put back: QEMU is stopped without warning to the guest and
+    /// started again on the same disk. What the console showed before is not looked at
+    /// again.
+    pub fn power_cut(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        let _ = self.serial.shutdown(std::net::Shutdown::Both);
+        let (qemu, serial) = Self::power_on(&self.netns, self.dir.path(), &self.seen);
+        (self.qemu, self.serial) = (qemu, serial);
+        self.skip();
     }
 
     /// Types a line at the console (Enter is CR on a serial terminal).

@@ -431,6 +431,26 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     );
     assert_eq!(code, 200, "{body}");
 
+    // A power cut: the box comes back with the extension and the backup it had.
+    g.power_cut();
+    menu(g, BOOT);
+    web_answers(
+        lan,
+        &format!("https://{host}:4021/admin"),
+        Duration::from_secs(120),
+    );
+    let admin = Session::open(lan, host, PASSWORD);
+    let (_, exts) = lan.curl(&["-b", &admin.jar, &url(host, "/extensions")]);
+    assert!(
+        exts.contains("\"101\""),
+        "101 lost in the power cut: {exts}"
+    );
+    let (_, backups) = lan.curl(&["-b", &admin.jar, &url(host, "/system/backups")]);
+    assert!(
+        backups.contains(name),
+        "the backup lost in the power cut: {backups}"
+    );
+
     // Factory reset at the console: the box comes back at the factory address, empty.
     g.line("9");
     g.expect("Type RESET", Duration::from_secs(10));
