@@ -16,6 +16,7 @@ mod conference;
 mod firewall;
 mod ipgroups;
 mod isdn;
+mod logs;
 mod mail;
 mod music;
 mod parking;
@@ -34,6 +35,7 @@ pub use ipgroups::{
     MAX_IP_ITEMS,
 };
 pub use isdn::{IsdnInterface, IsdnLine, IsdnRole, IsdnSide, SpanDriver, SwitchType};
+pub use logs::{LogSettings, Syslog, SyslogTransport, DEBUG_CLASSES, FACILITIES, LOG_NAMES};
 pub use mail::{valid_address, Smtp, SmtpSecurity};
 pub use music::{valid_upload_name, MusicCollection, MAX_MUSIC_FILES, SYSTEM_MUSIC};
 pub use parking::Parking;
@@ -108,6 +110,9 @@ pub struct Config {
     /// Scheduled backups and how many backups are kept (Kerio 20).
     #[serde(default)]
     pub backup: BackupSchedule,
+    /// Debug classes, rotation of the log files and the syslog server (Kerio 28).
+    #[serde(default)]
+    pub logs: LogSettings,
     /// Auto attendant scripts (Kerio 16).
     #[serde(default)]
     pub auto_attendants: Vec<AutoAttendant>,
@@ -225,6 +230,7 @@ impl Default for Config {
             feature_codes: FeatureCodes::default(),
             smtp: Smtp::default(),
             backup: BackupSchedule::default(),
+            logs: LogSettings::default(),
             auto_attendants: Vec::new(),
             time_ranges: Vec::new(),
             music: Vec::new(),
@@ -930,6 +936,9 @@ impl Config {
         }
         for (field, message) in self.backup.problems() {
             err("backup".into(), field, message);
+        }
+        for (field, message) in self.logs.problems() {
+            err("logs".into(), field, message);
         }
         for (field, message) in self.smtp.problems() {
             err("smtp".into(), field, message);

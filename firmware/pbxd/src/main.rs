@@ -103,6 +103,10 @@ struct Args {
     /// RAUC's command line program (firmware updates).
     #[arg(long, default_value = "rauc")]
     rauc: PathBuf,
+    /// Copy the kernel's messages from here (`/dev/kmsg` on the box) into the kernel
+    /// log on /data. Without it (a development machine) the kernel log stays empty.
+    #[arg(long)]
+    kernel_log: Option<PathBuf>,
     /// The system root where time zone and NTP settings are put in force (`/` on the
     /// box). Without it (a development machine) they are only saved.
     #[arg(long)]
@@ -260,6 +264,40 @@ async fn listen_sip_tls(
     }
 }
 
+/// Keeps the logs' debug classes, rotation and syslog server in step with the
+/// configuration, and a TLS syslog server checked against the trust in force.
+async fn follow_log_settings(
+    mut rx: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    logs: Arc<logs::Logs>,
+    data_dir: std::path::PathBuf,
+    trust_changed: Arc<tokio::sync::Notify>,
+) {
+    let mut last: Option<config::LogSettings> = None;
+    let mut trust: Option<Arc<rustls::ClientConfig>> = None;
+    let mut new_trust = true;
+    loop {
+        let s = rx.borrow_and_update().config.logs.clone();
+        if last.as_ref() != Some(&s) || new_trust {
+            if s.syslog.enabled && s.syslog.transport == config::SyslogTransport::Tls {
+                if trust.is_none() || new_trust {
+                    match sip_trust(&data_dir) {
+                        Ok((c, _)) => trust = Some(c),
+                        Err(e) => tracing::error!("syslog over TLS: {e}"),
+                    }
+                }
+                new_trust = false;
+            }
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            logs.apply(&s, host.trim(), trust.clone());
+            last = Some(s);
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            () = trust_changed.notified() => new_trust = true,
+        }
+    }
+}
+
 /// Keeps the firewall's nftables table in step with the configuration: loads it at
 /// start and again whenever the settings, the groups they name or the ports change.
 async fn enforce_firewall(
@@ -305,6 +343,15 @@ fn deliver(core: &mut Pbx, m: sip::transport::Incoming) {
     if m.closed {
         core.connection_closed(src);
     } else {
+        // Written only when the technician switched the "sip" debug class on.
+        tracing::debug!(
+            target: "sip_messages",
+            "in from {}:{} at {}:\n{}",
+            m.proto.name(),
+            m.remote,
+            m.local,
+            String::from_utf8_lossy(&m.bytes)
+        );
         core.handle_message(Instant::now(), src, &m.bytes);
     }
 }
@@ -410,22 +457,32 @@ pub struct ControlRequest {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    use tracing_subscriber::prelude::*;
     let args = Args::parse();
-    let (low, high) = parse_range(&args.rtp_ports)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    // stderr (the journal on the box) as RUST_LOG says; the log files on /data and the
+    // syslog server as the settings say (Kerio 28).
+    let logs = logs::Logs::start(&args.data_dir.join("logs"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        );
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(logs.layer())
+        .init();
+    if let Some(k) = &args.kernel_log {
+        logs.follow_kernel(k.clone());
+    }
+    let (low, high) = parse_range(&args.rtp_ports)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let restart = rt.block_on(run(args, low, high))?;
+    let restart = rt.block_on(run(args, low, high, logs))?;
     if restart {
         // Threads still serving a web request must not hold the restart up.
         rt.shutdown_timeout(Duration::from_secs(2));
@@ -565,7 +622,7 @@ fn security_note(s: &store::Store, by: &str, event: &str) {
 }
 
 /// Runs the exchange until it is told to stop; answers whether it was asked to restart.
-async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
+async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<bool> {
     let (store, recovery) = open_store(&args.data_dir)?;
     let (rev, cfg) = store.config()?;
     if let Err(e) = cfg.validate() {
@@ -659,6 +716,13 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
         }
     }
 
+    let trust_changed = Arc::new(tokio::sync::Notify::new());
+    tokio::spawn(follow_log_settings(
+        configurator.subscribe(),
+        logs.clone(),
+        args.data_dir.clone(),
+        trust_changed.clone(),
+    ));
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(64);
     let sock_path = args.data_dir.join("control.sock");
     let listener = control::listen(&sock_path)?;
@@ -711,6 +775,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
             firewall_confirm: Duration::from_secs(args.firewall_confirm.max(1)),
             board: board_name(),
             recovery,
+            logs: logs.clone(),
         },
         prov.clone(),
         updater.clone(),
@@ -889,6 +954,7 @@ async fn run(args: Args, low: u16, high: u16) -> Result<bool> {
                         collections.reconcile(&state.cfg.snapshot().config);
                     }
                     web::CoreRequest::TrustChanged => {
+                        trust_changed.notify_one();
                         match sip_trust(&args.data_dir) {
                             Ok((client, roots)) => {
                                 transports.set_client_config(client);

@@ -629,6 +629,13 @@ impl Transports {
     /// transaction layer retransmits); TCP and TLS reuse the peer's connection or open
     /// one.
     pub fn send(&self, proto: Proto, dest: SocketAddr, bytes: Vec<u8>) {
+        // The debug log's "sip" class (written only when a technician switched it on).
+        tracing::debug!(
+            target: "sip_messages",
+            "out to {}:{dest}:\n{}",
+            proto.name(),
+            String::from_utf8_lossy(&bytes)
+        );
         if proto == Proto::Udp {
             if let Err(e) = self.udp.try_send_to(&bytes, dest) {
                 tracing::debug!("udp send to {dest}: {e}");

@@ -176,6 +176,8 @@ impl Store {
             Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
         };
         self.db.flush()?;
+        // For the syslog server (the `logs` crate forwards this target as the config log).
+        tracing::info!(target: "store::config_log", "{who} revision {rev}: {what}");
         Ok(rev)
     }
 
@@ -231,6 +233,11 @@ impl Store {
             }
         }
         self.db.flush()?;
+        // For the syslog server (the `logs` crate forwards this target as the security
+        // log).
+        for e in list {
+            tracing::info!(target: "store::security_log", "{} {}: {}", e.address, e.username, e.event);
+        }
         Ok(())
     }
 

@@ -192,6 +192,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     {
         return crate::backup::api(app, req, &c, &segs[1..]).await;
     }
+    if segs.first() == Some(&"logs") {
+        return crate::log_pages::api(app, req, &c, &segs[1..]).await;
+    }
     if segs.first() == Some(&"system") {
         return crate::update::api(app, req, &c, &segs[1..]).await;
     }
@@ -394,20 +397,6 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             need_admin_read(&c)?;
             ok(crate::pages::health(app).await)
         }
-        (&Method::GET, ["logs", "config"]) => {
-            need_admin_read(&c)?;
-            let mut log = app.cfg.store().log().map_err(store_err)?;
-            log.reverse();
-            log.truncate(1000);
-            ok(serde_json::to_value(log).expect("serialises"))
-        }
-        (&Method::GET, ["logs", "security"]) => {
-            need_admin_read(&c)?;
-            let mut log = app.cfg.store().security_log().map_err(store_err)?;
-            log.reverse();
-            log.truncate(1000);
-            ok(serde_json::to_value(log).expect("serialises"))
-        }
         (&Method::GET, ["feature_codes"]) => {
             need_admin_read(&c)?;
             ok(serde_json::to_value(&snap.config.feature_codes).expect("serialises"))
@@ -459,6 +448,6 @@ pub(crate) fn busy() -> ApiError {
     )
 }
 
-fn store_err(e: store::StoreError) -> ApiError {
+pub(crate) fn store_err(e: store::StoreError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
 }

@@ -22,6 +22,7 @@ mod conferences;
 pub mod firewall;
 mod history;
 mod ipgroups;
+mod log_pages;
 mod music;
 pub mod openapi;
 mod ops;
@@ -116,6 +117,8 @@ pub struct Settings {
     /// What became of a recovery put in place at this start: `Ok` with the backup in
     /// words when it came up, `Err` with why it was rolled back (the Backup page says).
     pub recovery: Option<Result<String, String>>,
+    /// The daemon's logs (the files, searched and cleared from the Logs page).
+    pub logs: Arc<logs::Logs>,
 }
 
 /// Everything the handlers share.
@@ -204,7 +207,6 @@ impl App {
     }
 
     fn security(&self, address: IpAddr, username: &str, event: &str) {
-        tracing::info!(%address, username, "security: {event}");
         let e = store::SecurityEntry {
             when: unix_now(),
             address: address.to_string(),

@@ -701,6 +701,20 @@ fn base() -> Value {
                     "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}},
                     "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"}
                 }},
+                "LogSettings": {"type": "object", "additionalProperties": false, "properties": {
+                    "debug": {"type": "array", "items": {"type": "string", "enum": config::DEBUG_CLASSES}, "description": "debug classes written to the debug log"},
+                    "size_kib": {"type": "integer", "minimum": 16, "maximum": 16384, "description": "a file rolls over at this size, and every day"},
+                    "keep": {"type": "integer", "minimum": 1, "maximum": 20, "description": "rolled-over files kept of each log"},
+                    "days": {"type": "integer", "minimum": 1, "maximum": 3650, "description": "rolled-over files older than this are deleted"},
+                    "syslog": {"type": "object", "additionalProperties": false, "properties": {
+                        "enabled": s("boolean"),
+                        "host": {"type": "string", "description": "host name or IP address; needed when enabled"},
+                        "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: 514, or 6514 for TLS"},
+                        "transport": {"type": "string", "enum": ["udp", "tcp", "tls"]},
+                        "facility": {"type": "string", "enum": config::FACILITIES},
+                        "logs": {"type": "array", "items": {"type": "string", "enum": config::LOG_NAMES}}
+                    }}
+                }},
                 "TimeSettings": {"type": "object", "required": ["timezone"], "additionalProperties": false, "properties": {
                     "timezone": {"type": "string", "description": "IANA zone, e.g. Europe/Prague"},
                     "ntp": {"type": "array", "maxItems": 4, "items": {"type": "string"}}
@@ -907,7 +921,31 @@ fn base() -> Value {
             },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
-            "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))}
+            "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))},
+            "/logs": {"get": read_op("The logs: name, what they hold, where they are kept, their size", json!({"type": "array", "items": {"type": "object", "properties": {
+                "name": s("string"), "title": s("string"), "kept": {"type": "string", "enum": ["store", "files"]}, "bytes": s("integer"), "files": s("integer")}}}))},
+            "/logs/settings": {
+                "get": read_op("Debug classes, rotation of the log files, the syslog server", r("LogSettings")),
+                "put": write_op("Set the log settings (fields left out take their defaults)", Some(r("LogSettings")), "200", Some(r("LogSettings")))
+            },
+            "/logs/{name}": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "enum": ["error", "warning", "debug", "kernel"]}},
+                    {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "only entries holding this text (any case)"},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}, "description": "at most this many entries (200 by default)"}
+                ],
+                "get": read_op("A log file's entries, newest first (an entry is a line and the indented lines continuing it)", json!({"type": "object", "properties": {
+                    "lines": {"type": "array", "items": s("string")}, "more": s("boolean")}})),
+                "delete": write_op("Clear a log file (the config and security logs cannot be cleared)", None, "204", None)
+            },
+            "/logs/{name}/download": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "enum": ["config", "security", "error", "warning", "debug", "kernel"]}}],
+                "get": {
+                    "summary": "The whole log as text, oldest first (of a log file, its newest 64 MiB)",
+                    "security": [{"session": []}],
+                    "responses": {"200": {"description": "the log", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": err("not logged in"), "403": err("not an administrator")}
+                }
+            }
         }
     });
     let group = json!({"type": "string", "maxLength": 32, "description": "an IP address group's name; empty: anyone"});

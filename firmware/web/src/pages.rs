@@ -541,7 +541,7 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
             };
             status_page(app, &c, note).await
         }
-        (true, ["logs"]) => logs_page(app, &c),
+        (_, ["logs", rest @ ..]) => crate::log_pages::handle(app, &c, req, get, rest, &form).await,
         (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
         (_, ["firewall", rest @ ..]) => {
             crate::firewall::handle(app, &c, req.addr, get, rest, &form).await
@@ -1345,41 +1345,6 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
                     dt { "Data disk free" } dd { (mib(g("/disk/free_bytes"))) " of " (mib(g("/disk/total_bytes"))) }
                     dt { "pbxd uptime" } dd { (uptime(g("/uptime_seconds"))) }
                     dt { "System uptime" } dd { (uptime(g("/system_uptime_seconds"))) }
-                }
-            },
-        ),
-    )
-}
-
-fn logs_page(app: &Arc<App>, c: &Caller) -> Response {
-    let store = app.cfg.store();
-    let config_log = store.log().unwrap_or_default();
-    let security = store.security_log().unwrap_or_default();
-    page_response(
-        StatusCode::OK,
-        layout(
-            "Logs",
-            Some(c),
-            true,
-            &Note::None,
-            html! {
-                h2 { "Config" }
-                table id="config-log" {
-                    thead { tr { th { "When (UTC)" } th { "Who" } th { "Revision" } th { "What" } } }
-                    tbody {
-                        @for e in config_log.iter().rev().take(200) {
-                            tr { td { (when(e.when)) } td { (e.who) } td { (e.revision) } td { (e.what) } }
-                        }
-                    }
-                }
-                h2 { "Security" }
-                table id="security-log" {
-                    thead { tr { th { "When (UTC)" } th { "Address" } th { "User" } th { "Event" } } }
-                    tbody {
-                        @for e in security.iter().rev().take(200) {
-                            tr { td { (when(e.when)) } td { (e.address) } td { (e.username) } td { (e.event) } }
-                        }
-                    }
                 }
             },
         ),

@@ -450,6 +450,19 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
         backups.contains(name),
         "the backup lost in the power cut: {backups}"
     );
+    // The kernel log (Kerio 28.5) holds this boot's kernel messages, read from
+    // /dev/kmsg by pbxd.
+    let (code, kernel) = lan.curl(&["-b", &admin.jar, &url(host, "/logs/kernel?limit=5")]);
+    assert_eq!(code, 200, "{kernel}");
+    let kernel: serde_json::Value = serde_json::from_str(&kernel).unwrap();
+    let lines = kernel["lines"].as_array().unwrap();
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.as_str().unwrap().contains(" kernel: ")),
+        "{kernel}"
+    );
 
     // Factory reset at the console: the box comes back at the factory address, empty.
     g.line("9");

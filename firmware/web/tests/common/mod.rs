@@ -81,6 +81,7 @@ pub fn rig() -> Rig {
             firewall_confirm: web::firewall::CONFIRM_WINDOW,
             board: "test".into(),
             recovery: None,
+            logs: logs::Logs::start(&dir.path().join("logs")),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.

@@ -1,0 +1,568 @@
+//! The box's logs (Kerio 28).
+//!
+//! - `config` and `security` are kept in the store (`store::Store::log`,
+//!   `store::Store::security_log`); their entries are also traced (targets
+//!   `store::config_log` and `store::security_log`) so that they reach the syslog server.
+//! - `error`, `warning` and `debug` are files on /data written from the daemon's
+//!   `tracing` events: errors, warnings, and the informational messages of every class
+//!   with the debug messages of the classes the technician switched on.
+//! - `kernel` is the kernel's ring buffer (`/dev/kmsg`), copied into a file.
+//!
+//! [`Logs::layer`] is the `tracing` layer that writes them and forwards to syslog.
+
+pub mod files;
+pub mod stamp;
+pub mod syslog;
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::{LogSettings, DEBUG_CLASSES, LOG_NAMES};
+use tracing::field::{Field, Visit};
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Filter, Layer};
+
+pub use files::FileLog;
+
+/// The target of the debug events that carry whole SIP messages.
+pub const SIP_MESSAGES: &str = "sip_messages";
+
+/// The debug class of an event's target (a module path, or one of the targets named
+/// here).
+pub fn class_of(target: &str) -> &'static str {
+    let top = target.split("::").next().unwrap_or(target);
+    match top {
+        SIP_MESSAGES | "sip" => "sip",
+        "pbx" => match target.split("::").nth(1) {
+            Some("registrar" | "trunks" | "mwi" | "guard") => "registrations",
+            _ => "calls",
+        },
+        "media" => "media",
+        "provision" => "provisioning",
+        "isdn" | "spans" => "isdn",
+        "web" => "web",
+        "pbxd" => match target.split("::").nth(1) {
+            Some("music" | "recordings") => "media",
+            Some("isdn") => "isdn",
+            _ => "system",
+        },
+        _ => "system",
+    }
+}
+
+fn class_bit(class: &str) -> u32 {
+    DEBUG_CLASSES
+        .iter()
+        .position(|c| *c == class)
+        .map_or(0, |i| 1 << i)
+}
+
+fn log_bit(log: &str) -> u32 {
+    LOG_NAMES
+        .iter()
+        .position(|l| *l == log)
+        .map_or(0, |i| 1 << i)
+}
+
+/// The logs of one daemon: its writer and syslog threads, and what the settings say.
+pub struct Logs {
+    dir: PathBuf,
+    rotation: Arc<files::Rotation>,
+    /// Debug classes switched on, one bit per [`DEBUG_CLASSES`].
+    classes: AtomicU32,
+    /// Logs forwarded to syslog, one bit per [`LOG_NAMES`]; 0 when forwarding is off.
+    forwarded: AtomicU32,
+    files: SyncSender<files::Msg>,
+    files_dropped: Arc<AtomicU64>,
+    syslog: SyncSender<syslog::Record>,
+    syslog_dropped: Arc<AtomicU64>,
+    target: Arc<syslog::Target>,
+}
+
+impl std::fmt::Debug for Logs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logs")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Logs {
+    /// Starts the writer (files in `dir`) and the syslog sender; nothing is forwarded
+    /// until [`Logs::apply`] says where.
+    pub fn start(dir: &Path) -> Arc<Logs> {
+        let rotation = Arc::new(files::Rotation::default());
+        let files_dropped = Arc::new(AtomicU64::new(0));
+        let (ftx, frx) = sync_channel(files::QUEUE);
+        let w = files::Writer::new(dir.to_path_buf(), rotation.clone(), files_dropped.clone());
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || w.run(frx))
+            .expect("log writer thread");
+        let target = Arc::new(syslog::Target::default());
+        let syslog_dropped = Arc::new(AtomicU64::new(0));
+        let (stx, srx) = sync_channel(syslog::QUEUE);
+        let (t, d) = (target.clone(), syslog_dropped.clone());
+        std::thread::Builder::new()
+            .name("syslog".into())
+            .spawn(move || syslog::run(t, srx, d))
+            .expect("syslog thread");
+        Arc::new(Logs {
+            dir: dir.to_path_buf(),
+            rotation,
+            classes: AtomicU32::new(0),
+            forwarded: AtomicU32::new(0),
+            files: ftx,
+            files_dropped,
+            syslog: stx,
+            syslog_dropped,
+            target,
+        })
+    }
+
+    /// The `tracing` layer writing the files and forwarding to syslog, with its filter:
+    /// errors, warnings and informational messages always; debug messages of the
+    /// classes switched on.
+    pub fn layer<S>(self: &Arc<Self>) -> impl Layer<S>
+    where
+        S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        LogLayer(self.clone()).with_filter(ClassFilter(self.clone()))
+    }
+
+    /// Takes the settings: debug classes, rotation, syslog server. `hostname` is the
+    /// box's, `tls` the trust for a TLS syslog server.
+    pub fn apply(&self, s: &LogSettings, hostname: &str, tls: Option<Arc<rustls::ClientConfig>>) {
+        let classes = s.debug.iter().fold(0, |b, c| b | class_bit(c));
+        self.classes.store(classes, Ordering::Relaxed);
+        self.rotation
+            .size
+            .store(u64::from(s.size_kib) * 1024, Ordering::Relaxed);
+        self.rotation.keep.store(s.keep, Ordering::Relaxed);
+        self.rotation.days.store(s.days, Ordering::Relaxed);
+        let y = &s.syslog;
+        let dest = (y.enabled && !y.host.is_empty()).then(|| syslog::Dest {
+            host: y.host.clone(),
+            port: y.port(),
+            transport: y.transport,
+            facility: y.facility_code(),
+            hostname: hostname.to_string(),
+            tls,
+        });
+        let forwarded = if dest.is_some() {
+            y.logs.iter().fold(0, |b, l| b | log_bit(l))
+        } else {
+            0
+        };
+        {
+            let mut d = self.target.dest.lock().unwrap();
+            let same = match (&*d, &dest) {
+                (Some(a), Some(b)) => {
+                    (&a.host, a.port, a.transport, a.facility, &a.hostname)
+                        == (&b.host, b.port, b.transport, b.facility, &b.hostname)
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            // A TLS trust that changed reconnects too (a new CA for the server).
+            let tls_same = match (&*d, &dest) {
+                (Some(a), Some(b)) => match (&a.tls, &b.tls) {
+                    (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                    (None, None) => true,
+                    _ => false,
+                },
+                _ => true,
+            };
+            if !same || !tls_same {
+                *d = dest;
+                self.target.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        self.forwarded.store(forwarded, Ordering::Relaxed);
+    }
+
+    /// Whether debug messages of `class` are written.
+    pub fn debug_on(&self, class: &str) -> bool {
+        self.classes.load(Ordering::Relaxed) & class_bit(class) != 0
+    }
+
+    fn line(&self, log: FileLog, unix: i64, line: String) {
+        if let Err(TrySendError::Full(_)) = self.files.try_send(files::Msg::Line(log, unix, line)) {
+            self.files_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a message to the syslog server when `log` is forwarded.
+    pub fn forward(&self, log: &'static str, severity: u8, text: impl FnOnce() -> String) {
+        if self.forwarded.load(Ordering::Relaxed) & log_bit(log) == 0 {
+            return;
+        }
+        let (unix, millis) = stamp::now_ms();
+        let r = syslog::Record {
+            log,
+            severity,
+            unix,
+            millis,
+            text: text(),
+        };
+        if let Err(TrySendError::Full(_)) = self.syslog.try_send(r) {
+            self.syslog_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (at most 2 s) until the lines queued so far are on the disk.
+    pub fn flush(&self) {
+        let (tx, rx) = sync_channel(1);
+        if self.files.send(files::Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+    }
+
+    /// Up to `limit` lines holding `query`, newest first, and whether there were more.
+    pub fn search(&self, log: FileLog, query: &str, limit: usize) -> (Vec<String>, bool) {
+        self.flush();
+        files::search(&self.dir, log, query, limit)
+    }
+
+    /// The log's files, oldest first (for a download).
+    pub fn files_oldest_first(&self, log: FileLog) -> Vec<PathBuf> {
+        self.flush();
+        let mut f = files::files_of(&self.dir, log);
+        f.reverse();
+        f
+    }
+
+    /// (bytes, files) of the log.
+    pub fn usage(&self, log: FileLog) -> (u64, usize) {
+        files::usage(&self.dir, log)
+    }
+
+    /// Deletes the log's files.
+    pub fn clear(&self, log: FileLog) -> io::Result<()> {
+        let (tx, rx) = sync_channel(1);
+        self.files
+            .send(files::Msg::Clear(log, tx))
+            .map_err(|_| io::Error::other("the log writer stopped"))?;
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the log writer is busy"))?
+    }
+
+    /// Copies the kernel's messages from `path` (`/dev/kmsg`) into the kernel log from a
+    /// thread of its own. Records of this boot already copied by an earlier start are
+    /// skipped (the last one's number is kept in `kernel.seq`).
+    pub fn follow_kernel(self: &Arc<Self>, path: PathBuf) {
+        let logs = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("kernel-log".into())
+            .spawn(move || {
+                if let Err(e) = logs.copy_kernel(&path) {
+                    tracing::warn!("kernel log {}: {e}", path.display());
+                }
+            });
+    }
+
+    fn copy_kernel(&self, path: &Path) -> io::Result<()> {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let seq_file = self.dir.join("kernel.seq");
+        let last: Option<u64> = std::fs::read_to_string(&seq_file).ok().and_then(|s| {
+            let (b, n) = s.trim().split_once(' ')?;
+            (b == boot).then(|| n.parse().ok())?
+        });
+        let f = std::fs::File::open(path)?;
+        // /dev/kmsg gives one record per read; a plain file gives lines.
+        let mut r = io::BufReader::with_capacity(16 * 1024, f);
+        let mut buf = Vec::new();
+        let mut saved_at = std::time::Instant::now();
+        let mut pending_seq = None;
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) => {
+                    // A plain file ends; /dev/kmsg blocks instead.
+                    if let Some(n) = pending_seq {
+                        let _ = std::fs::write(&seq_file, format!("{boot} {n}\n"));
+                    }
+                    return Ok(());
+                }
+                Ok(_) => {}
+                // Records overwritten before they were read: go on with the next.
+                Err(e) if e.raw_os_error() == Some(32) => continue,
+                Err(e) => return Err(e),
+            }
+            let rec = String::from_utf8_lossy(&buf);
+            let Some(k) = kmsg(rec.trim_end()) else {
+                continue;
+            };
+            if last.is_some_and(|l| k.seq <= l) {
+                continue;
+            }
+            let (unix, millis) = stamp::now_ms();
+            let text = k.text.to_string();
+            let sev = k.severity;
+            self.line(
+                FileLog::Kernel,
+                unix,
+                format!(
+                    "{} {:<5} kernel: {text}",
+                    stamp::rfc3339(unix, millis),
+                    level_name(sev)
+                ),
+            );
+            self.forward("kernel", sev, || format!("kernel: {text}"));
+            pending_seq = Some(k.seq);
+            if saved_at.elapsed() > Duration::from_secs(10) {
+                let _ = std::fs::write(&seq_file, format!("{boot} {}\n", k.seq));
+                saved_at = std::time::Instant::now();
+                pending_seq = None;
+            }
+        }
+    }
+}
+
+/// A record of `/dev/kmsg`: `PRI,SEQ,USEC,FLAGS[,...];TEXT`.
+struct Kmsg<'a> {
+    severity: u8,
+    seq: u64,
+    text: &'a str,
+}
+
+fn kmsg(rec: &str) -> Option<Kmsg<'_>> {
+    let (head, text) = rec.split_once(';')?;
+    let mut f = head.split(',');
+    let pri: u32 = f.next()?.parse().ok()?;
+    let seq: u64 = f.next()?.parse().ok()?;
+    Some(Kmsg {
+        severity: (pri & 7) as u8,
+        seq,
+        text,
+    })
+}
+
+fn level_name(severity: u8) -> &'static str {
+    match severity {
+        0..=3 => "ERROR",
+        4 => "WARN",
+        5 | 6 => "INFO",
+        _ => "DEBUG",
+    }
+}
+
+/// Which events reach [`LogLayer`].
+struct ClassFilter(Arc<Logs>);
+
+impl<S> Filter<S> for ClassFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        let level = *meta.level();
+        level <= Level::INFO || (level == Level::DEBUG && self.0.debug_on(class_of(meta.target())))
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        use tracing::subscriber::Interest;
+        match *meta.level() {
+            l if l <= Level::INFO => Interest::always(),
+            // Asked again at each event: the classes change at run time.
+            Level::DEBUG => Interest::sometimes(),
+            _ => Interest::never(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::DEBUG)
+    }
+}
+
+struct LogLayer(Arc<Logs>);
+
+impl<S: Subscriber> Layer<S> for LogLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let meta = event.metadata();
+        let target = meta.target();
+        let level = *meta.level();
+        let logs = &self.0;
+        // The store's logs: only forwarded (the store keeps them).
+        let kept = match target {
+            "store::config_log" => Some(("config", 5)),
+            "store::security_log" => Some(("security", 4)),
+            _ => None,
+        };
+        let mut text = String::new();
+        let mut v = Fields(&mut text);
+        event.record(&mut v);
+        if let Some((log, severity)) = kept {
+            logs.forward(log, severity, || text);
+            return;
+        }
+        let class = class_of(target);
+        let (file, log, severity) = match level {
+            Level::ERROR => (FileLog::Error, "error", 3),
+            Level::WARN => (FileLog::Warning, "warning", 4),
+            Level::INFO => (FileLog::Debug, "debug", 6),
+            _ => (FileLog::Debug, "debug", 7),
+        };
+        if text.len() > files::MAX_LINE {
+            let mut cut = files::MAX_LINE;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str(" [cut]");
+        }
+        let (unix, millis) = stamp::now_ms();
+        logs.forward(log, severity, || format!("{class}: {text}"));
+        if text.contains('\n') {
+            // The lines of a SIP message continue the entry, indented.
+            text = text
+                .trim_end()
+                .replace("\r\n", "\n")
+                .replace('\n', "\n    ");
+        }
+        logs.line(
+            file,
+            unix,
+            format!(
+                "{} {:<5} {class}: {text}",
+                stamp::rfc3339(unix, millis),
+                level.as_str()
+            ),
+        );
+    }
+}
+
+/// The message first, then `name=value` for the other fields.
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let rest = std::mem::take(self.0);
+            let _ = write!(self.0, "{value:?}");
+            if !rest.is_empty() {
+                self.0.push(' ');
+                self.0.push_str(&rest);
+            }
+        } else {
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            let _ = write!(self.0, "{}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            if !self.0.is_empty() {
+                self.0.push(' ');
+            }
+            let _ = write!(self.0, "{}={value}", field.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn targets_fall_into_classes() {
+        assert_eq!(class_of("sip_messages"), "sip");
+        assert_eq!(class_of("sip::transport"), "sip");
+        assert_eq!(class_of("pbx::registrar"), "registrations");
+        assert_eq!(class_of("pbx::calls"), "calls");
+        assert_eq!(class_of("pbx::app::voicemail"), "calls");
+        assert_eq!(class_of("media::control"), "media");
+        assert_eq!(class_of("provision::tftp"), "provisioning");
+        assert_eq!(class_of("isdn::call"), "isdn");
+        assert_eq!(class_of("pbxd::isdn"), "isdn");
+        assert_eq!(class_of("web::api"), "web");
+        assert_eq!(class_of("pbxd"), "system");
+        assert_eq!(class_of("rustls::client"), "system");
+    }
+
+    #[test]
+    fn kmsg_records_parse_and_bad_ones_are_skipped() {
+        let k = kmsg("6,339,5140900,-;NET: Registered PF_INET6 protocol family").unwrap();
+        assert_eq!((k.severity, k.seq), (6, 339));
+        assert_eq!(k.text, "NET: Registered PF_INET6 protocol family");
+        let k = kmsg("3,12,1,c,more;x;y").unwrap();
+        assert_eq!((k.severity, k.text), (3, "x;y"));
+        assert!(kmsg("no header").is_none());
+        assert!(kmsg("x,1,2,-;text").is_none());
+        assert!(kmsg(" SUBSYSTEM=net").is_none());
+    }
+
+    #[test]
+    fn events_go_to_their_logs_and_debug_classes_switch_on_and_off() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = Logs::start(d.path());
+        let sub = tracing_subscriber::registry().with(logs.layer());
+        tracing::subscriber::with_default(sub, || {
+            tracing::error!(target: "pbxd", "disk full");
+            tracing::warn!(target: "pbx::calls", call = 7, "no route");
+            tracing::info!(target: "pbx::registrar", user = "101", "registered");
+            tracing::debug!(target: "sip_messages", "OPTIONS one");
+            logs.apply(
+                &LogSettings {
+                    debug: vec!["sip".into()],
+                    ..LogSettings::default()
+                },
+                "pbx",
+                None,
+            );
+            tracing::debug!(target: "sip_messages", "OPTIONS two\r\nVia: x\r\n\r\n");
+            tracing::debug!(target: "media::relay", "a media detail");
+            tracing::info!(target: "store::security_log", "kept in the store, not in a file");
+        });
+        let (e, _) = logs.search(FileLog::Error, "", 10);
+        assert_eq!(e.len(), 1);
+        assert!(e[0].ends_with(" ERROR system: disk full"), "{e:?}");
+        let (w, _) = logs.search(FileLog::Warning, "", 10);
+        assert!(w[0].ends_with(" WARN  calls: no route call=7"), "{w:?}");
+        let (dbg, _) = logs.search(FileLog::Debug, "", 10);
+        assert_eq!(dbg.len(), 2, "{dbg:?}");
+        assert!(
+            dbg[0].ends_with(" DEBUG sip: OPTIONS two\n    Via: x"),
+            "{dbg:?}"
+        );
+        assert!(
+            dbg[1].ends_with(" INFO  registrations: registered user=101"),
+            "{dbg:?}"
+        );
+        assert!(stamp::day_of(&dbg[0]).is_some());
+        logs.clear(FileLog::Debug).unwrap();
+        assert_eq!(logs.usage(FileLog::Debug), (0, 0));
+    }
+
+    #[test]
+    fn the_kernel_log_is_copied_once_per_boot() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = Logs::start(d.path());
+        let src = d.path().join("kmsg");
+        std::fs::write(
+            &src,
+            "6,1,10,-;Linux version 6.1\n3,2,20,-;oops\nnot a record\n",
+        )
+        .unwrap();
+        logs.copy_kernel(&src).unwrap();
+        std::fs::write(
+            &src,
+            "6,1,10,-;Linux version 6.1\n3,2,20,-;oops\n4,3,30,-;later\n",
+        )
+        .unwrap();
+        logs.copy_kernel(&src).unwrap();
+        let (k, _) = logs.search(FileLog::Kernel, "", 10);
+        assert_eq!(k.len(), 3, "{k:?}");
+        assert!(k[0].ends_with(" WARN  kernel: later"), "{k:?}");
+        assert!(k[1].ends_with(" ERROR kernel: oops"), "{k:?}");
+    }
+}
