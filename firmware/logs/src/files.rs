@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::stamp;
 
@@ -53,13 +53,21 @@ impl FileLog {
 pub const MAX_LINE: usize = 16 * 1024;
 
 /// Lines waiting for the writer at most; more are dropped and counted.
-pub const QUEUE: usize = 8192;
+pub const QUEUE: usize = 2048;
+
+/// Bytes of lines waiting for the writer at most (whole SIP messages are long): more
+/// are dropped and counted.
+pub const QUEUE_BYTES: usize = 4 << 20;
 
 /// The most rolled-over files a log keeps (the settings allow 1-50).
 const MAX_KEEP: u32 = 50;
 
-/// How often the writer looks for rolled-over files past their age when nothing comes.
+/// How often the writer looks for rolled-over files past their age.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// How long a log whose file cannot be written is left alone before the next try (a
+/// read-only or full partition must not cost a try and a complaint per line).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// Sizes and ages, changed by the settings while the writer runs.
 pub(crate) struct Rotation {
@@ -84,6 +92,8 @@ pub(crate) enum Msg {
     Clear(FileLog, SyncSender<io::Result<()>>),
     /// Answered once every line queued before it is on the disk.
     Flush(SyncSender<()>),
+    /// The rotation settings changed: files past `keep` or `days` go now.
+    Prune,
 }
 
 /// The path of a log's `n`th file: 0 is the one written, 1 the newest rolled over.
@@ -115,15 +125,28 @@ pub(crate) struct Writer {
     rotation: Arc<Rotation>,
     open: [Option<Open>; 4],
     dropped: Arc<AtomicU64>,
+    /// Bytes queued for the writer (the sender adds, the writer takes away).
+    queued: Arc<AtomicU64>,
+    /// A log that could not be written is skipped (its lines counted) until then.
+    failed_until: [Option<Instant>; 4],
+    pruned_at: Instant,
 }
 
 impl Writer {
-    pub fn new(dir: PathBuf, rotation: Arc<Rotation>, dropped: Arc<AtomicU64>) -> Writer {
+    pub fn new(
+        dir: PathBuf,
+        rotation: Arc<Rotation>,
+        dropped: Arc<AtomicU64>,
+        queued: Arc<AtomicU64>,
+    ) -> Writer {
         Writer {
             dir,
             rotation,
             open: [None, None, None, None],
             dropped,
+            queued,
+            failed_until: [None; 4],
+            pruned_at: Instant::now(),
         }
     }
 
@@ -140,6 +163,10 @@ impl Writer {
                     }
                     self.note_dropped();
                     self.flush();
+                    // A busy box (lines all the time) prunes too.
+                    if self.pruned_at.elapsed() > PRUNE_EVERY {
+                        self.prune();
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => self.prune(),
                 Err(RecvTimeoutError::Disconnected) => {
@@ -153,10 +180,24 @@ impl Writer {
     fn handle(&mut self, m: Msg) {
         match m {
             Msg::Line(log, unix, line) => {
+                self.queued.fetch_sub(line.len() as u64, Ordering::Relaxed);
+                let i = log.index();
+                if self.failed_until[i].is_some_and(|t| Instant::now() < t) {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                self.failed_until[i] = None;
                 if let Err(e) = self.write(log, unix, &line) {
-                    // Nowhere better to say it: stderr goes to the journal.
-                    eprintln!("log {}: {e}", log.name());
-                    self.open[log.index()] = None;
+                    // Nowhere better to say it: stderr goes to the journal (and a
+                    // stderr that fails is no reason to stop).
+                    let _ = writeln!(
+                        io::stderr(),
+                        "log {}: {e}; its lines are dropped for {} s",
+                        log.name(),
+                        RETRY_AFTER_FAILURE.as_secs()
+                    );
+                    self.open[i] = None;
+                    self.failed_until[i] = Some(Instant::now() + RETRY_AFTER_FAILURE);
                 }
             }
             Msg::Clear(log, reply) => {
@@ -167,6 +208,7 @@ impl Writer {
                 self.flush();
                 let _ = reply.send(());
             }
+            Msg::Prune => self.prune(),
         }
     }
 
@@ -185,14 +227,25 @@ impl Writer {
 
     fn write(&mut self, log: FileLog, unix: i64, line: &str) -> io::Result<()> {
         let day = unix.div_euclid(86_400);
-        let limit = self.rotation.size.load(Ordering::Relaxed);
+        let limit = self.rotation.size.load(Ordering::Relaxed).max(2);
+        // No file passes the limit, not even with one long entry.
+        let mut line = line;
+        if line.len() as u64 + 1 > limit {
+            let mut cut = limit as usize - 1;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line = &line[..cut];
+        }
         let len = line.len() as u64 + 1;
         let slot = &mut self.open[log.index()];
         if slot.is_none() {
             *slot = Some(open(&self.dir, log, day)?);
         }
         let o = slot.as_mut().expect("opened");
-        if o.size > 0 && (o.size + len > limit || o.day != day) {
+        // A line stamped a little before midnight that comes after it does not roll
+        // the new day's file again.
+        if o.size > 0 && (o.size + len > limit || day > o.day) {
             self.open[log.index()] = None;
             self.roll(log)?;
             self.open[log.index()] = Some(open(&self.dir, log, day)?);
@@ -241,6 +294,7 @@ impl Writer {
     }
 
     fn prune(&mut self) {
+        self.pruned_at = Instant::now();
         for log in FileLog::ALL {
             self.prune_log(log);
         }
@@ -308,8 +362,13 @@ fn open(dir: &Path, log: FileLog, today: i64) -> io::Result<Open> {
 pub fn search(dir: &Path, log: FileLog, query: &str, limit: usize) -> (Vec<String>, bool) {
     let q = query.to_lowercase();
     let mut found = Vec::new();
-    for p in files_of(dir, log) {
-        let Ok(f) = File::open(&p) else { continue };
+    // Every file opened first: one rolled over meanwhile is read once, under its old
+    // name.
+    let opened: Vec<File> = files_of(dir, log)
+        .iter()
+        .filter_map(|p| File::open(p).ok())
+        .collect();
+    for f in opened {
         // One file at a time: a file is at most the size setting. An entry is a line
         // and the indented lines after it (a SIP message).
         let mut entries: Vec<String> = Vec::new();
@@ -355,7 +414,12 @@ mod tests {
         let r = Rotation::default();
         r.size.store(size, Ordering::Relaxed);
         r.keep.store(keep, Ordering::Relaxed);
-        Writer::new(dir.to_path_buf(), Arc::new(r), Arc::default())
+        Writer::new(
+            dir.to_path_buf(),
+            Arc::new(r),
+            Arc::default(),
+            Arc::default(),
+        )
     }
 
     #[test]
@@ -446,7 +510,12 @@ mod tests {
     fn the_writer_thread_batches_clears_and_counts_what_it_dropped() {
         let d = tempfile::tempdir().unwrap();
         let dropped = Arc::new(AtomicU64::new(0));
-        let w = Writer::new(d.path().to_path_buf(), Arc::default(), dropped.clone());
+        let w = Writer::new(
+            d.path().to_path_buf(),
+            Arc::default(),
+            dropped.clone(),
+            Arc::default(),
+        );
         let (tx, rx) = sync_channel(16);
         let h = std::thread::spawn(move || w.run(rx));
         let now = stamp::unix_now();

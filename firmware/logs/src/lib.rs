@@ -51,7 +51,10 @@ pub fn class_of(target: &str) -> &'static str {
             Some("isdn") => "isdn",
             _ => "system",
         },
-        _ => "system",
+        "store" | "system" | "config" | "console" | "logs" => "system",
+        // Other crates (sled, rustls, hyper through `log`): their informational
+        // messages are written, their debug messages never.
+        _ => "other",
     }
 }
 
@@ -79,7 +82,11 @@ pub struct Logs {
     forwarded: AtomicU32,
     files: SyncSender<files::Msg>,
     files_dropped: Arc<AtomicU64>,
+    /// Bytes of lines queued for the writer.
+    files_queued: Arc<AtomicU64>,
     syslog: SyncSender<syslog::Record>,
+    /// The number of the last kernel record copied (`u64::MAX`: none yet).
+    kernel_seq: AtomicU64,
     syslog_dropped: Arc<AtomicU64>,
     target: Arc<syslog::Target>,
 }
@@ -98,8 +105,14 @@ impl Logs {
     pub fn start(dir: &Path) -> Arc<Logs> {
         let rotation = Arc::new(files::Rotation::default());
         let files_dropped = Arc::new(AtomicU64::new(0));
+        let files_queued = Arc::new(AtomicU64::new(0));
         let (ftx, frx) = sync_channel(files::QUEUE);
-        let w = files::Writer::new(dir.to_path_buf(), rotation.clone(), files_dropped.clone());
+        let w = files::Writer::new(
+            dir.to_path_buf(),
+            rotation.clone(),
+            files_dropped.clone(),
+            files_queued.clone(),
+        );
         std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || w.run(frx))
@@ -119,7 +132,9 @@ impl Logs {
             forwarded: AtomicU32::new(0),
             files: ftx,
             files_dropped,
+            files_queued,
             syslog: stx,
+            kernel_seq: AtomicU64::new(u64::MAX),
             syslog_dropped,
             target,
         })
@@ -140,11 +155,16 @@ impl Logs {
     pub fn apply(&self, s: &LogSettings, hostname: &str, tls: Option<Arc<rustls::ClientConfig>>) {
         let classes = s.debug.iter().fold(0, |b, c| b | class_bit(c));
         self.classes.store(classes, Ordering::Relaxed);
-        self.rotation
-            .size
-            .store(u64::from(s.size_kib) * 1024, Ordering::Relaxed);
-        self.rotation.keep.store(s.keep, Ordering::Relaxed);
-        self.rotation.days.store(s.days, Ordering::Relaxed);
+        let size = u64::from(s.size_kib) * 1024;
+        let r = &self.rotation;
+        let size_changed = r.size.swap(size, Ordering::Relaxed) != size;
+        let keep_changed = r.keep.swap(s.keep, Ordering::Relaxed) != s.keep;
+        let days_changed = r.days.swap(s.days, Ordering::Relaxed) != s.days;
+        let changed = size_changed || keep_changed || days_changed;
+        if changed {
+            // Files past a lowered keep or days go now, not at the next roll.
+            let _ = self.files.try_send(files::Msg::Prune);
+        }
         let y = &s.syslog;
         let dest = (y.enabled && !y.host.is_empty()).then(|| syslog::Dest {
             host: y.host.clone(),
@@ -192,7 +212,15 @@ impl Logs {
     }
 
     fn line(&self, log: FileLog, unix: i64, line: String) {
-        if let Err(TrySendError::Full(_)) = self.files.try_send(files::Msg::Line(log, unix, line)) {
+        let len = line.len() as u64;
+        let queued = self.files_queued.fetch_add(len, Ordering::Relaxed);
+        let sent = queued + len <= files::QUEUE_BYTES as u64
+            && self
+                .files
+                .try_send(files::Msg::Line(log, unix, line))
+                .is_ok();
+        if !sent {
+            self.files_queued.fetch_sub(len, Ordering::Relaxed);
             self.files_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -215,15 +243,18 @@ impl Logs {
         }
     }
 
-    /// Waits (at most 2 s) until the lines queued so far are on the disk.
+    /// Waits (at most 2 s) until the lines queued so far are on the disk; at once when
+    /// the queue is full (the writer is busy writing them anyway). Blocking: not for an
+    /// async task.
     pub fn flush(&self) {
         let (tx, rx) = sync_channel(1);
-        if self.files.send(files::Msg::Flush(tx)).is_ok() {
+        if self.files.try_send(files::Msg::Flush(tx)).is_ok() {
             let _ = rx.recv_timeout(Duration::from_secs(2));
         }
     }
 
     /// Up to `limit` lines holding `query`, newest first, and whether there were more.
+    /// Blocking (it reads the files).
     pub fn search(&self, log: FileLog, query: &str, limit: usize) -> (Vec<String>, bool) {
         self.flush();
         files::search(&self.dir, log, query, limit)
@@ -242,7 +273,7 @@ impl Logs {
         files::usage(&self.dir, log)
     }
 
-    /// Deletes the log's files.
+    /// Deletes the log's files. Blocking (it waits for the writer, at most 10 s).
     pub fn clear(&self, log: FileLog) -> io::Result<()> {
         let (tx, rx) = sync_channel(1);
         self.files
@@ -264,13 +295,40 @@ impl Logs {
                     tracing::warn!("kernel log {}: {e}", path.display());
                 }
             });
+        // A read of /dev/kmsg waits for the next record: the number of the last one
+        // copied is saved from here, every few seconds when it changed.
+        let logs = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("kernel-seq".into())
+            .spawn(move || {
+                let mut saved = u64::MAX;
+                loop {
+                    std::thread::sleep(Duration::from_secs(5));
+                    logs.save_kernel_seq(&mut saved);
+                }
+            });
+    }
+
+    /// Writes `kernel.seq` when the last record copied is not the one saved.
+    fn save_kernel_seq(&self, saved: &mut u64) {
+        let n = self.kernel_seq.load(Ordering::Relaxed);
+        if n != u64::MAX && n != *saved {
+            let boot = boot_id();
+            if std::fs::write(self.dir.join("kernel.seq"), format!("{boot} {n}\n")).is_ok() {
+                *saved = n;
+            }
+        }
+    }
+
+    /// What a daemon about to stop or restart does: the lines queued go to the disk and
+    /// the kernel log's place is saved.
+    pub fn close(&self) {
+        self.flush();
+        self.save_kernel_seq(&mut u64::MAX.clone());
     }
 
     fn copy_kernel(&self, path: &Path) -> io::Result<()> {
-        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let boot = boot_id();
         let seq_file = self.dir.join("kernel.seq");
         let last: Option<u64> = std::fs::read_to_string(&seq_file).ok().and_then(|s| {
             let (b, n) = s.trim().split_once(' ')?;
@@ -280,16 +338,12 @@ impl Logs {
         // /dev/kmsg gives one record per read; a plain file gives lines.
         let mut r = io::BufReader::with_capacity(16 * 1024, f);
         let mut buf = Vec::new();
-        let mut saved_at = std::time::Instant::now();
-        let mut pending_seq = None;
         loop {
             buf.clear();
             match r.read_until(b'\n', &mut buf) {
                 Ok(0) => {
-                    // A plain file ends; /dev/kmsg blocks instead.
-                    if let Some(n) = pending_seq {
-                        let _ = std::fs::write(&seq_file, format!("{boot} {n}\n"));
-                    }
+                    // A plain file ends; /dev/kmsg waits instead.
+                    self.save_kernel_seq(&mut u64::MAX.clone());
                     return Ok(());
                 }
                 Ok(_) => {}
@@ -317,14 +371,48 @@ impl Logs {
                 ),
             );
             self.forward("kernel", sev, || format!("kernel: {text}"));
-            pending_seq = Some(k.seq);
-            if saved_at.elapsed() > Duration::from_secs(10) {
-                let _ = std::fs::write(&seq_file, format!("{boot} {}\n", k.seq));
-                saved_at = std::time::Instant::now();
-                pending_seq = None;
-            }
+            self.kernel_seq.store(k.seq, Ordering::Relaxed);
         }
     }
+}
+
+/// A SIP message as the debug log shows it: the SRTP keys (`inline:` of `a=crypto`,
+/// RFC 4568) and digest answers (`response=`, RFC 3261 22.4) hidden, since auditors read
+/// the log and it may go to a syslog server unencrypted.
+pub fn redact_sip(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    loop {
+        let next = ["inline:", "response="]
+            .iter()
+            .filter_map(|k| rest.find(k).map(|i| (i, *k)))
+            .min();
+        let Some((i, key)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i + key.len()]);
+        rest = &rest[i + key.len()..];
+        let end = if key == "response=" && rest.starts_with('"') {
+            rest[1..].find('"').map_or(rest.len(), |e| e + 2)
+        } else {
+            rest.find(|c: char| c.is_whitespace() || matches!(c, '|' | ',' | ';'))
+                .unwrap_or(rest.len())
+        };
+        out.push_str(if key == "response=" && rest.starts_with('"') {
+            "\"[hidden]\""
+        } else {
+            "[hidden]"
+        });
+        rest = &rest[end..];
+    }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 /// A record of `/dev/kmsg`: `PRI,SEQ,USEC,FLAGS[,...];TEXT`.
@@ -399,6 +487,9 @@ impl<S: Subscriber> Layer<S> for LogLayer {
         if let Some((log, severity)) = kept {
             logs.forward(log, severity, || text);
             return;
+        }
+        if target == SIP_MESSAGES {
+            text = redact_sip(&text);
         }
         let class = class_of(target);
         let (file, log, severity) = match level {
@@ -486,7 +577,21 @@ mod tests {
         assert_eq!(class_of("pbxd::isdn"), "isdn");
         assert_eq!(class_of("web::api"), "web");
         assert_eq!(class_of("pbxd"), "system");
-        assert_eq!(class_of("rustls::client"), "system");
+        assert_eq!(class_of("store::backup"), "system");
+        assert_eq!(class_of("rustls::client"), "other");
+        assert_eq!(class_bit("other"), 0);
+    }
+
+    #[test]
+    fn keys_and_digest_answers_are_hidden() {
+        let m = "INVITE sip:1@b SIP/2.0\r\nAuthorization: Digest username=\"101\", response=\"6629fae49393a05397450978507c4ef1\", nonce=\"n\"\r\n\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n";
+        let r = redact_sip(m);
+        assert!(!r.contains("6629fae4") && !r.contains("WVNfX19z"), "{r}");
+        assert!(r.contains("response=\"[hidden]\", nonce=\"n\""), "{r}");
+        assert!(r.contains("inline:[hidden]|2^20|1:4"), "{r}");
+        assert_eq!(redact_sip("OPTIONS sip:x SIP/2.0"), "OPTIONS sip:x SIP/2.0");
+        assert_eq!(redact_sip("response="), "response=[hidden]");
+        assert_eq!(redact_sip("response=\"abc"), "response=\"[hidden]\"");
     }
 
     #[test]
@@ -519,7 +624,10 @@ mod tests {
                 "pbx",
                 None,
             );
-            tracing::debug!(target: "sip_messages", "OPTIONS two\r\nVia: x\r\n\r\n");
+            tracing::debug!(
+                target: "sip_messages",
+                "OPTIONS two\r\nVia: x\r\n\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:KEY\r\n"
+            );
             tracing::debug!(target: "media::relay", "a media detail");
             tracing::info!(target: "store::security_log", "kept in the store, not in a file");
         });
@@ -531,7 +639,9 @@ mod tests {
         let (dbg, _) = logs.search(FileLog::Debug, "", 10);
         assert_eq!(dbg.len(), 2, "{dbg:?}");
         assert!(
-            dbg[0].ends_with(" DEBUG sip: OPTIONS two\n    Via: x"),
+            dbg[0].ends_with(
+                " DEBUG sip: OPTIONS two\n    Via: x\n    \n    a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[hidden]"
+            ),
             "{dbg:?}"
         );
         assert!(

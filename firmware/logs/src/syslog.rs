@@ -168,8 +168,12 @@ pub(crate) fn run(target: Arc<Target>, rx: Receiver<Record>, dropped: Arc<Atomic
     let mut said_failure = false;
     let mut seen_generation = 0;
     for r in rx {
-        let generation = target.generation.load(Ordering::Acquire);
-        let Some(dest) = target.dest.lock().unwrap().clone() else {
+        // Read together: a destination with the generation it came with.
+        let (generation, dest) = {
+            let d = target.dest.lock().unwrap();
+            (target.generation.load(Ordering::Acquire), d.clone())
+        };
+        let Some(dest) = dest else {
             conn = None;
             continue;
         };
@@ -222,7 +226,10 @@ pub(crate) fn run(target: Arc<Target>, rx: Receiver<Record>, dropped: Arc<Atomic
             }
         }
         if let Err(e) = c.send(&format(&r, dest.facility, &dest.hostname, pid, max)) {
-            tracing::warn!("syslog server {}:{}: {e}", dest.host, dest.port);
+            if !said_failure {
+                tracing::warn!("syslog server {}:{}: {e}", dest.host, dest.port);
+                said_failure = true;
+            }
             conn = None;
             retry_at = Some(Instant::now() + RETRY);
             unsent += 1;

@@ -482,8 +482,13 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let restart = rt.block_on(run(args, low, high, logs))?;
-    if restart {
+    let restart = rt.block_on(run(args, low, high, logs.clone()));
+    if matches!(restart, Ok(true)) {
+        tracing::info!("restarting");
+    }
+    // The last lines (why it stopped, "restarting") reach the files first.
+    logs.close();
+    if restart? {
         // Threads still serving a web request must not hold the restart up.
         rt.shutdown_timeout(Duration::from_secs(2));
         return Err(restart_in_place());
@@ -496,7 +501,6 @@ fn main() -> Result<()> {
 /// manager around it.
 fn restart_in_place() -> anyhow::Error {
     use std::os::unix::process::CommandExt;
-    tracing::info!("restarting");
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => return anyhow::anyhow!("cannot restart: {e}"),

@@ -92,6 +92,18 @@ fn lines(app: &App, name: &str, q: &str, limit: usize) -> Result<(Vec<String>, b
     }
 }
 
+/// Runs `f` on a blocking thread: the logs are files (and a search reads them whole),
+/// the store is sled; neither may hold up the runtime's two threads.
+async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("log task: {e}")))?
+}
+
 fn file_log(name: &str) -> Result<FileLog, ApiError> {
     FileLog::from_name(name).ok_or_else(|| {
         ApiError::not_found(format!("no log {name:?} (one of {})", LOG_NAMES.join(", ")))
@@ -171,12 +183,17 @@ pub(crate) async fn api(
                     .ok_or_else(|| ApiError::bad("limit", format!("must be 1-{MAX_LINES}")))?,
             };
             let q = query(req, "q").unwrap_or_default();
-            let (lines, more) = lines(app, name, &q, limit)?;
+            let name = name.to_string();
+            let (lines, more) = blocking(app, move |a| lines(a, &name, &q, limit)).await?;
             ok(json!({"lines": lines, "more": more}))
         }
         (&Method::GET, [name, "download"]) => {
             need_admin_read(c)?;
-            download(app, name)
+            // One at a time: a download is held in memory (up to 64 MiB).
+            static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _one = ONE.lock().await;
+            let name = name.to_string();
+            blocking(app, move |a| download(a, &name)).await
         }
         (&Method::DELETE, [name]) => {
             need_admin_write(c)?;
@@ -188,21 +205,29 @@ pub(crate) async fn api(
                     ),
                 ));
             }
-            clear(app, c, req.addr, name)?;
+            clear(app, c, req.addr, name).await?;
             no_content()
         }
         _ => Err(ApiError::not_found("no such route")),
     }
 }
 
-fn clear(app: &App, c: &Caller, addr: std::net::IpAddr, name: &str) -> Result<(), ApiError> {
+async fn clear(
+    app: &Arc<App>,
+    c: &Caller,
+    addr: std::net::IpAddr,
+    name: &str,
+) -> Result<(), ApiError> {
     let log = file_log(name)?;
-    app.settings.logs.clear(log).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot clear the {name} log: {e}"),
-        )
-    })?;
+    blocking(app, move |a| {
+        a.settings.logs.clear(log).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot clear the {} log: {e}", log.name()),
+            )
+        })
+    })
+    .await?;
     // Said where it cannot be cleared.
     app.security(addr, &c.user.username, &format!("{name} log cleared"));
     Ok(())
@@ -281,19 +306,15 @@ pub(crate) async fn handle(
     let q = query(req, "q").unwrap_or_default();
     if get {
         return match rest {
-            [] => page(app, c, &name, &q, Note::None, StatusCode::OK),
-            _ => page(
-                app,
-                c,
-                &name,
-                "",
-                Note::Error("no such page".into()),
-                StatusCode::NOT_FOUND,
-            ),
+            [] => page(app, c, &name, &q, Note::None, StatusCode::OK).await,
+            _ => {
+                let note = Note::Error("no such page".into());
+                page(app, c, &name, "", note, StatusCode::NOT_FOUND).await
+            }
         };
     }
     if let Err(e) = need_admin_write(c) {
-        return page(app, c, &name, &q, Note::Error(e.error), e.status);
+        return page(app, c, &name, &q, Note::Error(e.error), e.status).await;
     }
     let r = match rest {
         ["clear"] => match name.as_str() {
@@ -301,7 +322,9 @@ pub(crate) async fn handle(
                 StatusCode::CONFLICT,
                 format!("The {name} log cannot be cleared: it keeps its newest entries by itself."),
             )),
-            _ => clear(app, c, req.addr, &name).map(|()| format!("The {name} log is cleared.")),
+            _ => clear(app, c, req.addr, &name)
+                .await
+                .map(|()| format!("The {name} log is cleared.")),
         },
         ["settings"] => match settings_from(form) {
             Ok(s) => save(app, &c.user.username, s)
@@ -312,8 +335,8 @@ pub(crate) async fn handle(
         _ => Err(ApiError::not_found("no such action")),
     };
     match r {
-        Ok(m) => page(app, c, &name, &q, Note::Done(m), StatusCode::OK),
-        Err(e) => page(app, c, &name, &q, Note::Error(e.error), e.status),
+        Ok(m) => page(app, c, &name, &q, Note::Done(m), StatusCode::OK).await,
+        Err(e) => page(app, c, &name, &q, Note::Error(e.error), e.status).await,
     }
 }
 
@@ -376,7 +399,7 @@ fn class_label(c: &str) -> &'static str {
     }
 }
 
-fn page(
+async fn page(
     app: &Arc<App>,
     c: &Caller,
     name: &str,
@@ -386,10 +409,18 @@ fn page(
 ) -> Response {
     use maud::html;
     let write = c.can_write_admin();
-    let shown = lines(app, name, q, 500);
-    let s = app.cfg.snapshot().config.logs.clone();
     let file = FileLog::from_name(name);
-    let usage = file.map(|l| app.settings.logs.usage(l));
+    let (n, query) = (name.to_string(), q.to_string());
+    let found = blocking(app, move |a| {
+        let usage = file.map(|l| a.settings.logs.usage(l));
+        Ok((lines(a, &n, &query, 500), usage))
+    })
+    .await;
+    let (shown, usage) = match found {
+        Ok((shown, usage)) => (shown, usage),
+        Err(e) => (Err(e), None),
+    };
+    let s = app.cfg.snapshot().config.logs.clone();
     page_response(
         status,
         layout(
