@@ -103,6 +103,9 @@ struct Args {
     /// RAUC's command line program (firmware updates).
     #[arg(long, default_value = "rauc")]
     rauc: PathBuf,
+    /// The packet capture program (the Network page's packet sniffer).
+    #[arg(long, default_value = "tcpdump")]
+    tcpdump: PathBuf,
     /// Copy the kernel's messages from here (`/dev/kmsg` on the box) into the kernel
     /// log on /data. Without it (a development machine) the kernel log stays empty.
     #[arg(long)]
@@ -780,6 +783,7 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
             board: board_name(),
             recovery,
             logs: logs.clone(),
+            tcpdump: args.tcpdump.clone(),
         },
         prov.clone(),
         updater.clone(),

@@ -1,4 +1,5 @@
 pub mod apply;
+pub mod capture;
 pub mod firewall;
 pub mod network;
 #[doc(hidden)]

@@ -16,6 +16,7 @@ mod api;
 mod attendant_pages;
 pub mod auth;
 pub mod backup;
+mod capture;
 mod cert_pages;
 pub mod certs;
 mod conferences;
@@ -119,6 +120,8 @@ pub struct Settings {
     pub recovery: Option<Result<String, String>>,
     /// The daemon's logs (the files, searched and cleared from the Logs page).
     pub logs: Arc<logs::Logs>,
+    /// The packet capture program (`tcpdump`).
+    pub tcpdump: PathBuf,
 }
 
 /// Everything the handlers share.
@@ -131,6 +134,8 @@ pub struct App {
     started: Instant,
     settings: Settings,
     updater: Arc<system::update::Updater>,
+    /// The packet capture (Network page).
+    capture: Arc<system::capture::Capturer>,
     /// What the servers present (set by the driver once they run).
     active_cert: std::sync::OnceLock<Arc<tls::ActiveCert>>,
     /// What puts the firewall in force (set by the driver).
@@ -158,6 +163,7 @@ impl App {
             sessions: Mutex::new(auth::Sessions::new(settings.idle_timeout)),
             limiter: Mutex::new(auth::LoginLimiter::new()),
             started: Instant::now(),
+            capture: system::capture::Capturer::new(settings.tcpdump.clone(), &settings.data_dir),
             settings,
             updater,
             active_cert: std::sync::OnceLock::new(),

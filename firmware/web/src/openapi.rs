@@ -570,6 +570,21 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/system/capture": {
+            "get": read_op("The packet capture: state (idle, running, done, failed), interface, filter, limits, bytes, packets, why it ended", r("CaptureState")),
+            "post": write_op("Start a packet capture (tcpdump; one at a time; answered once it listens)", Some(r("CaptureRequest")), "202", Some(r("CaptureState"))),
+            "delete": write_op("Delete the capture file (not while it runs)", None, "204", None)
+        },
+        "/system/capture/stop": {
+            "post": write_op("Stop the running capture", None, "200", Some(r("CaptureState")))
+        },
+        "/system/capture/download": {
+            "get": {
+                "summary": "The capture as a pcap file",
+                "security": [{"session": []}],
+                "responses": {"200": {"description": "the capture", "content": {"application/vnd.tcpdump.pcap": {"schema": {"type": "string", "format": "binary"}}}}, "401": err("not logged in"), "403": err("not an administrator"), "404": err("no capture"), "409": err("the capture is running")}
+            }
+        },
         "/system/backup-schedule": {
             "get": read_op("Scheduled backups and how many backups the box keeps", r("BackupSchedule")),
             "put": write_op("Set the backup schedule (fields left out take their defaults)", Some(r("BackupSchedule")), "200", Some(r("BackupSchedule")))
@@ -700,6 +715,17 @@ fn base() -> Value {
                     "hour": {"type": "integer", "minimum": 0, "maximum": 23, "description": "local hour from which the backup is due"},
                     "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}},
                     "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"}
+                }},
+                "CaptureRequest": {"type": "object", "additionalProperties": false, "properties": {
+                    "interface": {"type": "string", "description": "an interface of the box, or any (the default)"},
+                    "filter": {"type": "string", "maxLength": 512, "description": "pcap filter, e.g. udp port 5060; empty: everything"},
+                    "seconds": {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "max_mib": {"type": "integer", "minimum": 1, "maximum": 100}
+                }},
+                "CaptureState": {"type": "object", "properties": {
+                    "state": {"type": "string", "enum": ["idle", "starting", "running", "done", "failed"]},
+                    "interface": s("string"), "filter": s("string"), "seconds": s("integer"), "max_mib": s("integer"),
+                    "started": s("integer"), "ended": s("integer"), "bytes": s("integer"), "packets": s("integer"), "why": s("string")
                 }},
                 "LogSettings": {"type": "object", "additionalProperties": false, "properties": {
                     "debug": {"type": "array", "items": {"type": "string", "enum": config::DEBUG_CLASSES}, "description": "debug classes written to the debug log"},

@@ -102,6 +102,7 @@ pub(crate) fn layout(
                                 a href="/admin/status" { "Status" }
                                 a href="/admin/history" { "Call history" }
                                 a href="/admin/security" { "SIP protection" }
+                                a href="/admin/network" { "Network" }
                                 a href="/admin/firewall" { "Firewall" }
                                 a href="/admin/certificates" { "Certificates" }
                                 a href="/admin/logs" { "Logs" }
@@ -543,6 +544,9 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         }
         (_, ["logs", rest @ ..]) => crate::log_pages::handle(app, &c, req, get, rest, &form).await,
         (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
+        (_, ["network", rest @ ..]) => {
+            crate::capture::handle(app, &c, req.addr, get, rest, &form).await
+        }
         (_, ["firewall", rest @ ..]) => {
             crate::firewall::handle(app, &c, req.addr, get, rest, &form).await
         }

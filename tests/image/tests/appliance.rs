@@ -464,6 +464,45 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
         "{kernel}"
     );
 
+    // The packet sniffer (Kerio 22.1): the web admin's own traffic captured on eth0,
+    // downloaded, and read back here by tcpdump.
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-H",
+            json,
+            "--data",
+            r#"{"interface": "eth0", "filter": "tcp port 4021", "seconds": 120, "max_mib": 1}"#,
+            &url(host, "/system/capture"),
+        ],
+    );
+    assert_eq!(code, 202, "{body}");
+    lan.https_get(&format!("https://{host}:4021/admin"));
+    let (code, body) = admin.send(lan, &["-X", "POST", &url(host, "/system/capture/stop")]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"state\":\"done\""), "{body}");
+    let pcap = work.join("box.pcap");
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-o",
+            pcap.to_str().unwrap(),
+            &url(host, "/system/capture/download"),
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+    let read = Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .output()
+        .expect("tcpdump");
+    let text = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success() && text.contains(&format!("{host}.4021 >")),
+        "{text}{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+
     // Factory reset at the console: the box comes back at the factory address, empty.
     g.line("9");
     g.expect("Type RESET", Duration::from_secs(10));

@@ -82,6 +82,7 @@ pub fn rig() -> Rig {
             board: "test".into(),
             recovery: None,
             logs: logs::Logs::start(&dir.path().join("logs")),
+            tcpdump: "tcpdump".into(),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.
