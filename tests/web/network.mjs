@@ -43,6 +43,28 @@ await run(async (page) => {
   assert.match(download.suggestedFilename(), /^capture-.*\.pcap$/);
   await download.saveAs(SAVE_TO);
 
+  // The settings (a development machine saves them without putting them in force):
+  // a network address is refused with its field; a good one is on trial until confirmed.
+  assert.match(await page.textContent("main"), /development machine/);
+  await page.fill("#hostname", "pbx-lab");
+  await page.fill("#address_eth0", "10.10.10.0");
+  await page.click("#network-form button[type=submit]");
+  await page.locator("p.error", { hasText: "address" }).waitFor();
+  // What was typed is still there.
+  assert.equal(await page.inputValue("#hostname"), "pbx-lab");
+  assert.equal(await page.inputValue("#address_eth0"), "10.10.10.0");
+  await page.fill("#address_eth0", "10.10.10.5");
+  await page.fill("#mask_eth0", "255.255.255.0");
+  await page.fill("#dns", "10.10.10.53");
+  await page.click("#network-form button[type=submit]");
+  await page.locator("p.done", { hasText: "Open the web admin at https://10.10.10.5:" }).waitFor();
+  await page.locator("#network-trial", { hasText: "on trial" }).waitFor();
+  await page.click("#network-confirm button[type=submit]");
+  await page.locator("p.done", { hasText: "The network settings are confirmed." }).waitFor();
+  assert.equal(await page.locator("#network-trial").count(), 0);
+  assert.equal(await page.inputValue("#address_eth0"), "10.10.10.5");
+  assert.equal(await page.inputValue("#hostname"), "pbx-lab");
+
   await fitsAPhone(page, "Network");
   await page.click("#capture-delete button[type=submit]");
   await page.locator("p.done", { hasText: "The capture was deleted." }).waitFor();

@@ -103,6 +103,10 @@ struct Args {
     /// RAUC's command line program (firmware updates).
     #[arg(long, default_value = "rauc")]
     rauc: PathBuf,
+    /// Seconds a network change made in the web admin waits for its confirmation before
+    /// the box goes back to the settings from before it (tests shorten it).
+    #[arg(long, default_value_t = 90, hide = true)]
+    network_confirm: u64,
     /// The packet capture program (the Network page's packet sniffer).
     #[arg(long, default_value = "tcpdump")]
     tcpdump: PathBuf,
@@ -637,8 +641,10 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
     }
     let snapshot = Arc::new(Snapshot::new(rev, cfg));
     let configurator = Arc::new(store::Configurator::new(store.clone(), snapshot.clone()));
-    // A firewall change nobody confirmed before the daemon stopped is undone first.
+    // A firewall change nobody confirmed before the daemon stopped is undone first, and
+    // so is a network change.
     web::firewall::recover_unconfirmed(&configurator, &args.data_dir);
+    web::network::recover_unconfirmed(&args.data_dir, args.system_root.as_deref()).await;
     let snapshot = configurator.snapshot();
     let mut snapshots = configurator.subscribe();
     let (transports, mut incoming) = sip::transport::Transports::bind(args.sip)
@@ -784,6 +790,7 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
             recovery,
             logs: logs.clone(),
             tcpdump: args.tcpdump.clone(),
+            network_confirm: Duration::from_secs(args.network_confirm.max(1)),
         },
         prov.clone(),
         updater.clone(),

@@ -156,6 +156,7 @@ pub(crate) async fn handle(
     app: &Arc<App>,
     c: &Caller,
     addr: std::net::IpAddr,
+    web_port: u16,
     get: bool,
     rest: &[&str],
     form: &[(String, String)],
@@ -180,6 +181,9 @@ pub(crate) async fn handle(
             .ok_or_else(|| ApiError::bad(name, "must be a whole number"))
     };
     let r = match rest {
+        [action @ ("settings" | "confirm")] => {
+            crate::network::post(app, c, addr, web_port, action, form).await
+        }
         ["capture"] => {
             let req = number("seconds").and_then(|seconds| {
                 Ok(CaptureRequest {
@@ -218,11 +222,24 @@ pub(crate) async fn handle(
     };
     match r {
         Ok(m) => page(app, c, Note::Done(m), StatusCode::OK),
+        // A refused settings form comes back as it was typed.
+        Err(e) if rest == ["settings"] => page_with(app, c, Note::Error(e.error), e.status, form),
         Err(e) => page(app, c, Note::Error(e.error), e.status),
     }
 }
 
 fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response {
+    page_with(app, c, note, status, &[])
+}
+
+/// The page; `posted`: a refused settings form, shown as it was typed.
+fn page_with(
+    app: &Arc<App>,
+    c: &Caller,
+    note: Note,
+    status: StatusCode,
+    posted: &[(String, String)],
+) -> Response {
     use maud::html;
     let write = c.can_write_admin();
     let s = app.capture.state();
@@ -235,6 +252,7 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
             true,
             &note,
             html! {
+                (crate::network::section(app, c, posted))
                 h2 { "Interfaces" }
                 table id="interfaces" {
                     thead { tr { th { "Interface" } th { "IPv4 addresses" } } }
@@ -244,7 +262,6 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                         }
                     }
                 }
-                p { "The address, mask, gateway, DNS servers and host name are set at the console (menu entry 2)." }
                 h2 { "Packet capture" }
                 p { "When a phone cannot register or a call to a provider fails, capture what the box sends and receives, then open the file in Wireshark (or " code { "tcpdump -r" } "). A capture holds what callers say: delete it when you are done." }
                 p id="capture-state" data-state=(s.state) role="status" {

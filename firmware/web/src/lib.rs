@@ -25,6 +25,7 @@ mod history;
 mod ipgroups;
 mod log_pages;
 mod music;
+pub mod network;
 pub mod openapi;
 mod ops;
 mod pages;
@@ -122,6 +123,8 @@ pub struct Settings {
     pub logs: Arc<logs::Logs>,
     /// The packet capture program (`tcpdump`).
     pub tcpdump: PathBuf,
+    /// How long a network change waits for its confirmation before it is rolled back.
+    pub network_confirm: Duration,
 }
 
 /// Everything the handlers share.
@@ -136,6 +139,9 @@ pub struct App {
     updater: Arc<system::update::Updater>,
     /// The packet capture (Network page).
     capture: Arc<system::capture::Capturer>,
+    /// Network changes one at a time, and the one on trial.
+    net_lock: tokio::sync::Mutex<()>,
+    net_pending: Mutex<Option<network::Pending>>,
     /// What the servers present (set by the driver once they run).
     active_cert: std::sync::OnceLock<Arc<tls::ActiveCert>>,
     /// What puts the firewall in force (set by the driver).
@@ -164,6 +170,8 @@ impl App {
             limiter: Mutex::new(auth::LoginLimiter::new()),
             started: Instant::now(),
             capture: system::capture::Capturer::new(settings.tcpdump.clone(), &settings.data_dir),
+            net_lock: tokio::sync::Mutex::new(()),
+            net_pending: Mutex::new(None),
             settings,
             updater,
             active_cert: std::sync::OnceLock::new(),

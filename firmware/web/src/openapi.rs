@@ -570,6 +570,13 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/system/network": {
+            "get": read_op("The network settings (saved, or the factory ones), whether this box puts them in force, and the change on trial", r("NetworkState")),
+            "put": write_op("New network settings: validated like the console's, in force a moment after the answer, on trial until confirmed (or rolled back by themselves)", Some(r("NetworkSettings")), "202", Some(r("NetworkState")))
+        },
+        "/system/network/confirm": {
+            "post": write_op("Confirm the network change on trial (409 when none waits)", None, "200", Some(r("NetworkState")))
+        },
         "/system/capture": {
             "get": read_op("The packet capture: state (idle, running, done, failed), interface, filter, limits, bytes, packets, why it ended", r("CaptureState")),
             "post": write_op("Start a packet capture (tcpdump; one at a time; answered once it listens)", Some(r("CaptureRequest")), "202", Some(r("CaptureState"))),
@@ -715,6 +722,19 @@ fn base() -> Value {
                     "hour": {"type": "integer", "minimum": 0, "maximum": 23, "description": "local hour from which the backup is due"},
                     "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}},
                     "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"}
+                }},
+                "NetworkSettings": {"type": "object", "required": ["interfaces"], "additionalProperties": false, "properties": {
+                    "hostname": s("string"),
+                    "interfaces": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                        "name": s("string"), "dhcp": s("boolean"), "address": {"type": "string", "format": "ipv4"},
+                        "prefix": {"type": "integer", "minimum": 0, "maximum": 32}, "gateway": {"type": "string", "format": "ipv4"}
+                    }}},
+                    "dns": {"type": "array", "maxItems": 3, "items": {"type": "string", "format": "ipv4"}}
+                }},
+                "NetworkState": {"type": "object", "properties": {
+                    "settings": r("NetworkSettings"), "applied": s("boolean"), "confirm_seconds": s("integer"),
+                    "pending": {"type": "object", "nullable": true, "properties": {"seconds_left": s("integer")}},
+                    "notes": {"type": "array", "items": s("string")}
                 }},
                 "CaptureRequest": {"type": "object", "additionalProperties": false, "properties": {
                     "interface": {"type": "string", "description": "an interface of the box, or any (the default)"},

@@ -503,6 +503,38 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
         String::from_utf8_lossy(&read.stderr)
     );
 
+    // Network settings in the web admin (Kerio 22.1): a new address is in force at
+    // once, on trial; nobody confirms it, and the box goes back to its address by itself.
+    let (code, body) = admin.send(
+        lan,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            json,
+            "--data",
+            r#"{"hostname": "pbx", "interfaces": [{"name": "eth0", "address": "10.10.20.7", "prefix": 24}], "dns": []}"#,
+            &url(host, "/system/network"),
+        ],
+    );
+    assert_eq!(code, 202, "{body}");
+    web_answers(
+        lan,
+        "https://10.10.20.7:4021/admin",
+        Duration::from_secs(30),
+    );
+    web_answers(
+        lan,
+        &format!("https://{host}:4021/admin"),
+        Duration::from_secs(180),
+    );
+    assert_eq!(lan.https_get("https://10.10.20.7:4021/admin").0, 0);
+    let (_, security) = lan.curl(&["-b", &admin.jar, &url(host, "/logs/security")]);
+    assert!(
+        security.contains("network change not confirmed in time: rolled back"),
+        "{security}"
+    );
+
     // Factory reset at the console: the box comes back at the factory address, empty.
     g.line("9");
     g.expect("Type RESET", Duration::from_secs(10));
