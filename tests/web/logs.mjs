@@ -64,5 +64,12 @@ await run(async (page) => {
   // The security log cannot be cleared: no button for it.
   assert.equal(await page.locator("#log-clear").count(), 0);
 
+  // The support bundle, from the same page.
+  const [bundle] = await Promise.all([
+    page.waitForEvent("download"),
+    page.click("#support-bundle"),
+  ]);
+  assert.match(bundle.suggestedFilename(), /^pbx-support-.*\.tar\.gz$/);
+
   await fitsAPhone(page, "Logs");
 });

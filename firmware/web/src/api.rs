@@ -192,6 +192,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     {
         return crate::backup::api(app, req, &c, &segs[1..]).await;
     }
+    if segs == ["system", "support-bundle"] && req.method == Method::GET {
+        return crate::support::download(app, &c).await;
+    }
     if segs.starts_with(&["system", "network"]) {
         return crate::network::api(app, req, &c, &segs[2..]).await;
     }

@@ -36,6 +36,7 @@ mod routing;
 mod routing_pages;
 mod security;
 pub mod sip_ws;
+mod support;
 pub mod tls;
 mod update;
 mod voicemail;

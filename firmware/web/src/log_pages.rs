@@ -429,6 +429,7 @@ async fn page(
             true,
             &note,
             html! {
+                p { a id="support-bundle" href="/api/v1/system/support-bundle" download { "Download a support bundle" } " (versions, health, the configuration without its passwords and secrets, network settings, live registrations and calls, and the logs) for technical support." }
                 nav id="log-names" aria-label="Logs" {
                     @for n in LOG_NAMES {
                         a href=(format!("/admin/logs?log={n}")) aria-current=[(n == name).then_some("page")] { (n) } " "

@@ -570,6 +570,13 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/system/support-bundle": {
+            "get": {
+                "summary": "The support bundle (.tar.gz): versions, health, the configuration without secrets, network and time settings, live registrations, calls and peers, the logs",
+                "security": [{"session": []}],
+                "responses": {"200": {"description": "the bundle", "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}}, "401": err("not logged in"), "403": err("not an administrator")}
+            }
+        },
         "/system/network": {
             "get": read_op("The network settings (saved, or the factory ones), whether this box puts them in force, and the change on trial", r("NetworkState")),
             "put": write_op("New network settings: validated like the console's, in force a moment after the answer, on trial until confirmed (or rolled back by themselves)", Some(r("NetworkSettings")), "202", Some(r("NetworkState")))
@@ -801,7 +808,8 @@ fn base() -> Value {
                     "version": s("string"), "uptime_seconds": s("integer"), "system_uptime_seconds": s("integer"),
                     "cpu": s("object"), "memory": s("object"), "disk": s("object"),
                     "extensions": s("integer"), "users": s("integer"), "registrations": s("integer"),
-                    "calls": s("integer"), "revision": s("integer"), "warnings": str_array}},
+                    "calls": s("integer"), "revision": s("integer"), "warnings": str_array,
+                    "temperatures": {"type": "array", "items": {"type": "object", "properties": {"sensor": s("string"), "celsius": s("number")}}}}},
                 "ConfigLogEntry": {"type": "object", "properties": {"revision": s("integer"), "who": s("string"), "when": s("integer"), "what": s("string")}},
                 "SecurityLogEntry": {"type": "object", "properties": {"when": s("integer"), "address": s("string"), "username": s("string"), "event": s("string")}},
                 "DialPlanEntry": {"type": "object", "properties": {"number": s("string"), "type_id": s("integer"), "type": s("string"), "description": s("string")}}

@@ -258,8 +258,64 @@ fn health_of(app: &Arc<App>, regs: Option<&Value>, calls: Option<&Value>) -> Val
         "registrations": regs.and_then(Value::as_array).map_or(0, Vec::len),
         "calls": calls.and_then(Value::as_array).map_or(0, Vec::len),
         "revision": snap.revision,
+        "temperatures": temperatures(app.settings.root.as_deref().unwrap_or(std::path::Path::new("/"))),
         "warnings": warnings,
     })
+}
+
+/// The board's temperature sensors (`sys/class/thermal` zones and `sys/class/hwmon`
+/// inputs under `root`), in degrees Celsius; none on a board without them.
+pub(crate) fn temperatures(root: &std::path::Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let read = |p: std::path::PathBuf| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let milli = |s: Option<String>| {
+        s.and_then(|t| t.parse::<i64>().ok())
+            .map(|m| m as f64 / 1000.0)
+    };
+    let dirs = |sub: &str| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(root.join(sub))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for z in dirs("sys/class/thermal") {
+        if !z
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("thermal_zone"))
+        {
+            continue;
+        }
+        if let Some(c) = milli(read(z.join("temp"))) {
+            let name = read(z.join("type"))
+                .unwrap_or_else(|| z.file_name().unwrap().to_string_lossy().into());
+            out.push(json!({"sensor": name, "celsius": c}));
+        }
+    }
+    for h in dirs("sys/class/hwmon") {
+        let chip = read(h.join("name")).unwrap_or_default();
+        let mut inputs: Vec<_> = std::fs::read_dir(&h)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        inputs.retain(|n: &String| n.starts_with("temp") && n.ends_with("_input"));
+        inputs.sort();
+        for i in inputs {
+            if let Some(c) = milli(read(h.join(&i))) {
+                let label = read(h.join(i.replace("_input", "_label")))
+                    .unwrap_or_else(|| i.trim_end_matches("_input").to_string());
+                out.push(json!({"sensor": format!("{chip} {label}"), "celsius": c}));
+            }
+        }
+    }
+    out
 }
 
 /// What the dashboard warns about (Kerio 28.7's kind of warnings).
@@ -1349,6 +1405,9 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
                     dt { "Data disk free" } dd { (mib(g("/disk/free_bytes"))) " of " (mib(g("/disk/total_bytes"))) }
                     dt { "pbxd uptime" } dd { (uptime(g("/uptime_seconds"))) }
                     dt { "System uptime" } dd { (uptime(g("/system_uptime_seconds"))) }
+                    @for t in h.pointer("/temperatures").and_then(Value::as_array).unwrap_or(&empty) {
+                        dt { "Temperature, " (s(t, "sensor")) } dd { (format!("{:.1} °C", t["celsius"].as_f64().unwrap_or(0.0))) }
+                    }
                 }
             },
         ),

@@ -459,3 +459,82 @@ fn the_logs_page_views_searches_downloads_and_clears() {
     assert_eq!(cfg["logs"]["size_kib"], json!(64));
     assert_eq!(cfg["logs"]["keep"], json!(5));
 }
+
+/// The support bundle: what technical support asks for, without a password, secret
+/// or PIN in it.
+#[test]
+fn the_support_bundle_holds_the_facts_and_no_secrets() {
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    pbx.ctl_ok(&["extension", "add", "101", "--password", "Bundle-Secret-101"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bundle.tar.gz");
+    let a = pbx.https_via(
+        &[],
+        &["-o", file.to_str().unwrap()],
+        "GET",
+        "/api/v1/system/support-bundle",
+        None,
+        &refs(&h),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.header("content-type").as_deref(),
+        Some("application/gzip")
+    );
+    assert!(a
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment; filename=\"pbx-support-")));
+    let list = Command::new("tar").arg("-tzf").arg(&file).output().unwrap();
+    assert!(list.status.success());
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    for name in [
+        "versions.json",
+        "health.json",
+        "config.json",
+        "network.json",
+        "registrations.json",
+        "calls.json",
+        "peers.json",
+        "logs/config.log",
+        "logs/security.log",
+        "logs/debug.log",
+    ] {
+        assert!(list.lines().any(|l| l == name), "{name} not in:\n{list}");
+    }
+    let out = dir.path().join("x");
+    std::fs::create_dir_all(&out).unwrap();
+    let x = Command::new("tar")
+        .arg("-xzf")
+        .arg(&file)
+        .arg("-C")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(x.success());
+    let mut all = String::new();
+    for name in list.lines() {
+        all.push_str(&std::fs::read_to_string(out.join(name)).unwrap_or_default());
+    }
+    for secret in ["Bundle-Secret-101", PW, "$argon2"] {
+        assert!(!all.contains(secret), "{secret} is in the bundle");
+    }
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["extensions"][0]["number"], "101");
+    assert_eq!(cfg["accounts"][0]["secret"], "****");
+    let health: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("health.json")).unwrap()).unwrap();
+    assert!(health["temperatures"].is_array(), "{health}");
+    let versions = std::fs::read_to_string(out.join("versions.json")).unwrap();
+    assert!(versions.contains("\"firmware\""), "{versions}");
+    let security = std::fs::read_to_string(out.join("logs/security.log")).unwrap();
+    assert!(security.contains("Admin: session opened"), "{security}");
+    // A portal user gets none of it.
+    let body = json!({"username": "bundler", "password": "Bundler-Pass-1!", "role": "user"});
+    let r = pbx.https("POST", "/api/v1/users", Some(&body.to_string()), &refs(&h));
+    assert_eq!(r.status, 201, "{r:?}");
+    let u = pbx.login("bundler", "Bundler-Pass-1!");
+    let r = pbx.https("GET", "/api/v1/system/support-bundle", None, &refs(&u));
+    assert_eq!(r.status, 403, "{r:?}");
+}
