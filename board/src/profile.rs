@@ -70,7 +70,9 @@ pub const PROFILES: &[Profile] = &[
         description: "larger x86 box with a PCI PRI (one E1/T1 port) or BRI (four ports) card",
         nics: &["eth0", "eth1"],
         audio_in: Some("hw:0,0"),
-        telephony: &["wcte13xp", "wct4xxp", "wcb4xxp"],
+        // TE122 (Kerio's E1/T1 card) is wcte12xp; TE131/TE133 wcte13xp; TE2xx/4xx
+        // wct4xxp; B410P (four BRI ports) wcb4xxp.
+        telephony: &["wcte12xp", "wcte13xp", "wct4xxp", "wcb4xxp"],
         ..X86_1NIC
     },
     Profile {

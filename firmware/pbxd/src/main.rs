@@ -107,6 +107,27 @@ struct Args {
     /// the box goes back to the settings from before it (tests shorten it).
     #[arg(long, default_value_t = 90, hide = true)]
     network_confirm: u64,
+    /// Manage the ISDN cards (the box): load DAHDI and the board's card drivers at start,
+    /// write `--dahdi-conf` from the ISDN interfaces and run `dahdi_cfg` on it at start
+    /// and whenever it changes. Without it (a development machine) the cards found are
+    /// only listed.
+    #[arg(long)]
+    dahdi: bool,
+    /// The file `dahdi_cfg` reads.
+    #[arg(long, default_value = "/etc/dahdi/system.conf")]
+    dahdi_conf: PathBuf,
+    /// `dahdi_cfg` (tests give a stand-in).
+    #[arg(long, default_value = "dahdi_cfg", hide = true)]
+    dahdi_cfg: PathBuf,
+    /// `modprobe` (tests give a stand-in).
+    #[arg(long, default_value = "modprobe", hide = true)]
+    modprobe: PathBuf,
+    /// Where the kernel's sysfs is (tests give a fake one).
+    #[arg(long, default_value = "/sys", hide = true)]
+    sys: PathBuf,
+    /// The card drivers to load (default: the board profile's).
+    #[arg(long, value_delimiter = ',', hide = true)]
+    dahdi_drivers: Option<Vec<String>>,
     /// The packet capture program (the Network page's packet sniffer).
     #[arg(long, default_value = "tcpdump")]
     tcpdump: PathBuf,
@@ -268,6 +289,70 @@ async fn listen_sip_tls(
     match transports.listen_tls(settings).await {
         Ok(a) => tracing::info!(tls = %a, trusted = roots, "SIP over TLS"),
         Err(e) => tracing::error!("cannot bind SIP over TLS on {listen}: {e}; SIP over TLS is off"),
+    }
+}
+
+/// The ISDN cards (the box): DAHDI and the board's drivers loaded once, then
+/// `system.conf` written from the ISDN interfaces and `dahdi_cfg` run whenever it
+/// changes (at start, after a configuration change, and when the spans the kernel
+/// found change: a card's driver may come up after pbxd).
+async fn follow_dahdi(
+    mut rx: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    dahdi: system::dahdi::Dahdi,
+    drivers: Vec<String>,
+) {
+    let d = dahdi.clone();
+    let names: Vec<&str> = drivers.iter().map(String::as_str).collect();
+    match tokio::task::spawn_blocking({
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        move || d.load_modules(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    {
+        Ok(Ok(())) if !drivers.is_empty() => tracing::info!(?drivers, "DAHDI drivers loaded"),
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(?drivers, "cannot load the DAHDI drivers: {e}"),
+        Err(e) => tracing::error!("DAHDI drivers: {e}"),
+    }
+    let mut said: Vec<String> = Vec::new();
+    loop {
+        let cfg = rx.borrow_and_update().config.clone();
+        let d = dahdi.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let spans = system::dahdi::scan(&d.sys);
+            let (text, problems) = system::dahdi::system_conf(&cfg, &spans);
+            // No card: nothing for dahdi_cfg to do.
+            let applied = if spans.is_empty() {
+                Ok(false)
+            } else {
+                d.apply(&text)
+            };
+            (applied, problems)
+        })
+        .await;
+        match r {
+            Ok((applied, problems)) => {
+                if problems != said {
+                    for p in &problems {
+                        tracing::warn!("ISDN card: {p}");
+                    }
+                    said = problems;
+                }
+                match applied {
+                    Ok(true) => {
+                        tracing::info!(conf = %dahdi.conf.display(), "dahdi_cfg applied the ISDN spans")
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!("ISDN spans not configured: {e}"),
+                }
+            }
+            Err(e) => tracing::error!("DAHDI: {e}"),
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            // The spans the kernel found may change (a driver loading late).
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
     }
 }
 
@@ -729,6 +814,20 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
         }
     }
 
+    if args.dahdi {
+        let dahdi = system::dahdi::Dahdi {
+            sys: args.sys.clone(),
+            conf: args.dahdi_conf.clone(),
+            dahdi_cfg: args.dahdi_cfg.clone(),
+            modprobe: args.modprobe.clone(),
+        };
+        let drivers: Vec<String> = args.dahdi_drivers.clone().unwrap_or_else(|| {
+            board::Profile::detect(std::path::Path::new("/"))
+                .map(|p| p.telephony.iter().map(|d| d.to_string()).collect())
+                .unwrap_or_default()
+        });
+        tokio::spawn(follow_dahdi(configurator.subscribe(), dahdi, drivers));
+    }
     let trust_changed = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(follow_log_settings(
         configurator.subscribe(),
@@ -791,6 +890,7 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
             logs: logs.clone(),
             tcpdump: args.tcpdump.clone(),
             network_confirm: Duration::from_secs(args.network_confirm.max(1)),
+            dahdi_sys: args.sys.clone(),
         },
         prov.clone(),
         updater.clone(),

@@ -1,5 +1,6 @@
 pub mod apply;
 pub mod capture;
+pub mod dahdi;
 pub mod firewall;
 pub mod network;
 #[doc(hidden)]

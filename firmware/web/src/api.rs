@@ -402,6 +402,18 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
         }
         (&Method::GET, ["status", "peers"]) => crate::routing::peers_api(app, &c).await,
         (&Method::GET, ["status", "spans"]) => crate::routing::spans_api(app, &c).await,
+        (&Method::GET, ["status", "dahdi"]) => {
+            need_admin_read(&c)?;
+            let sys = app.settings.dahdi_sys.clone();
+            let (spans, cards) = tokio::task::spawn_blocking(move || {
+                let spans = system::dahdi::scan(&sys);
+                let cards = system::dahdi::cards(&sys, &spans);
+                (spans, cards)
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            ok(json!({"cards": cards, "spans": spans}))
+        }
         (&Method::GET, ["status", "health"]) => {
             need_admin_read(&c)?;
             ok(crate::pages::health(app).await)

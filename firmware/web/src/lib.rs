@@ -126,6 +126,8 @@ pub struct Settings {
     pub tcpdump: PathBuf,
     /// How long a network change waits for its confirmation before it is rolled back.
     pub network_confirm: Duration,
+    /// Where the kernel's sysfs is (`/sys`): the DAHDI cards and spans found.
+    pub dahdi_sys: PathBuf,
 }
 
 /// Everything the handlers share.

@@ -974,6 +974,11 @@ fn base() -> Value {
                 "delete": write_op("Remove a recording", None, "204", None)
             },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
+            "/status/dahdi": {"get": read_op("The ISDN cards and DAHDI spans the kernel found, with their ports and alarms", json!({"type": "object", "properties": {
+                "cards": {"type": "array", "items": {"type": "object", "properties": {"id": s("string"), "kind": s("string"), "manufacturer": s("string"), "location": s("string"), "spans": {"type": "array", "items": s("integer")}}}},
+                "spans": {"type": "array", "items": {"type": "object", "properties": {"span": s("integer"), "name": s("string"), "desc": s("string"), "spantype": s("string"),
+                    "basechan": {"type": "integer", "nullable": true}, "channels": s("integer"), "alarms": {"type": "array", "items": s("string")}, "card": s("string"), "port": s("integer")}}}
+            }}))},
             "/logs/config": {"get": read_op("Config log, newest first", json!({"type": "array", "items": r("ConfigLogEntry")}))},
             "/logs/security": {"get": read_op("Security log, newest first", json!({"type": "array", "items": r("SecurityLogEntry")}))},
             "/logs": {"get": read_op("The logs: name, what they hold, where they are kept, their size", json!({"type": "array", "items": {"type": "object", "properties": {

@@ -1335,6 +1335,8 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
         .await
         .unwrap_or(Value::Null);
     let h = health_of(app, Some(&regs), Some(&calls));
+    let dahdi_spans = system::dahdi::scan(&app.settings.dahdi_sys);
+    let dahdi_cards = system::dahdi::cards(&app.settings.dahdi_sys, &dahdi_spans);
     let g = |p: &str| h.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let gf = |p: &str| h.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
     let write = c.can_write_admin();
@@ -1407,6 +1409,27 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
                     dt { "System uptime" } dd { (uptime(g("/system_uptime_seconds"))) }
                     @for t in h.pointer("/temperatures").and_then(Value::as_array).unwrap_or(&empty) {
                         dt { "Temperature, " (s(t, "sensor")) } dd { (format!("{:.1} °C", t["celsius"].as_f64().unwrap_or(0.0))) }
+                    }
+                }
+                @if !dahdi_spans.is_empty() {
+                    h2 { "ISDN cards" }
+                    table id="dahdi-cards" {
+                        thead { tr { th { "Card" } th { "Span" } th { "Port" } th { "Type" } th { "Alarms" } } }
+                        tbody {
+                            @for card in &dahdi_cards {
+                                @for n in &card.spans {
+                                    @if let Some(sp) = dahdi_spans.iter().find(|x| x.span == *n) {
+                                        tr {
+                                            td { (card.kind) " " (card.location) }
+                                            td { (sp.span) }
+                                            td { (sp.port) }
+                                            td { (sp.spantype) }
+                                            td { @if sp.alarms.is_empty() { "none" } @else { (sp.alarms.join(", ")) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             },

@@ -213,8 +213,16 @@ impl Page for IsdnInterface {
     fn blank() -> Self {
         IsdnInterface::new("", SpanDriver::Dahdi { span: 1 })
     }
-    fn page(_: &Arc<App>, c: &Caller, e: &Self, new: bool, note: Note, st: StatusCode) -> Response {
-        isdn_page(c, e, new, note, st)
+    fn page(
+        app: &Arc<App>,
+        c: &Caller,
+        e: &Self,
+        new: bool,
+        note: Note,
+        st: StatusCode,
+    ) -> Response {
+        let found = system::dahdi::scan(&app.settings.dahdi_sys);
+        isdn_page(c, e, new, note, st, &found)
     }
 }
 
@@ -948,7 +956,14 @@ fn span_state_text(s: Option<&Value>) -> String {
     out
 }
 
-fn isdn_page(c: &Caller, i: &IsdnInterface, new: bool, note: Note, status: StatusCode) -> Response {
+fn isdn_page(
+    c: &Caller,
+    i: &IsdnInterface,
+    new: bool,
+    note: Note,
+    status: StatusCode,
+    found: &[system::dahdi::Span],
+) -> Response {
     let write = c.can_write_admin();
     let (title, action) = edit_target(new, "New ISDN interface", "ISDN interface", "isdn", &i.name);
     let spare = if write { SPARE_ROWS } else { 0 };
@@ -974,7 +989,12 @@ fn isdn_page(c: &Caller, i: &IsdnInterface, new: bool, note: Note, status: Statu
                     label { "Connected to" select name="role" { (options(&role, &[("provider", "an ISDN provider"), ("pbx", "another PBX")])) } }
                     h3 { "Line" }
                     label { "Span" select name="driver" { (options(driver, &[("dahdi", "PRI/BRI card (DAHDI)"), ("virtual", "virtual span (lab)")])) } }
-                    label { "DAHDI span number" input name="span" value=(span) inputmode="numeric"; }
+                    label { "DAHDI span number" @if !found.is_empty() { " (the box's spans are listed)" } input name="span" value=(span) inputmode="numeric" list="dahdi-spans"; }
+                    datalist id="dahdi-spans" {
+                        @for s in found {
+                            option value=(s.span) { (format!("span {}: {} port {} ({}{})", s.span, s.desc, s.port, s.spantype, if s.alarms.is_empty() { String::new() } else { format!(", alarm: {}", s.alarms.join(", ")) })) }
+                        }
+                    }
                     label { "Virtual span socket path" input name="path" value=(path); }
                     label { "Line type" select name="line" { (options(&line, &[("e1", "E1 PRI (30 channels)"), ("t1", "T1 PRI (23 channels)"), ("bri", "BRI (2 channels)")])) } }
                     label { "Switch type" select name="switch_type" { (options(&switch, &[("euroisdn", "EuroISDN (A-law)"), ("ni2", "National ISDN-2 (u-law)")])) } }

@@ -84,6 +84,7 @@ pub fn rig() -> Rig {
             logs: logs::Logs::start(&dir.path().join("logs")),
             tcpdump: "tcpdump".into(),
             network_confirm: web::network::CONFIRM_WINDOW,
+            dahdi_sys: dir.path().join("sys"),
         },
         Arc::new(provision::Provisioner::new(cfg.clone(), 5060, dir.path())),
         // Tests put a program standing in for RAUC at <dir>/rauc when they need one.
