@@ -13,6 +13,7 @@ use std::net::IpAddr;
 mod attendant;
 mod backup;
 mod conference;
+mod directory;
 mod firewall;
 mod ipgroups;
 mod isdn;
@@ -29,6 +30,7 @@ pub use attendant::{
 };
 pub use backup::{BackupEvery, BackupSchedule, BACKUP_PARTS};
 pub use conference::{Conference, MAX_CONFERENCE};
+pub use directory::Directory;
 pub use firewall::{Firewall, FIREWALL_SERVICES};
 pub use ipgroups::{
     group_contains, group_ranges, parse_network, reached, GroupRanges, IpGroup, IpItem,
@@ -113,6 +115,9 @@ pub struct Config {
     /// Debug classes, rotation of the log files and the syslog server (Kerio 28).
     #[serde(default)]
     pub logs: LogSettings,
+    /// Users mapped from an LDAP directory or Active Directory (Kerio 11).
+    #[serde(default)]
+    pub directory: Directory,
     /// Auto attendant scripts (Kerio 16).
     #[serde(default)]
     pub auto_attendants: Vec<AutoAttendant>,
@@ -231,6 +236,7 @@ impl Default for Config {
             smtp: Smtp::default(),
             backup: BackupSchedule::default(),
             logs: LogSettings::default(),
+            directory: Directory::default(),
             auto_attendants: Vec::new(),
             time_ranges: Vec::new(),
             music: Vec::new(),
@@ -573,6 +579,10 @@ pub struct User {
     /// extensions.
     #[serde(default)]
     pub ring_also: Vec<String>,
+    /// The user's entry in the directory (Kerio 11): such a user logs in with the
+    /// directory's password, and the synchronisation keeps the user in step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub directory_dn: String,
 }
 
 impl User {
@@ -586,6 +596,7 @@ impl User {
             password_hash: String::new(),
             extensions: Vec::new(),
             ring_also: Vec::new(),
+            directory_dn: String::new(),
         }
     }
 }
@@ -939,6 +950,9 @@ impl Config {
         }
         for (field, message) in self.logs.problems() {
             err("logs".into(), field, message);
+        }
+        for (field, message) in self.directory.problems() {
+            err("directory".into(), field, message);
         }
         for (field, message) in self.smtp.problems() {
             err("smtp".into(), field, message);

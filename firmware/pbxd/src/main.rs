@@ -906,6 +906,8 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
         serve: Arc::new(move |io, peer, local| serve.serve_ws(io, peer, local)),
     };
     tokio::spawn(web::serve(web_listener, tls, app.clone(), sip_ws));
+    // Directory users (Kerio 11), synchronised when the settings say.
+    tokio::spawn(web::directory::follow(app.clone()));
     if let Some(addr) = args.web_redirect {
         let l = tokio::net::TcpListener::bind(addr)
             .await

@@ -201,6 +201,9 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
     if segs.starts_with(&["system", "capture"]) {
         return crate::capture::api(app, req, &c, &segs[2..]).await;
     }
+    if segs.first() == Some(&"directory") {
+        return crate::directory::api(app, req, &c, &segs[1..]).await;
+    }
     if segs.first() == Some(&"logs") {
         return crate::log_pages::api(app, req, &c, &segs[1..]).await;
     }

@@ -20,6 +20,7 @@ mod capture;
 mod cert_pages;
 pub mod certs;
 mod conferences;
+pub mod directory;
 pub mod firewall;
 mod history;
 mod ipgroups;
@@ -142,6 +143,8 @@ pub struct App {
     updater: Arc<system::update::Updater>,
     /// The packet capture (Network page).
     capture: Arc<system::capture::Capturer>,
+    /// The directory's last synchronisation.
+    directory: directory::Shared,
     /// Network changes one at a time, and the one on trial.
     net_lock: tokio::sync::Mutex<()>,
     net_pending: Mutex<Option<network::Pending>>,
@@ -174,6 +177,7 @@ impl App {
             started: Instant::now(),
             capture: system::capture::Capturer::new(settings.tcpdump.clone(), &settings.data_dir),
             net_lock: tokio::sync::Mutex::new(()),
+            directory: Default::default(),
             net_pending: Mutex::new(None),
             settings,
             updater,
@@ -333,7 +337,7 @@ fn caller(app: &App, req: &Req) -> Option<Caller> {
     let user = snap
         .config
         .user(&session.username)
-        .filter(|u| u.enabled && !u.password_hash.is_empty())
+        .filter(|u| u.enabled && (!u.password_hash.is_empty() || !u.directory_dn.is_empty()))
         .cloned();
     match user {
         Some(user) if firewall::web_allowed(&snap.config, user.role, req.addr) => Some(Caller {
@@ -384,15 +388,19 @@ async fn login(
     let user = app.cfg.snapshot().config.user(username).cloned();
     let pw = password.to_string();
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => auth::verify_password(&h, &pw),
-        None => {
-            auth::verify_nobody(&pw);
-            false
-        }
-    })
-    .await
-    .unwrap_or(false);
+    let ok = match &user {
+        // A directory user's password is the directory's (Kerio 11).
+        Some(u) if !u.directory_dn.is_empty() => directory::check(app, u, password).await,
+        _ => tokio::task::spawn_blocking(move || match hash {
+            Some(h) => auth::verify_password(&h, &pw),
+            None => {
+                auth::verify_nobody(&pw);
+                false
+            }
+        })
+        .await
+        .unwrap_or(false),
+    };
     match user {
         Some(u)
             if ok

@@ -570,6 +570,13 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/directory": {
+            "get": read_op("The directory settings (the bind password as ****) and the last synchronisation", json!({"type": "object", "properties": {"settings": r("Directory"), "last_sync": {"allOf": [r("DirectoryReport")], "nullable": true}}})),
+            "put": write_op("Set the directory settings (fields left out take their defaults)", Some(r("Directory")), "200", None)
+        },
+        "/directory/sync": {
+            "post": write_op("Synchronise the directory users now (422 with the reason when the directory cannot be read)", None, "200", Some(r("DirectoryReport")))
+        },
         "/system/support-bundle": {
             "get": {
                 "summary": "The support bundle (.tar.gz): versions, health, the configuration without secrets, network and time settings, live registrations, calls and peers, the logs",
@@ -790,7 +797,20 @@ fn base() -> Value {
                 "User": {"type": "object", "properties": {
                     "username": s("string"), "full_name": s("string"), "role": role.clone(),
                     "enabled": s("boolean"), "extensions": str_array.clone(), "ring_also": str_array.clone(),
-                    "has_password": s("boolean")}},
+                    "has_password": s("boolean"), "directory": s("boolean")}},
+                "Directory": {"type": "object", "additionalProperties": false, "properties": {
+                    "enabled": {"type": "boolean", "description": "synchronise periodically"},
+                    "url": {"type": "string", "description": "ldap://host[:port] or ldaps://host[:port]"},
+                    "bind_dn": s("string"), "bind_password": {"type": "string", "description": "**** keeps the one there is"},
+                    "base_dn": s("string"), "filter": s("string"),
+                    "username_attribute": s("string"), "name_attribute": s("string"),
+                    "extension_attribute": s("string"), "email_attribute": s("string"),
+                    "sync_minutes": {"type": "integer", "minimum": 5, "maximum": 1440}
+                }},
+                "DirectoryReport": {"type": "object", "properties": {
+                    "when": s("integer"), "ok": s("boolean"), "created": str_array.clone(), "updated": str_array.clone(),
+                    "disabled": str_array.clone(), "skipped": str_array.clone(), "error": s("string")
+                }},
                 "UserInput": {"type": "object", "additionalProperties": false, "properties": {
                     "username": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},
                     "full_name": s("string"),

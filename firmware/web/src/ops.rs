@@ -211,6 +211,7 @@ pub(crate) fn user_json(u: &User) -> Value {
         "extensions": u.extensions,
         "ring_also": u.ring_also,
         "has_password": !u.password_hash.is_empty(),
+        "directory": !u.directory_dn.is_empty(),
     })
 }
 
@@ -544,6 +545,12 @@ pub(crate) async fn update_user(
             "user {username} does not exist"
         )));
     };
+    if i.password.is_some() && !old.directory_dn.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{username}'s password is the directory's: change it there"),
+        ));
+    }
     if let Some(n) = &i.username {
         if !n.eq_ignore_ascii_case(&old.username) {
             return Err(ApiError::bad("username", "a user cannot be renamed"));

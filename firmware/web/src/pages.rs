@@ -467,6 +467,16 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     match (get, segs.as_slice()) {
         (true, []) => dashboard(app, &c).await,
         (true, ["users"]) => users_page(app, &c, Note::None, StatusCode::OK),
+        (false, ["directory"]) => {
+            let r = crate::directory::post_settings(app, &c, &form).await;
+            let (note, st) = outcome(r, |()| "Directory settings saved.".into());
+            users_page(app, &c, note, st)
+        }
+        (false, ["directory", "sync"]) => {
+            let r = crate::directory::post_sync(app, &c).await;
+            let (note, st) = outcome(r, |m| m);
+            users_page(app, &c, note, st)
+        }
         (false, ["users"]) => {
             let r = async { ops::create_user(app, &who, user_input(&form, true)?).await }.await;
             let (note, st) = outcome(r, |u| format!("User {} added.", u.username));
@@ -1034,6 +1044,7 @@ fn users_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Res
                         }
                     }
                 }
+                (crate::directory::section(app, c))
             },
         ),
     )
