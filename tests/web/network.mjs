@@ -59,6 +59,8 @@ await run(async (page) => {
   await page.click("#network-form button[type=submit]");
   await page.locator("p.done", { hasText: "Open the web admin at https://10.10.10.5:" }).waitFor();
   await page.locator("#network-trial", { hasText: "on trial" }).waitFor();
+  // The settings are put in force a moment after the answer; confirming comes after.
+  await page.waitForTimeout(1500);
   await page.click("#network-confirm button[type=submit]");
   await page.locator("p.done", { hasText: "The network settings are confirmed." }).waitFor();
   assert.equal(await page.locator("#network-trial").count(), 0);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub struct Directory {
     pub enabled: bool,
     /// `ldap://host[:389]` or `ldaps://host[:636]` (TLS, the certificate checked against
-    /// the system's and the administrator's authorities).
+    /// the system's authorities).
     pub url: String,
     /// Who the box binds as to read the directory.
     pub bind_dn: String,

@@ -315,9 +315,12 @@ async fn follow_dahdi(
         Err(e) => tracing::error!("DAHDI drivers: {e}"),
     }
     let mut said: Vec<String> = Vec::new();
+    // What this run applied: nothing yet (after a boot the kernel's spans are bare).
+    let mut last: Option<String> = None;
     loop {
         let cfg = rx.borrow_and_update().config.clone();
         let d = dahdi.clone();
+        let mut held = last.take();
         let r = tokio::task::spawn_blocking(move || {
             let spans = system::dahdi::scan(&d.sys);
             let (text, problems) = system::dahdi::system_conf(&cfg, &spans);
@@ -325,13 +328,14 @@ async fn follow_dahdi(
             let applied = if spans.is_empty() {
                 Ok(false)
             } else {
-                d.apply(&text)
+                d.apply(&text, &mut held)
             };
-            (applied, problems)
+            (applied, problems, held)
         })
         .await;
         match r {
-            Ok((applied, problems)) => {
+            Ok((applied, problems, held)) => {
+                last = held;
                 if problems != said {
                     for p in &problems {
                         tracing::warn!("ISDN card: {p}");

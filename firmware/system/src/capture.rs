@@ -150,7 +150,7 @@ impl Capturer {
             ));
         }
         if r.filter.len() > 512
-            || r.filter.starts_with('-')
+            || r.filter.trim_start().starts_with('-')
             || r.filter.chars().any(|c| c.is_control())
         {
             p.push((
@@ -200,7 +200,11 @@ impl Capturer {
                 Ok(self.state())
             }
             Err(e) => {
-                i.state.state = if i.state.bytes > 0 { "done" } else { "idle" };
+                // The file went when tcpdump was started: nothing to download.
+                i.state = CaptureState {
+                    state: "idle",
+                    ..CaptureState::default()
+                };
                 Err(e)
             }
         }
@@ -223,6 +227,9 @@ impl Capturer {
             // Each packet handed over at once, not in blocks a second late (the last
             // second before a stop would be lost).
             "--immediate-mode",
+            // A 4 MiB kernel buffer: a burst (a flood, a call's start) is not dropped.
+            "-B",
+            "4096",
             "-s",
             "0",
             "-Z",
@@ -231,7 +238,8 @@ impl Capturer {
         ])
         .arg(&file);
         if !r.filter.trim().is_empty() {
-            cmd.arg(r.filter.trim());
+            // After "--": the filter is never taken for an option.
+            cmd.arg("--").arg(r.filter.trim());
         }
         let mut child = cmd
             .stdin(Stdio::null())
@@ -479,6 +487,13 @@ mod tests {
             (
                 CaptureRequest {
                     filter: "-w /etc/passwd".into(),
+                    ..ok.clone()
+                },
+                "filter",
+            ),
+            (
+                CaptureRequest {
+                    filter: " -w/etc/passwd".into(),
                     ..ok.clone()
                 },
                 "filter",

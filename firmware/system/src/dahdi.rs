@@ -251,10 +251,12 @@ impl Dahdi {
         }
     }
 
-    /// Writes `system.conf` when its text changed and runs `dahdi_cfg` on it. Answers
-    /// whether it ran, or what went wrong.
-    pub fn apply(&self, text: &str) -> Result<bool, String> {
-        if std::fs::read_to_string(&self.conf).ok().as_deref() == Some(text) {
+    /// Writes `system.conf` and runs `dahdi_cfg` on it unless `text` is what this run of
+    /// the daemon last applied (`applied`, which it then holds): after a boot the file
+    /// may hold the same text while the kernel's spans are not configured, and a failed
+    /// run is tried again. Answers whether it ran, or what went wrong.
+    pub fn apply(&self, text: &str, applied: &mut Option<String>) -> Result<bool, String> {
+        if applied.as_deref() == Some(text) {
             return Ok(false);
         }
         crate::network::write_atomic(&self.conf, text.as_bytes())
@@ -265,6 +267,7 @@ impl Dahdi {
             .output()
             .map_err(|e| format!("{}: {e}", self.dahdi_cfg.display()))?;
         if o.status.success() {
+            *applied = Some(text.to_string());
             Ok(true)
         } else {
             Err(format!(
@@ -402,8 +405,13 @@ pub(crate) mod tests {
             dahdi_cfg: script.clone(),
             modprobe: script.clone(),
         };
-        assert_eq!(dahdi.apply(&text), Ok(true));
-        assert_eq!(dahdi.apply(&text), Ok(false), "unchanged: not run again");
+        let mut applied = None;
+        assert_eq!(dahdi.apply(&text, &mut applied), Ok(true));
+        assert_eq!(
+            dahdi.apply(&text, &mut applied),
+            Ok(false),
+            "unchanged: not run again"
+        );
         dahdi.load_modules(&["wcte12xp"]).unwrap();
         dahdi.load_modules(&[]).unwrap();
         let ran = std::fs::read_to_string(&log).unwrap();

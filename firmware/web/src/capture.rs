@@ -41,7 +41,13 @@ async fn start(
             r.filter.trim()
         }
     );
-    app.capture.start(r).await.map_err(err)?;
+    // In a task of its own: a client that goes away mid-start must not leave the
+    // capture "starting" for good.
+    let capture = app.capture.clone();
+    tokio::spawn(async move { capture.start(r).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(err)?;
     // Packets can hold what phones say: who captured is on record.
     app.security(addr, &c.user.username, &what);
     Ok(())
@@ -98,6 +104,9 @@ pub(crate) async fn api(
         }
         (&Method::GET, ["download"]) => {
             need_admin_write(c)?;
+            // One at a time: the file is held in memory (up to 100 MiB).
+            static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _one = ONE.lock().await;
             download(app).await
         }
         _ => Err(ApiError::not_found("no such route")),
@@ -156,7 +165,7 @@ pub(crate) async fn handle(
     app: &Arc<App>,
     c: &Caller,
     addr: std::net::IpAddr,
-    web_port: u16,
+    local: std::net::SocketAddr,
     get: bool,
     rest: &[&str],
     form: &[(String, String)],
@@ -182,7 +191,7 @@ pub(crate) async fn handle(
     };
     let r = match rest {
         [action @ ("settings" | "confirm")] => {
-            crate::network::post(app, c, addr, web_port, action, form).await
+            crate::network::post(app, c, addr, local, action, form).await
         }
         ["capture"] => {
             let req = number("seconds").and_then(|seconds| {

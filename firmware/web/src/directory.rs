@@ -97,7 +97,8 @@ fn first(e: &SearchEntry, attr: &str) -> String {
 }
 
 /// Reads the users from the directory.
-async fn fetch(d: &Directory) -> Result<Vec<Entry>, String> {
+/// The entries, and whether that is all of them (no size limit hit).
+async fn fetch(d: &Directory) -> Result<(Vec<Entry>, bool), String> {
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings_conn(&d.url)?, &d.url)
         .await
         .map_err(|e| format!("cannot reach {}: {e}", d.url))?;
@@ -114,14 +115,19 @@ async fn fetch(d: &Directory) -> Result<Vec<Entry>, String> {
         d.extension_attribute.as_str(),
         d.email_attribute.as_str(),
     ];
-    let (entries, _) = ldap
+    let res = ldap
         .with_timeout(TIMEOUT)
         .search(&d.base_dn, Scope::Subtree, &d.filter, attrs)
         .await
-        .map_err(|e| e.to_string())?
-        .success()
-        .map_err(|e| format!("the search failed: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let _ = ldap.unbind().await;
+    // sizeLimitExceeded (4): the entries up to the server's limit, not all of them.
+    let (entries, whole) = match res.1.rc {
+        0 => (res.0, true),
+        4 => (res.0, false),
+        _ => return Err(format!("the search failed: {}", res.1)),
+    };
+    let whole = whole && entries.len() <= MAX_ENTRIES;
     let mut list: Vec<Entry> = entries
         .into_iter()
         .take(MAX_ENTRIES)
@@ -139,11 +145,11 @@ async fn fetch(d: &Directory) -> Result<Vec<Entry>, String> {
         .collect();
     // The directory's order is its own: the box's is by name.
     list.sort_by(|a, b| a.username.cmp(&b.username));
-    Ok(list)
+    Ok((list, whole))
 }
 
 /// The configuration with the directory's users in it; what changed.
-fn merge(c: &mut Config, entries: &[Entry], report: &mut Report) {
+fn merge(c: &mut Config, entries: &[Entry], report: &mut Report, whole: bool) {
     let mut seen: HashMap<String, ()> = HashMap::new();
     for e in entries {
         let valid = !e.username.is_empty()
@@ -157,50 +163,67 @@ fn merge(c: &mut Config, entries: &[Entry], report: &mut Report) {
                 .push(format!("{}: no usable user name ({:?})", e.dn, e.username));
             continue;
         }
-        if let Some(u) = c
+        let known = c
             .users
             .iter()
             .find(|u| u.username.eq_ignore_ascii_case(&e.username))
-        {
-            if u.directory_dn.is_empty() {
-                report.skipped.push(format!(
-                    "{}: a local user of the box has that name",
-                    e.username
-                ));
-                continue;
-            }
+            .cloned();
+        if known.as_ref().is_some_and(|u| u.directory_dn.is_empty()) {
+            report.skipped.push(format!(
+                "{}: a local user of the box has that name",
+                e.username
+            ));
+            continue;
         }
-        // The extension: the directory's number, made when the box has none.
+        seen.insert(e.username.to_ascii_lowercase(), ());
+        // Each entry is merged on its own: one that would make the configuration
+        // invalid is left out, not the whole synchronisation.
+        let before = c.clone();
+        let mut note = None;
+        // The extension: the directory's number, made when the box has no such
+        // number. An extension the box already has is never handed over (a directory
+        // entry must not take somebody's voicemail and calls), unless the user has it.
         let mut ext = Vec::new();
         if !e.extension.is_empty() && e.extension.len() <= 16 {
-            if !c.extensions.iter().any(|x| x.number == e.extension) {
+            let has = known
+                .as_ref()
+                .is_some_and(|u| u.extensions.contains(&e.extension));
+            if has {
+                ext.push(e.extension.clone());
+            } else if c.extensions.iter().any(|x| x.number == e.extension) {
+                note = Some(format!(
+                    "{}: extension {} is already on the box, not given",
+                    e.username, e.extension
+                ));
+            } else {
                 let mut x = Extension::new(&e.extension);
                 let (first_name, last_name) = e.name.split_once(' ').unwrap_or((&e.name, ""));
                 x.first_name = first_name.to_string();
                 x.last_name = last_name.to_string();
                 x.email = e.email.clone();
                 c.extensions.push(x);
+                ext.push(e.extension.clone());
             }
-            ext.push(e.extension.clone());
         }
-        seen.insert(e.username.to_ascii_lowercase(), ());
+        let mut changed = None;
         match c
             .users
             .iter_mut()
             .find(|u| u.username.eq_ignore_ascii_case(&e.username))
         {
             Some(u) => {
-                let before = u.clone();
+                let old = u.clone();
                 u.directory_dn = e.dn.clone();
                 u.full_name = e.name.clone();
-                u.enabled = true;
+                // A user disabled on the box (by an administrator, or because it was
+                // gone from the directory) stays so: enabling is the administrator's.
                 for x in &ext {
                     if !u.extensions.contains(x) {
                         u.extensions.push(x.clone());
                     }
                 }
-                if *u != before {
-                    report.updated.push(u.username.clone());
+                if *u != old {
+                    changed = Some(false);
                 }
             }
             None => {
@@ -208,10 +231,32 @@ fn merge(c: &mut Config, entries: &[Entry], report: &mut Report) {
                 u.full_name = e.name.clone();
                 u.extensions = ext;
                 u.directory_dn = e.dn.clone();
-                report.created.push(u.username.clone());
                 c.users.push(u);
+                changed = Some(true);
             }
         }
+        if let Err(v) = c.validate() {
+            *c = before;
+            report.skipped.push(format!(
+                "{}: {}",
+                e.username,
+                v.0.first().map_or(String::new(), |f| f.to_string())
+            ));
+            continue;
+        }
+        report.skipped.extend(note);
+        match changed {
+            Some(true) => report.created.push(e.username.clone()),
+            Some(false) => report.updated.push(e.username.clone()),
+            None => {}
+        }
+    }
+    // A partial answer (a size limit) or none at all says nothing of who left.
+    if !whole || entries.is_empty() {
+        report
+            .skipped
+            .push("the directory's answer was not whole or empty: nobody was disabled".into());
+        return;
     }
     // Gone from the directory: disabled, kept with their data.
     for u in c.users.iter_mut() {
@@ -244,7 +289,7 @@ pub(crate) async fn sync(app: &Arc<App>) -> Report {
                     let entries = entries.clone();
                     move |c| {
                         let mut r = Report::default();
-                        merge(c, &entries, &mut r);
+                        merge(c, &entries.0, &mut r, entries.1);
                         Ok(r)
                     }
                 },
@@ -349,7 +394,15 @@ pub(crate) async fn api(
 /// Saves the settings; `****` keeps the bind password there is.
 pub(crate) async fn save(app: &Arc<App>, c: &Caller, d: &mut Directory) -> Result<(), ApiError> {
     if d.bind_password == "****" {
-        d.bind_password = app.cfg.snapshot().config.directory.bind_password.clone();
+        let now = app.cfg.snapshot().config.directory.clone();
+        // The saved password goes only to the server and account it was given for.
+        if now.url != d.url || now.bind_dn != d.bind_dn {
+            return Err(ApiError::bad(
+                "bind_password",
+                "type the password again for another server or bind DN",
+            ));
+        }
+        d.bind_password = now.bind_password;
     }
     let d = d.clone();
     crate::ops::change(
@@ -379,6 +432,12 @@ pub(crate) async fn check(app: &App, user: &User, password: &str) -> bool {
     // Synchronisation off or not, the directory's users keep logging in with it.
     let d = app.cfg.snapshot().config.directory.clone();
     if d.url.is_empty() {
+        return false;
+    }
+    // An administrator's or auditor's password does not cross the network in the
+    // clear, nor is a forged answer on it taken for theirs: ldaps only.
+    if user.role != Role::User && !d.url.starts_with("ldaps://") {
+        tracing::warn!(user = %user.username, "directory login refused: this role needs ldaps://");
         return false;
     }
     match bind_as(&d, &user.directory_dn, password).await {
@@ -522,6 +581,7 @@ mod tests {
                 entry("bad name!", ""),
             ],
             &mut r,
+            true,
         );
         assert_eq!(r.created, ["alice", "bob"]);
         assert_eq!(r.skipped.len(), 2, "{:?}", r.skipped);
@@ -539,7 +599,7 @@ mod tests {
         let mut r = Report::default();
         let mut a = entry("alice", "301");
         a.name = "Alice Smith".into();
-        merge(&mut c, &[a], &mut r);
+        merge(&mut c, &[a.clone()], &mut r, true);
         assert_eq!(
             (r.created.len(), r.updated.clone(), r.disabled.clone()),
             (0, vec!["alice".to_string()], vec!["bob".to_string()])
@@ -547,5 +607,28 @@ mod tests {
         assert!(!c.user("bob").unwrap().enabled);
         assert!(c.user("local").unwrap().enabled);
         assert!(c.validate().is_ok(), "{:?}", c.validate());
+        // Bob comes back: he stays disabled until an administrator enables him. Carol
+        // names Alice's extension: she is created without it. A partial answer
+        // disables nobody.
+        let mut carol = entry("carol", "301");
+        carol.name = "Carol".into();
+        let mut r = Report::default();
+        merge(&mut c, &[entry("bob", "302"), carol], &mut r, false);
+        assert!(!c.user("bob").unwrap().enabled);
+        assert!(c.user("carol").unwrap().extensions.is_empty());
+        assert!(
+            r.skipped
+                .iter()
+                .any(|s| s.contains("extension 301 is already on the box")),
+            "{:?}",
+            r.skipped
+        );
+        assert!(r.disabled.is_empty() && c.user("alice").unwrap().enabled);
+        // An entry that would not validate is left out, the others go in.
+        let mut r = Report::default();
+        let mut dave = entry("dave", "0");
+        dave.extension = "1234567890123".into();
+        merge(&mut c, &[a, dave], &mut r, true);
+        assert!(c.validate().is_ok());
     }
 }

@@ -27,6 +27,10 @@ const UNCONFIRMED: &str = "system/network-unconfirmed.json";
 pub(crate) struct Pending {
     id: u64,
     previous: NetworkSettings,
+    /// The settings on trial.
+    new: NetworkSettings,
+    /// Whether they are in force yet (they are put in force a moment after the answer).
+    applied: bool,
     deadline: Instant,
 }
 
@@ -135,6 +139,8 @@ async fn change(
     *app.net_pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pending {
         id,
         previous: previous.clone(),
+        new: s.clone(),
+        applied: false,
         deadline,
     });
     app.security(addr, &c.user.username, "network settings changed, on trial");
@@ -155,6 +161,15 @@ async fn change(
                     Ok(notes) => {
                         for n in notes {
                             tracing::warn!("network settings: {n}");
+                        }
+                        if let Some(p) = app2
+                            .net_pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .as_mut()
+                            .filter(|p| p.id == id)
+                        {
+                            p.applied = true;
                         }
                     }
                     Err(e) => {
@@ -204,19 +219,51 @@ async fn change(
 }
 
 /// Confirms the change on trial; false when there is none.
-async fn confirm(app: &Arc<App>, c: &Caller, addr: IpAddr) -> bool {
+/// Confirms the change on trial. It must be in force, and on the box the confirmation
+/// must reach one of its new static addresses (so the administrator has reached the box
+/// there); with DHCP the new address is not known, and any will do.
+async fn confirm(app: &Arc<App>, c: &Caller, addr: IpAddr, local: IpAddr) -> Result<(), ApiError> {
     let _g = app.net_lock.lock().await;
-    let had = app
-        .net_pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .is_some();
-    if had {
-        let _ = std::fs::remove_file(app.settings.data_dir.join(UNCONFIRMED));
-        app.security(addr, &c.user.username, "network settings confirmed");
+    {
+        let mut p = app.net_pending.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(x) = p.as_ref() else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no network change waits for its confirmation",
+            ));
+        };
+        if !x.applied {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "the new settings are not in force yet: try again in a moment",
+            ));
+        }
+        let statics: Vec<IpAddr> = x
+            .new
+            .interfaces
+            .iter()
+            .filter_map(|i| i.address.map(IpAddr::V4))
+            .collect();
+        let dhcp = x.new.interfaces.iter().any(|i| i.dhcp);
+        if app.settings.root.is_some() && !dhcp && !statics.is_empty() && !statics.contains(&local)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "confirm from the new address ({}), so the box is known to be reached there",
+                    statics
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        p.take();
     }
-    had
+    let _ = std::fs::remove_file(app.settings.data_dir.join(UNCONFIRMED));
+    app.security(addr, &c.user.username, "network settings confirmed");
+    Ok(())
 }
 
 fn seconds_left(app: &App) -> Option<u64> {
@@ -272,14 +319,8 @@ pub(crate) async fn api(
         }
         (&Method::POST, ["confirm"]) => {
             need_admin_write(c)?;
-            if confirm(app, c, req.addr).await {
-                ok(state(app))
-            } else {
-                Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no network change waits for its confirmation",
-                ))
-            }
+            confirm(app, c, req.addr, req.local.ip()).await?;
+            ok(state(app))
         }
         _ => Err(ApiError::not_found("no such route")),
     }
@@ -340,7 +381,7 @@ pub(crate) async fn post(
     app: &Arc<App>,
     c: &Caller,
     addr: IpAddr,
-    web_port: u16,
+    local: std::net::SocketAddr,
     action: &str,
     form: &[(String, String)],
 ) -> Result<String, ApiError> {
@@ -355,21 +396,14 @@ pub(crate) async fn post(
                     s.interfaces
                         .iter()
                         .find_map(|i| i.address)
-                        .map_or("the box's new address".to_string(), |a| format!("https://{a}:{web_port}/admin/network")),
+                        .map_or("the box's new address".to_string(), |a| format!("https://{a}:{}/admin/network", local.port())),
                     app.settings.network_confirm.as_secs()
                 )),
             }
         }
-        "confirm" => {
-            if confirm(app, c, addr).await {
-                Ok("The network settings are confirmed.".into())
-            } else {
-                Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no network change waits for its confirmation",
-                ))
-            }
-        }
+        "confirm" => confirm(app, c, addr, local.ip())
+            .await
+            .map(|()| "The network settings are confirmed.".into()),
         _ => Err(ApiError::not_found("no such action")),
     }
 }

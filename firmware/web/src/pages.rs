@@ -611,7 +611,7 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
         (_, ["logs", rest @ ..]) => crate::log_pages::handle(app, &c, req, get, rest, &form).await,
         (_, ["security", rest @ ..]) => crate::security::handle(app, &c, get, rest, &form).await,
         (_, ["network", rest @ ..]) => {
-            crate::capture::handle(app, &c, req.addr, req.local.port(), get, rest, &form).await
+            crate::capture::handle(app, &c, req.addr, req.local, get, rest, &form).await
         }
         (_, ["firewall", rest @ ..]) => {
             crate::firewall::handle(app, &c, req.addr, get, rest, &form).await

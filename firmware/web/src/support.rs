@@ -60,6 +60,9 @@ fn pretty(v: &Value) -> Vec<u8> {
 /// `GET /api/v1/system/support-bundle`.
 pub(crate) async fn download(app: &Arc<App>, c: &Caller) -> Result<Response, ApiError> {
     need_admin_read(c)?;
+    // One at a time: a bundle is made in memory.
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE.lock().await;
     let health = crate::pages::health(app).await;
     let live = [
         (
