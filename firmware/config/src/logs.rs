@@ -155,7 +155,7 @@ impl LogSettings {
             p.push(("days", "must be 1-3650".to_string()));
         }
         let s = &self.syslog;
-        let host_ok = s.host.parse::<std::net::IpAddr>().is_ok() || valid_host_name(&s.host);
+        let host_ok = crate::valid_host(&s.host);
         if s.enabled && s.host.is_empty() {
             p.push(("syslog.host", "is needed to forward the logs".to_string()));
         } else if !s.host.is_empty() && !host_ok {
@@ -178,20 +178,6 @@ impl LogSettings {
         }
         p
     }
-}
-
-/// A DNS name: labels of letters, digits and hyphens, not starting or ending with a
-/// hyphen, 253 characters at most.
-fn valid_host_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 #[cfg(test)]

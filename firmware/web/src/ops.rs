@@ -617,7 +617,9 @@ pub(crate) async fn delete_user(app: &Arc<App>, who: &str, username: &str) -> Re
 
 /// Kerio's dial plan types (table 12.1): 1 = extension; ours for what Kerio's table
 /// does not name: 2 = ring group, 3 = conference room, 4 = auto attendant script,
-/// 5 = call queue, 9 = feature code (a queue's agent login and logout codes too).
+/// 5 = call queue, 6 = emergency number, 7 = outbound route (a prefix), 8 = link to
+/// another PBX (its prefix, range or patterns), 9 = feature code (a queue's agent login
+/// and logout codes and the parking slots too).
 pub(crate) const TYPE_EXTENSION: u32 = 1;
 pub(crate) const TYPE_RING_GROUP: u32 = 2;
 pub(crate) const TYPE_FEATURE: u32 = 9;
@@ -625,6 +627,9 @@ pub(crate) const TYPE_CONFERENCE: u32 = 3;
 /// Kerio's dial plan names auto attendant scripts as their own type.
 pub(crate) const TYPE_AUTO_ATTENDANT: u32 = 4;
 pub(crate) const TYPE_QUEUE: u32 = 5;
+pub(crate) const TYPE_EMERGENCY: u32 = 6;
+pub(crate) const TYPE_OUTBOUND: u32 = 7;
+pub(crate) const TYPE_LINK: u32 = 8;
 
 /// Every used number with its type id, type name and description, by number.
 pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)> {
@@ -705,7 +710,55 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             ));
         }
     }
+    for e in &s.config.emergency.numbers {
+        let desc = if e.description.is_empty() {
+            "emergency number".to_string()
+        } else {
+            e.description.clone()
+        };
+        v.push((e.number.clone(), TYPE_EMERGENCY, "emergency number", desc));
+    }
     v.sort_by(|a, b| (a.0.len(), &a.0).cmp(&(b.0.len(), &b.0)));
+    // Prefixes and patterns after the numbers: they stand for many numbers.
+    for l in &s.config.links {
+        let what = if l.description.is_empty() {
+            format!("link {}", l.name)
+        } else {
+            format!("link {}: {}", l.name, l.description)
+        };
+        if !l.prefix.is_empty() {
+            v.push((
+                format!("{}<number>", l.prefix),
+                TYPE_LINK,
+                "link",
+                what.clone(),
+            ));
+        }
+        if !l.range_min.is_empty() {
+            v.push((
+                format!("{}-{}", l.range_min, l.range_max),
+                TYPE_LINK,
+                "link",
+                what.clone(),
+            ));
+        }
+        for p in &l.patterns {
+            v.push((p.clone(), TYPE_LINK, "link", what.clone()));
+        }
+    }
+    for r in &s.config.outbound_routes {
+        let desc = if r.description.is_empty() {
+            format!("outbound through {}", r.interfaces.join(", "))
+        } else {
+            r.description.clone()
+        };
+        v.push((
+            format!("{}<number>", r.prefix),
+            TYPE_OUTBOUND,
+            "outbound route",
+            desc,
+        ));
+    }
     let fc = &s.config.feature_codes;
     v.push((
         fc.pickup.clone(),

@@ -955,3 +955,54 @@ async fn feature_codes_forwarding_and_ring_groups_are_set_from_the_pages() {
     .await;
     assert_eq!(a.status, 400, "{}", a.text);
 }
+
+/// The dial plan names every kind of number the box has (issue 21.7): extensions,
+/// ring groups, queues with their agent codes, conferences, auto attendants, emergency
+/// numbers, parking slots, feature codes, links to other PBXs and outbound routes.
+#[tokio::test]
+async fn the_dial_plan_covers_every_number_type() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let cfg: config::Config = serde_json::from_value(serde_json::json!({
+        "format": "pbx-config", "version": 1,
+        "extensions": [{"number": "101", "first_name": "Ann"}],
+        "ring_groups": [{"number": "600", "name": "Sales", "members": ["101"]}],
+        "queues": [{"number": "700", "description": "Support", "dynamic_agents": true, "login_code": "7001", "logout_code": "7002"}],
+        "conferences": [{"number": "800", "description": "Board room"}],
+        "auto_attendants": [{"number": "500", "description": "Main menu", "start": "main",
+            "menus": [{"name": "main", "announcement": "hello-world", "playbacks": 1, "timeout_seconds": 3,
+                       "default_action": {"action": "hang_up"}, "keys": []}]}],
+        "emergency": {"numbers": [{"number": "112", "description": "Emergency (EU)"}]},
+        "parking": {"slots": ["71"]},
+        "sip_interfaces": [{"name": "telco", "host": "192.0.2.5"}],
+        "links": [{"name": "branch", "description": "Brno office", "prefix": "8", "host": "192.0.2.9"}],
+        "outbound_routes": [{"prefix": "0", "description": "Out to the world", "interfaces": ["telco"]}]
+    }))
+    .map_err(|e| e.to_string())
+    .unwrap();
+    rig.cfg
+        .change("test", "dial plan types", 0, move |c| {
+            let users = std::mem::take(&mut c.users);
+            *c = cfg;
+            c.users = users;
+            Ok(())
+        })
+        .unwrap();
+    let csv = rig.call(&admin, "GET", "/admin/dialplan.csv", None).await;
+    for line in [
+        "101,1,Ann",
+        "600,2,Sales",
+        "800,3,Board room",
+        "500,4,Main menu",
+        "700,5,Support",
+        "7001,9,Agent login: Support",
+        "112,6,Emergency (EU)",
+        "0<number>,7,Out to the world",
+        "8<number>,8,link branch: Brno office",
+        "71,9,\"Parking slot",
+    ] {
+        assert!(csv.text.contains(line), "{line} not in:\n{}", csv.text);
+    }
+    let api = rig.call(&admin, "GET", "/api/v1/dialplan", None).await;
+    assert!(api.text.contains("\"emergency number\""), "{}", api.text);
+}
