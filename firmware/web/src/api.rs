@@ -405,6 +405,10 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
         }
         (&Method::GET, ["status", "peers"]) => crate::routing::peers_api(app, &c).await,
         (&Method::GET, ["status", "spans"]) => crate::routing::spans_api(app, &c).await,
+        (&Method::GET, ["status", "tasks"]) => {
+            need_admin_read(&c)?;
+            ok(json!(crate::tasks::list(app)))
+        }
         (&Method::GET, ["status", "dahdi"]) => {
             need_admin_read(&c)?;
             let sys = app.settings.dahdi_sys.clone();

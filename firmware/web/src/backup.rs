@@ -192,12 +192,16 @@ pub fn scheduled_due(s: &config::BackupSchedule, now: u64, utc_offset: i64, data
         return false;
     }
     // The newest backup (names sort by date) and its date, from its manifest.
-    let newest = list(&data.join(store::backup::DIR))
+    newest_created(data).is_none_or(|c| (c as i64) < start)
+}
+
+/// When the newest backup on the box was made (its manifest's date).
+pub(crate) fn newest_created(data: &Path) -> Option<u64> {
+    list(&data.join(store::backup::DIR))
         .first()
         .and_then(|p| std::fs::File::open(p).ok())
         .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)).ok())
-        .map(|m| m.created);
-    newest.is_none_or(|c| (c as i64) < start)
+        .map(|m| m.created)
 }
 
 /// Makes a backup now for a web request.

@@ -56,6 +56,13 @@ pub(crate) struct Pending {
     deadline: Instant,
 }
 
+impl Pending {
+    /// Seconds until the rollback.
+    pub(crate) fn seconds_left(&self, now: Instant) -> u64 {
+        self.deadline.saturating_duration_since(now).as_secs()
+    }
+}
+
 /// What the rules are made of: the settings and the addresses of the groups they name.
 fn effective(c: &Config) -> Vec<(String, config::GroupRanges)> {
     FIREWALL_SERVICES

@@ -38,6 +38,7 @@ mod routing_pages;
 mod security;
 pub mod sip_ws;
 mod support;
+mod tasks;
 pub mod tls;
 mod update;
 mod voicemail;

@@ -266,7 +266,7 @@ async fn confirm(app: &Arc<App>, c: &Caller, addr: IpAddr, local: IpAddr) -> Res
     Ok(())
 }
 
-fn seconds_left(app: &App) -> Option<u64> {
+pub(crate) fn seconds_left(app: &App) -> Option<u64> {
     app.net_pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -994,6 +994,8 @@ fn base() -> Value {
                 "delete": write_op("Remove a recording", None, "204", None)
             },
             "/status/health": {"get": read_op("CPU, memory, disk, uptime, version", r("Health"))},
+            "/status/tasks": {"get": read_op("The scheduled tasks: backup, directory synchronisation, log rotation, and the rollbacks and capture under way", json!({"type": "array", "items": {"type": "object", "properties": {
+                "task": s("string"), "schedule": s("string"), "last": {"type": "integer", "nullable": true}, "state": s("string")}}}))},
             "/status/dahdi": {"get": read_op("The ISDN cards and DAHDI spans the kernel found, with their ports and alarms", json!({"type": "object", "properties": {
                 "cards": {"type": "array", "items": {"type": "object", "properties": {"id": s("string"), "kind": s("string"), "manufacturer": s("string"), "location": s("string"), "spans": {"type": "array", "items": s("integer")}}}},
                 "spans": {"type": "array", "items": {"type": "object", "properties": {"span": s("integer"), "name": s("string"), "desc": s("string"), "spantype": s("string"),

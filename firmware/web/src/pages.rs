@@ -1347,6 +1347,7 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
         .unwrap_or(Value::Null);
     let h = health_of(app, Some(&regs), Some(&calls));
     let dahdi_spans = system::dahdi::scan(&app.settings.dahdi_sys);
+    let scheduled = crate::tasks::list(app);
     let dahdi_cards = system::dahdi::cards(&app.settings.dahdi_sys, &dahdi_spans);
     let g = |p: &str| h.pointer(p).and_then(Value::as_u64).unwrap_or(0);
     let gf = |p: &str| h.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
@@ -1420,6 +1421,20 @@ async fn status_page(app: &Arc<App>, c: &Caller, note: Note) -> Response {
                     dt { "System uptime" } dd { (uptime(g("/system_uptime_seconds"))) }
                     @for t in h.pointer("/temperatures").and_then(Value::as_array).unwrap_or(&empty) {
                         dt { "Temperature, " (s(t, "sensor")) } dd { (format!("{:.1} °C", t["celsius"].as_f64().unwrap_or(0.0))) }
+                    }
+                }
+                h2 { "Scheduled tasks" }
+                table id="tasks" {
+                    thead { tr { th { "Task" } th { "When" } th { "Last run (UTC)" } th { "State" } } }
+                    tbody {
+                        @for t in &scheduled {
+                            tr {
+                                td { (s(t, "task")) }
+                                td { (s(t, "schedule")) }
+                                td { @if let Some(w) = t["last"].as_u64() { (when(w)) } @else { "-" } }
+                                td { (s(t, "state")) }
+                            }
+                        }
                     }
                 }
                 @if !dahdi_spans.is_empty() {

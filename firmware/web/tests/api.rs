@@ -1006,3 +1006,39 @@ async fn the_dial_plan_covers_every_number_type() {
     let api = rig.call(&admin, "GET", "/api/v1/dialplan", None).await;
     assert!(api.text.contains("\"emergency number\""), "{}", api.text);
 }
+
+/// The scheduled tasks (Kerio 27.5) from the configuration, on the API and the Status
+/// page (issue 21.6).
+#[tokio::test]
+async fn scheduled_tasks_are_listed() {
+    let rig = rig();
+    let (admin, _, _) = rig.populated().await;
+    let a = rig
+        .call(
+            &admin,
+            "PUT",
+            "/api/v1/system/backup-schedule",
+            Some(serde_json::json!({"every": "daily", "hour": 3, "parts": ["config"], "keep": 4})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let t = rig.call(&admin, "GET", "/api/v1/status/tasks", None).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let v: serde_json::Value = serde_json::from_str(&t.text).unwrap();
+    let backup = &v[0];
+    assert_eq!(backup["task"], "backup");
+    assert_eq!(backup["state"], "on");
+    assert!(
+        backup["schedule"]
+            .as_str()
+            .unwrap()
+            .starts_with("every day from 03:00; the newest 4 kept (config)"),
+        "{backup}"
+    );
+    assert_eq!(v[1]["task"], "directory synchronisation");
+    assert_eq!(v[1]["state"], "off");
+    assert_eq!(v[2]["task"], "log rotation");
+    let page = rig.call(&admin, "GET", "/admin/status", None).await;
+    assert!(page.text.contains("id=\"tasks\""), "{}", page.text);
+    assert!(page.text.contains("every day from 03:00"), "{}", page.text);
+}
