@@ -79,11 +79,12 @@ fn watchdog_fed_then_disarmed_and_the_slot_confirmed_after_a_failed_try() {
 fn pbxctl_installs_with_progress_and_reports_a_refusal() {
     let lab = tempfile::tempdir().unwrap();
     let rauc = lab.path().join("rauc");
-    // Refuses bundles named *pi*, installs the rest with progress.
+    // Refuses bundles named *pi*, installs the rest with progress (40% lasts 3 s, longer
+    // than pbxctl's 1 s between looks even on a loaded machine).
     std::fs::write(
         &rauc,
         "#!/bin/sh\ncase \"$2\" in */rpi4.raucb) echo \"LastError: Compatible mismatch: Expected 'pbx-x86_64' but bundle manifest has 'pbx-rpi4'\" >&2; exit 1;; esac\n\
-         echo '  0% Installing'; sleep 1; echo ' 40% Copying image to rootfs.1'; sleep 1; echo '100% Installing done.'\n",
+         echo '  0% Installing'; sleep 1; echo ' 40% Copying image to rootfs.1'; sleep 3; echo '100% Installing done.'\n",
     )
     .unwrap();
     std::fs::set_permissions(&rauc, std::fs::Permissions::from_mode(0o755)).unwrap();
