@@ -53,6 +53,16 @@ async fn start(
     Ok(())
 }
 
+/// Waits (at most 5 s) for the watcher to end a capture asked to stop.
+async fn ended(app: &App) {
+    for _ in 0..50 {
+        if app.capture.state().state != "running" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// `/api/v1/system/capture...`.
 pub(crate) async fn api(
     app: &Arc<App>,
@@ -88,13 +98,7 @@ pub(crate) async fn api(
             if !app.capture.stop() {
                 return Err(ApiError::new(StatusCode::CONFLICT, "no capture is running"));
             }
-            // The watcher ends it within a moment.
-            for _ in 0..50 {
-                if app.capture.state().state != "running" {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+            ended(app).await;
             ok(state(app))
         }
         (&Method::DELETE, []) => {
@@ -211,12 +215,7 @@ pub(crate) async fn handle(
         }
         ["capture", "stop"] => {
             if app.capture.stop() {
-                for _ in 0..50 {
-                    if app.capture.state().state != "running" {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+                ended(app).await;
                 Ok("The capture stopped.".to_string())
             } else {
                 Err(ApiError::new(StatusCode::CONFLICT, "no capture is running"))

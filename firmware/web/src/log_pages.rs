@@ -43,47 +43,10 @@ fn lines(app: &App, name: &str, q: &str, limit: usize) -> Result<(Vec<String>, b
     };
     let store = app.cfg.store();
     match name {
-        "config" => {
-            let log = store.log().map_err(crate::api::store_err)?;
-            Ok(take(
-                log.iter()
-                    .rev()
-                    .map(|e| {
-                        format!(
-                            "{} {} revision {}: {}",
-                            logs::stamp::rfc3339(e.when as i64, 0),
-                            e.who,
-                            e.revision,
-                            e.what
-                        )
-                    })
-                    .collect(),
-            ))
-        }
-        "security" => {
-            let log = store.security_log().map_err(crate::api::store_err)?;
-            Ok(take(
-                log.iter()
-                    .rev()
-                    .map(|e| {
-                        format!(
-                            "{} {} {}: {}",
-                            logs::stamp::rfc3339(e.when as i64, 0),
-                            if e.address.is_empty() {
-                                "-"
-                            } else {
-                                &e.address
-                            },
-                            if e.username.is_empty() {
-                                "-"
-                            } else {
-                                &e.username
-                            },
-                            e.event
-                        )
-                    })
-                    .collect(),
-            ))
+        "config" | "security" => {
+            let mut all = store_lines(store, name).map_err(crate::api::store_err)?;
+            all.reverse();
+            Ok(take(all))
         }
         _ => {
             let log = file_log(name)?;
@@ -102,6 +65,50 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&app))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("log task: {e}")))?
+}
+
+/// The store's `config` or `security` log as text lines, oldest first (the view, the
+/// download and the support bundle).
+pub(crate) fn store_lines(
+    store: &store::Store,
+    name: &str,
+) -> Result<Vec<String>, store::StoreError> {
+    let stamp = |when: u64| logs::stamp::rfc3339(when as i64, 0);
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    Ok(match name {
+        "config" => store
+            .log()?
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} revision {}: {}",
+                    stamp(e.when),
+                    e.who,
+                    e.revision,
+                    e.what
+                )
+            })
+            .collect(),
+        _ => store
+            .security_log()?
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}: {}",
+                    stamp(e.when),
+                    dash(&e.address),
+                    dash(&e.username),
+                    e.event
+                )
+            })
+            .collect(),
+    })
 }
 
 fn file_log(name: &str) -> Result<FileLog, ApiError> {

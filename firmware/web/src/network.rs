@@ -178,13 +178,8 @@ async fn change(
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .take();
-                        let data = app2.settings.data_dir.clone();
-                        let _ =
-                            save_and_apply(&data, app2.settings.root.as_deref(), &previous).await;
-                        let _ = std::fs::remove_file(data.join(UNCONFIRMED));
-                        let what = format!("network settings could not be put in force ({e}): back to the settings from before");
-                        tracing::error!("{what}");
-                        app2.security(IpAddr::from([0, 0, 0, 0]), crate::ops::ADMIN, &what);
+                        let why = format!("network settings could not be put in force ({e})");
+                        roll_back(&app2, &previous, &why).await;
                         return;
                     }
                 }
@@ -200,15 +195,7 @@ async fn change(
             }
         };
         if let Some(x) = due {
-            let data = app2.settings.data_dir.clone();
-            let r = save_and_apply(&data, app2.settings.root.as_deref(), &x.previous).await;
-            let _ = std::fs::remove_file(data.join(UNCONFIRMED));
-            let what = match r {
-                Ok(_) => "network change not confirmed in time: rolled back".to_string(),
-                Err(e) => format!("network change not confirmed in time; going back failed: {e}"),
-            };
-            tracing::warn!("{what}");
-            app2.security(IpAddr::from([0, 0, 0, 0]), crate::ops::ADMIN, &what);
+            roll_back(&app2, &x.previous, "network change not confirmed in time").await;
         }
     });
     Ok(Some(vec![format!(
@@ -219,6 +206,20 @@ async fn change(
 }
 
 /// Confirms the change on trial; false when there is none.
+/// Puts the settings from before a change back, ends the trial's file, and says so in
+/// the log and the security log (also when going back failed).
+async fn roll_back(app: &App, previous: &NetworkSettings, why: &str) {
+    let data = &app.settings.data_dir;
+    let r = save_and_apply(data, app.settings.root.as_deref(), previous).await;
+    let _ = std::fs::remove_file(data.join(UNCONFIRMED));
+    let what = match r {
+        Ok(_) => format!("{why}: rolled back"),
+        Err(e) => format!("{why}; going back failed: {e}"),
+    };
+    tracing::warn!("{what}");
+    app.security(IpAddr::from([0, 0, 0, 0]), crate::ops::ADMIN, &what);
+}
+
 /// Confirms the change on trial. It must be in force, and on the box the confirmation
 /// must reach one of its new static addresses (so the administrator has reached the box
 /// there); with DHCP the new address is not known, and any will do.

@@ -125,36 +125,13 @@ fn build(app: &App, health: &Value, live: &[(&str, Option<Value>)]) -> std::io::
         add(&mut t, name, &pretty(&without_secrets(&v)))?;
     }
     let store = app.cfg.store();
-    let config_log: String = store
-        .log()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} revision {}: {}\n",
-                logs::stamp::rfc3339(e.when as i64, 0),
-                e.who,
-                e.revision,
-                e.what
-            )
-        })
-        .collect();
-    add(&mut t, "logs/config.log", config_log.as_bytes())?;
-    let security: String = store
-        .security_log()
-        .unwrap_or_default()
-        .iter()
-        .map(|e| {
-            format!(
-                "{} {} {}: {}\n",
-                logs::stamp::rfc3339(e.when as i64, 0),
-                e.address,
-                e.username,
-                e.event
-            )
-        })
-        .collect();
-    add(&mut t, "logs/security.log", security.as_bytes())?;
+    for name in ["config", "security"] {
+        let mut text = crate::log_pages::store_lines(store, name)
+            .unwrap_or_default()
+            .join("\n");
+        text.push('\n');
+        add(&mut t, &format!("logs/{name}.log"), text.as_bytes())?;
+    }
     // The files, newest first, until the cap.
     let mut left = MAX_LOGS;
     for log in logs::FileLog::ALL {
