@@ -338,8 +338,20 @@ impl Peer {
         )
         .expect("socket");
         let addr = nix::sys::socket::UnixAddr::new(path).expect("path");
-        nix::sys::socket::connect(fd.as_raw_fd(), &addr)
-            .unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        // The socket's file appears at bind, a moment before pbxd listens on it: a
+        // refusal then is tried again (for 5 s), anything else is an error at once.
+        let t0 = std::time::Instant::now();
+        loop {
+            match nix::sys::socket::connect(fd.as_raw_fd(), &addr) {
+                Ok(()) => break,
+                Err(nix::errno::Errno::ECONNREFUSED)
+                    if t0.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("connect {}: {e}", path.display()),
+            }
+        }
         Self::with_fd(switchtype, fd, None, pri_on(nodetype, switchtype))
     }
 
