@@ -107,6 +107,9 @@ const HINT_SECS: u64 = 600;
 /// be forged, so the map must not grow without end).
 const MAX_HINTS: usize = 4096;
 
+/// The store's name for the restart of the phones set for later.
+const RESTART_TASK: &str = "phone-restart";
+
 /// Serves phone files; shared by the TFTP server and the web.
 pub struct Provisioner {
     cfg: Arc<Configurator>,
@@ -136,13 +139,20 @@ impl Provisioner {
             }
             Err(e) => tracing::warn!("cannot read what phones fetched: {e}"),
         }
+        let scheduled = match cfg.store().scheduled(RESTART_TASK) {
+            Ok(b) => b.and_then(|b| serde_json::from_slice(&b).ok()),
+            Err(e) => {
+                tracing::warn!("cannot read the scheduled restart of the phones: {e}");
+                None
+            }
+        };
         Provisioner {
             cfg,
             sip_port,
             firmware_dir: data_dir.join("provisioning").join("firmware"),
             seen: Mutex::new(seen),
             hints: Mutex::new(HashMap::new()),
-            scheduled: Mutex::new(None),
+            scheduled: Mutex::new(scheduled),
             images: Mutex::new(HashMap::new()),
         }
     }
@@ -485,9 +495,19 @@ impl Provisioner {
     }
 
     /// Sets (or with `None` cancels) a restart of the phones at a Unix time (10.5). It is
-    /// kept in memory: a reboot of the box before then cancels it.
+    /// kept in the store: a restart of the box before then keeps it, and one due while
+    /// the box was off is done when it is back.
     pub fn schedule_restart(&self, at: Option<(u64, Vec<String>)>) {
-        *self.scheduled.lock().expect("scheduled") = at;
+        let mut s = self.scheduled.lock().expect("scheduled");
+        *s = at;
+        self.keep_scheduled(s.as_ref());
+    }
+
+    fn keep_scheduled(&self, s: Option<&(u64, Vec<String>)>) {
+        let blob = s.map(|s| serde_json::to_vec(s).expect("serialises"));
+        if let Err(e) = self.cfg.store().save_scheduled(RESTART_TASK, blob.as_deref()) {
+            tracing::warn!("cannot keep the scheduled restart of the phones: {e}");
+        }
     }
 
     /// The restart set for later, if any.
@@ -499,7 +519,11 @@ impl Provisioner {
     pub fn take_due_restart(&self, now: u64) -> Option<Vec<String>> {
         let mut s = self.scheduled.lock().expect("scheduled");
         match &*s {
-            Some((at, _)) if *at <= now => s.take().map(|(_, m)| m),
+            Some((at, _)) if *at <= now => {
+                let due = s.take().map(|(_, m)| m);
+                self.keep_scheduled(None);
+                due
+            }
             _ => None,
         }
     }

@@ -226,17 +226,31 @@ fn firmware_is_served_to_its_model() {
 }
 
 #[test]
-fn a_scheduled_restart_fires_once_when_due() {
-    let (_d, p) = setup(false);
+fn a_scheduled_restart_fires_once_when_due_and_outlives_a_restart() {
+    let (d, p) = setup(false);
     assert_eq!(p.take_due_restart(1000), None);
     p.schedule_restart(Some((2000, vec!["000413aabbcc".into()])));
     assert_eq!(p.take_due_restart(1999), None);
+    // The box restarts: the restart set for later is still there.
+    let c = p.configurator().clone();
+    drop(p);
+    let p = Provisioner::new(c, 5062, d.path());
+    assert_eq!(
+        p.scheduled_restart(),
+        Some((2000, vec!["000413aabbcc".to_string()]))
+    );
     assert_eq!(
         p.take_due_restart(2000),
         Some(vec!["000413aabbcc".to_string()])
     );
     assert_eq!(p.take_due_restart(3000), None, "once");
+    let c = p.configurator().clone();
+    let p = Provisioner::new(c, 5062, d.path());
+    assert_eq!(p.scheduled_restart(), None, "done, and not again after a restart");
     p.schedule_restart(Some((2000, vec![])));
     p.schedule_restart(None);
     assert_eq!(p.take_due_restart(3000), None, "cancelled");
+    let c = p.configurator().clone();
+    let p = Provisioner::new(c, 5062, d.path());
+    assert_eq!(p.scheduled_restart(), None, "cancelled for good");
 }

@@ -19,6 +19,8 @@ const REGISTRATIONS: &str = "registrations";
 const SECURITY: &str = "security_log";
 const PHONES_SEEN: &str = "phones_seen";
 const SIP_BANS: &str = "sip_bans";
+/// Tasks set for a later time (a restart of the phones), kept across restarts.
+const SCHEDULED: &str = "scheduled";
 
 /// Entries the security log keeps; older ones are dropped.
 pub const SECURITY_LOG_KEEP: usize = 5000;
@@ -285,6 +287,27 @@ impl Store {
         self.db.open_tree(SIP_BANS)?.insert("all", blob)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Keeps (or with `None` forgets) a task set for later under `name`: a JSON blob
+    /// owned by whoever set it.
+    pub fn save_scheduled(&self, name: &str, blob: Option<&[u8]>) -> Result<(), StoreError> {
+        let t = self.db.open_tree(SCHEDULED)?;
+        match blob {
+            Some(b) => {
+                t.insert(name, b)?;
+            }
+            None => {
+                t.remove(name)?;
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The task kept under `name`, if any.
+    pub fn scheduled(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.open_tree(SCHEDULED)?.get(name)?.map(|v| v.to_vec()))
     }
 
     /// The saved SIP bans, if any.

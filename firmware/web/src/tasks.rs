@@ -44,6 +44,18 @@ pub(crate) fn list(app: &App) -> Vec<Value> {
         "last": Value::Null,
         "state": "on",
     }));
+    if let Some((at, phones)) = app.prov.scheduled_restart() {
+        out.push(json!({
+            "task": "phone restart",
+            "schedule": format!(
+                "at {} UTC: {}",
+                crate::pages::when(at),
+                if phones.is_empty() { "all provisioned phones".to_string() } else { format!("{} phones", phones.len()) }
+            ),
+            "last": Value::Null,
+            "state": "pending",
+        }));
+    }
     let now = Instant::now();
     if let Some(left) = app
         .fw_pending

@@ -1038,7 +1038,32 @@ async fn scheduled_tasks_are_listed() {
     assert_eq!(v[1]["task"], "directory synchronisation");
     assert_eq!(v[1]["state"], "off");
     assert_eq!(v[2]["task"], "log rotation");
+    // A restart of the phones set for later (Kerio 10.5) is a task too; the
+    // provisioning tests show it outlives a restart.
+    let r = rig
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/provisioning/restart",
+            Some(serde_json::json!({"at": 4_102_444_800u64})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let t = rig.call(&admin, "GET", "/api/v1/status/tasks", None).await;
+    let v: serde_json::Value = serde_json::from_str(&t.text).unwrap();
+    let restart = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "phone restart")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(restart["state"], "pending");
+    assert_eq!(
+        restart["schedule"],
+        "at 2100-01-01 00:00:00 UTC: all provisioned phones"
+    );
     let page = rig.call(&admin, "GET", "/admin/status", None).await;
     assert!(page.text.contains("id=\"tasks\""), "{}", page.text);
     assert!(page.text.contains("every day from 03:00"), "{}", page.text);
+    assert!(page.text.contains("phone restart"), "{}", page.text);
 }
