@@ -28,7 +28,7 @@ pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
     TimeRange, Weekday,
 };
-pub use backup::{BackupEvery, BackupSchedule, BACKUP_PARTS};
+pub use backup::{BackupEvery, BackupSchedule, RemoteTarget, BACKUP_PARTS};
 pub use conference::{Conference, MAX_CONFERENCE};
 pub use directory::Directory;
 pub use firewall::{Firewall, FIREWALL_SERVICES};

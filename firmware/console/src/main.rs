@@ -19,8 +19,14 @@ use system::network::{
 };
 use system::update::SlotStatus;
 
+mod stick;
+
 /// The marker a factory reset leaves on the data partition for the next boot.
 const RESET_MARKER: &str = system::FACTORY_RESET_MARKER;
+
+/// Who asked for a recovery staged at the console, as the security log shows it: pbxd
+/// puts the backup's network settings in force at once for such a recovery.
+const CONSOLE_RESTORE: &str = store::backup::BY_CONSOLE;
 
 struct Opts {
     data: PathBuf,
@@ -33,6 +39,12 @@ struct Opts {
     web_port: u16,
     /// The terminal the menu runs on; a serial one gets its line settings.
     line: Option<PathBuf>,
+    /// Where the kernel's sysfs is (the disks a USB stick may be on).
+    sys: PathBuf,
+    /// Where a stick is mounted while its backups are looked at (each console its own:
+    /// `/run/pbx-stick.<pid>`); mounts whose path begins with `stick_prefix` are sticks.
+    stick_dir: PathBuf,
+    stick_prefix: PathBuf,
 }
 
 fn opts() -> Result<(Opts, Option<String>)> {
@@ -46,6 +58,9 @@ fn opts() -> Result<(Opts, Option<String>)> {
         nic: "eth0".into(),
         web_port: 4021,
         line: None,
+        sys: PathBuf::from("/sys"),
+        stick_dir: PathBuf::from(format!("/run/pbx-stick.{}", std::process::id())),
+        stick_prefix: PathBuf::from("/run/pbx-stick"),
     };
     let mut mode = None;
     let mut args = std::env::args().skip(1);
@@ -61,6 +76,11 @@ fn opts() -> Result<(Opts, Option<String>)> {
             "--factory-nic" => o.nic = val()?,
             "--web-port" => o.web_port = val()?.parse().context("--web-port")?,
             "--line" => o.line = Some(val()?.into()),
+            "--sys" => o.sys = val()?.into(),
+            "--stick-dir" => {
+                o.stick_dir = val()?.into();
+                o.stick_prefix = o.stick_dir.clone();
+            }
             "--apply-network" | "--apply-time" | "--finish-factory-reset" | "--fallback" => {
                 mode = Some(a.clone())
             }
@@ -68,7 +88,7 @@ fn opts() -> Result<(Opts, Option<String>)> {
                 println!(
                     "pbx-console [--data-dir D] [--root R] [--pbxctl P] [--reboot-command C] \
                      [--poweroff-command C] [--rauc R] [--factory-nic eth0] [--web-port 4021] \
-                     [--line /dev/ttyS0] [--apply-network | --apply-time | --finish-factory-reset | --fallback]"
+                     [--line /dev/ttyS0] [--sys /sys] [--stick-dir /run/pbx-stick] [--apply-network | --apply-time | --finish-factory-reset | --fallback]"
                 );
                 std::process::exit(0);
             }
@@ -260,6 +280,14 @@ struct Menu {
     out: std::io::Stdout,
 }
 
+/// What the technician chose on a stick's list.
+enum Picked {
+    /// Nothing: back to the menu (`true`), or the end of input (`false`).
+    Back(bool),
+    /// The backup at this index, confirmed.
+    This(usize),
+}
+
 /// What a prompt got.
 enum Answer {
     Line(String),
@@ -364,11 +392,12 @@ impl Menu {
                 " 7  Reboot",
                 " 8  Shut down",
                 " 9  Factory reset",
+                "10  Restore a backup from a USB stick",
             ] {
                 self.say(l);
             }
             self.say("");
-            let Answer::Line(choice) = self.ask("Choose 1-9 and press Enter: ") else {
+            let Answer::Line(choice) = self.ask("Choose 1-10 and press Enter: ") else {
                 return Ok(());
             };
             let go_on = match choice.as_str() {
@@ -382,8 +411,11 @@ impl Menu {
                 "7" => self.power("reboot", "Reboot the box now?"),
                 "8" => self.power("poweroff", "Shut the box down now?"),
                 "9" => self.factory_reset(),
+                "10" => self.restore_from_stick(),
                 other => {
-                    self.say(&format!("{other:?} is not in the menu: type a number 1-9."));
+                    self.say(&format!(
+                        "{other:?} is not in the menu: type a number 1-10."
+                    ));
                     self.pause()
                 }
             };
@@ -793,5 +825,123 @@ impl Menu {
         }
         self.say("The data partition is erased while the box restarts.");
         self.run_power("reboot")
+    }
+
+    /// Kerio 20 without a browser: a backup on a USB stick (FAT, exFAT or ext4; at its
+    /// top or one directory down) is checked, staged, and put in place as the box
+    /// restarts, the backup's network settings with it. The stick is only read.
+    fn restore_from_stick(&mut self) -> bool {
+        self.say("Looking for a USB stick...");
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = stick::own_disks(&mountinfo, &self.o.sys, &self.o.stick_prefix);
+        let devices = stick::candidates(&self.o.sys, &own);
+        if devices.is_empty() {
+            self.say("No USB stick found. Plug one in (FAT, exFAT or ext4, the backup at its");
+            self.say("top or one directory down), wait a few seconds, and choose 10 again.");
+            return self.pause();
+        }
+        let mut problems = Vec::new();
+        for dev in devices {
+            let mounted =
+                match stick::Mounted::new(&Path::new("/dev").join(&dev), &self.o.stick_dir) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        problems.push(e);
+                        continue;
+                    }
+                };
+            let found = stick::backups(&mounted.dir);
+            let readable = found.iter().filter(|f| f.manifest.is_ok()).count();
+            if readable == 0 {
+                problems.push(format!(
+                    "no backup the box reads on {dev} ({}; {} other .tar.gz files)",
+                    mounted.fstype,
+                    found.len()
+                ));
+                continue;
+            }
+            let picked = self.pick(&dev, &found);
+            let staged = match picked {
+                Picked::Back(go_on) => return go_on,
+                Picked::This(i) => self.stage(&dev, &found[i]),
+            };
+            // The stick is let go of before anything else happens.
+            drop(mounted);
+            return match staged {
+                Ok(()) => {
+                    self.say("The backup is checked; it is put in place while the box restarts.");
+                    self.run_power("reboot")
+                }
+                Err(e) => {
+                    self.say(&format!("Not restored, nothing changed: {e}"));
+                    self.pause()
+                }
+            };
+        }
+        self.say("No backup found:");
+        for p in problems {
+            self.say(&format!("  {p}"));
+        }
+        self.pause()
+    }
+
+    /// Lists the files of a mounted stick, newest backup first, and asks which one to
+    /// restore (and whether, really).
+    fn pick(&mut self, dev: &str, found: &[stick::Found]) -> Picked {
+        const SHOWN: usize = 8;
+        self.say(&format!("On the USB stick ({dev}):"));
+        for (i, f) in found.iter().take(SHOWN).enumerate() {
+            self.say(&format!("{:>2}  {}", i + 1, stick::line(f)));
+        }
+        if found.len() > SHOWN {
+            self.say(&format!(
+                "    and {} more files (the newest backups are shown first)",
+                found.len() - SHOWN
+            ));
+        }
+        let n = found.len().min(SHOWN);
+        let pick = self.ask_valid(
+            &format!("Which one (1-{n}, Enter to go back): "),
+            |s| match s.parse::<usize>() {
+                _ if s.is_empty() => Ok(None),
+                Ok(i) if (1..=n).contains(&i) => Ok(Some(i - 1)),
+                _ => Err(format!("type a number 1-{n}, or nothing to go back")),
+            },
+        );
+        let Some(pick) = pick else {
+            return Picked::Back(false);
+        };
+        let Some(pick) = pick else {
+            return Picked::Back(true);
+        };
+        if let Err(e) = &found[pick].manifest {
+            let name = stick::printable(&found[pick].name);
+            self.say(&format!("{name} is not a backup the box reads: {e}"));
+            return Picked::Back(self.pause());
+        }
+        self.say("The backup's parts replace the box's: configuration, users and passwords,");
+        self.say("certificates and network settings, voicemail... Parts it does not hold stay.");
+        match self.yes_no("Restore it and restart the box? (y/n): ") {
+            None => Picked::Back(false),
+            Some(false) => {
+                self.say("Nothing changed.");
+                Picked::Back(self.pause())
+            }
+            Some(true) => Picked::This(pick),
+        }
+    }
+
+    /// Checks a backup on the stick whole and stages it for the next start.
+    fn stage(&mut self, dev: &str, f: &stick::Found) -> Result<(), String> {
+        self.say("Checking and unpacking the backup...");
+        let file = std::fs::File::open(&f.path)
+            .map_err(|e| format!("cannot read {}: {e}", stick::printable(&f.name)))?;
+        store::backup::stage(
+            &self.o.data,
+            std::io::BufReader::new(file),
+            &format!("{CONSOLE_RESTORE} {dev}"),
+        )
+        .map(|_| ())
+        .map_err(|e| stick::printable(&e.to_string()))
     }
 }

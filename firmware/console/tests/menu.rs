@@ -154,6 +154,10 @@ fn the_menu_through_a_terminal() {
         script(tmp.path(), "poweroff", &power),
         "--rauc".into(),
         tmp.path().join("no-rauc-here").display().to_string(),
+        "--sys".into(),
+        tmp.path().join("sys").display().to_string(),
+        "--stick-dir".into(),
+        tmp.path().join("stick").display().to_string(),
     ];
     // At boot: the factory address goes on eth0.
     let out = Command::new("ip")
@@ -172,13 +176,13 @@ fn the_menu_through_a_terminal() {
 
     let mut c = Console::start(&ns, &args);
     c.expect("https://10.10.10.1:4021/admin");
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     // Nonsense, then Ctrl-C and Ctrl-\ at the prompt: still the menu.
     c.line("42");
     c.expect("\"42\" is not in the menu");
     c.line("");
     // (At the prompt: the keys flush what is typed but not yet read, as on a real tty.)
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.send("\x03");
     c.send("\x1c");
     c.line("1");
@@ -191,7 +195,7 @@ fn the_menu_through_a_terminal() {
     c.line("");
 
     // A static address, with a mistake at every prompt.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("2");
     c.expect("eth0");
     c.line("9");
@@ -244,7 +248,7 @@ fn the_menu_through_a_terminal() {
         .contains("nameserver 192.168.50.1"));
 
     // Ping: a bad host is refused; loopback answers.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("4");
     c.line("-f");
     c.expect("is not a host name or address");
@@ -254,7 +258,7 @@ fn the_menu_through_a_terminal() {
 
     // The web administrator's password: typed twice without echo; a mismatch and a
     // weak one change nothing, a good one is stored through pbxctl.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("3");
     c.expect("New password:");
     c.line("Console-Secret-1");
@@ -262,7 +266,7 @@ fn the_menu_through_a_terminal() {
     c.line("Console-Secret-2");
     c.expect("differ; nothing changed");
     c.line("");
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("3");
     c.expect("New password:");
     c.line("Console-Secret-1");
@@ -276,13 +280,13 @@ fn the_menu_through_a_terminal() {
     c.line("");
 
     // Version without RAUC says updates are not available here.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("5");
     c.expect("not available on this system");
     c.line("");
 
     // Back to the previous firmware: without RAUC nothing is switched or rebooted.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("6");
     c.expect("(y/n)");
     c.line("y");
@@ -290,10 +294,10 @@ fn the_menu_through_a_terminal() {
     c.line("");
 
     // Reboot asked and declined; shut down confirmed.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("7");
     c.line("n");
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     assert!(
         !power.exists(),
         "declined, yet {:?}",
@@ -304,14 +308,36 @@ fn the_menu_through_a_terminal() {
     c.expect("shutting down");
     assert_eq!(std::fs::read_to_string(&power).unwrap(), "poweroff\n");
 
+    // A backup from a USB stick: none plugged in, then a disk that is not the box's
+    // and cannot be mounted (its device node is missing here). (The whole restore runs in the image
+    // test, with a real stick.)
+    c.expect("Choose 1-10");
+    c.line("10");
+    c.expect("No USB stick found");
+    c.line("");
+    let disk = tmp.path().join("sys/devices/usb1/block/pbxtest-nostick");
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::write(disk.join("size"), "2048\n").unwrap();
+    std::fs::create_dir_all(tmp.path().join("sys/block")).unwrap();
+    std::os::unix::fs::symlink(&disk, tmp.path().join("sys/block/pbxtest-nostick")).unwrap();
+    c.expect("Choose 1-10");
+    c.line("10");
+    let none = c.expect("Press Enter");
+    assert!(
+        none.contains("No backup found")
+            && none.contains("no FAT, exFAT or ext4 file system on /dev/pbxtest-nostick"),
+        "{none}"
+    );
+    c.line("");
+
     // Factory reset: a wrong word cancels; RESET marks it and reboots; the boot step
     // erases the data partition.
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     c.line("9");
     c.line("reset");
     c.expect("cancelled; nothing changed");
     c.line("");
-    c.expect("Choose 1-9");
+    c.expect("Choose 1-10");
     assert!(data.join("store.db").exists());
     c.line("9");
     c.line("RESET");

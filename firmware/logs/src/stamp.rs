@@ -45,6 +45,14 @@ pub fn day_of(s: &str) -> Option<i64> {
     Some(days_from_civil(y, m, d))
 }
 
+/// `2026-12-05 02:30` (UTC, to the minute): how the box shows a date to people (mail,
+/// the console).
+pub fn minutes_utc(unix: i64) -> String {
+    let (y, m, d) = civil(unix.div_euclid(86_400));
+    let s = unix.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", s / 3600, s % 3600 / 60)
+}
+
 /// (year, month, day) of a day since 1970 (Howard Hinnant's algorithm).
 fn civil(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

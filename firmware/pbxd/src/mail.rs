@@ -116,25 +116,9 @@ pub fn compose(smtp: &Smtp, n: &Notice, wav: Option<Vec<u8>>) -> Result<Message,
     m.map_err(|e| e.to_string())
 }
 
-/// `unix` as `2023-11-14 22:13 UTC` (the civil date from the day count: Howard
-/// Hinnant's algorithm).
+/// `unix` as `2023-11-14 22:13 UTC`.
 fn utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    format!("{} UTC", logs::stamp::minutes_utc(unix as i64))
 }
 
 /// The transport to the configured server.

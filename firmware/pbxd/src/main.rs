@@ -249,7 +249,7 @@ fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
 /// Whom SIP over TLS trusts: the system's roots and the administrator's CAs (how many
 /// in all).
 fn sip_trust(data_dir: &std::path::Path) -> std::io::Result<(Arc<rustls::ClientConfig>, usize)> {
-    sip::transport::tls_client_config(&web::tls::trusted_cas(data_dir))
+    web::tls::client_config(data_dir)
 }
 
 /// Starts SIP over TLS with the web's certificate, trusting the system's roots and the
@@ -614,49 +614,91 @@ fn board_name() -> String {
         .to_string()
 }
 
-/// Makes the scheduled backup when it is due (off the loop). One that failed (a full
-/// partition, say) is tried again after ten minutes, not at every tick.
+/// Makes the scheduled backup when it is due (off the loop), and sends it to the remote
+/// target when one is set. One that failed (a full partition, say) is tried again after
+/// ten minutes, not at every tick; so is a send that failed (six tries).
 fn scheduled_backup(
     cfg: &store::Configurator,
     data: &std::path::Path,
     origin: &store::backup::Origin,
     tried: &mut Option<std::time::Instant>,
 ) {
-    static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    /// Holds RUNNING for a task, and lets go of it however the task ends.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::Relaxed);
+        }
+    }
     let snap = cfg.snapshot();
     let s = &snap.config.backup;
-    if RUNNING.load(std::sync::atomic::Ordering::Relaxed)
+    // Ten minutes after a try that failed (also when its outcome could not be written).
+    if RUNNING.load(Ordering::Relaxed)
         || tried.is_some_and(|t| t.elapsed() < Duration::from_secs(600))
-        || !web::backup::scheduled_due(s, unix_now(), utc_offset(), data)
     {
         return;
     }
+    let newest = web::backup::newest(data);
+    if let Some(file) = web::remote::retry_due(data, &s.remote, newest.as_deref(), unix_now()) {
+        *tried = Some(std::time::Instant::now());
+        RUNNING.store(true, Ordering::Relaxed);
+        let (data, target, running) = (data.to_path_buf(), s.remote.clone(), Running);
+        tokio::spawn(async move {
+            let _running = running;
+            let _ = web::remote::send_recorded(&data, &target, &file, unix_now()).await;
+        });
+        return;
+    }
+    if !web::backup::scheduled_due(s, unix_now(), utc_offset(), data) {
+        return;
+    }
     *tried = Some(std::time::Instant::now());
-    RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
+    RUNNING.store(true, Ordering::Relaxed);
+    let running = Running;
     let parts: Vec<store::backup::Part> = s
         .parts
         .iter()
         .filter_map(|p| store::backup::Part::parse(p))
         .collect();
-    let (store, data, origin, keep) = (
+    let (store, data, origin, keep, target) = (
         cfg.store().clone(),
         data.to_path_buf(),
         origin.clone(),
         s.keep as usize,
+        s.remote.clone(),
     );
-    tokio::task::spawn_blocking(move || {
-        match web::backup::make_now(&store, &data, &parts, &origin, keep) {
-            Ok(p) => tracing::info!(file = %p.display(), "scheduled backup made"),
-            Err(e) => tracing::error!("scheduled backup failed: {}", e.error),
+    tokio::spawn(async move {
+        let _running = running;
+        let made = {
+            let data = data.clone();
+            tokio::task::spawn_blocking(move || {
+                web::backup::make_now(&store, &data, &parts, &origin, keep)
+            })
+            .await
+        };
+        match made {
+            Ok(Ok(p)) => {
+                tracing::info!(file = %p.display(), "scheduled backup made");
+                if target.enabled {
+                    let _ = web::remote::send_recorded(&data, &target, &p, unix_now()).await;
+                }
+            }
+            Ok(Err(e)) => tracing::error!("scheduled backup failed: {}", e.error),
+            Err(e) => tracing::error!("scheduled backup failed: {e}"),
         }
-        RUNNING.store(false, std::sync::atomic::Ordering::Relaxed);
     });
 }
 
+/// What became of a recovery at start: what was restored, or why it was rolled back.
+type Recovery = Option<Result<String, String>>;
+
 /// Opens the store, after putting a staged recovery in place. A recovered store that
 /// does not open, or whose configuration does not read, is rolled back: the box comes
-/// up as it was before. Answers what became of a recovery (for the Backup page).
-fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<String, String>>)> {
+/// up as it was before. Answers what became of a recovery (for the Backup page), and
+/// whether the recovery's network settings are to be put in force (one from the console).
+fn open_store(data: &std::path::Path) -> Result<(store::Store, Recovery, bool)> {
     use store::backup;
     let open = || {
         store::Store::open(data)
@@ -669,7 +711,7 @@ fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<Str
             tracing::error!("{e}");
             let s = open()?;
             security_note(&s, "", &format!("recovery not put in place: {e}"));
-            return Ok((s, Some(Err(e.to_string()))));
+            return Ok((s, Some(Err(e.to_string())), false));
         }
         Err(e) => {
             return Err(e).with_context(|| {
@@ -681,7 +723,7 @@ fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<Str
         }
     };
     let Some(applied) = restored else {
-        return Ok((open()?, None));
+        return Ok((open()?, None, false));
     };
     let what = web::backup::describe(&applied.manifest);
     match store::Store::open(data).and_then(|s| s.config().map(|_| s)) {
@@ -695,7 +737,9 @@ fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<Str
             }
             tracing::info!("{what} restored");
             security_note(&s, &applied.by, &format!("{what} restored"));
-            Ok((s, Some(Ok(what))))
+            let network = applied.by.starts_with(backup::BY_CONSOLE)
+                && applied.manifest.parts.contains(&backup::Part::Config);
+            Ok((s, Some(Ok(what)), network))
         }
         Err(e) => {
             tracing::error!("the recovered store does not open ({e}): back to the box as it was");
@@ -703,7 +747,7 @@ fn open_store(data: &std::path::Path) -> Result<(store::Store, Option<Result<Str
             let s = open()?;
             let why = format!("the {what} does not open ({e})");
             security_note(&s, &applied.by, &format!("recovery rolled back: {why}"));
-            Ok((s, Some(Err(why))))
+            Ok((s, Some(Err(why)), false))
         }
     }
 }
@@ -723,7 +767,7 @@ fn security_note(s: &store::Store, by: &str, event: &str) {
 
 /// Runs the exchange until it is told to stop; answers whether it was asked to restart.
 async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<bool> {
-    let (store, recovery) = open_store(&args.data_dir)?;
+    let (store, recovery, restored_network) = open_store(&args.data_dir)?;
     let (rev, cfg) = store.config()?;
     if let Err(e) = cfg.validate() {
         tracing::error!("stored configuration does not validate: {e}");
@@ -734,6 +778,10 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
     // so is a network change.
     web::firewall::recover_unconfirmed(&configurator, &args.data_dir);
     web::network::recover_unconfirmed(&args.data_dir, args.system_root.as_deref()).await;
+    if restored_network {
+        // Restored at the console: the backup's address now, not at the next boot.
+        web::network::put_saved_in_force(&args.data_dir, args.system_root.as_deref()).await;
+    }
     let snapshot = configurator.snapshot();
     let mut snapshots = configurator.subscribe();
     let (transports, mut incoming) = sip::transport::Transports::bind(args.sip)

@@ -505,7 +505,11 @@ impl Provisioner {
 
     fn keep_scheduled(&self, s: Option<&(u64, Vec<String>)>) {
         let blob = s.map(|s| serde_json::to_vec(s).expect("serialises"));
-        if let Err(e) = self.cfg.store().save_scheduled(RESTART_TASK, blob.as_deref()) {
+        if let Err(e) = self
+            .cfg
+            .store()
+            .save_scheduled(RESTART_TASK, blob.as_deref())
+        {
             tracing::warn!("cannot keep the scheduled restart of the phones: {e}");
         }
     }

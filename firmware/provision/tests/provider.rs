@@ -246,7 +246,11 @@ fn a_scheduled_restart_fires_once_when_due_and_outlives_a_restart() {
     assert_eq!(p.take_due_restart(3000), None, "once");
     let c = p.configurator().clone();
     let p = Provisioner::new(c, 5062, d.path());
-    assert_eq!(p.scheduled_restart(), None, "done, and not again after a restart");
+    assert_eq!(
+        p.scheduled_restart(),
+        None,
+        "done, and not again after a restart"
+    );
     p.schedule_restart(Some((2000, vec![])));
     p.schedule_restart(None);
     assert_eq!(p.take_due_restart(3000), None, "cancelled");

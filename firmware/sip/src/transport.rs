@@ -8,7 +8,7 @@
 //! accepted and upgraded by the web server, which hands each to
 //! [`Transports::serve_ws`]; the box opens none.
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -693,31 +693,6 @@ fn ws_message(b: Vec<u8>) -> tokio_tungstenite::tungstenite::Message {
     }
 }
 
-/// A client configuration for SIP over TLS that trusts the system's roots and `extra`
-/// (an administrator's CA). Returns it with how many roots it trusts.
-pub fn tls_client_config(
-    extra: &[CertificateDer<'static>],
-) -> io::Result<(Arc<rustls::ClientConfig>, usize)> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!("system certificates: {e}");
-    }
-    roots.add_parsable_certificates(native.certs);
-    let (added, ignored) = roots.add_parsable_certificates(extra.iter().cloned());
-    if ignored > 0 {
-        tracing::warn!("{ignored} trusted CA certificate(s) could not be used");
-    }
-    tracing::debug!(extra = added, total = roots.len(), "TLS trust");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    Ok((Arc::new(cfg), roots.len()))
-}
-
 /// One of a count of things under way, for as long as it lives (a task that is
 /// dropped or panics gives its place back).
 struct Counted(Arc<AtomicUsize>);
@@ -840,7 +815,7 @@ fn route_source(remote: SocketAddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
     const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.5:5061;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.5>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: t1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
 
@@ -876,7 +851,17 @@ mod tests {
         let (t, rx) = Transports::bind(format!("{ip}:0").parse().unwrap())
             .await
             .unwrap();
-        let (client, _) = tls_client_config(trust).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(trust.iter().cloned());
+        let client = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        );
         t.listen_tls(TlsSettings {
             listen: format!("{ip}:0").parse().unwrap(),
             server,

@@ -537,6 +537,11 @@ struct Plan {
     by: String,
 }
 
+/// How a recovery staged at the console begins its `by` (then the device it came from):
+/// the security log shows user `console` at `USB stick sdb1`, and pbxd puts the backup's
+/// network settings in force at once (whoever sits at the console is not cut off).
+pub const BY_CONSOLE: &str = "console from USB stick";
+
 /// A recovery put in place at start: the backup's manifest and who asked for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {

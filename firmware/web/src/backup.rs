@@ -7,7 +7,9 @@
 //! API: `GET /api/v1/system/backups` lists the backups, the parts a backup can hold and
 //! whether a recovery waits for the restart; `POST` makes one (`{"parts": [...]}`);
 //! `GET` or `DELETE /api/v1/system/backups/NAME` downloads or removes one;
-//! `POST /api/v1/system/restore` takes an archive as the body and restarts into it.
+//! `POST /api/v1/system/restore` takes an archive as the body and restarts into it;
+//! `POST /api/v1/system/backups/NAME/send` sends one to the remote target now
+//! (`backup.remote`, web::remote), where the schedule sends each backup it makes.
 
 use crate::api::{created, need_admin_read, need_admin_write, no_content, ok};
 use crate::pages::{csrf_field, field, fields, layout, page_response, Note};
@@ -196,9 +198,13 @@ pub fn scheduled_due(s: &config::BackupSchedule, now: u64, utc_offset: i64, data
 }
 
 /// When the newest backup on the box was made (its manifest's date).
+/// The newest backup on the box.
+pub fn newest(data: &Path) -> Option<PathBuf> {
+    list(&data.join(store::backup::DIR)).into_iter().next()
+}
+
 pub(crate) fn newest_created(data: &Path) -> Option<u64> {
-    list(&data.join(store::backup::DIR))
-        .first()
+    newest(data)
         .and_then(|p| std::fs::File::open(p).ok())
         .and_then(|f| store::backup::read_manifest(std::io::BufReader::new(f)).ok())
         .map(|m| m.created)
@@ -217,12 +223,38 @@ async fn make(app: &Arc<App>, parts: Vec<Part>) -> Result<Value, ApiError> {
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
+/// What stands for the remote target's password in answers and forms: sent back, it
+/// keeps the stored one.
+const HIDDEN: &str = "****";
+
+/// The schedule as the API shows it, the remote password hidden.
+fn schedule_json(s: &config::BackupSchedule) -> Value {
+    let mut v = serde_json::to_value(s).expect("serialises");
+    if !s.remote.password.is_empty() {
+        v["remote"]["password"] = json!(HIDDEN);
+    }
+    v
+}
+
 /// Saves the backup schedule.
 async fn set_schedule(
     app: &Arc<App>,
     who: &str,
-    s: config::BackupSchedule,
+    mut s: config::BackupSchedule,
 ) -> Result<(), ApiError> {
+    s.remote.url = s.remote.url.trim().to_string();
+    s.remote.username = s.remote.username.trim().to_string();
+    if s.remote.password == HIDDEN {
+        let now = app.cfg.snapshot().config.backup.remote.clone();
+        // The saved password goes only to the server and user it was given for.
+        if now.url != s.remote.url || now.username != s.remote.username {
+            return Err(ApiError::bad(
+                "remote.password",
+                "type the password again for another server, folder or user name",
+            ));
+        }
+        s.remote.password = now.password;
+    }
     crate::ops::change(app, who, "changed the backup schedule".into(), move |c| {
         c.backup = s;
         Ok(())
@@ -261,6 +293,40 @@ fn download(app: &App, name: &str) -> Result<Response, ApiError> {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+/// How long a request waits for a send it started; a longer one goes on by itself
+/// (the web server ends connections after ten minutes) and the page shows how it went.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends a backup of the box to the remote target now: `Ok(Some(url))` when it went,
+/// `Ok(None)` when it is still going after [`SEND_WAIT`].
+async fn send(app: &Arc<App>, name: &str) -> Result<Option<String>, ApiError> {
+    if !valid_name(name) || !dir(app).join(name).is_file() {
+        return Err(ApiError::not_found("no such backup"));
+    }
+    let target = app.cfg.snapshot().config.backup.remote.clone();
+    if !target.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no remote target is set: turn it on in the backup schedule first",
+        ));
+    }
+    let data = app.settings.data_dir.clone();
+    let file = dir(app).join(name);
+    let task = tokio::spawn(async move {
+        crate::remote::send_recorded(&data, &target, &file, crate::unix_now()).await
+    });
+    match tokio::time::timeout(SEND_WAIT, task).await {
+        Err(_) => Ok(None),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+        Ok(Ok(r)) => r
+            .map(Some)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e)),
+    }
 }
 
 fn remove(app: &App, name: &str) -> Result<(), ApiError> {
@@ -326,6 +392,7 @@ pub(crate) async fn api(
                 "backups": backups,
                 "parts": parts,
                 "restore_pending": store::backup::pending(&app.settings.data_dir),
+                "remote": crate::remote::last(&app.settings.data_dir),
             }))
         }
         (&Method::POST, ["backups"]) => {
@@ -360,6 +427,30 @@ pub(crate) async fn api(
             );
             Ok(r)
         }
+        (&Method::POST, ["backups", name, "send"]) => {
+            need_admin_write(c)?;
+            match send(app, name).await? {
+                Some(url) => {
+                    app.security(
+                        req.addr,
+                        &c.user.username,
+                        &format!("backup {name} sent to {url}"),
+                    );
+                    ok(json!({"name": name, "sent_to": url}))
+                }
+                None => {
+                    app.security(
+                        req.addr,
+                        &c.user.username,
+                        &format!("backup {name} being sent"),
+                    );
+                    Ok(json_reply(
+                        StatusCode::ACCEPTED,
+                        &json!({"name": name, "message": "still sending; GET /api/v1/system/backups shows how it went (remote)"}),
+                    ))
+                }
+            }
+        }
         (&Method::DELETE, ["backups", name]) => {
             need_admin_write(c)?;
             remove(app, name)?;
@@ -367,18 +458,25 @@ pub(crate) async fn api(
         }
         (&Method::GET, ["backup-schedule"]) => {
             need_admin_read(c)?;
-            ok(serde_json::to_value(&app.cfg.snapshot().config.backup).expect("serialises"))
+            ok(schedule_json(&app.cfg.snapshot().config.backup))
         }
         (&Method::PUT, ["backup-schedule"]) => {
             need_admin_write(c)?;
-            let s: config::BackupSchedule = serde_json::from_slice(&req.body).map_err(|e| {
+            let bad = |e: serde_json::Error| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("expected {{\"every\": \"daily\", \"hour\": 3, \"parts\": [\"config\"], \"keep\": 5}}: {e}"),
                 )
-            })?;
+            };
+            let v: Value = serde_json::from_slice(&req.body).map_err(bad)?;
+            // A schedule sent without `remote` (a script older than it) keeps the target.
+            let keeps_target = v.get("remote").is_none();
+            let mut s: config::BackupSchedule = serde_json::from_value(v).map_err(bad)?;
+            if keeps_target {
+                s.remote = app.cfg.snapshot().config.backup.remote.clone();
+            }
             set_schedule(app, &c.user.username, s).await?;
-            ok(serde_json::to_value(&app.cfg.snapshot().config.backup).expect("serialises"))
+            ok(schedule_json(&app.cfg.snapshot().config.backup))
         }
         (&Method::POST, ["restore"]) => {
             need_admin_write(c)?;
@@ -431,6 +529,25 @@ pub(crate) async fn handle(
             let name = field(form, "name").unwrap_or("");
             remove(app, name).map(|()| format!("Backup {name} removed."))
         }
+        ["send"] => {
+            let name = field(form, "name").unwrap_or("");
+            send(app, name).await.map(|sent| match sent {
+                Some(url) => {
+                    app.security(
+                        addr,
+                        &c.user.username,
+                        &format!("backup {name} sent to {url}"),
+                    );
+                    format!("Backup {name} sent to {url}.")
+                }
+                None => {
+                    app.security(addr, &c.user.username, &format!("backup {name} being sent"));
+                    format!(
+                        "Backup {name} is still being sent; reload this page to see how it went."
+                    )
+                }
+            })
+        }
         ["schedule"] => {
             let every = match field(form, "every").unwrap_or("") {
                 "daily" => Ok(config::BackupEvery::Daily),
@@ -453,6 +570,15 @@ pub(crate) async fn handle(
                         .into_iter()
                         .map(String::from)
                         .collect(),
+                    remote: config::RemoteTarget {
+                        enabled: field(form, "remote_enabled").is_some(),
+                        url: field(form, "remote_url").unwrap_or("").trim().to_string(),
+                        username: field(form, "remote_username")
+                            .unwrap_or("")
+                            .trim()
+                            .to_string(),
+                        password: field(form, "remote_password").unwrap_or("").to_string(),
+                    },
                 })
             });
             match s {
@@ -484,6 +610,7 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
     let backups: Vec<Value> = list(&dir(app)).iter().map(|p| listed(p)).collect();
     let pending = store::backup::pending(&app.settings.data_dir);
     let sched = app.cfg.snapshot().config.backup.clone();
+    let sent = crate::remote::last(&app.settings.data_dir);
     page_response(
         status,
         layout(
@@ -533,6 +660,13 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                                 }
                                 td { (size_text(b["size"].as_u64().unwrap_or(0))) }
                                 td {
+                                    @if write && sched.remote.enabled {
+                                        form method="post" action="/admin/backup/send" {
+                                            (csrf_field(c))
+                                            input type="hidden" name="name" value=(name);
+                                            button type="submit" { "Send to the server" }
+                                        }
+                                    }
                                     @if write {
                                         form method="post" action="/admin/backup/delete" {
                                             (csrf_field(c))
@@ -565,6 +699,26 @@ fn page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> Response 
                             label {
                                 input type="checkbox" name="scheduled_part" value=(p.name()) checked[sched.parts.iter().any(|x| x == p.name())] disabled[!write];
                                 " " (p.label())
+                            }
+                        }
+                    }
+                    fieldset id="remote" {
+                        legend { "Send each scheduled backup to a server" }
+                        p { "An HTTPS folder that takes uploads (WebDAV: a NAS, Nextcloud, nginx or Apache). The server's certificate must be trusted (a public one, or its CA added under Certificates). A failed send is tried again every 10 minutes, 6 times." }
+                        label {
+                            input type="checkbox" name="remote_enabled" value="on" checked[sched.remote.enabled] disabled[!write];
+                            " Send to the server"
+                        }
+                        label for="remote_url" { "Folder URL" }
+                        input id="remote_url" name="remote_url" type="url" placeholder="https://nas.example.org/backups/" value=(sched.remote.url) disabled[!write];
+                        label for="remote_username" { "User name (HTTP Basic; empty for none)" }
+                        input id="remote_username" name="remote_username" value=(sched.remote.username) autocomplete="off" disabled[!write];
+                        label for="remote_password" { "Password" }
+                        input id="remote_password" name="remote_password" type="password" value=(if sched.remote.password.is_empty() { "" } else { HIDDEN }) autocomplete="off" disabled[!write];
+                        @if let Some(s) = &sent {
+                            p id="remote-state" class=(if s.ok { "done" } else { "error" }) role="status" {
+                                "Last send: " (s.file) ", " (crate::pages::when(s.at)) " UTC: " (s.message)
+                                @if !s.ok { " (try " (s.tries) " of " (crate::remote::TRIES) ")" }
                             }
                         }
                     }

@@ -33,6 +33,7 @@ mod pages;
 mod provisioning;
 mod queues;
 mod recordings;
+pub mod remote;
 mod routing;
 mod routing_pages;
 mod security;

@@ -95,6 +95,23 @@ pub async fn recover_unconfirmed(data: &Path, root: Option<&Path>) {
     let _ = std::fs::remove_file(&file);
 }
 
+/// At start after a recovery from the console: the saved settings (the backup's) put
+/// in force now rather than at the next boot.
+pub async fn put_saved_in_force(data: &Path, root: Option<&Path>) {
+    let s = current(data, root);
+    match put_in_force(root, &s).await {
+        Ok(notes) => tracing::info!(
+            "the restored network settings are in force{}",
+            if notes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", notes.join("; "))
+            }
+        ),
+        Err(e) => tracing::error!("cannot put the restored network settings in force: {e}"),
+    }
+}
+
 fn root(app: &App) -> Option<PathBuf> {
     app.settings.root.clone()
 }

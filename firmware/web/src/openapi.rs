@@ -570,6 +570,20 @@ fn provisioning_paths() -> Value {
             },
             "delete": write_op("Remove a backup from the box", None, "204", None)
         },
+        "/system/backups/{name}/send": {
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^backup-[0-9-]+\\.tar\\.gz$"}}],
+            "post": ({
+                let mut op = write_op(
+                    "Send a backup to the remote target (backup-schedule's remote: an HTTPS PUT into a WebDAV folder) now; 409 when no target is on",
+                    None,
+                    "200",
+                    Some(json!({"type": "object", "properties": {"name": s("string"), "sent_to": s("string")}})),
+                );
+                op["responses"]["202"] = json!({"description": "still sending after a minute: the send goes on, and `remote` in GET /system/backups says how it went"});
+                op["responses"]["502"] = err("the server could not be reached, was not trusted, or refused the backup (the reason says which)");
+                op
+            })
+        },
         "/directory": {
             "get": read_op("The directory settings (the bind password as ****) and the last synchronisation", json!({"type": "object", "properties": {"settings": r("Directory"), "last_sync": {"allOf": [r("DirectoryReport")], "nullable": true}}})),
             "put": write_op("Set the directory settings (fields left out take their defaults)", Some(r("Directory")), "200", None)
@@ -735,7 +749,13 @@ fn base() -> Value {
                     "every": {"type": "string", "enum": ["off", "daily", "weekly"], "description": "weekly: Sundays"},
                     "hour": {"type": "integer", "minimum": 0, "maximum": 23, "description": "local hour from which the backup is due"},
                     "parts": {"type": "array", "items": {"type": "string", "enum": ["config", "voicemail", "sounds", "recordings", "firmware"]}},
-                    "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"}
+                    "keep": {"type": "integer", "minimum": 1, "maximum": 30, "description": "backups kept on the box, by hand or scheduled"},
+                    "remote": {"type": "object", "additionalProperties": false, "description": "where scheduled backups are also sent: an HTTPS (WebDAV) folder taking PUT", "properties": {
+                        "enabled": s("boolean"),
+                        "url": {"type": "string", "description": "https://server[:port]/folder/"},
+                        "username": {"type": "string", "description": "HTTP Basic; none when empty"},
+                        "password": {"type": "string", "description": "shown as ****; **** sent back keeps the stored one"}
+                    }}
                 }},
                 "NetworkSettings": {"type": "object", "required": ["interfaces"], "additionalProperties": false, "properties": {
                     "hostname": s("string"),

@@ -19,11 +19,21 @@ pub(crate) fn list(app: &App) -> Vec<Value> {
         config::BackupEvery::Daily => format!("every day from {:02}:00", b.hour),
         config::BackupEvery::Weekly => format!("every Sunday from {:02}:00", b.hour),
     };
+    let sent = crate::remote::last(&app.settings.data_dir);
     out.push(json!({
         "task": "backup",
-        "schedule": format!("{schedule}; the newest {} kept ({})", b.keep, b.parts.join(", ")),
+        "schedule": format!(
+            "{schedule}; the newest {} kept ({}){}",
+            b.keep,
+            b.parts.join(", "),
+            if b.remote.enabled { format!("; sent to {}", b.remote.url) } else { String::new() }
+        ),
         "last": crate::backup::newest_created(&app.settings.data_dir),
-        "state": if b.every == config::BackupEvery::Off { "off" } else { "on" },
+        "state": match (b.every, &sent) {
+            (config::BackupEvery::Off, _) => "off",
+            (_, Some(s)) if b.remote.enabled && !s.ok => "failed",
+            _ => "on",
+        },
     }));
     let d = &c.directory;
     let last = crate::directory::last(app);

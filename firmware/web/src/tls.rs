@@ -139,6 +139,30 @@ pub fn trusted_cas(data_dir: &Path) -> Vec<CertificateDer<'static>> {
     })
 }
 
+/// A TLS client configuration (SIP over TLS, syslog, the backup target) that trusts
+/// the system's roots and the administrator's CAs in `data_dir`. Returns it with how
+/// many roots it trusts.
+pub fn client_config(data_dir: &Path) -> io::Result<(Arc<rustls::ClientConfig>, usize)> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!("system certificates: {e}");
+    }
+    roots.add_parsable_certificates(native.certs);
+    let (added, ignored) = roots.add_parsable_certificates(trusted_cas(data_dir));
+    if ignored > 0 {
+        tracing::warn!("{ignored} trusted CA certificate(s) could not be used");
+    }
+    tracing::debug!(extra = added, total = roots.len(), "TLS trust");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    Ok((Arc::new(cfg), roots.len()))
+}
+
 /// The certificate the servers present, shared by the web admin and SIP over TLS and
 /// replaced when the admin makes another certificate active: each new connection gets
 /// the current one.

@@ -179,6 +179,38 @@ fn qmp(sock: &Path, command: &str) -> Result<String, String> {
     answer(&mut w, command)
 }
 
+/// Sends QMP commands given whole (JSON objects), one after the other; answers what
+/// QEMU said to the last, or the first error.
+fn qmp_json(sock: &Path, commands: &[serde_json::Value]) -> Result<String, String> {
+    use std::io::BufRead;
+    let s = UnixStream::connect(sock).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let mut r = std::io::BufReader::new(s);
+    let mut last = String::new();
+    let capabilities = serde_json::json!({"execute": "qmp_capabilities"});
+    for cmd in std::iter::once(&capabilities).chain(commands) {
+        writeln!(w, "{cmd}").map_err(|e| e.to_string())?;
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) => return Err("QMP closed".into()),
+                Ok(_) if line.contains("\"error\"") => {
+                    return Err(format!("{cmd}: {}", line.trim()))
+                }
+                Ok(_) if line.contains("\"return\"") => {
+                    last = line.trim().to_string();
+                    break;
+                }
+                Ok(_) => {} // the greeting, or an event
+                Err(e) => return Err(format!("no answer to {cmd}: {e}")),
+            }
+        }
+    }
+    Ok(last)
+}
+
 /// The box under QEMU, its serial console on a Unix socket.
 pub struct Guest {
     qemu: Child,
@@ -259,6 +291,8 @@ impl Guest {
             .args(["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no"])
             .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"])
             .args(["-device", "i6300esb"])
+            // A USB 3 controller, where the test plugs a stick in.
+            .args(["-device", "qemu-xhci,id=usb"])
             .arg("-chardev")
             .arg(format!(
                 "socket,id=ser0,path={},server=on,wait=off",
@@ -412,6 +446,23 @@ impl Guest {
         let (qemu, serial) = Self::power_on(&self.netns, self.dir.path(), &self.seen);
         (self.qemu, self.serial) = (qemu, serial);
         self.skip();
+    }
+
+    /// Plugs a USB stick (a raw disk image, read-only) into the running box, as a
+    /// technician would; it is gone after a power cut.
+    pub fn plug_stick(&mut self, image: &Path) {
+        let answer = qmp_json(
+            &self.qmp,
+            &[
+                serde_json::json!({"execute": "blockdev-add", "arguments": {
+                    "node-name": "stick", "driver": "raw", "read-only": true,
+                    "file": {"driver": "file", "filename": image, "read-only": true}}}),
+                serde_json::json!({"execute": "device_add", "arguments": {
+                    "driver": "usb-storage", "id": "stick0", "drive": "stick",
+                    "bus": "usb.0", "removable": true}}),
+            ],
+        );
+        assert!(answer.is_ok(), "the stick was not plugged in: {answer:?}");
     }
 
     /// Types a line at the console (Enter is CR on a serial terminal).

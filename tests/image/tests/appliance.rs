@@ -22,7 +22,7 @@ const PASSWORD: &str = "Image-Test-Admin-9";
 
 /// Waits for the menu and reads its header (the box's addresses).
 fn menu(g: &mut Guest, within: Duration) -> String {
-    g.expect("Choose 1-9", within)
+    g.expect("Choose 1-10", within)
 }
 
 /// Console entry 5: the firmware version and slots.
@@ -390,9 +390,10 @@ fn the_box_boots_answers_updates_and_rolls_back() {
     backup_factory_reset_and_recovery(&lan, &mut g, work.path(), host);
 }
 
-/// Kerio 20 on the box: a backup made and downloaded, a factory reset from the console,
-/// the backup uploaded to the new box, which restarts into it; after a reboot the
-/// extension, the administrator's password and the network settings are the backup's.
+/// Kerio 20 on the box: a backup made and downloaded, a power cut, a factory reset from
+/// the console, the backup restored from a USB stick at the console (the box restarts
+/// with the backup's extension, administrator's password and network settings), then
+/// uploaded in the web admin (pbxd restarts into it).
 fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host: &str) {
     let admin = Session::open(lan, host, PASSWORD);
     let url = |h: &str, path: &str| format!("https://{h}:4021/api/v1{path}");
@@ -554,38 +555,120 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
         "the reset box still has 101: {exts}"
     );
 
-    // The recovery: checked, staged, and pbxd restarts into it.
-    let (code, body) = fresh.send(
+    // The recovery from a USB stick at the console: the backup (FAT, in a partition,
+    // beside a file that is not a backup) is checked and staged, the box restarts into
+    // it, and the backup's network settings are in force at once.
+    let stick = usb_stick(work, &archive);
+    g.plug_stick(&stick);
+    std::thread::sleep(Duration::from_secs(3));
+    let t0 = std::time::Instant::now();
+    let listed = loop {
+        g.line("10");
+        let shown = g.expect("Enter to go back", Duration::from_secs(60));
+        if shown.contains("pbx-backup.tar.gz") {
+            break shown;
+        }
+        // The stick may still be coming up (USB enumeration, the driver loaded).
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the console never found the stick's backup:\n{shown}"
+        );
+        g.line("");
+        menu(g, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs(3));
+    };
+    assert!(
+        listed.contains("by firmware") && listed.contains("config, voicemail"),
+        "{listed}"
+    );
+    assert!(listed.contains("not a backup the box reads"), "{listed}");
+    g.line("1");
+    g.expect("(y/n)", Duration::from_secs(10));
+    g.line("y");
+    g.expect(
+        "it is put in place while the box restarts",
+        Duration::from_secs(120),
+    );
+    // The menu the console draws again before the reboot takes it does not count.
+    g.expect("reboot: Restarting system", Duration::from_secs(120));
+    menu(g, BOOT);
+    let host = "10.10.20.1";
+    web_answers(lan, &format!("https://{host}:4021/admin"), WEB_UP);
+    // The menu drawn again shows the backup's address.
+    g.line("");
+    let header = menu(g, Duration::from_secs(10));
+    assert!(header.contains("https://10.10.20.1:4021/admin"), "{header}");
+    let admin = Session::open(lan, host, PASSWORD);
+    let (_, exts) = lan.curl(&["-b", &admin.jar, &url(host, "/extensions")]);
+    assert!(exts.contains("\"101\""), "{exts}");
+    let (_, security) = lan.curl(&["-b", &admin.jar, &url(host, "/logs/security")]);
+    assert!(
+        security.contains("restored") && security.contains("USB stick sd"),
+        "{security}"
+    );
+
+    // The recovery uploaded in the web admin: 101 removed, the backup brings it back
+    // as pbxd restarts into it.
+    let (code, body) = admin.send(lan, &["-X", "DELETE", &url(host, "/extensions/101")]);
+    assert!(code == 200 || code == 204, "{code} {body}");
+    let (code, body) = admin.send(
         lan,
         &[
             "-H",
             "content-type: application/octet-stream",
             "--data-binary",
             &format!("@{}", archive.display()),
-            &url(factory, "/system/restore"),
+            &url(host, "/system/restore"),
         ],
     );
     assert_eq!(code, 202, "{body}");
     let t0 = std::time::Instant::now();
     let restored = loop {
-        let (code, body) = match Session::try_open(lan, factory, PASSWORD) {
-            Ok(s) => break lan.curl(&["-b", &s.jar, &url(factory, "/extensions")]).1,
-            Err(refused) => refused,
-        };
-        assert!(
-            t0.elapsed() < WEB_UP,
-            "the backup's password never worked: {code} {body}"
-        );
+        if let Ok(s) = Session::try_open(lan, host, PASSWORD) {
+            let (_, exts) = lan.curl(&["-b", &s.jar, &url(host, "/extensions")]);
+            if exts.contains("\"101\"") {
+                break exts;
+            }
+        }
+        assert!(t0.elapsed() < WEB_UP, "101 never came back from the upload");
         std::thread::sleep(Duration::from_secs(2));
     };
     assert!(restored.contains("\"101\""), "{restored}");
+}
 
-    // The backup's network settings take effect at the next boot.
-    g.line("7");
-    g.expect("(y/n)", Duration::from_secs(10));
-    g.line("y");
-    menu_showing(g, "https://10.10.20.1:4021/admin");
-    web_answers(lan, "https://10.10.20.1:4021/admin", WEB_UP);
+/// A USB stick's image: an MBR partition table, one FAT partition from 1 MiB holding
+/// the backup as `pbx-backup.tar.gz` and, in a folder, a `.tar.gz` that is not one.
+fn usb_stick(work: &Path, archive: &Path) -> PathBuf {
+    let img = work.join("stick.img");
+    run(Command::new("truncate").args(["-s", "64M"]).arg(&img));
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--quiet", "--label", "dos"])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    {
+        use std::io::Write;
+        let mut i = sfdisk.stdin.take().unwrap();
+        writeln!(i, "start=2048, type=c").unwrap();
+    }
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk");
+    run(Command::new("mkfs.vfat")
+        .args(["-n", "STICK", "--offset", "2048"])
+        .arg(&img));
+    let fat = format!("{}@@1M", img.display());
+    run(Command::new("mcopy")
+        .args(["-i", &fat])
+        .arg(archive)
+        .arg("::/pbx-backup.tar.gz"));
+    let junk = work.join("junk.tar.gz");
+    std::fs::write(&junk, b"holiday photos").unwrap();
+    run(Command::new("mmd").args(["-i", &fat, "::/old"]));
+    run(Command::new("mcopy")
+        .args(["-i", &fat])
+        .arg(&junk)
+        .arg("::/old/photos.tar.gz"));
+    img
 }
 
 /// The root file system carries the default music on hold where pbxd looks for it
