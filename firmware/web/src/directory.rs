@@ -14,6 +14,7 @@ use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warp::http::{Method, StatusCode};
@@ -47,21 +48,29 @@ pub(crate) struct State {
     settings: Option<Directory>,
 }
 
-/// ldaps:// checks the server's certificate against the system's authorities
-/// (ldap3's rustls with the native roots).
-fn settings_conn(_url: &str) -> Result<LdapConnSettings, String> {
-    Ok(LdapConnSettings::new().set_conn_timeout(TIMEOUT))
+/// ldaps:// checks the server's certificate against the system's authorities and the
+/// CAs the administrator added (web::tls::client_config, as SIP and syslog do).
+fn settings_conn(data: &Path) -> Result<LdapConnSettings, String> {
+    let (tls, _) = crate::tls::client_config(data).map_err(|e| e.to_string())?;
+    Ok(LdapConnSettings::new()
+        .set_conn_timeout(TIMEOUT)
+        .set_config(tls))
 }
 
 /// Binds as `dn` with `password`: `Ok(true)` when the directory takes it, `Ok(false)`
 /// when it says the credentials are wrong.
-pub(crate) async fn bind_as(d: &Directory, dn: &str, password: &str) -> Result<bool, String> {
+pub(crate) async fn bind_as(
+    data: &Path,
+    d: &Directory,
+    dn: &str,
+    password: &str,
+) -> Result<bool, String> {
     // An empty password is an unauthenticated bind (RFC 4513 5.1.2), which succeeds:
     // never a login.
     if password.is_empty() || dn.is_empty() {
         return Ok(false);
     }
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings_conn(&d.url)?, &d.url)
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings_conn(data)?, &d.url)
         .await
         .map_err(|e| e.to_string())?;
     ldap3::drive!(conn);
@@ -98,8 +107,8 @@ fn first(e: &SearchEntry, attr: &str) -> String {
 
 /// Reads the users from the directory.
 /// The entries, and whether that is all of them (no size limit hit).
-async fn fetch(d: &Directory) -> Result<(Vec<Entry>, bool), String> {
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings_conn(&d.url)?, &d.url)
+async fn fetch(data: &Path, d: &Directory) -> Result<(Vec<Entry>, bool), String> {
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings_conn(data)?, &d.url)
         .await
         .map_err(|e| format!("cannot reach {}: {e}", d.url))?;
     ldap3::drive!(conn);
@@ -277,7 +286,7 @@ pub(crate) async fn sync(app: &Arc<App>) -> Report {
         when: crate::unix_now(),
         ..Report::default()
     };
-    match fetch(&d).await {
+    match fetch(&app.settings.data_dir, &d).await {
         Err(e) => report.error = e,
         Ok(entries) => {
             let mut r2 = report.clone();
@@ -440,7 +449,7 @@ pub(crate) async fn check(app: &App, user: &User, password: &str) -> bool {
         tracing::warn!(user = %user.username, "directory login refused: this role needs ldaps://");
         return false;
     }
-    match bind_as(&d, &user.directory_dn, password).await {
+    match bind_as(&app.settings.data_dir, &d, &user.directory_dn, password).await {
         Ok(ok) => ok,
         Err(e) => {
             tracing::warn!(user = %user.username, "directory login: {e}");

@@ -2,7 +2,8 @@
 //! test in its own directory on loopback): the users and their extensions are taken
 //! from the directory, log in to the portal with the directory's password (and not with
 //! an empty one or an old one), and a user removed from the directory is disabled at the
-//! next synchronisation. The bind password never comes back from the API.
+//! next synchronisation. The bind password never comes back from the API. Over ldaps,
+//! the directory's certificate is trusted once its CA is added under Certificates.
 
 use e2e::*;
 use serde_json::{json, Value};
@@ -17,6 +18,9 @@ struct Slapd {
     child: Child,
     _dir: tempfile::TempDir,
     url: String,
+    /// The same directory over TLS, with a certificate of the test's own CA.
+    ldaps: String,
+    ca_pem: String,
 }
 
 impl Drop for Slapd {
@@ -41,6 +45,14 @@ fn slapd() -> Slapd {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("db")).unwrap();
+    let (issuer, ca_pem) = test_ca();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
     let conf = format!(
         r#"include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -49,6 +61,8 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {d}/slapd.pid
+TLSCertificateFile {d}/cert.pem
+TLSCertificateKeyFile {d}/key.pem
 database mdb
 maxsize 10485760
 directory {d}/db
@@ -71,10 +85,11 @@ dn: uid=bob,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: bob\nc
         .arg(d.join("data.ldif")));
     let port = free_port();
     let url = format!("ldap://127.0.0.1:{port}");
+    let ldaps = format!("ldaps://127.0.0.1:{}", free_port());
     let child = Command::new("slapd")
         .arg("-f")
         .arg(d.join("slapd.conf"))
-        .args(["-h", &format!("{url}/"), "-d", "0"])
+        .args(["-h", &format!("{url}/ {ldaps}/"), "-d", "0"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(d.join("stderr")).unwrap())
         .spawn()
@@ -91,6 +106,8 @@ dn: uid=bob,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: bob\nc
         child,
         _dir: dir,
         url,
+        ldaps,
+        ca_pem,
     }
 }
 
@@ -256,4 +273,30 @@ fn the_users_page_sets_up_the_directory() {
     );
     let exts = pbx.ctl_ok(&["extension", "list"]);
     assert!(exts.contains("15550301") && exts.contains("302"), "{exts}");
+}
+
+/// ldaps:// checks the directory's certificate against the system's authorities and the
+/// CAs added under Certificates (issue 21.5): refused before the test's CA is trusted,
+/// synchronised after.
+#[test]
+fn ldaps_trusts_the_cas_the_administrator_added() {
+    let s = slapd();
+    let pbx = Pbxd::start();
+    let h = pbx.admin_session(PW);
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let settings = json!({"enabled": false, "url": s.ldaps, "bind_dn": ROOT_DN,
+        "bind_password": ROOT_PW, "base_dn": "ou=people,dc=example,dc=org"});
+    let r = pbx.https("PUT", "/api/v1/directory", Some(&settings.to_string()), &h);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = pbx.https("POST", "/api/v1/directory/sync", None, &h);
+    assert_eq!(r.status, 422, "{r:?}");
+    assert!(
+        r.body.contains("cannot reach") && r.body.contains("certificate"),
+        "{r:?}"
+    );
+    let r = pbx.https("PUT", "/api/v1/certificates/trusted", Some(&s.ca_pem), &h);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = pbx.https("POST", "/api/v1/directory/sync", None, &h);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["created"], json!(["alice", "bob"]), "{r:?}");
 }
