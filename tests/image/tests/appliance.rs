@@ -564,13 +564,14 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     let t0 = std::time::Instant::now();
     let listed = loop {
         g.line("10");
-        let shown = g.expect("Enter to go back", Duration::from_secs(60));
+        let shown = g.expect("Enter to go back", Duration::from_secs(120));
         if shown.contains("pbx-backup.tar.gz") {
             break shown;
         }
-        // The stick may still be coming up (USB enumeration, the driver loaded).
+        // The stick may still be coming up (USB enumeration, the driver loaded; slow
+        // under TCG).
         assert!(
-            t0.elapsed() < Duration::from_secs(60),
+            t0.elapsed() < Duration::from_secs(180),
             "the console never found the stick's backup:\n{shown}"
         );
         g.line("");
@@ -587,10 +588,10 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     g.line("y");
     g.expect(
         "it is put in place while the box restarts",
-        Duration::from_secs(120),
+        Duration::from_secs(300),
     );
     // The menu the console draws again before the reboot takes it does not count.
-    g.expect("reboot: Restarting system", Duration::from_secs(120));
+    g.expect("reboot: Restarting system", BOOT);
     menu(g, BOOT);
     let host = "10.10.20.1";
     web_answers(lan, &format!("https://{host}:4021/admin"), WEB_UP);
