@@ -158,6 +158,20 @@ fn send(pbx: &Pbxd, h: &[String], name: &str) -> HttpAnswer {
     )
 }
 
+/// The backup the box last sent (as `GET /api/v1/system/backups` says) is on the
+/// server byte for byte.
+fn last_sent_arrived(pbx: &Pbxd, h: &[String], nas: &Nginx) {
+    let b = pbx
+        .https("GET", "/api/v1/system/backups", None, &refs(h))
+        .json();
+    assert_eq!(b["remote"]["ok"], true, "{b}");
+    let name = b["remote"]["file"].as_str().unwrap();
+    assert!(
+        same_file(&pbx.data.path().join("backups").join(name), &nas.file(name)),
+        "{name}: the copy on the server differs"
+    );
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
@@ -288,14 +302,7 @@ fn backups_go_to_a_webdav_server_over_https_by_hand_and_on_schedule() {
         b["remote"]["ok"] == true && b["remote"]["file"] != name.as_str()
     });
     assert!(sent, "no scheduled backup sent:\n{}", pbx.log_text());
-    let b = pbx
-        .https("GET", "/api/v1/system/backups", None, &refs(&h))
-        .json();
-    let scheduled = b["remote"]["file"].as_str().unwrap().to_string();
-    assert!(same_file(
-        &pbx.data.path().join("backups").join(&scheduled),
-        &nas.file(&scheduled)
-    ));
+    last_sent_arrived(&pbx, &h, &nas);
     let export = pbx.ctl_ok(&["config", "export"]);
     assert!(
         export.contains(DAV_PW),
@@ -321,12 +328,5 @@ fn chromium_sets_the_remote_target_and_sends_a_backup() {
             ("DAV_PW", DAV_PW),
         ],
     );
-    let b = pbx
-        .https("GET", "/api/v1/system/backups", None, &refs(&h))
-        .json();
-    let name = b["remote"]["file"].as_str().unwrap().to_string();
-    assert!(same_file(
-        &pbx.data.path().join("backups").join(&name),
-        &nas.file(&name)
-    ));
+    last_sent_arrived(&pbx, &h, &nas);
 }

@@ -624,17 +624,16 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     );
     assert_eq!(code, 202, "{body}");
     let t0 = std::time::Instant::now();
-    let restored = loop {
+    loop {
         if let Ok(s) = Session::try_open(lan, host, PASSWORD) {
             let (_, exts) = lan.curl(&["-b", &s.jar, &url(host, "/extensions")]);
             if exts.contains("\"101\"") {
-                break exts;
+                break;
             }
         }
         assert!(t0.elapsed() < WEB_UP, "101 never came back from the upload");
         std::thread::sleep(Duration::from_secs(2));
-    };
-    assert!(restored.contains("\"101\""), "{restored}");
+    }
 }
 
 /// A USB stick's image: an MBR partition table, one FAT partition from 1 MiB holding
