@@ -222,7 +222,6 @@ async fn change(
     )]))
 }
 
-/// Confirms the change on trial; false when there is none.
 /// Puts the settings from before a change back, ends the trial's file, and says so in
 /// the log and the security log (also when going back failed).
 async fn roll_back(app: &App, previous: &NetworkSettings, why: &str) {
