@@ -35,9 +35,24 @@ export async function fitsAPhone(page, nav) {
   await page.setViewportSize({ width: 1280, height: 800 });
 }
 
+// Opens `url`. Chromium drops a navigation with net::ERR_NETWORK_CHANGED when the
+// addresses of the namespace it runs in change under it (a test's fresh namespace
+// settling: IPv6 link-local addresses leaving duplicate detection); as a person would,
+// it is loaded again, three times at most. Any other error fails at once.
+export async function goto(page, url) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await page.goto(url);
+    } catch (e) {
+      if (tries >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 // Logs in to the web admin as `user` and waits for the dashboard.
 export async function login(page, user, password) {
-  await page.goto(`${base}/admin`);
+  await goto(page, `${base}/admin`);
   await page.fill("input[name=username]", user);
   await page.fill("input[name=password]", password);
   await page.click("button[type=submit]");
