@@ -1,12 +1,18 @@
 //! Relay load benchmark: N relayed G.711 calls, 50 packets per second each way, for S
 //! seconds, through the same `media::Relay` pbxd uses. Prints packets sent and received,
-//! loss, and the process's CPU use. Everything runs on loopback.
+//! loss, and the relay threads' CPU per packet. The load generator's phones are on
+//! 127.0.0.2, the relay on 127.0.0.1.
+//!
+//! With `--rtpengine HOST:PORT --rtpengine-pid PID` each step is run a second time through
+//! a running rtpengine (calls set up over its ng control protocol, offer and answer as
+//! Kamailio's rtpengine module sends them), with the same generator, and the line gives
+//! rtpengine's CPU (every thread of the process) per packet and the ratio ours/theirs.
 //!
 //! cargo run --release -p media --example relay_load -- --calls 500,1000,2000,3000 --seconds 60
 
-use media::{PtMap, Relay};
+use media::{Endpoint, PtMap, Relay};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,12 +24,28 @@ fn cpu_seconds() -> f64 {
     t(u.user_time()) + t(u.system_time())
 }
 
-/// CPU seconds used by the relay threads (`pbx-relay-N`), from /proc/self/task.
-fn relay_cpu_seconds() -> f64 {
-    let tick = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+fn clock_tick() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
-        .unwrap_or(100) as f64;
+        .unwrap_or(100) as f64
+}
+
+/// User + system CPU seconds of a whole process (every thread), from /proc/PID/stat.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    if f.len() > 12 {
+        (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / clock_tick()
+    } else {
+        0.0
+    }
+}
+
+/// CPU seconds used by the relay threads (`pbx-relay-N`), from /proc/self/task.
+fn relay_cpu_seconds() -> f64 {
+    let tick = clock_tick();
     let mut total = 0.0;
     for t in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -57,25 +79,130 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs one load step; true when the full nominal rate was offered and loss stayed under 0.1 %.
-fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
-    let mut sessions = Vec::with_capacity(calls);
-    let mut phones = Vec::with_capacity(calls * 2);
-    for _ in 0..calls {
-        let ea = relay.open().expect("relay ports");
-        let eb = relay.open().expect("relay ports");
-        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        a.set_nonblocking(true).unwrap();
-        b.set_nonblocking(true).unwrap();
-        ea.set_remote(Some(a.local_addr().unwrap()), true);
-        eb.set_remote(Some(b.local_addr().unwrap()), true);
-        ea.connect(&eb, PtMap::default(), PtMap::default());
-        let (ap, bp) = (ea.port, eb.port);
-        phones.push((a, format!("127.0.0.1:{ap}")));
-        phones.push((b, format!("127.0.0.1:{bp}")));
-        sessions.push((ea, eb));
+/// What relays the load: our relay in this process, or a running rtpengine.
+enum Target<'a> {
+    Ours(&'a Relay),
+    Rtpengine { ng: UdpSocket, pid: u32 },
+}
+
+/// What a step keeps open while it runs (dropped or deleted after it).
+enum Calls {
+    Ours(Vec<(Endpoint, Endpoint)>),
+    Rtpengine(Vec<String>),
+}
+
+/// Sends one command of rtpengine's ng protocol (a cookie and a bencoded dictionary over UDP) and
+/// returns the bencoded answer; panics on a failure, since the benchmark means nothing then.
+fn ng(sock: &UdpSocket, cookie: &mut u64, pairs: &[(&str, &str)]) -> String {
+    *cookie += 1;
+    let mut pairs = pairs.to_vec();
+    pairs.sort();
+    let mut msg = format!("{cookie} d");
+    for (k, v) in pairs {
+        msg += &format!("{}:{k}{}:{v}", k.len(), v.len());
     }
+    msg.push('e');
+    sock.send(msg.as_bytes()).expect("ng send");
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .expect("ng answer (is rtpengine running?)");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if let Some(rest) = text.strip_prefix(&format!("{cookie} ")) {
+            assert!(rest.contains("6:result2:ok"), "rtpengine said {rest}");
+            return rest.to_string();
+        }
+    }
+}
+
+/// The audio port of the bencoded `sdp` in an ng answer.
+fn ng_port(answer: &str) -> u16 {
+    let at = answer.find("3:sdp").expect("ng answer without sdp") + 5;
+    let (len, rest) = answer[at..].split_once(':').expect("sdp length");
+    let sdp = &rest[..len.parse::<usize>().expect("sdp length")];
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("m=audio port")
+}
+
+fn sdp_for(port: u16) -> String {
+    format!("v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+}
+
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// Sets up `calls` relayed calls: two phones each, and where each sends.
+fn set_up(target: &Target, calls: usize) -> (Vec<(UdpSocket, SocketAddr)>, Calls) {
+    let mut phones = Vec::with_capacity(calls * 2);
+    match target {
+        Target::Ours(relay) => {
+            let mut sessions = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let ea = relay.open().expect("relay ports");
+                let eb = relay.open().expect("relay ports");
+                let (a, b) = (phone(), phone());
+                ea.set_remote(Some(a.local_addr().unwrap()), true);
+                eb.set_remote(Some(b.local_addr().unwrap()), true);
+                ea.connect(&eb, PtMap::default(), PtMap::default());
+                phones.push((a, SocketAddr::from(([127, 0, 0, 1], ea.port))));
+                phones.push((b, SocketAddr::from(([127, 0, 0, 1], eb.port))));
+                sessions.push((ea, eb));
+            }
+            (phones, Calls::Ours(sessions))
+        }
+        Target::Rtpengine { ng: sock, .. } => {
+            let mut ids = Vec::with_capacity(calls);
+            let mut cookie = 0;
+            for n in 0..calls {
+                let (a, b) = (phone(), phone());
+                let id = format!("bench-{}-{n}", std::process::id());
+                let offer = sdp_for(a.local_addr().unwrap().port());
+                let to_b = ng(
+                    sock,
+                    &mut cookie,
+                    &[
+                        ("command", "offer"),
+                        ("call-id", &id),
+                        ("from-tag", "a"),
+                        ("sdp", &offer),
+                    ],
+                );
+                let answer = sdp_for(b.local_addr().unwrap().port());
+                let to_a = ng(
+                    sock,
+                    &mut cookie,
+                    &[
+                        ("command", "answer"),
+                        ("call-id", &id),
+                        ("from-tag", "a"),
+                        ("to-tag", "b"),
+                        ("sdp", &answer),
+                    ],
+                );
+                phones.push((a, SocketAddr::from(([127, 0, 0, 1], ng_port(&to_a)))));
+                phones.push((b, SocketAddr::from(([127, 0, 0, 1], ng_port(&to_b)))));
+                ids.push(id);
+            }
+            (phones, Calls::Rtpengine(ids))
+        }
+    }
+}
+
+/// Runs one load step; returns whether the full nominal rate was offered and loss stayed
+/// under 0.1 %, and the relay's CPU per received packet in microseconds.
+fn run(target: &Target, calls: usize, seconds: u64) -> (bool, f64) {
+    let (phones, kept) = set_up(target, calls);
+    let server_cpu = || match target {
+        Target::Ours(_) => relay_cpu_seconds(),
+        Target::Rtpengine { pid, .. } => process_cpu_seconds(*pid),
+    };
     let phones = Arc::new(phones);
     let received = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -108,7 +235,7 @@ fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
     pkt[12..].fill(0xff);
     let mut sent = 0u64;
     let cpu0 = cpu_seconds();
-    let relay0 = relay_cpu_seconds();
+    let relay0 = server_cpu();
     let start = Instant::now();
     let mut tick = start;
     let mut seq: u16 = 0;
@@ -116,7 +243,7 @@ fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
         seq = seq.wrapping_add(1);
         pkt[2..4].copy_from_slice(&seq.to_be_bytes());
         for (s, dst) in phones.iter() {
-            if s.send_to(&pkt, dst.as_str()).is_ok() {
+            if s.send_to(&pkt, dst).is_ok() {
                 sent += 1;
             }
         }
@@ -129,7 +256,7 @@ fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
     let elapsed = start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(300));
     let cpu = cpu_seconds() - cpu0;
-    let relay_cpu = relay_cpu_seconds() - relay0;
+    let relay_cpu = server_cpu() - relay0;
     stop.store(true, Ordering::Relaxed);
     rx.join().unwrap();
     let got = received.load(Ordering::Relaxed);
@@ -145,19 +272,38 @@ fn run(relay: &Relay, calls: usize, seconds: u64) -> bool {
     } else {
         0.0
     };
+    let who = match target {
+        Target::Ours(_) => "pbxd relay",
+        Target::Rtpengine { .. } => "rtpengine ",
+    };
     println!(
-        "relayed calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, CPU {:.0} % of one core in all, relay {:.0} % = {us_per_pkt:.1} us per packet, RSS {} MiB",
+        "{who} calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, CPU {:.0} % of one core in all, relay {:.0} % = {us_per_pkt:.2} us per packet, RSS {} MiB",
         100.0 * cpu / elapsed,
         100.0 * relay_cpu / elapsed,
         rss_kib() / 1024
     );
-    drop(sessions);
-    rate >= 0.99 * nominal && loss < 0.1
+    match kept {
+        Calls::Ours(sessions) => drop(sessions),
+        Calls::Rtpengine(ids) => {
+            if let Target::Rtpengine { ng: sock, .. } = target {
+                let mut cookie = 1_000_000;
+                for id in ids {
+                    ng(
+                        sock,
+                        &mut cookie,
+                        &[("command", "delete"), ("call-id", &id), ("from-tag", "a")],
+                    );
+                }
+            }
+        }
+    }
+    (rate >= 0.99 * nominal && loss < 0.1, us_per_pkt)
 }
 
 fn main() {
     let mut calls = vec![500usize, 1000, 2000, 3000];
     let mut seconds = 20u64;
+    let mut rtpengine: Option<(String, u32)> = None;
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -169,20 +315,44 @@ fn main() {
                     .collect()
             }
             "--seconds" => seconds = args[i + 1].parse().expect("--seconds N"),
+            "--rtpengine" => rtpengine = Some((args[i + 1].clone(), 0)),
+            "--rtpengine-pid" => {
+                let pid = args[i + 1].parse().expect("--rtpengine-pid PID");
+                rtpengine.as_mut().expect("--rtpengine first").1 = pid;
+            }
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     let need = calls.iter().max().copied().unwrap_or(0) as u64 * 6 + 1024;
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, need, need);
-    // Two worker threads, as in pbxd.
-
     let relay = Relay::new("127.0.0.1".parse().unwrap(), 20000, 59999);
-    let mut best = 0;
+    let theirs = rtpengine.map(|(addr, pid)| {
+        let ng = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ng.connect(&addr).expect("--rtpengine HOST:PORT");
+        ng.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Target::Rtpengine { ng, pid }
+    });
+    let ours = Target::Ours(&relay);
+    let (mut best, mut best_theirs) = (0, 0);
     for c in calls {
-        if run(&relay, c, seconds) {
+        let (held, us) = run(&ours, c, seconds);
+        if held {
             best = best.max(c);
         }
+        if let Some(theirs) = &theirs {
+            let (held_theirs, us_theirs) = run(theirs, c, seconds);
+            if held_theirs {
+                best_theirs = best_theirs.max(c);
+            }
+            if us_theirs > 0.0 {
+                println!(
+                    "relay CPU per packet at {c} calls: pbxd {us:.2} us, rtpengine {us_theirs:.2} us, ratio {:.2} (goal <= 0.5)",
+                    us / us_theirs
+                );
+            }
+        }
     }
-    println!("most relayed calls held at the full 50 pkt/s each way with < 0.1 % loss: {best} (the load generator shares the same two cores)");
+    println!("most relayed calls held at the full 50 pkt/s each way with < 0.1 % loss: pbxd {best}{} (the load generator shares the same two cores)",
+        if theirs.is_some() { format!(", rtpengine {best_theirs}") } else { String::new() });
 }
