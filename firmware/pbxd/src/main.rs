@@ -578,7 +578,11 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let restart = rt.block_on(run(args, low, high, logs.clone()));
+    let restart = rt.block_on(async {
+        tokio::spawn(run(args, low, high, logs.clone()))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the exchange stopped: {e}")))
+    });
     if matches!(restart, Ok(true)) {
         tracing::info!("restarting");
     }
