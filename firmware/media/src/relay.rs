@@ -810,9 +810,19 @@ impl Engine {
         Ok(e)
     }
 
+    /// Queues a command for the relay thread. Only the first of a batch wakes it: the
+    /// thread takes the whole queue under the same lock once woken, so a command queued
+    /// behind one not yet taken is taken with it (a call's endpoints opened or closed
+    /// together cost one wake, not one each).
     fn command(&self, c: Cmd) {
-        self.cmds.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-        let _ = self.wake.write(1);
+        let first = {
+            let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+            q.push(c);
+            q.len() == 1
+        };
+        if first {
+            let _ = self.wake.write(1);
+        }
     }
 
     /// The relay loop: never returns; one thread per engine.
