@@ -578,10 +578,14 @@ fn main() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // On a worker, not the main thread: see "The core loop" in docs/ARCHITECTURE.md. A
+    // panic in it goes on unwinding here, as it did when the main thread ran the loop.
     let restart = rt.block_on(async {
-        tokio::spawn(run(args, low, high, logs.clone()))
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the exchange stopped: {e}")))
+        match tokio::spawn(run(args, low, high, logs.clone())).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::anyhow!("the exchange stopped: {e}")),
+        }
     });
     if matches!(restart, Ok(true)) {
         tracing::info!("restarting");
