@@ -91,10 +91,20 @@ enum Calls {
     Rtpengine(Vec<String>),
 }
 
+/// Cookies of ng commands: rtpengine answers a cookie it has seen (for a minute) from its
+/// cache, whatever the command, so none may repeat within a run or across runs.
+static COOKIE: AtomicU64 = AtomicU64::new(0);
+/// Steps run so far: a step's call-ids are not an earlier step's.
+static STEP: AtomicU64 = AtomicU64::new(0);
+
 /// Sends one command of rtpengine's ng protocol (a cookie and a bencoded dictionary over UDP) and
 /// returns the bencoded answer; panics on a failure, since the benchmark means nothing then.
-fn ng(sock: &UdpSocket, cookie: &mut u64, pairs: &[(&str, &str)]) -> String {
-    *cookie += 1;
+fn ng(sock: &UdpSocket, pairs: &[(&str, &str)]) -> String {
+    let cookie = format!(
+        "{}-{}",
+        std::process::id(),
+        COOKIE.fetch_add(1, Ordering::Relaxed)
+    );
     let mut pairs = pairs.to_vec();
     pairs.sort();
     let mut msg = format!("{cookie} d");
@@ -159,14 +169,13 @@ fn set_up(target: &Target, calls: usize) -> (Vec<(UdpSocket, SocketAddr)>, Calls
         }
         Target::Rtpengine { ng: sock, .. } => {
             let mut ids = Vec::with_capacity(calls);
-            let mut cookie = 0;
+            let step = STEP.fetch_add(1, Ordering::Relaxed);
             for n in 0..calls {
                 let (a, b) = (phone(), phone());
-                let id = format!("bench-{}-{n}", std::process::id());
+                let id = format!("bench-{}-{step}-{n}", std::process::id());
                 let offer = sdp_for(a.local_addr().unwrap().port());
                 let to_b = ng(
                     sock,
-                    &mut cookie,
                     &[
                         ("command", "offer"),
                         ("call-id", &id),
@@ -177,7 +186,6 @@ fn set_up(target: &Target, calls: usize) -> (Vec<(UdpSocket, SocketAddr)>, Calls
                 let answer = sdp_for(b.local_addr().unwrap().port());
                 let to_a = ng(
                     sock,
-                    &mut cookie,
                     &[
                         ("command", "answer"),
                         ("call-id", &id),
@@ -277,7 +285,7 @@ fn run(target: &Target, calls: usize, seconds: u64) -> (bool, f64) {
         Target::Rtpengine { .. } => "rtpengine ",
     };
     println!(
-        "{who} calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, CPU {:.0} % of one core in all, relay {:.0} % = {us_per_pkt:.2} us per packet, RSS {} MiB",
+        "{who} calls {calls:5}: {seconds} s, sent {sent} received {got}, loss {loss:.3} %, offered {rate:.0} of {nominal:.0} pkt/s nominal, this process (the generator, and our relay for pbxd) {:.0} % of one core, relay {:.0} % = {us_per_pkt:.2} us per packet, RSS {} MiB",
         100.0 * cpu / elapsed,
         100.0 * relay_cpu / elapsed,
         rss_kib() / 1024
@@ -286,11 +294,9 @@ fn run(target: &Target, calls: usize, seconds: u64) -> (bool, f64) {
         Calls::Ours(sessions) => drop(sessions),
         Calls::Rtpengine(ids) => {
             if let Target::Rtpengine { ng: sock, .. } = target {
-                let mut cookie = 1_000_000;
                 for id in ids {
                     ng(
                         sock,
-                        &mut cookie,
                         &[("command", "delete"), ("call-id", &id), ("from-tag", "a")],
                     );
                 }
@@ -303,7 +309,8 @@ fn run(target: &Target, calls: usize, seconds: u64) -> (bool, f64) {
 fn main() {
     let mut calls = vec![500usize, 1000, 2000, 3000];
     let mut seconds = 20u64;
-    let mut rtpengine: Option<(String, u32)> = None;
+    let mut rtpengine: Option<String> = None;
+    let mut rtpengine_pid: Option<u32> = None;
     let args: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < args.len() {
@@ -315,11 +322,8 @@ fn main() {
                     .collect()
             }
             "--seconds" => seconds = args[i + 1].parse().expect("--seconds N"),
-            "--rtpengine" => rtpengine = Some((args[i + 1].clone(), 0)),
-            "--rtpengine-pid" => {
-                let pid = args[i + 1].parse().expect("--rtpengine-pid PID");
-                rtpengine.as_mut().expect("--rtpengine first").1 = pid;
-            }
+            "--rtpengine" => rtpengine = Some(args[i + 1].clone()),
+            "--rtpengine-pid" => rtpengine_pid = args[i + 1].parse().ok(),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
@@ -327,7 +331,8 @@ fn main() {
     let need = calls.iter().max().copied().unwrap_or(0) as u64 * 6 + 1024;
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, need, need);
     let relay = Relay::new("127.0.0.1".parse().unwrap(), 20000, 59999);
-    let theirs = rtpengine.map(|(addr, pid)| {
+    let theirs = rtpengine.map(|addr| {
+        let pid = rtpengine_pid.expect("--rtpengine-pid PID with --rtpengine");
         let ng = UdpSocket::bind("127.0.0.1:0").unwrap();
         ng.connect(&addr).expect("--rtpengine HOST:PORT");
         ng.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
