@@ -31,9 +31,10 @@ fn clock_tick() -> f64 {
         .unwrap_or(100) as f64
 }
 
-/// User + system CPU seconds of a whole process (every thread), from /proc/PID/stat.
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// User + system CPU seconds in a `/proc/.../stat` file (a process's or one thread's).
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the ")" that ends the name: utime is the 12th, stime the 13th.
     let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     if f.len() > 12 {
@@ -45,7 +46,6 @@ fn process_cpu_seconds(pid: u32) -> f64 {
 
 /// CPU seconds used by the relay threads (`pbx-relay-N`), from /proc/self/task.
 fn relay_cpu_seconds() -> f64 {
-    let tick = clock_tick();
     let mut total = 0.0;
     for t in std::fs::read_dir("/proc/self/task")
         .into_iter()
@@ -53,16 +53,8 @@ fn relay_cpu_seconds() -> f64 {
         .flatten()
     {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("pbx-relay") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        // Fields after the ")" that ends the thread name: utime is the 12th, stime the 13th.
-        let rest = stat.rsplit_once(')').map(|r| r.1).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 12 {
-            total +=
-                (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick;
+        if comm.starts_with("pbx-relay") {
+            total += stat_cpu_seconds(&t.path().join("stat").to_string_lossy());
         }
     }
     total
@@ -126,6 +118,18 @@ fn ng(sock: &UdpSocket, pairs: &[(&str, &str)]) -> String {
     }
 }
 
+/// Sends an ng `offer` (no to-tag) or `answer` for a phone at `port` and returns the
+/// port rtpengine gives the other side to send to.
+fn ng_sdp(sock: &UdpSocket, id: &str, to_tag: Option<&str>, port: u16) -> u16 {
+    let sdp = sdp_for(port);
+    let mut pairs = vec![("call-id", id), ("from-tag", "a"), ("sdp", sdp.as_str())];
+    match to_tag {
+        Some(tag) => pairs.extend([("command", "answer"), ("to-tag", tag)]),
+        None => pairs.push(("command", "offer")),
+    }
+    ng_port(&ng(sock, &pairs))
+}
+
 /// The audio port of the bencoded `sdp` in an ng answer.
 fn ng_port(answer: &str) -> u16 {
     let at = answer.find("3:sdp").expect("ng answer without sdp") + 5;
@@ -173,29 +177,12 @@ fn set_up(target: &Target, calls: usize) -> (Vec<(UdpSocket, SocketAddr)>, Calls
             for n in 0..calls {
                 let (a, b) = (phone(), phone());
                 let id = format!("bench-{}-{step}-{n}", std::process::id());
-                let offer = sdp_for(a.local_addr().unwrap().port());
-                let to_b = ng(
-                    sock,
-                    &[
-                        ("command", "offer"),
-                        ("call-id", &id),
-                        ("from-tag", "a"),
-                        ("sdp", &offer),
-                    ],
-                );
-                let answer = sdp_for(b.local_addr().unwrap().port());
-                let to_a = ng(
-                    sock,
-                    &[
-                        ("command", "answer"),
-                        ("call-id", &id),
-                        ("from-tag", "a"),
-                        ("to-tag", "b"),
-                        ("sdp", &answer),
-                    ],
-                );
-                phones.push((a, SocketAddr::from(([127, 0, 0, 1], ng_port(&to_a)))));
-                phones.push((b, SocketAddr::from(([127, 0, 0, 1], ng_port(&to_b)))));
+                // What B is sent to comes back from A's offer, what A is sent to from
+                // B's answer.
+                let to_b = ng_sdp(sock, &id, None, a.local_addr().unwrap().port());
+                let to_a = ng_sdp(sock, &id, Some("b"), b.local_addr().unwrap().port());
+                phones.push((a, SocketAddr::from(([127, 0, 0, 1], to_a))));
+                phones.push((b, SocketAddr::from(([127, 0, 0, 1], to_b))));
                 ids.push(id);
             }
             (phones, Calls::Rtpengine(ids))
@@ -209,7 +196,7 @@ fn run(target: &Target, calls: usize, seconds: u64) -> (bool, f64) {
     let (phones, kept) = set_up(target, calls);
     let server_cpu = || match target {
         Target::Ours(_) => relay_cpu_seconds(),
-        Target::Rtpengine { pid, .. } => process_cpu_seconds(*pid),
+        Target::Rtpengine { pid, .. } => stat_cpu_seconds(&format!("/proc/{pid}/stat")),
     };
     let phones = Arc::new(phones);
     let received = Arc::new(AtomicU64::new(0));

@@ -812,8 +812,8 @@ impl Engine {
 
     /// Queues a command for the relay thread. Only the first of a batch wakes it: the
     /// thread takes the whole queue under the same lock once woken, so a command queued
-    /// behind one not yet taken is taken with it (a call's endpoints opened or closed
-    /// together cost one wake, not one each).
+    /// behind one not yet taken is taken with it (endpoints are spread over the threads,
+    /// so this saves the writes of the spares and calls that reach one thread together).
     fn command(&self, c: Cmd) {
         let first = {
             let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
