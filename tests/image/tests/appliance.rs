@@ -63,6 +63,28 @@ fn slots_until(g: &mut Guest, want: &[&str], within: Duration) -> String {
     }
 }
 
+/// As [`web_answers`], and when the web never answers, the panic shows what the box's
+/// console shows (the menu's header names the address the box has), so that a failure
+/// seen once in CI can be followed up.
+fn web_up(g: &mut Guest, lan: &Lan, url: &str, within: Duration) -> String {
+    let t0 = std::time::Instant::now();
+    loop {
+        let (code, body) = lan.https_get(url);
+        if code == 200 {
+            return body;
+        }
+        if t0.elapsed() >= within {
+            g.line("");
+            std::thread::sleep(Duration::from_secs(5));
+            panic!(
+                "{url} answered {code}: {body}\nthe console's last words:\n{}",
+                g.tail(6000)
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 fn web_answers(lan: &Lan, url: &str, within: Duration) -> String {
     let t0 = std::time::Instant::now();
     loop {
@@ -436,7 +458,7 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     // A power cut: the box comes back with the extension and the backup it had.
     g.power_cut();
     menu(g, BOOT);
-    web_answers(lan, &format!("https://{host}:4021/admin"), WEB_UP);
+    web_up(g, lan, &format!("https://{host}:4021/admin"), WEB_UP);
     let admin = Session::open(lan, host, PASSWORD);
     let (_, exts) = lan.curl(&["-b", &admin.jar, &url(host, "/extensions")]);
     assert!(
@@ -538,7 +560,7 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     g.expect("Type RESET", Duration::from_secs(10));
     g.line("RESET");
     menu_showing(g, "https://10.10.10.1:4021/admin");
-    web_answers(lan, "https://10.10.10.1:4021/admin", WEB_UP);
+    web_up(g, lan, "https://10.10.10.1:4021/admin", WEB_UP);
     let factory = "10.10.10.1";
     g.line("3");
     g.expect("New password:", Duration::from_secs(10));
@@ -594,7 +616,7 @@ fn backup_factory_reset_and_recovery(lan: &Lan, g: &mut Guest, work: &Path, host
     g.expect("reboot: Restarting system", BOOT);
     menu(g, BOOT);
     let host = "10.10.20.1";
-    web_answers(lan, &format!("https://{host}:4021/admin"), WEB_UP);
+    web_up(g, lan, &format!("https://{host}:4021/admin"), WEB_UP);
     // The menu drawn again shows the backup's address.
     g.line("");
     let header = menu(g, Duration::from_secs(10));
