@@ -792,6 +792,15 @@ impl Config {
     ) {
         let mut names = HashSet::new();
         let accounts: HashSet<&str> = self.accounts.iter().map(|a| a.username.as_str()).collect();
+        // Extensions and those with a voicemail box, looked up per agent and per
+        // forwarding rule (a scan each time is quadratic in a large configuration).
+        let extensions: HashSet<&str> = self.extensions.iter().map(|e| e.number.as_str()).collect();
+        let boxes: HashSet<&str> = self
+            .extensions
+            .iter()
+            .filter(|e| e.voicemail)
+            .map(|e| e.number.as_str())
+            .collect();
         let groups: HashSet<&str> = self
             .permission_groups
             .iter()
@@ -843,7 +852,7 @@ impl Config {
                 );
             }
             if let Some(b) = crate::voicemail_target(&g.fallback) {
-                if !self.extensions.iter().any(|e| e.number == b && e.voicemail) {
+                if !boxes.contains(b) {
                     err(
                         ent.clone(),
                         "fallback",
@@ -1024,7 +1033,7 @@ impl Config {
                 );
             }
             for a in &q.agents {
-                if !self.extensions.iter().any(|e| &e.number == a) {
+                if !extensions.contains(a.as_str()) {
                     err(ent.clone(), "agents", format!("{a} is not an extension"));
                 }
             }
@@ -1039,7 +1048,7 @@ impl Config {
                 );
             }
             if let Some(b) = crate::voicemail_target(&q.fallback) {
-                if !self.extensions.iter().any(|e| e.number == b && e.voicemail) {
+                if !boxes.contains(b) {
                     err(
                         ent.clone(),
                         "fallback",
@@ -1115,7 +1124,7 @@ impl Config {
                         ),
                     );
                 } else if let Some(b) = crate::voicemail_target(&r.to) {
-                    if !self.extensions.iter().any(|x| x.number == b && x.voicemail) {
+                    if !boxes.contains(b) {
                         err(
                             format!("extension {}", e.number),
                             "forwarding",

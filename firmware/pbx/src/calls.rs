@@ -588,7 +588,7 @@ impl Pbx {
         let must = if peer_encrypts {
             Some(crate::secure::INTERFACE_ENCRYPTS)
         } else {
-            matches!(&origin, Origin::Phone(a) if snap.config.encrypts(a))
+            matches!(&origin, Origin::Phone(a) if snap.encrypts(a))
                 .then_some(crate::secure::ACCOUNT_ENCRYPTS)
         };
         let mut a_srtp = None;
@@ -772,7 +772,7 @@ impl Pbx {
             }
             // An encrypting phone's key goes only over TLS (a registration from before
             // the extension was set to encrypt may be over UDP or TCP).
-            let encrypts = self.snapshot.config.encrypts(&acct);
+            let encrypts = self.snapshot.encrypts(&acct);
             if encrypts && reg.proto() != sip::transport::Proto::Tls {
                 tracing::warn!(
                     call = id,

@@ -40,7 +40,6 @@ impl Pbx {
         let mut srtp = None;
         let must = self
             .snapshot
-            .config
             .encrypts(account)
             .then_some(crate::secure::ACCOUNT_ENCRYPTS);
         let _ = crate::secure::take_offer(&mut srtp, offer, must);

@@ -195,7 +195,7 @@ impl Pbx {
             tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), allowed = ?account.transports, "refused: transport not allowed for the account");
             return self.refuse(now, key, req, 403, "Forbidden (transport not allowed)");
         }
-        if self.snapshot.config.encrypts(&account) && src.proto != sip::transport::Proto::Tls {
+        if self.snapshot.encrypts(&account) && src.proto != sip::transport::Proto::Tls {
             tracing::info!(user = %account.username, source = %src.remote, transport = src.proto.name(), "refused: the account encrypts calls");
             return self.refuse(
                 now,
