@@ -539,6 +539,9 @@ impl Pbx {
             self.run_peers(now);
             let unix = self.unix(now);
             self.guard.tick(now, unix);
+            // After a flood of calls, their tables give the memory back.
+            sip::transaction::table::give_back(&mut self.calls);
+            sip::transaction::table::give_back(&mut self.dialogs);
         }
         self.after_input(now);
     }
