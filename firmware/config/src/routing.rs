@@ -955,12 +955,6 @@ impl Config {
                 err(ent.clone(), field, message);
             }
         }
-        let boxes: HashSet<&str> = self
-            .extensions
-            .iter()
-            .filter(|e| e.voicemail)
-            .map(|e| e.number.as_str())
-            .collect();
         let fc = &self.feature_codes;
         for c in &self.conferences {
             let ent = format!("conference {}", c.number);
