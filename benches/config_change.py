@@ -34,6 +34,8 @@ def control(sock_path, req):
             break
         answer += chunk
     s.close()
+    if not answer:
+        return {"ok": False, "errors": ["pbxd closed the control socket without an answer"]}
     return json.loads(answer)
 
 
@@ -67,21 +69,29 @@ def register(sock, server, user, password, deadline):
         except socket.timeout:
             continue
         text = data.decode(errors="replace")
-        status = int(text.split(" ", 2)[1])
+        if not text.startswith("SIP/2.0 "):
+            continue  # a request to the phone (OPTIONS, NOTIFY): not our answer
+        try:
+            status = int(text.split(" ", 2)[1])
+        except (IndexError, ValueError):
+            continue
         if status == 200:
             return True
-        if status == 401:
-            challenges = re.findall(r"(?im)^WWW-Authenticate:\s*Digest\s+(.*)$", text)
+        challenges = re.findall(r"(?im)^WWW-Authenticate:\s*Digest\s+(.*)$", text)
+        if status == 401 and challenges:
+            # MD5 when offered (RFC 8760 lists SHA-256 first), else SHA-256.
             chal = next((c for c in challenges if "SHA-256" not in c.upper()), challenges[0])
             p = dict(re.findall(r'(\w+)="?([^",]*)"?', chal))
+            algorithm = "SHA-256" if "SHA-256" in chal.upper() else "MD5"
+            h = (lambda s: hashlib.sha256(s.encode()).hexdigest()) if algorithm == "SHA-256" else md5
             uri = f"sip:{host}:{port}"
-            ha1 = md5(f"{user}:{p['realm']}:{password}")
-            ha2 = md5(f"REGISTER:{uri}")
+            ha1 = h(f"{user}:{p['realm']}:{password}")
+            ha2 = h(f"REGISTER:{uri}")
             cnonce = "%08x" % random.getrandbits(32)
-            resp = md5(f"{ha1}:{p['nonce']}:00000001:{cnonce}:auth:{ha2}")
+            resp = h(f"{ha1}:{p['nonce']}:00000001:{cnonce}:auth:{ha2}")
             auth = (
                 f'Authorization: Digest username="{user}", realm="{p["realm"]}", '
-                f'nonce="{p["nonce"]}", uri="{uri}", response="{resp}", algorithm=MD5, '
+                f'nonce="{p["nonce"]}", uri="{uri}", response="{resp}", algorithm={algorithm}, '
                 f'qop=auth, nc=00000001, cnonce="{cnonce}"'
                 + (f', opaque="{p["opaque"]}"' if "opaque" in p else "")
                 + "\r\n"
@@ -119,7 +129,9 @@ def main():
             in_force.append((t2 - t0) * 1000)
         else:
             failed += 1
-        control(ctl, {"cmd": "extension_remove", "number": number})
+        removed = control(ctl, {"cmd": "extension_remove", "number": number})
+        if not removed.get("ok"):
+            print(f"  change {i}: not undone: {removed}", file=sys.stderr)
         time.sleep(0.2)
 
     def fig(v):

@@ -792,9 +792,8 @@ impl Config {
     ) {
         let mut names = HashSet::new();
         let accounts: HashSet<&str> = self.accounts.iter().map(|a| a.username.as_str()).collect();
-        // Extensions and those with a voicemail box, looked up per agent and per
-        // forwarding rule (a scan each time is quadratic in a large configuration).
-        let extensions: HashSet<&str> = self.extensions.iter().map(|e| e.number.as_str()).collect();
+        // Extensions with a voicemail box, looked up per forwarding rule and fallback
+        // (a scan each time is quadratic in a large configuration).
         let boxes: HashSet<&str> = self
             .extensions
             .iter()
@@ -1027,7 +1026,7 @@ impl Config {
                 );
             }
             for a in &q.agents {
-                if !extensions.contains(a.as_str()) {
+                if !numbers.contains(a.as_str()) {
                     err(ent.clone(), "agents", format!("{a} is not an extension"));
                 }
             }

@@ -340,13 +340,13 @@ impl Guest {
         (qemu, serial)
     }
 
-    /// What the serial console showed since the cursor, escape sequences and all.
     /// The console's last `n` bytes, whatever the cursor.
     pub fn tail(&self, n: usize) -> String {
         let seen = self.seen.lock().unwrap();
         String::from_utf8_lossy(&seen[seen.len().saturating_sub(n)..]).to_string()
     }
 
+    /// What the serial console showed since the cursor, escape sequences and all.
     pub fn since(&self) -> String {
         let seen = self.seen.lock().unwrap();
         String::from_utf8_lossy(&seen[self.cursor.min(seen.len())..]).to_string()
@@ -385,6 +385,8 @@ impl Guest {
             if stuck && self.cycled_at != Some(len) {
                 self.power_cycle();
                 quiet_since = Instant::now();
+                // The new QEMU counts its disk's operations from zero.
+                disk = None;
                 // The boot after the power button gets the whole wait again.
                 t0 = Instant::now();
             }
