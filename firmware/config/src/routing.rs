@@ -792,14 +792,7 @@ impl Config {
     ) {
         let mut names = HashSet::new();
         let accounts: HashSet<&str> = self.accounts.iter().map(|a| a.username.as_str()).collect();
-        // Extensions with a voicemail box, looked up per forwarding rule and fallback
-        // (a scan each time is quadratic in a large configuration).
-        let boxes: HashSet<&str> = self
-            .extensions
-            .iter()
-            .filter(|e| e.voicemail)
-            .map(|e| e.number.as_str())
-            .collect();
+        let boxes = self.extension_numbers(|e| e.voicemail);
         let groups: HashSet<&str> = self
             .permission_groups
             .iter()
