@@ -1359,6 +1359,11 @@ pub struct Snapshot {
     pub config: Config,
     extension_by_number: BTreeMap<String, usize>,
     account_by_username: BTreeMap<String, usize>,
+    /// Each extension's accounts (indexes, in configuration order): every call rings
+    /// them, and a scan of 10,000 accounts per call cost more than the call's parsing.
+    accounts_by_extension: HashMap<String, Vec<usize>>,
+    /// The first user owning each extension.
+    owner_by_extension: HashMap<String, usize>,
     /// Each link's patterns, compiled, in link order.
     link_patterns: Vec<Vec<regex::Regex>>,
 }
@@ -1378,8 +1383,23 @@ impl Snapshot {
             .enumerate()
             .map(|(i, a)| (a.username.clone(), i))
             .collect();
+        let mut accounts_by_extension: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, a) in config.accounts.iter().enumerate() {
+            accounts_by_extension
+                .entry(a.extension.clone())
+                .or_default()
+                .push(i);
+        }
+        let mut owner_by_extension = HashMap::new();
+        for (i, u) in config.users.iter().enumerate() {
+            for e in &u.extensions {
+                owner_by_extension.entry(e.clone()).or_insert(i);
+            }
+        }
         Snapshot {
             revision,
+            accounts_by_extension,
+            owner_by_extension,
             link_patterns: routing::compile_links(&config.links),
             config,
             extension_by_number,
@@ -1448,10 +1468,18 @@ impl Snapshot {
 
     /// All accounts of an extension, in configuration order.
     pub fn accounts_of<'a>(&'a self, number: &'a str) -> impl Iterator<Item = &'a SipAccount> + 'a {
-        self.config
-            .accounts
-            .iter()
-            .filter(move |a| a.extension == number)
+        self.accounts_by_extension
+            .get(number)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.config.accounts[*i])
+    }
+
+    /// The user owning the extension with this number (the first, should two list it).
+    pub fn owner(&self, number: &str) -> Option<&User> {
+        self.owner_by_extension
+            .get(number)
+            .map(|i| &self.config.users[*i])
     }
 }
 
@@ -1744,6 +1772,24 @@ mod tests {
         assert_eq!(s.accounts_of("101").count(), 1);
         assert!(s.extension("999").is_none());
         assert!(!s.encrypts(s.account("101").unwrap()));
+        // Accounts by extension in configuration order; an extension's first owner.
+        let mut c = sample();
+        c.accounts
+            .insert(0, SipAccount::new("101-desk", "Desk-Secret-1", "101"));
+        c.accounts
+            .push(SipAccount::new("101-soft", "Soft-Secret-1", "101"));
+        let mut anna = User::new("anna", Role::User);
+        anna.extensions = vec!["102".into(), "101".into()];
+        let mut bob = User::new("bob", Role::User);
+        bob.extensions = vec!["101".into()];
+        c.users = vec![anna, bob];
+        let s = Snapshot::new(4, c);
+        let names: Vec<_> = s.accounts_of("101").map(|a| a.username.as_str()).collect();
+        assert_eq!(names, ["101-desk", "101", "101-soft"]);
+        assert_eq!(s.accounts_of("999").count(), 0);
+        assert_eq!(s.owner("101").unwrap().username, "anna");
+        assert_eq!(s.owner("102").unwrap().username, "anna");
+        assert!(s.owner("999").is_none());
     }
 
     /// The references validation looks up by index (an encrypting extension's accounts,

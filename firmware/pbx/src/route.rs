@@ -195,7 +195,13 @@ impl Pbx {
                 if !ext.forward.is_empty() {
                     return self.expand(&ext.forward, caller, &groups2, depth + 1, seen, out, errs);
                 }
-                let load = self.active_calls(&ext.number);
+                // Counting the extension's calls walks them all: only when a limit asks.
+                let limited = ext.call_limit > 0 || ext.busy_level > 0;
+                let load = if limited {
+                    self.active_calls(&ext.number)
+                } else {
+                    0
+                };
                 if (ext.call_limit > 0 && load >= ext.call_limit)
                     || (ext.busy_level > 0 && load >= ext.busy_level)
                 {
@@ -233,7 +239,7 @@ impl Pbx {
                     }
                 }
                 // The owner's "ring also" numbers (Kerio 8.3) ring at the same time.
-                if let Some(u) = snap.config.users.iter().find(|u| u.extensions.contains(&n)) {
+                if let Some(u) = snap.owner(&n) {
                     for m in &u.ring_also {
                         self.expand(m, caller, &groups2, depth + 1, seen, out, errs);
                     }

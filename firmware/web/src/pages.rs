@@ -1132,7 +1132,7 @@ fn extensions_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -
                             tr {
                                 td { a href={ "/admin/extensions/" (e.number) } { (e.number) } }
                                 td { (e.display_name()) }
-                                td { (snap.config.users.iter().find(|u| u.extensions.contains(&e.number)).map(|u| u.username.as_str()).unwrap_or("")) }
+                                td { (snap.owner(&e.number).map(|u| u.username.as_str()).unwrap_or("")) }
                                 td { (snap.accounts_of(&e.number).map(|a| a.username.as_str()).collect::<Vec<_>>().join(", ")) }
                                 td { (if e.enabled { "yes" } else { "no" }) }
                             }
