@@ -150,22 +150,34 @@ impl Store {
 
     fn add_call_keeping(&self, r: &mut CallRecord, keep: u64) -> Result<u64, StoreError> {
         let t = self.db.open_tree(HISTORY)?;
+        let mut ids = self.history_ids.lock().unwrap_or_else(|e| e.into_inner());
         // Ids are the newest key plus one, so the keys are consecutive and the oldest
         // are the smallest: the count is last - first + 1 without walking the tree
-        // (sled's own id generator jumps ahead at every start).
-        let last = match t.last()? {
-            Some((k, _)) => crate::read_u64(&k)?,
-            None => 0,
+        // (sled's own id generator jumps ahead at every start). Both ends are read from
+        // the tree once, then kept here (only this store writes the tree).
+        let (mut first, last) = match *ids {
+            Some(known) => known,
+            None => {
+                let last = match t.last()? {
+                    Some((k, _)) => crate::read_u64(&k)?,
+                    None => 0,
+                };
+                let first = match t.first()? {
+                    Some((k, _)) => crate::read_u64(&k)?,
+                    None => last + 1,
+                };
+                (first, last)
+            }
         };
         r.id = last + 1;
+        // Forgotten until the tree says again should a write fail half way.
+        *ids = None;
         t.insert(be(r.id), serde_json::to_vec(r).expect("record serialises"))?;
-        while let Some((k, _)) = t.first()? {
-            let first = crate::read_u64(&k)?;
-            if first + keep > r.id {
-                break;
-            }
-            t.remove(k)?;
+        while first + keep <= r.id {
+            t.remove(be(first))?;
+            first += 1;
         }
+        *ids = Some((first, r.id));
         Ok(r.id)
     }
 
@@ -196,6 +208,8 @@ impl Store {
 
     /// Forgets the whole history (Kerio: Advanced, Clear).
     pub fn clear_history(&self) -> Result<(), StoreError> {
+        let mut ids = self.history_ids.lock().unwrap_or_else(|e| e.into_inner());
+        *ids = None;
         self.db.open_tree(HISTORY)?.clear()?;
         self.db.flush()?;
         Ok(())
@@ -248,6 +262,10 @@ mod tests {
         // A record added after the reopen keeps the others.
         let mut one = rec("105", "101", 1500, 200);
         s.add_call_keeping(&mut one, 20).unwrap();
+        assert_eq!(
+            one.id, 32,
+            "ids go on from the tree's newest after a reopen"
+        );
         let all = s.history(&HistoryQuery::default()).unwrap();
         assert_eq!(
             (all.len(), all[0].caller.as_str(), all[1].caller.as_str()),

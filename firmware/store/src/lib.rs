@@ -74,6 +74,9 @@ pub struct SecurityEntry {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The call history's oldest and newest ids once known (`history.rs`): a record
+    /// added as each call ends then costs one insert, not two walks of the tree.
+    history_ids: std::sync::Arc<std::sync::Mutex<Option<(u64, u64)>>>,
 }
 
 fn be(n: u64) -> [u8; 8] {
@@ -117,7 +120,10 @@ impl Store {
                 }
             }
         }
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            history_ids: Default::default(),
+        })
     }
 
     /// The current configuration and its revision (0 and an empty one when new).
