@@ -850,6 +850,15 @@ impl Endpoints {
     }
 }
 
+impl Drop for Endpoints {
+    /// The driver's endpoints go now (a restarted exchange, a test's next rig binds in
+    /// the same range), not when the relay threads next wake.
+    fn drop(&mut self) {
+        self.open.clear();
+        self.relay.flush();
+    }
+}
+
 /// The most recordings (`.wav` files) one folder takes: a voicemail box that nobody
 /// empties cannot fill the card.
 pub const MAX_RECORDINGS: usize = 200;
