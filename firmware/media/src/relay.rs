@@ -906,6 +906,11 @@ impl Engine {
                     continue;
                 }
             };
+            // The eventfd is read before the queue is taken: a wake written after the
+            // take (for a command behind it) then stays to end the next wait.
+            if events[..n].iter().any(|ev| ev.data() == WAKE) {
+                let _ = self.wake.read();
+            }
             if self.queued.swap(false, Ordering::Acquire) {
                 let cmds = {
                     let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
@@ -960,7 +965,6 @@ impl Engine {
             for ev in &events[..n] {
                 let token = ev.data();
                 if token == WAKE {
-                    let _ = self.wake.read();
                     continue;
                 }
                 let (id, idx) = (token >> 1, (token & 1) as usize);

@@ -173,9 +173,14 @@ impl Store {
         // Forgotten until the tree says again should a write fail half way.
         *ids = None;
         t.insert(be(r.id), serde_json::to_vec(r).expect("record serialises"))?;
-        while first + keep <= r.id {
-            t.remove(be(first))?;
-            first += 1;
+        // The oldest beyond the cap go, by the keys there are (ids written before they
+        // were consecutive may have gaps).
+        let cut = (r.id + 1).saturating_sub(keep);
+        if first < cut {
+            for k in t.range(..be(cut)).keys() {
+                t.remove(k?)?;
+            }
+            first = cut;
         }
         *ids = Some((first, r.id));
         Ok(r.id)
