@@ -852,27 +852,24 @@ impl Engine {
     /// a batch: a call's set-up and end then cost no wake-up of a relay thread (about
     /// 5 % of pbxd's CPU per call went to them).
     fn command(&self, c: Cmd, wake: bool) {
-        let first = {
-            let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
-            q.cmds.push(c);
-            self.queued.store(true, Ordering::Release);
-            let first = wake && !q.woken;
-            q.woken |= wake;
-            first
-        };
-        if first {
-            let _ = self.wake.write(1);
-        }
+        let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+        q.cmds.push(c);
+        self.queued.store(true, Ordering::Release);
+        self.wake_for(q, wake);
     }
 
     /// Wakes the thread for what waits in its queue (removals, which close ports).
     fn flush(&self) {
-        let first = {
-            let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
-            let first = !q.cmds.is_empty() && !q.woken;
-            q.woken |= first;
-            first
-        };
+        let q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = !q.cmds.is_empty();
+        self.wake_for(q, waiting);
+    }
+
+    /// Writes the eventfd when `wake` and no write since the thread last took the queue.
+    fn wake_for(&self, mut q: std::sync::MutexGuard<'_, Queue>, wake: bool) {
+        let first = wake && !q.woken;
+        q.woken |= wake;
+        drop(q);
         if first {
             let _ = self.wake.write(1);
         }
@@ -911,7 +908,8 @@ impl Engine {
             if events[..n].iter().any(|ev| ev.data() == WAKE) {
                 let _ = self.wake.read();
             }
-            if self.queued.swap(false, Ordering::Acquire) {
+            // Read before written: most wakes (a packet) find nothing queued.
+            if self.queued.load(Ordering::Relaxed) && self.queued.swap(false, Ordering::Acquire) {
                 let cmds = {
                     let mut q = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
                     q.woken = false;
@@ -1121,6 +1119,8 @@ pub struct Relay {
     high: u16,
     cursor: Arc<Mutex<u16>>,
     engines: Arc<Vec<Arc<Engine>>>,
+    /// The pairs held and how many the range has (the engines share it).
+    ports: Arc<Ports>,
     next_id: Arc<AtomicU64>,
     events: Arc<OnceLock<EventSink>>,
 }
@@ -1136,7 +1136,8 @@ impl Relay {
         let low = low + (low % 2);
         let ports = Arc::new(Ports {
             held: AtomicUsize::new(0),
-            span: (high.saturating_sub(low) / 2 + 1) as usize,
+            // Even RTP ports from `low` whose RTCP port is in the range too.
+            span: (high.saturating_sub(low) as usize).div_ceil(2),
         });
         let engines = (0..threads)
             .map(|n| Engine::start(n, ports.clone()).expect("relay thread"))
@@ -1147,6 +1148,7 @@ impl Relay {
             high,
             cursor: Arc::new(Mutex::new(low)),
             engines: Arc::new(engines),
+            ports,
             next_id: Arc::new(AtomicU64::new(1)),
             events: Arc::new(OnceLock::new()),
         }
@@ -1164,8 +1166,7 @@ impl Relay {
 
     fn bind_pair(&self) -> io::Result<(StdUdp, StdUdp, u16)> {
         let mut cur = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let span = ((self.high.saturating_sub(self.low)) / 2 + 1) as usize;
-        for _ in 0..span {
+        for _ in 0..self.ports.span {
             let p = *cur;
             *cur = if p as u32 + 3 > self.high as u32 {
                 self.low

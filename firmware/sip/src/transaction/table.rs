@@ -60,9 +60,14 @@ pub const MAX_SERVER: usize = 8192;
 /// left). Shrinking to twice what is left, only past that eighth, costs a rehash of the
 /// few entries left now and then, never one per removal.
 pub fn give_back<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
-    if m.capacity() > 1024 && m.len() < m.capacity() / 8 {
+    if sparse(m.len(), m.capacity()) {
         m.shrink_to(m.len() * 2);
     }
+}
+
+/// [`give_back`]'s rule: a large table less than an eighth full.
+fn sparse(len: usize, capacity: usize) -> bool {
+    capacity > 1024 && len < capacity / 8
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -352,7 +357,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         }
         give_back(&mut self.server);
         give_back(&mut self.client);
-        if self.heap.capacity() > 1024 && self.heap.len() < self.heap.capacity() / 8 {
+        if sparse(self.heap.len(), self.heap.capacity()) {
             self.heap.shrink_to(self.heap.len() * 2);
         }
         if self.outbox.capacity() > 1024 && self.outbox.is_empty() {
