@@ -147,9 +147,9 @@ pub fn kvm_usable() -> bool {
 /// within seconds of a reset).
 const STUCK_REBOOT: Duration = Duration::from_secs(150);
 
-/// How long the console may stay silent, with the guest's disk idle, after GRUB's
-/// `Booting ...` before the boot is taken as hung (the kernel runs `quiet`, so a slow
-/// boot under TCG is silent for minutes; its disk is not).
+/// How long the console may stay silent, with the guest's disk idle, between GRUB's
+/// welcome and the console's menu before the boot is taken as hung (the kernel runs
+/// `quiet`, so a slow boot under TCG is silent for minutes; its disk is not).
 const STUCK_BOOT: Duration = Duration::from_secs(240);
 
 /// One QMP command (after the capabilities handshake) on a fresh connection: QEMU's
@@ -452,16 +452,20 @@ impl Guest {
         tail.trim_end().ends_with("reboot: Restarting system")
     }
 
-    /// Whether the console's last words are GRUB's `Booting `...'` with nothing after
-    /// them: under TCG a boot has been seen to hang there once in a while (the same
-    /// image booted on the next try).
+    /// Whether the guest is on its way up and has not reached the console's menu: the
+    /// last `Welcome to GRUB!` comes after the last menu prompt (or there is no prompt
+    /// yet). Under TCG a boot has been seen to hang there once in a while, after GRUB's
+    /// `Booting `...'` and once right after GRUB cleared the screen, before its menu; the
+    /// same image booted on the next try. Asked only once the console and the disk have
+    /// been idle for STUCK_BOOT, so the search through the whole console is rare.
     fn boot_stuck(&self) -> bool {
         let seen = self.seen.lock().unwrap();
-        let tail = String::from_utf8_lossy(&seen[seen.len().saturating_sub(200)..]).to_string();
-        tail.trim_end()
-            .rsplit('\n')
-            .next()
-            .is_some_and(|l| l.contains("Booting `") && l.ends_with('\''))
+        let last = |text: &[u8]| seen.windows(text.len()).rposition(|w| w == text);
+        match (last(b"Welcome to GRUB!"), last(b"Choose 1-")) {
+            (Some(grub), Some(menu)) => grub > menu,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
     }
 
     /// The guest asked for a reset and nothing has come since: under TCG, QEMU has been
@@ -476,7 +480,7 @@ impl Guest {
         let after = if self.reboot_stuck() {
             "'reboot: Restarting system'"
         } else {
-            "GRUB's 'Booting'"
+            "GRUB, before the console's menu"
         };
         eprintln!(
             "image test: the guest went silent after {after}, its disk idle; QEMU says \
