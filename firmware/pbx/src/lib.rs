@@ -215,8 +215,10 @@ const MEDIA_SPARES: usize = 64;
 #[derive(Clone)]
 struct ClientMeta {
     owner: Owner,
-    /// For an INVITE: the fields the transaction's own ACK to a non-2xx needs.
-    ack: Option<build::AckBase>,
+    /// For an INVITE: the fields the transaction's own ACK to a non-2xx needs (shared:
+    /// the table hands a copy of the owner back with every response); dropped once a
+    /// 2xx came, the dialog ACKs that.
+    ack: Option<std::sync::Arc<build::AckBase>>,
 }
 
 /// The exchange core.
@@ -231,6 +233,9 @@ pub struct Pbx {
     epoch: (Instant, u64),
     registrations: HashMap<String, Registration>,
     registrations_dirty: bool,
+    /// Whether a table of calls or transactions gave memory back since the driver last
+    /// asked ([`Pbx::take_gave_back`]).
+    gave_back: bool,
     /// Every SIP transaction, with its timers and the queue of what to send.
     tx: Transactions<Target, ClientMeta>,
     calls: HashMap<u64, calls::Call>,
@@ -318,6 +323,7 @@ impl Pbx {
             epoch: (now, unix_now),
             registrations: HashMap::new(),
             registrations_dirty: false,
+            gave_back: false,
             tx: Transactions::new(timers),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
@@ -485,6 +491,13 @@ impl Pbx {
             .unwrap_or(self.next_sweep)
     }
 
+    /// Whether the tables of calls and transactions gave memory back (after a flood)
+    /// since this was last asked: the driver may then have the allocator return its
+    /// free pages to the system.
+    pub fn take_gave_back(&mut self) -> bool {
+        std::mem::take(&mut self.gave_back)
+    }
+
     /// Answers a request through its server transaction.
     fn respond(&mut self, now: Instant, key: &ServerKey, status: u16, bytes: Vec<u8>) {
         self.tx.respond(now, key, status, bytes);
@@ -510,7 +523,10 @@ impl Pbx {
             invite,
             reliable,
             target,
-            ClientMeta { owner, ack },
+            ClientMeta {
+                owner,
+                ack: ack.map(std::sync::Arc::new),
+            },
         );
     }
 
@@ -543,8 +559,9 @@ impl Pbx {
             let unix = self.unix(now);
             self.guard.tick(now, unix);
             // After a flood of calls, their tables give the memory back.
-            sip::transaction::table::give_back(&mut self.calls);
-            sip::transaction::table::give_back(&mut self.dialogs);
+            self.gave_back |= sip::transaction::table::give_back(&mut self.calls)
+                | sip::transaction::table::give_back(&mut self.dialogs)
+                | self.tx.take_gave_back();
         }
         self.after_input(now);
     }
@@ -731,6 +748,11 @@ impl Pbx {
         };
         if m.event == sip::transaction::ClientEvent::Absorbed {
             return;
+        }
+        if m.owner.ack.is_some() && (200..300).contains(&status) {
+            if let Some(meta) = self.tx.client_owner_mut(&ckey) {
+                meta.ack = None;
+            }
         }
         let (owner, target) = (m.owner.owner, m.dest);
         match owner {

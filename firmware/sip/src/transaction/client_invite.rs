@@ -43,6 +43,12 @@ impl ClientInvite {
         self.state
     }
 
+    /// Accepted (a 2xx came: retransmitted 2xx go up, the rest is absorbed), waiting
+    /// only for Timer M.
+    pub fn lingering(&self) -> bool {
+        self.state == State::Accepted && self.linger.is_some() && self.outbox.is_empty()
+    }
+
     pub fn timed_out(&self) -> bool {
         self.timed_out
     }

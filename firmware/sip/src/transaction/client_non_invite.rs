@@ -39,6 +39,12 @@ impl ClientNonInvite {
         self.state
     }
 
+    /// Completed (a final came: retransmitted finals are absorbed), waiting only for
+    /// Timer K.
+    pub fn lingering(&self) -> bool {
+        self.state == State::Completed && self.timer_k.is_some() && self.outbox.is_empty()
+    }
+
     pub fn timed_out(&self) -> bool {
         self.timed_out
     }

@@ -96,6 +96,16 @@ impl ClientTransaction {
         }
     }
 
+    /// True when all it does until its timer ends it is absorb retransmissions (a
+    /// retransmitted 2xx to an accepted INVITE still goes up): nothing to send, nothing
+    /// kept to resend.
+    pub fn lingering(&self) -> bool {
+        match self {
+            ClientTransaction::Invite(t) => t.lingering(),
+            ClientTransaction::NonInvite(t) => t.lingering(),
+        }
+    }
+
     /// True once Timer B or F fired: the owner treats it as a 408.
     pub fn timed_out(&self) -> bool {
         match self {
@@ -178,6 +188,15 @@ impl ServerTransaction {
         match self {
             ServerTransaction::Invite(t) => t.state(),
             ServerTransaction::NonInvite(t) => t.state(),
+        }
+    }
+
+    /// True when all it does until its timer ends it is absorb retransmitted requests
+    /// (and ACKs): nothing to send, nothing kept to resend.
+    pub fn lingering(&self) -> bool {
+        match self {
+            ServerTransaction::Invite(t) => t.lingering(),
+            ServerTransaction::NonInvite(_) => false,
         }
     }
 

@@ -40,6 +40,14 @@ impl ServerInvite {
         self.state
     }
 
+    /// Accepted (a 2xx sent: retransmitted INVITEs are absorbed, the ACK is the
+    /// dialog's) or Confirmed (the ACK came), waiting only for Timer L or I.
+    pub fn lingering(&self) -> bool {
+        matches!(self.state, State::Accepted | State::Confirmed)
+            && self.linger.is_some()
+            && self.outbox.is_empty()
+    }
+
     pub fn ack_missing(&self) -> bool {
         self.ack_missing
     }

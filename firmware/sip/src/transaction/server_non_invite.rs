@@ -8,8 +8,9 @@ pub struct ServerNonInvite {
     reliable: bool,
     timers: Timers,
     state: State,
-    /// The last response, resent for a retransmitted request.
-    last: Option<Vec<u8>>,
+    /// The last response, resent for a retransmitted request (exactly its length: a
+    /// final is kept 32 s).
+    last: Option<Box<[u8]>>,
     pub(super) outbox: Vec<Vec<u8>>,
     /// Timer J: absorbs retransmitted requests, then the transaction ends.
     timer_j: Option<Instant>,
@@ -35,8 +36,8 @@ impl ServerNonInvite {
         if !matches!(self.state, State::Trying | State::Proceeding) {
             return false;
         }
-        self.outbox.push(bytes.clone());
-        self.last = Some(bytes);
+        self.last = Some(bytes.as_slice().into());
+        self.outbox.push(bytes);
         if status < 200 {
             self.state = State::Proceeding;
         } else {
@@ -53,7 +54,7 @@ impl ServerNonInvite {
     pub fn handle_retransmission(&mut self) -> ServerEvent {
         if matches!(self.state, State::Proceeding | State::Completed) {
             if let Some(l) = &self.last {
-                self.outbox.push(l.clone());
+                self.outbox.push(l.to_vec());
             }
         }
         ServerEvent::Absorbed

@@ -9,6 +9,7 @@ use super::{ClientEvent, ClientTransaction, ServerTransaction, State, Timers};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A server transaction's key (RFC 3261 17.2.3): the top Via's branch, the method
@@ -59,10 +60,15 @@ pub const MAX_SERVER: usize = 8192;
 /// calls/s, 30 MB for the client transactions and 20 MB for the server ones, with none
 /// left). Shrinking to twice what is left, only past that eighth, costs a rehash of the
 /// few entries left now and then, never one per removal.
-pub fn give_back<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
-    if sparse(m.len(), m.capacity()) {
+/// True when it gave memory back.
+pub fn give_back<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    m: &mut HashMap<K, V, S>,
+) -> bool {
+    let shrink = sparse(m.len(), m.capacity());
+    if shrink {
         m.shrink_to(m.len() * 2);
     }
+    shrink
 }
 
 /// [`give_back`]'s rule: a large table less than an eighth full.
@@ -70,24 +76,49 @@ fn sparse(len: usize, capacity: usize) -> bool {
     capacity > 1024 && len < capacity / 8
 }
 
+/// A timer in the heap: the transaction's key, shared with the table (a reference
+/// count, not a copy of the branch and method).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    Client(ClientKey),
-    Server(ServerKey),
+    Client(Arc<ClientKey>),
+    Server(Arc<ServerKey>),
+}
+
+/// A transaction's state machine while it may still send something, or, once all it
+/// does is absorb retransmissions until its timer ends it (a 2xx to an INVITE sent or
+/// received, an ACK received, a non-INVITE final received), only that state: the
+/// compact record RFC 3261's lingering timers need. At 2,000 calls/s some 64,000 INVITE
+/// transactions of each side linger 32 s (Timers L and M).
+#[derive(Debug)]
+enum Machine<T> {
+    Live(Box<T>),
+    /// Absorbing until `armed` (the entry's only timer).
+    Lingering(State),
 }
 
 struct Server<D> {
-    tx: ServerTransaction,
+    key: Arc<ServerKey>,
+    tx: Machine<ServerTransaction>,
     dest: D,
     /// The deadline in the heap for this transaction; other entries are stale.
     armed: Option<Instant>,
 }
 
 struct Client<D, O> {
-    tx: ClientTransaction,
+    key: Arc<ClientKey>,
+    tx: Machine<ClientTransaction>,
     dest: D,
     owner: O,
     armed: Option<Instant>,
+}
+
+impl<D> Server<D> {
+    fn state(&self) -> State {
+        match &self.tx {
+            Machine::Live(t) => t.state(),
+            Machine::Lingering(s) => *s,
+        }
+    }
 }
 
 /// What a response to one of our requests means for its owner.
@@ -101,10 +132,12 @@ pub struct Matched<D, O> {
 /// All transactions of a user agent.
 pub struct Transactions<D, O> {
     timers: Timers,
-    server: HashMap<ServerKey, Server<D>>,
-    client: HashMap<ClientKey, Client<D, O>>,
+    server: HashMap<Arc<ServerKey>, Box<Server<D>>>,
+    client: HashMap<Arc<ClientKey>, Box<Client<D, O>>>,
     heap: BinaryHeap<Reverse<(Instant, Due)>>,
     outbox: VecDeque<(D, Vec<u8>)>,
+    /// Whether a table gave memory back since [`Self::take_gave_back`] last asked.
+    gave_back: bool,
 }
 
 impl<D: Copy, O: Clone> Transactions<D, O> {
@@ -115,6 +148,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
             client: HashMap::new(),
             heap: BinaryHeap::new(),
             outbox: VecDeque::new(),
+            gave_back: false,
         }
     }
 
@@ -144,20 +178,24 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
 
     /// A new request: its transaction, answering to `dest`.
     pub fn new_server(&mut self, key: ServerKey, invite: bool, reliable: bool, dest: D) {
-        let tx = ServerTransaction::new(invite, reliable, self.timers);
-        self.server.insert(
-            key,
-            Server {
-                tx,
-                dest,
-                armed: None,
-            },
-        );
+        let tx = Machine::Live(Box::new(ServerTransaction::new(
+            invite,
+            reliable,
+            self.timers,
+        )));
+        let key = Arc::new(key);
+        let s = Server {
+            key: key.clone(),
+            tx,
+            dest,
+            armed: None,
+        };
+        self.server.insert(key, Box::new(s));
     }
 
     /// The state of a server transaction, if there is one.
     pub fn server_state(&self, key: &ServerKey) -> Option<State> {
-        self.server.get(key).map(|s| s.tx.state())
+        self.server.get(key).map(|s| s.state())
     }
 
     /// Where a server transaction answers.
@@ -208,8 +246,11 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         let Some(s) = self.server.get_mut(key) else {
             return false;
         };
-        let sent = s.tx.respond(now, status, bytes);
-        let non_invite = matches!(s.tx, ServerTransaction::NonInvite(_));
+        let Machine::Live(tx) = &mut s.tx else {
+            return false; // a final response went out already
+        };
+        let sent = tx.respond(now, status, bytes);
+        let non_invite = matches!(**tx, ServerTransaction::NonInvite(_));
         let done = sent
             && if non_invite {
                 end_non_invite
@@ -217,9 +258,11 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
                 end_invite
             };
         if done {
-            if let Some(mut s) = self.server.remove(key) {
-                while let Some(b) = s.tx.poll_transmit() {
-                    self.outbox.push_back((s.dest, b));
+            if let Some(s) = self.server.remove(key) {
+                if let Machine::Live(mut tx) = s.tx {
+                    while let Some(b) = tx.poll_transmit() {
+                        self.outbox.push_back((s.dest, b));
+                    }
                 }
             }
             return true;
@@ -239,8 +282,10 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         let Some(s) = self.server.get_mut(key) else {
             return false;
         };
-        s.tx.handle_retransmission();
-        self.touch_server(key);
+        if let Machine::Live(tx) = &mut s.tx {
+            tx.handle_retransmission();
+            self.touch_server(key);
+        }
         true
     }
 
@@ -250,10 +295,13 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         let Some(s) = self.server.get_mut(key) else {
             return false;
         };
-        if s.tx.state() != State::Completed {
+        let Machine::Live(tx) = &mut s.tx else {
+            return false;
+        };
+        if tx.state() != State::Completed {
             return false;
         }
-        s.tx.handle_ack(now);
+        tx.handle_ack(now);
         self.touch_server(key);
         true
     }
@@ -274,15 +322,15 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         owner: O,
     ) {
         let tx = ClientTransaction::new(now, bytes, invite, reliable, self.timers);
-        self.client.insert(
-            key.clone(),
-            Client {
-                tx,
-                dest,
-                owner,
-                armed: None,
-            },
-        );
+        let key = Arc::new(key);
+        let c = Client {
+            key: key.clone(),
+            tx: Machine::Live(Box::new(tx)),
+            dest,
+            owner,
+            armed: None,
+        };
+        self.client.insert(key.clone(), Box::new(c));
         self.touch_client(&key);
     }
 
@@ -297,7 +345,15 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
     ) -> Option<Matched<D, O>> {
         let c = self.client.get_mut(key)?;
         let owner = &c.owner;
-        let event = c.tx.handle_response(now, status, || ack(owner));
+        let event = match &mut c.tx {
+            Machine::Live(tx) => tx.handle_response(now, status, || ack(owner)),
+            // RFC 6026 7.2: a 2xx retransmitted to an accepted INVITE goes up, so the
+            // owner ACKs it again; anything else is absorbed.
+            Machine::Lingering(State::Accepted) if (200..300).contains(&status) => {
+                ClientEvent::Response
+            }
+            Machine::Lingering(_) => ClientEvent::Absorbed,
+        };
         let m = Matched {
             event,
             owner: c.owner.clone(),
@@ -328,11 +384,16 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
                         continue; // superseded by a later entry
                     }
                     c.armed = None;
-                    c.tx.handle_timeout(now);
-                    if c.tx.timed_out() {
-                        timed_out.push(c.owner.clone());
-                    }
-                    let ended = c.tx.state() == State::Terminated;
+                    let ended = match &mut c.tx {
+                        Machine::Live(tx) => {
+                            tx.handle_timeout(now);
+                            if tx.timed_out() {
+                                timed_out.push(c.owner.clone());
+                            }
+                            tx.state() == State::Terminated
+                        }
+                        Machine::Lingering(_) => true,
+                    };
                     self.touch_client(&k);
                     if ended {
                         self.client.remove(&k);
@@ -346,8 +407,13 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
                         continue;
                     }
                     s.armed = None;
-                    s.tx.handle_timeout(now);
-                    let ended = s.tx.state() == State::Terminated;
+                    let ended = match &mut s.tx {
+                        Machine::Live(tx) => {
+                            tx.handle_timeout(now);
+                            tx.state() == State::Terminated
+                        }
+                        Machine::Lingering(_) => true,
+                    };
                     self.touch_server(&k);
                     if ended {
                         self.server.remove(&k);
@@ -355,10 +421,10 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
                 }
             }
         }
-        give_back(&mut self.server);
-        give_back(&mut self.client);
+        self.gave_back |= give_back(&mut self.server) | give_back(&mut self.client);
         if sparse(self.heap.len(), self.heap.capacity()) {
             self.heap.shrink_to(self.heap.len() * 2);
+            self.gave_back = true;
         }
         if self.outbox.capacity() > 1024 && self.outbox.is_empty() {
             self.outbox.shrink_to(64);
@@ -366,17 +432,31 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         timed_out
     }
 
-    /// Moves a server transaction's output to the queue and re-arms its timer.
+    /// Whether a table gave memory back (after a flood) since this was last asked: the
+    /// owner may then ask the allocator to return its free pages to the system.
+    pub fn take_gave_back(&mut self) -> bool {
+        std::mem::take(&mut self.gave_back)
+    }
+
+    /// Moves a server transaction's output to the queue, re-arms its timer, and keeps
+    /// only its state once it just absorbs until that timer.
     fn touch_server(&mut self, key: &ServerKey) {
         let Some(s) = self.server.get_mut(key) else {
             return;
         };
-        while let Some(b) = s.tx.poll_transmit() {
+        let Machine::Live(tx) = &mut s.tx else {
+            return;
+        };
+        while let Some(b) = tx.poll_transmit() {
             self.outbox.push_back((s.dest, b));
         }
-        if let Some(at) = s.tx.poll_timeout().filter(|at| s.armed != Some(*at)) {
+        let at = tx.poll_timeout();
+        if tx.lingering() {
+            s.tx = Machine::Lingering(tx.state());
+        }
+        if let Some(at) = at.filter(|at| s.armed != Some(*at)) {
             s.armed = Some(at);
-            self.heap.push(Reverse((at, Due::Server(key.clone()))));
+            self.heap.push(Reverse((at, Due::Server(s.key.clone()))));
         }
     }
 
@@ -384,13 +464,34 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
         let Some(c) = self.client.get_mut(key) else {
             return;
         };
-        while let Some(b) = c.tx.poll_transmit() {
+        let Machine::Live(tx) = &mut c.tx else {
+            return;
+        };
+        while let Some(b) = tx.poll_transmit() {
             self.outbox.push_back((c.dest, b));
         }
-        if let Some(at) = c.tx.poll_timeout().filter(|at| c.armed != Some(*at)) {
-            c.armed = Some(at);
-            self.heap.push(Reverse((at, Due::Client(key.clone()))));
+        let at = tx.poll_timeout();
+        if tx.lingering() {
+            c.tx = Machine::Lingering(tx.state());
         }
+        if let Some(at) = at.filter(|at| c.armed != Some(*at)) {
+            c.armed = Some(at);
+            self.heap.push(Reverse((at, Due::Client(c.key.clone()))));
+        }
+    }
+
+    #[cfg(test)]
+    fn client_state_for_test(&self, key: &ClientKey) -> Option<State> {
+        self.client.get(key).map(|c| match &c.tx {
+            Machine::Live(t) => t.state(),
+            Machine::Lingering(s) => *s,
+        })
+    }
+
+    /// The owner of a client transaction, to drop what it no longer needs (an INVITE's
+    /// ACK fields once a 2xx came: the dialog ACKs a 2xx).
+    pub fn client_owner_mut(&mut self, key: &ClientKey) -> Option<&mut O> {
+        self.client.get_mut(key).map(|c| &mut c.owner)
     }
 }
 
@@ -441,22 +542,118 @@ mod tests {
         let big = t.server.capacity() + t.client.capacity();
         assert!(big >= 10_000, "{big}");
         // Timers L and M (64 T1) end them all.
+        assert!(!t.take_gave_back(), "nothing given back while in use");
         assert!(t.handle_timeout(t0 + Duration::from_secs(33)).is_empty());
         assert!(t.is_empty());
+        assert!(t.take_gave_back());
+        assert!(!t.take_gave_back(), "said once");
         let left = t.server.capacity() + t.client.capacity();
         assert!(left < 100, "{left} of {big} kept");
         assert!(t.heap.capacity() < 100, "{}", t.heap.capacity());
         // A few entries in a large map: shrunk to twice what is left, all still there.
         let mut m: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
         m.retain(|k, _| *k < 100);
-        give_back(&mut m);
+        assert!(give_back(&mut m));
         assert!(m.capacity() < 1000, "{}", m.capacity());
         assert!((0..100).all(|k| m[&k] == k));
         // A map in use is left alone.
         let mut m: HashMap<u32, u32> = (0..10_000).map(|i| (i, i)).collect();
         let cap = m.capacity();
-        give_back(&mut m);
+        assert!(!give_back(&mut m));
         assert_eq!(m.capacity(), cap);
+    }
+
+    /// Transactions that only absorb until their timer keep their state, not their
+    /// machine, and still answer as the RFC says.
+    #[test]
+    fn lingering_transactions_keep_a_compact_record() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Timers::default());
+        let lingering_s = |t: &Table, k: &ServerKey| {
+            matches!(t.server.get(k).map(|s| &s.tx), Some(Machine::Lingering(_)))
+        };
+        let lingering_c = |t: &Table, k: &ClientKey| {
+            matches!(t.client.get(k).map(|c| &c.tx), Some(Machine::Lingering(_)))
+        };
+        // A 2xx to an INVITE: Accepted, retransmitted INVITEs absorbed without a
+        // word, the ACK is the dialog's, the answer's address is still known.
+        let k = ServerKey::new("z9hG4bKa", "INVITE", remote());
+        t.new_server(k.clone(), true, false, 7);
+        assert!(t.respond(t0, &k, 100, b"100".to_vec()));
+        assert!(!lingering_s(&t, &k), "still answering");
+        assert!(t.respond(t0, &k, 200, b"200".to_vec()));
+        assert!(lingering_s(&t, &k));
+        assert_eq!(t.server_state(&k), Some(State::Accepted));
+        assert_eq!(t.server_dest(&k), Some(7));
+        assert!(!t.respond(t0, &k, 500, b"500".to_vec()));
+        assert!(t.retransmission(&k));
+        assert!(!t.ack(t0, &k));
+        assert_eq!(
+            drain(&mut t),
+            vec![(7, b"100".to_vec()), (7, b"200".to_vec())]
+        );
+        // A non-2xx: resent until its ACK, then Confirmed and compact.
+        let k2 = ServerKey::new("z9hG4bKb", "INVITE", remote());
+        t.new_server(k2.clone(), true, false, 7);
+        assert!(t.respond(t0, &k2, 486, b"486".to_vec()));
+        assert!(!lingering_s(&t, &k2), "Timer G resends the 486");
+        assert!(t.retransmission(&k2));
+        assert!(t.ack(t0, &k2));
+        assert!(lingering_s(&t, &k2));
+        assert_eq!(t.server_state(&k2), Some(State::Confirmed));
+        assert!(!t.ack(t0, &k2), "a repeated ACK is absorbed");
+        assert_eq!(
+            drain(&mut t),
+            vec![(7, b"486".to_vec()), (7, b"486".to_vec())]
+        );
+        // A non-INVITE final stays whole: it is resent for a repeated request.
+        let k3 = ServerKey::new("z9hG4bKc", "BYE", remote());
+        t.new_server(k3.clone(), false, false, 7);
+        assert!(t.respond(t0, &k3, 200, b"200 bye".to_vec()));
+        assert!(!lingering_s(&t, &k3));
+        // Client side: a 2xx to our INVITE goes up, and so does its retransmission;
+        // a late 180 is absorbed.
+        let c = ClientKey::new("z9hG4bKd", "INVITE");
+        t.start_client(t0, c.clone(), b"INVITE".to_vec(), true, false, 8, "leg");
+        assert!(!lingering_c(&t, &c));
+        let m = t.client_response(t0, &c, 200, |_| Vec::new()).unwrap();
+        assert_eq!(
+            (m.event, m.owner, m.dest),
+            (ClientEvent::Response, "leg", 8)
+        );
+        assert!(lingering_c(&t, &c));
+        let m = t.client_response(t0, &c, 200, |_| Vec::new()).unwrap();
+        assert_eq!(m.event, ClientEvent::Response);
+        let m = t.client_response(t0, &c, 180, |_| Vec::new()).unwrap();
+        assert_eq!(m.event, ClientEvent::Absorbed);
+        *t.client_owner_mut(&c).unwrap() = "settled";
+        let m = t.client_response(t0, &c, 200, |_| Vec::new()).unwrap();
+        assert_eq!(m.owner, "settled");
+        // A non-INVITE final: Completed, everything after it absorbed.
+        let b = ClientKey::new("z9hG4bKe", "BYE");
+        t.start_client(t0, b.clone(), b"BYE".to_vec(), false, false, 8, "bye");
+        assert_eq!(
+            t.client_response(t0, &b, 200, |_| Vec::new())
+                .unwrap()
+                .event,
+            ClientEvent::Response
+        );
+        assert!(lingering_c(&t, &b));
+        assert_eq!(
+            t.client_response(t0, &b, 200, |_| Vec::new())
+                .unwrap()
+                .event,
+            ClientEvent::Absorbed
+        );
+        drain(&mut t);
+        // Their timers still end them: K (T4) and I (T4) first, then L, M and J.
+        assert!(t.handle_timeout(t0 + Duration::from_secs(6)).is_empty());
+        assert_eq!(t.client_state_for_test(&b), None);
+        assert_eq!(t.server_state(&k2), None);
+        assert!(lingering_c(&t, &c) && lingering_s(&t, &k));
+        assert!(t.handle_timeout(t0 + Duration::from_secs(33)).is_empty());
+        assert!(t.is_empty());
+        assert!(drain(&mut t).is_empty(), "lingering records sent nothing");
     }
 
     #[test]
