@@ -200,7 +200,6 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
     Ok((a, b))
 }
 
-/// Puts the newest published configuration in force.
 /// After a flood the exchange's tables shrink, but glibc's allocator keeps the freed
 /// pages in its arenas (some 50 MB after 30 s of 2,000 calls/s): `malloc_trim` returns
 /// them to the system, on a blocking thread (it walks every arena). Other C libraries
@@ -214,6 +213,7 @@ fn give_memory_back() {
     });
 }
 
+/// Puts the newest published configuration in force.
 fn take_snapshot(
     rx: &mut tokio::sync::watch::Receiver<Arc<Snapshot>>,
     core: &mut Pbx,
