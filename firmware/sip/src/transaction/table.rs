@@ -96,6 +96,48 @@ enum Machine<T> {
     Lingering(State),
 }
 
+/// What the table asks of either side's state machine.
+trait Lingers {
+    fn state(&self) -> State;
+    fn lingering(&self) -> bool;
+}
+
+impl Lingers for ServerTransaction {
+    fn state(&self) -> State {
+        ServerTransaction::state(self)
+    }
+    fn lingering(&self) -> bool {
+        ServerTransaction::lingering(self)
+    }
+}
+
+impl Lingers for ClientTransaction {
+    fn state(&self) -> State {
+        ClientTransaction::state(self)
+    }
+    fn lingering(&self) -> bool {
+        ClientTransaction::lingering(self)
+    }
+}
+
+impl<T: Lingers> Machine<T> {
+    fn state(&self) -> State {
+        match self {
+            Machine::Live(t) => t.state(),
+            Machine::Lingering(s) => *s,
+        }
+    }
+
+    /// Keeps only the state once the machine just absorbs until its timer.
+    fn settle(&mut self) {
+        if let Machine::Live(t) = self {
+            if t.lingering() {
+                *self = Machine::Lingering(t.state());
+            }
+        }
+    }
+}
+
 struct Server<D> {
     key: Arc<ServerKey>,
     tx: Machine<ServerTransaction>,
@@ -110,15 +152,6 @@ struct Client<D, O> {
     dest: D,
     owner: O,
     armed: Option<Instant>,
-}
-
-impl<D> Server<D> {
-    fn state(&self) -> State {
-        match &self.tx {
-            Machine::Live(t) => t.state(),
-            Machine::Lingering(s) => *s,
-        }
-    }
 }
 
 /// What a response to one of our requests means for its owner.
@@ -195,7 +228,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
 
     /// The state of a server transaction, if there is one.
     pub fn server_state(&self, key: &ServerKey) -> Option<State> {
-        self.server.get(key).map(|s| s.state())
+        self.server.get(key).map(|s| s.tx.state())
     }
 
     /// Where a server transaction answers.
@@ -451,9 +484,7 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
             self.outbox.push_back((s.dest, b));
         }
         let at = tx.poll_timeout();
-        if tx.lingering() {
-            s.tx = Machine::Lingering(tx.state());
-        }
+        s.tx.settle();
         if let Some(at) = at.filter(|at| s.armed != Some(*at)) {
             s.armed = Some(at);
             self.heap.push(Reverse((at, Due::Server(s.key.clone()))));
@@ -471,21 +502,11 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
             self.outbox.push_back((c.dest, b));
         }
         let at = tx.poll_timeout();
-        if tx.lingering() {
-            c.tx = Machine::Lingering(tx.state());
-        }
+        c.tx.settle();
         if let Some(at) = at.filter(|at| c.armed != Some(*at)) {
             c.armed = Some(at);
             self.heap.push(Reverse((at, Due::Client(c.key.clone()))));
         }
-    }
-
-    #[cfg(test)]
-    fn client_state_for_test(&self, key: &ClientKey) -> Option<State> {
-        self.client.get(key).map(|c| match &c.tx {
-            Machine::Live(t) => t.state(),
-            Machine::Lingering(s) => *s,
-        })
     }
 
     /// The owner of a client transaction, to drop what it no longer needs (an INVITE's
@@ -648,7 +669,7 @@ mod tests {
         drain(&mut t);
         // Their timers still end them: K (T4) and I (T4) first, then L, M and J.
         assert!(t.handle_timeout(t0 + Duration::from_secs(6)).is_empty());
-        assert_eq!(t.client_state_for_test(&b), None);
+        assert!(!t.client.contains_key(&b));
         assert_eq!(t.server_state(&k2), None);
         assert!(lingering_c(&t, &c) && lingering_s(&t, &k));
         assert!(t.handle_timeout(t0 + Duration::from_secs(33)).is_empty());
