@@ -152,6 +152,59 @@ const STUCK_REBOOT: Duration = Duration::from_secs(150);
 /// `quiet`, so a slow boot under TCG is silent for minutes; its disk is not).
 const STUCK_BOOT: Duration = Duration::from_secs(240);
 
+/// Where the boot partition lies in the image (scripts/build-image: from 1 MiB, 32 MiB).
+const BOOT_PARTITION: (u64, usize) = (1 << 20, 32 << 20);
+
+/// Sets `<slot>_TRY=1` back to 0 in GRUB's environment block on the boot partition of a
+/// stopped guest's disk, in place (the block is a fixed 1,024 bytes GRUB itself
+/// rewrites in place): true when it did, false when the slot was not marked as tried.
+fn give_back_try(disk: &Path, slot: char) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)?;
+    let (start, len) = BOOT_PARTITION;
+    let mut part = vec![0u8; len];
+    f.seek(SeekFrom::Start(start))?;
+    f.read_exact(&mut part)?;
+    let header = b"# GRUB Environment Block\n";
+    let not_found = || std::io::Error::other("no GRUB environment block on the boot partition");
+    let at = part
+        .windows(header.len())
+        .position(|w| w == header)
+        .ok_or_else(not_found)?;
+    let block = &part[at..(at + 1024).min(len)];
+    let tried = format!("\n{slot}_TRY=1\n");
+    let Some(i) = block
+        .windows(tried.len())
+        .position(|w| w == tried.as_bytes())
+    else {
+        return Ok(false);
+    };
+    // The '1' of "<slot>_TRY=1".
+    let offset = start + (at + i + tried.len() - 2) as u64;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(b"0")?;
+    f.sync_all()?;
+    Ok(true)
+}
+
+/// The slot GRUB said it was booting in the console's last boot (since GRUB's last
+/// welcome), if it said so.
+fn slot_being_booted(seen: &[u8]) -> Option<char> {
+    let from = seen
+        .windows(16)
+        .rposition(|w| w == b"Welcome to GRUB!")
+        .unwrap_or(0);
+    let boot = &seen[from..];
+    let marker = b"Booting `PBX firmware (slot ";
+    let i = boot.windows(marker.len()).position(|w| w == marker)?;
+    boot.get(i + marker.len())
+        .map(|&c| c as char)
+        .filter(|c| matches!(c, 'A' | 'B'))
+}
+
 /// One QMP command (after the capabilities handshake) on a fresh connection: QEMU's
 /// answer line, or what went wrong (a QEMU that does not answer in 10 s is wedged).
 fn qmp(sock: &Path, command: &str) -> Result<String, String> {
@@ -477,7 +530,8 @@ impl Guest {
     fn power_cycle(&mut self) {
         self.cycled_at = Some(self.seen.lock().unwrap().len());
         let status = qmp(&self.qmp, "query-status");
-        let after = if self.reboot_stuck() {
+        let reboot = self.reboot_stuck();
+        let after = if reboot {
             "'reboot: Restarting system'"
         } else {
             "GRUB, before the console's menu"
@@ -486,16 +540,40 @@ impl Guest {
             "image test: the guest went silent after {after}, its disk idle; QEMU says \
              {status:?}; powering it off and on"
         );
-        self.power_cut();
+        // GRUB counted the hung boot as its slot's one try (grub.cfg): the hang is
+        // QEMU's, not the firmware's, so the try is given back before the power comes
+        // back, or GRUB would take the other slot (once the broken one the rollback
+        // test left) and the test would follow a rollback nobody asked for.
+        let slot = (!reboot)
+            .then(|| slot_being_booted(&self.seen.lock().unwrap()))
+            .flatten();
+        self.power_off();
+        if let Some(slot) = slot {
+            let disk = self.dir.path().join("disk.img");
+            match give_back_try(&disk, slot) {
+                Ok(true) => eprintln!("image test: slot {slot}'s try given back in grubenv"),
+                Ok(false) => eprintln!("image test: slot {slot} was not marked as tried"),
+                Err(e) => eprintln!("image test: grubenv not changed: {e}"),
+            }
+        }
+        self.power_back_on();
     }
 
     /// The plug pulled and put back: QEMU is stopped without warning to the guest and
     /// started again on the same disk. What the console showed before is not looked at
     /// again.
     pub fn power_cut(&mut self) {
+        self.power_off();
+        self.power_back_on();
+    }
+
+    fn power_off(&mut self) {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
         let _ = self.serial.shutdown(std::net::Shutdown::Both);
+    }
+
+    fn power_back_on(&mut self) {
         let (qemu, serial) = Self::power_on(&self.netns, self.dir.path(), &self.seen);
         (self.qemu, self.serial) = (qemu, serial);
         self.skip();
@@ -535,5 +613,58 @@ impl Drop for Guest {
     fn drop(&mut self) {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GRUB's environment block as grub-editenv writes it: header, warning, variables,
+    /// '#' up to 1,024 bytes.
+    fn grubenv(vars: &str) -> Vec<u8> {
+        let mut b = format!(
+            "# GRUB Environment Block\n# WARNING: Do not edit this file by tools other than \
+             grub-editenv!!!\n{vars}"
+        )
+        .into_bytes();
+        b.resize(1024, b'#');
+        b
+    }
+
+    #[test]
+    fn a_hung_boot_gives_its_slot_try_back_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk.img");
+        let (start, len) = BOOT_PARTITION;
+        let mut img = vec![0u8; start as usize + len + 4096];
+        let at = start as usize + 77 * 512;
+        let env = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=1\nB_TRY=1\n");
+        img[at..at + 1024].copy_from_slice(&env);
+        std::fs::write(&disk, &img).unwrap();
+        assert!(give_back_try(&disk, 'B').unwrap());
+        let after = std::fs::read(&disk).unwrap();
+        let want = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=1\nB_TRY=0\n");
+        assert_eq!(&after[at..at + 1024], &want[..], "only B's try changed");
+        assert_eq!(after.len(), img.len());
+        assert!(after[..at].iter().all(|&b| b == 0));
+        assert!(after[at + 1024..].iter().all(|&b| b == 0));
+        // Not tried: nothing to give back, nothing written.
+        assert!(!give_back_try(&disk, 'B').unwrap());
+        assert_eq!(std::fs::read(&disk).unwrap(), after);
+        // A disk with no environment block is an error, not a guess.
+        std::fs::write(&disk, vec![0u8; start as usize + len]).unwrap();
+        assert!(give_back_try(&disk, 'A').is_err());
+    }
+
+    #[test]
+    fn the_slot_being_booted_is_the_last_boot_s() {
+        let console = b"Welcome to GRUB!\r\n    Booting `PBX firmware (slot A)'\r\n\
+            PBX appliance\r\nreboot: Restarting system\r\nBdsDxe: starting\r\n\
+            Welcome to GRUB!\r\n\x1b[H    Booting `PBX firmware (slot B)'";
+        assert_eq!(slot_being_booted(console), Some('B'));
+        let before_choice = b"Booting `PBX firmware (slot A)'\r\nWelcome to GRUB!\r\n\x1b[H\x1b[J";
+        assert_eq!(slot_being_booted(before_choice), None);
+        assert_eq!(slot_being_booted(b""), None);
     }
 }
