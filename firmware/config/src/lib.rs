@@ -24,6 +24,7 @@ mod parking;
 mod phones;
 mod queue;
 mod routing;
+mod stored;
 pub use attendant::{
     date_minutes, valid_sound, AaAction, AaCondition, AaKey, AaMenu, AutoAttendant, TimeItem,
     TimeRange, Weekday,
@@ -52,6 +53,7 @@ pub use routing::{
     EmergencyNumber, Link, LinkMode, OutboundRoute, PermissionGroup, PermissionRule, Rewrite,
     RingGroup, RingStrategy, SipInterface, EMERGENCY_COUNTRIES,
 };
+pub use stored::to_stored_vec;
 
 /// Name written into every exported document, so an import can refuse foreign JSON.
 pub const FORMAT: &str = "pbx-config";
@@ -270,75 +272,81 @@ pub enum CallerIdPresentation {
 pub struct Extension {
     /// Digits only, unique in the box.
     pub number: String,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub enabled: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub first_name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub last_name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub email: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub mobile: String,
     /// Digits used for voicemail and feature codes; empty when unset.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub service_pin: String,
     /// Most calls the extension may have at once, 0 = no limit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub call_limit: u32,
     /// With this many calls in progress new calls get 486 Busy Here; 0 = no busy level.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub busy_level: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub caller_id: CallerIdPresentation,
     /// Encrypt calls (Kerio's "Encrypt communication"): its phones register and call
     /// only over SIP over TLS, and their calls' audio is SRTP only (SDES keys, RFC
     /// 4568); anything else is refused with the reason. Its accounts must allow TLS.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub encrypt_calls: bool,
     /// Every call to the extension goes to this number instead (unconditional forward);
     /// empty = off.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub forward: String,
     /// Call permission group for calls leaving the box; empty = no restriction.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub permission_group: String,
     /// A phone already in a call rings for a second one (unless the busy level says
     /// the extension is busy).
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub call_waiting: bool,
     /// Where calls go when the extension is busy, does not answer or cannot be
     /// reached, per origin (Kalliope's failover actions).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub forwarding: Vec<ForwardRule>,
     /// Seconds the extension rings before a no-answer rule applies.
-    #[serde(default = "default_no_answer")]
+    #[serde(
+        default = "default_no_answer",
+        skip_serializing_if = "stored::no_answer"
+    )]
     pub no_answer_seconds: u32,
     /// Pickup groups the extension is a member of: calls ringing here can be picked up
     /// by extensions allowed on one of them (Kalliope's "member of").
-    #[serde(default = "default_pickup")]
+    #[serde(default = "default_pickup", skip_serializing_if = "stored::pickup")]
     pub pickup_groups: Vec<String>,
     /// Pickup groups this extension may pick up calls from.
-    #[serde(default = "default_pickup")]
+    #[serde(default = "default_pickup", skip_serializing_if = "stored::pickup")]
     pub pickup_from: Vec<String>,
     /// The extension has a voicemail box: forwarding rules may send callers to it
     /// (`to: "voicemail"`).
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub voicemail: bool,
     /// Each new message is e-mailed to `email` (Kerio 17.3, Kalliope's notifications).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub voicemail_email: bool,
     /// The e-mail carries the message as a WAV attachment (else it only says one came).
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub voicemail_attach: bool,
     /// A message sent as an attachment is deleted from the box (Kalliope's "delete
     /// forwarded messages"): the mailbox is where it is kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub voicemail_delete_sent: bool,
 }
 
+/// The pickup group every extension is in, and may pick up from, unless told otherwise.
+const DEFAULT_PICKUP: &str = "default";
+
 fn default_pickup() -> Vec<String> {
-    vec!["default".into()]
+    vec![DEFAULT_PICKUP.into()]
 }
 
 fn default_no_answer() -> u32 {
@@ -487,26 +495,29 @@ pub struct SipAccount {
     /// Unique in the box.
     pub username: String,
     pub secret: String,
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub enabled: bool,
     /// Number of the extension this account belongs to.
     pub extension: String,
     /// Address or subnet (CIDR) the phone must come from; empty = anywhere.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub allowed_source: String,
     /// INVITEs must come from the address and port that registered.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub registration_check: bool,
     /// Answer to the packet's source address and latch RTP to where it really comes from.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "stored::yes")]
     pub nat: bool,
     /// Let media flow phone to phone (off: the box relays).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "stored::default")]
     pub direct_media: bool,
-    #[serde(default = "default_transports")]
+    #[serde(
+        default = "default_transports",
+        skip_serializing_if = "stored::transports"
+    )]
     pub transports: Vec<Transport>,
     /// Preferred first.
-    #[serde(default = "default_codecs")]
+    #[serde(default = "default_codecs", skip_serializing_if = "stored::codecs")]
     pub codecs: Vec<String>,
 }
 
@@ -531,11 +542,13 @@ impl SipAccount {
 fn yes() -> bool {
     true
 }
+const DEFAULT_TRANSPORTS: &[Transport] = &[Transport::Udp, Transport::Tcp, Transport::Tls];
 fn default_transports() -> Vec<Transport> {
-    vec![Transport::Udp, Transport::Tcp, Transport::Tls]
+    DEFAULT_TRANSPORTS.to_vec()
 }
+const DEFAULT_CODECS: &[&str] = &["PCMU", "PCMA"];
 fn default_codecs() -> Vec<String> {
-    vec!["PCMU".into(), "PCMA".into()]
+    DEFAULT_CODECS.iter().map(|c| c.to_string()).collect()
 }
 
 /// What a user may do.

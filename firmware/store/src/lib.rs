@@ -154,7 +154,9 @@ impl Store {
         use sled::Transactional;
         let t = self.db.open_tree(CONFIG)?;
         let log = self.db.open_tree(LOG)?;
-        let doc = serde_json::to_vec(cfg).expect("config serialises");
+        // Without the fields that hold their defaults (config::to_stored_vec): most of the
+        // bytes to serialise and write with thousands of extensions.
+        let doc = config::to_stored_vec(cfg);
         let res = (&t, &log).transaction(|(t, log)| {
             let found = match t.get("revision")? {
                 Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
