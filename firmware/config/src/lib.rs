@@ -267,6 +267,9 @@ pub enum CallerIdPresentation {
 }
 
 /// An extension: a number people dial, rung on all its SIP accounts.
+///
+/// The store leaves out the fields that hold their serde defaults (`stored`): changing a
+/// default changes every stored extension that had it, so it needs a migration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Extension {
@@ -489,6 +492,9 @@ impl fmt::Display for Transport {
 pub const KNOWN_CODECS: &[&str] = &["PCMU", "PCMA", "G722", "G729", "opus", "GSM"];
 
 /// A SIP account: credentials a phone registers with.
+///
+/// The store leaves out the fields that hold their serde defaults (`stored`): changing a
+/// default changes every stored account that had it, so it needs a migration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipAccount {

@@ -2,7 +2,13 @@
 //! entities a box has by the thousand (extensions, SIP accounts) that hold their default
 //! are left out. Reading it back fills them in (each such field has a serde default equal
 //! to what it leaves out), so the stored copy reads into the same [`Config`]; the API,
-//! export and backups keep serialising every field.
+//! exports and the web keep serialising every field. Backups hold the store's sled trees,
+//! so they carry the stored copy and read it the same way.
+//!
+//! So a field's serde default is now part of what every stored configuration (and every
+//! backup) means: changing one changes the value of every extension or account that had
+//! the old default, on upgrade. Such a change needs a migration of the stored document,
+//! and `a_bare_stored_document_reads_as_the_defaults_it_always_meant` pins the values.
 //!
 //! An extension serialises to some 470 bytes, nearly all of them defaults; with 10,000
 //! extensions the store wrote and serialised about 7 MB per configuration change
@@ -26,6 +32,8 @@ pub fn to_stored_vec(cfg: &Config) -> Vec<u8> {
     }
     STORING.with(|s| s.set(true));
     let _storing = Storing;
+    // (Not re-entrant, and need not be: nothing serialises a configuration from inside
+    // the serialisation of one.)
     serde_json::to_vec(cfg).expect("config serialises")
 }
 
@@ -156,6 +164,48 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_stored_document_reads_as_the_defaults_it_always_meant() {
+        let c = Config::from_json(
+            r#"{"format": "pbx-config", "version": 1,
+                "extensions": [{"number": "101"}],
+                "accounts": [{"username": "a", "secret": "s3cret-s3cret", "extension": "101"}]}"#,
+        )
+        .unwrap();
+        let e = &c.extensions[0];
+        assert!(e.enabled && e.call_waiting && e.voicemail && e.voicemail_attach);
+        assert!(!e.encrypt_calls && !e.voicemail_email && !e.voicemail_delete_sent);
+        assert_eq!(
+            (e.call_limit, e.busy_level, e.no_answer_seconds),
+            (0, 0, 20)
+        );
+        assert_eq!(e.caller_id, CallerIdPresentation::Show);
+        assert_eq!(e.pickup_groups, ["default"]);
+        assert_eq!(e.pickup_from, ["default"]);
+        assert!(e.forwarding.is_empty());
+        for s in [
+            &e.first_name,
+            &e.last_name,
+            &e.email,
+            &e.mobile,
+            &e.service_pin,
+        ] {
+            assert!(s.is_empty());
+        }
+        assert!(e.forward.is_empty() && e.permission_group.is_empty());
+        let a = &c.accounts[0];
+        assert!(a.enabled && a.nat && !a.registration_check && !a.direct_media);
+        assert!(a.allowed_source.is_empty());
+        assert_eq!(
+            a.transports,
+            [Transport::Udp, Transport::Tcp, Transport::Tls]
+        );
+        assert_eq!(a.codecs, ["PCMU", "PCMA"]);
+        // And it is exactly what a new extension and account are.
+        assert_eq!(*e, Extension::new("101"));
+        assert_eq!(*a, SipAccount::new("a", "s3cret-s3cret", "101"));
+    }
+
+    #[test]
     fn every_field_away_from_its_default_is_kept() {
         let c = config(vec![unusual_extension()], vec![unusual_account()]);
         let stored: serde_json::Value = serde_json::from_slice(&to_stored_vec(&c)).unwrap();
@@ -202,6 +252,13 @@ mod tests {
             voicemail_attach,
             voicemail_delete_sent
         );
+        // Every field but the number is in the list (a new field must be added to it).
+        let fields = serde_json::to_value(&base)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len();
+        assert_eq!(variants.len() + 1, fields);
         for e in variants {
             assert_ne!(e, base);
             let c = config(vec![e], vec![]);
@@ -226,6 +283,13 @@ mod tests {
             transports,
             codecs
         );
+        // Every field but the username, secret and extension is in the list.
+        let fields = serde_json::to_value(&base)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len();
+        assert_eq!(variants.len() + 3, fields);
         for a in variants {
             assert_ne!(a, base);
             let c = config(vec![], vec![a]);
