@@ -155,26 +155,34 @@ const STUCK_BOOT: Duration = Duration::from_secs(240);
 /// Where the boot partition lies in the image (scripts/build-image: from 1 MiB, 32 MiB).
 const BOOT_PARTITION: (u64, usize) = (1 << 20, 32 << 20);
 
-/// Sets `<slot>_TRY=1` back to 0 in GRUB's environment block on the boot partition of a
-/// stopped guest's disk, in place (the block is a fixed 1,024 bytes GRUB itself
-/// rewrites in place): true when it did, false when the slot was not marked as tried.
-fn give_back_try(disk: &Path, slot: char) -> std::io::Result<bool> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(disk)?;
+/// GRUB's environment block on the boot partition of a disk: its offset in the disk and
+/// its 1,024 bytes. The grubenv file begins a FAT cluster, so the block begins a sector;
+/// its signature also stands inside BOOTX64.EFI (GRUB's loadenv module), never there.
+fn find_grubenv(f: &mut std::fs::File) -> std::io::Result<(u64, Vec<u8>)> {
+    use std::io::{Read, Seek, SeekFrom};
     let (start, len) = BOOT_PARTITION;
     let mut part = vec![0u8; len];
     f.seek(SeekFrom::Start(start))?;
     f.read_exact(&mut part)?;
-    let header = b"# GRUB Environment Block\n";
-    let not_found = || std::io::Error::other("no GRUB environment block on the boot partition");
     let at = part
-        .windows(header.len())
-        .position(|w| w == header)
-        .ok_or_else(not_found)?;
-    let block = &part[at..(at + 1024).min(len)];
+        .chunks(512)
+        .position(|sector| sector.starts_with(b"# GRUB Environment Block\n"))
+        .ok_or_else(|| std::io::Error::other("no GRUB environment block on the boot partition"))?
+        * 512;
+    let block = part[at..(at + 1024).min(len)].to_vec();
+    Ok((start + at as u64, block))
+}
+
+/// Sets `<slot>_TRY=1` back to 0 in GRUB's environment block on the boot partition of a
+/// stopped guest's disk, in place (the block is a fixed 1,024 bytes GRUB itself
+/// rewrites in place): true when it did, false when the slot was not marked as tried.
+fn give_back_try(disk: &Path, slot: char) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)?;
+    let (at, block) = find_grubenv(&mut f)?;
     let tried = format!("\n{slot}_TRY=1\n");
     let Some(i) = block
         .windows(tried.len())
@@ -183,8 +191,7 @@ fn give_back_try(disk: &Path, slot: char) -> std::io::Result<bool> {
         return Ok(false);
     };
     // The '1' of "<slot>_TRY=1".
-    let offset = start + (at + i + tried.len() - 2) as u64;
-    f.seek(SeekFrom::Start(offset))?;
+    f.seek(SeekFrom::Start(at + (i + tried.len() - 2) as u64))?;
     f.write_all(b"0")?;
     f.sync_all()?;
     Ok(true)
@@ -290,6 +297,16 @@ impl Guest {
             .arg("--sparse=always")
             .arg(disk)
             .arg(&copy));
+        // The harness can give a hung boot's try back (`power_cycle`) on this disk.
+        let env = std::fs::File::open(&copy)
+            .and_then(|mut f| find_grubenv(&mut f))
+            .map(|(_, block)| block)
+            .expect("GRUB's environment block on the image's boot partition");
+        assert!(
+            env.windows(8).any(|w| w == b"\nA_TRY=0") && env.windows(8).any(|w| w == b"\nB_TRY=0"),
+            "the image's grubenv names both slots' tries: {:?}",
+            String::from_utf8_lossy(&env)
+        );
         let vars = dir.path().join("vars.fd");
         std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF vars");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -639,6 +656,10 @@ mod tests {
         let (start, len) = BOOT_PARTITION;
         let mut img = vec![0u8; start as usize + len + 4096];
         let at = start as usize + 77 * 512;
+        // GRUB's own binary, earlier on the partition, holds the signature off a sector
+        // boundary (its loadenv module), as BOOTX64.EFI does.
+        let decoy = b"# GRUB Environment Block\n\0\0LICENSE=GPLv3+\0loadenv\0";
+        img[start as usize + 10 * 512 + 352..][..decoy.len()].copy_from_slice(decoy);
         let env = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=1\nB_TRY=1\n");
         img[at..at + 1024].copy_from_slice(&env);
         std::fs::write(&disk, &img).unwrap();
@@ -646,9 +667,12 @@ mod tests {
         let after = std::fs::read(&disk).unwrap();
         let want = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=1\nB_TRY=0\n");
         assert_eq!(&after[at..at + 1024], &want[..], "only B's try changed");
-        assert_eq!(after.len(), img.len());
-        assert!(after[..at].iter().all(|&b| b == 0));
-        assert!(after[at + 1024..].iter().all(|&b| b == 0));
+        let mut expected = img.clone();
+        expected[at..at + 1024].copy_from_slice(&want);
+        assert!(
+            after == expected,
+            "nothing but the block changed (the decoy neither)"
+        );
         // Not tried: nothing to give back, nothing written.
         assert!(!give_back_try(&disk, 'B').unwrap());
         assert_eq!(std::fs::read(&disk).unwrap(), after);
