@@ -216,20 +216,32 @@ mod tests {
         assert_eq!(back, c);
     }
 
+    /// Each listed field of `$base` set back to its value in `$fresh` on its own reads
+    /// back equal from the stored copy, so a field left out is always the one its serde
+    /// default restores; the list names every field but the `$fixed` identifying ones.
+    macro_rules! one_at_a_time {
+        ($base:expr, $fresh:expr, $fixed:expr, $wrap:expr; $($f:ident),*) => {{
+            let base = $base;
+            let variants = vec![$({
+                let mut v = base.clone();
+                v.$f = $fresh.$f;
+                v
+            }),*];
+            let fields = serde_json::to_value(&base).unwrap().as_object().unwrap().len();
+            assert_eq!(variants.len() + $fixed, fields, "a field is missing from the list");
+            for v in variants {
+                assert_ne!(v, base);
+                let c: Config = ($wrap)(v);
+                let back: Config = serde_json::from_slice(&to_stored_vec(&c)).unwrap();
+                assert_eq!(back, c);
+            }
+        }};
+    }
+
     #[test]
     fn the_default_fields_one_at_a_time() {
-        // Each field of the unusual extension set back to the default on its own reads
-        // back equal, so a field left out is always the one its serde default restores.
-        let base = unusual_extension();
-        let mut variants = vec![];
-        macro_rules! one {
-            ($($f:ident),*) => {$({
-                let mut e = base.clone();
-                e.$f = Extension::new("102").$f;
-                variants.push(e);
-            })*};
-        }
-        one!(
+        one_at_a_time!(
+            unusual_extension(), Extension::new("102"), 1, |e| config(vec![e], vec![]);
             enabled,
             first_name,
             last_name,
@@ -252,29 +264,11 @@ mod tests {
             voicemail_attach,
             voicemail_delete_sent
         );
-        // Every field but the number is in the list (a new field must be added to it).
-        let fields = serde_json::to_value(&base)
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .len();
-        assert_eq!(variants.len() + 1, fields);
-        for e in variants {
-            assert_ne!(e, base);
-            let c = config(vec![e], vec![]);
-            let back: Config = serde_json::from_slice(&to_stored_vec(&c)).unwrap();
-            assert_eq!(back, c);
-        }
-        let base = unusual_account();
-        let mut variants = vec![];
-        macro_rules! one {
-            ($($f:ident),*) => {$({
-                let mut a = base.clone();
-                a.$f = SipAccount::new("b", "s3cret-s3cret", "102").$f;
-                variants.push(a);
-            })*};
-        }
-        one!(
+        one_at_a_time!(
+            unusual_account(),
+            SipAccount::new("b", "s3cret-s3cret", "102"),
+            3,
+            |a| config(vec![], vec![a]);
             enabled,
             allowed_source,
             registration_check,
@@ -283,18 +277,5 @@ mod tests {
             transports,
             codecs
         );
-        // Every field but the username, secret and extension is in the list.
-        let fields = serde_json::to_value(&base)
-            .unwrap()
-            .as_object()
-            .unwrap()
-            .len();
-        assert_eq!(variants.len() + 3, fields);
-        for a in variants {
-            assert_ne!(a, base);
-            let c = config(vec![], vec![a]);
-            let back: Config = serde_json::from_slice(&to_stored_vec(&c)).unwrap();
-            assert_eq!(back, c);
-        }
     }
 }
