@@ -23,7 +23,7 @@ pub fn own_disks(mountinfo: &str, sys: &Path, sticks: &Path) -> BTreeSet<String>
         .filter(|l| {
             l.split_whitespace()
                 .nth(4)
-                .map_or(true, |m| !m.starts_with(sticks.as_ref()))
+                .is_none_or(|m| !m.starts_with(sticks.as_ref()))
         })
         .filter_map(|l| l.split_whitespace().nth(2))
         .filter(|dev| !dev.starts_with("0:"))

@@ -826,7 +826,7 @@ impl Lapd {
             self.rc += 1;
             self.t200 = Some(now + self.cfg.t200);
         }
-        if !self.t200.is_some_and(|t| t <= now) {
+        if self.t200.is_none_or(|t| t > now) {
             return;
         }
         self.t200 = None;
