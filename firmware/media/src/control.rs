@@ -31,6 +31,9 @@ pub enum Command {
     SetRemote(EndpointId, SideConfig),
     /// SRTP on the leg: the suite, the party's key, the box's key (None: plain).
     Srtp(EndpointId, Option<Box<crate::relay::SrtpKeys>>),
+    /// WebRTC on the leg (a browser), with what both descriptions said (None: waiting
+    /// for the browser's answer, silent).
+    WebRtc(EndpointId, Option<Box<crate::webrtc::WebRtcParams>>),
     /// The relay fast path between two endpoints, both ways, with the payload rewrite of
     /// each direction; stops their plays and ends their earlier connections.
     Connect {
@@ -244,6 +247,13 @@ impl Handle {
         }
         self.secure.set(keys.is_some());
         self.send(Command::Srtp(self.id, keys.map(Box::new)));
+    }
+
+    /// Makes the leg a WebRTC one (ICE-lite, DTLS-SRTP), or one that waits for the
+    /// browser's answer with `None`. [`Handle::set_srtp`] makes it plain or SDES again.
+    pub fn set_webrtc(&self, params: Option<crate::webrtc::WebRtcParams>) {
+        self.secure.set(true);
+        self.send(Command::WebRtc(self.id, params.map(Box::new)));
     }
 
     /// Where the party said it receives RTP, and whether to latch.
@@ -644,6 +654,11 @@ impl Endpoints {
             Command::Srtp(id, keys) => {
                 if let Some(e) = ep(&id) {
                     e.set_srtp(keys.map(|k| *k));
+                }
+            }
+            Command::WebRtc(id, params) => {
+                if let Some(e) = ep(&id) {
+                    e.set_webrtc(params.map(|p| *p));
                 }
             }
             Command::SetRemote(id, side) => {

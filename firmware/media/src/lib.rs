@@ -21,6 +21,7 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;
+pub mod webrtc;
 
 pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
 pub use mixer::Mixer;

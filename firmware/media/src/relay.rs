@@ -241,8 +241,14 @@ pub(crate) struct Shared {
     events: Arc<OnceLock<EventSink>>,
     /// SRTP on this leg: what comes in is unprotected, what goes out protected.
     srtp: Mutex<Option<Box<SrtpLeg>>>,
-    /// Set while `srtp` holds a leg: the plain fast path reads only this flag.
+    /// Set while `srtp` holds a leg, or the leg is WebRTC: the plain fast path reads
+    /// only this flag.
     secure: AtomicBool,
+    /// WebRTC on this leg (a browser): str0m between the socket and the relay. Set
+    /// with `secure`; None while the browser's answer is awaited (the leg is silent).
+    webrtc: Mutex<Option<Box<crate::webrtc::WebRtcLeg>>>,
+    /// Set while the leg is WebRTC.
+    webrtc_on: AtomicBool,
 }
 
 /// SRTP keys of a leg: the suite, the party's master key and salt (what it sends is
@@ -295,11 +301,34 @@ impl Shared {
         self.srtp.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn webrtc(&self) -> std::sync::MutexGuard<'_, Option<Box<crate::webrtc::WebRtcLeg>>> {
+        self.webrtc.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_webrtc(&self) -> bool {
+        self.webrtc_on.load(Ordering::Acquire)
+    }
+
+    /// Drives a WebRTC leg's timers.
+    fn tick_webrtc(&self, now: Instant) {
+        if let Some(leg) = self.webrtc().as_mut() {
+            leg.tick(&self.socks[0], now);
+        }
+    }
+
     /// Sends a packet out of socket `idx` (0 RTP, 1 RTCP) to `dst`, protected first
     /// on an SRTP leg (a packet that cannot be protected is not sent in clear).
     pub(crate) fn send(&self, idx: usize, pkt: &[u8], dst: SocketAddr) -> bool {
         if !self.secure.load(Ordering::Acquire) {
             return self.socks[idx].send_to(pkt, dst).is_ok();
+        }
+        if self.is_webrtc() {
+            // RTP only: the browser's RTCP is str0m's own (a peer's is not passed on).
+            return idx == 0
+                && self
+                    .webrtc()
+                    .as_mut()
+                    .is_some_and(|leg| leg.send(&self.socks[0], pkt));
         }
         let mut buf = [0u8; 2048];
         if pkt.len() + crate::srtp::MAX_TRAILER > buf.len() {
@@ -319,9 +348,17 @@ impl Shared {
     /// What came in on an SRTP leg, checked and decrypted in place: its plain length,
     /// or None to drop it (forged, replayed, or sent before the keys were set). A plain
     /// leg passes everything.
-    fn unprotect(&self, idx: usize, pkt: &mut [u8]) -> Option<usize> {
+    fn unprotect(&self, idx: usize, pkt: &mut [u8], src: SocketAddr) -> Option<usize> {
         if !self.secure.load(Ordering::Acquire) {
             return Some(pkt.len());
+        }
+        if self.is_webrtc() {
+            // Checks, DTLS and RTCP are answered by the leg; its RTP comes back plain.
+            return self
+                .webrtc()
+                .as_mut()
+                .filter(|_| idx == 0)
+                .and_then(|leg| leg.receive(&self.socks[0], src, pkt));
         }
         let n = self.srtp().as_mut()?.rx.unprotect(pkt, idx == 1).ok();
         if n.is_none() {
@@ -330,8 +367,12 @@ impl Shared {
         n
     }
 
-    /// Where this endpoint's RTP (or RTCP) goes, if anywhere.
+    /// Where this endpoint's RTP (or RTCP) goes, if anywhere. A WebRTC leg's goes
+    /// where its browser's checks succeeded: its own address stands for that.
     fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
+        if self.is_webrtc() {
+            return self.socks[0].local_addr().ok();
+        }
         let side = self.cfg().side;
         target(&side, &self.latched()[rtcp as usize], rtcp)
     }
@@ -342,6 +383,9 @@ impl Shared {
         let cfg = self.cfg();
         if cfg.playing != 0 {
             return None;
+        }
+        if self.is_webrtc() {
+            return self.socks[0].local_addr().ok();
         }
         target(&cfg.side, &self.latched()[0], false)
     }
@@ -369,6 +413,7 @@ impl Endpoint {
     /// that libsrtp refuses leave the leg silent rather than plain.
     pub fn set_srtp(&self, keys: Option<SrtpKeys>) {
         use crate::srtp::Session;
+        self.drop_webrtc();
         let mut cur = self.shared.srtp();
         let Some(k) = keys else {
             *cur = None;
@@ -404,6 +449,61 @@ impl Endpoint {
         // Keys libsrtp refused leave the leg silent rather than plain.
         *cur = leg;
         self.shared.secure.store(true, Ordering::Release);
+    }
+
+    /// Makes the leg a WebRTC one (a browser: ICE-lite and DTLS-SRTP through str0m)
+    /// with what both descriptions said, or, with `None`, a WebRTC leg that waits
+    /// for the browser's answer (silent both ways). The same parameters again change
+    /// nothing (the handshake done stands); new ones start afresh. Takes any SDES
+    /// keys off. Parameters str0m refuses leave the leg silent.
+    pub fn set_webrtc(&self, mut params: Option<crate::webrtc::WebRtcParams>) {
+        *self.shared.srtp() = None;
+        // No address given for the candidate: the one the leg's socket is bound to.
+        if let (Some(p), Ok(a)) = (params.as_mut(), self.shared.socks[0].local_addr()) {
+            if p.local.ip().is_unspecified() {
+                p.local = a;
+            }
+        }
+        {
+            let mut cur = self.shared.webrtc();
+            match params {
+                Some(p) if cur.as_ref().is_some_and(|l| l.params == p) => {}
+                Some(p) => {
+                    *cur = match crate::webrtc::WebRtcLeg::new(p) {
+                        Ok(leg) => Some(Box::new(leg)),
+                        Err(e) => {
+                            tracing::warn!("WebRTC leg on port {}: {e}", self.port);
+                            None
+                        }
+                    }
+                }
+                None => *cur = None,
+            }
+        }
+        self.shared.secure.store(true, Ordering::Release);
+        if !self.shared.webrtc_on.swap(true, Ordering::AcqRel) {
+            self.engine.webrtc.fetch_add(1, Ordering::Relaxed);
+            // Its timers run from now: the thread shortens its waits.
+            self.engine.command(Cmd::Tick, true);
+        }
+    }
+
+    /// Whether the leg is WebRTC and its browser connected (checks and handshake
+    /// done).
+    pub fn webrtc_connected(&self) -> bool {
+        self.shared.webrtc().as_ref().is_some_and(|l| l.connected())
+    }
+
+    /// Whether the leg is WebRTC.
+    pub fn is_webrtc(&self) -> bool {
+        self.shared.is_webrtc()
+    }
+
+    fn drop_webrtc(&self) {
+        *self.shared.webrtc() = None;
+        if self.shared.webrtc_on.swap(false, Ordering::AcqRel) {
+            self.engine.webrtc.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Whether the leg speaks SRTP.
@@ -644,6 +744,7 @@ impl Drop for Endpoint {
         // A mixer holds the endpoint's sockets while it is in: out it goes.
         self.leave();
         self.disconnect();
+        self.drop_webrtc();
         let tight = self.engine.ports.tight();
         self.engine.command(Cmd::Remove(self.id), tight);
     }
@@ -785,6 +886,8 @@ enum Cmd {
     Stop(u64),
     /// A conference mixer to tick every 20 ms while anyone but this thread holds it.
     Mix(Arc<Mixer>),
+    /// Nothing but a wake-up: a WebRTC leg's timers start.
+    Tick,
 }
 
 /// One relay thread: an epoll set over the sockets of its endpoints.
@@ -796,6 +899,9 @@ struct Engine {
     queued: AtomicBool,
     /// The relay's port pairs held, to tell when a freed pair is wanted at once.
     ports: Arc<Ports>,
+    /// WebRTC legs among its endpoints: while there are any, the thread wakes at
+    /// least every tick to drive their timers.
+    webrtc: AtomicUsize,
 }
 
 /// How many of the relay's port pairs are bound, out of how many there are.
@@ -835,6 +941,7 @@ impl Engine {
             cmds: Mutex::new(Queue::default()),
             queued: AtomicBool::new(false),
             ports,
+            webrtc: AtomicUsize::new(0),
         });
         let e2 = e.clone();
         std::thread::Builder::new()
@@ -885,7 +992,10 @@ impl Engine {
         let mut batch = Batch::new();
         let mut frame = [0u8; 12 + FRAME];
         loop {
-            let wait = if players.is_empty() && mixers.is_empty() {
+            let webrtc = self.webrtc.load(Ordering::Relaxed) > 0;
+            let wait = if webrtc && players.is_empty() && mixers.is_empty() {
+                EpollTimeout::from(TICK.as_millis() as u16)
+            } else if players.is_empty() && mixers.is_empty() {
                 EpollTimeout::from(1000u16)
             } else {
                 // Rounded up: a wait of 0 in the last millisecond would spin.
@@ -957,6 +1067,7 @@ impl Engine {
                             }
                             mixers.push(m);
                         }
+                        Cmd::Tick => {}
                     }
                 }
             }
@@ -981,6 +1092,12 @@ impl Engine {
                     if n < BATCH {
                         break;
                     }
+                }
+            }
+            if webrtc {
+                let now = Instant::now();
+                for s in endpoints.values().filter(|s| s.is_webrtc()) {
+                    s.tick_webrtc(now);
                 }
             }
             if !players.is_empty() || !mixers.is_empty() {
@@ -1063,7 +1180,7 @@ fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
 /// its peer.
 fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
     // On an SRTP leg only what authenticates is latched onto and relayed.
-    let Some(len) = here.unprotect(idx, pkt) else {
+    let Some(len) = here.unprotect(idx, pkt, src) else {
         return;
     };
     let pkt = &mut pkt[..len];
@@ -1096,7 +1213,9 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
         }
         peer
     };
-    let (dst, playing) = {
+    let (dst, playing) = if peer.is_webrtc() {
+        (peer.socks[0].local_addr().ok(), peer.cfg().playing != 0)
+    } else {
         let cfg = peer.cfg();
         (
             target(&cfg.side, &peer.latched()[idx], rtcp),
@@ -1227,6 +1346,8 @@ impl Relay {
             events: self.events.clone(),
             srtp: Mutex::new(None),
             secure: AtomicBool::new(false),
+            webrtc: Mutex::new(None),
+            webrtc_on: AtomicBool::new(false),
         });
         let engine = self.engines[(id as usize) % self.engines.len()].clone();
         // Watched from here: a packet then wakes the thread, which takes the Add first.
@@ -1360,6 +1481,79 @@ mod tests {
             .await
             .expect("a packet within 2 s")
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_webrtc_leg_survives_junk_and_relays_nothing_unauthenticated() {
+        let relay = Relay::new("127.0.0.1".parse().unwrap(), 31940, 31960);
+        let a = relay.open().unwrap();
+        let w = relay.open().unwrap();
+        let phone_a = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        a.set_remote(Some(phone_a.local_addr().unwrap()), true);
+        let (ufrag, pwd) = crate::webrtc::new_ice_credentials();
+        w.set_webrtc(Some(crate::webrtc::WebRtcParams {
+            local: SocketAddr::new("0.0.0.0".parse().unwrap(), w.port),
+            ufrag,
+            pwd,
+            their_ufrag: "brws".into(),
+            their_pwd: "browserpasswordbrowserpw".into(),
+            fingerprint: format!("sha-256 {}", ["AB"; 32].join(":")),
+            active: false,
+        }));
+        assert!(w.is_webrtc() && w.secure() && !w.webrtc_connected());
+        a.connect(&w, PtMap::default(), PtMap::default());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut x: u32 = 12345;
+        let mut next = || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        };
+        for i in 0..300u32 {
+            let mut pkt: Vec<u8> = (0..(i % 200 + 1)).map(|_| next()).collect();
+            match i % 4 {
+                // RTP of a new source each time (the SSRCs learnt stay few).
+                0 if pkt.len() >= 12 => {
+                    pkt[0] = 0x80;
+                    pkt[1] = 0;
+                    pkt[8..12].copy_from_slice(&i.to_be_bytes());
+                }
+                // A STUN binding request with a forged integrity.
+                1 if pkt.len() >= 20 => {
+                    pkt[..8].copy_from_slice(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]);
+                }
+                // A DTLS record.
+                2 if pkt.len() >= 13 => pkt[..3].copy_from_slice(&[0x16, 0xfe, 0xfd]),
+                _ => {}
+            }
+            junk.send_to(&pkt, at(w.port)).await.unwrap();
+        }
+        // Nothing of it reaches the other leg, and the leg still only waits.
+        let mut buf = [0u8; 2048];
+        let got =
+            tokio::time::timeout(Duration::from_millis(300), phone_a.recv_from(&mut buf)).await;
+        assert!(got.is_err(), "junk relayed");
+        assert_eq!(w.stats.relayed.load(Ordering::Relaxed), 0);
+        assert!(!w.webrtc_connected());
+        // Plain audio for the browser before it connected goes nowhere, and the relay
+        // thread still relays: a plain pair beside it works.
+        phone_a
+            .send_to(&rtp(0, &[0x2a; 160]), at(a.port))
+            .await
+            .unwrap();
+        let (c, d) = (relay.open().unwrap(), relay.open().unwrap());
+        let mut socks = futures_bind(2).await;
+        let (pd, pc) = (socks.pop().unwrap(), socks.pop().unwrap());
+        c.set_remote(Some(pc.local_addr().unwrap()), false);
+        d.set_remote(Some(pd.local_addr().unwrap()), false);
+        c.connect(&d, PtMap::default(), PtMap::default());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        pc.send_to(&rtp(0, &[7; 160]), at(c.port)).await.unwrap();
+        let (n, _) = recv(&pd, &mut buf).await;
+        assert_eq!(n, 172);
+        // Taken off: a plain leg again.
+        w.set_srtp(None);
+        assert!(!w.is_webrtc() && !w.secure());
     }
 
     #[tokio::test]

@@ -68,7 +68,65 @@ pub struct Audio {
     /// The SDES keys offered or answered (RFC 4568), in their order; lines of a suite
     /// or with parameters the box does not speak are left out.
     pub crypto: Vec<Crypto>,
+    /// WebRTC (UDP/TLS/RTP/SAVPF: ICE and DTLS-SRTP, as browsers send): its ICE
+    /// credentials, certificate fingerprint and DTLS role.
+    pub webrtc: Option<Box<WebRtc>>,
 }
+
+/// The DTLS role a description asks for (RFC 4145 4, RFC 5763 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    Active,
+    Passive,
+    ActPass,
+}
+
+impl Setup {
+    fn parse(v: &str) -> Option<Setup> {
+        match v.trim() {
+            "active" => Some(Setup::Active),
+            "passive" => Some(Setup::Passive),
+            "actpass" => Some(Setup::ActPass),
+            _ => None,
+        }
+    }
+
+    fn attr(self) -> &'static str {
+        match self {
+            Setup::Active => "active",
+            Setup::Passive => "passive",
+            Setup::ActPass => "actpass",
+        }
+    }
+}
+
+/// The WebRTC attributes of an audio stream (RFC 8839, RFC 8842, RFC 8843): what a
+/// browser's description says of itself, or what the box writes of itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebRtc {
+    pub ufrag: String,
+    pub pwd: String,
+    /// `sha-256 AB:CD:...` (the hash function, a space, the digest).
+    pub fingerprint: String,
+    pub setup: Setup,
+    /// The stream's `a=mid`, if it has one.
+    pub mid: Option<String>,
+    /// The stream is in an `a=group:BUNDLE` (RFC 8843): the answer bundles it too.
+    pub bundle: bool,
+    /// The box's description: `a=ice-lite` and its one host candidate (the stream's
+    /// address and port).
+    pub lite: bool,
+}
+
+impl std::fmt::Debug for WebRtc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The ICE password is a secret: never in a log.
+        write!(f, "WebRtc({} {:?} {:?})", self.ufrag, self.setup, self.mid)
+    }
+}
+
+/// The longest ICE credential kept (RFC 8839 5.4 allows 256 characters).
+const MAX_ICE: usize = 256;
 
 /// Most `a=crypto` lines kept from one stream.
 pub const MAX_CRYPTO: usize = 8;
@@ -181,6 +239,11 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
     let mut rejected = Vec::new();
     // The profile of an audio stream passed over because the box does not speak it.
     let mut unspoken: Option<String> = None;
+    // Session-level ICE credentials and fingerprint, DTLS role, ICE-lite, BUNDLE group.
+    let mut session_ice = (String::new(), String::new(), String::new());
+    let mut session_setup: Option<Setup> = None;
+    let mut session_lite = false;
+    let mut bundled: Vec<String> = Vec::new();
     for line in text.lines() {
         let line = line.trim_end();
         let Some((k, v)) = line.split_once('=') else {
@@ -224,9 +287,12 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 // RTP over UDP only: an audio stream of another profile (DTLS-SRTP's
                 // UDP/TLS/RTP/SAVPF from a browser, RTP over TCP) is refused in the
                 // answer like any stream the box does not take (RFC 3264 6).
-                let spoken = ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
-                    .iter()
-                    .any(|p| proto.eq_ignore_ascii_case(p));
+                let dtls = proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVPF")
+                    || proto.eq_ignore_ascii_case("UDP/TLS/RTP/SAVP");
+                let spoken = dtls
+                    || ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+                        .iter()
+                        .any(|p| proto.eq_ignore_ascii_case(p));
                 if media == "audio" && audio.is_none() && !spoken && unspoken.is_none() {
                     unspoken = Some(proto.chars().take(40).collect());
                 }
@@ -273,9 +339,21 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         ptime: None,
                         index,
                         rejected: Vec::new(),
-                        secure: proto.eq_ignore_ascii_case("RTP/SAVP")
+                        secure: dtls
+                            || proto.eq_ignore_ascii_case("RTP/SAVP")
                             || proto.eq_ignore_ascii_case("RTP/SAVPF"),
                         crypto: Vec::new(),
+                        webrtc: dtls.then(|| {
+                            Box::new(WebRtc {
+                                ufrag: session_ice.0.clone(),
+                                pwd: session_ice.1.clone(),
+                                fingerprint: session_ice.2.clone(),
+                                setup: session_setup.unwrap_or(Setup::ActPass),
+                                mid: None,
+                                bundle: false,
+                                lite: session_lite,
+                            })
+                        }),
                     });
                 }
             }
@@ -291,6 +369,22 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 if mlines == 0 {
                     if let Some(d) = dir {
                         session_dir = d;
+                    }
+                    // Session-level ICE and DTLS attributes (Firefox writes them so),
+                    // which the stream's own override.
+                    match name {
+                        "ice-ufrag" => session_ice.0 = val.trim().chars().take(MAX_ICE).collect(),
+                        "ice-pwd" => session_ice.1 = val.trim().chars().take(MAX_ICE).collect(),
+                        "fingerprint" => session_ice.2 = val.trim().chars().take(MAX_ICE).collect(),
+                        "setup" => session_setup = Setup::parse(val),
+                        "ice-lite" => session_lite = true,
+                        "group" => {
+                            let mut it = val.split_whitespace();
+                            if it.next() == Some("BUNDLE") {
+                                bundled = it.take(MAX_STREAMS).map(str::to_string).collect();
+                            }
+                        }
+                        _ => {}
                     }
                     continue;
                 }
@@ -320,6 +414,17 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         }
                     }
                     "ptime" => a.ptime = val.trim().parse().ok(),
+                    "ice-ufrag" | "ice-pwd" | "fingerprint" | "setup" | "mid" => {
+                        let Some(w) = a.webrtc.as_mut() else { continue };
+                        let v: String = val.trim().chars().take(MAX_ICE).collect();
+                        match name {
+                            "ice-ufrag" => w.ufrag = v,
+                            "ice-pwd" => w.pwd = v,
+                            "fingerprint" => w.fingerprint = v,
+                            "setup" => w.setup = Setup::parse(&v).unwrap_or(w.setup),
+                            _ => w.mid = Some(v),
+                        }
+                    }
                     "crypto" if a.crypto.len() < MAX_CRYPTO => {
                         if let Some(c) = Crypto::parse(val) {
                             if !a.crypto.iter().any(|x| x.tag == c.tag) {
@@ -334,18 +439,32 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         }
     }
     let mut a = audio.ok_or_else(|| match unspoken {
-        Some(p) if p.to_ascii_uppercase().contains("TLS") => SdpError(format!(
-            "audio only as {p} (DTLS-SRTP, as browsers send) which the box does not speak yet: \
-             offer RTP/AVP or RTP/SAVP"
+        Some(p) => SdpError(format!(
+            "audio only as {p}: offer RTP/AVP, RTP/SAVP or UDP/TLS/RTP/SAVPF"
         )),
-        Some(p) => SdpError(format!("audio only as {p}: offer RTP/AVP or RTP/SAVP")),
         None => SdpError("no audio stream".into()),
     })?;
-    if a.addr.is_unspecified() && session_addr.is_none() && a.port != 0 {
+    if a.addr.is_unspecified() && session_addr.is_none() && a.port != 0 && a.webrtc.is_none() {
         return Err(SdpError("no connection address".into()));
     }
     a.codecs.retain(|c| !c.name.is_empty());
     a.rejected = rejected;
+    if let Some(w) = a.webrtc.as_mut() {
+        if w.ufrag.is_empty() || w.pwd.is_empty() {
+            return Err(SdpError(
+                "WebRTC audio without ICE credentials (a=ice-ufrag, a=ice-pwd)".into(),
+            ));
+        }
+        let (hash, digest) = w.fingerprint.split_once(' ').unwrap_or(("", ""));
+        if !hash.eq_ignore_ascii_case("sha-256") || digest.split(':').count() != 32 {
+            return Err(SdpError(
+                "WebRTC audio without a SHA-256 certificate fingerprint (a=fingerprint:sha-256)"
+                    .into(),
+            ));
+        }
+        w.fingerprint = format!("sha-256 {}", digest.trim());
+        w.bundle = w.mid.as_ref().is_some_and(|m| bundled.contains(m));
+    }
     Ok(a)
 }
 
@@ -357,13 +476,27 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
         "v=0\r\no=pbxd {origin_id} {version} IN {fam} {ip}\r\ns=pbxd\r\nc=IN {fam} {ip}\r\nt=0 0\r\n",
         ip = audio.addr,
     );
+    // Session-level attributes come before any m-line.
+    let webrtc = audio.webrtc.as_deref();
+    if let Some(w) = webrtc {
+        if w.lite {
+            s.push_str("a=ice-lite\r\n");
+        }
+        if let (true, Some(mid)) = (w.bundle, &w.mid) {
+            s.push_str(&format!("a=group:BUNDLE {mid}\r\n"));
+        }
+    }
     let reject = |s: &mut String, m: &MediaLine| {
         s.push_str(&format!("m={} 0 {} {}\r\n", m.media, m.proto, m.formats));
     };
     for m in audio.rejected.iter().filter(|m| m.index < audio.index) {
         reject(&mut s, m);
     }
-    let proto = if audio.secure { "RTP/SAVP" } else { "RTP/AVP" };
+    let proto = match (webrtc, audio.secure) {
+        (Some(_), _) => "UDP/TLS/RTP/SAVPF",
+        (None, true) => "RTP/SAVP",
+        (None, false) => "RTP/AVP",
+    };
     s.push_str(&format!("m=audio {} {proto}", audio.port));
     for c in &audio.codecs {
         s.push_str(&format!(" {}", c.pt));
@@ -381,6 +514,25 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     for c in &audio.crypto {
         s.push_str(&format!("a=crypto:{}\r\n", c.value()));
     }
+    if let Some(w) = webrtc {
+        if let Some(mid) = &w.mid {
+            s.push_str(&format!("a=mid:{mid}\r\n"));
+        }
+        s.push_str(&format!(
+            "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{}\r\na=rtcp-mux\r\n",
+            w.ufrag,
+            w.pwd,
+            w.fingerprint,
+            w.setup.attr()
+        ));
+        if w.lite {
+            // The one host candidate: the relay's port on the stream's address.
+            s.push_str(&format!(
+                "a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+                audio.addr, audio.port
+            ));
+        }
+    }
     s.push_str(&format!("a={}\r\n", audio.direction.attr()));
     for m in audio.rejected.iter().filter(|m| m.index > audio.index) {
         reject(&mut s, m);
@@ -396,27 +548,101 @@ mod tests {
 
     #[test]
     fn audio_in_a_profile_the_box_does_not_speak_is_passed_over_with_its_reason() {
-        // A browser's WebRTC offer: DTLS-SRTP only.
-        let webrtc = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-                      m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\n\
-                      a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n";
-        let e = parse(webrtc.as_bytes()).unwrap_err().to_string();
-        assert!(
-            e.contains("UDP/TLS/RTP/SAVPF") && e.contains("DTLS-SRTP"),
-            "{e}"
-        );
-        let tcp = webrtc.replace("UDP/TLS/RTP/SAVPF", "TCP/RTP/AVP");
+        let tcp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 9 TCP/RTP/AVP 0\r\n";
         let e = parse(tcp.as_bytes()).unwrap_err().to_string();
         assert!(e.contains("audio only as TCP/RTP/AVP"), "{e}");
+        assert!(e.contains("UDP/TLS/RTP/SAVPF"), "{e}");
         // A later stream the box speaks is taken, the first refused in its place.
-        let both = format!("{webrtc}m=audio 4000 RTP/AVP 0\r\n");
+        let both = format!("{tcp}m=audio 4000 RTP/AVP 0\r\n");
         let a = parse(both.as_bytes()).unwrap();
         assert_eq!((a.port, a.index), (4000, 1));
         assert_eq!(a.rejected.len(), 1);
-        assert_eq!(a.rejected[0].proto, "UDP/TLS/RTP/SAVPF");
+        assert_eq!(a.rejected[0].proto, "TCP/RTP/AVP");
         // RTP/AVPF is plain RTP with feedback: taken.
-        let avpf = webrtc.replace("UDP/TLS/RTP/SAVPF", "RTP/AVPF");
+        let avpf = tcp.replace("TCP/RTP/AVP", "RTP/AVPF");
         assert!(!parse(avpf.as_bytes()).unwrap().secure);
+    }
+
+    const FP: &str = "sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3C:5C:09:24:EB:0B:5B:B9:6B:5C:9A:4B";
+
+    #[test]
+    fn a_browsers_offer_is_read_and_the_boxs_webrtc_answer_written() {
+        // Chrome's shape: BUNDLE, media-level ICE and DTLS attributes, mDNS candidates.
+        let offer = format!(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+             a=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\n\
+             c=IN IP4 0.0.0.0\r\na=candidate:1 1 udp 2113937151 abc.local 50000 typ host\r\n\
+             a=ice-ufrag:Xy12\r\na=ice-pwd:0123456789abcdefghijkl\r\n\
+             a=fingerprint:{FP}\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\n\
+             a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\n"
+        );
+        let a = parse(offer.as_bytes()).unwrap();
+        assert!(a.secure && a.crypto.is_empty());
+        let w = a.webrtc.as_deref().unwrap();
+        assert_eq!(
+            (w.ufrag.as_str(), w.pwd.as_str()),
+            ("Xy12", "0123456789abcdefghijkl")
+        );
+        assert_eq!(w.fingerprint, FP);
+        assert_eq!(
+            (w.setup, w.mid.as_deref(), w.bundle, w.lite),
+            (Setup::ActPass, Some("0"), true, false)
+        );
+        assert!(
+            !format!("{w:?}").contains("0123456789"),
+            "no ICE password in a log"
+        );
+        // Firefox's shape: the fingerprint at session level.
+        let ff = offer
+            .replace(&format!("a=fingerprint:{FP}\r\n"), "")
+            .replace("t=0 0\r\n", &format!("t=0 0\r\na=fingerprint:{FP}\r\n"));
+        assert_eq!(
+            parse(ff.as_bytes()).unwrap().webrtc.unwrap().fingerprint,
+            FP
+        );
+        // Without credentials or with another hash: refused with the reason.
+        let e = parse(
+            offer
+                .replace("a=ice-pwd:0123456789abcdefghijkl\r\n", "")
+                .as_bytes(),
+        );
+        assert!(e.unwrap_err().to_string().contains("ICE credentials"));
+        let e = parse(offer.replace("sha-256", "sha-1").as_bytes());
+        assert!(e.unwrap_err().to_string().contains("SHA-256"));
+        // The box's answer: ICE-lite, its credentials and candidate, passive.
+        let mut ans = a.clone();
+        ans.addr = "192.0.2.7".parse().unwrap();
+        ans.port = 20000;
+        ans.codecs.retain(|c| c.pt == 0);
+        ans.webrtc = Some(Box::new(WebRtc {
+            ufrag: "box1".into(),
+            pwd: "boxpassword0123456789012".into(),
+            fingerprint: FP.into(),
+            setup: Setup::Passive,
+            mid: Some("0".into()),
+            bundle: true,
+            lite: true,
+        }));
+        let text = String::from_utf8(write(1, 1, &ans)).unwrap();
+        for line in [
+            "a=ice-lite",
+            "a=group:BUNDLE 0",
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 0",
+            "a=mid:0",
+            "a=ice-ufrag:box1",
+            "a=ice-pwd:boxpassword0123456789012",
+            &format!("a=fingerprint:{FP}"),
+            "a=setup:passive",
+            "a=rtcp-mux",
+            "a=candidate:1 1 udp 2130706431 192.0.2.7 20000 typ host",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert!(!text.contains("a=crypto"));
+        // ... and it reads back.
+        let back = parse(text.as_bytes()).unwrap();
+        assert_eq!(back.webrtc.as_deref(), ans.webrtc.as_deref());
     }
 
     #[test]

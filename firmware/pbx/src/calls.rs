@@ -597,6 +597,7 @@ impl Pbx {
         } else if let Err(why) = crate::secure::take_offer(&mut a_srtp, &a_offer, must) {
             return self.reply(now, key, &req, 488, why);
         }
+        crate::secure::locate(&mut a_srtp, src.local.ip());
         let from_hdr = get(&req.headers, "From").unwrap_or("").to_string();
         let caller = self.caller(&origin, &from_hdr);
         if let (Some(target), Origin::Phone(account)) = (self.pickup_code(&dialed), &origin) {
@@ -808,7 +809,12 @@ impl Pbx {
             let contact = build::contact(&caller.number, proto, reg.local);
             // A phone that encrypts is offered SRTP only; what goes to it is protected
             // from the start, what it sends readable once its answer gives its key.
-            let b_srtp = encrypts.then(crate::secure::offered);
+            // A browser (registered over WebSocket) is offered WebRTC.
+            let b_srtp = if proto == sip::transport::Proto::Wss {
+                Some(crate::secure::offered_webrtc(reg.local.ip()))
+            } else {
+                encrypts.then(crate::secure::offered)
+            };
             crate::secure::key(&ep, &b_srtp);
             let body = sdp::write(id, 1, &crate::secure::dress(&offer, &b_srtp));
             let bytes = sip::build::Request {
@@ -2083,8 +2089,11 @@ impl Pbx {
         offer: &Audio,
     ) -> bool {
         use sdp::Direction;
-        let holds = matches!(offer.direction, Direction::SendOnly | Direction::Inactive)
-            || offer.addr.is_unspecified();
+        // A browser's address is ICE's, never the description's: 0.0.0.0 there is no
+        // hold.
+        let old_hold = offer.addr.is_unspecified() && offer.webrtc.is_none();
+        let holds =
+            matches!(offer.direction, Direction::SendOnly | Direction::Inactive) || old_hold;
         let moh = self.hold_music();
         let Some(call) = self.calls.get_mut(&id) else {
             return false;
@@ -2114,7 +2123,10 @@ impl Pbx {
         } else {
             Direction::SendRecv
         };
-        if offer.addr.is_unspecified() && offer.direction == Direction::SendRecv {
+        if offer.addr.is_unspecified()
+            && offer.webrtc.is_none()
+            && offer.direction == Direction::SendRecv
+        {
             answer.direction = Direction::SendRecv; // RFC 2543 hold: mirrored as is
         }
         answer.index = offer.index;

@@ -61,6 +61,7 @@ pub fn offer(from: &Audio, allowed: &[String], ip: IpAddr, port: u16) -> Option<
         rejected: Vec::new(),
         secure: false,
         crypto: Vec::new(),
+        webrtc: None,
     })
 }
 
@@ -94,6 +95,7 @@ pub fn late_offer(allowed: &[String]) -> Option<Audio> {
         rejected: Vec::new(),
         secure: false,
         crypto: Vec::new(),
+        webrtc: None,
     })
 }
 
@@ -183,6 +185,7 @@ pub fn bridge(offer: &Audio, answer: &Audio, ip: IpAddr, port: u16) -> Option<Br
             rejected: offer.rejected.clone(),
             secure: false,
             crypto: Vec::new(),
+            webrtc: None,
         },
         forward,
         backward,
@@ -240,6 +243,7 @@ pub fn answer_local(offer: &Audio, allowed: &[String], ip: IpAddr, port: u16) ->
         rejected: offer.rejected.clone(),
         secure: false,
         crypto: Vec::new(),
+        webrtc: None,
     })
 }
 
@@ -289,6 +293,7 @@ pub fn answer_both(
             rejected: o.rejected.clone(),
             secure: false,
             crypto: Vec::new(),
+            webrtc: None,
         }
     };
     let ans_a = answer(a, ca, b, a_ip, a_port);
@@ -321,6 +326,7 @@ mod tests {
             rejected: Vec::new(),
             secure: false,
             crypto: Vec::new(),
+            webrtc: None,
         }
     }
 

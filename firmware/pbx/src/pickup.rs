@@ -43,6 +43,7 @@ impl Pbx {
             .encrypts(account)
             .then_some(crate::secure::ACCOUNT_ENCRYPTS);
         let _ = crate::secure::take_offer(&mut srtp, offer, must);
+        crate::secure::locate(&mut srtp, src.local.ip());
         crate::secure::key(&ep, &srtp);
         let dialog = Dialog {
             sip: sip::dialog::Dialog {

@@ -22,7 +22,73 @@ pub(crate) struct LegSrtp {
     /// The side must encrypt (an account that encrypts calls, an interface or link
     /// that encrypts audio): its keys may never be dropped, even best-effort ones.
     pub required: bool,
+    /// The side is a browser: WebRTC (ICE-lite, DTLS-SRTP) instead of SDES keys, and
+    /// the fields above are unused.
+    pub webrtc: Option<Box<LegWebRtc>>,
 }
+
+/// WebRTC with one side (a browser phone): the box's ICE credentials, the browser's
+/// credentials and certificate fingerprint once its offer or answer came, and who
+/// opens the DTLS handshake.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct LegWebRtc {
+    pub ufrag: String,
+    pub pwd: String,
+    /// The browser's ICE username fragment, password and fingerprint.
+    pub theirs: Option<(String, String, String)>,
+    /// The box opens the handshake (the browser said `setup:passive`).
+    pub active: bool,
+    /// The box's description is an offer still unanswered: it says `setup:actpass`.
+    pub offering: bool,
+    pub mid: Option<String>,
+    pub bundle: bool,
+    /// The box's address in the descriptions it gives the side (its host candidate).
+    pub local: Option<std::net::IpAddr>,
+}
+
+impl LegWebRtc {
+    fn new(local: Option<std::net::IpAddr>) -> LegWebRtc {
+        let (ufrag, pwd) = media::webrtc::new_ice_credentials();
+        LegWebRtc {
+            ufrag,
+            pwd,
+            theirs: None,
+            active: false,
+            offering: true,
+            mid: Some("0".into()),
+            bundle: false,
+            local,
+        }
+    }
+
+    /// What a browser's offer or answer says of itself.
+    fn take(&mut self, w: &media::sdp::WebRtc, answer: bool) {
+        let theirs = (w.ufrag.clone(), w.pwd.clone(), w.fingerprint.clone());
+        // The same credentials again (a re-offer for hold): the session stands.
+        if self.theirs.as_ref() != Some(&theirs) {
+            self.theirs = Some(theirs);
+        }
+        // An offer's actpass or active makes the box passive (RFC 5763 5: the
+        // answerer of actpass should be active, but an ICE-lite box waits for the
+        // browser, which is always the one to connect); passive makes it active.
+        self.active = w.setup == media::sdp::Setup::Passive;
+        if !answer {
+            self.mid = w.mid.clone();
+            self.bundle = w.bundle;
+        }
+        self.offering = false;
+    }
+}
+
+impl std::fmt::Debug for LegWebRtc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LegWebRtc({} active={})", self.ufrag, self.active)
+    }
+}
+
+/// Why a plain or SDES offer is refused on a dialog with a browser.
+pub(crate) const STAYS_WEBRTC: &str =
+    "this call is WebRTC: offer DTLS-SRTP (UDP/TLS/RTP/SAVPF) again";
 
 impl std::fmt::Debug for LegSrtp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +106,23 @@ pub(crate) fn offered() -> LegSrtp {
         theirs: None,
         savp: true,
         required: true,
+        webrtc: None,
+    }
+}
+
+/// What the box offers a browser (a phone registered over WebSocket): WebRTC, with
+/// `local` as its host candidate's address.
+pub(crate) fn offered_webrtc(local: std::net::IpAddr) -> LegSrtp {
+    LegSrtp {
+        webrtc: Some(Box::new(LegWebRtc::new(Some(local)))),
+        ..offered()
+    }
+}
+
+/// Notes the box's address on a WebRTC side (where its host candidate is).
+pub(crate) fn locate(s: &mut Option<LegSrtp>, local: std::net::IpAddr) {
+    if let Some(w) = s.as_mut().and_then(|x| x.webrtc.as_mut()) {
+        w.local = Some(local);
     }
 }
 
@@ -61,6 +144,25 @@ pub(crate) fn take_offer(
     must: Option<&'static str>,
 ) -> Result<(), &'static str> {
     let required = must.is_some();
+    // A browser's offer: WebRTC for the dialog's life (it satisfies a side that must
+    // encrypt: DTLS-SRTP).
+    if let Some(w) = offer.webrtc.as_deref() {
+        match s.as_mut().and_then(|x| x.webrtc.as_mut()) {
+            Some(x) => x.take(w, false),
+            None => {
+                let mut x = LegWebRtc::new(None);
+                x.take(w, false);
+                *s = Some(LegSrtp {
+                    webrtc: Some(Box::new(x)),
+                    ..offered()
+                });
+            }
+        }
+        return Ok(());
+    }
+    if s.as_ref().is_some_and(|x| x.webrtc.is_some()) {
+        return Err(STAYS_WEBRTC);
+    }
     // The line with the tag agreed before, else the first the box speaks.
     let pick = s
         .as_ref()
@@ -92,6 +194,7 @@ pub(crate) fn take_offer(
                 theirs: Some(c.key),
                 savp: offer.secure,
                 required,
+                webrtc: None,
             });
             Ok(())
         }
@@ -115,6 +218,15 @@ pub(crate) fn take_answer(s: &mut Option<LegSrtp>, answer: &Audio) -> Result<(),
     let Some(x) = s.as_mut() else {
         return Ok(());
     };
+    if let Some(w) = x.webrtc.as_mut() {
+        return match answer.webrtc.as_deref() {
+            Some(a) => {
+                w.take(a, true);
+                Ok(())
+            }
+            None => Err("the answer is not WebRTC (DTLS-SRTP) as the box offered"),
+        };
+    }
     match answer
         .crypto
         .iter()
@@ -134,7 +246,33 @@ pub(crate) fn take_answer(s: &mut Option<LegSrtp>, answer: &Audio) -> Result<(),
 /// dialog, plain otherwise.
 pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
     let mut a = audio.clone();
+    a.webrtc = None;
     match s {
+        Some(LegSrtp {
+            webrtc: Some(w), ..
+        }) => {
+            use media::sdp::Setup;
+            a.secure = true;
+            a.crypto.clear();
+            // G.711 only (what the WebRTC leg carries): a browser speaks both laws.
+            // Keypad digits come as SIP INFO: no telephone-event.
+            a.codecs.retain(|c| {
+                c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
+            });
+            a.webrtc = Some(Box::new(media::sdp::WebRtc {
+                ufrag: w.ufrag.clone(),
+                pwd: w.pwd.clone(),
+                fingerprint: media::webrtc::fingerprint().unwrap_or_default().to_string(),
+                setup: match (w.offering, w.active) {
+                    (true, _) => Setup::ActPass,
+                    (false, true) => Setup::Active,
+                    (false, false) => Setup::Passive,
+                },
+                mid: w.mid.clone().or_else(|| Some("0".into())),
+                bundle: w.bundle,
+                lite: true,
+            }));
+        }
         Some(x) => {
             a.secure = x.savp;
             a.crypto = vec![Crypto {
@@ -155,6 +293,26 @@ pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
 /// cannot be read (a key nobody has), and what goes to it is already protected: an
 /// SRTP side never gets plain audio.
 pub(crate) fn key(ep: &media::Handle, s: &Option<LegSrtp>) {
+    // A browser: its leg speaks WebRTC once its credentials are known, and is silent
+    // until then.
+    if let Some(w) = s.as_ref().and_then(|x| x.webrtc.as_deref()) {
+        ep.set_webrtc(w.theirs.as_ref().map(|(ufrag, pwd, fp)| {
+            media::webrtc::WebRtcParams {
+                local: std::net::SocketAddr::new(
+                    w.local
+                        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                    ep.port,
+                ),
+                ufrag: w.ufrag.clone(),
+                pwd: w.pwd.clone(),
+                their_ufrag: ufrag.clone(),
+                their_pwd: pwd.clone(),
+                fingerprint: fp.clone(),
+                active: w.active,
+            }
+        }));
+        return;
+    }
     ep.set_srtp(s.as_ref().map(|x| media::SrtpKeys {
         suite: x.suite,
         theirs: x.theirs.unwrap_or_else(media::srtp::new_key),
@@ -255,5 +413,77 @@ mod tests {
         let plain = dress(&audio(true, &[(1, Aes128Sha1_80, 5)]), &None);
         assert!(!plain.secure && plain.crypto.is_empty());
         assert!(!format!("{:?}", o).contains('5'), "no key in a log");
+    }
+
+    const FP: &str = "sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3C:5C:09:24:EB:0B:5B:B9:6B:5C:9A:4B";
+
+    fn browser(setup: &str, ufrag: &str) -> Audio {
+        let text = format!(
+            "v=0\r\nc=IN IP4 0.0.0.0\r\na=group:BUNDLE a0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=rtpmap:126 telephone-event/8000\r\na=mid:a0\r\n\
+             a=ice-ufrag:{ufrag}\r\na=ice-pwd:secretsecretsecretsecret\r\na=fingerprint:{FP}\r\n\
+             a=setup:{setup}\r\n"
+        );
+        media::sdp::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_browser_side_is_webrtc_for_the_dialogs_life() {
+        use media::sdp::Setup;
+        // A browser's offer: WebRTC, the box passive; it satisfies an account that
+        // must encrypt.
+        let mut s = None;
+        take_offer(&mut s, &browser("actpass", "u1"), Some(ACCOUNT_ENCRYPTS)).unwrap();
+        locate(&mut s, "192.0.2.7".parse().unwrap());
+        let w = s.as_ref().unwrap().webrtc.clone().unwrap();
+        assert_eq!(w.theirs.as_ref().map(|t| t.0.as_str()), Some("u1"));
+        assert!(!w.active && !w.offering && w.bundle);
+        assert_eq!(w.local, Some("192.0.2.7".parse().unwrap()));
+        // The answer: the box's own credentials and fingerprint, passive, the offer's
+        // mid, G.711 only, no SDES key.
+        let dressed = dress(&browser("actpass", "u1"), &s);
+        let d = dressed.webrtc.as_deref().unwrap();
+        assert_eq!(
+            (d.ufrag.as_str(), d.setup, d.mid.as_deref()),
+            (w.ufrag.as_str(), Setup::Passive, Some("a0"))
+        );
+        assert!(d.lite && d.bundle && dressed.crypto.is_empty());
+        assert_eq!(d.fingerprint, media::webrtc::fingerprint().unwrap());
+        assert!(
+            dressed.codecs.iter().all(|c| c.pt == 0 || c.pt == 8),
+            "{:?}",
+            dressed.codecs
+        );
+        // A re-offer (hold) keeps the box's credentials; a plain one is refused.
+        take_offer(&mut s, &browser("actpass", "u1"), None).unwrap();
+        assert_eq!(s.as_ref().unwrap().webrtc.as_ref().unwrap().ufrag, w.ufrag);
+        assert_eq!(
+            take_offer(&mut s, &audio(false, &[]), None),
+            Err(STAYS_WEBRTC)
+        );
+        // A side that is not a browser gets no WebRTC attributes, whatever the other
+        // side's description had.
+        assert!(dress(&browser("actpass", "u1"), &None).webrtc.is_none());
+        // The box's offer to a browser: actpass until answered; an answer that is not
+        // WebRTC is refused; an active browser makes the box passive.
+        let mut o = Some(offered_webrtc("192.0.2.7".parse().unwrap()));
+        assert_eq!(
+            dress(&audio(false, &[]), &o).webrtc.unwrap().setup,
+            Setup::ActPass
+        );
+        assert!(take_answer(&mut o, &audio(true, &[(1, Suite::Aes128Sha1_80, 5)])).is_err());
+        take_answer(&mut o, &browser("active", "u2")).unwrap();
+        let w = o.as_ref().unwrap().webrtc.as_ref().unwrap();
+        assert!(!w.active && !w.offering);
+        assert_eq!(
+            dress(&audio(false, &[]), &o).webrtc.unwrap().setup,
+            Setup::Passive
+        );
+        take_answer(&mut o, &browser("passive", "u2")).unwrap();
+        assert!(o.as_ref().unwrap().webrtc.as_ref().unwrap().active);
+        assert!(
+            !format!("{:?}", o).contains("secretsecret"),
+            "no ICE password in a log"
+        );
     }
 }

@@ -42,6 +42,7 @@ fn commands(rig: &mut Rig) -> Vec<String> {
             Command::Mute(id, m) => format!("Mute {id} {m}"),
             Command::RoomTone { room, clip } => format!("RoomTone {room} {}", clip.len()),
             Command::Srtp(id, keys) => format!("Srtp {id} {}", keys.is_some()),
+            Command::WebRtc(id, p) => format!("WebRtc {id} {}", p.is_some()),
         })
         .collect()
 }

@@ -408,6 +408,7 @@ impl Gw {
             rejected: Vec::new(),
             secure: false,
             crypto: Vec::new(),
+            webrtc: None,
         };
         sdp::write(rand::thread_rng().gen::<u32>().into(), 1, &audio)
     }

@@ -1875,4 +1875,6 @@ pub fn browser_via(pbx: &Pbxd, prefix: &[&str], script: &str, env: &[(&str, &str
         pbx.log_text()
     );
     assert!(text.contains("browser test passed"), "{text}");
+    // What the script printed, for `--nocapture`.
+    eprintln!("{text}");
 }

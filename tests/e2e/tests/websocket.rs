@@ -1,9 +1,9 @@
 //! SIP over secure WebSocket (RFC 7118) on the web port: JsSIP and SIP.js in Chromium
 //! (tests/web/sip_ws.mjs) register over wss://<box>/ws, a pjsua2 phone calls the JsSIP
 //! one and a baresip phone the SIP.js one, and each browser phone declines busy after
-//! checking the INVITE header by header; the callers hear "486". An account that does
-//! not allow WSS is refused with the reason, and a browser's WebRTC offer (DTLS-SRTP)
-//! is refused with 488 and the reason without ringing anyone.
+//! checking the INVITE header by header (and its WebRTC offer); the callers hear "486".
+//! An account that does not allow WSS is refused with the reason. Real WebRTC calls:
+//! webrtc.rs.
 
 use e2e::*;
 use serde_json::json;
@@ -102,7 +102,6 @@ fn browser_phones_register_and_are_called_over_secure_websocket() {
                 ("PW_B", &pw[2]),
                 ("USER_C", "104"),
                 ("PW_C", &pw[3]),
-                ("CALLEE", "102"),
                 ("CALLER_A", "102"),
                 ("CALLER_B", "105"),
             ],
@@ -119,14 +118,7 @@ fn browser_phones_register_and_are_called_over_secure_websocket() {
     for l in [&lines.0, &lines.1] {
         assert!(l.contains("127.0.0.1:") && l.contains(".invalid"), "{l}");
     }
-    // The WebRTC call rang nobody; both browser phones left.
-    assert!(
-        pjsua
-            .wait_event("CALL_INCOMING", Duration::from_millis(200))
-            .is_none(),
-        "{:?}",
-        pjsua.events()
-    );
+    // Both browser phones left.
     assert!(wss_line(&pbx, "101").is_none() && wss_line(&pbx, "103").is_none());
     let log = pbx.log_text();
     assert!(!log.contains("panicked"), "{log}");

@@ -1,0 +1,274 @@
+//! WebRTC media on one leg (a browser phone): ICE-lite and DTLS-SRTP (RFC 8445 2.5,
+//! RFC 5763, RFC 5764, RFC 8827) through str0m, a sans-IO WebRTC stack. The relay
+//! thread keeps the leg's socket and loop: what arrives on it goes into str0m, which
+//! answers connectivity checks, runs the DTLS handshake and hands back plain RTP that
+//! the relay treats like any other leg's; what the relay sends to the leg goes out
+//! through str0m, protected. The browser's RTCP is str0m's to read and answer.
+//!
+//! The box is always ICE-lite and never controlling (the browser nominates), so it
+//! needs no candidates of the browser's: it answers checks where they come from. Its
+//! DTLS certificate is one per process, made at first use; its fingerprint goes in
+//! every WebRTC description the box writes.
+
+use sha2::Digest;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use str0m::config::DtlsCert;
+use str0m::media::{MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::{Candidate, Event, IceCreds, Input, Output, Rtc, RtcConfig};
+
+/// What a WebRTC leg needs from the two session descriptions.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebRtcParams {
+    /// The box's host candidate: the address its description gives and the leg's port.
+    pub local: SocketAddr,
+    /// The box's ICE username fragment and password.
+    pub ufrag: String,
+    pub pwd: String,
+    /// The browser's.
+    pub their_ufrag: String,
+    pub their_pwd: String,
+    /// The browser's certificate fingerprint: `sha-256 AB:CD:...`.
+    pub fingerprint: String,
+    /// The box opens the DTLS handshake (it answered or was answered `setup:passive`).
+    pub active: bool,
+}
+
+impl std::fmt::Debug for WebRtcParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The ICE passwords are secrets: never in a log.
+        write!(f, "WebRtcParams({} {})", self.local, self.ufrag)
+    }
+}
+
+/// Most SSRCs of the browser's a leg learns (it sends one; a renegotiation may
+/// change it).
+const MAX_RX: usize = 4;
+
+/// The process's DTLS certificate and its fingerprint.
+fn cert() -> &'static Option<(DtlsCert, String)> {
+    static CERT: OnceLock<Option<(DtlsCert, String)>> = OnceLock::new();
+    CERT.get_or_init(|| {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider.dtls_provider.generate_certificate()?;
+        let digest = sha2::Sha256::digest(&cert.certificate);
+        let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+        Some((cert, format!("sha-256 {}", hex.join(":"))))
+    })
+}
+
+/// The box's certificate fingerprint as `a=fingerprint` carries it (`sha-256 AB:...`),
+/// or None if no certificate could be made (the box then offers no WebRTC).
+pub fn fingerprint() -> Option<&'static str> {
+    cert().as_ref().map(|(_, f)| f.as_str())
+}
+
+/// A fresh ICE username fragment (8 characters) and password (24), from the kernel's
+/// random numbers (RFC 8445 5.3: at least 24 bits and 128 bits of randomness).
+pub fn new_ice_credentials() -> (String, String) {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut raw = [0u8; 32];
+    let _ = getrandom::getrandom(&mut raw);
+    let s: String = raw
+        .iter()
+        .map(|b| ALPHABET[(*b & 63) as usize] as char)
+        .collect();
+    (s[..8].to_string(), s[8..].to_string())
+}
+
+/// One leg's WebRTC session.
+pub(crate) struct WebRtcLeg {
+    pub(crate) params: WebRtcParams,
+    rtc: Rtc,
+    mid: Mid,
+    tx: Ssrc,
+    /// The next sequence number sent (the leg numbers its own stream, whatever the
+    /// source: a peer, a clip, a conference).
+    seq: u64,
+    /// The browser's SSRCs learnt so far.
+    rx: Vec<u32>,
+    /// When str0m wants to be driven next.
+    next: Instant,
+    connected: bool,
+}
+
+impl WebRtcLeg {
+    pub(crate) fn new(params: WebRtcParams) -> Result<WebRtcLeg, String> {
+        let (cert, _) = cert().as_ref().ok_or("no DTLS certificate could be made")?;
+        let now = Instant::now();
+        let mut rtc = RtcConfig::new()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .set_dtls_cert(cert.clone())
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_pcmu(true, false)
+            .enable_pcma(true, false)
+            .clear_extension_map()
+            .set_local_ice_credentials(IceCreds {
+                ufrag: params.ufrag.clone(),
+                pass: params.pwd.clone(),
+            })
+            .build(now);
+        let candidate =
+            Candidate::host(params.local, "udp").map_err(|e| format!("candidate: {e}"))?;
+        rtc.add_local_candidate(candidate);
+        let fingerprint = params
+            .fingerprint
+            .parse()
+            .map_err(|e| format!("fingerprint: {e}"))?;
+        let mid: Mid = "0".into();
+        let tx;
+        {
+            let mut api = rtc.direct_api();
+            api.set_ice_controlling(false);
+            api.set_remote_ice_credentials(IceCreds {
+                ufrag: params.their_ufrag.clone(),
+                pass: params.their_pwd.clone(),
+            });
+            api.set_remote_fingerprint(fingerprint);
+            api.start_dtls(params.active)
+                .map_err(|e| format!("DTLS: {e}"))?;
+            api.declare_media(mid, MediaKind::Audio);
+            tx = api.new_ssrc();
+            api.declare_stream_tx(tx, None, mid, None);
+        }
+        let mut seq = [0u8; 2];
+        let _ = getrandom::getrandom(&mut seq);
+        Ok(WebRtcLeg {
+            params,
+            rtc,
+            mid,
+            tx,
+            seq: u16::from_be_bytes(seq) as u64 & 0x7fff,
+            rx: Vec::new(),
+            next: now,
+            connected: false,
+        })
+    }
+
+    /// A datagram that reached the leg's socket from `src`: its RTP, decrypted, is
+    /// written over `buf` and its length answered; checks, handshakes and RTCP answer
+    /// None (what they call for has been sent).
+    pub(crate) fn receive(
+        &mut self,
+        sock: &UdpSocket,
+        src: SocketAddr,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        // An RTP packet of a source not seen yet (the SSRC is in clear): expected on
+        // the audio stream, so str0m takes it (no mid header extension is agreed).
+        if buf.len() >= 12 && (128..192).contains(&buf[0]) && !(72..=79).contains(&(buf[1] & 0x7f))
+        {
+            let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+            if !self.rx.contains(&ssrc) {
+                if self.rx.len() >= MAX_RX {
+                    let old = self.rx.remove(0);
+                    self.rtc.direct_api().remove_stream_rx(old.into());
+                }
+                self.rx.push(ssrc);
+                self.rtc
+                    .direct_api()
+                    .expect_stream_rx(ssrc.into(), None, self.mid, None);
+            }
+        }
+        let now = Instant::now();
+        let input = Receive::new(Protocol::Udp, src, self.params.local, buf).ok()?;
+        if self.rtc.handle_input(Input::Receive(now, input)).is_err() {
+            return None;
+        }
+        let mut got = None;
+        self.drain(sock, |p| {
+            if got.is_some() {
+                return;
+            }
+            let n = 12 + p.payload.len();
+            if n <= buf.len() {
+                let h = &p.header;
+                buf[0] = 0x80;
+                buf[1] = (*h.payload_type & 0x7f) | if h.marker { 0x80 } else { 0 };
+                buf[2..4].copy_from_slice(&h.sequence_number.to_be_bytes());
+                buf[4..8].copy_from_slice(&h.timestamp.to_be_bytes());
+                buf[8..12].copy_from_slice(&(*h.ssrc).to_be_bytes());
+                buf[12..n].copy_from_slice(&p.payload);
+                got = Some(n);
+            }
+        });
+        got
+    }
+
+    /// Sends plain RTP `pkt` (a 12-byte header and more) to the browser, protected:
+    /// false when it could not go (no connection yet, or a packet that is not RTP).
+    pub(crate) fn send(&mut self, sock: &UdpSocket, pkt: &[u8]) -> bool {
+        let Some(range) = crate::rtp::payload_range(pkt) else {
+            return false;
+        };
+        if !self.connected {
+            return false;
+        }
+        let pt = pkt[1] & 0x7f;
+        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+        let marker = pkt[1] & 0x80 != 0;
+        let seq: SeqNo = self.seq.into();
+        self.seq += 1;
+        let now = Instant::now();
+        let mut api = self.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&self.tx) else {
+            return false;
+        };
+        stream.write_rtp(RtpWrite::new(pt.into(), seq, ts, now, &pkt[range]).marker(marker));
+        let _ = self.rtc.handle_input(Input::Timeout(now));
+        self.drain(sock, |_| {});
+        true
+    }
+
+    /// Drives str0m's timers (DTLS retransmissions, RTCP reports, the browser's
+    /// consent) when they are due.
+    pub(crate) fn tick(&mut self, sock: &UdpSocket, now: Instant) {
+        if now < self.next {
+            return;
+        }
+        if self.rtc.handle_input(Input::Timeout(now)).is_ok() {
+            self.drain(sock, |_| {});
+        }
+    }
+
+    /// Whether the browser's checks and the DTLS handshake have succeeded.
+    pub(crate) fn connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Sends what str0m has to send and hands its RTP packets to `rtp`, until it
+    /// names its next timeout.
+    fn drain(&mut self, sock: &UdpSocket, mut rtp: impl FnMut(&str0m::rtp::RtpPacket)) {
+        // Bounded: a session has only so much to say at once.
+        for _ in 0..64 {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.next = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = sock.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(Event::RtpPacket(p))) => rtp(&p),
+                Ok(Output::Event(Event::Connected)) => {
+                    tracing::info!("WebRTC leg {} connected", self.params.local);
+                    self.connected = true;
+                }
+                Ok(Output::Event(Event::IceConnectionStateChange(s))) => {
+                    tracing::debug!("WebRTC leg {}: ICE {s:?}", self.params.local);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("WebRTC leg {}: {e}", self.params.local);
+                    self.next = Instant::now() + std::time::Duration::from_millis(100);
+                    return;
+                }
+            }
+        }
+    }
+}
