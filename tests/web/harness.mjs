@@ -1,6 +1,7 @@
 // Shared by the browser tests: Debian's Chromium through playwright-core, a page that
 // trusts the box's self-signed certificate, and a hard time limit.
 import { chromium } from "playwright-core";
+import { build } from "esbuild";
 import assert from "node:assert/strict";
 
 export const base = process.env.BASE_URL;
@@ -57,4 +58,19 @@ export async function login(page, user, password) {
   await page.fill("input[name=password]", password);
   await page.click("button[type=submit]");
   await page.getByRole("heading", { name: "Dashboard" }).waitFor();
+}
+
+// `contents` (imports of the test's node_modules, such as JsSIP) bundled with esbuild
+// into one script for a page (pages of the box forbid inline scripts: the test puts it
+// in with page.evaluate).
+export async function bundle(contents) {
+  const out = await build({
+    stdin: { contents, resolveDir: process.cwd() },
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    write: false,
+    logLevel: "warning",
+  });
+  return out.outputFiles[0].text;
 }

@@ -5,9 +5,8 @@
 // phone: each browser phone checks the INVITE it got header by header and declines it
 // busy (the INVITEs offer WebRTC: tests/web/webrtc_call.mjs makes real calls). Both
 // unregister at the end.
-import { run, base } from "./harness.mjs";
+import { run, base, bundle } from "./harness.mjs";
 import assert from "node:assert/strict";
-import { build } from "esbuild";
 
 const env = (k) => {
   const v = process.env[k];
@@ -17,19 +16,10 @@ const env = (k) => {
 const domain = env("SIP_DOMAIN");
 const wsUrl = base.replace(/^https:/, "wss:") + "/ws";
 
-const bundle = await build({
-  stdin: {
-    contents:
-      'import * as JsSIP from "jssip"; import * as SIP from "sip.js";' +
-      "window.JsSIP = JsSIP.default ?? JsSIP; window.SIP = SIP;",
-    resolveDir: process.cwd(),
-  },
-  bundle: true,
-  format: "iife",
-  platform: "browser",
-  write: false,
-  logLevel: "warning",
-});
+const script = await bundle(
+  'import * as JsSIP from "jssip"; import * as SIP from "sip.js";' +
+    "window.JsSIP = JsSIP.default ?? JsSIP; window.SIP = SIP;",
+);
 
 await run(
   async (page) => {
@@ -37,7 +27,7 @@ await run(
     // On a page of the box (whose policy forbids inline scripts: the bundle goes in
     // through the debugger, and the WebSocket is the page's own origin, 'self').
     await page.goto(`${base}/admin`);
-    await page.evaluate(bundle.outputFiles[0].text);
+    await page.evaluate(script);
     const params = {
       wsUrl,
       domain,

@@ -6,9 +6,8 @@
 // time the browser checks that the media is DTLS-SRTP (its transport's DTLS state and
 // SRTP cipher) over ICE with the box, G.711, and that the loudest of the test tones it
 // hears is the phone's. The phones' recordings are checked by the Rust side.
-import { run, base } from "./harness.mjs";
+import { run, base, bundle } from "./harness.mjs";
 import assert from "node:assert/strict";
-import { build } from "esbuild";
 
 const env = (k) => {
   const v = process.env[k];
@@ -17,17 +16,9 @@ const env = (k) => {
 };
 const wsUrl = base.replace(/^https:/, "wss:") + "/ws";
 
-const bundle = await build({
-  stdin: {
-    contents: 'import * as JsSIP from "jssip"; window.JsSIP = JsSIP.default ?? JsSIP;',
-    resolveDir: process.cwd(),
-  },
-  bundle: true,
-  format: "iife",
-  platform: "browser",
-  write: false,
-  logLevel: "warning",
-});
+const script = await bundle(
+  'import * as JsSIP from "jssip"; window.JsSIP = JsSIP.default ?? JsSIP;',
+);
 
 const params = {
   wsUrl,
@@ -44,7 +35,7 @@ await run(
   async (page) => {
     page.on("console", (m) => console.log(`page: ${m.text()}`));
     await page.goto(`${base}/admin`);
-    await page.evaluate(bundle.outputFiles[0].text);
+    await page.evaluate(script);
     const r = await page.evaluate(async (p) => {
       const { JsSIP } = window;
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -9,18 +9,6 @@ use e2e::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn phone_spec<'a>(user: &'a str, password: &'a str, tone: u32, auto: bool) -> PhoneSpec<'a> {
-    PhoneSpec {
-        user,
-        password,
-        tone,
-        auto_answer: auto,
-        codecs: "PCMU,PCMA",
-        tls_ca: None,
-        srtp: false,
-    }
-}
-
 #[test]
 fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() {
     let pbx = Pbxd::start();
@@ -36,8 +24,8 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
             }
         }
     });
-    let pjsua = registered_phone(Kind::Pjsua2, &pbx, phone_spec("102", &pw[1], 440, true));
-    let mut baresip = registered_phone(Kind::Baresip, &pbx, phone_spec("103", &pw[2], 1400, false));
+    let pjsua = phone_of(Kind::Pjsua2, &pbx, "102", &pw[1], 440, true, "PCMU,PCMA");
+    let mut baresip = phone(&pbx, "103", &pw[2], 1400, false, "PCMU,PCMA");
     let dir = tempfile::tempdir().unwrap();
     let tone = dir.path().join("browser-1000.wav");
     write_tone_wav(&tone, 1000, 20);
