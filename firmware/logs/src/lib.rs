@@ -377,13 +377,14 @@ impl Logs {
 }
 
 /// A SIP message as the debug log shows it: the SRTP keys (`inline:` of `a=crypto`,
-/// RFC 4568) and digest answers (`response=`, RFC 3261 22.4) hidden, since auditors read
-/// the log and it may go to a syslog server unencrypted.
+/// RFC 4568), ICE passwords (`a=ice-pwd:`, RFC 8839) and digest answers (`response=`,
+/// RFC 3261 22.4) hidden, since auditors read the log and it may go to a syslog server
+/// unencrypted.
 pub fn redact_sip(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     loop {
-        let next = ["inline:", "response="]
+        let next = ["inline:", "response=", "a=ice-pwd:"]
             .iter()
             .filter_map(|k| rest.find(k).map(|i| (i, *k)))
             .min();
@@ -592,6 +593,13 @@ mod tests {
         assert_eq!(redact_sip("OPTIONS sip:x SIP/2.0"), "OPTIONS sip:x SIP/2.0");
         assert_eq!(redact_sip("response="), "response=[hidden]");
         assert_eq!(redact_sip("response=\"abc"), "response=\"[hidden]\"");
+        let w = redact_sip(
+            "a=ice-ufrag:Hm3Q\r\na=ice-pwd:Ua2NMaSRE1XBKxPqFcg3M7Rh\r\na=setup:actpass\r\n",
+        );
+        assert_eq!(
+            w,
+            "a=ice-ufrag:Hm3Q\r\na=ice-pwd:[hidden]\r\na=setup:actpass\r\n"
+        );
     }
 
     #[test]

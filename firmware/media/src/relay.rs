@@ -454,7 +454,8 @@ impl Endpoint {
     /// Makes the leg a WebRTC one (a browser: ICE-lite and DTLS-SRTP through str0m)
     /// with what both descriptions said, or, with `None`, a WebRTC leg that waits
     /// for the browser's answer (silent both ways). The same parameters again change
-    /// nothing (the handshake done stands); new ones start afresh. Takes any SDES
+    /// nothing (the handshake done stands), new ICE credentials alone restart ICE on
+    /// the same session, and a new fingerprint or DTLS role starts afresh. Takes any SDES
     /// keys off. Parameters str0m refuses leave the leg silent.
     pub fn set_webrtc(&self, mut params: Option<crate::webrtc::WebRtcParams>) {
         *self.shared.srtp() = None;
@@ -468,6 +469,8 @@ impl Endpoint {
             let mut cur = self.shared.webrtc();
             match params {
                 Some(p) if cur.as_ref().is_some_and(|l| l.params == p) => {}
+                // An ICE restart: the DTLS association and keys stand.
+                Some(p) if cur.as_mut().is_some_and(|l| l.restart_ice(&p)) => {}
                 Some(p) => {
                     *cur = match crate::webrtc::WebRtcLeg::new(p) {
                         Ok(leg) => Some(Box::new(leg)),

@@ -464,6 +464,13 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         }
         w.fingerprint = format!("sha-256 {}", digest.trim());
         w.bundle = w.mid.as_ref().is_some_and(|m| bundled.contains(m));
+        // A WebRTC leg carries G.711 (every browser speaks both laws): the other
+        // codecs of a browser's list (Opus first) are left out before any negotiation.
+        a.codecs.retain(|c| {
+            c.is_dtmf()
+                || c.name.eq_ignore_ascii_case("PCMU")
+                || c.name.eq_ignore_ascii_case("PCMA")
+        });
     }
     Ok(a)
 }
@@ -579,6 +586,9 @@ mod tests {
         );
         let a = parse(offer.as_bytes()).unwrap();
         assert!(a.secure && a.crypto.is_empty());
+        // G.711 and events only: Opus is left out before any negotiation.
+        let pts: Vec<u8> = a.codecs.iter().map(|c| c.pt).collect();
+        assert_eq!(pts, [0, 8, 126]);
         let w = a.webrtc.as_deref().unwrap();
         assert_eq!(
             (w.ufrag.as_str(), w.pwd.as_str()),

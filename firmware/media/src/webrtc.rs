@@ -44,8 +44,9 @@ impl std::fmt::Debug for WebRtcParams {
     }
 }
 
-/// Most SSRCs of the browser's a leg learns (it sends one; a renegotiation may
-/// change it).
+/// Most SSRCs of the browser's a leg waits for before any of their packets
+/// authenticated (it sends one; anyone can send a clear RTP header), and most it keeps
+/// once authenticated (a renegotiation may change it).
 const MAX_RX: usize = 4;
 
 /// The process's DTLS certificate and its fingerprint.
@@ -88,8 +89,10 @@ pub(crate) struct WebRtcLeg {
     /// The next sequence number sent (the leg numbers its own stream, whatever the
     /// source: a peer, a clip, a conference).
     seq: u64,
-    /// The browser's SSRCs learnt so far.
-    rx: Vec<u32>,
+    /// The browser's SSRCs learnt so far, and whether a packet of each authenticated.
+    /// Only unconfirmed ones make way for new ones: a forged header cannot evict the
+    /// browser's stream (and reset its replay window).
+    rx: Vec<(u32, bool)>,
     /// When str0m wants to be driven next.
     next: Instant,
     connected: bool,
@@ -164,12 +167,16 @@ impl WebRtcLeg {
         if buf.len() >= 12 && (128..192).contains(&buf[0]) && !(72..=79).contains(&(buf[1] & 0x7f))
         {
             let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-            if !self.rx.contains(&ssrc) {
-                if self.rx.len() >= MAX_RX {
-                    let old = self.rx.remove(0);
-                    self.rtc.direct_api().remove_stream_rx(old.into());
+            if !self.rx.iter().any(|(s, _)| *s == ssrc) {
+                for confirmed in [false, true] {
+                    if self.rx.iter().filter(|(_, c)| *c == confirmed).count() >= MAX_RX {
+                        if let Some(i) = self.rx.iter().position(|(_, c)| *c == confirmed) {
+                            let (old, _) = self.rx.remove(i);
+                            self.rtc.direct_api().remove_stream_rx(old.into());
+                        }
+                    }
                 }
-                self.rx.push(ssrc);
+                self.rx.push((ssrc, false));
                 self.rtc
                     .direct_api()
                     .expect_stream_rx(ssrc.into(), None, self.mid, None);
@@ -181,7 +188,9 @@ impl WebRtcLeg {
             return None;
         }
         let mut got = None;
+        let mut authentic = None;
         self.drain(sock, |p| {
+            authentic = Some(*p.header.ssrc);
             if got.is_some() {
                 return;
             }
@@ -197,6 +206,11 @@ impl WebRtcLeg {
                 got = Some(n);
             }
         });
+        if let Some(ssrc) = authentic {
+            if let Some(e) = self.rx.iter_mut().find(|(s, _)| *s == ssrc) {
+                e.1 = true;
+            }
+        }
         got
     }
 
@@ -209,7 +223,11 @@ impl WebRtcLeg {
         if !self.connected {
             return false;
         }
+        // G.711 only (what the leg agreed): events and anything else are not sent.
         let pt = pkt[1] & 0x7f;
+        if pt != 0 && pt != 8 {
+            return false;
+        }
         let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
         let marker = pkt[1] & 0x80 != 0;
         let seq: SeqNo = self.seq.into();
@@ -222,6 +240,29 @@ impl WebRtcLeg {
         stream.write_rtp(RtpWrite::new(pt.into(), seq, ts, now, &pkt[range]).marker(marker));
         let _ = self.rtc.handle_input(Input::Timeout(now));
         self.drain(sock, |_| {});
+        true
+    }
+
+    /// New ICE credentials on both sides (an ICE restart, RFC 8839 4.4.1.1.1) with the
+    /// same certificate and DTLS role: the session, its DTLS association and SRTP keys
+    /// stand; only the checks' credentials change. False when more than that changed.
+    pub(crate) fn restart_ice(&mut self, p: &WebRtcParams) -> bool {
+        let same_dtls = p.fingerprint == self.params.fingerprint
+            && p.active == self.params.active
+            && p.local == self.params.local;
+        if !same_dtls {
+            return false;
+        }
+        let mut api = self.rtc.direct_api();
+        api.set_local_ice_credentials(IceCreds {
+            ufrag: p.ufrag.clone(),
+            pass: p.pwd.clone(),
+        });
+        api.set_remote_ice_credentials(IceCreds {
+            ufrag: p.their_ufrag.clone(),
+            pass: p.their_pwd.clone(),
+        });
+        self.params = p.clone();
         true
     }
 

@@ -810,11 +810,12 @@ impl Pbx {
             // A phone that encrypts is offered SRTP only; what goes to it is protected
             // from the start, what it sends readable once its answer gives its key.
             // A browser (registered over WebSocket) is offered WebRTC.
-            let b_srtp = if proto == sip::transport::Proto::Wss {
-                Some(crate::secure::offered_webrtc(reg.local.ip()))
-            } else {
-                encrypts.then(crate::secure::offered)
-            };
+            let b_srtp =
+                if proto == sip::transport::Proto::Wss && media::webrtc::fingerprint().is_some() {
+                    Some(crate::secure::offered_webrtc(reg.local.ip()))
+                } else {
+                    encrypts.then(crate::secure::offered)
+                };
             crate::secure::key(&ep, &b_srtp);
             let body = sdp::write(id, 1, &crate::secure::dress(&offer, &b_srtp));
             let bytes = sip::build::Request {
