@@ -396,6 +396,9 @@ pub fn redact_sip(msg: &str) -> String {
         rest = &rest[i + key.len()..];
         let end = if key == "response=" && rest.starts_with('"') {
             rest[1..].find('"').map_or(rest.len(), |e| e + 2)
+        } else if key == "a=ice-pwd:" {
+            // The whole value, spaces and all (the parser trims what it reads).
+            rest.find(['\r', '\n']).unwrap_or(rest.len())
         } else {
             rest.find(|c: char| c.is_whitespace() || matches!(c, '|' | ',' | ';'))
                 .unwrap_or(rest.len())
@@ -599,6 +602,10 @@ mod tests {
         assert_eq!(
             w,
             "a=ice-ufrag:Hm3Q\r\na=ice-pwd:[hidden]\r\na=setup:actpass\r\n"
+        );
+        assert_eq!(
+            redact_sip("a=ice-pwd: abc def\r\nx"),
+            "a=ice-pwd:[hidden]\r\nx"
         );
     }
 

@@ -168,12 +168,10 @@ impl WebRtcLeg {
         {
             let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
             if !self.rx.iter().any(|(s, _)| *s == ssrc) {
-                for confirmed in [false, true] {
-                    if self.rx.iter().filter(|(_, c)| *c == confirmed).count() >= MAX_RX {
-                        if let Some(i) = self.rx.iter().position(|(_, c)| *c == confirmed) {
-                            let (old, _) = self.rx.remove(i);
-                            self.rtc.direct_api().remove_stream_rx(old.into());
-                        }
+                if self.rx.iter().filter(|(_, c)| !c).count() >= MAX_RX {
+                    if let Some(i) = self.rx.iter().position(|(_, c)| !c) {
+                        let (old, _) = self.rx.remove(i);
+                        self.rtc.direct_api().remove_stream_rx(old.into());
                     }
                 }
                 self.rx.push((ssrc, false));
@@ -207,8 +205,16 @@ impl WebRtcLeg {
             }
         });
         if let Some(ssrc) = authentic {
-            if let Some(e) = self.rx.iter_mut().find(|(s, _)| *s == ssrc) {
+            let fresh = self.rx.iter_mut().find(|(s, c)| *s == ssrc && !*c);
+            if let Some(e) = fresh {
                 e.1 = true;
+                // Authenticated streams are kept, a few: the oldest other one goes.
+                if self.rx.iter().filter(|(_, c)| *c).count() > MAX_RX {
+                    if let Some(i) = self.rx.iter().position(|(s, c)| *c && *s != ssrc) {
+                        let (old, _) = self.rx.remove(i);
+                        self.rtc.direct_api().remove_stream_rx(old.into());
+                    }
+                }
             }
         }
         got

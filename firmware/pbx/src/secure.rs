@@ -63,18 +63,12 @@ impl LegWebRtc {
 
     /// What a browser's offer or answer says of itself.
     fn take(&mut self, w: &media::sdp::WebRtc, answer: bool) {
-        let theirs = (w.ufrag.clone(), w.pwd.clone(), w.fingerprint.clone());
         // The same credentials again (a re-offer for hold): the session stands. New
-        // ones in an offer are an ICE restart, answered with new credentials of the
-        // box's too (RFC 8839 4.4.1.1.1).
-        let restart = self
-            .theirs
-            .as_ref()
-            .is_some_and(|(u, p, _)| (u, p) != (&theirs.0, &theirs.1));
-        if restart && !answer {
-            (self.ufrag, self.pwd) = media::webrtc::new_ice_credentials();
-        }
-        self.theirs = Some(theirs);
+        // ones are an ICE restart of the browser's: taken on the same session. The
+        // box keeps its own (RFC 8839 4.4.1.1.2 would renew them in the answer; kept
+        // so that a re-INVITE refused later leaves both sides as they were, and an
+        // ICE-lite box's checks come only from the browser).
+        self.theirs = Some((w.ufrag.clone(), w.pwd.clone(), w.fingerprint.clone()));
         // An offer's actpass or active makes the box passive (RFC 5763 5: the
         // answerer of actpass should be active, but an ICE-lite box waits for the
         // browser, which is always the one to connect); passive makes it active.
@@ -461,13 +455,13 @@ mod tests {
             "{:?}",
             dressed.codecs
         );
-        // A re-offer (hold) keeps the box's credentials; an ICE restart renews them;
-        // a plain offer is refused.
+        // A re-offer (hold) keeps the box's credentials, and so does an ICE restart
+        // of the browser's (its new ones are taken); a plain offer is refused.
         take_offer(&mut s, &browser("actpass", "u1"), None).unwrap();
         assert_eq!(s.as_ref().unwrap().webrtc.as_ref().unwrap().ufrag, w.ufrag);
         take_offer(&mut s, &browser("actpass", "u9"), None).unwrap();
         let r = s.as_ref().unwrap().webrtc.clone().unwrap();
-        assert_ne!((&r.ufrag, &r.pwd), (&w.ufrag, &w.pwd));
+        assert_eq!((&r.ufrag, &r.pwd), (&w.ufrag, &w.pwd));
         assert_eq!(r.theirs.as_ref().map(|t| t.0.as_str()), Some("u9"));
         assert_eq!(
             take_offer(&mut s, &audio(false, &[]), None),
