@@ -208,6 +208,14 @@ impl Tap {
     }
 }
 
+/// The destination a WebRTC leg's packets are given: unused (str0m sends them where
+/// the browser's checks succeeded), a constant so that the packet path makes no
+/// `getsockname(2)` for it.
+const WEBRTC_DEST: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
 /// What an endpoint does with what it receives.
 #[derive(Debug, Default)]
 struct Cfg {
@@ -368,10 +376,11 @@ impl Shared {
     }
 
     /// Where this endpoint's RTP (or RTCP) goes, if anywhere. A WebRTC leg's goes
-    /// where its browser's checks succeeded: its own address stands for that.
+    /// where its browser's checks succeeded, which str0m knows: [`WEBRTC_DEST`]
+    /// stands for that.
     fn dest(&self, rtcp: bool) -> Option<SocketAddr> {
         if self.is_webrtc() {
-            return self.socks[0].local_addr().ok();
+            return Some(WEBRTC_DEST);
         }
         let side = self.cfg().side;
         target(&side, &self.latched()[rtcp as usize], rtcp)
@@ -385,7 +394,7 @@ impl Shared {
             return None;
         }
         if self.is_webrtc() {
-            return self.socks[0].local_addr().ok();
+            return Some(WEBRTC_DEST);
         }
         target(&cfg.side, &self.latched()[0], false)
     }
@@ -1217,7 +1226,7 @@ fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
         peer
     };
     let (dst, playing) = if peer.is_webrtc() {
-        (peer.socks[0].local_addr().ok(), peer.cfg().playing != 0)
+        (Some(WEBRTC_DEST), peer.cfg().playing != 0)
     } else {
         let cfg = peer.cfg();
         (
@@ -1554,6 +1563,7 @@ mod tests {
         pc.send_to(&rtp(0, &[7; 160]), at(c.port)).await.unwrap();
         let (n, _) = recv(&pd, &mut buf).await;
         assert_eq!(n, 172);
+        assert_eq!(a.stats.relayed.load(Ordering::Relaxed), 0, "sent before connected");
         // Taken off: a plain leg again.
         w.set_srtp(None);
         assert!(!w.is_webrtc() && !w.secure());
