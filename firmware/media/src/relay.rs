@@ -1563,7 +1563,11 @@ mod tests {
         pc.send_to(&rtp(0, &[7; 160]), at(c.port)).await.unwrap();
         let (n, _) = recv(&pd, &mut buf).await;
         assert_eq!(n, 172);
-        assert_eq!(a.stats.relayed.load(Ordering::Relaxed), 0, "sent before connected");
+        assert_eq!(
+            a.stats.relayed.load(Ordering::Relaxed),
+            0,
+            "sent before connected"
+        );
         // Taken off: a plain leg again.
         w.set_srtp(None);
         assert!(!w.is_webrtc() && !w.secure());
