@@ -74,3 +74,28 @@ export async function bundle(contents) {
   });
   return out.outputFiles[0].text;
 }
+
+// Chromium's arguments for a call with a fake microphone playing `wav`.
+export function fakeMicrophone(wav) {
+  return [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wav}`,
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+  ];
+}
+
+// A WebRTC call's media as webrtc_probe.js saw it: DTLS-SRTP over ICE with the box,
+// G.711, packets both ways, and `tone` the loudest of `tones` by far.
+export function assertWebRtcAudio(what, power, media, tone, tones) {
+  const m = JSON.stringify(media);
+  assert.equal(media.dtlsState, "connected", `${what}: ${m}`);
+  assert.ok(media.srtpCipher, `${what}: no SRTP cipher: ${m}`);
+  assert.equal(media.iceState, "connected", `${what}: ${m}`);
+  assert.ok(media.packetsReceived > 100, `${what}: ${m}`);
+  assert.ok(media.packetsSent > 100, `${what}: ${m}`);
+  assert.ok(media.codecs.some((c) => /PCMU|PCMA/.test(c)), `${what}: ${m}`);
+  const others = tones.filter((t) => t !== tone).map((t) => power[t]);
+  assert.ok(power[tone] > 10 * Math.max(...others), `${what}: heard ${JSON.stringify(power)}, not ${tone} Hz`);
+}

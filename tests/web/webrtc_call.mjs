@@ -6,8 +6,9 @@
 // time the browser checks that the media is DTLS-SRTP (its transport's DTLS state and
 // SRTP cipher) over ICE with the box, G.711, and that the loudest of the test tones it
 // hears is the phone's. The phones' recordings are checked by the Rust side.
-import { run, base, bundle } from "./harness.mjs";
+import { run, base, bundle, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -19,6 +20,8 @@ const wsUrl = base.replace(/^https:/, "wss:") + "/ws";
 const script = await bundle(
   'import * as JsSIP from "jssip"; window.JsSIP = JsSIP.default ?? JsSIP;',
 );
+
+const probe = readFileSync(new URL("./webrtc_probe.js", import.meta.url), "utf8");
 
 const params = {
   wsUrl,
@@ -36,6 +39,7 @@ await run(
     page.on("console", (m) => console.log(`page: ${m.text()}`));
     await page.goto(`${base}/admin`);
     await page.evaluate(script);
+    await page.evaluate(probe);
     const r = await page.evaluate(async (p) => {
       const { JsSIP } = window;
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -44,49 +48,8 @@ await run(
           promise,
           new Promise((_, no) => setTimeout(() => no(new Error(`${what}: nothing in ${ms} ms`)), ms)),
         ]);
-      // What the call's remote audio holds: the power of each test tone over `ms`.
-      const listen = async (pc, ms) => {
-        const track = pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === "audio");
-        const stream = new MediaStream([track]);
-        // Chromium feeds a remote stream to Web Audio only while an element plays it.
-        const el = new Audio();
-        el.muted = true;
-        el.srcObject = stream;
-        await el.play().catch(() => {});
-        const ctx = new AudioContext();
-        const an = ctx.createAnalyser();
-        an.fftSize = 8192;
-        ctx.createMediaStreamSource(stream).connect(an);
-        const bins = new Float32Array(an.frequencyBinCount);
-        const power = Object.fromEntries(p.tones.map((t) => [t, 0]));
-        for (let i = 0; i < ms / 100; i++) {
-          await sleep(100);
-          an.getFloatFrequencyData(bins);
-          for (const t of p.tones) {
-            const bin = Math.round((t * an.fftSize) / ctx.sampleRate);
-            // The strongest of the three bins around the tone (dB to power).
-            const db = Math.max(bins[bin - 1], bins[bin], bins[bin + 1]);
-            power[t] += Math.pow(10, db / 10);
-          }
-        }
-        await ctx.close();
-        return power;
-      };
-      // How the media goes: DTLS-SRTP over the ICE pair, and the codec.
-      const transport = async (pc) => {
-        const out = {};
-        (await pc.getStats()).forEach((s) => {
-          if (s.type === "transport") {
-            out.dtlsState = s.dtlsState;
-            out.srtpCipher = s.srtpCipher;
-            out.iceState = s.iceState;
-          }
-          if (s.type === "inbound-rtp" && s.kind === "audio") out.packetsReceived = s.packetsReceived;
-          if (s.type === "outbound-rtp" && s.kind === "audio") out.packetsSent = s.packetsSent;
-          if (s.type === "codec") (out.codecs ??= []).push(s.mimeType);
-        });
-        return out;
-      };
+      const listen = (pc, ms) => window.webrtcProbe.listen(pc, p.tones, ms);
+      const transport = (pc) => window.webrtcProbe.transport(pc);
 
       const ua = new JsSIP.UA({
         sockets: [new JsSIP.WebSocketInterface(p.wsUrl)],
@@ -147,23 +110,8 @@ await run(
       ["browser to pjsua2", r.outgoing, r.outgoingMedia, params.calleeTone],
       ["baresip to browser", r.incoming, r.incomingMedia, params.callerTone],
     ]) {
-      // DTLS-SRTP over ICE with the box, G.711, packets both ways.
-      assert.equal(media.dtlsState, "connected", `${what}: ${JSON.stringify(media)}`);
-      assert.ok(media.srtpCipher, `${what}: no SRTP cipher: ${JSON.stringify(media)}`);
-      assert.equal(media.iceState, "connected", `${what}: ${JSON.stringify(media)}`);
-      assert.ok(media.packetsReceived > 100, `${what}: ${JSON.stringify(media)}`);
-      assert.ok(media.packetsSent > 100, `${what}: ${JSON.stringify(media)}`);
-      assert.ok(media.codecs.some((c) => /PCMU|PCMA/.test(c)), `${what}: ${JSON.stringify(media)}`);
-      // The phone's tone is the loudest of the test tones, by far.
-      const others = params.tones.filter((t) => t !== tone).map((t) => power[t]);
-      assert.ok(power[tone] > 10 * Math.max(...others), `${what}: heard ${JSON.stringify(power)}, not ${tone} Hz`);
+      assertWebRtcAudio(what, power, media, tone, params.tones);
     }
   },
-  [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${env("TONE_FILE")}`,
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-  ],
+  fakeMicrophone(env("TONE_FILE")),
 );

@@ -543,6 +543,38 @@ impl SipAccount {
             codecs: default_codecs(),
         }
     }
+
+    /// What ends the user name of an extension's browser phone account: `~` is never
+    /// in a configured account's name ([`valid_username`]), so the two cannot meet.
+    pub const WEB_SUFFIX: &'static str = "~web";
+
+    /// The browser phone account of extension `number` (kind "web"): derived, never
+    /// stored. It has no password of its own: the portal gives a logged-in owner a
+    /// secret for it, which the exchange alone keeps (docs/ARCHITECTURE.md, "The
+    /// portal's phone"). Over secure WebSocket only, G.711 (what a browser and every
+    /// phone share).
+    pub fn web(number: &str) -> Self {
+        SipAccount {
+            username: format!("{number}{}", Self::WEB_SUFFIX),
+            secret: String::new(),
+            transports: vec![Transport::Wss],
+            ..SipAccount::new("", "", number)
+        }
+    }
+
+    /// Whether this is an extension's browser phone account ([`SipAccount::web`]).
+    pub fn is_web(&self) -> bool {
+        self.username.ends_with(Self::WEB_SUFFIX)
+    }
+
+    /// "web" for a browser phone account, "phone" for any other.
+    pub fn kind(&self) -> &'static str {
+        if self.is_web() {
+            "web"
+        } else {
+            "phone"
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -1381,6 +1413,9 @@ pub struct Snapshot {
     /// Each extension's accounts (indexes, in configuration order): every call rings
     /// them, and a scan of 10,000 accounts per call cost more than the call's parsing.
     accounts_by_extension: HashMap<String, Vec<usize>>,
+    /// The browser phone account ([`SipAccount::web`]) of each extension a user owns;
+    /// the indexes above count them after the configured accounts.
+    web_accounts: Vec<SipAccount>,
     /// The first user owning each extension.
     owner_by_extension: HashMap<String, usize>,
     /// Each link's patterns, compiled, in link order.
@@ -1396,26 +1431,35 @@ impl Snapshot {
             .enumerate()
             .map(|(i, e)| (e.number.clone(), i))
             .collect();
-        let account_by_username = config
-            .accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.username.clone(), i))
-            .collect();
-        let mut accounts_by_extension: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, a) in config.accounts.iter().enumerate() {
-            accounts_by_extension
-                .entry(a.extension.clone())
-                .or_default()
-                .push(i);
-        }
         let mut owner_by_extension = HashMap::new();
         for (i, u) in config.users.iter().enumerate() {
             for e in &u.extensions {
                 owner_by_extension.entry(e.clone()).or_insert(i);
             }
         }
+        // Every extension a user owns has a browser phone (the portal's): in extension
+        // order, after the configured accounts.
+        let web_accounts: Vec<SipAccount> = config
+            .extensions
+            .iter()
+            .filter(|e| owner_by_extension.contains_key(&e.number))
+            .map(|e| SipAccount::web(&e.number))
+            .collect();
+        let all = config.accounts.iter().chain(web_accounts.iter());
+        let account_by_username = all
+            .clone()
+            .enumerate()
+            .map(|(i, a)| (a.username.clone(), i))
+            .collect();
+        let mut accounts_by_extension: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, a) in all.enumerate() {
+            accounts_by_extension
+                .entry(a.extension.clone())
+                .or_default()
+                .push(i);
+        }
         Snapshot {
+            web_accounts,
             revision,
             accounts_by_extension,
             owner_by_extension,
@@ -1478,20 +1522,38 @@ impl Snapshot {
             .map(|i| &self.config.extensions[*i])
     }
 
-    /// The account with this user name.
+    /// A configured account by index, or past them a browser phone account.
+    fn account_at(&self, i: usize) -> &SipAccount {
+        match self.config.accounts.get(i) {
+            Some(a) => a,
+            None => &self.web_accounts[i - self.config.accounts.len()],
+        }
+    }
+
+    /// The account with this user name (a browser phone account too).
     pub fn account(&self, username: &str) -> Option<&SipAccount> {
         self.account_by_username
             .get(username)
-            .map(|i| &self.config.accounts[*i])
+            .map(|i| self.account_at(*i))
     }
 
-    /// All accounts of an extension, in configuration order.
+    /// All accounts of an extension, in configuration order, then its browser phone
+    /// account if a user owns it: every call to the extension rings them all.
     pub fn accounts_of<'a>(&'a self, number: &'a str) -> impl Iterator<Item = &'a SipAccount> + 'a {
         self.accounts_by_extension
             .get(number)
             .into_iter()
             .flatten()
-            .map(|i| &self.config.accounts[*i])
+            .map(|i| self.account_at(*i))
+    }
+
+    /// The accounts of an extension that the configuration holds (no browser phone):
+    /// what the administrator sets and a phone is given.
+    pub fn configured_accounts_of<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> impl Iterator<Item = &'a SipAccount> + 'a {
+        self.accounts_of(number).filter(|a| !a.is_web())
     }
 
     /// The user owning the extension with this number (the first, should two list it).
@@ -1506,6 +1568,35 @@ impl Snapshot {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn an_owned_extension_has_a_browser_phone_account_that_is_never_stored() {
+        let mut c = Config::default();
+        for n in ["101", "102"] {
+            c.extensions.push(Extension::new(n));
+            c.accounts.push(SipAccount::new(n, "S3cret-Ph0ne", n));
+        }
+        let mut u = User::new("alice", Role::User);
+        u.extensions = vec!["101".into()];
+        c.users.push(u);
+        let s = Snapshot::new(1, c.clone());
+        let web = s.account("101~web").expect("101 is owned");
+        assert!(web.is_web() && web.kind() == "web" && web.secret.is_empty());
+        assert_eq!(web.transports, [Transport::Wss]);
+        assert_eq!(web.extension, "101");
+        assert!(s.account("102~web").is_none(), "102 has no owner");
+        assert_eq!(s.account("102").map(SipAccount::kind), Some("phone"));
+        let all: Vec<_> = s.accounts_of("101").map(|a| a.username.as_str()).collect();
+        assert_eq!(all, ["101", "101~web"]);
+        let set: Vec<_> = s
+            .configured_accounts_of("101")
+            .map(|a| a.username.as_str())
+            .collect();
+        assert_eq!(set, ["101"]);
+        assert_eq!(s.config, c, "the configuration holds no browser account");
+        // No configured account can take the name.
+        assert!(!valid_username("101~web"));
+    }
 
     fn sample() -> Config {
         let mut c = Config::default();
@@ -1804,7 +1895,7 @@ mod tests {
         c.users = vec![anna, bob];
         let s = Snapshot::new(4, c);
         let names: Vec<_> = s.accounts_of("101").map(|a| a.username.as_str()).collect();
-        assert_eq!(names, ["101-desk", "101", "101-soft"]);
+        assert_eq!(names, ["101-desk", "101", "101-soft", "101~web"]);
         assert_eq!(s.accounts_of("999").count(), 0);
         assert_eq!(s.owner("101").unwrap().username, "anna");
         assert_eq!(s.owner("102").unwrap().username, "anna");

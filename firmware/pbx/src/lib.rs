@@ -233,6 +233,9 @@ pub struct Pbx {
     epoch: (Instant, u64),
     registrations: HashMap<String, Registration>,
     registrations_dirty: bool,
+    /// The secrets the portal gave its users' browser phones, by account user name,
+    /// with the Unix second each stops working ([`Pbx::set_web_secret`]).
+    web_secrets: HashMap<String, (String, u64)>,
     /// Whether a table of calls or transactions gave memory back since the driver last
     /// asked ([`Pbx::take_gave_back`]).
     gave_back: bool,
@@ -322,6 +325,7 @@ impl Pbx {
             rng,
             epoch: (now, unix_now),
             registrations: HashMap::new(),
+            web_secrets: HashMap::new(),
             registrations_dirty: false,
             gave_back: false,
             tx: Transactions::new(timers),
@@ -883,6 +887,24 @@ impl Pbx {
         let mut v: Vec<_> = self.registrations.values().cloned().collect();
         v.sort_by(|a, b| a.username.cmp(&b.username));
         v
+    }
+
+    /// The secret of browser phone account `username` ([`config::SipAccount::web`]),
+    /// good until Unix second `until`; `None` takes it back (its user's password
+    /// changed): the account's REGISTERs and calls are refused from then on, and so is
+    /// anything once `until` passed. Kept in memory only: a restart makes the portal
+    /// give new ones.
+    pub fn set_web_secret(&mut self, username: &str, secret: Option<(String, u64)>) {
+        match secret {
+            Some(s) => {
+                self.web_secrets.insert(username.to_string(), s);
+            }
+            None => {
+                self.web_secrets.remove(username);
+            }
+        }
+        let now = self.unix(Instant::now());
+        self.web_secrets.retain(|_, (_, until)| *until > now);
     }
 
     /// Calls in progress, for `pbxctl calls`.

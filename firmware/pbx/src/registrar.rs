@@ -90,10 +90,17 @@ impl Pbx {
             .and_then(|c| self.snapshot.link_by_user(&c.username))
             .filter(|l| !l.password.is_empty())
             .cloned();
-        let secret = account
-            .as_ref()
-            .map(|a| a.secret.as_str())
-            .or(link.as_ref().map(|l| l.password.as_str()));
+        // A browser phone's account has the secret the portal gave its owner, while it
+        // lasts (none: refused like an unknown name).
+        let secret = match &account {
+            Some(a) if a.is_web() => self
+                .web_secrets
+                .get(&a.username)
+                .filter(|(_, until)| *until > unix)
+                .map(|(s, _)| s.as_str()),
+            Some(a) => Some(a.secret.as_str()),
+            None => link.as_ref().map(|l| l.password.as_str()),
+        };
         let outcome = auth::check(
             &self.nonces,
             &self.settings.realm,

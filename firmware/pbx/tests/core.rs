@@ -786,6 +786,11 @@ async fn a_contact_that_is_no_target_is_replaced_or_refused() {
 /// Registers `user` from `from` over secure WebSocket (RFC 7118: a `.invalid` Contact);
 /// the final answer.
 fn register_over_wss(rig: &mut Rig, user: &str, from: &str) -> String {
+    register_over_wss_with(rig, user, from, &format!("Secret-{user}x"))
+}
+
+/// [`register_over_wss`] with password `pass`.
+fn register_over_wss_with(rig: &mut Rig, user: &str, from: &str, pass: &str) -> String {
     let msg = |cseq: u32, auth: &str| {
         register(user, from, cseq, 300, auth)
             .replace("SIP/2.0/UDP", "SIP/2.0/WSS")
@@ -797,13 +802,59 @@ fn register_over_wss(rig: &mut Rig, user: &str, from: &str) -> String {
     rig.send_over(Proto::Wss, from, &msg(1, ""));
     let r = rig.take(from).pop().unwrap();
     assert!(r.starts_with("SIP/2.0 401"), "{r}");
-    let auth = reg_auth(
-        header(&r, "WWW-Authenticate").unwrap(),
-        user,
-        &format!("Secret-{user}x"),
-    );
+    let auth = reg_auth(header(&r, "WWW-Authenticate").unwrap(), user, pass);
     rig.send_over(Proto::Wss, from, &msg(2, &auth));
     rig.take(from).pop().unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_phone_registers_only_with_the_secret_the_portal_gave_while_it_lasts() {
+    let mut cfg = config();
+    let mut alice = config::User::new("alice", config::Role::User);
+    alice.extensions = vec!["101".into()];
+    cfg.users.push(alice);
+    let mut rig = Rig::with_config(Settings::default(), cfg);
+    let web = "101~web";
+    // No secret given yet: refused like an unknown name; 102 has no owner, no account.
+    for user in [web, "102~web"] {
+        let r = register_over_wss_with(&mut rig, user, A, "");
+        assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{user}: {r}");
+    }
+    rig.pbx
+        .set_web_secret(web, Some(("0123abcd".repeat(8), u64::MAX)));
+    let r = register_over_wss_with(&mut rig, web, A, "guess");
+    assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
+    // The secret over UDP: the account takes secure WebSocket only.
+    rig.send(A, &register(web, A, 1, 300, ""));
+    let ch = rig.take(A).pop().unwrap();
+    let auth = reg_auth(
+        header(&ch, "WWW-Authenticate").unwrap(),
+        web,
+        &"0123abcd".repeat(8),
+    );
+    rig.send(A, &register(web, A, 2, 300, &auth));
+    let r = rig.take(A).pop().unwrap();
+    assert!(
+        r.starts_with("SIP/2.0 403 Forbidden (transport not allowed)"),
+        "{r}"
+    );
+    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let regs = rig.pbx.registrations();
+    assert_eq!(
+        regs.iter()
+            .map(|r| (r.username.as_str(), r.transport.as_str()))
+            .collect::<Vec<_>>(),
+        [(web, "wss")]
+    );
+    // Taken back (the password changed), or lapsed: refused.
+    rig.pbx.set_web_secret(web, None);
+    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+    assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
+    rig.pbx
+        .set_web_secret(web, Some(("0123abcd".repeat(8), 1_700_000_000)));
+    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+    assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
 }
 
 #[tokio::test]

@@ -235,7 +235,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 .filter_map(|n| snap.extension(n))
                 .map(|e| {
                     let accounts: Vec<Value> = snap
-                        .accounts_of(&e.number)
+                        .configured_accounts_of(&e.number)
                         .map(|a| json!({"username": a.username, "secret": a.secret}))
                         .collect();
                     json!({
@@ -304,7 +304,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                 return Err(ApiError::not_found(format!("extension {n} does not exist")));
             }
             ok(Value::Array(
-                snap.accounts_of(n)
+                snap.configured_accounts_of(n)
                     .map(|a| ops::account_json(a, reveal))
                     .collect(),
             ))
@@ -318,7 +318,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
             need_admin_read(&c)?;
             let a = snap
                 .account(u)
-                .filter(|a| a.extension == *n)
+                .filter(|a| a.extension == *n && !a.is_web())
                 .ok_or_else(|| ApiError::not_found(format!("extension {n} has no account {u}")))?;
             ok(ops::account_json(a, reveal))
         }

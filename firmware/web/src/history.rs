@@ -197,12 +197,24 @@ fn own_calls(app: &App, c: &Caller, q: HistoryQuery) -> Result<Vec<CallRecord>, 
         .collect())
 }
 
-fn rows(records: &[CallRecord]) -> maud::Markup {
+/// The history's table; `own` (the portal: the user's numbers) adds a link that calls
+/// the other party back from the portal's phone.
+fn rows(records: &[CallRecord], own: Option<&[String]>) -> maud::Markup {
+    let other = |r: &CallRecord| -> Option<String> {
+        let own = own?;
+        let n = if own.contains(&r.caller) {
+            &r.called
+        } else {
+            &r.caller
+        };
+        (!n.is_empty() && !own.contains(n)).then(|| n.clone())
+    };
     html! {
         table id="history" {
             thead { tr {
                 th { "Start (UTC)" } th { "Caller" } th { "Called" } th { "Answered by" }
                 th { "Outcome" } th { "Duration" } th { "Trunk" } th { "Transferred by" }
+                @if own.is_some() { th { "Call" } }
             } }
             tbody {
                 @for r in records {
@@ -215,6 +227,11 @@ fn rows(records: &[CallRecord]) -> maud::Markup {
                         td { (format!("{}:{:02}", r.duration / 60, r.duration % 60)) }
                         td { (r.trunk) }
                         td { (r.transferred_by) }
+                        @if own.is_some() {
+                            td { @if let Some(n) = other(r) {
+                                a.call href=(format!("/phone?dial={}", form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>())) { "Call " (n) }
+                            } }
+                        }
                     }
                 }
             }
@@ -284,7 +301,7 @@ pub(crate) fn admin_page(app: &Arc<App>, req: &Req, c: &Caller, note: Note) -> R
                     a.button href=(format!("/admin/history?{export}")) download="call-history.csv" { "Export to CSV" }
                 }
                 p { (records.len()) " calls" @if records.len() >= 500 { " (the newest 500; narrow the filters)" } "." }
-                (rows(&records))
+                (rows(&records, None))
                 @if c.can_write_admin() {
                     form.card method="post" action="/admin/history/clear" {
                         (csrf_field(c))
@@ -317,7 +334,7 @@ pub(crate) fn portal_section(app: &App, c: &Caller) -> maud::Markup {
     let records = own_calls(app, c, q).unwrap_or_default();
     html! {
         h2 { "My calls" }
-        @if records.is_empty() { p { "No calls yet." } } @else { (rows(&records)) }
+        @if records.is_empty() { p { "No calls yet." } } @else { (rows(&records, Some(&c.user.extensions))) }
     }
 }
 

@@ -30,6 +30,7 @@ pub mod network;
 pub mod openapi;
 mod ops;
 mod pages;
+pub mod phone;
 mod provisioning;
 mod queues;
 mod recordings;
@@ -101,6 +102,9 @@ pub enum CoreRequest {
     LiftBan(String, String, oneshot::Sender<bool>),
     /// A recovery is staged: stop and start again, which puts it in place.
     Restart,
+    /// The secret of browser phone account `0` and the Unix second it stops working;
+    /// `None` takes it back ([`phone`]).
+    WebPhoneSecret(String, Option<(String, u64)>),
 }
 
 /// Knobs of the web server.
@@ -159,6 +163,9 @@ pub struct App {
     /// Held across a configuration change and its trial's bookkeeping, a confirmation
     /// and a rollback, so that none of them sees another half done.
     fw_lock: tokio::sync::Mutex<()>,
+    /// The secrets given to browser phones, by account user name, with the Unix second
+    /// each stops working ([`phone`]).
+    web_phones: Mutex<std::collections::HashMap<String, (String, u64)>>,
 }
 
 impl App {
@@ -187,6 +194,7 @@ impl App {
             firewall: std::sync::OnceLock::new(),
             fw_pending: Mutex::new(None),
             fw_lock: tokio::sync::Mutex::new(()),
+            web_phones: Mutex::new(Default::default()),
         })
     }
 

@@ -418,7 +418,10 @@ pub(crate) async fn update_account(
     mut m: serde_json::Map<String, Value>,
 ) -> Result<SipAccount, ApiError> {
     let snap = app.cfg.snapshot();
-    let Some(old) = snap.account(username).filter(|a| a.extension == number) else {
+    let Some(old) = snap
+        .account(username)
+        .filter(|a| a.extension == number && !a.is_web())
+    else {
         return Err(ApiError::not_found(format!(
             "extension {number} has no account {username}"
         )));

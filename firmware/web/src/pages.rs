@@ -111,6 +111,7 @@ pub(crate) fn layout(
                                 a href="/" { "MyPhone" }
                             } @else {
                                 a href="/" { "MyPhone" }
+                                a href="/phone" { "Phone" }
                                 @if c.can_read_admin() { a href="/admin" { "Administration" } }
                             }
                         }
@@ -355,6 +356,8 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
     match (&req.method, p) {
         (&Method::GET, "/static/style.css") => return asset(STYLE, "text/css; charset=utf-8"),
         (&Method::GET, "/static/app.js") => return asset(SCRIPT, "text/javascript; charset=utf-8"),
+        (&Method::GET, "/static/jssip.js") => return crate::phone::jssip(),
+        (&Method::GET, "/static/phone.js") => return crate::phone::script(),
         (&Method::GET, "/favicon.ico") => {
             return warp::reply::with_status("", StatusCode::NOT_FOUND).into_response()
         }
@@ -1133,7 +1136,7 @@ fn extensions_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -
                                 td { a href={ "/admin/extensions/" (e.number) } { (e.number) } }
                                 td { (e.display_name()) }
                                 td { (snap.owner(&e.number).map(|u| u.username.as_str()).unwrap_or("")) }
-                                td { (snap.accounts_of(&e.number).map(|a| a.username.as_str()).collect::<Vec<_>>().join(", ")) }
+                                td { (snap.configured_accounts_of(&e.number).map(|a| a.username.as_str()).collect::<Vec<_>>().join(", ")) }
                                 td { (if e.enabled { "yes" } else { "no" }) }
                             }
                         }
@@ -1233,7 +1236,7 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                 table {
                     thead { tr { th { "User name" } th { "Password" } th { "Transports" } th { "Codecs" } @if write { th {} } } }
                     tbody {
-                        @for (i, a) in snap.accounts_of(&e.number).enumerate() {
+                        @for (i, a) in snap.configured_accounts_of(&e.number).enumerate() {
                             tr {
                                 td { (a.username) }
                                 td {
@@ -1470,6 +1473,17 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
     let who = c.user.username.clone();
     let (note, status) = match (post, req.path.as_str()) {
         (false, "/") => (Note::None, StatusCode::OK),
+        (false, "/phone") => {
+            let dial = form_urlencoded::parse(req.query.as_bytes())
+                .find(|(k, _)| k == "dial")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            return crate::phone::page(app, c, &dial);
+        }
+        (true, "/phone/account") => {
+            let ext = field(form, "extension").unwrap_or("");
+            return crate::phone::account(app, req, c, ext).await;
+        }
         (true, "/ringing") => {
             let list = numbers_list(field(form, "ring_also").unwrap_or(""));
             let r = ops::update_me(app, &who, Some(list), None).await;
@@ -1533,6 +1547,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                 match ops::update_me(app, &who, None, Some(p.to_string())).await {
                     Ok(()) => {
                         app.security(req.addr, &who, "password changed");
+                        crate::phone::revoke(app, &c.user).await;
                         // Changing the password logs out every session, this one too.
                         let mut r = see_other("/");
                         r.headers_mut()
@@ -1589,7 +1604,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                             table {
                                 thead { tr { th { "SIP user name" } th { "SIP password" } } }
                                 tbody {
-                                    @for (j, a) in snap.accounts_of(&e.number).enumerate() {
+                                    @for (j, a) in snap.configured_accounts_of(&e.number).enumerate() {
                                         tr { td { (a.username) } td { (secret_field(&format!("my-secret-{i}-{j}"), "", &a.secret, true)) } }
                                     }
                                 }

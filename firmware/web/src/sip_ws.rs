@@ -32,11 +32,15 @@ pub struct SipWs {
 }
 
 /// Whether SIP over WebSocket is served at all: only while some account may use it
-/// (`wss` in its transports), so a box without browser phones offers nothing there.
+/// (`wss` in its transports, or the portal's phone of an extension a user owns), so a
+/// box without browser phones offers nothing there.
 pub(crate) fn served(c: &config::Config) -> bool {
     c.accounts
         .iter()
         .any(|a| a.enabled && a.transports.contains(&config::Transport::Wss))
+        || c.users
+            .iter()
+            .any(|u| u.enabled && !u.extensions.is_empty())
 }
 
 /// Whether a request is for [`PATH`] (it is answered here, never by the site).

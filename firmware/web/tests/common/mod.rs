@@ -59,6 +59,7 @@ pub fn rig() -> Rig {
                 web::CoreRequest::MailboxChanged(_)
                 | web::CoreRequest::MusicChanged
                 | web::CoreRequest::TrustChanged
+                | web::CoreRequest::WebPhoneSecret(..)
                 | web::CoreRequest::Restart => {}
             }
         }

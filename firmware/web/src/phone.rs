@@ -1,0 +1,200 @@
+//! The portal's phone (issue 23): a WebRTC softphone on the user portal's `/phone` page.
+//!
+//! Each extension a user owns has a browser phone account ([`config::SipAccount::web`],
+//! kind "web", user name `<number>~web`), derived by the configuration and never stored.
+//! It has no password of its own: the page asks `POST /phone/account` (the portal
+//! session and its CSRF token) for a secret, which the web gives the exchange
+//! ([`crate::CoreRequest::WebPhoneSecret`]) and the page's JsSIP uses to register over
+//! `wss://<box>/ws`. The secret is never shown; it lasts [`LIFETIME`] past the page's
+//! last renewal (the page renews it every [`RENEW`]), so it dies soon after the last
+//! portal page of its user closes, at once when the user changes the password.
+//!
+//! JsSIP (MIT, `static/jssip.js.gz`, built from its npm release by `scripts/bundle-jssip`:
+//! nothing on the box needs Node.js) does SIP over WebSocket and WebRTC;
+//! `static/phone.js` is the page's dial pad and call controls.
+
+use crate::pages::{csrf_field, layout, page_response, Note};
+use crate::{App, Caller, CoreRequest, Req};
+use maud::html;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::Reply;
+
+/// How long a browser phone's secret works after the page last renewed it.
+pub const LIFETIME: Duration = Duration::from_secs(3600);
+/// How often the page renews it (told to the page).
+pub const RENEW: Duration = Duration::from_secs(1200);
+
+/// JsSIP, minified and gzip-compressed.
+const JSSIP: &[u8] = include_bytes!("../static/jssip.js.gz");
+/// The page's phone.
+const PHONE_JS: &str = include_str!("../static/phone.js");
+
+/// `/static/jssip.js`: served compressed (every browser that runs WebRTC takes gzip).
+pub(crate) fn jssip() -> Response {
+    let mut r = warp::reply::with_header(JSSIP, "content-type", "text/javascript; charset=utf-8")
+        .into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    r
+}
+
+/// `/static/phone.js`.
+pub(crate) fn script() -> Response {
+    let mut r =
+        warp::reply::with_header(PHONE_JS, "content-type", "text/javascript; charset=utf-8")
+            .into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=3600"),
+    );
+    r
+}
+
+/// The extensions of the caller that have a browser phone (enabled, owned).
+fn lines(app: &App, c: &Caller) -> Vec<(String, String)> {
+    let snap = app.cfg.snapshot();
+    c.user
+        .extensions
+        .iter()
+        .filter_map(|n| snap.extension(n))
+        .filter(|e| e.enabled)
+        .filter(|e| {
+            snap.account(&config::SipAccount::web(&e.number).username)
+                .is_some()
+        })
+        .map(|e| (e.number.clone(), e.display_name().to_string()))
+        .collect()
+}
+
+/// `GET /phone`: the phone.
+pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
+    let lines = lines(app, c);
+    let body = html! {
+        @if lines.is_empty() {
+            p { "No extension is assigned to you yet; ask your administrator." }
+        } @else {
+            section #phone.card data-csrf=(c.session.csrf) data-renew=(RENEW.as_secs()) data-dial=(dial) {
+                (csrf_field(c))
+                @if lines.len() > 1 {
+                    label { "Line"
+                        select #phone-line {
+                            @for (n, name) in &lines { option value=(n) { (n) " " (name) } }
+                        }
+                    }
+                }
+                p #phone-state role="status" data-state="starting" { "Starting the phone..." }
+                div #phone-dial {
+                    label { "Number" input #phone-number type="tel" inputmode="tel" autocomplete="off"; }
+                    div.dialpad #phone-pad {
+                        @for k in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"] {
+                            button.key type="button" data-key=(k) { (k) }
+                        }
+                    }
+                    button #phone-call type="button" disabled { "Call" }
+                }
+                div #phone-incoming hidden {
+                    p { "Incoming call from " strong #phone-caller {} }
+                    button #phone-answer type="button" { "Answer" }
+                    button #phone-reject type="button" { "Reject" }
+                }
+                div #phone-call-panel hidden {
+                    p { span #phone-peer {} " " span #phone-call-state {} " " span #phone-timer {} }
+                    button #phone-hangup type="button" { "Hang up" }
+                    button #phone-hold type="button" aria-pressed="false" { "Hold" }
+                    button #phone-mute type="button" aria-pressed="false" { "Mute" }
+                    label { "Transfer to" input #phone-transfer-to type="tel" inputmode="tel" autocomplete="off"; }
+                    button #phone-blind type="button" { "Transfer" }
+                    button #phone-consult type="button" { "Call first" }
+                    button #phone-complete type="button" hidden { "Complete transfer" }
+                }
+                p #phone-waiting hidden { "On hold: " span #phone-held {} }
+                audio #phone-audio autoplay {}
+                p.hint {
+                    "Your browser asks once for the microphone. "
+                    a href="/" { "Forwarding, call waiting and voicemail" }
+                    " are on MyPhone."
+                }
+            }
+            script src="/static/jssip.js" defer {}
+            script src="/static/phone.js" defer {}
+        }
+    };
+    page_response(
+        StatusCode::OK,
+        layout("Phone", Some(c), false, &Note::None, body),
+    )
+}
+
+/// `POST /phone/account`: the browser phone account of `extension` (or the first line)
+/// with its secret, renewed; 404 when the caller has no such line.
+pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &str) -> Response {
+    let lines = lines(app, c);
+    let Some((number, name)) = lines
+        .iter()
+        .find(|(n, _)| extension.is_empty() || n == extension)
+        .cloned()
+    else {
+        let mut r =
+            warp::reply::json(&json!({"error": "you have no such extension"})).into_response();
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let username = config::SipAccount::web(&number).username;
+    let now = crate::unix_now();
+    let until = now + LIFETIME.as_secs();
+    let secret = {
+        let mut secrets = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
+        secrets.retain(|_, (_, t)| *t > now);
+        let e = secrets
+            .entry(username.clone())
+            .or_insert_with(|| (crate::auth::token(), until));
+        e.1 = until;
+        e.0.clone()
+    };
+    let _ = app
+        .core
+        .send(CoreRequest::WebPhoneSecret(
+            username.clone(),
+            Some((secret.clone(), until)),
+        ))
+        .await;
+    let _ = req;
+    let mut r = warp::reply::json(&json!({
+        "extension": number,
+        "name": name,
+        "username": username,
+        "password": secret,
+        "ws": crate::sip_ws::PATH,
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Takes back the secrets of `user`'s browser phones (the password changed).
+pub(crate) async fn revoke(app: &Arc<App>, user: &config::User) {
+    let names: Vec<String> = user
+        .extensions
+        .iter()
+        .map(|n| config::SipAccount::web(n).username)
+        .collect();
+    {
+        let mut secrets = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
+        for n in &names {
+            secrets.remove(n);
+        }
+    }
+    for n in names {
+        let _ = app.core.send(CoreRequest::WebPhoneSecret(n, None)).await;
+    }
+}

@@ -1,0 +1,255 @@
+// The portal's phone: JsSIP (/static/jssip.js) registers the user's browser phone
+// account over wss://<box>/ws with the secret POST /phone/account hands the logged-in
+// page, and this drives the page's dial pad and call buttons. Media is WebRTC with the
+// box (DTLS-SRTP, ICE); the box relays it to the other party.
+(function () {
+  "use strict";
+  var root = document.getElementById("phone");
+  if (!root || !window.JsSIP) return;
+  var $ = function (id) { return document.getElementById(id); };
+  var csrf = root.getAttribute("data-csrf");
+  var renew = Number(root.getAttribute("data-renew")) || 1200;
+  var host = location.hostname.indexOf(":") >= 0 && location.hostname[0] !== "[" ? "[" + location.hostname + "]" : location.hostname;
+  var ua = null;
+  var account = null;
+  var current = null; // the call being talked in (or being set up)
+  var held = null; // a call put on hold for a second one (call waiting, consultation)
+  var incoming = null; // a call ringing here
+  var started = 0;
+  var timer = null;
+  var renewing = null;
+  var options = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] }, rtcOfferConstraints: { offerToReceiveAudio: true } };
+
+  function show(id, on) { $(id).hidden = !on; }
+  function state(name, text) {
+    var el = $("phone-state");
+    el.setAttribute("data-state", name);
+    el.textContent = text;
+  }
+  function who(s) {
+    var id = s.remote_identity;
+    var n = id && id.uri ? id.uri.user : "";
+    return id && id.display_name && id.display_name !== n ? id.display_name + " (" + n + ")" : n;
+  }
+  function target(n) {
+    n = String(n || "").replace(/[\s()-]/g, "");
+    return /^[0-9A-Za-z*#+._~]+$/.test(n) ? "sip:" + encodeURIComponent(n) + "@" + host : null;
+  }
+  function callState(text) {
+    $("phone-call-state").textContent = text;
+    root.setAttribute("data-call", text);
+  }
+  function tick() {
+    if (!started) { $("phone-timer").textContent = ""; return; }
+    var s = Math.floor((Date.now() - started) / 1000);
+    $("phone-timer").textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+  function listen(s) {
+    var pc = s.connection;
+    if (!pc) return;
+    var tracks = pc.getReceivers().map(function (r) { return r.track; }).filter(Boolean);
+    var audio = $("phone-audio");
+    audio.srcObject = new MediaStream(tracks);
+    audio.play().catch(function () {});
+  }
+  function panels() {
+    show("phone-incoming", !!incoming);
+    show("phone-call-panel", !!current);
+    show("phone-waiting", !!held);
+    $("phone-call").disabled = !ua || !ua.isRegistered() || !!current;
+    $("phone-held").textContent = held ? who(held) : "";
+    $("phone-complete").hidden = !(held && current && current.isEstablished());
+    $("phone-consult").hidden = !!held;
+    if (current) $("phone-peer").textContent = who(current);
+    if (!current) { started = 0; clearInterval(timer); timer = null; callState(""); }
+    $("phone-hold").setAttribute("aria-pressed", current && current.isOnHold().local ? "true" : "false");
+    $("phone-hold").textContent = current && current.isOnHold().local ? "Resume" : "Hold";
+    $("phone-mute").setAttribute("aria-pressed", current && current.isMuted().audio ? "true" : "false");
+    $("phone-mute").textContent = current && current.isMuted().audio ? "Unmute" : "Mute";
+  }
+  // What a call does as it goes, wherever it came from.
+  function follow(s) {
+    s.on("progress", function () { if (s === current) { callState("ringing"); } });
+    s.on("accepted", function () { if (s === current) { callState("connected"); } });
+    s.on("confirmed", function () {
+      if (s === current) {
+        callState("connected");
+        listen(s);
+        started = Date.now();
+        timer = timer || setInterval(tick, 1000);
+      }
+      panels();
+    });
+    s.on("hold", panels);
+    s.on("unhold", function () { if (s === current) listen(s); panels(); });
+    s.on("muted", panels);
+    s.on("unmuted", panels);
+    var gone = function (e) {
+      if (s === incoming) incoming = null;
+      if (s === held) held = null;
+      if (s === current) {
+        current = null;
+        // The call on hold comes back when the one talked in ends.
+        if (held) { current = held; held = null; current.unhold(); listen(current); started = Date.now(); callState("connected"); }
+      }
+      if (e && e.cause && e.originator !== "local" && !current && !incoming) {
+        $("phone-peer").textContent = "";
+        state(ua.isRegistered() ? "registered" : "unregistered", "Call ended: " + e.cause + ". " + ready());
+      }
+      panels();
+    };
+    s.on("ended", gone);
+    s.on("failed", gone);
+  }
+  function ready() { return "Ready: extension " + account.extension + (account.name ? " " + account.name : ""); }
+
+  function fetchAccount(ext) {
+    return fetch("/phone/account", {
+      method: "POST",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+      body: "extension=" + encodeURIComponent(ext || ""),
+      credentials: "same-origin",
+    }).then(function (r) {
+      if (!r.ok) throw new Error(r.status === 403 || r.status === 401 ? "you are logged out" : "the box refused (" + r.status + ")");
+      return r.json();
+    });
+  }
+
+  function start() {
+    var line = $("phone-line");
+    fetchAccount(line ? line.value : "").then(function (a) {
+      account = a;
+      var ws = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + a.ws;
+      JsSIP.debug.disable("JsSIP:*");
+      ua = new JsSIP.UA({
+        sockets: [new JsSIP.WebSocketInterface(ws)],
+        uri: "sip:" + a.username + "@" + host,
+        password: a.password,
+        display_name: a.name || undefined,
+        register: true,
+        register_expires: 300,
+        session_timers: false,
+        user_agent: "PBX portal phone",
+      });
+      ua.on("connecting", function () { state("connecting", "Connecting..."); });
+      ua.on("disconnected", function () { state("disconnected", "No connection to the box; trying again..."); panels(); });
+      ua.on("registered", function () { state("registered", ready()); panels(); });
+      ua.on("unregistered", function () { state("unregistered", "Not registered."); panels(); });
+      ua.on("registrationFailed", function (e) {
+        state("failed", "Not registered: " + e.cause + ".");
+        panels();
+        // The secret may have lapsed (the page slept): ask for it again, once.
+        fetchAccount(account.extension).then(function (b) { ua.set("password", b.password); ua.register(); }).catch(function (err) {
+          state("failed", "Not registered: " + err.message + ".");
+        });
+      });
+      ua.on("newRTCSession", function (e) {
+        var s = e.session;
+        if (e.originator !== "remote") return;
+        if (incoming) { s.terminate({ status_code: 486, reason_phrase: "Busy Here" }); return; }
+        incoming = s;
+        $("phone-caller").textContent = who(s);
+        follow(s);
+        panels();
+      });
+      ua.start();
+      clearInterval(renewing);
+      renewing = setInterval(function () { fetchAccount(account.extension).catch(function () {}); }, renew * 1000);
+    }).catch(function (err) {
+      state("failed", "The phone cannot start: " + err.message + ".");
+    });
+  }
+
+  function dial(number) {
+    var t = target(number);
+    if (!t || !ua) { state("failed", "That is not a number to call."); return null; }
+    var s = ua.call(t, options);
+    follow(s);
+    callState("calling");
+    return s;
+  }
+
+  $("phone-call").addEventListener("click", function () {
+    if (current) return;
+    var s = dial($("phone-number").value);
+    if (s) { current = s; panels(); }
+  });
+  $("phone-number").addEventListener("keydown", function (ev) { if (ev.key === "Enter") $("phone-call").click(); });
+  $("phone-pad").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button.key");
+    if (!b) return;
+    var k = b.getAttribute("data-key");
+    // In a call the keys are tones for the other side (SIP INFO); else they dial.
+    if (current && current.isEstablished()) { current.sendDTMF(k); return; }
+    $("phone-number").value += k;
+  });
+  $("phone-answer").addEventListener("click", function () {
+    var s = incoming;
+    if (!s) return;
+    incoming = null;
+    // Call waiting: the call talked in waits on hold.
+    if (current) { held = current; held.hold(); }
+    current = s;
+    s.answer(options);
+    panels();
+  });
+  $("phone-reject").addEventListener("click", function () {
+    if (incoming) incoming.terminate({ status_code: 486, reason_phrase: "Busy Here" });
+  });
+  $("phone-hangup").addEventListener("click", function () { if (current) current.terminate(); });
+  $("phone-hold").addEventListener("click", function () {
+    if (!current || !current.isEstablished()) return;
+    if (current.isOnHold().local) current.unhold(); else current.hold();
+  });
+  $("phone-mute").addEventListener("click", function () {
+    if (!current) return;
+    if (current.isMuted().audio) current.unmute({ audio: true }); else current.mute({ audio: true });
+  });
+  $("phone-held").addEventListener("click", function () {
+    // Swap: the call on hold comes back, the one talked in waits.
+    if (!held || !current || !current.isEstablished()) return;
+    var back = held;
+    held = current;
+    held.hold();
+    current = back;
+    current.unhold();
+    panels();
+  });
+  // Blind transfer: REFER the other party to the number; the box connects them and the
+  // call here ends.
+  $("phone-blind").addEventListener("click", function () {
+    var t = target($("phone-transfer-to").value);
+    if (!current || !t) return;
+    var s = current;
+    s.refer(t, { eventHandlers: { accepted: function () { if (s.isEstablished()) s.terminate(); } } });
+    callState("transferring");
+  });
+  // Attended transfer: the other party waits on hold while the number is called, then
+  // the two are connected (REFER with Replaces).
+  $("phone-consult").addEventListener("click", function () {
+    var n = $("phone-transfer-to").value;
+    if (!current || !current.isEstablished() || held || !target(n)) return;
+    held = current;
+    held.hold();
+    current = dial(n);
+    panels();
+  });
+  $("phone-complete").addEventListener("click", function () {
+    if (!held || !current || !current.isEstablished()) return;
+    var a = held;
+    var b = current;
+    a.refer(b.remote_identity.uri, {
+      replaces: b,
+      eventHandlers: { accepted: function () { if (a.isEstablished()) a.terminate(); if (b.isEstablished()) b.terminate(); } },
+    });
+    callState("transferring");
+  });
+  var line = $("phone-line");
+  // Another line: the phone starts again on it (not in a call).
+  if (line) line.addEventListener("change", function () { if (current || incoming) return; if (ua) ua.stop(); start(); });
+  var pre = root.getAttribute("data-dial");
+  if (pre) $("phone-number").value = pre;
+  // For tests and the curious: the running phone.
+  window.pbxPhone = { get ua() { return ua; }, get current() { return current; }, get held() { return held; } };
+  start();
+})();

@@ -1,0 +1,144 @@
+//! The portal's phone (issue 23) with a real browser (tests/web/portal_phone.mjs): a
+//! user logs in to the portal in Chromium (fake microphone, 1000 Hz), opens Phone, and
+//! the page registers the extension's browser phone account (`101~web`, whose secret
+//! the box hands the logged-in page only). The page calls a pjsua2 phone (440 Hz),
+//! sends a keypad digit it must receive, hangs up; a baresip phone (1400 Hz) calls the
+//! page, which answers, holds and resumes, then transfers the call blind to a second
+//! pjsua2 phone (440 Hz). Each side hears the other's tone: the browser through Web
+//! Audio, the phones on their recordings; after the transfer baresip and 104 hear each
+//! other. The account's secret: refused without the CSRF token, to a user without the
+//! extension, and to a REGISTER that guesses it.
+
+use e2e::*;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
+    let pbx = Pbxd::start();
+    let pw = [
+        add_ext(&pbx, "101"),
+        add_ext(&pbx, "102"),
+        add_ext(&pbx, "103"),
+        add_ext(&pbx, "104"),
+    ];
+    let h = pbx.admin_session("Adm1n-Portal-Phone!");
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    for (user, exts) in [("alice", json!(["101"])), ("bob", json!([]))] {
+        let body = json!({"username": user, "password": "Us3r-Phone-Pass!", "role": "user", "extensions": exts});
+        let r = pbx.https("POST", "/api/v1/users", Some(&body.to_string()), &h);
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    // The account's secret goes to its owner's page only, with the CSRF token.
+    let alice = pbx.login("alice", "Us3r-Phone-Pass!");
+    let alice: Vec<&str> = alice.iter().map(String::as_str).collect();
+    let r = pbx.https("POST", "/phone/account", Some(""), &alice[..1]);
+    assert_eq!(r.status, 403, "no CSRF token: {r:?}");
+    let r = pbx.https("POST", "/phone/account", Some("extension=101"), &alice);
+    assert_eq!(r.status, 200, "{r:?}");
+    let a = r.json();
+    assert_eq!(a["username"], "101~web", "{a}");
+    assert_eq!(a["extension"], "101", "{a}");
+    assert_eq!(a["ws"], "/ws", "{a}");
+    assert_eq!(a["password"].as_str().map(str::len), Some(64), "{a}");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    let r = pbx.https("POST", "/phone/account", Some("extension=102"), &alice);
+    assert_eq!(r.status, 404, "not alice's extension: {r:?}");
+    let bob = pbx.login("bob", "Us3r-Phone-Pass!");
+    let bob: Vec<&str> = bob.iter().map(String::as_str).collect();
+    let r = pbx.https("POST", "/phone/account", Some(""), &bob);
+    assert_eq!(r.status, 404, "bob owns no extension: {r:?}");
+    // The account is not among the administrator's accounts of 101, and cannot be
+    // edited there.
+    let list = pbx
+        .https("GET", "/api/v1/extensions/101/accounts", None, &h)
+        .json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let r = pbx.https("GET", "/api/v1/extensions/101/accounts/101~web", None, &h);
+    assert_eq!(r.status, 404, "{r:?}");
+
+    let pjsua = phone_of(Kind::Pjsua2, &pbx, "102", &pw[1], 440, true, "PCMU,PCMA");
+    let mut baresip = phone(&pbx, "103", &pw[2], 1400, false, "PCMU,PCMA");
+    let target = phone_of(Kind::Pjsua2, &pbx, "104", &pw[3], 440, true, "PCMU,PCMA");
+    let dir = tempfile::tempdir().unwrap();
+    let tone = dir.path().join("browser-1000.wav");
+    write_tone_wav(&tone, 1000, 30);
+    let tones: Vec<String> = TONES.iter().map(|t| format!("{t}")).collect();
+
+    std::thread::scope(|s| {
+        let phones = s.spawn(|| {
+            // The page's call: pjsua2 answers by itself; the page sends 5, hangs up.
+            assert!(
+                pjsua.wait_event("CALL_ESTABLISHED", T).is_some(),
+                "the page's call never reached pjsua2: {:?}\n{}",
+                pjsua.events(),
+                pbx.log_text()
+            );
+            assert!(
+                pjsua.wait_event_with("CALL_DTMF_START", "5", T).is_some(),
+                "the page's keypad digit never reached pjsua2: {:?}",
+                pjsua.events()
+            );
+            closed_reason(&pjsua);
+            // Then baresip calls the page, which answers, holds, resumes and
+            // transfers it to 104.
+            dial(&mut baresip, &pbx, "101");
+            assert!(
+                baresip.wait_event("CALL_ESTABLISHED", T).is_some(),
+                "the page never answered baresip: {:?}",
+                baresip.events()
+            );
+            assert!(
+                target
+                    .wait_event("CALL_ESTABLISHED", Duration::from_secs(60))
+                    .is_some(),
+                "the transfer never reached 104: {:?}\n{}",
+                target.events(),
+                pbx.log_text()
+            );
+            std::thread::sleep(Duration::from_secs(3));
+            assert!(
+                baresip
+                    .wait_event("CALL_CLOSED", Duration::from_millis(10))
+                    .is_none(),
+                "the transferred caller was dropped: {:?}",
+                baresip.events()
+            );
+            baresip.command("hangup", "");
+            closed_reason(&baresip);
+        });
+        browser_via(
+            &pbx,
+            &[],
+            "portal_phone.mjs",
+            &[
+                ("PORTAL_USER", "alice"),
+                ("PORTAL_PW", "Us3r-Phone-Pass!"),
+                ("CALLEE", "102"),
+                ("CALLEE_TONE", "440"),
+                ("CALLER", "103"),
+                ("CALLER_TONE", "1400"),
+                ("TRANSFER_TO", "104"),
+                ("TONES", &tones.join(",")),
+                ("TONE_FILE", tone.to_str().unwrap()),
+            ],
+        );
+        phones.join().unwrap();
+    });
+    // 102 heard the page; 104 heard baresip, and baresip last heard 104.
+    assert_heard(&pjsua, 1000.0);
+    assert_heard_at(&target, 1400.0, 0.5);
+    assert_heard_at(&baresip, 440.0, 0.9);
+    assert_heard_at(&baresip, 1000.0, 0.1);
+    // A REGISTER guessing the browser phone's secret is refused.
+    let regs = pbx.ctl_ok(&["registrations"]);
+    assert!(!regs.contains("101~web"), "the page unregistered: {regs}");
+    let log = pbx.log_text();
+    assert!(
+        log.contains("WebRTC leg") && log.contains("connected"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}

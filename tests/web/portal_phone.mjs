@@ -1,0 +1,104 @@
+// The portal's phone in Debian's Chromium (fake microphone: TONE_FILE): the user logs
+// in to the portal, opens Phone and waits until it is registered; calls CALLEE (a
+// pjsua2 phone that answers by itself), hears its tone, presses 5 on the keypad, hangs
+// up; answers CALLER (baresip, dialled by the Rust side, tests/e2e/tests/portal_phone.rs),
+// hears its tone, holds and resumes it, and transfers it blind to TRANSFER_TO. The page
+// has no build step: the box serves JsSIP and the phone's script.
+import { run, base, goto, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+
+const env = (k) => {
+  const v = process.env[k];
+  assert.ok(v, `${k} is not set`);
+  return v;
+};
+const tones = env("TONES").split(",").map(Number);
+const probe = readFileSync(new URL("./webrtc_probe.js", import.meta.url), "utf8");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// What the call being talked in carries, as webrtc_probe.js sees it.
+async function hear(page) {
+  return page.evaluate(async (tones) => {
+    const pc = window.pbxPhone.current.connection;
+    return {
+      power: await window.webrtcProbe.listen(pc, tones, 3000),
+      media: await window.webrtcProbe.transport(pc),
+    };
+  }, tones);
+}
+
+await run(async (page) => {
+  page.on("console", (m) => console.log(`page: ${m.text()}`));
+  await goto(page, `${base}/`);
+  await page.fill("input[name=username]", env("PORTAL_USER"));
+  await page.fill("input[name=password]", env("PORTAL_PW"));
+  await page.click("button[type=submit]");
+  await page.getByRole("heading", { name: "My extensions" }).waitFor();
+  // The browser phone's account is not among the user's SIP credentials.
+  assert.ok(!(await page.content()).includes("~web"), "MyPhone shows the browser account");
+  await page.click('nav a[href="/phone"]');
+  await page.getByRole("heading", { name: "Phone", exact: true }).waitFor();
+  await page.locator("#phone-state[data-state=registered]").waitFor({ timeout: 20000 }).catch(async (e) => {
+    throw new Error(`the phone did not register: "${await page.textContent("#phone-state")}": ${e}`);
+  });
+  assert.match(await page.textContent("#phone-state"), /Ready: extension 101/);
+  // The secret (what the page's script was given) is nowhere in the page.
+  const secret = await page.evaluate(async () => {
+    const csrf = document.getElementById("phone").getAttribute("data-csrf");
+    const r = await fetch("/phone/account", { method: "POST", headers: { "X-CSRF-Token": csrf }, body: "" });
+    return (await r.json()).password;
+  });
+  assert.match(secret, /^[0-9a-f]{64}$/);
+  assert.ok(!(await page.content()).includes(secret), "the secret is on the page");
+  // On a phone screen the dial pad fits.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the phone page is ${overflow}px wider than a phone screen`);
+  await page.screenshot({ path: `${process.env.ARTIFACTS}/portal-phone.png`, fullPage: true });
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.evaluate(probe);
+
+  // The page calls CALLEE from the dial pad.
+  for (const k of env("CALLEE")) await page.click(`#phone-pad button[data-key="${k}"]`);
+  assert.equal(await page.inputValue("#phone-number"), env("CALLEE"));
+  await page.click("#phone-call");
+  await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
+  assert.match(await page.textContent("#phone-peer"), new RegExp(env("CALLEE")));
+  await sleep(1000);
+  const out = await hear(page);
+  console.log("outgoing", JSON.stringify(out));
+  assertWebRtcAudio("portal phone to CALLEE", out.power, out.media, Number(env("CALLEE_TONE")), tones);
+  // In a call the keypad sends tones (SIP INFO): the Rust side waits for pjsua2's 5.
+  await page.click('#phone-pad button[data-key="5"]');
+  assert.equal(await page.inputValue("#phone-number"), env("CALLEE"), "a key in a call dialled");
+  await sleep(1500);
+  await page.click("#phone-hangup");
+  await page.locator("#phone-call-panel").waitFor({ state: "hidden" });
+
+  // CALLER rings the page, which answers.
+  await page.locator("#phone-incoming").waitFor({ timeout: 60000 });
+  assert.match(await page.textContent("#phone-caller"), new RegExp(env("CALLER")));
+  await page.click("#phone-answer");
+  await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
+  await sleep(1000);
+  const inc = await hear(page);
+  console.log("incoming", JSON.stringify(inc));
+  assertWebRtcAudio("CALLER to portal phone", inc.power, inc.media, Number(env("CALLER_TONE")), tones);
+  // Hold and resume: re-INVITEs the box answers; the tone comes back.
+  await page.click("#phone-hold");
+  await page.locator("#phone-hold[aria-pressed=true]").waitFor();
+  await page.click("#phone-hold");
+  await page.locator("#phone-hold[aria-pressed=false]").waitFor();
+  await sleep(1000);
+  const back = await hear(page);
+  console.log("resumed", JSON.stringify(back));
+  assertWebRtcAudio("CALLER after resume", back.power, back.media, Number(env("CALLER_TONE")), tones);
+  // Blind transfer: the call leaves the page for TRANSFER_TO.
+  await page.fill("#phone-transfer-to", env("TRANSFER_TO"));
+  await page.click("#phone-blind");
+  await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
+  assert.match(await page.textContent("#phone-state"), /Ready|Call ended/);
+  // Logging out ends the phone: the page unregisters as it goes.
+  await page.evaluate(() => new Promise((yes) => { window.pbxPhone.ua.on("unregistered", yes); window.pbxPhone.ua.unregister(); }));
+}, fakeMicrophone(env("TONE_FILE")));
