@@ -2,7 +2,8 @@
 // in to the portal, opens Phone and waits until it is registered; calls CALLEE (a
 // pjsua2 phone that answers by itself), hears its tone, presses 5 on the keypad, hangs
 // up; answers CALLER (baresip, dialled by the Rust side, tests/e2e/tests/portal_phone.rs),
-// hears its tone, holds and resumes it, and transfers it blind to TRANSFER_TO. The page
+// hears its tone, holds and resumes it, and transfers it blind to TRANSFER_TO; answers
+// CALLER again, calls CONSULT first and connects the two (attended transfer). The page
 // has no build step: the box serves JsSIP and the phone's script.
 import { run, base, goto, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
@@ -99,6 +100,24 @@ await run(async (page) => {
   await page.click("#phone-blind");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
   assert.match(await page.textContent("#phone-state"), /Ready|Call ended/);
+  // CALLER rings again; the page answers, calls CONSULT first (CALLER waits on hold),
+  // hears it, and connects the two (attended transfer: REFER with Replaces).
+  await page.locator("#phone-incoming").waitFor({ timeout: 60000 });
+  await page.click("#phone-answer");
+  await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
+  await page.fill("#phone-transfer-to", env("CONSULT"));
+  await page.click("#phone-consult");
+  await page.locator("#phone-waiting").waitFor();
+  assert.match(await page.textContent("#phone-held"), new RegExp(env("CALLER")));
+  await page.locator("#phone-complete").waitFor({ timeout: 20000 });
+  assert.match(await page.textContent("#phone-peer"), new RegExp(env("CONSULT")));
+  await sleep(1000);
+  const consult = await hear(page);
+  console.log("consulted", JSON.stringify(consult));
+  assertWebRtcAudio("portal phone to CONSULT", consult.power, consult.media, Number(env("CALLEE_TONE")), tones);
+  await page.click("#phone-complete");
+  await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
+  await page.locator("#phone-waiting").waitFor({ state: "hidden", timeout: 20000 });
   // Logging out ends the phone: the page unregisters as it goes.
   await page.evaluate(() => new Promise((yes) => { window.pbxPhone.ua.on("unregistered", yes); window.pbxPhone.ua.unregister(); }));
 }, fakeMicrophone(env("TONE_FILE")));

@@ -4,10 +4,11 @@
 //! the box hands the logged-in page only). The page calls a pjsua2 phone (440 Hz),
 //! sends a keypad digit it must receive, hangs up; a baresip phone (1400 Hz) calls the
 //! page, which answers, holds and resumes, then transfers the call blind to a second
-//! pjsua2 phone (440 Hz). Each side hears the other's tone: the browser through Web
-//! Audio, the phones on their recordings; after the transfer baresip and 104 hear each
-//! other. The account's secret: refused without the CSRF token, to a user without the
-//! extension, and to a REGISTER that guesses it.
+//! pjsua2 phone (440 Hz); it answers baresip again, calls 102 first and connects the
+//! two (attended transfer). Each side hears the other's tone: the browser through Web
+//! Audio, the phones on their recordings; after each transfer baresip and the phone it
+//! went to hear each other. The account's secret goes to its owner's page only (the
+//! core's tests refuse a REGISTER that guesses it).
 
 use e2e::*;
 use serde_json::json;
@@ -108,6 +109,33 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
             );
             baresip.command("hangup", "");
             closed_reason(&baresip);
+            // baresip calls the page again; the page calls 102 first, then connects
+            // the two (attended transfer).
+            baresip.clear_events();
+            pjsua.clear_events();
+            dial(&mut baresip, &pbx, "101");
+            assert!(
+                pjsua
+                    .wait_event("CALL_ESTABLISHED", Duration::from_secs(60))
+                    .is_some(),
+                "the page's consultation never reached 102: {:?}\n{}",
+                pjsua.events(),
+                pbx.log_text()
+            );
+            std::thread::sleep(Duration::from_secs(6));
+            for p in [&baresip, &pjsua] {
+                assert!(
+                    p.wait_event("CALL_CLOSED", Duration::from_millis(10))
+                        .is_none(),
+                    "{} was dropped by the attended transfer: {:?}\n{}",
+                    p.name,
+                    p.events(),
+                    pbx.log_text()
+                );
+            }
+            baresip.command("hangup", "");
+            closed_reason(&baresip);
+            closed_reason(&pjsua);
         });
         browser_via(
             &pbx,
@@ -121,18 +149,23 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
                 ("CALLER", "103"),
                 ("CALLER_TONE", "1400"),
                 ("TRANSFER_TO", "104"),
+                ("CONSULT", "102"),
                 ("TONES", &tones.join(",")),
                 ("TONE_FILE", tone.to_str().unwrap()),
             ],
         );
         phones.join().unwrap();
     });
-    // 102 heard the page; 104 heard baresip, and baresip last heard 104.
-    assert_heard(&pjsua, 1000.0);
+    // 104 heard baresip after the blind transfer. After the attended one, baresip
+    // heard the page, music while the page consulted, then 102; 102 heard the page,
+    // then baresip.
     assert_heard_at(&target, 1400.0, 0.5);
+    assert_heard_in_a_recording(&baresip, 1000.0);
+    assert_heard_somewhere(&baresip, MUSIC_TONE);
     assert_heard_at(&baresip, 440.0, 0.9);
-    assert_heard_at(&baresip, 1000.0, 0.1);
-    // A REGISTER guessing the browser phone's secret is refused.
+    assert_heard_in_a_recording(&pjsua, 1000.0);
+    assert_heard_at(&pjsua, 1400.0, 0.9);
+    // The page unregistered before it closed.
     let regs = pbx.ctl_ok(&["registrations"]);
     assert!(!regs.contains("101~web"), "the page unregistered: {regs}");
     let log = pbx.log_text();
@@ -141,4 +174,14 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
         "{log}"
     );
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Some recording of `p` (a phone may start a new one when the audio changes under a
+/// re-INVITE) is mostly `tone`, at its middle.
+fn assert_heard_in_a_recording(p: &Phone, tone: f64) {
+    let files = p.heard();
+    let found = files
+        .iter()
+        .any(|f| dominant_tone_at(f, &TONES, 0.5).0 == tone);
+    assert!(found, "{} never heard {tone} Hz: {files:?}", p.name);
 }
