@@ -3,7 +3,9 @@
 // pjsua2 phone that answers by itself), hears its tone, presses 5 on the keypad, hangs
 // up; answers CALLER (baresip, dialled by the Rust side, tests/e2e/tests/portal_phone.rs),
 // hears its tone, holds and resumes it, and transfers it blind to TRANSFER_TO; answers
-// CALLER again, calls CONSULT first and connects the two (attended transfer). The page
+// CALLER again, calls CONSULT first and connects the two (attended transfer); picks up
+// a call ringing at CALLER from the switchboard. The switchboard's lamps follow each
+// step, and a click on one transfers the call talked in (the blind transfer). The page
 // has no build step: the box serves JsSIP and the phone's script.
 import { run, base, goto, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
@@ -59,6 +61,12 @@ await run(async (page) => {
   await page.screenshot({ path: `${process.env.ARTIFACTS}/portal-phone.png`, fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.evaluate(probe);
+  // The switchboard: every extension's lamp; the user's own cannot be clicked.
+  const lamp = (n, state) => page.locator(`#panel-extensions button[data-number="${n}"]` + (state ? `[data-state=${state}]` : ""));
+  for (const n of [env("CALLEE"), env("CALLER"), env("TRANSFER_TO")]) await lamp(n, "idle").waitFor();
+  await lamp("101", "idle").waitFor();
+  assert.ok(await lamp("101").isDisabled(), "the user's own lamp is a button");
+  assert.match(await page.textContent("#panel-parked"), /None/);
 
   // The page calls CALLEE from the dial pad.
   for (const k of env("CALLEE")) await page.click(`#phone-pad button[data-key="${k}"]`);
@@ -66,6 +74,9 @@ await run(async (page) => {
   await page.click("#phone-call");
   await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
   assert.match(await page.textContent("#phone-peer"), new RegExp(env("CALLEE")));
+  // The lamps follow: both ends of the call are busy.
+  await lamp(env("CALLEE"), "busy").waitFor();
+  await lamp("101", "busy").waitFor();
   await sleep(1000);
   const out = await hear(page);
   console.log("outgoing", JSON.stringify(out));
@@ -76,10 +87,13 @@ await run(async (page) => {
   await sleep(1500);
   await page.click("#phone-hangup");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden" });
+  await lamp(env("CALLEE"), "idle").waitFor();
 
   // CALLER rings the page, which answers.
   await page.locator("#phone-incoming").waitFor({ timeout: 60000 });
   assert.match(await page.textContent("#phone-caller"), new RegExp(env("CALLER")));
+  await lamp("101", "ringing").waitFor();
+  assert.match(await lamp("101").textContent(), new RegExp(`ringing \\(${env("CALLER")}\\)`));
   await page.click("#phone-answer");
   await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
   await sleep(1000);
@@ -95,10 +109,12 @@ await run(async (page) => {
   const back = await hear(page);
   console.log("resumed", JSON.stringify(back));
   assertWebRtcAudio("CALLER after resume", back.power, back.media, Number(env("CALLER_TONE")), tones);
-  // Blind transfer: the call leaves the page for TRANSFER_TO.
-  await page.fill("#phone-transfer-to", env("TRANSFER_TO"));
-  await page.click("#phone-blind");
+  // Blind transfer by a click on TRANSFER_TO's lamp: the call leaves the page.
+  await page.click(`#panel-extensions button[data-number="${env("TRANSFER_TO")}"]`);
   await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
+  await lamp(env("TRANSFER_TO"), "busy").waitFor({ timeout: 20000 });
+  await lamp(env("CALLER"), "busy").waitFor();
+  await lamp("101", "idle").waitFor();
   assert.match(await page.textContent("#phone-state"), /Ready|Call ended/);
   // CALLER rings again; the page answers, calls CONSULT first (CALLER waits on hold),
   // hears it, and connects the two (attended transfer: REFER with Replaces).
@@ -118,6 +134,20 @@ await run(async (page) => {
   await page.click("#phone-complete");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
   await page.locator("#phone-waiting").waitFor({ state: "hidden", timeout: 20000 });
+  // CALLEE calls CALLER, which rings unanswered; a click on its lamp picks the call up
+  // here (directed pickup).
+  await lamp(env("CALLER"), "ringing").waitFor({ timeout: 60000 });
+  assert.match(await lamp(env("CALLER")).textContent(), new RegExp(env("CALLEE")));
+  await page.click(`#panel-extensions button[data-number="${env("CALLER")}"]`);
+  await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
+  await sleep(1000);
+  const picked = await hear(page);
+  console.log("picked up", JSON.stringify(picked));
+  assertWebRtcAudio("CALLEE's call picked up", picked.power, picked.media, Number(env("CALLEE_TONE")), tones);
+  await lamp(env("CALLER"), "idle").waitFor();
+  await page.click("#phone-hangup");
+  await page.locator("#phone-call-panel").waitFor({ state: "hidden" });
+  await page.screenshot({ path: `${process.env.ARTIFACTS}/portal-phone-panel.png`, fullPage: true });
   // Logging out ends the phone: the page unregisters as it goes.
   await page.evaluate(() => new Promise((yes) => { window.pbxPhone.ua.on("unregistered", yes); window.pbxPhone.ua.unregister(); }));
 }, fakeMicrophone(env("TONE_FILE")));

@@ -46,6 +46,18 @@ impl LineState {
     }
 }
 
+/// An extension's lamp on the operator panel ([`Pbx::lamps`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lamp {
+    pub number: String,
+    pub name: String,
+    /// `idle`, `ringing`, `busy` or `offline`.
+    pub state: &'static str,
+    /// Who calls a ringing extension.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub caller: String,
+}
+
 /// Whether a lamp of `package` would say the same of `a` and `b`: presence has no
 /// dialog identifiers, so a ringing dialog getting its tag changes nothing there.
 fn same(package: Package, a: &LineState, b: &LineState) -> bool {
@@ -226,6 +238,44 @@ impl Pbx {
             set(slot.clone(), LineState::Parked { caller });
         }
         out
+    }
+
+    /// Every extension's lamp for the operator panel, in configuration order: `idle`,
+    /// `ringing` (with who calls), `busy` (in a call or calling), or `offline` (idle
+    /// with no phone registered). One pass over the calls.
+    pub fn lamps(&self) -> Vec<Lamp> {
+        let snap = self.snapshot.clone();
+        let watched: HashSet<&str> = snap
+            .config
+            .extensions
+            .iter()
+            .map(|e| e.number.as_str())
+            .collect();
+        let mut states = self.line_states(&watched);
+        snap.config
+            .extensions
+            .iter()
+            .map(|e| {
+                let (state, caller) = match states.remove(&e.number) {
+                    Some(LineState::Ringing { caller, .. }) => ("ringing", caller),
+                    Some(LineState::Busy) | Some(LineState::Parked { .. }) => {
+                        ("busy", String::new())
+                    }
+                    Some(LineState::Idle) | None => {
+                        let registered = snap
+                            .accounts_of(&e.number)
+                            .any(|a| self.registrations.contains_key(&a.username));
+                        (if registered { "idle" } else { "offline" }, String::new())
+                    }
+                };
+                Lamp {
+                    number: e.number.clone(),
+                    name: e.display_name().to_string(),
+                    state,
+                    caller,
+                }
+            })
+            .collect()
     }
 
     /// Sends the lamps whose state changed since their last NOTIFY.

@@ -15,6 +15,7 @@ pub use queues::{QueueAgentInfo, QueueCallerInfo, QueueInfo};
 pub use rooms::{Participant, RoomInfo};
 mod app_leg;
 mod blf;
+pub use blf::Lamp;
 mod build;
 mod calls;
 mod dtmf;

@@ -1001,3 +1001,42 @@ async fn a_provider_that_encrypts_audio_is_offered_srtp_and_must_offer_it() {
     assert!(got.iter().any(|m| m.starts_with("SIP/2.0 407 ")), "{got:?}");
     assert!(rig.take(A).iter().all(|m| !m.starts_with("INVITE ")));
 }
+
+#[tokio::test]
+async fn the_operator_panel_lamps_say_offline_idle_ringing_and_busy() {
+    let mut rig = Rig::new(Settings::default());
+    let lamps = |rig: &Rig| -> Vec<(String, &'static str, String)> {
+        rig.pbx
+            .lamps()
+            .into_iter()
+            .map(|l| (l.number, l.state, l.caller))
+            .collect()
+    };
+    let s = |n: &str, st: &'static str, c: &str| (n.to_string(), st, c.to_string());
+    assert_eq!(
+        lamps(&rig),
+        [
+            s("101", "offline", ""),
+            s("102", "offline", ""),
+            s("103", "offline", "")
+        ]
+    );
+    do_register(&mut rig, "101", A, 300, Algorithm::Md5);
+    do_register(&mut rig, "102", B, 300, Algorithm::Md5);
+    assert_eq!(
+        lamps(&rig)[..2],
+        [s("101", "idle", ""), s("102", "idle", "")]
+    );
+    // 101 calls 102, which rings, then answers.
+    let inv = start_call(&mut rig);
+    assert!(inv.starts_with("INVITE "), "{inv}");
+    assert_eq!(
+        lamps(&rig)[..2],
+        [s("101", "busy", ""), s("102", "ringing", "101")]
+    );
+    rig.send(B, &answer(&inv, "200 OK", "b1", SDP));
+    assert_eq!(
+        lamps(&rig)[..2],
+        [s("101", "busy", ""), s("102", "busy", "")]
+    );
+}

@@ -1185,6 +1185,9 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
                     web::CoreRequest::ConferenceKick(room, call, tx) => {
                         let _ = tx.send(core.kick_participant(Instant::now(), &room, call));
                     }
+                    web::CoreRequest::Lamps(tx) => {
+                        let _ = tx.send(serde_json::to_value(core.lamps()).expect("serialises"));
+                    }
                     web::CoreRequest::WebPhoneSecret(account, secret) => {
                         core.set_web_secret(&account, secret);
                     }

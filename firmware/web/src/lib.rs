@@ -105,6 +105,8 @@ pub enum CoreRequest {
     /// The secret of browser phone account `0` and the Unix second it stops working;
     /// `None` takes it back ([`phone`]).
     WebPhoneSecret(String, Option<(String, u64)>),
+    /// Every extension's lamp for the operator panel, as JSON.
+    Lamps(oneshot::Sender<Value>),
 }
 
 /// Knobs of the web server.

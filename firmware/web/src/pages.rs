@@ -1480,6 +1480,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                 .unwrap_or_default();
             return crate::phone::page(app, c, &dial);
         }
+        (false, "/phone/panel") => return crate::phone::panel(app).await,
         (true, "/phone/account") => {
             let ext = field(form, "extension").unwrap_or("");
             return crate::phone::account(app, req, c, ext).await;

@@ -11,7 +11,9 @@
 //!
 //! JsSIP (MIT, `static/jssip.js.gz`, built from its npm release by `scripts/bundle-jssip`:
 //! nothing on the box needs Node.js) does SIP over WebSocket and WebRTC;
-//! `static/phone.js` is the page's dial pad and call controls.
+//! `static/phone.js` is the page's dial pad and call controls, and the operator panel
+//! (the switchboard: every extension's lamp, parked calls, queues, from
+//! `GET /phone/panel` every two seconds; a click calls, picks up or transfers).
 
 use crate::pages::{csrf_field, layout, page_response, Note};
 use crate::{App, Caller, CoreRequest, Req};
@@ -116,13 +118,22 @@ pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
                     button #phone-consult type="button" { "Call first" }
                     button #phone-complete type="button" hidden { "Complete transfer" }
                 }
-                p #phone-waiting hidden { "On hold: " span #phone-held {} }
+                p #phone-waiting hidden { "On hold: " button #phone-held type="button" title="Swap" {} }
                 audio #phone-audio autoplay {}
                 p.hint {
                     "Your browser asks once for the microphone. "
                     a href="/" { "Forwarding, call waiting and voicemail" }
                     " are on MyPhone."
                 }
+            }
+            section #panel.card {
+                h2 { "Switchboard" }
+                p.hint { "Click an extension to call it, to pick up its ringing call, or, in a call, to transfer the call to it." }
+                div #panel-extensions.lamps role="list" {}
+                h3 { "Parked calls" }
+                ul #panel-parked { li.none { "None." } }
+                h3 { "Queues" }
+                ul #panel-queues { li.none { "None." } }
             }
             script src="/static/jssip.js" defer {}
             script src="/static/phone.js" defer {}
@@ -174,6 +185,41 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
         "username": username,
         "password": secret,
         "ws": crate::sip_ws::PATH,
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `GET /phone/panel`: the operator panel's state (polled by the page): every
+/// extension's lamp, the parked calls, the queues with their waiting callers, and the
+/// directed pickup code the page dials to take a ringing colleague's call.
+pub(crate) async fn panel(app: &Arc<App>) -> Response {
+    let lamps = app.ask(CoreRequest::Lamps).await;
+    let parked = app.ask(CoreRequest::Parked).await;
+    let queues = app.ask(CoreRequest::Queues).await;
+    let Some(((lamps, parked), queues)) = lamps.zip(parked).zip(queues) else {
+        let mut r =
+            warp::reply::json(&json!({"error": "the exchange is busy; try again"})).into_response();
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return r;
+    };
+    // Queues as the panel shows them: who waits, and for how long.
+    let queues: Vec<serde_json::Value> = queues
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|q| {
+            json!({"number": q["number"], "description": q["description"], "waiting": q["waiting"]})
+        })
+        .collect();
+    let snap = app.cfg.snapshot();
+    let mut r = warp::reply::json(&json!({
+        "extensions": lamps,
+        "parked": parked,
+        "queues": queues,
+        "directed_pickup": snap.config.feature_codes.directed_pickup,
     }))
     .into_response();
     r.headers_mut()

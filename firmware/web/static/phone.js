@@ -18,6 +18,7 @@
   var started = 0;
   var timer = null;
   var renewing = null;
+  var soon = null;
   var options = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] }, rtcOfferConstraints: { offerToReceiveAudio: true } };
 
   function show(id, on) { $(id).hidden = !on; }
@@ -53,6 +54,9 @@
     audio.play().catch(function () {});
   }
   function panels() {
+    // The lamps follow the page's own calls soon (one poll for a burst of events).
+    clearTimeout(soon);
+    soon = setTimeout(poll, 300);
     show("phone-incoming", !!incoming);
     show("phone-call-panel", !!current);
     show("phone-waiting", !!held);
@@ -217,13 +221,20 @@
   });
   // Blind transfer: REFER the other party to the number; the box connects them and the
   // call here ends.
-  $("phone-blind").addEventListener("click", function () {
-    var t = target($("phone-transfer-to").value);
-    if (!current || !t) return;
+  function blindTransfer(number) {
+    var t = target(number);
+    if (!current || !current.isEstablished() || !t) return;
     var s = current;
     s.refer(t, { eventHandlers: { accepted: function () { if (s.isEstablished()) s.terminate(); } } });
     callState("transferring");
-  });
+  }
+  $("phone-blind").addEventListener("click", function () { blindTransfer($("phone-transfer-to").value); });
+  // Calls the number from the panel (not while a call is being set up or talked in).
+  function callFromPanel(number) {
+    if (current) return;
+    var s = dial(number);
+    if (s) { current = s; panels(); }
+  }
   // Attended transfer: the other party waits on hold while the number is called, then
   // the two are connected (REFER with Replaces).
   $("phone-consult").addEventListener("click", function () {
@@ -244,6 +255,80 @@
     });
     callState("transferring");
   });
+  // The operator panel: every extension's lamp, parked calls and queues, asked for
+  // every two seconds while the page is seen. A click on an extension transfers the
+  // call talked in to it, picks up its ringing call (directed pickup), or calls it.
+  var pickupCode = "**";
+  function item(text, cls) {
+    var li = document.createElement("li");
+    li.textContent = text;
+    if (cls) li.className = cls;
+    return li;
+  }
+  function render(p) {
+    pickupCode = p.directed_pickup || pickupCode;
+    var box = $("panel-extensions");
+    var own = account ? account.extension : "";
+    var seen = {};
+    p.extensions.forEach(function (e) {
+      seen[e.number] = true;
+      var b = box.querySelector('button[data-number="' + CSS.escape(e.number) + '"]');
+      if (!b) {
+        b = document.createElement("button");
+        b.type = "button";
+        b.className = "lamp";
+        b.setAttribute("role", "listitem");
+        b.setAttribute("data-number", e.number);
+        b.innerHTML = '<span class="n"></span> <span class="name"></span> <span class="s"></span>';
+        box.appendChild(b);
+      }
+      b.setAttribute("data-state", e.state);
+      b.querySelector(".n").textContent = e.number;
+      b.querySelector(".name").textContent = e.name && e.name !== e.number ? e.name : "";
+      b.querySelector(".s").textContent = e.state === "ringing" && e.caller ? "ringing (" + e.caller + ")" : e.state;
+      b.disabled = e.number === own;
+    });
+    Array.prototype.slice.call(box.children).forEach(function (b) { if (!seen[b.getAttribute("data-number")]) b.remove(); });
+    var parked = $("panel-parked");
+    parked.textContent = "";
+    if (!p.parked.length) parked.appendChild(item("None.", "none"));
+    p.parked.forEach(function (c) {
+      var li = item("Slot " + c.slot + ": " + (c.number || "a caller") + ", " + c.seconds + " s ");
+      li.setAttribute("data-slot", c.slot);
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "Pick up";
+      b.addEventListener("click", function () { callFromPanel(c.slot); });
+      li.appendChild(b);
+      parked.appendChild(li);
+    });
+    var queues = $("panel-queues");
+    queues.textContent = "";
+    if (!p.queues.length) queues.appendChild(item("None.", "none"));
+    p.queues.forEach(function (q) {
+      var li = item(q.number + (q.description ? " " + q.description : "") + ": " + q.waiting.length + " waiting");
+      li.setAttribute("data-queue", q.number);
+      queues.appendChild(li);
+    });
+  }
+  function poll() {
+    if (document.hidden) return;
+    fetch("/phone/panel", { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(String(r.status));
+      return r.json();
+    }).then(render).catch(function () {});
+  }
+  $("panel-extensions").addEventListener("click", function (ev) {
+    var b = ev.target.closest("button.lamp");
+    if (!b || b.disabled) return;
+    var n = b.getAttribute("data-number");
+    if (current && current.isEstablished()) blindTransfer(n);
+    else if (b.getAttribute("data-state") === "ringing") callFromPanel(pickupCode + n);
+    else callFromPanel(n);
+  });
+  poll();
+  setInterval(poll, 2000);
+  document.addEventListener("visibilitychange", poll);
   var line = $("phone-line");
   // Another line: the phone starts again on it (not in a call).
   if (line) line.addEventListener("change", function () { if (current || incoming) return; if (ua) ua.stop(); start(); });

@@ -5,7 +5,9 @@
 //! sends a keypad digit it must receive, hangs up; a baresip phone (1400 Hz) calls the
 //! page, which answers, holds and resumes, then transfers the call blind to a second
 //! pjsua2 phone (440 Hz); it answers baresip again, calls 102 first and connects the
-//! two (attended transfer). Each side hears the other's tone: the browser through Web
+//! two (attended transfer); then 102 calls baresip, which rings, and the page picks
+//! the call up from its switchboard, whose lamps follow every step (a click on one is
+//! the blind transfer). Each side hears the other's tone: the browser through Web
 //! Audio, the phones on their recordings; after each transfer baresip and the phone it
 //! went to hear each other. The account's secret goes to its owner's page only (the
 //! core's tests refuse a REGISTER that guesses it).
@@ -60,7 +62,7 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
     let r = pbx.https("GET", "/api/v1/extensions/101/accounts/101~web", None, &h);
     assert_eq!(r.status, 404, "{r:?}");
 
-    let pjsua = phone_of(Kind::Pjsua2, &pbx, "102", &pw[1], 440, true, "PCMU,PCMA");
+    let mut pjsua = phone_of(Kind::Pjsua2, &pbx, "102", &pw[1], 440, true, "PCMU,PCMA");
     let mut baresip = phone(&pbx, "103", &pw[2], 1400, false, "PCMU,PCMA");
     let target = phone_of(Kind::Pjsua2, &pbx, "104", &pw[3], 440, true, "PCMU,PCMA");
     let dir = tempfile::tempdir().unwrap();
@@ -136,6 +138,26 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
             baresip.command("hangup", "");
             closed_reason(&baresip);
             closed_reason(&pjsua);
+            // 102 calls 103, which rings unanswered; the page picks the call up from
+            // its switchboard and hangs up.
+            baresip.clear_events();
+            pjsua.clear_events();
+            dial(&mut pjsua, &pbx, "103");
+            assert!(
+                baresip.wait_event("CALL_INCOMING", T).is_some(),
+                "103 never rang: {:?}",
+                baresip.events()
+            );
+            assert!(
+                pjsua
+                    .wait_event("CALL_ESTABLISHED", Duration::from_secs(60))
+                    .is_some(),
+                "the page never picked up 102's call: {:?}\n{}",
+                pjsua.events(),
+                pbx.log_text()
+            );
+            closed_reason(&baresip);
+            closed_reason(&pjsua);
         });
         browser_via(
             &pbx,
@@ -157,14 +179,14 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
         phones.join().unwrap();
     });
     // 104 heard baresip after the blind transfer. After the attended one, baresip
-    // heard the page, music while the page consulted, then 102; 102 heard the page,
-    // then baresip.
+    // heard the page, music while the page consulted, then 102; 102 heard baresip
+    // then, and the page last (the call it picked up).
     assert_heard_at(&target, 1400.0, 0.5);
-    assert_heard_in_a_recording(&baresip, 1000.0);
+    assert_heard_in_a_recording(&baresip, 1000.0, 0.5);
     assert_heard_somewhere(&baresip, MUSIC_TONE);
     assert_heard_at(&baresip, 440.0, 0.9);
-    assert_heard_in_a_recording(&pjsua, 1000.0);
-    assert_heard_at(&pjsua, 1400.0, 0.9);
+    assert_heard_in_a_recording(&pjsua, 1400.0, 0.9);
+    assert_heard_at(&pjsua, 1000.0, 0.5);
     // The page unregistered before it closed.
     let regs = pbx.ctl_ok(&["registrations"]);
     assert!(!regs.contains("101~web"), "the page unregistered: {regs}");
@@ -177,11 +199,12 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
 }
 
 /// Some recording of `p` (a phone may start a new one when the audio changes under a
-/// re-INVITE) is mostly `tone`, at its middle.
-fn assert_heard_in_a_recording(p: &Phone, tone: f64) {
+/// re-INVITE, a pjsua2 phone keeps one per call) is mostly `tone` at `at` (a fraction
+/// of its length).
+fn assert_heard_in_a_recording(p: &Phone, tone: f64, at: f64) {
     let files = p.heard();
     let found = files
         .iter()
-        .any(|f| dominant_tone_at(f, &TONES, 0.5).0 == tone);
+        .any(|f| dominant_tone_at(f, &TONES, at).0 == tone);
     assert!(found, "{} never heard {tone} Hz: {files:?}", p.name);
 }

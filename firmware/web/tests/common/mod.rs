@@ -35,6 +35,7 @@ pub fn rig() -> Rig {
                 | web::CoreRequest::Conferences(t)
                 | web::CoreRequest::Queues(t)
                 | web::CoreRequest::Bans(t)
+                | web::CoreRequest::Lamps(t)
                 | web::CoreRequest::Parked(t) => {
                     let _ = t.send(json!([]));
                 }
