@@ -562,6 +562,19 @@ impl SipAccount {
         }
     }
 
+    /// Whether `grant` still lets its user's browser phone use this account at Unix
+    /// second `unix`: not lapsed, and its user still enabled, owning the account's
+    /// extension, with the password the grant was given under (a password change,
+    /// a disabled or removed user or a lost extension ends it at once).
+    pub fn web_grant_holds(&self, grant: &WebGrant, config: &Config, unix: u64) -> bool {
+        grant.until > unix
+            && config.user(&grant.user).is_some_and(|u| {
+                u.enabled
+                    && u.password_hash == grant.password_hash
+                    && u.extensions.contains(&self.extension)
+            })
+    }
+
     /// Whether this is an extension's browser phone account ([`SipAccount::web`]).
     pub fn is_web(&self) -> bool {
         self.username.ends_with(Self::WEB_SUFFIX)
@@ -574,6 +587,27 @@ impl SipAccount {
         } else {
             "phone"
         }
+    }
+}
+
+/// What the portal gave a user's browser phone for an account of kind "web": the secret
+/// its digest is checked against, until Unix second `until`, for `user` as long as the
+/// user's password stays `password_hash` ([`SipAccount::web_grant_holds`]). Runtime
+/// state, never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebGrant {
+    pub secret: String,
+    pub until: u64,
+    pub user: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for WebGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebGrant")
+            .field("until", &self.until)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1437,12 +1471,18 @@ impl Snapshot {
                 owner_by_extension.entry(e.clone()).or_insert(i);
             }
         }
-        // Every extension a user owns has a browser phone (the portal's): in extension
-        // order, after the configured accounts.
+        // Every extension an enabled user owns has a browser phone (the portal's): in
+        // extension order, after the configured accounts.
+        let owned: HashSet<&str> = config
+            .users
+            .iter()
+            .filter(|u| u.enabled)
+            .flat_map(|u| u.extensions.iter().map(String::as_str))
+            .collect();
         let web_accounts: Vec<SipAccount> = config
             .extensions
             .iter()
-            .filter(|e| owner_by_extension.contains_key(&e.number))
+            .filter(|e| owned.contains(e.number.as_str()))
             .map(|e| SipAccount::web(&e.number))
             .collect();
         let all = config.accounts.iter().chain(web_accounts.iter());
@@ -1596,6 +1636,28 @@ mod tests {
         assert_eq!(s.config, c, "the configuration holds no browser account");
         // No configured account can take the name.
         assert!(!valid_username("101~web"));
+        // A disabled user's extensions have none.
+        let mut off = c.clone();
+        off.users[0].enabled = false;
+        assert!(Snapshot::new(2, off).account("101~web").is_none());
+        // A grant holds for its user, under the password it was given with.
+        let g = WebGrant {
+            secret: "x".into(),
+            until: 100,
+            user: "alice".into(),
+            password_hash: String::new(),
+        };
+        assert!(web.web_grant_holds(&g, &c, 99));
+        assert!(!web.web_grant_holds(&g, &c, 100), "lapsed");
+        let other = WebGrant {
+            user: "bob".into(),
+            ..g.clone()
+        };
+        assert!(!web.web_grant_holds(&other, &c, 99));
+        let mut moved = c.clone();
+        moved.users[0].extensions.clear();
+        assert!(!web.web_grant_holds(&g, &moved, 99), "alice lost 101");
+        assert!(!format!("{g:?}").contains("secret"), "{g:?}");
     }
 
     fn sample() -> Config {

@@ -234,9 +234,9 @@ pub struct Pbx {
     epoch: (Instant, u64),
     registrations: HashMap<String, Registration>,
     registrations_dirty: bool,
-    /// The secrets the portal gave its users' browser phones, by account user name,
-    /// with the Unix second each stops working ([`Pbx::set_web_secret`]).
-    web_secrets: HashMap<String, (String, u64)>,
+    /// What the portal gave its users' browser phones, by account user name
+    /// ([`Pbx::set_web_grant`]).
+    web_grants: HashMap<String, config::WebGrant>,
     /// Whether a table of calls or transactions gave memory back since the driver last
     /// asked ([`Pbx::take_gave_back`]).
     gave_back: bool,
@@ -326,7 +326,7 @@ impl Pbx {
             rng,
             epoch: (now, unix_now),
             registrations: HashMap::new(),
-            web_secrets: HashMap::new(),
+            web_grants: HashMap::new(),
             registrations_dirty: false,
             gave_back: false,
             tx: Transactions::new(timers),
@@ -398,6 +398,9 @@ impl Pbx {
         if self.registrations.len() != before {
             self.registrations_dirty = true;
         }
+        // A browser phone whose user lost the extension, was disabled or changed the
+        // password stops at once.
+        self.forget_web_grants(self.last_now);
         // Subscriptions of accounts gone end, saying so, and so do message lamps of an
         // account moved to another extension and busy lamps of an extension or slot
         // that is no longer there.
@@ -890,22 +893,49 @@ impl Pbx {
         v
     }
 
-    /// The secret of browser phone account `username` ([`config::SipAccount::web`]),
-    /// good until Unix second `until`; `None` takes it back (its user's password
-    /// changed): the account's REGISTERs and calls are refused from then on, and so is
-    /// anything once `until` passed. Kept in memory only: a restart makes the portal
-    /// give new ones.
-    pub fn set_web_secret(&mut self, username: &str, secret: Option<(String, u64)>) {
-        match secret {
-            Some(s) => {
-                self.web_secrets.insert(username.to_string(), s);
-            }
-            None => {
-                self.web_secrets.remove(username);
+    /// What the portal gave the browser phone of account `username`
+    /// ([`config::SipAccount::web`]); `None` takes it back. The account's REGISTERs and
+    /// calls are checked against it while it holds
+    /// ([`config::SipAccount::web_grant_holds`]); a grant taken back or replaced for
+    /// another user also ends the account's registration at once (its page stops
+    /// ringing). Kept in memory only: a restart makes the portal give new ones.
+    pub fn set_web_grant(&mut self, now: Instant, username: &str, grant: Option<config::WebGrant>) {
+        let old = match grant {
+            Some(g) => self.web_grants.insert(username.to_string(), g),
+            None => self.web_grants.remove(username),
+        };
+        let kept = self.web_grants.get(username);
+        if old.is_some_and(|o| kept.is_none_or(|k| k.user != o.user || k.secret != o.secret))
+            && self.registrations.remove(username).is_some()
+        {
+            self.registrations_dirty = true;
+        }
+        self.forget_web_grants(now);
+    }
+
+    /// The secret of browser phone account `username` while its grant holds.
+    pub(crate) fn web_secret(&self, username: &str, unix: u64) -> Option<&str> {
+        let a = self.snapshot.account(username)?;
+        let g = self.web_grants.get(username)?;
+        a.web_grant_holds(g, &self.snapshot.config, unix)
+            .then_some(g.secret.as_str())
+    }
+
+    /// Drops grants that no longer hold, with the registrations made under them.
+    fn forget_web_grants(&mut self, now: Instant) {
+        let unix = self.unix(now);
+        let gone: Vec<String> = self
+            .web_grants
+            .keys()
+            .filter(|u| self.web_secret(u, unix).is_none())
+            .cloned()
+            .collect();
+        for u in gone {
+            self.web_grants.remove(&u);
+            if self.registrations.remove(&u).is_some() {
+                self.registrations_dirty = true;
             }
         }
-        let now = self.unix(Instant::now());
-        self.web_secrets.retain(|_, (_, until)| *until > now);
     }
 
     /// Calls in progress, for `pbxctl calls`.

@@ -93,11 +93,7 @@ impl Pbx {
         // A browser phone's account has the secret the portal gave its owner, while it
         // lasts (none: refused like an unknown name).
         let secret = match &account {
-            Some(a) if a.is_web() => self
-                .web_secrets
-                .get(&a.username)
-                .filter(|(_, until)| *until > unix)
-                .map(|(s, _)| s.as_str()),
+            Some(a) if a.is_web() => self.web_secret(&a.username, unix),
             Some(a) => Some(a.secret.as_str()),
             None => link.as_ref().map(|l| l.password.as_str()),
         };

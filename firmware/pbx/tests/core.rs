@@ -812,48 +812,78 @@ async fn a_browser_phone_registers_only_with_the_secret_the_portal_gave_while_it
     let mut cfg = config();
     let mut alice = config::User::new("alice", config::Role::User);
     alice.extensions = vec!["101".into()];
+    alice.password_hash = "$argon2id$first".into();
     cfg.users.push(alice);
-    let mut rig = Rig::with_config(Settings::default(), cfg);
+    let mut rig = Rig::with_config(Settings::default(), cfg.clone());
     let web = "101~web";
+    let secret = "0123abcd".repeat(8);
+    let grant = |user: &str, hash: &str, until: u64| config::WebGrant {
+        secret: secret.clone(),
+        until,
+        user: user.into(),
+        password_hash: hash.into(),
+    };
     // No secret given yet: refused like an unknown name; 102 has no owner, no account.
     for user in [web, "102~web"] {
         let r = register_over_wss_with(&mut rig, user, A, "");
         assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{user}: {r}");
     }
+    let now = rig.now;
+    // Given under another password (changed since), or to another user: no use.
+    for g in [
+        grant("alice", "$argon2id$old", u64::MAX),
+        grant("bob", "", u64::MAX),
+    ] {
+        rig.pbx.set_web_grant(now, web, Some(g));
+        let r = register_over_wss_with(&mut rig, web, A, &secret);
+        assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
+    }
     rig.pbx
-        .set_web_secret(web, Some(("0123abcd".repeat(8), u64::MAX)));
+        .set_web_grant(now, web, Some(grant("alice", "$argon2id$first", u64::MAX)));
     let r = register_over_wss_with(&mut rig, web, A, "guess");
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
     // The secret over UDP: the account takes secure WebSocket only.
     rig.send(A, &register(web, A, 1, 300, ""));
     let ch = rig.take(A).pop().unwrap();
-    let auth = reg_auth(
-        header(&ch, "WWW-Authenticate").unwrap(),
-        web,
-        &"0123abcd".repeat(8),
-    );
+    let auth = reg_auth(header(&ch, "WWW-Authenticate").unwrap(), web, &secret);
     rig.send(A, &register(web, A, 2, 300, &auth));
     let r = rig.take(A).pop().unwrap();
     assert!(
         r.starts_with("SIP/2.0 403 Forbidden (transport not allowed)"),
         "{r}"
     );
-    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+    let registered = |rig: &Rig| {
+        rig.pbx
+            .registrations()
+            .iter()
+            .any(|r| r.username == web && r.transport == "wss")
+    };
+    let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
-    let regs = rig.pbx.registrations();
-    assert_eq!(
-        regs.iter()
-            .map(|r| (r.username.as_str(), r.transport.as_str()))
-            .collect::<Vec<_>>(),
-        [(web, "wss")]
-    );
-    // Taken back (the password changed), or lapsed: refused.
-    rig.pbx.set_web_secret(web, None);
-    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+    assert!(registered(&rig));
+    // Taken back: refused, and the registration goes at once (the page stops ringing).
+    rig.pbx.set_web_grant(now, web, None);
+    assert!(!registered(&rig));
+    let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
+    // Lapsed: refused.
+    rig.pbx.set_web_grant(
+        now,
+        web,
+        Some(grant("alice", "$argon2id$first", 1_700_000_000)),
+    );
+    let r = register_over_wss_with(&mut rig, web, A, &secret);
+    assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
+    // Alice's password changes in the configuration: her registered page stops.
     rig.pbx
-        .set_web_secret(web, Some(("0123abcd".repeat(8), 1_700_000_000)));
-    let r = register_over_wss_with(&mut rig, web, A, &"0123abcd".repeat(8));
+        .set_web_grant(now, web, Some(grant("alice", "$argon2id$first", u64::MAX)));
+    let r = register_over_wss_with(&mut rig, web, A, &secret);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    cfg.users[0].password_hash = "$argon2id$second".into();
+    rig.pbx
+        .set_snapshot(Arc::new(config::Snapshot::new(2, cfg.clone())));
+    assert!(!registered(&rig), "{:?}", rig.pbx.registrations());
+    let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
 }
 

@@ -102,9 +102,9 @@ pub enum CoreRequest {
     LiftBan(String, String, oneshot::Sender<bool>),
     /// A recovery is staged: stop and start again, which puts it in place.
     Restart,
-    /// The secret of browser phone account `0` and the Unix second it stops working;
-    /// `None` takes it back ([`phone`]).
-    WebPhoneSecret(String, Option<(String, u64)>),
+    /// What the portal gave the browser phone of account `0` ([`phone`]); `None` takes
+    /// it back.
+    WebPhoneSecret(String, Option<config::WebGrant>),
     /// Every extension's lamp for the operator panel, as JSON.
     Lamps(oneshot::Sender<Value>),
 }
@@ -165,9 +165,8 @@ pub struct App {
     /// Held across a configuration change and its trial's bookkeeping, a confirmation
     /// and a rollback, so that none of them sees another half done.
     fw_lock: tokio::sync::Mutex<()>,
-    /// The secrets given to browser phones, by account user name, with the Unix second
-    /// each stops working ([`phone`]).
-    web_phones: Mutex<std::collections::HashMap<String, (String, u64)>>,
+    /// What was given to browser phones, by account user name ([`phone`]).
+    web_phones: Mutex<std::collections::HashMap<String, config::WebGrant>>,
 }
 
 impl App {

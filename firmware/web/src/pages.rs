@@ -1480,7 +1480,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                 .unwrap_or_default();
             return crate::phone::page(app, c, &dial);
         }
-        (false, "/phone/panel") => return crate::phone::panel(app).await,
+        (false, "/phone/panel") => return crate::phone::panel(app, c).await,
         (true, "/phone/account") => {
             let ext = field(form, "extension").unwrap_or("");
             return crate::phone::account(app, req, c, ext).await;
@@ -1548,7 +1548,6 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                 match ops::update_me(app, &who, None, Some(p.to_string())).await {
                     Ok(()) => {
                         app.security(req.addr, &who, "password changed");
-                        crate::phone::revoke(app, &c.user).await;
                         // Changing the password logs out every session, this one too.
                         let mut r = see_other("/");
                         r.headers_mut()

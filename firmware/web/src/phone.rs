@@ -7,7 +7,9 @@
 //! ([`crate::CoreRequest::WebPhoneSecret`]) and the page's JsSIP uses to register over
 //! `wss://<box>/ws`. The secret is never shown; it lasts [`LIFETIME`] past the page's
 //! last renewal (the page renews it every [`RENEW`]), so it dies soon after the last
-//! portal page of its user closes, at once when the user changes the password.
+//! portal page of its user closes, and at once when the user changes the password, is
+//! disabled or removed, or no longer owns the extension (the exchange checks the grant
+//! against the configuration in force).
 //!
 //! JsSIP (MIT, `static/jssip.js.gz`, built from its npm release by `scripts/bundle-jssip`:
 //! nothing on the box needs Node.js) does SIP over WebSocket and WebRTC;
@@ -146,7 +148,9 @@ pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
 }
 
 /// `POST /phone/account`: the browser phone account of `extension` (or the first line)
-/// with its secret, renewed; 404 when the caller has no such line.
+/// with its secret, renewed; 404 when the caller has no such line. The secret is the
+/// user's own: another user given the extension, or the same user after a password
+/// change, gets a new one (and the exchange drops the old one's registration).
 pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &str) -> Response {
     let lines = lines(app, c);
     let Some((number, name)) = lines
@@ -159,26 +163,47 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
         *r.status_mut() = StatusCode::NOT_FOUND;
         return r;
     };
+    let snap = app.cfg.snapshot();
+    let password_hash = snap
+        .config
+        .user(&c.user.username)
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_default();
     let username = config::SipAccount::web(&number).username;
     let now = crate::unix_now();
     let until = now + LIFETIME.as_secs();
-    let secret = {
-        let mut secrets = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
-        secrets.retain(|_, (_, t)| *t > now);
-        let e = secrets
-            .entry(username.clone())
-            .or_insert_with(|| (crate::auth::token(), until));
-        e.1 = until;
-        e.0.clone()
+    let (grant, new) = {
+        let mut grants = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
+        grants.retain(|_, g| g.until > now);
+        let mine = grants
+            .get(&username)
+            .filter(|g| g.user == c.user.username && g.password_hash == password_hash);
+        let new = mine.is_none();
+        let secret = match mine {
+            Some(g) => g.secret.clone(),
+            None => crate::auth::token(),
+        };
+        let g = config::WebGrant {
+            secret,
+            until,
+            user: c.user.username.clone(),
+            password_hash,
+        };
+        grants.insert(username.clone(), g.clone());
+        (g, new)
     };
+    if new {
+        app.security(
+            req.addr,
+            &c.user.username,
+            &format!("browser phone of extension {number} started"),
+        );
+    }
+    let secret = grant.secret.clone();
     let _ = app
         .core
-        .send(CoreRequest::WebPhoneSecret(
-            username.clone(),
-            Some((secret.clone(), until)),
-        ))
+        .send(CoreRequest::WebPhoneSecret(username.clone(), Some(grant)))
         .await;
-    let _ = req;
     let mut r = warp::reply::json(&json!({
         "extension": number,
         "name": name,
@@ -193,28 +218,56 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
 }
 
 /// `GET /phone/panel`: the operator panel's state (polled by the page): every
-/// extension's lamp, the parked calls, the queues with their waiting callers, and the
-/// directed pickup code the page dials to take a ringing colleague's call.
-pub(crate) async fn panel(app: &Arc<App>) -> Response {
+/// extension's lamp (who calls a ringing one only on the user's own or where one of
+/// them may pick the call up, as a phone's busy lamp), the parked calls (slot, who waits,
+/// for how long), how many callers wait in each queue, and the directed pickup code
+/// the page dials to take a ringing colleague's call.
+pub(crate) async fn panel(app: &Arc<App>, c: &Caller) -> Response {
     let lamps = app.ask(CoreRequest::Lamps).await;
     let parked = app.ask(CoreRequest::Parked).await;
     let queues = app.ask(CoreRequest::Queues).await;
-    let Some(((lamps, parked), queues)) = lamps.zip(parked).zip(queues) else {
+    let Some(((mut lamps, parked), queues)) = lamps.zip(parked).zip(queues) else {
         let mut r =
             warp::reply::json(&json!({"error": "the exchange is busy; try again"})).into_response();
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return r;
     };
-    // Queues as the panel shows them: who waits, and for how long.
+    let snap = app.cfg.snapshot();
+    let mine: Vec<&config::Extension> = c
+        .user
+        .extensions
+        .iter()
+        .filter_map(|n| snap.extension(n))
+        .collect();
+    for l in lamps.as_array_mut().into_iter().flatten() {
+        let may = l["number"]
+            .as_str()
+            .and_then(|n| snap.extension(n))
+            .is_some_and(|e| {
+                mine.iter()
+                    .any(|m| m.number == e.number || m.may_pick_up(e))
+            });
+        if !may {
+            if let Some(o) = l.as_object_mut() {
+                o.remove("caller");
+            }
+        }
+    }
+    let parked: Vec<serde_json::Value> = parked
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| json!({"slot": p["slot"], "number": p["number"], "seconds": p["seconds"]}))
+        .collect();
     let queues: Vec<serde_json::Value> = queues
         .as_array()
         .into_iter()
         .flatten()
         .map(|q| {
-            json!({"number": q["number"], "description": q["description"], "waiting": q["waiting"]})
+            json!({"number": q["number"], "description": q["description"],
+                "waiting": q["waiting"].as_array().map_or(0, Vec::len)})
         })
         .collect();
-    let snap = app.cfg.snapshot();
     let mut r = warp::reply::json(&json!({
         "extensions": lamps,
         "parked": parked,
@@ -225,22 +278,4 @@ pub(crate) async fn panel(app: &Arc<App>) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Takes back the secrets of `user`'s browser phones (the password changed).
-pub(crate) async fn revoke(app: &Arc<App>, user: &config::User) {
-    let names: Vec<String> = user
-        .extensions
-        .iter()
-        .map(|n| config::SipAccount::web(n).username)
-        .collect();
-    {
-        let mut secrets = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
-        for n in &names {
-            secrets.remove(n);
-        }
-    }
-    for n in names {
-        let _ = app.core.send(CoreRequest::WebPhoneSecret(n, None)).await;
-    }
 }

@@ -19,6 +19,7 @@
   var timer = null;
   var renewing = null;
   var soon = null;
+  var retried = false; // a failed registration was tried again with a fresh secret
   var options = { mediaConstraints: { audio: true, video: false }, pcConfig: { iceServers: [] }, rtcOfferConstraints: { offerToReceiveAudio: true } };
 
   function show(id, on) { $(id).hidden = !on; }
@@ -73,7 +74,8 @@
   }
   // What a call does as it goes, wherever it came from.
   function follow(s) {
-    s.on("progress", function () { if (s === current) { callState("ringing"); } });
+    // Early media (a provider's announcement, ringback) is heard as it comes.
+    s.on("progress", function () { if (s === current) { callState("ringing"); listen(s); } });
     s.on("accepted", function () { if (s === current) { callState("connected"); } });
     s.on("confirmed", function () {
       if (s === current) {
@@ -113,8 +115,11 @@
       headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
       body: "extension=" + encodeURIComponent(ext || ""),
       credentials: "same-origin",
+      redirect: "manual",
     }).then(function (r) {
-      if (!r.ok) throw new Error(r.status === 403 || r.status === 401 ? "you are logged out" : "the box refused (" + r.status + ")");
+      // Logged out: the box sends the page to its login (a redirect).
+      if (r.type === "opaqueredirect" || r.status === 401 || r.status === 403) throw new Error("you are logged out; log in again");
+      if (!r.ok) throw new Error("the box refused (" + r.status + ")");
       return r.json();
     });
   }
@@ -137,12 +142,15 @@
       });
       ua.on("connecting", function () { state("connecting", "Connecting..."); });
       ua.on("disconnected", function () { state("disconnected", "No connection to the box; trying again..."); panels(); });
-      ua.on("registered", function () { state("registered", ready()); panels(); });
+      ua.on("registered", function () { retried = false; state("registered", ready()); panels(); });
       ua.on("unregistered", function () { state("unregistered", "Not registered."); panels(); });
       ua.on("registrationFailed", function (e) {
         state("failed", "Not registered: " + e.cause + ".");
         panels();
-        // The secret may have lapsed (the page slept): ask for it again, once.
+        // The secret may have lapsed (the page slept): ask for it again, once until a
+        // registration succeeds (JsSIP itself tries again later).
+        if (retried) return;
+        retried = true;
         fetchAccount(account.extension).then(function (b) { ua.set("password", b.password); ua.register(); }).catch(function (err) {
           state("failed", "Not registered: " + err.message + ".");
         });
@@ -150,7 +158,8 @@
       ua.on("newRTCSession", function (e) {
         var s = e.session;
         if (e.originator !== "remote") return;
-        if (incoming) { s.terminate({ status_code: 486, reason_phrase: "Busy Here" }); return; }
+        // One call rings here at a time, and one waits on hold at most.
+        if (incoming || held) { s.terminate({ status_code: 486, reason_phrase: "Busy Here" }); return; }
         incoming = s;
         $("phone-caller").textContent = who(s);
         follow(s);
@@ -225,7 +234,12 @@
     var t = target(number);
     if (!current || !current.isEstablished() || !t) return;
     var s = current;
-    s.refer(t, { eventHandlers: { accepted: function () { if (s.isEstablished()) s.terminate(); } } });
+    s.refer(t, {
+      eventHandlers: {
+        accepted: function () { if (s.isEstablished()) s.terminate(); },
+        failed: function () { if (s === current) callState("transfer failed"); },
+      },
+    });
     callState("transferring");
   }
   $("phone-blind").addEventListener("click", function () { blindTransfer($("phone-transfer-to").value); });
@@ -251,14 +265,17 @@
     var b = current;
     a.refer(b.remote_identity.uri, {
       replaces: b,
-      eventHandlers: { accepted: function () { if (a.isEstablished()) a.terminate(); if (b.isEstablished()) b.terminate(); } },
+      eventHandlers: {
+        accepted: function () { if (a.isEstablished()) a.terminate(); if (b.isEstablished()) b.terminate(); },
+        failed: function () { if (b === current) callState("transfer failed"); },
+      },
     });
     callState("transferring");
   });
   // The operator panel: every extension's lamp, parked calls and queues, asked for
   // every two seconds while the page is seen. A click on an extension transfers the
   // call talked in to it, picks up its ringing call (directed pickup), or calls it.
-  var pickupCode = "**";
+  var pickupCode = "";
   function item(text, cls) {
     var li = document.createElement("li");
     li.textContent = text;
@@ -266,7 +283,7 @@
     return li;
   }
   function render(p) {
-    pickupCode = p.directed_pickup || pickupCode;
+    pickupCode = p.directed_pickup;
     var box = $("panel-extensions");
     var own = account ? account.extension : "";
     var seen = {};
@@ -306,7 +323,7 @@
     queues.textContent = "";
     if (!p.queues.length) queues.appendChild(item("None.", "none"));
     p.queues.forEach(function (q) {
-      var li = item(q.number + (q.description ? " " + q.description : "") + ": " + q.waiting.length + " waiting");
+      var li = item(q.number + (q.description ? " " + q.description : "") + ": " + q.waiting + " waiting");
       li.setAttribute("data-queue", q.number);
       queues.appendChild(li);
     });
@@ -322,8 +339,10 @@
     var b = ev.target.closest("button.lamp");
     if (!b || b.disabled) return;
     var n = b.getAttribute("data-number");
+    // In a consultation the caller waits on hold: Complete transfer, not a lamp.
+    if (held) return;
     if (current && current.isEstablished()) blindTransfer(n);
-    else if (b.getAttribute("data-state") === "ringing") callFromPanel(pickupCode + n);
+    else if (b.getAttribute("data-state") === "ringing") { if (pickupCode) callFromPanel(pickupCode + n); }
     else callFromPanel(n);
   });
   poll();
