@@ -235,7 +235,7 @@ pub struct Pbx {
     registrations: HashMap<String, Registration>,
     registrations_dirty: bool,
     /// What the portal gave its users' browser phones, by account user name
-    /// ([`Pbx::set_web_grant`]).
+    /// ([`Pbx::renew_web_grant`]).
     web_grants: HashMap<String, config::WebGrant>,
     /// Whether a table of calls or transactions gave memory back since the driver last
     /// asked ([`Pbx::take_gave_back`]).
@@ -893,24 +893,48 @@ impl Pbx {
         v
     }
 
-    /// What the portal gave the browser phone of account `username`
-    /// ([`config::SipAccount::web`]); `None` takes it back. The account's REGISTERs and
-    /// calls are checked against it while it holds
-    /// ([`config::SipAccount::web_grant_holds`]); a grant taken back or replaced for
-    /// another user also ends the account's registration at once (its page stops
-    /// ringing). Kept in memory only: a restart makes the portal give new ones.
-    pub fn set_web_grant(&mut self, now: Instant, username: &str, grant: Option<config::WebGrant>) {
-        let old = match grant {
-            Some(g) => self.web_grants.insert(username.to_string(), g),
-            None => self.web_grants.remove(username),
+    /// The portal asks for the browser phone of account `username`
+    /// ([`config::SipAccount::web`]) on behalf of `proposal`'s user: while that user's
+    /// grant holds (same user, same password) it is renewed until `proposal.until` and
+    /// keeps its secret, else `proposal` (with a fresh secret from the portal) takes its
+    /// place, and a registration made under the grant it replaces goes at once (that
+    /// page stops ringing). Answers the secret in force and whether it is new. The
+    /// account's REGISTERs and calls are checked against the grant while it holds
+    /// ([`config::SipAccount::web_grant_holds`]). Kept in memory only: a restart makes
+    /// the portal's pages ask again.
+    pub fn renew_web_grant(
+        &mut self,
+        now: Instant,
+        username: &str,
+        proposal: config::WebGrant,
+    ) -> (String, bool) {
+        let unix = self.unix(now);
+        let kept = self
+            .web_grants
+            .get(username)
+            .filter(|g| {
+                g.user == proposal.user
+                    && g.password_hash == proposal.password_hash
+                    && g.until > unix
+            })
+            .map(|g| g.secret.clone());
+        let new = kept.is_none();
+        let secret = kept.unwrap_or(proposal.secret);
+        let grant = config::WebGrant {
+            secret: secret.clone(),
+            ..proposal
         };
-        let kept = self.web_grants.get(username);
-        if old.is_some_and(|o| kept.is_none_or(|k| k.user != o.user || k.secret != o.secret))
+        if self
+            .web_grants
+            .insert(username.to_string(), grant)
+            .is_some()
+            && new
             && self.registrations.remove(username).is_some()
         {
             self.registrations_dirty = true;
         }
         self.forget_web_grants(now);
+        (secret, new)
     }
 
     /// The secret of browser phone account `username` while its grant holds.

@@ -816,9 +816,8 @@ async fn a_browser_phone_registers_only_with_the_secret_the_portal_gave_while_it
     cfg.users.push(alice);
     let mut rig = Rig::with_config(Settings::default(), cfg.clone());
     let web = "101~web";
-    let secret = "0123abcd".repeat(8);
-    let grant = |user: &str, hash: &str, until: u64| config::WebGrant {
-        secret: secret.clone(),
+    let grant = |secret: &str, user: &str, hash: &str, until: u64| config::WebGrant {
+        secret: secret.repeat(16),
         until,
         user: user.into(),
         password_hash: hash.into(),
@@ -831,15 +830,20 @@ async fn a_browser_phone_registers_only_with_the_secret_the_portal_gave_while_it
     let now = rig.now;
     // Given under another password (changed since), or to another user: no use.
     for g in [
-        grant("alice", "$argon2id$old", u64::MAX),
-        grant("bob", "", u64::MAX),
+        grant("old1", "alice", "$argon2id$old", u64::MAX),
+        grant("bob1", "bob", "", u64::MAX),
     ] {
-        rig.pbx.set_web_grant(now, web, Some(g));
+        let (secret, new) = rig.pbx.renew_web_grant(now, web, g);
+        assert!(new);
         let r = register_over_wss_with(&mut rig, web, A, &secret);
         assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
     }
-    rig.pbx
-        .set_web_grant(now, web, Some(grant("alice", "$argon2id$first", u64::MAX)));
+    let (secret, new) = rig.pbx.renew_web_grant(
+        now,
+        web,
+        grant("a1b2", "alice", "$argon2id$first", u64::MAX),
+    );
+    assert_eq!((secret.as_str(), new), ("a1b2".repeat(16).as_str(), true));
     let r = register_over_wss_with(&mut rig, web, A, "guess");
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
     // The secret over UDP: the account takes secure WebSocket only.
@@ -861,22 +865,37 @@ async fn a_browser_phone_registers_only_with_the_secret_the_portal_gave_while_it
     let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     assert!(registered(&rig));
-    // Taken back: refused, and the registration goes at once (the page stops ringing).
-    rig.pbx.set_web_grant(now, web, None);
+    // Renewed by alice's page (another tab): the same secret, the page stays.
+    let again = rig.pbx.renew_web_grant(
+        now,
+        web,
+        grant("c3d4", "alice", "$argon2id$first", u64::MAX),
+    );
+    assert_eq!(again, (secret.clone(), false));
+    assert!(registered(&rig));
+    // Asked for by another user: alice's grant is replaced, her page stops at once,
+    // and her secret is refused.
+    let (bobs, new) = rig
+        .pbx
+        .renew_web_grant(now, web, grant("b0b0", "bob", "", u64::MAX));
+    assert!(new && bobs != secret);
     assert!(!registered(&rig));
     let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
     // Lapsed: refused.
-    rig.pbx.set_web_grant(
+    let (lapsed, _) = rig.pbx.renew_web_grant(
         now,
         web,
-        Some(grant("alice", "$argon2id$first", 1_700_000_000)),
+        grant("e5f6", "alice", "$argon2id$first", 1_700_000_000),
     );
-    let r = register_over_wss_with(&mut rig, web, A, &secret);
+    let r = register_over_wss_with(&mut rig, web, A, &lapsed);
     assert!(r.starts_with("SIP/2.0 403 Forbidden (wrong"), "{r}");
     // Alice's password changes in the configuration: her registered page stops.
-    rig.pbx
-        .set_web_grant(now, web, Some(grant("alice", "$argon2id$first", u64::MAX)));
+    let (secret, _) = rig.pbx.renew_web_grant(
+        now,
+        web,
+        grant("a7b8", "alice", "$argon2id$first", u64::MAX),
+    );
     let r = register_over_wss_with(&mut rig, web, A, &secret);
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
     cfg.users[0].password_hash = "$argon2id$second".into();

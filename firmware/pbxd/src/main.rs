@@ -1188,8 +1188,8 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
                     web::CoreRequest::Lamps(tx) => {
                         let _ = tx.send(serde_json::to_value(core.lamps()).expect("serialises"));
                     }
-                    web::CoreRequest::WebPhoneSecret(account, grant) => {
-                        core.set_web_grant(Instant::now(), &account, grant);
+                    web::CoreRequest::WebPhoneGrant(account, proposal, tx) => {
+                        let _ = tx.send(core.renew_web_grant(Instant::now(), &account, proposal));
                     }
                     web::CoreRequest::Restart => {
                         restart = true;

@@ -102,9 +102,10 @@ pub enum CoreRequest {
     LiftBan(String, String, oneshot::Sender<bool>),
     /// A recovery is staged: stop and start again, which puts it in place.
     Restart,
-    /// What the portal gave the browser phone of account `0` ([`phone`]); `None` takes
-    /// it back.
-    WebPhoneSecret(String, Option<config::WebGrant>),
+    /// The browser phone of account `0` for the grant's user ([`phone`]): its grant
+    /// renewed, or `1` (with a fresh secret) in its place; answers the secret in force
+    /// and whether it is new.
+    WebPhoneGrant(String, config::WebGrant, oneshot::Sender<(String, bool)>),
     /// Every extension's lamp for the operator panel, as JSON.
     Lamps(oneshot::Sender<Value>),
 }
@@ -165,8 +166,6 @@ pub struct App {
     /// Held across a configuration change and its trial's bookkeeping, a confirmation
     /// and a rollback, so that none of them sees another half done.
     fw_lock: tokio::sync::Mutex<()>,
-    /// What was given to browser phones, by account user name ([`phone`]).
-    web_phones: Mutex<std::collections::HashMap<String, config::WebGrant>>,
 }
 
 impl App {
@@ -195,7 +194,6 @@ impl App {
             firewall: std::sync::OnceLock::new(),
             fw_pending: Mutex::new(None),
             fw_lock: tokio::sync::Mutex::new(()),
-            web_phones: Mutex::new(Default::default()),
         })
     }
 

@@ -4,7 +4,7 @@
 //! kind "web", user name `<number>~web`), derived by the configuration and never stored.
 //! It has no password of its own: the page asks `POST /phone/account` (the portal
 //! session and its CSRF token) for a secret, which the web gives the exchange
-//! ([`crate::CoreRequest::WebPhoneSecret`]) and the page's JsSIP uses to register over
+//! ([`crate::CoreRequest::WebPhoneGrant`]) and the page's JsSIP uses to register over
 //! `wss://<box>/ws`. The secret is never shown; it lasts [`LIFETIME`] past the page's
 //! last renewal (the page renews it every [`RENEW`]), so it dies soon after the last
 //! portal page of its user closes, and at once when the user changes the password, is
@@ -170,27 +170,20 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
         .map(|u| u.password_hash.clone())
         .unwrap_or_default();
     let username = config::SipAccount::web(&number).username;
-    let now = crate::unix_now();
-    let until = now + LIFETIME.as_secs();
-    let (grant, new) = {
-        let mut grants = app.web_phones.lock().unwrap_or_else(|p| p.into_inner());
-        grants.retain(|_, g| g.until > now);
-        let mine = grants
-            .get(&username)
-            .filter(|g| g.user == c.user.username && g.password_hash == password_hash);
-        let new = mine.is_none();
-        let secret = match mine {
-            Some(g) => g.secret.clone(),
-            None => crate::auth::token(),
-        };
-        let g = config::WebGrant {
-            secret,
-            until,
-            user: c.user.username.clone(),
-            password_hash,
-        };
-        grants.insert(username.clone(), g.clone());
-        (g, new)
+    // The exchange keeps the grants: it renews this user's, or takes this one (a
+    // fresh secret) in its place.
+    let proposal = config::WebGrant {
+        secret: crate::auth::token(),
+        until: crate::unix_now() + LIFETIME.as_secs(),
+        user: c.user.username.clone(),
+        password_hash,
+    };
+    let ask = |tx| CoreRequest::WebPhoneGrant(username.clone(), proposal, tx);
+    let Some((secret, new)) = app.ask(ask).await else {
+        let mut r =
+            warp::reply::json(&json!({"error": "the exchange is busy; try again"})).into_response();
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return r;
     };
     if new {
         app.security(
@@ -199,11 +192,6 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
             &format!("browser phone of extension {number} started"),
         );
     }
-    let secret = grant.secret.clone();
-    let _ = app
-        .core
-        .send(CoreRequest::WebPhoneSecret(username.clone(), Some(grant)))
-        .await;
     let mut r = warp::reply::json(&json!({
         "extension": number,
         "name": name,

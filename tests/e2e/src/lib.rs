@@ -1399,6 +1399,11 @@ pub fn add_ext(p: &Pbxd, n: &str) -> String {
     pw
 }
 
+/// Adds each of `numbers` ([`add_ext`]); their passwords, in order.
+pub fn add_exts(p: &Pbxd, numbers: &[&str]) -> Vec<String> {
+    numbers.iter().map(|n| add_ext(p, n)).collect()
+}
+
 pub fn dial(from: &mut Phone, pbx: &Pbxd, number: &str) {
     let _ = pbx;
     from.command("dial", &format!("sip:{number}@{}", from.server));

@@ -21,12 +21,7 @@ const T: Duration = Duration::from_secs(30);
 #[test]
 fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
     let pbx = Pbxd::start();
-    let pw = [
-        add_ext(&pbx, "101"),
-        add_ext(&pbx, "102"),
-        add_ext(&pbx, "103"),
-        add_ext(&pbx, "104"),
-    ];
+    let pw = add_exts(&pbx, &["101", "102", "103", "104"]);
     let h = pbx.admin_session("Adm1n-Portal-Phone!");
     let h: Vec<&str> = h.iter().map(String::as_str).collect();
     for (user, exts) in [("alice", json!(["101"])), ("bob", json!([]))] {

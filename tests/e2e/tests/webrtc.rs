@@ -12,11 +12,7 @@ use std::time::Duration;
 #[test]
 fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() {
     let pbx = Pbxd::start();
-    let pw = [
-        add_ext(&pbx, "101"),
-        add_ext(&pbx, "102"),
-        add_ext(&pbx, "103"),
-    ];
+    let pw = add_exts(&pbx, &["101", "102", "103"]);
     edit_config(&pbx, |v| {
         for a in v["accounts"].as_array_mut().unwrap() {
             if a["extension"] == "101" {

@@ -35,13 +35,7 @@ fn phone_spec<'a>(user: &'a str, password: &'a str) -> PhoneSpec<'a> {
 #[test]
 fn browser_phones_register_and_are_called_over_secure_websocket() {
     let pbx = Pbxd::start();
-    let pw = [
-        add_ext(&pbx, "101"),
-        add_ext(&pbx, "102"),
-        add_ext(&pbx, "103"),
-        add_ext(&pbx, "104"),
-        add_ext(&pbx, "105"),
-    ];
+    let pw = add_exts(&pbx, &["101", "102", "103", "104", "105"]);
     // An opening with everything right, but for a box where no account may use WSS.
     let opening = |protocol: &str| {
         let headers = [

@@ -46,6 +46,9 @@ pub fn rig() -> Rig {
                 | web::CoreRequest::QueueLogin(_, _, _, t) => {
                     let _ = t.send(false);
                 }
+                web::CoreRequest::WebPhoneGrant(_, g, t) => {
+                    let _ = t.send((g.secret, true));
+                }
                 web::CoreRequest::Resync(targets, t) => {
                     let _ = t.send(targets.len());
                 }
@@ -60,7 +63,6 @@ pub fn rig() -> Rig {
                 web::CoreRequest::MailboxChanged(_)
                 | web::CoreRequest::MusicChanged
                 | web::CoreRequest::TrustChanged
-                | web::CoreRequest::WebPhoneSecret(..)
                 | web::CoreRequest::Restart => {}
             }
         }
