@@ -6,7 +6,8 @@
 // CALLER again, calls CONSULT first and connects the two (attended transfer); picks up
 // a call ringing at CALLER from the switchboard. The switchboard's lamps follow each
 // step, and a click on one transfers the call talked in (the blind transfer). The page
-// has no build step: the box serves JsSIP and the phone's script.
+// has no build step: the box serves JsSIP and the phone's script. Last, the page's
+// switches: forward every call (on, then off) and do not disturb (on: the lamp says so).
 import { run, base, goto, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -150,4 +151,18 @@ await run(async (page) => {
   await page.screenshot({ path: `${process.env.ARTIFACTS}/portal-phone-panel.png`, fullPage: true });
   // Logging out ends the phone: the page unregisters as it goes.
   await page.evaluate(() => new Promise((yes) => { window.pbxPhone.ua.on("unregistered", yes); window.pbxPhone.ua.unregister(); }));
+  // The switches: forward every call to TRANSFER_TO, then off again; do not disturb on.
+  // The panel's lamp says so, and so does MyPhone.
+  await page.fill("#phone-forward", env("TRANSFER_TO"));
+  await page.check("#phone-forward-on");
+  await page.locator("#phone-settings-note", { hasText: `forwarded to ${env("TRANSFER_TO")}` }).waitFor();
+  await page.uncheck("#phone-forward-on");
+  await page.locator("#phone-settings-note", { hasText: "Calls ring here" }).waitFor();
+  await page.check("#phone-dnd");
+  await page.locator("#phone-settings-note", { hasText: "Do not disturb is on" }).waitFor();
+  await lamp("101", "dnd").waitFor();
+  assert.match(await lamp("101").textContent(), /do not disturb/);
+  await goto(page, `${base}/`);
+  assert.ok(await page.isChecked(".my-forwarding input[name=do_not_disturb]"), "MyPhone does not show do not disturb");
+  assert.equal(await page.inputValue(".my-forwarding input[name=forward]"), "");
 }, fakeMicrophone(env("TONE_FILE")));

@@ -305,6 +305,12 @@ pub struct Extension {
     /// empty = off.
     #[serde(default, skip_serializing_if = "stored::default")]
     pub forward: String,
+    /// Do not disturb: the extension's phones do not ring; its callers are treated as
+    /// if it were busy (its busy forwarding rule, e.g. voicemail, applies), a queue
+    /// does not offer it calls, and the operator panel shows it. An unconditional
+    /// `forward` still applies first.
+    #[serde(default, skip_serializing_if = "stored::default")]
+    pub do_not_disturb: bool,
     /// Call permission group for calls leaving the box; empty = no restriction.
     #[serde(default, skip_serializing_if = "stored::default")]
     pub permission_group: String,
@@ -423,6 +429,7 @@ impl Extension {
             caller_id: CallerIdPresentation::Show,
             encrypt_calls: false,
             forward: String::new(),
+            do_not_disturb: false,
             permission_group: String::new(),
             call_waiting: true,
             forwarding: Vec::new(),

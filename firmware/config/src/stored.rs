@@ -101,6 +101,7 @@ mod tests {
             caller_id: CallerIdPresentation::Hide,
             encrypt_calls: true,
             forward: "103".into(),
+            do_not_disturb: true,
             permission_group: "local".into(),
             call_waiting: false,
             forwarding: vec![ForwardRule {
@@ -174,6 +175,7 @@ mod tests {
         let e = &c.extensions[0];
         assert!(e.enabled && e.call_waiting && e.voicemail && e.voicemail_attach);
         assert!(!e.encrypt_calls && !e.voicemail_email && !e.voicemail_delete_sent);
+        assert!(!e.do_not_disturb);
         assert_eq!(
             (e.call_limit, e.busy_level, e.no_answer_seconds),
             (0, 0, 20)
@@ -253,6 +255,7 @@ mod tests {
             caller_id,
             encrypt_calls,
             forward,
+            do_not_disturb,
             permission_group,
             call_waiting,
             forwarding,

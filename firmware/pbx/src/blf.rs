@@ -51,7 +51,7 @@ impl LineState {
 pub struct Lamp {
     pub number: String,
     pub name: String,
-    /// `idle`, `ringing`, `busy` or `offline`.
+    /// `idle`, `ringing`, `busy`, `dnd` (do not disturb, not in a call) or `offline`.
     pub state: &'static str,
     /// Who calls a ringing extension.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -261,6 +261,7 @@ impl Pbx {
                     Some(LineState::Busy) | Some(LineState::Parked { .. }) => {
                         ("busy", String::new())
                     }
+                    Some(LineState::Idle) | None if e.do_not_disturb => ("dnd", String::new()),
                     Some(LineState::Idle) | None => {
                         let registered = snap
                             .accounts_of(&e.number)

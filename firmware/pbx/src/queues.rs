@@ -171,7 +171,10 @@ impl Pbx {
     /// Devices of extension `ext` that can ring (enabled and registered).
     fn agent_devices(&self, ext: &str) -> Vec<crate::route::Dest> {
         let snap = self.snapshot.clone();
-        if !snap.extension(ext).is_some_and(|e| e.enabled) {
+        if !snap
+            .extension(ext)
+            .is_some_and(|e| e.enabled && !e.do_not_disturb)
+        {
             return Vec::new();
         }
         snap.accounts_of(ext)
@@ -203,6 +206,12 @@ impl Pbx {
             "in call"
         } else if self.agent_wrapup.get(ext).is_some_and(|t| *t > now) {
             "wrap-up"
+        } else if self
+            .snapshot
+            .extension(ext)
+            .is_some_and(|e| e.do_not_disturb)
+        {
+            "do not disturb"
         } else if self.agent_devices(ext).is_empty() {
             "unavailable"
         } else {

@@ -195,6 +195,10 @@ impl Pbx {
                 if !ext.forward.is_empty() {
                     return self.expand(&ext.forward, caller, &groups2, depth + 1, seen, out, errs);
                 }
+                // Do not disturb: busy to its callers, its "ring also" numbers quiet too.
+                if ext.do_not_disturb {
+                    return errs.push((486, "do not disturb".into()));
+                }
                 // Counting the extension's calls walks them all: only when a limit asks.
                 let limited = ext.call_limit > 0 || ext.busy_level > 0;
                 let load = if limited {

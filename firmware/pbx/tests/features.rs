@@ -1501,3 +1501,53 @@ async fn the_echo_test_ends_by_itself_and_takes_hash_by_sip_info() {
     assert_eq!(header(&bye, "Call-ID"), Some("echo4"));
     assert!(rig.pbx.calls(rig.now).is_empty());
 }
+
+#[tokio::test]
+async fn do_not_disturb_sends_callers_to_the_busy_rule_and_shows_on_the_panel() {
+    use config::{CallOrigin::*, ForwardCause::*};
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "102");
+            e.do_not_disturb = true;
+            e.forwarding = vec![rule(Busy, Any, "104")];
+        }),
+    );
+    register_all(&mut rig, &[("102", B), ("104", D)]);
+    let lamp = |rig: &Rig, n: &str| {
+        rig.pbx
+            .lamps()
+            .into_iter()
+            .find(|l| l.number == n)
+            .map(|l| l.state)
+    };
+    assert_eq!(lamp(&rig, "102"), Some("dnd"));
+    assert_eq!(lamp(&rig, "104"), Some("idle"));
+    // 102's phone does not ring; its busy rule does: 104 rings.
+    let got = call_as(&mut rig, "101", A, "102", "dnd-1");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");
+    assert!(invites(&mut rig, B).is_empty(), "a phone in DND rang");
+    assert_eq!(invites(&mut rig, D).len(), 1, "the busy rule did not apply");
+
+    // Without a busy rule the caller hears busy, and why.
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| ext(c, "102").do_not_disturb = true),
+    );
+    register_all(&mut rig, &[("102", B)]);
+    let got = call_as(&mut rig, "101", A, "102", "dnd-2");
+    assert!(
+        got.starts_with("SIP/2.0 486 Busy Here") && got.contains("do not disturb"),
+        "{got}"
+    );
+    assert!(invites(&mut rig, B).is_empty());
+    // Switched off (a configuration change): it rings again and its lamp is idle.
+    let mut c = cfg_with(|_| {});
+    ext(&mut c, "102").do_not_disturb = false;
+    rig.pbx
+        .set_snapshot(std::sync::Arc::new(config::Snapshot::new(2, c)));
+    assert_eq!(lamp(&rig, "102"), Some("idle"));
+    let got = call_as(&mut rig, "101", A, "102", "dnd-3");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");
+    assert_eq!(invites(&mut rig, B).len(), 1);
+}

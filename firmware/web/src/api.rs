@@ -241,6 +241,7 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response, ApiError> {
                     json!({
                         "number": e.number, "name": e.display_name(), "service_pin": e.service_pin,
                         "forward": e.forward, "call_waiting": e.call_waiting,
+                        "do_not_disturb": e.do_not_disturb,
                         "no_answer_seconds": e.no_answer_seconds, "forwarding": e.forwarding,
                         "accounts": accounts,
                     })

@@ -694,6 +694,7 @@ mod build {
             "forward": {"type": "string", "description": "forward every call to this number; empty = ring here"},
             "permission_group": {"type": "string", "description": "call permission group; empty = every number"},
             "call_waiting": {"type": "boolean", "description": "a phone in a call rings for a second one (default true)"},
+            "do_not_disturb": {"type": "boolean", "description": "the phones do not ring; callers are treated as if the extension were busy (default false)"},
             "voicemail": {"type": "boolean", "description": "the extension has a voicemail box that forwarding rules may send callers to (default true)"},
             "voicemail_email": {"type": "boolean", "description": "each new message is e-mailed to `email` through the mail server (/smtp); default false"},
             "voicemail_attach": {"type": "boolean", "description": "the e-mail carries the recording as WAV (default true)"},
@@ -829,6 +830,7 @@ mod build {
                             "service_pin": extension_props["service_pin"].clone(),
                             "forward": extension_props["forward"].clone(),
                             "call_waiting": extension_props["call_waiting"].clone(),
+                            "do_not_disturb": extension_props["do_not_disturb"].clone(),
                             "no_answer_seconds": extension_props["no_answer_seconds"].clone(),
                             "forwarding": extension_props["forwarding"].clone(),
                             "email": extension_props["email"].clone(),
@@ -1100,7 +1102,7 @@ mod build {
                 "seconds": s("integer"), "ringing": {"type": "array", "items": s("string")}}}},
             "agents": {"type": "array", "items": {"type": "object", "properties": {
                 "extension": s("string"), "name": s("string"), "dynamic": s("boolean"),
-                "state": {"type": "string", "enum": ["free", "ringing", "in call", "wrap-up", "unavailable"]},
+                "state": {"type": "string", "enum": ["free", "ringing", "in call", "wrap-up", "do not disturb", "unavailable"]},
                 "answered": s("integer"), "missed": s("integer")}}},
             "answered": s("integer"), "abandoned": s("integer"), "redirected": s("integer"),
             "average_wait": s("integer"), "longest_wait": s("integer")}});

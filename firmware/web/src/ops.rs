@@ -914,7 +914,7 @@ pub(crate) async fn update_me(
 }
 
 /// What a user may change of their own extension in the portal (Kerio MyPhone): the
-/// voicemail PIN, forwarding and call waiting. Fields left out stay as they are.
+/// voicemail PIN, forwarding, call waiting and do not disturb. Fields left out stay as they are.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MyExtension {
@@ -922,6 +922,7 @@ pub(crate) struct MyExtension {
     /// Every call to (empty: ring here).
     pub forward: Option<String>,
     pub call_waiting: Option<bool>,
+    pub do_not_disturb: Option<bool>,
     pub no_answer_seconds: Option<u32>,
     pub forwarding: Option<Vec<config::ForwardRule>>,
     /// Where voicemail is e-mailed, and how.
@@ -948,20 +949,18 @@ pub(crate) async fn set_my_extension(
         || i.voicemail_email.is_some()
         || i.voicemail_attach.is_some()
         || i.voicemail_delete_sent.is_some();
-    let what = match (
-        &i.service_pin,
-        &i.forward,
-        &i.call_waiting,
-        &i.no_answer_seconds,
-        &i.forwarding,
-        mail,
-    ) {
-        (Some(_), None, None, None, None, false) => {
-            format!("changed the voicemail PIN of extension {number}")
-        }
-        (None, None, None, None, None, false) => {
-            return Err(ApiError::bad("body", "nothing to change"))
-        }
+    let rest = mail
+        || i.forward.is_some()
+        || i.call_waiting.is_some()
+        || i.no_answer_seconds.is_some()
+        || i.forwarding.is_some();
+    let what = match (&i.service_pin, i.do_not_disturb, rest) {
+        (Some(_), None, false) => format!("changed the voicemail PIN of extension {number}"),
+        (None, Some(on), false) => format!(
+            "turned do not disturb {} for extension {number}",
+            if on { "on" } else { "off" }
+        ),
+        (None, None, false) => return Err(ApiError::bad("body", "nothing to change")),
         _ => format!("changed the settings of extension {number} in the portal"),
     };
     let n = number.to_string();
@@ -975,6 +974,9 @@ pub(crate) async fn set_my_extension(
         }
         if let Some(w) = i.call_waiting {
             e.call_waiting = w;
+        }
+        if let Some(d) = i.do_not_disturb {
+            e.do_not_disturb = d;
         }
         if let Some(s) = i.no_answer_seconds {
             e.no_answer_seconds = s;

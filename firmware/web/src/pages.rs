@@ -755,10 +755,9 @@ fn extension_form(form: &[(String, String)], number: &str) -> Result<Map<String,
         _ => json!({"mode": "show"}),
     };
     m.insert("caller_id".into(), cid);
-    m.insert(
-        "call_waiting".into(),
-        json!(field(form, "call_waiting").is_some()),
-    );
+    for k in ["call_waiting", "do_not_disturb"] {
+        m.insert(k.into(), json!(field(form, k).is_some()));
+    }
     for k in [
         "voicemail",
         "voicemail_email",
@@ -1212,6 +1211,7 @@ fn extension_page(app: &Arc<App>, c: &Caller, n: &str, note: Note, status: Statu
                         label { "Other extension shown" input name="caller_id_number" value=(cid_num); }
                         label.check { input type="checkbox" name="encrypt_calls" checked[e.encrypt_calls]; "Encrypt calls (TLS + SRTP)" }
                         label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
+                        label.check { input type="checkbox" name="do_not_disturb" checked[e.do_not_disturb]; "Do not disturb (its phones do not ring; callers get its busy rule)" }
                         label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (a phone in a call rings for a second one)" }
                         label.check { input type="checkbox" name="voicemail" checked[e.voicemail]; "Voicemail box (forwarding can send callers to it)" }
                         label.check { input type="checkbox" name="voicemail_email" checked[e.voicemail_email]; "E-mail each voicemail message to the e-mail address" }
@@ -1481,6 +1481,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
             return crate::phone::page(app, c, &dial);
         }
         (false, "/phone/panel") => return crate::phone::panel(app, c).await,
+        (true, "/phone/settings") => return crate::phone::settings(app, c, form).await,
         (true, "/phone/account") => {
             let ext = field(form, "extension").unwrap_or("");
             return crate::phone::account(app, req, c, ext).await;
@@ -1522,6 +1523,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                 let i = ops::MyExtension {
                     forward: Some(field(form, "forward").unwrap_or("").to_string()),
                     call_waiting: Some(field(form, "call_waiting").is_some()),
+                    do_not_disturb: Some(field(form, "do_not_disturb").is_some()),
                     no_answer_seconds: Some(secs),
                     forwarding: Some(rules),
                     ..Default::default()
@@ -1629,6 +1631,7 @@ async fn portal(app: &Arc<App>, req: &Req, c: &Caller, form: &[(String, String)]
                                 (csrf_field(c))
                                 input type="hidden" name="extension" value=(e.number);
                                 label { "Forward every call to (empty = ring here)" input name="forward" value=(e.forward) inputmode="tel"; }
+                                label.check { input type="checkbox" name="do_not_disturb" checked[e.do_not_disturb]; "Do not disturb (my phones do not ring; callers get my busy rule)" }
                                 label.check { input type="checkbox" name="call_waiting" checked[e.call_waiting]; "Call waiting (my phone rings for a second call while I am in one)" }
                                 label { "Rings before \"no answer\" (seconds)" input name="no_answer_seconds" value=(e.no_answer_seconds) inputmode="numeric"; }
                                 (forwarding_grid(e, &format!("forwarding-{}", e.number)))

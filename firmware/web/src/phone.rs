@@ -15,10 +15,12 @@
 //! nothing on the box needs Node.js) does SIP over WebSocket and WebRTC;
 //! `static/phone.js` is the page's dial pad and call controls, and the operator panel
 //! (the switchboard: every extension's lamp, parked calls, queues, from
-//! `GET /phone/panel` every two seconds; a click calls, picks up or transfers).
+//! `GET /phone/panel` every two seconds; a click calls, picks up or transfers). The
+//! page's switches (do not disturb, forward every call) go through `POST /phone/settings`,
+//! the same change as MyPhone's forms.
 
 use crate::pages::{csrf_field, layout, page_response, Note};
-use crate::{App, Caller, CoreRequest, Req};
+use crate::{ApiError, App, Caller, CoreRequest, Req};
 use maud::html;
 use serde_json::json;
 use std::sync::Arc;
@@ -121,10 +123,17 @@ pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
                     button #phone-complete type="button" hidden { "Complete transfer" }
                 }
                 p #phone-waiting hidden { "On hold: " button #phone-held type="button" title="Swap" {} }
+                fieldset #phone-settings disabled {
+                    legend { "When people call me" }
+                    label.check { input #phone-dnd type="checkbox"; "Do not disturb (callers get my busy rule, e.g. voicemail)" }
+                    label.check { input #phone-forward-on type="checkbox"; "Forward every call to" }
+                    input #phone-forward type="tel" inputmode="tel" autocomplete="off" aria-label="Forward every call to";
+                    p #phone-settings-note.hint role="status" {}
+                }
                 audio #phone-audio autoplay {}
                 p.hint {
                     "Your browser asks once for the microphone. "
-                    a href="/" { "Forwarding, call waiting and voicemail" }
+                    a href="/" { "Forwarding rules, call waiting and voicemail" }
                     " are on MyPhone."
                 }
             }
@@ -192,12 +201,53 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
             &format!("browser phone of extension {number} started"),
         );
     }
+    let e = snap.extension(&number);
     let mut r = warp::reply::json(&json!({
         "extension": number,
         "name": name,
         "username": username,
         "password": secret,
         "ws": crate::sip_ws::PATH,
+        "do_not_disturb": e.is_some_and(|e| e.do_not_disturb),
+        "forward": e.map(|e| e.forward.as_str()).unwrap_or_default(),
+    }))
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `POST /phone/settings`: the page's switches for one of the user's extensions
+/// (`extension`): do not disturb (`do_not_disturb` = `on`/`off`) and the forward of
+/// every call (`forward`: a number, empty = off), each only when given. Answers the
+/// extension's settings as they now stand, or the error (400, 403 not the user's).
+pub(crate) async fn settings(app: &Arc<App>, c: &Caller, form: &[(String, String)]) -> Response {
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let number = field("extension").unwrap_or("").to_string();
+    let r = async {
+        let dnd = match field("do_not_disturb") {
+            None => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(_) => return Err(ApiError::bad("do_not_disturb", "must be on or off")),
+        };
+        let i = crate::ops::MyExtension {
+            do_not_disturb: dnd,
+            forward: field("forward").map(str::to_string),
+            ..Default::default()
+        };
+        crate::ops::set_my_extension(app, &c.user, &number, i).await
+    }
+    .await;
+    if let Err(e) = r {
+        return e.into_response();
+    }
+    let snap = app.cfg.snapshot();
+    let e = snap.extension(&number);
+    let mut r = warp::reply::json(&json!({
+        "extension": number,
+        "do_not_disturb": e.is_some_and(|e| e.do_not_disturb),
+        "forward": e.map(|e| e.forward.as_str()).unwrap_or_default(),
     }))
     .into_response();
     r.headers_mut()

@@ -124,10 +124,64 @@
     });
   }
 
+  // The switches: do not disturb and forward every call, of the line in use.
+  function settingsShown(a) {
+    $("phone-dnd").checked = !!a.do_not_disturb;
+    $("phone-forward-on").checked = !!a.forward;
+    if (a.forward || !$("phone-forward").value) $("phone-forward").value = a.forward || "";
+    $("phone-settings").disabled = false;
+  }
+  function saveSettings(fields, what) {
+    var note = $("phone-settings-note");
+    var body = "extension=" + encodeURIComponent(account.extension);
+    Object.keys(fields).forEach(function (k) { body += "&" + k + "=" + encodeURIComponent(fields[k]); });
+    $("phone-settings").disabled = true;
+    fetch("/phone/settings", {
+      method: "POST",
+      headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+      body: body,
+      credentials: "same-origin",
+      redirect: "manual",
+    }).then(function (r) {
+      if (r.type === "opaqueredirect" || r.status === 401) throw new Error("you are logged out; log in again");
+      return r.json().then(function (j) {
+        if (!r.ok) throw new Error(j.error || "the box refused (" + r.status + ")");
+        return j;
+      });
+    }).then(function (j) {
+      account.do_not_disturb = j.do_not_disturb;
+      account.forward = j.forward;
+      settingsShown(j);
+      note.textContent = what(j);
+      poll();
+    }).catch(function (e) {
+      settingsShown(account);
+      note.textContent = "Not saved: " + e.message;
+    });
+  }
+  $("phone-dnd").addEventListener("change", function () {
+    saveSettings({ do_not_disturb: this.checked ? "on" : "off" }, function (j) {
+      return j.do_not_disturb ? "Do not disturb is on: your phones do not ring." : "Do not disturb is off.";
+    });
+  });
+  function forwardChanged() {
+    var on = $("phone-forward-on").checked;
+    var to = $("phone-forward").value.trim();
+    if (on && !to) { $("phone-settings-note").textContent = "Type the number to forward to."; $("phone-forward").focus(); return; }
+    saveSettings({ forward: on ? to : "" }, function (j) {
+      return j.forward ? "Every call is forwarded to " + j.forward + "." : "Calls ring here.";
+    });
+  }
+  $("phone-forward-on").addEventListener("change", forwardChanged);
+  $("phone-forward").addEventListener("change", function () {
+    if ($("phone-forward-on").checked || this.value.trim()) { $("phone-forward-on").checked = true; forwardChanged(); }
+  });
+
   function start() {
     var line = $("phone-line");
     fetchAccount(line ? line.value : "").then(function (a) {
       account = a;
+      settingsShown(a);
       var ws = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + a.ws;
       JsSIP.debug.disable("JsSIP:*");
       ua = new JsSIP.UA({
@@ -302,7 +356,7 @@
       b.setAttribute("data-state", e.state);
       b.querySelector(".n").textContent = e.number;
       b.querySelector(".name").textContent = e.name && e.name !== e.number ? e.name : "";
-      b.querySelector(".s").textContent = e.state === "ringing" && e.caller ? "ringing (" + e.caller + ")" : e.state;
+      b.querySelector(".s").textContent = e.state === "ringing" && e.caller ? "ringing (" + e.caller + ")" : e.state === "dnd" ? "do not disturb" : e.state;
       b.disabled = e.number === own;
     });
     Array.prototype.slice.call(box.children).forEach(function (b) { if (!seen[b.getAttribute("data-number")]) b.remove(); });

@@ -1883,3 +1883,95 @@ pub fn browser_via(pbx: &Pbxd, prefix: &[&str], script: &str, env: &[(&str, &str
     // What the script printed, for `--nocapture`.
     eprintln!("{text}");
 }
+
+/// UDP payloads of a pcap file (Linux loopback: Ethernet framing), with their source
+/// and destination ports.
+pub fn udp_payloads(pcap: &Path) -> Vec<(u16, u16, Vec<u8>)> {
+    let b = std::fs::read(pcap).unwrap();
+    assert!(b.len() >= 24, "no pcap header");
+    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |i: usize| {
+        let x = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let caplen = u32_at(i + 8) as usize;
+        let pkt = &b[i + 16..(i + 16 + caplen).min(b.len())];
+        i += 16 + caplen;
+        // Ethernet (14), IPv4 (IHL), UDP (8).
+        if pkt.len() < 14 + 20 + 8 || pkt[12..14] != [0x08, 0x00] || pkt[23] != 17 {
+            continue;
+        }
+        let ihl = (pkt[14] & 0x0f) as usize * 4;
+        let udp = &pkt[14 + ihl..];
+        if udp.len() < 8 {
+            continue;
+        }
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        out.push((sport, dport, udp[8..].to_vec()));
+    }
+    out
+}
+
+/// The power of `hz` in μ-law samples, as a fraction of all their power (Goertzel).
+pub fn tone_share(ulaw: &[u8], hz: f64) -> f64 {
+    let x: Vec<f64> = ulaw
+        .iter()
+        .map(|&u| {
+            // G.711 μ-law to linear.
+            let u = !u;
+            let sign = u & 0x80;
+            let exp = (u >> 4) & 7;
+            let man = u & 0x0f;
+            let mag = ((((man as i32) << 3) + 0x84) << exp) - 0x84;
+            f64::from(if sign != 0 { -mag } else { mag })
+        })
+        .collect();
+    let n = x.len() as f64;
+    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in &x {
+        let s = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let p = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    let total: f64 = x.iter().map(|v| v * v).sum::<f64>() * n / 2.0;
+    if total == 0.0 {
+        0.0
+    } else {
+        p / total
+    }
+}
+
+/// Starts tcpdump on loopback with `filter`, writing to `pcap`.
+pub fn capture(pcap: &Path, filter: &str) -> Child {
+    let dump = Command::new("timeout")
+        .args(["-s", "INT", "120", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
+        .arg(pcap)
+        .arg(filter)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tcpdump");
+    assert!(
+        wait_until(Duration::from_secs(15), || pcap.exists()),
+        "tcpdump did not start"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    dump
+}
+
+pub fn stop_capture(mut dump: Child) {
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
+    let _ = dump.wait();
+}

@@ -7,7 +7,8 @@
 //! pjsua2 phone (440 Hz); it answers baresip again, calls 102 first and connects the
 //! two (attended transfer); then 102 calls baresip, which rings, and the page picks
 //! the call up from its switchboard, whose lamps follow every step (a click on one is
-//! the blind transfer). Each side hears the other's tone: the browser through Web
+//! the blind transfer). The page's switches forward every call and set do not disturb
+//! (its lamp says so; a call then gets 486 Busy Here). Each side hears the other's tone: the browser through Web
 //! Audio, the phones on their recordings; after each transfer baresip and the phone it
 //! went to hear each other. The account's secret goes to its owner's page only (the
 //! core's tests refuse a REGISTER that guesses it).
@@ -185,6 +186,39 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
     // The page unregistered before it closed.
     let regs = pbx.ctl_ok(&["registrations"]);
     assert!(!regs.contains("101~web"), "the page unregistered: {regs}");
+    // It left do not disturb on (and the forward off): a call to 101 is busy, not
+    // unavailable, and says why.
+    let e = pbx.https("GET", "/api/v1/extensions/101", None, &h).json();
+    assert_eq!(
+        (&e["do_not_disturb"], &e["forward"]),
+        (&json!(true), &json!("")),
+        "{e}"
+    );
+    pjsua.clear_events();
+    dial(&mut pjsua, &pbx, "101");
+    let why = closed_reason(&pjsua);
+    assert!(why.contains("486") && why.contains("Busy Here"), "{why}");
+    // The switches take the user's own extensions only, and on or off.
+    for (body, status) in [
+        ("extension=102&do_not_disturb=on", 403),
+        ("extension=101&do_not_disturb=maybe", 400),
+        ("extension=101", 400),
+    ] {
+        let r = pbx.https("POST", "/phone/settings", Some(body), &alice);
+        assert_eq!(r.status, status, "{body}: {r:?}");
+        assert!(r.json()["error"].is_string(), "{body}: {r:?}");
+    }
+    let r = pbx.https(
+        "POST",
+        "/phone/settings",
+        Some("extension=101&do_not_disturb=off"),
+        &alice,
+    );
+    assert_eq!(
+        (r.status, &r.json()["do_not_disturb"]),
+        (200, &json!(false)),
+        "{r:?}"
+    );
     let log = pbx.log_text();
     assert!(
         log.contains("WebRTC leg") && log.contains("connected"),

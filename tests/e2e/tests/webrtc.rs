@@ -3,10 +3,14 @@
 //! pjsua2 phone (440 Hz) and is called by a baresip phone (1400 Hz). The box is
 //! ICE-lite and speaks DTLS-SRTP with the browser (checked in the browser's own
 //! statistics), plain RTP with the phones; each side hears the other's tone (the
-//! browser through Web Audio, the phones on their recordings).
+//! browser through Web Audio, the phones on their recordings). On the wire (tcpdump on
+//! loopback) the browser's legs carry DTLS and SRTP that decodes to no tone, while the
+//! phones' plain legs carry the tones in clear.
 
 use e2e::*;
 use serde_json::json;
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
@@ -26,6 +30,12 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
     let tone = dir.path().join("browser-1000.wav");
     write_tone_wav(&tone, 1000, 20);
     let tones: Vec<String> = TONES.iter().map(|t| format!("{t}")).collect();
+    // What goes through the box's media ports, both ways.
+    let pcap = dir.path().join("media.pcap");
+    let dump = capture(
+        &pcap,
+        &format!("udp and portrange {}-{}", pbx.rtp.0, pbx.rtp.1),
+    );
 
     std::thread::scope(|s| {
         let phones = s.spawn(|| {
@@ -70,10 +80,73 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
     // Each phone heard the browser's microphone.
     assert_heard(&pjsua, 1000.0);
     assert_heard(&baresip, 1000.0);
+    stop_capture(dump);
+    srtp_on_the_wire(&pcap, pbx.rtp);
     let log = pbx.log_text();
     assert!(
         log.contains("WebRTC leg") && log.contains("connected"),
         "{log}"
     );
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The browser's legs (the flows that carried a DTLS handshake) hold SRTP that decodes
+/// to none of the tones; a phone's plain RTP holds the browser's 1000 Hz in clear.
+fn srtp_on_the_wire(pcap: &Path, range: (u16, u16)) {
+    let ours = |p: u16| (range.0..=range.1).contains(&p);
+    // Flows by (the box's port, the peer's port), each way apart.
+    let mut flows: HashMap<(u16, u16), [Vec<Vec<u8>>; 2]> = HashMap::new();
+    for (src, dst, data) in udp_payloads(pcap) {
+        let (key, way) = if ours(src) {
+            ((src, dst), 0)
+        } else {
+            ((dst, src), 1)
+        };
+        flows.entry(key).or_default()[way].push(data);
+    }
+    // RTP (RFC 5761's demultiplexing: version 2, payload type below 64), 20 ms or more.
+    let rtp = |d: &&Vec<u8>| d.len() >= 172 && d[0] & 0xc0 == 0x80 && d[1] & 0x7f < 64;
+    let media = |pkts: &[Vec<u8>]| -> Vec<u8> {
+        pkts.iter()
+            .filter(rtp)
+            .flat_map(|d| d[12..].to_vec())
+            .collect()
+    };
+    let (mut secure, mut clear, mut browser_flows) = (Vec::new(), 0.0f64, 0);
+    for ways in flows.values() {
+        // A DTLS handshake record (content type 22, version 1.x).
+        let dtls = ways
+            .iter()
+            .flatten()
+            .any(|d| d.len() > 13 && d[0] == 22 && d[1] == 0xfe);
+        for pkts in ways {
+            if dtls {
+                secure.extend(media(pkts));
+            } else {
+                clear = clear.max(tone_share(&media(pkts), 1000.0));
+            }
+        }
+        browser_flows += usize::from(dtls);
+    }
+    eprintln!(
+        "on the wire: {browser_flows} browser flows, {} SRTP bytes; 1000 Hz share {clear:.3} on a phone's leg",
+        secure.len()
+    );
+    assert!(
+        browser_flows >= 2,
+        "no DTLS on {browser_flows} flows: {} flows",
+        flows.len()
+    );
+    assert!(secure.len() >= 16000, "{} SRTP bytes", secure.len());
+    for hz in [1000.0, 440.0, 1400.0] {
+        let share = tone_share(&secure, hz);
+        assert!(
+            share < 0.01,
+            "the browser's SRTP decodes to {hz} Hz ({share})"
+        );
+    }
+    assert!(
+        clear > 0.2,
+        "no phone's RTP carries the browser's tone: {clear}"
+    );
 }
