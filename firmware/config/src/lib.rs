@@ -195,6 +195,11 @@ pub struct FeatureCodes {
     /// Empty: off; a new box has `*70`.
     #[serde(default)]
     pub park: String,
+    /// Switches the caller's extension's do not disturb on or off (the box answers,
+    /// says which, and hangs up). Empty: off; a document written before it existed has
+    /// it off, a new box has `*60` (`*7x` are the parking slots).
+    #[serde(default)]
+    pub do_not_disturb: String,
 }
 
 impl Default for FeatureCodes {
@@ -206,6 +211,7 @@ impl Default for FeatureCodes {
             voicemail: "*97".into(),
             voicemail_direct: "*98".into(),
             park: "*70".into(),
+            do_not_disturb: "*60".into(),
         }
     }
 }
@@ -893,6 +899,9 @@ impl Config {
         }
         if !fc.park.is_empty() {
             codes.push(("park", &fc.park));
+        }
+        if !fc.do_not_disturb.is_empty() {
+            codes.push(("do_not_disturb", &fc.do_not_disturb));
         }
         let park = &self.parking;
         codes.extend(park.slots.iter().map(|s| ("parking slot", s)));
@@ -1849,8 +1858,8 @@ mod tests {
         let e = field_of(&|c| c.feature_codes.directed_pickup = "*".into());
         assert_eq!(
             e.len(),
-            15,
-            "the four whole codes, the nine parking slots and the direct voicemail begin with it: {e:?}"
+            16,
+            "the five whole codes, the nine parking slots and the direct voicemail begin with it: {e:?}"
         );
         // The voicemail codes: a whole code and a prefix, both checked.
         let e = field_of(&|c| c.feature_codes.voicemail = "*98".into());

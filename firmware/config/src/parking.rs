@@ -68,6 +68,9 @@ mod tests {
         ).unwrap();
         assert_eq!(old.parking, Parking::off());
         assert!(old.feature_codes.park.is_empty());
+        // Nor a do-not-disturb code; a new box has one clear of the slots.
+        assert!(old.feature_codes.do_not_disturb.is_empty());
+        assert_eq!(Config::default().feature_codes.do_not_disturb, "*60");
         for (f, says) in [
             (
                 Box::new(|c: &mut Config| c.parking.slots.push("*71".into()))

@@ -45,6 +45,13 @@ impl Pbx {
         if !fc.echo_test.is_empty() && dialled == fc.echo_test {
             return Some(Box::new(crate::app::EchoTest::new()));
         }
+        if !fc.do_not_disturb.is_empty() && dialled == fc.do_not_disturb {
+            let e = self.snapshot.extension(&account.extension)?;
+            return Some(Box::new(crate::app::DndSwitch::new(
+                &e.number,
+                !e.do_not_disturb,
+            )));
+        }
         if !fc.park.is_empty() && dialled == fc.park {
             let slot = self.free_slot()?;
             return Some(Box::new(crate::app::ParkAnnounce::new(&slot)));

@@ -156,6 +156,8 @@ pub enum Request {
     DiscardRecording { path: std::path::PathBuf },
     /// Extension `ext`'s service PIN becomes `pin` (the user changed it by phone).
     ServicePin { ext: String, pin: String },
+    /// Extension `ext`'s do not disturb becomes `on` (its phone dialled the code).
+    DoNotDisturb { ext: String, on: bool },
     /// A wrong PIN was keyed for extension `ext`'s box (the exchange counts them).
     PinFailed { ext: String },
     /// The right PIN was keyed for `ext`'s box.

@@ -88,6 +88,33 @@ pub fn serve(core: &mut Pbx, root: &Path, cfg: &std::sync::Arc<store::Configurat
                 });
                 continue;
             }
+            Request::DoNotDisturb { ext, on } => {
+                let (cfg, ext, on) = (cfg.clone(), ext.clone(), *on);
+                // Committing waits for the card: not on the exchange's loop.
+                tokio::task::spawn_blocking(move || {
+                    let state = if on { "on" } else { "off" };
+                    let what = format!("do not disturb of extension {ext} turned {state} by phone");
+                    let r = cfg.change(&ext, &what, crate::unix_now(), |c| {
+                        match c.extensions.iter_mut().find(|e| e.number == ext) {
+                            Some(e) => {
+                                e.do_not_disturb = on;
+                                Ok(())
+                            }
+                            None => Err(store::ChangeError::NotFound(format!("extension {ext}"))),
+                        }
+                    });
+                    match r {
+                        Ok(_) => tracing::info!(
+                            extension = ext,
+                            "do not disturb turned {state} by phone"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(extension = ext, "do not disturb not changed: {e}")
+                        }
+                    }
+                });
+                continue;
+            }
             Request::ServicePin { ext, pin } => {
                 let (cfg, ext, pin) = (cfg.clone(), ext.clone(), pin.clone());
                 // Committing waits for the card: not on the exchange's loop.

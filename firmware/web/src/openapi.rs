@@ -1113,7 +1113,8 @@ mod build {
             "voicemail_direct": {"type": "string", "description": "prefix followed by an extension: leave a message in its box; 1-8 of digits, * and #, or empty: off"},
             "directed_pickup": {"type": "string", "description": "1-8 of digits, * and #; followed by an extension"},
             "echo_test": {"type": "string", "description": "1-8 of digits, * and #, or empty (off): the box answers and sends the caller's voice back"},
-            "park": {"type": "string", "description": "call park: dialled in a consultation call (then the transfer completed) or blind-transferred to, parks in the first free slot; 1-8 of digits, * and #, or empty: off"}}});
+            "park": {"type": "string", "description": "call park: dialled in a consultation call (then the transfer completed) or blind-transferred to, parks in the first free slot; 1-8 of digits, * and #, or empty: off"},
+            "do_not_disturb": {"type": "string", "description": "switches the caller's extension's do not disturb on or off (the box says which); 1-8 of digits, * and #, or empty: off"}}});
         let smtp = json!({"type": "object", "additionalProperties": false, "properties": {
             "server": {"type": "string", "description": "host name or address of the mail server; empty: no e-mail is sent"},
             "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "0: 587 (starttls), 465 (tls), 25 (none)"},

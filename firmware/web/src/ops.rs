@@ -807,6 +807,14 @@ pub(crate) fn dial_plan(s: &Snapshot) -> Vec<(String, u32, &'static str, String)
             "Call park: the first free slot, said aloud (transfer the call to it)".into(),
         ));
     }
+    if !fc.do_not_disturb.is_empty() {
+        v.push((
+            fc.do_not_disturb.clone(),
+            TYPE_FEATURE,
+            "feature code",
+            "Do not disturb: switches the caller's extension's on or off".into(),
+        ));
+    }
     for slot in &s.config.parking.slots {
         v.push((
             slot.clone(),

@@ -545,6 +545,10 @@ pub(crate) async fn handle(app: &Arc<App>, req: &Req) -> Response {
                     .trim()
                     .to_string(),
                 park: field(&form, "park").unwrap_or("").trim().to_string(),
+                do_not_disturb: field(&form, "do_not_disturb")
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
             };
             let r = ops::set_feature_codes(app, &who, fc).await;
             let (note, st) = outcome(r, |()| "Feature codes saved.".into());
@@ -1305,6 +1309,7 @@ fn dialplan_page(app: &Arc<App>, c: &Caller, note: Note, status: StatusCode) -> 
                         label { "Voicemail (your own box after your service PIN: messages, greetings, PIN; empty: off)" input name="voicemail" value=(snap.config.feature_codes.voicemail); }
                         label { "Direct voicemail (followed by an extension: leave a message without ringing it; empty: off)" input name="voicemail_direct" value=(snap.config.feature_codes.voicemail_direct); }
                         label { "Call park (in a consultation call, then transfer: the first free slot, said aloud; empty: off)" input name="park" value=(snap.config.feature_codes.park); }
+                        label { "Do not disturb (switches the caller's extension's on or off, said aloud; empty: off)" input name="do_not_disturb" value=(snap.config.feature_codes.do_not_disturb); }
                         @if c.can_write_admin() { button type="submit" { "Save feature codes" } }
                     }
                 }

@@ -8,7 +8,8 @@
 //! two (attended transfer); then 102 calls baresip, which rings, and the page picks
 //! the call up from its switchboard, whose lamps follow every step (a click on one is
 //! the blind transfer). The page's switches forward every call and set do not disturb
-//! (its lamp says so; a call then gets 486 Busy Here). Each side hears the other's tone: the browser through Web
+//! (its lamp says so; a call then gets 486 Busy Here); a desk phone switches its own
+//! with the code. Each side hears the other's tone: the browser through Web
 //! Audio, the phones on their recordings; after each transfer baresip and the phone it
 //! went to hear each other. The account's secret goes to its owner's page only (the
 //! core's tests refuse a REGISTER that guesses it).
@@ -208,6 +209,26 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
         assert_eq!(r.status, status, "{body}: {r:?}");
         assert!(r.json()["error"].is_string(), "{body}: {r:?}");
     }
+    // A desk phone switches its own with the code (*60): the box answers, says so and
+    // hangs up; the second time it is off again.
+    for on in [true, false] {
+        pjsua.clear_events();
+        dial(&mut pjsua, &pbx, "*60");
+        assert!(
+            pjsua.wait_event("CALL_ESTABLISHED", T).is_some(),
+            "the code was not answered: {:?}",
+            pjsua.events()
+        );
+        closed_reason(&pjsua);
+        assert!(
+            wait_until(T, || pbx
+                .https("GET", "/api/v1/extensions/102", None, &h)
+                .json()["do_not_disturb"]
+                == json!(on)),
+            "102's do not disturb is not {on}"
+        );
+    }
+    assert!(pbx.log_text().contains("do not disturb turned on by phone"));
     let r = pbx.https(
         "POST",
         "/phone/settings",

@@ -12,6 +12,7 @@
 
 mod attendant;
 mod conference;
+mod dnd;
 mod echo;
 mod park;
 mod queue;
@@ -20,6 +21,7 @@ mod voicemail;
 
 pub use attendant::{Attendant, AttendantEnv};
 pub use conference::ConferenceRoom;
+pub use dnd::DndSwitch;
 pub use echo::EchoTest;
 pub use park::ParkAnnounce;
 pub use queue::{AgentLogin, QueueCaller};
