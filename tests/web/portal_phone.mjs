@@ -5,9 +5,10 @@
 // hears its tone, holds and resumes it, and transfers it blind to TRANSFER_TO; answers
 // CALLER again, calls CONSULT first and connects the two (attended transfer); picks up
 // a call ringing at CALLER from the switchboard. The switchboard's lamps follow each
-// step, and a click on one transfers the call talked in (the blind transfer). The page
-// has no build step: the box serves JsSIP and the phone's script. Last, the page's
-// switches: forward every call (on, then off) and do not disturb (on: the lamp says so).
+// step, and its phonebook (a search over the lamps, Enter) transfers the call talked in
+// (the blind transfer). The page has no build step: the box serves JsSIP and the
+// phone's script. Last, the page's switches: forward every call (on, then off) and do
+// not disturb (on: the lamp says so).
 import { run, base, goto, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -110,9 +111,14 @@ await run(async (page) => {
   const back = await hear(page);
   console.log("resumed", JSON.stringify(back));
   assertWebRtcAudio("CALLER after resume", back.power, back.media, Number(env("CALLER_TONE")), tones);
-  // Blind transfer by a click on TRANSFER_TO's lamp: the call leaves the page.
-  await page.click(`#panel-extensions button[data-number="${env("TRANSFER_TO")}"]`);
+  // Blind transfer from the switchboard's phonebook: TRANSFER_TO found by its number
+  // (the other lamps hidden), Enter: the call leaves the page.
+  await page.fill("#panel-search", env("TRANSFER_TO"));
+  assert.equal(await page.locator("#panel-extensions button.lamp:visible").count(), 1, "the search left other lamps");
+  await page.press("#panel-search", "Enter");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
+  await page.fill("#panel-search", "");
+  assert.equal(await page.locator("#panel-extensions button.lamp:visible").count(), 4);
   await lamp(env("TRANSFER_TO"), "busy").waitFor({ timeout: 20000 });
   await lamp(env("CALLER"), "busy").waitFor();
   await lamp("101", "idle").waitFor();

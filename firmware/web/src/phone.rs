@@ -140,6 +140,7 @@ pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
             section #panel.card {
                 h2 { "Switchboard" }
                 p.hint { "Click an extension to call it, to pick up its ringing call, or, in a call, to transfer the call to it." }
+                label { "Find a colleague" input #panel-search type="search" placeholder="Name or number" autocomplete="off"; }
                 div #panel-extensions.lamps role="list" {}
                 h3 { "Parked calls" }
                 ul #panel-parked { li.none { "None." } }

@@ -360,6 +360,7 @@
       b.disabled = e.number === own;
     });
     Array.prototype.slice.call(box.children).forEach(function (b) { if (!seen[b.getAttribute("data-number")]) b.remove(); });
+    filter();
     var parked = $("panel-parked");
     parked.textContent = "";
     if (!p.parked.length) parked.appendChild(item("None.", "none"));
@@ -389,6 +390,22 @@
       return r.json();
     }).then(render).catch(function () {});
   }
+  // The phonebook: the lamps whose number or name holds what is typed; Enter on a
+  // single one does what a click on it does.
+  function filter() {
+    var q = $("panel-search").value.trim().toLowerCase();
+    Array.prototype.forEach.call($("panel-extensions").children, function (b) {
+      var text = (b.getAttribute("data-number") + " " + b.querySelector(".name").textContent).toLowerCase();
+      b.hidden = !!q && text.indexOf(q) < 0;
+    });
+  }
+  $("panel-search").addEventListener("input", filter);
+  $("panel-search").addEventListener("keydown", function (ev) {
+    if (ev.key !== "Enter") return;
+    ev.preventDefault();
+    var shown = Array.prototype.filter.call($("panel-extensions").children, function (b) { return !b.hidden && !b.disabled; });
+    if (shown.length === 1) shown[0].click();
+  });
   $("panel-extensions").addEventListener("click", function (ev) {
     var b = ev.target.closest("button.lamp");
     if (!b || b.disabled) return;
