@@ -89,51 +89,15 @@ pub fn serve(core: &mut Pbx, root: &Path, cfg: &std::sync::Arc<store::Configurat
                 continue;
             }
             Request::DoNotDisturb { ext, on } => {
-                let (cfg, ext, on) = (cfg.clone(), ext.clone(), *on);
-                // Committing waits for the card: not on the exchange's loop.
-                tokio::task::spawn_blocking(move || {
-                    let state = if on { "on" } else { "off" };
-                    let what = format!("do not disturb of extension {ext} turned {state} by phone");
-                    let r = cfg.change(&ext, &what, crate::unix_now(), |c| {
-                        match c.extensions.iter_mut().find(|e| e.number == ext) {
-                            Some(e) => {
-                                e.do_not_disturb = on;
-                                Ok(())
-                            }
-                            None => Err(store::ChangeError::NotFound(format!("extension {ext}"))),
-                        }
-                    });
-                    match r {
-                        Ok(_) => tracing::info!(
-                            extension = ext,
-                            "do not disturb turned {state} by phone"
-                        ),
-                        Err(e) => {
-                            tracing::warn!(extension = ext, "do not disturb not changed: {e}")
-                        }
-                    }
-                });
+                let (on, state) = (*on, if *on { "on" } else { "off" });
+                let what = format!("do not disturb of extension {ext} turned {state} by phone");
+                change_by_phone(cfg, ext, what, move |e| e.do_not_disturb = on);
                 continue;
             }
             Request::ServicePin { ext, pin } => {
-                let (cfg, ext, pin) = (cfg.clone(), ext.clone(), pin.clone());
-                // Committing waits for the card: not on the exchange's loop.
-                tokio::task::spawn_blocking(move || {
-                    let what = format!("service PIN of extension {ext} changed by phone");
-                    let r = cfg.change(&ext, &what, crate::unix_now(), |c| {
-                        match c.extensions.iter_mut().find(|e| e.number == ext) {
-                            Some(e) => {
-                                e.service_pin = pin;
-                                Ok(())
-                            }
-                            None => Err(store::ChangeError::NotFound(format!("extension {ext}"))),
-                        }
-                    });
-                    match r {
-                        Ok(_) => tracing::info!(extension = ext, "service PIN changed by phone"),
-                        Err(e) => tracing::warn!(extension = ext, "service PIN not changed: {e}"),
-                    }
-                });
+                let pin = pin.clone();
+                let what = format!("service PIN of extension {ext} changed by phone");
+                change_by_phone(cfg, ext, what, move |e| e.service_pin = pin);
                 continue;
             }
         };
@@ -142,6 +106,32 @@ pub fn serve(core: &mut Pbx, root: &Path, cfg: &std::sync::Arc<store::Configurat
         }
         rescan(core, root, &ext);
     }
+}
+
+/// Changes extension `ext` as its phone asked (`what` goes to the change log and the
+/// log), off the exchange's loop: committing waits for the card.
+fn change_by_phone(
+    cfg: &std::sync::Arc<store::Configurator>,
+    ext: &str,
+    what: String,
+    edit: impl FnOnce(&mut config::Extension) + Send + 'static,
+) {
+    let (cfg, ext) = (cfg.clone(), ext.to_string());
+    tokio::task::spawn_blocking(move || {
+        let r = cfg.change(&ext, &what, crate::unix_now(), |c| {
+            match c.extensions.iter_mut().find(|e| e.number == ext) {
+                Some(e) => {
+                    edit(e);
+                    Ok(())
+                }
+                None => Err(store::ChangeError::NotFound(format!("extension {ext}"))),
+            }
+        });
+        match r {
+            Ok(_) => tracing::info!(extension = ext, "{what}"),
+            Err(e) => tracing::warn!(extension = ext, "not done: {what}: {e}"),
+        }
+    });
 }
 
 #[cfg(test)]

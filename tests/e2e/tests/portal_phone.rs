@@ -228,7 +228,9 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
             "102's do not disturb is not {on}"
         );
     }
-    assert!(pbx.log_text().contains("do not disturb turned on by phone"));
+    assert!(pbx
+        .log_text()
+        .contains("do not disturb of extension 102 turned on by phone"));
     let r = pbx.https(
         "POST",
         "/phone/settings",
