@@ -241,8 +241,9 @@ impl Pbx {
     }
 
     /// Every extension's lamp for the operator panel, in configuration order: `idle`,
-    /// `ringing` (with who calls), `busy` (in a call or calling), or `offline` (idle
-    /// with no phone registered). One pass over the calls.
+    /// `ringing` (with who calls), `busy` (in a call or calling), `dnd` (do not
+    /// disturb, not in a call, registered or not), or `offline` (idle with no phone
+    /// registered). One pass over the calls.
     pub fn lamps(&self) -> Vec<Lamp> {
         let snap = self.snapshot.clone();
         let watched: HashSet<&str> = snap

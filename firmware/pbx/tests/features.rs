@@ -1529,6 +1529,20 @@ async fn do_not_disturb_sends_callers_to_the_busy_rule_and_shows_on_the_panel() 
     assert!(invites(&mut rig, B).is_empty(), "a phone in DND rang");
     assert_eq!(invites(&mut rig, D).len(), 1, "the busy rule did not apply");
 
+    // A forward of every call goes first: 104 rings, 102 does not.
+    let mut rig = Rig::with_config(
+        Settings::default(),
+        cfg_with(|c| {
+            let e = ext(c, "102");
+            e.do_not_disturb = true;
+            e.forward = "104".into();
+        }),
+    );
+    register_all(&mut rig, &[("102", B), ("104", D)]);
+    call_as(&mut rig, "101", A, "102", "dnd-0");
+    assert!(invites(&mut rig, B).is_empty());
+    assert_eq!(invites(&mut rig, D).len(), 1, "the forward did not apply");
+
     // Without a busy rule the caller hears busy, and why.
     let mut rig = Rig::with_config(
         Settings::default(),
@@ -1542,10 +1556,11 @@ async fn do_not_disturb_sends_callers_to_the_busy_rule_and_shows_on_the_panel() 
     );
     assert!(invites(&mut rig, B).is_empty());
     // Switched off (a configuration change): it rings again and its lamp is idle.
-    let mut c = cfg_with(|_| {});
-    ext(&mut c, "102").do_not_disturb = false;
     rig.pbx
-        .set_snapshot(std::sync::Arc::new(config::Snapshot::new(2, c)));
+        .set_snapshot(std::sync::Arc::new(config::Snapshot::new(
+            2,
+            cfg_with(|_| {}),
+        )));
     assert_eq!(lamp(&rig, "102"), Some("idle"));
     let got = call_as(&mut rig, "101", A, "102", "dnd-3");
     assert!(got.is_empty() || got.starts_with("SIP/2.0 1"), "{got}");

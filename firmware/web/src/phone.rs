@@ -259,8 +259,9 @@ pub(crate) async fn settings(app: &Arc<App>, c: &Caller, form: &[(String, String
 /// `GET /phone/panel`: the operator panel's state (polled by the page): every
 /// extension's lamp (who calls a ringing one only on the user's own or where one of
 /// them may pick the call up, as a phone's busy lamp), the parked calls (slot, who waits,
-/// for how long), how many callers wait in each queue, and the directed pickup code
-/// the page dials to take a ringing colleague's call.
+/// for how long), how many callers wait in each queue, the directed pickup code the
+/// page dials to take a ringing colleague's call, and the user's own extensions' do not
+/// disturb and forward (the page's switches follow a change made elsewhere).
 pub(crate) async fn panel(app: &Arc<App>, c: &Caller) -> Response {
     let lamps = app.ask(CoreRequest::Lamps).await;
     let parked = app.ask(CoreRequest::Parked).await;
@@ -307,8 +308,13 @@ pub(crate) async fn panel(app: &Arc<App>, c: &Caller) -> Response {
                 "waiting": q["waiting"].as_array().map_or(0, Vec::len)})
         })
         .collect();
+    let lines: Vec<serde_json::Value> = mine
+        .iter()
+        .map(|e| json!({"extension": e.number, "do_not_disturb": e.do_not_disturb, "forward": e.forward}))
+        .collect();
     let mut r = warp::reply::json(&json!({
         "extensions": lamps,
+        "lines": lines,
         "parked": parked,
         "queues": queues,
         "directed_pickup": snap.config.feature_codes.directed_pickup,

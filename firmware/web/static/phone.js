@@ -131,11 +131,14 @@
     if (a.forward || !$("phone-forward").value) $("phone-forward").value = a.forward || "";
     $("phone-settings").disabled = false;
   }
+  var saving = 0; // switches being saved (the panel's poll leaves them alone meanwhile)
   function saveSettings(fields, what) {
     var note = $("phone-settings-note");
-    var body = "extension=" + encodeURIComponent(account.extension);
+    var line = account.extension;
+    var body = "extension=" + encodeURIComponent(line);
     Object.keys(fields).forEach(function (k) { body += "&" + k + "=" + encodeURIComponent(fields[k]); });
     $("phone-settings").disabled = true;
+    saving++;
     fetch("/phone/settings", {
       method: "POST",
       headers: { "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
@@ -143,18 +146,24 @@
       credentials: "same-origin",
       redirect: "manual",
     }).then(function (r) {
-      if (r.type === "opaqueredirect" || r.status === 401) throw new Error("you are logged out; log in again");
+      if (r.type === "opaqueredirect" || r.status === 401 || r.status === 403) throw new Error("you are logged out; log in again");
+      if (!/json/.test(r.headers.get("Content-Type") || "")) throw new Error("the box refused (" + r.status + ")");
       return r.json().then(function (j) {
         if (!r.ok) throw new Error(j.error || "the box refused (" + r.status + ")");
         return j;
       });
     }).then(function (j) {
+      saving--;
+      // Another line was chosen meanwhile: its own settings stand.
+      if (!account || j.extension !== account.extension) return;
       account.do_not_disturb = j.do_not_disturb;
       account.forward = j.forward;
       settingsShown(j);
       note.textContent = what(j);
       poll();
     }).catch(function (e) {
+      saving--;
+      if (!account || account.extension !== line) return;
       settingsShown(account);
       note.textContent = "Not saved: " + e.message;
     });
@@ -167,18 +176,24 @@
   function forwardChanged() {
     var on = $("phone-forward-on").checked;
     var to = $("phone-forward").value.trim();
-    if (on && !to) { $("phone-settings-note").textContent = "Type the number to forward to."; $("phone-forward").focus(); return; }
+    if (on && !to) {
+      $("phone-forward-on").checked = false;
+      $("phone-settings-note").textContent = "Type the number to forward to first.";
+      $("phone-forward").focus();
+      return;
+    }
     saveSettings({ forward: on ? to : "" }, function (j) {
       return j.forward ? "Every call is forwarded to " + j.forward + "." : "Calls ring here.";
     });
   }
   $("phone-forward-on").addEventListener("change", forwardChanged);
-  $("phone-forward").addEventListener("change", function () {
-    if ($("phone-forward-on").checked || this.value.trim()) { $("phone-forward-on").checked = true; forwardChanged(); }
-  });
+  // Another number while forwarding is on forwards there.
+  $("phone-forward").addEventListener("change", function () { if ($("phone-forward-on").checked) forwardChanged(); });
 
   function start() {
     var line = $("phone-line");
+    $("phone-settings").disabled = true;
+    $("phone-settings-note").textContent = "";
     fetchAccount(line ? line.value : "").then(function (a) {
       account = a;
       settingsShown(a);
@@ -338,6 +353,15 @@
   }
   function render(p) {
     pickupCode = p.directed_pickup;
+    // The switches as the box has them (the code on a desk phone or MyPhone may have
+    // changed them), unless one is being saved or typed in.
+    var mine = account && !saving && document.activeElement !== $("phone-forward") &&
+      (p.lines || []).filter(function (l) { return l.extension === account.extension; })[0];
+    if (mine && (mine.do_not_disturb !== account.do_not_disturb || mine.forward !== account.forward)) {
+      account.do_not_disturb = mine.do_not_disturb;
+      account.forward = mine.forward;
+      settingsShown(account);
+    }
     var box = $("panel-extensions");
     var own = account ? account.extension : "";
     var seen = {};

@@ -1954,7 +1954,7 @@ pub fn tone_share(ulaw: &[u8], hz: f64) -> f64 {
 /// Starts tcpdump on loopback with `filter`, writing to `pcap`.
 pub fn capture(pcap: &Path, filter: &str) -> Child {
     let dump = Command::new("timeout")
-        .args(["-s", "INT", "120", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
+        .args(["-s", "INT", "600", "tcpdump", "-i", "lo", "-U", "-n", "-w"])
         .arg(pcap)
         .arg(filter)
         .stdout(Stdio::null())
