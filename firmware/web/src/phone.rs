@@ -168,10 +168,7 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
         .find(|(n, _)| extension.is_empty() || n == extension)
         .cloned()
     else {
-        let mut r =
-            warp::reply::json(&json!({"error": "you have no such extension"})).into_response();
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return r;
+        return ApiError::not_found("you have no such extension").into_response();
     };
     let snap = app.cfg.snapshot();
     let password_hash = snap
@@ -190,10 +187,7 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
     };
     let ask = |tx| CoreRequest::WebPhoneGrant(username.clone(), proposal, tx);
     let Some((secret, new)) = app.ask(ask).await else {
-        let mut r =
-            warp::reply::json(&json!({"error": "the exchange is busy; try again"})).into_response();
-        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        return r;
+        return busy();
     };
     if new {
         app.security(
@@ -202,20 +196,35 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
             &format!("browser phone of extension {number} started"),
         );
     }
-    let e = snap.extension(&number);
-    let mut r = warp::reply::json(&json!({
-        "extension": number,
-        "name": name,
-        "username": username,
-        "password": secret,
-        "ws": crate::sip_ws::PATH,
-        "do_not_disturb": e.is_some_and(|e| e.do_not_disturb),
-        "forward": e.map(|e| e.forward.as_str()).unwrap_or_default(),
-    }))
-    .into_response();
+    let mut v = snap.extension(&number).map_or_else(|| json!({}), switches);
+    v["extension"] = json!(number);
+    v["name"] = json!(name);
+    v["username"] = json!(username);
+    v["password"] = json!(secret);
+    v["ws"] = json!(crate::sip_ws::PATH);
+    no_store(v)
+}
+
+/// A line's switches as the page shows them.
+fn switches(e: &config::Extension) -> serde_json::Value {
+    json!({"extension": e.number, "do_not_disturb": e.do_not_disturb, "forward": e.forward})
+}
+
+/// A JSON answer nothing keeps (it holds a secret, or state that changes).
+fn no_store(v: serde_json::Value) -> Response {
+    let mut r = warp::reply::json(&v).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// The core did not answer in time.
+fn busy() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the exchange is busy; try again",
+    )
+    .into_response()
 }
 
 /// `POST /phone/settings`: the page's switches for one of the user's extensions
@@ -223,7 +232,7 @@ pub(crate) async fn account(app: &Arc<App>, req: &Req, c: &Caller, extension: &s
 /// every call (`forward`: a number, empty = off), each only when given. Answers the
 /// extension's settings as they now stand, or the error (400, 403 not the user's).
 pub(crate) async fn settings(app: &Arc<App>, c: &Caller, form: &[(String, String)]) -> Response {
-    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let field = |k: &str| crate::pages::field(form, k);
     let number = field("extension").unwrap_or("").to_string();
     let r = async {
         let dnd = match field("do_not_disturb") {
@@ -244,16 +253,10 @@ pub(crate) async fn settings(app: &Arc<App>, c: &Caller, form: &[(String, String
         return e.into_response();
     }
     let snap = app.cfg.snapshot();
-    let e = snap.extension(&number);
-    let mut r = warp::reply::json(&json!({
-        "extension": number,
-        "do_not_disturb": e.is_some_and(|e| e.do_not_disturb),
-        "forward": e.map(|e| e.forward.as_str()).unwrap_or_default(),
-    }))
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    no_store(
+        snap.extension(&number)
+            .map_or_else(|| json!({"extension": number}), switches),
+    )
 }
 
 /// `GET /phone/panel`: the operator panel's state (polled by the page): every
@@ -267,10 +270,7 @@ pub(crate) async fn panel(app: &Arc<App>, c: &Caller) -> Response {
     let parked = app.ask(CoreRequest::Parked).await;
     let queues = app.ask(CoreRequest::Queues).await;
     let Some(((mut lamps, parked), queues)) = lamps.zip(parked).zip(queues) else {
-        let mut r =
-            warp::reply::json(&json!({"error": "the exchange is busy; try again"})).into_response();
-        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-        return r;
+        return busy();
     };
     let snap = app.cfg.snapshot();
     let mine: Vec<&config::Extension> = c
@@ -308,19 +308,12 @@ pub(crate) async fn panel(app: &Arc<App>, c: &Caller) -> Response {
                 "waiting": q["waiting"].as_array().map_or(0, Vec::len)})
         })
         .collect();
-    let lines: Vec<serde_json::Value> = mine
-        .iter()
-        .map(|e| json!({"extension": e.number, "do_not_disturb": e.do_not_disturb, "forward": e.forward}))
-        .collect();
-    let mut r = warp::reply::json(&json!({
+    let lines: Vec<serde_json::Value> = mine.iter().map(|e| switches(e)).collect();
+    no_store(json!({
         "extensions": lamps,
         "lines": lines,
         "parked": parked,
         "queues": queues,
         "directed_pickup": snap.config.feature_codes.directed_pickup,
     }))
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
 }

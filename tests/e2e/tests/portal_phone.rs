@@ -8,8 +8,8 @@
 //! two (attended transfer); then 102 calls baresip, which rings, and the page picks
 //! the call up from its switchboard, whose lamps follow every step (a click on one is
 //! the blind transfer). The page's switches forward every call and set do not disturb
-//! (its lamp says so; a call then gets 486 Busy Here); a desk phone switches its own
-//! with the code. Each side hears the other's tone: the browser through Web
+//! (its lamp says so; pjsua2's and baresip's calls then get 486 Busy Here); desk
+//! phones of both families switch their own with the code. Each side hears the other's tone: the browser through Web
 //! Audio, the phones on their recordings; after each transfer baresip and the phone it
 //! went to hear each other. The account's secret goes to its owner's page only (the
 //! core's tests refuse a REGISTER that guesses it).
@@ -195,10 +195,16 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
         (&json!(true), &json!("")),
         "{e}"
     );
-    pjsua.clear_events();
-    dial(&mut pjsua, &pbx, "101");
-    let why = closed_reason(&pjsua);
-    assert!(why.contains("486") && why.contains("Busy Here"), "{why}");
+    for p in [&mut pjsua, &mut baresip] {
+        p.clear_events();
+        dial(p, &pbx, "101");
+        let why = closed_reason(p);
+        assert!(
+            why.contains("486") && why.contains("Busy Here"),
+            "{}: {why}",
+            p.name
+        );
+    }
     // The switches take the user's own extensions only, and on or off.
     for (body, status) in [
         ("extension=102&do_not_disturb=on", 403),
@@ -211,21 +217,28 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
     }
     // A desk phone switches its own with the code (*60): the box answers, says so and
     // hangs up; the second time it is off again.
-    for on in [true, false] {
-        pjsua.clear_events();
-        dial(&mut pjsua, &pbx, "*60");
+    // pjsua2 (102) on, baresip (103) on, pjsua2 off again.
+    for (ext, on) in [("102", true), ("103", true), ("102", false)] {
+        let p = if ext == "102" {
+            &mut pjsua
+        } else {
+            &mut baresip
+        };
+        p.clear_events();
+        dial(p, &pbx, "*60");
         assert!(
-            pjsua.wait_event("CALL_ESTABLISHED", T).is_some(),
-            "the code was not answered: {:?}",
-            pjsua.events()
+            p.wait_event("CALL_ESTABLISHED", T).is_some(),
+            "{}: the code was not answered: {:?}",
+            p.name,
+            p.events()
         );
-        closed_reason(&pjsua);
+        closed_reason(p);
         assert!(
             wait_until(T, || pbx
-                .https("GET", "/api/v1/extensions/102", None, &h)
+                .https("GET", &format!("/api/v1/extensions/{ext}"), None, &h)
                 .json()["do_not_disturb"]
                 == json!(on)),
-            "102's do not disturb is not {on}"
+            "{ext}'s do not disturb is not {on}"
         );
     }
     assert!(pbx

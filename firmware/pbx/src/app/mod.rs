@@ -284,3 +284,20 @@ pub trait Application: Send {
         None
     }
 }
+
+/// What an application does on `ev`, as words: the prompts it plays, `timer <s>`,
+/// `hang up`, and any other action as it prints (for the applications' tests).
+#[cfg(test)]
+pub(crate) fn said(app: &mut dyn Application, ev: AppEvent) -> Vec<String> {
+    let mut cx = Context::new(Instant::now(), "101");
+    app.handle(ev, &mut cx);
+    cx.take_actions()
+        .into_iter()
+        .map(|a| match a {
+            Action::PlayPrompt(p) => p,
+            Action::Timer(d) => format!("timer {}", d.as_secs()),
+            Action::HangUp => "hang up".into(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}

@@ -72,21 +72,9 @@ impl Application for ParkAnnounce {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Action;
-    use std::time::Instant;
 
     fn run(app: &mut ParkAnnounce, ev: AppEvent) -> Vec<String> {
-        let mut cx = Context::new(Instant::now(), "101");
-        app.handle(ev, &mut cx);
-        cx.take_actions()
-            .into_iter()
-            .map(|a| match a {
-                Action::PlayPrompt(p) => p,
-                Action::Timer(d) => format!("timer {}", d.as_secs()),
-                Action::HangUp => "hang up".into(),
-                other => format!("{other:?}"),
-            })
-            .collect()
+        crate::app::said(app, ev)
     }
 
     #[test]
