@@ -88,14 +88,15 @@ export function fakeMicrophone(wav) {
 
 // A WebRTC call's media as webrtc_probe.js saw it: DTLS-SRTP over ICE with the box,
 // G.711, packets both ways, and `tone` the loudest of `tones` by far.
-export function assertWebRtcAudio(what, power, media, tone, tones) {
+export function assertWebRtcAudio(what, power, media, tone, tones, codec = /^audio\/(PCMU|PCMA)$/) {
   const m = JSON.stringify(media);
   assert.equal(media.dtlsState, "connected", `${what}: ${m}`);
   assert.ok(media.srtpCipher, `${what}: no SRTP cipher: ${m}`);
   assert.equal(media.iceState, "connected", `${what}: ${m}`);
   assert.ok(media.packetsReceived > 100, `${what}: ${m}`);
   assert.ok(media.packetsSent > 100, `${what}: ${m}`);
-  assert.ok(media.codecs.some((c) => /PCMU|PCMA/.test(c)), `${what}: ${m}`);
+  assert.match(media.inCodec, codec, `${what}: received: ${m}`);
+  assert.match(media.outCodec, codec, `${what}: sent: ${m}`);
   const others = tones.filter((t) => t !== tone).map((t) => power[t]);
   assert.ok(power[tone] > 10 * Math.max(...others), `${what}: heard ${JSON.stringify(power)}, not ${tone} Hz`);
 }

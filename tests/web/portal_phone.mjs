@@ -124,8 +124,12 @@ await run(async (page) => {
   await lamp("101", "idle").waitFor();
   assert.match(await page.textContent("#phone-state"), /Ready|Call ended/);
   // CALLER rings again; the page answers, calls CONSULT first (CALLER waits on hold),
-  // hears it, and connects the two (attended transfer: REFER with Replaces).
+  // hears it, and connects the two (attended transfer: REFER with Replaces). From the
+  // consultation on, the user has chosen Opus (kept in the browser): the page's calls
+  // carry Opus, which the box turns into G.711 for the phones.
   await page.locator("#phone-incoming").waitFor({ timeout: 60000 });
+  await page.selectOption("#phone-codec", "opus");
+  assert.equal(await page.evaluate(() => localStorage.getItem("pbx-phone-codec")), "opus");
   await page.click("#phone-answer");
   await page.locator("#phone[data-call=connected]").waitFor({ timeout: 20000 });
   await page.fill("#phone-transfer-to", env("CONSULT"));
@@ -137,7 +141,8 @@ await run(async (page) => {
   await sleep(1000);
   const consult = await hear(page);
   console.log("consulted", JSON.stringify(consult));
-  assertWebRtcAudio("portal phone to CONSULT", consult.power, consult.media, Number(env("CALLEE_TONE")), tones);
+  const opus = /^audio\/opus$/;
+  assertWebRtcAudio("portal phone to CONSULT, Opus", consult.power, consult.media, Number(env("CALLEE_TONE")), tones, opus);
   await page.click("#phone-complete");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden", timeout: 20000 });
   await page.locator("#phone-waiting").waitFor({ state: "hidden", timeout: 20000 });
@@ -150,7 +155,7 @@ await run(async (page) => {
   await sleep(1000);
   const picked = await hear(page);
   console.log("picked up", JSON.stringify(picked));
-  assertWebRtcAudio("CALLEE's call picked up", picked.power, picked.media, Number(env("CALLEE_TONE")), tones);
+  assertWebRtcAudio("CALLEE's call picked up, Opus", picked.power, picked.media, Number(env("CALLEE_TONE")), tones, opus);
   await lamp(env("CALLER"), "idle").waitFor();
   await page.click("#phone-hangup");
   await page.locator("#phone-call-panel").waitFor({ state: "hidden" });

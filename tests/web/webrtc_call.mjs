@@ -6,6 +6,11 @@
 // time the browser checks that the media is DTLS-SRTP (its transport's DTLS state and
 // SRTP cipher) over ICE with the box, G.711, and that the loudest of the test tones it
 // hears is the phone's. The phones' recordings are checked by the Rust side.
+// The first call prefers G.711 as the portal's phone does by default (PCMU and PCMA
+// first on the page's own audio line); the baresip call and a second call to pjsua2
+// prefer Opus (Chromium's own order, and the portal phone's when its user chooses it):
+// the browser then sends and receives Opus, which the box turns into G.711 for the
+// phones.
 import { run, base, bundle, assertWebRtcAudio, fakeMicrophone } from "./harness.mjs";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -75,9 +80,31 @@ await run(
         pcConfig: { iceServers: [] },
       };
       const out = {};
+      // Opus, or G.711, first on the audio line of the page's own offer or answer
+      // (phone.js's "prefer").
+      const prefer = (session, opus) =>
+        session.on("sdp", (e) => {
+          if (e.originator !== "local") return;
+          const pt = (e.sdp.match(/a=rtpmap:(\d+) opus\/48000/) || [])[1];
+          const first = opus ? [pt] : ["0", "8"];
+          e.sdp = e.sdp.replace(/^(m=audio \S+ \S+)((?: \d+)+)(\r?)$/m, (all, head, pts, cr) => {
+            const rest = pts.trim().split(" ").filter((x) => !first.includes(x));
+            return `${head} ${[...first, ...rest].join(" ")}${cr}`;
+          });
+        });
+      // As the answerer, Chromium sends the offer's first codec (the box's: G.711),
+      // so once a call it answered is up the page offers again with Opus first
+      // (phone.js does the same): then Opus goes both ways.
+      const preferOpus = (session) => {
+        prefer(session, true);
+        session.on("confirmed", () => {
+          if (session.direction === "incoming") session.renegotiate();
+        });
+      };
 
       // The browser calls the pjsua2 phone, which answers.
       const session = ua.call(`sip:${p.callee}@${p.domain}`, options);
+      prefer(session, false);
       await within(20000, "call answered", new Promise((yes, no) => {
         session.on("confirmed", yes);
         session.on("failed", (e) => no(new Error(`call failed: ${e.cause} ${e.message && e.message.status_code}`)));
@@ -90,15 +117,29 @@ await run(
       // The baresip phone calls the browser, which answers.
       const call = await within(60000, "incoming call", incoming);
       out.incomingSdp = call._request ? call._request.body || "" : "";
+      preferOpus(call);
       call.answer(options);
       await within(20000, "answered call confirmed", new Promise((yes, no) => {
         call.on("confirmed", yes);
         call.on("failed", (e) => no(new Error(`answer failed: ${e.cause}`)));
       }));
-      await sleep(1000);
+      await sleep(1500);
       out.incoming = await listen(call.connection, 3000);
       out.incomingMedia = await transport(call.connection);
       call.terminate();
+      await sleep(500);
+
+      // The browser calls the pjsua2 phone again, preferring Opus.
+      const again = ua.call(`sip:${p.callee}@${p.domain}`, options);
+      preferOpus(again);
+      await within(20000, "Opus call answered", new Promise((yes, no) => {
+        again.on("confirmed", yes);
+        again.on("failed", (e) => no(new Error(`Opus call failed: ${e.cause}`)));
+      }));
+      await sleep(1000);
+      out.opus = await listen(again.connection, 3000);
+      out.opusMedia = await transport(again.connection);
+      again.terminate();
       await sleep(500);
       await within(10000, "unREGISTER", new Promise((yes) => { ua.on("unregistered", yes); ua.unregister(); }));
       ua.stop();
@@ -106,12 +147,21 @@ await run(
     }, params);
     console.log(JSON.stringify(r, null, 1));
 
-    for (const [what, power, media, tone] of [
-      ["browser to pjsua2", r.outgoing, r.outgoingMedia, params.calleeTone],
-      ["baresip to browser", r.incoming, r.incomingMedia, params.callerTone],
+    const g711 = /^audio\/(PCMU|PCMA)$/;
+    const opus = /^audio\/opus$/;
+    for (const [what, power, media, tone, codec] of [
+      ["browser to pjsua2", r.outgoing, r.outgoingMedia, params.calleeTone, g711],
+      ["baresip to browser, Opus", r.incoming, r.incomingMedia, params.callerTone, opus],
+      ["browser to pjsua2, Opus", r.opus, r.opusMedia, params.calleeTone, opus],
     ]) {
-      assertWebRtcAudio(what, power, media, tone, params.tones);
+      assertWebRtcAudio(what, power, media, tone, params.tones, codec);
     }
+    // The box offers the browser G.711 first and Opus after it (opus/48000/2, FEC).
+    const mline = r.incomingSdp.match(/^m=audio \d+ UDP\/TLS\/RTP\/SAVPF ([\d ]+)\r?$/m);
+    assert.ok(mline, r.incomingSdp);
+    assert.match(mline[1], /^(0|8)\b.* 111$/, r.incomingSdp);
+    assert.match(r.incomingSdp, /a=rtpmap:111 opus\/48000\/2/);
+    assert.match(r.incomingSdp, /a=fmtp:111 minptime=10;useinbandfec=1/);
   },
   fakeMicrophone(env("TONE_FILE")),
 );

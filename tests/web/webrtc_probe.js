@@ -33,7 +33,12 @@ window.webrtcProbe = {
   // How the media goes: DTLS-SRTP over the ICE pair, the codec, packets each way.
   async transport(pc) {
     const out = {};
-    (await pc.getStats()).forEach((s) => {
+    const stats = await pc.getStats();
+    // The codec each way, by the RTP streams' codec ids.
+    const mime = (id) => (stats.get(id) || {}).mimeType;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.inCodec = mime(s.codecId);
+      if (s.type === "outbound-rtp" && s.kind === "audio") out.outCodec = mime(s.codecId);
       if (s.type === "transport") {
         out.dtlsState = s.dtlsState;
         out.srtpCipher = s.srtpCipher;

@@ -13,7 +13,7 @@ PBXD_VERSION = 0.1.0
 PBXD_SITE = https://github.com/pbx-appliance/firmware.git
 PBXD_SITE_METHOD = git
 PBXD_LICENSE = GPL-3.0-or-later
-PBXD_DEPENDENCIES = dahdi-linux host-clang alsa-lib host-pkgconf libsrtp
+PBXD_DEPENDENCIES = dahdi-linux host-clang alsa-lib host-pkgconf libsrtp host-cmake
 
 PBXD_CARGO_BUILD_OPTS = -p pbxd -p pbxctl -p console
 PBXD_CARGO_ENV = \

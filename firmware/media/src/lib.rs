@@ -15,6 +15,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod mixer;
 pub mod music;
+mod opus_edge;
 pub mod player;
 pub mod prompts;
 pub mod relay;
@@ -26,6 +27,7 @@ pub mod webrtc;
 pub use control::{Command, EndpointId, Endpoints, Handle, Pool, Spare};
 pub use mixer::Mixer;
 pub use music::{Live, Music};
+pub use opus_edge::OpusParams;
 pub use player::Clip;
 pub use relay::{
     Endpoint, Event, EventSink, Listen, PtMap, Relay, SideConfig, SrtpKeys, Stats, Xcode,

@@ -356,9 +356,11 @@ impl Shared {
     /// What came in on an SRTP leg, checked and decrypted in place: its plain length,
     /// or None to drop it (forged, replayed, or sent before the keys were set). A plain
     /// leg passes everything.
-    fn unprotect(&self, idx: usize, pkt: &mut [u8], src: SocketAddr) -> Option<usize> {
+    /// `buf[..len]` came in; a WebRTC leg may write back more than that (Opus
+    /// decoded to G.711), up to `buf`'s length.
+    fn unprotect(&self, idx: usize, buf: &mut [u8], len: usize, src: SocketAddr) -> Option<usize> {
         if !self.secure.load(Ordering::Acquire) {
-            return Some(pkt.len());
+            return Some(len);
         }
         if self.is_webrtc() {
             // Checks, DTLS and RTCP are answered by the leg; its RTP comes back plain.
@@ -366,9 +368,14 @@ impl Shared {
                 .webrtc()
                 .as_mut()
                 .filter(|_| idx == 0)
-                .and_then(|leg| leg.receive(&self.socks[0], src, pkt));
+                .and_then(|leg| leg.receive(&self.socks[0], src, buf, len));
         }
-        let n = self.srtp().as_mut()?.rx.unprotect(pkt, idx == 1).ok();
+        let n = self
+            .srtp()
+            .as_mut()?
+            .rx
+            .unprotect(&mut buf[..len], idx == 1)
+            .ok();
         if n.is_none() {
             self.stats.srtp_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -1097,7 +1104,7 @@ impl Engine {
                     let n = batch.recv(&shared.socks[idx]);
                     for (buf, (len, src)) in batch.bufs.iter_mut().zip(&batch.got).take(n) {
                         if let Some(src) = src {
-                            relay(shared, idx, &mut buf[..*len], *src);
+                            relay(shared, idx, buf, *len, *src);
                         }
                     }
                     // Fewer than asked: the socket is empty (epoll says when more come).
@@ -1188,14 +1195,14 @@ fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// A packet that reached endpoint `here` on socket `idx` (0 RTP, 1 RTCP) goes out of
-/// its peer.
-fn relay(here: &Shared, idx: usize, pkt: &mut [u8], src: SocketAddr) {
+/// A packet (`buf[..len]`) that reached endpoint `here` on socket `idx` (0 RTP, 1
+/// RTCP) goes out of its peer. The rest of `buf` is room for what it may become.
+fn relay(here: &Shared, idx: usize, buf: &mut [u8], len: usize, src: SocketAddr) {
     // On an SRTP leg only what authenticates is latched onto and relayed.
-    let Some(len) = here.unprotect(idx, pkt, src) else {
+    let Some(len) = here.unprotect(idx, buf, len, src) else {
         return;
     };
-    let pkt = &mut pkt[..len];
+    let pkt = &mut buf[..len];
     {
         let mut l = here.latched();
         if l[idx] != Some(src) {
@@ -1511,6 +1518,7 @@ mod tests {
             their_pwd: "browserpasswordbrowserpw".into(),
             fingerprint: format!("sha-256 {}", ["AB"; 32].join(":")),
             active: false,
+            opus: Some(crate::OpusParams { pt: 111, law_pt: 0 }),
         }));
         assert!(w.is_webrtc() && w.secure() && !w.webrtc_connected());
         a.connect(&w, PtMap::default(), PtMap::default());

@@ -116,6 +116,34 @@ pub struct WebRtc {
     /// The box's description: `a=ice-lite` and its one host candidate (the stream's
     /// address and port).
     pub lite: bool,
+    /// Opus (`opus/48000/2`, RFC 7587), which the box speaks to a browser at the leg's
+    /// edge ([`crate::OpusParams`]) and the rest of the call never sees. A browser's
+    /// description has it when it lists Opus before both G.711 laws (it prefers it):
+    /// its codecs then keep one law only, the one the leg's Opus becomes. The box's
+    /// has it when the leg speaks Opus, or to let a browser choose it.
+    pub opus: Option<Codec>,
+    /// The box writes Opus before its other codecs (it speaks it), not after them (it
+    /// offers it to a browser that prefers it).
+    pub opus_first: bool,
+}
+
+/// The Opus codec the box offers a browser: Chrome's payload type, 20 ms packets at
+/// least, in-band FEC (RFC 7587 6.1).
+pub fn opus_offer() -> Codec {
+    Codec {
+        pt: 111,
+        name: "opus".into(),
+        rate: 48000,
+        fmtp: Some("minptime=10;useinbandfec=1".into()),
+    }
+}
+
+fn is_opus(c: &Codec) -> bool {
+    c.name.eq_ignore_ascii_case("opus") && c.rate == 48000
+}
+
+fn is_g711(c: &Codec) -> bool {
+    c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
 }
 
 impl std::fmt::Debug for WebRtc {
@@ -352,6 +380,8 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                                 mid: None,
                                 bundle: false,
                                 lite: session_lite,
+                                opus: None,
+                                opus_first: true,
                             })
                         }),
                     });
@@ -464,13 +494,26 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         }
         w.fingerprint = format!("sha-256 {}", digest.trim());
         w.bundle = w.mid.as_ref().is_some_and(|m| bundled.contains(m));
-        // A WebRTC leg carries G.711 (every browser speaks both laws): the other
-        // codecs of a browser's list (Opus first) are left out before any negotiation.
-        a.codecs.retain(|c| {
-            c.is_dtmf()
-                || c.name.eq_ignore_ascii_case("PCMU")
-                || c.name.eq_ignore_ascii_case("PCMA")
-        });
+        // A WebRTC leg carries G.711 (every browser speaks both laws), or Opus that the
+        // leg's edge turns into G.711 when the browser prefers it: the other codecs of
+        // a browser's list are left out before any negotiation.
+        let opus = a.codecs.iter().position(is_opus);
+        let law = a.codecs.iter().position(is_g711);
+        if let Some(o) = opus.filter(|o| law.is_none_or(|l| *o < l)) {
+            w.opus = Some(a.codecs[o].clone());
+            let law = law.map_or_else(
+                || Codec {
+                    pt: 0,
+                    name: "PCMU".into(),
+                    rate: 8000,
+                    fmtp: None,
+                },
+                |l| a.codecs[l].clone(),
+            );
+            a.codecs.retain(|c| c.is_dtmf());
+            a.codecs.insert(0, law);
+        }
+        a.codecs.retain(|c| c.is_dtmf() || is_g711(c));
     }
     Ok(a)
 }
@@ -505,12 +548,27 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
         (None, false) => "RTP/AVP",
     };
     s.push_str(&format!("m=audio {} {proto}", audio.port));
-    for c in &audio.codecs {
+    // A browser's Opus goes before the codecs or after them, under a payload type
+    // none of them has.
+    let opus = webrtc
+        .and_then(|w| w.opus.as_ref().map(|o| (o, w.opus_first)))
+        .filter(|(o, _)| !audio.codecs.iter().any(|c| c.pt == o.pt));
+    let codecs: Vec<&Codec> = match opus {
+        Some((o, true)) => std::iter::once(o).chain(&audio.codecs).collect(),
+        Some((o, false)) => audio.codecs.iter().chain(std::iter::once(o)).collect(),
+        None => audio.codecs.iter().collect(),
+    };
+    for c in &codecs {
         s.push_str(&format!(" {}", c.pt));
     }
     s.push_str("\r\n");
-    for c in &audio.codecs {
-        s.push_str(&format!("a=rtpmap:{} {}/{}\r\n", c.pt, c.name, c.rate));
+    for c in &codecs {
+        if is_opus(c) {
+            // Two channels, always (RFC 7587 7).
+            s.push_str(&format!("a=rtpmap:{} opus/48000/2\r\n", c.pt));
+        } else {
+            s.push_str(&format!("a=rtpmap:{} {}/{}\r\n", c.pt, c.name, c.rate));
+        }
         if let Some(f) = &c.fmtp {
             s.push_str(&format!("a=fmtp:{} {}\r\n", c.pt, f));
         }
@@ -586,10 +644,28 @@ mod tests {
         );
         let a = parse(offer.as_bytes()).unwrap();
         assert!(a.secure && a.crypto.is_empty());
-        // G.711 and events only: Opus is left out before any negotiation.
+        // Opus first: the browser prefers it. It is set aside for the leg's edge, and
+        // the codecs keep the law it becomes (the first listed) and events.
         let pts: Vec<u8> = a.codecs.iter().map(|c| c.pt).collect();
-        assert_eq!(pts, [0, 8, 126]);
+        assert_eq!(pts, [0, 126]);
         let w = a.webrtc.as_deref().unwrap();
+        assert_eq!(w.opus.as_ref().map(|o| (o.pt, o.rate)), Some((111, 48000)));
+        // G.711 first (the phone page's default): no Opus; PCMA alone becomes the law.
+        let g = parse(
+            offer
+                .replace("SAVPF 111 0 8 126", "SAVPF 0 8 111 126")
+                .as_bytes(),
+        )
+        .unwrap();
+        let pts: Vec<u8> = g.codecs.iter().map(|c| c.pt).collect();
+        assert_eq!(
+            (pts.as_slice(), g.webrtc.unwrap().opus),
+            (&[0, 8, 126][..], None)
+        );
+        let only = parse(offer.replace("SAVPF 111 0 8 126", "SAVPF 111 8").as_bytes()).unwrap();
+        assert_eq!(only.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [8]);
+        let none = parse(offer.replace("SAVPF 111 0 8 126", "SAVPF 111").as_bytes()).unwrap();
+        assert_eq!(none.codecs[0].name, "PCMU", "a law to become: PCMU");
         assert_eq!(
             (w.ufrag.as_str(), w.pwd.as_str()),
             ("Xy12", "0123456789abcdefghijkl")
@@ -633,6 +709,8 @@ mod tests {
             mid: Some("0".into()),
             bundle: true,
             lite: true,
+            opus: None,
+            opus_first: true,
         }));
         let text = String::from_utf8(write(1, 1, &ans)).unwrap();
         for line in [
@@ -653,6 +731,29 @@ mod tests {
         // ... and it reads back.
         let back = parse(text.as_bytes()).unwrap();
         assert_eq!(back.webrtc.as_deref(), ans.webrtc.as_deref());
+        // Speaking Opus: first, as opus/48000/2 with its parameters; read back so.
+        let mut o = ans.clone();
+        o.webrtc.as_mut().unwrap().opus = Some(opus_offer());
+        let text = String::from_utf8(write(1, 1, &o)).unwrap();
+        for line in [
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 111 0",
+            "a=rtpmap:111 opus/48000/2",
+            "a=fmtp:111 minptime=10;useinbandfec=1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert_eq!(
+            parse(text.as_bytes()).unwrap().webrtc.unwrap().opus,
+            Some(opus_offer())
+        );
+        // Offered to a browser that may prefer it: after G.711.
+        o.webrtc.as_mut().unwrap().opus_first = false;
+        let text = String::from_utf8(write(1, 1, &o)).unwrap();
+        assert!(
+            text.contains("m=audio 20000 UDP/TLS/RTP/SAVPF 0 111\r\n"),
+            "{text}"
+        );
+        assert_eq!(parse(text.as_bytes()).unwrap().webrtc.unwrap().opus, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! DTLS certificate is one per process, made at first use; its fingerprint goes in
 //! every WebRTC description the box writes.
 
+use crate::opus_edge::OpusEdge;
 use sha2::Digest;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, OnceLock};
@@ -35,6 +36,8 @@ pub struct WebRtcParams {
     pub fingerprint: String,
     /// The box opens the DTLS handshake (it answered or was answered `setup:passive`).
     pub active: bool,
+    /// The leg speaks Opus (transcoded at its edge, [`crate::OpusParams`]), not G.711.
+    pub opus: Option<crate::OpusParams>,
 }
 
 impl std::fmt::Debug for WebRtcParams {
@@ -96,6 +99,20 @@ pub(crate) struct WebRtcLeg {
     /// When str0m wants to be driven next.
     next: Instant,
     connected: bool,
+    /// Opus with the browser, G.711 with the rest of the call.
+    opus: Option<Box<OpusEdge>>,
+}
+
+/// The leg's Opus edge for `p`, if it speaks Opus (none when libopus refuses: the leg
+/// is then silent both ways rather than sending G.711 the browser did not agree to).
+fn opus_edge(p: Option<crate::OpusParams>) -> Option<Box<OpusEdge>> {
+    match OpusEdge::new(p?) {
+        Ok(e) => Some(Box::new(e)),
+        Err(e) => {
+            tracing::warn!("WebRTC leg: {e}");
+            None
+        }
+    }
 }
 
 impl WebRtcLeg {
@@ -110,6 +127,7 @@ impl WebRtcLeg {
             .clear_codecs()
             .enable_pcmu(true, false)
             .enable_pcma(true, false)
+            .enable_opus(true, false)
             .clear_extension_map()
             .set_local_ice_credentials(IceCreds {
                 ufrag: params.ufrag.clone(),
@@ -142,6 +160,7 @@ impl WebRtcLeg {
         let mut seq = [0u8; 2];
         let _ = getrandom::getrandom(&mut seq);
         Ok(WebRtcLeg {
+            opus: opus_edge(params.opus),
             params,
             rtc,
             mid,
@@ -153,19 +172,19 @@ impl WebRtcLeg {
         })
     }
 
-    /// A datagram that reached the leg's socket from `src`: its RTP, decrypted, is
-    /// written over `buf` and its length answered; checks, handshakes and RTCP answer
-    /// None (what they call for has been sent).
+    /// A datagram (`buf[..len]`) that reached the leg's socket from `src`: its RTP,
+    /// decrypted (and Opus decoded), is written over `buf` and its length answered;
+    /// checks, handshakes and RTCP answer None (what they call for has been sent).
     pub(crate) fn receive(
         &mut self,
         sock: &UdpSocket,
         src: SocketAddr,
         buf: &mut [u8],
+        len: usize,
     ) -> Option<usize> {
         // An RTP packet of a source not seen yet (the SSRC is in clear): expected on
         // the audio stream, so str0m takes it (no mid header extension is agreed).
-        if buf.len() >= 12 && (128..192).contains(&buf[0]) && !(72..=79).contains(&(buf[1] & 0x7f))
-        {
+        if len >= 12 && (128..192).contains(&buf[0]) && !(72..=79).contains(&(buf[1] & 0x7f)) {
             let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
             if !self.rx.iter().any(|(s, _)| *s == ssrc) {
                 if self.rx.iter().filter(|(_, c)| !c).count() >= MAX_RX {
@@ -181,7 +200,7 @@ impl WebRtcLeg {
             }
         }
         let now = Instant::now();
-        let input = Receive::new(Protocol::Udp, src, self.params.local, buf).ok()?;
+        let input = Receive::new(Protocol::Udp, src, self.params.local, &buf[..len]).ok()?;
         if self.rtc.handle_input(Input::Receive(now, input)).is_err() {
             return None;
         }
@@ -204,6 +223,10 @@ impl WebRtcLeg {
                 got = Some(n);
             }
         });
+        // Opus becomes G.711 here: the relay sees the law the call agreed.
+        if let (Some(n), Some(o)) = (got, self.opus.as_mut()) {
+            got = o.decode_in(buf, n);
+        }
         if let Some(ssrc) = authentic {
             let fresh = self.rx.iter_mut().find(|(s, c)| *s == ssrc && !*c);
             if let Some(e) = fresh {
@@ -229,29 +252,48 @@ impl WebRtcLeg {
         if !self.connected {
             return false;
         }
-        // G.711 only (what the leg agreed): events and anything else are not sent.
-        let pt = pkt[1] & 0x7f;
-        if pt != 0 && pt != 8 {
-            return false;
-        }
-        let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
-        let marker = pkt[1] & 0x80 != 0;
-        let seq: SeqNo = self.seq.into();
-        self.seq += 1;
         let now = Instant::now();
-        let mut api = self.rtc.direct_api();
-        let Some(stream) = api.stream_tx(&self.tx) else {
+        let WebRtcLeg {
+            rtc, tx, seq, opus, ..
+        } = self;
+        let mut api = rtc.direct_api();
+        let Some(stream) = api.stream_tx(tx) else {
             return false;
         };
-        stream.write_rtp(RtpWrite::new(pt.into(), seq, ts, now, &pkt[range]).marker(marker));
+        let mut write = |pt: u8, ts: u32, marker: bool, payload: &[u8]| {
+            let s: SeqNo = (*seq).into();
+            *seq += 1;
+            stream.write_rtp(RtpWrite::new(pt.into(), s, ts, now, payload).marker(marker));
+        };
+        let sent = match opus.as_mut() {
+            // Opus: G.711 becomes 20 ms frames (none yet, or two, for other packet
+            // sizes).
+            Some(o) => {
+                let pt = o.params().pt;
+                o.encode_out(pkt, |frame, ts, marker| write(pt, ts, marker, frame))
+            }
+            // G.711 only (what the leg agreed): events and anything else are not sent.
+            None => {
+                let pt = pkt[1] & 0x7f;
+                if pt == 0 || pt == 8 {
+                    let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+                    write(pt, ts, pkt[1] & 0x80 != 0, &pkt[range]);
+                }
+                pt == 0 || pt == 8
+            }
+        };
+        if !sent {
+            return false;
+        }
         let _ = self.rtc.handle_input(Input::Timeout(now));
         self.drain(sock, |_| {});
         true
     }
 
-    /// New ICE credentials on both sides (an ICE restart, RFC 8839 4.4.1.1.1) with the
-    /// same certificate and DTLS role: the session, its DTLS association and SRTP keys
-    /// stand; only the checks' credentials change. False when more than that changed.
+    /// New ICE credentials on both sides (an ICE restart, RFC 8839 4.4.1.1.1), or
+    /// another codec (Opus or G.711), with the same certificate and DTLS role: the
+    /// session, its DTLS association and SRTP keys stand; only the checks' credentials
+    /// or the leg's Opus edge change. False when more than that changed.
     pub(crate) fn restart_ice(&mut self, p: &WebRtcParams) -> bool {
         let same_dtls = p.fingerprint == self.params.fingerprint
             && p.active == self.params.active
@@ -259,15 +301,24 @@ impl WebRtcLeg {
         if !same_dtls {
             return false;
         }
-        let mut api = self.rtc.direct_api();
-        api.set_local_ice_credentials(IceCreds {
-            ufrag: p.ufrag.clone(),
-            pass: p.pwd.clone(),
-        });
-        api.set_remote_ice_credentials(IceCreds {
-            ufrag: p.their_ufrag.clone(),
-            pass: p.their_pwd.clone(),
-        });
+        let q = &self.params;
+        if (&p.ufrag, &p.pwd, &p.their_ufrag, &p.their_pwd)
+            != (&q.ufrag, &q.pwd, &q.their_ufrag, &q.their_pwd)
+        {
+            let mut api = self.rtc.direct_api();
+            api.set_local_ice_credentials(IceCreds {
+                ufrag: p.ufrag.clone(),
+                pass: p.pwd.clone(),
+            });
+            api.set_remote_ice_credentials(IceCreds {
+                ufrag: p.their_ufrag.clone(),
+                pass: p.their_pwd.clone(),
+            });
+        }
+        // Another codec agreed on the same session (a re-INVITE).
+        if p.opus != self.params.opus {
+            self.opus = opus_edge(p.opus);
+        }
         self.params = p.clone();
         true
     }

@@ -44,6 +44,11 @@ pub(crate) struct LegWebRtc {
     pub bundle: bool,
     /// The box's address in the descriptions it gives the side (its host candidate).
     pub local: Option<std::net::IpAddr>,
+    /// The browser prefers Opus (its last offer or answer listed it first): the leg
+    /// speaks it, and its edge turns it into the G.711 law `law` (a payload type, 0 or
+    /// 8) that the rest of the call knows the leg by.
+    pub opus: Option<media::sdp::Codec>,
+    pub law: u8,
 }
 
 impl LegWebRtc {
@@ -58,11 +63,21 @@ impl LegWebRtc {
             mid: Some("0".into()),
             bundle: false,
             local,
+            opus: None,
+            law: 0,
         }
     }
 
-    /// What a browser's offer or answer says of itself.
-    fn take(&mut self, w: &media::sdp::WebRtc, answer: bool) {
+    /// What a browser's offer or answer (with `codecs`) says of itself.
+    fn take(&mut self, w: &media::sdp::WebRtc, codecs: &[media::sdp::Codec], answer: bool) {
+        self.opus = w.opus.clone();
+        self.law = codecs.iter().find(|c| !c.is_dtmf()).map_or(0, |c| {
+            if c.name.eq_ignore_ascii_case("PCMA") {
+                8
+            } else {
+                0
+            }
+        });
         // The same credentials again (a re-offer for hold): the session stands. New
         // ones are an ICE restart of the browser's: taken on the same session. The
         // box keeps its own (RFC 8839 4.4.1.1.2 would renew them in the answer; kept
@@ -149,10 +164,10 @@ pub(crate) fn take_offer(
     // encrypt: DTLS-SRTP).
     if let Some(w) = offer.webrtc.as_deref() {
         match s.as_mut().and_then(|x| x.webrtc.as_mut()) {
-            Some(x) => x.take(w, false),
+            Some(x) => x.take(w, &offer.codecs, false),
             None => {
                 let mut x = LegWebRtc::new(None);
-                x.take(w, false);
+                x.take(w, &offer.codecs, false);
                 *s = Some(LegSrtp {
                     webrtc: Some(Box::new(x)),
                     ..offered()
@@ -222,7 +237,7 @@ pub(crate) fn take_answer(s: &mut Option<LegSrtp>, answer: &Audio) -> Result<(),
     if let Some(w) = x.webrtc.as_mut() {
         return match answer.webrtc.as_deref() {
             Some(a) => {
-                w.take(a, true);
+                w.take(a, &answer.codecs, true);
                 Ok(())
             }
             None => Err("the answer is not WebRTC (DTLS-SRTP) as the box offered"),
@@ -255,11 +270,16 @@ pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
             use media::sdp::Setup;
             a.secure = true;
             a.crypto.clear();
-            // G.711 only (what the WebRTC leg carries): a browser speaks both laws.
-            // Keypad digits come as SIP INFO: no telephone-event.
+            // G.711 (what the rest of the call carries): a browser speaks both laws.
+            // Keypad digits come as SIP INFO: no telephone-event. Opus first when the
+            // leg speaks it; after G.711 in an offer, for a browser that prefers it.
             a.codecs.retain(|c| {
                 c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
             });
+            let opus = w
+                .opus
+                .clone()
+                .or_else(|| w.offering.then(media::sdp::opus_offer));
             a.webrtc = Some(Box::new(media::sdp::WebRtc {
                 ufrag: w.ufrag.clone(),
                 pwd: w.pwd.clone(),
@@ -272,6 +292,8 @@ pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
                 mid: w.mid.clone(),
                 bundle: w.bundle,
                 lite: true,
+                opus_first: w.opus.is_some(),
+                opus,
             }));
         }
         Some(x) => {
@@ -310,6 +332,10 @@ pub(crate) fn key(ep: &media::Handle, s: &Option<LegSrtp>) {
                 their_pwd: pwd.clone(),
                 fingerprint: fp.clone(),
                 active: w.active,
+                opus: w.opus.as_ref().map(|o| media::OpusParams {
+                    pt: o.pt,
+                    law_pt: w.law,
+                }),
             }
         }));
         return;
@@ -491,5 +517,33 @@ mod tests {
             !format!("{:?}", o).contains("secretsecret"),
             "no ICE password in a log"
         );
+    }
+
+    #[test]
+    fn a_browser_that_prefers_opus_gets_it_at_the_legs_edge() {
+        // The box's offer to a browser has Opus after G.711: the browser chooses.
+        let mut o = Some(offered_webrtc("192.0.2.7".parse().unwrap()));
+        let offer = dress(&audio(false, &[]), &o);
+        let w = offer.webrtc.as_deref().unwrap();
+        assert_eq!(w.opus, Some(media::sdp::opus_offer()));
+        assert!(!w.opus_first);
+        // Its answer prefers Opus (111 first): the leg speaks Opus, becoming PCMU,
+        // and says so first from now on; the endpoint is told.
+        take_answer(&mut o, &browser("active", "u2")).unwrap();
+        let x = o.as_ref().unwrap().webrtc.as_deref().unwrap();
+        assert_eq!((x.opus.as_ref().map(|c| c.pt), x.law), (Some(111), 0));
+        let again = dress(&audio(false, &[]), &o);
+        assert!(again.webrtc.as_deref().unwrap().opus_first);
+        // A browser preferring G.711 (the phone page's default): no Opus, and none
+        // in the box's answer.
+        let g711 = |setup: &str| {
+            let mut b = browser(setup, "u3");
+            b.webrtc.as_mut().unwrap().opus = None;
+            b
+        };
+        take_offer(&mut o, &g711("actpass"), None).unwrap();
+        let x = o.as_ref().unwrap().webrtc.as_deref().unwrap();
+        assert!(x.opus.is_none());
+        assert_eq!(dress(&audio(false, &[]), &o).webrtc.unwrap().opus, None);
     }
 }

@@ -130,6 +130,13 @@ pub(crate) fn page(app: &App, c: &Caller, dial: &str) -> Response {
                     input #phone-forward type="tel" inputmode="tel" autocomplete="off" aria-label="Forward every call to";
                     p #phone-settings-note.hint role="status" {}
                 }
+                label #phone-codec-label {
+                    "Audio"
+                    select #phone-codec {
+                        option value="g711" title="As the desk phones: the best on the office network" { "G.711 (office)" }
+                        option value="opus" title="Less data: mobile networks (the box converts it)" { "Opus (mobile data)" }
+                    }
+                }
                 audio #phone-audio autoplay {}
                 p.hint {
                     "Your browser asks once for the microphone. "

@@ -74,10 +74,14 @@
   }
   // What a call does as it goes, wherever it came from.
   function follow(s) {
+    s.on("sdp", function (e) { if (e.originator === "local") e.sdp = prefer(e.sdp); });
     // Early media (a provider's announcement, ringback) is heard as it comes.
     s.on("progress", function () { if (s === current) { callState("ringing"); listen(s); } });
     s.on("accepted", function () { if (s === current) { callState("connected"); } });
     s.on("confirmed", function () {
+      // The browser answering sends the box's first codec (G.711): a page that
+      // prefers Opus offers again, Opus first, so that Opus goes both ways.
+      if (s.direction === "incoming" && codec() === "opus") s.renegotiate();
       if (s === current) {
         callState("connected");
         listen(s);
@@ -107,6 +111,27 @@
     s.on("ended", gone);
     s.on("failed", gone);
   }
+  // The codec this browser prefers (kept in the browser, per device): G.711 first,
+  // which the box relays as it is, or Opus first, which the box turns into G.711 for
+  // the rest of the call. The order of the audio line's payload types in the page's
+  // own offer or answer says which (the box speaks Opus when it comes first).
+  var codecKey = "pbx-phone-codec";
+  function codec() {
+    try { return localStorage.getItem(codecKey) === "opus" ? "opus" : "g711"; } catch (e) { return "g711"; }
+  }
+  function prefer(sdp) {
+    var opus = (sdp.match(/a=rtpmap:(\d+) opus\/48000/i) || [])[1];
+    var first = codec() === "opus" ? (opus ? [opus] : []) : ["0", "8"];
+    return sdp.replace(/^(m=audio \S+ \S+)((?: \d+)+)(\r?)$/m, function (all, head, pts, cr) {
+      var list = pts.trim().split(" ");
+      var lead = first.filter(function (p) { return list.indexOf(p) >= 0; });
+      return head + " " + lead.concat(list.filter(function (p) { return lead.indexOf(p) < 0; })).join(" ") + cr;
+    });
+  }
+  $("phone-codec").value = codec();
+  $("phone-codec").addEventListener("change", function () {
+    try { localStorage.setItem(codecKey, this.value); } catch (e) {}
+  });
   function ready() { return "Ready: extension " + account.extension + (account.name ? " " + account.name : ""); }
 
   function fetchAccount(ext) {

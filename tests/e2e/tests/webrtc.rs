@@ -5,7 +5,9 @@
 //! statistics), plain RTP with the phones; each side hears the other's tone (the
 //! browser through Web Audio, the phones on their recordings). On the wire (tcpdump on
 //! loopback) the browser's legs carry DTLS and SRTP that decodes to no tone, while the
-//! phones' plain legs carry the tones in clear.
+//! phones' plain legs carry the tones in clear. The baresip call and a second call to
+//! pjsua2 prefer Opus in the browser: the browser's leg carries Opus (payload type 111
+//! on the wire, both ways), which the box turns into G.711 for the phone.
 
 use e2e::*;
 use serde_json::json;
@@ -49,7 +51,8 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
                 pbx.log_text()
             );
             closed_reason(&pjsua);
-            // Then baresip calls the browser, which answers and hangs up.
+            pjsua.clear_events();
+            // Then baresip calls the browser, which answers (in Opus) and hangs up.
             dial(&mut baresip, &pbx, "101");
             assert!(
                 baresip
@@ -59,6 +62,15 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
                 baresip.events()
             );
             closed_reason(&baresip);
+            // Then the browser calls pjsua2 again, in Opus.
+            assert!(
+                pjsua
+                    .wait_event("CALL_ESTABLISHED", Duration::from_secs(60))
+                    .is_some(),
+                "the browser's Opus call never reached pjsua2: {:?}",
+                pjsua.events()
+            );
+            closed_reason(&pjsua);
         });
         browser_via(
             &pbx,
@@ -77,9 +89,16 @@ fn a_browser_calls_a_phone_and_a_phone_calls_the_browser_with_audio_both_ways() 
         );
         phones.join().unwrap();
     });
-    // Each phone heard the browser's microphone.
+    // Each phone heard the browser's microphone, in G.711 and through Opus.
     assert_heard(&pjsua, 1000.0);
     assert_heard(&baresip, 1000.0);
+    let heard = pjsua.heard();
+    assert_eq!(heard.len(), 2, "pjsua2's recordings: {heard:?}");
+    let (tone, loud) = dominant_tone_at(&heard[0], &TONES, 0.25);
+    assert!(
+        tone == 1000.0 && loud > 8000,
+        "pjsua2's G.711 call: {tone} Hz, {loud}"
+    );
     stop_capture(dump);
     srtp_on_the_wire(&pcap, pbx.rtp);
     let log = pbx.log_text();
@@ -105,8 +124,11 @@ fn srtp_on_the_wire(pcap: &Path, range: (u16, u16)) {
         };
         flows.entry(key).or_default()[way].push(data);
     }
-    // RTP (RFC 5761's demultiplexing: version 2, payload type below 64), 20 ms or more.
-    let rtp = |d: &&Vec<u8>| d.len() >= 172 && d[0] & 0xc0 == 0x80 && d[1] & 0x7f < 64;
+    // RTP (RFC 5761's demultiplexing: version 2, payload type below 64, or Opus's 111
+    // where RTCP's 200-206 cannot be), more than a header and an SRTP tag.
+    let rtp = |d: &&Vec<u8>| {
+        d.len() > 28 && d[0] & 0xc0 == 0x80 && (d[1] & 0x7f < 64 || d[1] & 0x7f == 111)
+    };
     // The largest share of `hz` in one second of a direction's payloads, and the median.
     let shares = |pkts: &[Vec<u8>], hz: f64| -> (f64, f64) {
         let media: Vec<u8> = pkts
@@ -122,12 +144,18 @@ fn srtp_on_the_wire(pcap: &Path, range: (u16, u16)) {
         )
     };
     let (mut srtp_packets, mut clear, mut browser_flows) = (0, 0.0f64, 0);
-    for ways in flows.values() {
-        // A DTLS handshake record (content type 22, version 1.x).
-        let dtls = ways
-            .iter()
-            .flatten()
-            .any(|d| d.len() > 13 && d[0] == 22 && d[1] == 0xfe);
+    // Browser flows with Opus each way (the RTP header is clear in SRTP).
+    // Opus packets on the browsers' legs, by the box's port, each way (a browser that
+    // moved to another port of its own has two flows on one leg).
+    let mut opus_legs: HashMap<u16, [usize; 2]> = HashMap::new();
+    for (&(port, _), ways) in &flows {
+        // A browser's flow: a DTLS handshake record (content type 22, version 1.x), or
+        // ICE checks (STUN's magic cookie: a browser may move to another of its ports,
+        // e.g. after a re-offer, where its checks go on but no handshake).
+        let dtls = ways.iter().flatten().any(|d| {
+            (d.len() > 13 && d[0] == 22 && d[1] == 0xfe)
+                || (d.len() >= 20 && d[0] < 2 && d[4..8] == [0x21, 0x12, 0xa4, 0x42])
+        });
         if !dtls {
             for pkts in ways {
                 clear = clear.max(shares(pkts, 1000.0).1);
@@ -135,6 +163,14 @@ fn srtp_on_the_wire(pcap: &Path, range: (u16, u16)) {
             continue;
         }
         browser_flows += 1;
+        let leg = opus_legs.entry(port).or_default();
+        for (way, pkts) in ways.iter().enumerate() {
+            leg[way] += pkts
+                .iter()
+                .filter(rtp)
+                .filter(|d| d[1] & 0x7f == 111)
+                .count();
+        }
         for pkts in ways {
             let media: Vec<&Vec<u8>> = pkts.iter().filter(rtp).collect();
             srtp_packets += media.len();
@@ -149,11 +185,19 @@ fn srtp_on_the_wire(pcap: &Path, range: (u16, u16)) {
             }
         }
     }
+    let opus: Vec<&[usize; 2]> = opus_legs.values().filter(|w| w[0] + w[1] > 0).collect();
     eprintln!(
-        "on the wire: {browser_flows} browser flows, {srtp_packets} SRTP packets; 1000 Hz share {clear:.3} on a phone's leg"
+        "on the wire: {browser_flows} browser flows, {srtp_packets} SRTP packets; Opus packets (out, in) on browser legs {opus:?}; 1000 Hz share {clear:.3} on a phone's leg"
+    );
+    // Two calls of about 4 s each in Opus (a box port may serve both, one after the
+    // other): each way carries well over one call's worth.
+    let (out, inn) = opus.iter().fold((0, 0), |(o, i), w| (o + w[0], i + w[1]));
+    assert!(
+        out > 300 && inn > 300,
+        "Opus on the browsers' legs: {out} packets out, {inn} in"
     );
     assert!(
-        browser_flows >= 2,
+        browser_flows >= 3,
         "no DTLS on {browser_flows} flows: {} flows",
         flows.len()
     );
