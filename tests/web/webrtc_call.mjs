@@ -93,12 +93,14 @@ await run(
           });
         });
       // As the answerer, Chromium sends the offer's first codec (the box's: G.711),
-      // so once a call it answered is up the page offers again with Opus first
-      // (phone.js does the same): then Opus goes both ways.
+      // so two seconds after a call it answered is up the page offers again with Opus
+      // first (phone.js does the same): then Opus goes both ways.
       const preferOpus = (session) => {
         prefer(session, true);
         session.on("confirmed", () => {
-          if (session.direction === "incoming") session.renegotiate();
+          if (session.direction === "incoming") {
+            setTimeout(() => { if (session.isEstablished()) session.renegotiate(); }, 2000);
+          }
         });
       };
 
@@ -123,7 +125,7 @@ await run(
         call.on("confirmed", yes);
         call.on("failed", (e) => no(new Error(`answer failed: ${e.cause}`)));
       }));
-      await sleep(1500);
+      await sleep(3000);
       out.incoming = await listen(call.connection, 3000);
       out.incomingMedia = await transport(call.connection);
       call.terminate();

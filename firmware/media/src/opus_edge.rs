@@ -37,6 +37,9 @@ pub(crate) struct OpusEdge {
     /// the first of them.
     pending: Vec<i16>,
     pending_ts: u32,
+    /// The timestamp the next G.711 packet to the browser carries if it follows the
+    /// last one (another is a new source or a gap).
+    next_ts: Option<u32>,
     /// The next frame starts a talkspurt (the G.711 it came from was marked).
     marker: bool,
 }
@@ -61,6 +64,7 @@ impl OpusEdge {
             rx: None,
             pending: Vec::with_capacity(MAX_PENDING),
             pending_ts: 0,
+            next_ts: None,
             marker: false,
         })
     }
@@ -118,13 +122,14 @@ impl OpusEdge {
             return false;
         }
         let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
-        // Another source, or a gap: what waits of the last one is dropped.
-        if self.pending.is_empty() || ts != self.pending_ts.wrapping_add(self.pending.len() as u32)
-        {
+        // Another source, or a gap: what waits of the last one is dropped, and the
+        // next frame starts a talkspurt.
+        if self.next_ts != Some(ts) {
             self.pending.clear();
             self.pending_ts = ts;
             self.marker = true;
         }
+        self.next_ts = Some(ts.wrapping_add(range.len() as u32));
         self.marker |= pkt[1] & 0x80 != 0;
         let room = MAX_PENDING - self.pending.len();
         self.pending.extend(pkt[range].iter().take(room).map(|&b| {
@@ -193,11 +198,24 @@ mod tests {
             assert!(tx.encode_out(&pkt, |f, ts, m| frames.push((f.to_vec(), ts, m))));
         }
         assert_eq!(frames.len(), 50);
-        assert!(frames[0].2 && !frames[1].2, "the first frame is marked");
+        assert!(frames[0].2, "the first frame is marked");
+        assert!(frames[1..].iter().all(|f| !f.2), "and no other");
         for (i, (f, ts, _)) in frames.iter().enumerate() {
             assert_eq!(*ts, 6 * (1000 + 160 * i as u32));
             assert!(f.len() < 172, "Opus is smaller than G.711: {}", f.len());
         }
+        // 20 ms packets that follow each other: one frame each, unmarked; a gap (or
+        // another source) marks the next.
+        let (mut n, mut marked) = (0, Vec::new());
+        let law = [0xffu8; 160];
+        for (k, ts) in [0u32, 160, 320, 800, 960].iter().enumerate() {
+            let pkt = rtp(0, 100 + k as u16, 50_000 + ts, &law);
+            tx.encode_out(&pkt, |_, _, m| {
+                n += 1;
+                marked.push(m);
+            });
+        }
+        assert_eq!((n, marked), (5, vec![true, false, false, true, false]));
         // Telephone-events and other payloads do not go to an Opus leg.
         assert!(!tx.encode_out(&rtp(101, 0, 0, &[1, 0, 0, 160]), |_, _, _| panic!()));
         // Back: each frame decodes to 160 PCMU samples, 8 kHz timestamps.

@@ -127,11 +127,14 @@ pub struct WebRtc {
     pub opus_first: bool,
 }
 
+/// The payload type of Opus with a browser.
+pub const OPUS_PT: u8 = 111;
+
 /// The Opus codec the box offers a browser: Chrome's payload type, 20 ms packets at
 /// least, in-band FEC (RFC 7587 6.1).
 pub fn opus_offer() -> Codec {
     Codec {
-        pt: 111,
+        pt: OPUS_PT,
         name: "opus".into(),
         rate: 48000,
         fmtp: Some("minptime=10;useinbandfec=1".into()),
@@ -497,7 +500,10 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         // A WebRTC leg carries G.711 (every browser speaks both laws), or Opus that the
         // leg's edge turns into G.711 when the browser prefers it: the other codecs of
         // a browser's list are left out before any negotiation.
-        let opus = a.codecs.iter().position(is_opus);
+        // Opus under payload type 111 only (Chromium's and the box's own offer's):
+        // str0m knows Opus by that type alone, so a browser's Opus under another
+        // (Firefox offers 109) is left out like any other codec.
+        let opus = a.codecs.iter().position(|c| is_opus(c) && c.pt == OPUS_PT);
         let law = a.codecs.iter().position(is_g711);
         if let Some(o) = opus.filter(|o| law.is_none_or(|l| *o < l)) {
             w.opus = Some(a.codecs[o].clone());
@@ -666,6 +672,12 @@ mod tests {
         assert_eq!(only.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [8]);
         let none = parse(offer.replace("SAVPF 111 0 8 126", "SAVPF 111").as_bytes()).unwrap();
         assert_eq!(none.codecs[0].name, "PCMU", "a law to become: PCMU");
+        // Firefox's 109: not Opus to the box (str0m knows it as 111 only).
+        let ff = offer
+            .replace("SAVPF 111 0 8 126", "SAVPF 109 0 8 126")
+            .replace("rtpmap:111", "rtpmap:109");
+        let ff = parse(ff.as_bytes()).unwrap();
+        assert_eq!((ff.codecs.len(), ff.webrtc.unwrap().opus), (3, None));
         assert_eq!(
             (w.ufrag.as_str(), w.pwd.as_str()),
             ("Xy12", "0123456789abcdefghijkl")

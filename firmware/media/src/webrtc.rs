@@ -103,8 +103,9 @@ pub(crate) struct WebRtcLeg {
     opus: Option<Box<OpusEdge>>,
 }
 
-/// The leg's Opus edge for `p`, if it speaks Opus (none when libopus refuses: the leg
-/// is then silent both ways rather than sending G.711 the browser did not agree to).
+/// The leg's Opus edge for `p`, if it speaks Opus (none when libopus refuses, logged:
+/// the leg then sends the law, which the box's description also lists, and passes
+/// on what the browser sends as it comes).
 fn opus_edge(p: Option<crate::OpusParams>) -> Option<Box<OpusEdge>> {
     match OpusEdge::new(p?) {
         Ok(e) => Some(Box::new(e)),

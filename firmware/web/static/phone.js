@@ -74,14 +74,18 @@
   }
   // What a call does as it goes, wherever it came from.
   function follow(s) {
-    s.on("sdp", function (e) { if (e.originator === "local") e.sdp = prefer(e.sdp); });
+    s.on("sdp", function (e) { if (e.originator === "local") e.sdp = prefer(e.sdp, e.type); });
     // Early media (a provider's announcement, ringback) is heard as it comes.
     s.on("progress", function () { if (s === current) { callState("ringing"); listen(s); } });
     s.on("accepted", function () { if (s === current) { callState("connected"); } });
     s.on("confirmed", function () {
       // The browser answering sends the box's first codec (G.711): a page that
-      // prefers Opus offers again, Opus first, so that Opus goes both ways.
-      if (s.direction === "incoming" && codec() === "opus") s.renegotiate();
+      // prefers Opus offers again, Opus first, so that Opus goes both ways. Two
+      // seconds on: the box refuses a re-offer (491) until the caller has
+      // acknowledged the call, and JsSIP ends a call whose re-offer fails.
+      if (s.direction === "incoming" && codec() === "opus") {
+        setTimeout(function () { if (s.isEstablished() && !s.isOnHold().local) s.renegotiate(); }, 2000);
+      }
       if (s === current) {
         callState("connected");
         listen(s);
@@ -119,9 +123,12 @@
   function codec() {
     try { return localStorage.getItem(codecKey) === "opus" ? "opus" : "g711"; } catch (e) { return "g711"; }
   }
-  function prefer(sdp) {
+  // G.711 first in the page's offers only: an answer keeps the offer's order (the
+  // box takes an answer's first codec as the law, and Chromium answering sends the
+  // offer's first). Opus first in offers and answers.
+  function prefer(sdp, type) {
     var opus = (sdp.match(/a=rtpmap:(\d+) opus\/48000/i) || [])[1];
-    var first = codec() === "opus" ? (opus ? [opus] : []) : ["0", "8"];
+    var first = codec() === "opus" ? (opus ? [opus] : []) : type === "offer" ? ["0", "8"] : [];
     return sdp.replace(/^(m=audio \S+ \S+)((?: \d+)+)(\r?)$/m, function (all, head, pts, cr) {
       var list = pts.trim().split(" ");
       var lead = first.filter(function (p) { return list.indexOf(p) >= 0; });
