@@ -516,7 +516,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 },
                 |l| a.codecs[l].clone(),
             );
-            a.codecs.retain(|c| c.is_dtmf());
+            a.codecs.retain(|c| c.is_dtmf() && c.pt != law.pt);
             a.codecs.insert(0, law);
         }
         a.codecs.retain(|c| c.is_dtmf() || is_g711(c));
@@ -570,8 +570,8 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     s.push_str("\r\n");
     for c in &codecs {
         if is_opus(c) {
-            // Two channels, always (RFC 7587 7).
-            s.push_str(&format!("a=rtpmap:{} opus/48000/2\r\n", c.pt));
+            // Two channels, always (RFC 7587 7); the name as it came.
+            s.push_str(&format!("a=rtpmap:{} {}/48000/2\r\n", c.pt, c.name));
         } else {
             s.push_str(&format!("a=rtpmap:{} {}/{}\r\n", c.pt, c.name, c.rate));
         }
@@ -766,6 +766,33 @@ mod tests {
             "{text}"
         );
         assert_eq!(parse(text.as_bytes()).unwrap().webrtc.unwrap().opus, None);
+    }
+
+    #[test]
+    fn opus_on_a_plain_stream_prints_and_parses_again_as_it_came() {
+        // Found by the fuzzer: "Opus" (not "opus") written back as "opus".
+        let text = "v=0\r\no=- 3 3 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n\
+                    m=audio 9000 RTP/AVP 96 97\r\na=rtpmap:96 Opus/48000/2\r\n";
+        let a = parse(text.as_bytes()).unwrap();
+        assert_eq!(parse(&write(7, 1, &a)).unwrap(), a);
+        // A browser preferring Opus whose events sit on PCMU's payload type: the law
+        // the leg becomes takes it.
+        let b = "v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\n\
+                 a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 telephone-event/8000\r\n\
+                 a=ice-ufrag:u1\r\na=ice-pwd:secretsecretsecretsecret\r\n\
+                 a=fingerprint:sha-256 "
+            .to_string()
+            + &["AB"; 32].join(":")
+            + "\r\n";
+        let a = parse(b.as_bytes()).unwrap();
+        assert_eq!(
+            a.codecs
+                .iter()
+                .map(|c| (c.pt, c.name.as_str()))
+                .collect::<Vec<_>>(),
+            [(0, "PCMU")]
+        );
+        assert_eq!(parse(&write(7, 1, &a)).unwrap(), a);
     }
 
     #[test]
