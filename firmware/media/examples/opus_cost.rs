@@ -1,5 +1,5 @@
-//! What a browser leg in Opus costs the box: libopus at the settings of the leg's edge
-//! (`media::opus_edge`: 8 kHz mono, VOIP, in-band FEC), per 20 ms packet each way, on
+//! What a browser leg in Opus costs the box: libopus as the leg's edge has it
+//! (`media::opus_edge::encoder`), per 20 ms packet each way, on
 //! a tone with noise. Prints microseconds of one core per packet, and the share of one
 //! core that a call (50 packets a second each way) takes.
 //! `cargo run --release -p media --example opus_cost`
@@ -7,14 +7,12 @@
 use std::time::Instant;
 
 fn main() {
-    let mut enc = opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip).unwrap();
-    enc.set_inband_fec(true).unwrap();
-    enc.set_packet_loss_perc(5).unwrap();
+    // The edge's own encoder; COMPLEXITY=n tries another complexity.
     let complexity = std::env::var("COMPLEXITY")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(5);
-    enc.set_complexity(complexity).unwrap();
+        .unwrap_or(media::opus_edge::COMPLEXITY);
+    let mut enc = media::opus_edge::encoder(complexity).unwrap();
     let mut dec = opus::Decoder::new(8000, opus::Channels::Mono).unwrap();
     let mut seed = 1u32;
     let pcm: Vec<i16> = (0..8000 * 10)

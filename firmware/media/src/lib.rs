@@ -15,7 +15,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod mixer;
 pub mod music;
-mod opus_edge;
+pub mod opus_edge;
 pub mod player;
 pub mod prompts;
 pub mod relay;

@@ -26,6 +26,22 @@ const MAX_PENDING: usize = 2 * MAX_SAMPLES;
 /// narrowband speech takes well under 100).
 const MAX_OPUS: usize = 400;
 
+/// The encoder's complexity (0-10): 80 us a packet at 5 instead of 103 at libopus's
+/// default 9 (examples/opus_cost.rs), for a box that codes many legs.
+pub const COMPLEXITY: i32 = 5;
+
+/// An encoder as a leg's edge has it, at `complexity` ([`COMPLEXITY`] on a leg; the
+/// benchmark tries others): 8 kHz mono, VOIP, with in-band forward error correction
+/// (the browser recovers a lost packet from the next one: what Opus is on a mobile
+/// network for).
+pub fn encoder(complexity: i32) -> Result<opus::Encoder, opus::Error> {
+    let mut enc = opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip)?;
+    enc.set_inband_fec(true)?;
+    enc.set_packet_loss_perc(5)?;
+    enc.set_complexity(complexity)?;
+    Ok(enc)
+}
+
 /// One leg's Opus decoder and encoder.
 pub(crate) struct OpusEdge {
     params: OpusParams,
@@ -46,15 +62,7 @@ pub(crate) struct OpusEdge {
 
 impl OpusEdge {
     pub(crate) fn new(params: OpusParams) -> Result<OpusEdge, String> {
-        let mut enc = opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip)
-            .map_err(|e| format!("Opus encoder: {e}"))?;
-        // In-band forward error correction: the browser recovers a lost packet from
-        // the next one (what Opus is on a mobile network for).
-        let _ = enc.set_inband_fec(true);
-        let _ = enc.set_packet_loss_perc(5);
-        // Complexity 5 of 10: 80 us a packet instead of 103 at the default 9
-        // (examples/opus_cost.rs), for a box that codes many legs.
-        let _ = enc.set_complexity(5);
+        let enc = encoder(COMPLEXITY).map_err(|e| format!("Opus encoder: {e}"))?;
         let dec = opus::Decoder::new(8000, opus::Channels::Mono)
             .map_err(|e| format!("Opus decoder: {e}"))?;
         Ok(OpusEdge {
@@ -178,6 +186,44 @@ mod tests {
         p[4..8].copy_from_slice(&ts.to_be_bytes());
         p.extend_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn junk_either_way_is_dropped_or_bounded_and_never_panics() {
+        let mut e = OpusEdge::new(OpusParams { pt: 111, law_pt: 8 }).unwrap();
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        let mut buf = [0u8; 2048];
+        for i in 0..3000 {
+            let len = next() as usize % 1500;
+            for b in &mut buf[..len] {
+                *b = next() as u8;
+            }
+            if len >= 2 && i % 2 == 0 {
+                // RTP version 2 with Opus's payload type: the decoder sees it.
+                buf[0] = 0x80;
+                buf[1] = 111;
+            }
+            if let Some(n) = e.decode_in(&mut buf, len) {
+                // Decoded: a 12-byte header and at most 120 ms of the law; else as came.
+                assert!(
+                    n == len || (buf[1] & 0x7f == 8 && n <= 12 + MAX_SAMPLES),
+                    "{n}"
+                );
+            }
+            // Anything as G.711 to the browser: whole frames of at most MAX_OPUS bytes,
+            // and never more waiting than MAX_PENDING.
+            let mut frames = 0;
+            e.encode_out(&buf[..len], |f, _, _| {
+                assert!(!f.is_empty() && f.len() <= MAX_OPUS);
+                frames += 1;
+            });
+            assert!(frames <= MAX_PENDING / FRAME);
+            assert!(e.pending.len() < FRAME);
+        }
     }
 
     #[test]

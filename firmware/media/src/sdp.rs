@@ -18,6 +18,17 @@ impl Codec {
     pub fn is_dtmf(&self) -> bool {
         self.name.eq_ignore_ascii_case("telephone-event")
     }
+
+    /// The static payload type of a G.711 law (0 PCMU, 8 PCMA), None for any other.
+    pub fn g711_pt(&self) -> Option<u8> {
+        if self.name.eq_ignore_ascii_case("PCMU") {
+            Some(0)
+        } else if self.name.eq_ignore_ascii_case("PCMA") {
+            Some(8)
+        } else {
+            None
+        }
+    }
 }
 
 /// Media direction attribute.
@@ -146,7 +157,7 @@ fn is_opus(c: &Codec) -> bool {
 }
 
 fn is_g711(c: &Codec) -> bool {
-    c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
+    c.g711_pt().is_some()
 }
 
 impl std::fmt::Debug for WebRtc {

@@ -71,13 +71,9 @@ impl LegWebRtc {
     /// What a browser's offer or answer (with `codecs`) says of itself.
     fn take(&mut self, w: &media::sdp::WebRtc, codecs: &[media::sdp::Codec], answer: bool) {
         self.opus = w.opus.clone();
-        self.law = codecs.iter().find(|c| !c.is_dtmf()).map_or(0, |c| {
-            if c.name.eq_ignore_ascii_case("PCMA") {
-                8
-            } else {
-                0
-            }
-        });
+        // The law the browser's description kept (`sdp::parse` keeps G.711 and events
+        // only on a WebRTC stream).
+        self.law = codecs.iter().find_map(|c| c.g711_pt()).unwrap_or(0);
         // The same credentials again (a re-offer for hold): the session stands. New
         // ones are an ICE restart of the browser's: taken on the same session. The
         // box keeps its own (RFC 8839 4.4.1.1.2 would renew them in the answer; kept
@@ -273,9 +269,7 @@ pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
             // G.711 (what the rest of the call carries): a browser speaks both laws.
             // Keypad digits come as SIP INFO: no telephone-event. Opus first when the
             // leg speaks it; after G.711 in an offer, for a browser that prefers it.
-            a.codecs.retain(|c| {
-                c.name.eq_ignore_ascii_case("PCMU") || c.name.eq_ignore_ascii_case("PCMA")
-            });
+            a.codecs.retain(|c| c.g711_pt().is_some());
             let opus = w
                 .opus
                 .clone()
