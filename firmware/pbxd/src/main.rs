@@ -6,6 +6,7 @@
 
 mod control;
 mod dns;
+mod history;
 mod isdn;
 mod mail;
 mod mailboxes;
@@ -155,10 +156,6 @@ struct Args {
     #[arg(long, default_value = "/sbin/reboot")]
     reboot_command: String,
 }
-
-/// How long ended calls may wait in memory before the history is flushed to the card
-/// (the loop wakes at least this often: the heartbeat).
-const HISTORY_FLUSH: Duration = Duration::from_secs(2);
 
 /// Seconds the box's local time (its time zone, `/etc/localtime`) is ahead of UTC now.
 fn utc_offset() -> i64 {
@@ -875,8 +872,7 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
     let (dns_tx, mut dns_rx) = mpsc::channel::<(pbx::Lookup, Vec<SocketAddr>)>(64);
     resolve(&core, &dns_tx);
     let mut rounds = 0u32;
-    let mut history_dirty = false;
-    let mut last_history_flush = std::time::Instant::now();
+    let history = history::Writer::start(store.clone());
     if let Some(blob) = store.registrations()? {
         core.import_registrations(&blob, Instant::now());
         tracing::info!(count = core.registrations().len(), "registrations restored");
@@ -1268,28 +1264,17 @@ async fn run(args: Args, low: u16, high: u16, logs: Arc<logs::Logs>) -> Result<b
         while let Some(t) = core.poll_transmit() {
             transports.send(t.proto, t.dest, t.bytes);
         }
-        // Call history: written as calls end, on the card every few seconds.
-        while let Some(mut r) = core.poll_record() {
-            if let Err(e) = state.cfg.store().add_call(&mut r) {
-                tracing::warn!("call history: {e}");
-            }
-            history_dirty = true;
-        }
-        if history_dirty && last_history_flush.elapsed() >= HISTORY_FLUSH {
-            history_dirty = false;
-            last_history_flush = std::time::Instant::now();
-            if let Err(e) = state.cfg.store().flush() {
-                tracing::warn!("call history: {e}");
-            }
+        // Call history: written as calls end (by its own thread), on the card every few
+        // seconds.
+        while let Some(r) = core.poll_record() {
+            history.add(r);
         }
     }
     tracing::info!("shutting down");
     save_guard(&mut core, state.cfg.store(), &mut bans_saved, true);
     // Messages being recorded are written before the daemon goes.
     endpoints.shutdown();
-    if let Err(e) = state.cfg.store().flush() {
-        tracing::warn!("call history: {e}");
-    }
+    history.stop();
     if let Some(f) = feeder {
         if let Err(e) = f.stop() {
             tracing::warn!("disarming the watchdog: {e}");
