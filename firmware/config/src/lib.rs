@@ -1469,7 +1469,7 @@ pub struct Snapshot {
     /// The first user owning each extension.
     owner_by_extension: HashMap<String, usize>,
     /// Each link's patterns, compiled, in link order.
-    link_patterns: Vec<Vec<regex::Regex>>,
+    link_patterns: Vec<Vec<regex_lite::Regex>>,
 }
 
 impl Snapshot {

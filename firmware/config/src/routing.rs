@@ -354,7 +354,7 @@ impl Link {
     }
 
     /// Whether the dialled number belongs to the other PBX (by prefix, range or pattern).
-    pub fn matches(&self, number: &str, compiled: &[regex::Regex]) -> bool {
+    pub fn matches(&self, number: &str, compiled: &[regex_lite::Regex]) -> bool {
         (!self.prefix.is_empty()
             && number.starts_with(&self.prefix)
             && number.len() > self.prefix.len())
@@ -379,11 +379,11 @@ impl Link {
     }
 
     /// The link's patterns, anchored to whole numbers.
-    pub fn compile(&self) -> Result<Vec<regex::Regex>, String> {
+    pub fn compile(&self) -> Result<Vec<regex_lite::Regex>, String> {
         self.patterns
             .iter()
             .map(|p| {
-                regex::RegexBuilder::new(&format!("^(?:{p})$"))
+                regex_lite::RegexBuilder::new(&format!("^(?:{p})$"))
                     .size_limit(1 << 16)
                     .build()
                     .map_err(|e| format!("{p:?} is not a regular expression: {e}"))
@@ -1474,7 +1474,7 @@ impl Config {
 }
 
 /// Compiled link patterns, per link, for the snapshot.
-pub(crate) fn compile_links(links: &[Link]) -> Vec<Vec<regex::Regex>> {
+pub(crate) fn compile_links(links: &[Link]) -> Vec<Vec<regex_lite::Regex>> {
     links
         .iter()
         .map(|l| l.compile().unwrap_or_default())

@@ -197,6 +197,20 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
     Ok((a, b))
 }
 
+/// What goes to stderr: `RUST_LOG`'s targets and levels (`info,pbx=debug,sled=warn`), or
+/// `info` when it is unset or not understood. Targets only, no span or field filters: the
+/// `EnvFilter` that reads those brings a whole regular-expression engine into the binary.
+fn stderr_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    match rust_log.map(str::trim) {
+        None | Some("") => info(),
+        Some(s) => s.parse().unwrap_or_else(|e| {
+            eprintln!("RUST_LOG={s:?} is not understood ({e}); logging at info");
+            info()
+        }),
+    }
+}
+
 /// After a flood the exchange's tables shrink, but glibc's allocator keeps the freed
 /// pages in its arenas (some 50 MB after 30 s of 2,000 calls/s): `malloc_trim` returns
 /// them to the system, on a blocking thread (it walks every arena). Other C libraries
@@ -576,9 +590,7 @@ fn main() -> Result<()> {
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        );
+        .with_filter(stderr_filter(std::env::var("RUST_LOG").ok().as_deref()));
     tracing_subscriber::registry()
         .with(stderr)
         .with(logs.layer())
@@ -1326,6 +1338,24 @@ fn save_guard(core: &mut Pbx, store: &store::Store, saved: &mut std::time::Insta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_sets_stderr_levels_by_target_and_nonsense_falls_back_to_info() {
+        use tracing::Level;
+        let f = stderr_filter(Some("info,pbx=debug,sled=warn"));
+        assert!(f.would_enable("pbx::calls", &Level::DEBUG));
+        assert!(!f.would_enable("pbx::calls", &Level::TRACE));
+        assert!(!f.would_enable("sled::pagecache", &Level::INFO));
+        assert!(f.would_enable("sled::pagecache", &Level::WARN));
+        // (Targets match by prefix, as `EnvFilter`'s did: `pbx` covers `pbxd` too.)
+        assert!(f.would_enable("web", &Level::INFO));
+        assert!(!f.would_enable("web", &Level::DEBUG));
+        for info in [None, Some(""), Some("pbx=loud"), Some("[{]}=")] {
+            let f = stderr_filter(info);
+            assert!(f.would_enable("web", &Level::INFO), "{info:?}");
+            assert!(!f.would_enable("pbx", &Level::DEBUG), "{info:?}");
+        }
+    }
 
     #[test]
     fn boxes_of_removed_extensions_are_moved_aside() {
