@@ -846,7 +846,40 @@ pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) 
             );
             r
         });
-    warp::serve(filter).incoming(listener).run().await;
+    // Served as the HTTPS side is (HTTP/1.1 by hyper, warp's filter as the service), not
+    // by `warp::serve`: that one also speaks HTTP/2, whose code (some 0.5 MB) nothing else
+    // in the box uses, and sets no bound on connections or slow headers.
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = warp::service(filter);
+    let slots = Arc::new(tokio::sync::Semaphore::new(64));
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                tracing::warn!("web accept (redirect): {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            drop(tcp);
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let mut service = service.clone();
+                    async move { tower_service::Service::call(&mut service, req).await }
+                });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tcp), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
 }
 
 fn strip_port(h: &str) -> &str {

@@ -64,6 +64,39 @@ fn https_certificate_tls_versions_and_redirect() {
         text,
         format!("301 https://127.0.0.1:{}/admin", pbx.web.port())
     );
+    // Bad input on the redirect port: a connection that says nothing holds nobody up, a
+    // request that is no HTTP gets 400 and the connection closed, and the redirect
+    // still answers.
+    {
+        use std::io::{Read, Write};
+        let silent = std::net::TcpStream::connect(&redirect).unwrap();
+        let mut junk = std::net::TcpStream::connect(&redirect).unwrap();
+        junk.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        junk.write_all(b"\x16\x03\x01 not HTTP at all\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = junk.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+            ])
+            .arg(format!("http://{redirect}/portal"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("301 https://127.0.0.1:{}/portal", pbx.web.port())
+        );
+        drop(silent);
+    }
 
     // The certificate is made once and survives a restart, and so does the admin.
     let cert = std::fs::read(pbx.data.path().join("web/cert.pem")).unwrap();
