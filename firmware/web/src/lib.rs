@@ -865,12 +865,13 @@ pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) 
             drop(tcp);
             continue;
         };
-        let service = service.clone();
+        // The service is Copy (the filter is a closure over the port): each connection
+        // and each request gets its own copy.
         tokio::spawn(async move {
             let _permit = permit;
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let mut service = service.clone();
+                    let mut service = service;
                     async move { tower_service::Service::call(&mut service, req).await }
                 });
             let conn = hyper::server::conn::http1::Builder::new()
