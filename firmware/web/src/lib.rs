@@ -747,18 +747,7 @@ pub async fn serve(
     // One firmware-sized upload at a time bounds what uploads can take.
     let uploads = Arc::new(tokio::sync::Semaphore::new(1));
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("web accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(tcp);
-            continue;
-        };
+        let (tcp, peer, permit) = accept_bounded(&listener, &slots, "web").await;
         let acceptor = acceptor.clone();
         let service = service.clone();
         let uploads = uploads.clone();
@@ -826,6 +815,31 @@ pub async fn serve(
     }
 }
 
+/// The next connection on `listener` that finds a free slot in `slots` (one beyond them
+/// is closed at once); after an accept error (no descriptors left, say) it waits 100 ms.
+async fn accept_bounded(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+    what: &str,
+) -> (
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => return (tcp, peer, permit),
+                Err(_) => drop(tcp),
+            },
+            Err(e) => {
+                tracing::warn!("{what} accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Answers plain HTTP on `listener` with a redirect to the same path over HTTPS on
 /// `https_port`, so typing the box's address is enough (Kerio 3.1).
 pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) {
@@ -853,18 +867,7 @@ pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) 
     let service = warp::service(filter);
     let slots = Arc::new(tokio::sync::Semaphore::new(64));
     loop {
-        let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
-            Err(e) => {
-                tracing::warn!("web accept (redirect): {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(tcp);
-            continue;
-        };
+        let (tcp, _, permit) = accept_bounded(&listener, &slots, "web redirect").await;
         // The service is Copy (the filter is a closure over the port): each connection
         // and each request gets its own copy.
         tokio::spawn(async move {
