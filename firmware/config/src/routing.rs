@@ -1477,7 +1477,14 @@ impl Config {
 pub(crate) fn compile_links(links: &[Link]) -> Vec<Vec<regex_lite::Regex>> {
     links
         .iter()
-        .map(|l| l.compile().unwrap_or_default())
+        .map(|l| {
+            l.compile().unwrap_or_else(|e| {
+                // Validation refuses such a link; one stored before (a syntax the engine
+                // no longer takes, say) routes by prefix and range only.
+                tracing::warn!(link = %l.name, "the link's number patterns are off: {e}");
+                Vec::new()
+            })
+        })
         .collect()
 }
 

@@ -17,8 +17,10 @@ use store::{CallRecord, Store};
 /// How long ended calls may wait in memory before the history is flushed to the card.
 pub const FLUSH: Duration = Duration::from_secs(2);
 
-/// Records waiting for the writer at most (a call-end burst beyond this is written by
-/// the caller itself, so nothing is lost and memory stays bounded).
+/// Records waiting for the writer at most. A burst beyond this (the writer held up by a
+/// slow card) waits for room, as the loop waited for the card when it wrote the history
+/// itself: nothing is lost, the ids keep the order the calls ended in, and memory stays
+/// bounded.
 const QUEUE: usize = 4096;
 
 pub struct Writer {
@@ -53,20 +55,32 @@ impl Writer {
         }
     }
 
-    /// Hands a record to the writer; written here if the writer is behind or gone.
+    /// Hands a record to the writer (waiting for room if it is [`QUEUE`] behind); written
+    /// here if the writer is gone.
     pub fn add(&self, r: CallRecord) {
         let r = match &self.tx {
             Some(tx) => match tx.try_send(r) {
                 Ok(()) => return,
-                Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => r,
+                Err(TrySendError::Full(r)) => match tx.send(r) {
+                    Ok(()) => return,
+                    Err(e) => e.0,
+                },
+                Err(TrySendError::Disconnected(r)) => r,
             },
             None => r,
         };
         write(&self.store, r);
     }
 
-    /// Writes what waits, flushes it to the card and ends the thread.
-    pub fn stop(mut self) {
+    /// Writes what waits, flushes it to the card and ends the thread (as dropping the
+    /// writer does, on any way out of the loop).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
@@ -110,6 +124,13 @@ fn run(store: &Store, rx: &mpsc::Receiver<CallRecord>) {
             }
         }
     }
+    // The writer went without `stop` (the loop ended by an error): what waited is on
+    // the card all the same.
+    if dirty {
+        if let Err(e) = store.flush() {
+            tracing::warn!("call history: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,13 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn records_are_written_and_flushed_by_stop() {
+    fn records_are_written_in_order_and_flushed_by_stop() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let w = Writer::start(store.clone());
-        for i in 0..(QUEUE + 100) {
-            // More than the queue holds: the rest are written by the caller.
-            w.add(record(&format!("1{i}")));
+        // More than twice the queue, less than the history keeps (10,000).
+        let n = 2 * QUEUE + 1000;
+        for i in 0..n {
+            // More than the queue holds: the caller waits for room.
+            w.add(record(&i.to_string()));
         }
         w.stop();
         let all = store
@@ -151,8 +174,11 @@ mod tests {
                 ..Default::default()
             })
             .unwrap();
-        assert_eq!(all.len(), QUEUE + 100);
-        let ids: std::collections::BTreeSet<u64> = all.iter().map(|r| r.id).collect();
-        assert_eq!(ids.len(), QUEUE + 100, "every record has an id of its own");
+        assert_eq!(all.len(), n);
+        // Newest first: the ids and the order the records were added in agree.
+        for (k, r) in all.iter().rev().enumerate() {
+            assert_eq!(r.caller, k.to_string(), "record {k}");
+            assert!(k == 0 || all[n - k].id < r.id, "record {k}");
+        }
     }
 }

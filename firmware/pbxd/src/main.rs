@@ -202,13 +202,27 @@ fn parse_range(s: &str) -> Result<(u16, u16)> {
 /// `EnvFilter` that reads those brings a whole regular-expression engine into the binary.
 fn stderr_filter(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
     let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
-    match rust_log.map(str::trim) {
-        None | Some("") => info(),
-        Some(s) => s.parse().unwrap_or_else(|e| {
-            eprintln!("RUST_LOG={s:?} is not understood ({e}); logging at info");
-            info()
-        }),
+    let Some(s) = rust_log else {
+        return info();
+    };
+    // As EnvFilter read it: spaces around a directive and empty ones do not count (for
+    // Targets an empty directive is every target at TRACE).
+    let directives: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return info();
     }
+    if directives.iter().any(|d| d.contains(['[', ']', '{', '}'])) {
+        eprintln!("RUST_LOG={s:?}: span and field filters are not read; logging at info");
+        return info();
+    }
+    directives.join(",").parse().unwrap_or_else(|e| {
+        eprintln!("RUST_LOG={s:?} is not understood ({e}); logging at info");
+        info()
+    })
 }
 
 /// After a flood the exchange's tables shrink, but glibc's allocator keeps the freed
@@ -1350,7 +1364,26 @@ mod tests {
         // (Targets match by prefix, as `EnvFilter`'s did: `pbx` covers `pbxd` too.)
         assert!(f.would_enable("web", &Level::INFO));
         assert!(!f.would_enable("web", &Level::DEBUG));
-        for info in [None, Some(""), Some("pbx=loud"), Some("[{]}=")] {
+        // Spaces and empty directives as EnvFilter took them (an empty one is not "every
+        // target at TRACE").
+        for s in ["info,", "info, pbx=debug", ",,info,,pbx=debug ,"] {
+            let f = stderr_filter(Some(s));
+            assert!(!f.would_enable("hyper::proto", &Level::DEBUG), "{s:?}");
+            assert!(f.would_enable("hyper::proto", &Level::INFO), "{s:?}");
+            assert_eq!(
+                f.would_enable("pbx", &Level::DEBUG),
+                s.contains("pbx"),
+                "{s:?}"
+            );
+        }
+        for info in [
+            None,
+            Some(""),
+            Some(" , "),
+            Some("pbx=loud"),
+            Some("[{]}="),
+            Some("pbx[call]=debug"),
+        ] {
             let f = stderr_filter(info);
             assert!(f.would_enable("web", &Level::INFO), "{info:?}");
             assert!(!f.would_enable("pbx", &Level::DEBUG), "{info:?}");

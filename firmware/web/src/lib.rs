@@ -880,6 +880,7 @@ pub async fn serve_redirect(listener: tokio::net::TcpListener, https_port: u16) 
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(tcp), svc);
             let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
         });
