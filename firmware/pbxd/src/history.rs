@@ -124,13 +124,8 @@ fn run(store: &Store, rx: &mpsc::Receiver<CallRecord>) {
             }
         }
     }
-    // The writer went without `stop` (the loop ended by an error): what waited is on
-    // the card all the same.
-    if dirty {
-        if let Err(e) = store.flush() {
-            tracing::warn!("call history: {e}");
-        }
-    }
+    // What is left unflushed is flushed by the writer's drop, which ended the queue and
+    // waits for this thread.
 }
 
 #[cfg(test)]
