@@ -922,16 +922,33 @@ impl Phone {
             .stderr(log)
             .spawn()
             .expect("run baresip (apt package baresip-core)");
+        let log_path = dir.path().join("baresip.log");
+        let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let mut ctrl = None;
         wait_until(Duration::from_secs(10), || {
             ctrl = TcpStream::connect(("127.0.0.1", ctrl_port)).ok();
             ctrl.is_some() || !matches!(child.try_wait(), Ok(None))
         });
-        let Some(ctrl) = ctrl else {
+        // A port taken between free_port and baresip's bind does not stop baresip: it
+        // logs the failure and goes on, and the control connection above may then have
+        // reached another process listening there (a CI run once dialled through
+        // another test's phone). Its start is read to the end first.
+        wait_until(Duration::from_secs(10), || {
+            let l = log();
+            l.contains("baresip is ready")
+                || l.contains("Address already in use")
+                || !matches!(child.try_wait(), Ok(None))
+        });
+        let started =
+            !log().contains("Address already in use") && matches!(child.try_wait(), Ok(None));
+        let Some(ctrl) = ctrl.filter(|_| started) else {
             let _ = child.kill();
             let _ = child.wait();
-            let log = std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
-            eprintln!("baresip {} failed to start, retrying:\n{log}", spec.user);
+            eprintln!(
+                "baresip {} failed to start, retrying:\n{}",
+                spec.user,
+                log()
+            );
             return None;
         };
         let events: Events = Arc::default();
