@@ -1518,9 +1518,19 @@ pub fn assert_heard(p: &Phone, tone: f64) {
 /// and enough sound overall. Waits up to 5 s for a pjsua2 recording to be closed.
 pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
     let f = last_recording(p);
-    let files = p.heard();
     let (best, loud) = dominant_tone_at(&f, &TONES, at);
-    let sizes: Vec<String> = files
+    let sizes = recording_sizes(p);
+    assert!(
+        loud > 8000,
+        "{} heard almost nothing ({loud} loud samples): {sizes:?}",
+        p.name
+    );
+    assert_eq!(best, tone, "{} heard the wrong tone", p.name);
+}
+
+/// `p`'s recordings with their sizes in bytes, for a failure's message.
+pub fn recording_sizes(p: &Phone) -> Vec<String> {
+    p.heard()
         .iter()
         .map(|f| {
             format!(
@@ -1529,13 +1539,7 @@ pub fn assert_heard_at(p: &Phone, tone: f64, at: f64) {
                 std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)
             )
         })
-        .collect();
-    assert!(
-        loud > 8000,
-        "{} heard almost nothing ({loud} loud samples): {sizes:?}",
-        p.name
-    );
-    assert_eq!(best, tone, "{} heard the wrong tone", p.name);
+        .collect()
 }
 
 /// Asserts that somewhere in `p`'s last recording `tone` is heard clearly for half a
@@ -1555,10 +1559,11 @@ pub fn assert_heard_somewhere(p: &Phone, tone: f64) {
     });
     assert!(
         found,
-        "{} never heard {tone} Hz in {} ({} s)",
+        "{} never heard {tone} Hz in {} ({} s); its recordings: {:?}",
         p.name,
         f.display(),
-        s.len() / rate as usize
+        s.len() / rate as usize,
+        recording_sizes(p)
     );
 }
 

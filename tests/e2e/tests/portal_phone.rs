@@ -121,7 +121,20 @@ fn a_user_calls_answers_and_transfers_from_the_portal_phone() {
                 pjsua.events(),
                 pbx.log_text()
             );
-            std::thread::sleep(Duration::from_secs(6));
+            // The page hears 102 for a few seconds before it connects the two (more
+            // on a loaded machine): wait for the exchange to have done it, then let
+            // baresip and 102 talk. (With a fixed 6 s, a CI run found baresip's last
+            // recording under a second long: taken to be a transfer that came late.)
+            assert!(
+                wait_until(Duration::from_secs(60), || {
+                    let log = pbx.log_text();
+                    log.rfind("attended=true")
+                        .is_some_and(|i| log[i..].contains("transferred"))
+                }),
+                "the attended transfer never completed: {}",
+                pbx.log_text()
+            );
+            std::thread::sleep(Duration::from_secs(4));
             for p in [&baresip, &pjsua] {
                 assert!(
                     p.wait_event("CALL_CLOSED", Duration::from_millis(10))
