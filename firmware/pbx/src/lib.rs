@@ -571,6 +571,7 @@ impl Pbx {
             // After a flood of calls, their tables give the memory back.
             self.gave_back |= sip::transaction::table::give_back(&mut self.calls)
                 | sip::transaction::table::give_back(&mut self.dialogs)
+                | sip::transaction::table::give_back_heap(&mut self.timers)
                 | self.tx.take_gave_back();
         }
         self.after_input(now);

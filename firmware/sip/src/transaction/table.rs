@@ -71,6 +71,15 @@ pub fn give_back<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
     shrink
 }
 
+/// [`give_back`] for a timer heap: a heap keeps its largest size too.
+pub fn give_back_heap<T: Ord>(h: &mut BinaryHeap<T>) -> bool {
+    let shrink = sparse(h.len(), h.capacity());
+    if shrink {
+        h.shrink_to(h.len() * 2);
+    }
+    shrink
+}
+
 /// [`give_back`]'s rule: a large table less than an eighth full.
 fn sparse(len: usize, capacity: usize) -> bool {
     capacity > 1024 && len < capacity / 8
@@ -454,11 +463,9 @@ impl<D: Copy, O: Clone> Transactions<D, O> {
                 }
             }
         }
-        self.gave_back |= give_back(&mut self.server) | give_back(&mut self.client);
-        if sparse(self.heap.len(), self.heap.capacity()) {
-            self.heap.shrink_to(self.heap.len() * 2);
-            self.gave_back = true;
-        }
+        self.gave_back |= give_back(&mut self.server)
+            | give_back(&mut self.client)
+            | give_back_heap(&mut self.heap);
         if self.outbox.capacity() > 1024 && self.outbox.is_empty() {
             self.outbox.shrink_to(64);
         }
@@ -582,6 +589,14 @@ mod tests {
         let cap = m.capacity();
         assert!(!give_back(&mut m));
         assert_eq!(m.capacity(), cap);
+        // A timer heap likewise (the exchange's call timers), its order kept.
+        let mut h: BinaryHeap<Reverse<u32>> = (0..10_000).map(Reverse).collect();
+        while h.len() > 100 {
+            h.pop();
+        }
+        assert!(give_back_heap(&mut h));
+        assert!(h.capacity() < 1000, "{}", h.capacity());
+        assert_eq!(h.into_sorted_vec().last(), Some(&Reverse(9_900)));
     }
 
     /// Transactions that only absorb until their timer keep their state, not their
