@@ -1,10 +1,5 @@
 # Shared helpers for scripts/run and scripts/test. Sourced, not run.
 
-# The programs the image carries, built with `cargo build --release --locked` by
-# scripts/build-image, and by scripts/test beside its fuzzing stage so that build-image
-# finds them done (one list, so that the two builds stay the same build).
-IMAGE_PROGRAMS=(-p pbxd -p pbxctl -p console)
-
 # ensure_packages CMD:PACKAGE ... installs the Debian package of each missing command.
 ensure_packages() {
     local missing=()
