@@ -5,6 +5,7 @@
 
 use crate::build::{self, AckBase};
 use crate::negotiate;
+use crate::secure::LegSrtp;
 use crate::{CallInfo, Owner, Pbx, ServerKey, Source, Target};
 use media::sdp::{self, Audio};
 use sip::build::{Body, Response};
@@ -38,7 +39,7 @@ pub(crate) struct Dialog {
     /// The session description we last gave this side.
     pub sent_sdp: Option<Audio>,
     /// SRTP with this side (SDES keys); None: plain RTP.
-    pub srtp: Option<crate::secure::LegSrtp>,
+    pub srtp: Option<LegSrtp>,
 }
 
 impl std::ops::Deref for Dialog {
@@ -125,6 +126,9 @@ pub(crate) struct Reinvite {
     /// The session with the other side before this offer: it stays when the offer is
     /// refused (RFC 3261 14.1: a failed re-INVITE leaves the session as it was).
     prev: Option<Audio>,
+    /// The offerer's SRTP or WebRTC state as its offer makes it, taken when the offer
+    /// is accepted (until then its earlier keys stay in use, RFC 4568 7.1.4).
+    srtp: Option<LegSrtp>,
 }
 
 /// A transfer (REFER) in progress: `by` asked for its side to be replaced by whoever
@@ -299,6 +303,17 @@ impl Call {
             a.connect(b, ab, ba);
         }
         self.held_by = None;
+    }
+
+    /// Takes a side's SRTP or WebRTC state (its offer accepted) and keys the endpoint
+    /// facing it.
+    fn take_srtp(&mut self, side: Side, s: Option<LegSrtp>) {
+        if let Some(ep) = self.ep(side) {
+            crate::secure::key(ep, &s);
+        }
+        if let Some(d) = self.dialog(side) {
+            d.srtp = s;
+        }
     }
 
     /// The box's endpoint facing one side.
@@ -1849,10 +1864,11 @@ impl Pbx {
             Ok(o) => o,
             Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
         };
-        if let Err(why) = self.srtp_offer(id, side, &offer) {
-            return self.reply(now, key, &req, 488, why);
-        }
-        if self.hold_offer(now, id, side, key, &req, &offer) {
+        let srtp = match self.srtp_offer(id, side, &offer) {
+            Ok(s) => s,
+            Err(why) => return self.reply(now, key, &req, 488, why),
+        };
+        if self.hold_offer(now, id, side, key, &req, (&offer, &srtp)) {
             return;
         }
         let Some(call) = self.calls.get_mut(&id) else {
@@ -1887,6 +1903,7 @@ impl Pbx {
             req,
             offer,
             prev,
+            srtp,
         });
         self.send_in_dialog(now, id, other, "INVITE", &body, Owner::Reinvite(id));
     }
@@ -1913,11 +1930,13 @@ impl Pbx {
                 Err(e) => return self.reply(now, key, &req, 488, &e.to_string()),
             }
         };
-        if let Some(o) = &offer {
-            if let Err(why) = self.srtp_offer(id, side, o) {
-                return self.reply(now, key, &req, 488, why);
-            }
-        }
+        let srtp = match &offer {
+            Some(o) => match self.srtp_offer(id, side, o) {
+                Ok(s) => Some(s),
+                Err(why) => return self.reply(now, key, &req, 488, why),
+            },
+            None => None,
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -1947,6 +1966,9 @@ impl Pbx {
                 }
             }
             None => call.answer_due = Some(side),
+        }
+        if let Some(s) = srtp {
+            call.take_srtp(side, s);
         }
         let d = call.dialog(side).expect("side A, or B of an answered call");
         d.sdp_version += 1;
@@ -2042,6 +2064,7 @@ impl Pbx {
         if let Some(d) = call.dialog(other) {
             d.sent_sdp = d.sent_sdp.take().map(|o| negotiate::narrow(&o, &ans));
         }
+        call.take_srtp(ri.from, ri.srtp);
         let d = call.dialog(ri.from).expect("answered");
         d.sdp_version += 1;
         let body = sdp::write(
@@ -2059,27 +2082,30 @@ impl Pbx {
         self.respond(now, &ri.key, 200, r);
     }
 
-    /// A side's new offer on an SRTP dialog (or one that brings keys): its key is taken
-    /// and the endpoint facing it keyed again. `Err`: the reason for a 488.
-    fn srtp_offer(&mut self, id: u64, side: Side, offer: &Audio) -> Result<(), &'static str> {
-        let Some(call) = self.calls.get_mut(&id) else {
-            return Ok(());
-        };
-        let Some(d) = call.dialog(side) else {
-            return Ok(());
-        };
-        crate::secure::take_offer(&mut d.srtp, offer, None)?;
-        let srtp = d.srtp.clone();
-        if let Some(ep) = call.ep(side) {
-            crate::secure::key(ep, &srtp);
-        }
-        Ok(())
+    /// What a side's new offer makes of its dialog's SRTP (or WebRTC) state, not yet
+    /// taken: [`Call::take_srtp`] takes it once the offer is answered 2xx, so that a
+    /// refused offer leaves the session as it was (RFC 3264 8) and the party's keys
+    /// work until its offer is accepted (RFC 4568 7.1.4). `Err`: the reason for a 488.
+    fn srtp_offer(
+        &mut self,
+        id: u64,
+        side: Side,
+        offer: &Audio,
+    ) -> Result<Option<LegSrtp>, &'static str> {
+        let mut s = self
+            .calls
+            .get_mut(&id)
+            .and_then(|c| c.dialog(side))
+            .and_then(|d| d.srtp.clone());
+        crate::secure::take_offer(&mut s, offer, None)?;
+        Ok(s)
     }
 
     /// A re-INVITE that puts the other side on hold, or takes it off hold, is answered
     /// by the box itself: the held side hears music on hold from its endpoint and is
     /// not asked anything; resuming connects the two endpoints again. False when the
     /// offer is neither (or changes the codec), and goes to the other side as usual.
+    /// The offer comes with what it makes of the side's keys (taken when answered).
     fn hold_offer(
         &mut self,
         now: Instant,
@@ -2087,7 +2113,7 @@ impl Pbx {
         side: Side,
         key: &ServerKey,
         req: &rsip::Request,
-        offer: &Audio,
+        (offer, srtp): (&Audio, &Option<LegSrtp>),
     ) -> bool {
         use sdp::Direction;
         // A browser's address is ICE's, never the description's: 0.0.0.0 there is no
@@ -2145,6 +2171,7 @@ impl Pbx {
             call.resume_from_hold();
             tracing::info!(call = id, side = ?side, "call taken off hold");
         }
+        call.take_srtp(side, srtp.clone());
         let d = call.dialog(side).expect("answered");
         d.sdp_version += 1;
         let body = sdp::write(id, d.sdp_version, &crate::secure::dress(&answer, &d.srtp));

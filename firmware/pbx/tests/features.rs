@@ -1093,6 +1093,124 @@ async fn a_refused_reinvite_leaves_the_session_as_it_was() {
     assert!(ok.contains("RTP/AVP 0 "), "{ok}");
 }
 
+/// `sdp(port, "sendrecv")` as RTP/SAVP with the SDES key `key` (30 bytes of one value,
+/// so that its base64 is that value's four characters ten times).
+fn keyed(port: u16, key: u8) -> String {
+    let b64 = match key {
+        1 => "AQEB",
+        2 => "AgIC",
+        _ => unreachable!(),
+    }
+    .repeat(10);
+    sdp(port, "sendrecv")
+        .replace("RTP/AVP", "RTP/SAVP")
+        .replace(
+            "a=sendrecv\r\n",
+            &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{b64}\r\na=sendrecv\r\n"),
+        )
+}
+
+/// A PCMU packet of `fill` with sequence number `seq`, protected by `s`.
+fn srtp_packet(s: &mut media::srtp::Session, seq: u16, fill: u8) -> Vec<u8> {
+    let mut p = rtp(0, fill);
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    let len = p.len();
+    p.resize(len + media::srtp::MAX_TRAILER, 0);
+    let n = s.protect(&mut p, len, false).unwrap();
+    p.truncate(n);
+    p
+}
+
+#[tokio::test]
+async fn a_reinvites_new_key_is_taken_only_once_the_offer_is_accepted() {
+    use media::srtp::{Session, Suite};
+    let mut rig = Rig::new(Settings::default());
+    let (a_rtp, a_port) = rtp_socket();
+    let (b_rtp, b_port) = rtp_socket();
+    // A encrypts with key 1 (best effort: an SDES offer from a phone); B is plain.
+    let inv = start_call_with(&mut rig, &keyed(a_port, 1));
+    assert!(!inv.contains("a=crypto"), "{inv}");
+    rig.send(
+        B,
+        &answer(&inv, "200 OK", "callee", &sdp(b_port, "sendrecv")),
+    );
+    assert!(rig.take(B)[0].starts_with("ACK "));
+    let ok = rig.take(A).pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(
+        ok.contains(" RTP/SAVP ") && ok.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{ok}"
+    );
+    let tag = param(header(&ok, "To").unwrap(), "tag").to_string();
+    rig.send(A, &from_a("ACK", 2, &tag, "z9hG4bKack2", "", ""));
+    let a_ep = media_port(&ok);
+    let mut key1 = Session::outbound(Suite::Aes128Sha1_80, &[1; 30]).unwrap();
+    let to_box = ("127.0.0.1", a_ep);
+    a_rtp
+        .send_to(&srtp_packet(&mut key1, 1, 7), to_box)
+        .unwrap();
+    assert_eq!(packets(&b_rtp, 1), vec![(0, vec![7; 160])], "key 1 works");
+
+    // A offers key 2; B is asked. Until B accepts, A still sends with key 1 (RFC 4568
+    // 7.1.4), and the box still reads it.
+    rig.send(
+        A,
+        &from_a("INVITE", 3, &tag, "z9hG4bKre1", "", &keyed(a_port, 2)),
+    );
+    let re = rig.take(B).pop().unwrap();
+    assert!(
+        re.starts_with("INVITE ") && !re.contains("a=crypto"),
+        "{re}"
+    );
+    a_rtp
+        .send_to(&srtp_packet(&mut key1, 2, 8), to_box)
+        .unwrap();
+    assert_eq!(packets(&b_rtp, 1), vec![(0, vec![8; 160])], "pending offer");
+    // B refuses: A is told, and the session (key 1) stays as it was (RFC 3264 8).
+    rig.send(B, &answer(&re, "488 Not Acceptable Here", "callee", ""));
+    let r = rig.take(A).pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 488"), "{r}");
+    a_rtp
+        .send_to(&srtp_packet(&mut key1, 3, 9), to_box)
+        .unwrap();
+    assert_eq!(
+        packets(&b_rtp, 1),
+        vec![(0, vec![9; 160])],
+        "a refused offer leaves key 1"
+    );
+
+    // Offered again and accepted: key 2 from the 200 on, and key 1 no more.
+    rig.send(
+        A,
+        &from_a("INVITE", 4, &tag, "z9hG4bKre2", "", &keyed(a_port, 2)),
+    );
+    let re = rig.take(B).pop().unwrap();
+    assert!(re.starts_with("INVITE "), "{re}");
+    rig.send(
+        B,
+        &answer(&re, "200 OK", "callee", &sdp(b_port, "sendrecv")),
+    );
+    assert!(rig.take(B).iter().any(|m| m.starts_with("ACK ")));
+    let ok = rig.take(A).pop().unwrap();
+    assert!(
+        ok.starts_with("SIP/2.0 200") && ok.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{ok}"
+    );
+    rig.send(A, &from_a("ACK", 4, &tag, "z9hG4bKack4", "", ""));
+    let mut key2 = Session::outbound(Suite::Aes128Sha1_80, &[2; 30]).unwrap();
+    a_rtp
+        .send_to(&srtp_packet(&mut key1, 4, 10), to_box)
+        .unwrap();
+    a_rtp
+        .send_to(&srtp_packet(&mut key2, 5, 11), to_box)
+        .unwrap();
+    assert_eq!(
+        packets(&b_rtp, 2),
+        vec![(0, vec![11; 160])],
+        "only key 2 once accepted"
+    );
+}
+
 #[tokio::test]
 async fn a_blind_transfer_follows_the_targets_forwarding() {
     use config::{CallOrigin::*, ForwardCause::*};
