@@ -136,6 +136,11 @@ pub struct WebRtc {
     /// The box writes Opus before its other codecs (it speaks it), not after them (it
     /// offers it to a browser that prefers it).
     pub opus_first: bool,
+    /// A browser's description listed Opus and no G.711 law (its codecs then hold the
+    /// law its leg's Opus becomes all the same), and is written so; the box's answer
+    /// to one says it too, and lists Opus alone (RFC 3264 6.1: an answer lists only
+    /// formats of the offer).
+    pub opus_only: bool,
 }
 
 /// The payload type of Opus with a browser.
@@ -396,6 +401,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                                 lite: session_lite,
                                 opus: None,
                                 opus_first: true,
+                                opus_only: false,
                             })
                         }),
                     });
@@ -518,6 +524,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
         let law = a.codecs.iter().position(is_g711);
         if let Some(o) = opus.filter(|o| law.is_none_or(|l| *o < l)) {
             w.opus = Some(a.codecs[o].clone());
+            w.opus_only = law.is_none();
             let law = law.map_or_else(
                 || Codec {
                     pt: 0,
@@ -570,10 +577,13 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     let opus = webrtc
         .and_then(|w| w.opus.as_ref().map(|o| (o, w.opus_first)))
         .filter(|(o, _)| !audio.codecs.iter().any(|c| c.pt == o.pt));
+    // Opus alone (the law it becomes left out) when the browser listed no law.
+    let only = opus.is_some() && webrtc.is_some_and(|w| w.opus_only);
+    let others = audio.codecs.iter().filter(|c| !(only && is_g711(c)));
     let codecs: Vec<&Codec> = match opus {
-        Some((o, true)) => std::iter::once(o).chain(&audio.codecs).collect(),
-        Some((o, false)) => audio.codecs.iter().chain(std::iter::once(o)).collect(),
-        None => audio.codecs.iter().collect(),
+        Some((o, true)) => std::iter::once(o).chain(others).collect(),
+        Some((o, false)) => others.chain(std::iter::once(o)).collect(),
+        None => others.collect(),
     };
     for c in &codecs {
         s.push_str(&format!(" {}", c.pt));
@@ -681,8 +691,10 @@ mod tests {
         );
         let only = parse(offer.replace("SAVPF 111 0 8 126", "SAVPF 111 8").as_bytes()).unwrap();
         assert_eq!(only.codecs.iter().map(|c| c.pt).collect::<Vec<_>>(), [8]);
+        assert!(!only.webrtc.unwrap().opus_only && !a.webrtc.as_ref().unwrap().opus_only);
         let none = parse(offer.replace("SAVPF 111 0 8 126", "SAVPF 111").as_bytes()).unwrap();
         assert_eq!(none.codecs[0].name, "PCMU", "a law to become: PCMU");
+        assert!(none.webrtc.unwrap().opus_only, "but no law listed");
         // Firefox's 109: not Opus to the box (str0m knows it as 111 only).
         let ff = offer
             .replace("SAVPF 111 0 8 126", "SAVPF 109 0 8 126")
@@ -734,6 +746,7 @@ mod tests {
             lite: true,
             opus: None,
             opus_first: true,
+            opus_only: false,
         }));
         let text = String::from_utf8(write(1, 1, &ans)).unwrap();
         for line in [

@@ -49,6 +49,8 @@ pub(crate) struct LegWebRtc {
     /// 8) that the rest of the call knows the leg by.
     pub opus: Option<media::sdp::Codec>,
     pub law: u8,
+    /// The browser listed Opus and no G.711 law: the box answers Opus alone.
+    pub opus_only: bool,
 }
 
 impl LegWebRtc {
@@ -65,12 +67,14 @@ impl LegWebRtc {
             local,
             opus: None,
             law: 0,
+            opus_only: false,
         }
     }
 
     /// What a browser's offer or answer (with `codecs`) says of itself.
     fn take(&mut self, w: &media::sdp::WebRtc, codecs: &[media::sdp::Codec], answer: bool) {
         self.opus = w.opus.clone();
+        self.opus_only = w.opus_only && w.opus.is_some();
         // The law the browser's description kept (`sdp::parse` keeps G.711 and events
         // only on a WebRTC stream).
         self.law = codecs.iter().find_map(|c| c.g711_pt()).unwrap_or(0);
@@ -288,6 +292,9 @@ pub(crate) fn dress(audio: &Audio, s: &Option<LegSrtp>) -> Audio {
                 lite: true,
                 opus_first: w.opus.is_some(),
                 opus,
+                // Opus alone in an answer to a browser that listed no law (its leg
+                // still becomes one for the rest of the call).
+                opus_only: w.opus_only && !w.offering,
             }));
         }
         Some(x) => {
@@ -539,5 +546,27 @@ mod tests {
         let x = o.as_ref().unwrap().webrtc.as_deref().unwrap();
         assert!(x.opus.is_none());
         assert_eq!(dress(&audio(false, &[]), &o).webrtc.unwrap().opus, None);
+        // A browser offering Opus and no law: answered with Opus alone (RFC 3264
+        // 6.1), its leg PCMU for the rest of the call.
+        let mut only = browser("actpass", "u4");
+        let text = String::from_utf8(media::sdp::write(1, 1, &only))
+            .unwrap()
+            .replace("SAVPF 111 0 126", "SAVPF 111 126");
+        only = media::sdp::parse(text.as_bytes()).unwrap();
+        take_offer(&mut o, &only, None).unwrap();
+        let x = o.as_ref().unwrap().webrtc.as_deref().unwrap();
+        assert_eq!((x.opus.as_ref().map(|c| c.pt), x.law), (Some(111), 0));
+        let answer = media::sdp::write(1, 1, &dress(&audio(false, &[]), &o));
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.contains("m=audio 4000 UDP/TLS/RTP/SAVPF 111\r\n"),
+            "{answer}"
+        );
+        assert!(!answer.contains("PCMU"), "{answer}");
+        // One that lists a law too gets Opus first, then the law.
+        take_offer(&mut o, &browser("actpass", "u4"), None).unwrap();
+        let answer = media::sdp::write(1, 1, &dress(&audio(false, &[]), &o));
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.contains("/SAVPF 111 0\r\n"), "{answer}");
     }
 }
