@@ -232,13 +232,16 @@ impl Crypto {
     }
 }
 
-/// An m-line the box does not take: its place, media, transport and formats.
+/// An m-line the box does not take: its place, media, transport and formats, and its
+/// `a=mid` (RFC 5888), which the answer repeats on the rejected line (RFC 8829
+/// 5.3.1: a browser that bundled video with audio refuses an answer without it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaLine {
     pub index: usize,
     pub media: String,
     pub proto: String,
     pub formats: String,
+    pub mid: Option<String>,
 }
 
 impl Audio {
@@ -350,6 +353,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                         media: media.to_string(),
                         proto: proto.to_string(),
                         formats: it.collect::<Vec<_>>().join(" "),
+                        mid: None,
                     });
                     continue;
                 }
@@ -416,6 +420,13 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     "inactive" => Some(Direction::Inactive),
                     _ => None,
                 };
+                // A rejected stream's mid, for the answer to repeat.
+                if name == "mid" && !in_audio {
+                    if let Some(m) = rejected.last_mut().filter(|m| m.index + 1 == mlines) {
+                        m.mid = Some(val.trim().chars().take(MAX_ICE).collect());
+                    }
+                    continue;
+                }
                 if mlines == 0 {
                     if let Some(d) = dir {
                         session_dir = d;
@@ -562,6 +573,9 @@ pub fn write(origin_id: u64, version: u64, audio: &Audio) -> Vec<u8> {
     }
     let reject = |s: &mut String, m: &MediaLine| {
         s.push_str(&format!("m={} 0 {} {}\r\n", m.media, m.proto, m.formats));
+        if let Some(mid) = &m.mid {
+            s.push_str(&format!("a=mid:{mid}\r\n"));
+        }
     };
     for m in audio.rejected.iter().filter(|m| m.index < audio.index) {
         reject(&mut s, m);
@@ -767,6 +781,23 @@ mod tests {
         // ... and it reads back.
         let back = parse(text.as_bytes()).unwrap();
         assert_eq!(back.webrtc.as_deref(), ans.webrtc.as_deref());
+        // Video bundled with the audio: refused in the answer with its mid (RFC 8829
+        // 5.3.1) and out of the answer's BUNDLE group (RFC 8843 7.3.3).
+        let video = offer.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+            + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n\
+               a=sendrecv\r\na=rtpmap:96 VP8/90000\r\n";
+        let v = parse(video.as_bytes()).unwrap();
+        assert_eq!(v.rejected[0].mid.as_deref(), Some("1"));
+        assert_eq!(v.webrtc.as_deref().unwrap().mid.as_deref(), Some("0"));
+        let mut ans_v = ans.clone();
+        ans_v.rejected = v.rejected.clone();
+        let text = String::from_utf8(write(1, 1, &ans_v)).unwrap();
+        assert!(
+            text.ends_with("a=sendrecv\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n")
+                && text.contains("a=group:BUNDLE 0\r\n"),
+            "{text}"
+        );
+        assert_eq!(parse(text.as_bytes()).unwrap(), ans_v);
         // Speaking Opus: first, as opus/48000/2 with its parameters; read back so.
         let mut o = ans.clone();
         o.webrtc.as_mut().unwrap().opus = Some(opus_offer());
@@ -844,7 +875,8 @@ mod tests {
                 index: 1,
                 media: "video".into(),
                 proto: "RTP/AVP".into(),
-                formats: "96".into()
+                formats: "96".into(),
+                mid: None,
             }]
         );
         let text = String::from_utf8(write(1, 1, &a)).unwrap();
