@@ -175,6 +175,14 @@ impl std::fmt::Debug for WebRtc {
 /// The longest ICE credential kept (RFC 8839 5.4 allows 256 characters).
 const MAX_ICE: usize = 256;
 
+/// An ICE, DTLS or mid attribute's value as kept: trimmed and cut to [`MAX_ICE`]
+/// characters, and trimmed again after the cut (written back, a trailing blank would
+/// not read back the same).
+fn attr_value(val: &str) -> String {
+    let v: String = val.trim().chars().take(MAX_ICE).collect();
+    v.trim_end().to_string()
+}
+
 /// Most `a=crypto` lines kept from one stream.
 pub const MAX_CRYPTO: usize = 8;
 
@@ -423,7 +431,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                 // A rejected stream's mid, for the answer to repeat.
                 if name == "mid" && !in_audio {
                     if let Some(m) = rejected.last_mut().filter(|m| m.index + 1 == mlines) {
-                        m.mid = Some(val.trim().chars().take(MAX_ICE).collect());
+                        m.mid = Some(attr_value(val));
                     }
                     continue;
                 }
@@ -434,9 +442,9 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     // Session-level ICE and DTLS attributes (Firefox writes them so),
                     // which the stream's own override.
                     match name {
-                        "ice-ufrag" => session_ice.0 = val.trim().chars().take(MAX_ICE).collect(),
-                        "ice-pwd" => session_ice.1 = val.trim().chars().take(MAX_ICE).collect(),
-                        "fingerprint" => session_ice.2 = val.trim().chars().take(MAX_ICE).collect(),
+                        "ice-ufrag" => session_ice.0 = attr_value(val),
+                        "ice-pwd" => session_ice.1 = attr_value(val),
+                        "fingerprint" => session_ice.2 = attr_value(val),
                         "setup" => session_setup = Setup::parse(val),
                         "ice-lite" => session_lite = true,
                         "group" => {
@@ -477,7 +485,7 @@ pub fn parse(body: &[u8]) -> Result<Audio, SdpError> {
                     "ptime" => a.ptime = val.trim().parse().ok(),
                     "ice-ufrag" | "ice-pwd" | "fingerprint" | "setup" | "mid" => {
                         let Some(w) = a.webrtc.as_mut() else { continue };
-                        let v: String = val.trim().chars().take(MAX_ICE).collect();
+                        let v = attr_value(val);
                         match name {
                             "ice-ufrag" => w.ufrag = v,
                             "ice-pwd" => w.pwd = v,
@@ -798,6 +806,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(parse(text.as_bytes()).unwrap(), ans_v);
+        // A mid cut at 256 characters just before a blank reads back the same.
+        let long = format!(
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 1 RTP/AVP 0\r\nm=video 0 X 1\r\na=mid:{} y\r\n",
+            "x".repeat(255)
+        );
+        let l = parse(long.as_bytes()).unwrap();
+        assert_eq!(l.rejected[0].mid.as_ref().map(String::len), Some(255));
+        assert_eq!(parse(&write(1, 1, &l)).unwrap(), l);
         // Speaking Opus: first, as opus/48000/2 with its parameters; read back so.
         let mut o = ans.clone();
         o.webrtc.as_mut().unwrap().opus = Some(opus_offer());

@@ -80,8 +80,7 @@ impl LegWebRtc {
         self.law = codecs.iter().find_map(|c| c.g711_pt()).unwrap_or(0);
         // The same credentials again (a re-offer for hold): the session stands. New
         // ones are an ICE restart of the browser's: taken on the same session. The
-        // box keeps its own (RFC 8839 4.4.1.1.2 would renew them in the answer; kept
-        // so that a re-INVITE refused later leaves both sides as they were, and an
+        // box keeps its own (RFC 8839 4.4.1.1.2 would renew them in the answer; an
         // ICE-lite box's checks come only from the browser).
         self.theirs = Some((w.ufrag.clone(), w.pwd.clone(), w.fingerprint.clone()));
         // An offer's actpass or active makes the box passive (RFC 5763 5: the
