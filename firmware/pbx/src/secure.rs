@@ -74,7 +74,7 @@ impl LegWebRtc {
     /// What a browser's offer or answer (with `codecs`) says of itself.
     fn take(&mut self, w: &media::sdp::WebRtc, codecs: &[media::sdp::Codec], answer: bool) {
         self.opus = w.opus.clone();
-        self.opus_only = w.opus_only && w.opus.is_some();
+        self.opus_only = w.opus_only;
         // The law the browser's description kept (`sdp::parse` keeps G.711 and events
         // only on a WebRTC stream).
         self.law = codecs.iter().find_map(|c| c.g711_pt()).unwrap_or(0);

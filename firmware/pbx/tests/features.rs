@@ -1145,10 +1145,11 @@ async fn a_reinvites_new_key_is_taken_only_once_the_offer_is_accepted() {
     rig.send(A, &from_a("ACK", 2, &tag, "z9hG4bKack2", "", ""));
     let a_ep = media_port(&ok);
     let mut key1 = Session::outbound(Suite::Aes128Sha1_80, &[1; 30]).unwrap();
-    let to_box = ("127.0.0.1", a_ep);
-    a_rtp
-        .send_to(&srtp_packet(&mut key1, 1, 7), to_box)
-        .unwrap();
+    let send = |key: &mut Session, seq: u16, fill: u8| {
+        let p = srtp_packet(key, seq, fill);
+        a_rtp.send_to(&p, ("127.0.0.1", a_ep)).unwrap();
+    };
+    send(&mut key1, 1, 7);
     assert_eq!(packets(&b_rtp, 1), vec![(0, vec![7; 160])], "key 1 works");
 
     // A offers key 2; B is asked. Until B accepts, A still sends with key 1 (RFC 4568
@@ -1162,17 +1163,13 @@ async fn a_reinvites_new_key_is_taken_only_once_the_offer_is_accepted() {
         re.starts_with("INVITE ") && !re.contains("a=crypto"),
         "{re}"
     );
-    a_rtp
-        .send_to(&srtp_packet(&mut key1, 2, 8), to_box)
-        .unwrap();
+    send(&mut key1, 2, 8);
     assert_eq!(packets(&b_rtp, 1), vec![(0, vec![8; 160])], "pending offer");
     // B refuses: A is told, and the session (key 1) stays as it was (RFC 3264 8).
     rig.send(B, &answer(&re, "488 Not Acceptable Here", "callee", ""));
     let r = rig.take(A).pop().unwrap();
     assert!(r.starts_with("SIP/2.0 488"), "{r}");
-    a_rtp
-        .send_to(&srtp_packet(&mut key1, 3, 9), to_box)
-        .unwrap();
+    send(&mut key1, 3, 9);
     assert_eq!(
         packets(&b_rtp, 1),
         vec![(0, vec![9; 160])],
@@ -1198,12 +1195,8 @@ async fn a_reinvites_new_key_is_taken_only_once_the_offer_is_accepted() {
     );
     rig.send(A, &from_a("ACK", 4, &tag, "z9hG4bKack4", "", ""));
     let mut key2 = Session::outbound(Suite::Aes128Sha1_80, &[2; 30]).unwrap();
-    a_rtp
-        .send_to(&srtp_packet(&mut key1, 4, 10), to_box)
-        .unwrap();
-    a_rtp
-        .send_to(&srtp_packet(&mut key2, 5, 11), to_box)
-        .unwrap();
+    send(&mut key1, 4, 10);
+    send(&mut key2, 5, 11);
     assert_eq!(
         packets(&b_rtp, 2),
         vec![(0, vec![11; 160])],
