@@ -155,46 +155,59 @@ const STUCK_BOOT: Duration = Duration::from_secs(240);
 /// Where the boot partition lies in the image (scripts/build-image: from 1 MiB, 32 MiB).
 const BOOT_PARTITION: (u64, usize) = (1 << 20, 32 << 20);
 
-/// GRUB's environment block on the boot partition of a disk: its offset in the disk and
-/// its 1,024 bytes. The grubenv file begins a FAT cluster, so the block begins a sector;
-/// its signature also stands inside BOOTX64.EFI (GRUB's loadenv module), never there.
-fn find_grubenv(f: &mut std::fs::File) -> std::io::Result<(u64, Vec<u8>)> {
+/// GRUB's environment blocks on the boot partition of a disk: each one's offset in the
+/// disk and its 1,024 bytes, the first on the partition first. The grubenv file begins
+/// a FAT cluster, so a block begins a sector; its signature also stands inside
+/// BOOTX64.EFI (GRUB's loadenv module), never there. A freshly built image has one;
+/// once the guest's RAUC has set variables, more: grub-editenv truncates the file and
+/// writes it again, and Linux's FAT driver puts it in a new cluster, leaving the old
+/// block in free space (which of them is the file's, only the FAT says).
+fn grubenv_blocks(f: &mut std::fs::File) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
     use std::io::{Read, Seek, SeekFrom};
     let (start, len) = BOOT_PARTITION;
     let mut part = vec![0u8; len];
     f.seek(SeekFrom::Start(start))?;
     f.read_exact(&mut part)?;
-    let at = part
-        .chunks(512)
-        .position(|sector| sector.starts_with(b"# GRUB Environment Block\n"))
-        .ok_or_else(|| std::io::Error::other("no GRUB environment block on the boot partition"))?
-        * 512;
-    let block = part[at..(at + 1024).min(len)].to_vec();
-    Ok((start + at as u64, block))
+    let blocks: Vec<(u64, Vec<u8>)> = (0..len)
+        .step_by(512)
+        .filter(|&at| part[at..].starts_with(b"# GRUB Environment Block\n"))
+        .map(|at| (start + at as u64, part[at..(at + 1024).min(len)].to_vec()))
+        .collect();
+    if blocks.is_empty() {
+        return Err(std::io::Error::other(
+            "no GRUB environment block on the boot partition",
+        ));
+    }
+    Ok(blocks)
 }
 
 /// Sets `<slot>_TRY=1` back to 0 in GRUB's environment block on the boot partition of a
 /// stopped guest's disk, in place (the block is a fixed 1,024 bytes GRUB itself
 /// rewrites in place): true when it did, false when the slot was not marked as tried.
+/// Every block on the partition is changed so (the file's, and old copies in free
+/// space, which nothing reads: see [`grubenv_blocks`]).
 fn give_back_try(disk: &Path, slot: char) -> std::io::Result<bool> {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(disk)?;
-    let (at, block) = find_grubenv(&mut f)?;
     let tried = format!("\n{slot}_TRY=1\n");
-    let Some(i) = block
-        .windows(tried.len())
-        .position(|w| w == tried.as_bytes())
-    else {
-        return Ok(false);
-    };
-    // The '1' of "<slot>_TRY=1".
-    f.seek(SeekFrom::Start(at + (i + tried.len() - 2) as u64))?;
-    f.write_all(b"0")?;
+    let mut gave = false;
+    for (at, block) in grubenv_blocks(&mut f)? {
+        let Some(i) = block
+            .windows(tried.len())
+            .position(|w| w == tried.as_bytes())
+        else {
+            continue;
+        };
+        // The '1' of "<slot>_TRY=1".
+        f.seek(SeekFrom::Start(at + (i + tried.len() - 2) as u64))?;
+        f.write_all(b"0")?;
+        gave = true;
+    }
     f.sync_all()?;
-    Ok(true)
+    Ok(gave)
 }
 
 /// The slot GRUB said it was booting in the console's last boot (since GRUB's last
@@ -299,8 +312,8 @@ impl Guest {
             .arg(&copy));
         // The harness can give a hung boot's try back (`power_cycle`) on this disk.
         let env = std::fs::File::open(&copy)
-            .and_then(|mut f| find_grubenv(&mut f))
-            .map(|(_, block)| block)
+            .and_then(|mut f| grubenv_blocks(&mut f))
+            .map(|mut blocks| blocks.swap_remove(0).1)
             .expect("GRUB's environment block on the image's boot partition");
         assert!(
             env.windows(8).any(|w| w == b"\nA_TRY=0") && env.windows(8).any(|w| w == b"\nB_TRY=0"),
@@ -662,6 +675,12 @@ mod tests {
         img[start as usize + 10 * 512 + 352..][..decoy.len()].copy_from_slice(decoy);
         let env = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=1\nB_TRY=1\n");
         img[at..at + 1024].copy_from_slice(&env);
+        // The block as the image was built, left in free space earlier on the partition
+        // when the guest's grub-editenv wrote the file again (the one a CI run found
+        // first, giving back nothing).
+        let stale_at = start as usize + 40 * 512;
+        let stale = grubenv("ORDER=A B\nA_OK=1\nB_OK=1\nA_TRY=0\nB_TRY=0\n");
+        img[stale_at..stale_at + 1024].copy_from_slice(&stale);
         std::fs::write(&disk, &img).unwrap();
         assert!(give_back_try(&disk, 'B').unwrap());
         let after = std::fs::read(&disk).unwrap();
